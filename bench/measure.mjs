@@ -1,0 +1,71 @@
+// Process measurement shared by the benchmark scripts: run one command under
+// GNU time for its peak RSS, time its wall clock from here, and keep what it
+// printed. Every figure of the benchmark is one such separate process.
+
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const TIME_BIN = '/usr/bin/time';
+
+/**
+ * Where the benchmark writes its temporary folders: \$BENCH_TMPDIR, else
+ * bench/.work/tmp (gitignored, on the same disk as the generated repositories).
+ * Not os.tmpdir(): on a shared machine /tmp may be watched or full of other
+ * people's files, and creating files there was seen to cost 40× more system
+ * time than anywhere else on the same disk, which made the floor meaningless.
+ */
+export function benchTmp() {
+  const dir = process.env.BENCH_TMPDIR || join(dirname(fileURLToPath(import.meta.url)), '.work', 'tmp');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * Run `argv` as `/usr/bin/time -f '%e %M' -o <file> argv...`.
+ * Wall time is measured here with a monotonic clock around the whole process
+ * (GNU time's own `%e` has a 10 ms resolution, too coarse for the fast
+ * figures; it is returned as `timeS` for cross-checking). Peak RSS is GNU
+ * time's `%M`: the largest resident set of the process or any of its children.
+ * @param {string[]} argv
+ * @param {{env?: NodeJS.ProcessEnv, cwd?: string}} [opts]
+ * @returns {{exit: number, signal: string|null, wallMs: number, rssMb: number, timeS: number, stdout: string, stderr: string}}
+ */
+export function timeCommand(argv, { env = process.env, cwd = process.cwd() } = {}) {
+  const tmp = mkdtempSync(join(benchTmp(), 'run-'));
+  try {
+    const timeFile = join(tmp, 'time');
+    const out = openSync(join(tmp, 'stdout'), 'w');
+    const err = openSync(join(tmp, 'stderr'), 'w');
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(TIME_BIN, ['-f', '%e %M', '-o', timeFile, ...argv], { env, cwd, stdio: ['ignore', out, err] });
+    const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    closeSync(out);
+    closeSync(err);
+    if (r.error) throw new Error(`cannot run ${TIME_BIN}: ${r.error.message}`);
+    // GNU time writes "Command exited with non-zero status N" before the format line.
+    const last = readFileSync(timeFile, 'utf8').trim().split('\n').at(-1) ?? '';
+    const m = /^([\d.]+) (\d+)$/.exec(last);
+    if (!m) throw new Error(`unexpected ${TIME_BIN} output: ${JSON.stringify(last)}`);
+    return {
+      exit: r.status ?? 128,
+      signal: r.signal,
+      wallMs,
+      rssMb: Number(m[2]) / 1024,
+      timeS: Number(m[1]),
+      stdout: readFileSync(join(tmp, 'stdout'), 'utf8'),
+      stderr: readFileSync(join(tmp, 'stderr'), 'utf8'),
+    };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The median of a list of numbers (the mean of the middle two for an even count). */
+export function median(values) {
+  if (values.length === 0) return NaN;
+  const s = values.slice().sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}

@@ -1,0 +1,33 @@
+/** `beacon plan --base REF --head REF [--repo PATH] [path] [--format text|json|markdown]` */
+import type { Command } from 'commander';
+import { formatText, planMarkdown, planRefs, planText } from '../../compiler/index.js';
+import { action, EXIT, formatOption, write } from '../common.js';
+import { MSG } from '../messages.js';
+import { textReader } from './validate.js';
+
+const FORMATS = ['text', 'json', 'markdown'] as const;
+
+export function registerPlan(program: Command): void {
+  program
+    .command('plan')
+    .description(MSG.plan)
+    .argument('[path]', 'folder inside the repository (default: all of it)', '')
+    .requiredOption('--base <ref>', 'the commit changes are measured from')
+    .option('--head <ref>', 'the commit with the changes', 'HEAD')
+    .option('--repo <path>', MSG.optRepo)
+    .addOption(formatOption(FORMATS, 'text'))
+    .option('--no-cache', MSG.optNoCache)
+    .action(
+      action(async (path: string, opts: { base: string; head: string; repo?: string; format: (typeof FORMATS)[number]; cache: boolean }) => {
+        const { plan, project } = await planRefs({ base: opts.base, head: opts.head, path, ...(opts.repo !== undefined ? { repo: opts.repo } : {}), ...(opts.cache ? {} : { cacheDir: false as const }) });
+        if (opts.format === 'json') write(JSON.stringify({ version: 1, ...plan }));
+        else if (opts.format === 'markdown') write(planMarkdown(plan));
+        else {
+          const errors = plan.diagnostics.filter((d) => d.severity !== 'info');
+          if (errors.length > 0) write(formatText(errors, { readText: await textReader(project, errors.map((d) => d.file)) }));
+          write(planText(plan));
+        }
+        return plan.ok ? EXIT.ok : EXIT.findings;
+      }),
+    );
+}

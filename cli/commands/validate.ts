@@ -1,0 +1,93 @@
+/** `beacon validate [path] [--ref REF] [--format text|json|sarif|github]` */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { canonicalJson, compileProject, DIAGNOSTIC_FORMATS, formatGithub, formatSarif, formatSummary, formatText, openProject, PACKAGE_VERSION, summarize, type Project } from '../../compiler/index.js';
+import { action, EXIT, formatOption, useColor, write } from '../common.js';
+import { MSG } from '../messages.js';
+
+interface Options {
+  ref?: string;
+  repo?: string;
+  format: (typeof DIAGNOSTIC_FORMATS)[number];
+  bundle?: string;
+  verbose?: boolean;
+  cache: boolean;
+}
+
+/** Text of a file of the project, for code frames (blobs for Git sources). */
+export async function textReader(project: Project, files: string[]): Promise<(file: string) => string | null> {
+  const texts = new Map<string, string | null>();
+  if (project.source.kind === 'dir') {
+    return (file) => {
+      try {
+        return readFileSync(join(project.root, file), 'utf8');
+      } catch {
+        return null;
+      }
+    };
+  }
+  const entries = new Map((await project.source.list()).map((e) => [e.path, e]));
+  for (const f of new Set(files)) {
+    const e = entries.get(f);
+    texts.set(f, e ? Buffer.from(await project.source.read(e)).toString('utf8') : null);
+  }
+  return (file) => texts.get(file) ?? null;
+}
+
+export function registerValidate(program: Command): void {
+  program
+    .command('validate')
+    .description(MSG.validate)
+    .argument('[path]', 'folder to validate', '.')
+    .option('--ref <ref>', MSG.optRef)
+    .option('--repo <path>', MSG.optRepo)
+    .addOption(formatOption(DIAGNOSTIC_FORMATS, 'text'))
+    .option('--bundle <file>', MSG.optBundle)
+    .option('-v, --verbose', MSG.optVerbose)
+    .option('--no-cache', MSG.optNoCache)
+    .action(
+      action(async (path: string, opts: Options) => {
+        const started = performance.now();
+        const project = await openProject({
+          path,
+          ...(opts.ref !== undefined ? { ref: opts.ref } : {}),
+          ...(opts.repo !== undefined ? { repo: opts.repo } : {}),
+          ...(opts.cache ? {} : { cacheDir: false as const }),
+        });
+        const result = await compileProject(project);
+        if (opts.bundle !== undefined) writeFileSync(opts.bundle, canonicalJson(result.bundle));
+        const summary = summarize(result.diagnostics);
+        switch (opts.format) {
+          case 'json':
+            write(
+              JSON.stringify({
+                version: 1,
+                ok: result.ok,
+                source: result.bundle.source,
+                summary: { ...summary, files: result.stats.manifests, objects: result.bundle.objects.length, graphs: result.bundle.graphs.length },
+                bundleDigest: result.bundle.digest,
+                diagnostics: result.diagnostics,
+              }),
+            );
+            break;
+          case 'sarif':
+            write(formatSarif(result.diagnostics, { toolVersion: PACKAGE_VERSION, prefix: project.prefix, root: project.root.slice(0, project.root.length - project.prefix.replace(/\/$/, '').length) }));
+            break;
+          case 'github':
+            write(formatGithub(result.diagnostics, project.prefix));
+            write(formatSummary(summary, `in ${result.stats.manifests} files`));
+            break;
+          default: {
+            const color = useColor();
+            const readText = await textReader(project, result.diagnostics.map((d) => d.file));
+            const text = formatText(result.diagnostics, { readText, color, verbose: opts.verbose === true });
+            if (text) write(text);
+            const ms = Math.round(performance.now() - started);
+            write(formatSummary(summary, `in ${result.stats.manifests} files, ${result.bundle.objects.length} objects, ${result.bundle.graphs.length} workflows (${ms} ms)`, color));
+          }
+        }
+        return result.ok ? EXIT.ok : EXIT.findings;
+      }),
+    );
+}

@@ -1,0 +1,32 @@
+/** The `beacon` command: registers one file per subcommand. */
+import { Command, CommanderError } from 'commander';
+import { PACKAGE_VERSION } from '../compiler/index.js';
+import { registerGraph } from './commands/graph.js';
+import { registerInit } from './commands/init.js';
+import { registerPlan } from './commands/plan.js';
+import { registerValidate } from './commands/validate.js';
+import { EXIT } from './common.js';
+import { MSG } from './messages.js';
+
+const program = new Command('beacon')
+  .description(MSG.description)
+  .version(PACKAGE_VERSION)
+  .showHelpAfterError()
+  .exitOverride();
+
+registerValidate(program);
+registerGraph(program);
+registerPlan(program);
+registerInit(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version end here with code 0; usage errors were already printed.
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else {
+    process.stderr.write(`beacon: internal error: ${(err as Error).message}\n`);
+    process.exitCode = EXIT.usage;
+  }
+}

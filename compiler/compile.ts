@@ -1,0 +1,185 @@
+/**
+ * The compiler's entry point: a Source (folder or Git commit) in, a Bundle and
+ * diagnostics out. Per-file work is cached by blob id; linking runs over the
+ * whole set every time (it is cheap, and it is where a change to one object
+ * reaches the objects that use it, so nothing stale can be served).
+ */
+import type { Diagnostic } from '../schema/index.js';
+import { CompileCache, type CachedFile } from './cache.js';
+import { CODES } from './codes.js';
+import { canonicalJson, sha256 } from './digest.js';
+import { link, type LinkDoc, type PendingDiagnostic } from './link.js';
+import type { Source, SourceEntry } from './source.js';
+import type { Bundle, CompileResult, FileUnit } from './types.js';
+import { compileFile, decodeText } from './unit.js';
+import { COMPILER_VERSION } from './version.js';
+import { locate, parseWithPositions, type SlowParse } from './yaml.js';
+
+export interface CompileOptions {
+  /** Cache of per-file results; a fresh in-memory one when omitted. */
+  cache?: CompileCache;
+  /** How many files are read at once. @default 64 */
+  concurrency?: number;
+}
+
+/** Is this path a manifest? `*.yaml`/`*.yml`, except policy tests (`*.test.yaml`). */
+export function isManifestPath(path: string): boolean {
+  return /\.ya?ml$/i.test(path) && !/\.test\.ya?ml$/i.test(path);
+}
+
+/** Largest referenced file whose text is inlined. */
+const MAX_TEXT_BYTES = 1024 * 1024;
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+export async function compile(source: Source, options: CompileOptions = {}): Promise<CompileResult> {
+  const cache = options.cache ?? CompileCache.memory();
+  const t0 = performance.now();
+  const ms: Record<string, number> = {};
+  const entries = await source.list();
+  ms.list = performance.now() - t0;
+  const byPath = new Map(entries.map((e) => [e.path, e]));
+  const manifests = entries.filter((e) => isManifestPath(e.path));
+
+  let parsed = 0;
+  const t1 = performance.now();
+  const units = await mapLimit(manifests, options.concurrency ?? 64, async (entry): Promise<[SourceEntry, FileUnit]> => {
+    if (entry.oid !== undefined) {
+      const hit = cache.getUnit(entry.oid);
+      if (hit !== undefined) return [entry, hit];
+    }
+    const bytes = await source.read(entry);
+    const hit = cache.getUnit(entry.oid!);
+    if (hit !== undefined) return [entry, hit];
+    const unit = compileFile(bytes);
+    parsed++;
+    cache.setUnit(entry.oid!, unit);
+    return [entry, unit];
+  });
+  ms.files = performance.now() - t1;
+
+  const diagnostics: Diagnostic[] = [];
+  const docs: LinkDoc[] = [];
+  for (const [entry, unit] of units) {
+    for (const d of unit.diagnostics) diagnostics.push({ ...d, file: entry.path });
+    for (const doc of unit.docs) docs.push({ file: entry.path, doc });
+  }
+
+  const t2 = performance.now();
+  const readFile = async (entry: SourceEntry): Promise<CachedFile> => {
+    if (entry.oid !== undefined) {
+      const hit = cache.getFile(entry.oid);
+      if (hit !== undefined) return hit;
+    }
+    const bytes = await source.read(entry);
+    const decoded = bytes.length <= MAX_TEXT_BYTES ? decodeText(bytes) : { problem: `file is larger than ${MAX_TEXT_BYTES / 1048576} MiB` };
+    const file: CachedFile = {
+      size: bytes.length,
+      digest: sha256(bytes),
+      ...('text' in decoded ? { text: decoded.text } : { problem: 'message' in decoded ? decoded.message : (decoded as { problem: string }).problem }),
+    };
+    cache.setFile(entry.oid!, file);
+    return file;
+  };
+  const linked = await link({ docs, entries: byPath, readFile });
+  ms.link = performance.now() - t2;
+
+  const t3 = performance.now();
+  diagnostics.push(...(await resolvePending(linked.pending, source, byPath)));
+  diagnostics.sort(compareDiagnostics);
+  ms.diagnostics = performance.now() - t3;
+
+  const files: Bundle['files'] = [];
+  for (const f of [...linked.files.values()].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    const bytes = await source.read(f.entry);
+    files.push({ path: f.path, digest: f.digest, size: f.size, content: Buffer.from(bytes).toString('base64') });
+  }
+  const body = {
+    apiVersion: 'beacon.dev/bundle/v1' as const,
+    compiler: COMPILER_VERSION.split('+')[0]!,
+    source: { kind: source.kind, ...(source.commit !== undefined ? { commit: source.commit } : {}), ...(source.tree !== undefined ? { tree: source.tree } : {}), path: source.kind === 'git' ? source.path : '.' },
+    objects: linked.objects,
+    graphs: linked.graphs,
+    files,
+  };
+  const bundle: Bundle = { ...body, digest: sha256(canonicalJson(body)) };
+  ms.total = performance.now() - t0;
+  return {
+    bundle,
+    diagnostics,
+    ok: !diagnostics.some((d) => d.severity === 'error'),
+    stats: { files: entries.length, manifests: manifests.length, documents: docs.length, cachedUnits: manifests.length - parsed, parsedUnits: parsed, ms },
+  };
+}
+
+export function compareDiagnostics(a: Diagnostic, b: Diagnostic): number {
+  if (a.file !== b.file) return a.file < b.file ? -1 : 1;
+  if (a.line !== b.line) return a.line - b.line;
+  if (a.column !== b.column) return a.column - b.column;
+  if (a.code !== b.code) return a.code < b.code ? -1 : 1;
+  return a.message < b.message ? -1 : a.message > b.message ? 1 : 0;
+}
+
+/** Turn JSON pointers into lines and columns, parsing (with positions) only the files that have problems. */
+async function resolvePending(pending: PendingDiagnostic[], source: Source, byPath: Map<string, SourceEntry>): Promise<Diagnostic[]> {
+  const parses = new Map<string, Promise<{ parse: SlowParse; text: string } | null>>();
+  const parseOf = (file: string): Promise<{ parse: SlowParse; text: string } | null> => {
+    let p = parses.get(file);
+    if (p === undefined) {
+      p = (async () => {
+        const entry = byPath.get(file);
+        if (entry === undefined) return null;
+        const decoded = decodeText(await source.read(entry));
+        if (!('text' in decoded)) return null;
+        return { parse: parseWithPositions(decoded.text), text: decoded.text };
+      })();
+      parses.set(file, p);
+    }
+    return p;
+  };
+  const where = async (file: string, doc: number, pointer: string, at: 'key' | 'value', fallback: { line: number; column: number }, celOffset?: number) => {
+    const p = await parseOf(file);
+    const span = p !== null ? locate(p.parse, doc, pointer, at) : null;
+    if (span === null) return { line: fallback.line, column: fallback.column };
+    if (celOffset !== undefined && span.line === span.endLine) {
+      const first = p!.text.split('\n')[span.line - 1]?.[span.column - 1];
+      const quote = first === '"' || first === "'" ? 1 : 0;
+      return { line: span.line, column: span.column + quote + celOffset };
+    }
+    return span;
+  };
+  return Promise.all(
+    pending.map(async (d): Promise<Diagnostic> => {
+      const pos = d.exact ?? (await where(d.file, d.doc, d.pointer, d.at, d, d.celOffset));
+      const related = await Promise.all(
+        d.related.map(async (r) => ({ message: r.message, file: r.file, ...pick(await where(r.file, r.doc, r.pointer, 'value', r)) })),
+      );
+      return {
+        severity: CODES[d.code].severity,
+        code: d.code,
+        message: d.message,
+        file: d.file,
+        ...pick(pos),
+        path: d.pointer,
+        ...(d.hint !== undefined ? { hint: d.hint } : {}),
+        ...(d.object !== undefined ? { object: d.object } : {}),
+        ...(related.length > 0 ? { related } : {}),
+      };
+    }),
+  );
+}
+
+function pick(p: { line: number; column: number; endLine?: number; endColumn?: number }): { line: number; column: number; endLine?: number; endColumn?: number } {
+  return { line: p.line, column: p.column, ...(p.endLine !== undefined ? { endLine: p.endLine, endColumn: p.endColumn } : {}) };
+}

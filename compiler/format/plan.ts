@@ -1,0 +1,58 @@
+/** A plan rendered for a terminal (text) and for a pull-request comment (markdown). */
+import type { Plan } from '../plan.js';
+import { fieldPath } from '../validate.js';
+
+const SYMBOL = { added: '+', removed: '-', modified: '~' } as const;
+
+function short(d?: string): string {
+  return d === undefined ? '-' : d.replace(/^sha256:/, '').slice(0, 12);
+}
+
+export function planText(p: Plan): string {
+  const out: string[] = [];
+  out.push(`Plan ${p.base.commit?.slice(0, 12) ?? 'base'}..${p.head.commit?.slice(0, 12) ?? 'head'}: ${p.changes.length} object${p.changes.length === 1 ? '' : 's'} changed`);
+  for (const c of p.changes) {
+    out.push(`  ${SYMBOL[c.action]} ${c.id}  (${c.file}:${c.line})  ${short(c.digestBefore)} → ${short(c.digestAfter)}`);
+    for (const path of c.paths.slice(0, 20)) out.push(`      ${fieldPath(path)}`);
+    if (c.paths.length > 20) out.push(`      ... ${c.paths.length - 20} more`);
+  }
+  const rollouts = p.agents.filter((a) => a.reason !== 'removed');
+  out.push('', `Agents to evaluate and roll out: ${rollouts.length}`);
+  for (const a of rollouts) out.push(`  ${a.id}  [${a.reason}${a.because.length ? `: ${a.because.join(', ')}` : ''}]`);
+  const retired = p.agents.filter((a) => a.reason === 'removed');
+  if (retired.length) out.push('', `Agents to retire: ${retired.length}`, ...retired.map((a) => `  ${a.id}`));
+  out.push('', `Workflows affected: ${p.workflows.length}`);
+  for (const w of p.workflows) out.push(`  ${w.id}  [${w.reason}${w.because.length ? `: ${w.because.join(', ')}` : ''}]`);
+  return `${out.join('\n')}\n`;
+}
+
+function md(s: string): string {
+  return s.replace(/[|\\`*_<>[\]]/g, (c) => `\\${c}`);
+}
+
+export function planMarkdown(p: Plan): string {
+  const out: string[] = [];
+  const errors = p.diagnostics.filter((d) => d.severity === 'error').length;
+  const warnings = p.diagnostics.filter((d) => d.severity === 'warning').length;
+  out.push(`### BeaconOS plan \`${p.base.commit?.slice(0, 12) ?? 'base'}..${p.head.commit?.slice(0, 12) ?? 'head'}\``, '');
+  out.push(`${errors === 0 ? '✅' : '❌'} ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'} · ${p.changes.length} object${p.changes.length === 1 ? '' : 's'} changed · ${p.agents.filter((a) => a.reason !== 'removed').length} agent rollout${p.agents.length === 1 ? '' : 's'} · ${p.workflows.length} workflow${p.workflows.length === 1 ? '' : 's'} affected`, '');
+  if (p.changes.length) {
+    out.push('| | object | file | fields |', '|---|---|---|---|');
+    for (const c of p.changes) {
+      const fields = c.paths.slice(0, 6).map((x) => `\`${fieldPath(x)}\``).join(', ') + (c.paths.length > 6 ? `, … ${c.paths.length - 6} more` : '');
+      out.push(`| ${SYMBOL[c.action]} ${c.action} | \`${c.id}\` | ${md(c.file)}:${c.line} | ${fields} |`);
+    }
+    out.push('');
+  }
+  if (p.agents.length) {
+    out.push('**Agents to evaluate and roll out**', '', '| agent | why |', '|---|---|');
+    for (const a of p.agents) out.push(`| \`${a.id}\` | ${a.reason}${a.because.length ? `: ${a.because.map((b) => `\`${b}\``).join(', ')}` : ''} |`);
+    out.push('');
+  }
+  if (p.workflows.length) {
+    out.push('**Workflows affected**', '', '| workflow | why |', '|---|---|');
+    for (const w of p.workflows) out.push(`| \`${w.id}\` | ${w.reason}${w.because.length ? `: ${w.because.map((b) => `\`${b}\``).join(', ')}` : ''} |`);
+    out.push('');
+  }
+  return `${out.join('\n')}\n`;
+}

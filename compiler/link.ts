@@ -1,0 +1,546 @@
+/**
+ * Linking: everything that needs more than one file. Identities and
+ * duplicates, tenants, references (same tenant, cross-tenant sharing, model
+ * allow-lists, fallback cycles), referenced files inlined, quotas, execution
+ * graphs, digests and effective digests. Problems point at the object's file
+ * and line, with the other party as `related`.
+ */
+import { posix } from 'node:path';
+import { checkExpression, type CelType } from '../policy/index.js';
+import type { Kind, RelatedLocation } from '../schema/index.js';
+import type { CachedFile } from './cache.js';
+import { CODES, type Code } from './codes.js';
+import { canonicalJson, digestOf, sha256 } from './digest.js';
+import { buildGraph, type AgentInfo } from './graph.js';
+import { findSecret } from './secrets.js';
+import type { SourceEntry } from './source.js';
+import type { CompiledObject, DocUnit, ExecutionGraph } from './types.js';
+import { objectId, objectLabel } from './unit.js';
+import { fieldPath } from './validate.js';
+
+/** A document of a file, with the file it is in. */
+export interface LinkDoc {
+  file: string;
+  doc: DocUnit;
+}
+
+/** A diagnostic whose line and column are still a JSON pointer (resolved against the YAML afterwards). */
+export interface PendingDiagnostic {
+  code: Code;
+  message: string;
+  hint?: string;
+  object?: string;
+  file: string;
+  doc: number;
+  pointer: string;
+  at: 'key' | 'value';
+  /** Fallback position (the document's start). */
+  line: number;
+  column: number;
+  /** Offset inside a CEL expression at `pointer`. */
+  celOffset?: number;
+  /** Exact position in a non-YAML file (prompt, dataset), when known. */
+  exact?: { line: number; column: number };
+  related: PendingRelated[];
+}
+
+export interface PendingRelated {
+  message: string;
+  file: string;
+  doc: number;
+  pointer: string;
+  line: number;
+  column: number;
+}
+
+export interface LinkInput {
+  docs: LinkDoc[];
+  /** Every file of the source by path (for referenced files). */
+  entries: Map<string, SourceEntry>;
+  readFile(entry: SourceEntry): Promise<CachedFile>;
+}
+
+export interface LinkOutput {
+  objects: CompiledObject[];
+  graphs: ExecutionGraph[];
+  /** Referenced files the bundle ships: tool files need their bytes at run time. */
+  files: Map<string, { path: string; digest: string; size: number; entry: SourceEntry; role: string }>;
+  pending: PendingDiagnostic[];
+}
+
+type Obj = LinkDoc & { id: string; kind: Kind; name: string; tenant?: string; spec: Record<string, unknown> };
+
+const MAX_INLINE_TEXT = 65_536;
+const MAX_DATASET_CASES = 1_000;
+
+const SCRIPT_VARS: Record<string, CelType> = { input: 'string', turn: 'int', lastToolResult: 'dyn', agent: 'string', replica: 'int', round: 'int' };
+
+export async function link(input: LinkInput): Promise<LinkOutput> {
+  const pending: PendingDiagnostic[] = [];
+  const report = (code: Code, o: LinkDoc, pointer: string, message: string, opts: { hint?: string; at?: 'key' | 'value'; related?: PendingRelated[]; celOffset?: number; object?: string } = {}): void => {
+    pending.push({
+      code,
+      message,
+      file: o.file,
+      doc: o.doc.index,
+      pointer,
+      at: opts.at ?? 'value',
+      line: o.doc.line,
+      column: o.doc.column,
+      related: opts.related ?? [],
+      ...(opts.hint !== undefined ? { hint: opts.hint } : {}),
+      ...(opts.celOffset !== undefined ? { celOffset: opts.celOffset } : {}),
+      object: opts.object ?? (o.doc.name ? objectId(o.doc.kind, o.doc.name, o.doc.tenant) : undefined),
+    });
+  };
+  const rel = (o: LinkDoc, pointer: string, message: string): PendingRelated => ({ message, file: o.file, doc: o.doc.index, pointer, line: o.doc.line, column: o.doc.column });
+
+  // 1. Identities. Documents come sorted by file and position, so "first" is stable.
+  const byId = new Map<string, LinkDoc>();
+  const all: Obj[] = [];
+  for (const d of input.docs) {
+    if (!d.doc.name) continue;
+    const id = objectId(d.doc.kind, d.doc.name, d.doc.tenant);
+    const first = byId.get(id);
+    if (first !== undefined) {
+      report('BCN3001', d, '/metadata/name', `${objectLabel(d.doc.kind, d.doc.name, d.doc.tenant)} is defined twice`, {
+        related: [rel(first, '/metadata/name', `first defined in ${first.file}`)],
+        hint: 'rename one of them, or delete the copy',
+      });
+      continue;
+    }
+    byId.set(id, d);
+    if (d.doc.valid && d.doc.object !== undefined) {
+      all.push({ ...d, id, kind: d.doc.kind, name: d.doc.name, ...(d.doc.tenant !== undefined ? { tenant: d.doc.tenant } : {}), spec: d.doc.object.spec as Record<string, unknown> });
+    }
+  }
+  const valid = new Map(all.map((o) => [o.id, o]));
+  const names = (kind: Kind, tenant?: string): string[] =>
+    [...byId.keys()].filter((id) => id.startsWith(`${kind}/${tenant !== undefined ? `${tenant}/` : ''}`) && id.split('/').length === (tenant !== undefined ? 3 : 2)).map((id) => id.split('/').pop()!).sort();
+
+  const tenants = new Map(all.filter((o) => o.kind === 'Tenant').map((o) => [o.name, o]));
+
+  // 2. Tenants of tenant-scoped objects.
+  for (const o of all) {
+    if (o.tenant === undefined || byId.has(`Tenant/${o.tenant}`)) continue;
+    const known = names('Tenant');
+    report('BCN3004', o, '/metadata/tenant', `${objectLabel(o.kind, o.name, o.tenant)}: tenant '${o.tenant}' does not exist${known.length ? ` (known: ${known.join(', ')})` : ''}`, {
+      ...(closest(o.tenant, known) ? { hint: `did you mean '${closest(o.tenant, known)}'?` } : { hint: 'add a Tenant manifest for it' }),
+    });
+  }
+
+  // 3. References.
+  /** Resolve a reference from `o` to an object of `kind`; reports and returns undefined when it does not resolve. */
+  const resolveRef = (o: Obj, kind: Kind, ref: string, pointer: string): string | undefined => {
+    const clusterScoped = kind === 'Tenant' || kind === 'Model' || kind === 'Policy';
+    const label = objectLabel(o.kind, o.name, o.tenant);
+    if (clusterScoped) {
+      if (ref.includes('/')) {
+        report('BCN3002', o, pointer, `${label}: ${fieldPath(pointer)} '${ref}': ${kind}s are cluster-scoped; refer to them by name alone`);
+        return undefined;
+      }
+      const id = objectId(kind, ref);
+      if (!byId.has(id)) {
+        const known = names(kind);
+        const guess = closest(ref, known);
+        report('BCN3002', o, pointer, `${label}: ${fieldPath(pointer)} '${ref}' is not ${article(kind)} in this repository${known.length ? ` (known: ${head(known)})` : ''}`, guess ? { hint: `did you mean '${guess}'?` } : {});
+        return undefined;
+      }
+      return id;
+    }
+    const [targetTenant, targetName] = ref.includes('/') ? (ref.split('/', 2) as [string, string]) : [o.tenant ?? '', ref];
+    const id = objectId(kind, targetName, targetTenant);
+    if (!byId.has(id)) {
+      const known = names(kind, targetTenant);
+      const guess = closest(targetName, known);
+      report(
+        'BCN3002',
+        o,
+        pointer,
+        `${label}: ${fieldPath(pointer)} '${ref}' is not ${article(kind)} of tenant ${targetTenant}${known.length ? ` (known: ${head(known)})` : ''}`,
+        guess ? { hint: `did you mean '${ref.includes('/') ? `${targetTenant}/` : ''}${guess}'?` } : {},
+      );
+      return undefined;
+    }
+    if (o.tenant !== undefined && targetTenant !== o.tenant) {
+      const owner = tenants.get(targetTenant);
+      const allowed = ((owner?.spec.sharing as { allowTenants?: string[] } | undefined)?.allowTenants ?? []).includes(o.tenant);
+      if (!allowed) {
+        report('BCN3003', o, pointer, `${label}: ${fieldPath(pointer)} '${ref}' belongs to tenant ${targetTenant}, which does not share with ${o.tenant}`, {
+          hint: `add '${o.tenant}' to spec.sharing.allowTenants of Tenant ${targetTenant}, or use an object of ${o.tenant}`,
+          related: owner !== undefined ? [rel(owner, '/spec/sharing', `Tenant ${targetTenant} shares with: ${((owner.spec.sharing as { allowTenants?: string[] } | undefined)?.allowTenants ?? []).join(', ') || 'nobody'}`)] : [],
+        });
+        return undefined;
+      }
+    }
+    return id;
+  };
+
+  const uses = new Map<string, Set<string>>();
+  const use = (o: Obj, id: string | undefined): void => {
+    if (id === undefined) return;
+    if (!uses.has(o.id)) uses.set(o.id, new Set());
+    uses.get(o.id)!.add(id);
+  };
+  const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+  for (const o of all) {
+    const s = o.spec;
+    switch (o.kind) {
+      case 'Tenant':
+        arr(s.models).forEach((m, i) => resolveRef(o, 'Model', String(m), `/spec/models/${i}`));
+        arr((s.sharing as Record<string, unknown> | undefined)?.allowTenants).forEach((t, i) => resolveRef(o, 'Tenant', String(t), `/spec/sharing/allowTenants/${i}`));
+        break;
+      case 'Model':
+        arr(s.fallbacks).forEach((m, i) => use(o, resolveRef(o, 'Model', String(m), `/spec/fallbacks/${i}`)));
+        arr(s.script).forEach((entry, i) => {
+          const when = (entry as Record<string, unknown>).when;
+          if (typeof when !== 'string') return;
+          const r = checkExpression(when, SCRIPT_VARS);
+          if (!r.ok) report(r.kind === 'syntax' ? 'BCN5006' : 'BCN5007', o, `/spec/script/${i}/when`, `${objectLabel(o.kind, o.name)}: CEL ${r.kind} error in script[${i}].when: ${r.message}`, { celOffset: r.offset });
+        });
+        break;
+      case 'Agent': {
+        use(o, resolveRef(o, 'Model', String(s.model), '/spec/model'));
+        const seenTools = new Map<string, number>();
+        arr(s.tools).forEach((t, i) => {
+          const name = String((t as Record<string, unknown>).name);
+          if (seenTools.has(name)) report('BCN3011', o, `/spec/tools/${i}`, `${objectLabel(o.kind, o.name, o.tenant)}: tool '${name}' is listed twice (also spec.tools[${seenTools.get(name)}])`);
+          seenTools.set(name, i);
+          use(o, resolveRef(o, 'Tool', name, `/spec/tools/${i}/name`));
+        });
+        arr(s.evaluations).forEach((e, i) => use(o, resolveRef(o, 'Evaluation', String(e), `/spec/evaluations/${i}`)));
+        const analysis = ((s.rollout as Record<string, unknown> | undefined)?.analysis ?? {}) as Record<string, unknown>;
+        arr(analysis.evaluations).forEach((e, i) => {
+          const pointer = `/spec/rollout/analysis/evaluations/${i}`;
+          const id = resolveRef(o, 'Evaluation', String(e), pointer);
+          use(o, id);
+          const ev = id !== undefined ? valid.get(id) : undefined;
+          const target = (ev?.spec.target ?? {}) as Record<string, unknown>;
+          if (ev !== undefined && typeof target.agent === 'string') {
+            const t = target.agent.includes('/') ? objectId('Agent', target.agent.split('/')[1]!, target.agent.split('/')[0]) : objectId('Agent', target.agent, ev.tenant);
+            if (t !== o.id) report('BCN3010', o, pointer, `${objectLabel(o.kind, o.name, o.tenant)}: rollout analysis uses ${objectLabel(ev.kind, ev.name, ev.tenant)}, which evaluates ${target.agent}, not this agent`, { related: [rel(ev, '/spec/target', 'its target')] });
+          }
+        });
+        break;
+      }
+      case 'Evaluation': {
+        const target = (s.target ?? {}) as Record<string, unknown>;
+        if (typeof target.agent === 'string') resolveRef(o, 'Agent', target.agent, '/spec/target/agent');
+        if (typeof target.workflow === 'string') resolveRef(o, 'Workflow', target.workflow, '/spec/target/workflow');
+        arr(s.scorers).forEach((sc, i) => {
+          const r = sc as Record<string, unknown>;
+          if (r.type === 'judge' && typeof r.model === 'string') use(o, resolveRef(o, 'Model', r.model, `/spec/scorers/${i}/model`));
+          if (r.type === 'cel' && typeof r.expression === 'string') {
+            const c = checkExpression(r.expression, { output: 'dyn', expected: 'dyn', input: 'dyn' });
+            if (!c.ok) report(c.kind === 'syntax' ? 'BCN5006' : 'BCN5007', o, `/spec/scorers/${i}/expression`, `${objectLabel(o.kind, o.name, o.tenant)}: CEL ${c.kind} error in scorer: ${c.message}`, { celOffset: c.offset });
+          }
+        });
+        break;
+      }
+      case 'Policy': {
+        arr((s.match as Record<string, unknown> | undefined)?.tenants).forEach((t, i) => resolveRef(o, 'Tenant', String(t), `/spec/match/tenants/${i}`));
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  // 4. Model fallback cycles.
+  const fallbackIds = (m: Obj): string[] => arr(m.spec.fallbacks).map((f) => objectId('Model', String(f))).filter((id) => valid.has(id));
+  for (const m of all) {
+    if (m.kind !== 'Model') continue;
+    const stack = [[m.id]];
+    let cycle: string[] | null = null;
+    while (stack.length > 0 && cycle === null) {
+      const path = stack.pop()!;
+      for (const next of fallbackIds(valid.get(path[path.length - 1]!)!)) {
+        if (next === m.id) {
+          cycle = [...path, next];
+          break;
+        }
+        if (!path.includes(next) && path.length < 64) stack.push([...path, next]);
+      }
+    }
+    if (cycle !== null) report('BCN3009', m, '/spec/fallbacks', `Model ${m.name}: fallbacks form a cycle ${cycle.map((id) => id.split('/')[1]).join(' → ')}`, { hint: 'a fallback chain must end; remove one of the links' });
+  }
+  const modelClosure = (id: string): string[] => {
+    const out: string[] = [];
+    const q = [id];
+    while (q.length > 0) {
+      const cur = q.shift()!;
+      if (out.includes(cur)) continue;
+      out.push(cur);
+      const m = valid.get(cur);
+      if (m !== undefined) q.push(...fallbackIds(m));
+    }
+    return out;
+  };
+
+  // 5. Tenant model allow-lists and quotas.
+  const replicas = new Map<string, { o: Obj; n: number }[]>();
+  for (const o of all) {
+    if (o.tenant === undefined) continue;
+    const t = tenants.get(o.tenant);
+    if (t === undefined) continue;
+    const allowed = new Set(arr(t.spec.models).map(String));
+    const quotas = (t.spec.quotas ?? {}) as Record<string, number>;
+    const label = objectLabel(o.kind, o.name, o.tenant);
+    const checkModel = (ref: unknown, pointer: string): void => {
+      if (typeof ref !== 'string' || !valid.has(objectId('Model', ref))) return;
+      for (const mid of modelClosure(objectId('Model', ref))) {
+        const name = mid.split('/')[1]!;
+        if (allowed.has(name)) continue;
+        const via = name === ref ? '' : ` (a fallback of ${ref})`;
+        report('BCN3005', o, pointer, `${label}: model ${name}${via} is not in tenant ${o.tenant}'s allow-list (allowed: ${[...allowed].join(', ') || 'none'})`, {
+          related: [rel(t, '/spec/models', `Tenant ${o.tenant} allows: ${[...allowed].join(', ') || 'no models'}`)],
+          hint: `add '${name}' to spec.models of Tenant ${o.tenant}, or use an allowed model`,
+        });
+      }
+    };
+    const tokens = (pointer: string, value: unknown): void => {
+      if (typeof value !== 'number' || typeof quotas.tokensPerDay !== 'number' || value <= quotas.tokensPerDay) return;
+      report('BCN6001', o, pointer, `${label}: ${fieldPath(pointer)} ${value} exceeds tenant ${o.tenant}'s tokensPerDay quota ${quotas.tokensPerDay}`, {
+        related: [rel(t, '/spec/quotas/tokensPerDay', `Tenant ${o.tenant}: tokensPerDay ${quotas.tokensPerDay}`)],
+        hint: 'a single run can never use more tokens than the tenant may spend in a day',
+      });
+    };
+    if (o.kind === 'Agent') {
+      checkModel(o.spec.model, '/spec/model');
+      tokens('/spec/limits/tokensPerRun', (o.spec.limits as Record<string, unknown> | undefined)?.tokensPerRun);
+      const n = Number((o.spec.sandbox as Record<string, unknown> | undefined)?.replicas ?? 1);
+      if (!replicas.has(o.tenant)) replicas.set(o.tenant, []);
+      replicas.get(o.tenant)!.push({ o, n });
+    }
+    if (o.kind === 'Workflow') tokens('/spec/limits/tokensPerRun', (o.spec.limits as Record<string, unknown> | undefined)?.tokensPerRun);
+    if (o.kind === 'Evaluation') arr(o.spec.scorers).forEach((sc, i) => (sc as Record<string, unknown>).type === 'judge' && checkModel((sc as Record<string, unknown>).model, `/spec/scorers/${i}/model`));
+  }
+  for (const [tenant, list] of [...replicas].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const t = tenants.get(tenant)!;
+    const max = ((t.spec.quotas ?? {}) as Record<string, number>).maxSandboxes;
+    const total = list.reduce((s, x) => s + x.n, 0);
+    if (typeof max !== 'number' || total <= max) continue;
+    const biggest = [...list].sort((a, b) => b.n - a.n || (a.o.id < b.o.id ? -1 : 1)).slice(0, 10);
+    report('BCN6002', t, '/spec/quotas/maxSandboxes', `Tenant ${tenant}: its agents ask for ${total} sandbox replicas in all; the tenant's maxSandboxes is ${max}`, {
+      related: biggest.map((x) => rel(x.o, '/spec/sandbox/replicas', `${objectLabel(x.o.kind, x.o.name, x.o.tenant)}: ${x.n} replica${x.n === 1 ? '' : 's'}`)),
+      hint: 'lower some agents\' spec.sandbox.replicas, or raise the quota',
+    });
+  }
+
+  // 6. Referenced files: resolved next to the manifest, read from the same source, inlined.
+  const files: LinkOutput['files'] = new Map();
+  const objects = new Map<string, Record<string, unknown>>();
+  await Promise.all(
+    all.map(async (o) => {
+      const object = o.doc.fileRefs.length > 0 ? structuredClone(o.doc.object!) : o.doc.object!;
+      const spec = object.spec as Record<string, unknown>;
+      const label = objectLabel(o.kind, o.name, o.tenant);
+      const toolFiles: { path: string; digest: string }[] = [];
+      for (const ref of o.doc.fileRefs) {
+        const target = posix.normalize(posix.join(posix.dirname(o.file), ref.path));
+        if (posix.isAbsolute(ref.path) || target === '..' || target.startsWith('../')) {
+          report('BCN3007', o, ref.pointer, `${label}: ${fieldPath(ref.pointer)} '${ref.path}' points outside the repository folder`, { hint: 'referenced files are read from the same commit, relative to the manifest, and must stay inside the compiled folder' });
+          continue;
+        }
+        const entry = input.entries.get(target);
+        if (entry === undefined) {
+          report('BCN3006', o, ref.pointer, `${label}: ${fieldPath(ref.pointer)} '${ref.path}' does not exist (looked for ${target})`);
+          continue;
+        }
+        const content = await input.readFile(entry);
+        if (ref.role === 'tool-file') {
+          toolFiles.push({ path: ref.path, digest: content.digest });
+          files.set(target, { path: target, digest: content.digest, size: content.size, entry, role: ref.role });
+          continue;
+        }
+        if (content.text === undefined) {
+          report('BCN3008', o, ref.pointer, `${label}: ${fieldPath(ref.pointer)} '${ref.path}': ${content.problem ?? 'not readable as text'}`);
+          continue;
+        }
+        const secret = findSecret(content.text);
+        if (secret !== null) {
+          const off = secretOffset(content.text);
+          pending.push({
+            code: 'BCN4001',
+            message: `${target} (referenced by ${label}) holds ${secret}; secrets never go into Git`,
+            hint: 'remove it from the file; credentials belong in secretRef',
+            file: target,
+            doc: 0,
+            pointer: '',
+            at: 'value',
+            line: 1,
+            column: 1,
+            exact: positionOf(content.text, off),
+            related: [rel(o, ref.pointer, `referenced by ${label}`)],
+            object: o.id,
+          });
+        }
+        if (ref.role === 'instructions') {
+          if (content.text.length > MAX_INLINE_TEXT) {
+            report('BCN2006', o, ref.pointer, `${label}: ${ref.path} has ${content.text.length} characters; instructions may have at most ${MAX_INLINE_TEXT}`);
+            continue;
+          }
+          spec.instructions = content.text;
+        } else if (ref.role === 'dataset') {
+          const parsed = parseDataset(content.text);
+          for (const p of parsed.problems) {
+            pending.push({ code: 'BCN3008', message: `${target} (dataset of ${label}): ${p.message}`, file: target, doc: 0, pointer: '', at: 'value', line: p.line, column: 1, exact: { line: p.line, column: 1 }, related: [rel(o, ref.pointer, `dataset of ${label}`)], object: o.id });
+          }
+          spec.cases = parsed.cases;
+        }
+      }
+      if (o.kind === 'Tool') {
+        spec.files = toolFiles.sort((a, b) => (a.path < b.path ? -1 : 1));
+        const mcp = (spec.mcp ?? {}) as Record<string, unknown>;
+        const shipped = new Set(toolFiles.map((f) => posix.normalize(f.path)));
+        arr(mcp.command).forEach((arg, i) => {
+          if (i === 0 && arg === 'node') return;
+          if (typeof arg !== 'string' || arg.startsWith('-') || posix.isAbsolute(arg) || !/[/.]/.test(arg)) return;
+          if (!/\.(?:m?js|cjs|py|sh|json|ts)$/.test(arg) && !arg.includes('/')) return;
+          if (!shipped.has(posix.normalize(arg))) {
+            report('BCN3012', o, `/spec/mcp/command/${i}`, `${label}: spec.mcp.command[${i}] '${arg}' is a relative path but not one of the Tool's files`, { hint: `add '${arg}' to spec.files so it is shipped into the sandbox` });
+          }
+        });
+      }
+      objects.set(o.id, object);
+    }),
+  );
+
+  // 7. Execution graphs (and the workflow's use of agents).
+  const graphs: ExecutionGraph[] = [];
+  for (const o of all) {
+    if (o.kind !== 'Workflow') continue;
+    const label = objectLabel(o.kind, o.name, o.tenant);
+    const resolver = (ref: string, pointer: string): AgentInfo | null => {
+      const id = resolveRef(o, 'Agent', ref, pointer);
+      if (id === undefined) return null;
+      use(o, id);
+      const spec = (objects.get(id)?.spec ?? {}) as Record<string, { schema?: unknown } | undefined>;
+      return { id, ...(spec.input?.schema !== undefined ? { inputSchema: spec.input.schema } : {}), ...(spec.output?.schema !== undefined ? { outputSchema: spec.output.schema } : {}) };
+    };
+    const { graph, problems } = buildGraph(o.id, o.spec, resolver);
+    for (const p of problems) report(p.code, o, p.pointer, `${label}: ${p.message}`, { ...(p.hint !== undefined ? { hint: p.hint } : {}), ...(p.celOffset !== undefined ? { celOffset: p.celOffset } : {}) });
+    if (graph !== null) graphs.push(graph);
+  }
+
+  // 8. Digests: own content first, then everything used, depth-first with memo.
+  const digests = new Map<string, string>();
+  for (const [id, object] of objects) digests.set(id, digestOf(object));
+  const effective = new Map<string, string>();
+  const visiting = new Set<string>();
+  const effectiveOf = (id: string): string => {
+    const known = effective.get(id);
+    if (known !== undefined) return known;
+    const own = digests.get(id) ?? sha256(`missing:${id}`);
+    if (visiting.has(id)) return own; // a cycle (already reported): stop here
+    visiting.add(id);
+    const deps = [...(uses.get(id) ?? [])].sort();
+    const e = deps.length === 0 ? own : sha256(canonicalJson({ digest: own, uses: deps.map((d) => [d, effectiveOf(d)]) }));
+    visiting.delete(id);
+    effective.set(id, e);
+    return e;
+  };
+  const compiled: CompiledObject[] = [];
+  for (const o of all) {
+    compiled.push({
+      id: o.id,
+      kind: o.kind,
+      name: o.name,
+      ...(o.tenant !== undefined ? { tenant: o.tenant } : {}),
+      file: o.file,
+      line: o.doc.line,
+      digest: digests.get(o.id)!,
+      effectiveDigest: effectiveOf(o.id),
+      uses: [...(uses.get(o.id) ?? [])].sort(),
+      object: objects.get(o.id)!,
+    });
+  }
+  compiled.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  graphs.sort((a, b) => (a.workflow < b.workflow ? -1 : 1));
+  return { objects: compiled, graphs, files, pending };
+}
+
+function article(kind: string): string {
+  return `${/^[AEIOU]/.test(kind) ? 'an' : 'a'} ${kind}`;
+}
+
+function head(list: string[]): string {
+  return list.length <= 8 ? list.join(', ') : `${list.slice(0, 8).join(', ')}, ... ${list.length - 8} more`;
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    if (Math.abs(c.length - word.length) > 3) continue;
+    const d = distance(word, c);
+    if (d < bestD) (bestD = d), (best = c);
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+function positionOf(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i < offset; i++) if (text.charCodeAt(i) === 10) (line++, (start = i + 1));
+  return { line, column: offset - start + 1 };
+}
+
+function secretOffset(text: string): number {
+  // Find the first line that holds the secret, for the position.
+  let offset = 0;
+  for (const line of text.split('\n')) {
+    if (findSecret(line) !== null) return offset + Math.max(0, line.search(/\S/));
+    offset += line.length + 1;
+  }
+  return 0;
+}
+
+/** JSON Lines of `{input, expected?}` → cases, with a problem per bad line. */
+export function parseDataset(text: string): { cases: unknown[]; problems: { line: number; message: string }[] } {
+  const cases: unknown[] = [];
+  const problems: { line: number; message: string }[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('//')) return;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch (err) {
+      problems.push({ line: i + 1, message: `line ${i + 1} is not JSON: ${(err as Error).message}` });
+      return;
+    }
+    if (v === null || typeof v !== 'object' || Array.isArray(v) || !('input' in v)) {
+      problems.push({ line: i + 1, message: `line ${i + 1} must be an object with 'input' (and optionally 'expected')` });
+      return;
+    }
+    const extra = Object.keys(v).filter((k) => k !== 'input' && k !== 'expected');
+    if (extra.length > 0) problems.push({ line: i + 1, message: `line ${i + 1} has unknown field '${extra[0]}' (allowed: input, expected)` });
+    else cases.push(v);
+  });
+  if (cases.length > MAX_DATASET_CASES) problems.push({ line: 1, message: `dataset has ${cases.length} cases; at most ${MAX_DATASET_CASES} are allowed` });
+  if (cases.length === 0 && problems.length === 0) problems.push({ line: 1, message: 'dataset has no cases' });
+  return { cases: cases.slice(0, MAX_DATASET_CASES), problems };
+}
+
+/** Severity of a code, for callers that build diagnostics from pending ones. */
+export function severityOf(code: Code): (typeof CODES)[Code]['severity'] {
+  return CODES[code].severity;
+}
+
+export type { RelatedLocation };

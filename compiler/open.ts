@@ -1,0 +1,94 @@
+/**
+ * From what a user types (a folder, `--ref`, `--repo`) to a Source and a
+ * compile cache: the shared front door of the CLI, the GitHub Action and the
+ * reconciler.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { CompileCache } from './cache.js';
+import { compile } from './compile.js';
+import { GitRepository } from './git.js';
+import { plan, type Plan } from './plan.js';
+import { DirSource, GitSource, SourceError, type Source } from './source.js';
+import type { CompileResult } from './types.js';
+
+export interface OpenOptions {
+  /** Folder to compile: on disk without `ref`, inside the repository with it. @default '.' */
+  path?: string;
+  /** Compile this commit (branch, tag, sha, `HEAD~1`) instead of the files on disk. */
+  ref?: string;
+  /** The repository. @default the current folder */
+  repo?: string;
+  /** Cache folder; `false` for none. @default $BEACON_CACHE_DIR, else `.beacon/cache` in the repository */
+  cacheDir?: string | false;
+  cwd?: string;
+}
+
+export interface Project {
+  source: Source;
+  cache: CompileCache;
+  repository?: GitRepository;
+  /** Absolute folder that diagnostics' paths are relative to. */
+  root: string;
+  /** Path of that folder inside the repository ('' or 'sub/dir/'), for annotations that need repository paths. */
+  prefix: string;
+}
+
+function findRepoRoot(from: string): string | undefined {
+  let dir = resolve(from);
+  for (;;) {
+    if (existsSync(join(dir, '.git'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
+}
+
+function openCache(option: string | false | undefined, repoRoot: string | undefined): CompileCache {
+  if (option === false) return CompileCache.memory();
+  const dir = option ?? process.env.BEACON_CACHE_DIR ?? (repoRoot !== undefined ? join(repoRoot, '.beacon', 'cache') : undefined);
+  return dir !== undefined && dir !== '' ? CompileCache.open(dir) : CompileCache.memory();
+}
+
+const toPosix = (p: string): string => p.split(sep).join('/');
+
+export async function openProject(options: OpenOptions = {}): Promise<Project> {
+  const cwd = options.cwd ?? process.cwd();
+  if (options.ref === undefined) {
+    const folder = resolve(cwd, options.path ?? '.');
+    if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new SourceError(`${options.path ?? '.'}: no such folder`);
+    const repoRoot = findRepoRoot(folder);
+    const prefix = repoRoot !== undefined ? toPosix(relative(repoRoot, folder)) : '';
+    return { source: new DirSource(folder), cache: openCache(options.cacheDir, repoRoot), root: folder, prefix: prefix ? `${prefix}/` : '' };
+  }
+  const repoDir = resolve(cwd, options.repo ?? '.');
+  const repository = await GitRepository.open(repoDir);
+  const cache = openCache(options.cacheDir, repository.dir);
+  repository.attachStore(cache);
+  // A path is taken relative to the current folder when that is inside the repository, else relative to its root.
+  let folder = options.path ?? '';
+  if (folder !== '') {
+    const abs = resolve(cwd, folder);
+    const rel = toPosix(relative(repository.dir, abs));
+    folder = rel.startsWith('..') ? toPosix(folder) : rel;
+  }
+  const source = await GitSource.open(repository, options.ref, folder);
+  return { source, cache, repository, root: join(repository.dir, folder), prefix: folder ? `${folder.replace(/\/$/, '')}/` : '' };
+}
+
+/** Compile a project and persist its cache. */
+export async function compileProject(project: Project): Promise<CompileResult> {
+  const result = await compile(project.source, { cache: project.cache });
+  project.cache.save();
+  return result;
+}
+
+/** Compile two commits of one repository (sharing the cache) and plan between them. */
+export async function planRefs(options: { base: string; head: string; repo?: string; path?: string; cacheDir?: string | false; cwd?: string }): Promise<{ plan: Plan; base: CompileResult; head: CompileResult; project: Project }> {
+  const headProject = await openProject({ ...options, ref: options.head });
+  const baseSource = await GitSource.open(headProject.repository!, options.base, headProject.source.path);
+  const base = await compile(baseSource, { cache: headProject.cache });
+  const head = await compile(headProject.source, { cache: headProject.cache });
+  headProject.cache.save();
+  return { plan: plan(base, head), base, head, project: headProject };
+}

@@ -1,0 +1,94 @@
+/**
+ * Secret-literal detection. Credentials belong in `secretRef`, never in Git:
+ * a string that looks like a key or token anywhere in a manifest (or in a
+ * prompt or dataset it references) is an error. Each rule is a small pure
+ * predicate that returns what it found, or null.
+ */
+
+interface SecretRule {
+  readonly name: string;
+  readonly re: RegExp;
+}
+
+const RULES: readonly SecretRule[] = [
+  { name: 'an Anthropic API key', re: /\bsk-ant-[A-Za-z0-9_-]{20,}/ },
+  { name: 'an OpenAI API key', re: /\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,}/ },
+  { name: 'a GitHub token', re: /\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})/ },
+  { name: 'an AWS access key id', re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/ },
+  { name: 'a Slack token', re: /\bxox[abposr]-[A-Za-z0-9-]{10,}/ },
+  { name: 'a Google API key', re: /\bAIza[0-9A-Za-z_-]{35}/ },
+  { name: 'a Stripe key', re: /\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}/ },
+  { name: 'a Hugging Face token', re: /\bhf_[A-Za-z0-9]{30,}/ },
+  { name: 'a private key', re: /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/ },
+  { name: 'a JSON Web Token', re: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/ },
+  { name: 'a bearer token', re: /\bBearer\s+[A-Za-z0-9._~+/-]{20,}=*/ },
+  { name: 'credentials in a URL', re: /\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]+:[^\s@/]{3,}@/i },
+];
+
+/** Keys whose literal value is a credential by its name (env vars, headers). */
+const SECRET_KEY = /(?:^|[_-])(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?)$|^authorization$/i;
+
+/** Tokens that are obviously placeholders, not credentials. */
+const PLACEHOLDER = /^(?:\$\{[^}]*\}|<[^>]*>|x{4,}|\*{3,}|changeme|redacted|example|none|null|test|dummy)$/i;
+
+/** Enough different characters that a string is random rather than a word. */
+function looksRandom(s: string): boolean {
+  if (s.length < 16) return false;
+  const counts = new Map<string, number>();
+  for (const ch of s) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  let entropy = 0;
+  for (const n of counts.values()) {
+    const p = n / s.length;
+    entropy -= p * Math.log2(p);
+  }
+  return entropy >= 3.5 && /\d/.test(s) && /[A-Za-z]/.test(s);
+}
+
+/** What secret a string contains, as a phrase for the message, or null. */
+export function findSecret(value: string): string | null {
+  if (value.length < 16) return null;
+  for (const rule of RULES) {
+    const m = rule.re.exec(value);
+    if (m === null) continue;
+    if (rule.name === 'a private key' || rule.name === 'credentials in a URL') return rule.name;
+    const token = m[0].replace(/^Bearer\s+/, '');
+    if (looksRandom(token)) return rule.name;
+  }
+  return null;
+}
+
+/** A literal value under a key named like a credential (`API_KEY: ...`), or null. */
+export function findSecretByKey(key: string, value: string): string | null {
+  if (!SECRET_KEY.test(key)) return null;
+  const v = value.trim();
+  if (v.length < 8 || PLACEHOLDER.test(v)) return null;
+  return `a literal value for '${key}'`;
+}
+
+export interface SecretFinding {
+  /** JSON pointer of the string that holds it. */
+  path: string;
+  what: string;
+}
+
+/** Every string in a document that holds a secret. `secretRef` values are names, not secrets. */
+export function scanForSecrets(doc: unknown): SecretFinding[] {
+  const out: SecretFinding[] = [];
+  const walk = (v: unknown, path: string, key: string | null, depth: number): void => {
+    if (depth > 64) return;
+    if (typeof v === 'string') {
+      if (key === 'secretRef') return;
+      const what = findSecret(v) ?? (key !== null ? findSecretByKey(key, v) : null);
+      if (what !== null) out.push({ path, what });
+      return;
+    }
+    if (v === null || typeof v !== 'object') return;
+    if (Array.isArray(v)) {
+      v.forEach((x, i) => walk(x, `${path}/${i}`, null, depth + 1));
+      return;
+    }
+    for (const [k, x] of Object.entries(v)) walk(x, `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`, k, depth + 1);
+  };
+  walk(doc, '', null, 0);
+  return out;
+}

@@ -1,0 +1,153 @@
+/**
+ * The compiler's data: per-file units (what can be cached by blob id), the
+ * compiled objects, the execution-graph IR and the Bundle.
+ */
+import type { Diagnostic, Kind } from '../schema/index.js';
+
+/** A diagnostic found inside one file, before the file's path is attached (units are cached by content). */
+export type LocalDiagnostic = Omit<Diagnostic, 'file'>;
+
+/** A reference to a file from a manifest field, as written (relative to the manifest). */
+export interface FileRef {
+  /** JSON pointer of the field that names the file. */
+  pointer: string;
+  path: string;
+  role: 'instructions' | 'dataset' | 'tool-file';
+}
+
+/** One BeaconOS document of a file, schema-checked and normalized (files not yet inlined). */
+export interface DocUnit {
+  index: number;
+  /** Where the document starts in its file. */
+  line: number;
+  column: number;
+  kind: Kind;
+  name: string;
+  /** Set for tenant-scoped kinds. */
+  tenant?: string;
+  /** Passed schema validation; invalid documents keep their identity but are not compiled further. */
+  valid: boolean;
+  /** The normalized object (defaults applied, shorthands expanded) when valid. */
+  object?: Record<string, unknown>;
+  fileRefs: FileRef[];
+}
+
+/** What the compiler learns from one file alone. Serializable: cached by blob id. */
+export interface FileUnit {
+  docs: DocUnit[];
+  diagnostics: LocalDiagnostic[];
+}
+
+/** A file referenced by a manifest, as the bundle carries it. */
+export interface FileContent {
+  path: string;
+  digest: string;
+  size: number;
+}
+
+export interface CompiledObject {
+  /** `Kind/tenant/name` or `Kind/name`. */
+  id: string;
+  kind: Kind;
+  name: string;
+  tenant?: string;
+  file: string;
+  line: number;
+  digest: string;
+  effectiveDigest: string;
+  /** Ids of the objects this one uses (its effective digest covers theirs), sorted. */
+  uses: string[];
+  /** The normalized object, referenced files inlined. */
+  object: Record<string, unknown>;
+}
+
+export const NodeType = { agent: 'agent', approval: 'approval', reduce: 'reduce', fork: 'fork' } as const;
+export type NodeType = (typeof NodeType)[keyof typeof NodeType];
+
+export interface ApprovalSpec {
+  approvers: string[];
+  quorum: number;
+  timeoutSeconds: number;
+  onTimeout: 'reject' | 'approve';
+}
+
+/** A node of the execution graph. */
+export interface GraphNode {
+  id: string;
+  type: NodeType;
+  /** The pattern role of the node: step, coordinator, route, default, branch, gather, planner, worker, voter, tally, generator, critic, member, board, node. */
+  role: string;
+  /** Agent id (`Agent/tenant/name`) for agent nodes. */
+  agent?: string;
+  /** Consensus voters: how many replicas answer. */
+  replicas?: number;
+  approval?: ApprovalSpec;
+  /** For reduce nodes: how inputs combine. `first` takes whichever single upstream ran; `vote` tallies; `board` keeps the blackboard. */
+  reduce?: 'concat' | 'merge' | 'first' | 'vote' | 'board';
+  /** CEL over `workflow.input` and `outputs.<id>` replacing the upstream output as this node's input. */
+  input?: string;
+  /** How often the node may run in one execution; bounds the cycles it is on. */
+  maxTraversals?: number;
+  /** JSON pointer of the manifest field the node comes from (for diagnostics and tooling). */
+  source: string;
+}
+
+export interface GraphEdge {
+  from: string;
+  to: string;
+  /** CEL over the from-node's `output`; absent = always. */
+  when?: string;
+  /** Taken only when no other edge of `from` with the same `group` was taken (coordinator default). */
+  otherwise?: boolean;
+  /** `data`: the to-node consumes the from-node's output; `control`: ordering only (the to-node reads something else). */
+  flow: 'data' | 'control';
+  source: string;
+}
+
+/**
+ * The execution-graph IR every pattern compiles to. Edge semantics: when a node
+ * finishes, every outgoing edge whose `when` holds is followed (edges marked
+ * `otherwise` only when none of its siblings was); a node with several
+ * incoming edges runs when any of them fires, except reduce nodes, which wait
+ * for every upstream node that was started.
+ */
+export interface ExecutionGraph {
+  workflow: string;
+  pattern: string;
+  entry: string;
+  output: string;
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  /** Pattern parameters the executor needs beyond the topology. */
+  params: Record<string, unknown>;
+  limits: { timeoutSeconds?: number; tokensPerRun?: number };
+}
+
+export interface Bundle {
+  apiVersion: 'beacon.dev/bundle/v1';
+  compiler: string;
+  source: { kind: 'dir' | 'git'; commit?: string; tree?: string; path: string };
+  objects: CompiledObject[];
+  graphs: ExecutionGraph[];
+  /** Files referenced by manifests (prompts, datasets, tool files), by path; contents base64 for tool files. */
+  files: (FileContent & { content?: string })[];
+  /** sha256 over the canonical JSON of everything above. */
+  digest: string;
+}
+
+export interface CompileStats {
+  files: number;
+  manifests: number;
+  documents: number;
+  cachedUnits: number;
+  parsedUnits: number;
+  ms: Record<string, number>;
+}
+
+export interface CompileResult {
+  bundle: Bundle;
+  diagnostics: Diagnostic[];
+  /** True when no diagnostic is an error. */
+  ok: boolean;
+  stats: CompileStats;
+}

@@ -1,0 +1,248 @@
+/**
+ * Compile one file on its own: bytes → text → YAML documents → schema
+ * validation → normalized objects, plus every problem that one file shows by
+ * itself (syntax, schema, literal secrets). The result depends only on the
+ * file's content, so it is cached by blob id (see cache.ts).
+ */
+import { API_VERSION, KINDS, TENANT_SCOPED_KINDS, type Kind } from '../schema/index.js';
+import { CODES, type Code } from './codes.js';
+import { scanForSecrets } from './secrets.js';
+import type { DocUnit, FileRef, FileUnit, LocalDiagnostic } from './types.js';
+import { applyDefaults, checkEmbeddedSchema, fieldPath, validateDocument, type SchemaProblem } from './validate.js';
+import { locate, parseWithPositions, parseYaml, type SlowParse, type YamlProblem } from './yaml.js';
+
+/** Largest manifest file read; bigger ones are an error, not a slow compile. */
+export const MAX_MANIFEST_BYTES = 2 * 1024 * 1024;
+
+const kindSet = new Set<string>(KINDS);
+const tenantScoped = new Set<string>(TENANT_SCOPED_KINDS);
+
+export function objectId(kind: string, name: string, tenant?: string): string {
+  return tenant !== undefined ? `${kind}/${tenant}/${name}` : `${kind}/${name}`;
+}
+
+/** `Agent acme-support/triage`: how messages name an object. */
+export function objectLabel(kind: string, name: string, tenant?: string): string {
+  return `${kind} ${tenant !== undefined ? `${tenant}/` : ''}${name}`;
+}
+
+/** Line and column (1-based) of a byte offset in a buffer. */
+function bytePosition(bytes: Uint8Array, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset && i < bytes.length; i++) {
+    if (bytes[i] === 0x0a) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
+/** Offset of the first byte that is not valid UTF-8. */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    let n = 0;
+    if (b < 0x80) n = 0;
+    else if (b >= 0xc2 && b <= 0xdf) n = 1;
+    else if (b >= 0xe0 && b <= 0xef) n = 2;
+    else if (b >= 0xf0 && b <= 0xf4) n = 3;
+    else return i;
+    for (let k = 1; k <= n; k++) {
+      const c = bytes[i + k];
+      if (c === undefined || (c & 0xc0) !== 0x80) return i;
+    }
+    i += n + 1;
+  }
+  return 0;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/** Decode a file as UTF-8 text, or say why it is not text. */
+export function decodeText(bytes: Uint8Array): { text: string } | { code: Code; message: string; line: number; column: number } {
+  const probe = bytes.subarray(0, 8192);
+  const nul = probe.indexOf(0);
+  if (nul >= 0) {
+    const pos = bytePosition(bytes, nul);
+    return { code: 'BCN1002', message: 'file contains NUL bytes: it is binary, not YAML text', ...pos };
+  }
+  try {
+    return { text: decoder.decode(bytes) };
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    const pos = bytePosition(bytes, at);
+    return {
+      code: 'BCN1001',
+      message: `file is not valid UTF-8 (byte 0x${(bytes[at] ?? 0).toString(16).padStart(2, '0')} at offset ${at})`,
+      ...pos,
+    };
+  }
+}
+
+const YAML_CODES: Record<YamlProblem['code'], Code> = {
+  syntax: 'BCN1004',
+  'duplicate-key': 'BCN1005',
+  tab: 'BCN1006',
+  'alias-limit': 'BCN1007',
+  'too-many-documents': 'BCN1012',
+};
+
+function diag(code: Code, message: string, at: { line: number; column: number; endLine?: number; endColumn?: number }, extra: Partial<LocalDiagnostic> = {}): LocalDiagnostic {
+  return { severity: CODES[code].severity, code, message, path: '', line: at.line, column: at.column, ...(at.endLine !== undefined ? { endLine: at.endLine, endColumn: at.endColumn } : {}), ...extra };
+}
+
+/** Compile one file. Never throws on bad input. */
+export function compileFile(bytes: Uint8Array): FileUnit {
+  const diagnostics: LocalDiagnostic[] = [];
+  if (bytes.length > MAX_MANIFEST_BYTES) {
+    diagnostics.push(diag('BCN1003', `file is ${(bytes.length / 1048576).toFixed(1)} MiB; manifest files may be at most ${MAX_MANIFEST_BYTES / 1048576} MiB`, { line: 1, column: 1 }, { hint: 'split it into several files, or move large text into a referenced file' }));
+    return { docs: [], diagnostics };
+  }
+  const decoded = decodeText(bytes);
+  if (!('text' in decoded)) {
+    diagnostics.push(diag(decoded.code, decoded.message, decoded));
+    return { docs: [], diagnostics };
+  }
+  const text = decoded.text.charCodeAt(0) === 0xfeff ? decoded.text.slice(1) : decoded.text;
+  const parsed = parseYaml(text);
+  for (const p of parsed.problems) diagnostics.push(diag(YAML_CODES[p.code], p.message, p));
+
+  // Positions come from a second, position-keeping parse, done only when some document needs one.
+  let slow: SlowParse | undefined;
+  const where = (index: number, pointer: string, at: 'key' | 'value', fallback: { line: number; column: number }) => {
+    slow ??= parseWithPositions(text);
+    return locate(slow, index, pointer, at) ?? { ...fallback };
+  };
+
+  const docs: DocUnit[] = [];
+  for (const d of parsed.documents) {
+    const unit = compileDocument(d.data, d.index, { line: d.line, column: d.column }, diagnostics, where);
+    if (unit !== null) docs.push(unit);
+  }
+  return { docs, diagnostics };
+}
+
+type Where = (index: number, pointer: string, at: 'key' | 'value', fallback: { line: number; column: number }) => { line: number; column: number; endLine?: number; endColumn?: number };
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function compileDocument(data: unknown, index: number, start: { line: number; column: number }, out: LocalDiagnostic[], where: Where): DocUnit | null {
+  if (data === null || data === undefined) return null; // empty document
+  if (!isRecord(data)) {
+    out.push(diag('BCN1008', `document ${index + 1} is a ${Array.isArray(data) ? 'list' : typeof data}, not a mapping with apiVersion, kind, metadata and spec`, start));
+    return null;
+  }
+  const apiVersion = data.apiVersion;
+  const kindValue = data.kind;
+  if (typeof apiVersion !== 'string' || !apiVersion.startsWith('beacon.dev/')) {
+    if (apiVersion === undefined && typeof kindValue === 'string' && kindSet.has(kindValue)) {
+      out.push(diag('BCN2002', `${kindValue} document has no apiVersion`, start, { hint: `add 'apiVersion: ${API_VERSION}'` }));
+    } else {
+      out.push(diag('BCN1009', `document ${index + 1} ignored: apiVersion ${JSON.stringify(apiVersion ?? null)} is not beacon.dev/*`, start));
+    }
+    return null;
+  }
+  if (apiVersion !== API_VERSION) {
+    out.push(diag('BCN1010', `apiVersion '${apiVersion}' is not supported (this compiler reads ${API_VERSION})`, where(index, '/apiVersion', 'value', start), { path: '/apiVersion' }));
+    return null;
+  }
+  if (typeof kindValue !== 'string' || !kindSet.has(kindValue)) {
+    const guess = typeof kindValue === 'string' ? KINDS.find((k) => k.toLowerCase() === kindValue.toLowerCase()) : undefined;
+    out.push(
+      diag('BCN1011', `kind ${JSON.stringify(kindValue ?? null)} is not a BeaconOS kind (known: ${KINDS.join(', ')})`, where(index, '/kind', 'value', start), {
+        path: '/kind',
+        ...(guess !== undefined ? { hint: `did you mean '${guess}'?` } : {}),
+      }),
+    );
+    return null;
+  }
+  const kind = kindValue as Kind;
+  const meta = isRecord(data.metadata) ? data.metadata : {};
+  const name = typeof meta.name === 'string' ? meta.name : '';
+  const tenant = tenantScoped.has(kind) && typeof meta.tenant === 'string' ? meta.tenant : undefined;
+  const id = objectLabel(kind, name || '(unnamed)', tenant);
+  const objectRef = name ? `${kind}/${tenant !== undefined ? `${tenant}/` : ''}${name}` : undefined;
+  const extra = (p: { path: string }) => ({ path: p.path, ...(objectRef !== undefined ? { object: objectRef } : {}) });
+
+  const problems: SchemaProblem[] = validateDocument(kind, data);
+  for (const p of problems) {
+    out.push(diag(p.code, `${id}: ${p.message}`, where(index, p.path, p.at, start), { ...extra(p), ...(p.hint !== undefined ? { hint: p.hint } : {}) }));
+  }
+  for (const s of scanForSecrets(data)) {
+    out.push(
+      diag('BCN4001', `${id}: ${fieldPath(s.path)} holds ${s.what}; secrets never go into Git`, where(index, s.path, 'value', start), {
+        ...extra(s),
+        hint: 'store it in the environment or a Kubernetes Secret and refer to it with {secretRef: ENV_VAR_NAME}',
+      }),
+    );
+  }
+  const unit: DocUnit = { index, line: start.line, column: start.column, kind, name, ...(tenant !== undefined ? { tenant } : {}), valid: false, fileRefs: [] };
+  if (problems.length > 0 || name === '') return unit;
+
+  const object = structuredClone(data);
+  applyDefaults(kind, object);
+  normalize(kind, object);
+  for (const [pointer, schema] of embeddedSchemas(kind, object)) {
+    const err = checkEmbeddedSchema(schema);
+    if (err !== null) out.push(diag('BCN2008', `${id}: ${fieldPath(pointer)} is not a valid JSON Schema: ${err}`, where(index, pointer, 'value', start), extra({ path: pointer })));
+  }
+  unit.valid = true;
+  unit.object = object;
+  unit.fileRefs = fileRefs(kind, object);
+  return unit;
+}
+
+/** Expand the spec's shorthands so every consumer sees one form. */
+function normalize(kind: Kind, obj: Record<string, unknown>): void {
+  const spec = obj.spec as Record<string, unknown>;
+  const meta = obj.metadata as Record<string, unknown>;
+  meta.labels ??= {};
+  meta.annotations ??= {};
+  if (kind === 'Agent') {
+    const tools = (spec.tools as unknown[] | undefined) ?? [];
+    spec.tools = tools.map((t) => (typeof t === 'string' ? { name: t, approval: 'auto' } : { approval: 'auto', ...(t as object) }));
+    spec.evaluations ??= [];
+  }
+  if (kind === 'Workflow' && spec.pattern === 'consensus') {
+    const voters = (spec.voters as unknown[] | undefined) ?? [];
+    spec.voters = voters.map((v) => (typeof v === 'string' ? { agent: v, replicas: 1 } : { replicas: 1, ...(v as object) }));
+  }
+}
+
+function embeddedSchemas(kind: Kind, obj: Record<string, unknown>): [string, unknown][] {
+  const spec = obj.spec as Record<string, unknown>;
+  const out: [string, unknown][] = [];
+  if (kind === 'Agent') {
+    for (const side of ['input', 'output'] as const) {
+      const s = (spec[side] as Record<string, unknown> | undefined)?.schema;
+      if (s !== undefined) out.push([`/spec/${side}/schema`, s]);
+    }
+  }
+  if (kind === 'Evaluation') {
+    ((spec.scorers as Record<string, unknown>[] | undefined) ?? []).forEach((sc, i) => {
+      if (sc.type === 'jsonSchema' && sc.schema !== undefined) out.push([`/spec/scorers/${i}/schema`, sc.schema]);
+    });
+  }
+  return out;
+}
+
+function fileRefs(kind: Kind, obj: Record<string, unknown>): FileRef[] {
+  const spec = obj.spec as Record<string, unknown>;
+  const refs: FileRef[] = [];
+  if (kind === 'Agent' && typeof spec.instructionsFile === 'string') refs.push({ pointer: '/spec/instructionsFile', path: spec.instructionsFile, role: 'instructions' });
+  if (kind === 'Evaluation') {
+    const file = (spec.dataset as Record<string, unknown> | undefined)?.file;
+    if (typeof file === 'string') refs.push({ pointer: '/spec/dataset/file', path: file, role: 'dataset' });
+  }
+  if (kind === 'Tool') {
+    ((spec.files as unknown[] | undefined) ?? []).forEach((f, i) => {
+      if (typeof f === 'string') refs.push({ pointer: `/spec/files/${i}`, path: f, role: 'tool-file' });
+    });
+  }
+  return refs;
+}

@@ -1,0 +1,281 @@
+/**
+ * YAML reading. Two parsers, one meaning:
+ *
+ * - the fast path (js-yaml with a schema that implements exactly YAML 1.2's
+ *   core schema) turns a well-formed file into data about 10x faster than
+ *   `yaml`; it is what runs for the files that are fine, which is nearly all;
+ * - `yaml` (which keeps every node's position) is the authority whenever the
+ *   fast path refuses a file, whenever a file uses anchors/aliases (so an alias
+ *   bomb meets `maxAliasCount`), and whenever a diagnostic needs a line and
+ *   column. A property test keeps the two in agreement on scalars.
+ *
+ * See docs/adr/0002-two-yaml-parsers.md.
+ */
+import jsyaml from 'js-yaml';
+import { LineCounter, parseAllDocuments, isMap, isSeq, isScalar, isPair, isAlias, type Document, type Node as YamlNode } from 'yaml';
+
+/** Most documents one file may hold. */
+export const MAX_DOCUMENTS_PER_FILE = 1_000;
+/** Most alias expansions in one document (defuses "billion laughs"). */
+export const MAX_ALIAS_COUNT = 100;
+
+// YAML 1.2 core schema, tag resolution table (https://yaml.org/spec/1.2.2/#1032-tag-resolution).
+const nullType = new jsyaml.Type('tag:yaml.org,2002:null', {
+  kind: 'scalar',
+  resolve: (s: string | null) => s === null || s === '' || s === '~' || s === 'null' || s === 'Null' || s === 'NULL',
+  construct: () => null,
+});
+const boolType = new jsyaml.Type('tag:yaml.org,2002:bool', {
+  kind: 'scalar',
+  resolve: (s: string | null) => s !== null && /^(?:true|True|TRUE|false|False|FALSE)$/.test(s),
+  construct: (s: string) => s === 'true' || s === 'True' || s === 'TRUE',
+});
+const INT = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$/;
+const intType = new jsyaml.Type('tag:yaml.org,2002:int', {
+  kind: 'scalar',
+  resolve: (s: string | null) => s !== null && INT.test(s),
+  construct: (s: string) => {
+    if (s.startsWith('0o')) return parseInt(s.slice(2), 8);
+    if (s.startsWith('0x')) return parseInt(s.slice(2), 16);
+    return parseInt(s, 10);
+  },
+});
+const FLOAT = /^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
+const floatType = new jsyaml.Type('tag:yaml.org,2002:float', {
+  kind: 'scalar',
+  resolve: (s: string | null) => s !== null && FLOAT.test(s),
+  construct: (s: string) => {
+    const l = s.toLowerCase();
+    if (l.endsWith('.inf')) return l.startsWith('-') ? -Infinity : Infinity;
+    if (l === '.nan') return NaN;
+    return parseFloat(s);
+  },
+});
+const CORE_1_2 = new jsyaml.Schema({ implicit: [nullType, boolType, intType, floatType] });
+
+export interface ParsedDocument {
+  /** 0-based index of the document in its file. */
+  index: number;
+  data: unknown;
+  /** Where the document's content starts (1-based). */
+  line: number;
+  column: number;
+}
+
+export interface YamlProblem {
+  code: 'syntax' | 'duplicate-key' | 'tab' | 'alias-limit' | 'too-many-documents';
+  message: string;
+  line: number;
+  column: number;
+  endLine?: number;
+  endColumn?: number;
+  /** Document index the problem belongs to, when known. */
+  document?: number;
+}
+
+export interface ParseResult {
+  documents: ParsedDocument[];
+  problems: YamlProblem[];
+}
+
+/** Parse a file's text into documents, on the fast path when it is safe. */
+export function parseYaml(text: string): ParseResult {
+  const fast = tryFast(text);
+  return fast ?? parseSlow(text);
+}
+
+function tryFast(text: string): ParseResult | null {
+  let docs: unknown[];
+  try {
+    docs = jsyaml.loadAll(text, undefined, { schema: CORE_1_2, json: false }) as unknown[];
+  } catch {
+    return null;
+  }
+  if (docs.length > MAX_DOCUMENTS_PER_FILE) return null;
+  const starts = documentStarts(text);
+  if (starts.length !== docs.length) return null;
+  // An alias makes js-yaml share one object between places: let `yaml` count expansions.
+  const seen = new Set<object>();
+  for (const d of docs) if (hasSharedReference(d, seen)) return null;
+  return {
+    documents: docs.map((data, index) => ({ index, data, line: starts[index]!.line, column: starts[index]!.column })),
+    problems: [],
+  };
+}
+
+function hasSharedReference(value: unknown, seen: Set<object>): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (seen.has(value)) return true;
+  seen.add(value);
+  if (Array.isArray(value)) {
+    for (const v of value) if (hasSharedReference(v, seen)) return true;
+  } else {
+    for (const k in value) if (hasSharedReference((value as Record<string, unknown>)[k], seen)) return true;
+  }
+  return false;
+}
+
+/**
+ * Start position of each document's content, numbered as js-yaml numbers
+ * documents: a `---` marker always begins one; otherwise content outside a
+ * document (at the start, or after a `...` end marker) begins one. When this
+ * count disagrees with the parser's, the caller takes the slow path instead.
+ */
+function documentStarts(text: string): { line: number; column: number }[] {
+  const starts: { line: number; column: number; pending: boolean }[] = [];
+  let inDocument = false;
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.startsWith('---') && (line.length === 3 || line[3] === ' ' || line[3] === '\t' || line[3] === '\r')) {
+      const rest = line.slice(3).search(/[^ \t\r]/);
+      const content = rest >= 0 && line[3 + rest] !== '#';
+      starts.push({ line: i + 1, column: content ? 4 + rest : 1, pending: !content });
+      inDocument = true;
+      continue;
+    }
+    if (line.startsWith('...') && (line.length === 3 || /^[ \t\r#]/.test(line[3]!))) {
+      inDocument = false;
+      continue;
+    }
+    const indent = line.search(/[^ \t\r]/);
+    if (indent < 0 || line[indent] === '#' || (!inDocument && line[0] === '%')) continue;
+    const last = starts[starts.length - 1];
+    if (!inDocument) {
+      starts.push({ line: i + 1, column: indent + 1, pending: false });
+      inDocument = true;
+    } else if (last !== undefined && last.pending) {
+      last.line = i + 1;
+      last.column = indent + 1;
+      last.pending = false;
+    }
+  }
+  return starts;
+}
+
+/** Parse with `yaml`, keeping every document (with its node positions) for `locate`. */
+export interface SlowParse {
+  docs: Document.Parsed[];
+  lineCounter: LineCounter;
+}
+
+export function parseWithPositions(text: string): SlowParse {
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, {
+    lineCounter,
+    version: '1.2',
+    schema: 'core',
+    merge: false,
+    uniqueKeys: true,
+    prettyErrors: false,
+    strict: true,
+  });
+  return { docs: Array.isArray(docs) ? docs : [], lineCounter };
+}
+
+function problemCode(code: string): YamlProblem['code'] {
+  if (code === 'DUPLICATE_KEY') return 'duplicate-key';
+  if (code === 'TAB_AS_INDENT') return 'tab';
+  return 'syntax';
+}
+
+function parseSlow(text: string): ParseResult {
+  const { docs, lineCounter } = parseWithPositions(text);
+  const problems: YamlProblem[] = [];
+  const documents: ParsedDocument[] = [];
+  if (docs.length > MAX_DOCUMENTS_PER_FILE) {
+    problems.push({ code: 'too-many-documents', message: `file holds ${docs.length} documents; at most ${MAX_DOCUMENTS_PER_FILE} are allowed`, line: 1, column: 1 });
+    return { documents, problems };
+  }
+  docs.forEach((doc, index) => {
+    let bad = false;
+    for (const err of doc.errors) {
+      bad = true;
+      const start = lineCounter.linePos(err.pos[0]);
+      const end = lineCounter.linePos(err.pos[1]);
+      problems.push({
+        code: problemCode(err.code),
+        message: cleanYamlMessage(err.message),
+        line: start.line,
+        column: start.col,
+        endLine: end.line,
+        endColumn: end.col,
+        document: index,
+      });
+    }
+    if (bad) return;
+    if (doc.contents === null) return; // an empty document holds nothing to compile
+    let data: unknown;
+    try {
+      data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      const pos = lineCounter.linePos(doc.contents.range?.[0] ?? 0);
+      problems.push({
+        code: 'alias-limit',
+        message: `${(err as Error).message} (at most ${MAX_ALIAS_COUNT} alias expansions per document)`,
+        line: pos.line,
+        column: pos.col,
+        document: index,
+      });
+      return;
+    }
+    const start = lineCounter.linePos(doc.contents.range?.[0] ?? 0);
+    documents.push({ index, data, line: start.line, column: start.col });
+  });
+  return { documents, problems };
+}
+
+function cleanYamlMessage(message: string): string {
+  // `yaml` appends "at line L, column C" and sometimes a code frame; we print our own.
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '').trim();
+}
+
+export interface Span {
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+}
+
+/**
+ * The position of the node at a JSON pointer inside document `index`. With
+ * `at: 'key'` a map entry's key is returned (for "unknown field" and the like);
+ * when the pointer goes further than the document does (a missing field), the
+ * deepest existing node is returned.
+ */
+export function locate(parsed: SlowParse, index: number, pointer: string, at: 'key' | 'value' = 'value'): Span | null {
+  const doc = parsed.docs[index];
+  if (doc === undefined) return null;
+  const segments = pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  let node: unknown = doc.contents;
+  let best: { range?: [number, number, number] | null } | null = (doc.contents as { range?: [number, number, number] }) ?? null;
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i]!;
+    const last = i === segments.length - 1;
+    if (isAlias(node)) node = (node as { resolve(d: Document): unknown }).resolve(doc);
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === seg);
+      if (pair === undefined) break;
+      const key = pair.key as YamlNode;
+      if (last && at === 'key') {
+        best = key;
+        break;
+      }
+      const value = pair.value as YamlNode | null;
+      best = value !== null && value.range ? value : key;
+      node = value;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(seg)] as YamlNode | undefined;
+      if (item === undefined) break;
+      best = item;
+      node = item;
+    } else {
+      break;
+    }
+  }
+  const range = best?.range;
+  if (!range) return null;
+  const s = parsed.lineCounter.linePos(range[0]);
+  const e = parsed.lineCounter.linePos(Math.max(range[0], range[1]));
+  return { line: s.line, column: s.col, endLine: e.line, endColumn: e.col };
+}
