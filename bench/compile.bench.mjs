@@ -10,19 +10,20 @@
 
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { commitChange, generateRepo } from './gen-repo.mjs';
-import { measureFloor, medianFloor } from './floor.mjs';
-import { median, timeCommand } from './measure.mjs';
+import { measureFloor } from './floor.mjs';
+import { benchTmp, median, timeCommand } from './measure.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
 const WORK = join(HERE, '.work');
-const BEACON = join(ROOT, 'bin', 'beacon.js');
-const CLI_MAIN = join(ROOT, 'dist', 'cli', 'main.js');
+/** The CLI under test; $BENCH_BEACON points at another build's bin/beacon.js (to compare two checkouts). */
+const BEACON = process.env.BENCH_BEACON || join(ROOT, 'bin', 'beacon.js');
+const CLI_MAIN = process.env.BENCH_BEACON || join(ROOT, 'dist', 'cli', 'main.js');
 const HEADING = '## Compile (issue 2)';
 
 /** The targets of issue 2. */
@@ -51,6 +52,7 @@ const USAGE = `usage: node bench/compile.bench.mjs [--sizes 1000,10000] [--runs 
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
 const fmtInt = (x) => Math.round(x).toLocaleString('en-US');
 const fmtRatio = (x) => `${x.toFixed(2)}×`;
+const plural = (k, one, many = `${one}s`) => `${fmtInt(k)} ${k === 1 ? one : many}`;
 
 function gitVersion() {
   const r = spawnSync('git', ['--version'], { encoding: 'utf8' });
@@ -64,9 +66,9 @@ function readAll(dir) {
   }
 }
 
+/** A fresh, empty folder for one run's BEACON_CACHE_DIR. */
 function freshDir(prefix) {
-  mkdirSync(join(WORK, 'caches'), { recursive: true });
-  return mkdtempSync(join(WORK, 'caches', `${prefix}-`));
+  return mkdtempSync(join(benchTmp(), `cache-${prefix}-`));
 }
 
 function dirSize(dir) {
@@ -121,22 +123,42 @@ function checkRun(label, r) {
 }
 
 /**
- * Run `fn` (one measured process) enough times and keep the medians.
- * @returns {{wallMs:number, rssMb:number, runs:number, exit:number}|{error:string}}
+ * Measure several figures in rounds — each round runs every figure once, in
+ * order — so that a change in the machine's load during the benchmark moves the
+ * floor and the figures compared with it alike. A figure gets `runs` runs, or
+ * by default 3, or 5 when its first run took under a second; the result is the
+ * median of each field over its runs.
+ * @param {{key: string, label: string, run: () => object}[]} figures
+ * @returns {Record<string, object>} key → medians (plus `runs`), or `{error}`
  */
-function series(label, fn, runs) {
-  const samples = [];
-  const first = fn();
-  if (first.error) return first;
-  samples.push(first);
-  const count = runs ?? (first.wallMs < FAST_MS ? 5 : 3);
-  while (samples.length < count) {
-    const s = fn();
-    if (s.error) return s;
-    samples.push(s);
+function measureRounds(figures, runs) {
+  const samples = new Map(figures.map((f) => [f.key, []]));
+  const want = new Map();
+  const out = {};
+  for (let round = 0; ; round++) {
+    let ran = false;
+    for (const f of figures) {
+      if (out[f.key]?.error) continue;
+      if (round > 0 && samples.get(f.key).length >= want.get(f.key)) continue;
+      const s = f.run();
+      ran = true;
+      if (s.error) {
+        out[f.key] = s;
+        continue;
+      }
+      samples.get(f.key).push(s);
+      if (round === 0) want.set(f.key, runs ?? (s.wallMs < FAST_MS ? 5 : 3));
+    }
+    if (!ran) break;
   }
-  const out = { wallMs: median(samples.map((s) => s.wallMs)), rssMb: median(samples.map((s) => s.rssMb)), runs: count, exit: Math.max(...samples.map((s) => s.exit ?? 0)) };
-  log(`  ${label}: ${fmtInt(out.wallMs)} ms, ${fmtInt(out.rssMb)} MB (median of ${count}: ${samples.map((s) => fmtInt(s.wallMs)).join(', ')} ms)`);
+  for (const f of figures) {
+    if (out[f.key]?.error) continue;
+    const list = samples.get(f.key);
+    const m = { runs: list.length, exit: Math.max(...list.map((s) => s.exit ?? 0)) };
+    for (const [k, v] of Object.entries(list[0])) if (typeof v === 'number' && k !== 'exit') m[k] = median(list.map((s) => s[k]));
+    out[f.key] = m;
+    log(`  ${f.label}: ${fmtInt(m.wallMs)} ms, ${fmtInt(m.rssMb)} MB (median of ${list.length}: ${list.map((s) => fmtInt(s.wallMs)).join(', ')} ms)`);
+  }
   return out;
 }
 
@@ -147,7 +169,7 @@ function cliRun(label, args, prepare) {
     try {
       const r = beacon(args, cache);
       if (checkRun(label, r)) return { error: `exit ${r.exit}${r.signal ? ` (${r.signal})` : ''}` };
-      return r;
+      return { wallMs: r.wallMs, rssMb: r.rssMb, exit: r.exit };
     } finally {
       rmSync(cache, { recursive: true, force: true });
     }
@@ -166,64 +188,50 @@ function benchSize(n, { seed, runs, cliReady }) {
   const B = commitChange(dir, { files: 1, seed: `${seed}-one`, parent: A, branch: 'bench/one-change' });
   const C = n >= PLAN_FROM ? commitChange(dir, { files: 10, seed: `${seed}-ten`, parent: A, branch: 'bench/ten-changes' }) : null;
   log(`  generated in ${fmtInt(genMs)} ms; A=${A.slice(0, 12)} (HEAD), B=${B.slice(0, 12)} (1 agent changed)${C ? `, C=${C.slice(0, 12)} (10 agents changed)` : ''}`);
+  const res = { n, seed, genMs, gen, A, B, C, commands: {} };
 
   // Warm the OS file cache once: the object store, the floor's inputs, node and the CLI's own files.
   readAll(join(dir, '.git'));
   measureFloor(dir, A);
-  const res = { n, seed, genMs, gen, A, B, C, commands: {} };
-
-  res.floor = (() => {
-    const samples = [];
-    const first = measureFloor(dir, A);
-    samples.push(first);
-    const count = runs ?? (first.wallMs < FAST_MS ? 5 : 3);
-    while (samples.length < count) samples.push(measureFloor(dir, A));
-    const f = { ...medianFloor(samples), runs: count };
-    log(`  floor: ${fmtInt(f.wallMs)} ms (archive+unpack ${fmtInt(f.archiveMs)} ms, parse ${fmtInt(f.parseMs)} ms), ${fmtInt(f.rssMb)} MB (median of ${count})`);
-    return f;
-  })();
-
-  if (!cliReady) return res;
+  const figures = [{ key: 'floor', label: 'floor', run: () => measureFloor(dir, A) }];
 
   const validate = (ref) => ['validate', '--repo', dir, '--ref', ref, '--format', 'json'];
   const plan = ['plan', '--repo', dir, '--base', A, '--head', C ?? A, '--format', 'json'];
-  res.commands.validateCold = validate('HEAD');
-  res.commands.validateWarm = validate(B);
-  if (C) res.commands.plan = plan;
+  let cacheA = null;
+  if (cliReady) {
+    res.commands.validateCold = validate('HEAD');
+    res.commands.validateWarm = validate(B);
+    if (C) res.commands.plan = plan;
+    // Warm-up for the CLI (discarded), which is also the check that the generated repository is clean.
+    const warmupCache = freshDir('warmup');
+    const warmup = beacon(validate('HEAD'), warmupCache);
+    rmSync(warmupCache, { recursive: true, force: true });
+    const broken = checkRun(`${n}: validate (warm-up)`, warmup);
+    figures.push({ key: 'validateCold', label: 'validate, cold', run: broken ? () => ({ error: `exit ${warmup.exit}` }) : cliRun(`${n}: validate, cold`, validate('HEAD'), () => freshDir('cold')) });
 
-  // Warm-up for the CLI (discarded), which is also the check that the generated repository is clean.
-  const warmup = beacon(validate('HEAD'), freshDir('warmup'));
-  if (checkRun('validate (warm-up)', warmup)) {
-    res.validateCold = { error: `exit ${warmup.exit}` };
-    return res;
+    // The cache after a validate of A, copied afresh before each measured run.
+    cacheA = join(benchTmp(), `cache-${n}-A`);
+    rmSync(cacheA, { recursive: true, force: true });
+    mkdirSync(cacheA, { recursive: true });
+    const populated = !broken && !checkRun(`${n}: validate A (fills the cache)`, beacon(validate(A), cacheA));
+    res.cache = populated ? dirSize(cacheA) : null;
+    if (res.cache && res.cache.files === 0) log('  note: BEACON_CACHE_DIR is still empty after a validate of A: the CLI wrote no cache, so warm figures measure a cold run');
+    const fromCacheA = (prefix) => () => {
+      const d = freshDir(prefix);
+      cpSync(cacheA, d, { recursive: true });
+      return d;
+    };
+    const noCache = () => ({ error: 'the validate that fills the cache failed' });
+    figures.push({ key: 'validateWarm', label: 'validate, warm after one change', run: populated ? cliRun(`${n}: validate, warm`, validate(B), fromCacheA('warm')) : noCache });
+    if (C) {
+      figures.push({ key: 'planCold', label: 'plan 10 files, cold', run: cliRun(`${n}: plan, cold`, plan, () => freshDir('plan-cold')) });
+      figures.push({ key: 'planWarm', label: 'plan 10 files, base compiled', run: populated ? cliRun(`${n}: plan, base compiled`, plan, fromCacheA('plan-warm')) : noCache });
+    }
   }
-
-  res.validateCold = series('validate, cold', cliRun('validate, cold', validate('HEAD'), () => freshDir('cold')), runs);
-
-  // The cache after a validate of A, copied afresh before each measured run.
-  const cacheA = join(WORK, `cache-${n}-A`);
-  rmSync(cacheA, { recursive: true, force: true });
-  mkdirSync(cacheA, { recursive: true });
-  const populate = beacon(validate(A), cacheA);
-  const populated = !checkRun('validate A (cache)', populate);
-  res.cache = populated ? dirSize(cacheA) : null;
-  if (res.cache && res.cache.files === 0) log('  note: BEACON_CACHE_DIR is still empty after a validate of A: the CLI wrote no cache, so warm figures measure a cold run');
-  const fromCacheA = (prefix) => () => {
-    const d = freshDir(prefix);
-    cpSync(cacheA, d, { recursive: true });
-    return d;
-  };
-  const noCache = { error: 'the validate that fills the cache failed' };
-
-  res.validateWarm = populated
-    ? series('validate, warm after one change', cliRun('validate, warm', validate(B), fromCacheA('warm')), runs)
-    : noCache;
-
-  if (C) {
-    res.planCold = series('plan 10 files, cold', cliRun('plan, cold', plan, () => freshDir('plan-cold')), runs);
-    res.planWarm = populated ? series('plan 10 files, base compiled', cliRun('plan, base compiled', plan, fromCacheA('plan-warm')), runs) : noCache;
-  }
-  rmSync(cacheA, { recursive: true, force: true });
+  Object.assign(res, measureRounds(figures, runs));
+  const f = res.floor;
+  log(`  floor split: archive+unpack ${fmtInt(f.archiveMs)} ms / ${fmtInt(f.archiveRssMb)} MB, parse ${fmtInt(f.parseMs)} ms / ${fmtInt(f.parseRssMb)} MB`);
+  if (cacheA) rmSync(cacheA, { recursive: true, force: true });
   return res;
 }
 
@@ -255,9 +263,10 @@ function rowsFor(res, cliReady) {
     const vsFloor = m.wallMs / f.wallMs;
     const vsCold = vsValidate && res.validateCold && !res.validateCold.error ? m.wallMs / res.validateCold.wallMs : null;
     const { ok, why } = check({ vsFloor, vsCold, rssMb: m.rssMb });
-    const note = m.exit === 1 ? ' (exit 1: findings, generator bug)' : '';
+    const note = m.exit === 1 ? ' (exit 1: findings on a generated repository, a generator bug)' : '';
     rows.push([name, fmtInt(m.wallMs), fmtInt(m.rssMb), fmtRatio(vsFloor), vsCold === null ? '' : fmtRatio(vsCold), target, verdict(ok) + note]);
     if (!ok) fails.push(`${fmtInt(res.n)}: ${name}: ${why}`);
+    if (m.exit === 1) fails.push(`${fmtInt(res.n)}: ${name}: the CLI reported findings (exit 1) on a generated repository: a generator bug (diagnostics on stderr)`);
   };
 
   figure('validate, cold', res.validateCold, {
@@ -301,9 +310,11 @@ function table(rows) {
 function report(results, { machine, cliReady, runs }) {
   const out = [HEADING, ''];
   out.push(`Measured by \`npm run bench\` (bench/compile.bench.mjs) on ${machine.date}: ${machine.cpu}, nproc ${machine.nproc}, ` +
-    `${machine.memGb} GB RAM, Node ${machine.node}, git ${machine.git}. Each figure is a separate process; wall time is the median of ` +
-    `${runs ? `${runs} runs` : `3 runs (5 when a run takes under 1 s)`}, peak RSS from \`/usr/bin/time -f '%e %M'\`, after one ` +
-    'warm-up that fills the OS file cache. bench/README.md says what each figure means.');
+    `${machine.memGb} GB RAM, Node ${machine.node}, git ${machine.git} (1-minute load average ${machine.loadStart.toFixed(2)} at the start, ` +
+    `${machine.loadEnd.toFixed(2)} at the end). Each figure is a separate process; wall time is the median of ` +
+    `${runs ? `${runs} run${runs === 1 ? '' : 's'}` : '3 runs (5 when a run takes under 1 s)'}, peak RSS from \`/usr/bin/time -f '%e %M'\`, after one ` +
+    'warm-up that fills the OS file cache; the figures of one size are measured in interleaved rounds, so that a change of load ' +
+    'moves the floor and the figures alike. bench/README.md says what each figure means.');
   out.push('');
   out.push(`Targets: cold validate ≤ ${TARGET.coldVsFloor}× floor and < ${TARGET.coldRssMb} MB; warm validate after a one-file change ` +
     `≤ ${TARGET.warmVsFloor}× floor; plan of a 10-file change ≤ ${TARGET.planColdVsValidate}× a cold validate, and ≤ ${TARGET.planWarmVsFloor}× ` +
@@ -316,9 +327,9 @@ function report(results, { machine, cliReady, runs }) {
     const m = res.gen.mix;
     out.push('', `### ${fmtInt(res.n)} manifests`, '');
     out.push(`Generated in ${fmtInt(res.genMs)} ms (seed ${res.seed}): ${fmtInt(res.floor.documents)} documents in ${fmtInt(res.floor.files)} YAML files ` +
-      `(${fmtInt(res.gen.files)} files in all) — ${m.tenants} tenants, ${m.models} models, ${m.policies} policies, ${fmtInt(m.tools)} tools, ` +
+      `(${fmtInt(res.gen.files)} files in all) — ${plural(m.tenants, 'tenant')}, ${plural(m.models, 'model')}, ${plural(m.policies, 'policy', 'policies')}, ${fmtInt(m.tools)} tools, ` +
       `${fmtInt(m.agents)} agents, ${fmtInt(m.workflows)} workflows, ${fmtInt(m.evaluations)} evaluations.` +
-      (res.cache ? ` Cache after validating A: ${fmtInt(res.cache.files)} files, ${fmtInt(res.cache.bytes / 1024)} KB.` : ''));
+      (res.cache ? ` Cache after validating A: ${plural(res.cache.files, 'file')}, ${fmtInt(res.cache.bytes / 1024)} KB.` : ''));
     out.push('', table(rows));
   }
   out.push('');
@@ -385,26 +396,32 @@ function main() {
     memGb: (totalmem() / 2 ** 30).toFixed(1),
     node: process.version,
     git: gitVersion(),
+    loadStart: loadavg()[0],
+    tmp: benchTmp(),
   };
+  if (machine.loadStart > machine.nproc / 2) {
+    log(`warning: load average ${machine.loadStart.toFixed(2)} on ${machine.nproc} CPUs: other work on this machine will inflate the figures`);
+  }
   const cliReady = existsSync(CLI_MAIN);
   if (!cliReady) log(`${relative(ROOT, CLI_MAIN)} is missing: measuring the generator and the floor only`);
 
   mkdirSync(WORK, { recursive: true });
   const results = sizes.map((n) => benchSize(n, { seed, runs, cliReady }));
+  machine.loadEnd = loadavg()[0];
 
   const { markdown, fails } = report(results, { machine, cliReady, runs });
   process.stdout.write(`\n${markdown}\n`);
   if (cliReady) {
     process.stdout.write('Commands measured (BEACON_CACHE_DIR set per run as described in bench/README.md):\n');
     for (const res of results) {
-      for (const [name, argv] of Object.entries(res.commands)) process.stdout.write(`  ${name}: node bin/beacon.js ${argv.join(' ')}\n`);
+      for (const [name, argv] of Object.entries(res.commands)) process.stdout.write(`  ${name}: node ${relative(ROOT, BEACON)} ${argv.join(' ')}\n`);
     }
   }
   for (const f of fails) process.stdout.write(`FAIL ${f}\n`);
   if (!args['no-write']) {
     const out = args.out ?? join(ROOT, 'docs', 'benchmarks.md');
     writeSection(out, markdown);
-    log(`wrote ${relative(process.cwd(), out) || out} (${HEADING})`);
+    log(`wrote ${out} (${HEADING})`);
   }
 }
 

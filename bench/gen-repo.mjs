@@ -808,8 +808,8 @@ function main(argv) {
     force: argv.includes('--force'),
   });
   const ms = Math.round(performance.now() - t0);
-  process.stdout.write(`${resolve(dir)}: ${res.documents} manifests in ${res.files} files, HEAD ${res.head} (${ms} ms)\n`);
-  process.stdout.write(`  ${Object.entries(res.mix).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+  process.stdout.write(`${resolve(dir)}: ${res.documents} manifests in ${res.files} files, HEAD ${res.head} (${ms} ms)\n` +
+    `  ${Object.entries(res.mix).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

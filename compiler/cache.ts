@@ -20,8 +20,10 @@ export interface CachedFile {
   digest: string;
   /** Text when the file is UTF-8 and small enough to inline. */
   text?: string;
-  /** Why it cannot be used as text, when it cannot. */
-  problem?: string;
+  /** Why it cannot be used as text, when it cannot (a BCN1xxx code, with where). */
+  problem?: { code: 'BCN1001' | 'BCN1002' | 'BCN1003'; message: string; line: number; column: number };
+  /** A literal secret found in the text, with where (computed once per blob). */
+  secret?: { what: string; line: number; column: number };
 }
 
 interface Entry<T> {
@@ -36,6 +38,8 @@ interface CacheFile {
   units: Map<string, Entry<FileUnit>>;
   files: Map<string, Entry<CachedFile>>;
   trees: Map<string, Entry<SourceEntry[]>>;
+  /** Values derived from content only (digests of inlined objects, keyed by what they are made of). */
+  derived: Map<string, Entry<string>>;
 }
 
 /** Entries not used for this many saves are dropped. */
@@ -52,7 +56,7 @@ export class CompileCache implements TreeStore {
     private readonly dir: string | undefined,
     data?: CacheFile,
   ) {
-    this.data = data ?? { version: COMPILER_VERSION, generation: 0, units: new Map(), files: new Map(), trees: new Map() };
+    this.data = data ?? { version: COMPILER_VERSION, generation: 0, units: new Map(), files: new Map(), trees: new Map(), derived: new Map() };
   }
 
   /** A cache kept in memory only. */
@@ -65,20 +69,18 @@ export class CompileCache implements TreeStore {
     const file = join(dir, COMPILER_VERSION, 'cache.bin');
     try {
       const data = deserialize(readFileSync(file)) as CacheFile;
-      if (data.version === COMPILER_VERSION && data.units instanceof Map) return new CompileCache(dir, data);
+      if (data.version === COMPILER_VERSION && data.units instanceof Map && data.derived instanceof Map) return new CompileCache(dir, data);
     } catch {
       // missing or corrupt: start empty
     }
     return new CompileCache(dir);
   }
 
+  /** Marks an entry as used now. Not a reason to rewrite the cache by itself: a run that adds nothing writes nothing. */
   private touch<T>(m: Map<string, Entry<T>>, key: string): T | undefined {
     const e = m.get(key);
     if (e === undefined) return undefined;
-    if (e.g !== this.data.generation) {
-      e.g = this.data.generation;
-      this.dirty = true;
-    }
+    e.g = this.data.generation;
     return e.v;
   }
 
@@ -107,11 +109,19 @@ export class CompileCache implements TreeStore {
     this.dirty = true;
   }
 
+  getDerived(key: string): string | undefined {
+    return this.touch(this.data.derived, key);
+  }
+  setDerived(key: string, value: string): void {
+    this.data.derived.set(key, { v: value, g: this.data.generation });
+    this.dirty = true;
+  }
+
   /** Write the cache to disk if it changed (atomically: a crash leaves the old file). */
   save(): void {
     if (this.dir === undefined || !this.dirty) return;
     const gen = this.data.generation;
-    for (const m of [this.data.units, this.data.files, this.data.trees] as Map<string, Entry<unknown>>[]) {
+    for (const m of [this.data.units, this.data.files, this.data.trees, this.data.derived] as Map<string, Entry<unknown>>[]) {
       for (const [k, e] of m) if (gen - e.g >= KEEP_GENERATIONS) m.delete(k);
     }
     this.data.generation = gen + 1;

@@ -33,6 +33,8 @@ export const CODES = {
   BCN2006: { severity: 'error', title: 'Value out of bounds' },
   BCN2007: { severity: 'error', title: 'Fields that exclude each other, or an invalid combination' },
   BCN2008: { severity: 'error', title: 'Embedded JSON Schema is invalid' },
+  BCN2009: { severity: 'error', title: 'Output guardrail without an output schema' },
+  BCN2010: { severity: 'error', title: 'Canary weights do not increase' },
   // Identity and references
   BCN3001: { severity: 'error', title: 'Duplicate object identity' },
   BCN3002: { severity: 'error', title: 'Reference to an object that does not exist' },
@@ -46,6 +48,7 @@ export const CODES = {
   BCN3010: { severity: 'warning', title: 'Rollout analysis names an evaluation of another target' },
   BCN3011: { severity: 'error', title: 'Same entry listed twice' },
   BCN3012: { severity: 'error', title: 'Stdio tool command refers to a file it does not ship' },
+  BCN3013: { severity: 'error', title: 'Webhook path used by two workflows' },
   // Secrets
   BCN4001: { severity: 'error', title: 'Literal secret in a manifest or referenced file' },
   // Workflows and graphs
@@ -57,7 +60,8 @@ export const CODES = {
   BCN5006: { severity: 'error', title: 'CEL syntax error' },
   BCN5007: { severity: 'error', title: 'CEL type error' },
   BCN5008: { severity: 'error', title: 'Pattern rule violated' },
-  BCN5009: { severity: 'error', title: 'CEL condition does not return a bool' },
+  BCN5009: { severity: 'error', title: 'CEL expression has the wrong result type' },
+  BCN5010: { severity: 'error', title: 'Approval quorum cannot be met' },
   // Quotas
   BCN6001: { severity: 'error', title: 'Token limit above the tenant quota' },
   BCN6002: { severity: 'error', title: 'Sandbox replicas above the tenant quota' },

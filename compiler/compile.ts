@@ -8,12 +8,12 @@ import type { Diagnostic } from '../schema/index.js';
 import { CompileCache, type CachedFile } from './cache.js';
 import { CODES } from './codes.js';
 import { canonicalJson, sha256 } from './digest.js';
-import { link, type LinkDoc, type PendingDiagnostic } from './link.js';
+import { findSecretIn, link, type LinkDoc, type PendingDiagnostic } from './link.js';
 import type { Source, SourceEntry } from './source.js';
 import type { Bundle, CompileResult, FileUnit } from './types.js';
 import { compileFile, decodeText } from './unit.js';
 import { COMPILER_VERSION } from './version.js';
-import { locate, parseWithPositions, type SlowParse } from './yaml.js';
+import { locate, parseWithPositions, positionInScalar, type SlowParse } from './yaml.js';
 
 export interface CompileOptions {
   /** Cache of per-file results; a fresh in-memory one when omitted. */
@@ -73,7 +73,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   const docs: LinkDoc[] = [];
   for (const [entry, unit] of units) {
     for (const d of unit.diagnostics) diagnostics.push({ ...d, file: entry.path });
-    for (const doc of unit.docs) docs.push({ file: entry.path, doc });
+    for (const doc of unit.docs) docs.push({ file: entry.path, oid: entry.oid!, doc });
   }
 
   const t2 = performance.now();
@@ -83,16 +83,18 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
       if (hit !== undefined) return hit;
     }
     const bytes = await source.read(entry);
-    const decoded = bytes.length <= MAX_TEXT_BYTES ? decodeText(bytes) : { problem: `file is larger than ${MAX_TEXT_BYTES / 1048576} MiB` };
+    const decoded = bytes.length <= MAX_TEXT_BYTES ? decodeText(bytes) : { code: 'BCN1003' as const, message: `file is ${(bytes.length / 1048576).toFixed(1)} MiB; referenced text files may be at most ${MAX_TEXT_BYTES / 1048576} MiB`, line: 1, column: 1 };
+    const secret = 'text' in decoded ? findSecretIn(decoded.text) : undefined;
     const file: CachedFile = {
       size: bytes.length,
       digest: sha256(bytes),
-      ...('text' in decoded ? { text: decoded.text } : { problem: 'message' in decoded ? decoded.message : (decoded as { problem: string }).problem }),
+      ...('text' in decoded ? { text: decoded.text } : { problem: { code: decoded.code as 'BCN1001' | 'BCN1002' | 'BCN1003', message: decoded.message, line: decoded.line, column: decoded.column } }),
+      ...(secret !== undefined ? { secret } : {}),
     };
     cache.setFile(entry.oid!, file);
     return file;
   };
-  const linked = await link({ docs, entries: byPath, readFile });
+  const linked = await link({ docs, entries: byPath, readFile, digests: { get: (k) => cache.getDerived(k), set: (k, v) => cache.setDerived(k, v) } });
   ms.link = performance.now() - t2;
 
   const t3 = performance.now();
@@ -100,11 +102,9 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   diagnostics.sort(compareDiagnostics);
   ms.diagnostics = performance.now() - t3;
 
-  const files: Bundle['files'] = [];
-  for (const f of [...linked.files.values()].sort((a, b) => (a.path < b.path ? -1 : 1))) {
-    const bytes = await source.read(f.entry);
-    files.push({ path: f.path, digest: f.digest, size: f.size, content: Buffer.from(bytes).toString('base64') });
-  }
+  const files: Bundle['files'] = [...linked.files.values()]
+    .sort((a, b) => (a.path < b.path ? -1 : 1))
+    .map((f) => ({ path: f.path, digest: f.digest, size: f.size, ...(f.entry.oid !== undefined && source.kind === 'git' ? { blob: f.entry.oid } : {}) }));
   const body = {
     apiVersion: 'beacon.dev/bundle/v1' as const,
     compiler: COMPILER_VERSION.split('+')[0]!,
@@ -113,7 +113,13 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     graphs: linked.graphs,
     files,
   };
-  const bundle: Bundle = { ...body, digest: sha256(canonicalJson(body)) };
+  // The bundle's digest covers each object through its digests (which cover its content) and each
+  // graph through its workflow's effective digest (a graph is a function of the workflow and the
+  // agents it uses), so nothing is serialized twice.
+  const bundle: Bundle = {
+    ...body,
+    digest: sha256(canonicalJson({ ...body, objects: body.objects.map((o) => ({ ...o, object: undefined })), graphs: undefined })),
+  };
   ms.total = performance.now() - t0;
   return {
     bundle,
@@ -150,25 +156,24 @@ async function resolvePending(pending: PendingDiagnostic[], source: Source, byPa
   };
   const where = async (file: string, doc: number, pointer: string, at: 'key' | 'value', fallback: { line: number; column: number }, celOffset?: number) => {
     const p = await parseOf(file);
-    const span = p !== null ? locate(p.parse, doc, pointer, at) : null;
-    if (span === null) return { line: fallback.line, column: fallback.column };
-    if (celOffset !== undefined && span.line === span.endLine) {
-      const first = p!.text.split('\n')[span.line - 1]?.[span.column - 1];
-      const quote = first === '"' || first === "'" ? 1 : 0;
-      return { line: span.line, column: span.column + quote + celOffset };
-    }
-    return span;
+    let span = p !== null ? locate(p.parse, doc, pointer, at) : null;
+    // A field that is not written (a default) is reported at the key of the mapping that lacks it.
+    if (span !== null && !span.complete && at === 'value') span = locate(p!.parse, doc, pointer, 'key');
+    if (span === null) return { line: fallback.line, column: fallback.column, complete: true };
+    if (!span.complete) return { line: span.line, column: span.column, complete: false };
+    if (celOffset !== undefined) return { ...positionInScalar(p!.text, span, celOffset, p!.parse.lineCounter), complete: true };
+    return { line: span.line, column: span.column, endLine: span.endLine, endColumn: span.endColumn, complete: true };
   };
   return Promise.all(
     pending.map(async (d): Promise<Diagnostic> => {
-      const pos = d.exact ?? (await where(d.file, d.doc, d.pointer, d.at, d, d.celOffset));
+      const pos = d.exact !== undefined ? { ...d.exact, complete: true } : await where(d.file, d.doc, d.pointer, d.at, d, d.celOffset);
       const related = await Promise.all(
         d.related.map(async (r) => ({ message: r.message, file: r.file, ...pick(await where(r.file, r.doc, r.pointer, 'value', r)) })),
       );
       return {
         severity: CODES[d.code].severity,
         code: d.code,
-        message: d.message,
+        message: !pos.complete && d.ifDefault !== undefined ? `${d.message}${d.ifDefault}` : d.message,
         file: d.file,
         ...pick(pos),
         path: d.pointer,

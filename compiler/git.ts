@@ -5,10 +5,11 @@
  * and one isomorphic-git object cache is shared by all reads, so a pack file
  * is opened once.
  */
-import * as fs from 'node:fs';
+import * as realFs from 'node:fs';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import git from 'isomorphic-git';
+import { cachedGitFs, useNativeInflate } from './git-fs.js';
 import { SourceError, type SourceEntry } from './source.js';
 
 type TreeListing = SourceEntry[];
@@ -21,13 +22,17 @@ export interface TreeStore {
 
 export class GitRepository {
   private readonly cache = {};
+  private readonly fs: ReturnType<typeof cachedGitFs>;
   private readonly trees = new Map<string, TreeListing>();
 
   private constructor(
     readonly dir: string,
     readonly gitdir: string,
     private store?: TreeStore,
-  ) {}
+  ) {
+    useNativeInflate();
+    this.fs = cachedGitFs(gitdir);
+  }
 
   /** Keep tree listings in `store` too (the compile cache), so later runs skip unchanged subtrees. */
   attachStore(store: TreeStore): void {
@@ -41,14 +46,14 @@ export class GitRepository {
     if (existsSync(join(abs, 'HEAD')) && existsSync(join(abs, 'objects'))) return new GitRepository(abs, abs, store);
     let root: string;
     try {
-      root = await git.findRoot({ fs, filepath: abs });
+      root = await git.findRoot({ fs: realFs, filepath: abs });
     } catch {
       throw new SourceError(`${dir} is not inside a Git repository (use a folder path without --ref to read files from disk)`);
     }
     let gitdir = join(root, '.git');
     if (statSync(gitdir).isFile()) {
       // A worktree or submodule: `.git` is a file naming the real gitdir.
-      const m = /^gitdir:\s*(.+)$/m.exec(fs.readFileSync(gitdir, 'utf8'));
+      const m = /^gitdir:\s*(.+)$/m.exec(realFs.readFileSync(gitdir, 'utf8'));
       if (m) gitdir = resolve(root, m[1]!.trim());
     }
     return new GitRepository(root, gitdir, store);
@@ -75,13 +80,13 @@ export class GitRepository {
 
   private async resolveBase(base: string): Promise<string> {
     try {
-      return await git.resolveRef({ fs, gitdir: this.gitdir, ref: base });
+      return await git.resolveRef({ fs: this.fs, gitdir: this.gitdir, ref: base });
     } catch {
       // not a ref name
     }
     if (/^[0-9a-f]{4,40}$/i.test(base)) {
       try {
-        return await git.expandOid({ fs, gitdir: this.gitdir, oid: base.toLowerCase(), cache: this.cache });
+        return await git.expandOid({ fs: this.fs, gitdir: this.gitdir, oid: base.toLowerCase(), cache: this.cache });
       } catch {
         // fall through
       }
@@ -93,7 +98,7 @@ export class GitRepository {
     for (let i = 0; i < 8; i++) {
       let obj;
       try {
-        obj = await git.readObject({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+        obj = await git.readObject({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache });
       } catch {
         throw new SourceError(`'${ref}' names ${oid}, which is not in ${this.dir}`);
       }
@@ -108,7 +113,7 @@ export class GitRepository {
   }
 
   private async parent(oid: string, index: number, ref: string): Promise<string> {
-    const { commit } = await git.readCommit({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+    const { commit } = await git.readCommit({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache });
     const p = commit.parent[index];
     if (p === undefined) throw new SourceError(`'${ref}': commit ${oid.slice(0, 12)} has no parent ${index + 1}`);
     return p;
@@ -116,11 +121,11 @@ export class GitRepository {
 
   /** The tree id of `folder` ('' = root) at a commit. */
   async treeOf(commit: string, folder: string): Promise<string> {
-    const { commit: c } = await git.readCommit({ fs, gitdir: this.gitdir, oid: commit, cache: this.cache });
+    const { commit: c } = await git.readCommit({ fs: this.fs, gitdir: this.gitdir, oid: commit, cache: this.cache });
     let tree = c.tree;
     const parts = folder.split('/').filter((p) => p !== '' && p !== '.');
     for (let i = 0; i < parts.length; i++) {
-      const { tree: entries } = await git.readTree({ fs, gitdir: this.gitdir, oid: tree, cache: this.cache });
+      const { tree: entries } = await git.readTree({ fs: this.fs, gitdir: this.gitdir, oid: tree, cache: this.cache });
       const e = entries.find((x) => x.path === parts[i]);
       if (e === undefined || e.type !== 'tree') throw new SourceError(`${parts.slice(0, i + 1).join('/')}: no such folder at ${commit.slice(0, 12)}`);
       tree = e.oid;
@@ -140,7 +145,7 @@ export class GitRepository {
       this.trees.set(oid, hit);
       return hit;
     }
-    const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+    const { tree } = await git.readTree({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache });
     const out: TreeListing = [];
     const subtrees = await Promise.all(
       tree.map(async (e) => (e.type === 'tree' ? ([e.path, await this.listTreeCached(e.oid)] as const) : null)),
@@ -157,7 +162,7 @@ export class GitRepository {
   }
 
   async readBlob(oid: string): Promise<Uint8Array> {
-    const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+    const { blob } = await git.readBlob({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache });
     return blob;
   }
 }

@@ -42,15 +42,20 @@ class Builder {
 
   constructor(private readonly resolve: AgentResolver) {}
 
-  agent(id: string, role: string, ref: unknown, source: string, extra: Partial<GraphNode> = {}): GraphNode {
-    const info = typeof ref === 'string' ? this.resolve(ref, source) : null;
+  agent(id: string, role: string, ref: unknown, source: string, extra: Partial<GraphNode> = {}, refPointer = source): GraphNode {
+    const info = typeof ref === 'string' ? this.resolve(ref, refPointer) : null;
     const node: GraphNode = { id, type: 'agent', role, agent: info?.id ?? `unresolved:${String(ref)}`, source, ...extra };
     this.agents.set(id, info);
     this.nodes.push(node);
     return node;
   }
-  approval(id: string, approval: unknown, source: string): GraphNode {
-    const node: GraphNode = { id, type: 'approval', role: 'approval', approval: approval as ApprovalSpec, source };
+  approval(id: string, approval: unknown, source: string, approvalPointer = source): GraphNode {
+    const spec = approval as ApprovalSpec;
+    const individuals = spec.approvers.filter((a) => !a.startsWith('group:'));
+    if (individuals.length === spec.approvers.length && spec.quorum > individuals.length) {
+      this.problems.push({ code: 'BCN5010', pointer: `${approvalPointer}/quorum`, message: `approval quorum ${spec.quorum} can never be met: only ${individuals.length} approver${individuals.length === 1 ? ' is' : 's are'} listed`, hint: 'lower the quorum, add approvers, or name a group' });
+    }
+    const node: GraphNode = { id, type: 'approval', role: 'approval', approval: spec, source };
     this.nodes.push(node);
     return node;
   }
@@ -201,9 +206,10 @@ function expand(b: Builder, spec: Spec): { entry: string; output: string; params
         }
         seen.set(id, i);
         const extra: Partial<GraphNode> = { ...(typeof n.input === 'string' ? { input: n.input } : {}), ...(typeof n.maxTraversals === 'number' ? { maxTraversals: n.maxTraversals } : {}) };
-        if (n.agent !== undefined) b.agent(id, 'node', n.agent, `${source}/agent`, extra);
-        else if (n.approval !== undefined) Object.assign(b.approval(id, n.approval, `${source}/approval`), extra);
-        else Object.assign(b.reduce(id, 'node', n.reduce as 'concat' | 'merge', `${source}/reduce`), extra);
+        // A graph node is named by its id: problems with the node point there.
+        if (n.agent !== undefined) b.agent(id, 'node', n.agent, `${source}/id`, extra, `${source}/agent`);
+        else if (n.approval !== undefined) Object.assign(b.approval(id, n.approval, `${source}/id`, `${source}/approval`), extra);
+        else Object.assign(b.reduce(id, 'node', n.reduce as 'concat' | 'merge', `${source}/id`), extra);
       });
       list('edges').forEach((e, i) => {
         const to = nodes.find((n) => n.id === e.to);
@@ -286,7 +292,8 @@ function checkStructure(b: Builder, g: { entry: string; output: string }): void 
     for (const end of [e.from, e.to]) {
       if (!ids.has(end)) {
         ok = false;
-        b.problems.push({ code: 'BCN5004', pointer: e.source, message: `edge ${e.from} → ${e.to}: '${end}' is not a node (nodes: ${[...ids].join(', ')})` });
+        const side = end === e.to ? 'to' : 'from';
+        b.problems.push({ code: 'BCN5004', pointer: e.source.startsWith('/spec/edges/') ? `${e.source}/${side}` : e.source, message: `edge ${e.from} → ${e.to}: '${end}' is not a node (nodes: ${[...ids].join(', ')})` });
       }
     }
     if (ok) succ.get(e.from)!.push(e.to);
@@ -328,7 +335,7 @@ function checkCel(b: Builder, source: string, pointer: string, vars: Record<stri
   if (!r.ok) {
     b.problems.push({ code: r.kind === 'syntax' ? 'BCN5006' : 'BCN5007', pointer, message: `CEL ${r.kind === 'syntax' ? 'syntax' : 'type'} error: ${r.message}`, celOffset: r.offset });
   } else if (condition && !isBoolish(r.type)) {
-    b.problems.push({ code: 'BCN5009', pointer, message: `condition has type ${r.type}; it must be a bool` });
+    b.problems.push({ code: 'BCN5009', pointer, message: `condition has type ${r.type}; it must be a bool`, celOffset: 0 });
   }
 }
 
@@ -340,7 +347,7 @@ function checkExpressions(b: Builder, spec: Spec): void {
   const inputVars: Record<string, CelType> = { workflow: { input: 'dyn' }, outputs: structOf(b.nodes.map((n) => n.id)) };
   for (const n of b.nodes) {
     if (n.input === undefined || n.input === 'workflow.input' || n.input === 'board') continue;
-    const pointer = spec.pattern === 'graph' ? n.source.replace(/\/(agent|approval|reduce)$/, '/input') : n.source.replace(/\/agent$/, '/input');
+    const pointer = n.source.replace(/\/(agent|approval|reduce|id)$/, '/input');
     checkCel(b, n.input, pointer, inputVars, false);
   }
   if (spec.pattern === 'coordinator' || spec.pattern === 'graph') {

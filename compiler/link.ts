@@ -6,7 +6,7 @@
  * and line, with the other party as `related`.
  */
 import { posix } from 'node:path';
-import { checkExpression, type CelType } from '../policy/index.js';
+import { checkExpression, isBoolish, type CelType } from '../policy/index.js';
 import type { Kind, RelatedLocation } from '../schema/index.js';
 import type { CachedFile } from './cache.js';
 import { CODES, type Code } from './codes.js';
@@ -16,11 +16,13 @@ import { findSecret } from './secrets.js';
 import type { SourceEntry } from './source.js';
 import type { CompiledObject, DocUnit, ExecutionGraph } from './types.js';
 import { objectId, objectLabel } from './unit.js';
-import { fieldPath } from './validate.js';
+import { closestWord as closest, fieldPath } from './validate.js';
 
 /** A document of a file, with the file it is in. */
 export interface LinkDoc {
   file: string;
+  /** Blob id of the file (names the document's content together with `doc.index`). */
+  oid: string;
   doc: DocUnit;
 }
 
@@ -41,6 +43,8 @@ export interface PendingDiagnostic {
   celOffset?: number;
   /** Exact position in a non-YAML file (prompt, dataset), when known. */
   exact?: { line: number; column: number };
+  /** Appended to the message when the field at `pointer` is not written in the YAML (its value is a default). */
+  ifDefault?: string;
   related: PendingRelated[];
 }
 
@@ -58,6 +62,8 @@ export interface LinkInput {
   /** Every file of the source by path (for referenced files). */
   entries: Map<string, SourceEntry>;
   readFile(entry: SourceEntry): Promise<CachedFile>;
+  /** Digests of inlined objects by content key, kept across compiles (a cache). */
+  digests?: { get(key: string): string | undefined; set(key: string, digest: string): void };
 }
 
 export interface LinkOutput {
@@ -77,7 +83,7 @@ const SCRIPT_VARS: Record<string, CelType> = { input: 'string', turn: 'int', las
 
 export async function link(input: LinkInput): Promise<LinkOutput> {
   const pending: PendingDiagnostic[] = [];
-  const report = (code: Code, o: LinkDoc, pointer: string, message: string, opts: { hint?: string; at?: 'key' | 'value'; related?: PendingRelated[]; celOffset?: number; object?: string } = {}): void => {
+  const report = (code: Code, o: LinkDoc, pointer: string, message: string, opts: { hint?: string; at?: 'key' | 'value'; related?: PendingRelated[]; celOffset?: number; object?: string; ifDefault?: string } = {}): void => {
     pending.push({
       code,
       message,
@@ -90,10 +96,20 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
       related: opts.related ?? [],
       ...(opts.hint !== undefined ? { hint: opts.hint } : {}),
       ...(opts.celOffset !== undefined ? { celOffset: opts.celOffset } : {}),
+      ...(opts.ifDefault !== undefined ? { ifDefault: opts.ifDefault } : {}),
       object: opts.object ?? (o.doc.name ? objectId(o.doc.kind, o.doc.name, o.doc.tenant) : undefined),
     });
   };
   const rel = (o: LinkDoc, pointer: string, message: string): PendingRelated => ({ message, file: o.file, doc: o.doc.index, pointer, line: o.doc.line, column: o.doc.column });
+
+  /** Check one CEL field; `want` is the result type it must have (dyn always passes). */
+  const checkCel = (o: LinkDoc & { kind: Kind; name: string; tenant?: string }, pointer: string, source: string, vars: Record<string, CelType>, want: 'bool' | 'string' | null, what: string): void => {
+    const r = checkExpression(source, vars);
+    const label = objectLabel(o.kind, o.name, o.tenant);
+    if (!r.ok) report(r.kind === 'syntax' ? 'BCN5006' : 'BCN5007', o, pointer, `${label}: CEL ${r.kind} error in ${what}: ${r.message}`, { celOffset: r.offset });
+    else if (want === 'bool' && !isBoolish(r.type)) report('BCN5009', o, pointer, `${label}: ${what} has type ${r.type}; it must be a bool`, { celOffset: 0 });
+    else if (want === 'string' && r.type !== 'string' && r.type !== 'dyn') report('BCN5007', o, pointer, `${label}: ${what} has type ${r.type}; it must be a string`, { celOffset: 0 });
+  };
 
   // 1. Identities. Documents come sorted by file and position, so "first" is stable.
   const byId = new Map<string, LinkDoc>();
@@ -196,8 +212,7 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
         arr(s.script).forEach((entry, i) => {
           const when = (entry as Record<string, unknown>).when;
           if (typeof when !== 'string') return;
-          const r = checkExpression(when, SCRIPT_VARS);
-          if (!r.ok) report(r.kind === 'syntax' ? 'BCN5006' : 'BCN5007', o, `/spec/script/${i}/when`, `${objectLabel(o.kind, o.name)}: CEL ${r.kind} error in script[${i}].when: ${r.message}`, { celOffset: r.offset });
+          checkCel(o, `/spec/script/${i}/when`, when, SCRIPT_VARS, 'bool', `script[${i}].when`);
         });
         break;
       case 'Agent': {
@@ -232,14 +247,24 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
           const r = sc as Record<string, unknown>;
           if (r.type === 'judge' && typeof r.model === 'string') use(o, resolveRef(o, 'Model', r.model, `/spec/scorers/${i}/model`));
           if (r.type === 'cel' && typeof r.expression === 'string') {
-            const c = checkExpression(r.expression, { output: 'dyn', expected: 'dyn', input: 'dyn' });
-            if (!c.ok) report(c.kind === 'syntax' ? 'BCN5006' : 'BCN5007', o, `/spec/scorers/${i}/expression`, `${objectLabel(o.kind, o.name, o.tenant)}: CEL ${c.kind} error in scorer: ${c.message}`, { celOffset: c.offset });
+            checkCel(o, `/spec/scorers/${i}/expression`, r.expression, { output: 'dyn', expected: 'dyn', input: 'dyn' }, 'bool', `scorers[${i}].expression`);
           }
         });
         break;
       }
       case 'Policy': {
-        arr((s.match as Record<string, unknown> | undefined)?.tenants).forEach((t, i) => resolveRef(o, 'Tenant', String(t), `/spec/match/tenants/${i}`));
+        const match = (s.match ?? {}) as Record<string, unknown>;
+        arr(match.tenants).forEach((t, i) => resolveRef(o, 'Tenant', String(t), `/spec/match/tenants/${i}`));
+        // Until the policy engine types its variables from the schemas, every variable is dyn:
+        // syntax, arity and result types are still checked here.
+        const vars: Record<string, CelType> = s.phase === 'runtime' ? { request: 'dyn', agent: 'dyn', tenant: 'dyn', variables: 'map<string, dyn>' } : { object: 'dyn', oldObject: 'dyn', tenant: 'dyn', models: 'map<string, dyn>', tools: 'map<string, dyn>', agents: 'map<string, dyn>', evaluations: 'map<string, dyn>', variables: 'map<string, dyn>' };
+        arr(match.conditions).forEach((c, i) => checkCel(o, `/spec/match/conditions/${i}`, String(c), vars, 'bool', `match.conditions[${i}]`));
+        arr(s.variables).forEach((v, i) => checkCel(o, `/spec/variables/${i}/expression`, String((v as Record<string, unknown>).expression), vars, null, `variables[${i}]`));
+        arr(s.validations).forEach((v, i) => {
+          const val = v as Record<string, unknown>;
+          checkCel(o, `/spec/validations/${i}/expression`, String(val.expression), vars, 'bool', `validations[${i}].expression`);
+          if (typeof val.messageExpression === 'string') checkCel(o, `/spec/validations/${i}/messageExpression`, val.messageExpression, vars, 'string', `validations[${i}].messageExpression`);
+        });
         break;
       }
       default:
@@ -263,7 +288,14 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
         if (!path.includes(next) && path.length < 64) stack.push([...path, next]);
       }
     }
-    if (cycle !== null) report('BCN3009', m, '/spec/fallbacks', `Model ${m.name}: fallbacks form a cycle ${cycle.map((id) => id.split('/')[1]).join(' → ')}`, { hint: 'a fallback chain must end; remove one of the links' });
+    // One report per cycle, on its first model by name, with the others as related.
+    if (cycle !== null && cycle.slice(0, -1).every((id) => id >= m.id)) {
+      const others = cycle.slice(1, -1).map((id) => valid.get(id)!);
+      report('BCN3009', m, '/spec/fallbacks', `Model ${m.name}: fallbacks form a cycle ${cycle.map((id) => id.split('/')[1]).join(' → ')}`, {
+        hint: 'a fallback chain must end; remove one of the links',
+        related: others.map((x) => rel(x, '/spec/fallbacks', `Model ${x.name} continues the cycle`)),
+      });
+    }
   }
   const modelClosure = (id: string): string[] => {
     const out: string[] = [];
@@ -304,6 +336,7 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
       report('BCN6001', o, pointer, `${label}: ${fieldPath(pointer)} ${value} exceeds tenant ${o.tenant}'s tokensPerDay quota ${quotas.tokensPerDay}`, {
         related: [rel(t, '/spec/quotas/tokensPerDay', `Tenant ${o.tenant}: tokensPerDay ${quotas.tokensPerDay}`)],
         hint: 'a single run can never use more tokens than the tenant may spend in a day',
+        ifDefault: ` (${value} is the default: set ${fieldPath(pointer)} explicitly)`,
       });
     };
     if (o.kind === 'Agent') {
@@ -331,10 +364,14 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
   // 6. Referenced files: resolved next to the manifest, read from the same source, inlined.
   const files: LinkOutput['files'] = new Map();
   const objects = new Map<string, Record<string, unknown>>();
+  /** What an inlined object's content is made of (its document and its files' digests): its digest's cache key. */
+  const contentKeys = new Map<string, string>();
   await Promise.all(
     all.map(async (o) => {
-      const object = o.doc.fileRefs.length > 0 ? structuredClone(o.doc.object!) : o.doc.object!;
+      // Inlining writes only into spec: a shallow copy keeps the cached unit untouched.
+      const object = o.doc.fileRefs.length > 0 ? { ...o.doc.object!, spec: { ...(o.doc.object!.spec as object) } } : o.doc.object!;
       const spec = object.spec as Record<string, unknown>;
+      const fileDigests: string[] = [];
       const label = objectLabel(o.kind, o.name, o.tenant);
       const toolFiles: { path: string; digest: string }[] = [];
       for (const ref of o.doc.fileRefs) {
@@ -349,21 +386,11 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
           continue;
         }
         const content = await input.readFile(entry);
-        if (ref.role === 'tool-file') {
-          toolFiles.push({ path: ref.path, digest: content.digest });
-          files.set(target, { path: target, digest: content.digest, size: content.size, entry, role: ref.role });
-          continue;
-        }
-        if (content.text === undefined) {
-          report('BCN3008', o, ref.pointer, `${label}: ${fieldPath(ref.pointer)} '${ref.path}': ${content.problem ?? 'not readable as text'}`);
-          continue;
-        }
-        const secret = findSecret(content.text);
-        if (secret !== null) {
-          const off = secretOffset(content.text);
+        fileDigests.push(content.digest);
+        if (content.secret !== undefined) {
           pending.push({
             code: 'BCN4001',
-            message: `${target} (referenced by ${label}) holds ${secret}; secrets never go into Git`,
+            message: `${target} (${ref.role === 'tool-file' ? 'a file of' : 'referenced by'} ${label}) holds ${content.secret.what}; secrets never go into Git`,
             hint: 'remove it from the file; credentials belong in secretRef',
             file: target,
             doc: 0,
@@ -371,10 +398,32 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
             at: 'value',
             line: 1,
             column: 1,
-            exact: positionOf(content.text, off),
+            exact: { line: content.secret.line, column: content.secret.column },
             related: [rel(o, ref.pointer, `referenced by ${label}`)],
             object: o.id,
           });
+        }
+        if (ref.role === 'tool-file') {
+          toolFiles.push({ path: ref.path, digest: content.digest });
+          files.set(target, { path: target, digest: content.digest, size: content.size, entry, role: ref.role });
+          continue;
+        }
+        if (content.text === undefined) {
+          const p = content.problem ?? { code: 'BCN1001' as const, message: 'not readable as text', line: 1, column: 1 };
+          pending.push({
+            code: p.code,
+            message: `${target} (referenced by ${label} as ${ref.role}): ${p.message}`,
+            file: target,
+            doc: 0,
+            pointer: '',
+            at: 'value',
+            line: p.line,
+            column: p.column,
+            exact: { line: p.line, column: p.column },
+            related: [rel(o, ref.pointer, `referenced by ${label}`)],
+            object: o.id,
+          });
+          continue;
         }
         if (ref.role === 'instructions') {
           if (content.text.length > MAX_INLINE_TEXT) {
@@ -394,7 +443,7 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
         spec.files = toolFiles.sort((a, b) => (a.path < b.path ? -1 : 1));
         const mcp = (spec.mcp ?? {}) as Record<string, unknown>;
         const shipped = new Set(toolFiles.map((f) => posix.normalize(f.path)));
-        arr(mcp.command).forEach((arg, i) => {
+        arr(mcp.transport === 'stdio' ? mcp.command : []).forEach((arg, i) => {
           if (i === 0 && arg === 'node') return;
           if (typeof arg !== 'string' || arg.startsWith('-') || posix.isAbsolute(arg) || !/[/.]/.test(arg)) return;
           if (!/\.(?:m?js|cjs|py|sh|json|ts)$/.test(arg) && !arg.includes('/')) return;
@@ -404,8 +453,23 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
         });
       }
       objects.set(o.id, object);
+      if (o.doc.fileRefs.length > 0) contentKeys.set(o.id, `${o.oid}:${o.doc.index}:${fileDigests.join(',')}`);
     }),
   );
+
+  // Webhook paths are served by the installation: one workflow per path.
+  const hooks = new Map<string, { o: Obj; pointer: string }>();
+  for (const o of all) {
+    if (o.kind !== 'Workflow') continue;
+    arr(o.spec.triggers).forEach((t, i) => {
+      const path = ((t as Record<string, unknown>).webhook as Record<string, unknown> | undefined)?.path;
+      if (typeof path !== 'string') return;
+      const pointer = `/spec/triggers/${i}/webhook/path`;
+      const first = hooks.get(path);
+      if (first === undefined) hooks.set(path, { o, pointer });
+      else report('BCN3013', o, pointer, `${objectLabel(o.kind, o.name, o.tenant)}: webhook path ${path} is already taken by ${objectLabel(first.o.kind, first.o.name, first.o.tenant)}`, { related: [rel(first.o, first.pointer, 'first used here')], hint: 'give each workflow its own webhook path' });
+    });
+  }
 
   // 7. Execution graphs (and the workflow's use of agents).
   const graphs: ExecutionGraph[] = [];
@@ -426,7 +490,18 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
 
   // 8. Digests: own content first, then everything used, depth-first with memo.
   const digests = new Map<string, string>();
-  for (const [id, object] of objects) digests.set(id, digestOf(object));
+  for (const o of all) {
+    let d = o.doc.digest;
+    if (d === undefined) {
+      const key = contentKeys.get(o.id);
+      d = key !== undefined ? input.digests?.get(key) : undefined;
+      if (d === undefined) {
+        d = digestOf(objects.get(o.id));
+        if (key !== undefined) input.digests?.set(key, d);
+      }
+    }
+    digests.set(o.id, d);
+  }
   const effective = new Map<string, string>();
   const visiting = new Set<string>();
   const effectiveOf = (id: string): string => {
@@ -469,46 +544,15 @@ function head(list: string[]): string {
   return list.length <= 8 ? list.join(', ') : `${list.slice(0, 8).join(', ')}, ... ${list.length - 8} more`;
 }
 
-function closest(word: string, candidates: string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    if (Math.abs(c.length - word.length) > 3) continue;
-    const d = distance(word, c);
-    if (d < bestD) (bestD = d), (best = c);
+/** The first literal secret in a referenced file's text, with its line and column. */
+export function findSecretIn(text: string): { what: string; line: number; column: number } | undefined {
+  const what = findSecret(text);
+  if (what === null) return undefined;
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (findSecret(lines[i]!) !== null) return { what, line: i + 1, column: Math.max(0, lines[i]!.search(/\S/)) + 1 };
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
-}
-
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
-
-function positionOf(text: string, offset: number): { line: number; column: number } {
-  let line = 1;
-  let start = 0;
-  for (let i = 0; i < offset; i++) if (text.charCodeAt(i) === 10) (line++, (start = i + 1));
-  return { line, column: offset - start + 1 };
-}
-
-function secretOffset(text: string): number {
-  // Find the first line that holds the secret, for the position.
-  let offset = 0;
-  for (const line of text.split('\n')) {
-    if (findSecret(line) !== null) return offset + Math.max(0, line.search(/\S/));
-    offset += line.length + 1;
-  }
-  return 0;
+  return { what, line: 1, column: 1 }; // spans lines (a private key block)
 }
 
 /** JSON Lines of `{input, expected?}` → cases, with a problem per bad line. */

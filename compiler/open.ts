@@ -9,7 +9,7 @@ import { CompileCache } from './cache.js';
 import { compile } from './compile.js';
 import { GitRepository } from './git.js';
 import { plan, type Plan } from './plan.js';
-import { DirSource, GitSource, SourceError, type Source } from './source.js';
+import { DirSource, EmptySource, GitSource, SourceError, type Source } from './source.js';
 import type { CompileResult } from './types.js';
 
 export interface OpenOptions {
@@ -86,7 +86,11 @@ export async function compileProject(project: Project): Promise<CompileResult> {
 /** Compile two commits of one repository (sharing the cache) and plan between them. */
 export async function planRefs(options: { base: string; head: string; repo?: string; path?: string; cacheDir?: string | false; cwd?: string }): Promise<{ plan: Plan; base: CompileResult; head: CompileResult; project: Project }> {
   const headProject = await openProject({ ...options, ref: options.head });
-  const baseSource = await GitSource.open(headProject.repository!, options.base, headProject.source.path);
+  // A folder that did not exist at the base is an empty base: everything in it is added.
+  const baseSource = await GitSource.open(headProject.repository!, options.base, headProject.source.path).catch(async (err: unknown) => {
+    if (!(err instanceof SourceError) || !/no such folder/.test(err.message)) throw err;
+    return new EmptySource(await headProject.repository!.resolve(options.base), headProject.source.path);
+  });
   const base = await compile(baseSource, { cache: headProject.cache });
   const head = await compile(headProject.source, { cache: headProject.cache });
   headProject.cache.save();

@@ -44,17 +44,22 @@ function looksRandom(s: string): boolean {
   return entropy >= 3.5 && /\d/.test(s) && /[A-Za-z]/.test(s);
 }
 
-/** What secret a string contains, as a phrase for the message, or null. */
-export function findSecret(value: string): string | null {
+/** What secret a string contains (a phrase for the message) and where it starts, or null. */
+export function findSecretAt(value: string): { what: string; index: number } | null {
   if (value.length < 16) return null;
   for (const rule of RULES) {
     const m = rule.re.exec(value);
     if (m === null) continue;
-    if (rule.name === 'a private key' || rule.name === 'credentials in a URL') return rule.name;
+    if (rule.name === 'a private key' || rule.name === 'credentials in a URL') return { what: rule.name, index: m.index };
     const token = m[0].replace(/^Bearer\s+/, '');
-    if (looksRandom(token)) return rule.name;
+    if (looksRandom(token)) return { what: rule.name, index: m.index };
   }
   return null;
+}
+
+/** What secret a string contains, as a phrase for the message, or null. */
+export function findSecret(value: string): string | null {
+  return findSecretAt(value)?.what ?? null;
 }
 
 /** A literal value under a key named like a credential (`API_KEY: ...`), or null. */
@@ -69,6 +74,8 @@ export interface SecretFinding {
   /** JSON pointer of the string that holds it. */
   path: string;
   what: string;
+  /** Where in the string it starts. */
+  index: number;
 }
 
 /** Every string in a document that holds a secret. `secretRef` values are names, not secrets. */
@@ -78,8 +85,12 @@ export function scanForSecrets(doc: unknown): SecretFinding[] {
     if (depth > 64) return;
     if (typeof v === 'string') {
       if (key === 'secretRef') return;
-      const what = findSecret(v) ?? (key !== null ? findSecretByKey(key, v) : null);
-      if (what !== null) out.push({ path, what });
+      const found = findSecretAt(v);
+      if (found !== null) out.push({ path, ...found });
+      else {
+        const byKey = key !== null ? findSecretByKey(key, v) : null;
+        if (byKey !== null) out.push({ path, what: byKey, index: 0 });
+      }
       return;
     }
     if (v === null || typeof v !== 'object') return;

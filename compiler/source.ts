@@ -87,6 +87,21 @@ export class GitSource implements Source {
   }
 }
 
+/** A folder that does not exist at a commit: no files. */
+export class EmptySource implements Source {
+  readonly kind = 'git' as const;
+  constructor(
+    readonly commit: string,
+    readonly path: string,
+  ) {}
+  async list(): Promise<SourceEntry[]> {
+    return [];
+  }
+  read(entry: SourceEntry): Promise<Uint8Array> {
+    return Promise.reject(new SourceError(`${entry.path}: no such file`));
+  }
+}
+
 /** A source that cannot be read (no such folder, ref or repository): a usage error, exit code 2. */
 export class SourceError extends Error {
   readonly code = 'SOURCE';

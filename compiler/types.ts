@@ -29,6 +29,8 @@ export interface DocUnit {
   valid: boolean;
   /** The normalized object (defaults applied, shorthands expanded) when valid. */
   object?: Record<string, unknown>;
+  /** Its digest, when it references no files (otherwise it depends on their content and is computed when linking). */
+  digest?: string;
   fileRefs: FileRef[];
 }
 
@@ -129,9 +131,12 @@ export interface Bundle {
   source: { kind: 'dir' | 'git'; commit?: string; tree?: string; path: string };
   objects: CompiledObject[];
   graphs: ExecutionGraph[];
-  /** Files referenced by manifests (prompts, datasets, tool files), by path; contents base64 for tool files. */
-  files: (FileContent & { content?: string })[];
-  /** sha256 over the canonical JSON of everything above. */
+  /**
+   * Tool files shipped into sandboxes, by path: content-addressed (digest), with the Git blob id
+   * when compiled from a commit. Their bytes stay in Git; prompts and datasets are inlined in objects.
+   */
+  files: (FileContent & { blob?: string })[];
+  /** sha256 over the canonical JSON of everything above, each object standing in by its digests and each graph by its workflow's effective digest. */
   digest: string;
 }
 

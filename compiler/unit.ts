@@ -6,10 +6,11 @@
  */
 import { API_VERSION, KINDS, TENANT_SCOPED_KINDS, type Kind } from '../schema/index.js';
 import { CODES, type Code } from './codes.js';
+import { digestOf } from './digest.js';
 import { scanForSecrets } from './secrets.js';
 import type { DocUnit, FileRef, FileUnit, LocalDiagnostic } from './types.js';
-import { applyDefaults, checkEmbeddedSchema, fieldPath, validateDocument, type SchemaProblem } from './validate.js';
-import { locate, parseWithPositions, parseYaml, type SlowParse, type YamlProblem } from './yaml.js';
+import { applyDefaults, checkEmbeddedSchema, closestWord, fieldPath, validateDocument, type SchemaProblem } from './validate.js';
+import { locate, parseWithPositions, parseYaml, positionInScalar, type SlowParse, type YamlProblem } from './yaml.js';
 
 /** Largest manifest file read; bigger ones are an error, not a slow compile. */
 export const MAX_MANIFEST_BYTES = 2 * 1024 * 1024;
@@ -112,9 +113,12 @@ export function compileFile(bytes: Uint8Array): FileUnit {
 
   // Positions come from a second, position-keeping parse, done only when some document needs one.
   let slow: SlowParse | undefined;
-  const where = (index: number, pointer: string, at: 'key' | 'value', fallback: { line: number; column: number }) => {
+  const where: Where = (index, pointer, at, fallback, inner) => {
     slow ??= parseWithPositions(text);
-    return locate(slow, index, pointer, at) ?? { ...fallback };
+    const span = locate(slow, index, pointer, at);
+    if (span === null) return { ...fallback };
+    if (inner !== undefined) return positionInScalar(text, span, inner, slow.lineCounter);
+    return { line: span.line, column: span.column, endLine: span.endLine, endColumn: span.endColumn };
   };
 
   const docs: DocUnit[] = [];
@@ -125,7 +129,8 @@ export function compileFile(bytes: Uint8Array): FileUnit {
   return { docs, diagnostics };
 }
 
-type Where = (index: number, pointer: string, at: 'key' | 'value', fallback: { line: number; column: number }) => { line: number; column: number; endLine?: number; endColumn?: number };
+/** Position of a node (or of the character `inner` inside its scalar value). */
+type Where = (index: number, pointer: string, at: 'key' | 'value', fallback: { line: number; column: number }, inner?: number) => { line: number; column: number; endLine?: number; endColumn?: number };
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -152,7 +157,7 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
     return null;
   }
   if (typeof kindValue !== 'string' || !kindSet.has(kindValue)) {
-    const guess = typeof kindValue === 'string' ? KINDS.find((k) => k.toLowerCase() === kindValue.toLowerCase()) : undefined;
+    const guess = typeof kindValue === 'string' ? closestWord(kindValue, KINDS) : undefined;
     out.push(
       diag('BCN1011', `kind ${JSON.stringify(kindValue ?? null)} is not a BeaconOS kind (known: ${KINDS.join(', ')})`, where(index, '/kind', 'value', start), {
         path: '/kind',
@@ -175,7 +180,7 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
   }
   for (const s of scanForSecrets(data)) {
     out.push(
-      diag('BCN4001', `${id}: ${fieldPath(s.path)} holds ${s.what}; secrets never go into Git`, where(index, s.path, 'value', start), {
+      diag('BCN4001', `${id}: ${fieldPath(s.path)} holds ${s.what}; secrets never go into Git`, where(index, s.path, 'value', start, s.index), {
         ...extra(s),
         hint: 'store it in the environment or a Kubernetes Secret and refer to it with {secretRef: ENV_VAR_NAME}',
       }),
@@ -184,16 +189,19 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
   const unit: DocUnit = { index, line: start.line, column: start.column, kind, name, ...(tenant !== undefined ? { tenant } : {}), valid: false, fileRefs: [] };
   if (problems.length > 0 || name === '') return unit;
 
-  const object = structuredClone(data);
+  // The parsed data belongs to this document alone: normalize it in place.
+  const object = data;
   applyDefaults(kind, object);
   normalize(kind, object);
   for (const [pointer, schema] of embeddedSchemas(kind, object)) {
     const err = checkEmbeddedSchema(schema);
     if (err !== null) out.push(diag('BCN2008', `${id}: ${fieldPath(pointer)} is not a valid JSON Schema: ${err}`, where(index, pointer, 'value', start), extra({ path: pointer })));
   }
+  for (const p of documentRules(kind, object)) out.push(diag(p.code, `${id}: ${p.message}`, where(index, p.path, 'value', start), { ...extra(p), ...(p.hint !== undefined ? { hint: p.hint } : {}) }));
   unit.valid = true;
   unit.object = object;
   unit.fileRefs = fileRefs(kind, object);
+  if (unit.fileRefs.length === 0) unit.digest = digestOf(object);
   return unit;
 }
 
@@ -212,6 +220,29 @@ function normalize(kind: Kind, obj: Record<string, unknown>): void {
     const voters = (spec.voters as unknown[] | undefined) ?? [];
     spec.voters = voters.map((v) => (typeof v === 'string' ? { agent: v, replicas: 1 } : { replicas: 1, ...(v as object) }));
   }
+}
+
+/** Rules about one document that a JSON Schema cannot say well. */
+function documentRules(kind: Kind, obj: Record<string, unknown>): { code: Code; path: string; message: string; hint?: string }[] {
+  const spec = obj.spec as Record<string, unknown>;
+  const out: { code: Code; path: string; message: string; hint?: string }[] = [];
+  if (kind === 'Agent') {
+    const output = ((spec.guardrails as Record<string, unknown> | undefined)?.output ?? []) as unknown[];
+    const i = output.indexOf('schema');
+    if (i >= 0 && (spec.output as Record<string, unknown> | undefined)?.schema === undefined) {
+      out.push({ code: 'BCN2009', path: `/spec/guardrails/output/${i}`, message: 'guardrails.output lists schema, but the agent declares no spec.output.schema to check against', hint: 'add spec.output.schema, or remove the guardrail' });
+    }
+    const steps = ((spec.rollout as Record<string, unknown> | undefined)?.steps ?? []) as { weight?: number }[];
+    for (let k = 1; k < steps.length; k++) {
+      const prev = steps[k - 1]!.weight ?? 0;
+      const cur = steps[k]!.weight ?? 0;
+      if (cur <= prev) {
+        out.push({ code: 'BCN2010', path: `/spec/rollout/steps/${k}/weight`, message: `rollout step ${k + 1} sends ${cur}% of traffic to the canary, not more than step ${k}'s ${prev}%`, hint: 'canary weights must increase step by step' });
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 function embeddedSchemas(kind: Kind, obj: Record<string, unknown>): [string, unknown][] {

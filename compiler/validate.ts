@@ -120,7 +120,8 @@ const TYPE_WORDS: Record<string, string> = {
   null: 'null',
 };
 
-function closest(word: string, candidates: string[]): string | undefined {
+/** The candidate nearest to `word` by edit distance, when it is near enough to be a typo. */
+export function closestWord(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
@@ -175,8 +176,20 @@ const schemaFiles = new Map<string, JsonSchema>(
   [commonSchema, ...Object.values(kindSchemas)].map((s) => [String((s as JsonSchema).$id).split('/').pop()!, s as JsonSchema]),
 );
 
-/** Follow a `$ref` (`file.schema.json#/pointer` or `#/pointer` within `root`) without compiling anything. */
+const resolved = new WeakMap<object, Map<unknown, unknown>>();
+
+/** Follow a `$ref` (`file.schema.json#/pointer` or `#/pointer` within `root`) without compiling anything. Memoized. */
 function resolveRef(schema: unknown, root?: JsonSchema): unknown {
+  if (schema === null || typeof schema !== 'object' || typeof (schema as JsonSchema).$ref !== 'string') return schema;
+  let byRoot = resolved.get(schema);
+  if (byRoot === undefined) resolved.set(schema, (byRoot = new Map()));
+  if (byRoot.has(root)) return byRoot.get(root);
+  const r = resolveRefUncached(schema, root);
+  byRoot.set(root, r);
+  return r;
+}
+
+function resolveRefUncached(schema: unknown, root?: JsonSchema): unknown {
   for (let hops = 0; hops < 16 && schema !== null && typeof schema === 'object' && typeof (schema as JsonSchema).$ref === 'string'; hops++) {
     const [file, pointer = ''] = String((schema as JsonSchema).$ref).split('#');
     const candidates = file ? [schemaFiles.get(file.split('/').pop()!)] : root !== undefined ? [root] : [...schemaFiles.values()];
@@ -204,7 +217,7 @@ function one(e: ErrorObject): SchemaProblem | null {
     case 'unevaluatedProperties': {
       const name = String(p.additionalProperty ?? p.unevaluatedProperty);
       const known = propertyNames(e.parentSchema);
-      const guess = closest(name, known);
+      const guess = closestWord(name, known);
       return {
         code: 'BCN2001',
         path: `${path}/${escapeSegment(name)}`,
@@ -226,7 +239,7 @@ function one(e: ErrorObject): SchemaProblem | null {
     }
     case 'enum': {
       const allowed = (p.allowedValues as unknown[]).map((v) => String(v));
-      const guess = typeof e.data === 'string' ? closest(e.data, allowed) : undefined;
+      const guess = typeof e.data === 'string' ? closestWord(e.data, allowed) : undefined;
       return {
         code: 'BCN2004',
         path,
@@ -262,17 +275,23 @@ function one(e: ErrorObject): SchemaProblem | null {
         message: `${fieldPath(path)} ${String(e.message)}${what && !String(e.message).includes(what) ? ` ${what}` : ''} (got ${got})`,
       };
     }
-    case 'uniqueItems':
-      return { code: 'BCN3011', path, at: 'value', message: `${fieldPath(path)} lists the same entry twice (${String(e.message)})` };
+    case 'uniqueItems': {
+      const later = Math.max(Number(p.i), Number(p.j));
+      const earlier = Math.min(Number(p.i), Number(p.j));
+      const value = Array.isArray(e.data) ? e.data[later] : undefined;
+      return { code: 'BCN3011', path: `${path}/${later}`, at: 'value', message: `${fieldPath(path)} lists ${json(value)} twice (entries ${earlier + 1} and ${later + 1})`, hint: 'remove the second one' };
+    }
     case 'oneOf': {
       const passing = p.passingSchemas as number[] | null | undefined;
       if (Array.isArray(passing)) {
         const branches = (e.schema as unknown[]).map((b) => ((resolveRef(b) as JsonSchema).required as string[] | undefined) ?? []);
         const fields = [...new Set(passing.flatMap((i) => branches[i] ?? []))];
+        const present = fields.filter((f) => e.data !== null && typeof e.data === 'object' && f in (e.data as object));
         return {
           code: 'BCN2007',
-          path,
-          at: 'value',
+          // Point at the second of the fields that exclude each other: the one to remove, usually.
+          path: present.length > 1 ? `${path}/${escapeSegment(present[present.length - 1]!)}` : path,
+          at: present.length > 1 ? 'key' : 'value',
           message:
             fields.length > 1
               ? `${fieldPath(path)} must set exactly one of ${fields.join(', ')}, not several`

@@ -12,7 +12,7 @@
  * See docs/adr/0002-two-yaml-parsers.md.
  */
 import jsyaml from 'js-yaml';
-import { LineCounter, parseAllDocuments, isMap, isSeq, isScalar, isPair, isAlias, type Document, type Node as YamlNode } from 'yaml';
+import { LineCounter, Parser, parseAllDocuments, isMap, isSeq, isScalar, isPair, isAlias, type Document, type Node as YamlNode } from 'yaml';
 
 /** Most documents one file may hold. */
 export const MAX_DOCUMENTS_PER_FILE = 1_000;
@@ -191,15 +191,16 @@ function parseSlow(text: string): ParseResult {
     let bad = false;
     for (const err of doc.errors) {
       bad = true;
-      const start = lineCounter.linePos(err.pos[0]);
+      // An unclosed quote is found at the end of the file; the fix is where the quote opens.
+      const at = err.code === 'MISSING_CHAR' && /quote/i.test(err.message) ? (unclosedQuoteStart(text, err.pos[0]) ?? err.pos[0]) : err.pos[0];
+      const start = lineCounter.linePos(at);
       const end = lineCounter.linePos(err.pos[1]);
       problems.push({
         code: problemCode(err.code),
         message: cleanYamlMessage(err.message),
         line: start.line,
         column: start.col,
-        endLine: end.line,
-        endColumn: end.col,
+        ...(at === err.pos[0] ? { endLine: end.line, endColumn: end.col } : {}),
         document: index,
       });
     }
@@ -225,6 +226,25 @@ function parseSlow(text: string): ParseResult {
   return { documents, problems };
 }
 
+/** Offset of the last quoted scalar before `before` that never closes (found in the CST, which keeps offsets). */
+function unclosedQuoteStart(text: string, before: number): number | undefined {
+  let found: number | undefined;
+  const visit = (token: unknown, depth: number): void => {
+    if (token === null || typeof token !== 'object' || depth > 200) return;
+    const t = token as { type?: string; offset?: number; source?: string };
+    if ((t.type === 'double-quoted-scalar' || t.type === 'single-quoted-scalar') && typeof t.offset === 'number' && t.offset < before && typeof t.source === 'string') {
+      const q = t.source[0]!;
+      if (t.source.length === 1 || !t.source.endsWith(q)) found = Math.max(found ?? -1, t.offset);
+    }
+    for (const v of Object.values(token)) {
+      if (Array.isArray(v)) for (const x of v) visit(x, depth + 1);
+      else if (v !== null && typeof v === 'object') visit(v, depth + 1);
+    }
+  };
+  for (const token of new Parser().parse(text)) visit(token, 0);
+  return found;
+}
+
 function cleanYamlMessage(message: string): string {
   // `yaml` appends "at line L, column C" and sometimes a code frame; we print our own.
   return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '').trim();
@@ -235,28 +255,41 @@ export interface Span {
   column: number;
   endLine: number;
   endColumn: number;
+  /** Offsets in the text of the node's start and end. */
+  offset: number;
+  endOffset: number;
+  /** Scalar style of the node, when it is a scalar (for positions inside its value). */
+  scalar?: { type: string; source: string };
+  /** False when the pointer goes further than the document (the field is not written). */
+  complete: boolean;
 }
 
 /**
  * The position of the node at a JSON pointer inside document `index`. With
  * `at: 'key'` a map entry's key is returned (for "unknown field" and the like);
  * when the pointer goes further than the document does (a missing field), the
- * deepest existing node is returned.
+ * deepest existing entry is returned: its key with `at: 'key'`, else its value.
  */
 export function locate(parsed: SlowParse, index: number, pointer: string, at: 'key' | 'value' = 'value'): Span | null {
   const doc = parsed.docs[index];
   if (doc === undefined) return null;
   const segments = pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   let node: unknown = doc.contents;
-  let best: { range?: [number, number, number] | null } | null = (doc.contents as { range?: [number, number, number] }) ?? null;
+  let best: YamlNode | null = (doc.contents as YamlNode | null) ?? null;
+  let lastKey: YamlNode | null = null;
+  let complete = true;
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i]!;
     const last = i === segments.length - 1;
     if (isAlias(node)) node = (node as { resolve(d: Document): unknown }).resolve(doc);
     if (isMap(node)) {
       const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === seg);
-      if (pair === undefined) break;
+      if (pair === undefined) {
+        complete = false;
+        break;
+      }
       const key = pair.key as YamlNode;
+      lastKey = key;
       if (last && at === 'key') {
         best = key;
         break;
@@ -266,16 +299,83 @@ export function locate(parsed: SlowParse, index: number, pointer: string, at: 'k
       node = value;
     } else if (isSeq(node)) {
       const item = node.items[Number(seg)] as YamlNode | undefined;
-      if (item === undefined) break;
+      if (item === undefined) {
+        complete = false;
+        break;
+      }
       best = item;
+      lastKey = null;
       node = item;
     } else {
+      complete = false;
       break;
     }
   }
+  if (!complete && at === 'key' && lastKey !== null) best = lastKey;
   const range = best?.range;
   if (!range) return null;
   const s = parsed.lineCounter.linePos(range[0]);
   const e = parsed.lineCounter.linePos(Math.max(range[0], range[1]));
-  return { line: s.line, column: s.col, endLine: e.line, endColumn: e.col };
+  const scalar = isScalar(best) && typeof (best as { source?: unknown }).source === 'string' ? { type: String((best as { type?: string }).type ?? 'PLAIN'), source: String((best as { source: string }).source) } : undefined;
+  return { line: s.line, column: s.col, endLine: e.line, endColumn: e.col, offset: range[0], endOffset: range[1], ...(scalar ? { scalar } : {}), complete };
+}
+
+/**
+ * Where the character at `offset` of a scalar's decoded value stands in the
+ * file: the YAML text of the scalar is walked, undoing quotes, escapes, block
+ * indentation and line folding, until `offset` decoded characters are passed.
+ */
+export function positionInScalar(text: string, span: Span, offset: number, lineCounter: LineCounter): { line: number; column: number } {
+  let i = span.offset;
+  const end = Math.max(span.offset, span.endOffset);
+  const first = text[i];
+  let decoded = 0;
+  const at = (o: number) => {
+    const p = lineCounter.linePos(Math.min(o, text.length));
+    return { line: p.line, column: p.col };
+  };
+  if (first === '|' || first === '>') {
+    // Skip the header line; then each line's indentation is not part of the value.
+    const nl = text.indexOf('\n', i);
+    if (nl < 0) return at(i);
+    i = nl + 1;
+    let indent = -1;
+    while (i < end) {
+      let j = i;
+      while (text[j] === ' ') j++;
+      if (text[j] === '\n') {
+        decoded++;
+        i = j + 1;
+        continue;
+      }
+      if (indent < 0) indent = j - i;
+      const lineStart = i + Math.min(indent, j - i);
+      const nl2 = text.indexOf('\n', lineStart);
+      const lineEnd = nl2 < 0 ? end : Math.min(nl2, end);
+      if (offset <= decoded + (lineEnd - lineStart)) return at(lineStart + (offset - decoded));
+      decoded += lineEnd - lineStart + 1;
+      i = lineEnd + 1;
+    }
+    return at(end);
+  }
+  const quote = first === '"' || first === "'" ? first : null;
+  if (quote !== null) i++;
+  while (i < end) {
+    if (decoded >= offset) return at(i);
+    const ch = text[i]!;
+    if (quote === "'" && ch === "'" && text[i + 1] === "'") {
+      i += 2;
+    } else if (quote === '"' && ch === '\\') {
+      const kind = text[i + 1];
+      i += kind === 'x' ? 4 : kind === 'u' ? 6 : kind === 'U' ? 10 : 2;
+    } else if (ch === '\n') {
+      // Folding: a line break and the next line's indentation read as one space.
+      i++;
+      while (text[i] === ' ' || text[i] === '\t') i++;
+    } else {
+      i++;
+    }
+    decoded++;
+  }
+  return at(i);
 }

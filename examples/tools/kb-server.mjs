@@ -82,8 +82,8 @@ const STOPWORDS = new Set(
   ('a an and are as at be been but by can do does for from had has have how i if in into is it its ' +
     'me my no not of on or our so than that the their them then there these they this to too was we ' +
     'were what when where which who why will with would you your yes please hi hello thanks ' +
-    // keys of the JSON objects agents pass through as queries
-    'ticket channel customerid category priority summary question').split(' '),
+    // keys and channel values of the JSON objects agents pass through as queries
+    'ticket channel customerid category priority summary question chat web').split(' '),
 );
 
 function stem(word) {

@@ -1,0 +1,170 @@
+/** The compiler end to end on real folders and real Git commits: bundle, digests, determinism, caches, plan. */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { canonicalJson, compile, CompileCache, DirSource, digestOf, GitRepository, GitSource, plan, planRefs, SourceError } from '../../compiler/index.js';
+import { commit, git, newRepo } from '../helpers/git.js';
+
+const basic = resolve('test/fixtures/valid/basic');
+const temps: string[] = [];
+afterAll(() => temps.forEach((t) => rmSync(t, { recursive: true, force: true })));
+const repoFrom = (from: string): string => {
+  const dir = newRepo(from);
+  temps.push(dir);
+  commit(dir, {}, 'initial');
+  return dir;
+};
+const atRef = async (dir: string, ref: string, cache?: CompileCache) => compile(await GitSource.open(await GitRepository.open(dir), ref), cache ? { cache } : {});
+const obj = (r: Awaited<ReturnType<typeof compile>>, id: string) => r.bundle.objects.find((o) => o.id === id)!;
+
+describe('compile', () => {
+  it('compiles the basic fixture clean, with normalized objects and graphs', async () => {
+    const r = await compile(new DirSource(basic));
+    expect(r.diagnostics.filter((d) => d.severity !== 'info')).toEqual([]);
+    const front = obj(r, 'Agent/shop/front');
+    const spec = front.object.spec as Record<string, unknown>;
+    expect(spec.tools).toEqual([{ name: 'search', approval: 'auto' }]);
+    expect(spec.instructions).toBe('You are the front desk. Be brief.\n');
+    expect(front.uses).toEqual(['Model/primary', 'Tool/shop/search']);
+    expect(front.digest).toBe(digestOf(front.object));
+    const evaluation = obj(r, 'Evaluation/shop/front-smoke').object.spec as Record<string, unknown>;
+    expect(evaluation.cases).toEqual([{ input: 'hi there', expected: 'hello' }, { input: 'hi again' }]);
+    const tool = obj(r, 'Tool/shop/search').object.spec as { files: { path: string; digest: string }[] };
+    expect(tool.files).toEqual([{ path: 'server.mjs', digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }]);
+    const pipeline = r.bundle.graphs.find((g) => g.workflow === 'Workflow/shop/pipeline')!;
+    expect(pipeline.nodes.map((n) => [n.id, n.agent])).toEqual([['step1', 'Agent/shop/front'], ['step2', 'Agent/shop/back']]);
+    expect(pipeline.edges).toEqual([{ from: 'step1', to: 'step2', flow: 'data', source: '/spec/steps/1' }]);
+    const router = r.bundle.graphs.find((g) => g.workflow === 'Workflow/shop/router')!;
+    expect(router.nodes.find((n) => n.id === 'route1')!.agent).toBe('Agent/lab/scientist');
+  });
+
+  it('gives the same bytes every time, and the same objects from a folder and from its commit', async () => {
+    const a = await compile(new DirSource(basic));
+    const b = await compile(new DirSource(basic));
+    expect(canonicalJson(a.bundle)).toBe(canonicalJson(b.bundle));
+    const dir = repoFrom(basic);
+    const g1 = await atRef(dir, 'HEAD');
+    const g2 = await atRef(dir, 'main');
+    expect(canonicalJson(g1.bundle)).toBe(canonicalJson(g2.bundle));
+    expect(g1.bundle.objects.map((o) => [o.id, o.digest, o.effectiveDigest])).toEqual(a.bundle.objects.map((o) => [o.id, o.digest, o.effectiveDigest]));
+  });
+
+  it('resolves refs: branch, tag, short sha, ~N and ^; unknown ones are a SourceError', async () => {
+    const dir = repoFrom(basic);
+    const first = git(dir, 'rev-parse', 'HEAD');
+    git(dir, 'tag', '-a', 'v1', '-m', 'v1');
+    const second = commit(dir, { 'notes.txt': 'x' });
+    const repo = await GitRepository.open(dir);
+    expect(await repo.resolve('HEAD')).toBe(second);
+    expect(await repo.resolve('HEAD~1')).toBe(first);
+    expect(await repo.resolve('main^')).toBe(first);
+    expect(await repo.resolve('v1')).toBe(first);
+    expect(await repo.resolve(first.slice(0, 8))).toBe(first);
+    await expect(repo.resolve('nope')).rejects.toBeInstanceOf(SourceError);
+    await expect(repo.resolve('HEAD~5')).rejects.toThrow(/no parent/);
+    await expect(GitRepository.open(tmpdir())).rejects.toBeInstanceOf(SourceError);
+  });
+
+  it('reads referenced files from the same commit, not the working tree', async () => {
+    const dir = repoFrom(basic);
+    writeFileSync(join(dir, 'prompts/front.md'), 'UNCOMMITTED');
+    const r = await atRef(dir, 'HEAD');
+    expect((obj(r, 'Agent/shop/front').object.spec as { instructions: string }).instructions).toBe('You are the front desk. Be brief.\n');
+  });
+});
+
+describe('compile cache', () => {
+  it('serves unchanged files from disk and recompiles only what changed', async () => {
+    const dir = repoFrom(basic);
+    const cacheDir = mkdtempSync(join(tmpdir(), 'beacon-cache-'));
+    temps.push(cacheDir);
+    const cold = await atRef(dir, 'HEAD', CompileCache.open(cacheDir));
+    expect(cold.stats.parsedUnits).toBe(cold.stats.manifests);
+    const c1 = CompileCache.open(cacheDir);
+    await atRef(dir, 'HEAD', c1);
+    c1.save();
+    commit(dir, { 'tools/search.yaml': readFileSync(join(basic, 'tools/search.yaml'), 'utf8').replace('risk: low', 'risk: high') });
+    const c2 = CompileCache.open(cacheDir);
+    const warm = await atRef(dir, 'HEAD', c2);
+    expect(warm.stats.parsedUnits).toBe(1);
+    // The agent's own file came from the cache, yet its effective digest follows the tool.
+    expect(obj(warm, 'Agent/shop/front').digest).toBe(obj(cold, 'Agent/shop/front').digest);
+    expect(obj(warm, 'Agent/shop/front').effectiveDigest).not.toBe(obj(cold, 'Agent/shop/front').effectiveDigest);
+    expect((obj(warm, 'Tool/shop/search').object.spec as { risk: string }).risk).toBe('high');
+    expect(canonicalJson(warm.bundle)).toBe(canonicalJson((await atRef(dir, 'HEAD')).bundle));
+  });
+
+  it('ignores a corrupt cache file', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'beacon-cache-'));
+    temps.push(cacheDir);
+    const c = CompileCache.open(cacheDir);
+    await compile(new DirSource(basic), { cache: c });
+    c.save();
+    const { readdirSync } = await import('node:fs');
+    const version = readdirSync(cacheDir)[0]!;
+    writeFileSync(join(cacheDir, version, 'cache.bin'), 'garbage');
+    const r = await compile(new DirSource(basic), { cache: CompileCache.open(cacheDir) });
+    expect(r.ok).toBe(true);
+    expect(r.stats.parsedUnits).toBe(r.stats.manifests);
+  });
+});
+
+describe('plan', () => {
+  const model = readFileSync(join(basic, 'models/models.yaml'), 'utf8');
+
+  it('a changed Model makes every agent using it, directly or as a fallback, need evaluation and rollout', async () => {
+    const dir = repoFrom(basic);
+    const base = git(dir, 'rev-parse', 'HEAD');
+    const head = commit(dir, { 'models/models.yaml': model.replace('reply: "backup"', 'reply: "backup v2"') });
+    const { plan: p } = await planRefs({ repo: dir, base, head, cacheDir: false });
+    expect(p.changes.map((c) => [c.id, c.action, c.paths])).toEqual([['Model/backup', 'modified', ['/spec/script/0/reply']]]);
+    expect(p.agents.map((a) => [a.id, a.reason, a.because])).toEqual([
+      ['Agent/shop/back', 'dependency', ['Model/backup']],
+      ['Agent/shop/front', 'dependency', ['Model/backup']],
+    ]);
+    expect(p.workflows.map((w) => w.id)).toEqual(['Workflow/shop/pipeline', 'Workflow/shop/router']);
+    expect(p.ok).toBe(true);
+  });
+
+  it('a prompt file, a tool file and an added or removed object are planned', async () => {
+    const dir = repoFrom(basic);
+    const base = git(dir, 'rev-parse', 'HEAD');
+    commit(dir, { 'prompts/front.md': 'New prompt.\n', 'tools/server.mjs': 'console.log("v2")\n' });
+    const head = commit(dir, { 'workflows/flows.yaml': readFileSync(join(basic, 'workflows/flows.yaml'), 'utf8').split('---\n').slice(0, 2).join('---\n') });
+    const { plan: p } = await planRefs({ repo: dir, base, head: 'HEAD', cacheDir: false });
+    expect(p.changes.map((c) => [c.id, c.action])).toEqual([
+      ['Agent/shop/front', 'modified'],
+      ['Tool/shop/search', 'modified'],
+      ['Workflow/shop/solo', 'removed'],
+    ]);
+    expect(p.changes[0]!.paths).toEqual(['/spec/instructions']);
+    expect(p.changes[1]!.paths).toEqual(['/spec/files/0/digest']);
+    expect(p.agents.map((a) => [a.id, a.reason])).toEqual([['Agent/shop/front', 'changed']]);
+    expect(p.agents[0]!.because).toEqual(['Tool/shop/search']);
+    expect(p.workflows.map((w) => [w.id, w.reason])).toEqual([
+      ['Workflow/shop/pipeline', 'dependency'],
+      ['Workflow/shop/router', 'dependency'],
+      ['Workflow/shop/solo', 'removed'],
+    ]);
+    expect(head).toMatch(/^[0-9a-f]{40}$/);
+  });
+
+  it('plans a folder that did not exist at the base as all added', async () => {
+    const dir = newRepo();
+    temps.push(dir);
+    const base = commit(dir, { 'README.md': 'x' });
+    const { cpSync } = await import('node:fs');
+    cpSync(basic, join(dir, 'manifests'), { recursive: true });
+    commit(dir);
+    const { plan: p } = await planRefs({ repo: dir, base, head: 'HEAD', path: 'manifests', cacheDir: false });
+    expect(p.changes.every((c) => c.action === 'added')).toBe(true);
+    expect(p.changes).toHaveLength(14);
+  });
+
+  it('plan() of a result with itself is empty', async () => {
+    const r = await compile(new DirSource(basic));
+    const p = plan(r, r);
+    expect([p.changes, p.agents, p.workflows]).toEqual([[], [], []]);
+  });
+});
