@@ -8,10 +8,17 @@ import { registerValidate } from './commands/validate.js';
 import { EXIT } from './common.js';
 import { MSG } from './messages.js';
 
+// A reader that closes the pipe early (`beacon validate | head`) is not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 const program = new Command('beacon')
   .description(MSG.description)
   .version(PACKAGE_VERSION)
-  .showHelpAfterError()
   .exitOverride();
 
 registerValidate(program);

@@ -1,17 +1,27 @@
 /**
  * The compile cache: per-file results keyed by Git blob id, referenced-file
- * contents keyed by blob id, and tree listings keyed by tree id. It lives in
- * memory and, when given a folder, on disk under `<dir>/<compiler version>/`,
- * so a compiler upgrade never reads an older compiler's results. What is
- * cached depends only on the bytes behind the id, so an entry can never be
- * stale: a changed file has a new id.
+ * contents keyed by blob id, tree listings keyed by tree id, digests derived
+ * from content, and snapshots of compiled commits. It lives in memory and,
+ * when given a folder, on disk under `<dir>/<compiler version>/`, so a
+ * compiler upgrade never reads an older compiler's results. What is cached
+ * depends only on the content behind the key, so an entry can never be stale:
+ * a changed file has a new id. See docs/adr/0003-compile-cache.md.
+ *
+ * On disk: `base.bin` holds everything as of the last compaction; each run
+ * that adds entries writes only those, as a small `delta-*.bin` (a one-file
+ * change must not rewrite 20 MB). Loading reads the base and every delta;
+ * when the deltas grow large they are folded into a new base. Snapshots are
+ * separate files, read only by a plan that needs one. Every write is atomic
+ * (temporary file + rename), so a crash or a concurrent run leaves a readable
+ * cache; an unreadable file is ignored, never fatal.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import type { TreeStore } from './git.js';
 import type { SourceEntry } from './source.js';
-import type { FileUnit } from './types.js';
+import type { FileUnit, Snapshot } from './types.js';
 import { COMPILER_VERSION } from './version.js';
 
 /** A file referenced by a manifest (prompt, dataset, tool file), as far as the compiler needs it. */
@@ -26,114 +36,249 @@ export interface CachedFile {
   secret?: { what: string; line: number; column: number };
 }
 
-interface Entry<T> {
-  v: T;
-  /** Generation (save count) in which the entry was last used; old ones are pruned. */
-  g: number;
-}
-
-interface CacheFile {
-  version: string;
-  generation: number;
-  units: Map<string, Entry<FileUnit>>;
-  files: Map<string, Entry<CachedFile>>;
-  trees: Map<string, Entry<SourceEntry[]>>;
+const TABLES = ['units', 'files', 'trees', 'derived'] as const;
+type Table = (typeof TABLES)[number];
+interface Tables {
+  units: Map<string, FileUnit>;
+  files: Map<string, CachedFile>;
+  trees: Map<string, SourceEntry[]>;
   /** Values derived from content only (digests of inlined objects, keyed by what they are made of). */
-  derived: Map<string, Entry<string>>;
+  derived: Map<string, string>;
+}
+type Serialized = { version: string } & { [T in Table]: [string, unknown][] };
+
+/** Fold the deltas into a new base when there are more than this many... */
+const MAX_DELTAS = 8;
+/** ...or when they hold more than this share of the base's entries. */
+const MAX_DELTA_SHARE = 0.25;
+/** At compaction, keep only what this run used when the cache holds more than this many times that. */
+const MAX_UNUSED_FACTOR = 3;
+/** Snapshots kept (newest first). */
+const MAX_SNAPSHOTS = 16;
+
+/** The name of a cache folder of some compiler version (`0.1.0+3ed6976e889c`). */
+const VERSION_DIR = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?\+[0-9a-f]{12}$/;
+
+function emptyTables(): Tables {
+  return { units: new Map(), files: new Map(), trees: new Map(), derived: new Map() };
 }
 
-/** Entries not used for this many saves are dropped. */
-const KEEP_GENERATIONS = 8;
+function count(t: Tables): number {
+  return TABLES.reduce((n, k) => n + t[k].size, 0);
+}
+
+function writeAtomic(file: string, data: Uint8Array): void {
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
 
 export class CompileCache implements TreeStore {
-  private data: CacheFile;
-  private dirty = false;
-  /** Hits and misses of the last compile, for stats. */
+  private readonly tables: Tables = emptyTables();
+  /** Entries added by this run (written as a delta). */
+  private readonly added: Tables = emptyTables();
+  /** Keys read or written by this run (what compaction keeps when it prunes). */
+  private readonly used = new Set<string>();
+  private readonly snapshots = new Map<string, Snapshot | null>();
+  private readonly newSnapshots = new Map<string, Snapshot>();
+  private baseEntries = 0;
+  private deltaFiles: string[] = [];
+  private deltaEntries = 0;
+  /** Hits and misses of unit lookups, for stats. */
   hits = 0;
   misses = 0;
 
-  private constructor(
-    private readonly dir: string | undefined,
-    data?: CacheFile,
-  ) {
-    this.data = data ?? { version: COMPILER_VERSION, generation: 0, units: new Map(), files: new Map(), trees: new Map(), derived: new Map() };
-  }
+  private constructor(private readonly dir: string | undefined) {}
 
   /** A cache kept in memory only. */
   static memory(): CompileCache {
     return new CompileCache(undefined);
   }
 
-  /** A cache persisted under `dir` (created when first saved). An unreadable cache file is ignored, never fatal. */
+  /** A cache persisted under `dir` (created when first saved). */
   static open(dir: string): CompileCache {
-    const file = join(dir, COMPILER_VERSION, 'cache.bin');
-    try {
-      const data = deserialize(readFileSync(file)) as CacheFile;
-      if (data.version === COMPILER_VERSION && data.units instanceof Map && data.derived instanceof Map) return new CompileCache(dir, data);
-    } catch {
-      // missing or corrupt: start empty
-    }
-    return new CompileCache(dir);
+    const c = new CompileCache(join(dir, COMPILER_VERSION));
+    c.load();
+    return c;
   }
 
-  /** Marks an entry as used now. Not a reason to rewrite the cache by itself: a run that adds nothing writes nothing. */
-  private touch<T>(m: Map<string, Entry<T>>, key: string): T | undefined {
-    const e = m.get(key);
-    if (e === undefined) return undefined;
-    e.g = this.data.generation;
-    return e.v;
+  private get folder(): string {
+    return this.dir!;
+  }
+
+  private read(file: string): Serialized | undefined {
+    try {
+      const data = deserialize(readFileSync(file)) as Serialized;
+      return data.version === COMPILER_VERSION && TABLES.every((t) => Array.isArray(data[t])) ? data : undefined;
+    } catch {
+      return undefined; // missing, half-written by a crashed run, or from another Node: start without it
+    }
+  }
+
+  private merge(data: Serialized): number {
+    let n = 0;
+    for (const t of TABLES) {
+      const m = this.tables[t] as Map<string, unknown>;
+      for (const [k, v] of data[t]) {
+        m.set(k, v);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private load(): void {
+    const base = this.read(join(this.folder, 'base.bin'));
+    if (base !== undefined) this.baseEntries = this.merge(base);
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.folder).filter((n) => /^delta-.*\.bin$/.test(n)).sort();
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const d = this.read(join(this.folder, n));
+      if (d === undefined) continue;
+      this.deltaEntries += this.merge(d);
+      this.deltaFiles.push(n);
+    }
+  }
+
+  private get<T extends Table>(t: T, key: string): Tables[T] extends Map<string, infer V> ? V | undefined : never {
+    const v = this.tables[t].get(key);
+    if (v !== undefined) this.used.add(`${t}\u0000${key}`);
+    return v as never;
+  }
+
+  private set<T extends Table>(t: T, key: string, value: Tables[T] extends Map<string, infer V> ? V : never): void {
+    (this.tables[t] as Map<string, unknown>).set(key, value);
+    (this.added[t] as Map<string, unknown>).set(key, value);
+    this.used.add(`${t}\u0000${key}`);
   }
 
   getUnit(oid: string): FileUnit | undefined {
-    const v = this.touch(this.data.units, oid);
+    const v = this.get('units', oid);
     if (v === undefined) this.misses++;
     else this.hits++;
     return v;
   }
   setUnit(oid: string, unit: FileUnit): void {
-    this.data.units.set(oid, { v: unit, g: this.data.generation });
-    this.dirty = true;
+    this.set('units', oid, unit);
   }
   getFile(oid: string): CachedFile | undefined {
-    return this.touch(this.data.files, oid);
+    return this.get('files', oid);
   }
   setFile(oid: string, file: CachedFile): void {
-    this.data.files.set(oid, { v: file, g: this.data.generation });
-    this.dirty = true;
+    this.set('files', oid, file);
   }
   getTree(oid: string): SourceEntry[] | undefined {
-    return this.touch(this.data.trees, oid);
+    return this.get('trees', oid);
   }
   setTree(oid: string, listing: SourceEntry[]): void {
-    this.data.trees.set(oid, { v: listing, g: this.data.generation });
-    this.dirty = true;
+    this.set('trees', oid, listing);
   }
-
   getDerived(key: string): string | undefined {
-    return this.touch(this.data.derived, key);
+    return this.get('derived', key);
   }
   setDerived(key: string, value: string): void {
-    this.data.derived.set(key, { v: value, g: this.data.generation });
-    this.dirty = true;
+    this.set('derived', key, value);
   }
 
-  /** Write the cache to disk if it changed (atomically: a crash leaves the old file). */
-  save(): void {
-    if (this.dir === undefined || !this.dirty) return;
-    const gen = this.data.generation;
-    for (const m of [this.data.units, this.data.files, this.data.trees, this.data.derived] as Map<string, Entry<unknown>>[]) {
-      for (const [k, e] of m) if (gen - e.g >= KEEP_GENERATIONS) m.delete(k);
+  private snapshotFile(key: string): string {
+    return join(this.folder, 'snapshots', `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.bin`);
+  }
+
+  getSnapshot(key: string): Snapshot | undefined {
+    if (!this.snapshots.has(key)) {
+      let s: Snapshot | null = null;
+      if (this.dir !== undefined) {
+        try {
+          const data = deserialize(readFileSync(this.snapshotFile(key))) as { version: string; key: string; snapshot: Snapshot };
+          if (data.version === COMPILER_VERSION && data.key === key) s = data.snapshot;
+        } catch {
+          // none
+        }
+      }
+      this.snapshots.set(key, s);
     }
-    this.data.generation = gen + 1;
-    const dir = join(this.dir, COMPILER_VERSION);
+    return this.snapshots.get(key) ?? undefined;
+  }
+  setSnapshot(key: string, snapshot: Snapshot): void {
+    if (this.getSnapshot(key)?.bundleDigest === snapshot.bundleDigest) return;
+    this.snapshots.set(key, snapshot);
+    this.newSnapshots.set(key, snapshot);
+  }
+
+  /** Persist what this run added: a delta, or a compacted base when the deltas have grown. */
+  save(): void {
+    if (this.dir === undefined) return;
+    const added = count(this.added);
+    if (added > 0) {
+      mkdirSync(this.folder, { recursive: true });
+      const compact = this.deltaFiles.length + 1 > MAX_DELTAS || this.deltaEntries + added > MAX_DELTA_SHARE * Math.max(this.baseEntries, 1000);
+      if (compact) this.compact();
+      else {
+        const name = `delta-${Date.now().toString(36).padStart(9, '0')}-${process.pid}.bin`;
+        writeAtomic(join(this.folder, name), this.serialize(this.added));
+        this.deltaFiles.push(name);
+        this.deltaEntries += added;
+      }
+      this.added.units.clear();
+      this.added.files.clear();
+      this.added.trees.clear();
+      this.added.derived.clear();
+    }
+    if (this.newSnapshots.size > 0) this.saveSnapshots();
+    this.removeOtherVersions();
+  }
+
+  private serialize(t: Tables): Buffer {
+    const out: Serialized = { version: COMPILER_VERSION, units: [], files: [], trees: [], derived: [] };
+    for (const k of TABLES) out[k] = [...(t[k] as Map<string, unknown>)];
+    return serialize(out);
+  }
+
+  private compact(): void {
+    const total = count(this.tables);
+    if (total > MAX_UNUSED_FACTOR * Math.max(this.used.size, 1)) {
+      for (const t of TABLES) for (const k of [...this.tables[t].keys()]) if (!this.used.has(`${t}\u0000${k}`)) this.tables[t].delete(k);
+    }
+    writeAtomic(join(this.folder, 'base.bin'), this.serialize(this.tables));
+    for (const n of this.deltaFiles) {
+      try {
+        unlinkSync(join(this.folder, n));
+      } catch {
+        // another run compacted it already
+      }
+    }
+    this.deltaFiles = [];
+    this.deltaEntries = 0;
+    this.baseEntries = count(this.tables);
+  }
+
+  private saveSnapshots(): void {
+    const dir = join(this.folder, 'snapshots');
     mkdirSync(dir, { recursive: true });
-    const tmp = join(dir, `cache.bin.${process.pid}.tmp`);
-    writeFileSync(tmp, serialize(this.data));
-    renameSync(tmp, join(dir, 'cache.bin'));
-    this.dirty = false;
-    // Other compiler versions' caches are dead weight.
+    for (const [key, snapshot] of this.newSnapshots) writeAtomic(this.snapshotFile(key), serialize({ version: COMPILER_VERSION, key, snapshot }));
+    this.newSnapshots.clear();
     try {
-      for (const other of readdirSync(this.dir)) if (other !== COMPILER_VERSION) rmSync(join(this.dir, other), { recursive: true, force: true });
+      const files = readdirSync(dir)
+        .filter((n) => n.endsWith('.bin'))
+        .map((n) => ({ n, t: statSync(join(dir, n)).mtimeMs }))
+        .sort((a, b) => b.t - a.t);
+      for (const f of files.slice(MAX_SNAPSHOTS)) unlinkSync(join(dir, f.n));
+    } catch {
+      // best effort
+    }
+  }
+
+  /** Other compiler versions' caches are dead weight; anything else in the folder is not ours to touch. */
+  private removeOtherVersions(): void {
+    const parent = join(this.folder, '..');
+    try {
+      for (const other of readdirSync(parent)) {
+        if (other !== COMPILER_VERSION && VERSION_DIR.test(other)) rmSync(join(parent, other), { recursive: true, force: true });
+      }
     } catch {
       // best effort
     }

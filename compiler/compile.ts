@@ -8,9 +8,9 @@ import type { Diagnostic } from '../schema/index.js';
 import { CompileCache, type CachedFile } from './cache.js';
 import { CODES } from './codes.js';
 import { canonicalJson, sha256 } from './digest.js';
-import { findSecretIn, link, type LinkDoc, type PendingDiagnostic } from './link.js';
+import { findSecretIn, inlineFiles, link, type LinkDoc, type PendingDiagnostic } from './link.js';
 import type { Source, SourceEntry } from './source.js';
-import type { Bundle, CompileResult, FileUnit } from './types.js';
+import type { Bundle, CompiledObject, CompileResult, FileUnit, Snapshot } from './types.js';
 import { compileFile, decodeText } from './unit.js';
 import { COMPILER_VERSION } from './version.js';
 import { locate, parseWithPositions, positionInScalar, type SlowParse } from './yaml.js';
@@ -83,7 +83,10 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
       if (hit !== undefined) return hit;
     }
     const bytes = await source.read(entry);
-    const decoded = bytes.length <= MAX_TEXT_BYTES ? decodeText(bytes) : { code: 'BCN1003' as const, message: `file is ${(bytes.length / 1048576).toFixed(1)} MiB; referenced text files may be at most ${MAX_TEXT_BYTES / 1048576} MiB`, line: 1, column: 1 };
+    // A folder source learns the blob id only now, by reading.
+    const known = cache.getFile(entry.oid!);
+    if (known !== undefined) return known;
+    const decoded = bytes.length <= MAX_TEXT_BYTES ? decodeText(bytes) : { code: 'BCN1003' as const, message: `file is ${bytes.length.toLocaleString('en-US')} bytes; referenced text files may be at most ${MAX_TEXT_BYTES.toLocaleString('en-US')} bytes (${MAX_TEXT_BYTES / 1048576} MiB)`, line: 1, column: 1 };
     const secret = 'text' in decoded ? findSecretIn(decoded.text) : undefined;
     const file: CachedFile = {
       size: bytes.length,
@@ -120,12 +123,56 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     ...body,
     digest: sha256(canonicalJson({ ...body, objects: body.objects.map((o) => ({ ...o, object: undefined })), graphs: undefined })),
   };
+  if (source.kind === 'git' && source.commit !== undefined) {
+    cache.setSnapshot(snapshotKey(source.commit, source.path), { bundleDigest: bundle.digest, source: bundle.source, objects: bundle.objects.map(({ object: _, ...rest }) => rest), diagnostics });
+  }
   ms.total = performance.now() - t0;
   return {
     bundle,
     diagnostics,
     ok: !diagnostics.some((d) => d.severity === 'error'),
     stats: { files: entries.length, manifests: manifests.length, documents: docs.length, cachedUnits: manifests.length - parsed, parsedUnits: parsed, ms },
+  };
+}
+
+export function snapshotKey(commit: string, path: string): string {
+  return `${commit}:${path}`;
+}
+
+/**
+ * A compile result rebuilt from a snapshot for planning against `head`: the
+ * objects whose digest differs from head's get their content back from the
+ * cache (their unit and inlined files, by blob id); the others carry none,
+ * because a plan reads content only where digests differ. Undefined when the
+ * cache no longer holds what is needed (then compile the commit instead).
+ */
+export async function resultFromSnapshot(snapshot: Snapshot, head: CompileResult, cache: CompileCache): Promise<CompileResult | undefined> {
+  const headDigests = new Map(head.bundle.objects.map((o) => [o.id, o.digest]));
+  const objects: CompiledObject[] = [];
+  for (const o of snapshot.objects) {
+    const other = headDigests.get(o.id);
+    if (other === undefined || other === o.digest) {
+      objects.push({ ...o, object: {} });
+      continue;
+    }
+    const doc = cache.getUnit(o.origin.blob)?.docs.find((d) => d.index === o.origin.document);
+    if (doc?.object === undefined) return undefined;
+    let missing = false;
+    const inlined = await inlineFiles(o.file, doc, async (target) => {
+      const oid = o.origin.files?.[target];
+      const content = oid !== undefined ? cache.getFile(oid) : undefined;
+      if (content === undefined) missing = true;
+      return content !== undefined ? { entry: { path: target, oid: oid! }, content } : undefined;
+    });
+    if (missing) return undefined;
+    objects.push({ ...o, object: inlined.object });
+  }
+  const bundle: Bundle = { apiVersion: 'beacon.dev/bundle/v1', compiler: COMPILER_VERSION.split('+')[0]!, source: snapshot.source, objects, graphs: [], files: [], digest: snapshot.bundleDigest };
+  return {
+    bundle,
+    diagnostics: snapshot.diagnostics,
+    ok: !snapshot.diagnostics.some((d) => d.severity === 'error'),
+    stats: { files: 0, manifests: 0, documents: objects.length, cachedUnits: 0, parsedUnits: 0, ms: {} },
   };
 }
 

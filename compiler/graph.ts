@@ -369,6 +369,11 @@ function checkExpressions(b: Builder, spec: Spec): void {
   }
 }
 
+/** `Agent/acme/triage` → `acme/triage`. */
+function label(id: string): string {
+  return id.split('/').slice(1).join('/');
+}
+
 /** Producers of a node's input through pass-through approval nodes (data edges only). */
 function producers(b: Builder, nodeId: string, seen = new Set<string>()): string[] {
   const out: string[] = [];
@@ -395,7 +400,7 @@ function checkDataEdges(b: Builder): void {
         b.problems.push({
           code: 'BCN5003',
           pointer: n.source,
-          message: `${p} → ${n.id}: the output of ${from.id} does not fit the input of ${to.id} (${why})`,
+          message: `${p} → ${n.id}: the output of agent ${label(from.id)} does not fit the input of agent ${label(to.id)} (${why})`,
           hint: "align the two schemas, or give the step an 'input' expression that builds what it needs",
         });
       }

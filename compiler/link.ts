@@ -232,9 +232,13 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
           use(o, id);
           const ev = id !== undefined ? valid.get(id) : undefined;
           const target = (ev?.spec.target ?? {}) as Record<string, unknown>;
-          if (ev !== undefined && typeof target.agent === 'string') {
-            const t = target.agent.includes('/') ? objectId('Agent', target.agent.split('/')[1]!, target.agent.split('/')[0]) : objectId('Agent', target.agent, ev.tenant);
-            if (t !== o.id) report('BCN3010', o, pointer, `${objectLabel(o.kind, o.name, o.tenant)}: rollout analysis uses ${objectLabel(ev.kind, ev.name, ev.tenant)}, which evaluates ${target.agent}, not this agent`, { related: [rel(ev, '/spec/target', 'its target')] });
+          if (ev !== undefined) {
+            const ref = typeof target.agent === 'string' ? target.agent : undefined;
+            const t = ref === undefined ? undefined : ref.includes('/') ? objectId('Agent', ref.split('/')[1]!, ref.split('/')[0]) : objectId('Agent', ref, ev.tenant);
+            if (t !== o.id) {
+              const what = ref !== undefined ? `agent ${ref}` : `workflow ${String(target.workflow)}`;
+              report('BCN3010', o, pointer, `${objectLabel(o.kind, o.name, o.tenant)}: rollout analysis uses ${objectLabel(ev.kind, ev.name, ev.tenant)}, which evaluates ${what}, not this agent`, { related: [rel(ev, '/spec/target', 'its target')] });
+            }
           }
         });
         break;
@@ -366,83 +370,40 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
   const objects = new Map<string, Record<string, unknown>>();
   /** What an inlined object's content is made of (its document and its files' digests): its digest's cache key. */
   const contentKeys = new Map<string, string>();
+  /** Blob ids of the files each object inlines, by repository path (so a plan can rebuild the object later). */
+  const fileBlobs = new Map<string, Record<string, string>>();
   await Promise.all(
     all.map(async (o) => {
-      // Inlining writes only into spec: a shallow copy keeps the cached unit untouched.
-      const object = o.doc.fileRefs.length > 0 ? { ...o.doc.object!, spec: { ...(o.doc.object!.spec as object) } } : o.doc.object!;
-      const spec = object.spec as Record<string, unknown>;
-      const fileDigests: string[] = [];
       const label = objectLabel(o.kind, o.name, o.tenant);
-      const toolFiles: { path: string; digest: string }[] = [];
-      for (const ref of o.doc.fileRefs) {
-        const target = posix.normalize(posix.join(posix.dirname(o.file), ref.path));
-        if (posix.isAbsolute(ref.path) || target === '..' || target.startsWith('../')) {
-          report('BCN3007', o, ref.pointer, `${label}: ${fieldPath(ref.pointer)} '${ref.path}' points outside the repository folder`, { hint: 'referenced files are read from the same commit, relative to the manifest, and must stay inside the compiled folder' });
-          continue;
-        }
+      const inlined = await inlineFiles(o.file, o.doc, async (target) => {
         const entry = input.entries.get(target);
-        if (entry === undefined) {
-          report('BCN3006', o, ref.pointer, `${label}: ${fieldPath(ref.pointer)} '${ref.path}' does not exist (looked for ${target})`);
+        return entry === undefined ? undefined : { entry, content: await input.readFile(entry) };
+      });
+      for (const p of inlined.problems) {
+        if (p.file === undefined) {
+          report(p.code, o, p.pointer, `${label}: ${p.message}`, p.hint !== undefined ? { hint: p.hint } : {});
           continue;
         }
-        const content = await input.readFile(entry);
-        fileDigests.push(content.digest);
-        if (content.secret !== undefined) {
-          pending.push({
-            code: 'BCN4001',
-            message: `${target} (${ref.role === 'tool-file' ? 'a file of' : 'referenced by'} ${label}) holds ${content.secret.what}; secrets never go into Git`,
-            hint: 'remove it from the file; credentials belong in secretRef',
-            file: target,
-            doc: 0,
-            pointer: '',
-            at: 'value',
-            line: 1,
-            column: 1,
-            exact: { line: content.secret.line, column: content.secret.column },
-            related: [rel(o, ref.pointer, `referenced by ${label}`)],
-            object: o.id,
-          });
-        }
-        if (ref.role === 'tool-file') {
-          toolFiles.push({ path: ref.path, digest: content.digest });
-          files.set(target, { path: target, digest: content.digest, size: content.size, entry, role: ref.role });
-          continue;
-        }
-        if (content.text === undefined) {
-          const p = content.problem ?? { code: 'BCN1001' as const, message: 'not readable as text', line: 1, column: 1 };
-          pending.push({
-            code: p.code,
-            message: `${target} (referenced by ${label} as ${ref.role}): ${p.message}`,
-            file: target,
-            doc: 0,
-            pointer: '',
-            at: 'value',
-            line: p.line,
-            column: p.column,
-            exact: { line: p.line, column: p.column },
-            related: [rel(o, ref.pointer, `referenced by ${label}`)],
-            object: o.id,
-          });
-          continue;
-        }
-        if (ref.role === 'instructions') {
-          if (content.text.length > MAX_INLINE_TEXT) {
-            report('BCN2006', o, ref.pointer, `${label}: ${ref.path} has ${content.text.length} characters; instructions may have at most ${MAX_INLINE_TEXT}`);
-            continue;
-          }
-          spec.instructions = content.text;
-        } else if (ref.role === 'dataset') {
-          const parsed = parseDataset(content.text);
-          for (const p of parsed.problems) {
-            pending.push({ code: 'BCN3008', message: `${target} (dataset of ${label}): ${p.message}`, file: target, doc: 0, pointer: '', at: 'value', line: p.line, column: 1, exact: { line: p.line, column: 1 }, related: [rel(o, ref.pointer, `dataset of ${label}`)], object: o.id });
-          }
-          spec.cases = parsed.cases;
-        }
+        pending.push({
+          code: p.code,
+          message: p.message.replace('{object}', label),
+          ...(p.hint !== undefined ? { hint: p.hint } : {}),
+          file: p.file,
+          doc: 0,
+          pointer: '',
+          at: 'value',
+          line: p.line ?? 1,
+          column: p.column ?? 1,
+          exact: { line: p.line ?? 1, column: p.column ?? 1 },
+          related: [rel(o, p.pointer, `referenced by ${label}`)],
+          object: o.id,
+        });
       }
+      for (const f of inlined.toolFiles) files.set(f.target, { path: f.target, digest: f.digest, size: f.size, entry: f.entry, role: 'tool-file' });
       if (o.kind === 'Tool') {
-        spec.files = toolFiles.sort((a, b) => (a.path < b.path ? -1 : 1));
+        const spec = inlined.object.spec as Record<string, unknown>;
         const mcp = (spec.mcp ?? {}) as Record<string, unknown>;
-        const shipped = new Set(toolFiles.map((f) => posix.normalize(f.path)));
+        const shipped = new Set(inlined.toolFiles.map((f) => posix.normalize(f.path)));
         arr(mcp.transport === 'stdio' ? mcp.command : []).forEach((arg, i) => {
           if (i === 0 && arg === 'node') return;
           if (typeof arg !== 'string' || arg.startsWith('-') || posix.isAbsolute(arg) || !/[/.]/.test(arg)) return;
@@ -452,8 +413,11 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
           }
         });
       }
-      objects.set(o.id, object);
-      if (o.doc.fileRefs.length > 0) contentKeys.set(o.id, `${o.oid}:${o.doc.index}:${fileDigests.join(',')}`);
+      objects.set(o.id, inlined.object);
+      if (o.doc.fileRefs.length > 0) {
+        contentKeys.set(o.id, `${o.oid}:${o.doc.index}:${inlined.fileDigests.join(',')}`);
+        fileBlobs.set(o.id, inlined.fileBlobs);
+      }
     }),
   );
 
@@ -528,6 +492,7 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
       digest: digests.get(o.id)!,
       effectiveDigest: effectiveOf(o.id),
       uses: [...(uses.get(o.id) ?? [])].sort(),
+      origin: { blob: o.oid, document: o.doc.index, ...(fileBlobs.has(o.id) ? { files: fileBlobs.get(o.id)! } : {}) },
       object: objects.get(o.id)!,
     });
   }
@@ -555,10 +520,94 @@ export function findSecretIn(text: string): { what: string; line: number; column
   return { what, line: 1, column: 1 }; // spans lines (a private key block)
 }
 
+export interface InlineProblem {
+  code: Code;
+  /** The manifest field that names the file. */
+  pointer: string;
+  message: string;
+  hint?: string;
+  /** Set when the problem is inside the referenced file itself (then `message` holds `{object}` for the object's name). */
+  file?: string;
+  line?: number;
+  column?: number;
+}
+
+export interface Inlined {
+  object: Record<string, unknown>;
+  problems: InlineProblem[];
+  toolFiles: { path: string; target: string; digest: string; size: number; entry: SourceEntry }[];
+  fileDigests: string[];
+  fileBlobs: Record<string, string>;
+}
+
+/**
+ * A document's normalized object with its referenced files inlined: prompts
+ * become `spec.instructions`, a dataset becomes `spec.cases`, a Tool's files
+ * become `{path, digest}` entries. Files are resolved next to the manifest.
+ * The cached unit is not modified (inlining writes into a shallow copy).
+ */
+export async function inlineFiles(
+  manifest: string,
+  doc: DocUnit,
+  lookup: (target: string) => Promise<{ entry: SourceEntry; content: CachedFile } | undefined>,
+): Promise<Inlined> {
+  const object = doc.fileRefs.length > 0 ? { ...doc.object!, spec: { ...(doc.object!.spec as object) } } : doc.object!;
+  const spec = object.spec as Record<string, unknown>;
+  const out: Inlined = { object, problems: [], toolFiles: [], fileDigests: [], fileBlobs: {} };
+  for (const ref of doc.fileRefs) {
+    const target = posix.normalize(posix.join(posix.dirname(manifest), ref.path));
+    if (posix.isAbsolute(ref.path) || target === '..' || target.startsWith('../')) {
+      out.problems.push({ code: 'BCN3007', pointer: ref.pointer, message: `${fieldPath(ref.pointer)} '${ref.path}' points outside the repository folder`, hint: 'referenced files are read from the same commit, relative to the manifest, and must stay inside the compiled folder' });
+      continue;
+    }
+    const found = await lookup(target);
+    if (found === undefined) {
+      out.problems.push({ code: 'BCN3006', pointer: ref.pointer, message: `${fieldPath(ref.pointer)} '${ref.path}' does not exist (looked for ${target})` });
+      continue;
+    }
+    const { entry, content } = found;
+    out.fileDigests.push(content.digest);
+    if (entry.oid !== undefined) out.fileBlobs[target] = entry.oid;
+    if (content.secret !== undefined) {
+      out.problems.push({
+        code: 'BCN4001',
+        pointer: ref.pointer,
+        file: target,
+        line: content.secret.line,
+        column: content.secret.column,
+        message: `${target} (${ref.role === 'tool-file' ? 'a file of' : 'referenced by'} {object}) holds ${content.secret.what}; secrets never go into Git`,
+        hint: 'remove it from the file; credentials belong in secretRef',
+      });
+    }
+    if (ref.role === 'tool-file') {
+      out.toolFiles.push({ path: ref.path, target, digest: content.digest, size: content.size, entry });
+      continue;
+    }
+    if (content.text === undefined) {
+      const p = content.problem ?? { code: 'BCN1001' as const, message: 'not readable as text', line: 1, column: 1 };
+      out.problems.push({ code: p.code, pointer: ref.pointer, file: target, line: p.line, column: p.column, message: `${target} (referenced by {object} as ${ref.role}): ${p.message}` });
+      continue;
+    }
+    if (ref.role === 'instructions') {
+      if (content.text.length > MAX_INLINE_TEXT) {
+        out.problems.push({ code: 'BCN2006', pointer: ref.pointer, message: `${ref.path} has ${content.text.length} characters; instructions may have at most ${MAX_INLINE_TEXT}` });
+        continue;
+      }
+      spec.instructions = content.text;
+    } else if (ref.role === 'dataset') {
+      const parsed = parseDataset(content.text);
+      for (const p of parsed.problems) out.problems.push({ code: 'BCN3008', pointer: ref.pointer, file: target, line: p.line, column: p.column ?? 1, message: `${target} (dataset of {object}): ${p.message}` });
+      spec.cases = parsed.cases;
+    }
+  }
+  if (doc.kind === 'Tool') spec.files = out.toolFiles.map((f) => ({ path: f.path, digest: f.digest })).sort((a, b) => (a.path < b.path ? -1 : 1));
+  return out;
+}
+
 /** JSON Lines of `{input, expected?}` → cases, with a problem per bad line. */
-export function parseDataset(text: string): { cases: unknown[]; problems: { line: number; message: string }[] } {
+export function parseDataset(text: string): { cases: unknown[]; problems: { line: number; column?: number; message: string }[] } {
   const cases: unknown[] = [];
-  const problems: { line: number; message: string }[] = [];
+  const problems: { line: number; column?: number; message: string }[] = [];
   text.split('\n').forEach((raw, i) => {
     const line = raw.trim();
     if (line === '' || line.startsWith('//')) return;
@@ -566,7 +615,10 @@ export function parseDataset(text: string): { cases: unknown[]; problems: { line
     try {
       v = JSON.parse(line);
     } catch (err) {
-      problems.push({ line: i + 1, message: `line ${i + 1} is not JSON: ${(err as Error).message}` });
+      // JSON.parse's wording changes between Node versions: say it in our words, keep only the position.
+      const at = /position (\d+)/.exec((err as Error).message) ?? /column (\d+)/.exec((err as Error).message);
+      const column = at ? Number(at[1]) + (at[0].startsWith('position') ? 1 : 0) : 1;
+      problems.push({ line: i + 1, column, message: `line ${i + 1} is not valid JSON (at column ${column})` });
       return;
     }
     if (v === null || typeof v !== 'object' || Array.isArray(v) || !('input' in v)) {

@@ -4,9 +4,9 @@
  * reconciler.
  */
 import { existsSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { dirname, join, posix, relative, resolve, sep } from 'node:path';
 import { CompileCache } from './cache.js';
-import { compile } from './compile.js';
+import { compile, resultFromSnapshot, snapshotKey } from './compile.js';
 import { GitRepository } from './git.js';
 import { plan, type Plan } from './plan.js';
 import { DirSource, EmptySource, GitSource, SourceError, type Source } from './source.js';
@@ -71,6 +71,8 @@ export async function openProject(options: OpenOptions = {}): Promise<Project> {
     const abs = resolve(cwd, folder);
     const rel = toPosix(relative(repository.dir, abs));
     folder = rel.startsWith('..') ? toPosix(folder) : rel;
+    folder = posix.normalize(folder).replace(/^\.\/?$/, '').replace(/\/$/, '');
+    if (folder.startsWith('../') || folder === '..') throw new SourceError(`${options.path}: outside the repository ${repository.dir}`);
   }
   const source = await GitSource.open(repository, options.ref, folder);
   return { source, cache, repository, root: join(repository.dir, folder), prefix: folder ? `${folder.replace(/\/$/, '')}/` : '' };
@@ -91,8 +93,18 @@ export async function planRefs(options: { base: string; head: string; repo?: str
     if (!(err instanceof SourceError) || !/no such folder/.test(err.message)) throw err;
     return new EmptySource(await headProject.repository!.resolve(options.base), headProject.source.path);
   });
-  const base = await compile(baseSource, { cache: headProject.cache });
-  const head = await compile(headProject.source, { cache: headProject.cache });
-  headProject.cache.save();
+  const cache = headProject.cache;
+  // A base compiled before is read back from its snapshot: the plan then costs one compile, of the head.
+  const snapshot = baseSource.commit !== undefined ? cache.getSnapshot(snapshotKey(baseSource.commit, baseSource.path)) : undefined;
+  let base: CompileResult | undefined;
+  let head: CompileResult | undefined;
+  if (snapshot !== undefined) {
+    head = await compile(headProject.source, { cache });
+    base = await resultFromSnapshot(snapshot, head, cache);
+  }
+  // Base first: the head, which mostly shares its files, then finds them in the cache.
+  base ??= await compile(baseSource, { cache });
+  head ??= await compile(headProject.source, { cache });
+  cache.save();
   return { plan: plan(base, head), base, head, project: headProject };
 }

@@ -8,21 +8,23 @@
 interface SecretRule {
   readonly name: string;
   readonly re: RegExp;
+  /** How a match must look to count: random (entropy), mixed (upper, lower and digits), or the pattern alone. */
+  readonly check?: 'random' | 'mixed' | 'pattern';
 }
 
 const RULES: readonly SecretRule[] = [
-  { name: 'an Anthropic API key', re: /\bsk-ant-[A-Za-z0-9_-]{20,}/ },
-  { name: 'an OpenAI API key', re: /\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,}/ },
+  { name: 'an Anthropic API key', re: /\bsk-ant-[A-Za-z0-9_-]{20,}/, check: 'mixed' },
+  { name: 'an OpenAI API key', re: /\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,}/, check: 'mixed' },
   { name: 'a GitHub token', re: /\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})/ },
-  { name: 'an AWS access key id', re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/ },
+  { name: 'an AWS access key id', re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/, check: 'pattern' },
   { name: 'a Slack token', re: /\bxox[abposr]-[A-Za-z0-9-]{10,}/ },
   { name: 'a Google API key', re: /\bAIza[0-9A-Za-z_-]{35}/ },
   { name: 'a Stripe key', re: /\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}/ },
   { name: 'a Hugging Face token', re: /\bhf_[A-Za-z0-9]{30,}/ },
-  { name: 'a private key', re: /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/ },
+  { name: 'a private key', re: /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/, check: 'pattern' },
   { name: 'a JSON Web Token', re: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/ },
   { name: 'a bearer token', re: /\bBearer\s+[A-Za-z0-9._~+/-]{20,}=*/ },
-  { name: 'credentials in a URL', re: /\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]+:[^\s@/]{3,}@/i },
+  { name: 'credentials in a URL', re: /\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]+:[^\s@/]{3,}@/i, check: 'pattern' },
 ];
 
 /** Keys whose literal value is a credential by its name (env vars, headers). */
@@ -50,9 +52,12 @@ export function findSecretAt(value: string): { what: string; index: number } | n
   for (const rule of RULES) {
     const m = rule.re.exec(value);
     if (m === null) continue;
-    if (rule.name === 'a private key' || rule.name === 'credentials in a URL') return { what: rule.name, index: m.index };
     const token = m[0].replace(/^Bearer\s+/, '');
-    if (looksRandom(token)) return { what: rule.name, index: m.index };
+    const ok =
+      rule.check === 'pattern' ||
+      // Real keys mix cases and digits; kebab-case names (`sk-learn-based-...-v2`) do not.
+      (rule.check === 'mixed' ? /[A-Z]/.test(token) && /[a-z]/.test(token) && /\d/.test(token) && looksRandom(token) : looksRandom(token));
+    if (ok) return { what: rule.name, index: m.index };
   }
   return null;
 }

@@ -59,8 +59,18 @@ export interface CompiledObject {
   effectiveDigest: string;
   /** Ids of the objects this one uses (its effective digest covers theirs), sorted. */
   uses: string[];
+  /** Where the object comes from: the Git blob of its file, its document index, the blobs of the files it inlines. */
+  origin: { blob: string; document: number; files?: Record<string, string> };
   /** The normalized object, referenced files inlined. */
   object: Record<string, unknown>;
+}
+
+/** A compiled commit without its objects' content: enough to plan against it (objects are rebuilt from the cache when needed). */
+export interface Snapshot {
+  bundleDigest: string;
+  source: Bundle['source'];
+  objects: Omit<CompiledObject, 'object'>[];
+  diagnostics: Diagnostic[];
 }
 
 export const NodeType = { agent: 'agent', approval: 'approval', reduce: 'reduce', fork: 'fork' } as const;

@@ -99,7 +99,7 @@ function diag(code: Code, message: string, at: { line: number; column: number; e
 export function compileFile(bytes: Uint8Array): FileUnit {
   const diagnostics: LocalDiagnostic[] = [];
   if (bytes.length > MAX_MANIFEST_BYTES) {
-    diagnostics.push(diag('BCN1003', `file is ${(bytes.length / 1048576).toFixed(1)} MiB; manifest files may be at most ${MAX_MANIFEST_BYTES / 1048576} MiB`, { line: 1, column: 1 }, { hint: 'split it into several files, or move large text into a referenced file' }));
+    diagnostics.push(diag('BCN1003', `file is ${bytes.length.toLocaleString('en-US')} bytes; manifest files may be at most ${MAX_MANIFEST_BYTES.toLocaleString('en-US')} bytes (${MAX_MANIFEST_BYTES / 1048576} MiB)`, { line: 1, column: 1 }, { hint: 'split it into several files, or move large text into a referenced file' }));
     return { docs: [], diagnostics };
   }
   const decoded = decodeText(bytes);
@@ -148,7 +148,7 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
     if (apiVersion === undefined && typeof kindValue === 'string' && kindSet.has(kindValue)) {
       out.push(diag('BCN2002', `${kindValue} document has no apiVersion`, start, { hint: `add 'apiVersion: ${API_VERSION}'` }));
     } else {
-      out.push(diag('BCN1009', `document ${index + 1} ignored: apiVersion ${JSON.stringify(apiVersion ?? null)} is not beacon.dev/*`, start));
+      out.push(diag('BCN1009', `document ${index + 1} ignored: ${apiVersion === undefined ? 'it has no apiVersion' : `apiVersion ${JSON.stringify(apiVersion)} is not beacon.dev/*`}`, start));
     }
     return null;
   }
@@ -195,7 +195,7 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
   normalize(kind, object);
   for (const [pointer, schema] of embeddedSchemas(kind, object)) {
     const err = checkEmbeddedSchema(schema);
-    if (err !== null) out.push(diag('BCN2008', `${id}: ${fieldPath(pointer)} is not a valid JSON Schema: ${err}`, where(index, pointer, 'value', start), extra({ path: pointer })));
+    if (err !== null) out.push(diag('BCN2008', `${id}: ${fieldPath(pointer)} is not a valid JSON Schema: ${err.message}`, where(index, pointer + err.path, 'value', start), extra({ path: pointer + err.path })));
   }
   for (const p of documentRules(kind, object)) out.push(diag(p.code, `${id}: ${p.message}`, where(index, p.path, 'value', start), { ...extra(p), ...(p.hint !== undefined ? { hint: p.hint } : {}) }));
   unit.valid = true;

@@ -3,13 +3,21 @@
  * mapping of ajv's errors to diagnostics with a JSON pointer and a message that
  * names the field and the fix, and the application of schema defaults.
  */
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import { createRequire } from 'node:module';
+import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { commonSchema, kindSchemas, type Kind } from '../schema/index.js';
 import type { Code } from './codes.js';
 
-// ajv-formats is CommonJS; its default export arrives wrapped under NodeNext.
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (a: Ajv2020) => void;
+const require = createRequire(import.meta.url);
+
+/** ajv itself is loaded only when something must be compiled at run time (no precompiled validators, or an embedded schema to check). */
+function newAjv(options: Record<string, unknown>): Ajv2020 {
+  const { Ajv2020: AjvClass } = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
+  const formats = require('ajv-formats') as { default?: (a: Ajv2020) => void } & ((a: Ajv2020) => void);
+  const a = new AjvClass(options);
+  (formats.default ?? formats)(a);
+  return a;
+}
 
 type JsonSchema = Record<string, unknown>;
 
@@ -30,11 +38,11 @@ export { commonSchema, kindSchemas };
 let ajv: Ajv2020 | undefined;
 const validators = new Map<Kind, ValidateFunction>();
 
-/** Validators precompiled at build time, when this runs from dist/. */
-const precompiled: Partial<Record<Kind, ValidateFunction>> = await (async () => {
+/** Validators precompiled at build time, when this runs from dist/ (plus `metaSchema2020` for embedded schemas). */
+const precompiled: Partial<Record<Kind | 'metaSchema2020', ValidateFunction>> = await (async () => {
   const generated = './validators.gen.js';
   try {
-    return (await import(generated)) as Partial<Record<Kind, ValidateFunction>>;
+    return (await import(generated)) as Partial<Record<Kind | 'metaSchema2020', ValidateFunction>>;
   } catch {
     return {};
   }
@@ -42,8 +50,7 @@ const precompiled: Partial<Record<Kind, ValidateFunction>> = await (async () => 
 
 function getAjv(): Ajv2020 {
   if (ajv === undefined) {
-    ajv = new Ajv2020({ ...ajvOptions });
-    addFormats(ajv);
+    ajv = newAjv({ ...ajvOptions });
     ajv.addSchema(commonSchema as JsonSchema);
     for (const s of Object.values(kindSchemas)) ajv.addSchema(s as JsonSchema);
   }
@@ -68,15 +75,25 @@ export function validateDocument(kind: Kind, doc: unknown): SchemaProblem[] {
 
 let metaAjv: Ajv2020 | undefined;
 
-/** Check an embedded JSON Schema (an agent's input/output) against the draft 2020-12 meta-schema; an error message or null. */
-export function checkEmbeddedSchema(schema: unknown): string | null {
-  metaAjv ??= new Ajv2020({ strict: false, allErrors: false, validateSchema: true });
+/**
+ * Check an embedded JSON Schema (an agent's input/output) against the draft
+ * 2020-12 meta-schema. Returns the first problem, with the JSON pointer inside
+ * the embedded schema, or null.
+ */
+export function checkEmbeddedSchema(schema: unknown): { path: string; message: string } | null {
+  const describe = (e: ErrorObject | undefined): { path: string; message: string } => {
+    if (e === undefined) return { path: '', message: 'invalid schema' };
+    const allowed = (e.params as { allowedValues?: unknown[] }).allowedValues;
+    const got = e.data !== undefined ? ` (got ${json(e.data)})` : '';
+    return { path: e.instancePath, message: `${fieldPath(e.instancePath) === '(document)' ? 'the schema' : fieldPath(e.instancePath)} ${allowed ? `must be one of ${allowed.map(String).join(', ')}` : e.message ?? 'is invalid'}${got}` };
+  };
   try {
-    if (metaAjv.validateSchema(schema as JsonSchema) === true) return null;
-    const e = metaAjv.errors?.[0];
-    return e ? `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}` : 'invalid schema';
+    const meta = precompiled.metaSchema2020;
+    if (meta !== undefined) return meta(schema) === true ? null : describe(meta.errors?.[0]);
+    metaAjv ??= newAjv({ strict: false, allErrors: false, validateSchema: true, verbose: true });
+    return metaAjv.validateSchema(schema as JsonSchema) === true ? null : describe(metaAjv.errors?.[0]);
   } catch (err) {
-    return (err as Error).message.split('\n')[0] ?? 'invalid schema';
+    return { path: '', message: (err as Error).message.split('\n')[0] ?? 'invalid schema' };
   }
 }
 
@@ -300,8 +317,16 @@ function one(e: ErrorObject): SchemaProblem | null {
       }
       return { code: 'BCN2007', path, at: 'value', message: `${fieldPath(path)} matches none of the allowed forms` };
     }
-    case 'not':
+    case 'not': {
+      // `not: {required: [x]}`: the field x may not be set here; say which, and point at it.
+      const forbidden = ((e.schema as JsonSchema | undefined)?.required as string[] | undefined)?.filter((f) => e.data !== null && typeof e.data === 'object' && f in (e.data as object));
+      if (forbidden !== undefined && forbidden.length > 0) {
+        const at = `${path}/${escapeSegment(forbidden[0]!)}`;
+        const why = (e.parentSchema as JsonSchema | undefined)?.description;
+        return { code: 'BCN2007', path: at, at: 'key', message: `${fieldPath(at)} is not allowed here${typeof why === 'string' ? ` (${why.split('. ')[0]!.replace(/\.$/, '')})` : ''}` };
+      }
       return { code: 'BCN2007', path, at: 'value', message: `${fieldPath(path)} is not allowed in this form` };
+    }
     case 'discriminator': {
       const tag = String(p.tag ?? 'pattern');
       if (p.error === 'mapping') {

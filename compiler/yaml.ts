@@ -12,7 +12,18 @@
  * See docs/adr/0002-two-yaml-parsers.md.
  */
 import jsyaml from 'js-yaml';
-import { LineCounter, Parser, parseAllDocuments, isMap, isSeq, isScalar, isPair, isAlias, type Document, type Node as YamlNode } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter, Node as YamlNode } from 'yaml';
+
+/**
+ * `yaml` is loaded on first use: a run whose files all come from the compile
+ * cache, or all take the fast path, never pays for loading it.
+ */
+let yamlModule: typeof import('yaml') | undefined;
+function Y(): typeof import('yaml') {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yamlModule;
+}
 
 /** Most documents one file may hold. */
 export const MAX_DOCUMENTS_PER_FILE = 1_000;
@@ -84,7 +95,11 @@ export function parseYaml(text: string): ParseResult {
   return fast ?? parseSlow(text);
 }
 
+/** An explicit `? key` or a flow collection used as a key: `yaml` and js-yaml stringify those differently. */
+const COMPLEX_KEY = /^[ \t-]*(?:\?[ \t\r\n]|[[{][^\n]*[\]}][ \t]*:(?:[ \t\r]|$))/m;
+
 function tryFast(text: string): ParseResult | null {
+  if (COMPLEX_KEY.test(text)) return null;
   let docs: unknown[];
   try {
     docs = jsyaml.loadAll(text, undefined, { schema: CORE_1_2, json: false }) as unknown[];
@@ -103,6 +118,12 @@ function tryFast(text: string): ParseResult | null {
   };
 }
 
+/**
+ * Whether the fast path's result may differ from `yaml`'s: an alias (js-yaml
+ * shares one object between places, `yaml` counts expansions), or a key that
+ * is not a plain scalar (a null key, a collection key), which the two
+ * stringify differently.
+ */
 function hasSharedReference(value: unknown, seen: Set<object>): boolean {
   if (value === null || typeof value !== 'object') return false;
   if (seen.has(value)) return true;
@@ -110,7 +131,10 @@ function hasSharedReference(value: unknown, seen: Set<object>): boolean {
   if (Array.isArray(value)) {
     for (const v of value) if (hasSharedReference(v, seen)) return true;
   } else {
-    for (const k in value) if (hasSharedReference((value as Record<string, unknown>)[k], seen)) return true;
+    for (const k in value) {
+      if (k === 'null' || k === '' || k.includes(',') || k.startsWith('[object')) return true;
+      if (hasSharedReference((value as Record<string, unknown>)[k], seen)) return true;
+    }
   }
   return false;
 }
@@ -160,8 +184,8 @@ export interface SlowParse {
 }
 
 export function parseWithPositions(text: string): SlowParse {
-  const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, {
+  const lineCounter = new (Y().LineCounter)();
+  const docs = Y().parseAllDocuments(text, {
     lineCounter,
     version: '1.2',
     schema: 'core',
@@ -169,6 +193,8 @@ export function parseWithPositions(text: string): SlowParse {
     uniqueKeys: true,
     prettyErrors: false,
     strict: true,
+    // Problems come back as errors on the documents; nothing is printed on stderr.
+    logLevel: 'error',
   });
   return { docs: Array.isArray(docs) ? docs : [], lineCounter };
 }
@@ -241,7 +267,7 @@ function unclosedQuoteStart(text: string, before: number): number | undefined {
       else if (v !== null && typeof v === 'object') visit(v, depth + 1);
     }
   };
-  for (const token of new Parser().parse(text)) visit(token, 0);
+  for (const token of new (Y().Parser)().parse(text)) visit(token, 0);
   return found;
 }
 
@@ -274,6 +300,7 @@ export function locate(parsed: SlowParse, index: number, pointer: string, at: 'k
   const doc = parsed.docs[index];
   if (doc === undefined) return null;
   const segments = pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const { isAlias, isMap, isPair, isScalar, isSeq } = Y();
   let node: unknown = doc.contents;
   let best: YamlNode | null = (doc.contents as YamlNode | null) ?? null;
   let lastKey: YamlNode | null = null;
@@ -361,13 +388,26 @@ export function positionInScalar(text: string, span: Span, offset: number, lineC
   const quote = first === '"' || first === "'" ? first : null;
   if (quote !== null) i++;
   while (i < end) {
+    // An escaped line break stands for nothing: step over it (and the next line's indentation) first.
+    if (quote === '"' && text[i] === '\\' && (text[i + 1] === '\n' || text[i + 1] === '\r')) {
+      i += text[i + 1] === '\r' && text[i + 2] === '\n' ? 3 : 2;
+      while (text[i] === ' ' || text[i] === '\t') i++;
+      continue;
+    }
     if (decoded >= offset) return at(i);
     const ch = text[i]!;
     if (quote === "'" && ch === "'" && text[i + 1] === "'") {
       i += 2;
     } else if (quote === '"' && ch === '\\') {
       const kind = text[i + 1];
-      i += kind === 'x' ? 4 : kind === 'u' ? 6 : kind === 'U' ? 10 : 2;
+      if (kind === 'U') {
+        // Outside the BMP a code point is two UTF-16 units of the value.
+        const cp = parseInt(text.slice(i + 2, i + 10), 16);
+        i += 10;
+        decoded += cp > 0xffff ? 2 : 1;
+        continue;
+      }
+      i += kind === 'x' ? 4 : kind === 'u' ? 6 : 2;
     } else if (ch === '\n') {
       // Folding: a line break and the next line's indentation read as one space.
       i++;

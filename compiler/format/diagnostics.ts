@@ -47,6 +47,12 @@ function printable(s: string): string {
   return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+/** A path as one safe line: control characters, line breaks included, escaped. */
+function printablePath(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 function codeFrame(text: string, d: Diagnostic, color: boolean): string[] {
   const lines = text.split('\n');
   const target = d.line - 1;
@@ -75,11 +81,12 @@ export function formatText(diagnostics: readonly Diagnostic[], options: TextOpti
   for (const d of diagnostics) {
     if (d.severity === 'info' && !options.verbose) continue;
     out.push(`${paint(color, SEVERITY_COLOR[d.severity], `${d.severity}[${d.code}]`)}${paint(color, 'bold', `: ${printable(d.message)}`)}`);
-    out.push(`  ${paint(color, 'cyan', '-->')} ${d.file}:${d.line}:${d.column}`);
+    out.push(`  ${paint(color, 'cyan', '-->')} ${printablePath(d.file)}:${d.line}:${d.column}`);
     const text = options.readText?.(d.file);
-    if (text) for (const l of codeFrame(text, d, color)) out.push(`   ${l}`);
+    // Binary files get no frame: their bytes would only garble the terminal.
+    if (text && !text.includes('\u0000')) for (const l of codeFrame(text, d, color)) out.push(`   ${l}`);
     if (d.hint) out.push(`   ${paint(color, 'cyan', '=')} hint: ${printable(d.hint)}`);
-    for (const r of d.related ?? []) out.push(`   ${paint(color, 'cyan', '=')} related: ${r.file}:${r.line}:${r.column}: ${printable(r.message)}`);
+    for (const r of d.related ?? []) out.push(`   ${paint(color, 'cyan', '=')} related: ${printablePath(r.file)}:${r.line}:${r.column}: ${printable(r.message)}`);
     out.push('');
   }
   return out.join('\n');

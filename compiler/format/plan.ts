@@ -33,9 +33,10 @@ function md(s: string): string {
 export function planMarkdown(p: Plan): string {
   const out: string[] = [];
   const errors = p.diagnostics.filter((d) => d.severity === 'error').length;
+  const rollouts = p.agents.filter((a) => a.reason !== 'removed').length;
   const warnings = p.diagnostics.filter((d) => d.severity === 'warning').length;
   out.push(`### BeaconOS plan \`${p.base.commit?.slice(0, 12) ?? 'base'}..${p.head.commit?.slice(0, 12) ?? 'head'}\``, '');
-  out.push(`${errors === 0 ? '✅' : '❌'} ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'} · ${p.changes.length} object${p.changes.length === 1 ? '' : 's'} changed · ${p.agents.filter((a) => a.reason !== 'removed').length} agent rollout${p.agents.length === 1 ? '' : 's'} · ${p.workflows.length} workflow${p.workflows.length === 1 ? '' : 's'} affected`, '');
+  out.push(`${errors === 0 ? '✅' : '❌'} ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'} · ${p.changes.length} object${p.changes.length === 1 ? '' : 's'} changed · ${rollouts} agent rollout${rollouts === 1 ? '' : 's'} · ${p.workflows.length} workflow${p.workflows.length === 1 ? '' : 's'} affected`, '');
   if (p.changes.length) {
     out.push('| | object | file | fields |', '|---|---|---|---|');
     for (const c of p.changes) {

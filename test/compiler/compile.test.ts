@@ -66,6 +66,18 @@ describe('compile', () => {
     await expect(GitRepository.open(tmpdir())).rejects.toBeInstanceOf(SourceError);
   });
 
+  it('reads packed repositories (with delta chains) exactly as loose ones', async () => {
+    const dir = repoFrom(basic);
+    // A few commits of small edits give git something to delta-compress.
+    for (let i = 0; i < 5; i++) commit(dir, { 'prompts/front.md': `You are the front desk, revision ${i}. Be brief.\n` });
+    const loose = await atRef(dir, 'HEAD');
+    const older = await atRef(dir, 'HEAD~3');
+    git(dir, 'gc', '-q', '--aggressive');
+    expect(git(dir, 'count-objects', '-v')).toMatch(/^count: 0$/m);
+    expect(canonicalJson((await atRef(dir, 'HEAD')).bundle)).toBe(canonicalJson(loose.bundle));
+    expect(canonicalJson((await atRef(dir, 'HEAD~3')).bundle)).toBe(canonicalJson(older.bundle));
+  });
+
   it('reads referenced files from the same commit, not the working tree', async () => {
     const dir = repoFrom(basic);
     writeFileSync(join(dir, 'prompts/front.md'), 'UNCOMMITTED');
@@ -95,6 +107,32 @@ describe('compile cache', () => {
     expect(canonicalJson(warm.bundle)).toBe(canonicalJson((await atRef(dir, 'HEAD')).bundle));
   });
 
+  it('writes a small delta per run and folds deltas into the base', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'beacon-cache-'));
+    temps.push(cacheDir);
+    const dir = repoFrom(basic);
+    const { readdirSync } = await import('node:fs');
+    const files = () => readdirSync(join(cacheDir, readdirSync(cacheDir)[0]!)).filter((n) => n.endsWith('.bin')).sort();
+    let c = CompileCache.open(cacheDir);
+    await atRef(dir, 'HEAD', c);
+    c.save();
+    expect(files().length).toBe(1);
+    for (let i = 0; i < 12; i++) {
+      commit(dir, { [`extra/m${i}.yaml`]: `apiVersion: beacon.dev/v1alpha1\nkind: Model\nmetadata: {name: extra-${i}}\nspec: {provider: scripted, script: [{when: "true", reply: "x"}]}\n` });
+      c = CompileCache.open(cacheDir);
+      const r = await atRef(dir, 'HEAD', c);
+      expect(r.stats.parsedUnits).toBe(1);
+      c.save();
+      expect(files().length).toBeLessThanOrEqual(9);
+    }
+    // A run that adds nothing writes nothing.
+    const before = files();
+    c = CompileCache.open(cacheDir);
+    expect((await atRef(dir, 'HEAD', c)).stats.parsedUnits).toBe(0);
+    c.save();
+    expect(files()).toEqual(before);
+  });
+
   it('ignores a corrupt cache file', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'beacon-cache-'));
     temps.push(cacheDir);
@@ -103,7 +141,8 @@ describe('compile cache', () => {
     c.save();
     const { readdirSync } = await import('node:fs');
     const version = readdirSync(cacheDir)[0]!;
-    writeFileSync(join(cacheDir, version, 'cache.bin'), 'garbage');
+    for (const f of readdirSync(join(cacheDir, version)).filter((n) => n.endsWith('.bin'))) writeFileSync(join(cacheDir, version, f), 'garbage');
+    writeFileSync(join(cacheDir, version, 'base.bin'), Buffer.from([0xff, 0x0f, 0x6f]));
     const r = await compile(new DirSource(basic), { cache: CompileCache.open(cacheDir) });
     expect(r.ok).toBe(true);
     expect(r.stats.parsedUnits).toBe(r.stats.manifests);
@@ -160,6 +199,22 @@ describe('plan', () => {
     const { plan: p } = await planRefs({ repo: dir, base, head: 'HEAD', path: 'manifests', cacheDir: false });
     expect(p.changes.every((c) => c.action === 'added')).toBe(true);
     expect(p.changes).toHaveLength(14);
+  });
+
+  it('a base compiled before is planned from its snapshot, with the same result', async () => {
+    const dir = repoFrom(basic);
+    const base = git(dir, 'rev-parse', 'HEAD');
+    commit(dir, { 'prompts/front.md': 'Changed.\n', 'models/models.yaml': model.replace('reply: "backup"', 'reply: "b2"') });
+    const cacheDir = mkdtempSync(join(tmpdir(), 'beacon-cache-'));
+    temps.push(cacheDir);
+    const cold = await planRefs({ repo: dir, base, head: 'HEAD', cacheDir: false });
+    await planRefs({ repo: dir, base, head: 'HEAD', cacheDir });
+    const c = CompileCache.open(cacheDir);
+    expect(c.getSnapshot(`${base}:`)).toBeDefined();
+    const warm = await planRefs({ repo: dir, base, head: 'HEAD', cacheDir });
+    expect(warm.base.stats.manifests).toBe(0); // came from the snapshot, not a compile
+    expect(canonicalJson(warm.plan)).toBe(canonicalJson(cold.plan));
+    expect(warm.plan.changes.find((x) => x.id === 'Agent/shop/front')!.paths).toEqual(['/spec/instructions']);
   });
 
   it('plan() of a result with itself is empty', async () => {
