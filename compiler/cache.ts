@@ -45,7 +45,8 @@ interface Tables {
   /** Values derived from content only (digests of inlined objects, keyed by what they are made of). */
   derived: Map<string, string>;
 }
-type Serialized = { version: string } & { [T in Table]: [string, unknown][] };
+/** On disk the units table is JSON text inside the v8 envelope: V8 parses JSON text about 3x faster than it deserializes the same objects. */
+type Serialized = { version: string; units: string } & { [T in Exclude<Table, 'units'>]: [string, unknown][] };
 
 /** Fold the deltas into a new base when there are more than this many... */
 const MAX_DELTAS = 8;
@@ -109,7 +110,7 @@ export class CompileCache implements TreeStore {
   private read(file: string): Serialized | undefined {
     try {
       const data = deserialize(readFileSync(file)) as Serialized;
-      return data.version === COMPILER_VERSION && TABLES.every((t) => Array.isArray(data[t])) ? data : undefined;
+      return data.version === COMPILER_VERSION && typeof data.units === 'string' && TABLES.every((t) => t === 'units' || Array.isArray(data[t])) ? data : undefined;
     } catch {
       return undefined; // missing, half-written by a crashed run, or from another Node: start without it
     }
@@ -119,7 +120,8 @@ export class CompileCache implements TreeStore {
     let n = 0;
     for (const t of TABLES) {
       const m = this.tables[t] as Map<string, unknown>;
-      for (const [k, v] of data[t]) {
+      const rows = t === 'units' ? (JSON.parse(data.units) as [string, unknown][]) : data[t];
+      for (const [k, v] of rows) {
         m.set(k, v);
         n++;
       }
@@ -233,9 +235,7 @@ export class CompileCache implements TreeStore {
   }
 
   private serialize(t: Tables): Buffer {
-    const out: Serialized = { version: COMPILER_VERSION, units: [], files: [], trees: [], derived: [] };
-    for (const k of TABLES) out[k] = [...(t[k] as Map<string, unknown>)];
-    return serialize(out);
+    return serialize({ version: COMPILER_VERSION, units: JSON.stringify([...t.units]), files: [...t.files], trees: [...t.trees], derived: [...t.derived] } satisfies Serialized);
   }
 
   private compact(): void {

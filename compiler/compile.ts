@@ -7,6 +7,7 @@
 import type { Diagnostic } from '../schema/index.js';
 import { CompileCache, type CachedFile } from './cache.js';
 import { CODES } from './codes.js';
+import { createHash } from 'node:crypto';
 import { canonicalJson, sha256 } from './digest.js';
 import { findSecretIn, inlineFiles, link, type LinkDoc, type PendingDiagnostic } from './link.js';
 import type { Source, SourceEntry } from './source.js';
@@ -54,11 +55,17 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
 
   let parsed = 0;
   const t1 = performance.now();
-  const units = await mapLimit(manifests, options.concurrency ?? 64, async (entry): Promise<[SourceEntry, FileUnit]> => {
-    if (entry.oid !== undefined) {
-      const hit = cache.getUnit(entry.oid);
-      if (hit !== undefined) return [entry, hit];
-    }
+  // Cache hits first, synchronously (a warm compile is almost only those); then the rest is read.
+  const units: [SourceEntry, FileUnit][] = new Array(manifests.length);
+  const misses: number[] = [];
+  for (let i = 0; i < manifests.length; i++) {
+    const entry = manifests[i]!;
+    const hit = entry.oid !== undefined ? cache.getUnit(entry.oid) : undefined;
+    if (hit !== undefined) units[i] = [entry, hit];
+    else misses.push(i);
+  }
+  const read = await mapLimit(misses, options.concurrency ?? 64, async (i): Promise<[SourceEntry, FileUnit]> => {
+    const entry = manifests[i]!;
     const bytes = await source.read(entry);
     const hit = cache.getUnit(entry.oid!);
     if (hit !== undefined) return [entry, hit];
@@ -67,6 +74,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     cache.setUnit(entry.oid!, unit);
     return [entry, unit];
   });
+  misses.forEach((i, k) => (units[i] = read[k]!));
   ms.files = performance.now() - t1;
 
   const diagnostics: Diagnostic[] = [];
@@ -116,13 +124,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     graphs: linked.graphs,
     files,
   };
-  // The bundle's digest covers each object through its digests (which cover its content) and each
-  // graph through its workflow's effective digest (a graph is a function of the workflow and the
-  // agents it uses), so nothing is serialized twice.
-  const bundle: Bundle = {
-    ...body,
-    digest: sha256(canonicalJson({ ...body, objects: body.objects.map((o) => ({ ...o, object: undefined })), graphs: undefined })),
-  };
+  const bundle: Bundle = { ...body, digest: bundleDigest(body) };
   if (source.kind === 'git' && source.commit !== undefined) {
     cache.setSnapshot(snapshotKey(source.commit, source.path), { bundleDigest: bundle.digest, source: bundle.source, objects: bundle.objects.map(({ object: _, ...rest }) => rest), diagnostics });
   }
@@ -133,6 +135,20 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     ok: !diagnostics.some((d) => d.severity === 'error'),
     stats: { files: entries.length, manifests: manifests.length, documents: docs.length, cachedUnits: manifests.length - parsed, parsedUnits: parsed, ms },
   };
+}
+
+/**
+ * The bundle's digest: sha256 over the canonical JSON of its header, then one
+ * line per object (id, file, line, digest, effective digest), then the files.
+ * An object's digests cover its content and everything it uses, and a graph is
+ * a function of its workflow's effective digest, so nothing is serialized twice.
+ */
+export function bundleDigest(body: Omit<Bundle, 'digest'>): string {
+  const h = createHash('sha256');
+  h.update(canonicalJson({ apiVersion: body.apiVersion, compiler: body.compiler, source: body.source }));
+  for (const o of body.objects) h.update(`\n${o.id}\t${o.file}\t${o.line}\t${o.digest}\t${o.effectiveDigest}`);
+  h.update(`\n${canonicalJson(body.files)}`);
+  return `sha256:${h.digest('hex')}`;
 }
 
 export function snapshotKey(commit: string, path: string): string {

@@ -174,7 +174,11 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
   const objectRef = name ? `${kind}/${tenant !== undefined ? `${tenant}/` : ''}${name}` : undefined;
   const extra = (p: { path: string }) => ({ path: p.path, ...(objectRef !== undefined ? { object: objectRef } : {}) });
 
-  const problems: SchemaProblem[] = validateDocument(kind, data);
+  const problems: SchemaProblem[] = [
+    ...validateDocument(kind, data),
+    // JSON (and so digests, bundles and CEL) has no NaN or Infinity: YAML's .nan and .inf stop here.
+    ...nonFinite(data).map((path): SchemaProblem => ({ code: 'BCN2003', path, at: 'value', message: `${fieldPath(path)} must be a finite number (.inf and .nan have no JSON form)` })),
+  ];
   for (const p of problems) {
     out.push(diag(p.code, `${id}: ${p.message}`, where(index, p.path, p.at, start), { ...extra(p), ...(p.hint !== undefined ? { hint: p.hint } : {}) }));
   }
@@ -203,6 +207,17 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
   unit.fileRefs = fileRefs(kind, object);
   if (unit.fileRefs.length === 0) unit.digest = digestOf(object);
   return unit;
+}
+
+/** JSON pointers of every NaN or ±Infinity in a document. */
+function nonFinite(v: unknown, path = '', out: string[] = [], depth = 0): string[] {
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) out.push(path);
+  } else if (v !== null && typeof v === 'object' && depth < 64) {
+    if (Array.isArray(v)) v.forEach((x, i) => nonFinite(x, `${path}/${i}`, out, depth + 1));
+    else for (const [k, x] of Object.entries(v)) nonFinite(x, `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`, out, depth + 1);
+  }
+  return out;
 }
 
 /** Expand the spec's shorthands so every consumer sees one form. */

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { canonicalJson, compile, CompileCache, DirSource, digestOf, GitRepository, GitSource, plan, planRefs, SourceError } from '../../compiler/index.js';
+import { canonicalJson, compile, CompileCache, DirSource, digestOf, GitRepository, GitSource, plan, planRefs, sha256, SourceError } from '../../compiler/index.js';
 import { commit, git, newRepo } from '../helpers/git.js';
 
 const basic = resolve('test/fixtures/valid/basic');
@@ -28,6 +28,11 @@ describe('compile', () => {
     expect(spec.instructions).toBe('You are the front desk. Be brief.\n');
     expect(front.uses).toEqual(['Model/primary', 'Tool/shop/search']);
     expect(front.digest).toBe(digestOf(front.object));
+    // The effective digest as the spec defines it: over the digest and the effective digests of what it uses.
+    const eff = (id: string) => obj(r, id).effectiveDigest;
+    expect(front.effectiveDigest).toBe(sha256(canonicalJson({ digest: front.digest, uses: front.uses.map((u) => [u, eff(u)]) })));
+    expect(obj(r, 'Model/primary').effectiveDigest).toBe(sha256(canonicalJson({ digest: obj(r, 'Model/primary').digest, uses: [['Model/backup', eff('Model/backup')]] })));
+    expect(obj(r, 'Model/backup').effectiveDigest).toBe(obj(r, 'Model/backup').digest);
     const evaluation = obj(r, 'Evaluation/shop/front-smoke').object.spec as Record<string, unknown>;
     expect(evaluation.cases).toEqual([{ input: 'hi there', expected: 'hello' }, { input: 'hi again' }]);
     const tool = obj(r, 'Tool/shop/search').object.spec as { files: { path: string; digest: string }[] };
