@@ -26,6 +26,9 @@ const BEACON = process.env.BENCH_BEACON || join(ROOT, 'bin', 'beacon.js');
 const CLI_MAIN = process.env.BENCH_BEACON || join(ROOT, 'dist', 'cli', 'main.js');
 const HEADING = '## Compile (issue 2)';
 
+/** The size the issue's targets are set for. */
+const TARGET_SIZE = 10_000;
+
 /** The targets of issue 2. */
 const TARGET = {
   coldVsFloor: 1.5,
@@ -264,8 +267,12 @@ function rowsFor(res, cliReady) {
     const vsCold = vsValidate && res.validateCold && !res.validateCold.error ? m.wallMs / res.validateCold.wallMs : null;
     const { ok, why } = check({ vsFloor, vsCold, rssMb: m.rssMb });
     const note = m.exit === 1 ? ' (exit 1: findings on a generated repository, a generator bug)' : '';
-    rows.push([name, fmtInt(m.wallMs), fmtInt(m.rssMb), fmtRatio(vsFloor), vsCold === null ? '' : fmtRatio(vsCold), target, verdict(ok) + note]);
-    if (!ok) fails.push(`${fmtInt(res.n)}: ${name}: ${why}`);
+    // The issue sets its targets for 10,000 manifests; smaller sizes are shown for scale, where
+    // fixed costs (starting Node, loading modules: about 0.15 s) weigh more against a small floor.
+    const judged = res.n >= TARGET_SIZE;
+    const result = judged ? verdict(ok) : `for scale (${ok ? 'within' : 'outside'} the 10,000 target)`;
+    rows.push([name, fmtInt(m.wallMs), fmtInt(m.rssMb), fmtRatio(vsFloor), vsCold === null ? '' : fmtRatio(vsCold), target, result + note]);
+    if (!ok && judged) fails.push(`${fmtInt(res.n)}: ${name}: ${why}`);
     if (m.exit === 1) fails.push(`${fmtInt(res.n)}: ${name}: the CLI reported findings (exit 1) on a generated repository: a generator bug (diagnostics on stderr)`);
   };
 
@@ -318,7 +325,7 @@ function report(results, { machine, cliReady, runs }) {
   out.push('');
   out.push(`Targets: cold validate ≤ ${TARGET.coldVsFloor}× floor and < ${TARGET.coldRssMb} MB; warm validate after a one-file change ` +
     `≤ ${TARGET.warmVsFloor}× floor; plan of a 10-file change ≤ ${TARGET.planColdVsValidate}× a cold validate, and ≤ ${TARGET.planWarmVsFloor}× ` +
-    'floor when the base was compiled before.');
+    `floor when the base was compiled before. The issue sets these for ${fmtInt(TARGET_SIZE)} manifests; smaller repositories are measured for scale.`);
   if (!cliReady) out.push('', '_The CLI was not built (dist/cli/main.js missing): only the generator and the floor were measured._');
   const fails = [];
   for (const res of results) {

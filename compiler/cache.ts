@@ -45,7 +45,14 @@ interface Tables {
   /** Values derived from content only (digests of inlined objects, keyed by what they are made of). */
   derived: Map<string, string>;
 }
-/** On disk the units table is JSON text inside the v8 envelope: V8 parses JSON text about 3x faster than it deserializes the same objects. */
+/**
+ * On disk a cache file is a v8-serialized envelope; its units table is JSON
+ * text (V8 parses JSON text about 3x faster than it deserializes the same
+ * objects). A base keeps that text in a file of its own (`base-units.json`),
+ * so saving does not copy 20 MB into a buffer first. Base and units files
+ * need not be written together: every entry is a fact about content, so any
+ * mix of old and new files is a correct cache.
+ */
 type Serialized = { version: string; units: string } & { [T in Exclude<Table, 'units'>]: [string, unknown][] };
 
 /** Fold the deltas into a new base when there are more than this many... */
@@ -68,7 +75,7 @@ function count(t: Tables): number {
   return TABLES.reduce((n, k) => n + t[k].size, 0);
 }
 
-function writeAtomic(file: string, data: Uint8Array): void {
+function writeAtomic(file: string, data: Uint8Array | string): void {
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
   writeFileSync(tmp, data);
   renameSync(tmp, file);
@@ -110,7 +117,7 @@ export class CompileCache implements TreeStore {
   private read(file: string): Serialized | undefined {
     try {
       const data = deserialize(readFileSync(file)) as Serialized;
-      return data.version === COMPILER_VERSION && typeof data.units === 'string' && TABLES.every((t) => t === 'units' || Array.isArray(data[t])) ? data : undefined;
+      return data.version === COMPILER_VERSION && TABLES.every((t) => t === 'units' || Array.isArray(data[t])) ? data : undefined;
     } catch {
       return undefined; // missing, half-written by a crashed run, or from another Node: start without it
     }
@@ -120,7 +127,7 @@ export class CompileCache implements TreeStore {
     let n = 0;
     for (const t of TABLES) {
       const m = this.tables[t] as Map<string, unknown>;
-      const rows = t === 'units' ? (JSON.parse(data.units) as [string, unknown][]) : data[t];
+      const rows = t === 'units' ? (JSON.parse(data.units ?? '[]') as [string, unknown][]) : data[t];
       for (const [k, v] of rows) {
         m.set(k, v);
         n++;
@@ -131,7 +138,18 @@ export class CompileCache implements TreeStore {
 
   private load(): void {
     const base = this.read(join(this.folder, 'base.bin'));
-    if (base !== undefined) this.baseEntries = this.merge(base);
+    if (base !== undefined) {
+      try {
+        base.units = readFileSync(join(this.folder, 'base-units.json'), 'utf8');
+      } catch {
+        base.units = '[]';
+      }
+      try {
+        this.baseEntries = this.merge(base);
+      } catch {
+        this.baseEntries = this.merge({ ...base, units: '[]' }); // a torn units file: recompile those
+      }
+    }
     let names: string[] = [];
     try {
       names = readdirSync(this.folder).filter((n) => /^delta-.*\.bin$/.test(n)).sort();
@@ -234,8 +252,8 @@ export class CompileCache implements TreeStore {
     this.removeOtherVersions();
   }
 
-  private serialize(t: Tables): Buffer {
-    return serialize({ version: COMPILER_VERSION, units: JSON.stringify([...t.units]), files: [...t.files], trees: [...t.trees], derived: [...t.derived] } satisfies Serialized);
+  private serialize(t: Tables, units: string = JSON.stringify([...t.units])): Buffer {
+    return serialize({ version: COMPILER_VERSION, units, files: [...t.files], trees: [...t.trees], derived: [...t.derived] } satisfies Serialized);
   }
 
   private compact(): void {
@@ -243,7 +261,8 @@ export class CompileCache implements TreeStore {
     if (total > MAX_UNUSED_FACTOR * Math.max(this.used.size, 1)) {
       for (const t of TABLES) for (const k of [...this.tables[t].keys()]) if (!this.used.has(`${t}\u0000${k}`)) this.tables[t].delete(k);
     }
-    writeAtomic(join(this.folder, 'base.bin'), this.serialize(this.tables));
+    writeAtomic(join(this.folder, 'base-units.json'), JSON.stringify([...this.tables.units]));
+    writeAtomic(join(this.folder, 'base.bin'), this.serialize(this.tables, ''));
     for (const n of this.deltaFiles) {
       try {
         unlinkSync(join(this.folder, n));

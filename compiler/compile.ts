@@ -110,6 +110,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
 
   const t3 = performance.now();
   diagnostics.push(...(await resolvePending(linked.pending, source, byPath)));
+  source.release?.();
   diagnostics.sort(compareDiagnostics);
   ms.diagnostics = performance.now() - t3;
 

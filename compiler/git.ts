@@ -21,7 +21,7 @@ export interface TreeStore {
 }
 
 export class GitRepository {
-  private readonly cache = {};
+  private cache = {};
   private readonly fs: ReturnType<typeof cachedGitFs>;
   private readonly trees = new Map<string, TreeListing>();
 
@@ -159,6 +159,15 @@ export class GitRepository {
     this.trees.set(oid, out);
     this.store?.setTree(oid, out);
     return out;
+  }
+
+  /**
+   * Let go of what isomorphic-git keeps between reads (the pack, its index,
+   * every object it inflated): after a compile has read its files, that is
+   * the largest thing in memory. Later reads simply load it again.
+   */
+  releaseObjectCache(): void {
+    this.cache = {};
   }
 
   async readBlob(oid: string): Promise<Uint8Array> {

@@ -55,7 +55,8 @@ const toPosix = (p: string): string => p.split(sep).join('/');
 export async function openProject(options: OpenOptions = {}): Promise<Project> {
   const cwd = options.cwd ?? process.cwd();
   if (options.ref === undefined) {
-    const folder = resolve(cwd, options.path ?? '.');
+    // The working tree: a folder, relative to --repo when that is given.
+    const folder = resolve(cwd, options.repo ?? '.', options.path ?? '.');
     if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new SourceError(`${options.path ?? '.'}: no such folder`);
     const repoRoot = findRepoRoot(folder);
     const prefix = repoRoot !== undefined ? toPosix(relative(repoRoot, folder)) : '';

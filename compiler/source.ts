@@ -23,6 +23,8 @@ export interface Source {
   readonly tree?: string;
   list(): Promise<SourceEntry[]>;
   read(entry: SourceEntry): Promise<Uint8Array>;
+  /** Drop what reading keeps in memory (a compile calls it when it has read everything). */
+  release?(): void;
 }
 
 const SKIP_DIRS = new Set(['.git', 'node_modules', '.beacon']);
@@ -84,6 +86,10 @@ export class GitSource implements Source {
   read(entry: SourceEntry): Promise<Uint8Array> {
     if (entry.oid === undefined) throw new Error(`no blob id for ${entry.path}`);
     return this.repo.readBlob(entry.oid);
+  }
+
+  release(): void {
+    this.repo.releaseObjectCache();
   }
 }
 

@@ -38,15 +38,25 @@ export { commonSchema, kindSchemas };
 let ajv: Ajv2020 | undefined;
 const validators = new Map<Kind, ValidateFunction>();
 
-/** Validators precompiled at build time, when this runs from dist/ (plus `metaSchema2020` for embedded schemas). */
-const precompiled: Partial<Record<Kind | 'metaSchema2020', ValidateFunction>> = await (async () => {
-  const generated = './validators.gen.js';
-  try {
-    return (await import(generated)) as Partial<Record<Kind | 'metaSchema2020', ValidateFunction>>;
-  } catch {
-    return {};
+type Precompiled = Partial<Record<Kind | 'metaSchema2020', ValidateFunction>>;
+let precompiledModule: Precompiled | undefined;
+
+/**
+ * Validators precompiled at build time (plus `metaSchema2020` for embedded
+ * schemas), loaded on the first document validated: a run served from the
+ * cache never loads them. Absent when running from source (tests): then ajv
+ * compiles at run time.
+ */
+function precompiled(): Precompiled {
+  if (precompiledModule === undefined) {
+    try {
+      precompiledModule = require('./validators.gen.cjs') as Precompiled;
+    } catch {
+      precompiledModule = {};
+    }
   }
-})();
+  return precompiledModule;
+}
 
 function getAjv(): Ajv2020 {
   if (ajv === undefined) {
@@ -60,7 +70,7 @@ function getAjv(): Ajv2020 {
 function validatorFor(kind: Kind): ValidateFunction {
   let v = validators.get(kind);
   if (v === undefined) {
-    v = precompiled[kind] ?? getAjv().compile(kindSchemas[kind] as JsonSchema);
+    v = precompiled()[kind] ?? getAjv().compile(kindSchemas[kind] as JsonSchema);
     validators.set(kind, v);
   }
   return v;
@@ -88,7 +98,7 @@ export function checkEmbeddedSchema(schema: unknown): { path: string; message: s
     return { path: e.instancePath, message: `${fieldPath(e.instancePath) === '(document)' ? 'the schema' : fieldPath(e.instancePath)} ${allowed ? `must be one of ${allowed.map(String).join(', ')}` : e.message ?? 'is invalid'}${got}` };
   };
   try {
-    const meta = precompiled.metaSchema2020;
+    const meta = precompiled().metaSchema2020;
     if (meta !== undefined) return meta(schema) === true ? null : describe(meta.errors?.[0]);
     metaAjv ??= newAjv({ strict: false, allErrors: false, validateSchema: true, verbose: true });
     return metaAjv.validateSchema(schema as JsonSchema) === true ? null : describe(metaAjv.errors?.[0]);

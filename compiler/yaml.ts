@@ -11,8 +11,8 @@
  *
  * See docs/adr/0002-two-yaml-parsers.md.
  */
-import jsyaml from 'js-yaml';
 import { createRequire } from 'node:module';
+import type * as JsYaml from 'js-yaml';
 import type { Document, LineCounter, Node as YamlNode } from 'yaml';
 
 /**
@@ -30,39 +30,49 @@ export const MAX_DOCUMENTS_PER_FILE = 1_000;
 /** Most alias expansions in one document (defuses "billion laughs"). */
 export const MAX_ALIAS_COUNT = 100;
 
-// YAML 1.2 core schema, tag resolution table (https://yaml.org/spec/1.2.2/#1032-tag-resolution).
-const nullType = new jsyaml.Type('tag:yaml.org,2002:null', {
-  kind: 'scalar',
-  resolve: (s: string | null) => s === null || s === '' || s === '~' || s === 'null' || s === 'Null' || s === 'NULL',
-  construct: () => null,
-});
-const boolType = new jsyaml.Type('tag:yaml.org,2002:bool', {
-  kind: 'scalar',
-  resolve: (s: string | null) => s !== null && /^(?:true|True|TRUE|false|False|FALSE)$/.test(s),
-  construct: (s: string) => s === 'true' || s === 'True' || s === 'TRUE',
-});
-const INT = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$/;
-const intType = new jsyaml.Type('tag:yaml.org,2002:int', {
-  kind: 'scalar',
-  resolve: (s: string | null) => s !== null && INT.test(s),
-  construct: (s: string) => {
-    if (s.startsWith('0o')) return parseInt(s.slice(2), 8);
-    if (s.startsWith('0x')) return parseInt(s.slice(2), 16);
-    return parseInt(s, 10);
-  },
-});
-const FLOAT = /^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
-const floatType = new jsyaml.Type('tag:yaml.org,2002:float', {
-  kind: 'scalar',
-  resolve: (s: string | null) => s !== null && FLOAT.test(s),
-  construct: (s: string) => {
-    const l = s.toLowerCase();
-    if (l.endsWith('.inf')) return l.startsWith('-') ? -Infinity : Infinity;
-    if (l === '.nan') return NaN;
-    return parseFloat(s);
-  },
-});
-const CORE_1_2 = new jsyaml.Schema({ implicit: [nullType, boolType, intType, floatType] });
+/** js-yaml with YAML 1.2's core schema, loaded on first use (a run served from the cache parses nothing). */
+let fast: { jsyaml: typeof JsYaml; schema: JsYaml.Schema } | undefined;
+function fastParser(): { jsyaml: typeof JsYaml; schema: JsYaml.Schema } {
+  fast ??= makeFastParser();
+  return fast;
+}
+
+function makeFastParser(): { jsyaml: typeof JsYaml; schema: JsYaml.Schema } {
+  const jsyaml = createRequire(import.meta.url)('js-yaml') as typeof JsYaml;
+  // YAML 1.2 core schema, tag resolution table (https://yaml.org/spec/1.2.2/#1032-tag-resolution).
+  const nullType = new jsyaml.Type('tag:yaml.org,2002:null', {
+    kind: 'scalar',
+    resolve: (s: string | null) => s === null || s === '' || s === '~' || s === 'null' || s === 'Null' || s === 'NULL',
+    construct: () => null,
+  });
+  const boolType = new jsyaml.Type('tag:yaml.org,2002:bool', {
+    kind: 'scalar',
+    resolve: (s: string | null) => s !== null && /^(?:true|True|TRUE|false|False|FALSE)$/.test(s),
+    construct: (s: string) => s === 'true' || s === 'True' || s === 'TRUE',
+  });
+  const INT = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$/;
+  const intType = new jsyaml.Type('tag:yaml.org,2002:int', {
+    kind: 'scalar',
+    resolve: (s: string | null) => s !== null && INT.test(s),
+    construct: (s: string) => {
+      if (s.startsWith('0o')) return parseInt(s.slice(2), 8);
+      if (s.startsWith('0x')) return parseInt(s.slice(2), 16);
+      return parseInt(s, 10);
+    },
+  });
+  const FLOAT = /^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
+  const floatType = new jsyaml.Type('tag:yaml.org,2002:float', {
+    kind: 'scalar',
+    resolve: (s: string | null) => s !== null && FLOAT.test(s),
+    construct: (s: string) => {
+      const l = s.toLowerCase();
+      if (l.endsWith('.inf')) return l.startsWith('-') ? -Infinity : Infinity;
+      if (l === '.nan') return NaN;
+      return parseFloat(s);
+    },
+  });
+  return { jsyaml, schema: new jsyaml.Schema({ implicit: [nullType, boolType, intType, floatType] }) };
+}
 
 export interface ParsedDocument {
   /** 0-based index of the document in its file. */
@@ -102,7 +112,8 @@ function tryFast(text: string): ParseResult | null {
   if (COMPLEX_KEY.test(text)) return null;
   let docs: unknown[];
   try {
-    docs = jsyaml.loadAll(text, undefined, { schema: CORE_1_2, json: false }) as unknown[];
+    const { jsyaml, schema } = fastParser();
+    docs = jsyaml.loadAll(text, undefined, { schema, json: false }) as unknown[];
   } catch {
     return null;
   }

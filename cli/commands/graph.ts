@@ -12,16 +12,16 @@ export function registerGraph(program: Command): void {
     .command('graph')
     .description(MSG.graph)
     .argument('<workflow>', 'tenant/workflow')
-    .argument('[path]', 'folder of the manifests', '.')
+    .argument('[path]', 'folder of the manifests (default: the current folder, or the repository with --repo)')
     .option('--ref <ref>', MSG.optRef)
     .option('--repo <path>', MSG.optRepo)
     .addOption(formatOption(FORMATS, 'mermaid'))
     .action(
-      action(async (workflow: string, path: string, opts: { ref?: string; repo?: string; format: (typeof FORMATS)[number] }) => {
+      action(async (workflow: string, path: string | undefined, opts: { ref?: string; repo?: string; format: (typeof FORMATS)[number] }) => {
         const parts = workflow.split('/');
         if (parts.length !== 2 || !parts[0] || !parts[1]) throw new UsageError(MSG.badWorkflowId(workflow));
         const id = `Workflow/${parts[0]}/${parts[1]}`;
-        const project = await openProject({ path, ...(opts.ref !== undefined ? { ref: opts.ref } : {}), ...(opts.repo !== undefined ? { repo: opts.repo } : {}) });
+        const project = await openProject({ ...(path !== undefined ? { path } : {}), ...(opts.ref !== undefined ? { ref: opts.ref } : {}), ...(opts.repo !== undefined ? { repo: opts.repo } : {}) });
         const result = await compileProject(project);
         const graph = result.bundle.graphs.find((g) => g.workflow === id);
         const mine = result.diagnostics.filter((d) => d.object === id && d.severity === 'error');

@@ -39,7 +39,7 @@ export function registerValidate(program: Command): void {
   program
     .command('validate')
     .description(MSG.validate)
-    .argument('[path]', 'folder to validate', '.')
+    .argument('[path]', 'folder to validate (default: the current folder, or the repository with --repo)')
     .option('--ref <ref>', MSG.optRef)
     .option('--repo <path>', MSG.optRepo)
     .addOption(formatOption(DIAGNOSTIC_FORMATS, 'text'))
@@ -47,10 +47,10 @@ export function registerValidate(program: Command): void {
     .option('-v, --verbose', MSG.optVerbose)
     .option('--no-cache', MSG.optNoCache)
     .action(
-      action(async (path: string, opts: Options) => {
+      action(async (path: string | undefined, opts: Options) => {
         const started = performance.now();
         const project = await openProject({
-          path,
+          ...(path !== undefined ? { path } : {}),
           ...(opts.ref !== undefined ? { ref: opts.ref } : {}),
           ...(opts.repo !== undefined ? { repo: opts.repo } : {}),
           ...(opts.cache ? {} : { cacheDir: false as const }),
