@@ -32,6 +32,8 @@ export interface Project {
   root: string;
   /** Path of that folder inside the repository ('' or 'sub/dir/'), for annotations that need repository paths. */
   prefix: string;
+  /** The repository's root folder (the folder itself when it is in no repository): what `prefix` is relative to. */
+  repoRoot: string;
 }
 
 function findRepoRoot(from: string): string | undefined {
@@ -60,7 +62,7 @@ export async function openProject(options: OpenOptions = {}): Promise<Project> {
     if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new SourceError(`${options.path ?? '.'}: no such folder`);
     const repoRoot = findRepoRoot(folder);
     const prefix = repoRoot !== undefined ? toPosix(relative(repoRoot, folder)) : '';
-    return { source: new DirSource(folder), cache: openCache(options.cacheDir, repoRoot), root: folder, prefix: prefix ? `${prefix}/` : '' };
+    return { source: new DirSource(folder), cache: openCache(options.cacheDir, repoRoot), root: folder, prefix: prefix ? `${prefix}/` : '', repoRoot: repoRoot ?? folder };
   }
   const repoDir = resolve(cwd, options.repo ?? '.');
   const repository = await GitRepository.open(repoDir);
@@ -76,7 +78,7 @@ export async function openProject(options: OpenOptions = {}): Promise<Project> {
     if (folder.startsWith('../') || folder === '..') throw new SourceError(`${options.path}: outside the repository ${repository.dir}`);
   }
   const source = await GitSource.open(repository, options.ref, folder);
-  return { source, cache, repository, root: join(repository.dir, folder), prefix: folder ? `${folder.replace(/\/$/, '')}/` : '' };
+  return { source, cache, repository, root: join(repository.dir, folder), prefix: folder ? `${folder.replace(/\/$/, '')}/` : '', repoRoot: repository.dir };
 }
 
 /** Compile a project and persist its cache. */

@@ -72,7 +72,7 @@ export function registerValidate(program: Command): void {
             );
             break;
           case 'sarif':
-            write(formatSarif(result.diagnostics, { toolVersion: PACKAGE_VERSION, prefix: project.prefix, root: project.root.slice(0, project.root.length - project.prefix.replace(/\/$/, '').length) }));
+            write(formatSarif(result.diagnostics, { toolVersion: PACKAGE_VERSION, prefix: project.prefix, root: project.repoRoot }));
             break;
           case 'github':
             write(formatGithub(result.diagnostics, project.prefix));

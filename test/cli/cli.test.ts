@@ -80,7 +80,11 @@ function plainCorpusCases(): string[] {
 
 // ---- SARIF schema ------------------------------------------------------------
 
-const sarifSchema = JSON.parse(readFileSync(join(ROOT, '..', 'shared', 'data', 'sarif-schema-2.1.0.json'), 'utf8')) as object;
+// The official OASIS schema, vendored from ../shared/data so the tests run in any checkout
+// (a test below checks the copy still equals the shared one when that is present).
+const SARIF_SCHEMA = join(ROOT, 'test', 'fixtures', 'sarif', 'sarif-schema-2.1.0.json');
+const SHARED_SARIF_SCHEMA = join(ROOT, '..', 'shared', 'data', 'sarif-schema-2.1.0.json');
+const sarifSchema = JSON.parse(readFileSync(SARIF_SCHEMA, 'utf8')) as object;
 // ajv-draft-04 and ajv-formats are CommonJS with a `default` property on module.exports.
 const ajv = new Ajv04.default({ allErrors: true, strict: false });
 addFormatsModule.default(ajv);
@@ -183,6 +187,13 @@ describe('beacon validate examples', () => {
     expect(r.stderr).toBe('');
     const last = r.stdout.trimEnd().split('\n').at(-1)!;
     expect(last).toMatch(/^[✔!] 0 errors, \d+ warnings? in \d+ files, \d+ objects, \d+ workflows \(\d+ ms\)$/);
+  });
+
+  it('--repo without --ref reads that folder, wherever the command runs', async () => {
+    const r = await beacon(['validate', '--repo', EXAMPLES, '--format', 'json'], { cwd: tempDir() });
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as { summary: { objects: number } };
+    expect(doc.summary.objects).toBeGreaterThan(50);
   });
 
   it('--format json prints exactly one JSON document', async () => {
@@ -296,6 +307,11 @@ describe('beacon validate on the golden corpus', () => {
 });
 
 describe('beacon validate --format sarif', () => {
+  // Outside CI a checkout without ../shared skips this; in CI (CI=true) it must be there.
+  it.runIf(existsSync(SHARED_SARIF_SCHEMA) || process.env.CI === 'true')('validates against the same schema as ../shared/data', () => {
+    expect(readFileSync(SARIF_SCHEMA, 'utf8')).toBe(readFileSync(SHARED_SARIF_SCHEMA, 'utf8'));
+  });
+
   it('is valid SARIF 2.1.0 for a clean run', async () => {
     const r = await beacon(['validate', 'examples', '--format', 'sarif']);
     expect(r.code, show(r)).toBe(0);
