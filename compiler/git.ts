@@ -151,7 +151,8 @@ export class GitRepository {
       tree.map(async (e) => (e.type === 'tree' ? ([e.path, await this.listTreeCached(e.oid)] as const) : null)),
     );
     tree.forEach((e, i) => {
-      if (e.type === 'blob') out.push({ path: e.path, oid: e.oid });
+      // Symbolic links (mode 120000) are not followed, as on disk: a link is no manifest and no shipped file.
+      if (e.type === 'blob' && e.mode !== '120000') out.push({ path: e.path, oid: e.oid });
       const sub = subtrees[i];
       if (sub) for (const s of sub[1]) out.push({ path: `${sub[0]}/${s.path}`, oid: s.oid });
     });

@@ -283,6 +283,7 @@ function unclosedQuoteStart(text: string, before: number): number | undefined {
 }
 
 function cleanYamlMessage(message: string): string {
+  if (/Maximum call stack/i.test(message)) return 'collections are nested too deeply to read';
   // `yaml` appends "at line L, column C" and sometimes a code frame; we print our own.
   return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '').trim();
 }

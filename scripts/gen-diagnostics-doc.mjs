@@ -9,7 +9,7 @@
 // `--check` writes nothing and exits 1 when docs/diagnostics.md differs from what
 // it would write (test/docs runs it). Output is byte-identical on every run:
 // nothing depends on time, locale, temporary paths or the file system's order.
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -168,6 +168,7 @@ function prepare(c) {
   rmSync(join(dir, 'expected.json'));
   for (const g of c.expected.generate ?? []) {
     const content = g.base64 !== undefined ? Buffer.from(g.base64, 'base64') : Buffer.alloc(g.bytes ?? 0, g.repeat ?? '# filler\n');
+    mkdirSync(dirname(join(dir, g.file)), { recursive: true });
     writeFileSync(join(dir, g.file), content);
   }
   return dir;

@@ -83,6 +83,20 @@ describe('compile', () => {
     expect(canonicalJson((await atRef(dir, 'HEAD~3')).bundle)).toBe(canonicalJson(older.bundle));
   });
 
+  it('does not follow symbolic links, from a commit or on disk', async () => {
+    const dir = repoFrom(basic);
+    const { symlinkSync } = await import('node:fs');
+    symlinkSync('/etc/hostname', join(dir, 'agents', 'link.yaml'));
+    commit(dir);
+    expect(git(dir, 'ls-tree', '-r', 'HEAD', 'agents')).toMatch(/^120000 /m);
+    const fromGit = await atRef(dir, 'HEAD');
+    const fromDisk = await compile(new DirSource(dir));
+    for (const r of [fromGit, fromDisk]) {
+      expect(r.ok).toBe(true);
+      expect(r.stats.manifests).toBe(6);
+    }
+  });
+
   it('reads referenced files from the same commit, not the working tree', async () => {
     const dir = repoFrom(basic);
     writeFileSync(join(dir, 'prompts/front.md'), 'UNCOMMITTED');

@@ -8,7 +8,7 @@
  * (`generate` in expected.json) into a temporary copy.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +43,7 @@ function prepare(name: string): { dir: string; expected: Expected } {
   rmSync(join(dir, 'expected.json'));
   for (const g of expected.generate ?? []) {
     const content = g.base64 !== undefined ? Buffer.from(g.base64, 'base64') : Buffer.alloc(g.bytes ?? 0, g.repeat ?? '# filler\n');
+    mkdirSync(dirname(join(dir, g.file)), { recursive: true });
     writeFileSync(join(dir, g.file), content);
   }
   return { dir, expected };
