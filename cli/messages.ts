@@ -13,6 +13,12 @@ export const MSG = {
   optNoCache: 'do not read or write the compile cache',
   unknownWorkflow: (id: string, known: string[]) => `no workflow '${id}'${known.length ? ` (workflows: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', ...' : ''})` : ''}`,
   badWorkflowId: (id: string) => `'${id}' is not tenant/workflow`,
+  cacheNotWritten: (why: string) => `beacon: warning: the compile cache could not be written (${why}); the next run will be slower`,
   initNotEmpty: (dir: string) => `${dir} is not empty; choose an empty or new folder (or pass --force)`,
+  initForce: 'write into a folder that is not empty: add the missing starter files, keep every file that exists',
+  initNotAFolder: (path: string) => `${path} is a file, not a folder; choose an empty or new folder`,
+  initCannotCreate: (dir: string, why: string) => `cannot create ${dir}: ${why}`,
+  initSkipped: (file: string) => `skipped ${file}: it already exists`,
+  initSkippedBlocked: (file: string, blocker: string) => `skipped ${file}: ${blocker} exists and is not a folder`,
   initDone: (dir: string) => `Created a BeaconOS repository in ${dir}. Next: cd ${dir} && npx beacon validate`,
 } as const;

@@ -61,6 +61,8 @@ const MAX_DELTAS = 8;
 const MAX_DELTA_SHARE = 0.25;
 /** At compaction, keep only what this run used when the cache holds more than this many times that. */
 const MAX_UNUSED_FACTOR = 3;
+/** A cache folder of another compiler version unwritten for this long is removed. */
+const STALE_VERSION_MS = 24 * 60 * 60 * 1000;
 /** Snapshots kept (newest first). */
 const MAX_SNAPSHOTS = 16;
 
@@ -92,9 +94,6 @@ export class CompileCache implements TreeStore {
   private baseEntries = 0;
   private deltaFiles: string[] = [];
   private deltaEntries = 0;
-  /** Hits and misses of unit lookups, for stats. */
-  hits = 0;
-  misses = 0;
 
   private constructor(private readonly dir: string | undefined) {}
 
@@ -177,10 +176,7 @@ export class CompileCache implements TreeStore {
   }
 
   getUnit(oid: string): FileUnit | undefined {
-    const v = this.get('units', oid);
-    if (v === undefined) this.misses++;
-    else this.hits++;
-    return v;
+    return this.get('units', oid);
   }
   setUnit(oid: string, unit: FileUnit): void {
     this.set('units', oid, unit);
@@ -229,8 +225,21 @@ export class CompileCache implements TreeStore {
     this.newSnapshots.set(key, snapshot);
   }
 
-  /** Persist what this run added: a delta, or a compacted base when the deltas have grown. */
-  save(): void {
+  /**
+   * Persist what this run added: a delta, or a compacted base when the deltas have grown. Never
+   * throws: a cache that cannot be written (a read-only folder, a full disk) costs speed, not the
+   * compile; the reason is returned for the caller to report.
+   */
+  save(): string | undefined {
+    try {
+      this.write();
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  private write(): void {
     if (this.dir === undefined) return;
     const added = count(this.added);
     if (added > 0) {
@@ -291,12 +300,17 @@ export class CompileCache implements TreeStore {
     }
   }
 
-  /** Other compiler versions' caches are dead weight; anything else in the folder is not ours to touch. */
+  /**
+   * Other compiler versions' caches are dead weight once nobody has written them for a day (another
+   * installation may still be using one right now); anything else in the folder is not ours to touch.
+   */
   private removeOtherVersions(): void {
     const parent = join(this.folder, '..');
     try {
       for (const other of readdirSync(parent)) {
-        if (other !== COMPILER_VERSION && VERSION_DIR.test(other)) rmSync(join(parent, other), { recursive: true, force: true });
+        if (other === COMPILER_VERSION || !VERSION_DIR.test(other)) continue;
+        if (Date.now() - statSync(join(parent, other)).mtimeMs < STALE_VERSION_MS) continue;
+        rmSync(join(parent, other), { recursive: true, force: true });
       }
     } catch {
       // best effort

@@ -19,7 +19,7 @@ export const CODES = {
   BCN1005: { severity: 'error', title: 'Duplicate key in a YAML mapping' },
   BCN1006: { severity: 'error', title: 'Tab used for indentation' },
   BCN1007: { severity: 'error', title: 'Too many YAML alias expansions' },
-  BCN1008: { severity: 'error', title: 'Document is not a mapping' },
+  BCN1008: { severity: 'error', title: 'Manifests written as a list' },
   BCN1009: { severity: 'info', title: 'Document ignored: not a BeaconOS manifest' },
   BCN1010: { severity: 'error', title: 'Unknown BeaconOS apiVersion' },
   BCN1011: { severity: 'error', title: 'Unknown kind' },

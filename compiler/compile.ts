@@ -12,7 +12,7 @@ import { canonicalJson, sha256 } from './digest.js';
 import { findSecretIn, inlineFiles, link, type LinkDoc, type PendingDiagnostic } from './link.js';
 import type { Source, SourceEntry } from './source.js';
 import type { Bundle, CompiledObject, CompileResult, FileUnit, Snapshot } from './types.js';
-import { compileFile, decodeText } from './unit.js';
+import { compileFile, decodeText, objectId } from './unit.js';
 import { COMPILER_VERSION } from './version.js';
 import { locate, parseWithPositions, positionInScalar, type SlowParse } from './yaml.js';
 
@@ -119,21 +119,24 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     .map((f) => ({ path: f.path, digest: f.digest, size: f.size, ...(f.entry.oid !== undefined && source.kind === 'git' ? { blob: f.entry.oid } : {}) }));
   const body = {
     apiVersion: 'beacon.dev/bundle/v1' as const,
-    compiler: COMPILER_VERSION.split('+')[0]!,
+    compiler: COMPILER_VERSION,
     source: { kind: source.kind, ...(source.commit !== undefined ? { commit: source.commit } : {}), ...(source.tree !== undefined ? { tree: source.tree } : {}), path: source.kind === 'git' ? source.path : '.' },
     objects: linked.objects,
     graphs: linked.graphs,
     files,
   };
   const bundle: Bundle = { ...body, digest: bundleDigest(body) };
+  const compiled = new Set(linked.objects.map((o) => o.id));
+  const invalid = [...new Set(docs.filter((d) => d.doc.name !== '' && !d.doc.valid).map((d) => objectId(d.doc.kind, d.doc.name, d.doc.tenant)))].filter((id) => !compiled.has(id)).sort();
   if (source.kind === 'git' && source.commit !== undefined) {
-    cache.setSnapshot(snapshotKey(source.commit, source.path), { bundleDigest: bundle.digest, source: bundle.source, objects: bundle.objects.map(({ object: _, ...rest }) => rest), diagnostics });
+    cache.setSnapshot(snapshotKey(source.commit, source.path), { bundleDigest: bundle.digest, source: bundle.source, objects: bundle.objects.map(({ object: _, ...rest }) => rest), diagnostics, invalid });
   }
   ms.total = performance.now() - t0;
   return {
     bundle,
     diagnostics,
     ok: !diagnostics.some((d) => d.severity === 'error'),
+    invalid,
     stats: { files: entries.length, manifests: manifests.length, documents: docs.length, cachedUnits: manifests.length - parsed, parsedUnits: parsed, ms },
   };
 }
@@ -184,11 +187,12 @@ export async function resultFromSnapshot(snapshot: Snapshot, head: CompileResult
     if (missing) return undefined;
     objects.push({ ...o, object: inlined.object });
   }
-  const bundle: Bundle = { apiVersion: 'beacon.dev/bundle/v1', compiler: COMPILER_VERSION.split('+')[0]!, source: snapshot.source, objects, graphs: [], files: [], digest: snapshot.bundleDigest };
+  const bundle: Bundle = { apiVersion: 'beacon.dev/bundle/v1', compiler: COMPILER_VERSION, source: snapshot.source, objects, graphs: [], files: [], digest: snapshot.bundleDigest };
   return {
     bundle,
     diagnostics: snapshot.diagnostics,
     ok: !snapshot.diagnostics.some((d) => d.severity === 'error'),
+    invalid: snapshot.invalid,
     stats: { files: 0, manifests: 0, documents: objects.length, cachedUnits: 0, parsedUnits: 0, ms: {} },
   };
 }

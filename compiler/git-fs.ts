@@ -21,7 +21,13 @@ const fsp = nodeFs.promises;
 /** One shared "not found": isomorphic-git only reads its code, and building an Error (with its stack) per miss cost more than the read. */
 const ENOENT: NodeJS.ErrnoException = Object.assign(new Error('ENOENT: no such loose object'), { code: 'ENOENT' });
 
-/** A promise-based fs for isomorphic-git over one gitdir, read-only, with listings and stats memoized. */
+/**
+ * A promise-based fs for isomorphic-git over one gitdir, read-only, with
+ * listings and stats memoized. It answers from listings made when first asked,
+ * so a loose object or a pack written later is missing to it: its owner makes
+ * a new one when the repository may have changed (`GitRepository.refresh`,
+ * after every compile).
+ */
 export function cachedGitFs(gitdir: string): PromiseFsClient {
   const dirs = new Map<string, Promise<string[]>>();
   const stats = new Map<string, Promise<nodeFs.Stats>>();

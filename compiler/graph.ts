@@ -8,6 +8,7 @@
  */
 import { celTypeOfSchema, checkExpression, isBoolish, type CelType } from '../policy/index.js';
 import type { Code } from './codes.js';
+import { stronglyConnected } from './scc.js';
 import { incompatibility } from './schema-compat.js';
 import type { ApprovalSpec, ExecutionGraph, GraphEdge, GraphNode } from './types.js';
 
@@ -119,7 +120,7 @@ function expand(b: Builder, spec: Spec): { entry: string; output: string; params
       b.agent('default', 'default', spec.default, '/spec/default', { input: 'workflow.input' });
       b.edge('coordinator', 'default', '/spec/default', { otherwise: true, flow: 'control' });
       b.edge('default', result.id, '/spec/default');
-      return { entry: 'coordinator', output: result.id, params: {} };
+      return { entry: 'coordinator', output: result.id, params: { routing: 'first-match' } };
     }
     case 'fanout': {
       b.fork('start', '/spec/branches');
@@ -178,7 +179,9 @@ function expand(b: Builder, spec: Spec): { entry: string; output: string; params
       b.agent('generator', 'generator', spec.generator, '/spec/generator', { maxTraversals: rounds });
       b.agent('critic', 'critic', spec.critic, '/spec/critic', { maxTraversals: rounds });
       b.edge('generator', 'critic', '/spec/critic');
-      b.edge('critic', 'generator', '/spec/maxRounds', spec.stopWhen !== undefined ? { when: `!(${String(spec.stopWhen)})` } : {});
+      // The loop ends by params.stopWhen (over {round, draft, critique}) or maxRounds, not by an edge
+      // condition over one node's output; the generator's revision input is the executor's to build.
+      b.edge('critic', 'generator', '/spec/maxRounds', { flow: 'control' });
       return { entry: 'generator', output: 'generator', params: { maxRounds: rounds, ...(spec.stopWhen !== undefined ? { stopWhen: spec.stopWhen } : {}) } };
     }
     case 'blackboard': {
@@ -228,59 +231,6 @@ function expand(b: Builder, spec: Spec): { entry: string; output: string; params
     default:
       return null;
   }
-}
-
-/** Tarjan's strongly connected components, iteratively (a hostile graph must not blow the stack). */
-function stronglyConnected(ids: string[], succ: Map<string, string[]>): string[][] {
-  let index = 0;
-  const idx = new Map<string, number>();
-  const low = new Map<string, number>();
-  const onStack = new Set<string>();
-  const stack: string[] = [];
-  const out: string[][] = [];
-  for (const root of ids) {
-    if (idx.has(root)) continue;
-    const work: [string, number][] = [[root, 0]];
-    idx.set(root, index);
-    low.set(root, index++);
-    stack.push(root);
-    onStack.add(root);
-    while (work.length > 0) {
-      const top = work[work.length - 1]!;
-      const [v, i] = top;
-      const next = succ.get(v) ?? [];
-      if (i < next.length) {
-        top[1]++;
-        const w = next[i]!;
-        if (!idx.has(w)) {
-          idx.set(w, index);
-          low.set(w, index++);
-          stack.push(w);
-          onStack.add(w);
-          work.push([w, 0]);
-        } else if (onStack.has(w)) {
-          low.set(v, Math.min(low.get(v)!, idx.get(w)!));
-        }
-      } else {
-        work.pop();
-        if (work.length > 0) {
-          const parent = work[work.length - 1]![0];
-          low.set(parent, Math.min(low.get(parent)!, low.get(v)!));
-        }
-        if (low.get(v) === idx.get(v)) {
-          const comp: string[] = [];
-          let w: string;
-          do {
-            w = stack.pop()!;
-            onStack.delete(w);
-            comp.push(w);
-          } while (w !== v);
-          out.push(comp);
-        }
-      }
-    }
-  }
-  return out;
 }
 
 function checkStructure(b: Builder, g: { entry: string; output: string }): void {

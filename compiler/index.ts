@@ -1,5 +1,5 @@
 /** Public surface of compiler/: sources, compile, plan, the cache and the bundle's types. */
-export { compile, compareDiagnostics, isManifestPath, type CompileOptions } from './compile.js';
+export { compile, type CompileOptions } from './compile.js';
 export { CompileCache, type CachedFile } from './cache.js';
 export { CODES, type Code } from './codes.js';
 export { canonicalJson, digestOf, sha256 } from './digest.js';
@@ -7,10 +7,9 @@ export { GitRepository } from './git.js';
 export { DirSource, GitSource, SourceError, type Source, type SourceEntry } from './source.js';
 export { plan, type Plan, type PlanChange, type PlanConsequence } from './plan.js';
 export { COMPILER_VERSION, PACKAGE_VERSION } from './version.js';
-export { fieldPath } from './validate.js';
+export { fieldPath } from './pointer.js';
 export type { Bundle, CompiledObject, CompileResult, CompileStats, ExecutionGraph, GraphEdge, GraphNode, NodeType, ApprovalSpec } from './types.js';
 export { DIAGNOSTIC_FORMATS, formatGithub, formatSarif, formatSummary, formatText, summarize, type DiagnosticFormat, type Summary } from './format/diagnostics.js';
 export { toDot, toMermaid } from './format/graph.js';
 export { planMarkdown, planText } from './format/plan.js';
-export { changedPaths } from './plan.js';
 export { compileProject, openProject, planRefs, type OpenOptions, type Project } from './open.js';

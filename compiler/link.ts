@@ -7,16 +7,18 @@
  */
 import { posix } from 'node:path';
 import { checkExpression, isBoolish, type CelType } from '../policy/index.js';
-import type { Kind, RelatedLocation } from '../schema/index.js';
+import type { Kind } from '../schema/index.js';
 import type { CachedFile } from './cache.js';
-import { CODES, type Code } from './codes.js';
+import type { Code } from './codes.js';
 import { digestOf, sha256 } from './digest.js';
 import { buildGraph, type AgentInfo } from './graph.js';
+import { stronglyConnected } from './scc.js';
 import { findSecret } from './secrets.js';
 import type { SourceEntry } from './source.js';
 import type { CompiledObject, DocUnit, ExecutionGraph } from './types.js';
 import { objectId, objectLabel } from './unit.js';
-import { closestWord as closest, fieldPath } from './validate.js';
+import { fieldPath } from './pointer.js';
+import { closestWord as closest } from './validate.js';
 
 /** A document of a file, with the file it is in. */
 export interface LinkDoc {
@@ -225,7 +227,9 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
           seenTools.set(name, i);
           use(o, resolveRef(o, 'Tool', name, `/spec/tools/${i}/name`));
         });
-        arr(s.evaluations).forEach((e, i) => use(o, resolveRef(o, 'Evaluation', String(e), `/spec/evaluations/${i}`)));
+        // spec.evaluations gate promotion but are not part of the agent: the spec puts only the
+        // evaluations of the rollout analysis into its effective digest.
+        arr(s.evaluations).forEach((e, i) => resolveRef(o, 'Evaluation', String(e), `/spec/evaluations/${i}`));
         const analysis = ((s.rollout as Record<string, unknown> | undefined)?.analysis ?? {}) as Record<string, unknown>;
         arr(analysis.evaluations).forEach((e, i) => {
           const pointer = `/spec/rollout/analysis/evaluations/${i}`;
@@ -277,41 +281,49 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
     }
   }
 
-  // 4. Model fallback cycles.
+  // 4. Model fallback cycles: strongly connected components, linear in models and fallbacks.
   const fallbackIds = (m: Obj): string[] => arr(m.spec.fallbacks).map((f) => objectId('Model', String(f))).filter((id) => valid.has(id));
-  for (const m of all) {
-    if (m.kind !== 'Model') continue;
-    const stack = [[m.id]];
-    let cycle: string[] | null = null;
-    while (stack.length > 0 && cycle === null) {
-      const path = stack.pop()!;
-      for (const next of fallbackIds(valid.get(path[path.length - 1]!)!)) {
-        if (next === m.id) {
-          cycle = [...path, next];
-          break;
-        }
-        if (!path.includes(next) && path.length < 64) stack.push([...path, next]);
+  const models = all.filter((o) => o.kind === 'Model').map((o) => o.id).sort();
+  const fallbackEdges = new Map(models.map((id) => [id, fallbackIds(valid.get(id)!)]));
+  for (const comp of stronglyConnected(models, fallbackEdges)) {
+    const first = [...comp].sort()[0]!;
+    if (comp.length === 1 && !fallbackEdges.get(first)!.includes(first)) continue;
+    // One cycle through the first model, for the message: a shortest way back to it.
+    const back = new Map<string, string>();
+    const queue = [first];
+    while (queue.length > 0 && !back.has(first)) {
+      const cur = queue.shift()!;
+      for (const next of fallbackEdges.get(cur)!) {
+        if (!comp.includes(next) || back.has(next)) continue;
+        back.set(next, cur);
+        queue.push(next);
       }
     }
-    // One report per cycle, on its first model by name, with the others as related.
-    if (cycle !== null && cycle.slice(0, -1).every((id) => id >= m.id)) {
-      const others = cycle.slice(1, -1).map((id) => valid.get(id)!);
-      report('BCN3009', m, '/spec/fallbacks', `Model ${m.name}: fallbacks form a cycle ${cycle.map((id) => id.split('/')[1]).join(' → ')}`, {
-        hint: 'a fallback chain must end; remove one of the links',
-        related: others.map((x) => rel(x, '/spec/fallbacks', `Model ${x.name} continues the cycle`)),
-      });
-    }
+    const cycle = [first];
+    for (let cur = back.get(first)!; cur !== first && cycle.length <= comp.length; cur = back.get(cur)!) cycle.unshift(cur);
+    cycle.unshift(first);
+    const m = valid.get(first)!;
+    const others = [...comp].sort().filter((id) => id !== first).map((id) => valid.get(id)!);
+    report('BCN3009', m, '/spec/fallbacks', `Model ${m.name}: fallbacks form a cycle ${cycle.map((id) => id.split('/')[1]).join(' → ')}`, {
+      hint: 'a fallback chain must end; remove one of the links',
+      related: others.map((x) => rel(x, '/spec/fallbacks', `Model ${x.name} continues the cycle`)),
+    });
   }
+  const closures = new Map<string, string[]>();
+  /** A model and every fallback reachable from it, in breadth-first order (memoized: chains are shared). */
   const modelClosure = (id: string): string[] => {
-    const out: string[] = [];
+    const known = closures.get(id);
+    if (known !== undefined) return known;
+    const seen = new Set<string>();
     const q = [id];
-    while (q.length > 0) {
-      const cur = q.shift()!;
-      if (out.includes(cur)) continue;
-      out.push(cur);
-      const m = valid.get(cur);
-      if (m !== undefined) q.push(...fallbackIds(m));
+    for (let i = 0; i < q.length; i++) {
+      const cur = q[i]!;
+      if (seen.has(cur)) continue;
+      seen.add(cur);
+      for (const next of fallbackEdges.get(cur) ?? []) if (!seen.has(next)) q.push(next);
     }
+    const out = [...seen];
+    closures.set(id, out);
     return out;
   };
 
@@ -416,7 +428,7 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
       }
       objects.set(o.id, inlined.object);
       if (o.doc.fileRefs.length > 0) {
-        contentKeys.set(o.id, `${o.oid}:${o.doc.index}:${inlined.fileDigests.join(',')}`);
+        contentKeys.set(o.id, `${o.oid}:${o.doc.index}:${inlined.fileKey}`);
         fileBlobs.set(o.id, inlined.fileBlobs);
       }
     }),
@@ -468,19 +480,34 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
     digests.set(o.id, d);
   }
   const effective = new Map<string, string>();
-  const visiting = new Set<string>();
-  const effectiveOf = (id: string): string => {
-    const known = effective.get(id);
-    if (known !== undefined) return known;
-    const own = digests.get(id) ?? sha256(`missing:${id}`);
-    if (visiting.has(id)) return own; // a cycle (already reported): stop here
-    visiting.add(id);
-    const deps = [...(uses.get(id) ?? [])].sort();
-    // JCS of {digest, uses: [[id, effectiveDigest], ...]}, written out: keys are already in order.
-    const e = deps.length === 0 ? own : sha256(`{"digest":${JSON.stringify(own)},"uses":[${deps.map((d) => `[${JSON.stringify(d)},${JSON.stringify(effectiveOf(d))}]`).join(',')}]}`);
-    visiting.delete(id);
-    effective.set(id, e);
-    return e;
+  const ownDigest = (id: string): string => digests.get(id) ?? sha256(`missing:${id}`);
+  /**
+   * Effective digests, depth first without recursion (a fallback chain may be thousands long). A
+   * dependency met again while still open is on a cycle (reported above): its own digest stands in.
+   */
+  const effectiveOf = (root: string): string => {
+    const open = new Set<string>();
+    const stack: { id: string; deps: string[]; next: number }[] = [];
+    const enter = (id: string): void => {
+      open.add(id);
+      stack.push({ id, deps: [...(uses.get(id) ?? [])].sort(), next: 0 });
+    };
+    if (!effective.has(root)) enter(root);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      if (top.next < top.deps.length) {
+        const d = top.deps[top.next++]!;
+        if (!effective.has(d) && !open.has(d)) enter(d);
+        continue;
+      }
+      stack.pop();
+      open.delete(top.id);
+      // JCS of {digest, uses: [[id, effectiveDigest], ...]}, written out: keys are already in order.
+      // Hashed even when nothing is used, as the spec defines it, so the two digests never coincide.
+      const parts = top.deps.map((d) => `[${JSON.stringify(d)},${JSON.stringify(effective.get(d) ?? ownDigest(d))}]`);
+      effective.set(top.id, sha256(`{"digest":${JSON.stringify(ownDigest(top.id))},"uses":[${parts.join(',')}]}`));
+    }
+    return effective.get(root)!;
   };
   const compiled: CompiledObject[] = [];
   for (const o of all) {
@@ -539,7 +566,8 @@ export interface Inlined {
   object: Record<string, unknown>;
   problems: InlineProblem[];
   toolFiles: { path: string; target: string; digest: string; size: number; entry: SourceEntry }[];
-  fileDigests: string[];
+  /** What the inlining was made of: each reference, what it resolved to, and that file's digest (or why not). */
+  fileKey: string;
   fileBlobs: Record<string, string>;
 }
 
@@ -556,20 +584,23 @@ export async function inlineFiles(
 ): Promise<Inlined> {
   const object = doc.fileRefs.length > 0 ? { ...doc.object!, spec: { ...(doc.object!.spec as object) } } : doc.object!;
   const spec = object.spec as Record<string, unknown>;
-  const out: Inlined = { object, problems: [], toolFiles: [], fileDigests: [], fileBlobs: {} };
+  const out: Inlined = { object, problems: [], toolFiles: [], fileKey: '', fileBlobs: {} };
+  const key: string[] = [];
   for (const ref of doc.fileRefs) {
     const target = posix.normalize(posix.join(posix.dirname(manifest), ref.path));
     if (posix.isAbsolute(ref.path) || target === '..' || target.startsWith('../')) {
       out.problems.push({ code: 'BCN3007', pointer: ref.pointer, message: `${fieldPath(ref.pointer)} '${ref.path}' points outside the repository folder`, hint: 'referenced files are read from the same commit, relative to the manifest, and must stay inside the compiled folder' });
+      key.push(`${ref.pointer}=outside`);
       continue;
     }
     const found = await lookup(target);
     if (found === undefined) {
       out.problems.push({ code: 'BCN3006', pointer: ref.pointer, message: `${fieldPath(ref.pointer)} '${ref.path}' does not exist (looked for ${target})` });
+      key.push(`${ref.pointer}=${target}:missing`);
       continue;
     }
     const { entry, content } = found;
-    out.fileDigests.push(content.digest);
+    key.push(`${ref.pointer}=${target}:${content.digest}`);
     if (entry.oid !== undefined) out.fileBlobs[target] = entry.oid;
     if (content.secret !== undefined) {
       out.problems.push({
@@ -603,6 +634,7 @@ export async function inlineFiles(
       spec.cases = parsed.cases;
     }
   }
+  out.fileKey = key.join(',');
   if (doc.kind === 'Tool') spec.files = out.toolFiles.map((f) => ({ path: f.path, digest: f.digest })).sort((a, b) => (a.path < b.path ? -1 : 1));
   return out;
 }
@@ -636,10 +668,3 @@ export function parseDataset(text: string): { cases: unknown[]; problems: { line
   if (cases.length === 0 && problems.length === 0) problems.push({ line: 1, message: 'dataset has no cases' });
   return { cases: cases.slice(0, MAX_DATASET_CASES), problems };
 }
-
-/** Severity of a code, for callers that build diagnostics from pending ones. */
-export function severityOf(code: Code): (typeof CODES)[Code]['severity'] {
-  return CODES[code].severity;
-}
-
-export type { RelatedLocation };

@@ -69,27 +69,35 @@ export async function openProject(options: OpenOptions = {}): Promise<Project> {
   const cache = openCache(options.cacheDir, repository.dir);
   repository.attachStore(cache);
   // A path is taken relative to the current folder when that is inside the repository, else relative to its root.
-  let folder = options.path ?? '';
-  if (folder !== '') {
-    const abs = resolve(cwd, folder);
-    const rel = toPosix(relative(repository.dir, abs));
-    folder = rel.startsWith('..') ? toPosix(folder) : rel;
-    folder = posix.normalize(folder).replace(/^\.\/?$/, '').replace(/\/$/, '');
-    if (folder.startsWith('../') || folder === '..') throw new SourceError(`${options.path}: outside the repository ${repository.dir}`);
+  // The folder is the same one a run without --ref reads: `path` (relative to the current folder
+  // when that is inside the repository, else to its root), by default --repo or the current folder.
+  let folder: string;
+  if (options.path !== undefined && options.path !== '') {
+    const rel = toPosix(relative(repository.dir, resolve(cwd, options.path)));
+    folder = rel.startsWith('..') ? toPosix(options.path) : rel;
+  } else {
+    const rel = toPosix(relative(repository.dir, repoDir));
+    folder = rel.startsWith('..') ? '' : rel;
   }
+  folder = posix.normalize(folder).replace(/^\.\/?$/, '').replace(/\/$/, '');
+  if (folder.startsWith('../') || folder === '..') throw new SourceError(`${options.path}: outside the repository ${repository.dir}`);
   const source = await GitSource.open(repository, options.ref, folder);
   return { source, cache, repository, root: join(repository.dir, folder), prefix: folder ? `${folder.replace(/\/$/, '')}/` : '', repoRoot: repository.dir };
 }
 
-/** Compile a project and persist its cache. */
-export async function compileProject(project: Project): Promise<CompileResult> {
+/** Compile a project and persist its cache (`cacheError` says why the cache could not be written). */
+export async function compileProject(project: Project): Promise<CompileResult & { cacheError?: string }> {
   const result = await compile(project.source, { cache: project.cache });
-  project.cache.save();
-  return result;
+  const cacheError = project.cache.save();
+  return cacheError === undefined ? result : { ...result, cacheError };
 }
 
-/** Compile two commits of one repository (sharing the cache) and plan between them. */
-export async function planRefs(options: { base: string; head: string; repo?: string; path?: string; cacheDir?: string | false; cwd?: string }): Promise<{ plan: Plan; base: CompileResult; head: CompileResult; project: Project }> {
+/**
+ * Compile two commits of one repository (sharing the cache) and plan between them. A base compiled
+ * before is read from its snapshot (`fromSnapshot`), which holds no graphs or content: that is why
+ * the base's compile result is not returned.
+ */
+export async function planRefs(options: { base: string; head: string; repo?: string; path?: string; cacheDir?: string | false; cwd?: string }): Promise<{ plan: Plan; head: CompileResult; project: Project; fromSnapshot: boolean; cacheError?: string }> {
   const headProject = await openProject({ ...options, ref: options.head });
   // A folder that did not exist at the base is an empty base: everything in it is added.
   const baseSource = await GitSource.open(headProject.repository!, options.base, headProject.source.path).catch(async (err: unknown) => {
@@ -108,6 +116,6 @@ export async function planRefs(options: { base: string; head: string; repo?: str
   // Base first: the head, which mostly shares its files, then finds them in the cache.
   base ??= await compile(baseSource, { cache });
   head ??= await compile(headProject.source, { cache });
-  cache.save();
-  return { plan: plan(base, head), base, head, project: headProject };
+  const cacheError = cache.save();
+  return { plan: plan(base, head), head, project: headProject, fromSnapshot: snapshot !== undefined && base.stats.manifests === 0, ...(cacheError !== undefined ? { cacheError } : {}) };
 }

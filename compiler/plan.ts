@@ -7,12 +7,14 @@
  * effective digest changed is affected.
  */
 import type { Diagnostic } from '../schema/index.js';
+import { escapeSegment } from './pointer.js';
 import type { CompiledObject, CompileResult } from './types.js';
 
 export interface PlanChange {
   id: string;
   kind: string;
-  action: 'added' | 'removed' | 'modified';
+  /** `invalid`: the object is still there but its document no longer compiles (see the diagnostics); nothing rolls out or retires. */
+  action: 'added' | 'removed' | 'modified' | 'invalid';
   file: string;
   line: number;
   /** JSON pointers of the fields that differ (normalized form), for `modified`. */
@@ -61,12 +63,13 @@ export function changedPaths(a: unknown, b: unknown, path = '', out: string[] = 
   const ao = a as Record<string, unknown>;
   const bo = b as Record<string, unknown>;
   const keys = [...new Set([...Object.keys(ao), ...Object.keys(bo)])].sort();
-  for (const k of keys) changedPaths(ao[k], bo[k], `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`, out, limit);
+  for (const k of keys) changedPaths(ao[k], bo[k], `${path}/${escapeSegment(k)}`, out, limit);
   return out;
 }
 
 export function plan(base: CompileResult, head: CompileResult): Plan {
   const before = new Map(base.bundle.objects.map((o) => [o.id, o]));
+  const headInvalid = new Set(head.invalid);
   const after = new Map(head.bundle.objects.map((o) => [o.id, o]));
   const changes: PlanChange[] = [];
   for (const id of [...new Set([...before.keys(), ...after.keys()])].sort()) {
@@ -78,7 +81,7 @@ export function plan(base: CompileResult, head: CompileResult): Plan {
     } else if (b !== undefined) {
       changes.push({ id, kind: b.kind, action: 'added', file: b.file, line: b.line, paths: [], digestAfter: b.digest });
     } else if (a !== undefined) {
-      changes.push({ id, kind: a.kind, action: 'removed', file: a.file, line: a.line, paths: [], digestBefore: a.digest });
+      changes.push({ id, kind: a.kind, action: headInvalid.has(id) ? 'invalid' : 'removed', file: a.file, line: a.line, paths: [], digestBefore: a.digest });
     }
   }
   const changed = new Set(changes.map((c) => c.id));
@@ -106,7 +109,8 @@ export function plan(base: CompileResult, head: CompileResult): Plan {
       const b = after.get(id);
       if ((a ?? b)!.kind !== kind) continue;
       if (b === undefined) {
-        out.push({ id, kind, reason: 'removed', because: [], effectiveDigestBefore: a!.effectiveDigest });
+        // An object that no longer compiles is not retired: the errors block the change instead.
+        if (!headInvalid.has(id)) out.push({ id, kind, reason: 'removed', because: [], effectiveDigestBefore: a!.effectiveDigest });
         continue;
       }
       if (a !== undefined && a.effectiveDigest === b.effectiveDigest) continue;

@@ -4,12 +4,15 @@
  * prompt or dataset it references) is an error. Each rule is a small pure
  * predicate that returns what it found, or null.
  */
+import { escapeSegment } from './pointer.js';
 
 interface SecretRule {
   readonly name: string;
   readonly re: RegExp;
   /** How a match must look to count: random (entropy), mixed (upper, lower and digits), or the pattern alone. */
   readonly check?: 'random' | 'mixed' | 'pattern';
+  /** A substring every match contains: strings without it skip the regular expression. */
+  readonly needs?: string;
 }
 
 const RULES: readonly SecretRule[] = [
@@ -24,7 +27,8 @@ const RULES: readonly SecretRule[] = [
   { name: 'a private key', re: /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/, check: 'pattern' },
   { name: 'a JSON Web Token', re: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/ },
   { name: 'a bearer token', re: /\bBearer\s+[A-Za-z0-9._~+/-]{20,}=*/ },
-  { name: 'credentials in a URL', re: /\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]+:[^\s@/]{3,}@/i, check: 'pattern' },
+  // Bounded repetitions: an unbounded scheme or user part made this rule quadratic on long strings.
+  { name: 'credentials in a URL', re: /\b[a-z][a-z0-9+.-]{0,31}:\/\/[^\s:@/]{1,256}:[^\s@/]{3,256}@/i, check: 'pattern', needs: '://' },
 ];
 
 /** Keys whose literal value is a credential by its name (env vars, headers). */
@@ -50,6 +54,7 @@ function looksRandom(s: string): boolean {
 export function findSecretAt(value: string): { what: string; index: number } | null {
   if (value.length < 16) return null;
   for (const rule of RULES) {
+    if (rule.needs !== undefined && !value.includes(rule.needs)) continue;
     const m = rule.re.exec(value);
     if (m === null) continue;
     const token = m[0].replace(/^Bearer\s+/, '');
@@ -68,7 +73,7 @@ export function findSecret(value: string): string | null {
 }
 
 /** A literal value under a key named like a credential (`API_KEY: ...`), or null. */
-export function findSecretByKey(key: string, value: string): string | null {
+function findSecretByKey(key: string, value: string): string | null {
   if (!SECRET_KEY.test(key)) return null;
   const v = value.trim();
   if (v.length < 8 || PLACEHOLDER.test(v)) return null;
@@ -103,7 +108,7 @@ export function scanForSecrets(doc: unknown): SecretFinding[] {
       v.forEach((x, i) => walk(x, `${path}/${i}`, null, depth + 1));
       return;
     }
-    for (const [k, x] of Object.entries(v)) walk(x, `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`, k, depth + 1);
+    for (const [k, x] of Object.entries(v)) walk(x, `${path}/${escapeSegment(k)}`, k, depth + 1);
   };
   walk(doc, '', null, 0);
   return out;

@@ -27,7 +27,12 @@ export interface Source {
   release?(): void;
 }
 
+/** Folders never compiled, from disk or from Git alike (dependencies, BeaconOS's own cache). */
 const SKIP_DIRS = new Set(['.git', 'node_modules', '.beacon']);
+
+function skipped(path: string): boolean {
+  return path.split('/').some((segment) => SKIP_DIRS.has(segment));
+}
 
 /** A folder on disk (the working tree, uncommitted changes included). */
 export class DirSource implements Source {
@@ -80,7 +85,7 @@ export class GitSource implements Source {
   }
 
   async list(): Promise<SourceEntry[]> {
-    return this.repo.listTree(this.tree);
+    return (await this.repo.listTree(this.tree)).filter((e) => !skipped(e.path));
   }
 
   read(entry: SourceEntry): Promise<Uint8Array> {

@@ -61,7 +61,7 @@ export interface CompiledObject {
   uses: string[];
   /** Where the object comes from: the Git blob of its file, its document index, the blobs of the files it inlines. */
   origin: { blob: string; document: number; files?: Record<string, string> };
-  /** The normalized object, referenced files inlined. */
+  /** The normalized object, referenced files inlined. Shared with the compile cache: read-only. */
   object: Record<string, unknown>;
 }
 
@@ -71,10 +71,10 @@ export interface Snapshot {
   source: Bundle['source'];
   objects: Omit<CompiledObject, 'object'>[];
   diagnostics: Diagnostic[];
+  invalid: string[];
 }
 
-export const NodeType = { agent: 'agent', approval: 'approval', reduce: 'reduce', fork: 'fork' } as const;
-export type NodeType = (typeof NodeType)[keyof typeof NodeType];
+export type NodeType = 'agent' | 'approval' | 'reduce' | 'fork';
 
 export interface ApprovalSpec {
   approvers: string[];
@@ -109,7 +109,7 @@ export interface GraphEdge {
   to: string;
   /** CEL over the from-node's `output`; absent = always. */
   when?: string;
-  /** Taken only when no other edge of `from` with the same `group` was taken (coordinator default). */
+  /** Taken only when no other edge of `from` was taken (the coordinator's default). */
   otherwise?: boolean;
   /** `data`: the to-node consumes the from-node's output; `control`: ordering only (the to-node reads something else). */
   flow: 'data' | 'control';
@@ -118,10 +118,12 @@ export interface GraphEdge {
 
 /**
  * The execution-graph IR every pattern compiles to. Edge semantics: when a node
- * finishes, every outgoing edge whose `when` holds is followed (edges marked
- * `otherwise` only when none of its siblings was); a node with several
- * incoming edges runs when any of them fires, except reduce nodes, which wait
- * for every upstream node that was started.
+ * finishes, every outgoing edge whose `when` holds is followed, in declared
+ * order, except when `params.routing` is `first-match` (the coordinator): then
+ * only the first edge whose `when` holds. Edges marked `otherwise` are taken
+ * only when no sibling was. A node with several incoming edges runs when any
+ * of them fires, except reduce nodes, which wait for every upstream node that
+ * was started. See docs/adr/0001-one-execution-graph-ir.md.
  */
 export interface ExecutionGraph {
   workflow: string;
@@ -164,5 +166,7 @@ export interface CompileResult {
   diagnostics: Diagnostic[];
   /** True when no diagnostic is an error. */
   ok: boolean;
+  /** Ids of objects whose documents exist but do not compile (schema errors): not in the bundle, yet not gone. */
+  invalid: string[];
   stats: CompileStats;
 }

@@ -7,9 +7,10 @@
 import { API_VERSION, KINDS, TENANT_SCOPED_KINDS, type Kind } from '../schema/index.js';
 import { CODES, type Code } from './codes.js';
 import { digestOf } from './digest.js';
+import { escapeSegment, fieldPath } from './pointer.js';
 import { scanForSecrets } from './secrets.js';
 import type { DocUnit, FileRef, FileUnit, LocalDiagnostic } from './types.js';
-import { applyDefaults, checkEmbeddedSchema, closestWord, fieldPath, validateDocument, type SchemaProblem } from './validate.js';
+import { applyDefaults, checkEmbeddedSchema, closestWord, validateDocument, type SchemaProblem } from './validate.js';
 import { locate, parseWithPositions, parseYaml, positionInScalar, type SlowParse, type YamlProblem } from './yaml.js';
 
 /** Largest manifest file read; bigger ones are an error, not a slow compile. */
@@ -51,7 +52,12 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
     else if (b >= 0xe0 && b <= 0xef) n = 2;
     else if (b >= 0xf0 && b <= 0xf4) n = 3;
     else return i;
-    for (let k = 1; k <= n; k++) {
+    // The second byte's range excludes overlong forms and surrogates (RFC 3629, section 4).
+    const lo = b === 0xe0 ? 0xa0 : b === 0xf0 ? 0x90 : 0x80;
+    const hi = b === 0xed ? 0x9f : b === 0xf4 ? 0x8f : 0xbf;
+    const second = bytes[i + 1];
+    if (n > 0 && (second === undefined || second < lo || second > hi)) return i;
+    for (let k = 2; k <= n; k++) {
       const c = bytes[i + k];
       if (c === undefined || (c & 0xc0) !== 0x80) return i;
     }
@@ -139,7 +145,14 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 function compileDocument(data: unknown, index: number, start: { line: number; column: number }, out: LocalDiagnostic[], where: Where): DocUnit | null {
   if (data === null || data === undefined) return null; // empty document
   if (!isRecord(data)) {
-    out.push(diag('BCN1008', `document ${index + 1} is a ${Array.isArray(data) ? 'list' : typeof data}, not a mapping with apiVersion, kind, metadata and spec`, start));
+    // Other YAML lives beside manifests (CI configs, hook lists): ignored with a note, as the spec says.
+    // A list that holds BeaconOS manifests, though, is a mistake worth an error.
+    const holdsManifests = Array.isArray(data) && data.some((x) => isRecord(x) && typeof x.apiVersion === 'string' && x.apiVersion.startsWith('beacon.dev/'));
+    if (holdsManifests) {
+      out.push(diag('BCN1008', `document ${index + 1} is a list, not a mapping with apiVersion, kind, metadata and spec`, start, { hint: "write each manifest as its own document, separated by '---'" }));
+    } else {
+      out.push(diag('BCN1009', `document ${index + 1} ignored: it is a ${Array.isArray(data) ? 'list' : typeof data}, not a BeaconOS manifest`, start));
+    }
     return null;
   }
   const apiVersion = data.apiVersion;
@@ -215,7 +228,7 @@ function nonFinite(v: unknown, path = '', out: string[] = [], depth = 0): string
     if (!Number.isFinite(v)) out.push(path);
   } else if (v !== null && typeof v === 'object' && depth < 64) {
     if (Array.isArray(v)) v.forEach((x, i) => nonFinite(x, `${path}/${i}`, out, depth + 1));
-    else for (const [k, x] of Object.entries(v)) nonFinite(x, `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`, out, depth + 1);
+    else for (const [k, x] of Object.entries(v)) nonFinite(x, `${path}/${escapeSegment(k)}`, out, depth + 1);
   }
   return out;
 }

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { commonSchema, kindSchemas, type Kind } from '../schema/index.js';
 import type { Code } from './codes.js';
+import { escapeSegment, fieldPath, segments } from './pointer.js';
 
 const require = createRequire(import.meta.url);
 
@@ -112,23 +113,6 @@ const json = (v: unknown): string => {
   return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
 };
 
-/** `/spec/tools/0/name` → `spec.tools[0].name`, the way users read a field path. */
-export function fieldPath(pointer: string): string {
-  if (pointer === '') return '(document)';
-  let out = '';
-  for (const raw of pointer.slice(1).split('/')) {
-    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    if (/^\d+$/.test(seg)) out += `[${seg}]`;
-    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(seg)) out += out === '' ? seg : `.${seg}`;
-    else out += `[${JSON.stringify(seg)}]`;
-  }
-  return out;
-}
-
-function escapeSegment(s: string): string {
-  return s.replace(/~/g, '~0').replace(/\//g, '~1');
-}
-
 function typeOf(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'list';
@@ -175,17 +159,25 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
+/** What a pattern means, by the title of the schema that declares it (never by matching regex text). */
+const PATTERN_MEANING: Record<string, string> = {
+  ObjectName: "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
+  NodeId: "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit",
+  ObjectRef: "must be a name or 'tenant/name', each a DNS-1123 label",
+  EnvVarName: 'must be an environment variable name: letters, digits and _, not starting with a digit',
+  Subject: "must be 'user:<name>', 'group:<name>', 'serviceaccount:<name>' or an e-mail address",
+  HumanSubject: "must be a person: 'user:<name>' or an e-mail address",
+  RelativePath: "must be a relative path with '/' separators",
+  McpToolName: 'must be an MCP tool name: letters, digits, _, . and -',
+};
+
 function describePattern(e: ErrorObject): string {
+  const parent = e.parentSchema as { title?: string; description?: string } | undefined;
+  const meaning = parent?.title !== undefined ? PATTERN_MEANING[parent.title] : undefined;
+  if (meaning !== undefined) return meaning;
   const pattern = String((e.params as { pattern?: string }).pattern ?? '');
-  if (pattern.startsWith('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')) {
-    return "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit";
-  }
-  if (pattern.includes('(/') || pattern.includes('/[a-z0-9]')) {
-    return "must be a name or 'tenant/name' (DNS-1123 labels)";
-  }
-  if (pattern.startsWith('^[A-Za-z_][A-Za-z0-9_]*$')) return 'must be an environment variable name (letters, digits, _)';
-  const description = (e.parentSchema as { description?: string } | undefined)?.description;
-  return `must match ${pattern}${description ? ` (${description.split('.')[0]})` : ''}`;
+  const first = parent?.description?.split(/\.(?:\s|$)/)[0];
+  return `must match ${pattern}${first ? ` (${first})` : ''}`;
 }
 
 function propertyNames(schema: unknown): string[] {
@@ -223,7 +215,7 @@ function resolveRefUncached(schema: unknown, root?: JsonSchema): unknown {
     let found: unknown;
     for (const doc of candidates) {
       let node: unknown = doc;
-      for (const seg of pointer.split('/').filter(Boolean)) node = (node as JsonSchema | undefined)?.[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
+      for (const seg of segments(pointer)) node = (node as JsonSchema | undefined)?.[seg];
       if (node !== undefined) {
         found = node;
         if (file) root = doc;

@@ -1,24 +1,49 @@
 /**
- * The compiler's version, as the compile cache keys it: the package version
- * plus a fingerprint of the compiler's and schema's own code, so a cache is
+ * The compiler's version, as the compile cache keys it and bundles record it:
+ * the package version plus a fingerprint of the compiler's, schema's and
+ * policy layer's code and of the libraries it compiles with, so a cache is
  * never read by a compiler that would compile differently.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/** Libraries whose behaviour is part of a compile result (parsing, validation, CEL, Git reading). */
+const LIBRARIES = ['yaml', 'js-yaml', 'ajv', 'ajv-formats', '@marcbachmann/cel-js', 'isomorphic-git'];
 
 function fingerprint(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const h = createHash('sha256');
-  for (const folder of [here, join(here, '..', 'schema'), join(here, '..', 'schema', 'kinds'), join(here, '..', 'policy')]) {
+  for (const folder of [here, join(here, 'format'), join(here, '..', 'schema'), join(here, '..', 'schema', 'kinds'), join(here, '..', 'policy')]) {
     let names: string[];
     try {
-      names = readdirSync(folder).filter((n) => /\.(?:js|ts|json)$/.test(n)).sort();
+      names = readdirSync(folder).filter((n) => /\.(?:c?js|ts|json)$/.test(n)).sort();
     } catch {
       continue;
     }
     for (const n of names) h.update(n).update(readFileSync(join(folder, n)));
+  }
+  const require = createRequire(import.meta.url);
+  for (const lib of LIBRARIES) {
+    try {
+      const main = require.resolve(lib);
+      // Walk up from the entry point to the package's own package.json for its version.
+      for (let dir = dirname(main); dir !== dirname(dir); dir = dirname(dir)) {
+        try {
+          const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+          if (pkg.name === lib) {
+            h.update(`${lib}@${pkg.version ?? '?'}`);
+            break;
+          }
+        } catch {
+          // keep walking up
+        }
+      }
+    } catch {
+      h.update(`${lib}@missing`);
+    }
   }
   return h.digest('hex').slice(0, 12);
 }

@@ -14,6 +14,7 @@
 import { createRequire } from 'node:module';
 import type * as JsYaml from 'js-yaml';
 import type { Document, LineCounter, Node as YamlNode } from 'yaml';
+import { segments } from './pointer.js';
 
 /**
  * `yaml` is loaded on first use: a run whose files all come from the compile
@@ -99,8 +100,61 @@ export interface ParseResult {
   problems: YamlProblem[];
 }
 
+/** Deepest flow nesting (`[`, `{`) and widest indentation read; beyond them a file is refused before parsing. */
+export const MAX_FLOW_DEPTH = 256;
+export const MAX_INDENT = 512;
+
+/**
+ * Where a file nests too deeply to parse safely, or null. Both parsers recurse
+ * per level, so without this limit the outcome would depend on how much stack
+ * is left. A quick scan: quoted text and comments are skipped roughly, which
+ * can only make the count lower, never refuse a reasonable file.
+ */
+function tooDeep(text: string): { offset: number; why: string } | null {
+  let depth = 0;
+  let quote: string | null = null;
+  let lineStart = 0;
+  let indent = 0;
+  let atIndent = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\n') {
+      lineStart = i + 1;
+      atIndent = true;
+      indent = 0;
+      continue;
+    }
+    if (atIndent) {
+      if (c === ' ') {
+        if (++indent > MAX_INDENT) return { offset: i, why: `indented more than ${MAX_INDENT} columns` };
+        continue;
+      }
+      atIndent = false;
+    }
+    if (quote !== null) {
+      if (c === quote && (quote === "'" || text[i - 1] !== '\\')) quote = null;
+      continue;
+    }
+    if (c === '"' || c === "'") quote = c;
+    else if (c === '#' && (i === lineStart || text[i - 1] === ' ' || text[i - 1] === '\t')) {
+      const nl = text.indexOf('\n', i);
+      i = (nl < 0 ? text.length : nl) - 1;
+    } else if (c === '[' || c === '{') {
+      if (++depth > MAX_FLOW_DEPTH) return { offset: i, why: `more than ${MAX_FLOW_DEPTH} levels of [ ] and { }` };
+    } else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return null;
+}
+
 /** Parse a file's text into documents, on the fast path when it is safe. */
 export function parseYaml(text: string): ParseResult {
+  const deep = tooDeep(text);
+  if (deep !== null) {
+    const before = text.slice(0, deep.offset);
+    const line = before.split('\n').length;
+    const column = deep.offset - before.lastIndexOf('\n');
+    return { documents: [], problems: [{ code: 'syntax', message: `collections are nested too deeply to read (${deep.why})`, line, column }] };
+  }
   const fast = tryFast(text);
   return fast ?? parseSlow(text);
 }
@@ -311,15 +365,15 @@ export interface Span {
 export function locate(parsed: SlowParse, index: number, pointer: string, at: 'key' | 'value' = 'value'): Span | null {
   const doc = parsed.docs[index];
   if (doc === undefined) return null;
-  const segments = pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const segs = segments(pointer);
   const { isAlias, isMap, isPair, isScalar, isSeq } = Y();
   let node: unknown = doc.contents;
   let best: YamlNode | null = (doc.contents as YamlNode | null) ?? null;
   let lastKey: YamlNode | null = null;
   let complete = true;
-  for (let i = 0; i < segments.length; i++) {
-    const seg = segments[i]!;
-    const last = i === segments.length - 1;
+  for (let i = 0; i < segs.length; i++) {
+    const seg = segs[i]!;
+    const last = i === segs.length - 1;
     if (isAlias(node)) node = (node as { resolve(d: Document): unknown }).resolve(doc);
     if (isMap(node)) {
       const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === seg);
@@ -374,7 +428,8 @@ export function positionInScalar(text: string, span: Span, offset: number, lineC
     return { line: p.line, column: p.col };
   };
   if (first === '|' || first === '>') {
-    // Skip the header line; then each line's indentation is not part of the value.
+    // Skip the header line; then each line's indentation is not part of the value. A CRLF line
+    // break is one character of the value, as YAML normalizes line breaks.
     const nl = text.indexOf('\n', i);
     if (nl < 0) return at(i);
     i = nl + 1;
@@ -382,18 +437,18 @@ export function positionInScalar(text: string, span: Span, offset: number, lineC
     while (i < end) {
       let j = i;
       while (text[j] === ' ') j++;
-      if (text[j] === '\n') {
+      if (text[j] === '\n' || (text[j] === '\r' && text[j + 1] === '\n')) {
         decoded++;
-        i = j + 1;
+        i = j + (text[j] === '\r' ? 2 : 1);
         continue;
       }
       if (indent < 0) indent = j - i;
       const lineStart = i + Math.min(indent, j - i);
       const nl2 = text.indexOf('\n', lineStart);
-      const lineEnd = nl2 < 0 ? end : Math.min(nl2, end);
+      const lineEnd = nl2 < 0 ? end : Math.min(text[nl2 - 1] === '\r' ? nl2 - 1 : nl2, end);
       if (offset <= decoded + (lineEnd - lineStart)) return at(lineStart + (offset - decoded));
       decoded += lineEnd - lineStart + 1;
-      i = lineEnd + 1;
+      i = nl2 < 0 ? end : nl2 + 1;
     }
     return at(end);
   }
@@ -420,9 +475,9 @@ export function positionInScalar(text: string, span: Span, offset: number, lineC
         continue;
       }
       i += kind === 'x' ? 4 : kind === 'u' ? 6 : 2;
-    } else if (ch === '\n') {
-      // Folding: a line break and the next line's indentation read as one space.
-      i++;
+    } else if (ch === '\n' || (ch === '\r' && text[i + 1] === '\n')) {
+      // Folding: a line break (LF or CRLF) and the next line's indentation read as one space.
+      i += ch === '\r' ? 2 : 1;
       while (text[i] === ' ' || text[i] === '\t') i++;
     } else {
       i++;

@@ -54,9 +54,9 @@ const ABOUT = {
   BCN1007:
     'Expanding the YAML anchors and aliases (`&a`, `*a`) of a document would produce more nodes than the loader allows, as in a "billion laughs" file. Write the data out without nested aliases, or use fewer of them.',
   BCN1008:
-    'A document is a list or a scalar rather than a mapping with `apiVersion`, `kind`, `metadata` and `spec`, often because of a stray `- ` before `apiVersion`. Make the document a mapping; to declare several objects, separate documents with `---` instead of listing them.',
+    'A document is a list that holds BeaconOS manifests (mappings with `apiVersion: beacon.dev/...`), often because of a stray `- ` before `apiVersion`, or because several objects were listed instead of written as documents. Make each manifest its own document, separated by `---`. (A list or scalar that holds no manifest is other YAML and is only noted, BCN1009.)',
   BCN1009:
-    "A document's `apiVersion` is missing or not `beacon.dev/*`, so it is not a BeaconOS manifest and is skipped (other YAML, such as CI workflows, may live beside the manifests). An `info`: shown only with `--verbose`, it never fails validation. If the document was meant to be a manifest, set `apiVersion: beacon.dev/v1alpha1`.",
+    "A document's `apiVersion` is missing or not `beacon.dev/*` (or the document is not a mapping at all), so it is not a BeaconOS manifest and is skipped (other YAML, such as CI workflows, may live beside the manifests). An `info`: shown only with `--verbose`, it never fails validation. If the document was meant to be a manifest, set `apiVersion: beacon.dev/v1alpha1`.",
   BCN1010:
     'The document says `apiVersion: beacon.dev/...` but with a version this compiler does not read. Use `beacon.dev/v1alpha1`, or upgrade BeaconOS if the repository was written for a newer version.',
   BCN1011:

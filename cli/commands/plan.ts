@@ -19,7 +19,8 @@ export function registerPlan(program: Command): void {
     .option('--no-cache', MSG.optNoCache)
     .action(
       action(async (path: string, opts: { base: string; head: string; repo?: string; format: (typeof FORMATS)[number]; cache: boolean }) => {
-        const { plan, project } = await planRefs({ base: opts.base, head: opts.head, path, ...(opts.repo !== undefined ? { repo: opts.repo } : {}), ...(opts.cache ? {} : { cacheDir: false as const }) });
+        const { plan, project, cacheError } = await planRefs({ base: opts.base, head: opts.head, path, ...(opts.repo !== undefined ? { repo: opts.repo } : {}), ...(opts.cache ? {} : { cacheDir: false as const }) });
+        if (cacheError !== undefined) process.stderr.write(`${MSG.cacheNotWritten(cacheError)}\n`);
         if (opts.format === 'json') write(JSON.stringify({ version: 1, ...plan }));
         else if (opts.format === 'markdown') write(planMarkdown(plan));
         else {

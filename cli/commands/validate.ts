@@ -15,16 +15,24 @@ interface Options {
   cache: boolean;
 }
 
-/** Text of a file of the project, for code frames (blobs for Git sources). */
+/**
+ * Text of a file of the project, for code frames (blobs for Git sources).
+ * Each file is read at most once, however many diagnostics point into it.
+ */
 export async function textReader(project: Project, files: string[]): Promise<(file: string) => string | null> {
   const texts = new Map<string, string | null>();
   if (project.source.kind === 'dir') {
     return (file) => {
-      try {
-        return readFileSync(join(project.root, file), 'utf8');
-      } catch {
-        return null;
+      let text = texts.get(file);
+      if (text === undefined) {
+        try {
+          text = readFileSync(join(project.root, file), 'utf8');
+        } catch {
+          text = null;
+        }
+        texts.set(file, text);
       }
+      return text;
     };
   }
   const entries = new Map((await project.source.list()).map((e) => [e.path, e]));
@@ -56,6 +64,7 @@ export function registerValidate(program: Command): void {
           ...(opts.cache ? {} : { cacheDir: false as const }),
         });
         const result = await compileProject(project);
+        if (result.cacheError !== undefined) process.stderr.write(`${MSG.cacheNotWritten(result.cacheError)}\n`);
         if (opts.bundle !== undefined) writeFileSync(opts.bundle, canonicalJson(result.bundle));
         const summary = summarize(result.diagnostics);
         switch (opts.format) {

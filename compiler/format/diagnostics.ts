@@ -53,8 +53,23 @@ function printablePath(s: string): string {
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-function codeFrame(text: string, d: Diagnostic, color: boolean): string[] {
-  const lines = text.split('\n');
+/** Longest part of a source line a frame shows; the rest becomes `…`. */
+const MAX_SHOWN = 200;
+
+/**
+ * A fresh copy of a short string. Substrings (from split or slice) keep the
+ * whole source text alive; frames hold only copies of what they show.
+ * UTF-16LE round-trips every code unit, lone surrogates included.
+ */
+function copy(s: string): string {
+  return s.length === 0 ? s : Buffer.from(s, 'utf16le').toString('utf16le');
+}
+
+/**
+ * The frame around `d` in `lines` (a file split once on '\n'). Work per
+ * diagnostic is bounded by the shown part, however long the line or file.
+ */
+function codeFrame(lines: readonly string[], d: Diagnostic, color: boolean): string[] {
   const target = d.line - 1;
   if (target < 0 || target >= lines.length) return [];
   const from = Math.max(0, target - 1);
@@ -62,29 +77,46 @@ function codeFrame(text: string, d: Diagnostic, color: boolean): string[] {
   const width = String(to + 1).length;
   const out: string[] = [];
   for (let i = from; i <= to; i++) {
-    const raw = (lines[i] ?? '').replace(/\r$/, '');
-    const shown = printable(raw.length > 200 ? `${raw.slice(0, 200)}…` : raw).replace(/\t/g, ' ');
+    const line = lines[i] ?? '';
+    const length = line.endsWith('\r') ? line.length - 1 : line.length;
+    const head = copy(line.slice(0, Math.min(length, MAX_SHOWN)));
+    const shown = printable(length > MAX_SHOWN ? `${head}…` : head).replace(/\t/g, ' ');
     out.push(`${paint(color, 'dim', `${String(i + 1).padStart(width)} |`)} ${shown}`);
     if (i === target) {
       const start = Math.max(1, d.column);
-      const end = d.endLine === d.line && d.endColumn !== undefined && d.endColumn > start ? Math.min(d.endColumn, raw.length + 1) : start + 1;
+      const end = d.endLine === d.line && d.endColumn !== undefined && d.endColumn > start ? Math.min(d.endColumn, length + 1) : start + 1;
       const carets = '^'.repeat(Math.max(1, Math.min(end - start, 120)));
-      out.push(`${paint(color, 'dim', `${' '.repeat(width)} |`)} ${' '.repeat(Math.min(start - 1, 200))}${paint(color, SEVERITY_COLOR[d.severity], carets)}`);
+      out.push(`${paint(color, 'dim', `${' '.repeat(width)} |`)} ${' '.repeat(Math.min(start - 1, MAX_SHOWN))}${paint(color, SEVERITY_COLOR[d.severity], carets)}`);
     }
   }
   return out;
 }
 
+/**
+ * Text for people. Linear in the diagnostics and the files they point into:
+ * each file is read (`readText`) and split into lines once per call.
+ */
 export function formatText(diagnostics: readonly Diagnostic[], options: TextOptions = {}): string {
   const color = options.color ?? false;
   const out: string[] = [];
+  /** file → its lines; null when it has no frame (unreadable, empty or binary). */
+  const files = new Map<string, string[] | null>();
+  const linesOf = (file: string): string[] | null => {
+    let lines = files.get(file);
+    if (lines === undefined) {
+      const text = options.readText?.(file);
+      // Binary files get no frame: their bytes would only garble the terminal.
+      lines = text && !text.includes('\u0000') ? text.split('\n') : null;
+      files.set(file, lines);
+    }
+    return lines;
+  };
   for (const d of diagnostics) {
     if (d.severity === 'info' && !options.verbose) continue;
     out.push(`${paint(color, SEVERITY_COLOR[d.severity], `${d.severity}[${d.code}]`)}${paint(color, 'bold', `: ${printable(d.message)}`)}`);
     out.push(`  ${paint(color, 'cyan', '-->')} ${printablePath(d.file)}:${d.line}:${d.column}`);
-    const text = options.readText?.(d.file);
-    // Binary files get no frame: their bytes would only garble the terminal.
-    if (text && !text.includes('\u0000')) for (const l of codeFrame(text, d, color)) out.push(`   ${l}`);
+    const lines = linesOf(d.file);
+    if (lines) for (const l of codeFrame(lines, d, color)) out.push(`   ${l}`);
     if (d.hint) out.push(`   ${paint(color, 'cyan', '=')} hint: ${printable(d.hint)}`);
     for (const r of d.related ?? []) out.push(`   ${paint(color, 'cyan', '=')} related: ${printablePath(r.file)}:${r.line}:${r.column}: ${printable(r.message)}`);
     out.push('');

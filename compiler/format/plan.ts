@@ -1,8 +1,8 @@
 /** A plan rendered for a terminal (text) and for a pull-request comment (markdown). */
 import type { Plan } from '../plan.js';
-import { fieldPath } from '../validate.js';
+import { fieldPath } from '../pointer.js';
 
-const SYMBOL = { added: '+', removed: '-', modified: '~' } as const;
+const SYMBOL = { added: '+', removed: '-', modified: '~', invalid: '!' } as const;
 
 function short(d?: string): string {
   return d === undefined ? '-' : d.replace(/^sha256:/, '').slice(0, 12);
@@ -33,7 +33,8 @@ function md(s: string): string {
 export function planMarkdown(p: Plan): string {
   const out: string[] = [];
   const errors = p.diagnostics.filter((d) => d.severity === 'error').length;
-  const rollouts = p.agents.filter((a) => a.reason !== 'removed').length;
+  const toRollOut = p.agents.filter((a) => a.reason !== 'removed');
+  const rollouts = toRollOut.length;
   const warnings = p.diagnostics.filter((d) => d.severity === 'warning').length;
   out.push(`### BeaconOS plan \`${p.base.commit?.slice(0, 12) ?? 'base'}..${p.head.commit?.slice(0, 12) ?? 'head'}\``, '');
   out.push(`${errors === 0 ? '✅' : '❌'} ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'} · ${p.changes.length} object${p.changes.length === 1 ? '' : 's'} changed · ${rollouts} agent rollout${rollouts === 1 ? '' : 's'} · ${p.workflows.length} workflow${p.workflows.length === 1 ? '' : 's'} affected`, '');
@@ -45,9 +46,15 @@ export function planMarkdown(p: Plan): string {
     }
     out.push('');
   }
-  if (p.agents.length) {
+  if (toRollOut.length) {
     out.push('**Agents to evaluate and roll out**', '', '| agent | why |', '|---|---|');
-    for (const a of p.agents) out.push(`| \`${a.id}\` | ${a.reason}${a.because.length ? `: ${a.because.map((b) => `\`${b}\``).join(', ')}` : ''} |`);
+    for (const a of toRollOut) out.push(`| \`${a.id}\` | ${a.reason}${a.because.length ? `: ${a.because.map((b) => `\`${b}\``).join(', ')}` : ''} |`);
+    out.push('');
+  }
+  const retired = p.agents.filter((a) => a.reason === 'removed');
+  if (retired.length) {
+    out.push('**Agents to retire**', '', '| agent |', '|---|');
+    for (const a of retired) out.push(`| \`${a.id}\` |`);
     out.push('');
   }
   if (p.workflows.length) {
