@@ -31,6 +31,8 @@ export interface Source {
 const SKIP_DIRS = new Set(['.git', 'node_modules', '.beacon']);
 
 function skipped(path: string): boolean {
+  // A substring test first: nearly every path holds none of the names.
+  if (!path.includes('node_modules') && !path.includes('.beacon') && !path.includes('.git')) return false;
   return path.split('/').some((segment) => SKIP_DIRS.has(segment));
 }
 
