@@ -416,7 +416,8 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
       if (o.kind === 'Tool') {
         const spec = inlined.object.spec as Record<string, unknown>;
         const mcp = (spec.mcp ?? {}) as Record<string, unknown>;
-        const shipped = new Set(inlined.toolFiles.map((f) => posix.normalize(f.path)));
+        // What the Tool declares it ships (a declared file that is missing is reported as BCN3006 already).
+        const shipped = new Set(o.doc.fileRefs.filter((r) => r.role === 'tool-file').map((r) => posix.normalize(r.path)));
         arr(mcp.transport === 'stdio' ? mcp.command : []).forEach((arg, i) => {
           if (i === 0 && arg === 'node') return;
           if (typeof arg !== 'string' || arg.startsWith('-') || posix.isAbsolute(arg) || !/[/.]/.test(arg)) return;
