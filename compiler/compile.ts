@@ -44,6 +44,12 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
   return out;
 }
 
+/**
+ * Compile every manifest of a source into a bundle. Bad input never throws:
+ * every problem is a diagnostic, and `ok` says whether any is an error. Only a
+ * source that cannot be read at all (a missing object in a shallow clone, an
+ * unreadable folder) throws, as a `SourceError`.
+ */
 export async function compile(source: Source, options: CompileOptions = {}): Promise<CompileResult> {
   const cache = options.cache ?? CompileCache.memory();
   const t0 = performance.now();
