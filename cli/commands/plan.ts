@@ -11,15 +11,15 @@ export function registerPlan(program: Command): void {
   program
     .command('plan')
     .description(MSG.plan)
-    .argument('[path]', 'folder inside the repository (default: all of it)', '')
+    .argument('[path]', 'folder inside the repository (default: the current folder, or the folder --repo names)')
     .requiredOption('--base <ref>', 'the commit changes are measured from')
     .option('--head <ref>', 'the commit with the changes', 'HEAD')
     .option('--repo <path>', MSG.optRepo)
     .addOption(formatOption(FORMATS, 'text'))
     .option('--no-cache', MSG.optNoCache)
     .action(
-      action(async (path: string, opts: { base: string; head: string; repo?: string; format: (typeof FORMATS)[number]; cache: boolean }) => {
-        const { plan, project, cacheError } = await planRefs({ base: opts.base, head: opts.head, path, ...(opts.repo !== undefined ? { repo: opts.repo } : {}), ...(opts.cache ? {} : { cacheDir: false as const }) });
+      action(async (path: string | undefined, opts: { base: string; head: string; repo?: string; format: (typeof FORMATS)[number]; cache: boolean }) => {
+        const { plan, project, cacheError } = await planRefs({ base: opts.base, head: opts.head, ...(path !== undefined ? { path } : {}), ...(opts.repo !== undefined ? { repo: opts.repo } : {}), ...(opts.cache ? {} : { cacheDir: false as const }) });
         if (cacheError !== undefined) process.stderr.write(`${MSG.cacheNotWritten(cacheError)}\n`);
         if (opts.format === 'json') write(JSON.stringify({ version: 1, ...plan }));
         else if (opts.format === 'markdown') write(planMarkdown(plan));
