@@ -41,12 +41,44 @@ export interface CelCheckError {
 }
 export type CelCheckResult = CelCheckOk | CelCheckError;
 
-function newEnvironment(): Environment {
-  return new Environment({
-    enableOptionalTypes: true,
-    homogeneousAggregateLiterals: false,
-    limits: { ...CEL_LIMITS },
+/** Lexicographic order of two byte strings, as CEL orders bytes. */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+const MAX_INT64 = 2n ** 63n - 1n;
+
+/**
+ * Standard CEL overloads cel-js lacks (found by the conformance suite,
+ * test/policy/conformance.test.ts): bytes ordering and the identity and
+ * integer conversions of uint, timestamp and duration.
+ */
+function registerMissingStandardOverloads(env: Environment): Environment {
+  env.registerOperator('bytes < bytes', (a: Uint8Array, b: Uint8Array) => compareBytes(a, b) < 0);
+  env.registerOperator('bytes <= bytes', (a: Uint8Array, b: Uint8Array) => compareBytes(a, b) <= 0);
+  env.registerOperator('bytes > bytes', (a: Uint8Array, b: Uint8Array) => compareBytes(a, b) > 0);
+  env.registerOperator('bytes >= bytes', (a: Uint8Array, b: Uint8Array) => compareBytes(a, b) >= 0);
+  env.registerFunction('int(uint): int', (u: { valueOf(): bigint }) => {
+    const v = BigInt(u.valueOf());
+    if (v > MAX_INT64) throw new Error('range error: uint value out of int range');
+    return v;
   });
+  env.registerFunction('int(google.protobuf.Timestamp): int', (t: Date) => BigInt(Math.floor(t.getTime() / 1000)));
+  env.registerFunction('duration(google.protobuf.Duration): google.protobuf.Duration', (d: unknown) => d);
+  env.registerFunction('timestamp(google.protobuf.Timestamp): google.protobuf.Timestamp', (t: unknown) => t);
+  return env;
+}
+
+function newEnvironment(): Environment {
+  return registerMissingStandardOverloads(
+    new Environment({
+      enableOptionalTypes: true,
+      homogeneousAggregateLiterals: false,
+      limits: { ...CEL_LIMITS },
+    }),
+  );
 }
 
 /** A fresh, extensible environment with BeaconOS's options and limits. */
