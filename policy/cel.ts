@@ -189,6 +189,9 @@ export function isBoolish(type: string): boolean {
 
 type JsonSchema = Readonly<Record<string, unknown>>;
 
+/** JSON Schema scalar types and their CEL types (integers are CEL `int`). */
+export const SCALAR_TYPES: Readonly<Record<string, string>> = { string: 'string', integer: 'int', number: 'double', boolean: 'bool' };
+
 /**
  * The CEL type of values that satisfy a JSON Schema: objects with declared
  * `properties` become structs (so a typo in a field is a compile-time error),
@@ -202,15 +205,9 @@ export function celTypeOfSchema(schema: unknown, depth = 0): CelType {
     return kinds.size === 1 ? [...kinds][0]! : 'dyn';
   }
   if ('const' in s) return scalarType(s.const);
+  const scalar = typeof s.type === 'string' ? SCALAR_TYPES[s.type] : undefined;
+  if (scalar !== undefined) return scalar;
   switch (s.type) {
-    case 'string':
-      return 'string';
-    case 'integer':
-      return 'int';
-    case 'number':
-      return 'double';
-    case 'boolean':
-      return 'bool';
     case 'array': {
       const item = celTypeOfSchema(s.items, depth + 1);
       return typeof item === 'string' ? `list<${item}>` : 'list<map<string, dyn>>';
@@ -236,7 +233,8 @@ export function celTypeOfSchema(schema: unknown, depth = 0): CelType {
   }
 }
 
-function scalarType(v: unknown): string {
+/** The CEL type of a JSON scalar (of an `enum` or `const` in a schema). */
+export function scalarType(v: unknown): string {
   if (typeof v === 'string') return 'string';
   if (typeof v === 'boolean') return 'bool';
   if (typeof v === 'number') return Number.isInteger(v) ? 'int' : 'double';

@@ -1,0 +1,284 @@
+/**
+ * CEL types of the objects policies read, derived from the JSON Schemas of
+ * `schema/` (the one source of truth for the manifest shape) over the
+ * NORMALIZED object the compiler produces: shorthands expanded (Agent tools,
+ * consensus voters), referenced files inlined (Agent `spec.instructions`, Tool
+ * `spec.files`, Evaluation `spec.cases`). Also owns the conversion of JSON
+ * values into the values CEL expects (integers as BigInt), driven by the same
+ * declarations, so the checker and the evaluator agree on what an `int` is.
+ *
+ * cel-js' inline schemas (`registerVariable({name, schema})`) cannot say "a
+ * list of structs", so every struct that sits inside a list or a map is a
+ * named type (`beacon.item.<Kind>.<path>`), and every kind is a named type
+ * (`beacon.<Kind>`); `typedEnvironment()` registers them all once.
+ */
+import type { Environment } from '@marcbachmann/cel-js';
+import { KINDS, commonSchema, kindSchemas, type Kind } from '../schema/index.js';
+import { baseEnvironment, scalarType, SCALAR_TYPES, type CelType } from './cel.js';
+
+/** A struct declaration: field name → CEL type. */
+export type CelStruct = { readonly [field: string]: CelType };
+
+type Json = Readonly<Record<string, unknown>>;
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MAX_DEPTH = 24;
+
+/** The CEL type name of a kind's normalized object, e.g. `beacon.Agent`. */
+export function kindTypeName(kind: Kind): string {
+  return `beacon.${kind}`;
+}
+
+/** The runtime `request` of a runtime policy. */
+export const REQUEST_TYPE_NAME = 'beacon.Request';
+const REQUEST_TYPE: CelStruct = {
+  type: 'string',
+  agent: 'string',
+  tenant: 'string',
+  model: 'string',
+  tool: 'string',
+  arguments: 'map<string, dyn>',
+  host: 'string',
+  tokensUsed: 'int',
+  costUsd: 'double',
+};
+
+/**
+ * Where the normalized object differs from what its schema allows as input
+ * (path: field names, `[]` for list items). A shorthand union collapses to the
+ * one form the compiler writes.
+ */
+const NORMALIZED: Readonly<Record<string, CelType>> = {
+  'Agent:spec.tools[]': { name: 'string', approval: 'string' },
+  'Agent:spec.instructions': 'string',
+  'Workflow:spec.voters[]': { agent: 'string', replicas: 'int' },
+  'Tool:spec.files[]': { path: 'string', digest: 'string' },
+};
+
+interface Table {
+  /** Named struct types in registration order (a type refers only to types before it). */
+  structs: [string, CelStruct][];
+  kinds: Record<string, CelStruct>;
+}
+
+let table: Table | undefined;
+
+function buildTable(): Table {
+  const t: Table = { structs: [], kinds: {} };
+  for (const kind of KINDS) {
+    const root = kindSchemas[kind] as Json;
+    const decl = typeOf(root, { kind, root, table: t }, '', 0);
+    const struct = typeof decl === 'string' ? {} : decl;
+    t.kinds[kind] = struct;
+    t.structs.push([kindTypeName(kind), struct]);
+  }
+  t.structs.push([REQUEST_TYPE_NAME, REQUEST_TYPE]);
+  return t;
+}
+
+function getTable(): Table {
+  table ??= buildTable();
+  return table;
+}
+
+/**
+ * The CEL type declaration of a kind's normalized object (a nested struct;
+ * structs inside lists and maps are referenced by name, see `celStructTypes`).
+ * Integers are `int`, labels and annotations `map<string, string>`, free-form
+ * objects (embedded JSON Schemas, tool arguments) `map<string, dyn>`.
+ */
+export function objectTypeOf(kind: Kind): CelStruct {
+  return getTable().kinds[kind]!;
+}
+
+/** Every named struct type (items, kinds, the runtime request), in an order cel-js can register. */
+export function celStructTypes(): readonly (readonly [string, CelStruct])[] {
+  return getTable().structs;
+}
+
+let typedEnv: Environment | undefined;
+
+/**
+ * The base environment (`policy/cel.ts`) with every named struct type
+ * registered. Registering closes it: callers `clone()` it and add variables.
+ */
+export function typedEnvironment(): Environment {
+  if (typedEnv === undefined) {
+    const env = baseEnvironment();
+    for (const [name, schema] of celStructTypes()) env.registerType({ name, schema: schema as Record<string, never> });
+    typedEnv = env;
+  }
+  return typedEnv;
+}
+
+// ---------------------------------------------------------------------------
+// JSON Schema → CEL type
+
+interface Ctx {
+  kind: Kind;
+  root: Json;
+  table: Table;
+}
+
+function isObject(v: unknown): v is Json {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Follow `$ref`s (into the current document's `$defs` or common.schema.json);
+ * sibling keywords stay. Returns the context whose `root` resolves the target's own `#` refs.
+ */
+function resolve(schema: Json, ctx: Ctx): [Json, Ctx] {
+  let s = schema;
+  let at = ctx;
+  for (let i = 0; i < 8 && typeof s.$ref === 'string'; i++) {
+    const { $ref, ...rest } = s;
+    const [file, fragment = ''] = ($ref as string).split('#');
+    const doc = file === '' ? at.root : file === 'common.schema.json' ? (commonSchema as Json) : undefined;
+    const target = doc === undefined ? undefined : atPointer(doc, fragment);
+    if (doc === undefined || !isObject(target)) return [{}, at];
+    s = { ...target, ...rest };
+    at = doc === at.root ? at : { ...at, root: doc };
+  }
+  return [s, at];
+}
+
+function atPointer(doc: unknown, pointer: string): unknown {
+  let cur = doc;
+  for (const seg of pointer.split('/').slice(1)) {
+    if (!isObject(cur)) return undefined;
+    cur = cur[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return cur;
+}
+
+function typeOf(schema: unknown, ctx: Ctx, path: string, depth: number): CelType {
+  const override = NORMALIZED[`${ctx.kind}:${path}`];
+  if (override !== undefined) return override;
+  if (!isObject(schema) || depth > MAX_DEPTH) return 'dyn';
+  const [s, at] = resolve(schema, ctx);
+  return resolvedType(s, at, path, depth);
+}
+
+function resolvedType(s: Json, ctx: Ctx, path: string, depth: number): CelType {
+  if (Array.isArray(s.enum) && s.enum.length > 0) return same(s.enum.map(scalarType));
+  if ('const' in s) return scalarType(s.const);
+  if (isObject(s.properties) || s.type === 'object') return objectType(s, ctx, path, depth);
+  const union = (s.oneOf ?? s.anyOf) as unknown;
+  if (Array.isArray(union) && s.type === undefined) return unionType(union, ctx, path, depth);
+  const scalar = typeof s.type === 'string' ? SCALAR_TYPES[s.type] : undefined;
+  if (scalar !== undefined) return scalar;
+  if (s.type === 'array') return `list<${nameIfStruct(typeOf(s.items, ctx, `${path}[]`, depth + 1), ctx, `${path}[]`)}>`;
+  return 'dyn';
+}
+
+function objectType(s: Json, ctx: Ctx, path: string, depth: number): CelType {
+  const extra = s.additionalProperties;
+  const props = isObject(s.properties) ? Object.entries(s.properties) : [];
+  const branches = ((s.oneOf ?? s.anyOf) as unknown[] | undefined) ?? [];
+  if (props.length === 0 && branches.length > 0) return unionType(branches, ctx, path, depth);
+  if (props.length === 0 || (extra !== undefined && extra !== false)) {
+    if (props.length > 0 || !isObject(extra)) return 'map<string, dyn>';
+    return `map<string, ${nameIfStruct(typeOf(extra, ctx, `${path}{}`, depth + 1), ctx, `${path}{}`)}>`;
+  }
+  const out: Record<string, CelType> = {};
+  for (const [field, sub] of props) {
+    if (!IDENT.test(field)) return 'map<string, dyn>';
+    out[field] = typeOf(sub, ctx, path === '' ? field : `${path}.${field}`, depth + 1);
+  }
+  return out;
+}
+
+/** A `oneOf`: one type when the branches agree, their merged fields when all are structs, else `dyn`. */
+function unionType(branches: unknown[], ctx: Ctx, path: string, depth: number): CelType {
+  const types = branches.map((b) => typeOf(b, ctx, path, depth + 1));
+  if (types.every((t) => typeof t !== 'string')) return types.reduce((a, b) => mergeStructs(a as CelStruct, b as CelStruct));
+  return same(types);
+}
+
+function mergeStructs(a: CelStruct, b: CelStruct): CelStruct {
+  const out: Record<string, CelType> = { ...a };
+  for (const [k, t] of Object.entries(b)) {
+    const prev = out[k];
+    if (prev === undefined || sameType(prev, t)) out[k] = t;
+    else out[k] = typeof prev !== 'string' && typeof t !== 'string' ? mergeStructs(prev, t) : 'dyn';
+  }
+  return out;
+}
+
+function same(types: CelType[]): CelType {
+  const first = types[0];
+  return first !== undefined && types.every((t) => sameType(t, first)) ? first : 'dyn';
+}
+
+function sameType(a: CelType, b: CelType): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Structs inside lists and maps become named types (cel-js type strings cannot nest an inline struct). */
+function nameIfStruct(t: CelType, ctx: Ctx, path: string): string {
+  if (typeof t === 'string') return t;
+  const name = `beacon.item.${ctx.kind}.${path.replace(/\[\]/g, '.item').replace(/\{\}/g, '.value').replace(/\.+/g, '.')}`;
+  if (!ctx.table.structs.some(([n]) => n === name)) ctx.table.structs.push([name, t]);
+  return name;
+}
+
+// ---------------------------------------------------------------------------
+// JSON value → CEL value
+
+const structByName = new Map<string, CelStruct>();
+
+function structNamed(name: string): CelStruct | undefined {
+  if (structByName.size === 0) for (const [n, s] of celStructTypes()) structByName.set(n, s);
+  return structByName.get(name);
+}
+
+/** `list<T>` → T, `map<K, V>` → V (split at the top-level comma). */
+function parseGeneric(type: string): { list?: string; mapValue?: string } {
+  if (type.startsWith('list<') && type.endsWith('>')) return { list: type.slice(5, -1).trim() };
+  if (type.startsWith('map<') && type.endsWith('>')) {
+    const inner = type.slice(4, -1);
+    let depth = 0;
+    for (let i = 0; i < inner.length; i++) {
+      const c = inner[i];
+      if (c === '<') depth++;
+      else if (c === '>') depth--;
+      else if (c === ',' && depth === 0) return { mapValue: inner.slice(i + 1).trim() };
+    }
+  }
+  return {};
+}
+
+const converted = new WeakMap<object, Map<string, unknown>>();
+
+/**
+ * A JSON value as CEL sees it under the declared type: numbers in `int`
+ * fields become BigInt; numbers in `dyn` positions become BigInt when they are
+ * integral (as Kubernetes decodes JSON integers to int64); `double` fields stay
+ * numbers. Never mutates its input; objects are converted once per type
+ * (memoized by identity — compiled objects are read-only).
+ */
+export function toCelValue(value: unknown, type: CelType): unknown {
+  if (value === null || value === undefined) return value;
+  if (typeof value === 'number') return type === 'double' || !Number.isInteger(value) ? value : BigInt(value);
+  if (typeof value !== 'object' || value instanceof Uint8Array) return value;
+  // Inline structs are parts of a named type's value, memoized with it.
+  if (typeof type !== 'string') return convertObject(value, type);
+  let memo = converted.get(value);
+  const hit = memo?.get(type);
+  if (hit !== undefined) return hit;
+  const out = convertObject(value, type);
+  if (memo === undefined) converted.set(value, (memo = new Map()));
+  memo.set(type, out);
+  return out;
+}
+
+function convertObject(value: object, type: CelType): unknown {
+  const struct = typeof type === 'string' ? structNamed(type) : type;
+  const generic = typeof type === 'string' ? parseGeneric(type) : {};
+  if (Array.isArray(value)) return value.map((v) => toCelValue(v, generic.list ?? 'dyn'));
+  if (value instanceof Map) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = toCelValue(v, struct?.[k] ?? generic.mapValue ?? 'dyn');
+  return out;
+}
