@@ -1,6 +1,7 @@
 /** What the commands share: exit codes, output helpers, the error boundary. */
 import { Option } from 'commander';
-import { SourceError } from '../compiler/index.js';
+import { compileProject, openProject, SourceError } from '../compiler/index.js';
+import { MSG } from './messages.js';
 
 export const EXIT = { ok: 0, findings: 1, usage: 2 } as const;
 
@@ -34,4 +35,25 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number>)
       process.exitCode = EXIT.usage;
     }
   };
+}
+
+/** The options of a command that compiles a folder: `--ref`, `--repo`, `--no-cache`. */
+export interface SourceOptions {
+  ref?: string;
+  repo?: string;
+  /** False with `--no-cache`. */
+  cache: boolean;
+}
+
+/** Open and compile the folder a command names; a cache that cannot be written is a warning on stderr. */
+export async function compileFolder(path: string | undefined, opts: SourceOptions) {
+  const project = await openProject({
+    ...(path !== undefined ? { path } : {}),
+    ...(opts.ref !== undefined ? { ref: opts.ref } : {}),
+    ...(opts.repo !== undefined ? { repo: opts.repo } : {}),
+    ...(opts.cache ? {} : { cacheDir: false as const }),
+  });
+  const result = await compileProject(project);
+  if (result.cacheError !== undefined) process.stderr.write(`${MSG.cacheNotWritten(result.cacheError)}\n`);
+  return { project, result };
 }

@@ -4,6 +4,7 @@ import { PACKAGE_VERSION } from '../compiler/index.js';
 import { registerGraph } from './commands/graph.js';
 import { registerInit } from './commands/init.js';
 import { registerPlan } from './commands/plan.js';
+import { registerPolicy } from './commands/policy.js';
 import { registerValidate } from './commands/validate.js';
 import { EXIT } from './common.js';
 import { MSG } from './messages.js';
@@ -24,6 +25,7 @@ const program = new Command('beacon')
 registerValidate(program);
 registerGraph(program);
 registerPlan(program);
+registerPolicy(program);
 registerInit(program);
 
 try {

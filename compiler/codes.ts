@@ -62,9 +62,16 @@ export const CODES = {
   BCN5008: { severity: 'error', title: 'Pattern rule violated' },
   BCN5009: { severity: 'error', title: 'CEL expression has the wrong result type' },
   BCN5010: { severity: 'error', title: 'Approval quorum cannot be met' },
+  BCN5011: { severity: 'error', title: 'CEL expression too expensive' },
   // Quotas
   BCN6001: { severity: 'error', title: 'Token limit above the tenant quota' },
   BCN6002: { severity: 'error', title: 'Sandbox replicas above the tenant quota' },
+  // Policies
+  BCN7001: { severity: 'error', title: 'Denied by a policy' },
+  BCN7002: { severity: 'warning', title: 'Warning from a policy' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type Code = keyof typeof CODES;
+
+/** The code of a problem in a CEL expression, by its kind (policy/cel.ts checkExpression). */
+export const CEL_PROBLEM_CODE = { syntax: 'BCN5006', type: 'BCN5007', cost: 'BCN5011' } as const satisfies Record<string, Code>;

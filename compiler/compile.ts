@@ -9,16 +9,23 @@ import { CompileCache, type CachedFile } from './cache.js';
 import { CODES } from './codes.js';
 import { createHash } from 'node:crypto';
 import { canonicalJson, sha256 } from './digest.js';
+import { admit, type AdmissionPolicy, type AdmitInput, type AdmitOutput, type AuditEntry } from './admission.js';
 import { findSecretIn, inlineFiles, link, type LinkDoc, type PendingDiagnostic } from './link.js';
 import type { Source, SourceEntry } from './source.js';
-import type { Bundle, CompiledObject, CompileResult, FileUnit, Snapshot } from './types.js';
-import { compileFile, decodeText, objectId } from './unit.js';
+import type { Bundle, CompiledObject, CompileResult, CompileStats, FileUnit, Snapshot } from './types.js';
+import { compileFile, decodeText, objectId, objectLabel } from './unit.js';
 import { COMPILER_VERSION } from './version.js';
 import { locate, parseWithPositions, positionInScalar, type SlowParse } from './yaml.js';
 
 export interface CompileOptions {
   /** Cache of per-file results; a fresh in-memory one when omitted. */
   cache?: CompileCache;
+  /**
+   * Admission (policies on every object): `run` (default) with `oldObject` null;
+   * `defer` to run it later with `admitCompiled` (a plan, once the base is known);
+   * `skip` for a compile whose verdicts nobody reads (a plan's base).
+   */
+  admission?: 'run' | 'defer' | 'skip';
   /** How many files are read at once. @default 64 */
   concurrency?: number;
 }
@@ -115,10 +122,20 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   ms.link = performance.now() - t2;
 
   const t3 = performance.now();
+  const admission = options.admission ?? 'run';
+  let audit: AuditEntry[] = [];
+  let admissionStats: CompileStats['admission'];
+  if (admission === 'run') {
+    const admitted = admitObjects(linked.objects, linked.policies, cache, undefined);
+    linked.pending.push(...admitted.pending);
+    audit = admitted.audit;
+    admissionStats = admitted.stats;
+  }
+  ms.admission = performance.now() - t3;
   diagnostics.push(...(await resolvePending(linked.pending, source, byPath)));
   source.release?.();
   diagnostics.sort(compareDiagnostics);
-  ms.diagnostics = performance.now() - t3;
+  ms.diagnostics = performance.now() - t3 - ms.admission;
 
   const files: Bundle['files'] = [...linked.files.values()]
     .sort((a, b) => (a.path < b.path ? -1 : 1))
@@ -143,8 +160,58 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     diagnostics,
     ok: !diagnostics.some((d) => d.severity === 'error'),
     invalid,
-    stats: { files: entries.length, manifests: manifests.length, documents: docs.length, cachedUnits: manifests.length - parsed, parsedUnits: parsed, ms },
+    policies: linked.policies,
+    audit,
+    stats: { files: entries.length, manifests: manifests.length, documents: docs.length, cachedUnits: manifests.length - parsed, parsedUnits: parsed, ...(admissionStats !== undefined ? { admission: admissionStats } : {}), ms },
   };
+}
+
+/** Admission of compiled objects: verdicts (cached in `cache`) as pending diagnostics and audit entries. */
+function admitObjects(objects: CompiledObject[], policies: AdmissionPolicy[], cache: CompileCache, oldObject: AdmitInput['oldObject']): { pending: PendingDiagnostic[]; audit: AuditEntry[]; stats: AdmitOutput['stats'] } {
+  const { findings, stats } = admit({ objects, policies, ...(oldObject !== undefined ? { oldObject } : {}), verdicts: { get: (k) => cache.getDerived(k), set: (k, v) => cache.setDerived(k, v) } });
+  const pending: PendingDiagnostic[] = [];
+  const audit: AuditEntry[] = [];
+  if (findings.length === 0) return { pending, audit, stats };
+  const objectById = new Map(objects.map((o) => [o.id, o]));
+  const policyByName = new Map(policies.map((p) => [p.name, p]));
+  for (const f of findings) {
+    const o = objectById.get(f.object)!;
+    const p = policyByName.get(f.policy)!;
+    if (f.outcome === 'audit') {
+      audit.push({ policy: f.policy, object: f.object, message: f.message, file: o.file, line: o.line });
+      continue;
+    }
+    const where = f.validation !== undefined ? `/spec/validations/${f.validation}/expression` : '/metadata/name';
+    pending.push({
+      code: f.outcome === 'deny' ? 'BCN7001' : 'BCN7002',
+      message: `${objectLabel(o.kind, o.name, o.tenant)} ${f.outcome === 'deny' ? 'is denied' : 'is warned'} by policy ${f.policy}: ${f.message}`,
+      file: o.file,
+      doc: o.origin.document,
+      pointer: '/metadata/name',
+      at: 'value',
+      line: o.line,
+      column: 1,
+      object: o.id,
+      related: [{ message: `policy ${f.policy}${f.validation !== undefined ? `, validations[${f.validation}]` : ''}`, file: p.file, doc: p.doc, pointer: where, line: p.line, column: p.column }],
+    });
+  }
+  audit.sort((a, b) => (a.object < b.object ? -1 : a.object > b.object ? 1 : a.policy < b.policy ? -1 : a.policy > b.policy ? 1 : 0));
+  return { pending, audit, stats };
+}
+
+/**
+ * Run a deferred admission on a compile result, with each object's old version
+ * (a plan's base): its diagnostics join the result's, and `ok` and the audit
+ * report are updated. `source` is the one `result` was compiled from.
+ */
+export async function admitCompiled(result: CompileResult, source: Source, cache: CompileCache, oldObject: AdmitInput['oldObject']): Promise<CompileResult> {
+  const { pending, audit, stats } = admitObjects(result.bundle.objects, result.policies, cache, oldObject);
+  result = { ...result, stats: { ...result.stats, admission: stats } };
+  if (pending.length === 0 && audit.length === 0) return result;
+  const entries = new Map((await source.list()).map((e) => [e.path, e]));
+  const diagnostics = [...result.diagnostics, ...(await resolvePending(pending, source, entries))].sort(compareDiagnostics);
+  source.release?.();
+  return { ...result, diagnostics, ok: !diagnostics.some((d) => d.severity === 'error'), audit };
 }
 
 /**
@@ -199,6 +266,8 @@ export async function resultFromSnapshot(snapshot: Snapshot, head: CompileResult
     diagnostics: snapshot.diagnostics,
     ok: !snapshot.diagnostics.some((d) => d.severity === 'error'),
     invalid: snapshot.invalid,
+    policies: [],
+    audit: [],
     stats: { files: 0, manifests: 0, documents: objects.length, cachedUnits: 0, parsedUnits: 0, ms: {} },
   };
 }

@@ -7,7 +7,7 @@
  * well-typed.
  */
 import { celTypeOfSchema, checkExpression, isBoolish, type CelType } from '../policy/index.js';
-import type { Code } from './codes.js';
+import { CEL_PROBLEM_CODE, type Code } from './codes.js';
 import { stronglyConnected } from './scc.js';
 import { incompatibility } from './schema-compat.js';
 import type { ApprovalSpec, ExecutionGraph, GraphEdge, GraphNode } from './types.js';
@@ -283,7 +283,7 @@ function outputType(b: Builder, nodeId: string): CelType {
 function checkCel(b: Builder, source: string, pointer: string, vars: Record<string, CelType>, condition: boolean): void {
   const r = checkExpression(source, vars);
   if (!r.ok) {
-    b.problems.push({ code: r.kind === 'syntax' ? 'BCN5006' : 'BCN5007', pointer, message: `CEL ${r.kind === 'syntax' ? 'syntax' : 'type'} error: ${r.message}`, celOffset: r.offset });
+    b.problems.push({ code: CEL_PROBLEM_CODE[r.kind], pointer, message: r.kind === 'cost' ? r.message : `CEL ${r.kind} error: ${r.message}`, celOffset: r.offset });
   } else if (condition && !isBoolish(r.type)) {
     b.problems.push({ code: 'BCN5009', pointer, message: `condition has type ${r.type}; it must be a bool`, celOffset: 0 });
   }

@@ -9,7 +9,39 @@ export { plan, type Plan, type PlanChange, type PlanConsequence } from './plan.j
 export { COMPILER_VERSION, PACKAGE_VERSION } from './version.js';
 export { fieldPath } from './pointer.js';
 export type { Bundle, CompiledObject, CompileResult, CompileStats, ExecutionGraph, GraphEdge, GraphNode, NodeType, ApprovalSpec } from './types.js';
-export { DIAGNOSTIC_FORMATS, formatGithub, formatSarif, formatSummary, formatText, summarize, type DiagnosticFormat, type Summary } from './format/diagnostics.js';
+export { DIAGNOSTIC_FORMATS, formatAudit, formatGithub, formatSarif, formatSummary, formatText, summarize, type DiagnosticFormat, type Summary } from './format/diagnostics.js';
 export { toDot, toMermaid } from './format/graph.js';
 export { planMarkdown, planText } from './format/plan.js';
 export { compileProject, openProject, planRefs, type OpenOptions, type Project } from './open.js';
+export { admit, compilePolicyOnce, type AdmissionFinding, type AdmissionPolicy, type AuditEntry, type AdmitInput, type AdmitOutput } from './admission.js';
+export { admitCompiled } from './compile.js';
+export { normalizeManifest, objectId, objectLabel, type ManifestProblem } from './unit.js';
+export { locate, parseWithPositions, positionInScalar } from './yaml.js';
+// Policy tests and evaluation (`beacon policy test`, `beacon policy eval`).
+export {
+  admissionBindings,
+  checkVerdict,
+  describeInput,
+  evaluatePolicy,
+  isPolicyTestPath,
+  policiesInFile,
+  policyWorkspace,
+  readEvalInput,
+  readPolicyTestFile,
+  readPolicyTestText,
+  runPolicyTestFile,
+  runPolicyTests,
+  runtimeBindings,
+  POLICY_TEST_OUTCOMES,
+  type AdmissionInput,
+  type InputFile,
+  type PolicyEvaluation,
+  type PolicyTestCase,
+  type PolicyTestFile,
+  type PolicyTestReport,
+  type PolicyTestResult,
+  type PolicyWorkspace,
+  type RuntimeInput,
+  type ValidationStatus,
+} from './policy-tests.js';
+export { celJson, celText, formatPolicyEvaluation, formatPolicyTests } from './format/policy-tests.js';

@@ -6,10 +6,11 @@
  * and line, with the other party as `related`.
  */
 import { posix } from 'node:path';
-import { checkExpression, isBoolish, type CelType } from '../policy/index.js';
+import { checkExpression, isBoolish, type CelType, type CompiledPolicy } from '../policy/index.js';
 import type { Kind } from '../schema/index.js';
+import { compilePolicyOnce, policyProblemCode, type AdmissionPolicy } from './admission.js';
 import type { CachedFile } from './cache.js';
-import type { Code } from './codes.js';
+import { CEL_PROBLEM_CODE, type Code } from './codes.js';
 import { digestOf, sha256 } from './digest.js';
 import { buildGraph, type AgentInfo } from './graph.js';
 import { stronglyConnected } from './scc.js';
@@ -74,12 +75,17 @@ export interface LinkOutput {
   /** Referenced files the bundle ships: tool files need their bytes at run time. */
   files: Map<string, { path: string; digest: string; size: number; entry: SourceEntry; role: string }>;
   pending: PendingDiagnostic[];
+  /** The commit's Policies whose expressions compiled. */
+  policies: AdmissionPolicy[];
 }
 
 type Obj = LinkDoc & { id: string; kind: Kind; name: string; tenant: string | undefined; spec: Record<string, unknown> };
 
 const MAX_INLINE_TEXT = 65_536;
 const MAX_DATASET_CASES = 1_000;
+
+/** How a problem in a policy's expressions is introduced in a diagnostic's message. */
+const POLICY_PROBLEM = { syntax: 'CEL syntax error in ', type: 'CEL type error in ', result: 'wrong result type in ', cost: '', spec: 'invalid policy in ' } as const;
 
 const SCRIPT_VARS: Record<string, CelType> = { input: 'string', turn: 'int', lastToolResult: 'dyn', agent: 'string', replica: 'int', round: 'int' };
 
@@ -108,7 +114,7 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
   const checkCel = (o: LinkDoc & { kind: Kind; name: string; tenant?: string }, pointer: string, source: string, vars: Record<string, CelType>, want: 'bool' | 'string' | null, what: string): void => {
     const r = checkExpression(source, vars);
     const label = objectLabel(o.kind, o.name, o.tenant);
-    if (!r.ok) report(r.kind === 'syntax' ? 'BCN5006' : 'BCN5007', o, pointer, `${label}: CEL ${r.kind} error in ${what}: ${r.message}`, { celOffset: r.offset });
+    if (!r.ok) report(CEL_PROBLEM_CODE[r.kind], o, pointer, `${label}: ${r.kind === 'cost' ? what : `CEL ${r.kind} error in ${what}`}: ${r.message}`, { celOffset: r.offset });
     else if (want === 'bool' && !isBoolish(r.type)) report('BCN5009', o, pointer, `${label}: ${what} has type ${r.type}; it must be a bool`, { celOffset: 0 });
     else if (want === 'string' && r.type !== 'string' && r.type !== 'dyn') report('BCN5007', o, pointer, `${label}: ${what} has type ${r.type}; it must be a string`, { celOffset: 0 });
   };
@@ -195,6 +201,7 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
     return id;
   };
 
+  const policies: { o: Obj; compiled: CompiledPolicy }[] = [];
   const uses = new Map<string, Set<string>>();
   const use = (o: Obj, id: string | undefined): void => {
     if (id === undefined) return;
@@ -264,16 +271,10 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
       case 'Policy': {
         const match = (s.match ?? {}) as Record<string, unknown>;
         arr(match.tenants).forEach((t, i) => resolveRef(o, 'Tenant', String(t), `/spec/match/tenants/${i}`));
-        // Until the policy engine types its variables from the schemas, every variable is dyn:
-        // syntax, arity and result types are still checked here.
-        const vars: Record<string, CelType> = s.phase === 'runtime' ? { request: 'dyn', agent: 'dyn', tenant: 'dyn', variables: 'map<string, dyn>' } : { object: 'dyn', oldObject: 'dyn', tenant: 'dyn', models: 'map<string, dyn>', tools: 'map<string, dyn>', agents: 'map<string, dyn>', evaluations: 'map<string, dyn>', variables: 'map<string, dyn>' };
-        arr(match.conditions).forEach((c, i) => checkCel(o, `/spec/match/conditions/${i}`, String(c), vars, 'bool', `match.conditions[${i}]`));
-        arr(s.variables).forEach((v, i) => checkCel(o, `/spec/variables/${i}/expression`, String((v as Record<string, unknown>).expression), vars, null, `variables[${i}]`));
-        arr(s.validations).forEach((v, i) => {
-          const val = v as Record<string, unknown>;
-          checkCel(o, `/spec/validations/${i}/expression`, String(val.expression), vars, 'bool', `validations[${i}].expression`);
-          if (typeof val.messageExpression === 'string') checkCel(o, `/spec/validations/${i}/messageExpression`, val.messageExpression, vars, 'string', `validations[${i}].messageExpression`);
-        });
+        // Every expression parsed, type-checked against the phase's typed variables and costed, once per content.
+        const compiled = compilePolicyOnce(o.name, s);
+        if (compiled.ok) policies.push({ o, compiled: compiled.policy });
+        else for (const p of compiled.problems) report(policyProblemCode(p), o, p.pointer, `${objectLabel(o.kind, o.name)}: ${POLICY_PROBLEM[p.kind]}${fieldPath(p.pointer)}: ${p.message}`, { celOffset: p.offset });
         break;
       }
       default:
@@ -529,7 +530,8 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
   }
   compiled.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   graphs.sort((a, b) => (a.workflow < b.workflow ? -1 : 1));
-  return { objects: compiled, graphs, files, pending };
+  const admissionPolicies = policies.map(({ o, compiled: policy }): AdmissionPolicy => ({ id: o.id, name: o.name, file: o.file, doc: o.doc.index, line: o.doc.line, column: o.doc.column, digest: digests.get(o.id)!, compiled: policy }));
+  return { objects: compiled, graphs, files, pending, policies: admissionPolicies };
 }
 
 function article(kind: string): string {

@@ -6,7 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, posix, relative, resolve, sep } from 'node:path';
 import { CompileCache } from './cache.js';
-import { compile, resultFromSnapshot, snapshotKey } from './compile.js';
+import { admitCompiled, compile, resultFromSnapshot, snapshotKey } from './compile.js';
 import { GitRepository } from './git.js';
 import { plan, type Plan } from './plan.js';
 import { DirSource, EmptySource, GitSource, SourceError, type Source } from './source.js';
@@ -93,6 +93,21 @@ export async function compileProject(project: Project): Promise<CompileResult & 
 }
 
 /**
+ * Each head object's version at the base. A base read from a snapshot carries
+ * no content for objects whose digest did not change: those are the head's.
+ */
+function oldObjects(base: CompileResult, head: CompileResult): (id: string) => { object: Record<string, unknown>; digest: string } | null {
+  const before = new Map(base.bundle.objects.map((o) => [o.id, o]));
+  const after = new Map(head.bundle.objects.map((o) => [o.id, o]));
+  return (id) => {
+    const b = before.get(id);
+    if (b === undefined) return null;
+    const h = after.get(id);
+    return { object: h !== undefined && h.digest === b.digest ? h.object : b.object, digest: b.digest };
+  };
+}
+
+/**
  * Compile two commits of one repository (sharing the cache) and plan between them. A base compiled
  * before is read from its snapshot (`fromSnapshot`), which holds no graphs or content: that is why
  * the base's compile result is not returned.
@@ -109,13 +124,15 @@ export async function planRefs(options: { base: string; head: string; repo?: str
   const snapshot = baseSource.commit !== undefined ? cache.getSnapshot(snapshotKey(baseSource.commit, baseSource.path)) : undefined;
   let base: CompileResult | undefined;
   let head: CompileResult | undefined;
+  // Head's admission waits for the base: policies see each object's base version as `oldObject`.
   if (snapshot !== undefined) {
-    head = await compile(headProject.source, { cache });
+    head = await compile(headProject.source, { cache, admission: 'defer' });
     base = await resultFromSnapshot(snapshot, head, cache);
   }
   // Base first: the head, which mostly shares its files, then finds them in the cache.
-  base ??= await compile(baseSource, { cache });
-  head ??= await compile(headProject.source, { cache });
+  base ??= await compile(baseSource, { cache, admission: 'skip' });
+  head ??= await compile(headProject.source, { cache, admission: 'defer' });
+  head = await admitCompiled(head, headProject.source, cache, oldObjects(base, head));
   const cacheError = cache.save();
   return { plan: plan(base, head), head, project: headProject, fromSnapshot: snapshot !== undefined && base.stats.manifests === 0, ...(cacheError !== undefined ? { cacheError } : {}) };
 }

@@ -7,6 +7,7 @@
  * effective digest changed is affected.
  */
 import type { Diagnostic } from '../schema/index.js';
+import type { AuditEntry } from './admission.js';
 import { escapeSegment } from './pointer.js';
 import type { CompiledObject, CompileResult } from './types.js';
 
@@ -41,8 +42,10 @@ export interface Plan {
   /** Agents that need evaluation and a rollout (or retirement, when removed). */
   agents: PlanConsequence[];
   workflows: PlanConsequence[];
-  /** Diagnostics of the head commit. */
+  /** Diagnostics of the head commit (policy denials and warnings included). */
   diagnostics: Diagnostic[];
+  /** Verdicts of `audit` policies on the head commit. */
+  audit: AuditEntry[];
   ok: boolean;
 }
 
@@ -133,6 +136,7 @@ export function plan(base: CompileResult, head: CompileResult): Plan {
     agents: consequences('Agent'),
     workflows: consequences('Workflow'),
     diagnostics: head.diagnostics,
+    audit: head.audit,
     ok: head.ok,
   };
 }

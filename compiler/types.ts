@@ -3,6 +3,7 @@
  * compiled objects, the execution-graph IR and the Bundle.
  */
 import type { Diagnostic, Kind } from '../schema/index.js';
+import type { AdmissionPolicy, AuditEntry } from './admission.js';
 
 /** A diagnostic found inside one file, before the file's path is attached (units are cached by content). */
 export type LocalDiagnostic = Omit<Diagnostic, 'file'>;
@@ -158,6 +159,8 @@ export interface CompileStats {
   documents: number;
   cachedUnits: number;
   parsedUnits: number;
+  /** Admission: policy evaluations run, and objects whose verdicts came from the cache. */
+  admission?: { evaluated: number; cached: number };
   ms: Record<string, number>;
 }
 
@@ -168,5 +171,9 @@ export interface CompileResult {
   ok: boolean;
   /** Ids of objects whose documents exist but do not compile (schema errors): not in the bundle, yet not gone. */
   invalid: string[];
+  /** The commit's Policies whose expressions compiled (admission and runtime), ready to evaluate. */
+  policies: AdmissionPolicy[];
+  /** Verdicts of policies with `action: audit`, by object then policy. */
+  audit: AuditEntry[];
   stats: CompileStats;
 }

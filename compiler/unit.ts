@@ -89,7 +89,8 @@ export function decodeText(bytes: Uint8Array): { text: string } | { code: Code; 
   }
 }
 
-const YAML_CODES: Record<YamlProblem['code'], Code> = {
+/** The diagnostic code of each YAML problem. */
+export const YAML_CODES: Record<YamlProblem['code'], Code> = {
   syntax: 'BCN1004',
   'duplicate-key': 'BCN1005',
   tab: 'BCN1006',
@@ -220,6 +221,41 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
   unit.fileRefs = fileRefs(kind, object);
   if (unit.fileRefs.length === 0) unit.digest = digestOf(object);
   return unit;
+}
+
+/** A problem of a manifest given as a value (no file): a code, a JSON pointer in it and a message. */
+export interface ManifestProblem {
+  code: Code;
+  path: string;
+  message: string;
+  hint?: string;
+}
+
+/**
+ * Check and normalize one manifest given as a value, as the compiler does a
+ * document (schema, finite numbers, defaults, shorthands, document rules), for
+ * tools that hold manifests elsewhere than in a repository file (policy test
+ * cases). Referenced files are not inlined. `data` is copied, never changed.
+ */
+export function normalizeManifest(data: unknown): { object?: Record<string, unknown>; kind?: Kind; problems: ManifestProblem[] } {
+  if (!isRecord(data)) return { problems: [{ code: 'BCN2003', path: '', message: 'a manifest must be a mapping with apiVersion, kind, metadata and spec' }] };
+  if (data.apiVersion !== API_VERSION) return { problems: [{ code: 'BCN1010', path: '/apiVersion', message: `apiVersion must be ${API_VERSION}` }] };
+  const kind = data.kind;
+  if (typeof kind !== 'string' || !kindSet.has(kind)) {
+    const guess = typeof kind === 'string' ? closestWord(kind, KINDS) : undefined;
+    return { problems: [{ code: 'BCN1011', path: '/kind', message: `kind ${JSON.stringify(kind ?? null)} is not a BeaconOS kind (known: ${KINDS.join(', ')})`, ...(guess !== undefined ? { hint: `did you mean '${guess}'?` } : {}) }] };
+  }
+  const k = kind as Kind;
+  const object = structuredClone(data);
+  const problems: ManifestProblem[] = [
+    ...validateDocument(k, object).map((p) => ({ code: p.code, path: p.path, message: p.message, ...(p.hint !== undefined ? { hint: p.hint } : {}) })),
+    ...nonFinite(object).map((path): ManifestProblem => ({ code: 'BCN2003', path, message: `${fieldPath(path)} must be a finite number` })),
+  ];
+  if (problems.length > 0) return { kind: k, problems };
+  applyDefaults(k, object);
+  normalize(k, object);
+  problems.push(...documentRules(k, object));
+  return { object, kind: k, problems };
 }
 
 /** JSON pointers of every NaN or ±Infinity in a document. */

@@ -84,6 +84,20 @@ export function validateDocument(kind: Kind, doc: unknown): SchemaProblem[] {
   return mapErrors(v.errors ?? []);
 }
 
+const standalone = new WeakMap<object, ValidateFunction>();
+
+/**
+ * Validate a value against a JSON Schema that is not a kind's (a policy test
+ * file, a runtime request), with the same problems and messages as manifests.
+ * The schema is compiled once per schema object; it may `$ref`
+ * common.schema.json by a relative `$id`.
+ */
+export function validateAgainst(schema: JsonSchema, value: unknown): SchemaProblem[] {
+  let v = standalone.get(schema);
+  if (v === undefined) standalone.set(schema, (v = getAjv().compile(schema)));
+  return v(value) ? [] : mapErrors(v.errors ?? []);
+}
+
 let metaAjv: Ajv2020 | undefined;
 
 /**

@@ -1,11 +1,21 @@
 /**
  * The one CEL environment of BeaconOS. Every CEL expression in the product —
  * workflow conditions (`when`, `stopWhen`, `voteOn`, node `input`), scripted
- * model rules and policies — is parsed and type-checked here, so there is one
- * dialect, one set of limits and one place to extend (the policy engine adds
- * its variables and cost limits on top of `baseEnvironment`).
+ * model rules and policies — is parsed, type-checked, priced and evaluated
+ * here, so there is one dialect, one set of limits and one place to extend
+ * (the policy engine adds its variables on top of `baseEnvironment`).
+ *
+ * Safety (issue 3): `analyzeExpression` rejects an expression that nests
+ * deeper than 100 levels, uses an invalid RE2 pattern literal, or whose
+ * static cost estimate (policy/cost.ts) is over CEL_COST_LIMITS.estimate;
+ * `compileExpression` adds an evaluation bounded at run time
+ * (policy/budget.ts), with `matches` on RE2.
  */
 import { Environment } from '@marcbachmann/cel-js';
+import { callParts, walk, type CelNode } from './ast.js';
+import { boundedProgram, re2Matches, type BoundedProgram, type CelEvaluation, type EvaluateOptions } from './budget.js';
+import { CEL_COST_LIMITS, estimateCost, formatCount, shapeOfCelType, type CostEstimate, type EstimateOptions, type Shape } from './cost.js';
+import { compilePattern } from './regex.js';
 
 /**
  * A CEL type declaration: a type name (`int`, `string`, `dyn`, `list<string>`,
@@ -31,12 +41,15 @@ export interface CelCheckOk {
   ok: true;
   /** The inferred result type, e.g. `bool` or `dyn`. */
   type: string;
+  /** The static cost estimate (policy/cost.ts), at most CEL_COST_LIMITS.estimate. */
+  cost: number;
 }
 export interface CelCheckError {
   ok: false;
-  kind: 'syntax' | 'type';
+  /** `syntax` also covers nesting deeper than 100 levels and invalid pattern literals; `cost`, an estimate over the limit. */
+  kind: 'syntax' | 'type' | 'cost';
   message: string;
-  /** 0-based offset inside the expression where the problem starts. */
+  /** 0-based offset inside the expression where the problem starts (for `cost`, the sub-expression that dominates). */
   offset: number;
 }
 export type CelCheckResult = CelCheckOk | CelCheckError;
@@ -68,6 +81,8 @@ function registerMissingStandardOverloads(env: Environment): Environment {
   env.registerFunction('int(google.protobuf.Timestamp): int', (t: Date) => BigInt(Math.floor(t.getTime() / 1000)));
   env.registerFunction('duration(google.protobuf.Duration): google.protobuf.Duration', (d: unknown) => d);
   env.registerFunction('timestamp(google.protobuf.Timestamp): google.protobuf.Timestamp', (t: unknown) => t);
+  // The global form of `matches` (cel-js has only the method); both run on RE2 (policy/budget.ts).
+  env.registerFunction('matches(string, string): bool', (s: string, re: string) => re2Matches(s, re));
   return env;
 }
 
@@ -81,7 +96,11 @@ function newEnvironment(): Environment {
   );
 }
 
-/** A fresh, extensible environment with BeaconOS's options and limits. */
+/**
+ * A fresh, extensible environment with BeaconOS's options and limits, for
+ * declaring and type-checking. Evaluate only through `compileExpression` or
+ * `boundedProgram` (cel-js' own `parse()(ctx)` is neither bounded nor RE2).
+ */
 export function baseEnvironment(): Environment {
   return newEnvironment();
 }
@@ -146,40 +165,143 @@ function environmentFor(variables: Readonly<Record<string, CelType>>): Environme
 const checkCache = new Map<string, CelCheckResult>();
 
 /**
- * Parse and type-check `source` against the declared variables. Never throws on
- * bad input: syntax errors, type errors and limit violations come back as data,
- * with the offset inside the expression.
+ * Parse, type-check and price `source` against the declared variables (sizes
+ * unknown, so strings and lists are `dyn`-sized). Never throws on bad input:
+ * syntax errors, type errors, limit violations and too expensive expressions
+ * come back as data, with the offset inside the expression.
  */
 export function checkExpression(source: string, variables: Readonly<Record<string, CelType>>): CelCheckResult {
   const key = `${stableKey(variables)}\u0000${source}`;
   const cached = checkCache.get(key);
   if (cached !== undefined) return cached;
-  const result = checkUncached(source, variables);
+  const a = analyzeExpression(environmentFor(variables), source, { shapes: shapesOf(variables) });
+  const result: CelCheckResult = a.ok ? { ok: true, type: a.type, cost: Math.ceil(a.estimate.cost) } : a;
   if (checkCache.size > 20_000) checkCache.clear();
   checkCache.set(key, result);
   return result;
 }
 
-function checkUncached(source: string, variables: Readonly<Record<string, CelType>>): CelCheckResult {
+/** Sizes of declared variables: the declared types' structure, every string and list `dyn`-sized. */
+function shapesOf(variables: Readonly<Record<string, CelType>>): Record<string, Shape> {
+  return Object.fromEntries(Object.entries(variables).map(([k, t]) => [k, shapeOfCelType(t)]));
+}
+
+export interface AnalyzeOptions extends EstimateOptions {
+  /** @default CEL_COST_LIMITS.estimate (10,000,000) */
+  costLimit?: number;
+}
+
+/** An expression that parsed, type-checked and is cheap enough, with its estimate. */
+export type CelAnalysis = { ok: true; type: string; estimate: CostEstimate } | CelCheckError;
+
+/**
+ * Everything compile-time about one expression in a (typed) environment, in
+ * order: length, syntax, nesting (at most CEL_LIMITS.maxDepth levels: a
+ * chain of 101 `!` or of 101 `||` terms nests 101 deep), types, RE2 pattern
+ * literals of `matches`, then the cost estimate against the limit. Never throws.
+ */
+export function analyzeExpression(env: Environment, source: string, options: AnalyzeOptions = {}): CelAnalysis {
   if (source.length > CEL_MAX_LENGTH) {
     return { ok: false, kind: 'syntax', message: `expression is longer than ${CEL_MAX_LENGTH} characters`, offset: 0 };
   }
-  const env = environmentFor(variables);
+  let program: ReturnType<Environment['parse']>;
   try {
-    env.parse(source);
+    program = env.parse(source);
   } catch (err) {
-    const e = err as CelErrorLike;
-    return { ok: false, kind: 'syntax', message: firstLine(String(e.message ?? err)), offset: errorOffset(e, source) };
+    return { ok: false, kind: 'syntax', ...problemOf(err, source, 'syntax error') };
   }
+  const ast = program.ast as CelNode;
+  const { deepest, patterns } = survey(ast);
+  if (deepest !== undefined) {
+    return { ok: false, kind: 'syntax', message: `expression nests deeper than ${CEL_LIMITS.maxDepth} levels`, offset: deepest.start };
+  }
+  let type: string;
   try {
-    const r = env.check(source) as { valid: boolean; type?: unknown; error?: CelErrorLike };
-    if (r.valid) return { ok: true, type: String(r.type ?? 'dyn') };
-    const e = r.error ?? {};
-    return { ok: false, kind: 'type', message: firstLine(String(e.message ?? 'type error')), offset: errorOffset(e, source) };
+    const r = program.check() as { valid: boolean; type?: unknown; error?: unknown };
+    if (!r.valid) return { ok: false, kind: 'type', ...problemOf(r.error, source, 'type error') };
+    type = String(r.type ?? 'dyn');
   } catch (err) {
-    const e = err as CelErrorLike;
-    return { ok: false, kind: 'type', message: firstLine(String(e.message ?? err)), offset: errorOffset(e, source) };
+    return { ok: false, kind: 'type', ...problemOf(err, source, 'type error') };
   }
+  for (const pattern of patterns) {
+    const c = compilePattern(pattern.args as string);
+    if (!c.ok) return { ok: false, kind: 'syntax', message: c.message, offset: pattern.start };
+  }
+  const estimate = estimateCost(ast, source, options);
+  const limit = options.costLimit ?? CEL_COST_LIMITS.estimate;
+  if (estimate.cost > limit) {
+    const why = estimate.note === undefined ? '' : `; most of it is ${estimate.note.describe()}`;
+    return {
+      ok: false,
+      kind: 'cost',
+      message: `expression is too expensive: estimated cost ${formatCount(estimate.cost)} is over the limit of ${formatCount(limit)}${why}`,
+      offset: estimate.note?.offset ?? 0,
+    };
+  }
+  return { ok: true, type, estimate };
+}
+
+function problemOf(err: unknown, source: string, fallback: string): { message: string; offset: number } {
+  if (err instanceof RangeError) return { message: 'expression nests too deeply', offset: 0 };
+  const e = (err ?? {}) as CelErrorLike;
+  return { message: firstLine(String(e.message ?? fallback)), offset: errorOffset(e, source) };
+}
+
+/** One walk over the parsed tree: a node deeper than CEL_LIMITS.maxDepth, and the string literals given to `matches` as patterns. */
+function survey(root: CelNode): { deepest: CelNode | undefined; patterns: CelNode[] } {
+  let deepest: CelNode | undefined;
+  const patterns: CelNode[] = [];
+  walk(root, (node, d) => {
+    if (d > CEL_LIMITS.maxDepth) deepest ??= node;
+    const call = callParts(node);
+    const pattern = call?.name === 'matches' ? call.args[call.args.length - 1] : undefined;
+    if (pattern?.op === 'value' && typeof pattern.args === 'string') patterns.push(pattern);
+  });
+  return { deepest, patterns };
+}
+
+/** A compiled expression: its type and estimate, and its bounded evaluation. */
+export interface CompiledExpression {
+  ok: true;
+  type: string;
+  /** The static cost estimate. */
+  cost: number;
+  /**
+   * Evaluate with values for the declared variables (CEL values: integers as
+   * BigInt, see policy/typing.ts `toCelValue`). Bounded: at most
+   * CEL_COST_LIMITS.perCall, CEL_RUNTIME_CAPS, RE2 `matches`. Never throws.
+   */
+  evaluate(context: Readonly<Record<string, unknown>>, options?: EvaluateOptions): CelEvaluation;
+}
+
+/** `shapes`: size bounds of the variables (by default their declared types', strings and lists `dyn`-sized); `costLimit`. */
+export type CompileOptions = AnalyzeOptions;
+
+const programCache = new Map<string, BoundedProgram>();
+
+/** A bounded program over variables declared `dyn` (values are plain CEL values, as in the policy engine). */
+function evaluationProgram(source: string, names: readonly string[]): BoundedProgram {
+  const key = `${[...names].sort().join(',')}\u0000${source}`;
+  let program = programCache.get(key);
+  if (program === undefined) {
+    program = boundedProgram(environmentFor(Object.fromEntries(names.map((n) => [n, 'dyn']))), source);
+    if (programCache.size > 2_000) programCache.clear();
+    programCache.set(key, program);
+  }
+  return program;
+}
+
+/**
+ * The one way to compile a CEL expression for evaluation: checked against the
+ * declared variables like `checkExpression` (with their size bounds, when
+ * given, for the estimate) and evaluated in a twin environment where they are
+ * `dyn`, bounded. Never throws.
+ */
+export function compileExpression(source: string, variables: Readonly<Record<string, CelType>>, options: CompileOptions = {}): CompiledExpression | CelCheckError {
+  const a = analyzeExpression(environmentFor(variables), source, { ...options, shapes: options.shapes ?? shapesOf(variables) });
+  if (!a.ok) return a;
+  const program = evaluationProgram(source, Object.keys(variables));
+  return { ok: true, type: a.type, cost: Math.ceil(a.estimate.cost), evaluate: (context, opts) => program.evaluate(context, opts) };
 }
 
 /** True when a checked result type can be used as a condition. */

@@ -12,11 +12,22 @@
  * (integers converted to BigInt by `toCelValue`), because cel-js does not
  * convert structs nested in lists and maps at run time. An expression that
  * checks in the typed environment means the same in both.
+ *
+ * Safety (issue 3): compiling also prices every expression (policy/cost.ts,
+ * with the size bounds of the phase's variables from the JSON Schemas, and
+ * `variables.x` costing what `x` costs, once) and rejects one over
+ * CEL_COST_LIMITS.estimate as a `cost` problem; evaluating runs each
+ * expression bounded (policy/budget.ts): at most CEL_COST_LIMITS.perCall, and
+ * all of one evaluation at most CEL_COST_LIMITS.perPolicy together. Going over
+ * is an evaluation error, so `failurePolicy` applies.
  */
 import type { Environment } from '@marcbachmann/cel-js';
-import { isKind, type Kind } from '../schema/index.js';
-import { CEL_MAX_LENGTH, baseEnvironment, isBoolish, type CelType } from './cel.js';
-import { REQUEST_TYPE_NAME, kindTypeName, toCelValue, typedEnvironment } from './typing.js';
+import { KINDS, isKind, type Kind } from '../schema/index.js';
+import { analyzeExpression, baseEnvironment, isBoolish, type CelAnalysis, type CelType } from './cel.js';
+import { boundedProgram, createBudget, type CelBudget } from './budget.js';
+import { DYN_SIZE, joinAll, mapShape, structShape, type CostEstimate, type EstimateOptions, type Shape } from './cost.js';
+import { admissionCelBindings, type AdmissionContext } from './bindings.js';
+import { REQUEST_SHAPE, REQUEST_TYPE_NAME, kindTypeName, objectShapeOf, toCelValue, typedEnvironment } from './typing.js';
 
 /** A problem in a policy's expressions, found at compile time. */
 export interface PolicyProblem {
@@ -25,6 +36,8 @@ export interface PolicyProblem {
   message: string;
   /** 0-based offset inside the expression (0 for problems that are not about one). */
   offset: number;
+  /** `syntax`, `type` (incl. unknown fields), `result` (wrong result type), `cost` (too expensive), `spec` (the policy's shape). */
+  kind: 'syntax' | 'type' | 'result' | 'cost' | 'spec';
 }
 
 export type PolicyOutcome = 'allow' | 'deny' | 'warn' | 'audit' | 'skip';
@@ -38,6 +51,8 @@ export interface PolicyDecision {
   variables: Record<string, unknown>;
   /** The first evaluation error, under either failurePolicy. */
   error?: string;
+  /** The violations behind `messages`, with the index of the validation that failed (none for an evaluation error). */
+  violations: { message: string; validation?: number }[];
 }
 
 type JsonObject = Record<string, unknown>;
@@ -82,8 +97,24 @@ export interface CompiledPolicy {
   readonly phase: 'admission' | 'runtime';
   readonly action: 'deny' | 'warn' | 'audit';
   readonly failurePolicy: 'fail' | 'ignore';
+  /** `match.kinds`, `match.tenants`, `match.requestTypes` (empty = all). */
+  readonly kinds: readonly string[];
+  readonly tenants: readonly string[];
+  readonly requestTypes: readonly string[];
   /** Evaluate against one object (admission) or one request (runtime). Never throws. */
   evaluate(bindings: AdmissionBindings | RuntimeBindings): PolicyDecision;
+  /**
+   * Evaluate, then compute every variable the evaluation did not read (for
+   * `beacon policy eval`): `variables` holds each value, or `{error}` for one
+   * that fails. Slower than `evaluate`; never throws.
+   */
+  explain(bindings: AdmissionBindings | RuntimeBindings): PolicyDecision;
+  /**
+   * Admission with lazily looked-up references (what the compiler uses): only
+   * the entries of `models`/`tools`/... an expression reads are converted, and
+   * the context learns which ones. Never throws.
+   */
+  evaluateAdmission(context: AdmissionContext): PolicyDecision;
 }
 
 export type CompilePolicyResult = { ok: true; policy: CompiledPolicy } | { ok: false; problems: PolicyProblem[] };
@@ -116,22 +147,25 @@ const RUNTIME_VARIABLES = ['request', 'agent', 'tenant'] as const;
 
 /**
  * Compile a Policy (its `metadata.name` and `spec`, as schema-validated):
- * every expression is parsed and type-checked once. Never throws: a syntax
- * error, a type error, an unknown field or a wrong result type (conditions and
- * validations must be `bool`, messageExpression `string`) is a problem.
+ * every expression is parsed, type-checked and priced once. Never throws: a
+ * syntax error, a type error, an unknown field, a wrong result type
+ * (conditions and validations must be `bool`, messageExpression `string`) or
+ * a too expensive expression is a problem.
  */
 export function compilePolicy(policy: { name: string; spec: unknown }): CompilePolicyResult {
   const problems: PolicyProblem[] = [];
   const spec = readSpec(policy.spec, problems);
   if (spec === undefined) return { ok: false, problems };
   const declared = phaseVariables(spec);
-  const variableTypes = checkVariables(spec, declared, problems);
-  const env = checkEnvironment(declared, variableTypes);
+  const shapes = phaseShapes(spec);
+  const variables = checkVariables(spec, declared, shapes, problems);
+  const env = checkEnvironment(declared, variables.types);
+  const sizes = sizesWith(shapes, variables.estimates);
   const check = (source: string, pointer: string, want: 'bool' | 'string'): void => {
-    const r = checkIn(env, source);
-    if (!r.ok) problems.push({ pointer, message: r.message, offset: r.offset });
+    const r = checkIn(env, source, sizes);
+    if (!r.ok) problems.push({ pointer, message: r.message, offset: r.offset, kind: r.kind });
     else if (want === 'bool' ? !isBoolish(r.type) : r.type !== 'string' && r.type !== 'dyn') {
-      problems.push({ pointer, message: `expression must evaluate to ${want}, but its type is ${r.type}`, offset: 0 });
+      problems.push({ pointer, message: `expression must evaluate to ${want}, but its type is ${r.type}`, offset: 0, kind: 'result' });
     }
   };
   spec.conditions.forEach((c, i) => check(c, `/spec/match/conditions/${i}`, 'bool'));
@@ -156,11 +190,11 @@ function readSpec(raw: unknown, problems: PolicyProblem[]): Spec | undefined {
   const s = asObject(raw);
   const match = asObject(s.match);
   const validations = Array.isArray(s.validations) ? s.validations.map(asObject) : [];
-  if (validations.length === 0) problems.push({ pointer: '/spec/validations', message: 'a policy needs at least one validation', offset: 0 });
+  if (validations.length === 0) problems.push({ pointer: '/spec/validations', message: 'a policy needs at least one validation', offset: 0, kind: 'spec' });
   const variables = (Array.isArray(s.variables) ? s.variables.map(asObject) : []).map((v) => ({ name: String(v.name ?? ''), expression: String(v.expression ?? '') }));
   variables.forEach((v, i) => {
     if (variables.findIndex((w) => w.name === v.name) !== i) {
-      problems.push({ pointer: `/spec/variables/${i}/name`, message: `variable '${v.name}' is declared twice`, offset: 0 });
+      problems.push({ pointer: `/spec/variables/${i}/name`, message: `variable '${v.name}' is declared twice`, offset: 0, kind: 'spec' });
     }
   });
   if (problems.length > 0) return undefined;
@@ -194,15 +228,42 @@ function phaseVariables(spec: Spec): Record<string, string> {
   return { object: only, oldObject: 'dyn', tenant, models: mapOf('Model'), tools: mapOf('Tool'), agents: mapOf('Agent'), evaluations: mapOf('Evaluation') };
 }
 
-/** Check variables in order (each sees only the ones before it); their inferred types type `variables`. */
-function checkVariables(spec: Spec, declared: Record<string, string>, problems: PolicyProblem[]): Record<string, CelType> {
+/**
+ * Size bounds of the phase's variables (policy/typing.ts): `object` and
+ * `oldObject` join the matched kinds (all kinds when none is named); how many
+ * objects the reference maps hold is unknown (DYN_SIZE).
+ */
+function phaseShapes(spec: Spec): Record<string, Shape> {
+  const tenant = objectShapeOf('Tenant');
+  if (spec.phase === 'runtime') return { request: REQUEST_SHAPE, agent: objectShapeOf('Agent'), tenant };
+  const kinds = spec.kinds.filter(isKind);
+  const object = joinAll((kinds.length > 0 ? kinds : KINDS).map(objectShapeOf));
+  const mapOf = (k: Kind) => mapShape(DYN_SIZE.items, objectShapeOf(k));
+  return { object, oldObject: object, tenant, models: mapOf('Model'), tools: mapOf('Tool'), agents: mapOf('Agent'), evaluations: mapOf('Evaluation') };
+}
+
+/** What the estimate knows: the phase's shapes, and `variables.x` sized and priced by x's own estimate (counted once). */
+function sizesWith(shapes: Record<string, Shape>, estimates: Record<string, CostEstimate>): EstimateOptions {
+  const variables = structShape(Object.fromEntries(Object.entries(estimates).map(([name, e]) => [name, e.shape])));
+  return { shapes: { ...shapes, variables }, lazy: { variables: estimates } };
+}
+
+/** Check variables in order (each sees only the ones before it); their inferred types type `variables`, their estimates price reading it. */
+function checkVariables(
+  spec: Spec,
+  declared: Record<string, string>,
+  shapes: Record<string, Shape>,
+  problems: PolicyProblem[],
+): { types: Record<string, CelType>; estimates: Record<string, CostEstimate> } {
   const types: Record<string, CelType> = {};
+  const estimates: Record<string, CostEstimate> = {};
   spec.variables.forEach((v, i) => {
-    const r = checkIn(checkEnvironment(declared, types), v.expression);
-    if (!r.ok) problems.push({ pointer: `/spec/variables/${i}/expression`, message: r.message, offset: r.offset });
+    const r = checkIn(checkEnvironment(declared, types), v.expression, sizesWith(shapes, estimates));
+    if (!r.ok) problems.push({ pointer: `/spec/variables/${i}/expression`, message: r.message, offset: r.offset, kind: r.kind });
     types[v.name] = r.ok ? r.type : 'dyn';
+    if (r.ok) estimates[v.name] = r.estimate;
   });
-  return types;
+  return { types, estimates };
 }
 
 function checkEnvironment(declared: Record<string, string>, variableTypes: Record<string, CelType>): Environment {
@@ -219,28 +280,9 @@ function checkEnvironment(declared: Record<string, string>, variableTypes: Recor
   return env;
 }
 
-type CheckResult = { ok: true; type: string } | { ok: false; message: string; offset: number };
-
-interface CelErrorLike {
-  message?: unknown;
-  node?: { pos?: unknown };
-}
-
-function problemOf(err: unknown, source: string): { ok: false; message: string; offset: number } {
-  const e = (err ?? {}) as CelErrorLike;
-  const message = (String(e.message ?? err).split('\n')[0] ?? '').trim();
-  const pos = e.node?.pos;
-  return { ok: false, message, offset: typeof pos === 'number' && pos >= 0 ? Math.min(pos, source.length) : 0 };
-}
-
-function checkIn(env: Environment, source: string): CheckResult {
-  if (source.length > CEL_MAX_LENGTH) return { ok: false, message: `expression is longer than ${CEL_MAX_LENGTH} characters`, offset: 0 };
-  try {
-    const r = env.check(source) as { valid: boolean; type?: unknown; error?: unknown };
-    return r.valid ? { ok: true, type: String(r.type ?? 'dyn') } : problemOf(r.error ?? 'type error', source);
-  } catch (err) {
-    return problemOf(err, source);
-  }
+/** Parse, type-check, and price against CEL_COST_LIMITS.estimate (policy/cel.ts). */
+function checkIn(env: Environment, source: string, sizes: EstimateOptions): CelAnalysis {
+  return analyzeExpression(env, source, sizes);
 }
 
 let evalEnv: Environment | undefined;
@@ -254,8 +296,24 @@ function evaluationEnvironment(): Environment {
   return evalEnv;
 }
 
+const budgets = new WeakMap<object, CelBudget>();
+
+/** The budget of one policy evaluation, kept by its CEL context (a fresh object per evaluation). */
+function budgetOf(ctx: object): CelBudget {
+  let budget = budgets.get(ctx);
+  if (budget === undefined) budgets.set(ctx, (budget = createBudget()));
+  return budget;
+}
+
+/** A bounded program; an evaluation error (a budget exceeded included) is thrown, for `attempt`. */
 function program(source: string, pointer: string): Compiled {
-  return { source, pointer, run: evaluationEnvironment().parse(source) as Program };
+  const p = boundedProgram(evaluationEnvironment(), source);
+  const run: Program = (ctx) => {
+    const r = p.evaluate(ctx, { budget: budgetOf(ctx) });
+    if (!r.ok) throw new Error(r.error);
+    return r.value;
+  };
+  return { source, pointer, run };
 }
 
 // ---------------------------------------------------------------------------
@@ -286,7 +344,12 @@ function buildPolicy(name: string, spec: Spec): CompiledPolicy {
     phase: spec.phase,
     action: spec.action,
     failurePolicy: spec.failurePolicy,
-    evaluate: (bindings) => evaluatePolicy(built, bindings),
+    kinds: spec.kinds,
+    tenants: spec.tenants,
+    requestTypes: spec.requestTypes,
+    evaluate: (bindings) => evaluatePolicy(built, bindings, () => celBindings(spec.phase, bindings)),
+    explain: (bindings) => evaluatePolicy(built, bindings, () => celBindings(spec.phase, bindings), true),
+    evaluateAdmission: (context) => evaluatePolicy(built, { object: context.object }, () => admissionCelBindings(context)),
   };
 }
 
@@ -324,8 +387,19 @@ function asKindMap(map: Readonly<Record<string, JsonObject>> | undefined, kind: 
   return out;
 }
 
-/** Admission or runtime bindings as CEL values (integers as BigInt, missing request fields filled). */
+const converted = new WeakMap<AdmissionBindings | RuntimeBindings, Record<string, unknown>>();
+
+/**
+ * Admission or runtime bindings as CEL values (integers as BigInt, missing request fields filled),
+ * memoized by the bindings object: the runtime decider passes one object to every policy.
+ */
 function celBindings(phase: Spec['phase'], b: AdmissionBindings | RuntimeBindings): Record<string, unknown> {
+  let out = converted.get(b);
+  if (out === undefined) converted.set(b, (out = convertBindings(phase, b)));
+  return out;
+}
+
+function convertBindings(phase: Spec['phase'], b: AdmissionBindings | RuntimeBindings): Record<string, unknown> {
   if (phase === 'runtime') {
     const r = b as RuntimeBindings;
     const request = { agent: '', tenant: '', model: '', tool: '', host: '', arguments: {}, tokensUsed: 0, costUsd: 0, ...r.request };
@@ -378,29 +452,46 @@ function errorText(err: unknown): string {
   return (m.split('\n')[0] ?? m).trim();
 }
 
-function evaluatePolicy(built: Built, bindings: AdmissionBindings | RuntimeBindings): PolicyDecision {
+/** `bindings` decides whether the policy matches; `celContext` makes the CEL values, only when it does. */
+function evaluatePolicy(built: Built, bindings: AdmissionBindings | RuntimeBindings, celContext: () => Record<string, unknown>, explain = false): PolicyDecision {
+  const lazy: { variables?: Record<string, unknown> } = {};
+  const decision = decide(built, bindings, celContext, lazy);
+  if (explain && lazy.variables !== undefined) {
+    // Every variable, in declared order; reading the getter computes (and records) the unread ones.
+    const all: Record<string, unknown> = {};
+    for (const v of built.variables) {
+      const r = attempt(() => lazy.variables![v.name]);
+      all[v.name] = 'value' in r ? r.value : { error: errorText(r.error) };
+    }
+    decision.variables = all;
+  }
+  return decision;
+}
+
+function decide(built: Built, bindings: AdmissionBindings | RuntimeBindings, celContext: () => Record<string, unknown>, lazy: { variables?: Record<string, unknown> }): PolicyDecision {
   const { spec } = built;
   const seen: Record<string, unknown> = {};
-  if (matchMiss(spec, bindings) !== null) return { outcome: 'skip', messages: [], variables: seen };
+  if (matchMiss(spec, bindings) !== null) return { outcome: 'skip', messages: [], variables: seen, violations: [] };
   let ctx: Record<string, unknown>;
   try {
-    ctx = celBindings(spec.phase, bindings);
+    ctx = { ...celContext() };
   } catch (err) {
     return failed(built, 'bindings', err, [], seen);
   }
-  ctx.variables = lazyVariables(built, ctx, seen);
+  if (built.variables.length > 0) ctx.variables = lazy.variables = lazyVariables(built, ctx, seen) as Record<string, unknown>;
   for (const c of built.conditions) {
     const r = attempt(() => asBool(c.run(ctx)));
     if ('error' in r) return failed(built, c.pointer, r.error, [], seen);
-    if (r.value !== true) return { outcome: 'skip', messages: [], variables: seen };
+    if (r.value !== true) return { outcome: 'skip', messages: [], variables: seen, violations: [] };
   }
-  const messages: string[] = [];
-  for (const v of built.validations) {
+  const violations: PolicyDecision['violations'] = [];
+  for (let i = 0; i < built.validations.length; i++) {
+    const v = built.validations[i]!;
     const r = attempt(() => asBool(v.expr.run(ctx)));
-    if ('error' in r) return failed(built, v.expr.pointer, r.error, messages, seen);
-    if (r.value !== true) messages.push(violationMessage(v, ctx));
+    if ('error' in r) return failed(built, v.expr.pointer, r.error, violations, seen);
+    if (r.value !== true) violations.push({ message: violationMessage(v, ctx), validation: i });
   }
-  return { outcome: messages.length > 0 ? spec.action : 'allow', messages, variables: seen };
+  return { outcome: violations.length > 0 ? spec.action : 'allow', messages: violations.map((v) => v.message), variables: seen, violations };
 }
 
 function asBool(v: unknown): boolean {
@@ -408,18 +499,22 @@ function asBool(v: unknown): boolean {
   return v;
 }
 
-/** messageExpression when it evaluates to a string, else message, else the quoted expression. */
+/** Longest message a messageExpression may give (Kubernetes' MaxEvaluatedMessageExpressionSizeBytes, 5 KiB); a longer one falls back. */
+const MAX_MESSAGE_LENGTH = 5 * 1024;
+
+/** messageExpression when it evaluates to a string of at most 5 KiB, else message, else the quoted expression. */
 function violationMessage(v: Built['validations'][number], ctx: Record<string, unknown>): string {
   if (v.messageExpr !== undefined) {
     const r = attempt(() => v.messageExpr!.run(ctx));
-    if ('value' in r && typeof r.value === 'string') return r.value;
+    if ('value' in r && typeof r.value === 'string' && r.value.length <= MAX_MESSAGE_LENGTH) return r.value;
   }
   return v.message ?? `failed: ${v.expr.source}`;
 }
 
 /** An evaluation error: a violation under `failurePolicy: fail`, an allow under `ignore`. */
-function failed(built: Built, where: string, err: unknown, messages: string[], seen: Record<string, unknown>): PolicyDecision {
+function failed(built: Built, where: string, err: unknown, violations: PolicyDecision['violations'], seen: Record<string, unknown>): PolicyDecision {
   const error = `${where}: ${errorText(err)}`;
-  if (built.spec.failurePolicy === 'ignore') return { outcome: 'allow', messages: [], variables: seen, error };
-  return { outcome: built.spec.action, messages: [...messages, `policy ${built.name} could not be evaluated (${error})`], variables: seen, error };
+  if (built.spec.failurePolicy === 'ignore') return { outcome: 'allow', messages: [], variables: seen, error, violations: [] };
+  const all = [...violations, { message: `policy ${built.name} could not be evaluated (${error})` }];
+  return { outcome: built.spec.action, messages: all.map((v) => v.message), variables: seen, error, violations: all };
 }

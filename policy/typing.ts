@@ -11,10 +11,15 @@
  * list of structs", so every struct that sits inside a list or a map is a
  * named type (`beacon.item.<Kind>.<path>`), and every kind is a named type
  * (`beacon.<Kind>`); `typedEnvironment()` registers them all once.
+ *
+ * Also derives, from the same schemas, the size bound of every field
+ * (`objectShapeOf`: maxLength, maxItems, maxProperties), which the cost
+ * estimate (policy/cost.ts) follows through field selections.
  */
 import type { Environment } from '@marcbachmann/cel-js';
 import { KINDS, commonSchema, kindSchemas, type Kind } from '../schema/index.js';
 import { baseEnvironment, scalarType, SCALAR_TYPES, type CelType } from './cel.js';
+import { DYN, DYN_SIZE, SCALAR, joinAll, listShape, mapShape, stringShape, structShape, type Shape } from './cost.js';
 
 /** A struct declaration: field name → CEL type. */
 export type CelStruct = { readonly [field: string]: CelType };
@@ -43,6 +48,25 @@ const REQUEST_TYPE: CelStruct = {
   costUsd: 'double',
 };
 
+const REF_LENGTH = (commonSchema as { $defs: { ref: { maxLength: number } } }).$defs.ref.maxLength;
+
+/**
+ * Size bounds of the runtime `request` (REQUEST_TYPE): names are object
+ * references, a host at most a DNS name (253 characters); `arguments` are the
+ * model's tool-call arguments, of no schema (`dyn`-sized, see DYN_SIZE).
+ */
+export const REQUEST_SHAPE: Shape = structShape({
+  type: stringShape(6),
+  agent: stringShape(REF_LENGTH),
+  tenant: stringShape(REF_LENGTH),
+  model: stringShape(REF_LENGTH),
+  tool: stringShape(REF_LENGTH),
+  arguments: mapShape(DYN_SIZE.items, DYN),
+  host: stringShape(253),
+  tokensUsed: SCALAR,
+  costUsd: SCALAR,
+});
+
 /**
  * Where the normalized object differs from what its schema allows as input
  * (path: field names, `[]` for list items). A shorthand union collapses to the
@@ -55,22 +79,33 @@ const NORMALIZED: Readonly<Record<string, CelType>> = {
   'Tool:spec.files[]': { path: 'string', digest: 'string' },
 };
 
+/**
+ * Sizes where the normalized object differs from its schema and the schema's
+ * union does not already say it (a Tool's file path becomes `{path, digest}`;
+ * the others' shorthand unions join into the normalized fields).
+ */
+const NORMALIZED_SHAPES: Readonly<Record<string, (schemaShape: Shape) => Shape>> = {
+  'Tool:spec.files[]': (path) => structShape({ path, digest: stringShape('sha256:'.length + 64) }),
+};
+
 interface Table {
   /** Named struct types in registration order (a type refers only to types before it). */
   structs: [string, CelStruct][];
   kinds: Record<string, CelStruct>;
+  shapes: Record<string, Shape>;
 }
 
 let table: Table | undefined;
 
 function buildTable(): Table {
-  const t: Table = { structs: [], kinds: {} };
+  const t: Table = { structs: [], kinds: {}, shapes: {} };
   for (const kind of KINDS) {
     const root = kindSchemas[kind] as Json;
     const decl = typeOf(root, { kind, root, table: t }, '', 0);
     const struct = typeof decl === 'string' ? {} : decl;
     t.kinds[kind] = struct;
     t.structs.push([kindTypeName(kind), struct]);
+    t.shapes[kind] = shapeOf(root, { kind, root, table: t }, '', 0);
   }
   t.structs.push([REQUEST_TYPE_NAME, REQUEST_TYPE]);
   return t;
@@ -89,6 +124,15 @@ function getTable(): Table {
  */
 export function objectTypeOf(kind: Kind): CelStruct {
   return getTable().kinds[kind]!;
+}
+
+/**
+ * The size bounds of a kind's normalized object, field by field: strings at
+ * their maxLength, lists at maxItems, maps at maxProperties (`dyn`-sized where
+ * the schema gives none; every list, string and map of schema/kinds has one).
+ */
+export function objectShapeOf(kind: Kind): Shape {
+  return getTable().shapes[kind]!;
 }
 
 /** Every named struct type (items, kinds, the runtime request), in an order cel-js can register. */
@@ -221,6 +265,50 @@ function nameIfStruct(t: CelType, ctx: Ctx, path: string): string {
   const name = `beacon.item.${ctx.kind}.${path.replace(/\[\]/g, '.item').replace(/\{\}/g, '.value').replace(/\.+/g, '.')}`;
   if (!ctx.table.structs.some(([n]) => n === name)) ctx.table.structs.push([name, t]);
   return name;
+}
+
+// ---------------------------------------------------------------------------
+// JSON Schema → size bounds (the same traversal as the types above)
+
+function shapeOf(schema: unknown, ctx: Ctx, path: string, depth: number): Shape {
+  if (!isObject(schema) || depth > MAX_DEPTH) return DYN;
+  const [s, at] = resolve(schema, ctx);
+  const shape = resolvedShape(s, at, path, depth);
+  return NORMALIZED_SHAPES[`${ctx.kind}:${path}`]?.(shape) ?? shape;
+}
+
+function bound(s: Json, keyword: 'maxLength' | 'maxItems' | 'maxProperties', fallback: number): number {
+  const v = s[keyword];
+  return typeof v === 'number' ? v : fallback;
+}
+
+function resolvedShape(s: Json, ctx: Ctx, path: string, depth: number): Shape {
+  if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum.every((v) => typeof v === 'string') ? stringShape(Math.max(...s.enum.map((v) => String(v).length))) : SCALAR;
+  if ('const' in s) return typeof s.const === 'string' ? stringShape(s.const.length) : SCALAR;
+  if (isObject(s.properties) || s.type === 'object') return objectShape(s, ctx, path, depth);
+  const union = (s.oneOf ?? s.anyOf) as unknown;
+  if (Array.isArray(union) && s.type === undefined) return unionShape(union, ctx, path, depth);
+  if (s.type === 'string') return stringShape(bound(s, 'maxLength', DYN_SIZE.chars));
+  if (typeof s.type === 'string' && SCALAR_TYPES[s.type] !== undefined) return SCALAR;
+  if (s.type === 'array') return listShape(bound(s, 'maxItems', DYN_SIZE.items), shapeOf(s.items, ctx, `${path}[]`, depth + 1));
+  return DYN;
+}
+
+function objectShape(s: Json, ctx: Ctx, path: string, depth: number): Shape {
+  const extra = s.additionalProperties;
+  const props = isObject(s.properties) ? Object.entries(s.properties) : [];
+  const branches = ((s.oneOf ?? s.anyOf) as unknown[] | undefined) ?? [];
+  if (props.length === 0 && branches.length > 0) return unionShape(branches, ctx, path, depth);
+  const fields = props.map(([field, sub]) => [field, shapeOf(sub, ctx, path === '' ? field : `${path}.${field}`, depth + 1)] as const);
+  if (props.length > 0 && (extra === undefined || extra === false) && props.every(([f]) => IDENT.test(f))) return structShape(Object.fromEntries(fields));
+  // A map (as objectType decides): its values are the declared properties and the extra ones.
+  const values = [...fields.map(([, v]) => v), ...(isObject(extra) ? [shapeOf(extra, ctx, `${path}{}`, depth + 1)] : [])];
+  const names = isObject(s.propertyNames) && typeof s.propertyNames.maxLength === 'number' ? stringShape(s.propertyNames.maxLength) : undefined;
+  return mapShape(bound(s, 'maxProperties', DYN_SIZE.items), isObject(extra) ? joinAll(values) : DYN, names);
+}
+
+function unionShape(branches: unknown[], ctx: Ctx, path: string, depth: number): Shape {
+  return joinAll(branches.map((b) => shapeOf(b, ctx, path, depth + 1)));
 }
 
 // ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ const FAMILIES = [
   ['4', 'BCN4xxx — Secrets', 'Credentials never go into Git: they are referenced with `{secretRef: ENV_VAR_NAME}`.'],
   ['5', 'BCN5xxx — Workflows, graphs and CEL', 'The execution graph a workflow compiles to, and every CEL expression (route conditions, node inputs, stop conditions, scripted-model rules, policies).'],
   ['6', 'BCN6xxx — Quotas', "What objects ask for, checked against their tenant's `spec.quotas` as inequalities."],
+  ['7', 'BCN7xxx — Policies', 'Verdicts of admission Policies on the compiled objects (`deny` is an error, `warn` a warning; `audit` verdicts are not diagnostics but entries of the audit report, in `--format json` and after the diagnostics in text). Problems in a Policy\'s own expressions are BCN5006, BCN5007, BCN5009 and BCN5011.'],
 ];
 
 /** What triggers each code and how to fix it. Every code of CODES needs an entry. */
@@ -124,17 +125,23 @@ const ABOUT = {
   BCN5006:
     'A CEL expression (a `when`, `input`, `stopWhen` or `voteOn` of a workflow, a scripted Model\'s `when`, a Policy\'s expressions) does not parse; a frequent cause is `=` instead of `==`. The column points inside the expression; fix the syntax there.',
   BCN5007:
-    "A CEL expression parses but does not type-check against the variables it can see: a misspelt field of a typed `output`, an operator applied to incompatible types (`turn == '0'`), an unknown variable, or a result that must be a string but is not. Fix the expression to match the declared schemas.",
+    "A CEL expression parses but does not type-check against the variables it can see: a misspelt field of a typed `output` or of a policy's `object` (policy variables are typed from the JSON Schemas of the kinds the policy matches, over the normalized object), an operator applied to incompatible types (`turn == '0'`, an integer field compared with a string), an unknown variable, or a result that must be a string but is not. Fix the expression to match the declared schemas ([reference.md](reference.md)).",
   BCN5008:
     "A workflow breaks a rule of its pattern: a `human-in-the-loop` workflow whose steps carry no `approval`, a `hierarchical` planner whose output schema has no `tasks`, and the like. Change the workflow so it follows the pattern (see the pattern table in the manifest reference), or choose another pattern.",
   BCN5009:
     'A condition (a route\'s or edge\'s `when`, a `stopWhen`, a scripted Model\'s `when`) does not evaluate to a bool; CEL does not treat non-empty strings or non-zero numbers as true. Write a comparison, e.g. `output.category == \'billing\'`.',
   BCN5010:
     "An approval gate's `quorum` is larger than the number of approvers listed, and all of them are individuals (no `group:`), so the gate can never be approved. Lower the quorum, add approvers, or name a group.",
+  BCN5011:
+    "A Policy's expression could cost more to evaluate than the per-expression limit allows, estimated statically from the sizes the schemas permit (every list and string in a manifest has a `maxItems`/`maxLength`), as Kubernetes does for ValidatingAdmissionPolicy: typically comprehensions nested over long lists, or strings built inside a comprehension. The message names what dominates the cost. Iterate over fewer items (filter first, or test membership with `in`), or split the check into variables.",
   BCN6001:
     "An Agent's or Workflow's `limits.tokensPerRun` (the default, 100000, when unset) is larger than its tenant's `quotas.tokensPerDay`, so one run could spend more than the whole day's quota. Lower `tokensPerRun`, or raise the tenant's quota.",
   BCN6002:
     "The sum of `spec.sandbox.replicas` over a tenant's agents (1 each by default) exceeds the tenant's `quotas.maxSandboxes`. Reported at the tenant's quota, since it belongs to no single agent; lower the replicas, or raise `maxSandboxes`.",
+  BCN7001:
+    "An admission Policy with `action: deny` matched the object and one of its validations failed (or could not be evaluated under `failurePolicy: fail`). Reported at the object, with the policy's failing validation as the related location; the message is the validation's `messageExpression` or `message`. Change the object to satisfy the policy, or — if the policy is wrong — fix it in its own pull request, with its tests (`beacon policy test`).",
+  BCN7002:
+    "An admission Policy with `action: warn` matched the object and one of its validations failed. A warning: it does not fail `beacon validate` or a pull request's check. Policies usually start in `audit` or `warn` and move to `deny` once the warnings are gone.",
 };
 
 // ---------------------------------------------------------------------------

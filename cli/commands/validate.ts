@@ -2,17 +2,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { canonicalJson, compileProject, DIAGNOSTIC_FORMATS, formatGithub, formatSarif, formatSummary, formatText, openProject, PACKAGE_VERSION, summarize, type Project } from '../../compiler/index.js';
-import { action, EXIT, formatOption, useColor, write } from '../common.js';
+import { canonicalJson, DIAGNOSTIC_FORMATS, formatAudit, formatGithub, formatSarif, formatSummary, formatText, PACKAGE_VERSION, summarize, type Project } from '../../compiler/index.js';
+import { action, compileFolder, EXIT, formatOption, useColor, write, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
 
-interface Options {
-  ref?: string;
-  repo?: string;
+interface Options extends SourceOptions {
   format: (typeof DIAGNOSTIC_FORMATS)[number];
   bundle?: string;
   verbose?: boolean;
-  cache: boolean;
 }
 
 /**
@@ -57,14 +54,7 @@ export function registerValidate(program: Command): void {
     .action(
       action(async (path: string | undefined, opts: Options) => {
         const started = performance.now();
-        const project = await openProject({
-          ...(path !== undefined ? { path } : {}),
-          ...(opts.ref !== undefined ? { ref: opts.ref } : {}),
-          ...(opts.repo !== undefined ? { repo: opts.repo } : {}),
-          ...(opts.cache ? {} : { cacheDir: false as const }),
-        });
-        const result = await compileProject(project);
-        if (result.cacheError !== undefined) process.stderr.write(`${MSG.cacheNotWritten(result.cacheError)}\n`);
+        const { project, result } = await compileFolder(path, opts);
         if (opts.bundle !== undefined) writeFileSync(opts.bundle, canonicalJson(result.bundle));
         const summary = summarize(result.diagnostics);
         switch (opts.format) {
@@ -77,6 +67,7 @@ export function registerValidate(program: Command): void {
                 summary: { ...summary, files: result.stats.manifests, objects: result.bundle.objects.length, graphs: result.bundle.graphs.length },
                 bundleDigest: result.bundle.digest,
                 diagnostics: result.diagnostics,
+                audit: result.audit,
               }),
             );
             break;
@@ -92,6 +83,8 @@ export function registerValidate(program: Command): void {
             const readText = await textReader(project, result.diagnostics.map((d) => d.file));
             const text = formatText(result.diagnostics, { readText, color, verbose: opts.verbose === true });
             if (text) write(text);
+            const audit = formatAudit(result.audit, color);
+            if (audit) write(`${audit}\n`);
             const ms = Math.round(performance.now() - started);
             write(formatSummary(summary, `in ${result.stats.manifests} files, ${result.bundle.objects.length} objects, ${result.bundle.graphs.length} workflows (${ms} ms)`, color));
           }

@@ -4,6 +4,7 @@
  * UIs) and GitHub workflow commands (annotations in a pull request).
  */
 import type { Diagnostic, Severity } from '../../schema/index.js';
+import type { AuditEntry } from '../admission.js';
 import { CODES, type Code } from '../codes.js';
 
 export const DIAGNOSTIC_FORMATS = ['text', 'json', 'sarif', 'github'] as const;
@@ -33,22 +34,23 @@ export interface TextOptions {
   verbose?: boolean;
 }
 
-const ANSI = { red: 31, yellow: 33, blue: 34, cyan: 36, dim: 2, bold: 1 } as const;
+const ANSI = { red: 31, green: 32, yellow: 33, blue: 34, cyan: 36, dim: 2, bold: 1 } as const;
 
-function paint(on: boolean, code: keyof typeof ANSI, s: string): string {
+/** `s` in a terminal color (or as is when `on` is false). */
+export function paint(on: boolean, code: keyof typeof ANSI, s: string): string {
   return on ? `\u001b[${ANSI[code]}m${s}\u001b[0m` : s;
 }
 
 const SEVERITY_COLOR: Record<Severity, keyof typeof ANSI> = { error: 'red', warning: 'yellow', info: 'blue' };
 
 /** Make untrusted text safe for a terminal: no control characters (escape sequences) from user files. */
-function printable(s: string): string {
+export function printable(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-/** A path as one safe line: control characters, line breaks included, escaped. */
-function printablePath(s: string): string {
+/** A path (or any untrusted text) as one safe line: control characters, line breaks included, escaped. */
+export function printablePath(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
@@ -221,4 +223,14 @@ export function formatSarif(diagnostics: readonly Diagnostic[], options: SarifOp
     ],
   };
   return JSON.stringify(log, null, 2);
+}
+
+// ---- audit report ----------------------------------------------------------
+
+/** The audit report (verdicts of `action: audit` policies) as text lines, or '' when empty. */
+export function formatAudit(entries: readonly AuditEntry[], color = false): string {
+  if (entries.length === 0) return '';
+  const lines = [paint(color, 'bold', `Audit (${entries.length} finding${entries.length === 1 ? '' : 's'}, not enforced):`)];
+  for (const e of entries) lines.push(`  ${printable(e.object)} [${printable(e.policy)}] ${printable(e.message)}  (${printable(e.file)}:${e.line})`);
+  return `${lines.join('\n')}\n`;
 }

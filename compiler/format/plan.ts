@@ -1,6 +1,7 @@
 /** A plan rendered for a terminal (text) and for a pull-request comment (markdown). */
 import type { Plan } from '../plan.js';
 import { fieldPath } from '../pointer.js';
+import { formatAudit } from './diagnostics.js';
 
 const SYMBOL = { added: '+', removed: '-', modified: '~', invalid: '!' } as const;
 
@@ -23,7 +24,8 @@ export function planText(p: Plan): string {
   if (retired.length) out.push('', `Agents to retire: ${retired.length}`, ...retired.map((a) => `  ${a.id}`));
   out.push('', `Workflows affected: ${p.workflows.length}`);
   for (const w of p.workflows) out.push(`  ${w.id}  [${w.reason}${w.because.length ? `: ${w.because.join(', ')}` : ''}]`);
-  return `${out.join('\n')}\n`;
+  const audit = formatAudit(p.audit);
+  return `${out.join('\n')}\n${audit ? `\n${audit}` : ''}`;
 }
 
 function md(s: string): string {
@@ -60,6 +62,11 @@ export function planMarkdown(p: Plan): string {
   if (p.workflows.length) {
     out.push('**Workflows affected**', '', '| workflow | why |', '|---|---|');
     for (const w of p.workflows) out.push(`| \`${w.id}\` | ${w.reason}${w.because.length ? `: ${w.because.map((b) => `\`${b}\``).join(', ')}` : ''} |`);
+    out.push('');
+  }
+  if (p.audit.length) {
+    out.push('**Audit** (policies with `action: audit`; not enforced)', '', '| object | policy | message |', '|---|---|---|');
+    for (const a of p.audit) out.push(`| \`${a.object}\` | \`${a.policy}\` | ${md(a.message)} |`);
     out.push('');
   }
   return `${out.join('\n')}\n`;

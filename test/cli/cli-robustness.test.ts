@@ -273,6 +273,7 @@ describe('planMarkdown', () => {
     ],
     workflows: [{ id: 'Workflow/acme/support', kind: 'Workflow', reason: 'dependency', because: ['Agent/acme/triage'] }],
     diagnostics: [],
+    audit: [],
     ok: true,
   };
 

@@ -12,7 +12,8 @@
  * What a case goes through, like an expression in a policy: the test's
  * declarations become variables (`dyn` when the test declares none for a
  * binding), the expression is parsed, type-checked (unless the test sets
- * `disable_check`) and evaluated with the bindings converted to cel-js values
+ * `disable_check`) and evaluated as a bounded program (`boundedProgram`:
+ * metered, `matches` on RE2) with the bindings converted to cel-js values
  * (int → bigint, uint → UnsignedInt, double → number, bytes → Uint8Array, map →
  * plain object when every key is a string, else Map). The result is compared
  * type-aware (1, 1u and 1.0 differ; NaN equals NaN; lists and maps deep). When
@@ -31,7 +32,7 @@ import { UnsignedInt } from '@marcbachmann/cel-js/evaluator';
 import { getConformanceSuite, type IncrementalTest } from '@bufbuild/cel-spec/testdata/tests.js';
 import type { Type } from '@bufbuild/cel-spec/cel/expr/checked_pb.js';
 import type { Value } from '@bufbuild/cel-spec/cel/expr/value_pb.js';
-import { baseEnvironment } from '../../policy/index.js';
+import { baseEnvironment, boundedProgram } from '../../policy/index.js';
 
 /**
  * The sections of the conformance data that apply to BeaconOS, by the names
@@ -434,15 +435,18 @@ export function runCase(c: LoadedCase): CaseResult {
   let stage: CaseResult['stage'] = 'parse';
   let actual: unknown;
   try {
-    const program = env.parse(o.expr);
+    // Bounded and with RE2 `matches`, as every CEL expression of the product runs.
+    const program = boundedProgram(env, o.expr);
     if (!o.disableCheck) {
       stage = 'check';
       const checked = program.check();
       if (!checked.valid) throw checked.error ?? new Error('type check failed');
     }
     stage = 'evaluate';
-    actual = program(context);
-    if (actual instanceof Promise) throw new Error('evaluation returned a Promise');
+    // The guard's self-test needs a truly runaway case: lift the bounds for it.
+    const evaluation = program.evaluate(context, c.section === GUARD_SELFTEST ? { costLimit: Infinity, timeoutMs: Infinity } : undefined);
+    if (!evaluation.ok) throw new Error(evaluation.error);
+    actual = evaluation.value;
   } catch (err) {
     if (expectError) return { ...base, status: 'pass' };
     return { ...base, status: 'fail', reason: 'error', stage, expected: expectedText, actual: firstLine(err) };

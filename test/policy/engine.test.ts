@@ -128,7 +128,7 @@ describe('variables are lazy and memoized', () => {
   const policy = compile(spec);
   it('never evaluates a variable no expression reads', () => {
     const d = policy.evaluate({ object: agent('a', { tools: [{ name: 'search', approval: 'auto' }] }), tools });
-    expect(d).toEqual({ outcome: 'allow', messages: [], variables: { count: 1n, twice: 2n } });
+    expect(d).toEqual({ outcome: 'allow', messages: [], variables: { count: 1n, twice: 2n }, violations: [] });
   });
   it('evaluates it (and fails) when read', () => {
     const d = policy.evaluate({ object: agent('a', { env: 'prod' }), tools });
