@@ -62,12 +62,18 @@ class Meter {
   private ticks = 0;
   private error: BudgetExceeded | undefined;
 
+  private limit: number;
+
+  /** `perCall` and what is left of the policy's `budgetLimit` (formatted into a message only when exceeded: formatting is slow). */
   constructor(
-    private limit: number,
-    private readonly limitText: string,
+    private readonly perCall: number,
+    private readonly remaining: number,
+    private readonly budgetLimit: number,
     private readonly deadline: number,
     private readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.limit = Math.min(perCall, remaining);
+  }
 
   get exceeded(): string | undefined {
     return this.error?.message;
@@ -91,7 +97,8 @@ class Meter {
   }
 
   private over(): never {
-    this.fail(`cost over ${this.limitText}`);
+    const which = this.remaining < this.perCall ? `the ${formatCount(this.remaining)} left of the policy's ${formatCount(this.budgetLimit)}` : `the limit of ${formatCount(this.perCall)} per expression`;
+    this.fail(`cost over ${which}`);
   }
 
   /** Fail now and at every later node: quantifiers and `||` swallow errors, the meter does not. */
@@ -108,8 +115,7 @@ function newMeter(options: EvaluateOptions): Meter {
   const perCall = options.costLimit ?? CEL_COST_LIMITS.perCall;
   const remaining = options.budget === undefined ? Infinity : Math.max(0, options.budget.limit - options.budget.spent);
   const timeoutMs = options.timeoutMs ?? CEL_RUNTIME_CAPS.timeoutMs;
-  const text = remaining < perCall ? `the ${formatCount(remaining)} left of the policy's ${formatCount(options.budget!.limit)}` : `the limit of ${formatCount(perCall)} per expression`;
-  return new Meter(Math.min(perCall, remaining), text, performance.now() + timeoutMs, timeoutMs);
+  return new Meter(perCall, remaining, options.budget?.limit ?? Infinity, performance.now() + timeoutMs, timeoutMs);
 }
 
 function typeName(v: unknown): string {

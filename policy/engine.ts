@@ -119,7 +119,8 @@ export interface CompiledPolicy {
 
 export type CompilePolicyResult = { ok: true; policy: CompiledPolicy } | { ok: false; problems: PolicyProblem[] };
 
-type Program = (ctx: Record<string, unknown>) => unknown;
+/** Evaluate with these CEL variables, charging `budget` (one per policy evaluation); throws on an evaluation error. */
+type Program = (ctx: Record<string, unknown>, budget: CelBudget) => unknown;
 
 interface Compiled {
   source: string;
@@ -296,20 +297,11 @@ function evaluationEnvironment(): Environment {
   return evalEnv;
 }
 
-const budgets = new WeakMap<object, CelBudget>();
-
-/** The budget of one policy evaluation, kept by its CEL context (a fresh object per evaluation). */
-function budgetOf(ctx: object): CelBudget {
-  let budget = budgets.get(ctx);
-  if (budget === undefined) budgets.set(ctx, (budget = createBudget()));
-  return budget;
-}
-
 /** A bounded program; an evaluation error (a budget exceeded included) is thrown, for `attempt`. */
 function program(source: string, pointer: string): Compiled {
   const p = boundedProgram(evaluationEnvironment(), source);
-  const run: Program = (ctx) => {
-    const r = p.evaluate(ctx, { budget: budgetOf(ctx) });
+  const run: Program = (ctx, budget) => {
+    const r = p.evaluate(ctx, { budget });
     if (!r.ok) throw new Error(r.error);
     return r.value;
   };
@@ -418,26 +410,49 @@ function convertBindings(phase: Spec['phase'], b: AdmissionBindings | RuntimeBin
   };
 }
 
+const FAILED = Symbol('failed');
+
 /**
- * `variables` as an object of memoizing getters: a variable is computed the
- * first time an expression reads it (errors are memoized too), never otherwise.
+ * `variables` as a CEL map (cel-js reads `Map`s natively, see policy/bindings.ts)
+ * that computes a variable the first time an expression reads it, never
+ * otherwise; values and errors are memoized for the rest of the evaluation.
  */
-function lazyVariables(built: Built, ctx: Record<string, unknown>, seen: Record<string, unknown>): object {
-  const vars = {};
-  for (const v of built.variables) {
-    let memo: { value: unknown } | { error: unknown } | undefined;
-    Object.defineProperty(vars, v.name, {
-      enumerable: true,
-      get() {
-        memo ??= attempt(() => v.expr.run(ctx));
-        if ('error' in memo) throw memo.error;
-        seen[v.name] = memo.value;
-        return memo.value;
-      },
-    });
+class Variables extends Map<string, unknown> {
+  readonly #built: Built;
+  readonly #ctx: Record<string, unknown>;
+  readonly #budget: CelBudget;
+  /** What the evaluation read, by name (PolicyDecision.variables). */
+  readonly seen: Record<string, unknown>;
+
+  constructor(built: Built, ctx: Record<string, unknown>, budget: CelBudget, seen: Record<string, unknown>) {
+    super();
+    this.#built = built;
+    this.#ctx = ctx;
+    this.#budget = budget;
+    this.seen = seen;
   }
-  return vars;
+
+  override get(name: string): unknown {
+    let memo = super.get(name);
+    if (memo === undefined) {
+      const v = this.#built.variables.find((x) => x.name === name);
+      if (v === undefined) return undefined;
+      try {
+        memo = v.expr.run(this.#ctx, this.#budget);
+        this.seen[name] = memo;
+      } catch (error) {
+        memo = { [FAILED]: error };
+      }
+      super.set(name, memo);
+    }
+    if (memo !== null && typeof memo === 'object' && FAILED in memo) throw memo[FAILED];
+    return memo;
+  }
+  override has(name: string): boolean {
+    return this.#built.variables.some((x) => x.name === name);
+  }
 }
+Object.defineProperty(Variables.prototype, 'constructor', { value: Map, writable: true, configurable: true });
 
 function attempt(f: () => unknown): { value: unknown } | { error: unknown } {
   try {
@@ -454,13 +469,14 @@ function errorText(err: unknown): string {
 
 /** `bindings` decides whether the policy matches; `celContext` makes the CEL values, only when it does. */
 function evaluatePolicy(built: Built, bindings: AdmissionBindings | RuntimeBindings, celContext: () => Record<string, unknown>, explain = false): PolicyDecision {
-  const lazy: { variables?: Record<string, unknown> } = {};
-  const decision = decide(built, bindings, celContext, lazy);
-  if (explain && lazy.variables !== undefined) {
-    // Every variable, in declared order; reading the getter computes (and records) the unread ones.
+  const holder: { variables?: Variables } = {};
+  const decision = decide(built, bindings, celContext, holder);
+  const vars = holder.variables;
+  if (explain && vars !== undefined) {
+    // Every variable, in declared order, computing the ones the evaluation did not read.
     const all: Record<string, unknown> = {};
     for (const v of built.variables) {
-      const r = attempt(() => lazy.variables![v.name]);
+      const r = attempt(() => vars.get(v.name));
       all[v.name] = 'value' in r ? r.value : { error: errorText(r.error) };
     }
     decision.variables = all;
@@ -468,30 +484,70 @@ function evaluatePolicy(built: Built, bindings: AdmissionBindings | RuntimeBindi
   return decision;
 }
 
-function decide(built: Built, bindings: AdmissionBindings | RuntimeBindings, celContext: () => Record<string, unknown>, lazy: { variables?: Record<string, unknown> }): PolicyDecision {
+/**
+ * Match, conditions, validations. An evaluation error follows failurePolicy
+ * per expression, as Kubernetes does: under `fail` a condition that errors
+ * makes the policy apply and fail, and a validation that errors is a
+ * violation; under `ignore` the condition means "does not apply" and the
+ * validation is left out. Either way the other validations still count.
+ */
+function decide(built: Built, bindings: AdmissionBindings | RuntimeBindings, celContext: () => Record<string, unknown>, holder: { variables?: Variables }): PolicyDecision {
   const { spec } = built;
   const seen: Record<string, unknown> = {};
   if (matchMiss(spec, bindings) !== null) return { outcome: 'skip', messages: [], variables: seen, violations: [] };
+  const ignore = spec.failurePolicy === 'ignore';
   let ctx: Record<string, unknown>;
   try {
-    ctx = { ...celContext() };
+    // The CEL values are shared (memoized by the bindings); `variables` is this evaluation's own.
+    ctx = built.variables.length > 0 ? (Object.create(celContext()) as Record<string, unknown>) : celContext();
   } catch (err) {
-    return failed(built, 'bindings', err, [], seen);
+    return ignore ? { outcome: 'skip', messages: [], variables: seen, violations: [], error: `bindings: ${errorText(err)}` } : failedDecision(built, [], `bindings: ${errorText(err)}`, seen);
   }
-  if (built.variables.length > 0) ctx.variables = lazy.variables = lazyVariables(built, ctx, seen) as Record<string, unknown>;
+  const budget = createBudget();
+  if (built.variables.length > 0) ctx.variables = holder.variables = new Variables(built, ctx, budget, seen);
+  let error: string | undefined;
   for (const c of built.conditions) {
-    const r = attempt(() => asBool(c.run(ctx)));
-    if ('error' in r) return failed(built, c.pointer, r.error, [], seen);
-    if (r.value !== true) return { outcome: 'skip', messages: [], variables: seen, violations: [] };
+    let holds: boolean;
+    try {
+      holds = asBool(c.run(ctx, budget));
+    } catch (err) {
+      const e = `${c.pointer}: ${errorText(err)}`;
+      if (ignore) return { outcome: 'skip', messages: [], variables: seen, violations: [], error: e };
+      return failedDecision(built, [], e, seen);
+    }
+    if (!holds) return { outcome: 'skip', messages: [], variables: seen, violations: [] };
   }
   const violations: PolicyDecision['violations'] = [];
   for (let i = 0; i < built.validations.length; i++) {
     const v = built.validations[i]!;
-    const r = attempt(() => asBool(v.expr.run(ctx)));
-    if ('error' in r) return failed(built, v.expr.pointer, r.error, violations, seen);
-    if (r.value !== true) violations.push({ message: violationMessage(v, ctx), validation: i });
+    let holds: boolean;
+    try {
+      holds = asBool(v.expr.run(ctx, budget));
+    } catch (err) {
+      const e = `${v.expr.pointer}: ${errorText(err)}`;
+      error ??= e;
+      if (!ignore) violations.push({ message: couldNotEvaluate(built, e), validation: i });
+      continue;
+    }
+    if (!holds) violations.push({ message: violationMessage(v, ctx, budget), validation: i });
   }
-  return { outcome: violations.length > 0 ? spec.action : 'allow', messages: violations.map((v) => v.message), variables: seen, violations };
+  return {
+    outcome: violations.length > 0 ? spec.action : 'allow',
+    messages: violations.map((v) => v.message),
+    variables: seen,
+    violations,
+    ...(error !== undefined ? { error } : {}),
+  };
+}
+
+function couldNotEvaluate(built: Built, error: string): string {
+  return `policy ${built.name} could not be evaluated (${error})`;
+}
+
+/** A policy that could not decide under `failurePolicy: fail`: its action, with the error as the violation. */
+function failedDecision(built: Built, violations: PolicyDecision['violations'], error: string, seen: Record<string, unknown>): PolicyDecision {
+  const all = [...violations, { message: couldNotEvaluate(built, error) }];
+  return { outcome: built.spec.action, messages: all.map((v) => v.message), variables: seen, error, violations: all };
 }
 
 function asBool(v: unknown): boolean {
@@ -503,18 +559,10 @@ function asBool(v: unknown): boolean {
 const MAX_MESSAGE_LENGTH = 5 * 1024;
 
 /** messageExpression when it evaluates to a string of at most 5 KiB, else message, else the quoted expression. */
-function violationMessage(v: Built['validations'][number], ctx: Record<string, unknown>): string {
+function violationMessage(v: Built['validations'][number], ctx: Record<string, unknown>, budget: CelBudget): string {
   if (v.messageExpr !== undefined) {
-    const r = attempt(() => v.messageExpr!.run(ctx));
+    const r = attempt(() => v.messageExpr!.run(ctx, budget));
     if ('value' in r && typeof r.value === 'string' && r.value.length <= MAX_MESSAGE_LENGTH) return r.value;
   }
   return v.message ?? `failed: ${v.expr.source}`;
-}
-
-/** An evaluation error: a violation under `failurePolicy: fail`, an allow under `ignore`. */
-function failed(built: Built, where: string, err: unknown, violations: PolicyDecision['violations'], seen: Record<string, unknown>): PolicyDecision {
-  const error = `${where}: ${errorText(err)}`;
-  if (built.spec.failurePolicy === 'ignore') return { outcome: 'allow', messages: [], variables: seen, error, violations: [] };
-  const all = [...violations, { message: `policy ${built.name} could not be evaluated (${error})` }];
-  return { outcome: built.spec.action, messages: all.map((v) => v.message), variables: seen, error, violations: all };
 }

@@ -158,6 +158,41 @@ describe('failurePolicy on a run-time error (a missing map key)', () => {
   });
 });
 
+describe('failurePolicy applies per expression: an error never hides another validation\'s violation', () => {
+  const spec = (failurePolicy: string): Spec => ({
+    phase: 'admission',
+    match: { kinds: ['Agent'] },
+    validations: [
+      { expression: "object.spec.model != 'banned'", message: 'model banned' },
+      { expression: "object.spec.tools.all(t, tools[t.name].spec.risk != 'high')", message: 'no high-risk tools' },
+      { expression: "object.metadata.name != ''", message: 'name needed' },
+    ],
+    action: 'deny',
+    failurePolicy,
+  });
+  const object = agent('a', { model: 'banned', tools: [{ name: 'ghost', approval: 'auto' }] });
+  it('fail: the erroring validation is a violation, the others still count', () => {
+    const d = compile(spec('fail'), 'p').evaluate({ object, tools });
+    expect(d.outcome).toBe('deny');
+    expect(d.violations.map((v) => v.validation)).toEqual([0, 1]);
+    expect(d.messages[0]).toBe('model banned');
+    expect(d.messages[1]).toMatch(/could not be evaluated .*ghost/);
+  });
+  it('ignore: the erroring validation is left out, the others still count', () => {
+    const d = compile(spec('ignore'), 'p').evaluate({ object, tools });
+    expect(d.outcome).toBe('deny');
+    expect(d.messages).toEqual(['model banned']);
+    expect(d.error).toMatch(/ghost/);
+  });
+  it('a condition that errors: fail applies the policy and fails it, ignore skips it', () => {
+    const withCondition = (fp: string): Spec => ({ ...spec(fp), match: { kinds: ['Agent'], conditions: ["tools['ghost'].spec.risk == 'high'"] } });
+    expect(compile(withCondition('fail'), 'p').evaluate({ object, tools }).outcome).toBe('deny');
+    const ignored = compile(withCondition('ignore'), 'p').evaluate({ object, tools });
+    expect(ignored.outcome).toBe('skip');
+    expect(ignored.error).toMatch(/ghost/);
+  });
+});
+
 describe('compile problems carry a pointer and the offset inside the expression', () => {
   const base = (patch: Spec): Spec => ({ phase: 'admission', match: { kinds: ['Agent'] }, validations: [{ expression: 'true' }], action: 'deny', ...patch });
   it.each<[string, Spec, string, number, RegExp]>([
