@@ -118,13 +118,186 @@ const MODEL_CATALOG = [
   { name: 'scripted-echo', provider: 'scripted', flavour: 'echo' },
 ];
 
-const POLICY_NAMES = ['agents-need-sponsor', 'sponsor-is-accountable', 'no-orphan-agents', 'sponsor-on-record', 'owner-required'];
-const POLICY_MESSAGES = [
-  'Every agent needs an accountable human sponsor.',
-  'Name the person who answers for this agent in spec.sponsor.',
-  'An agent without a sponsor cannot be reviewed; add spec.sponsor.',
-  'Set spec.sponsor to the e-mail of the accountable owner.',
+/**
+ * The Policy templates, modelled on examples/policies: admission policies on
+ * Agents, Workflows, Tools, Models and Tenants that use variables, lookups in
+ * `tools`/`models`/`agents`/`evaluations`, tenant labels (`env: prod`,
+ * `regulated: "true"`), comprehensions over `spec.tools` and
+ * messageExpressions. A repository of N manifests cycles through them
+ * (mixFor: 20 policies from 1,000 manifests up); `actions[cycle]` is the
+ * action of the first and second round. Every generated object satisfies the
+ * `deny` and `warn` ones (a generated repository validates clean); the
+ * `audit` ones find what an audit is for (prod agents without a canary).
+ */
+const POLICY_TEMPLATES = [
+  {
+    name: 'sponsor-is-tenant-sponsor',
+    description: 'Every agent has an accountable person, and that person is a sponsor of its tenant.',
+    kinds: ['Agent'],
+    validations: [
+      { expression: "object.spec.sponsor.matches('^[a-z0-9._+-]+@[a-z0-9.-]+[.][a-z]{2,}$')", message: "spec.sponsor must be a person's e-mail address." },
+      {
+        expression: 'object.spec.sponsor in tenant.spec.sponsors',
+        message: "spec.sponsor must be one of the tenant's sponsors.",
+        messageExpression: "'spec.sponsor ' + object.spec.sponsor + ' is not a sponsor of tenant ' + tenant.metadata.name",
+      },
+    ],
+    actions: ['deny', 'warn'],
+  },
+  {
+    name: 'high-risk-tools-need-approval',
+    description: 'In production tenants a human approves every call an agent makes to a high-risk tool.',
+    kinds: ['Agent'],
+    conditions: ["tenant.metadata.?labels.?env.orValue('') == 'prod'"],
+    variables: [
+      { name: 'highRisk', expression: "object.spec.?tools.orValue([]).filter(t, t.name in tools && tools[t.name].spec.?risk.orValue('low') == 'high')" },
+      { name: 'unapproved', expression: "variables.highRisk.filter(t, t.approval != 'required')" },
+    ],
+    validations: [
+      {
+        expression: 'variables.unapproved.size() == 0',
+        message: 'High-risk tools must be listed as {name, approval: required}.',
+        messageExpression: "'tool ' + variables.unapproved[0].name + ' is high risk: list it as {name: ' + variables.unapproved[0].name + ', approval: required}'",
+      },
+    ],
+    actions: ['deny', 'deny'],
+  },
+  {
+    name: 'agent-models-allowed',
+    description: "An agent's model, and every model it may fall back to, is one its tenant allows.",
+    kinds: ['Agent'],
+    variables: [{ name: 'fallbacks', expression: "object.spec.model in models ? models[object.spec.model].spec.?fallbacks.orValue([]) : []" }],
+    validations: [
+      {
+        expression: 'object.spec.model in tenant.spec.models',
+        message: "spec.model must be one of the tenant's models.",
+        messageExpression: "'model ' + object.spec.model + ' is not allowed in tenant ' + tenant.metadata.name + ' (allowed: ' + tenant.spec.models.join(', ') + ')'",
+      },
+      {
+        expression: 'variables.fallbacks.all(f, f in tenant.spec.models)',
+        message: "Every fallback of the agent's model must be one of the tenant's models.",
+        messageExpression: "'model ' + object.spec.model + ' falls back to ' + variables.fallbacks.filter(f, !(f in tenant.spec.models)).join(', ') + ', which tenant ' + tenant.metadata.name + ' does not allow'",
+      },
+    ],
+    actions: ['deny', 'warn'],
+  },
+  {
+    name: 'regulated-tenants-guardrails',
+    description: 'Regulated tenants redact personal data, distrust tool results and isolate agents with gVisor.',
+    kinds: ['Agent'],
+    conditions: ["tenant.metadata.?labels.?regulated.orValue('false') == 'true'"],
+    validations: [
+      { expression: "'pii-redaction' in object.spec.?guardrails.?input.orValue([])", message: 'Agents in regulated tenants must list pii-redaction in spec.guardrails.input.' },
+      {
+        expression: "object.spec.?tools.orValue([]).size() == 0 || 'prompt-injection' in object.spec.?guardrails.?toolResults.orValue([])",
+        message: 'Agents with tools in regulated tenants must list prompt-injection in spec.guardrails.toolResults.',
+      },
+      { expression: "object.spec.?sandbox.?isolation.orValue('gvisor') == 'gvisor'", message: 'Agents in regulated tenants must run under gVisor isolation.' },
+    ],
+    actions: ['deny', 'deny'],
+  },
+  {
+    name: 'prod-agents-canary-with-evals',
+    description: 'In production tenants every agent change should be gated by evaluations and rolled out as an analysed canary.',
+    kinds: ['Agent'],
+    conditions: ["tenant.metadata.?labels.?env.orValue('') == 'prod'"],
+    variables: [{ name: 'gates', expression: 'object.spec.?rollout.?analysis.?evaluations.orValue([])' }],
+    validations: [
+      { expression: "object.spec.?rollout.?strategy.orValue('all-at-once') == 'canary'", message: 'Production agents should use spec.rollout.strategy canary.' },
+      {
+        expression: "variables.gates.size() > 0 && variables.gates.all(e, e in evaluations && evaluations[e].spec.target.?agent.orValue('') == object.metadata.name)",
+        message: 'A production canary should be gated by evaluations of this agent in spec.rollout.analysis.evaluations.',
+      },
+      {
+        expression: 'object.spec.?rollout.?analysis.?maxErrorRate.hasValue() && object.spec.?rollout.?analysis.?maxRegression.hasValue()',
+        message: 'A production canary should set both maxErrorRate and maxRegression in its analysis.',
+      },
+    ],
+    actions: ['audit', 'audit'],
+  },
+  {
+    name: 'workflow-budget-covers-agents',
+    description: "A workflow's token budget covers one run of each agent it calls.",
+    kinds: ['Workflow'],
+    variables: [
+      {
+        name: 'members',
+        expression: "object.spec.?steps.orValue([]).map(s, s.agent) + object.spec.?branches.orValue([]).map(b, b.agent) + object.spec.?routes.orValue([]).map(r, r.agent) + object.spec.?voters.orValue([]).map(v, v.agent) + [object.spec.?coordinator.orValue(''), object.spec.?generator.orValue(''), object.spec.?critic.orValue('')].filter(a, a != '')",
+      },
+      { name: 'budget', expression: 'object.spec.?limits.?tokensPerRun.orValue(0)' },
+      { name: 'over', expression: 'variables.members.filter(a, a in agents && agents[a].spec.?limits.?tokensPerRun.orValue(0) > variables.budget)' },
+    ],
+    validations: [
+      {
+        expression: "!object.spec.?limits.?tokensPerRun.hasValue() || variables.over.size() == 0",
+        message: "spec.limits.tokensPerRun must cover one run of each of the workflow's agents.",
+        messageExpression: "'spec.limits.tokensPerRun ' + string(variables.budget) + ' is less than agent ' + variables.over[0] + ' may use in one run'",
+      },
+    ],
+    actions: ['deny', 'warn'],
+  },
+  {
+    name: 'workflows-declare-limits',
+    description: "Workflows should carry their own time and token budget, well under the tenant's daily quota.",
+    kinds: ['Workflow'],
+    validations: [
+      { expression: 'object.spec.?limits.?tokensPerRun.hasValue() && object.spec.?limits.?timeoutSeconds.hasValue()', message: 'Workflows should declare spec.limits.tokensPerRun and spec.limits.timeoutSeconds.' },
+      { expression: 'object.spec.?limits.?tokensPerRun.orValue(0) <= tenant.spec.quotas.tokensPerDay / 10', message: "A single run should not be allowed more than a tenth of the tenant's daily tokens." },
+    ],
+    actions: ['warn', 'warn'],
+  },
+  {
+    name: 'tool-transport-hygiene',
+    description: 'HTTP tools use TLS and authenticate; stdio tools ship their own files.',
+    kinds: ['Tool'],
+    validations: [
+      {
+        expression: "object.spec.mcp.transport != 'http' || (object.spec.mcp.?url.orValue('').startsWith('https://') && object.spec.mcp.?headers.orValue({}).size() > 0)",
+        message: 'HTTP tools must use an https:// URL and send credentials in spec.mcp.headers.',
+        messageExpression: "'tool ' + object.metadata.name + ' calls ' + object.spec.mcp.?url.orValue('(no url)') + ' without TLS or credentials'",
+      },
+      { expression: "object.spec.mcp.transport != 'stdio' || object.spec.?files.orValue([]).size() > 0", message: 'stdio tools must ship their server in spec.files.' },
+      { expression: 'object.spec.allow.size() > 0', message: 'Tools must allow at least one MCP tool in spec.allow.' },
+    ],
+    actions: ['deny', 'deny'],
+  },
+  {
+    name: 'model-hygiene',
+    description: 'Hosted models are priced and use a secret for credentials; fallbacks name other Models.',
+    kinds: ['Model'],
+    validations: [
+      {
+        expression: "object.spec.provider == 'scripted' || (object.spec.?pricing.hasValue() && object.spec.?credentials.?secretRef.orValue('') != '')",
+        message: 'Hosted models must declare spec.pricing and take credentials from a secretRef.',
+      },
+      {
+        expression: 'object.spec.?fallbacks.orValue([]).all(f, f != object.metadata.name && f in models)',
+        message: 'Fallbacks must name other Models of the cluster.',
+        messageExpression: "'model ' + object.metadata.name + ' falls back to ' + object.spec.?fallbacks.orValue([]).filter(f, f == object.metadata.name || !(f in models)).join(', ')",
+      },
+    ],
+    actions: ['warn', 'audit'],
+  },
+  {
+    name: 'tenant-governance',
+    description: 'Tenants name an approver and known models; regulated ones run in their own silo; production budgets are bounded.',
+    kinds: ['Tenant'],
+    variables: [{ name: 'unknownModels', expression: 'object.spec.?models.orValue([]).filter(m, !(m in models))' }],
+    validations: [
+      { expression: "object.spec.members.exists(m, m.role == 'approver' || m.role == 'admin')", message: 'A tenant needs at least one approver or admin in spec.members.' },
+      {
+        expression: 'variables.unknownModels.size() == 0',
+        message: 'spec.models must name Models of the cluster.',
+        messageExpression: "'tenant ' + object.metadata.name + ' allows unknown models: ' + variables.unknownModels.join(', ')",
+      },
+      { expression: "object.metadata.?labels.?regulated.orValue('false') != 'true' || object.spec.isolation == 'silo'", message: 'Regulated tenants must use isolation silo.' },
+      { expression: "object.metadata.?labels.?env.orValue('') != 'prod' || object.spec.quotas.monthlyBudgetUsd <= 10000.0", message: 'Production tenants may budget at most 10,000 USD a month.' },
+    ],
+    actions: ['deny', 'warn'],
+  },
 ];
+
+const TENANT_ENVS = ['prod', 'staging', 'prod', 'dev', 'staging'];
 
 const WORKFLOW_PATTERNS = ['sequential', 'fanout', 'coordinator', 'refinement', 'consensus'];
 const ROUTE_CONDITIONS = ['output.size() > 200', 'output.size() > 40', 'output.size() > 0'];
@@ -237,15 +410,18 @@ export function generateFiles({ manifests, seed = 1 }) {
   for (let t = 0; t < mix.tenants; t++) {
     const [company, dept] = combos[t % combos.length];
     const suffix = t >= combos.length ? `-${Math.floor(t / combos.length) + 1}` : '';
-    tenantNames.push({ name: `${company}-${dept}${suffix}`, company, dept });
+    // Two in five tenants are production, and one in five is production with regulated data (see POLICY_TEMPLATES).
+    const env = TENANT_ENVS[t % TENANT_ENVS.length];
+    tenantNames.push({ name: `${company}-${dept}${suffix}`, company, dept, env, regulated: t % TENANT_ENVS.length === 0 });
   }
 
   // Policies: cluster-scoped; five share one file.
   const policyDocs = [];
   for (let p = 0; p < mix.policies; p++) {
-    const name = `${POLICY_NAMES[p % POLICY_NAMES.length]}-${pad(p + 1, 2)}`;
+    const template = POLICY_TEMPLATES[p % POLICY_TEMPLATES.length];
+    const name = `${template.name}-${pad(p + 1, 2)}`;
     const scoped = p % 4 === 3 ? tenantNames[p % tenantNames.length].name : null;
-    policyDocs.push({ name, doc: renderPolicy(name, p, scoped) });
+    policyDocs.push({ name, doc: renderPolicy(name, template, Math.floor(p / POLICY_TEMPLATES.length), scoped) });
   }
   const sharedPolicies = policyDocs.slice(0, Math.min(5, Math.floor(policyDocs.length / 2)));
   if (sharedPolicies.length) add('policies/baseline.yaml', sharedPolicies.map((p) => p.doc));
@@ -272,7 +448,7 @@ export function generateFiles({ manifests, seed = 1 }) {
   return { files, mix, tenants, documents };
 }
 
-function planTenant(r, { name, company, dept }, modelNames, counts) {
+function planTenant(r, { name, company, dept, env, regulated }, modelNames, counts) {
   const sponsors = r.sample(FIRST_NAMES, 2).map((f) => `${f}@${name}.example`);
   // A few primary models, closed under fallbacks so every model an agent may end up calling is listed.
   const primary = r.sample(modelNames, Math.min(modelNames.length, r.int(2, 4)));
@@ -366,7 +542,7 @@ function planTenant(r, { name, company, dept }, modelNames, counts) {
     maxSandboxes: Math.ceil(replicas / 50) * 50 + 50,
     monthlyBudgetUsd: 5000,
   };
-  return { name, company, dept, sponsors, models, quotas, tools, agents, workflows, evaluations };
+  return { name, company, dept, env, regulated, sponsors, models, quotas, tools, agents, workflows, evaluations };
 }
 
 function emitTenant(r, t, add, files) {
@@ -437,26 +613,42 @@ function renderModel(m, r) {
   return s;
 }
 
-function renderPolicy(name, p, tenant) {
+/** A YAML double-quoted scalar (policy expressions hold quotes, colons and braces). */
+const quoted = (text) => JSON.stringify(text);
+
+function renderPolicy(name, template, cycle, tenant) {
+  const action = template.actions[cycle % template.actions.length];
   let s = header('Policy', name, null, { owner: 'platform-security' });
   s += 'spec:\n';
+  s += `  description: ${quoted(template.description)}\n`;
   s += '  phase: admission\n';
   s += '  match:\n';
-  s += '    kinds: [Agent]\n';
+  s += `    kinds: [${template.kinds.join(', ')}]\n`;
   if (tenant) s += `    tenants: [${tenant}]\n`;
+  if (template.conditions) {
+    s += '    conditions:\n';
+    for (const c of template.conditions) s += `      - ${quoted(c)}\n`;
+  }
+  if (template.variables) {
+    s += '  variables:\n';
+    for (const v of template.variables) s += `    - name: ${v.name}\n      expression: ${quoted(v.expression)}\n`;
+  }
   s += '  validations:\n';
-  s += '    - expression: "has(object.spec.sponsor)"\n';
-  s += `      message: ${POLICY_MESSAGES[p % POLICY_MESSAGES.length]}\n`;
-  s += '  action: warn\n';
-  if (p % 3 === 1) s += '  failurePolicy: fail\n';
+  for (const v of template.validations) {
+    s += `    - expression: ${quoted(v.expression)}\n`;
+    s += `      message: ${quoted(v.message)}\n`;
+    if (v.messageExpression) s += `      messageExpression: ${quoted(v.messageExpression)}\n`;
+  }
+  s += `  action: ${action}\n`;
+  s += `  failurePolicy: ${action === 'deny' ? 'fail' : 'ignore'}\n`;
   return s;
 }
 
 function renderTenant(t) {
-  let s = header('Tenant', t.name, null, { company: t.company });
+  let s = header('Tenant', t.name, null, { company: t.company, env: t.env, ...(t.regulated ? { regulated: '"true"' } : {}) });
   s += 'spec:\n';
   s += `  displayName: ${cap(t.company)} ${cap(t.dept)}\n`;
-  s += '  isolation: pool\n';
+  s += `  isolation: ${t.regulated ? 'silo' : 'pool'}\n`;
   s += `  sponsors: [${t.sponsors.join(', ')}]\n`;
   s += '  members:\n';
   s += `    - {subject: "group:${t.name}-leads", role: approver}\n`;
@@ -537,9 +729,10 @@ function renderAgent(r, t, a, av) {
     if (r.chance(0.5)) s += `    longTerm: {collection: ${t.name}-${a.topic}}\n`;
   }
   s += `  limits: {maxIterations: ${r.int(4, 12)}, timeoutSeconds: ${r.pick([60, 120, 180, 300])}, tokensPerRun: ${r.pick([8000, 16000, 20000, 32000, 50000])}}\n`;
-  if (r.chance(0.6)) {
+  // Regulated tenants' agents always redact personal data and distrust tool results (policy regulated-tenants-guardrails).
+  if (r.chance(0.6) || t.regulated) {
     s += '  guardrails:\n';
-    s += `    input: [${r.chance(0.5) ? 'prompt-injection, pii-redaction' : 'prompt-injection'}]\n`;
+    s += `    input: [${r.chance(0.5) || t.regulated ? 'prompt-injection, pii-redaction' : 'prompt-injection'}]\n`;
     if (a.tools.length) s += '    toolResults: [prompt-injection]\n';
     if (a.typed) s += '    output: [schema]\n';
   }

@@ -197,7 +197,10 @@ export function admit(input: AdmitInput): AdmitOutput {
     if (matching.length === 0) continue;
     const old = input.oldObject?.(o.id) ?? null;
     const tenantObj = o.kind === 'Tenant' ? o : o.tenant !== undefined ? byId.get(`Tenant/${o.tenant}`) : undefined;
-    const key = `adm\t${setKey}\t${o.effectiveDigest}\t${old?.digest ?? '-'}\t${tenantObj?.effectiveDigest ?? '-'}`;
+    // The old version is in the key only when a matching policy names `oldObject`: otherwise a plan
+    // finds the verdicts a validate of the same objects left in the cache.
+    const readsOld = matching.some((p) => p.compiled.uses.includes('oldObject'));
+    const key = `adm\t${setKey}\t${o.effectiveDigest}\t${readsOld ? (old?.digest ?? '-') : '*'}\t${tenantObj?.effectiveDigest ?? '-'}`;
     const hit = input.verdicts !== undefined ? cachedVerdict(input.verdicts.get(key), currentDigest) : undefined;
     if (hit !== undefined) {
       stats.cached++;

@@ -88,7 +88,8 @@ export class CompileCache implements TreeStore {
   /** Entries added by this run (written as a delta). */
   private readonly added: Tables = emptyTables();
   /** Keys read or written by this run (what compaction keeps when it prunes). */
-  private readonly used = new Set<string>();
+  /** Keys read or written in this run, per table (no key concatenated per lookup: a warm compile makes tens of thousands). */
+  private readonly used: Record<Table, Set<string>> = { units: new Set(), files: new Set(), trees: new Set(), derived: new Set() };
   private readonly snapshots = new Map<string, Snapshot | null>();
   private readonly newSnapshots = new Map<string, Snapshot>();
   private baseEntries = 0;
@@ -165,14 +166,14 @@ export class CompileCache implements TreeStore {
 
   private get<T extends Table>(t: T, key: string): Tables[T] extends Map<string, infer V> ? V | undefined : never {
     const v = this.tables[t].get(key);
-    if (v !== undefined) this.used.add(`${t}\u0000${key}`);
+    if (v !== undefined) this.used[t].add(key);
     return v as never;
   }
 
   private set<T extends Table>(t: T, key: string, value: Tables[T] extends Map<string, infer V> ? V : never): void {
     (this.tables[t] as Map<string, unknown>).set(key, value);
     (this.added[t] as Map<string, unknown>).set(key, value);
-    this.used.add(`${t}\u0000${key}`);
+    this.used[t].add(key);
   }
 
   getUnit(oid: string): FileUnit | undefined {
@@ -267,8 +268,9 @@ export class CompileCache implements TreeStore {
 
   private compact(): void {
     const total = count(this.tables);
-    if (total > MAX_UNUSED_FACTOR * Math.max(this.used.size, 1)) {
-      for (const t of TABLES) for (const k of [...this.tables[t].keys()]) if (!this.used.has(`${t}\u0000${k}`)) this.tables[t].delete(k);
+    const used = TABLES.reduce((n, t) => n + this.used[t].size, 0);
+    if (total > MAX_UNUSED_FACTOR * Math.max(used, 1)) {
+      for (const t of TABLES) for (const k of [...this.tables[t].keys()]) if (!this.used[t].has(k)) this.tables[t].delete(k);
     }
     writeAtomic(join(this.folder, 'base-units.json'), JSON.stringify([...this.tables.units]));
     writeAtomic(join(this.folder, 'base.bin'), this.serialize(this.tables, ''));

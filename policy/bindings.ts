@@ -123,28 +123,68 @@ function celObject(value: JsonObject | null | undefined, fallback: Kind): unknow
   return toCelValue(value, kindTypeName(isKind(value.kind) ? value.kind : fallback));
 }
 
-const bound = new WeakMap<AdmissionContext, Record<string, unknown>>();
+/**
+ * Where a context keeps its bindings: a symbol-keyed property, not a WeakMap.
+ * The compiler makes a context per object and drops it soon after, and V8
+ * pays for every short-lived WeakMap key in each young-generation GC.
+ */
+const BOUND = Symbol('beacon.admissionBindings');
+type Bound = AdmissionContext & { [BOUND]?: Record<string, unknown> };
 
 /** The CEL bindings of an admission context, built once per context (shared by every policy that evaluates it). */
 export function admissionCelBindings(context: AdmissionContext): Record<string, unknown> {
-  let b = bound.get(context);
-  if (b !== undefined) return b;
-  const kind: Kind = isKind(context.object.kind) ? context.object.kind : 'Agent';
-  b = {
-    object: celObject(context.object, kind),
-    oldObject: celObject(context.oldObject, kind),
-    tenant: celObject(context.tenant, 'Tenant'),
-  };
-  for (const [name, k] of Object.entries(REFERENCE_MAPS) as [ReferenceMapName, Kind][]) {
-    b[name] = new LookupMap(
+  let b = (context as Bound)[BOUND];
+  if (b === undefined) (context as Bound)[BOUND] = b = new AdmissionScope(context) as unknown as Record<string, unknown>;
+  return b;
+}
+
+/**
+ * The bindings of one context. A reference map is made when an expression
+ * first names it: most policies read only `object` and `tenant`. The engine
+ * reads from here only the variables a policy names (never through a
+ * prototype chain: the getters keep their state in private fields).
+ */
+class AdmissionScope {
+  readonly object: unknown;
+  readonly oldObject: unknown;
+  readonly tenant: unknown;
+  readonly #context: AdmissionContext;
+  #models: LookupMap | undefined;
+  #tools: LookupMap | undefined;
+  #agents: LookupMap | undefined;
+  #evaluations: LookupMap | undefined;
+
+  constructor(context: AdmissionContext) {
+    const kind: Kind = isKind(context.object.kind) ? context.object.kind : 'Agent';
+    this.#context = context;
+    this.object = celObject(context.object, kind);
+    this.oldObject = celObject(context.oldObject, kind);
+    this.tenant = celObject(context.tenant, 'Tenant');
+  }
+
+  get models(): LookupMap {
+    return (this.#models ??= this.#map('models'));
+  }
+  get tools(): LookupMap {
+    return (this.#tools ??= this.#map('tools'));
+  }
+  get agents(): LookupMap {
+    return (this.#agents ??= this.#map('agents'));
+  }
+  get evaluations(): LookupMap {
+    return (this.#evaluations ??= this.#map('evaluations'));
+  }
+
+  #map(name: ReferenceMapName): LookupMap {
+    const context = this.#context;
+    const type = kindTypeName(REFERENCE_MAPS[name]);
+    return new LookupMap(
       (n) => {
         const o = context.lookup(name, n);
-        return o === undefined ? undefined : toCelValue(o, kindTypeName(k));
+        return o === undefined ? undefined : toCelValue(o, type);
       },
       () => context.keys(name),
       () => (context.any !== undefined ? context.any(name) : context.keys(name)[0]),
     );
   }
-  bound.set(context, b);
-  return b;
 }

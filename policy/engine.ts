@@ -27,6 +27,7 @@ import { analyzeExpression, baseEnvironment, isBoolish, type CelAnalysis, type C
 import { boundedProgram, createBudget, type CelBudget } from './budget.js';
 import { DYN_SIZE, joinAll, mapShape, structShape, type CostEstimate, type EstimateOptions, type Shape } from './cost.js';
 import { admissionCelBindings, type AdmissionContext } from './bindings.js';
+import { walk, type CelNode } from './ast.js';
 import { REQUEST_SHAPE, REQUEST_TYPE_NAME, kindTypeName, objectShapeOf, toCelValue, typedEnvironment } from './typing.js';
 
 /** A problem in a policy's expressions, found at compile time. */
@@ -101,6 +102,8 @@ export interface CompiledPolicy {
   readonly kinds: readonly string[];
   readonly tenants: readonly string[];
   readonly requestTypes: readonly string[];
+  /** The phase's variables its expressions name (`object`, `oldObject`, `tenant`, `tools`, ...): nothing else can change its verdict. */
+  readonly uses: readonly string[];
   /** Evaluate against one object (admission) or one request (runtime). Never throws. */
   evaluate(bindings: AdmissionBindings | RuntimeBindings): PolicyDecision;
   /**
@@ -314,6 +317,8 @@ function program(source: string, pointer: string): Compiled {
 interface Built {
   name: string;
   spec: Spec;
+  /** The phase's variables the expressions name: the only ones an evaluation reads from the bindings. */
+  uses: string[];
   conditions: Compiled[];
   variables: { name: string; expr: Compiled }[];
   validations: { expr: Compiled; message?: string; messageExpr?: Compiled }[];
@@ -323,6 +328,7 @@ function buildPolicy(name: string, spec: Spec): CompiledPolicy {
   const built: Built = {
     name,
     spec,
+    uses: variablesUsed(spec),
     conditions: spec.conditions.map((c, i) => program(c, `/spec/match/conditions/${i}`)),
     variables: spec.variables.map((v, i) => ({ name: v.name, expr: program(v.expression, `/spec/variables/${i}/expression`) })),
     validations: spec.validations.map((v, i) => ({
@@ -339,10 +345,24 @@ function buildPolicy(name: string, spec: Spec): CompiledPolicy {
     kinds: spec.kinds,
     tenants: spec.tenants,
     requestTypes: spec.requestTypes,
+    uses: built.uses,
     evaluate: (bindings) => evaluatePolicy(built, bindings, () => celBindings(spec.phase, bindings)),
     explain: (bindings) => evaluatePolicy(built, bindings, () => celBindings(spec.phase, bindings), true),
     evaluateAdmission: (context) => evaluatePolicy(built, { object: context.object }, () => admissionCelBindings(context)),
   };
+}
+
+/** The phase variables named anywhere in the policy's expressions (a comprehension's own variables are not phase variables). */
+function variablesUsed(spec: Spec): string[] {
+  const phase: readonly string[] = spec.phase === 'runtime' ? RUNTIME_VARIABLES : ADMISSION_VARIABLES;
+  const sources = [...spec.conditions, ...spec.variables.map((v) => v.expression), ...spec.validations.flatMap((v) => [v.expression, v.messageExpression ?? ''])];
+  const names = new Set<string>();
+  for (const source of sources) {
+    if (source !== '') walk(evaluationEnvironment().parse(source).ast as CelNode, (node) => {
+      if (node.op === 'id' && typeof node.args === 'string' && phase.includes(node.args)) names.add(node.args);
+    });
+  }
+  return [...names];
 }
 
 /** Why the policy does not apply to these bindings, or null when it does. */
@@ -379,15 +399,17 @@ function asKindMap(map: Readonly<Record<string, JsonObject>> | undefined, kind: 
   return out;
 }
 
-const converted = new WeakMap<AdmissionBindings | RuntimeBindings, Record<string, unknown>>();
+/** Where a bindings object keeps its CEL values: a symbol, not a WeakMap (the decider makes one per request; short-lived WeakMap keys slow every GC). */
+const CONVERTED = Symbol('beacon.celBindings');
+type Converted = (AdmissionBindings | RuntimeBindings) & { [CONVERTED]?: Record<string, unknown> };
 
 /**
  * Admission or runtime bindings as CEL values (integers as BigInt, missing request fields filled),
  * memoized by the bindings object: the runtime decider passes one object to every policy.
  */
 function celBindings(phase: Spec['phase'], b: AdmissionBindings | RuntimeBindings): Record<string, unknown> {
-  let out = converted.get(b);
-  if (out === undefined) converted.set(b, (out = convertBindings(phase, b)));
+  let out = (b as Converted)[CONVERTED];
+  if (out === undefined) (b as Converted)[CONVERTED] = out = convertBindings(phase, b);
   return out;
 }
 
@@ -395,7 +417,7 @@ function convertBindings(phase: Spec['phase'], b: AdmissionBindings | RuntimeBin
   if (phase === 'runtime') {
     const r = b as RuntimeBindings;
     const request = { agent: '', tenant: '', model: '', tool: '', host: '', arguments: {}, tokensUsed: 0, costUsd: 0, ...r.request };
-    return { request: toCelValue(request, REQUEST_TYPE_NAME), agent: asKindObject(r.agent, 'Agent'), tenant: asKindObject(r.tenant, 'Tenant') };
+    return { request: toCelValue(request, REQUEST_TYPE_NAME, false) /* new every time: no memo */, agent: asKindObject(r.agent, 'Agent'), tenant: asKindObject(r.tenant, 'Tenant') };
   }
   const a = b as AdmissionBindings;
   const kind = isKind(a.object.kind) ? a.object.kind : 'Agent';
@@ -499,7 +521,10 @@ function decide(built: Built, bindings: AdmissionBindings | RuntimeBindings, cel
   let ctx: Record<string, unknown>;
   try {
     // The CEL values are shared (memoized by the bindings); `variables` is this evaluation's own.
-    ctx = built.variables.length > 0 ? (Object.create(celContext()) as Record<string, unknown>) : celContext();
+    // Only what the expressions name (a reference map is made when read, policy/bindings.ts); `variables` is this evaluation's own.
+    const scope = celContext();
+    ctx = {};
+    for (const name of built.uses) ctx[name] = scope[name];
   } catch (err) {
     return ignore ? { outcome: 'skip', messages: [], variables: seen, violations: [], error: `bindings: ${errorText(err)}` } : failedDecision(built, [], `bindings: ${errorText(err)}`, seen);
   }

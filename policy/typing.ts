@@ -346,27 +346,35 @@ const converted = new WeakMap<object, Map<string, unknown>>();
  * numbers. Never mutates its input; objects are converted once per type
  * (memoized by identity — compiled objects are read-only).
  */
-export function toCelValue(value: unknown, type: CelType): unknown {
+export function toCelValue(value: unknown, type: CelType, memoize = true): unknown {
   if (value === null || value === undefined) return value;
   if (typeof value === 'number') return type === 'double' || !Number.isInteger(value) ? value : BigInt(value);
   if (typeof value !== 'object' || value instanceof Uint8Array) return value;
   // Inline structs are parts of a named type's value, memoized with it.
-  if (typeof type !== 'string') return convertObject(value, type);
+  if (typeof type !== 'string' || !memoize) return convertObject(value, type, memoize);
   let memo = converted.get(value);
   const hit = memo?.get(type);
   if (hit !== undefined) return hit;
-  const out = convertObject(value, type);
+  const out = convertObject(value, type, true);
   if (memo === undefined) converted.set(value, (memo = new Map()));
   memo.set(type, out);
   return out;
 }
 
-function convertObject(value: object, type: CelType): unknown {
+const generics = new Map<string, { list?: string; mapValue?: string }>();
+
+function genericOf(type: string): { list?: string; mapValue?: string } {
+  let g = generics.get(type);
+  if (g === undefined) generics.set(type, (g = parseGeneric(type)));
+  return g;
+}
+
+function convertObject(value: object, type: CelType, memoize: boolean): unknown {
   const struct = typeof type === 'string' ? structNamed(type) : type;
-  const generic = typeof type === 'string' ? parseGeneric(type) : {};
-  if (Array.isArray(value)) return value.map((v) => toCelValue(v, generic.list ?? 'dyn'));
+  const generic = typeof type === 'string' ? genericOf(type) : {};
+  if (Array.isArray(value)) return value.map((v) => toCelValue(v, generic.list ?? 'dyn', memoize));
   if (value instanceof Map) return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = toCelValue(v, struct?.[k] ?? generic.mapValue ?? 'dyn');
+  for (const [k, v] of Object.entries(value)) out[k] = toCelValue(v, struct?.[k] ?? generic.mapValue ?? 'dyn', memoize);
   return out;
 }

@@ -82,6 +82,10 @@ describe('admission', () => {
     expect(high.ok).toBe(false);
     // Only the agent whose effective digest changed (it uses the Tool) was evaluated again.
     expect(high.stats.admission?.evaluated).toBe(1);
+    // A plan of the same commit reuses those verdicts: no policy reads oldObject, so the base does not matter.
+    const planned = await planRefs({ repo, base: 'HEAD~1', head: 'HEAD', cacheDir });
+    expect(planned.head.stats.admission).toMatchObject({ evaluated: 0 });
+    expect(codes(planned.plan.diagnostics, 'BCN7001').map((d) => d.object)).toEqual(['Agent/shop/front']);
 
     commit(repo, { 'tools/search.yaml': toolWithRisk('low') });
     const low = await validateHead(repo, cacheDir);
