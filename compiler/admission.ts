@@ -174,7 +174,7 @@ export function admit(input: AdmitInput): AdmitOutput {
   const findings: AdmissionFinding[] = [];
   const stats = { evaluated: 0, cached: 0 };
   if (policies.length === 0) return { findings, stats };
-  const setKey = sha256(policies.map((p) => `${p.name}:${p.digest}`).join('\n'));
+  const setKey = short(sha256(policies.map((p) => `${p.name}:${p.digest}`).join('\n')));
   const mapsFor = referenceMaps(input.objects);
   const byId = new Map(input.objects.map((o) => [o.id, o]));
   /** What a read names today: an object's effective digest, or the digest of a map's entries. */
@@ -200,7 +200,7 @@ export function admit(input: AdmitInput): AdmitOutput {
     // The old version is in the key only when a matching policy names `oldObject`: otherwise a plan
     // finds the verdicts a validate of the same objects left in the cache.
     const readsOld = matching.some((p) => p.compiled.uses.includes('oldObject'));
-    const key = `adm\t${setKey}\t${o.effectiveDigest}\t${readsOld ? (old?.digest ?? '-') : '*'}\t${tenantObj?.effectiveDigest ?? '-'}`;
+    const key = `a${setKey}${short(o.effectiveDigest)}${readsOld ? (old !== null ? short(old.digest) : '-') : '*'}${tenantObj !== undefined ? short(tenantObj.effectiveDigest) : '-'}`;
     const hit = input.verdicts !== undefined ? cachedVerdict(input.verdicts.get(key), currentDigest) : undefined;
     if (hit !== undefined) {
       stats.cached++;
@@ -238,7 +238,7 @@ export function admit(input: AdmitInput): AdmitOutput {
       for (const v of d.violations) own.push({ policy: p.name, outcome: d.outcome, message: v.message, ...(v.validation !== undefined ? { validation: v.validation } : {}) });
     }
     for (const f of own) findings.push({ ...f, object: o.id });
-    input.verdicts?.set(key, JSON.stringify({ reads: [...reads].sort(), findings: own } satisfies CachedVerdict));
+    input.verdicts?.set(key, reads.size === 0 && own.length === 0 ? NOTHING : JSON.stringify({ reads: [...reads].map(([id, d]): [string, string] => [id, short(d)]).sort(), findings: own } satisfies CachedVerdict));
   }
   return { findings, stats };
 }
@@ -265,9 +265,23 @@ function wouldBeId(kind: Kind, name: string, tenant: string | undefined): string
   return slash >= 0 ? `${kind}/${name.slice(0, slash)}/${name.slice(slash + 1)}` : `${kind}/${tenant ?? ''}/${name}`;
 }
 
+/**
+ * Digests in verdict keys and reads, shortened to 96 bits: a warm compile
+ * loads one verdict per object, so their size is load time. A collision
+ * between two 96-bit prefixes of SHA-256 digests is not a practical concern.
+ */
+function short(digest: string): string {
+  return digest.startsWith('sha256:') ? digest.slice(7, 31) : digest;
+}
+
+/** The verdict of an object that no policy faulted and that read nothing else (the common case), stored as one character. */
+const NOTHING = '0';
+const NOTHING_VERDICT: CachedVerdict = { reads: [], findings: [] };
+
 /** A cached verdict, if everything it read still has the digest it had. */
 function cachedVerdict(text: string | undefined, currentDigest: (id: string) => string): CachedVerdict | undefined {
   if (text === undefined) return undefined;
+  if (text === NOTHING) return NOTHING_VERDICT;
   let v: CachedVerdict;
   try {
     v = JSON.parse(text) as CachedVerdict;
@@ -275,6 +289,6 @@ function cachedVerdict(text: string | undefined, currentDigest: (id: string) => 
     return undefined;
   }
   if (!Array.isArray(v.reads) || !Array.isArray(v.findings)) return undefined;
-  for (const [id, digest] of v.reads) if (currentDigest(id) !== digest) return undefined;
+  for (const [id, digest] of v.reads) if (short(currentDigest(id)) !== digest) return undefined;
   return v;
 }

@@ -118,9 +118,16 @@ class LookupMap extends Map<string, unknown> {
 // a LookupMap must answer Map there. test/policy/bindings.test.ts fails if that ever stops working.
 Object.defineProperty(LookupMap.prototype, 'constructor', { value: Map, writable: true, configurable: true });
 
-function celObject(value: JsonObject | null | undefined, fallback: Kind): unknown {
+/**
+ * A manifest as a CEL value. `memoize`: keep the conversion for the next
+ * context (a Tenant or a looked-up Tool is read for many objects); an object
+ * under admission is converted once, for its own context, and not kept — the
+ * compiler admits every object, and keeping a converted copy of each would
+ * double the objects' memory at the peak of a compile.
+ */
+function celObject(value: JsonObject | null | undefined, fallback: Kind, memoize = true): unknown {
   if (value === null || value === undefined) return null;
-  return toCelValue(value, kindTypeName(isKind(value.kind) ? value.kind : fallback));
+  return toCelValue(value, kindTypeName(isKind(value.kind) ? value.kind : fallback), memoize);
 }
 
 /**
@@ -157,8 +164,8 @@ class AdmissionScope {
   constructor(context: AdmissionContext) {
     const kind: Kind = isKind(context.object.kind) ? context.object.kind : 'Agent';
     this.#context = context;
-    this.object = celObject(context.object, kind);
-    this.oldObject = celObject(context.oldObject, kind);
+    this.object = celObject(context.object, kind, false);
+    this.oldObject = celObject(context.oldObject, kind, false);
     this.tenant = celObject(context.tenant, 'Tenant');
   }
 
