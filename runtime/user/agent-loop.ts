@@ -1,0 +1,167 @@
+/**
+ * The agent loop (user space): model call → tool calls → model call … until a
+ * final answer, or until `maxIterations`, `timeoutSeconds` or `tokensPerRun`
+ * ends it, with the reason recorded. Model calls are system calls (the
+ * kernel's gateway applies policy, budgets and fallbacks); tools come from a
+ * ToolProvider (stdio servers in the sandbox, HTTP servers through the
+ * kernel). A tool call the agent may not make, or one that fails, goes back to
+ * the model as an error tool result — the model may recover — and is never
+ * an exception out of the loop.
+ */
+import {
+  ModelError,
+  type AgentResult,
+  type ChatMessage,
+  type Json,
+  type JsonSchema,
+  type ModelGateway,
+  type StopReason,
+  type TokenUsage,
+  type ToolCall,
+  type ToolDefinition,
+  type ToolProvider,
+  type ToolResult,
+} from '../types.js';
+
+/** The parts of a normalized Agent the loop reads (compiler CompiledObject.object, kind Agent). */
+export interface AgentSpec {
+  metadata: { name: string; tenant?: string };
+  spec: {
+    model: string;
+    instructions?: string;
+    tools?: { name: string; approval?: string }[];
+    output?: { schema?: JsonSchema };
+    limits?: { maxIterations?: number; timeoutSeconds?: number; tokensPerRun?: number };
+  };
+}
+
+/** One step of the loop, for traces. */
+export type AgentStep =
+  | { type: 'model'; turn: number; model: string; usage: TokenUsage; costUsd: number; latencyMs: number; toolCalls: number }
+  | { type: 'tool'; turn: number; tool: string; name: string; isError: boolean; latencyMs: number; refused?: string };
+
+export interface AgentLoopOptions {
+  gateway: ModelGateway;
+  tools: ToolProvider;
+  run: string;
+  node?: string;
+  replica?: number;
+  round?: number;
+  signal?: AbortSignal;
+  onStep?: (step: AgentStep) => void;
+  /**
+   * Called before each tool call whose entry in the agent's `tools` says
+   * `approval: required` (the approval machinery decides); returns a refusal
+   * reason, or undefined to go ahead. Without it such calls are refused.
+   */
+  approve?: (call: ToolCall) => Promise<string | undefined>;
+  /** Milliseconds now (injectable for tests). */
+  now?: () => number;
+}
+
+const DEFAULTS = { maxIterations: 10, timeoutSeconds: 300, tokensPerRun: 100_000 };
+
+/** The agent's input as the model reads it: text as is, anything else as JSON. */
+export function inputText(input: Json): string {
+  return typeof input === 'string' ? input : JSON.stringify(input);
+}
+
+function addUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
+  return { inputTokens: a.inputTokens + b.inputTokens, outputTokens: a.outputTokens + b.outputTokens };
+}
+
+/** The final answer as the agent's output: parsed JSON when the agent declares an output schema, else the text. */
+function outputOf(content: string, schema: JsonSchema | undefined): { ok: true; output: Json } | { ok: false; error: string } {
+  if (schema === undefined) return { ok: true, output: content };
+  const text = content.trim().replace(/^```(?:json)?\s*|\s*```$/g, '');
+  try {
+    return { ok: true, output: JSON.parse(text) as Json };
+  } catch {
+    return { ok: false, error: `the model's final answer is not the JSON its output schema asks for: ${content.slice(0, 200)}` };
+  }
+}
+
+export async function runAgent(agent: AgentSpec, input: Json, options: AgentLoopOptions): Promise<AgentResult> {
+  const limits = { ...DEFAULTS, ...agent.spec.limits };
+  const now = options.now ?? Date.now;
+  const started = now();
+  const deadline = started + limits.timeoutSeconds * 1000;
+  const timeout = AbortSignal.timeout(limits.timeoutSeconds * 1000);
+  const signal = options.signal !== undefined ? AbortSignal.any([options.signal, timeout]) : timeout;
+  const allowed = new Map((agent.spec.tools ?? []).map((t) => [t.name, t]));
+  const text = inputText(input);
+  const messages: ChatMessage[] = [];
+  if (agent.spec.instructions) messages.push({ role: 'system', content: agent.spec.instructions });
+  messages.push({ role: 'user', content: text });
+  let usage: TokenUsage = { inputTokens: 0, outputTokens: 0 };
+  let costUsd = 0;
+  let lastToolResult: string | null = null;
+  const end = (stopReason: StopReason, output: Json, error?: string): AgentResult => ({ output, stopReason, usage, costUsd, ...(error !== undefined ? { error } : {}) });
+
+  let tools: ToolDefinition[];
+  try {
+    tools = await options.tools.list({ signal });
+  } catch (err) {
+    return end('error', null, `tool discovery failed: ${message(err)}`);
+  }
+
+  for (let turn = 0; turn < limits.maxIterations; turn++) {
+    if (signal.aborted || now() > deadline) return end(timeout.aborted || now() > deadline ? 'timeout' : 'error', null, timeout.aborted || now() > deadline ? `the run took longer than ${limits.timeoutSeconds} s` : 'the run was cancelled');
+    let response;
+    try {
+      response = await options.gateway.complete(
+        {
+          model: agent.spec.model,
+          messages: [...messages],
+          tools,
+          ...(agent.spec.output?.schema !== undefined ? { responseSchema: agent.spec.output.schema } : {}),
+          script: { input: text, turn, lastToolResult, agent: agent.metadata.name, replica: options.replica ?? 0, round: options.round ?? 0 },
+          caller: { tenant: agent.metadata.tenant ?? '', agent: agent.metadata.name, run: options.run, ...(options.node !== undefined ? { node: options.node } : {}) },
+        },
+        { signal },
+      );
+    } catch (err) {
+      if (timeout.aborted) return end('timeout', null, `the run took longer than ${limits.timeoutSeconds} s`);
+      const denied = err instanceof ModelError && err.code === 'policy_denied';
+      return end(denied ? 'denied' : 'error', null, `model call failed: ${message(err)}`);
+    }
+    usage = addUsage(usage, response.usage);
+    costUsd += response.costUsd;
+    options.onStep?.({ type: 'model', turn, model: response.model, usage: response.usage, costUsd: response.costUsd, latencyMs: response.latencyMs, toolCalls: response.toolCalls.length });
+    if (usage.inputTokens + usage.outputTokens > limits.tokensPerRun) {
+      return end('tokens', null, `the run used ${usage.inputTokens + usage.outputTokens} tokens, over its limit of ${limits.tokensPerRun}`);
+    }
+    if (response.toolCalls.length === 0) {
+      const out = outputOf(response.content, agent.spec.output?.schema);
+      return out.ok ? end('final', out.output) : end('error', null, out.error);
+    }
+    messages.push({ role: 'assistant', content: response.content, toolCalls: response.toolCalls });
+    for (const call of response.toolCalls) {
+      const t0 = now();
+      const result = await callTool(call, allowed, options, signal);
+      lastToolResult = result.content;
+      messages.push({ role: 'tool', toolCallId: call.id, content: result.content, ...(result.isError ? { isError: true } : {}) });
+      options.onStep?.({ type: 'tool', turn, tool: call.tool, name: call.name, isError: result.isError, latencyMs: now() - t0, ...(result.refused !== undefined ? { refused: result.refused } : {}) });
+    }
+  }
+  return end('max_iterations', null, `no final answer after ${limits.maxIterations} model calls`);
+}
+
+async function callTool(call: ToolCall, allowed: Map<string, { name: string; approval?: string }>, options: AgentLoopOptions, signal: AbortSignal): Promise<ToolResult & { refused?: string }> {
+  const entry = allowed.get(call.tool);
+  const refuse = (why: string): ToolResult & { refused: string } => ({ content: `error: ${why}`, isError: true, refused: why });
+  if (entry === undefined) return refuse(`tool ${call.tool} is not one of this agent's tools`);
+  if (entry.approval === 'required') {
+    const refusal = options.approve !== undefined ? await options.approve(call) : 'it needs an approval and none can be asked for here';
+    if (refusal !== undefined) return refuse(`the call to ${call.tool}/${call.name} was not approved: ${refusal}`);
+  }
+  try {
+    return await options.tools.call(call, { signal });
+  } catch (err) {
+    return { content: `error: ${message(err)}`, isError: true };
+  }
+}
+
+function message(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 500);
+}
