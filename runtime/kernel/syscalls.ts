@@ -1,0 +1,106 @@
+/**
+ * The kernel's side of the channel: it serves one sandbox's system calls.
+ * The sandbox is not trusted: who is calling comes from how the channel was
+ * opened (the agent the sandbox was started for), never from the request;
+ * every model call and HTTP tool call passes runtime policy before it is made
+ * (`decide`), and a model call is checked again with its tokens and cost once
+ * they are known, so a policy on usage can withhold the answer. Denials are
+ * errors to the agent (`policy_denied`) and audit events; warnings and audits
+ * are events too.
+ */
+import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
+import type { Channel } from '../channel.js';
+import { CHANNEL_ERRORS, ProtocolError } from '../protocol.js';
+import { ModelError, type ModelGateway, type ModelRequest, type ToolCall, type ToolProvider } from '../types.js';
+
+/** Who the sandbox at the other end runs as: fixed when the kernel starts it. */
+export interface SandboxIdentity {
+  tenant: string;
+  agent: string;
+  run: string;
+}
+
+/** A policy decision, as the kernel reports it (audit log, dashboard). */
+export interface PolicyEvent {
+  request: RuntimeRequest;
+  decision: RuntimeDecision;
+  /** `before` the call is made, or `after` it, with its usage. */
+  when: 'before' | 'after';
+}
+
+export interface KernelServices {
+  gateway: ModelGateway;
+  /** The agent's HTTP Tools (the kernel calls them on the agent's behalf). */
+  httpTools?: ToolProvider;
+  /** Runtime policy (policy/index.ts createDecider(...).decide). Without it every call is allowed. */
+  decide?: (request: RuntimeRequest) => RuntimeDecision;
+  onPolicy?: (event: PolicyEvent) => void;
+  /** Trace events the sandbox sends. */
+  onTrace?: (data: unknown) => void;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function invalid(message: string): ProtocolError {
+  return new ProtocolError({ code: CHANNEL_ERRORS.invalidParams, message });
+}
+
+/** A model request as sent by user space, checked for shape (the gateway checks the rest). */
+function modelRequest(params: unknown, who: SandboxIdentity): ModelRequest {
+  if (!isRecord(params)) throw invalid('model.complete needs a ModelRequest object');
+  if (typeof params.model !== 'string' || params.model === '') throw invalid('model.complete: model must be a Model name');
+  if (!Array.isArray(params.messages)) throw invalid('model.complete: messages must be a list');
+  if (!Array.isArray(params.tools)) throw invalid('model.complete: tools must be a list');
+  if (!isRecord(params.script)) throw invalid('model.complete: script context missing');
+  const node = isRecord(params.caller) && typeof params.caller.node === 'string' ? params.caller.node : undefined;
+  // The caller is who the channel belongs to, whatever the request says.
+  return { ...(params as unknown as ModelRequest), caller: { tenant: who.tenant, agent: who.agent, run: who.run, ...(node !== undefined ? { node } : {}) } };
+}
+
+function toolCall(params: unknown): { call: ToolCall; idempotencyKey?: string } {
+  if (!isRecord(params) || !isRecord(params.call)) throw invalid('tool.call needs {call}');
+  const c = params.call;
+  if (typeof c.id !== 'string' || typeof c.tool !== 'string' || typeof c.name !== 'string' || !isRecord(c.arguments)) throw invalid('tool.call: call needs id, tool, name and arguments');
+  return { call: c as unknown as ToolCall, ...(typeof params.idempotencyKey === 'string' ? { idempotencyKey: params.idempotencyKey } : {}) };
+}
+
+/** Serve the system calls of the sandbox at the other end of `channel`. */
+export function serveKernel(channel: Channel, who: SandboxIdentity, services: KernelServices): void {
+  const check = (request: RuntimeRequest, when: PolicyEvent['when']): void => {
+    if (services.decide === undefined) return;
+    const decision = services.decide(request);
+    if (decision.denials.length > 0 || decision.warnings.length > 0 || decision.audits.length > 0) services.onPolicy?.({ request, decision, when });
+    if (!decision.allowed) {
+      const why = decision.denials.map((d) => `${d.policy}: ${d.message}`).join('; ');
+      throw new ModelError('policy_denied', `denied by runtime policy — ${why}`, false);
+    }
+  };
+
+  channel.handle('model.complete', async (params, { signal }) => {
+    const request = modelRequest(params, who);
+    const base: RuntimeRequest = { type: 'model', tenant: who.tenant, agent: who.agent, model: request.model };
+    check({ ...base, tokensUsed: 0, costUsd: 0 }, 'before');
+    const response = await services.gateway.complete(request, { signal });
+    check({ ...base, model: response.model, tokensUsed: response.usage.inputTokens + response.usage.outputTokens, costUsd: response.costUsd }, 'after');
+    return response;
+  });
+
+  channel.handle('tool.list', async (_params, { signal }) => (services.httpTools !== undefined ? services.httpTools.list({ signal }) : []));
+
+  channel.handle('tool.call', async (params, { signal }) => {
+    const { call, idempotencyKey } = toolCall(params);
+    if (services.httpTools === undefined) throw invalid(`tool ${call.tool} is not an HTTP tool of this agent`);
+    try {
+      check({ type: 'tool', tenant: who.tenant, agent: who.agent, tool: call.tool, arguments: call.arguments }, 'before');
+    } catch (err) {
+      return { content: `error: ${(err as Error).message}`, isError: true };
+    }
+    return services.httpTools.call(call, { signal, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) });
+  });
+
+  channel.onEvent((event, data) => {
+    if (event === 'trace') services.onTrace?.(data);
+  });
+}

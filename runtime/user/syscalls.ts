@@ -1,0 +1,42 @@
+/**
+ * User space's view of the kernel: the model gateway and the HTTP tools as
+ * system calls over the runtime channel. A kernel error comes back as the
+ * error the agent loop expects (a ModelError with the kernel's code and
+ * retryable flag), so the loop cannot tell a local fake from the kernel.
+ */
+import type { Channel } from '../channel.js';
+import { ProtocolError } from '../protocol.js';
+import { ModelError, type ModelErrorCode, type ModelGateway, type ModelResponse, type ToolDefinition, type ToolProvider, type ToolResult } from '../types.js';
+
+const MODEL_CODES = new Set<string>(['rate_limited', 'server_error', 'timeout', 'bad_response', 'unauthorized', 'bad_request', 'script_exhausted', 'policy_denied', 'budget_exceeded', 'no_credentials']);
+
+function asModelError(err: unknown): unknown {
+  if (!(err instanceof ProtocolError)) return err;
+  const code = (MODEL_CODES.has(err.code) ? err.code : 'server_error') as ModelErrorCode;
+  const retryable = err.data?.retryable === true;
+  const status = typeof err.data?.status === 'number' ? err.data.status : undefined;
+  return new ModelError(code, err.message, retryable, status);
+}
+
+/** `model.complete` through the kernel. */
+export function kernelGateway(channel: Channel): ModelGateway {
+  return {
+    complete: async (request, options) => {
+      try {
+        return await channel.call<ModelResponse>('model.complete', request, { ...(options?.signal !== undefined ? { signal: options.signal } : {}), timeoutMs: Infinity });
+      } catch (err) {
+        throw asModelError(err);
+      }
+    },
+  };
+}
+
+/** The agent's HTTP tools, through the kernel. */
+export function kernelTools(channel: Channel): ToolProvider {
+  return {
+    list: (options) => channel.call<ToolDefinition[]>('tool.list', {}, options?.signal !== undefined ? { signal: options.signal } : {}),
+    call: (call, options) =>
+      channel.call<ToolResult>('tool.call', { call, ...(options?.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}) }, { ...(options?.signal !== undefined ? { signal: options.signal } : {}), timeoutMs: Infinity }),
+    close: async () => undefined,
+  };
+}
