@@ -5,3 +5,4 @@ export { CHANNEL_ERRORS, FrameDecoder, MAX_FRAME_BYTES, PROTOCOL_ID, ProtocolErr
 export { serveKernel, type KernelServices, type PolicyEvent, type SandboxIdentity } from './kernel/syscalls.js';
 export { kernelGateway, kernelTools } from './user/syscalls.js';
 export { inputText, runAgent, type AgentLoopOptions, type AgentSpec, type AgentStep } from './user/agent-loop.js';
+export { RunTracer, type TraceEvent } from './trace.js';
