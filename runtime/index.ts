@@ -6,3 +6,4 @@ export { serveKernel, type KernelServices, type PolicyEvent, type SandboxIdentit
 export { kernelGateway, kernelTools } from './user/syscalls.js';
 export { inputText, runAgent, type AgentLoopOptions, type AgentSpec, type AgentStep } from './user/agent-loop.js';
 export { RunTracer, type TraceEvent } from './trace.js';
+export { createModelGateway, ModelCallError, realClock, type GatewayClock, type ModelAttempt, type ModelGatewayOptions } from './kernel/gateway.js';

@@ -1,0 +1,416 @@
+/**
+ * The kernel's model gateway: the `complete` system call. It resolves the
+ * requested Model (and its `spec.fallbacks`), holds the credentials, calls
+ * the provider with a per-attempt timeout, retries what is worth retrying
+ * with exponential backoff and jitter (honouring `Retry-After`), falls back
+ * in order, shares one upstream call among identical concurrent requests,
+ * and meters tokens and cost. Credentials come only from
+ * `spec.credentials.secretRef` through `secret()`, and are redacted from
+ * every text the gateway produces: attempts, errors, messages.
+ */
+import { canonicalJson, type CompiledObject } from '../../compiler/index.js';
+import type { Model } from '../../schema/index.js';
+import { ModelError, type ModelErrorCode, type ModelGateway, type ModelRequest, type ModelResponse, type TokenUsage } from '../types.js';
+import { anthropicProvider } from './providers/anthropic.js';
+import { openAiProvider } from './providers/openai.js';
+import { isObject, PROVIDERS, type ModelConfig, type Provider, type ProviderName, type ProviderResult } from './providers/provider.js';
+import { scriptedProvider } from './providers/scripted.js';
+
+export type ModelAttempt = ModelResponse['attempts'][number];
+
+/** Time, injectable so that backoff tests never wait. */
+export interface GatewayClock {
+  /** Wall-clock milliseconds (latencies, `Retry-After` HTTP dates). */
+  now(): number;
+  /** Resolves after `ms`; rejects with the signal's reason when it aborts first. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+export interface ModelGatewayOptions {
+  /** The compiled Models: `CompiledObject`s or their normalized objects; other kinds are skipped, so `bundle.objects` will do. */
+  models: Iterable<CompiledObject | Model | Record<string, unknown>>;
+  /** Resolves a `secretRef`. @default reads `process.env` */
+  secret?: (name: string) => string | undefined;
+  /** Per-attempt timeout, covering the whole answer (a stream included). @default 60_000 */
+  timeoutMs?: number;
+  /** Attempts per model, before its next fallback. @default 3 */
+  maxAttempts?: number;
+  /** Backoff before the 2nd attempt; doubled for each further one, with jitter (50-100% of it). @default 500 */
+  initialBackoffMs?: number;
+  /** @default 8_000 */
+  maxBackoffMs?: number;
+  /** Longest wait a `Retry-After` can ask for; longer requests are cut to this. @default 30_000 */
+  maxRetryAfterMs?: number;
+  /** A response body larger than this is refused while it is read. @default 8 MiB */
+  maxResponseBytes?: number;
+  /** Ask openai/anthropic for server-sent events and assemble the answer from the deltas. @default false */
+  stream?: boolean;
+  /**
+   * Identical concurrent requests (same model, same canonical JSON without `caller`) share one upstream call.
+   * Off for callers that want independent samples of the same prompt. @default true
+   */
+  dedupe?: boolean;
+  /** @default real time */
+  clock?: GatewayClock;
+  /** Jitter source in [0, 1). @default Math.random */
+  random?: () => number;
+}
+
+/** A failed model call: the last attempt's code and retry semantics, and every attempt (what the trace shows). */
+export class ModelCallError extends ModelError {
+  constructor(
+    code: ModelErrorCode,
+    message: string,
+    retryable: boolean,
+    readonly attempts: ModelAttempt[],
+    status?: number,
+    retryAfterSeconds?: number,
+  ) {
+    super(code, message, retryable, status, retryAfterSeconds);
+  }
+}
+
+const DEFAULTS = {
+  timeoutMs: 60_000,
+  maxAttempts: 3,
+  initialBackoffMs: 500,
+  maxBackoffMs: 8_000,
+  maxRetryAfterMs: 30_000,
+  maxResponseBytes: 8 * 1024 * 1024,
+} as const;
+
+/** How much of one attempt's error goes into the final message. */
+const ATTEMPT_ERROR_CHARS = 400;
+
+export const realClock: GatewayClock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason as Error);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(signal.reason as Error);
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    }),
+};
+
+/** Marks an attempt's abort as its timeout (not the caller's). */
+const TIMED_OUT = Symbol('timed out');
+
+interface InFlight {
+  promise: Promise<ModelResponse>;
+  controller: AbortController;
+  waiting: number;
+}
+
+/**
+ * The model gateway over these Models. Throws a ModelError (`bad_request`)
+ * when an option or a Model object is invalid; after that, `complete` never
+ * throws anything but a ModelError (a ModelCallError once attempts were made)
+ * or, when the caller's signal aborts, its reason.
+ */
+export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
+  const models = readModels(options.models);
+  const settings = {
+    timeoutMs: positive(options.timeoutMs, 'timeoutMs', DEFAULTS.timeoutMs),
+    maxAttempts: positive(options.maxAttempts, 'maxAttempts', DEFAULTS.maxAttempts),
+    initialBackoffMs: positive(options.initialBackoffMs, 'initialBackoffMs', DEFAULTS.initialBackoffMs),
+    maxBackoffMs: positive(options.maxBackoffMs, 'maxBackoffMs', DEFAULTS.maxBackoffMs),
+    maxRetryAfterMs: positive(options.maxRetryAfterMs, 'maxRetryAfterMs', DEFAULTS.maxRetryAfterMs),
+    maxResponseBytes: positive(options.maxResponseBytes, 'maxResponseBytes', DEFAULTS.maxResponseBytes),
+  };
+  const secret = options.secret ?? ((name: string) => process.env[name]);
+  const clock = options.clock ?? realClock;
+  const random = options.random ?? Math.random;
+  const stream = options.stream ?? false;
+  const dedupe = options.dedupe ?? true;
+  const providers: Record<ProviderName, Provider> = {
+    openai: openAiProvider('openai'),
+    'openai-compatible': openAiProvider('openai-compatible'),
+    anthropic: anthropicProvider,
+    scripted: scriptedProvider(),
+  };
+  const inFlight = new Map<string, InFlight>();
+
+  /** One attempt at one model: credentials, timeout, the provider. */
+  const attempt = async (model: ModelConfig, request: ModelRequest, signal: AbortSignal, secrets: Set<string>): Promise<ProviderResult> => {
+    let apiKey: string | undefined;
+    if (model.secretRef !== undefined) {
+      apiKey = resolveSecret(secret, model.secretRef);
+      if (apiKey === undefined) throw new ModelError('no_credentials', `Model ${model.name}: the secret ${model.secretRef} (spec.credentials.secretRef) is not set`, false);
+      secrets.add(apiKey);
+    }
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => controller.abort(TIMED_OUT), settings.timeoutMs);
+    try {
+      const call = { model, request, apiKey, signal: controller.signal, stream, maxResponseBytes: settings.maxResponseBytes, now: () => clock.now() };
+      // Raced with the abort, so that even a provider that ignored its signal cannot hang the call.
+      return await untilAborted(providers[model.provider].complete(call), controller.signal);
+    } catch (err) {
+      if (controller.signal.reason === TIMED_OUT && !signal.aborted) {
+        throw new ModelError('timeout', `no complete answer within ${settings.timeoutMs} ms; the request was aborted`, true);
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    }
+  };
+
+  const backoff = (retry: number, error: ModelError): number => {
+    if (error.retryAfterSeconds !== undefined) return Math.min(error.retryAfterSeconds * 1000, settings.maxRetryAfterMs);
+    const ceiling = Math.min(settings.maxBackoffMs, settings.initialBackoffMs * 2 ** (retry - 1));
+    return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+  };
+
+  /** The whole call: every model of the chain, each with its retries. */
+  const call = async (request: ModelRequest, signal: AbortSignal): Promise<ModelResponse> => {
+    const started = clock.now();
+    const attempts: ModelAttempt[] = [];
+    const secrets = new Set<string>();
+    let last: ModelError | undefined;
+    for (const name of [request.model, ...(models.get(request.model)?.fallbacks ?? [])]) {
+      const model = models.get(name);
+      if (model === undefined) {
+        last = new ModelError('bad_request', `fallback '${name}' is not a Model the gateway knows`, false);
+        attempts.push({ model: name, error: describe(last), latencyMs: 0 });
+        continue;
+      }
+      for (let n = 1; n <= settings.maxAttempts; n++) {
+        const t0 = clock.now();
+        try {
+          const result = await attempt(model, request, signal, secrets);
+          attempts.push({ model: name, latencyMs: clock.now() - t0 });
+          return { ...result, costUsd: costOf(model, result.usage), model: name, attempts, latencyMs: clock.now() - started };
+        } catch (err) {
+          if (signal.aborted) throw signal.reason;
+          last = asModelError(err, secrets);
+          attempts.push({ model: name, error: describe(last), ...(last.status === undefined ? {} : { status: last.status }), latencyMs: clock.now() - t0 });
+          if (!last.retryable || n === settings.maxAttempts) break;
+          await clock.sleep(backoff(n, last), signal);
+        }
+      }
+    }
+    const failed = last ?? new ModelError('bad_request', 'no model to call', false);
+    const list = attempts.map((a, i) => `[${i + 1}] ${a.model}: ${a.error ?? 'ok'}`).join('; ');
+    throw new ModelCallError(failed.code, `model call to ${request.model} failed after ${attempts.length} attempt(s): ${list}`, failed.retryable, attempts, failed.status, failed.retryAfterSeconds);
+  };
+
+  /** A new upstream call, registered until it settles. */
+  const start = (key: string, request: ModelRequest): InFlight => {
+    const controller = new AbortController();
+    const entry: InFlight = { promise: call(request, controller.signal), controller, waiting: 0 };
+    inFlight.set(key, entry);
+    const forget = (): void => {
+      if (inFlight.get(key) === entry) inFlight.delete(key);
+    };
+    // Every waiter observes the outcome; this also covers the case where none is left.
+    entry.promise.then(forget, forget);
+    return entry;
+  };
+
+  return {
+    complete(request, callOptions = {}) {
+      const signal = callOptions.signal;
+      if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+      let key: string;
+      try {
+        key = checkRequest(request, models);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+      // Registered synchronously, so that callers arriving in the same tick share the call.
+      const joined = (dedupe ? inFlight.get(key) : undefined) ?? start(key, request);
+      joined.waiting++;
+      const mine = signal === undefined ? joined.promise : untilAborted(joined.promise, signal);
+      return mine.then(
+        (response) => {
+          joined.waiting--;
+          return structuredClone(response);
+        },
+        (err: unknown) => {
+          // The last waiter to give up cancels the upstream call; one still waiting keeps it alive.
+          if (--joined.waiting === 0 && signal?.aborted === true) {
+            if (inFlight.get(key) === joined) inFlight.delete(key);
+            joined.controller.abort(signal.reason);
+          }
+          throw err;
+        },
+      );
+    },
+  };
+}
+
+/** `promise`, or the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e as Error);
+      },
+    );
+  });
+}
+
+function resolveSecret(secret: (name: string) => string | undefined, name: string): string | undefined {
+  try {
+    const value = secret(name);
+    return typeof value === 'string' && value !== '' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Any failure of an attempt as a ModelError whose message holds none of the call's secrets. */
+function asModelError(err: unknown, secrets: ReadonlySet<string>): ModelError {
+  const redact = (text: string): string => {
+    let out = text;
+    for (const s of secrets) out = out.split(s).join('[redacted]');
+    return out;
+  };
+  if (err instanceof ModelError) return new ModelError(err.code, redact(err.message), err.retryable, err.status, err.retryAfterSeconds);
+  const message = err instanceof Error ? err.message : String(err);
+  return new ModelError('server_error', `unexpected failure: ${redact(message).slice(0, ATTEMPT_ERROR_CHARS)}`, true);
+}
+
+function describe(e: ModelError): string {
+  const text = `${e.code}: ${e.message}`;
+  return text.length > ATTEMPT_ERROR_CHARS ? `${text.slice(0, ATTEMPT_ERROR_CHARS)}…` : text;
+}
+
+function costOf(model: ModelConfig, usage: TokenUsage): number {
+  return (usage.inputTokens / 1000) * model.pricing.inputPer1kTokens + (usage.outputTokens / 1000) * model.pricing.outputPer1kTokens;
+}
+
+// ---------------------------------------------------------------------------
+// Checking what comes in
+
+function configError(message: string): ModelError {
+  return new ModelError('bad_request', `createModelGateway: ${message}`, false);
+}
+
+function positive(value: number | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw configError(`options.${name} must be a positive number (got ${String(value)})`);
+  return value;
+}
+
+/** The Models among `items` (CompiledObjects or normalized objects), checked as far as the gateway relies on them. */
+function readModels(items: ModelGatewayOptions['models']): Map<string, ModelConfig> {
+  const models = new Map<string, ModelConfig>();
+  if (items === null || typeof items !== 'object' || !(Symbol.iterator in items)) throw configError('options.models must be a list of Model objects');
+  let i = -1;
+  for (const item of items as Iterable<unknown>) {
+    i++;
+    const object = isObject(item) && isObject(item.object) ? item.object : item;
+    if (!isObject(object)) throw configError(`models[${i}] is not an object`);
+    if (object.kind !== 'Model') continue;
+    const config = modelConfig(object, `models[${i}]`);
+    if (models.has(config.name)) throw configError(`Model ${config.name} is given twice`);
+    models.set(config.name, config);
+  }
+  return models;
+}
+
+function modelConfig(object: Record<string, unknown>, where: string): ModelConfig {
+  const name = isObject(object.metadata) ? object.metadata.name : undefined;
+  if (typeof name !== 'string' || name === '') throw configError(`${where}: metadata.name must be a non-empty string`);
+  const spec = isObject(object.spec) ? object.spec : undefined;
+  const fail = (field: string, must: string): never => {
+    throw configError(`Model ${name}: spec.${field} ${must}`);
+  };
+  if (spec === undefined) return fail('', 'is missing');
+  const provider = spec.provider;
+  if (!PROVIDERS.includes(provider as ProviderName)) fail('provider', `must be one of ${PROVIDERS.join(', ')} (got ${JSON.stringify(provider)})`);
+  const str = (v: unknown, field: string): string | undefined => (v === undefined ? undefined : typeof v === 'string' && v !== '' ? v : fail(field, 'must be a non-empty string'));
+  const num = (v: unknown, field: string): number | undefined => (v === undefined ? undefined : typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail(field, 'must be a non-negative number'));
+  const endpoint = str(spec.endpoint, 'endpoint');
+  if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) fail('endpoint', 'must be an http(s) URL');
+  if (endpoint === undefined && provider === 'openai-compatible') fail('endpoint', 'is required for provider openai-compatible');
+  const credentials = spec.credentials === undefined ? undefined : isObject(spec.credentials) ? spec.credentials : fail('credentials', 'must be {secretRef: NAME}');
+  const pricing = spec.pricing === undefined ? {} : isObject(spec.pricing) ? spec.pricing : fail('pricing', 'must be an object');
+  const parameters = spec.parameters === undefined ? {} : isObject(spec.parameters) ? spec.parameters : fail('parameters', 'must be an object');
+  const fallbacks = spec.fallbacks ?? [];
+  if (!Array.isArray(fallbacks) || !fallbacks.every((f) => typeof f === 'string')) fail('fallbacks', 'must be a list of Model names');
+  const script = spec.script ?? [];
+  if (!Array.isArray(script) || !script.every(isObject)) fail('script', 'must be a list of entries');
+  if (provider === 'scripted' && (script as unknown[]).length === 0) fail('script', 'is required for provider scripted');
+  const secretRef = str(credentials?.secretRef, 'credentials.secretRef');
+  const temperature = num(parameters.temperature, 'parameters.temperature');
+  const maxTokens = num(parameters.maxTokens, 'parameters.maxTokens');
+  return {
+    name,
+    provider: provider as ProviderName,
+    modelId: str(spec.model, 'model') ?? name,
+    ...(endpoint === undefined ? {} : { endpoint }),
+    ...(secretRef === undefined ? {} : { secretRef }),
+    pricing: { inputPer1kTokens: num(pricing.inputPer1kTokens, 'pricing.inputPer1kTokens') ?? 0, outputPer1kTokens: num(pricing.outputPer1kTokens, 'pricing.outputPer1kTokens') ?? 0 },
+    parameters: { ...(temperature === undefined ? {} : { temperature }), ...(maxTokens === undefined ? {} : { maxTokens }) },
+    fallbacks: (fallbacks as string[]).filter((f) => f !== name),
+    script: script as ModelConfig['script'],
+  };
+}
+
+/** Checks a request's shape (ModelError `bad_request`, before any attempt) and returns its de-duplication key. */
+function checkRequest(request: ModelRequest, models: ReadonlyMap<string, ModelConfig>): string {
+  const bad = (what: string): ModelCallError => new ModelCallError('bad_request', `invalid model request: ${what}`, false, []);
+  if (!isObject(request)) throw bad('not an object');
+  if (typeof request.model !== 'string' || !models.has(request.model)) {
+    const known = [...models.keys()].sort().join(', ') || 'none';
+    throw bad(`model ${JSON.stringify(request.model)} is not a Model the gateway knows (known: ${known})`);
+  }
+  if (!Array.isArray(request.messages) || request.messages.length === 0) throw bad('messages must be a non-empty list');
+  for (const [i, m] of (request.messages as unknown[]).entries()) {
+    const problem = messageProblem(m);
+    if (problem !== null) throw bad(`messages[${i}]: ${problem}`);
+  }
+  if (!Array.isArray(request.tools)) throw bad('tools must be a list');
+  for (const [i, t] of (request.tools as unknown[]).entries()) {
+    if (!isObject(t) || typeof t.tool !== 'string' || typeof t.name !== 'string' || !isObject(t.inputSchema)) throw bad(`tools[${i}] must be {tool, name, inputSchema}`);
+    if (t.description !== undefined && typeof t.description !== 'string') throw bad(`tools[${i}].description must be a string`);
+  }
+  if (request.responseSchema !== undefined && !isObject(request.responseSchema)) throw bad('responseSchema must be an object');
+  const max = request.maxOutputTokens;
+  if (max !== undefined && (typeof max !== 'number' || !Number.isSafeInteger(max) || max <= 0)) throw bad('maxOutputTokens must be a positive integer');
+  const { caller: _caller, ...rest } = request;
+  try {
+    return canonicalJson(rest);
+  } catch (err) {
+    throw bad(`not JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+}
+
+function messageProblem(m: unknown): string | null {
+  if (!isObject(m)) return 'not an object';
+  if (typeof m.content !== 'string') return 'content must be a string';
+  switch (m.role) {
+    case 'system':
+    case 'user':
+      return null;
+    case 'tool':
+      return typeof m.toolCallId === 'string' ? null : 'a tool message needs toolCallId';
+    case 'assistant': {
+      if (m.toolCalls === undefined) return null;
+      if (!Array.isArray(m.toolCalls)) return 'toolCalls must be a list';
+      const ok = m.toolCalls.every((c: unknown) => isObject(c) && typeof c.id === 'string' && typeof c.tool === 'string' && typeof c.name === 'string' && isObject(c.arguments));
+      return ok ? null : 'each tool call must be {id, tool, name, arguments: object}';
+    }
+    default:
+      return `role must be system, user, assistant or tool (got ${JSON.stringify(m.role)})`;
+  }
+}

@@ -1,0 +1,38 @@
+/** Model objects, requests and a clock for the gateway tests. */
+import type { GatewayClock } from '../../../runtime/kernel/gateway.js';
+import type { ModelRequest } from '../../../runtime/types.js';
+
+/** A normalized Model object, as the compiler produces it. */
+export function modelObject(name: string, spec: Record<string, unknown>): Record<string, unknown> {
+  return { apiVersion: 'beacon.dev/v1alpha1', kind: 'Model', metadata: { name, labels: {}, annotations: {} }, spec: { fallbacks: [], ...spec } };
+}
+
+export function request(model: string, overrides: Partial<ModelRequest> = {}): ModelRequest {
+  return {
+    model,
+    messages: [
+      { role: 'system', content: 'You triage support tickets.' },
+      { role: 'user', content: 'My invoice is wrong.' },
+    ],
+    tools: [],
+    script: { input: 'My invoice is wrong.', turn: 0, lastToolResult: null, agent: 'triage', replica: 0, round: 0 },
+    caller: { tenant: 'acme-support', agent: 'triage', run: 'run-1' },
+    ...overrides,
+  };
+}
+
+/** A clock whose sleeps return at once and are recorded; time moves only by what was slept. */
+export function fakeClock(start = Date.parse('2025-06-01T12:00:00Z')): GatewayClock & { sleeps: number[] } {
+  let now = start;
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    now: () => now,
+    sleep: (ms, signal) => {
+      if (signal.aborted) return Promise.reject(signal.reason as Error);
+      sleeps.push(ms);
+      now += ms;
+      return Promise.resolve();
+    },
+  };
+}
