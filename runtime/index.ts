@@ -7,3 +7,4 @@ export { kernelGateway, kernelTools } from './user/syscalls.js';
 export { inputText, runAgent, type AgentLoopOptions, type AgentSpec, type AgentStep } from './user/agent-loop.js';
 export { RunTracer, type TraceEvent } from './trace.js';
 export { createModelGateway, ModelCallError, realClock, type GatewayClock, type ModelAttempt, type ModelGatewayOptions } from './kernel/gateway.js';
+export { executeWorkflow, schemasFromObjects, type AgentSchemas, type ExecutorDeps, type SchemaSource } from './user/executor.js';

@@ -15,6 +15,7 @@ import { anthropicProvider } from './providers/anthropic.js';
 import { openAiProvider } from './providers/openai.js';
 import { isObject, PROVIDERS, type ModelConfig, type Provider, type ProviderName, type ProviderResult } from './providers/provider.js';
 import { scriptedProvider } from './providers/scripted.js';
+import { raceAbort } from '../abort.js';
 
 export type ModelAttempt = ModelResponse['attempts'][number];
 
@@ -152,7 +153,7 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
     try {
       const call = { model, request, apiKey, signal: controller.signal, stream, maxResponseBytes: settings.maxResponseBytes, now: () => clock.now() };
       // Raced with the abort, so that even a provider that ignored its signal cannot hang the call.
-      return await untilAborted(providers[model.provider].complete(call), controller.signal);
+      return await raceAbort(providers[model.provider].complete(call), controller.signal);
     } catch (err) {
       if (controller.signal.reason === TIMED_OUT && !signal.aborted) {
         throw new ModelError('timeout', `no complete answer within ${settings.timeoutMs} ms; the request was aborted`, true);
@@ -229,7 +230,7 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
       // Registered synchronously, so that callers arriving in the same tick share the call.
       const joined = (dedupe ? inFlight.get(key) : undefined) ?? start(key, request);
       joined.waiting++;
-      const mine = signal === undefined ? joined.promise : untilAborted(joined.promise, signal);
+      const mine = signal === undefined ? joined.promise : raceAbort(joined.promise, signal);
       return mine.then(
         (response) => {
           joined.waiting--;
@@ -246,25 +247,6 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
       );
     },
   };
-}
-
-/** `promise`, or the signal's reason as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e as Error);
-      },
-    );
-  });
 }
 
 function resolveSecret(secret: (name: string) => string | undefined, name: string): string | undefined {
