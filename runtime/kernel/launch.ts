@@ -1,0 +1,85 @@
+/**
+ * The kernel starts a run: the user-space program in a child process (the
+ * spec's development mode; runners put the same program in a sandbox), the
+ * runtime protocol on its stdio, the kernel's system calls served for it, and
+ * `run.start` with only what the run needs — the target's Agents, Tools and
+ * graph, never a Model (Models carry credentials' names and stay here). The
+ * child's environment is explicit: nothing of the host's environment reaches
+ * it, so no secret can.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Bundle, CompiledObject } from '../../compiler/index.js';
+import { Channel } from '../channel.js';
+import type { Json, RunOutcome } from '../types.js';
+import { serveKernel, type KernelServices } from './syscalls.js';
+
+export interface LaunchOptions {
+  bundle: Pick<Bundle, 'objects' | 'graphs'>;
+  /** `Agent/tenant/name` or `Workflow/tenant/name`. */
+  target: string;
+  input: Json;
+  services: KernelServices;
+  run?: string;
+  signal?: AbortSignal;
+  /** Each finished step, as user space reports it (for a run store). */
+  onStep?: (record: unknown) => void;
+}
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** The package root (holds node_modules), from runtime/kernel in the sources or dist/runtime/kernel in a build. */
+const ROOT = HERE.includes(`${join('dist', 'runtime')}`) ? resolve(HERE, '..', '..', '..') : resolve(HERE, '..', '..');
+
+/** How to start the user-space program: the built entry, or the TypeScript source through tsx (tests, development). */
+function userProgram(): string[] {
+  const fromSource = import.meta.url.endsWith('.ts');
+  return fromSource ? ['--import', 'tsx', join(HERE, '..', 'user', 'entry.ts')] : [join(HERE, '..', 'user', 'entry.js')];
+}
+
+/** The objects a run of `target` needs in user space. */
+export function runObjects(bundle: LaunchOptions['bundle'], target: string): { kind: 'Agent' | 'Workflow'; objects: CompiledObject[]; graph?: Bundle['graphs'][number] } {
+  const byId = new Map(bundle.objects.map((o) => [o.id, o]));
+  const t = byId.get(target);
+  if (t === undefined || (t.kind !== 'Agent' && t.kind !== 'Workflow')) throw new Error(`${target} is not an Agent or Workflow of this bundle`);
+  const agentIds = t.kind === 'Agent' ? [t.id] : t.uses.filter((id) => id.startsWith('Agent/'));
+  const ids = new Set<string>();
+  for (const a of agentIds) {
+    ids.add(a);
+    for (const u of byId.get(a)?.uses ?? []) if (u.startsWith('Tool/')) ids.add(u);
+  }
+  const objects = [...ids].map((id) => byId.get(id)).filter((o): o is CompiledObject => o !== undefined);
+  if (t.kind === 'Agent') return { kind: 'Agent', objects };
+  const graph = bundle.graphs.find((g) => g.workflow === target);
+  if (graph === undefined) throw new Error(`${target} has no compiled graph (does it compile?)`);
+  return { kind: 'Workflow', objects, graph };
+}
+
+/** Run `target` through the user-space program in a child process; resolves with its outcome. */
+export async function runInChildProcess(options: LaunchOptions): Promise<RunOutcome & { run: string }> {
+  const run = options.run ?? randomUUID();
+  const { kind, objects, graph } = runObjects(options.bundle, options.target);
+  const [, tenant = '', name = ''] = options.target.split('/');
+  const child = spawn(process.execPath, userProgram(), { cwd: ROOT, env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit').catch(() => undefined);
+  const channel = new Channel(child.stdout, child.stdin, { role: 'kernel' });
+  serveKernel(channel, { tenant, agent: name, run }, options.services);
+  if (options.onStep !== undefined) {
+    const onStep = options.onStep;
+    channel.onEvent((event, data) => {
+      if (event === 'step') onStep(data);
+    });
+  }
+  try {
+    await channel.ready();
+    const outcome = await channel.call<RunOutcome>('run.start', { run, target: { kind, id: options.target }, input: options.input, objects, ...(graph !== undefined ? { graph } : {}) }, { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) });
+    return { ...outcome, run };
+  } finally {
+    channel.close('run over');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
