@@ -5,6 +5,7 @@ import { registerGraph } from './commands/graph.js';
 import { registerInit } from './commands/init.js';
 import { registerPlan } from './commands/plan.js';
 import { registerPolicy } from './commands/policy.js';
+import { registerRun } from './commands/run.js';
 import { registerValidate } from './commands/validate.js';
 import { EXIT } from './common.js';
 import { MSG } from './messages.js';
@@ -26,6 +27,7 @@ registerValidate(program);
 registerGraph(program);
 registerPlan(program);
 registerPolicy(program);
+registerRun(program);
 registerInit(program);
 
 try {

@@ -86,7 +86,7 @@ export async function runStart(params: unknown, channel: Channel, signal: AbortS
       costUsd: r.costUsd,
     };
     if (ok) outcome.output = r.output;
-    else outcome.error = { code: r.stopReason === 'timeout' ? 'timeout' : r.stopReason === 'tokens' ? 'tokens_exceeded' : 'agent_failed', message: `${r.stopReason}: ${r.error ?? ''}`.trim() };
+    else outcome.error = { code: r.stopReason === 'timeout' ? 'timeout' : r.stopReason === 'tokens' ? 'tokens_exceeded' : 'agent_failed', message: r.error ?? `the agent stopped: ${r.stopReason}` };
     return outcome;
   }
   const outcome = await executeWorkflow(start.graph!, start.input, {

@@ -1,0 +1,109 @@
+/**
+ * `beacon run <tenant/agent|tenant/workflow> --input JSON [path] [--ref REF] [--repo PATH] [--model NAME=SCRIPTED]... [--format text|json]`
+ *
+ * Runs an agent or a workflow once, through the same kernel as a deployment:
+ * the user-space program in a child process over the runtime protocol, the
+ * kernel here with the model gateway and runtime policy. There is no sandbox
+ * (the spec's development mode): the output says isolation is degraded.
+ */
+import type { Command } from 'commander';
+import { formatText, type CompiledObject, type CompileResult } from '../../compiler/index.js';
+import { createDecider } from '../../policy/index.js';
+import { createModelGateway, runInChildProcess, type Json, type TraceEvent } from '../../runtime/index.js';
+import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
+import { textReader } from './validate.js';
+
+interface Options extends SourceOptions {
+  input: string;
+  model: string[];
+  format: 'text' | 'json';
+}
+
+function parseInput(text: string): Json {
+  try {
+    return JSON.parse(text) as Json;
+  } catch {
+    throw new UsageError(`--input is not JSON: ${text.slice(0, 80)} (quote a string as '"text"')`);
+  }
+}
+
+/** `NAME=SCRIPTED` pairs: Model NAME answers as Model SCRIPTED (a scripted one) for this run. */
+function substitutions(pairs: string[], objects: CompiledObject[]): CompiledObject[] {
+  let out = objects;
+  for (const pair of pairs) {
+    const m = /^([^=]+)=([^=]+)$/.exec(pair);
+    if (m === null) throw new UsageError(`--model ${pair}: expected NAME=SCRIPTED`);
+    const [, name, scripted] = m as unknown as [string, string, string];
+    const target = out.find((o) => o.id === `Model/${name}`);
+    const replacement = out.find((o) => o.id === `Model/${scripted}`);
+    if (target === undefined) throw new UsageError(`--model ${pair}: there is no Model ${name}`);
+    if (replacement === undefined) throw new UsageError(`--model ${pair}: there is no Model ${scripted}`);
+    if ((replacement.object.spec as { provider?: string }).provider !== 'scripted') throw new UsageError(`--model ${pair}: Model ${scripted} is not scripted`);
+    const spec = { ...(replacement.object.spec as Record<string, unknown>), fallbacks: [] };
+    out = out.map((o) => (o === target ? { ...o, object: { ...o.object, spec } } : o));
+  }
+  return out;
+}
+
+function targetId(result: CompileResult, target: string): string {
+  const parts = target.split('/');
+  if (parts.length !== 2 || parts.some((p) => p === '')) throw new UsageError(`${target}: name the agent or workflow as tenant/name`);
+  const candidates = [`Agent/${target}`, `Workflow/${target}`].filter((id) => result.bundle.objects.some((o) => o.id === id));
+  if (candidates.length === 0) throw new UsageError(`${target}: no Agent or Workflow of that name compiled in this folder`);
+  return candidates[0]!;
+}
+
+function traceLine(e: TraceEvent): string {
+  const what = e.type === 'model' ? `model ${e.model ?? ''} ${e.tokens ?? 0} tokens` : e.type === 'tool' ? `tool ${e.tool ?? ''}` : e.type;
+  return `  ${(e.agent ?? '').replace(/^Agent\//, '').padEnd(28)} ${what}${e.latencyMs !== undefined ? ` ${Math.round(e.latencyMs)} ms` : ''}${e.status === 'error' ? `  error: ${e.error ?? ''}` : ''}`;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run an agent or a workflow once, on the kernel, without a sandbox (development mode)')
+    .argument('<target>', 'tenant/agent or tenant/workflow')
+    .argument('[path]', 'folder of the manifests (default: the current folder, or the repository with --repo)')
+    .requiredOption('--input <json>', 'the run\'s input, as JSON')
+    .option('--ref <ref>', 'run the manifests of this commit')
+    .option('--repo <path>', 'the repository (default: the current folder)')
+    .option('--model <NAME=SCRIPTED>', 'answer calls to Model NAME with scripted Model SCRIPTED (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--no-cache', 'do not read or write the compile cache')
+    .addOption(formatOption(['text', 'json'], 'text'))
+    .action(
+      action(async (target: string, path: string | undefined, opts: Options) => {
+        const input = parseInput(opts.input);
+        const { project, result } = await compileFolder(path, opts);
+        if (!result.ok) {
+          const errors = result.diagnostics.filter((d) => d.severity === 'error');
+          process.stderr.write(formatText(errors, { readText: await textReader(project, errors.map((d) => d.file)) }));
+          process.stderr.write(`beacon: not running: the manifests have ${errors.length} error${errors.length === 1 ? '' : 's'}\n`);
+          return EXIT.findings;
+        }
+        const id = targetId(result, target);
+        const objects = substitutions(opts.model, result.bundle.objects);
+        const byId = new Map(objects.map((o) => [o.id, o]));
+        const decide = createDecider(
+          result.policies.map((p) => p.compiled),
+          { resolve: { agent: (t, n) => byId.get(`Agent/${t}/${n}`)?.object, tenant: (n) => byId.get(`Tenant/${n}`)?.object } },
+        ).decide;
+        process.stderr.write('beacon: development mode: no sandbox, isolation is degraded\n');
+        const traces: TraceEvent[] = [];
+        const outcome = await runInChildProcess({
+          bundle: { objects, graphs: result.bundle.graphs },
+          target: id,
+          input,
+          services: { gateway: createModelGateway({ models: objects }), decide, onTrace: (e) => traces.push(e as TraceEvent) },
+        });
+        if (opts.format === 'json') write(JSON.stringify({ version: 1, target: id, isolation: 'degraded', ...outcome, trace: traces }));
+        else {
+          write(`${id}: ${outcome.status} (run ${outcome.run})`);
+          for (const t of traces.filter((x) => x.type !== 'node')) write(traceLine(t));
+          write(`tokens ${outcome.usage.inputTokens + outcome.usage.outputTokens}, cost $${outcome.costUsd.toFixed(4)}`);
+          if (outcome.error !== undefined) write(`error: ${outcome.error.message}`);
+          if (outcome.output !== undefined) write(JSON.stringify(outcome.output, null, 2));
+        }
+        return outcome.status === 'Succeeded' ? EXIT.ok : EXIT.findings;
+      }),
+    );
+}

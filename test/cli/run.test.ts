@@ -1,0 +1,47 @@
+/** `beacon run`: an agent or a workflow once, through the kernel and the user-space program over the runtime protocol. */
+import { describe, expect, it } from 'vitest';
+import { beacon } from '../helpers/cli.js';
+
+const input = JSON.stringify({ ticket: 'I want a refund for order 42' });
+
+describe('beacon run', () => {
+  it('runs an agent on its scripted model, says isolation is degraded, prints the output and the steps', async () => {
+    const r = await beacon(['run', 'acme-support/triage', 'examples', '--input', input]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/development mode: no sandbox, isolation is degraded/);
+    expect(r.stdout).toMatch(/^Agent\/acme-support\/triage: Succeeded \(run [0-9a-f-]{36}\)/);
+    expect(r.stdout).toMatch(/model support-sim \d+ tokens/);
+    expect(r.stdout).toContain('"category": "billing"');
+  });
+
+  it('runs a workflow; --format json is one document with the path and the trace', async () => {
+    const r = await beacon(['run', 'acme-support/support-pipeline', 'examples', '--input', input, '--format', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as { status: string; isolation: string; path: { agent: string }[]; trace: { type: string }[] };
+    expect(doc).toMatchObject({ status: 'Succeeded', isolation: 'degraded' });
+    expect(doc.path.map((p) => p.agent)).toEqual(['Agent/acme-support/triage', 'Agent/acme-support/resolver', 'Agent/acme-support/qa-reviewer']);
+    expect(doc.trace.filter((t) => t.type === 'model').length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('--model NAME=SCRIPTED answers a Model\'s calls with a scripted one', async () => {
+    // review-sim's script has no rule for the triage agent: with it standing in for support-sim, the run fails where it succeeded.
+    const r = await beacon(['run', 'acme-support/triage', 'examples', '--input', input, '--model', 'support-sim=review-sim']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/Failed/);
+    expect(r.stdout).toMatch(/error: model call failed: .*ScriptExhausted: no entry of Model support-sim's script holds for agent 'triage'/);
+  });
+
+  it.each([
+    [['run', 'acme-support/nobody', 'examples', '--input', '{}'], /no Agent or Workflow of that name/],
+    [['run', 'triage', 'examples', '--input', '{}'], /as tenant\/name/],
+    [['run', 'acme-support/triage', 'examples', '--input', 'not json'], /--input is not JSON/],
+    [['run', 'acme-support/triage', 'examples', '--input', '{}', '--model', 'nope'], /expected NAME=SCRIPTED/],
+    [['run', 'acme-support/triage', 'examples', '--input', '{}', '--model', 'support-sim=gpt-4o'], /is not scripted|no Model/],
+    [['run', 'acme-support/triage', 'examples'], /required option/],
+  ])('usage error %j exits 2 with one line', async (args, message) => {
+    const r = await beacon(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
