@@ -10,3 +10,51 @@ export { createModelGateway, ModelCallError, realClock, type GatewayClock, type 
 export { executeWorkflow, schemasFromObjects, type AgentSchemas, type ExecutorDeps, type SchemaSource } from './user/executor.js';
 export { runInChildProcess, runObjects, type LaunchOptions } from './kernel/launch.js';
 export { runStart, type RunStart } from './user/main.js';
+export {
+  IDEMPOTENCY_META_KEY,
+  McpConfigError,
+  McpToolServer,
+  CircuitBreaker,
+  TokenBucket,
+  createMcpToolProvider,
+  readToolConfig,
+  resultText,
+  truncate,
+  toolError,
+  realMcpClock,
+  type McpToolProvider,
+  type McpServerOptions,
+  type McpServerStatus,
+  type McpLogEntry,
+  type McpConnector,
+  type McpToolConfig,
+  type McpClock,
+  type RateLimiter,
+  type CircuitBreakerOptions,
+  type BreakerState,
+  type BreakerOutcome,
+  type ToolObject,
+} from './mcp.js';
+export { stdioMcpServer, stdioLaunch, CleanStdioTransport, type StdioMcpOptions, type StdioLaunch } from './user/mcp-stdio.js';
+export { httpMcpServer, redactSecrets, type HttpMcpOptions } from './kernel/mcp-http.js';
+export {
+  redactPii,
+  luhn,
+  PII_KINDS,
+  PII_PLACEHOLDERS,
+  detectInjection,
+  INJECTION_KINDS,
+  INJECTION_THRESHOLD,
+  TOOL_RESULT_BLOCK_THRESHOLD,
+  guardInput,
+  guardToolResult,
+  wrapUntrusted,
+  checkOutput,
+  conformOutput,
+  GuardrailError,
+  type PiiKind,
+  type GuardrailSettings,
+  type GuardResult,
+  type GuardOptions,
+} from './user/guardrails.js';
+export { FileRunStore, resumeState, stepKey, approvalKey, checkRunId, RunStoreError, RECORD_TYPES, type RunStore, type RunRecord, type AppendRecord, type JournalEntry, type NewRun, type RunSummary, type ResumeState, type ToolCallStart } from './runstore.js';

@@ -128,6 +128,41 @@ export interface ToolResult {
   isError: boolean;
   /** True when the result was cut at the size limit. */
   truncated?: boolean;
+  /** Set whenever `isError` is: why the call failed, whether it reached the server, whether trying again can help. */
+  error?: ToolError;
+}
+
+/** Why a tool call failed (`content` says it in words). */
+export type ToolErrorCode =
+  /** The agent has no such Tool, or the call is malformed: never sent. */
+  | 'unknown_tool'
+  | 'invalid_call'
+  /** The MCP tool is not in the Tool's `allow`: never sent. */
+  | 'not_allowed'
+  /** Runtime policy denied the call or its egress: never sent. */
+  | 'policy_denied'
+  /** The Tool's `rateLimit`, or its server's circuit breaker, refused the call: never sent. */
+  | 'rate_limited'
+  | 'circuit_open'
+  /** The server could not be started or reached, or the provider is closed: never sent. */
+  | 'unavailable'
+  | 'closed'
+  /** Sent, and no answer within `timeoutSeconds`, or the caller gave up: the effect is unknown. */
+  | 'timeout'
+  | 'aborted'
+  /** Sent, and the server answered with a protocol error or the connection broke. */
+  | 'server_error'
+  /** The tool answered with `isError: true`. */
+  | 'tool_error';
+
+export interface ToolError {
+  code: ToolErrorCode;
+  /** Worth another attempt later (rate limit, open circuit, timeout, server failure). */
+  retryable: boolean;
+  /** When `rate_limited` or `circuit_open`: how long until a call can pass. */
+  retryAfterMs?: number;
+  /** The request may have reached the server (so its effect is unknown unless the Tool is idempotent). */
+  sent: boolean;
 }
 
 /** Tools as user space sees them: stdio servers it runs itself, HTTP servers through the kernel. */

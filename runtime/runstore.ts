@@ -1,0 +1,560 @@
+/**
+ * Durable runs: the journal a run writes as it goes (every node's completion,
+ * every tool call before and after it happens, approvals, the end), the
+ * `RunStore` interface it is written through, the file-backed store
+ * (`FileRunStore`, one append-only JSONL journal per run; the Postgres one
+ * lives with the registry), and `resumeState`, which turns a journal back into
+ * what a resumed run needs: what not to run again, and what is indeterminate.
+ *
+ * A record is durable before `append` resolves: one write on a file opened
+ * with O_APPEND, then fdatasync. A crash can therefore leave at most one torn
+ * record, the last, which was never reported written: readers ignore it and
+ * the next append cuts it off. Anything else unreadable is corruption and an
+ * error that names the file and line. One writer per run (its executor).
+ */
+import { randomUUID } from 'node:crypto';
+import { constants, mkdir, open, readFile, readdir, type FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { ApprovalDecision, ApprovalRequest, Json, JsonObject, JsonSchema, RunError, RunStatus, StepRecord, ToolResult } from './types.js';
+import { schemaMismatch } from './user/schemas.js';
+import { notJson } from './user/values.js';
+
+// ---------------------------------------------------------------------------
+// Records
+
+export interface RunStartedRecord {
+  type: 'run-started';
+  /** The bundle the run is pinned to: a resumed run uses it, whatever is deployed now. */
+  bundleDigest: string;
+  /** What runs: `Workflow/tenant/name` or `Agent/tenant/name`. */
+  target: string;
+  input: Json;
+}
+
+/** A finished step (`StepRecord`: an agent's output or a gate's decision). */
+export type NodeCompletedRecord = { type: 'node-completed' } & StepRecord;
+
+/** Journaled before the call is made: a call started and never finished is indeterminate. */
+export interface ToolCallStartedRecord {
+  type: 'tool-call-started';
+  /** Unique in the run, and the same when a resumed run makes the same call again. */
+  callId: string;
+  tool: string;
+  name: string;
+  arguments: JsonObject;
+  /** Sent in the MCP request's `_meta`; a retry of an idempotent Tool's indeterminate call reuses it. */
+  idempotencyKey: string;
+  /** The step making the call. */
+  node?: string;
+  traversal?: number;
+  replica?: number;
+}
+
+export interface ToolCallFinishedRecord {
+  type: 'tool-call-finished';
+  callId: string;
+  result: ToolResult;
+}
+
+/** A gate reached (`ApprovalRequest`: who may approve, the quorum, `expiresAt` as the deadline). */
+export type ApprovalRequestedRecord = { type: 'approval-requested' } & ApprovalRequest;
+
+export type ApprovalDecidedRecord = { type: 'approval-decided'; node: string; traversal: number } & ApprovalDecision;
+
+/** How an attempt ended. Not final when records follow it (an approved run resumed after `WaitingForApproval`). */
+export interface RunFinishedRecord {
+  type: 'run-finished';
+  status: RunStatus;
+  output?: Json;
+  error?: RunError;
+}
+
+export type RunRecord =
+  | RunStartedRecord
+  | NodeCompletedRecord
+  | ToolCallStartedRecord
+  | ToolCallFinishedRecord
+  | ApprovalRequestedRecord
+  | ApprovalDecidedRecord
+  | RunFinishedRecord;
+
+/** What `append` takes: `run-started` is written by `create`. */
+export type AppendRecord = Exclude<RunRecord, RunStartedRecord>;
+
+/** A record as journaled: its position in the run (1 for `run-started`) and when it was written (epoch ms). */
+export type JournalEntry = RunRecord & { seq: number; at: number };
+
+export const RECORD_TYPES = ['run-started', 'node-completed', 'tool-call-started', 'tool-call-finished', 'approval-requested', 'approval-decided', 'run-finished'] as const;
+
+const NAME = { type: 'string', minLength: 1 };
+const COUNT = { type: 'integer', minimum: 0 };
+const NAMES = { type: 'array', items: NAME };
+const RUN_STATUSES: RunStatus[] = ['Succeeded', 'Failed', 'Rejected', 'NoConsensus', 'WaitingForApproval', 'Stopped'];
+const DECISION = { approved: { type: 'boolean' }, by: NAMES, reason: { type: 'string' } };
+
+/** Each record type's fields beyond `type`, `seq` and `at`: required ones, and all. */
+const RECORD_FIELDS: Record<RunRecord['type'], { required: string[]; properties: Record<string, unknown> }> = {
+  'run-started': { required: ['bundleDigest', 'target', 'input'], properties: { bundleDigest: NAME, target: NAME, input: {} } },
+  'node-completed': {
+    required: ['kind', 'node', 'traversal', 'replica', 'inputDigest', 'output', 'usage', 'costUsd'],
+    properties: {
+      kind: { enum: ['agent', 'approval'] },
+      node: NAME,
+      traversal: COUNT,
+      replica: COUNT,
+      agent: NAME,
+      round: COUNT,
+      inputDigest: NAME,
+      output: {},
+      usage: { type: 'object', required: ['inputTokens', 'outputTokens'], properties: { inputTokens: COUNT, outputTokens: COUNT } },
+      costUsd: { type: 'number', minimum: 0 },
+      decision: { type: 'object', required: ['approved', 'by'], properties: DECISION },
+    },
+  },
+  'tool-call-started': {
+    required: ['callId', 'tool', 'name', 'arguments', 'idempotencyKey'],
+    properties: { callId: NAME, tool: NAME, name: NAME, arguments: { type: 'object' }, idempotencyKey: NAME, node: NAME, traversal: COUNT, replica: COUNT },
+  },
+  'tool-call-finished': {
+    required: ['callId', 'result'],
+    properties: {
+      callId: NAME,
+      result: { type: 'object', required: ['content', 'isError'], properties: { content: { type: 'string' }, isError: { type: 'boolean' }, truncated: { type: 'boolean' } } },
+    },
+  },
+  'approval-requested': {
+    required: ['run', 'workflow', 'node', 'traversal', 'approvers', 'quorum', 'timeoutSeconds', 'onTimeout', 'subject', 'requestedAt', 'expiresAt'],
+    properties: {
+      run: NAME,
+      workflow: NAME,
+      node: NAME,
+      traversal: COUNT,
+      approvers: NAMES,
+      quorum: { type: 'integer', minimum: 1 },
+      timeoutSeconds: { type: 'number', minimum: 0 },
+      onTimeout: { enum: ['reject', 'approve'] },
+      subject: {},
+      requestedAt: COUNT,
+      expiresAt: COUNT,
+    },
+  },
+  'approval-decided': { required: ['node', 'traversal', 'approved', 'by'], properties: { node: NAME, traversal: COUNT, ...DECISION } },
+  'run-finished': {
+    required: ['status'],
+    properties: {
+      status: { enum: RUN_STATUSES },
+      output: {},
+      error: { type: 'object', required: ['code', 'message'], properties: { code: NAME, message: { type: 'string' }, node: NAME, traversal: COUNT } },
+    },
+  },
+};
+
+/** The schema of a journaled entry of each type: closed, so a misspelt field is an error rather than lost. */
+const ENTRY_SCHEMAS: Record<string, JsonSchema> = Object.fromEntries(
+  RECORD_TYPES.map((t): [string, JsonSchema] => [
+    t,
+    {
+      type: 'object',
+      required: ['seq', 'at', 'type', ...RECORD_FIELDS[t].required],
+      properties: { seq: { type: 'integer', minimum: 1 }, at: COUNT, type: { const: t }, ...RECORD_FIELDS[t].properties },
+      additionalProperties: false,
+    },
+  ]),
+);
+
+/** Why a parsed journal line is not an entry, or null. */
+function entryProblem(value: unknown): string | null {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'a record must be a JSON object';
+  const type = (value as { type?: unknown }).type;
+  if (!(RECORD_TYPES as readonly unknown[]).includes(type)) return `unknown record type ${JSON.stringify(type) ?? 'undefined'} (known: ${RECORD_TYPES.join(', ')})`;
+  const mismatch = schemaMismatch(ENTRY_SCHEMAS[type as string]!, value);
+  return mismatch === null ? null : `${String(type)}: ${mismatch}`;
+}
+
+// ---------------------------------------------------------------------------
+// The store
+
+export type RunStoreErrorCode = 'invalid_run_id' | 'unknown_run' | 'run_exists' | 'invalid_record' | 'corrupt_journal' | 'invalid_journal' | 'io_failed';
+
+export class RunStoreError extends Error {
+  override readonly name = 'RunStoreError';
+  constructor(
+    readonly code: RunStoreErrorCode,
+    message: string,
+    /** Worth another attempt: the file system failed (full disk, I/O error), not the data. */
+    readonly retryable = code === 'io_failed',
+  ) {
+    super(message);
+  }
+}
+
+export interface NewRun {
+  /** @default a random UUID */
+  id?: string;
+  bundleDigest: string;
+  target: string;
+  input: Json;
+}
+
+export interface RunSummary {
+  id: string;
+  /** `Running`: no final `run-finished` (running, or interrupted and resumable). `Unreadable`: see `problem`. */
+  status: RunStatus | 'Running' | 'Unreadable';
+  bundleDigest?: string;
+  target?: string;
+  startedAt?: number;
+  updatedAt?: number;
+  records: number;
+  problem?: string;
+}
+
+/** Where runs are journaled (this file store; the registry's Postgres store). */
+export interface RunStore {
+  /** Journals `run-started` (durably) and returns the run's id. */
+  create(run: NewRun): Promise<string>;
+  /** Resolves once the record is durable. Appends to one run are journaled in call order. */
+  append(id: string, record: AppendRecord): Promise<void>;
+  /** The run's records in order (a torn last record left by a crash is not one of them). */
+  read(id: string): Promise<JournalEntry[]>;
+  list(): Promise<RunSummary[]>;
+}
+
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Throws `invalid_run_id` unless `id` is safe as a file name (no separators, no `..`, no leading dot). */
+export function checkRunId(id: unknown): string {
+  if (typeof id !== 'string' || !RUN_ID.test(id)) {
+    throw new RunStoreError('invalid_run_id', `invalid run id ${JSON.stringify(id) ?? String(id)}: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+  return id;
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+function ioError(err: unknown, doing: string): RunStoreError {
+  if (err instanceof RunStoreError) return err;
+  return new RunStoreError('io_failed', `${doing}: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+/** One record as one journal line, checked both as JSON and against its type's schema. */
+function serialize(id: string, record: unknown, seq: number): Buffer {
+  const bad = (why: string): RunStoreError => new RunStoreError('invalid_record', `run ${id}: ${why}`);
+  if (record === null || typeof record !== 'object' || Array.isArray(record)) throw bad('a record must be an object');
+  if ('seq' in record || 'at' in record) throw bad("'seq' and 'at' are set by the store");
+  // Fields set to undefined are left out (as JSON.stringify does); anything else must be JSON.
+  for (const [k, v] of Object.entries(record)) {
+    const why = v === undefined ? null : notJson(v, `/${k}`);
+    if (why !== null) throw bad(why);
+  }
+  const line = JSON.stringify({ seq, at: Date.now(), ...record });
+  const problem = entryProblem(JSON.parse(line) as unknown);
+  if (problem !== null) throw bad(problem);
+  return Buffer.from(`${line}\n`, 'utf8');
+}
+
+/**
+ * The entries of a journal's complete lines (`text` ends at the last newline).
+ * Throws `corrupt_journal` naming the file and line of the first bad one.
+ */
+function parseJournal(file: string, text: string): JournalEntry[] {
+  const entries: JournalEntry[] = [];
+  const lines = text.split('\n');
+  lines.pop(); // '' after the last newline
+  for (let i = 0; i < lines.length; i++) {
+    const where = `${file}:${i + 1}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(lines[i]!);
+    } catch (err) {
+      throw new RunStoreError('corrupt_journal', `${where}: not a JSON record (${err instanceof Error ? err.message : String(err)})`);
+    }
+    const problem = entryProblem(value);
+    if (problem !== null) throw new RunStoreError('corrupt_journal', `${where}: ${problem}`);
+    const entry = value as JournalEntry;
+    if (entry.seq !== i + 1) throw new RunStoreError('corrupt_journal', `${where}: record number ${entry.seq} where ${i + 1} was expected (a record is missing or repeated)`);
+    if ((i === 0) !== (entry.type === 'run-started')) throw new RunStoreError('corrupt_journal', `${where}: ${i === 0 ? `the first record is ${entry.type}, not run-started` : 'a second run-started record'}`);
+    entries.push(entry);
+  }
+  return entries;
+}
+
+/** The complete lines of a journal's bytes: up to and including the last newline. */
+function completeLength(bytes: Buffer): number {
+  return bytes.lastIndexOf(0x0a) + 1;
+}
+
+async function writeAll(fh: FileHandle, bytes: Buffer): Promise<void> {
+  // One write; the loop only continues a short write (a full disk or a signal).
+  for (let off = 0; off < bytes.length; ) {
+    const { bytesWritten } = await fh.write(bytes, off, bytes.length - off);
+    off += bytesWritten;
+  }
+}
+
+/** Makes a new file's directory entry durable (a no-op where directories cannot be synced). */
+async function syncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, constants.O_RDONLY);
+    await fh.sync();
+  } catch (err) {
+    if (!['EISDIR', 'EINVAL', 'EPERM', 'EBADF', 'EACCES'].includes(errnoOf(err) ?? '')) throw err;
+  } finally {
+    await fh?.close();
+  }
+}
+
+/**
+ * Runs journaled as `<dir>/<id>.jsonl`, one JSON record a line. Appends to one
+ * run are serialized in call order; appends to different runs run in
+ * parallel. One process writes a run at a time; readers may read while it does.
+ */
+export class FileRunStore implements RunStore {
+  readonly dir: string;
+  /** The last append of each run with one in progress: the next waits for it. */
+  readonly #queues = new Map<string, Promise<void>>();
+  /** What this store last left in each journal: its size and the next record number. A size that differs means another writer or a failed write: re-read. */
+  readonly #tails = new Map<string, { size: number; nextSeq: number }>();
+
+  constructor(dir: string) {
+    if (typeof dir !== 'string' || dir === '') throw new RunStoreError('io_failed', 'FileRunStore needs a directory path', false);
+    this.dir = resolve(dir);
+  }
+
+  #file(id: string): string {
+    return join(this.dir, `${id}.jsonl`);
+  }
+
+  #serial<T>(id: string, task: () => Promise<T>): Promise<T> {
+    const result = (this.#queues.get(id) ?? Promise.resolve()).then(task);
+    const done = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#queues.set(id, done);
+    void done.then(() => {
+      if (this.#queues.get(id) === done) this.#queues.delete(id);
+    });
+    return result;
+  }
+
+  async create(run: NewRun): Promise<string> {
+    if (run === null || typeof run !== 'object') throw new RunStoreError('invalid_record', 'create needs {bundleDigest, target, input}');
+    const id = checkRunId(run.id === undefined ? randomUUID() : run.id);
+    const bytes = serialize(id, { type: 'run-started', bundleDigest: run.bundleDigest, target: run.target, input: run.input }, 1);
+    return this.#serial(id, async () => {
+      try {
+        await mkdir(this.dir, { recursive: true });
+        const fh = await open(this.#file(id), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND, 0o600);
+        try {
+          await writeAll(fh, bytes);
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+        await syncDir(this.dir);
+      } catch (err) {
+        if (errnoOf(err) === 'EEXIST') throw new RunStoreError('run_exists', `run ${id} already exists in ${this.dir}`);
+        throw ioError(err, `creating run ${id}`);
+      }
+      this.#tails.set(id, { size: bytes.length, nextSeq: 2 });
+      return id;
+    });
+  }
+
+  async append(id: string, record: AppendRecord): Promise<void> {
+    checkRunId(id);
+    if ((record as { type?: unknown } | null)?.type === 'run-started') throw new RunStoreError('invalid_record', `run ${id}: run-started is written by create, not append`);
+    return this.#serial(id, async () => {
+      let fh: FileHandle;
+      try {
+        fh = await open(this.#file(id), constants.O_WRONLY | constants.O_APPEND);
+      } catch (err) {
+        if (errnoOf(err) === 'ENOENT') throw new RunStoreError('unknown_run', `no run ${id} in ${this.dir}`);
+        throw ioError(err, `opening run ${id}`);
+      }
+      try {
+        const { size } = await fh.stat();
+        let tail = this.#tails.get(id);
+        if (tail === undefined || tail.size !== size) tail = await this.#recover(id, fh);
+        const bytes = serialize(id, record, tail.nextSeq);
+        this.#tails.delete(id); // until the record is known to be whole
+        await writeAll(fh, bytes);
+        await fh.datasync();
+        this.#tails.set(id, { size: tail.size + bytes.length, nextSeq: tail.nextSeq + 1 });
+      } catch (err) {
+        throw ioError(err, `appending to run ${id}`);
+      } finally {
+        await fh.close();
+      }
+    });
+  }
+
+  /** Reads the journal a write is about to extend, cutting off a torn last record (never reported written). */
+  async #recover(id: string, fh: FileHandle): Promise<{ size: number; nextSeq: number }> {
+    const bytes = await readFile(this.#file(id));
+    const size = completeLength(bytes);
+    const entries = parseJournal(this.#file(id), bytes.subarray(0, size).toString('utf8'));
+    if (entries.length === 0) throw new RunStoreError('corrupt_journal', `${this.#file(id)}: no run-started record (the run's creation was interrupted)`);
+    if (size < bytes.length) {
+      await fh.truncate(size);
+      await fh.datasync();
+    }
+    return { size, nextSeq: entries.length + 1 };
+  }
+
+  async read(id: string): Promise<JournalEntry[]> {
+    checkRunId(id);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.#file(id));
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') throw new RunStoreError('unknown_run', `no run ${id} in ${this.dir}`);
+      throw ioError(err, `reading run ${id}`);
+    }
+    return parseJournal(this.#file(id), bytes.subarray(0, completeLength(bytes)).toString('utf8'));
+  }
+
+  async list(): Promise<RunSummary[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return [];
+      throw ioError(err, `listing runs in ${this.dir}`);
+    }
+    const ids = names.filter((n) => n.endsWith('.jsonl')).map((n) => n.slice(0, -'.jsonl'.length)).filter((id) => RUN_ID.test(id));
+    const summaries = await Promise.all(ids.map((id) => this.#summary(id)));
+    return summaries.sort((a, b) => (a.startedAt ?? 0) - (b.startedAt ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async #summary(id: string): Promise<RunSummary> {
+    try {
+      const entries = await this.read(id);
+      const first = entries[0];
+      if (first?.type !== 'run-started') return { id, status: 'Unreadable', records: 0, problem: "no run-started record (the run's creation was interrupted)" };
+      const state = resumeState(entries);
+      return {
+        id,
+        status: state.finished?.status ?? 'Running',
+        bundleDigest: first.bundleDigest,
+        target: first.target,
+        startedAt: first.at,
+        updatedAt: entries[entries.length - 1]!.at,
+        records: entries.length,
+      };
+    } catch (err) {
+      if (!(err instanceof RunStoreError)) throw err;
+      return { id, status: 'Unreadable', records: 0, problem: err.message };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Resuming
+
+/** The key of a step in `ResumeState.completed` (identity: node, traversal, replica). */
+export function stepKey(node: string, traversal: number, replica = 0): string {
+  return JSON.stringify([node, traversal, replica]);
+}
+
+/** The key of a gate in `ResumeState.decisions`. */
+export function approvalKey(node: string, traversal: number): string {
+  return JSON.stringify([node, traversal]);
+}
+
+export type ToolCallStart = Omit<ToolCallStartedRecord, 'type'>;
+
+export interface ResumeState {
+  /** The run is pinned to this bundle. */
+  bundleDigest: string;
+  target: string;
+  input: Json;
+  /** Finished steps by `stepKey`: taken from here, never run again. */
+  completed: Map<string, StepRecord>;
+  /** Results of finished tool calls by call id: answered from here, never called again. */
+  finishedCalls: Map<string, ToolResult>;
+  /** Calls started and not finished: indeterminate (retried with their idempotency key only when the Tool is idempotent; otherwise the run stops for a human). In start order. */
+  inFlight: ToolCallStart[];
+  /** Gates reached and not decided, in the order they were reached. */
+  pendingApprovals: ApprovalRequest[];
+  /** Decisions journaled by `approvalKey` (also those whose gate step completed). */
+  decisions: Map<string, ApprovalDecision>;
+  /** Set when the last record ended the run: nothing to resume (a `WaitingForApproval` end followed by a decision is not final). */
+  finished?: Omit<RunFinishedRecord, 'type'>;
+}
+
+function withoutMeta<T extends { type: string }>(record: T): Omit<T, 'type' | 'seq' | 'at'> {
+  const copy: Record<string, unknown> = { ...record };
+  delete copy.type;
+  delete copy.seq;
+  delete copy.at;
+  return copy as Omit<T, 'type' | 'seq' | 'at'>;
+}
+
+/**
+ * What a resumed run needs, from its records in order (a `RunStore.read`):
+ * the pinned bundle, target and input; finished steps and tool calls, which
+ * are not repeated; calls in flight at the crash; undecided gates; and how the
+ * run ended, if it did. Throws `invalid_journal` on records that cannot
+ * describe a run (no `run-started` first, a result for a call never started).
+ */
+export function resumeState(records: readonly RunRecord[]): ResumeState {
+  const bad = (i: number, why: string): RunStoreError => new RunStoreError('invalid_journal', `record ${i + 1}: ${why}`);
+  const first = records[0];
+  if (first?.type !== 'run-started') throw bad(0, first === undefined ? 'the journal is empty' : `the first record is ${String(first.type)}, not run-started`);
+  const state: ResumeState = {
+    bundleDigest: first.bundleDigest,
+    target: first.target,
+    input: first.input,
+    completed: new Map(),
+    finishedCalls: new Map(),
+    inFlight: [],
+    pendingApprovals: [],
+    decisions: new Map(),
+  };
+  const started = new Map<string, ToolCallStart>();
+  const requested = new Map<string, ApprovalRequest>();
+  let finished: RunFinishedRecord | undefined;
+  for (let i = 1; i < records.length; i++) {
+    const r = records[i]!;
+    finished = undefined;
+    switch (r.type) {
+      case 'node-completed': {
+        const step = withoutMeta(r);
+        state.completed.set(stepKey(step.node, step.traversal, step.replica), step);
+        if (step.kind === 'approval') requested.delete(approvalKey(step.node, step.traversal));
+        break;
+      }
+      case 'tool-call-started':
+        started.set(r.callId, withoutMeta(r));
+        break;
+      case 'tool-call-finished':
+        if (!started.has(r.callId)) throw bad(i, `tool call ${r.callId} finished but was never started`);
+        state.finishedCalls.set(r.callId, r.result);
+        break;
+      case 'approval-requested':
+        requested.set(approvalKey(r.node, r.traversal), withoutMeta(r));
+        break;
+      case 'approval-decided': {
+        const key = approvalKey(r.node, r.traversal);
+        state.decisions.set(key, { approved: r.approved, by: r.by, ...(r.reason === undefined ? {} : { reason: r.reason }) });
+        requested.delete(key);
+        break;
+      }
+      case 'run-finished':
+        finished = r;
+        break;
+      case 'run-started':
+        throw bad(i, 'a second run-started record');
+      default:
+        throw bad(i, `unknown record type ${JSON.stringify((r as { type?: unknown }).type) ?? 'undefined'}`);
+    }
+  }
+  state.inFlight = [...started.values()].filter((c) => !state.finishedCalls.has(c.callId));
+  state.pendingApprovals = [...requested.values()];
+  if (finished !== undefined) state.finished = withoutMeta(finished);
+  return state;
+}
