@@ -93,6 +93,7 @@ export function registerRun(program: Command): void {
           bundle: { objects, graphs: result.bundle.graphs },
           target: id,
           input,
+          ...(project.source.kind === 'dir' ? { filesRoot: project.root } : {}),
           services: { gateway: createModelGateway({ models: objects }), decide, onTrace: (e) => traces.push(e as TraceEvent) },
         });
         if (opts.format === 'json') write(JSON.stringify({ version: 1, target: id, isolation: 'degraded', ...outcome, trace: traces }));

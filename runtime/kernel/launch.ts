@@ -14,7 +14,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Bundle, CompiledObject } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
-import type { Json, RunOutcome } from '../types.js';
+import { createMcpToolProvider } from '../mcp.js';
+import type { Json, RunOutcome, ToolProvider } from '../types.js';
+import { httpMcpServer } from './mcp-http.js';
 import { serveKernel, type KernelServices } from './syscalls.js';
 
 export interface LaunchOptions {
@@ -27,6 +29,27 @@ export interface LaunchOptions {
   signal?: AbortSignal;
   /** Each finished step, as user space reports it (for a run store). */
   onStep?: (record: unknown) => void;
+  /** The manifests' folder on disk, where stdio Tools' shipped files are (development mode). */
+  filesRoot?: string;
+  /** Secrets for HTTP Tools' headers. @default process.env */
+  secret?: (name: string) => string | undefined;
+}
+
+/**
+ * The run's HTTP Tools as servers the kernel calls on the agents' behalf,
+ * named as the target's agents list them, behind runtime policy.
+ */
+function httpTools(objects: CompiledObject[], tenant: string, agent: string, options: LaunchOptions): ToolProvider | undefined {
+  const servers = objects
+    .filter((o) => o.kind === 'Tool' && (o.object.spec as { mcp?: { transport?: string } }).mcp?.transport === 'http')
+    .map((o) =>
+      httpMcpServer(o.tenant !== undefined && o.tenant !== tenant ? `${o.tenant}/${o.name}` : o.name, o, {
+        ...(options.services.decide !== undefined ? { decide: options.services.decide } : {}),
+        ...(options.secret !== undefined ? { secret: options.secret } : {}),
+        caller: { tenant, agent },
+      }),
+    );
+  return servers.length > 0 ? createMcpToolProvider(servers) : undefined;
 }
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -65,7 +88,8 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
   const child = spawn(process.execPath, userProgram(), { cwd: ROOT, env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = once(child, 'exit').catch(() => undefined);
   const channel = new Channel(child.stdout, child.stdin, { role: 'kernel' });
-  serveKernel(channel, { tenant, agent: name, run }, options.services);
+  const tools = options.services.httpTools ?? httpTools(objects, tenant, name, options);
+  serveKernel(channel, { tenant, agent: name, run }, { ...options.services, ...(tools !== undefined ? { httpTools: tools } : {}) });
   if (options.onStep !== undefined) {
     const onStep = options.onStep;
     channel.onEvent((event, data) => {
@@ -74,10 +98,11 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
   }
   try {
     await channel.ready();
-    const outcome = await channel.call<RunOutcome>('run.start', { run, target: { kind, id: options.target }, input: options.input, objects, ...(graph !== undefined ? { graph } : {}) }, { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) });
+    const outcome = await channel.call<RunOutcome>('run.start', { run, target: { kind, id: options.target }, input: options.input, objects, ...(graph !== undefined ? { graph } : {}), ...(options.filesRoot !== undefined ? { filesRoot: options.filesRoot } : {}) }, { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) });
     return { ...outcome, run };
   } finally {
     channel.close('run over');
+    if (options.services.httpTools === undefined) await tools?.close();
     const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
     await exited;
     clearTimeout(timer);

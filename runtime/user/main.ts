@@ -6,12 +6,15 @@
  * agent or a workflow, making every model call and HTTP tool call a system
  * call to the kernel. It exits when the channel closes.
  */
+import { dirname, join } from 'node:path';
 import type { CompiledObject, ExecutionGraph } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
 import { RunTracer } from '../trace.js';
 import type { AgentInvoker, AgentResult, Json, RunOutcome, StepRecord, ToolProvider } from '../types.js';
 import { runAgent, type AgentSpec } from './agent-loop.js';
 import { executeWorkflow, schemasFromObjects } from './executor.js';
+import { createMcpToolProvider, type McpToolServer } from '../mcp.js';
+import { stdioMcpServer } from './mcp-stdio.js';
 import { kernelGateway, kernelTools } from './syscalls.js';
 
 /** What the kernel sends to start a run: the target and only the objects it needs (never Models: they hold credentials). */
@@ -25,6 +28,11 @@ export interface RunStart {
   graph?: ExecutionGraph;
   /** Steps finished before an interruption (resume). */
   completed?: StepRecord[];
+  /**
+   * Where the manifests' folder is, for stdio Tools' shipped files (each
+   * Tool's files sit beside its manifest). Without it, stdio Tools cannot start.
+   */
+  filesRoot?: string;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -39,8 +47,57 @@ function checkStart(params: unknown): RunStart {
   return params as unknown as RunStart;
 }
 
+/** The name an agent of `tenant` lists a Tool by: its name, or `owner/name` when another tenant shares it. */
+function listedName(tool: CompiledObject, tenant: string | undefined): string {
+  return tool.tenant !== undefined && tool.tenant !== tenant ? `${tool.tenant}/${tool.name}` : tool.name;
+}
+
+/**
+ * One agent's tools: its stdio Tools as servers in this process's care (no
+ * network, no secrets), everything else through the kernel; routed by the
+ * name the agent lists each Tool by.
+ */
+class AgentTools implements ToolProvider {
+  private readonly local: ReturnType<typeof createMcpToolProvider> | undefined;
+  private readonly localNames: Set<string>;
+
+  constructor(
+    private readonly listed: Set<string>,
+    servers: McpToolServer[],
+    private readonly kernel: ToolProvider,
+  ) {
+    this.local = servers.length > 0 ? createMcpToolProvider(servers) : undefined;
+    this.localNames = new Set(servers.map((s) => s.name));
+  }
+
+  async list(options?: { signal?: AbortSignal }) {
+    const [local, remote] = await Promise.all([this.local?.list(options) ?? [], this.kernel.list(options)]);
+    return [...local, ...remote.filter((t) => this.listed.has(t.tool) && !this.localNames.has(t.tool))];
+  }
+
+  call(call: Parameters<ToolProvider['call']>[0], options?: Parameters<ToolProvider['call']>[1]) {
+    return this.local !== undefined && this.localNames.has(call.tool) ? this.local.call(call, options) : this.kernel.call(call, options);
+  }
+
+  async close(): Promise<void> {
+    await this.local?.close();
+  }
+}
+
+function agentTools(start: RunStart, agentId: string, kernel: ToolProvider): AgentTools {
+  const agent = start.objects.find((o) => o.id === agentId);
+  const listed = new Set(((agent?.object.spec as { tools?: { name: string }[] } | undefined)?.tools ?? []).map((t) => t.name));
+  const servers: McpToolServer[] = [];
+  for (const tool of start.objects) {
+    if (tool.kind !== 'Tool' || !(agent?.uses ?? []).includes(tool.id)) continue;
+    if ((tool.object.spec as { mcp?: { transport?: string } }).mcp?.transport !== 'stdio' || start.filesRoot === undefined) continue;
+    servers.push(stdioMcpServer(listedName(tool, agent?.tenant), tool, { filesRoot: join(start.filesRoot, dirname(tool.file)) }));
+  }
+  return new AgentTools(listed, servers, kernel);
+}
+
 /** An AgentInvoker that runs each agent's loop here, with the kernel as its gateway and tool proxy. */
-function invoker(start: RunStart, channel: Channel, tracer: RunTracer, tools: ToolProvider): AgentInvoker {
+function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: ToolProvider): AgentInvoker {
   const agents = new Map(start.objects.filter((o) => o.kind === 'Agent').map((o) => [o.id, o.object as unknown as AgentSpec]));
   const gateway = kernelGateway(channel);
   return {
@@ -48,6 +105,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, tools: To
       const agent = agents.get(agentId);
       if (agent === undefined) return { output: null, stopReason: 'error', usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0, error: `agent ${agentId} was not sent with the run` };
       const started = Date.now();
+      const tools = agentTools(start, agentId, kernel);
       const result = await runAgent(agent, input, {
         gateway,
         tools,
@@ -62,7 +120,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, tools: To
               ? { type: 'model', node: ctx.node, agent: agentId, model: step.model, tokens: step.usage.inputTokens + step.usage.outputTokens, costUsd: step.costUsd, latencyMs: step.latencyMs }
               : { type: 'tool', node: ctx.node, agent: agentId, tool: `${step.tool}/${step.name}`, latencyMs: step.latencyMs, ...(step.isError ? { error: step.refused ?? 'tool error' } : {}) },
           ),
-      });
+      }).finally(() => tools.close());
       tracer.step({ type: 'node', node: ctx.node, agent: agentId, latencyMs: Date.now() - started, ...(result.error !== undefined ? { error: result.error } : {}) });
       return result;
     },
@@ -73,8 +131,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, tools: To
 export async function runStart(params: unknown, channel: Channel, signal: AbortSignal): Promise<RunOutcome> {
   const start = checkStart(params);
   const tracer = new RunTracer(start.run, (event) => channel.emit('trace', event));
-  const tools = kernelTools(channel);
-  const agents = invoker(start, channel, tracer, tools);
+  const agents = invoker(start, channel, tracer, kernelTools(channel));
   if (start.target.kind === 'Agent') {
     const r = await agents.invoke(start.target.id, start.input, { run: start.run, node: 'agent', replica: 0, round: 0, signal });
     const ok = r.stopReason === 'final';

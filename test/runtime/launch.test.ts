@@ -42,6 +42,32 @@ describe('a run in a child process', () => {
     expect(out.output).toMatchObject({ approved: true });
   }, 30_000);
 
+  it('starts an agent\'s stdio Tool in user space from its shipped files, and the model sees its result', async () => {
+    const traces: TraceEvent[] = [];
+    const out = await runInChildProcess({
+      bundle: examples.bundle,
+      target: 'Agent/acme-support/resolver',
+      input: { ticket: 'I want a refund for order 42', category: 'billing' },
+      filesRoot: resolve('examples'),
+      services: { gateway: createModelGateway({ models: examples.bundle.objects }), onTrace: (e) => traces.push(e as TraceEvent) },
+    });
+    expect(out.status).toBe('Succeeded');
+    expect(traces.filter((t) => t.type === 'tool').map((t) => [t.tool, t.status])).toEqual([['kb-search/search_articles', 'ok']]);
+    expect(JSON.stringify(out.output)).toContain('KB-4001 Refund policy');
+  }, 30_000);
+
+  it('without the files, the stdio Tool cannot start: the model gets an error result, the run still ends', async () => {
+    const traces: TraceEvent[] = [];
+    const out = await runInChildProcess({
+      bundle: examples.bundle,
+      target: 'Agent/acme-support/resolver',
+      input: { ticket: 'I want a refund for order 42', category: 'billing' },
+      services: { gateway: createModelGateway({ models: examples.bundle.objects }), onTrace: (e) => traces.push(e as TraceEvent) },
+    });
+    expect(traces.filter((t) => t.type === 'tool').map((t) => t.status)).toEqual(['error']);
+    expect(JSON.stringify(out)).not.toContain('KB-4001');
+  }, 30_000);
+
   it('enforces runtime policy in the kernel: a denied model call fails the run with the policy\'s message', async () => {
     const r = compilePolicy({ name: 'no-simulators', spec: { phase: 'runtime', match: { requestTypes: ['model'] }, validations: [{ expression: "!request.model.endsWith('-sim')", messageExpression: "'simulated model ' + request.model + ' is not allowed'" }], action: 'deny' } });
     if (!r.ok) throw new Error('policy');
