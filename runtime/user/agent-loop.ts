@@ -22,6 +22,7 @@ import {
   type ToolProvider,
   type ToolResult,
 } from '../types.js';
+import { conformOutput, guardInput, guardToolResult, type GuardrailSettings } from './guardrails.js';
 
 /** The parts of a normalized Agent the loop reads (compiler CompiledObject.object, kind Agent). */
 export interface AgentSpec {
@@ -32,13 +33,15 @@ export interface AgentSpec {
     tools?: { name: string; approval?: string }[];
     output?: { schema?: JsonSchema };
     limits?: { maxIterations?: number; timeoutSeconds?: number; tokensPerRun?: number };
+    guardrails?: GuardrailSettings;
   };
 }
 
 /** One step of the loop, for traces. */
 export type AgentStep =
   | { type: 'model'; turn: number; model: string; usage: TokenUsage; costUsd: number; latencyMs: number; toolCalls: number }
-  | { type: 'tool'; turn: number; tool: string; name: string; isError: boolean; latencyMs: number; refused?: string };
+  | { type: 'tool'; turn: number; tool: string; name: string; isError: boolean; latencyMs: number; refused?: string }
+  | { type: 'guardrail'; turn: number; point: 'input' | 'toolResult' | 'output'; action: 'block' | 'redact' | 'wrap' | 'repair'; reasons: string[] };
 
 export interface AgentLoopOptions {
   gateway: ModelGateway;
@@ -89,7 +92,10 @@ export async function runAgent(agent: AgentSpec, input: Json, options: AgentLoop
   const timeout = AbortSignal.timeout(limits.timeoutSeconds * 1000);
   const signal = options.signal !== undefined ? AbortSignal.any([options.signal, timeout]) : timeout;
   const allowed = new Map((agent.spec.tools ?? []).map((t) => [t.name, t]));
-  const text = inputText(input);
+  const guardrails = agent.spec.guardrails;
+  const raw = inputText(input);
+  const guarded = guardInput(raw, guardrails);
+  const text = guarded.text;
   const messages: ChatMessage[] = [];
   if (agent.spec.instructions) messages.push({ role: 'system', content: agent.spec.instructions });
   messages.push({ role: 'user', content: text });
@@ -97,6 +103,40 @@ export async function runAgent(agent: AgentSpec, input: Json, options: AgentLoop
   let costUsd = 0;
   let lastToolResult: string | null = null;
   const end = (stopReason: StopReason, output: Json, error?: string): AgentResult => ({ output, stopReason, usage, costUsd, ...(error !== undefined ? { error } : {}) });
+
+  /** The `schema` output guardrail: the final answer must match the output schema, with one repair attempt by the model. */
+  const conformFinal = async (content: string, schema: JsonSchema, turn: number): Promise<AgentResult> => {
+    const first = outputOf(content, schema);
+    const repair = async (errors: string): Promise<unknown> => {
+      options.onStep?.({ type: 'guardrail', turn, point: 'output', action: 'repair', reasons: [errors] });
+      const again = await options.gateway.complete(
+        {
+          model: agent.spec.model,
+          messages: [...messages, { role: 'assistant', content }, { role: 'user', content: `Your answer does not match the required output schema: ${errors}. Answer again with only the JSON.` }],
+          tools: [],
+          responseSchema: schema,
+          script: { input: text, turn: turn + 1, lastToolResult, agent: agent.metadata.name, replica: options.replica ?? 0, round: options.round ?? 0 },
+          caller: { tenant: agent.metadata.tenant ?? '', agent: agent.metadata.name, run: options.run, ...(options.node !== undefined ? { node: options.node } : {}) },
+        },
+        { signal },
+      );
+      usage = addUsage(usage, again.usage);
+      costUsd += again.costUsd;
+      const parsed = outputOf(again.content, schema);
+      return parsed.ok ? parsed.output : again.content;
+    };
+    try {
+      const r = await conformOutput(first.ok ? first.output : content, schema, repair);
+      return r.ok ? end('final', r.value as Json) : end('error', null, `output guardrail: the answer does not match the output schema after one repair: ${r.errors ?? ''}`);
+    } catch (err) {
+      return end('error', null, `output guardrail: ${message(err)}`);
+    }
+  };
+
+  if (guarded.action === 'block' || guarded.reasons.length > 0) {
+    options.onStep?.({ type: 'guardrail', turn: 0, point: 'input', action: guarded.action === 'block' ? 'block' : 'redact', reasons: guarded.reasons });
+  }
+  if (guarded.action === 'block') return end('denied', null, `input guardrail: ${guarded.reasons.join('; ')}`);
 
   let tools: ToolDefinition[];
   try {
@@ -132,15 +172,24 @@ export async function runAgent(agent: AgentSpec, input: Json, options: AgentLoop
       return end('tokens', null, `the run used ${usage.inputTokens + usage.outputTokens} tokens, over its limit of ${limits.tokensPerRun}`);
     }
     if (response.toolCalls.length === 0) {
-      const out = outputOf(response.content, agent.spec.output?.schema);
+      const schema = agent.spec.output?.schema;
+      if (schema !== undefined && (guardrails?.output ?? []).includes('schema')) {
+        return conformFinal(response.content, schema, turn);
+      }
+      const out = outputOf(response.content, schema);
       return out.ok ? end('final', out.output) : end('error', null, out.error);
     }
     messages.push({ role: 'assistant', content: response.content, toolCalls: response.toolCalls });
     for (const call of response.toolCalls) {
       const t0 = now();
       const result = await callTool(call, allowed, options, signal);
-      lastToolResult = result.content;
-      messages.push({ role: 'tool', toolCallId: call.id, content: result.content, ...(result.isError ? { isError: true } : {}) });
+      const screened = guardToolResult(result.content, guardrails, { source: `${call.tool}/${call.name}` });
+      if (screened.reasons.length > 0) {
+        options.onStep?.({ type: 'guardrail', turn, point: 'toolResult', action: screened.action === 'block' ? 'block' : screened.wrapped === true ? 'wrap' : 'redact', reasons: screened.reasons });
+      }
+      const content = screened.action === 'block' ? `error: the result of ${call.tool}/${call.name} was withheld by a guardrail: ${screened.reasons.join('; ')}` : screened.text;
+      lastToolResult = content;
+      messages.push({ role: 'tool', toolCallId: call.id, content, ...(result.isError || screened.action === 'block' ? { isError: true } : {}) });
       options.onStep?.({ type: 'tool', turn, tool: call.tool, name: call.name, isError: result.isError, latencyMs: now() - t0, ...(result.refused !== undefined ? { refused: result.refused } : {}) });
     }
   }

@@ -114,12 +114,11 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
         replica: ctx.replica,
         round: ctx.round,
         ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
-        onStep: (step) =>
-          tracer.step(
-            step.type === 'model'
-              ? { type: 'model', node: ctx.node, agent: agentId, model: step.model, tokens: step.usage.inputTokens + step.usage.outputTokens, costUsd: step.costUsd, latencyMs: step.latencyMs }
-              : { type: 'tool', node: ctx.node, agent: agentId, tool: `${step.tool}/${step.name}`, latencyMs: step.latencyMs, ...(step.isError ? { error: step.refused ?? 'tool error' } : {}) },
-          ),
+        onStep: (step) => {
+          if (step.type === 'model') tracer.step({ type: 'model', node: ctx.node, agent: agentId, model: step.model, tokens: step.usage.inputTokens + step.usage.outputTokens, costUsd: step.costUsd, latencyMs: step.latencyMs });
+          else if (step.type === 'tool') tracer.step({ type: 'tool', node: ctx.node, agent: agentId, tool: `${step.tool}/${step.name}`, latencyMs: step.latencyMs, ...(step.isError ? { error: step.refused ?? 'tool error' } : {}) });
+          else tracer.step({ type: 'decision', node: ctx.node, agent: agentId, decision: { outcome: `guardrail ${step.point}: ${step.action}`, policies: step.reasons.map((r) => r.slice(0, 200)) } });
+        },
       }).finally(() => tools.close());
       tracer.step({ type: 'node', node: ctx.node, agent: agentId, latencyMs: Date.now() - started, ...(result.error !== undefined ? { error: result.error } : {}) });
       return result;
