@@ -190,7 +190,7 @@ export interface AgentResult {
 
 /** Runs one agent on one input (user space: the agent loop; tests: a fake). */
 export interface AgentInvoker {
-  invoke(agent: string, input: Json, context: { run: string; node: string; replica: number; round: number; signal?: AbortSignal }): Promise<AgentResult>;
+  invoke(agent: string, input: Json, context: { run: string; node: string; replica: number; round: number; /** Which pass through the node (0-based). */ traversal?: number; signal?: AbortSignal }): Promise<AgentResult>;
 }
 
 /** How a run ended. */

@@ -17,6 +17,7 @@ import { Channel } from '../channel.js';
 import { createMcpToolProvider } from '../mcp.js';
 import type { Json, RunOutcome, ToolProvider } from '../types.js';
 import { httpMcpServer } from './mcp-http.js';
+import { approvalKey, type ResumeState, type RunStore } from '../runstore.js';
 import { serveKernel, type KernelServices } from './syscalls.js';
 
 export interface LaunchOptions {
@@ -33,6 +34,15 @@ export interface LaunchOptions {
   filesRoot?: string;
   /** Secrets for HTTP Tools' headers. @default process.env */
   secret?: (name: string) => string | undefined;
+  /**
+   * Journal the run here (durable: every finished node, every tool call
+   * before and after, approvals, the end), so that it can be resumed.
+   */
+  store?: RunStore;
+  /** Resume the run `run` from its journal (its resumeState): finished steps and tool calls are not repeated. */
+  resume?: ResumeState;
+  /** The bundle's digest, journaled with a new run (runs are pinned to it). */
+  bundleDigest?: string;
 }
 
 /**
@@ -83,6 +93,9 @@ export function runObjects(bundle: LaunchOptions['bundle'], target: string): { k
 /** Run `target` through the user-space program in a child process; resolves with its outcome. */
 export async function runInChildProcess(options: LaunchOptions): Promise<RunOutcome & { run: string }> {
   const run = options.run ?? randomUUID();
+  const { store, resume } = options;
+  if (resume !== undefined && (store === undefined || options.run === undefined)) throw new Error('resuming a run needs its store and its id');
+  if (store !== undefined && resume === undefined) await store.create({ id: run, bundleDigest: options.bundleDigest ?? 'unknown', target: options.target, input: options.input });
   const { kind, objects, graph } = runObjects(options.bundle, options.target);
   const [, tenant = '', name = ''] = options.target.split('/');
   const child = spawn(process.execPath, userProgram(), { cwd: ROOT, env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
@@ -90,6 +103,7 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
   const channel = new Channel(child.stdout, child.stdin, { role: 'kernel' });
   const tools = options.services.httpTools ?? httpTools(objects, tenant, name, options);
   serveKernel(channel, { tenant, agent: name, run }, { ...options.services, ...(tools !== undefined ? { httpTools: tools } : {}) });
+  if (store !== undefined) serveJournal(channel, store, run, resume);
   if (options.onStep !== undefined) {
     const onStep = options.onStep;
     channel.onEvent((event, data) => {
@@ -98,7 +112,19 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
   }
   try {
     await channel.ready();
-    const outcome = await channel.call<RunOutcome>('run.start', { run, target: { kind, id: options.target }, input: options.input, objects, ...(graph !== undefined ? { graph } : {}), ...(options.filesRoot !== undefined ? { filesRoot: options.filesRoot } : {}) }, { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) });
+    const outcome = await channel.call<RunOutcome>('run.start', {
+        run,
+        target: { kind, id: options.target },
+        input: options.input,
+        objects,
+        ...(graph !== undefined ? { graph } : {}),
+        ...(options.filesRoot !== undefined ? { filesRoot: options.filesRoot } : {}),
+        ...(store !== undefined ? { durable: true } : {}),
+        ...(resume !== undefined ? { completed: [...resume.completed.values()], finishedCalls: [...resume.finishedCalls], inFlight: resume.inFlight.map((c) => [c.callId, c.idempotencyKey]) } : {}),
+      }, { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) });
+    if (store !== undefined) {
+      await store.append(run, { type: 'run-finished', status: outcome.status, ...(outcome.output !== undefined ? { output: outcome.output } : {}), ...(outcome.error !== undefined ? { error: outcome.error } : {}) } as never);
+    }
     return { ...outcome, run };
   } finally {
     channel.close('run over');
@@ -107,4 +133,25 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
     await exited;
     clearTimeout(timer);
   }
+}
+
+/** The journal's system calls: user space's records, acknowledged once stored; approvals answered from the journal. */
+function serveJournal(channel: Channel, store: RunStore, run: string, resume: ResumeState | undefined): void {
+  const decisions = new Map(resume?.decisions ?? []);
+  const requested = new Set((resume?.pendingApprovals ?? []).map((a) => approvalKey(a.node, a.traversal)));
+  channel.handle('journal.append', async (record) => {
+    await store.append(run, record as never);
+    return {};
+  });
+  channel.handle('approval.decide', async (params) => {
+    const request = params as { node: string; traversal: number };
+    const key = approvalKey(request.node, request.traversal);
+    const decision = decisions.get(key);
+    if (decision !== undefined) return decision;
+    if (!requested.has(key)) {
+      await store.append(run, { type: 'approval-requested', ...(params as object) } as never);
+      requested.add(key);
+    }
+    return 'pending';
+  });
 }

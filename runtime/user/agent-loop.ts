@@ -207,6 +207,8 @@ async function callTool(call: ToolCall, allowed: Map<string, { name: string; app
   try {
     return await options.tools.call(call, { signal });
   } catch (err) {
+    // A failure that must stop the run (an indeterminate call a human has to check) is not the model's to handle.
+    if ((err as { fatal?: unknown }).fatal === true) throw err;
     return { content: `error: ${message(err)}`, isError: true };
   }
 }

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import type { CompiledObject, ExecutionGraph } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
 import { RunTracer } from '../trace.js';
-import type { AgentInvoker, AgentResult, Json, RunOutcome, StepRecord, ToolProvider } from '../types.js';
+import type { AgentInvoker, AgentResult, ApprovalDecision, ApprovalGate, Json, RunOutcome, StepRecord, ToolCall, ToolProvider, ToolResult } from '../types.js';
 import { runAgent, type AgentSpec } from './agent-loop.js';
 import { executeWorkflow, schemasFromObjects } from './executor.js';
 import { createMcpToolProvider, type McpToolServer } from '../mcp.js';
@@ -28,6 +28,15 @@ export interface RunStart {
   graph?: ExecutionGraph;
   /** Steps finished before an interruption (resume). */
   completed?: StepRecord[];
+  /** Tool calls journaled before an interruption (resume): finished ones by call id, and calls in flight with their idempotency keys. */
+  finishedCalls?: [string, ToolResult][];
+  inFlight?: [callId: string, idempotencyKey: string][];
+  /**
+   * Journal through the kernel (`journal.append`, `approval.decide`): every
+   * finished node and every tool call before and after it happens is
+   * acknowledged by the kernel's run store before the run goes on.
+   */
+  durable?: boolean;
   /**
    * Where the manifests' folder is, for stdio Tools' shipped files (each
    * Tool's files sit beside its manifest). Without it, stdio Tools cannot start.
@@ -96,6 +105,64 @@ function agentTools(start: RunStart, agentId: string, kernel: ToolProvider): Age
   return new AgentTools(listed, servers, kernel);
 }
 
+/**
+ * Tool calls journaled through the kernel: each call has an id that is the
+ * same when a resumed run makes it again (step, pass, replica, round and its
+ * position in the agent's run); `tool-call-started` is acknowledged before
+ * the call is made and `tool-call-finished` after. On resume a finished call
+ * is answered from the journal and never made again; a call that was in
+ * flight is made again, with the same idempotency key, only when its Tool
+ * declares `idempotent: true` — otherwise the run stops for a human.
+ */
+class JournaledTools implements ToolProvider {
+  private seq = 0;
+
+  constructor(
+    private readonly inner: ToolProvider,
+    private readonly channel: Channel,
+    private readonly start: RunStart,
+    private readonly step: string,
+    private readonly idempotent: (tool: string) => boolean,
+    private readonly place: { node: string; traversal: number; replica: number },
+  ) {}
+
+  list(options?: { signal?: AbortSignal }) {
+    return this.inner.list(options);
+  }
+
+  async call(call: ToolCall, options?: { signal?: AbortSignal; idempotencyKey?: string }): Promise<ToolResult> {
+    const callId = `${this.step}/${this.seq++}`;
+    const finished = this.start.finishedCalls?.find(([id]) => id === callId);
+    if (finished !== undefined) return finished[1];
+    const inFlight = this.start.inFlight?.find(([id]) => id === callId);
+    // A retried call carries the key it was first sent with, so the server can recognise it.
+    const idempotencyKey = inFlight?.[1] ?? `${this.start.run}/${callId}`;
+    if (inFlight !== undefined && !this.idempotent(call.tool)) {
+      throw new IndeterminateCall(`the call ${callId} to ${call.tool}/${call.name} was in flight when the run stopped, and Tool ${call.tool} is not idempotent: a human must check whether it took effect`);
+    }
+    await this.channel.call('journal.append', { type: 'tool-call-started', callId, tool: call.tool, name: call.name, arguments: call.arguments, idempotencyKey, ...this.place });
+    const result = await this.inner.call(call, { ...options, idempotencyKey });
+    await this.channel.call('journal.append', { type: 'tool-call-finished', callId, result });
+    return result;
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** A tool call whose effect is unknown after a crash, on a Tool that may not repeat it. */
+class IndeterminateCall extends Error {
+  override readonly name = 'IndeterminateCall';
+  /** Ends the agent's run instead of going back to the model as a tool error (runtime/user/agent-loop.ts). */
+  readonly fatal = true;
+}
+
+/** Approvals through the kernel: it journals the request and answers with a journaled decision, or 'pending'. */
+function kernelApprovals(channel: Channel): ApprovalGate {
+  return { decide: (request, { signal }) => channel.call<ApprovalDecision | 'pending'>('approval.decide', request, { signal, timeoutMs: Infinity }) };
+}
+
 /** An AgentInvoker that runs each agent's loop here, with the kernel as its gateway and tool proxy. */
 function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: ToolProvider): AgentInvoker {
   const agents = new Map(start.objects.filter((o) => o.kind === 'Agent').map((o) => [o.id, o.object as unknown as AgentSpec]));
@@ -105,7 +172,10 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
       const agent = agents.get(agentId);
       if (agent === undefined) return { output: null, stopReason: 'error', usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0, error: `agent ${agentId} was not sent with the run` };
       const started = Date.now();
-      const tools = agentTools(start, agentId, kernel);
+      const local = agentTools(start, agentId, kernel);
+      const place = { node: ctx.node, traversal: ctx.traversal ?? 0, replica: ctx.replica };
+      const idempotent = (tool: string): boolean => start.objects.some((o) => o.kind === 'Tool' && (o.name === tool || `${o.tenant}/${o.name}` === tool) && (o.object.spec as { idempotent?: boolean }).idempotent === true);
+      const tools = start.durable === true ? new JournaledTools(local, channel, start, `${ctx.node}#${place.traversal}.${ctx.replica}.${ctx.round}`, idempotent, place) : local;
       const result = await runAgent(agent, input, {
         gateway,
         tools,
@@ -151,8 +221,11 @@ export async function runStart(params: unknown, channel: Channel, signal: AbortS
     runId: start.run,
     signal,
     ...(start.completed !== undefined ? { completed: start.completed } : {}),
-    onNodeCompleted: (record) => {
+    ...(start.durable === true ? { approvals: kernelApprovals(channel) } : {}),
+    onNodeCompleted: async (record) => {
       channel.emit('step', record);
+      // Durable: the kernel's store has the step before the run goes on.
+      if (start.durable === true) await channel.call('journal.append', { type: 'node-completed', ...record });
     },
   });
   tracer.end(outcome.status, outcome.error?.message);

@@ -259,7 +259,7 @@ export class Run {
     } else {
       let result: AgentResult;
       try {
-        const context = { run: this.id, node: node.id, replica: place.replica ?? 0, round: place.round ?? 0, signal: this.signal };
+        const context = { run: this.id, node: node.id, replica: place.replica ?? 0, round: place.round ?? 0, traversal: place.traversal, signal: this.signal };
         result = await raceAbort(
           Promise.resolve().then(() => this.o.agents.invoke(agent, input, context)),
           this.signal,

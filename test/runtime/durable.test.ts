@@ -1,0 +1,106 @@
+/**
+ * Durable runs end to end: the kernel journals a run in a FileRunStore as user
+ * space reports it (finished nodes, tool calls before and after, approvals),
+ * and a run resumes from its journal without repeating finished nodes or
+ * journaled tool calls; a call in flight at the interruption is repeated only
+ * when its Tool is idempotent.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
+import { createModelGateway, FileRunStore, resumeState, type JournalEntry } from '../../runtime/index.js';
+import { runInChildProcess } from '../../runtime/kernel/launch.js';
+
+let examples: CompileResult;
+const dirs: string[] = [];
+beforeAll(async () => {
+  examples = await compile(new DirSource(resolve('examples')));
+});
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function store(): FileRunStore {
+  const dir = mkdtempSync(join(tmpdir(), 'beacon-runs-'));
+  dirs.push(dir);
+  return new FileRunStore(dir);
+}
+
+const services = () => ({ gateway: createModelGateway({ models: examples.bundle.objects }) });
+const types = (journal: JournalEntry[]) => journal.map((r) => r.type);
+const refundInput = { ticket: 'I want a refund for order A-42', orderId: 'A-42' };
+
+describe('durable runs', () => {
+  it('an approval suspends the run durably; the decision resumes it without re-running the finished step', async () => {
+    const runs = store();
+    const first = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/refund-request', input: refundInput, services: services(), store: runs, run: 'refund-1', bundleDigest: examples.bundle.digest, filesRoot: resolve('examples') });
+    expect(first.status).toBe('WaitingForApproval');
+    const journal = await runs.read('refund-1');
+    expect(types(journal).filter((t) => !t.startsWith('tool-call'))).toEqual(['run-started', 'node-completed', 'approval-requested', 'run-finished']);
+    const gate = journal.find((r) => r.type === 'approval-requested') as JournalEntry & { node: string; traversal: number; approvers: string[] };
+    expect(gate.approvers.length).toBeGreaterThan(0);
+
+    await runs.append('refund-1', { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: true, by: ['lead@acme.example'], reason: 'checked the order' });
+    const state = resumeState(await runs.read('refund-1'));
+    const second = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/refund-request', input: state.input, services: services(), store: runs, run: 'refund-1', resume: state, filesRoot: resolve('examples') });
+    expect(second.status, second.error?.message).toBe('Succeeded');
+    expect(second.path[0]).toMatchObject({ node: 'step1', resumed: true });
+    expect(second.path.find((p) => p.node === gate.node)?.status).toBe('approved');
+    // step1 was journaled once: the resumed run took it from the journal.
+    expect(types(await runs.read('refund-1')).filter((t) => t === 'node-completed')).toHaveLength(1 + second.path.filter((p) => p.type !== 'agent' || p.resumed !== true).length);
+  }, 60_000);
+
+  it('journals every tool call before and after; on resume a finished call is not made again', async () => {
+    const runs = store();
+    const done = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-1', bundleDigest: examples.bundle.digest, filesRoot: resolve('examples') });
+    expect(done.status).toBe('Succeeded');
+    const journal = await runs.read('pipe-1');
+    const started = journal.filter((r) => r.type === 'tool-call-started');
+    expect(started.length).toBeGreaterThan(0);
+    expect(journal.filter((r) => r.type === 'tool-call-finished')).toHaveLength(started.length);
+
+    // An interruption right after the first tool call finished: copy the journal up to there into a new run.
+    const cut = journal.findIndex((r) => r.type === 'tool-call-finished');
+    await runs.create({ id: 'pipe-2', bundleDigest: examples.bundle.digest, target: 'Workflow/acme-support/support-pipeline', input: refundInput });
+    for (const r of journal.slice(1, cut + 1)) {
+      const { seq: _s, at: _a, ...record } = r;
+      await runs.append('pipe-2', record as never);
+    }
+    const resumed = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-2', resume: resumeState(await runs.read('pipe-2')), filesRoot: resolve('examples') });
+    expect(resumed.status).toBe('Succeeded');
+    expect(resumed.output).toEqual(done.output);
+    const after = await runs.read('pipe-2');
+    const callIds = after.filter((r) => r.type === 'tool-call-started').map((r) => (r as { callId: string }).callId);
+    // The finished call was answered from the journal: no second tool-call-started for it.
+    expect(new Set(callIds).size).toBe(callIds.length);
+  }, 60_000);
+
+  it('a call in flight at the interruption stops the run for a human unless its Tool is idempotent', async () => {
+    const runs = store();
+    const done = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-3', bundleDigest: examples.bundle.digest, filesRoot: resolve('examples') });
+    const journal = await runs.read('pipe-3');
+    const inFlightAt = journal.findIndex((r) => r.type === 'tool-call-started');
+    const copy = async (id: string) => {
+      await runs.create({ id, bundleDigest: examples.bundle.digest, target: 'Workflow/acme-support/support-pipeline', input: refundInput });
+      for (const r of journal.slice(1, inFlightAt + 1)) {
+        const { seq: _s, at: _a, ...record } = r;
+        await runs.append(id, record as never);
+      }
+      return resumeState(await runs.read(id));
+    };
+    // kb-search is declared idempotent in the examples; as a Tool that is not, the resumed run stops for a human.
+    const withIdempotent = (value: boolean) => ({ ...examples.bundle, objects: examples.bundle.objects.map((o) => (o.id === 'Tool/acme-support/kb-search' ? { ...o, object: { ...o.object, spec: { ...(o.object.spec as object), idempotent: value } } } : o)) });
+    const state = await copy('pipe-4');
+    expect(state.inFlight).toHaveLength(1);
+    const stopped = await runInChildProcess({ bundle: withIdempotent(false), target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-4', resume: state, filesRoot: resolve('examples') });
+    expect(stopped.status).toBe('Failed');
+    expect(stopped.error?.message).toMatch(/was in flight when the run stopped, and Tool kb-search is not idempotent: a human must check/);
+
+    // Idempotent (as declared): the call is made again with the key it was first sent with, and the run ends as the uninterrupted one did.
+    const retried = await runInChildProcess({ bundle: withIdempotent(true), target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-5', resume: await copy('pipe-5'), filesRoot: resolve('examples') });
+    expect(retried.status).toBe('Succeeded');
+    expect(retried.output).toEqual(done.output);
+    const keys = (await runs.read('pipe-5')).filter((r) => r.type === 'tool-call-started').map((r) => (r as { idempotencyKey: string }).idempotencyKey);
+    expect(keys[0]).toBe(keys[1]);
+  }, 60_000);
+});
