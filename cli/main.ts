@@ -5,6 +5,7 @@ import { registerGraph } from './commands/graph.js';
 import { registerInit } from './commands/init.js';
 import { registerPlan } from './commands/plan.js';
 import { registerPolicy } from './commands/policy.js';
+import { registerResume } from './commands/resume.js';
 import { registerRun } from './commands/run.js';
 import { registerValidate } from './commands/validate.js';
 import { EXIT } from './common.js';
@@ -28,6 +29,7 @@ registerGraph(program);
 registerPlan(program);
 registerPolicy(program);
 registerRun(program);
+registerResume(program);
 registerInit(program);
 
 try {

@@ -6,17 +6,28 @@
  * kernel here with the model gateway and runtime policy. There is no sandbox
  * (the spec's development mode): the output says isolation is degraded.
  */
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { formatText, type CompiledObject, type CompileResult } from '../../compiler/index.js';
+import { formatText, type CompiledObject, type CompileResult, type Project } from '../../compiler/index.js';
 import { createDecider } from '../../policy/index.js';
-import { createModelGateway, runInChildProcess, type Json, type TraceEvent } from '../../runtime/index.js';
+import { createModelGateway, FileRunStore, runInChildProcess, type Json, type ResumeState, type RunStore, type TraceEvent } from '../../runtime/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
 import { textReader } from './validate.js';
 
-interface Options extends SourceOptions {
-  input: string;
-  model: string[];
+/** Where `beacon run` journals runs, for a project rooted at `repoRoot`: $BEACON_RUNS_DIR, or `.beacon/runs` in it. */
+export function runsDir(repoRoot: string): string {
+  const configured = process.env.BEACON_RUNS_DIR;
+  return configured !== undefined && configured !== '' ? configured : join(repoRoot, '.beacon', 'runs');
+}
+
+/** How a run's outcome is printed (run and resume). */
+export interface RunOutputOptions {
+  model?: string[];
   format: 'text' | 'json';
+}
+
+interface Options extends SourceOptions, RunOutputOptions {
+  input: string;
 }
 
 function parseInput(text: string): Json {
@@ -80,31 +91,43 @@ export function registerRun(program: Command): void {
           process.stderr.write(`beacon: not running: the manifests have ${errors.length} error${errors.length === 1 ? '' : 's'}\n`);
           return EXIT.findings;
         }
-        const id = targetId(result, target);
-        const objects = substitutions(opts.model, result.bundle.objects);
-        const byId = new Map(objects.map((o) => [o.id, o]));
-        const decide = createDecider(
-          result.policies.map((p) => p.compiled),
-          { resolve: { agent: (t, n) => byId.get(`Agent/${t}/${n}`)?.object, tenant: (n) => byId.get(`Tenant/${n}`)?.object } },
-        ).decide;
-        process.stderr.write('beacon: development mode: no sandbox, isolation is degraded\n');
-        const traces: TraceEvent[] = [];
-        const outcome = await runInChildProcess({
-          bundle: { objects, graphs: result.bundle.graphs },
-          target: id,
-          input,
-          ...(project.source.kind === 'dir' ? { filesRoot: project.root } : {}),
-          services: { gateway: createModelGateway({ models: objects }), decide, onTrace: (e) => traces.push(e as TraceEvent) },
-        });
-        if (opts.format === 'json') write(JSON.stringify({ version: 1, target: id, isolation: 'degraded', ...outcome, trace: traces }));
-        else {
-          write(`${id}: ${outcome.status} (run ${outcome.run})`);
-          for (const t of traces.filter((x) => x.type !== 'node')) write(traceLine(t));
-          write(`tokens ${outcome.usage.inputTokens + outcome.usage.outputTokens}, cost $${outcome.costUsd.toFixed(4)}`);
-          if (outcome.error !== undefined) write(`error: ${outcome.error.message}`);
-          if (outcome.output !== undefined) write(JSON.stringify(outcome.output, null, 2));
-        }
-        return outcome.status === 'Succeeded' ? EXIT.ok : EXIT.findings;
+        return executeRun(project, result, targetId(result, target), input, opts, { store: new FileRunStore(runsDir(project.repoRoot)) });
       }),
     );
+}
+
+/**
+ * Run (or resume) `id` through the kernel, journaled in `journal.store`, and
+ * print the outcome: the exit code is 0 when the run succeeded.
+ */
+export async function executeRun(project: Project, result: CompileResult, id: string, input: Json, opts: RunOutputOptions, journal: { store: RunStore; run?: string; resume?: ResumeState }): Promise<number> {
+  const objects = substitutions(opts.model ?? [], result.bundle.objects);
+  const byId = new Map(objects.map((o) => [o.id, o]));
+  const decide = createDecider(
+    result.policies.map((p) => p.compiled),
+    { resolve: { agent: (t, n) => byId.get(`Agent/${t}/${n}`)?.object, tenant: (n) => byId.get(`Tenant/${n}`)?.object } },
+  ).decide;
+  process.stderr.write('beacon: development mode: no sandbox, isolation is degraded\n');
+  const traces: TraceEvent[] = [];
+  const outcome = await runInChildProcess({
+    bundle: { objects, graphs: result.bundle.graphs },
+    target: id,
+    input,
+    bundleDigest: result.bundle.digest,
+    store: journal.store,
+    ...(journal.run !== undefined ? { run: journal.run } : {}),
+    ...(journal.resume !== undefined ? { resume: journal.resume } : {}),
+    ...(project.source.kind === 'dir' ? { filesRoot: project.root } : {}),
+    services: { gateway: createModelGateway({ models: objects }), decide, onTrace: (e) => traces.push(e as TraceEvent) },
+  });
+  if (opts.format === 'json') write(JSON.stringify({ version: 1, target: id, isolation: 'degraded', ...outcome, trace: traces }));
+  else {
+    write(`${id}: ${outcome.status} (run ${outcome.run})`);
+    for (const t of traces.filter((x) => x.type !== 'node')) write(traceLine(t));
+    write(`tokens ${outcome.usage.inputTokens + outcome.usage.outputTokens}, cost $${outcome.costUsd.toFixed(4)}`);
+    if (outcome.error !== undefined) write(`error: ${outcome.error.message}`);
+    for (const a of outcome.approvals ?? []) write(`waiting for approval at ${a.node}: ${a.quorum} of ${a.approvers.join(', ')}; decide with: beacon approve ${outcome.run} --by NAME [--reject]`);
+    if (outcome.output !== undefined) write(JSON.stringify(outcome.output, null, 2));
+  }
+  return outcome.status === 'Succeeded' ? EXIT.ok : EXIT.findings;
 }

@@ -26,12 +26,12 @@ export interface RunOptions {
 
 /**
  * `node bin/beacon.js ...args`. By default BEACON_CACHE_DIR is empty (an
- * in-memory cache), so tests neither read nor write a cache in the checkout;
- * colors are off.
+ * in-memory cache) and BEACON_RUNS_DIR a temporary folder, so tests neither
+ * read nor write a cache or run journals in the checkout; colors are off.
  */
 export function beacon(args: string[], options: RunOptions = {}): Promise<RunResult> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, BEACON_CACHE_DIR: '', NO_COLOR: '1', BEACON_DEBUG: undefined, ...options.env })) {
+  for (const [k, v] of Object.entries({ ...process.env, BEACON_CACHE_DIR: '', BEACON_RUNS_DIR: runsDir(), NO_COLOR: '1', BEACON_DEBUG: undefined, ...options.env })) {
     if (v !== undefined) env[k] = v;
   }
   return new Promise((done, fail) => {
@@ -50,6 +50,13 @@ export function beacon(args: string[], options: RunOptions = {}): Promise<RunRes
       done({ code, signal, stdout, stderr });
     });
   });
+}
+
+let runs: string | undefined;
+/** One temporary folder for the run journals of this test file's commands. */
+function runsDir(): string {
+  runs ??= tempDir('beacon-runs-');
+  return runs;
 }
 
 /** Temporary folders that `removeTemps` deletes (call it in afterAll). */
