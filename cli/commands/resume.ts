@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { FileRunStore, RunStoreError, resumeState } from '../../runtime/index.js';
-import { action, compileFolder, EXIT, UsageError, write, type SourceOptions } from '../common.js';
+import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
 import { executeRun, runsDir, type RunOutputOptions } from './run.js';
 
 async function journalOf(store: FileRunStore, run: string) {
@@ -26,8 +26,9 @@ export function registerResume(program: Command): void {
     .argument('[path]', 'folder of the manifests (default: the current folder, or the repository with --repo)')
     .option('--ref <ref>', 'the manifests of this commit')
     .option('--repo <path>', 'the repository (default: the current folder)')
+    .option('--model <NAME=SCRIPTED>', 'answer calls to Model NAME with scripted Model SCRIPTED (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--no-cache', 'do not read or write the compile cache')
-    .option('-f, --format <format>', 'output format: text or json', 'text')
+    .addOption(formatOption(['text', 'json'], 'text'))
     .action(
       action(async (run: string, path: string | undefined, opts: SourceOptions & RunOutputOptions) => {
         const { project, result } = await compileFolder(path, opts);

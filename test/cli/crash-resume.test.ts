@@ -1,0 +1,83 @@
+/**
+ * A run whose host process is killed with SIGKILL mid-workflow resumes from
+ * its journal and gives the same output as an uninterrupted run, without
+ * re-running the steps that finished. The kill comes while the second step
+ * waits on a model server that never answers (a real openai-compatible
+ * endpoint); the resume answers that Model with the scripted one.
+ */
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { beacon, BIN, removeTemps, ROOT, tempDir } from '../helpers/cli.js';
+
+const servers: Server[] = [];
+afterAll(() => {
+  servers.forEach((s) => s.close());
+  removeTemps();
+});
+
+/** A model endpoint that accepts requests and never answers; resolves `seen` at the first one. */
+async function hangingModelServer(): Promise<{ url: string; seen: Promise<void> }> {
+  let resolveSeen!: () => void;
+  const seen = new Promise<void>((r) => (resolveSeen = r));
+  const server = createServer((req) => {
+    req.resume();
+    resolveSeen();
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${address.port}/v1`, seen };
+}
+
+/** examples/ with the resolver (step 2 of support-pipeline) on Model `slow` at `url`. */
+function examplesWithSlowResolver(url: string): string {
+  const dir = tempDir('beacon-crash-');
+  cpSync(join(ROOT, 'examples'), dir, { recursive: true });
+  writeFileSync(join(dir, 'models', 'slow.yaml'), `apiVersion: beacon.dev/v1alpha1\nkind: Model\nmetadata: {name: slow}\nspec:\n  provider: openai-compatible\n  model: slow-1\n  endpoint: ${url}\n`);
+  const tenant = join(dir, 'tenants', 'acme-support.yaml');
+  writeFileSync(tenant, readFileSync(tenant, 'utf8').replace('    - support-sim ', '    - slow\n    - support-sim '));
+  const resolver = join(dir, 'acme-support', 'agents', 'resolver.yaml');
+  writeFileSync(resolver, readFileSync(resolver, 'utf8').replace('model: support-sim', 'model: slow'));
+  return dir;
+}
+
+describe('a run killed with SIGKILL mid-workflow', () => {
+  it('resumes from its journal without re-running finished steps, with the output of an uninterrupted run', async () => {
+    const { url, seen } = await hangingModelServer();
+    const repo = examplesWithSlowResolver(url);
+    const runs = tempDir('beacon-runs-');
+    const input = JSON.stringify({ ticket: 'I want a refund for order A-42' });
+    const env = { ...process.env, BEACON_CACHE_DIR: '', BEACON_RUNS_DIR: runs, NO_COLOR: '1' };
+
+    const host = spawn(process.execPath, [BIN, 'run', 'acme-support/support-pipeline', repo, '--input', input], { env, stdio: 'ignore' });
+    await seen; // step 2 is waiting on the model server: step 1 is journaled
+    host.kill('SIGKILL');
+    await new Promise((r) => host.on('exit', r));
+
+    const [file] = readdirSync(runs);
+    expect(file).toMatch(/\.jsonl$/);
+    const run = file!.replace(/\.jsonl$/, '');
+    const before = readFileSync(join(runs, file!), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; node?: string });
+    expect(before.map((r) => r.type)).toEqual(['run-started', 'node-completed']);
+    expect(before[1]!.node).toBe('step1');
+
+    const resumed = await beacon(['resume', run, repo, '--model', 'slow=support-sim', '--format', 'json'], { env: { BEACON_RUNS_DIR: runs } });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const doc = JSON.parse(resumed.stdout) as { status: string; output: unknown; path: { node: string; resumed?: boolean }[] };
+    expect(doc.status).toBe('Succeeded');
+    expect(doc.path.map((p) => [p.node, p.resumed === true])).toEqual([
+      ['step1', true],
+      ['step2', false],
+      ['step3', false],
+    ]);
+
+    const uninterrupted = await beacon(['run', 'acme-support/support-pipeline', repo, '--input', input, '--model', 'slow=support-sim', '--format', 'json'], { env: { BEACON_RUNS_DIR: tempDir('beacon-runs-') } });
+    expect(doc.output).toEqual((JSON.parse(uninterrupted.stdout) as { output: unknown }).output);
+    const after = readFileSync(join(runs, file!), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; node?: string });
+    expect(after.filter((r) => r.type === 'node-completed').map((r) => r.node)).toEqual(['step1', 'step2', 'step3']);
+    expect(existsSync(join(runs, file!))).toBe(true);
+  }, 60_000);
+});
