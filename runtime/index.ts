@@ -58,3 +58,4 @@ export {
   type GuardOptions,
 } from './user/guardrails.js';
 export { FileRunStore, resumeState, stepKey, approvalKey, checkRunId, RunStoreError, RECORD_TYPES, type RunStore, type RunRecord, type AppendRecord, type JournalEntry, type NewRun, type RunSummary, type ResumeState, type ToolCallStart } from './runstore.js';
+export { KernelBudgets, type BudgetRefusal } from './kernel/budgets.js';

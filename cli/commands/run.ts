@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { formatText, type CompiledObject, type CompileResult, type Project } from '../../compiler/index.js';
 import { createDecider } from '../../policy/index.js';
-import { createModelGateway, FileRunStore, runInChildProcess, type Json, type ResumeState, type RunStore, type TraceEvent } from '../../runtime/index.js';
+import { createModelGateway, FileRunStore, KernelBudgets, runInChildProcess, type Json, type ResumeState, type RunStore, type TraceEvent } from '../../runtime/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
 import { textReader } from './validate.js';
 
@@ -118,7 +118,7 @@ export async function executeRun(project: Project, result: CompileResult, id: st
     ...(journal.run !== undefined ? { run: journal.run } : {}),
     ...(journal.resume !== undefined ? { resume: journal.resume } : {}),
     ...(project.source.kind === 'dir' ? { filesRoot: project.root } : {}),
-    services: { gateway: createModelGateway({ models: objects }), decide, onTrace: (e) => traces.push(e as TraceEvent) },
+    services: { gateway: createModelGateway({ models: objects }), decide, budgets: new KernelBudgets(objects), onTrace: (e) => traces.push(e as TraceEvent) },
   });
   if (opts.format === 'json') write(JSON.stringify({ version: 1, target: id, isolation: 'degraded', ...outcome, trace: traces }));
   else {

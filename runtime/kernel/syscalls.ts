@@ -12,6 +12,7 @@ import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import type { Channel } from '../channel.js';
 import { CHANNEL_ERRORS, ProtocolError } from '../protocol.js';
 import { ModelError, type ModelGateway, type ModelRequest, type ToolCall, type ToolProvider } from '../types.js';
+import type { KernelBudgets } from './budgets.js';
 
 /** Who the sandbox at the other end runs as: fixed when the kernel starts it. */
 export interface SandboxIdentity {
@@ -37,6 +38,8 @@ export interface KernelServices {
   onPolicy?: (event: PolicyEvent) => void;
   /** Trace events the sandbox sends. */
   onTrace?: (data: unknown) => void;
+  /** Tenant quotas and model rate limits (budgets.ts); without it nothing is counted. */
+  budgets?: KernelBudgets;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -82,7 +85,10 @@ export function serveKernel(channel: Channel, who: SandboxIdentity, services: Ke
     const request = modelRequest(params, who);
     const base: RuntimeRequest = { type: 'model', tenant: who.tenant, agent: who.agent, model: request.model };
     check({ ...base, tokensUsed: 0, costUsd: 0 }, 'before');
+    const refusal = services.budgets?.admit(who.tenant, request.model);
+    if (refusal !== undefined) throw new ModelError(refusal.code, refusal.message, refusal.code === 'rate_limited', 429, refusal.retryAfterSeconds);
     const response = await services.gateway.complete(request, { signal });
+    services.budgets?.record(who.tenant, response.model, response.usage.inputTokens + response.usage.outputTokens, response.costUsd);
     check({ ...base, model: response.model, tokensUsed: response.usage.inputTokens + response.usage.outputTokens, costUsd: response.costUsd }, 'after');
     return response;
   });

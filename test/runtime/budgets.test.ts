@@ -1,0 +1,74 @@
+/** Tenant quotas and model rate limits in the kernel. */
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Channel } from '../../runtime/channel.js';
+import { KernelBudgets } from '../../runtime/kernel/budgets.js';
+import { serveKernel } from '../../runtime/kernel/syscalls.js';
+import { kernelGateway } from '../../runtime/user/syscalls.js';
+import type { ModelResponse } from '../../runtime/types.js';
+
+const tenant = (quotas: Record<string, number>) => ({ kind: 'Tenant', name: 'acme', object: { spec: { quotas } } });
+const model = (limits: Record<string, number>) => ({ kind: 'Model', name: 'gpt', object: { spec: { limits } } });
+
+describe('KernelBudgets', () => {
+  it('requests per minute: refused at the limit, with the seconds to the next minute; a new minute resets', () => {
+    let now = Date.UTC(2026, 10, 24, 12, 0, 45);
+    const b = new KernelBudgets([tenant({ requestsPerMinute: 2 })], () => now);
+    expect(b.admit('acme', 'gpt')).toBeUndefined();
+    expect(b.admit('acme', 'gpt')).toBeUndefined();
+    expect(b.admit('acme', 'gpt')).toEqual({ code: 'rate_limited', message: 'tenant acme is at its limit of 2 requests per minute', retryAfterSeconds: 15 });
+    expect(b.admit('other', 'gpt')).toBeUndefined();
+    now += 15_000;
+    expect(b.admit('acme', 'gpt')).toBeUndefined();
+  });
+
+  it('tokens per minute and per day count what calls used; the model\'s own limits apply to every tenant', () => {
+    let now = Date.UTC(2026, 10, 24, 23, 59, 0);
+    const b = new KernelBudgets([tenant({ tokensPerDay: 1000 }), model({ tokensPerMinute: 500 })], () => now);
+    expect(b.admit('acme', 'gpt')).toBeUndefined();
+    b.record('acme', 'gpt', 600, 0.01);
+    expect(b.admit('other', 'gpt')).toMatchObject({ code: 'rate_limited', message: 'model gpt is at its limit of 500 tokens per minute' });
+    now += 60_000; // a new minute, and a new UTC day
+    b.record('acme', 'gpt', 400, 0.01);
+    expect(b.admit('acme', 'gpt')).toBeUndefined();
+    b.record('acme', 'gpt', 700, 0.01);
+    // 1,100 tokens today: the tenant's day is spent (checked first), and the model's minute too.
+    expect(b.admit('acme', 'gpt')).toMatchObject({ code: 'budget_exceeded', message: 'tenant acme has used its 1000 tokens for today (UTC)' });
+    expect(b.admit('other', 'gpt')).toMatchObject({ code: 'rate_limited', message: 'model gpt is at its limit of 500 tokens per minute' });
+    now += 60_000;
+    expect(b.admit('other', 'gpt')).toBeUndefined();
+    expect(b.admit('acme', 'gpt')).toMatchObject({ code: 'budget_exceeded' });
+  });
+
+  it('the monthly budget in dollars', () => {
+    const now = Date.UTC(2026, 10, 30, 12, 0, 0);
+    const b = new KernelBudgets([tenant({ monthlyBudgetUsd: 5 })], () => now);
+    b.record('acme', 'gpt', 10, 5.2);
+    expect(b.admit('acme', 'gpt')).toEqual({ code: 'budget_exceeded', message: 'tenant acme has spent its monthly budget of $5', retryAfterSeconds: 12 * 3600 });
+  });
+});
+
+describe('budgets in the kernel', () => {
+  const open: Channel[] = [];
+  afterEach(() => open.splice(0).forEach((c) => c.close('over')));
+  it('a model call over the tenant\'s rate is refused before it reaches the gateway', async () => {
+    const a = new PassThrough();
+    const b = new PassThrough();
+    const kernel = new Channel(b, a, { role: 'kernel' });
+    const user = new Channel(a, b, { role: 'user' });
+    open.push(kernel, user);
+    let calls = 0;
+    const gateway = {
+      complete: async (): Promise<ModelResponse> => {
+        calls++;
+        return { content: 'ok', toolCalls: [], stopReason: 'end', usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, model: 'gpt', attempts: [], latencyMs: 1 };
+      },
+    };
+    serveKernel(kernel, { tenant: 'acme', agent: 'a', run: 'r' }, { gateway, budgets: new KernelBudgets([tenant({ requestsPerMinute: 1 })]) });
+    const g = kernelGateway(user);
+    const req = { model: 'gpt', messages: [], tools: [], script: { input: '', turn: 0, lastToolResult: null, agent: 'a', replica: 0, round: 0 }, caller: { tenant: 'acme', agent: 'a', run: 'r' } };
+    await g.complete(req);
+    await expect(g.complete(req)).rejects.toMatchObject({ code: 'rate_limited', retryable: true, message: expect.stringContaining('1 requests per minute') });
+    expect(calls).toBe(1);
+  });
+});
