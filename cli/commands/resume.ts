@@ -61,7 +61,7 @@ export function registerResume(program: Command): void {
         if (pending.length > 1) throw new UsageError(`run ${run} waits at ${pending.length} approvals (${pending.map((a) => a.node).join(', ')}): name one with --node`);
         const gate = pending[0]!;
         await store.append(run, { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: opts.reject !== true, by: opts.by, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) });
-        write(`${opts.reject === true ? 'rejected' : 'approved'} ${gate.node} of run ${run} by ${opts.by.join(', ')}; continue it with: beacon resume ${run}`);
+        write(`${opts.reject === true ? 'rejected' : 'approved'} ${gate.node} of run ${run} by ${opts.by.join(', ')}; a run waiting for it goes on, a suspended one continues with: beacon resume ${run}`);
         return EXIT.ok;
       }),
     );

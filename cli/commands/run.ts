@@ -6,6 +6,7 @@
  * kernel here with the model gateway and runtime policy. There is no sandbox
  * (the spec's development mode): the output says isolation is degraded.
  */
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { formatText, type CompiledObject, type CompileResult, type Project } from '../../compiler/index.js';
@@ -109,16 +110,18 @@ export async function executeRun(project: Project, result: CompileResult, id: st
   ).decide;
   process.stderr.write('beacon: development mode: no sandbox, isolation is degraded\n');
   const traces: TraceEvent[] = [];
+  const run = journal.run ?? randomUUID();
   const outcome = await runInChildProcess({
     bundle: { objects, graphs: result.bundle.graphs },
     target: id,
     input,
     bundleDigest: result.bundle.digest,
     store: journal.store,
-    ...(journal.run !== undefined ? { run: journal.run } : {}),
+    run,
     ...(journal.resume !== undefined ? { resume: journal.resume } : {}),
     ...(project.source.kind === 'dir' ? { filesRoot: project.root } : {}),
     services: { gateway: createModelGateway({ models: objects }), decide, budgets: new KernelBudgets(objects), onTrace: (e) => traces.push(e as TraceEvent) },
+    onApprovalWait: (w) => process.stderr.write(`beacon: waiting for ${w.approvers.join(' or ')} to approve ${JSON.stringify(w.subject).slice(0, 200)} — beacon approve ${run} --node '${w.node}' --by NAME [--reject]\n`),
   });
   if (opts.format === 'json') write(JSON.stringify({ version: 1, target: id, isolation: 'degraded', ...outcome, trace: traces }));
   else {

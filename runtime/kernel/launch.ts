@@ -15,9 +15,9 @@ import { fileURLToPath } from 'node:url';
 import type { Bundle, CompiledObject } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
 import { createMcpToolProvider } from '../mcp.js';
-import type { Json, RunOutcome, ToolProvider } from '../types.js';
+import type { ApprovalRequest, Json, RunOutcome, ToolProvider } from '../types.js';
 import { httpMcpServer } from './mcp-http.js';
-import { approvalKey, type ResumeState, type RunStore } from '../runstore.js';
+import { approvalKey, resumeState, type ResumeState, type RunStore } from '../runstore.js';
 import { serveKernel, type KernelServices } from './syscalls.js';
 
 export interface LaunchOptions {
@@ -43,6 +43,10 @@ export interface LaunchOptions {
   resume?: ResumeState;
   /** The bundle's digest, journaled with a new run (runs are pinned to it). */
   bundleDigest?: string;
+  /** A tool call waits for a person's approval (journaled; `beacon approve` decides it). */
+  onApprovalWait?: (request: { node: string; approvers: string[]; subject: unknown }) => void;
+  /** How often a waiting approval looks for a decision in the journal, in ms. @default 500 */
+  approvalPollMs?: number;
 }
 
 /**
@@ -103,7 +107,7 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
   const channel = new Channel(child.stdout, child.stdin, { role: 'kernel' });
   const tools = options.services.httpTools ?? httpTools(objects, tenant, name, options);
   serveKernel(channel, { tenant, agent: name, run }, { ...options.services, ...(tools !== undefined ? { httpTools: tools } : {}) });
-  if (store !== undefined) serveJournal(channel, store, run, resume);
+  if (store !== undefined) serveJournal(channel, store, run, resume, { approvers: approversOf(options.bundle, tenant), pollMs: options.approvalPollMs ?? 500, ...(options.onApprovalWait !== undefined ? { onWait: options.onApprovalWait } : {}) });
   if (options.onStep !== undefined) {
     const onStep = options.onStep;
     channel.onEvent((event, data) => {
@@ -135,23 +139,48 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
   }
 }
 
-/** The journal's system calls: user space's records, acknowledged once stored; approvals answered from the journal. */
-function serveJournal(channel: Channel, store: RunStore, run: string, resume: ResumeState | undefined): void {
+/** Who may approve for a tenant: its members with the approver or admin role, else its sponsors. */
+function approversOf(bundle: LaunchOptions['bundle'], tenant: string): string[] {
+  const spec = bundle.objects.find((o) => o.id === `Tenant/${tenant}`)?.object.spec as { members?: { subject: string; role: string }[]; sponsors?: string[] } | undefined;
+  const members = (spec?.members ?? []).filter((m) => m.role === 'approver' || m.role === 'admin').map((m) => m.subject);
+  return members.length > 0 ? members : (spec?.sponsors ?? []);
+}
+
+/**
+ * The journal's system calls: user space's records, acknowledged once stored;
+ * approvals answered from the journal. A request with `wait` (a tool call
+ * that needs a person) is journaled and then waits for `beacon approve` to
+ * journal a decision, or for its deadline (then `onTimeout` decides).
+ */
+function serveJournal(channel: Channel, store: RunStore, run: string, resume: ResumeState | undefined, approval: { approvers: string[]; pollMs: number; onWait?: LaunchOptions['onApprovalWait'] }): void {
   const decisions = new Map(resume?.decisions ?? []);
   const requested = new Set((resume?.pendingApprovals ?? []).map((a) => approvalKey(a.node, a.traversal)));
   channel.handle('journal.append', async (record) => {
     await store.append(run, record as never);
     return {};
   });
-  channel.handle('approval.decide', async (params) => {
-    const request = params as { node: string; traversal: number };
+  channel.handle('approval.decide', async (params, { signal }) => {
+    const { wait, ...request } = params as ApprovalRequest & { wait?: boolean };
     const key = approvalKey(request.node, request.traversal);
-    const decision = decisions.get(key);
-    if (decision !== undefined) return decision;
+    const known = decisions.get(key);
+    if (known !== undefined) return known;
+    if (request.approvers.length === 0) request.approvers = approval.approvers;
     if (!requested.has(key)) {
-      await store.append(run, { type: 'approval-requested', ...(params as object) } as never);
+      await store.append(run, { type: 'approval-requested', ...request } as never);
       requested.add(key);
     }
-    return 'pending';
+    if (wait !== true) return 'pending';
+    approval.onWait?.({ node: request.node, approvers: request.approvers, subject: request.subject });
+    while (!signal.aborted) {
+      const decision = resumeState(await store.read(run)).decisions.get(key);
+      if (decision !== undefined) return decision;
+      if (Date.now() >= request.expiresAt) {
+        const timedOut = { approved: request.onTimeout === 'approve', by: ['timeout'], reason: `no decision within ${request.timeoutSeconds} s` };
+        await store.append(run, { type: 'approval-decided', node: request.node, traversal: request.traversal, ...timedOut } as never);
+        return timedOut;
+      }
+      await new Promise((r) => setTimeout(r, approval.pollMs));
+    }
+    throw new Error('the run stopped while waiting for an approval');
   });
 }

@@ -58,6 +58,11 @@ export interface AgentLoopOptions {
    * reason, or undefined to go ahead. Without it such calls are refused.
    */
   approve?: (call: ToolCall) => Promise<string | undefined>;
+  /**
+   * Whether a call needs an approval beyond its `approval: required` entry —
+   * the runtime asks it for high-risk Tools under `oversight: in-the-loop`.
+   */
+  needsApproval?: (call: ToolCall) => boolean;
   /** Milliseconds now (injectable for tests). */
   now?: () => number;
 }
@@ -200,7 +205,7 @@ async function callTool(call: ToolCall, allowed: Map<string, { name: string; app
   const entry = allowed.get(call.tool);
   const refuse = (why: string): ToolResult & { refused: string } => ({ content: `error: ${why}`, isError: true, refused: why });
   if (entry === undefined) return refuse(`tool ${call.tool} is not one of this agent's tools`);
-  if (entry.approval === 'required') {
+  if (entry.approval === 'required' || options.needsApproval?.(call) === true) {
     const refusal = options.approve !== undefined ? await options.approve(call) : 'it needs an approval and none can be asked for here';
     if (refusal !== undefined) return refuse(`the call to ${call.tool}/${call.name} was not approved: ${refusal}`);
   }

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import type { CompiledObject, ExecutionGraph } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
 import { RunTracer } from '../trace.js';
-import type { AgentInvoker, AgentResult, ApprovalDecision, ApprovalGate, Json, RunOutcome, StepRecord, ToolCall, ToolProvider, ToolResult } from '../types.js';
+import type { AgentInvoker, AgentResult, ApprovalDecision, ApprovalGate, ApprovalRequest, Json, RunOutcome, StepRecord, ToolCall, ToolProvider, ToolResult } from '../types.js';
 import { runAgent, type AgentSpec } from './agent-loop.js';
 import { executeWorkflow, schemasFromObjects } from './executor.js';
 import { createMcpToolProvider, type McpToolServer } from '../mcp.js';
@@ -176,9 +176,37 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
       const place = { node: ctx.node, traversal: ctx.traversal ?? 0, replica: ctx.replica };
       const idempotent = (tool: string): boolean => start.objects.some((o) => o.kind === 'Tool' && (o.name === tool || `${o.tenant}/${o.name}` === tool) && (o.object.spec as { idempotent?: boolean }).idempotent === true);
       const tools = start.durable === true ? new JournaledTools(local, channel, start, `${ctx.node}#${place.traversal}.${ctx.replica}.${ctx.round}`, idempotent, place) : local;
+      const step = `${ctx.node}#${place.traversal}.${ctx.replica}.${ctx.round}`;
+      const toolSpec = (tool: string) => start.objects.find((o) => o.kind === 'Tool' && (o.name === tool || `${o.tenant}/${o.name}` === tool))?.object.spec as { risk?: string; timeoutSeconds?: number } | undefined;
+      let approvals = 0;
+      // A tool call that needs a person's approval waits for it, journaled by the kernel (beacon approve decides it).
+      const approve =
+        start.durable === true
+          ? async (call: ToolCall): Promise<string | undefined> => {
+              const now = Date.now();
+              const request: ApprovalRequest = {
+                run: start.run,
+                workflow: start.target.id,
+                node: `${step}:${call.tool}/${call.name}:${approvals++}`,
+                traversal: 0,
+                approvers: [],
+                quorum: 1,
+                timeoutSeconds: 3600,
+                onTimeout: 'reject',
+                subject: { tool: call.tool, name: call.name, arguments: call.arguments },
+                requestedAt: now,
+                expiresAt: now + 3_600_000,
+              };
+              const decision = await channel.call<ApprovalDecision>('approval.decide', { ...request, wait: true }, { timeoutMs: Infinity, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
+              return decision.approved ? undefined : `rejected by ${decision.by.join(', ')}${decision.reason !== undefined ? `: ${decision.reason}` : ''}`;
+            }
+          : undefined;
+      const needsApproval = (call: ToolCall): boolean => (agent.spec as { oversight?: string }).oversight === 'in-the-loop' && toolSpec(call.tool)?.risk === 'high';
       const result = await runAgent(agent, input, {
         gateway,
         tools,
+        needsApproval,
+        ...(approve !== undefined ? { approve } : {}),
         run: start.run,
         node: ctx.node,
         replica: ctx.replica,

@@ -21,6 +21,7 @@ describe('beacon run / approve / resume', () => {
     const approved = await beacon(['approve', run, '--by', 'lead@acme.example', '--reason', 'order checked'], { env });
     expect(approved.code, approved.stderr).toBe(0);
     expect(approved.stdout).toContain(`approved ${gate} of run ${run}`);
+    expect(approved.stdout).toContain(`beacon resume ${run}`);
 
     const resumed = await beacon(['resume', run, 'examples', '--format', 'json'], { env });
     expect(resumed.code, resumed.stderr).toBe(0);

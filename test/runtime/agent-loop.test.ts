@@ -169,4 +169,15 @@ describe('the agent loop', () => {
     expect(bad).toMatchObject({ stopReason: 'error', error: expect.stringMatching(/after one repair/) });
     expect(stubborn.requests).toHaveLength(2);
   });
+
+  it('a call the runtime says needs approval (a high-risk Tool under in-the-loop oversight) asks the approver first', async () => {
+    const asked: string[] = [];
+    const g = gateway([{ toolCalls: [call('kb', 'search')] }, { content: 'done' }]);
+    const t = tools({ 'kb/search': 'found' });
+    await runAgent(agent(), 'x', { gateway: g, tools: t, run: 'r', needsApproval: (c) => c.tool === 'kb', approve: async (c) => (asked.push(c.tool), 'not now') });
+    expect(asked).toEqual(['kb']);
+    expect(t.calls).toEqual([]);
+    expect(g.requests[1]!.messages.find((m) => m.role === 'tool')!.content).toMatch(/was not approved: not now/);
+  });
 });
+

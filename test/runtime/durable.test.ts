@@ -104,3 +104,43 @@ describe('durable runs', () => {
     expect(keys[0]).toBe(keys[1]);
   }, 60_000);
 });
+
+describe('a high-risk tool call under oversight in-the-loop', () => {
+  const input = { orderId: 'A-10482', amountUsd: 49, eligible: true, reason: 'duplicate charge' };
+  /** Waits until the run's journal asks for a tool-call approval, then decides it. */
+  async function decideWhenAsked(runs: FileRunStore, run: string, approved: boolean): Promise<JournalEntry & { node: string; traversal: number; approvers: string[]; subject: unknown }> {
+    for (;;) {
+      const asked = (await runs.read(run).catch(() => [])).find((r) => r.type === 'approval-requested');
+      if (asked !== undefined) {
+        const gate = asked as JournalEntry & { node: string; traversal: number; approvers: string[]; subject: unknown };
+        await runs.append(run, { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved, by: ['lead@acme.example'], reason: approved ? 'ok' : 'not today' });
+        return gate;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it('waits for a person; a rejection refuses the call (never made) and the model sees why', async () => {
+    const runs = store();
+    const waits: unknown[] = [];
+    const running = runInChildProcess({ bundle: examples.bundle, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-1', bundleDigest: examples.bundle.digest, approvalPollMs: 20, onApprovalWait: (w) => waits.push(w) });
+    const gate = await decideWhenAsked(runs, 'pay-1', false);
+    const out = await running;
+    expect(gate.subject).toMatchObject({ tool: 'refunds', name: 'issue_refund', arguments: { orderId: 'A-10482' } });
+    expect(gate.approvers.length).toBeGreaterThan(0);
+    expect(waits).toHaveLength(1);
+    const journal = await runs.read('pay-1');
+    expect(journal.some((r) => r.type === 'tool-call-started')).toBe(false);
+    expect(out).toMatchObject({ status: 'Succeeded', output: { status: 'failed' } });
+  }, 30_000);
+
+  it('an approval lets the call through to the Tool', async () => {
+    const runs = store();
+    const unreachable = { ...examples.bundle, objects: examples.bundle.objects.map((o) => (o.id === 'Tool/acme-support/refunds' ? { ...o, object: { ...o.object, spec: { ...(o.object.spec as Record<string, unknown>), mcp: { transport: 'http', url: 'http://127.0.0.1:9/mcp' } } } } : o)) };
+    const running = runInChildProcess({ bundle: unreachable, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-2', bundleDigest: examples.bundle.digest, approvalPollMs: 20 });
+    await decideWhenAsked(runs, 'pay-2', true);
+    await running;
+    const started = (await runs.read('pay-2')).filter((r) => r.type === 'tool-call-started');
+    expect(started).toMatchObject([{ tool: 'refunds', name: 'issue_refund' }]);
+  }, 30_000);
+});
