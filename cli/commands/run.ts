@@ -7,7 +7,9 @@
  * (the spec's development mode): the output says isolation is degraded.
  */
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { formatText, type CompiledObject, type CompileResult, type Project } from '../../compiler/index.js';
 import { createDecider } from '../../policy/index.js';
@@ -111,6 +113,9 @@ export async function executeRun(project: Project, result: CompileResult, id: st
   process.stderr.write('beacon: development mode: no sandbox, isolation is degraded\n');
   const traces: TraceEvent[] = [];
   const run = journal.run ?? randomUUID();
+  // stdio Tools run over their shipped files: the folder on disk, or (from a commit) the bundle's files written out.
+  const shipped = project.source.kind === 'git' ? await materializeFiles(project, result) : undefined;
+  const filesRoot = shipped ?? project.root;
   const outcome = await runInChildProcess({
     bundle: { objects, graphs: result.bundle.graphs },
     target: id,
@@ -119,10 +124,11 @@ export async function executeRun(project: Project, result: CompileResult, id: st
     store: journal.store,
     run,
     ...(journal.resume !== undefined ? { resume: journal.resume } : {}),
-    ...(project.source.kind === 'dir' ? { filesRoot: project.root } : {}),
+    filesRoot,
     services: { gateway: createModelGateway({ models: objects }), decide, budgets: new KernelBudgets(objects), onTrace: (e) => traces.push(e as TraceEvent) },
     onApprovalWait: (w) => process.stderr.write(`beacon: waiting for ${w.approvers.join(' or ')} to approve ${JSON.stringify(w.subject).slice(0, 200)} — beacon approve ${run} --node '${w.node}' --by NAME [--reject]\n`),
   });
+  if (shipped !== undefined) rmSync(shipped, { recursive: true, force: true });
   if (opts.format === 'json') write(JSON.stringify({ version: 1, target: id, isolation: 'degraded', ...outcome, trace: traces }));
   else {
     write(`${id}: ${outcome.status} (run ${outcome.run})`);
@@ -134,3 +140,24 @@ export async function executeRun(project: Project, result: CompileResult, id: st
   }
   return outcome.status === 'Succeeded' ? EXIT.ok : EXIT.findings;
 }
+
+/**
+ * The files the bundle ships (stdio Tools' `files`), written from the commit
+ * into a private temporary folder at their paths, read-only: what a run from
+ * `--ref` starts its stdio Tools over. Returns the folder.
+ */
+async function materializeFiles(project: Project, result: CompileResult): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'beacon-run-files-'));
+  const entries = new Map((await project.source.list()).map((e) => [e.path, e]));
+  for (const f of result.bundle.files) {
+    const entry = entries.get(f.path);
+    if (entry === undefined) continue;
+    const target = join(dir, f.path);
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, await project.source.read(entry), { mode: 0o444 });
+  }
+  // A stdio Tool's working folder is its manifest's folder: it exists even when it holds no shipped file.
+  for (const o of result.bundle.objects) if (o.kind === 'Tool') mkdirSync(join(dir, dirname(o.file)), { recursive: true });
+  return dir;
+}
+

@@ -40,7 +40,7 @@ export interface AgentSpec {
 /** One step of the loop, for traces. */
 export type AgentStep =
   | { type: 'model'; turn: number; model: string; usage: TokenUsage; costUsd: number; latencyMs: number; toolCalls: number }
-  | { type: 'tool'; turn: number; tool: string; name: string; isError: boolean; latencyMs: number; refused?: string }
+  | { type: 'tool'; turn: number; tool: string; name: string; isError: boolean; latencyMs: number; refused?: string; /** The ToolError code of a failed call (never its content, which may hold data). */ errorCode?: string }
   | { type: 'guardrail'; turn: number; point: 'input' | 'toolResult' | 'output'; action: 'block' | 'redact' | 'wrap' | 'repair'; reasons: string[] };
 
 export interface AgentLoopOptions {
@@ -195,7 +195,7 @@ export async function runAgent(agent: AgentSpec, input: Json, options: AgentLoop
       const content = screened.action === 'block' ? `error: the result of ${call.tool}/${call.name} was withheld by a guardrail: ${screened.reasons.join('; ')}` : screened.text;
       lastToolResult = content;
       messages.push({ role: 'tool', toolCallId: call.id, content, ...(result.isError || screened.action === 'block' ? { isError: true } : {}) });
-      options.onStep?.({ type: 'tool', turn, tool: call.tool, name: call.name, isError: result.isError, latencyMs: now() - t0, ...(result.refused !== undefined ? { refused: result.refused } : {}) });
+      options.onStep?.({ type: 'tool', turn, tool: call.tool, name: call.name, isError: result.isError, latencyMs: now() - t0, ...(result.refused !== undefined ? { refused: result.refused } : {}), ...(result.error !== undefined ? { errorCode: result.error.code } : {}) });
     }
   }
   return end('max_iterations', null, `no final answer after ${limits.maxIterations} model calls`);

@@ -214,7 +214,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
         ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
         onStep: (step) => {
           if (step.type === 'model') tracer.step({ type: 'model', node: ctx.node, agent: agentId, model: step.model, tokens: step.usage.inputTokens + step.usage.outputTokens, costUsd: step.costUsd, latencyMs: step.latencyMs });
-          else if (step.type === 'tool') tracer.step({ type: 'tool', node: ctx.node, agent: agentId, tool: `${step.tool}/${step.name}`, latencyMs: step.latencyMs, ...(step.isError ? { error: step.refused ?? 'tool error' } : {}) });
+          else if (step.type === 'tool') tracer.step({ type: 'tool', node: ctx.node, agent: agentId, tool: `${step.tool}/${step.name}`, latencyMs: step.latencyMs, ...(step.isError ? { error: step.refused ?? step.errorCode ?? 'tool error' } : {}) });
           else tracer.step({ type: 'decision', node: ctx.node, agent: agentId, decision: { outcome: `guardrail ${step.point}: ${step.action}`, policies: step.reasons.map((r) => r.slice(0, 200)) } });
         },
       }).finally(() => tools.close());

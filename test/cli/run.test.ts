@@ -1,6 +1,8 @@
 /** `beacon run`: an agent or a workflow once, through the kernel and the user-space program over the runtime protocol. */
 import { describe, expect, it } from 'vitest';
-import { beacon } from '../helpers/cli.js';
+import { join } from 'node:path';
+import { beacon, ROOT } from '../helpers/cli.js';
+import { commit, newRepo } from '../helpers/git.js';
 
 const input = JSON.stringify({ ticket: 'I want a refund for order 42' });
 
@@ -29,6 +31,16 @@ describe('beacon run', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/Failed/);
     expect(r.stdout).toMatch(/error: model call failed: .*ScriptExhausted: no entry of Model support-sim's script holds for agent 'triage'/);
+  });
+
+  it('from a commit (--ref), stdio Tools start over the files the commit ships', async () => {
+    const repo = newRepo(join(ROOT, 'examples'));
+    commit(repo, {}, 'examples');
+    const r = await beacon(['run', 'acme-support/resolver', '--repo', repo, '--ref', 'HEAD', '--input', JSON.stringify({ ticket: 'I want a refund for order 42', category: 'billing' }), '--format', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as { output: unknown; trace: { type: string; tool?: string; status: string }[] };
+    expect(doc.trace.filter((t) => t.type === 'tool').map((t) => [t.tool, t.status])).toEqual([['kb-search/search_articles', 'ok']]);
+    expect(JSON.stringify(doc.output)).toContain('KB-4001');
   });
 
   it.each([
