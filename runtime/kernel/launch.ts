@@ -18,7 +18,8 @@ import { createMcpToolProvider } from '../mcp.js';
 import type { ApprovalRequest, Json, RunOutcome, ToolProvider } from '../types.js';
 import { httpMcpServer } from './mcp-http.js';
 import { approvalKey, resumeState, type ResumeState, type RunStore } from '../runstore.js';
-import { serveKernel, type KernelServices } from './syscalls.js';
+import { RunTracer } from '../trace.js';
+import { serveKernel, type KernelServices, type PolicyEvent } from './syscalls.js';
 
 export interface LaunchOptions {
   bundle: Pick<Bundle, 'objects' | 'graphs'>;
@@ -106,7 +107,16 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
   const exited = once(child, 'exit').catch(() => undefined);
   const channel = new Channel(child.stdout, child.stdin, { role: 'kernel' });
   const tools = options.services.httpTools ?? httpTools(objects, tenant, name, options);
-  serveKernel(channel, { tenant, agent: name, run }, { ...options.services, ...(tools !== undefined ? { httpTools: tools } : {}) });
+  // Policy decisions are the kernel's steps: traced beside user space's.
+  const kernelTracer = new RunTracer(run, (e) => options.services.onTrace?.(e));
+  const onPolicy = (e: PolicyEvent): void => {
+    options.services.onPolicy?.(e);
+    const d = e.decision;
+    const outcome = !d.allowed ? 'deny' : d.warnings.length > 0 ? 'warn' : 'audit';
+    const policies = [...new Set([...d.denials, ...d.warnings, ...d.audits].map((v) => v.policy))];
+    kernelTracer.step({ type: 'decision', tenant, agent: e.request.agent ?? name, ...(e.request.model ? { model: e.request.model } : {}), ...(e.request.tool ? { tool: e.request.tool } : {}), decision: { outcome, policies }, ...(d.allowed ? {} : { error: `denied ${e.when} the call` }) });
+  };
+  serveKernel(channel, { tenant, agent: name, run }, { ...options.services, onPolicy, ...(tools !== undefined ? { httpTools: tools } : {}) });
   if (store !== undefined) serveJournal(channel, store, run, resume, { approvers: approversOf(options.bundle, tenant), pollMs: options.approvalPollMs ?? 500, ...(options.onApprovalWait !== undefined ? { onWait: options.onApprovalWait } : {}) });
   if (options.onStep !== undefined) {
     const onStep = options.onStep;

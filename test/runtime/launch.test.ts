@@ -71,13 +71,16 @@ describe('a run in a child process', () => {
   it('enforces runtime policy in the kernel: a denied model call fails the run with the policy\'s message', async () => {
     const r = compilePolicy({ name: 'no-simulators', spec: { phase: 'runtime', match: { requestTypes: ['model'] }, validations: [{ expression: "!request.model.endsWith('-sim')", messageExpression: "'simulated model ' + request.model + ' is not allowed'" }], action: 'deny' } });
     if (!r.ok) throw new Error('policy');
+    const traces: TraceEvent[] = [];
     const out = await runInChildProcess({
       bundle: examples.bundle,
       target: 'Agent/acme-support/triage',
       input: 'hello',
-      services: { gateway: createModelGateway({ models: examples.bundle.objects }), decide: createDecider([r.policy]).decide },
+      services: { gateway: createModelGateway({ models: examples.bundle.objects }), decide: createDecider([r.policy]).decide, onTrace: (e) => traces.push(e as TraceEvent) },
     });
     expect(out).toMatchObject({ status: 'Failed', error: { message: expect.stringContaining('no-simulators: simulated model support-sim is not allowed') } });
+    // The kernel traces its decision beside user space's steps.
+    expect(traces.filter((t) => t.type === 'decision')).toMatchObject([{ decision: { outcome: 'deny', policies: ['no-simulators'] }, model: 'support-sim', status: 'error', run: out.run }]);
   }, 30_000);
 
   it('sends user space the target\'s agents and tools, never a Model', () => {
