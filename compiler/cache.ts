@@ -16,7 +16,7 @@
  * cache; an unreadable file is ignored, never fatal.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import type { TreeStore } from './git.js';
@@ -80,6 +80,35 @@ function count(t: Tables): number {
 function writeAtomic(file: string, data: Uint8Array | string): void {
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
   writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
+/**
+ * `JSON.stringify([...entries])` written atomically a few hundred entries at
+ * a time: the 20 MB units table never exists as one string (and one buffer)
+ * at the peak of a cold compile.
+ */
+function writeJsonArrayAtomic(file: string, entries: Iterable<unknown>): void {
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    let batch: string[] = [];
+    let first = true;
+    const flush = (): void => {
+      if (batch.length === 0) return;
+      writeSync(fd, `${first ? '[' : ','}${batch.join(',')}`);
+      first = false;
+      batch = [];
+    };
+    for (const e of entries) {
+      batch.push(JSON.stringify(e));
+      if (batch.length >= 256) flush();
+    }
+    flush();
+    writeSync(fd, first ? '[]' : ']');
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, file);
 }
 
@@ -272,7 +301,7 @@ export class CompileCache implements TreeStore {
     if (total > MAX_UNUSED_FACTOR * Math.max(used, 1)) {
       for (const t of TABLES) for (const k of [...this.tables[t].keys()]) if (!this.used[t].has(k)) this.tables[t].delete(k);
     }
-    writeAtomic(join(this.folder, 'base-units.json'), JSON.stringify([...this.tables.units]));
+    writeJsonArrayAtomic(join(this.folder, 'base-units.json'), this.tables.units);
     writeAtomic(join(this.folder, 'base.bin'), this.serialize(this.tables, ''));
     for (const n of this.deltaFiles) {
       try {
