@@ -207,7 +207,8 @@ function matchesNode(n: EvaluatedNode, subject: CelNode, pattern: CelNode): Eval
   };
 }
 
-function firstLine(err: unknown): string {
+/** The first line of an error (or of any thrown value, or a message), trimmed: what a diagnostic or a decision quotes. */
+export function errorLine(err: unknown): string {
   const m = err instanceof Error ? err.message : String(err);
   return (m.split('\n')[0] ?? m).trim();
 }
@@ -244,7 +245,7 @@ export function boundedProgram(env: Environment, source: string): BoundedProgram
       if (outer === undefined && options.budget !== undefined) options.budget.spent += meter.spent;
       const exceeded = meter.exceeded;
       if (exceeded !== undefined) return { ok: false, error: exceeded, exceeded: true, cost };
-      if ('error' in result) return { ok: false, error: firstLine(result.error), exceeded: false, cost };
+      if ('error' in result) return { ok: false, error: errorLine(result.error), exceeded: false, cost };
       if (result.value instanceof Promise) return { ok: false, error: 'expression evaluated asynchronously', exceeded: false, cost };
       return { ok: true, value: result.value, cost };
     },

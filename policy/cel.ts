@@ -13,7 +13,7 @@
  */
 import { Environment } from '@marcbachmann/cel-js';
 import { callParts, walk, type CelNode } from './ast.js';
-import { boundedProgram, re2Matches, type BoundedProgram, type CelEvaluation, type EvaluateOptions } from './budget.js';
+import { boundedProgram, errorLine, re2Matches, type BoundedProgram, type CelEvaluation, type EvaluateOptions } from './budget.js';
 import { CEL_COST_LIMITS, estimateCost, formatCount, shapeOfCelType, type CostEstimate, type EstimateOptions, type Shape } from './cost.js';
 import { compilePattern } from './regex.js';
 
@@ -109,11 +109,6 @@ interface CelErrorLike {
   message?: unknown;
   node?: { pos?: unknown };
   name?: unknown;
-}
-
-function firstLine(message: string): string {
-  const line = message.split('\n')[0] ?? message;
-  return line.trim();
 }
 
 function errorOffset(err: CelErrorLike, source: string): number {
@@ -244,7 +239,7 @@ export function analyzeExpression(env: Environment, source: string, options: Ana
 function problemOf(err: unknown, source: string, fallback: string): { message: string; offset: number } {
   if (err instanceof RangeError) return { message: 'expression nests too deeply', offset: 0 };
   const e = (err ?? {}) as CelErrorLike;
-  return { message: firstLine(String(e.message ?? fallback)), offset: errorOffset(e, source) };
+  return { message: errorLine(String(e.message ?? fallback)), offset: errorOffset(e, source) };
 }
 
 /** One walk over the parsed tree: a node deeper than CEL_LIMITS.maxDepth, and the string literals given to `matches` as patterns. */

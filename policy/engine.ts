@@ -24,7 +24,7 @@
 import type { Environment } from '@marcbachmann/cel-js';
 import { KINDS, isKind, type Kind } from '../schema/index.js';
 import { analyzeExpression, baseEnvironment, isBoolish, type CelAnalysis, type CelType } from './cel.js';
-import { boundedProgram, createBudget, type CelBudget } from './budget.js';
+import { boundedProgram, createBudget, errorLine, type CelBudget } from './budget.js';
 import { DYN_SIZE, joinAll, mapShape, structShape, type CostEstimate, type EstimateOptions, type Shape } from './cost.js';
 import { admissionCelBindings, type AdmissionContext } from './bindings.js';
 import { walk, type CelNode } from './ast.js';
@@ -484,11 +484,6 @@ function attempt(f: () => unknown): { value: unknown } | { error: unknown } {
   }
 }
 
-function errorText(err: unknown): string {
-  const m = err instanceof Error ? err.message : String(err);
-  return (m.split('\n')[0] ?? m).trim();
-}
-
 /** `bindings` decides whether the policy matches; `celContext` makes the CEL values, only when it does. */
 function evaluatePolicy(built: Built, bindings: AdmissionBindings | RuntimeBindings, celContext: () => Record<string, unknown>, explain = false): PolicyDecision {
   const holder: { variables?: Variables } = {};
@@ -499,7 +494,7 @@ function evaluatePolicy(built: Built, bindings: AdmissionBindings | RuntimeBindi
     const all: Record<string, unknown> = {};
     for (const v of built.variables) {
       const r = attempt(() => vars.get(v.name));
-      all[v.name] = 'value' in r ? r.value : { error: errorText(r.error) };
+      all[v.name] = 'value' in r ? r.value : { error: errorLine(r.error) };
     }
     decision.variables = all;
   }
@@ -526,7 +521,7 @@ function decide(built: Built, bindings: AdmissionBindings | RuntimeBindings, cel
     ctx = {};
     for (const name of built.uses) ctx[name] = scope[name];
   } catch (err) {
-    return ignore ? { outcome: 'skip', messages: [], variables: seen, violations: [], error: `bindings: ${errorText(err)}` } : failedDecision(built, [], `bindings: ${errorText(err)}`, seen);
+    return ignore ? { outcome: 'skip', messages: [], variables: seen, violations: [], error: `bindings: ${errorLine(err)}` } : failedDecision(built, [], `bindings: ${errorLine(err)}`, seen);
   }
   const budget = createBudget();
   if (built.variables.length > 0) ctx.variables = holder.variables = new Variables(built, ctx, budget, seen);
@@ -536,7 +531,7 @@ function decide(built: Built, bindings: AdmissionBindings | RuntimeBindings, cel
     try {
       holds = asBool(c.run(ctx, budget));
     } catch (err) {
-      const e = `${c.pointer}: ${errorText(err)}`;
+      const e = `${c.pointer}: ${errorLine(err)}`;
       if (ignore) return { outcome: 'skip', messages: [], variables: seen, violations: [], error: e };
       return failedDecision(built, [], e, seen);
     }
@@ -549,7 +544,7 @@ function decide(built: Built, bindings: AdmissionBindings | RuntimeBindings, cel
     try {
       holds = asBool(v.expr.run(ctx, budget));
     } catch (err) {
-      const e = `${v.expr.pointer}: ${errorText(err)}`;
+      const e = `${v.expr.pointer}: ${errorLine(err)}`;
       error ??= e;
       if (!ignore) violations.push({ message: couldNotEvaluate(built, e), validation: i });
       continue;

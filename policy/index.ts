@@ -1,4 +1,5 @@
 /** Public surface of policy/: the CEL environment, the CEL types of the normalized objects and the policy engine. */
+export { errorLine } from './budget.js';
 export {
   baseEnvironment,
   celTypeOfSchema,

@@ -19,7 +19,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { PACKAGE_VERSION, type CompiledObject } from '../compiler/index.js';
 import { raceAbort } from './abort.js';
-import type { JsonObject, JsonSchema, ToolCall, ToolDefinition, ToolError, ToolErrorCode, ToolProvider, ToolResult } from './types.js';
+import { isRecord, type JsonObject, type JsonSchema, type ToolCall, type ToolDefinition, type ToolError, type ToolErrorCode, type ToolProvider, type ToolResult } from './types.js';
 
 /** The `_meta` key that carries a call's idempotency key to the server. */
 export const IDEMPOTENCY_META_KEY = 'beacon.dev/idempotencyKey';
@@ -617,9 +617,6 @@ export function createMcpToolProvider(servers: readonly McpToolServer[]): McpToo
 // ---------------------------------------------------------------------------
 // Helpers
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function positive(value: number | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;

@@ -11,6 +11,7 @@
  * same id), `cancel` a call it made, send `event`s (never answered) and
  * `ping`s (answered by `pong`, for liveness).
  */
+import { isRecord } from './types.js';
 
 export const PROTOCOL = 'beacon.runtime';
 export const PROTOCOL_VERSION = 1;
@@ -91,9 +92,6 @@ export class ProtocolError extends Error {
   }
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 

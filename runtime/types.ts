@@ -11,6 +11,11 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 export type JsonObject = { [key: string]: Json };
 export type JsonSchema = Record<string, unknown>;
 
+/** A value that is an object (a JSON object's shape), not null, not a list. */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
 // ---------------------------------------------------------------------------
 // Model calls
 

@@ -11,7 +11,7 @@
 import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import type { Channel } from '../channel.js';
 import { CHANNEL_ERRORS, ProtocolError } from '../protocol.js';
-import { ModelError, type ModelGateway, type ModelRequest, type ToolCall, type ToolProvider } from '../types.js';
+import { isRecord, ModelError, type ModelGateway, type ModelRequest, type ToolCall, type ToolProvider } from '../types.js';
 import type { KernelBudgets } from './budgets.js';
 
 /** Who the sandbox at the other end runs as: fixed when the kernel starts it. */
@@ -42,9 +42,6 @@ export interface KernelServices {
   budgets?: KernelBudgets;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 function invalid(message: string): ProtocolError {
   return new ProtocolError({ code: CHANNEL_ERRORS.invalidParams, message });

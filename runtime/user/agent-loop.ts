@@ -22,6 +22,7 @@ import {
   type ToolProvider,
   type ToolResult,
 } from '../types.js';
+import { errorLine } from '../../policy/index.js';
 import { conformOutput, guardInput, guardToolResult, type GuardrailSettings } from './guardrails.js';
 
 /** The parts of a normalized Agent the loop reads (compiler CompiledObject.object, kind Agent). */
@@ -219,5 +220,5 @@ async function callTool(call: ToolCall, allowed: Map<string, { name: string; app
 }
 
 function message(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 500);
+  return errorLine(err).slice(0, 500);
 }

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import type { CompiledObject, ExecutionGraph } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
 import { RunTracer } from '../trace.js';
-import type { AgentInvoker, AgentResult, ApprovalDecision, ApprovalGate, ApprovalRequest, Json, RunOutcome, StepRecord, ToolCall, ToolProvider, ToolResult } from '../types.js';
+import { isRecord, type AgentInvoker, type AgentResult, type ApprovalDecision, type ApprovalGate, type ApprovalRequest, type Json, type RunOutcome, type StepRecord, type ToolCall, type ToolProvider, type ToolResult } from '../types.js';
 import { runAgent, type AgentSpec } from './agent-loop.js';
 import { executeWorkflow, schemasFromObjects } from './executor.js';
 import { createMcpToolProvider, type McpToolServer } from '../mcp.js';
@@ -44,9 +44,6 @@ export interface RunStart {
   filesRoot?: string;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 function checkStart(params: unknown): RunStart {
   if (!isRecord(params) || typeof params.run !== 'string' || !isRecord(params.target) || !Array.isArray(params.objects)) throw Object.assign(new Error('run.start needs {run, target, input, objects}'), { code: 'invalid_params' });

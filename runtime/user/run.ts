@@ -14,6 +14,7 @@ import type { PreparedGraph } from './prepare.js';
 import { schemaMismatch } from './schemas.js';
 import { brief, digestJson, notJson } from './values.js';
 import { raceAbort } from '../abort.js';
+import { errorLine } from '../../policy/index.js';
 
 /** Ends a run early: thrown to unwind, turned into the outcome by the executor. */
 export class RunHalt extends Error {
@@ -69,7 +70,7 @@ function badResult(r: unknown): string | null {
 }
 
 function messageOf(err: unknown): string {
-  return ((err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '').trim() || 'unknown error';
+  return errorLine(err) || 'unknown error';
 }
 
 export class Run {
