@@ -643,3 +643,8 @@ export function errorMessage(err: unknown): string {
   if (err instanceof StreamableHTTPError && err.code !== undefined) return `HTTP ${err.code}: ${err.message.replace(/^Streamable HTTP error: /, '')}`;
   return err instanceof Error ? err.message : String(err);
 }
+
+/** The name an agent of `tenant` lists a Tool by: its name, or `owner/name` when another tenant shares it with it. */
+export function listedToolName(tool: { name: string; tenant?: string | undefined }, tenant: string | undefined): string {
+  return tool.tenant !== undefined && tool.tenant !== tenant ? `${tool.tenant}/${tool.name}` : tool.name;
+}

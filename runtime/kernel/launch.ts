@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Bundle, CompiledObject } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
-import { createMcpToolProvider } from '../mcp.js';
+import { createMcpToolProvider, listedToolName } from '../mcp.js';
 import type { ApprovalRequest, Json, RunOutcome, ToolProvider } from '../types.js';
 import { httpMcpServer } from './mcp-http.js';
 import { approvalKey, resumeState, type ResumeState, type RunStore } from '../runstore.js';
@@ -58,7 +58,7 @@ function httpTools(objects: CompiledObject[], tenant: string, agent: string, opt
   const servers = objects
     .filter((o) => o.kind === 'Tool' && (o.object.spec as { mcp?: { transport?: string } }).mcp?.transport === 'http')
     .map((o) =>
-      httpMcpServer(o.tenant !== undefined && o.tenant !== tenant ? `${o.tenant}/${o.name}` : o.name, o, {
+      httpMcpServer(listedToolName(o, tenant), o, {
         ...(options.services.decide !== undefined ? { decide: options.services.decide } : {}),
         ...(options.secret !== undefined ? { secret: options.secret } : {}),
         caller: { tenant, agent },

@@ -109,25 +109,31 @@ export async function runAgent(agent: AgentSpec, input: Json, options: AgentLoop
   let costUsd = 0;
   let lastToolResult: string | null = null;
   const end = (stopReason: StopReason, output: Json, error?: string): AgentResult => ({ output, stopReason, usage, costUsd, ...(error !== undefined ? { error } : {}) });
+  const caller = { tenant: agent.metadata.tenant ?? '', agent: agent.metadata.name, run: options.run, ...(options.node !== undefined ? { node: options.node } : {}) };
+  /** One model call of this run (its usage and cost are added to the run's). */
+  const ask = async (callMessages: ChatMessage[], callTools: ToolDefinition[], turn: number, responseSchema: JsonSchema | undefined) => {
+    const response = await options.gateway.complete(
+      {
+        model: agent.spec.model,
+        messages: callMessages,
+        tools: callTools,
+        ...(responseSchema !== undefined ? { responseSchema } : {}),
+        script: { input: text, turn, lastToolResult, agent: agent.metadata.name, replica: options.replica ?? 0, round: options.round ?? 0 },
+        caller,
+      },
+      { signal },
+    );
+    usage = addUsage(usage, response.usage);
+    costUsd += response.costUsd;
+    return response;
+  };
 
   /** The `schema` output guardrail: the final answer must match the output schema, with one repair attempt by the model. */
   const conformFinal = async (content: string, schema: JsonSchema, turn: number): Promise<AgentResult> => {
     const first = outputOf(content, schema);
     const repair = async (errors: string): Promise<unknown> => {
       options.onStep?.({ type: 'guardrail', turn, point: 'output', action: 'repair', reasons: [errors] });
-      const again = await options.gateway.complete(
-        {
-          model: agent.spec.model,
-          messages: [...messages, { role: 'assistant', content }, { role: 'user', content: `Your answer does not match the required output schema: ${errors}. Answer again with only the JSON.` }],
-          tools: [],
-          responseSchema: schema,
-          script: { input: text, turn: turn + 1, lastToolResult, agent: agent.metadata.name, replica: options.replica ?? 0, round: options.round ?? 0 },
-          caller: { tenant: agent.metadata.tenant ?? '', agent: agent.metadata.name, run: options.run, ...(options.node !== undefined ? { node: options.node } : {}) },
-        },
-        { signal },
-      );
-      usage = addUsage(usage, again.usage);
-      costUsd += again.costUsd;
+      const again = await ask([...messages, { role: 'assistant', content }, { role: 'user', content: `Your answer does not match the required output schema: ${errors}. Answer again with only the JSON.` }], [], turn + 1, schema);
       const parsed = outputOf(again.content, schema);
       return parsed.ok ? parsed.output : again.content;
     };
@@ -152,27 +158,16 @@ export async function runAgent(agent: AgentSpec, input: Json, options: AgentLoop
   }
 
   for (let turn = 0; turn < limits.maxIterations; turn++) {
-    if (signal.aborted || now() > deadline) return end(timeout.aborted || now() > deadline ? 'timeout' : 'error', null, timeout.aborted || now() > deadline ? `the run took longer than ${limits.timeoutSeconds} s` : 'the run was cancelled');
+    const late = timeout.aborted || now() > deadline;
+    if (late || signal.aborted) return end(late ? 'timeout' : 'error', null, late ? `the run took longer than ${limits.timeoutSeconds} s` : 'the run was cancelled');
     let response;
     try {
-      response = await options.gateway.complete(
-        {
-          model: agent.spec.model,
-          messages: [...messages],
-          tools,
-          ...(agent.spec.output?.schema !== undefined ? { responseSchema: agent.spec.output.schema } : {}),
-          script: { input: text, turn, lastToolResult, agent: agent.metadata.name, replica: options.replica ?? 0, round: options.round ?? 0 },
-          caller: { tenant: agent.metadata.tenant ?? '', agent: agent.metadata.name, run: options.run, ...(options.node !== undefined ? { node: options.node } : {}) },
-        },
-        { signal },
-      );
+      response = await ask([...messages], tools, turn, agent.spec.output?.schema);
     } catch (err) {
       if (timeout.aborted) return end('timeout', null, `the run took longer than ${limits.timeoutSeconds} s`);
       const denied = err instanceof ModelError && err.code === 'policy_denied';
       return end(denied ? 'denied' : 'error', null, `model call failed: ${message(err)}`);
     }
-    usage = addUsage(usage, response.usage);
-    costUsd += response.costUsd;
     options.onStep?.({ type: 'model', turn, model: response.model, usage: response.usage, costUsd: response.costUsd, latencyMs: response.latencyMs, toolCalls: response.toolCalls.length });
     if (usage.inputTokens + usage.outputTokens > limits.tokensPerRun) {
       return end('tokens', null, `the run used ${usage.inputTokens + usage.outputTokens} tokens, over its limit of ${limits.tokensPerRun}`);

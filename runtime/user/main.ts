@@ -13,7 +13,7 @@ import { RunTracer } from '../trace.js';
 import { isRecord, type AgentInvoker, type AgentResult, type ApprovalDecision, type ApprovalGate, type ApprovalRequest, type Json, type RunOutcome, type StepRecord, type ToolCall, type ToolProvider, type ToolResult } from '../types.js';
 import { runAgent, type AgentSpec } from './agent-loop.js';
 import { executeWorkflow, schemasFromObjects } from './executor.js';
-import { createMcpToolProvider, type McpToolServer } from '../mcp.js';
+import { createMcpToolProvider, listedToolName, type McpToolServer } from '../mcp.js';
 import { stdioMcpServer } from './mcp-stdio.js';
 import { kernelGateway, kernelTools } from './syscalls.js';
 
@@ -51,11 +51,6 @@ function checkStart(params: unknown): RunStart {
   if ((kind !== 'Agent' && kind !== 'Workflow') || typeof params.target.id !== 'string') throw Object.assign(new Error('run.start: target must be {kind: Agent | Workflow, id}'), { code: 'invalid_params' });
   if (kind === 'Workflow' && !isRecord(params.graph)) throw Object.assign(new Error('run.start: a Workflow target needs its graph'), { code: 'invalid_params' });
   return params as unknown as RunStart;
-}
-
-/** The name an agent of `tenant` lists a Tool by: its name, or `owner/name` when another tenant shares it. */
-function listedName(tool: CompiledObject, tenant: string | undefined): string {
-  return tool.tenant !== undefined && tool.tenant !== tenant ? `${tool.tenant}/${tool.name}` : tool.name;
 }
 
 /**
@@ -97,7 +92,7 @@ function agentTools(start: RunStart, agentId: string, kernel: ToolProvider): Age
   for (const tool of start.objects) {
     if (tool.kind !== 'Tool' || !(agent?.uses ?? []).includes(tool.id)) continue;
     if ((tool.object.spec as { mcp?: { transport?: string } }).mcp?.transport !== 'stdio' || start.filesRoot === undefined) continue;
-    servers.push(stdioMcpServer(listedName(tool, agent?.tenant), tool, { filesRoot: join(start.filesRoot, dirname(tool.file)) }));
+    servers.push(stdioMcpServer(listedToolName(tool, agent?.tenant), tool, { filesRoot: join(start.filesRoot, dirname(tool.file)) }));
   }
   return new AgentTools(listed, servers, kernel);
 }
@@ -171,10 +166,12 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
       const started = Date.now();
       const local = agentTools(start, agentId, kernel);
       const place = { node: ctx.node, traversal: ctx.traversal ?? 0, replica: ctx.replica };
-      const idempotent = (tool: string): boolean => start.objects.some((o) => o.kind === 'Tool' && (o.name === tool || `${o.tenant}/${o.name}` === tool) && (o.object.spec as { idempotent?: boolean }).idempotent === true);
-      const tools = start.durable === true ? new JournaledTools(local, channel, start, `${ctx.node}#${place.traversal}.${ctx.replica}.${ctx.round}`, idempotent, place) : local;
+      // The agent's Tools by the names it lists them by.
+      const tenant = start.objects.find((o) => o.id === agentId)?.tenant;
+      const toolSpecs = new Map(start.objects.filter((o) => o.kind === 'Tool').map((o) => [listedToolName(o, tenant), o.object.spec as { risk?: string; idempotent?: boolean }]));
+      const idempotent = (tool: string): boolean => toolSpecs.get(tool)?.idempotent === true;
       const step = `${ctx.node}#${place.traversal}.${ctx.replica}.${ctx.round}`;
-      const toolSpec = (tool: string) => start.objects.find((o) => o.kind === 'Tool' && (o.name === tool || `${o.tenant}/${o.name}` === tool))?.object.spec as { risk?: string; timeoutSeconds?: number } | undefined;
+      const tools = start.durable === true ? new JournaledTools(local, channel, start, step, idempotent, place) : local;
       let approvals = 0;
       // A tool call that needs a person's approval waits for it, journaled by the kernel (beacon approve decides it).
       const approve =
@@ -198,7 +195,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
               return decision.approved ? undefined : `rejected by ${decision.by.join(', ')}${decision.reason !== undefined ? `: ${decision.reason}` : ''}`;
             }
           : undefined;
-      const needsApproval = (call: ToolCall): boolean => (agent.spec as { oversight?: string }).oversight === 'in-the-loop' && toolSpec(call.tool)?.risk === 'high';
+      const needsApproval = (call: ToolCall): boolean => (agent.spec as { oversight?: string }).oversight === 'in-the-loop' && toolSpecs.get(call.tool)?.risk === 'high';
       const result = await runAgent(agent, input, {
         gateway,
         tools,
