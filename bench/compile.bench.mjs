@@ -9,14 +9,14 @@
 //   npm run bench [-- --sizes 1000] [--runs N] [--seed S] [--out FILE] [--no-write]
 
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { commitChange, generateRepo } from './gen-repo.mjs';
 import { measureFloor } from './floor.mjs';
-import { benchTmp, median, timeCommand } from './measure.mjs';
+import { benchTmp, median, timeCommand, writeSection } from './measure.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -344,22 +344,6 @@ function report(results, { machine, cliReady, runs }) {
   return { markdown: out.join('\n') + '\n', fails };
 }
 
-/** Replace the `## Compile (issue 2)` section of `file` (up to the next `## ` heading), or append it. */
-function writeSection(file, section) {
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const lines = text.split('\n');
-  const start = lines.findIndex((l) => l.trimEnd() === HEADING);
-  if (start === -1) {
-    text = `${text.trimEnd()}\n\n${section}`;
-  } else {
-    let end = lines.findIndex((l, i) => i > start && /^## /.test(l));
-    if (end === -1) end = lines.length;
-    const after = lines.slice(end).join('\n');
-    text = `${lines.slice(0, start).join('\n')}${start > 0 ? '\n' : ''}${section}${after ? `\n${after}` : ''}`;
-  }
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, text.endsWith('\n') ? text : `${text}\n`);
-}
 
 // ---------------------------------------------------------------- main
 

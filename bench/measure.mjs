@@ -3,7 +3,7 @@
 // printed. Every figure of the benchmark is one such separate process.
 
 import { spawnSync } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -81,4 +81,31 @@ export function median(values) {
   const s = values.slice().sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/**
+ * Put `section` (which starts with its `## ` heading line) into the Markdown
+ * file `file`: in place of the section with the same heading (up to the next
+ * `## `), else right after the section headed `after`, else at the end. Every
+ * benchmark script writes its figures into docs/benchmarks.md this way.
+ */
+export function writeSection(file, section, { after } = {}) {
+  const heading = section.split('\n', 1)[0].trimEnd();
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const lines = text.split('\n');
+  const sectionEnd = (start) => {
+    const end = lines.findIndex((l, i) => i > start && /^## /.test(l));
+    return end === -1 ? lines.length : end;
+  };
+  let start = lines.findIndex((l) => l.trimEnd() === heading);
+  let end;
+  if (start !== -1) end = sectionEnd(start);
+  else {
+    const previous = after === undefined ? -1 : lines.findIndex((l) => l.trimEnd() === after);
+    start = end = previous === -1 ? lines.length : sectionEnd(previous);
+  }
+  const before = lines.slice(0, start).join('\n').trimEnd();
+  const rest = lines.slice(end).join('\n').trim();
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${before ? `${before}\n\n` : ''}${section.trimEnd()}\n${rest ? `\n${rest}\n` : ''}`);
 }

@@ -14,12 +14,12 @@
 //   node bench/runtime.bench.mjs [--calls 3000] [--no-write]   (run `npm run build` first)
 
 import { createServer } from 'node:http';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { writeSection } from './measure.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({ options: { calls: { type: 'string', default: '3000' }, 'no-write': { type: 'boolean', default: false } } });
@@ -132,14 +132,6 @@ process.stdout.write(`${table}\n`);
 
 if (!args['no-write']) {
   const file = join(ROOT, 'docs', 'benchmarks.md');
-  const doc = readFileSync(file, 'utf8');
-  const section = `${HEADING}\n\n${table}\n`;
-  const start = doc.indexOf(HEADING);
-  let next;
-  if (start >= 0) {
-    const after = doc.indexOf('\n## ', start + HEADING.length);
-    next = doc.slice(0, start) + section + (after >= 0 ? doc.slice(after) : '');
-  } else next = `${doc.trimEnd()}\n\n${section}`;
-  writeFileSync(file, next);
+  writeSection(file, `${HEADING}\n\n${table}\n`);
   process.stderr.write(`[runtime-bench] wrote ${file} (${HEADING})\n`);
 }
