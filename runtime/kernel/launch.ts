@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Bundle, CompiledObject } from '../../compiler/index.js';
+import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import { Channel } from '../channel.js';
 import { createMcpToolProvider, listedToolName } from '../mcp.js';
 import type { ApprovalRequest, Json, RunOutcome, ToolProvider } from '../types.js';
@@ -50,16 +51,30 @@ export interface LaunchOptions {
   approvalPollMs?: number;
 }
 
+const ALLOWED: RuntimeDecision = { allowed: true, denials: [], warnings: [], audits: [] };
+
 /**
  * The run's HTTP Tools as servers the kernel calls on the agents' behalf,
- * named as the target's agents list them, behind runtime policy.
+ * named as the target's agents list them, behind runtime policy. serveKernel
+ * already decides every tool call; the servers decide only the egress to
+ * their host, and report those decisions like the kernel's own.
  */
-function httpTools(objects: CompiledObject[], tenant: string, agent: string, options: LaunchOptions): ToolProvider | undefined {
+function httpTools(objects: CompiledObject[], tenant: string, agent: string, options: LaunchOptions, onPolicy: (e: PolicyEvent) => void): ToolProvider | undefined {
+  const { decide } = options.services;
+  const egress =
+    decide === undefined
+      ? undefined
+      : (request: RuntimeRequest): RuntimeDecision => {
+          if (request.type !== 'egress') return ALLOWED;
+          const decision = decide(request);
+          if (decision.denials.length > 0 || decision.warnings.length > 0 || decision.audits.length > 0) onPolicy({ request, decision, when: 'before' });
+          return decision;
+        };
   const servers = objects
     .filter((o) => o.kind === 'Tool' && (o.object.spec as { mcp?: { transport?: string } }).mcp?.transport === 'http')
     .map((o) =>
       httpMcpServer(listedToolName(o, tenant), o, {
-        ...(options.services.decide !== undefined ? { decide: options.services.decide } : {}),
+        ...(egress !== undefined ? { decide: egress } : {}),
         ...(options.secret !== undefined ? { secret: options.secret } : {}),
         caller: { tenant, agent },
       }),
@@ -106,7 +121,6 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
   const child = spawn(process.execPath, userProgram(), { cwd: ROOT, env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = once(child, 'exit').catch(() => undefined);
   const channel = new Channel(child.stdout, child.stdin, { role: 'kernel' });
-  const tools = options.services.httpTools ?? httpTools(objects, tenant, name, options);
   // Policy decisions are the kernel's steps: traced beside user space's.
   const kernelTracer = new RunTracer(run, (e) => options.services.onTrace?.(e));
   const onPolicy = (e: PolicyEvent): void => {
@@ -116,6 +130,7 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
     const policies = [...new Set([...d.denials, ...d.warnings, ...d.audits].map((v) => v.policy))];
     kernelTracer.step({ type: 'decision', tenant, agent: e.request.agent ?? name, ...(e.request.model ? { model: e.request.model } : {}), ...(e.request.tool ? { tool: e.request.tool } : {}), decision: { outcome, policies }, ...(d.allowed ? {} : { error: `denied ${e.when} the call` }) });
   };
+  const tools = options.services.httpTools ?? httpTools(objects, tenant, name, options, onPolicy);
   serveKernel(channel, { tenant, agent: name, run }, { ...options.services, onPolicy, ...(tools !== undefined ? { httpTools: tools } : {}) });
   if (store !== undefined) serveJournal(channel, store, run, resume, { approvers: approversOf(options.bundle, tenant), pollMs: options.approvalPollMs ?? 500, ...(options.onApprovalWait !== undefined ? { onWait: options.onApprovalWait } : {}) });
   if (options.onStep !== undefined) {

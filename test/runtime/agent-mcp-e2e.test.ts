@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile, DirSource } from '../../compiler/index.js';
+import { compilePolicy, createDecider, type RuntimeDecision, type RuntimeRequest } from '../../policy/index.js';
 import { createModelGateway } from '../../runtime/index.js';
 import { runInChildProcess } from '../../runtime/kernel/launch.js';
 import type { TraceEvent } from '../../runtime/trace.js';
@@ -52,12 +53,12 @@ spec:
   return dir;
 }
 
-async function run(dir: string) {
+async function run(dir: string, decide?: (r: RuntimeRequest) => RuntimeDecision) {
   const compiled = await compile(new DirSource(dir));
   expect(compiled.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   const traces: TraceEvent[] = [];
-  const out = await runInChildProcess({ bundle: compiled.bundle, target: 'Agent/lab/helper', input: 'world', filesRoot: dir, services: { gateway: createModelGateway({ models: compiled.bundle.objects }), onTrace: (e) => traces.push(e as TraceEvent) } });
-  return { out, tools: traces.filter((t) => t.type === 'tool').map((t) => [t.tool, t.status, t.error ?? '']) };
+  const out = await runInChildProcess({ bundle: compiled.bundle, target: 'Agent/lab/helper', input: 'world', filesRoot: dir, services: { gateway: createModelGateway({ models: compiled.bundle.objects }), onTrace: (e) => traces.push(e as TraceEvent), ...(decide !== undefined ? { decide } : {}) } });
+  return { out, traces, tools: traces.filter((t) => t.type === 'tool').map((t) => [t.tool, t.status, t.error ?? '']) };
 }
 
 describe('an agent with server-everything', () => {
@@ -78,4 +79,27 @@ describe('an agent with server-everything', () => {
       ['everything/echo', 'ok'],
     ]);
   }, 60_000);
+
+  it('over Streamable HTTP, egress to a host off the allow-list is denied by the kernel, once, and traced', async () => {
+    const policy = compilePolicy({ name: 'no-local-egress', spec: { phase: 'runtime', match: { requestTypes: ['egress'] }, validations: [{ expression: "request.host != '127.0.0.1'", message: 'no egress to localhost' }], action: 'deny' } });
+    if (!policy.ok) throw new Error(JSON.stringify(policy.problems));
+    const { decide } = createDecider([policy.policy]);
+    const decided = { egress: 0, tool: 0 };
+    const counting = (r: RuntimeRequest): RuntimeDecision => {
+      if (r.type === 'egress' || r.type === 'tool') decided[r.type]++;
+      return decide(r);
+    };
+    const { out, traces, tools } = await run(repo(`  mcp:\n    transport: http\n    url: ${http.url}\n`), counting);
+    expect(tools.map((t) => t.slice(0, 2))).toEqual([
+      ['everything/get-sum', 'error'],
+      ['everything/echo', 'error'],
+    ]);
+    // The model's last tool result (which it answers with) is the refusal, with the policy's message.
+    expect(out.output).toEqual(expect.stringContaining('no egress to localhost'));
+    expect(traces.filter((t) => t.type === 'decision').map((t) => t.decision)).toContainEqual({ outcome: 'deny', policies: ['no-local-egress'] });
+    // Each tool call is decided once, by the kernel (not again by the server); egress is decided by the
+    // server, at discovery and for echo's call (get-sum is refused by the allow list before any egress).
+    expect(decided).toEqual({ tool: 2, egress: 2 });
+  }, 60_000);
 });
+
