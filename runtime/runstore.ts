@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { constants, mkdir, open, readFile, readdir, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { ApprovalDecision, ApprovalRequest, Json, JsonObject, JsonSchema, RunError, RunStatus, StepRecord, ToolResult } from './types.js';
+import type { ApprovalDecision, ApprovalRequest, Json, JsonObject, JsonSchema, ModelResponse, RunError, RunStatus, StepRecord, ToolResult } from './types.js';
 import { schemaMismatch } from './user/schemas.js';
 import { notJson } from './user/values.js';
 
@@ -56,6 +56,23 @@ export interface ToolCallFinishedRecord {
   result: ToolResult;
 }
 
+/** A model's answer to one call of a step: a resumed run replays it instead of asking again. */
+export interface ModelCallFinishedRecord {
+  type: 'model-call-finished';
+  /** Unique in the run, and the same when a resumed run makes the same call again. */
+  callId: string;
+  response: ModelResponse;
+}
+
+/** One approver's approval of a gate whose quorum it does not complete yet. */
+export interface ApprovalGivenRecord {
+  type: 'approval-given';
+  node: string;
+  traversal: number;
+  by: string;
+  reason?: string;
+}
+
 /** A gate reached (`ApprovalRequest`: who may approve, the quorum, `expiresAt` as the deadline). */
 export type ApprovalRequestedRecord = { type: 'approval-requested' } & ApprovalRequest;
 
@@ -74,7 +91,9 @@ export type RunRecord =
   | NodeCompletedRecord
   | ToolCallStartedRecord
   | ToolCallFinishedRecord
+  | ModelCallFinishedRecord
   | ApprovalRequestedRecord
+  | ApprovalGivenRecord
   | ApprovalDecidedRecord
   | RunFinishedRecord;
 
@@ -84,13 +103,14 @@ export type AppendRecord = Exclude<RunRecord, RunStartedRecord>;
 /** A record as journaled: its position in the run (1 for `run-started`) and when it was written (epoch ms). */
 export type JournalEntry = RunRecord & { seq: number; at: number };
 
-export const RECORD_TYPES = ['run-started', 'node-completed', 'tool-call-started', 'tool-call-finished', 'approval-requested', 'approval-decided', 'run-finished'] as const;
+export const RECORD_TYPES = ['run-started', 'node-completed', 'tool-call-started', 'tool-call-finished', 'model-call-finished', 'approval-requested', 'approval-given', 'approval-decided', 'run-finished'] as const;
 
 const NAME = { type: 'string', minLength: 1 };
 const COUNT = { type: 'integer', minimum: 0 };
 const NAMES = { type: 'array', items: NAME };
 const RUN_STATUSES: RunStatus[] = ['Succeeded', 'Failed', 'Rejected', 'NoConsensus', 'WaitingForApproval', 'Stopped'];
-const DECISION = { approved: { type: 'boolean' }, by: NAMES, reason: { type: 'string' } };
+const DECISION = { approved: { type: 'boolean' }, by: NAMES, reason: { type: 'string' }, timedOut: { type: 'boolean' } };
+const USAGE = { type: 'object', required: ['inputTokens', 'outputTokens'], properties: { inputTokens: COUNT, outputTokens: COUNT } };
 
 /** Each record type's fields beyond `type`, `seq` and `at`: required ones, and all. */
 const RECORD_FIELDS: Record<RunRecord['type'], { required: string[]; properties: Record<string, unknown> }> = {
@@ -106,7 +126,7 @@ const RECORD_FIELDS: Record<RunRecord['type'], { required: string[]; properties:
       round: COUNT,
       inputDigest: NAME,
       output: {},
-      usage: { type: 'object', required: ['inputTokens', 'outputTokens'], properties: { inputTokens: COUNT, outputTokens: COUNT } },
+      usage: USAGE,
       costUsd: { type: 'number', minimum: 0 },
       decision: { type: 'object', required: ['approved', 'by'], properties: DECISION },
     },
@@ -120,6 +140,23 @@ const RECORD_FIELDS: Record<RunRecord['type'], { required: string[]; properties:
     properties: {
       callId: NAME,
       result: { type: 'object', required: ['content', 'isError'], properties: { content: { type: 'string' }, isError: { type: 'boolean' }, truncated: { type: 'boolean' } } },
+    },
+  },
+  'model-call-finished': {
+    required: ['callId', 'response'],
+    properties: {
+      callId: NAME,
+      response: {
+        type: 'object',
+        required: ['content', 'toolCalls', 'stopReason', 'usage', 'costUsd', 'model'],
+        properties: {
+          content: { type: 'string' },
+          toolCalls: { type: 'array', items: { type: 'object', required: ['id', 'tool', 'name', 'arguments'], properties: { id: { type: 'string' }, tool: NAME, name: NAME, arguments: { type: 'object' } } } },
+          usage: USAGE,
+          costUsd: { type: 'number', minimum: 0 },
+          model: NAME,
+        },
+      },
     },
   },
   'approval-requested': {
@@ -138,6 +175,7 @@ const RECORD_FIELDS: Record<RunRecord['type'], { required: string[]; properties:
       expiresAt: COUNT,
     },
   },
+  'approval-given': { required: ['node', 'traversal', 'by'], properties: { node: NAME, traversal: COUNT, by: NAME, reason: { type: 'string' } } },
   'approval-decided': { required: ['node', 'traversal', 'approved', 'by'], properties: { node: NAME, traversal: COUNT, ...DECISION } },
   'run-finished': {
     required: ['status'],
@@ -478,8 +516,12 @@ export interface ResumeState {
   finishedCalls: Map<string, ToolResult>;
   /** Calls started and not finished: indeterminate (retried with their idempotency key only when the Tool is idempotent; otherwise the run stops for a human). In start order. */
   inFlight: ToolCallStart[];
+  /** Model answers by call id: replayed, never asked again. */
+  modelCalls: Map<string, ModelResponse>;
   /** Gates reached and not decided, in the order they were reached. */
   pendingApprovals: ApprovalRequest[];
+  /** Approvals given so far to undecided gates, by `approvalKey`: who, in order (distinct). */
+  approvalsGiven: Map<string, string[]>;
   /** Decisions journaled by `approvalKey` (also those whose gate step completed). */
   decisions: Map<string, ApprovalDecision>;
   /** Set when the last record ended the run: nothing to resume (a `WaitingForApproval` end followed by a decision is not final). */
@@ -512,7 +554,9 @@ export function resumeState(records: readonly RunRecord[]): ResumeState {
     completed: new Map(),
     finishedCalls: new Map(),
     inFlight: [],
+    modelCalls: new Map(),
     pendingApprovals: [],
+    approvalsGiven: new Map(),
     decisions: new Map(),
   };
   const started = new Map<string, ToolCallStart>();
@@ -535,12 +579,23 @@ export function resumeState(records: readonly RunRecord[]): ResumeState {
         if (!started.has(r.callId)) throw bad(i, `tool call ${r.callId} finished but was never started`);
         state.finishedCalls.set(r.callId, r.result);
         break;
+      case 'model-call-finished':
+        state.modelCalls.set(r.callId, r.response);
+        break;
       case 'approval-requested':
         requested.set(approvalKey(r.node, r.traversal), withoutMeta(r));
         break;
+      case 'approval-given': {
+        const key = approvalKey(r.node, r.traversal);
+        const given = state.approvalsGiven.get(key) ?? [];
+        if (!given.includes(r.by)) given.push(r.by);
+        state.approvalsGiven.set(key, given);
+        break;
+      }
       case 'approval-decided': {
         const key = approvalKey(r.node, r.traversal);
-        state.decisions.set(key, { approved: r.approved, by: r.by, ...(r.reason === undefined ? {} : { reason: r.reason }) });
+        state.approvalsGiven.delete(key);
+        state.decisions.set(key, { approved: r.approved, by: r.by, ...(r.reason === undefined ? {} : { reason: r.reason }), ...(r.timedOut === true ? { timedOut: true } : {}) });
         requested.delete(key);
         break;
       }

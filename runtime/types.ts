@@ -182,13 +182,16 @@ export interface ToolProvider {
 // Agents and workflows
 
 /** Why an agent's loop ended. */
-export type StopReason = 'final' | 'max_iterations' | 'timeout' | 'tokens' | 'error' | 'denied';
+/** `waiting`: a tool call needs a person's decision and none is journaled yet — the run suspends (`approval` says at what). */
+export type StopReason = 'final' | 'max_iterations' | 'timeout' | 'tokens' | 'error' | 'denied' | 'waiting';
 
 export interface AgentResult {
   output: Json;
   stopReason: StopReason;
   usage: TokenUsage;
   costUsd: number;
+  /** Set when stopReason is `waiting`: the tool call's approval request. */
+  approval?: ApprovalRequest;
   /** Set when stopReason is `error` or `denied`. */
   error?: string;
 }
@@ -229,6 +232,8 @@ export interface ApprovalDecision {
   approved: boolean;
   by: string[];
   reason?: string;
+  /** Nobody decided before `expiresAt`: `onTimeout` did (`by` is `['timeout']`). */
+  timedOut?: boolean;
 }
 
 /** Where approvals come from (the kernel's approvals service; tests: a fake). `'pending'`: nobody decided yet — the run suspends. */

@@ -5,7 +5,7 @@
  * $BEACON_RUNS_DIR, by default `.beacon/runs` in the repository.
  */
 import type { Command } from 'commander';
-import { FileRunStore, RunStoreError, resumeState } from '../../runtime/index.js';
+import { approvalKey, FileRunStore, RunStoreError, resumeState } from '../../runtime/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
 import { executeRun, runsDir, type RunOutputOptions } from './run.js';
 
@@ -60,8 +60,30 @@ export function registerResume(program: Command): void {
         if (pending.length === 0) throw new UsageError(`run ${run} waits at no approval${opts.node !== undefined ? ` named ${opts.node}` : ''}`);
         if (pending.length > 1) throw new UsageError(`run ${run} waits at ${pending.length} approvals (${pending.map((a) => a.node).join(', ')}): name one with --node`);
         const gate = pending[0]!;
-        await store.append(run, { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: opts.reject !== true, by: opts.by, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) });
-        write(`${opts.reject === true ? 'rejected' : 'approved'} ${gate.node} of run ${run} by ${opts.by.join(', ')}; a run waiting for it goes on, a suspended one continues with: beacon resume ${run}`);
+        if (Date.now() >= gate.expiresAt) throw new UsageError(`${gate.node} of run ${run} passed its deadline (${new Date(gate.expiresAt).toISOString()}): onTimeout (${gate.onTimeout}) decides it when the run continues: beacon resume ${run}`);
+        const key = approvalKey(gate.node, gate.traversal);
+        const named = gate.approvers.filter((a) => !a.startsWith('group:'));
+        const groups = gate.approvers.filter((a) => a.startsWith('group:'));
+        // Named approvers are checked here; membership of a group needs the identity provider (the API), not a CLI.
+        for (const who of opts.by) {
+          if (!named.includes(who) && groups.length === 0) throw new UsageError(`${who} may not decide ${gate.node}: its approvers are ${gate.approvers.join(', ')}`);
+        }
+        const reason = opts.reason !== undefined ? { reason: opts.reason } : {};
+        if (opts.reject === true) {
+          await store.append(run, { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: false, by: opts.by, ...reason });
+          write(`rejected ${gate.node} of run ${run} by ${opts.by.join(', ')}; the run ends Rejected when it continues: beacon resume ${run}`);
+          return EXIT.ok;
+        }
+        const given = [...new Set([...(state.approvalsGiven.get(key) ?? []), ...opts.by])];
+        const unverified = opts.by.filter((w) => !named.includes(w));
+        if (unverified.length > 0) process.stderr.write(`beacon: ${unverified.join(', ')}: membership of ${groups.join(' or ')} is not verified by the CLI\n`);
+        if (given.length < gate.quorum) {
+          for (const who of opts.by) if (!(state.approvalsGiven.get(key) ?? []).includes(who)) await store.append(run, { type: 'approval-given', node: gate.node, traversal: gate.traversal, by: who, ...reason });
+          write(`approved ${gate.node} of run ${run} by ${given.join(', ')}: ${given.length} of the ${gate.quorum} its quorum needs; waiting for more`);
+          return EXIT.ok;
+        }
+        await store.append(run, { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: true, by: given, ...reason });
+        write(`approved ${gate.node} of run ${run} by ${given.join(', ')}; continue it with: beacon resume ${run}`);
         return EXIT.ok;
       }),
     );

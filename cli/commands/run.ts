@@ -126,7 +126,6 @@ export async function executeRun(project: Project, result: CompileResult, id: st
     ...(journal.resume !== undefined ? { resume: journal.resume } : {}),
     filesRoot,
     services: { gateway: createModelGateway({ models: objects }), decide, budgets: new KernelBudgets(objects), onTrace: (e) => traces.push(e as TraceEvent) },
-    onApprovalWait: (w) => process.stderr.write(`beacon: waiting for ${w.approvers.join(' or ')} to approve ${JSON.stringify(w.subject).slice(0, 200)} — beacon approve ${run} --node '${w.node}' --by NAME [--reject]\n`),
   });
   if (shipped !== undefined) rmSync(shipped, { recursive: true, force: true });
   if (opts.format === 'json') write(JSON.stringify({ version: 1, target: id, isolation: 'degraded', ...outcome, trace: traces }));
@@ -135,7 +134,12 @@ export async function executeRun(project: Project, result: CompileResult, id: st
     for (const t of traces.filter((x) => x.type !== 'node')) write(traceLine(t));
     write(`tokens ${outcome.usage.inputTokens + outcome.usage.outputTokens}, cost $${outcome.costUsd.toFixed(4)}`);
     if (outcome.error !== undefined) write(`error: ${outcome.error.message}`);
-    for (const a of outcome.approvals ?? []) write(`waiting for approval at ${a.node}: ${a.quorum} of ${a.approvers.join(', ')}; decide with: beacon approve ${outcome.run} --by NAME [--reject]`);
+    const waiting = outcome.approvals ?? [];
+    for (const a of waiting) {
+      const node = waiting.length > 1 ? ` --node '${a.node}'` : '';
+      write(`waiting for approval at ${a.node} (${JSON.stringify(a.subject).slice(0, 200)}): ${a.quorum} of ${a.approvers.join(', ') || 'the tenant\'s approvers'}, until ${new Date(a.expiresAt).toISOString()} (then ${a.onTimeout})`);
+      write(`  decide with: beacon approve ${outcome.run}${node} --by NAME [--reject], then: beacon resume ${outcome.run}`);
+    }
     if (outcome.output !== undefined) write(JSON.stringify(outcome.output, null, 2));
   }
   return outcome.status === 'Succeeded' ? EXIT.ok : EXIT.findings;

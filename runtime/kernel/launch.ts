@@ -16,7 +16,7 @@ import type { Bundle, CompiledObject } from '../../compiler/index.js';
 import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import { Channel } from '../channel.js';
 import { createMcpToolProvider, listedToolName } from '../mcp.js';
-import type { ApprovalRequest, Json, RunOutcome, ToolProvider } from '../types.js';
+import type { ApprovalDecision, ApprovalRequest, Json, RunOutcome, ToolProvider } from '../types.js';
 import { httpMcpServer } from './mcp-http.js';
 import { approvalKey, resumeState, type ResumeState, type RunStore } from '../runstore.js';
 import { RunTracer } from '../trace.js';
@@ -45,10 +45,6 @@ export interface LaunchOptions {
   resume?: ResumeState;
   /** The bundle's digest, journaled with a new run (runs are pinned to it). */
   bundleDigest?: string;
-  /** A tool call waits for a person's approval (journaled; `beacon approve` decides it). */
-  onApprovalWait?: (request: { node: string; approvers: string[]; subject: unknown }) => void;
-  /** How often a waiting approval looks for a decision in the journal, in ms. @default 500 */
-  approvalPollMs?: number;
 }
 
 const ALLOWED: RuntimeDecision = { allowed: true, denials: [], warnings: [], audits: [] };
@@ -132,7 +128,7 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
   };
   const tools = options.services.httpTools ?? httpTools(objects, tenant, name, options, onPolicy);
   serveKernel(channel, { tenant, agent: name, run }, { ...options.services, onPolicy, ...(tools !== undefined ? { httpTools: tools } : {}) });
-  if (store !== undefined) serveJournal(channel, store, run, resume, { approvers: approversOf(options.bundle, tenant), pollMs: options.approvalPollMs ?? 500, ...(options.onApprovalWait !== undefined ? { onWait: options.onApprovalWait } : {}) });
+  if (store !== undefined) serveJournal(channel, store, run, resume, approversOf(options.bundle, tenant));
   if (options.onStep !== undefined) {
     const onStep = options.onStep;
     channel.onEvent((event, data) => {
@@ -149,7 +145,15 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
         ...(graph !== undefined ? { graph } : {}),
         ...(options.filesRoot !== undefined ? { filesRoot: options.filesRoot } : {}),
         ...(store !== undefined ? { durable: true } : {}),
-        ...(resume !== undefined ? { completed: [...resume.completed.values()], finishedCalls: [...resume.finishedCalls], inFlight: resume.inFlight.map((c) => [c.callId, c.idempotencyKey]) } : {}),
+        ...(resume !== undefined
+          ? {
+              completed: [...resume.completed.values()],
+              finishedCalls: [...resume.finishedCalls],
+              inFlight: resume.inFlight.map((c) => [c.callId, c.idempotencyKey]),
+              modelCalls: [...resume.modelCalls],
+              waiting: resume.pendingApprovals,
+            }
+          : {}),
       }, { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) });
     if (store !== undefined) {
       await store.append(run, { type: 'run-finished', status: outcome.status, ...(outcome.output !== undefined ? { output: outcome.output } : {}), ...(outcome.error !== undefined ? { error: outcome.error } : {}) } as never);
@@ -173,39 +177,35 @@ function approversOf(bundle: LaunchOptions['bundle'], tenant: string): string[] 
 
 /**
  * The journal's system calls: user space's records, acknowledged once stored;
- * approvals answered from the journal. A request with `wait` (a tool call
- * that needs a person) is journaled and then waits for `beacon approve` to
- * journal a decision, or for its deadline (then `onTimeout` decides).
+ * approvals answered from the journal. A gate reached for the first time is
+ * journaled with its deadline; reached again (a resumed run), it keeps the
+ * deadline it was first given. Past the deadline with nobody's decision,
+ * `onTimeout` decides, and that decision is journaled like a person's.
  */
-function serveJournal(channel: Channel, store: RunStore, run: string, resume: ResumeState | undefined, approval: { approvers: string[]; pollMs: number; onWait?: LaunchOptions['onApprovalWait'] }): void {
-  const decisions = new Map(resume?.decisions ?? []);
-  const requested = new Set((resume?.pendingApprovals ?? []).map((a) => approvalKey(a.node, a.traversal)));
+function serveJournal(channel: Channel, store: RunStore, run: string, resume: ResumeState | undefined, approvers: string[]): void {
+  const requested = new Map((resume?.pendingApprovals ?? []).map((a) => [approvalKey(a.node, a.traversal), a]));
   channel.handle('journal.append', async (record) => {
     await store.append(run, record as never);
     return {};
   });
-  channel.handle('approval.decide', async (params, { signal }) => {
-    const { wait, ...request } = params as ApprovalRequest & { wait?: boolean };
+  channel.handle('approval.decide', async (params) => {
+    const request = { ...(params as ApprovalRequest) };
     const key = approvalKey(request.node, request.traversal);
-    const known = decisions.get(key);
+    // `beacon approve` journals decisions while the run waits: read them fresh.
+    const known = resumeState(await store.read(run)).decisions.get(key);
     if (known !== undefined) return known;
-    if (request.approvers.length === 0) request.approvers = approval.approvers;
-    if (!requested.has(key)) {
+    const first = requested.get(key);
+    if (first !== undefined) {
+      request.requestedAt = first.requestedAt;
+      request.expiresAt = first.expiresAt;
+    } else {
+      if (request.approvers.length === 0) request.approvers = approvers;
       await store.append(run, { type: 'approval-requested', ...request } as never);
-      requested.add(key);
+      requested.set(key, request);
     }
-    if (wait !== true) return 'pending';
-    approval.onWait?.({ node: request.node, approvers: request.approvers, subject: request.subject });
-    while (!signal.aborted) {
-      const decision = resumeState(await store.read(run)).decisions.get(key);
-      if (decision !== undefined) return decision;
-      if (Date.now() >= request.expiresAt) {
-        const timedOut = { approved: request.onTimeout === 'approve', by: ['timeout'], reason: `no decision within ${request.timeoutSeconds} s` };
-        await store.append(run, { type: 'approval-decided', node: request.node, traversal: request.traversal, ...timedOut } as never);
-        return timedOut;
-      }
-      await new Promise((r) => setTimeout(r, approval.pollMs));
-    }
-    throw new Error('the run stopped while waiting for an approval');
+    if (Date.now() < request.expiresAt) return 'pending';
+    const timedOut: ApprovalDecision = { approved: request.onTimeout === 'approve', by: ['timeout'], reason: `no decision within ${request.timeoutSeconds} s; onTimeout is ${request.onTimeout}`, timedOut: true };
+    await store.append(run, { type: 'approval-decided', node: request.node, traversal: request.traversal, ...timedOut } as never);
+    return timedOut;
   });
 }

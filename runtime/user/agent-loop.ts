@@ -11,6 +11,7 @@
 import {
   ModelError,
   type AgentResult,
+  type ApprovalRequest,
   type ChatMessage,
   type Json,
   type JsonSchema,
@@ -56,9 +57,12 @@ export interface AgentLoopOptions {
   /**
    * Called before each tool call whose entry in the agent's `tools` says
    * `approval: required` (the approval machinery decides); returns a refusal
-   * reason, or undefined to go ahead. Without it such calls are refused.
+   * reason, undefined to go ahead, or `{waiting}` when nobody has decided
+   * yet: the loop then stops with `waiting` (the run suspends durably, and a
+   * resumed run replays the journaled model answers up to this call). Without
+   * it such calls are refused.
    */
-  approve?: (call: ToolCall) => Promise<string | undefined>;
+  approve?: (call: ToolCall) => Promise<string | undefined | { waiting: ApprovalRequest }>;
   /**
    * Whether a call needs an approval beyond its `approval: required` entry —
    * the runtime asks it for high-risk Tools under `oversight: in-the-loop`.
@@ -183,7 +187,13 @@ export async function runAgent(agent: AgentSpec, input: Json, options: AgentLoop
     messages.push({ role: 'assistant', content: response.content, toolCalls: response.toolCalls });
     for (const call of response.toolCalls) {
       const t0 = now();
-      const result = await callTool(call, allowed, options, signal);
+      let result;
+      try {
+        result = await callTool(call, allowed, options, signal);
+      } catch (err) {
+        if (err instanceof AwaitingApproval) return { ...end('waiting', null, err.message), approval: err.request };
+        throw err;
+      }
       const screened = guardToolResult(result.content, guardrails, { source: `${call.tool}/${call.name}` });
       if (screened.reasons.length > 0) {
         options.onStep?.({ type: 'guardrail', turn, point: 'toolResult', action: screened.action === 'block' ? 'block' : screened.wrapped === true ? 'wrap' : 'redact', reasons: screened.reasons });
@@ -203,6 +213,7 @@ async function callTool(call: ToolCall, allowed: Map<string, { name: string; app
   if (entry === undefined) return refuse(`tool ${call.tool} is not one of this agent's tools`);
   if (entry.approval === 'required' || options.needsApproval?.(call) === true) {
     const refusal = options.approve !== undefined ? await options.approve(call) : 'it needs an approval and none can be asked for here';
+    if (typeof refusal === 'object') throw new AwaitingApproval(refusal.waiting);
     if (refusal !== undefined) return refuse(`the call to ${call.tool}/${call.name} was not approved: ${refusal}`);
   }
   try {
@@ -211,6 +222,13 @@ async function callTool(call: ToolCall, allowed: Map<string, { name: string; app
     // A failure that must stop the run (an indeterminate call a human has to check) is not the model's to handle.
     if ((err as { fatal?: unknown }).fatal === true) throw err;
     return { content: `error: ${message(err)}`, isError: true };
+  }
+}
+
+/** A tool call waits for a person: unwinds the loop, which stops with `waiting`. */
+class AwaitingApproval extends Error {
+  constructor(readonly request: ApprovalRequest) {
+    super(`waiting for approval of ${request.node}`);
   }
 }
 

@@ -19,7 +19,7 @@ import { runGraph, type DriverResult } from './graph-engine.js';
 import { runHierarchical } from './hierarchical.js';
 import { runBlackboard, runRefinement } from './loops.js';
 import { GraphError, prepareGraph, type AgentSchemas, type PreparedGraph, type SchemaSource } from './prepare.js';
-import { Run, RunHalt, stepKey } from './run.js';
+import { Run, RunHalt, StepSuspended, stepKey } from './run.js';
 import { brief, notJson } from './values.js';
 
 export type { AgentSchemas, SchemaSource } from './prepare.js';
@@ -166,9 +166,10 @@ export async function executeWorkflow(graph: ExecutionGraph, input: Json, deps: 
     }
     const result = await driverFor(g)(run);
     run.throwIfHalted();
-    if ('waiting' in result) return outcome(run, { status: 'WaitingForApproval', approvals: result.waiting });
+    if ('waiting' in result) return outcome(run, { status: 'WaitingForApproval', approvals: waitingFor(run, result.waiting) });
     return outcome(run, { status: 'Succeeded', output: result.output });
   } catch (err) {
+    if (err instanceof StepSuspended && run !== undefined && run.halt === undefined) return outcome(run, { status: 'WaitingForApproval', approvals: waitingFor(run, []) });
     const halt = run?.halt ?? (err instanceof RunHalt ? err : undefined);
     const base = run ?? { path, usage, costUsd: 0, tally: undefined };
     if (halt === undefined) {
@@ -183,6 +184,13 @@ export async function executeWorkflow(graph: ExecutionGraph, input: Json, deps: 
     if (timer !== undefined) clearTimeout(timer);
     if (onAbort !== undefined) deps.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** What a suspended run waits for: its gates, then every tool call's approval its agent steps wait for (each once). */
+function waitingFor(run: Run, gates: ApprovalRequest[]): ApprovalRequest[] {
+  const all = [...gates];
+  for (const r of run.suspended) if (!all.includes(r)) all.push(r);
+  return all;
 }
 
 function outcome(run: Pick<Run, 'path' | 'usage' | 'costUsd' | 'tally'>, fields: Pick<RunOutcome, 'status'> & Partial<RunOutcome>): RunOutcome {

@@ -18,7 +18,7 @@ import type { GraphNode } from '../../compiler/index.js';
 import type { ApprovalRequest, Json } from '../types.js';
 import { noConsensusMessage, parseQuorum, tally, type Ballot, type Quorum } from './consensus.js';
 import { GraphError, type PreparedGraph } from './prepare.js';
-import { RunHalt, type Place, type Run } from './run.js';
+import { RunHalt, StepSuspended, type Place, type Run } from './run.js';
 import { brief } from './values.js';
 
 export type DriverResult = { output: Json } | { waiting: ApprovalRequest[] };
@@ -158,8 +158,14 @@ class GraphEngine {
       case 'reduce':
         return { output: this.reduce(place) };
       case 'agent':
-        if (node.role === 'voter') return { output: await this.vote(place, nodeInput(this.run, node, a.input)) };
-        return { output: await this.run.agentOutput(place, nodeInput(this.run, node, a.input)) };
+        try {
+          if (node.role === 'voter') return { output: await this.vote(place, nodeInput(this.run, node, a.input)) };
+          return { output: await this.run.agentOutput(place, nodeInput(this.run, node, a.input)) };
+        } catch (err) {
+          // A tool call of the agent waits for a person: the node parks like an approval node.
+          if (err instanceof StepSuspended) return { waiting: err.request };
+          throw err;
+        }
     }
   }
 

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import type { CompiledObject, ExecutionGraph } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
 import { RunTracer } from '../trace.js';
-import { isRecord, type AgentInvoker, type AgentResult, type ApprovalDecision, type ApprovalGate, type ApprovalRequest, type Json, type RunOutcome, type StepRecord, type ToolCall, type ToolProvider, type ToolResult } from '../types.js';
+import { isRecord, type AgentInvoker, type AgentResult, type ApprovalDecision, type ApprovalGate, type ApprovalRequest, type Json, type ModelGateway, type ModelResponse, type RunOutcome, type StepRecord, type ToolCall, type ToolProvider, type ToolResult } from '../types.js';
 import { runAgent, type AgentSpec } from './agent-loop.js';
 import { executeWorkflow, schemasFromObjects } from './executor.js';
 import { createMcpToolProvider, listedToolName, type McpToolServer } from '../mcp.js';
@@ -31,6 +31,10 @@ export interface RunStart {
   /** Tool calls journaled before an interruption (resume): finished ones by call id, and calls in flight with their idempotency keys. */
   finishedCalls?: [string, ToolResult][];
   inFlight?: [callId: string, idempotencyKey: string][];
+  /** Model answers journaled before an interruption (resume), by call id: replayed, so the resumed agent makes the same tool calls. */
+  modelCalls?: [string, ModelResponse][];
+  /** Approvals the run waited for when it stopped: their deadlines count from when they were first asked. */
+  waiting?: ApprovalRequest[];
   /**
    * Journal through the kernel (`journal.append`, `approval.decide`): every
    * finished node and every tool call before and after it happens is
@@ -143,12 +147,45 @@ class JournaledTools implements ToolProvider {
   }
 }
 
+/**
+ * Model calls journaled through the kernel: each answer is recorded under an
+ * id that is the same when a resumed run asks again (the step and the call's
+ * position in it), and a resumed run takes the recorded answer instead of
+ * asking the model again. Replaying the answers makes the resumed agent make
+ * the same tool calls in the same order — so a journaled call is recognised
+ * by its id even when the model would answer differently now — and spends no
+ * tokens twice. A call that was in flight at the crash is simply asked again:
+ * a model call has no effect on the world.
+ */
+class JournaledGateway implements ModelGateway {
+  private seq = 0;
+
+  constructor(
+    private readonly inner: ModelGateway,
+    private readonly channel: Channel,
+    private readonly replay: Map<string, ModelResponse>,
+    private readonly step: string,
+  ) {}
+
+  async complete(request: Parameters<ModelGateway['complete']>[0], options?: Parameters<ModelGateway['complete']>[1]): Promise<ModelResponse> {
+    const callId = `${this.step}/model/${this.seq++}`;
+    const recorded = this.replay.get(callId);
+    if (recorded !== undefined) return recorded;
+    const response = await this.inner.complete(request, options);
+    await this.channel.call('journal.append', { type: 'model-call-finished', callId, response });
+    return response;
+  }
+}
+
 /** A tool call whose effect is unknown after a crash, on a Tool that may not repeat it. */
 class IndeterminateCall extends Error {
   override readonly name = 'IndeterminateCall';
   /** Ends the agent's run instead of going back to the model as a tool error (runtime/user/agent-loop.ts). */
   readonly fatal = true;
 }
+
+/** How long a tool call waits for a person before it is refused. */
+const TOOL_APPROVAL_TIMEOUT_S = 3600;
 
 /** Approvals through the kernel: it journals the request and answers with a journaled decision, or 'pending'. */
 function kernelApprovals(channel: Channel): ApprovalGate {
@@ -159,6 +196,7 @@ function kernelApprovals(channel: Channel): ApprovalGate {
 function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: ToolProvider): AgentInvoker {
   const agents = new Map(start.objects.filter((o) => o.kind === 'Agent').map((o) => [o.id, o.object as unknown as AgentSpec]));
   const gateway = kernelGateway(channel);
+  const replay = new Map(start.modelCalls ?? []);
   return {
     async invoke(agentId, input, ctx): Promise<AgentResult> {
       const agent = agents.get(agentId);
@@ -173,10 +211,10 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
       const step = `${ctx.node}#${place.traversal}.${ctx.replica}.${ctx.round}`;
       const tools = start.durable === true ? new JournaledTools(local, channel, start, step, idempotent, place) : local;
       let approvals = 0;
-      // A tool call that needs a person's approval waits for it, journaled by the kernel (beacon approve decides it).
+      // A tool call that needs a person's approval: the kernel journals the request and answers with a journaled decision, or the run suspends.
       const approve =
         start.durable === true
-          ? async (call: ToolCall): Promise<string | undefined> => {
+          ? async (call: ToolCall): Promise<string | undefined | { waiting: ApprovalRequest }> => {
               const now = Date.now();
               const request: ApprovalRequest = {
                 run: start.run,
@@ -185,19 +223,21 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
                 traversal: 0,
                 approvers: [],
                 quorum: 1,
-                timeoutSeconds: 3600,
+                timeoutSeconds: TOOL_APPROVAL_TIMEOUT_S,
                 onTimeout: 'reject',
-                subject: { tool: call.tool, name: call.name, arguments: call.arguments },
+                subject: { agent: agentId, tool: call.tool, name: call.name, arguments: call.arguments },
                 requestedAt: now,
-                expiresAt: now + 3_600_000,
+                expiresAt: now + TOOL_APPROVAL_TIMEOUT_S * 1000,
               };
-              const decision = await channel.call<ApprovalDecision>('approval.decide', { ...request, wait: true }, { timeoutMs: Infinity, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
-              return decision.approved ? undefined : `rejected by ${decision.by.join(', ')}${decision.reason !== undefined ? `: ${decision.reason}` : ''}`;
+              const answer = await channel.call<ApprovalDecision | ApprovalRequest | 'pending'>('approval.decide', request, { timeoutMs: Infinity, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
+              if (answer === 'pending') return { waiting: request };
+              const decision = answer as ApprovalDecision;
+              return decision.approved ? undefined : `${decision.timedOut === true ? 'nobody decided in time' : `rejected by ${decision.by.join(', ')}`}${decision.reason !== undefined ? `: ${decision.reason}` : ''}`;
             }
           : undefined;
       const needsApproval = (call: ToolCall): boolean => (agent.spec as { oversight?: string }).oversight === 'in-the-loop' && toolSpecs.get(call.tool)?.risk === 'high';
       const result = await runAgent(agent, input, {
-        gateway,
+        gateway: start.durable === true ? new JournaledGateway(gateway, channel, replay, step) : gateway,
         tools,
         needsApproval,
         ...(approve !== undefined ? { approve } : {}),
@@ -226,14 +266,17 @@ export async function runStart(params: unknown, channel: Channel, signal: AbortS
   if (start.target.kind === 'Agent') {
     const r = await agents.invoke(start.target.id, start.input, { run: start.run, node: 'agent', replica: 0, round: 0, signal });
     const ok = r.stopReason === 'final';
-    tracer.end(ok ? 'Succeeded' : 'Failed', r.error);
+    const waiting = r.stopReason === 'waiting' && r.approval !== undefined;
+    const status = ok ? 'Succeeded' : waiting ? 'WaitingForApproval' : 'Failed';
+    tracer.end(status, ok || waiting ? undefined : r.error);
     const outcome: RunOutcome = {
-      status: ok ? 'Succeeded' : 'Failed',
-      path: [{ node: 'agent', traversal: 0, type: 'agent', agent: start.target.id, status: ok ? 'ok' : 'failed' }],
+      status,
+      path: [{ node: 'agent', traversal: 0, type: 'agent', agent: start.target.id, status: ok ? 'ok' : waiting ? 'waiting' : 'failed' }],
       usage: r.usage,
       costUsd: r.costUsd,
     };
     if (ok) outcome.output = r.output;
+    else if (waiting) outcome.approvals = [r.approval!];
     else outcome.error = { code: r.stopReason === 'timeout' ? 'timeout' : r.stopReason === 'tokens' ? 'tokens_exceeded' : 'agent_failed', message: r.error ?? `the agent stopped: ${r.stopReason}` };
     return outcome;
   }
@@ -243,6 +286,7 @@ export async function runStart(params: unknown, channel: Channel, signal: AbortS
     runId: start.run,
     signal,
     ...(start.completed !== undefined ? { completed: start.completed } : {}),
+    ...(start.waiting !== undefined ? { waiting: start.waiting } : {}),
     ...(start.durable === true ? { approvals: kernelApprovals(channel) } : {}),
     onNodeCompleted: async (record) => {
       channel.emit('step', record);

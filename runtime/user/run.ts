@@ -28,6 +28,19 @@ export class RunHalt extends Error {
   }
 }
 
+/**
+ * An agent step waits for a person (one of its tool calls needs an approval
+ * nobody has given yet). Not a halt: steps running beside it go on to the end,
+ * then the run suspends `WaitingForApproval` (the graph engine parks the node
+ * like an approval node and keeps running what does not depend on it).
+ */
+export class StepSuspended extends Error {
+  override readonly name = 'StepSuspended';
+  constructor(readonly request: ApprovalRequest) {
+    super(`waiting for approval of ${request.node}`);
+  }
+}
+
 /** Where a step runs: which node, which pass through it, which voter replica, which round. */
 export interface Place {
   node: GraphNode;
@@ -55,7 +68,7 @@ export function stepKey(node: string, traversal: number, replica = 0): string {
   return `${node}#${traversal}.${replica}`;
 }
 
-const STOP_REASONS = new Set(['final', 'max_iterations', 'timeout', 'tokens', 'error', 'denied']);
+const STOP_REASONS = new Set(['final', 'max_iterations', 'timeout', 'tokens', 'error', 'denied', 'waiting']);
 
 /** Why an AgentResult is malformed, or null. */
 function badResult(r: unknown): string | null {
@@ -79,6 +92,8 @@ export class Run {
   costUsd = 0;
   /** The latest output of each node (what `outputs.<id>` reads). */
   readonly outputs = new Map<string, Json>();
+  /** Tool-call approvals agent steps wait for (the run suspends on them). */
+  readonly suspended: ApprovalRequest[] = [];
   tally?: ConsensusTally;
   private halted?: RunHalt;
   private readonly controller = new AbortController();
@@ -129,18 +144,22 @@ export class Run {
   /**
    * Wait for concurrent steps. The first that halts the run aborts the others;
    * this still waits for every one to settle (none outlives the run) and then
-   * throws the halt.
+   * throws the halt. A step that suspends lets the others finish, then its
+   * suspension is thrown.
    */
   async all<T>(steps: readonly Promise<T>[]): Promise<T[]> {
+    let suspended: StepSuspended | undefined;
     const settled = await Promise.all(
       steps.map((p) =>
         p.catch((err: unknown): undefined => {
-          this.stopWith(err instanceof RunHalt ? err : new RunHalt('Failed', { code: 'internal_error', message: messageOf(err) }));
+          if (err instanceof StepSuspended) suspended ??= err;
+          else this.stopWith(err instanceof RunHalt ? err : new RunHalt('Failed', { code: 'internal_error', message: messageOf(err) }));
           return undefined;
         }),
       ),
     );
     this.throwIfHalted();
+    if (suspended !== undefined) throw suspended;
     return settled as T[];
   }
 
@@ -275,6 +294,12 @@ export class Run {
       const bad = badResult(result);
       if (bad !== null) return failed('agent_failed', bad);
       this.chargeStep(entry, result.usage, result.costUsd, place);
+      if (result.stopReason === 'waiting') {
+        if (result.approval === undefined) return failed('agent_failed', 'the agent stopped waiting for an approval without saying which');
+        entry.status = 'waiting';
+        this.suspended.push(result.approval);
+        throw new StepSuspended(result.approval);
+      }
       if (result.stopReason !== 'final') return failed('agent_failed', `the agent stopped with '${result.stopReason}'${result.error !== undefined ? `: ${result.error}` : ''}`);
       const why = notJson(result.output);
       if (why !== null) return failed('agent_failed', `the agent's output is not JSON: ${why}`);
@@ -376,15 +401,15 @@ export class Run {
         d.by.every((b) => typeof b === 'string' && b !== '') &&
         (d.reason === undefined || typeof d.reason === 'string');
       if (!valid) return problem(`the gate answered ${brief(answer)}; expected 'pending' or {approved, by: [who], reason?}`);
-      decision = { approved: d.approved!, by: [...d.by!], ...(d.reason !== undefined ? { reason: d.reason } : {}) };
+      decision = { approved: d.approved!, by: [...d.by!], ...(d.reason !== undefined ? { reason: d.reason } : {}), ...(d.timedOut === true ? { timedOut: true } : {}) };
       if (!decision.approved) {
         entry.status = 'rejected';
         throw this.stopWith(
-          new RunHalt('Rejected', undefined, { node: node.id, traversal: place.traversal, by: decision.by, ...(decision.reason !== undefined ? { reason: decision.reason } : {}), timedOut: false }),
+          new RunHalt('Rejected', undefined, { node: node.id, traversal: place.traversal, by: decision.by, ...(decision.reason !== undefined ? { reason: decision.reason } : {}), timedOut: decision.timedOut === true }),
         );
       }
       const distinct = new Set(decision.by).size;
-      if (distinct < spec.quorum) problem(`approved by ${distinct} of the ${spec.quorum} approvers its quorum needs (${decision.by.join(', ')})`);
+      if (decision.timedOut !== true && distinct < spec.quorum) problem(`approved by ${distinct} of the ${spec.quorum} approvers its quorum needs (${decision.by.join(', ')})`);
     }
     await this.record({
       kind: 'approval',

@@ -2,6 +2,7 @@
 import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { FileRunStore, resumeState } from '../../runtime/index.js';
 import { beacon, removeTemps, ROOT, tempDir } from '../helpers/cli.js';
 
 afterAll(removeTemps);
@@ -12,7 +13,7 @@ describe('beacon run / approve / resume', () => {
     const env = { BEACON_RUNS_DIR: runs };
     const started = await beacon(['run', 'acme-support/refund-request', 'examples', '--input', JSON.stringify({ ticket: 'refund A-42', orderId: 'A-42' })], { env });
     expect(started.code).toBe(1);
-    const m = /waiting for approval at (\S+): .*beacon approve (\S+) --by NAME/.exec(started.stdout);
+    const m = /waiting for approval at (\S+) .*\n\s+decide with: beacon approve (\S+) --by NAME/.exec(started.stdout);
     expect(m, started.stdout).not.toBeNull();
     const [, gate, run] = m as unknown as [string, string, string];
     expect(readdirSync(runs)).toEqual([`${run}.jsonl`]);
@@ -56,4 +57,47 @@ describe('beacon run / approve / resume', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no-such-run/);
   });
+
+  /** A journaled run waiting at one gate, as `beacon run` leaves it. */
+  async function waitingRun(gate: { approvers: string[]; quorum: number; expiresAt?: number }) {
+    const dir = tempDir('beacon-runs-');
+    const store = new FileRunStore(dir);
+    await store.create({ id: 'r1', bundleDigest: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
+    const now = Date.now();
+    await store.append('r1', { type: 'approval-requested', run: 'r1', workflow: 'Workflow/acme-support/refund-request', node: 'approve2', traversal: 0, approvers: gate.approvers, quorum: gate.quorum, timeoutSeconds: 3600, onTimeout: 'reject', subject: { amountUsd: 40 }, requestedAt: now, expiresAt: gate.expiresAt ?? now + 3_600_000 });
+    await store.append('r1', { type: 'run-finished', status: 'WaitingForApproval' });
+    return { env: { BEACON_RUNS_DIR: dir }, store };
+  }
+
+  it('a quorum of 2 needs two distinct approvers, over separate commands; a named approver list is enforced', async () => {
+    const { env, store } = await waitingRun({ approvers: ['ann@acme.example', 'bob@acme.example', 'cy@acme.example'], quorum: 2 });
+    const stranger = await beacon(['approve', 'r1', '--by', 'mallory@evil.example'], { env });
+    expect(stranger.code).toBe(2);
+    expect(stranger.stderr).toMatch(/mallory@evil.example may not decide approve2: its approvers are ann@acme.example, bob@acme.example, cy@acme.example/);
+
+    const one = await beacon(['approve', 'r1', '--by', 'ann@acme.example'], { env });
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toMatch(/1 of the 2 its quorum needs; waiting for more/);
+    const same = await beacon(['approve', 'r1', '--by', 'ann@acme.example'], { env });
+    expect(same.stdout).toMatch(/1 of the 2/);
+    expect(resumeState(await store.read('r1')).decisions.size).toBe(0);
+
+    const two = await beacon(['approve', 'r1', '--by', 'bob@acme.example'], { env });
+    expect(two.stdout).toMatch(/approved approve2 of run r1 by ann@acme.example, bob@acme.example; continue it with: beacon resume r1/);
+    const state = resumeState(await store.read('r1'));
+    expect([...state.decisions.values()]).toEqual([{ approved: true, by: ['ann@acme.example', 'bob@acme.example'] }]);
+    expect(state.pendingApprovals).toEqual([]);
+  }, 30_000);
+
+  it('a rejection decides at once; a gate past its deadline cannot be approved (onTimeout decides it)', async () => {
+    const rejected = await waitingRun({ approvers: ['group:billing-leads'], quorum: 2 });
+    const r = await beacon(['approve', 'r1', '--by', 'dee@acme.example', '--reject', '--reason', 'wrong order'], { env: rejected.env });
+    expect(r.code, r.stderr).toBe(0);
+    expect([...resumeState(await rejected.store.read('r1')).decisions.values()]).toEqual([{ approved: false, by: ['dee@acme.example'], reason: 'wrong order' }]);
+
+    const late = await waitingRun({ approvers: ['group:billing-leads'], quorum: 1, expiresAt: Date.now() - 1000 });
+    const l = await beacon(['approve', 'r1', '--by', 'dee@acme.example'], { env: late.env });
+    expect(l.code).toBe(2);
+    expect(l.stderr).toMatch(/passed its deadline .*onTimeout \(reject\) decides it when the run continues: beacon resume r1/);
+  }, 30_000);
 });

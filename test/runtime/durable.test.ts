@@ -5,7 +5,7 @@
  * journaled tool calls; a call in flight at the interruption is repeated only
  * when its Tool is idempotent.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,7 +36,7 @@ describe('durable runs', () => {
     const first = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/refund-request', input: refundInput, services: services(), store: runs, run: 'refund-1', bundleDigest: examples.bundle.digest, filesRoot: resolve('examples') });
     expect(first.status).toBe('WaitingForApproval');
     const journal = await runs.read('refund-1');
-    expect(types(journal).filter((t) => !t.startsWith('tool-call'))).toEqual(['run-started', 'node-completed', 'approval-requested', 'run-finished']);
+    expect(types(journal).filter((t) => !t.startsWith('tool-call') && t !== 'model-call-finished')).toEqual(['run-started', 'node-completed', 'approval-requested', 'run-finished']);
     const gate = journal.find((r) => r.type === 'approval-requested') as JournalEntry & { node: string; traversal: number; approvers: string[] };
     expect(gate.approvers.length).toBeGreaterThan(0);
 
@@ -107,40 +107,61 @@ describe('durable runs', () => {
 
 describe('a high-risk tool call under oversight in-the-loop', () => {
   const input = { orderId: 'A-10482', amountUsd: 49, eligible: true, reason: 'duplicate charge' };
-  /** Waits until the run's journal asks for a tool-call approval, then decides it. */
-  async function decideWhenAsked(runs: FileRunStore, run: string, approved: boolean): Promise<JournalEntry & { node: string; traversal: number; approvers: string[]; subject: unknown }> {
-    for (;;) {
-      const asked = (await runs.read(run).catch(() => [])).find((r) => r.type === 'approval-requested');
-      if (asked !== undefined) {
-        const gate = asked as JournalEntry & { node: string; traversal: number; approvers: string[]; subject: unknown };
-        await runs.append(run, { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved, by: ['lead@acme.example'], reason: approved ? 'ok' : 'not today' });
-        return gate;
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  type Gate = JournalEntry & { node: string; traversal: number; approvers: string[]; subject: unknown; expiresAt: number };
+
+  /** Run the refund executor until it suspends at the tool call's gate; returns the gate. */
+  async function suspended(runs: FileRunStore, run: string, bundle = examples.bundle) {
+    const first = await runInChildProcess({ bundle, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run, bundleDigest: examples.bundle.digest });
+    expect(first.status, first.error?.message).toBe('WaitingForApproval');
+    const journal = await runs.read(run);
+    const gate = journal.find((r) => r.type === 'approval-requested') as Gate;
+    expect(first.approvals).toMatchObject([{ node: gate.node, subject: gate.subject }]);
+    // Suspended before the call: nothing was sent to the Tool; the model's answers so far are journaled.
+    expect(journal.some((r) => r.type === 'tool-call-started')).toBe(false);
+    expect(types(journal).filter((t) => t === 'model-call-finished').length).toBeGreaterThan(0);
+    expect(types(journal).at(-1)).toBe('run-finished');
+    return { first, gate, journal };
   }
 
-  it('waits for a person; a rejection refuses the call (never made) and the model sees why', async () => {
+  it('suspends the run durably; a rejection refuses the call (never made) and the model sees why; the model is not asked twice', async () => {
     const runs = store();
-    const waits: unknown[] = [];
-    const running = runInChildProcess({ bundle: examples.bundle, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-1', bundleDigest: examples.bundle.digest, approvalPollMs: 20, onApprovalWait: (w) => waits.push(w) });
-    const gate = await decideWhenAsked(runs, 'pay-1', false);
-    const out = await running;
+    const { gate, journal } = await suspended(runs, 'pay-1');
     expect(gate.subject).toMatchObject({ tool: 'refunds', name: 'issue_refund', arguments: { orderId: 'A-10482' } });
     expect(gate.approvers.length).toBeGreaterThan(0);
-    expect(waits).toHaveLength(1);
-    const journal = await runs.read('pay-1');
-    expect(journal.some((r) => r.type === 'tool-call-started')).toBe(false);
+    const askedBefore = journal.filter((r) => r.type === 'model-call-finished').map((r) => (r as { callId: string }).callId);
+
+    await runs.append('pay-1', { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: false, by: ['lead@acme.example'], reason: 'not today' });
+    const out = await runInChildProcess({ bundle: examples.bundle, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-1', resume: resumeState(await runs.read('pay-1')) });
     expect(out).toMatchObject({ status: 'Succeeded', output: { status: 'failed' } });
+    const after = await runs.read('pay-1');
+    expect(after.some((r) => r.type === 'tool-call-started')).toBe(false);
+    // The answers journaled before the suspension were replayed, not asked again; the gate was asked once.
+    const asked = after.filter((r) => r.type === 'model-call-finished').map((r) => (r as { callId: string }).callId);
+    expect(asked.slice(0, askedBefore.length)).toEqual(askedBefore);
+    expect(new Set(asked).size).toBe(asked.length);
+    expect(after.filter((r) => r.type === 'approval-requested')).toHaveLength(1);
   }, 30_000);
 
-  it('an approval lets the call through to the Tool', async () => {
+  it('an approval lets the call through to the Tool, once', async () => {
     const runs = store();
     const unreachable = { ...examples.bundle, objects: examples.bundle.objects.map((o) => (o.id === 'Tool/acme-support/refunds' ? { ...o, object: { ...o.object, spec: { ...(o.object.spec as Record<string, unknown>), mcp: { transport: 'http', url: 'http://127.0.0.1:9/mcp' } } } } : o)) };
-    const running = runInChildProcess({ bundle: unreachable, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-2', bundleDigest: examples.bundle.digest, approvalPollMs: 20 });
-    await decideWhenAsked(runs, 'pay-2', true);
-    await running;
+    const { gate } = await suspended(runs, 'pay-2', unreachable);
+    await runs.append('pay-2', { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: true, by: ['lead@acme.example'] });
+    await runInChildProcess({ bundle: unreachable, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-2', resume: resumeState(await runs.read('pay-2')) });
     const started = (await runs.read('pay-2')).filter((r) => r.type === 'tool-call-started');
     expect(started).toMatchObject([{ tool: 'refunds', name: 'issue_refund' }]);
+  }, 30_000);
+
+  it('past its deadline, onTimeout decides: the call is refused, and the decision is journaled as a timeout', async () => {
+    const runs = store();
+    const { gate } = await suspended(runs, 'pay-3');
+    // Move the deadline into the past, as if an hour went by.
+    const lines = readFileSync(join(runs.dir, 'pay-3.jsonl'), 'utf8').replace(`"expiresAt":${gate.expiresAt}`, `"expiresAt":${Date.now() - 1}`);
+    writeFileSync(join(runs.dir, 'pay-3.jsonl'), lines);
+    const out = await runInChildProcess({ bundle: examples.bundle, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-3', resume: resumeState(await runs.read('pay-3')) });
+    expect(out).toMatchObject({ status: 'Succeeded', output: { status: 'failed' } });
+    const decided = (await runs.read('pay-3')).find((r) => r.type === 'approval-decided');
+    expect(decided).toMatchObject({ approved: false, by: ['timeout'], timedOut: true });
+    expect((await runs.read('pay-3')).some((r) => r.type === 'tool-call-started')).toBe(false);
   }, 30_000);
 });

@@ -187,3 +187,55 @@ describe('the journal hook', () => {
     expect(agents.of('qa-reviewer')).toHaveLength(0);
   });
 });
+
+describe('an agent step whose tool call waits for a person', () => {
+  const question = { question: 'What moved churn this week?' };
+  /** An AgentResult that waits at a tool call's approval (what the agent loop returns). */
+  const waitingAt = (node: string) => ({
+    result: {
+      output: null,
+      stopReason: 'waiting',
+      usage: { inputTokens: 3, outputTokens: 1 },
+      costUsd: 0,
+      approval: { run: 'r', workflow: 'w', node: `${node}:tool`, traversal: 0, approvers: ['lead@acme.example'], quorum: 1, timeoutSeconds: 60, onTimeout: 'reject', subject: { tool: 'x' }, requestedAt: 1, expiresAt: 61_000 },
+    },
+  });
+
+  it('fan-out: the other branch finishes and is journaled; the run suspends at the tool call; resumed, the waiting branch runs again and the finished one does not', async () => {
+    const { graph, schemas } = await example('acme-research/weekly-insights');
+    const lit = { findings: [{ claim: 'Price rises hit small accounts.', source: 'Report 2023', confidence: 'medium' }], summary: 'literature' };
+    const data = { findings: [{ claim: 'Starter churn 2.1% → 3.4%.', source: 'warehouse', confidence: 'high' }], summary: 'data' };
+    const first = await runJournaled(graph, question, { agents: fakeAgents({ 'literature-scout': () => waitingAt('branch1'), 'data-analyst': () => data, 'report-writer': () => 'never' }), schemas });
+    expect(first.outcome.status, first.outcome.error?.message).toBe('WaitingForApproval');
+    expect(first.outcome.approvals).toMatchObject([{ node: 'branch1:tool', subject: { tool: 'x' } }]);
+    expect(first.outcome.path.find((p) => p.node === 'branch1')?.status).toBe('waiting');
+    expect(first.journal.map((r) => r.node)).toEqual(['branch2']);
+    expect(first.outcome.usage.inputTokens).toBeGreaterThan(0);
+
+    const again = fakeAgents({ 'literature-scout': () => lit, 'data-analyst': () => data, 'report-writer': (input) => `report of ${(input as Json[]).length}` });
+    const resumed = await runJournaled(graph, question, { agents: again, schemas, completed: first.journal });
+    expect(resumed.outcome.status).toBe('Succeeded');
+    expect(resumed.outcome.output).toBe('report of 2');
+    expect(again.calls.map((c) => c.agent).sort()).toEqual(['literature-scout', 'report-writer']);
+  });
+
+  it('consensus: the other replicas vote before the run suspends; a sequential run stops before the next step', async () => {
+    const { graph, schemas } = await example('acme-research/claim-check');
+    const first = await runJournaled(graph, { claim: 'c' }, { agents: fakeAgents({ 'fact-checker': (_, c) => (c.replica === 1 ? waitingAt('voter1') : { verdict: 'supported', rationale: `r${c.replica}` }), 'source-verifier': () => ({ verdict: 'supported', rationale: 's' }) }), schemas });
+    expect(first.outcome.status).toBe('WaitingForApproval');
+    expect(first.journal.filter((r) => r.node === 'voter1').map((r) => r.replica).sort()).toEqual([0, 2]);
+
+    const pipeline = await example('acme-support/support-pipeline');
+    const agents = fakeAgents({ triage: () => triaged, resolver: () => waitingAt('step2'), 'qa-reviewer': () => qa });
+    const out = await executeWorkflow(pipeline.graph, ticket, { agents, schemas: pipeline.schemas });
+    expect(out.status).toBe('WaitingForApproval');
+    expect(agents.of('qa-reviewer')).toHaveLength(0);
+  });
+
+  it('a waiting result without its approval request fails the step', async () => {
+    const { graph, schemas } = await example('acme-support/support-pipeline');
+    const agents = fakeAgents({ triage: () => ({ result: { output: null, stopReason: 'waiting', usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 } }) });
+    const out = await executeWorkflow(graph, ticket, { agents, schemas });
+    expectError(out, { code: 'agent_failed', node: 'step1', text: 'without saying which' });
+  });
+});
