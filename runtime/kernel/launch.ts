@@ -16,7 +16,7 @@ import type { Bundle, CompiledObject } from '../../compiler/index.js';
 import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import { Channel } from '../channel.js';
 import { createMcpToolProvider, listedToolName } from '../mcp.js';
-import type { ApprovalDecision, ApprovalRequest, Json, RunOutcome, ToolProvider } from '../types.js';
+import { isRecord, type ApprovalDecision, type ApprovalRequest, type Json, type RunOutcome, type ToolProvider } from '../types.js';
 import { httpMcpServer } from './mcp-http.js';
 import { approvalKey, resumeState, type ResumeState, type RunStore } from '../runstore.js';
 import { RunTracer } from '../trace.js';
@@ -55,7 +55,7 @@ const ALLOWED: RuntimeDecision = { allowed: true, denials: [], warnings: [], aud
  * already decides every tool call; the servers decide only the egress to
  * their host, and report those decisions like the kernel's own.
  */
-function httpTools(objects: CompiledObject[], tenant: string, agent: string, options: LaunchOptions, onPolicy: (e: PolicyEvent) => void): ToolProvider | undefined {
+function httpTools(objects: CompiledObject[], tenant: string, agent: string, options: Pick<LaunchOptions, 'services' | 'secret'>, onPolicy: (e: PolicyEvent) => void): ToolProvider | undefined {
   const { decide } = options.services;
   const egress =
     decide === undefined
@@ -106,62 +106,196 @@ export function runObjects(bundle: LaunchOptions['bundle'], target: string): { k
   return { kind: 'Workflow', objects, graph };
 }
 
-/** Run `target` through the user-space program in a child process; resolves with its outcome. */
+/** What one run of a session's target needs (LaunchOptions without the sandbox-wide parts). */
+export type InvokeOptions = Pick<LaunchOptions, 'input' | 'run' | 'signal' | 'onStep' | 'filesRoot' | 'store' | 'resume' | 'bundleDigest'>;
+
+interface ActiveRun {
+  store?: RunStore;
+  /** Gates journaled for this run, with the deadlines they were first given. */
+  requested: Map<string, ApprovalRequest>;
+  onStep?: (record: unknown) => void;
+}
+
+/**
+ * The kernel's side of one sandbox: its system calls served for the target it
+ * was started for (the identity comes from here, never from a request), and
+ * runs of that target invoked on it — one at a time or several at once, each
+ * journaled in its own store. A long-lived sandbox (a runner's, a warm pool's)
+ * serves many runs; `beacon run` in development mode serves one.
+ */
+export class KernelSession {
+  private readonly runs = new Map<string, ActiveRun>();
+  private readonly tracers = new Map<string, RunTracer>();
+  private readonly tenant: string;
+  private readonly name: string;
+  private readonly objects: CompiledObject[];
+  private readonly kind: 'Agent' | 'Workflow';
+  private readonly graph: Bundle['graphs'][number] | undefined;
+  private readonly tools: ToolProvider | undefined;
+  private readonly ownsTools: boolean;
+  private readonly approvers: string[];
+
+  constructor(
+    private readonly channel: Channel,
+    private readonly options: Pick<LaunchOptions, 'bundle' | 'target' | 'services' | 'secret'>,
+  ) {
+    const { kind, objects, graph } = runObjects(options.bundle, options.target);
+    this.kind = kind;
+    this.objects = objects;
+    this.graph = graph;
+    const [, tenant = '', name = ''] = options.target.split('/');
+    this.tenant = tenant;
+    this.name = name;
+    this.approvers = approversOf(options.bundle, tenant);
+    // Policy decisions are the kernel's steps: traced beside user space's, under the run (the only one, or the sandbox's when it serves several).
+    const tracers = this.tracers;
+    const tracerOf = (run: string): RunTracer => tracers.get(run) ?? tracers.set(run, new RunTracer(run, (e) => options.services.onTrace?.(e))).get(run)!;
+    const onPolicy = (e: PolicyEvent): void => {
+      const kernelTracer = tracerOf(this.runs.size === 1 ? [...this.runs.keys()][0]! : `sandbox:${options.target}`);
+      options.services.onPolicy?.(e);
+      const d = e.decision;
+      const outcome = !d.allowed ? 'deny' : d.warnings.length > 0 ? 'warn' : 'audit';
+      const policies = [...new Set([...d.denials, ...d.warnings, ...d.audits].map((v) => v.policy))];
+      kernelTracer.step({ type: 'decision', tenant, agent: e.request.agent ?? name, ...(e.request.model ? { model: e.request.model } : {}), ...(e.request.tool ? { tool: e.request.tool } : {}), decision: { outcome, policies }, ...(d.allowed ? {} : { error: `denied ${e.when} the call` }) });
+    };
+    this.ownsTools = options.services.httpTools === undefined;
+    this.tools = options.services.httpTools ?? httpTools(objects, tenant, name, options, onPolicy);
+    const runs = new Set<string>();
+    this.runIds = runs;
+    serveKernel(channel, { tenant, agent: name, runs }, { ...options.services, onPolicy, ...(this.tools !== undefined ? { httpTools: this.tools } : {}) });
+    this.serveJournal();
+    channel.onEvent((event, data) => {
+      if (event !== 'step' || !isRecord(data) || typeof data.run !== 'string') return;
+      this.runs.get(data.run)?.onStep?.(data.record);
+    });
+  }
+
+  private readonly runIds: Set<string>;
+
+  /** Runs in progress on this sandbox. */
+  get active(): number {
+    return this.runs.size;
+  }
+
+  /** Run the target once on `input`; resolves with its outcome (journaled in `store`, resumed from `resume`). */
+  async invoke(options: InvokeOptions): Promise<RunOutcome & { run: string }> {
+    const run = options.run ?? randomUUID();
+    const { store, resume } = options;
+    if (resume !== undefined && (store === undefined || options.run === undefined)) throw new Error('resuming a run needs its store and its id');
+    if (this.runs.has(run)) throw new Error(`run ${run} is already running on this sandbox`);
+    if (store !== undefined && resume === undefined) await store.create({ id: run, bundleDigest: options.bundleDigest ?? 'unknown', target: this.options.target, input: options.input });
+    this.runs.set(run, {
+      ...(store !== undefined ? { store } : {}),
+      requested: new Map((resume?.pendingApprovals ?? []).map((a) => [approvalKey(a.node, a.traversal), a])),
+      ...(options.onStep !== undefined ? { onStep: options.onStep } : {}),
+    });
+    this.runIds.add(run);
+    try {
+      await this.channel.ready();
+      const outcome = await this.channel.call<RunOutcome>(
+        'run.start',
+        {
+          run,
+          target: { kind: this.kind, id: this.options.target },
+          input: options.input,
+          objects: this.objects,
+          ...(this.graph !== undefined ? { graph: this.graph } : {}),
+          ...(options.filesRoot !== undefined ? { filesRoot: options.filesRoot } : {}),
+          ...(store !== undefined ? { durable: true } : {}),
+          ...(resume !== undefined
+            ? {
+                completed: [...resume.completed.values()],
+                finishedCalls: [...resume.finishedCalls],
+                inFlight: resume.inFlight.map((c) => [c.callId, c.idempotencyKey]),
+                modelCalls: [...resume.modelCalls],
+                waiting: resume.pendingApprovals,
+              }
+            : {}),
+        },
+        { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) },
+      );
+      if (store !== undefined) {
+        await store.append(run, { type: 'run-finished', status: outcome.status, ...(outcome.output !== undefined ? { output: outcome.output } : {}), ...(outcome.error !== undefined ? { error: outcome.error } : {}) } as never);
+      }
+      return { ...outcome, run };
+    } finally {
+      this.runs.delete(run);
+      this.runIds.delete(run);
+      this.tracers.delete(run);
+    }
+  }
+
+  /** Stop serving: HTTP Tools' connections close (the channel is the caller's to close). */
+  async close(): Promise<void> {
+    if (this.ownsTools) await this.tools?.close();
+  }
+
+  private active_(run: unknown): ActiveRun & { id: string } {
+    const r = typeof run === 'string' ? this.runs.get(run) : undefined;
+    if (r === undefined || r.store === undefined) throw new Error(`run ${JSON.stringify(run) ?? 'undefined'} is not a journaled run of this sandbox`);
+    return { ...r, id: run as string };
+  }
+
+  /**
+   * The journal's system calls: user space's records, acknowledged once
+   * stored; approvals answered from the journal. A gate reached for the first
+   * time is journaled with its deadline; reached again (a resumed run), it
+   * keeps the deadline it was first given. Past the deadline with nobody's
+   * decision, `onTimeout` decides, and that decision is journaled like a
+   * person's.
+   */
+  private serveJournal(): void {
+    this.channel.handle('journal.append', async (params) => {
+      const { run, record } = isRecord(params) ? params : {};
+      const r = this.active_(run);
+      await r.store!.append(r.id, record as never);
+      return {};
+    });
+    this.channel.handle('approval.decide', async (params) => {
+      const request = { ...(params as ApprovalRequest) };
+      const r = this.active_(request.run);
+      const store = r.store!;
+      const key = approvalKey(request.node, request.traversal);
+      // `beacon approve` journals decisions while the run waits: read them fresh.
+      const known = resumeState(await store.read(r.id)).decisions.get(key);
+      if (known !== undefined) return known;
+      const first = r.requested.get(key);
+      if (first !== undefined) {
+        request.requestedAt = first.requestedAt;
+        request.expiresAt = first.expiresAt;
+      } else {
+        if (request.approvers.length === 0) request.approvers = this.approvers;
+        await store.append(r.id, { type: 'approval-requested', ...request } as never);
+        r.requested.set(key, request);
+      }
+      if (Date.now() < request.expiresAt) return 'pending';
+      const timedOut: ApprovalDecision = { approved: request.onTimeout === 'approve', by: ['timeout'], reason: `no decision within ${request.timeoutSeconds} s; onTimeout is ${request.onTimeout}`, timedOut: true };
+      await store.append(r.id, { type: 'approval-decided', node: request.node, traversal: request.traversal, ...timedOut } as never);
+      return timedOut;
+    });
+  }
+}
+
+/** The user-space program's command line (node flags first): what a runner starts in its sandbox. */
+export function userProgramArgs(options: { built?: boolean } = {}): string[] {
+  return options.built === true ? [join(ROOT, 'dist', 'runtime', 'user', 'entry.js')] : userProgram();
+}
+
+/** The BeaconOS installation folder (the package root, with node_modules). */
+export const INSTALL_ROOT = ROOT;
+
+/** Run `target` through the user-space program in a child process (development mode: no sandbox); resolves with its outcome. */
 export async function runInChildProcess(options: LaunchOptions): Promise<RunOutcome & { run: string }> {
-  const run = options.run ?? randomUUID();
-  const { store, resume } = options;
-  if (resume !== undefined && (store === undefined || options.run === undefined)) throw new Error('resuming a run needs its store and its id');
-  if (store !== undefined && resume === undefined) await store.create({ id: run, bundleDigest: options.bundleDigest ?? 'unknown', target: options.target, input: options.input });
-  const { kind, objects, graph } = runObjects(options.bundle, options.target);
-  const [, tenant = '', name = ''] = options.target.split('/');
+  runObjects(options.bundle, options.target);
   const child = spawn(process.execPath, userProgram(), { cwd: ROOT, env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = once(child, 'exit').catch(() => undefined);
   const channel = new Channel(child.stdout, child.stdin, { role: 'kernel' });
-  // Policy decisions are the kernel's steps: traced beside user space's.
-  const kernelTracer = new RunTracer(run, (e) => options.services.onTrace?.(e));
-  const onPolicy = (e: PolicyEvent): void => {
-    options.services.onPolicy?.(e);
-    const d = e.decision;
-    const outcome = !d.allowed ? 'deny' : d.warnings.length > 0 ? 'warn' : 'audit';
-    const policies = [...new Set([...d.denials, ...d.warnings, ...d.audits].map((v) => v.policy))];
-    kernelTracer.step({ type: 'decision', tenant, agent: e.request.agent ?? name, ...(e.request.model ? { model: e.request.model } : {}), ...(e.request.tool ? { tool: e.request.tool } : {}), decision: { outcome, policies }, ...(d.allowed ? {} : { error: `denied ${e.when} the call` }) });
-  };
-  const tools = options.services.httpTools ?? httpTools(objects, tenant, name, options, onPolicy);
-  serveKernel(channel, { tenant, agent: name, run }, { ...options.services, onPolicy, ...(tools !== undefined ? { httpTools: tools } : {}) });
-  if (store !== undefined) serveJournal(channel, store, run, resume, approversOf(options.bundle, tenant));
-  if (options.onStep !== undefined) {
-    const onStep = options.onStep;
-    channel.onEvent((event, data) => {
-      if (event === 'step') onStep(data);
-    });
-  }
+  const session = new KernelSession(channel, options);
   try {
-    await channel.ready();
-    const outcome = await channel.call<RunOutcome>('run.start', {
-        run,
-        target: { kind, id: options.target },
-        input: options.input,
-        objects,
-        ...(graph !== undefined ? { graph } : {}),
-        ...(options.filesRoot !== undefined ? { filesRoot: options.filesRoot } : {}),
-        ...(store !== undefined ? { durable: true } : {}),
-        ...(resume !== undefined
-          ? {
-              completed: [...resume.completed.values()],
-              finishedCalls: [...resume.finishedCalls],
-              inFlight: resume.inFlight.map((c) => [c.callId, c.idempotencyKey]),
-              modelCalls: [...resume.modelCalls],
-              waiting: resume.pendingApprovals,
-            }
-          : {}),
-      }, { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) });
-    if (store !== undefined) {
-      await store.append(run, { type: 'run-finished', status: outcome.status, ...(outcome.output !== undefined ? { output: outcome.output } : {}), ...(outcome.error !== undefined ? { error: outcome.error } : {}) } as never);
-    }
-    return { ...outcome, run };
+    return await session.invoke(options);
   } finally {
     channel.close('run over');
-    if (options.services.httpTools === undefined) await tools?.close();
+    await session.close();
     const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
     await exited;
     clearTimeout(timer);
@@ -173,39 +307,4 @@ function approversOf(bundle: LaunchOptions['bundle'], tenant: string): string[] 
   const spec = bundle.objects.find((o) => o.id === `Tenant/${tenant}`)?.object.spec as { members?: { subject: string; role: string }[]; sponsors?: string[] } | undefined;
   const members = (spec?.members ?? []).filter((m) => m.role === 'approver' || m.role === 'admin').map((m) => m.subject);
   return members.length > 0 ? members : (spec?.sponsors ?? []);
-}
-
-/**
- * The journal's system calls: user space's records, acknowledged once stored;
- * approvals answered from the journal. A gate reached for the first time is
- * journaled with its deadline; reached again (a resumed run), it keeps the
- * deadline it was first given. Past the deadline with nobody's decision,
- * `onTimeout` decides, and that decision is journaled like a person's.
- */
-function serveJournal(channel: Channel, store: RunStore, run: string, resume: ResumeState | undefined, approvers: string[]): void {
-  const requested = new Map((resume?.pendingApprovals ?? []).map((a) => [approvalKey(a.node, a.traversal), a]));
-  channel.handle('journal.append', async (record) => {
-    await store.append(run, record as never);
-    return {};
-  });
-  channel.handle('approval.decide', async (params) => {
-    const request = { ...(params as ApprovalRequest) };
-    const key = approvalKey(request.node, request.traversal);
-    // `beacon approve` journals decisions while the run waits: read them fresh.
-    const known = resumeState(await store.read(run)).decisions.get(key);
-    if (known !== undefined) return known;
-    const first = requested.get(key);
-    if (first !== undefined) {
-      request.requestedAt = first.requestedAt;
-      request.expiresAt = first.expiresAt;
-    } else {
-      if (request.approvers.length === 0) request.approvers = approvers;
-      await store.append(run, { type: 'approval-requested', ...request } as never);
-      requested.set(key, request);
-    }
-    if (Date.now() < request.expiresAt) return 'pending';
-    const timedOut: ApprovalDecision = { approved: request.onTimeout === 'approve', by: ['timeout'], reason: `no decision within ${request.timeoutSeconds} s; onTimeout is ${request.onTimeout}`, timedOut: true };
-    await store.append(run, { type: 'approval-decided', node: request.node, traversal: request.traversal, ...timedOut } as never);
-    return timedOut;
-  });
 }

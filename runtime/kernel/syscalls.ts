@@ -14,11 +14,25 @@ import { CHANNEL_ERRORS, ProtocolError } from '../protocol.js';
 import { isRecord, ModelError, type ModelGateway, type ModelRequest, type ToolCall, type ToolProvider } from '../types.js';
 import type { KernelBudgets } from './budgets.js';
 
-/** Who the sandbox at the other end runs as: fixed when the kernel starts it. */
+/**
+ * Who the sandbox at the other end runs as: fixed when the kernel starts it.
+ * A sandbox serving one run names it in `run`; one serving many (a
+ * long-lived sandbox) lists the runs the kernel started on it in `runs`, and a
+ * request may name only one of those.
+ */
 export interface SandboxIdentity {
   tenant: string;
   agent: string;
-  run: string;
+  run?: string;
+  runs?: ReadonlySet<string>;
+}
+
+/** The run a request belongs to: one the kernel started on this sandbox. */
+function runOf(requested: unknown, who: SandboxIdentity): string {
+  if (who.runs === undefined) return who.run ?? '';
+  if (typeof requested === 'string' && who.runs.has(requested)) return requested;
+  if (requested === undefined && who.runs.size === 1) return [...who.runs][0]!;
+  throw invalid(`run ${JSON.stringify(requested) ?? 'undefined'} is not running in this sandbox`);
 }
 
 /** A policy decision, as the kernel reports it (audit log, dashboard). */
@@ -54,9 +68,10 @@ function modelRequest(params: unknown, who: SandboxIdentity): ModelRequest {
   if (!Array.isArray(params.messages)) throw invalid('model.complete: messages must be a list');
   if (!Array.isArray(params.tools)) throw invalid('model.complete: tools must be a list');
   if (!isRecord(params.script)) throw invalid('model.complete: script context missing');
-  const node = isRecord(params.caller) && typeof params.caller.node === 'string' ? params.caller.node : undefined;
+  const caller = isRecord(params.caller) ? params.caller : {};
+  const node = typeof caller.node === 'string' ? caller.node : undefined;
   // The caller is who the channel belongs to, whatever the request says.
-  return { ...(params as unknown as ModelRequest), caller: { tenant: who.tenant, agent: who.agent, run: who.run, ...(node !== undefined ? { node } : {}) } };
+  return { ...(params as unknown as ModelRequest), caller: { tenant: who.tenant, agent: who.agent, run: runOf(caller.run, who), ...(node !== undefined ? { node } : {}) } };
 }
 
 function toolCall(params: unknown): { call: ToolCall; idempotencyKey?: string } {

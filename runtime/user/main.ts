@@ -6,7 +6,9 @@
  * agent or a workflow, making every model call and HTTP tool call a system
  * call to the kernel. It exits when the channel closes.
  */
-import { dirname, join } from 'node:path';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { CompiledObject, ExecutionGraph } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
 import { RunTracer } from '../trace.js';
@@ -136,9 +138,9 @@ class JournaledTools implements ToolProvider {
     if (inFlight !== undefined && !this.idempotent(call.tool)) {
       throw new IndeterminateCall(`the call ${callId} to ${call.tool}/${call.name} was in flight when the run stopped, and Tool ${call.tool} is not idempotent: a human must check whether it took effect`);
     }
-    await this.channel.call('journal.append', { type: 'tool-call-started', callId, tool: call.tool, name: call.name, arguments: call.arguments, idempotencyKey, ...this.place });
+    await journal(this.channel, this.start, { type: 'tool-call-started', callId, tool: call.tool, name: call.name, arguments: call.arguments, idempotencyKey, ...this.place });
     const result = await this.inner.call(call, { ...options, idempotencyKey });
-    await this.channel.call('journal.append', { type: 'tool-call-finished', callId, result });
+    await journal(this.channel, this.start, { type: 'tool-call-finished', callId, result });
     return result;
   }
 
@@ -165,6 +167,7 @@ class JournaledGateway implements ModelGateway {
     private readonly channel: Channel,
     private readonly replay: Map<string, ModelResponse>,
     private readonly step: string,
+    private readonly start: RunStart,
   ) {}
 
   async complete(request: Parameters<ModelGateway['complete']>[0], options?: Parameters<ModelGateway['complete']>[1]): Promise<ModelResponse> {
@@ -172,7 +175,7 @@ class JournaledGateway implements ModelGateway {
     const recorded = this.replay.get(callId);
     if (recorded !== undefined) return recorded;
     const response = await this.inner.complete(request, options);
-    await this.channel.call('journal.append', { type: 'model-call-finished', callId, response });
+    await journal(this.channel, this.start, { type: 'model-call-finished', callId, response });
     return response;
   }
 }
@@ -182,6 +185,11 @@ class IndeterminateCall extends Error {
   override readonly name = 'IndeterminateCall';
   /** Ends the agent's run instead of going back to the model as a tool error (runtime/user/agent-loop.ts). */
   readonly fatal = true;
+}
+
+/** Append a record to the run's journal through the kernel; resolves once it is stored. */
+function journal(channel: Channel, start: RunStart, record: Record<string, unknown>): Promise<unknown> {
+  return channel.call('journal.append', { run: start.run, record });
 }
 
 /** How long a tool call waits for a person before it is refused. */
@@ -237,7 +245,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
           : undefined;
       const needsApproval = (call: ToolCall): boolean => (agent.spec as { oversight?: string }).oversight === 'in-the-loop' && toolSpecs.get(call.tool)?.risk === 'high';
       const result = await runAgent(agent, input, {
-        gateway: start.durable === true ? new JournaledGateway(gateway, channel, replay, step) : gateway,
+        gateway: start.durable === true ? new JournaledGateway(gateway, channel, replay, step, start) : gateway,
         tools,
         needsApproval,
         ...(approve !== undefined ? { approve } : {}),
@@ -259,8 +267,10 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
 }
 
 /** Run what `run.start` asks for. */
-export async function runStart(params: unknown, channel: Channel, signal: AbortSignal): Promise<RunOutcome> {
+export async function runStart(params: unknown, channel: Channel, signal: AbortSignal, defaults: { filesRoot?: string } = {}): Promise<RunOutcome> {
   const start = checkStart(params);
+  // In a sandbox the files are where the runner put them (mounted, or sent with files.put), not at a host path.
+  if (start.filesRoot === undefined && defaults.filesRoot !== undefined) start.filesRoot = defaults.filesRoot;
   const tracer = new RunTracer(start.run, (event) => channel.emit('trace', event));
   const agents = invoker(start, channel, tracer, kernelTools(channel));
   if (start.target.kind === 'Agent') {
@@ -289,13 +299,32 @@ export async function runStart(params: unknown, channel: Channel, signal: AbortS
     ...(start.waiting !== undefined ? { waiting: start.waiting } : {}),
     ...(start.durable === true ? { approvals: kernelApprovals(channel) } : {}),
     onNodeCompleted: async (record) => {
-      channel.emit('step', record);
+      channel.emit('step', { run: start.run, record });
       // Durable: the kernel's store has the step before the run goes on.
-      if (start.durable === true) await channel.call('journal.append', { type: 'node-completed', ...record });
+      if (start.durable === true) await journal(channel, start, { type: 'node-completed', ...record });
     },
   });
   tracer.end(outcome.status, outcome.error?.message);
   return outcome;
+}
+
+/**
+ * `files.put`: the agent's and its Tools' shipped files, sent by the kernel
+ * to a sandbox that was started before it knew its agent (a warm pool's).
+ * Written under a private folder of the sandbox's scratch space, read-only.
+ */
+async function putFiles(params: unknown, into: string): Promise<{ files: number }> {
+  if (!isRecord(params) || !Array.isArray(params.files)) throw Object.assign(new Error('files.put needs {files: [{path, data}]}'), { code: 'invalid_params' });
+  let n = 0;
+  for (const f of params.files as unknown[]) {
+    if (!isRecord(f) || typeof f.path !== 'string' || typeof f.data !== 'string') throw Object.assign(new Error('files.put: each file needs path and data (base64)'), { code: 'invalid_params' });
+    const target = resolve(into, f.path);
+    if (f.path === '' || isAbsolute(f.path) || relative(into, target).startsWith('..')) throw Object.assign(new Error(`files.put: ${JSON.stringify(f.path)} is not a relative path inside the files folder`), { code: 'invalid_params' });
+    await mkdir(dirname(target), { recursive: true });
+    await writeFile(target, Buffer.from(f.data, 'base64'), { mode: 0o444, flag: 'wx' });
+    n++;
+  }
+  return { files: n };
 }
 
 /** Serve the runtime protocol on this process's stdio. */
@@ -303,6 +332,20 @@ export function main(): void {
   // stdout is the channel: nothing else may write there.
   console.log = console.info = console.debug = (...args: unknown[]) => process.stderr.write(`${args.map(String).join(' ')}\n`);
   const channel = new Channel(process.stdin, process.stdout, { role: 'user', agent: `beacon-runtime pid ${process.pid}` });
-  channel.handle('run.start', (params, { signal }) => runStart(params, channel, signal));
+  const defaults: { filesRoot?: string } = {};
+  if (process.env.BEACON_FILES_ROOT) defaults.filesRoot = process.env.BEACON_FILES_ROOT;
+  channel.handle('run.start', (params, { signal }) => runStart(params, channel, signal, defaults));
+  channel.handle('files.put', async (params) => {
+    if (defaults.filesRoot !== undefined) throw Object.assign(new Error('this sandbox has its files already'), { code: 'invalid_params' });
+    const dir = await mkdtemp(join(tmpdir(), 'beacon-files-'));
+    const r = await putFiles(params, dir);
+    defaults.filesRoot = dir;
+    return r;
+  });
+  // The runner's heartbeat: alive, and how much memory this sandbox holds.
+  channel.handle('sandbox.health', () => {
+    const m = process.memoryUsage();
+    return { pid: process.pid, rss: m.rss, heapUsed: m.heapUsed, uptimeMs: Math.round(process.uptime() * 1000) };
+  });
   channel.onClose(() => process.exit(0));
 }
