@@ -8,7 +8,7 @@ export { inputText, runAgent, type AgentLoopOptions, type AgentSpec, type AgentS
 export { RunTracer, type TraceEvent } from './trace.js';
 export { createModelGateway, ModelCallError, realClock, type GatewayClock, type ModelAttempt, type ModelGatewayOptions } from './kernel/gateway.js';
 export { executeWorkflow, schemasFromObjects, type AgentSchemas, type ExecutorDeps, type SchemaSource } from './user/executor.js';
-export { runInChildProcess, runObjects, type LaunchOptions } from './kernel/launch.js';
+export { runInChildProcess, runObjects, KernelSession, userProgramArgs, INSTALL_ROOT, type LaunchOptions, type InvokeOptions } from './kernel/launch.js';
 export { runStart, type RunStart } from './user/main.js';
 export {
   IDEMPOTENCY_META_KEY,

@@ -1,0 +1,280 @@
+/**
+ * What the two local runners share: a sandbox that is a child of this host
+ * (a node process, or a `runsc run` whose container runs one) with the
+ * runtime protocol on its stdio; the kernel session attached to it; a
+ * heartbeat that reports a hung or oversized sandbox; a drain on stop; and a
+ * state record under the runner's root, so that a later host can list what
+ * an earlier one left behind and clean it up.
+ *
+ * A sandbox may start idle (a warm pool's) and be handed its target later:
+ * `assign` attaches the kernel session and sends the shipped files over the
+ * channel (`files.put`), since they could not be mounted before the target
+ * was known.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
+import { Channel, KernelSession, runObjects, type InvokeOptions, type Json, type RunOutcome } from '../runtime/index.js';
+import { sandboxLabels, type Health, type RunnerKind, type Sandbox, type SandboxSpec, type StopOptions } from './types.js';
+
+export interface LocalSandboxOptions {
+  id: string;
+  runner: RunnerKind;
+  child: ChildProcess;
+  /** Where this sandbox's state record goes (removed when it stops). */
+  stateFile: string;
+  /** Report the sandbox unhealthy above this resident size, and stop it. */
+  memoryLimitBytes?: number;
+  /** How often to ask the sandbox for its health, and how long it may take to answer. @default 2000 / 5000 */
+  heartbeatMs?: number;
+  heartbeatTimeoutMs?: number;
+  /** Called after the sandbox is gone (the runner removes its leftovers). */
+  onExit?: () => void;
+  /** Kill what is left of the sandbox (its process group, its container). */
+  kill: () => void;
+}
+
+/** What a state record holds: enough to find the sandbox again after the host died. */
+export interface StateRecord {
+  id: string;
+  runner: RunnerKind;
+  /** The host process that started it. */
+  hostPid: number;
+  /** The sandbox's process (its group leader). */
+  pid: number;
+  labels: Record<string, string>;
+  startedAt: number;
+  /** The sandbox process's start time in clock ticks since boot (/proc/<pid>/stat): a reused pid is not mistaken for it. */
+  procStart?: string;
+}
+
+/** A process's start time since boot (field 22 of /proc/<pid>/stat), or undefined where there is no /proc. */
+export function procStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the process a record names is still the one it started (not a reused pid). */
+export function stillRunning(r: Pick<StateRecord, 'pid' | 'procStart'>): boolean {
+  if (!alive(r.pid)) return false;
+  return r.procStart === undefined || procStart(r.pid) === r.procStart;
+}
+
+export function writeState(file: string, record: StateRecord): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+}
+
+export function readStates(dir: string): StateRecord[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const out: StateRecord[] = [];
+  for (const n of names) {
+    try {
+      out.push(JSON.parse(readFileSync(join(dir, n), 'utf8')) as StateRecord);
+    } catch {
+      // A record torn by a crash while it was written: its sandbox had not started.
+      rmSync(join(dir, n), { force: true });
+    }
+  }
+  return out;
+}
+
+/** Whether a process exists (signal 0). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Kill a process group, ignoring one that is gone. */
+export function killGroup(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // gone already
+  }
+}
+
+/**
+ * The shipped files of `target`'s stdio Tools, as paths under the files root
+ * (each Tool's files relative to its manifest's folder), read from `filesRoot`.
+ */
+export async function shippedFiles(spec: Pick<SandboxSpec, 'bundle' | 'target' | 'filesRoot'>): Promise<{ path: string; data: Buffer }[]> {
+  const { objects } = runObjects(spec.bundle, spec.target);
+  const wanted = new Map<string, string | undefined>();
+  for (const o of objects) {
+    if (o.kind !== 'Tool') continue;
+    const tool = o.object.spec as { mcp?: { transport?: string }; files?: (string | { path: string; digest?: string })[] };
+    if (tool.mcp?.transport !== 'stdio') continue;
+    for (const f of tool.files ?? []) {
+      const { path, digest } = typeof f === 'string' ? { path: f, digest: undefined } : f;
+      wanted.set(posix.normalize(posix.join(posix.dirname(o.file), path)), digest);
+    }
+  }
+  if (wanted.size > 0 && spec.filesRoot === undefined) throw new Error(`${spec.target} ships files for its stdio Tools, but the sandbox was given no filesRoot to take them from`);
+  const out: { path: string; data: Buffer }[] = [];
+  for (const [p, digest] of [...wanted].sort(([a], [b]) => a.localeCompare(b))) {
+    if (p.startsWith('../') || posix.isAbsolute(p)) throw new Error(`shipped file ${p} is outside the manifests' folder`);
+    const data = await readFile(join(spec.filesRoot!, p));
+    // What ships is what was compiled: a file changed on disk since is refused, not shipped.
+    if (digest !== undefined && `sha256:${createHash('sha256').update(data).digest('hex')}` !== digest) throw new Error(`shipped file ${p} changed since the bundle was compiled (its digest is not ${digest})`);
+    out.push({ path: p, data });
+  }
+  return out;
+}
+
+export class LocalSandbox implements Sandbox {
+  readonly id: string;
+  readonly runner: RunnerKind;
+  labels: Record<string, string> = {};
+  readonly exited: Promise<string>;
+  private readonly channel: Channel;
+  private session: KernelSession | undefined;
+  private state: Health = { state: 'starting' };
+  private stopping = false;
+  private exitReason: string | undefined;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private inFlightBeat = false;
+  private readonly stderrTail: string[] = [];
+
+  constructor(private readonly o: LocalSandboxOptions) {
+    this.id = o.id;
+    this.runner = o.runner;
+    const child = o.child;
+    this.channel = new Channel(child.stdout!, child.stdin!, { role: 'kernel' });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      // The last lines of what the sandbox printed: why it died, when it does.
+      this.stderrTail.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+      this.stderrTail.splice(0, Math.max(0, this.stderrTail.length - 20));
+    });
+    this.exited = once(child, 'exit').then(
+      ([code, signal]: unknown[]) => this.onExit(code as number | null, signal as NodeJS.Signals | null),
+      () => this.onExit(null, null),
+    );
+    this.channel.onClose((reason) => {
+      if (!this.stopping && this.state.state !== 'unhealthy') this.unhealthy('protocol', `the channel closed: ${reason}`);
+    });
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null): string {
+    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
+    const oom = this.stderrTail.some((l) => /heap out of memory|Allocation failed/i.test(l));
+    const why = this.exitReason ?? (oom ? 'it ran out of memory' : signal !== null ? `killed by ${signal}` : `exit code ${code}`);
+    if (this.stopping) this.state = { state: 'stopped', detail: why };
+    // The channel closes with the process: the exit, not the closed stream, is why it is unhealthy.
+    else if (this.state.state !== 'unhealthy' || this.state.reason === 'protocol') this.state = { state: 'unhealthy', reason: oom ? 'memory' : 'exited', detail: `the sandbox exited: ${why}${this.stderrTail.length > 0 ? ` (${this.stderrTail.at(-1)!.slice(0, 300)})` : ''}` };
+    this.channel.close(`sandbox exited: ${why}`);
+    void this.session?.close();
+    rmSync(this.o.stateFile, { force: true });
+    this.o.onExit?.();
+    return why;
+  }
+
+  private unhealthy(reason: 'exited' | 'hung' | 'memory' | 'protocol', detail: string): void {
+    this.state = { state: 'unhealthy', reason, detail };
+  }
+
+  /** Wait for the sandbox's hello, then watch its heartbeat. */
+  async ready(timeoutMs = 30_000): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the sandbox did not say hello within ${timeoutMs} ms${this.stderrTail.length > 0 ? `: ${this.stderrTail.at(-1)}` : ''}`)), timeoutMs);
+    });
+    const died = this.exited.then((why) => {
+      throw new Error(`the sandbox exited before it said hello: ${why}${this.stderrTail.length > 0 ? ` — ${this.stderrTail.slice(-3).join(' | ')}` : ''}`);
+    });
+    try {
+      await Promise.race([this.channel.ready(), timeout, died]);
+    } finally {
+      clearTimeout(timer);
+    }
+    this.state = { state: 'ready' };
+    const every = this.o.heartbeatMs ?? 2000;
+    this.heartbeat = setInterval(() => void this.beat(), every);
+    this.heartbeat.unref();
+  }
+
+  /** One heartbeat: the sandbox answers with its memory, in time, or it is reported hung. */
+  async beat(): Promise<Health> {
+    if (this.inFlightBeat || this.state.state === 'unhealthy' || this.state.state === 'stopped') return this.state;
+    this.inFlightBeat = true;
+    try {
+      const h = await this.channel.call<{ rss: number }>('sandbox.health', {}, { timeoutMs: this.o.heartbeatTimeoutMs ?? 5000 });
+      const limit = this.o.memoryLimitBytes;
+      if (limit !== undefined && h.rss > limit) {
+        this.unhealthy('memory', `the sandbox holds ${Math.round(h.rss / 2 ** 20)} MiB, over its limit of ${Math.round(limit / 2 ** 20)} MiB`);
+        this.exitReason = 'stopped for exceeding its memory';
+        this.o.kill();
+      } else if (this.state.state === 'ready' || this.state.state === 'starting') this.state = { state: 'ready', rssBytes: h.rss, lastHeartbeat: Date.now() };
+    } catch (err) {
+      const now = this.state as Health;
+      if (now.state !== 'stopped' && !this.stopping && this.exitReason === undefined) {
+        const closed = this.channel.closed !== undefined;
+        if (!closed) this.unhealthy('hung', `no heartbeat within ${this.o.heartbeatTimeoutMs ?? 5000} ms (${(err as Error).message})`);
+      }
+    } finally {
+      this.inFlightBeat = false;
+    }
+    return this.state;
+  }
+
+  /** Hand the sandbox its target: attach the kernel session, and send the shipped files unless the runner mounted them. */
+  async assign(spec: SandboxSpec, options: { sendFiles: boolean }): Promise<void> {
+    if (this.session !== undefined) throw new Error(`sandbox ${this.id} already runs ${this.labels['beacon.dev/agent']}`);
+    this.labels = sandboxLabels(spec);
+    if (options.sendFiles) {
+      const files = await shippedFiles(spec);
+      if (files.length > 0) await this.channel.call('files.put', { files: files.map((f) => ({ path: f.path, data: f.data.toString('base64') })) }, { timeoutMs: 60_000 });
+    }
+    this.session = new KernelSession(this.channel, { bundle: spec.bundle, target: spec.target, services: spec.services, ...(spec.secret !== undefined ? { secret: spec.secret } : {}) });
+  }
+
+  get active(): number {
+    return this.session?.active ?? 0;
+  }
+
+  health(): Health {
+    return this.state;
+  }
+
+  onEvent(listener: (event: string, data: unknown) => void): () => void {
+    return this.channel.onEvent(listener);
+  }
+
+  async invoke(options: InvokeOptions & { input: Json }): Promise<RunOutcome & { run: string }> {
+    if (this.session === undefined) throw new Error(`sandbox ${this.id} has no agent yet`);
+    if (this.stopping) throw new Error(`sandbox ${this.id} is stopping`);
+    if (this.state.state === 'unhealthy') throw new Error(`sandbox ${this.id} is unhealthy: ${this.state.detail}`);
+    return this.session.invoke(options);
+  }
+
+  async stop(options: StopOptions = {}): Promise<void> {
+    if (this.stopping) {
+      await this.exited;
+      return;
+    }
+    this.stopping = true;
+    const drainUntil = Date.now() + (options.drainMs ?? 10_000);
+    while (this.active > 0 && Date.now() < drainUntil && this.channel.closed === undefined) await new Promise((r) => setTimeout(r, 25));
+    // The sandbox exits when its channel closes; one that does not is killed.
+    this.channel.close(this.active > 0 ? 'stopped before its runs finished' : 'stopped');
+    const grace = setTimeout(() => this.o.kill(), options.graceMs ?? 5000);
+    await this.exited;
+    clearTimeout(grace);
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The OCI bundle of a gVisor sandbox: a read-only root that holds only what
+ * the runtime needs — the system's programs and libraries (`/usr`, and
+ * `/lib*`, `/bin`, `/sbin` as the host lays them out), a minimal `/etc`
+ * written here (no `/etc/shadow`, no host accounts), the BeaconOS
+ * installation folder read-only at its own path with its data folders masked,
+ * the target's shipped files read-only at `/beacon/files`, and a private
+ * scratch tmpfs at `/tmp`. Never the host's home or data folders, never the
+ * host's environment: the process gets exactly `env`.
+ */
+import { lstatSync, mkdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+
+export interface OciOptions {
+  /** argv of the sandbox's process (absolute program path). */
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+  /** The BeaconOS installation folder: mounted read-only at its own path. */
+  installRoot: string;
+  /** Folders inside the installation folder that hold data (runs, caches, state): hidden behind an empty read-only tmpfs. */
+  maskDirs: string[];
+  /** The target's shipped files on the host: mounted read-only at `/beacon/files`. */
+  filesDir?: string;
+  /** The Node.js binary, mounted at its own path when it is not under the system folders. */
+  nodeBinary: string;
+  /** Size of the scratch tmpfs. */
+  scratchBytes: number;
+  hostname: string;
+  /** RLIMIT_NOFILE and RLIMIT_CPU. */
+  openFiles: number;
+  cpuSeconds: number;
+  /** The sandbox's user inside the container. @default 65534 (nobody) */
+  uid?: number;
+}
+
+/** Where the shipped files are inside the sandbox. */
+export const FILES_IN_SANDBOX = '/beacon/files';
+
+/** Top-level system folders the runtime needs from the host (programs and shared libraries). */
+const SYSTEM = ['/usr', '/lib', '/lib32', '/lib64', '/libx32', '/bin', '/sbin'];
+
+interface Mount {
+  destination: string;
+  type: string;
+  source: string;
+  options: string[];
+}
+
+function isUnder(path: string, dir: string): boolean {
+  const r = relative(dir, path);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+}
+
+/**
+ * Write the bundle into `bundleDir` (config.json and an empty rootfs/ with the
+ * mount points, the system folders' symbolic links and a minimal /etc).
+ * Returns the config written.
+ */
+export function writeOciBundle(bundleDir: string, o: OciOptions): Record<string, unknown> {
+  const rootfs = join(bundleDir, 'rootfs');
+  mkdirSync(rootfs, { recursive: true });
+  const mounts: Mount[] = [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', `size=${o.scratchBytes}`] },
+  ];
+  const dirs = new Set<string>(['proc', 'dev', 'tmp', 'etc']);
+  for (const sys of SYSTEM) {
+    let st;
+    try {
+      st = lstatSync(sys);
+    } catch {
+      continue;
+    }
+    const name = sys.slice(1);
+    if (st.isSymbolicLink()) {
+      // A merged-/usr host: /lib -> usr/lib. The same link inside, so the dynamic loader's paths resolve.
+      symlinkSync(readlinkSync(sys), join(rootfs, name));
+    } else if (st.isDirectory()) {
+      dirs.add(name);
+      mounts.push({ destination: sys, type: 'bind', source: sys, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+    }
+  }
+  const install = resolve(o.installRoot);
+  dirs.add(install.slice(1));
+  mounts.push({ destination: install, type: 'bind', source: install, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+  for (const m of o.maskDirs.map((d) => resolve(d))) {
+    if (!isUnder(m, install) || m === install) continue;
+    mounts.push({ destination: m, type: 'tmpfs', source: 'tmpfs', options: ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'mode=555'] });
+  }
+  const node = resolve(o.nodeBinary);
+  if (!SYSTEM.some((s) => isUnder(node, s)) && !isUnder(node, install)) {
+    mkdirSync(join(rootfs, dirname(node)), { recursive: true });
+    writeFileSync(join(rootfs, node), '');
+    mounts.push({ destination: node, type: 'bind', source: node, options: ['bind', 'ro', 'nosuid', 'nodev'] });
+  }
+  if (o.filesDir !== undefined) {
+    dirs.add(FILES_IN_SANDBOX.slice(1));
+    mounts.push({ destination: FILES_IN_SANDBOX, type: 'bind', source: resolve(o.filesDir), options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+  }
+  for (const d of dirs) mkdirSync(join(rootfs, d), { recursive: true });
+  // Accounts the runtime may look up; nothing of the host's.
+  writeFileSync(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+  writeFileSync(join(rootfs, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
+  writeFileSync(join(rootfs, 'etc', 'hosts'), '127.0.0.1 localhost\n::1 localhost\n');
+  const uid = o.uid ?? 65534;
+  const config = {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid, gid: uid },
+      args: o.args,
+      env: Object.entries(o.env).map(([k, v]) => `${k}=${v}`),
+      cwd: o.cwd,
+      noNewPrivileges: true,
+      capabilities: { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] },
+      rlimits: [
+        { type: 'RLIMIT_NOFILE', hard: o.openFiles, soft: o.openFiles },
+        { type: 'RLIMIT_CPU', hard: o.cpuSeconds, soft: o.cpuSeconds },
+      ],
+    },
+    root: { path: 'rootfs', readonly: true },
+    hostname: o.hostname,
+    mounts,
+    linux: {
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }],
+      maskedPaths: ['/proc/kcore', '/proc/keys', '/proc/timer_list', '/sys/firmware'],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    },
+  };
+  writeFileSync(join(bundleDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  return config;
+}

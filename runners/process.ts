@@ -1,0 +1,194 @@
+/**
+ * The `process` runner: the user-space runtime as a plain child process, in
+ * its own process group, with the limits the OS gives — the V8 heap
+ * (`--max-old-space-size`), CPU time and open files (`prlimit`) — and an
+ * explicit environment that holds no secrets. It is what `isolation: process`
+ * asks for, and what development mode uses where gVisor is missing. It does
+ * not isolate the filesystem or the network: that is the gVisor runner's job.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { INSTALL_ROOT, userProgramArgs } from '../runtime/index.js';
+import { alive, killGroup, LocalSandbox, procStart, readStates, stillRunning, writeState } from './local.js';
+import { heapLimitMiB, sandboxNeeds } from './resources.js';
+import { RunnerUnavailable, type Runner, type RunnerKind, type SandboxInfo, type SandboxSpec, type StopOptions } from './types.js';
+
+export interface LocalRunnerOptions {
+  /** The runner's state root: records of the sandboxes it started, found again after a crash. */
+  stateDir: string;
+  /** CPU seconds a sandbox may use in all (RLIMIT_CPU). @default 3600 */
+  cpuSeconds?: number;
+  /** Open files per sandbox (RLIMIT_NOFILE). @default 1024 */
+  openFiles?: number;
+  /** Memory when a sandbox is started idle, before its agent is known. @default 512 MiB */
+  idleMemoryBytes?: number;
+  heartbeatMs?: number;
+  heartbeatTimeoutMs?: number;
+}
+
+/** The built user-space entry a sandbox runs: runners start the build, never the TypeScript sources. */
+export function builtEntry(): string {
+  const [entry] = userProgramArgs({ built: true });
+  if (entry === undefined || !existsSync(entry)) throw new RunnerUnavailable(`the runtime is not built (${entry ?? 'dist/runtime/user/entry.js'} is missing): run npm run build`);
+  return entry;
+}
+
+let prlimitPath: string | null | undefined;
+/** `prlimit` (util-linux), or null where the OS has none: the limits it sets are then not applied. */
+export function prlimit(): string | null {
+  if (prlimitPath === undefined) {
+    const r = spawnSync('prlimit', ['--version'], { stdio: 'ignore' });
+    prlimitPath = r.status === 0 ? 'prlimit' : null;
+  }
+  return prlimitPath;
+}
+
+/** A sandbox's process as a runner starts it. */
+export interface Launch {
+  child: ChildProcess;
+  /** Kill the sandbox now (a hung or oversized one, or one that did not exit on stop). */
+  kill: () => void;
+  /** After it exited: remove what is left of it. */
+  cleanup: () => void;
+}
+
+export class ProcessRunner implements Runner {
+  readonly kind: RunnerKind = 'process';
+  protected readonly sandboxes = new Map<string, LocalSandbox>();
+  protected readonly stateDir: string;
+
+  constructor(protected readonly options: LocalRunnerOptions) {
+    this.stateDir = resolve(options.stateDir, this.subdir());
+  }
+
+  /** The runner's folder under the state root. */
+  protected subdir(): string {
+    return 'process';
+  }
+
+  /** Start a sandbox with no agent yet (a warm pool's); `assign` hands it one. */
+  startIdle(memoryBytes = this.options.idleMemoryBytes ?? 512 * 2 ** 20): Promise<LocalSandbox> {
+    return this.boot(memoryBytes);
+  }
+
+  /** How this runner starts a sandbox's process: argv, and what killing it and cleaning up after it take. */
+  protected launch(id: string, memoryBytes: number, _filesDir: string | undefined): Launch {
+    const node = [process.execPath, `--max-old-space-size=${heapLimitMiB(memoryBytes)}`, builtEntry()];
+    const limits = prlimit();
+    const argv = limits !== null ? [limits, `--cpu=${this.options.cpuSeconds ?? 3600}`, `--nofile=${this.options.openFiles ?? 1024}`, '--', ...node] : node;
+    // Nothing of the host's environment: no secret can reach the sandbox through it.
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: INSTALL_ROOT, env: { BEACON_SANDBOX: id }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const pid = child.pid;
+    return {
+      child,
+      kill: () => {
+        if (pid !== undefined) killGroup(pid);
+      },
+      // Whatever the sandbox left in its group (an MCP server that ignored its closed stdin) goes with it.
+      cleanup: () => {
+        if (pid !== undefined) killGroup(pid);
+      },
+    };
+  }
+
+  /** Start a sandbox; `filesFor` puts its shipped files in place (a folder to mount) once its id is known. */
+  protected async boot(memoryBytes: number, filesFor?: (id: string) => string): Promise<LocalSandbox> {
+    const id = `bx-${randomUUID().slice(0, 8)}`;
+    const stateFile = join(this.stateDir, `${id}.json`);
+    const { child, kill, cleanup } = this.launch(id, memoryBytes, filesFor?.(id));
+    const pid = child.pid;
+    const sandbox = new LocalSandbox({
+      id,
+      runner: this.kind,
+      child,
+      stateFile,
+      memoryLimitBytes: memoryBytes,
+      ...(this.options.heartbeatMs !== undefined ? { heartbeatMs: this.options.heartbeatMs } : {}),
+      ...(this.options.heartbeatTimeoutMs !== undefined ? { heartbeatTimeoutMs: this.options.heartbeatTimeoutMs } : {}),
+      kill,
+      onExit: () => {
+        this.sandboxes.delete(id);
+        cleanup();
+      },
+    });
+    if (pid === undefined) {
+      const why = await sandbox.exited;
+      throw new Error(`the sandbox could not be started: ${why}`);
+    }
+    const started = procStart(pid);
+    writeState(stateFile, { id, runner: this.kind, hostPid: process.pid, pid, labels: {}, startedAt: Date.now(), ...(started !== undefined ? { procStart: started } : {}) });
+    this.sandboxes.set(id, sandbox);
+    try {
+      await sandbox.ready();
+    } catch (err) {
+      sandbox.stop({ drainMs: 0, graceMs: 0 }).catch(() => undefined);
+      throw err;
+    }
+    return sandbox;
+  }
+
+  async start(spec: SandboxSpec): Promise<LocalSandbox> {
+    const needs = sandboxNeeds(spec.bundle, spec.target);
+    const sandbox = await this.startIdle(needs.memoryBytes);
+    try {
+      await this.assign(sandbox, spec);
+    } catch (err) {
+      await sandbox.stop({ drainMs: 0, graceMs: 1000 });
+      throw err;
+    }
+    return sandbox;
+  }
+
+  /** Hand an idle sandbox its agent. A process sandbox reads the shipped files where they are. */
+  async assign(sandbox: LocalSandbox, spec: SandboxSpec): Promise<void> {
+    await sandbox.assign(spec, { sendFiles: true });
+    this.relabel(sandbox);
+  }
+
+  protected relabel(sandbox: LocalSandbox): void {
+    const file = join(this.stateDir, `${sandbox.id}.json`);
+    const record = readStates(this.stateDir).find((r) => r.id === sandbox.id);
+    if (record !== undefined) writeState(file, { ...record, labels: sandbox.labels });
+  }
+
+  async list(): Promise<SandboxInfo[]> {
+    const out: SandboxInfo[] = [];
+    for (const r of readStates(this.stateDir)) {
+      const mine = this.sandboxes.get(r.id);
+      if (mine !== undefined) {
+        out.push({ id: r.id, runner: this.kind, labels: mine.labels, health: mine.health(), attached: true, pid: r.pid });
+        continue;
+      }
+      const running = stillRunning(r);
+      const hostGone = !alive(r.hostPid) || r.hostPid === process.pid;
+      out.push({
+        id: r.id,
+        runner: this.kind,
+        labels: r.labels,
+        pid: r.pid,
+        attached: false,
+        health: running ? { state: 'unhealthy', reason: 'exited', detail: hostGone ? 'its host is gone: nobody holds its channel' : `started by host ${r.hostPid}` } : { state: 'stopped', detail: 'gone' },
+      });
+    }
+    return out;
+  }
+
+  async cleanup(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const r of readStates(this.stateDir)) {
+      if (this.sandboxes.has(r.id)) continue;
+      // Another live host's sandboxes are its own.
+      if (r.hostPid !== process.pid && alive(r.hostPid)) continue;
+      if (stillRunning(r)) killGroup(r.pid);
+      removed.push(r.id);
+      rmSync(join(this.stateDir, `${r.id}.json`), { force: true });
+    }
+    return removed;
+  }
+
+  async close(options?: StopOptions): Promise<void> {
+    await Promise.all([...this.sandboxes.values()].map((s) => s.stop(options)));
+  }
+}

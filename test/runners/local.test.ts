@@ -1,0 +1,196 @@
+/**
+ * The local runners end to end: the same agent (scripted model, a stdio MCP
+ * tool) under `process` and `gvisor`; what a gVisor sandbox can see and do
+ * (network, environment, host files), probed from inside by a stdio MCP
+ * server; health (exit, hang, memory); a sandbox serving several runs; and
+ * refusing to run without runsc.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
+import { createModelGateway, INSTALL_ROOT, type TraceEvent } from '../../runtime/index.js';
+import { GvisorRunner, ProcessRunner, runscVersion, RunnerUnavailable, type SandboxSpec } from '../../runners/index.js';
+import { requires } from '../helpers/requires.js';
+
+const gvisor = requires(runscVersion() === null ? 'runsc (gVisor; Debian package runsc)' : null);
+
+let examples: CompileResult;
+let probe: CompileResult;
+const cleanups: (() => void | Promise<void>)[] = [];
+const temp = (prefix: string): string => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+};
+
+beforeAll(async () => {
+  examples = await compile(new DirSource(resolve('examples')));
+  probe = await compile(new DirSource(resolve('test/fixtures/sandbox-probe')));
+  expect(probe.ok).toBe(true);
+});
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+function spec(result: CompileResult, target: string, root: string, traces?: TraceEvent[]): SandboxSpec {
+  return {
+    bundle: result.bundle,
+    target,
+    digest: result.bundle.digest,
+    filesRoot: root,
+    services: { gateway: createModelGateway({ models: result.bundle.objects }), ...(traces !== undefined ? { onTrace: (e) => traces.push(e as TraceEvent) } : {}) },
+  };
+}
+
+const refund = { ticket: 'Please refund the duplicate charge on order A-42.', orderId: 'A-42' };
+
+describe('the same agent under process and gvisor', () => {
+  gvisor('answers identically, calling its stdio MCP tool in both', async () => {
+    const answers = [];
+    for (const Runner of [ProcessRunner, GvisorRunner]) {
+      const runner = new Runner({ stateDir: temp('beacon-runner-') });
+      cleanups.push(() => runner.close({ drainMs: 0 }));
+      const traces: TraceEvent[] = [];
+      const sandbox = await runner.start(spec(examples, 'Agent/acme-support/refund-assessor', resolve('examples'), traces));
+      expect(sandbox.runner).toBe(runner.kind);
+      expect(sandbox.labels).toMatchObject({ 'beacon.dev/tenant': 'acme-support', 'beacon.dev/agent': 'refund-assessor' });
+      const out = await sandbox.invoke({ input: refund });
+      expect(out.status, out.error?.message).toBe('Succeeded');
+      const tools = traces.filter((t) => t.type === 'tool').map((t) => [t.tool, t.error ?? 'ok']);
+      expect(tools.length).toBeGreaterThan(0);
+      answers.push({ output: out.output, tools });
+      await sandbox.stop();
+      expect(sandbox.health()).toMatchObject({ state: 'stopped' });
+    }
+    expect(answers[1]).toEqual(answers[0]);
+  }, 60_000);
+});
+
+describe('inside a gVisor sandbox', () => {
+  let server: Server;
+  let port = 0;
+  const secrets: string[] = [];
+  beforeAll(async () => {
+    server = createServer((s) => s.on('error', () => undefined).end('hello from the host\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as { port: number }).port;
+  });
+  afterAll(() => {
+    server.close();
+    for (const s of secrets) rmSync(s, { force: true });
+  });
+
+  /** Plant a secret file, to be removed after the tests. */
+  function plant(path: string): string {
+    mkdirSync(resolve(path, '..'), { recursive: true });
+    writeFileSync(path, `secret ${randomBytes(8).toString('hex')}\n`);
+    secrets.push(path);
+    return path;
+  }
+
+  async function probeWith(runner: ProcessRunner, paths: string[]) {
+    const sandbox = await runner.start(spec(probe, 'Agent/probe/prober', resolve('test/fixtures/sandbox-probe')));
+    try {
+      const out = await sandbox.invoke({ input: { paths, hosts: [['127.0.0.1', port], ['1.1.1.1', 80], ['10.0.0.1', 443]] } });
+      expect(out.status, out.error?.message).toBe('Succeeded');
+      return JSON.parse(out.output as string) as {
+        ownEnv: string[];
+        parentEnv: string[] | string;
+        files: { path: string; read: boolean; error?: string }[];
+        network: { host: string; connected: boolean; error?: string }[];
+      };
+    } finally {
+      await sandbox.stop();
+    }
+  }
+
+  gvisor('no network, nothing undeclared in the environment, no host home, no data folder, no /etc/shadow', async () => {
+    const stateDir = temp('beacon-runner-');
+    const home = plant(join(homedir(), `.beacon-test-secret-${randomBytes(4).toString('hex')}`));
+    const data = plant(join(stateDir, 'secret.txt'));
+    const installData = plant(join(INSTALL_ROOT, '.beacon', `test-secret-${randomBytes(4).toString('hex')}`));
+    const paths = [home, data, installData, '/etc/shadow'];
+
+    const runner = new GvisorRunner({ stateDir });
+    cleanups.push(() => runner.close({ drainMs: 0 }));
+    const inside = await probeWith(runner, paths);
+    expect(inside.network.map((n) => n.connected)).toEqual([false, false, false]);
+    expect(inside.ownEnv).toEqual(['PROBE_DECLARED']);
+    // The runtime's own environment (the MCP server's parent): only what the runner declared.
+    expect(Array.isArray(inside.parentEnv)).toBe(true);
+    for (const k of inside.parentEnv as string[]) expect(['BEACON_SANDBOX', 'BEACON_FILES_ROOT', 'HOME']).toContain(k);
+    expect(inside.files.map((f) => [f.path, f.read])).toEqual(paths.map((p) => [p, false]));
+
+    // The probe is not blind: as a plain process, the same agent reads the host's files and reaches the host's port.
+    const outside = await probeWith(new ProcessRunner({ stateDir: temp('beacon-runner-') }), paths);
+    expect(outside.files.filter((f) => f.read).map((f) => f.path)).toEqual(expect.arrayContaining([home, data, installData]));
+    expect(outside.network[0]).toMatchObject({ connected: true });
+  }, 90_000);
+
+  gvisor('leaves no container, bundle or process behind when stopped', async () => {
+    const runner = new GvisorRunner({ stateDir: temp('beacon-runner-') });
+    const sandbox = await runner.start(spec(examples, 'Agent/acme-support/refund-assessor', resolve('examples')));
+    const [listed] = await runner.list();
+    expect(listed).toMatchObject({ id: sandbox.id, attached: true, health: { state: 'ready' } });
+    expect(runner.containers().map((c) => c.id)).toEqual([sandbox.id]);
+    await sandbox.stop();
+    expect(runner.containers()).toEqual([]);
+    expect(await runner.list()).toEqual([]);
+  }, 60_000);
+});
+
+describe('health', () => {
+  it('a sandbox that exits, hangs or holds more memory than its limit is reported unhealthy with the reason', async () => {
+    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-'), heartbeatMs: 100, heartbeatTimeoutMs: 400 });
+    cleanups.push(() => runner.close({ drainMs: 0, graceMs: 100 }));
+    const target = 'Agent/acme-support/refund-assessor';
+
+    const dies = await runner.start(spec(examples, target, resolve('examples')));
+    const [info] = (await runner.list()).filter((s) => s.id === dies.id);
+    process.kill(info!.pid!, 'SIGKILL');
+    await dies.exited;
+    expect(dies.health()).toMatchObject({ state: 'unhealthy', reason: 'exited', detail: expect.stringMatching(/SIGKILL/) });
+    await expect(dies.invoke({ input: refund })).rejects.toThrow(/unhealthy/);
+
+    const hangs = await runner.start(spec(examples, target, resolve('examples')));
+    const hangsPid = (await runner.list()).find((s) => s.id === hangs.id)!.pid!;
+    process.kill(hangsPid, 'SIGSTOP');
+    await expect.poll(() => hangs.health(), { timeout: 5000, interval: 50 }).toMatchObject({ state: 'unhealthy', reason: 'hung' });
+    process.kill(hangsPid, 'SIGCONT');
+    await hangs.stop({ drainMs: 0, graceMs: 500 });
+
+    // 40 MiB is less than a Node.js runtime holds: the first heartbeat finds it over, and it is stopped.
+    const small = { ...examples.bundle, objects: examples.bundle.objects.map((o) => (o.id === target ? { ...o, object: { ...o.object, spec: { ...(o.object.spec as object), sandbox: { isolation: 'process', memory: '40Mi' } } } } : o)) };
+    const big = await runner.start({ ...spec(examples, target, resolve('examples')), bundle: small });
+    await big.exited;
+    expect(big.health()).toMatchObject({ state: 'unhealthy', reason: 'memory', detail: expect.stringMatching(/over its limit of 40 MiB/) });
+  }, 60_000);
+});
+
+describe('one sandbox, many runs', () => {
+  it('serves runs at once, each with its own output, and drains them on stop', async () => {
+    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-') });
+    const sandbox = await runner.start(spec(examples, 'Agent/acme-support/triage', resolve('examples')));
+    const tickets = ['I was charged twice this month.', 'The desktop app says Sync failed since the update.', 'Password reset email never arrives.'];
+    const runs = tickets.map((ticket) => sandbox.invoke({ input: { ticket } }));
+    expect(sandbox.active).toBe(3);
+    const stopping = sandbox.stop({ drainMs: 10_000 });
+    const outs = await Promise.all(runs);
+    await stopping;
+    expect(outs.map((o) => o.status)).toEqual(['Succeeded', 'Succeeded', 'Succeeded']);
+    expect(outs.map((o) => (o.output as { category: string }).category)).toEqual(['billing', 'technical', 'account']);
+    expect(new Set(outs.map((o) => o.run)).size).toBe(3);
+    await expect(sandbox.invoke({ input: { ticket: 'x' } })).rejects.toThrow(/stopping|unhealthy/);
+  }, 30_000);
+});
+
+describe('without runsc', () => {
+  it('the gvisor runner refuses, saying why; it never falls back to a process', () => {
+    expect(() => new GvisorRunner({ stateDir: temp('beacon-runner-'), runsc: '/nonexistent/runsc' })).toThrow(RunnerUnavailable);
+    expect(() => new GvisorRunner({ stateDir: temp('beacon-runner-'), runsc: '/nonexistent/runsc' })).toThrow(/gVisor is not available: '\/nonexistent\/runsc' cannot be run/);
+  });
+});
