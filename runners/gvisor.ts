@@ -108,6 +108,10 @@ export class GvisorRunner extends ProcessRunner {
       mkdirSync(dir, { recursive: true });
       for (const f of files) {
         const target = join(dir, f.path);
+        if (f.path.endsWith('/')) {
+          mkdirSync(target, { recursive: true });
+          continue;
+        }
         mkdirSync(dirname(target), { recursive: true });
         writeFileSync(target, f.data, { mode: 0o444 });
       }

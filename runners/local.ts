@@ -112,7 +112,9 @@ export function killGroup(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void
 
 /**
  * The shipped files of `target`'s stdio Tools, as paths under the files root
- * (each Tool's files relative to its manifest's folder), read from `filesRoot`.
+ * (each Tool's files relative to its manifest's folder), read from `filesRoot`
+ * and checked against the bundle's digests; a path ending in `/` is a folder
+ * (a Tool's manifest folder, its server's working folder).
  */
 export async function shippedFiles(spec: Pick<SandboxSpec, 'bundle' | 'target' | 'filesRoot'>): Promise<{ path: string; data: Buffer }[]> {
   const { objects } = runObjects(spec.bundle, spec.target);
@@ -121,6 +123,8 @@ export async function shippedFiles(spec: Pick<SandboxSpec, 'bundle' | 'target' |
     if (o.kind !== 'Tool') continue;
     const tool = o.object.spec as { mcp?: { transport?: string }; files?: (string | { path: string; digest?: string })[] };
     if (tool.mcp?.transport !== 'stdio') continue;
+    // The server's working folder is its manifest's folder: it must exist even when it holds no shipped file.
+    wanted.set(`${posix.dirname(o.file)}/`, undefined);
     for (const f of tool.files ?? []) {
       const { path, digest } = typeof f === 'string' ? { path: f, digest: undefined } : f;
       wanted.set(posix.normalize(posix.join(posix.dirname(o.file), path)), digest);
@@ -130,6 +134,10 @@ export async function shippedFiles(spec: Pick<SandboxSpec, 'bundle' | 'target' |
   const out: { path: string; data: Buffer }[] = [];
   for (const [p, digest] of [...wanted].sort(([a], [b]) => a.localeCompare(b))) {
     if (p.startsWith('../') || posix.isAbsolute(p)) throw new Error(`shipped file ${p} is outside the manifests' folder`);
+    if (p.endsWith('/')) {
+      out.push({ path: p, data: Buffer.alloc(0) });
+      continue;
+    }
     const data = await readFile(join(spec.filesRoot!, p));
     // What ships is what was compiled: a file changed on disk since is refused, not shipped.
     if (digest !== undefined && `sha256:${createHash('sha256').update(data).digest('hex')}` !== digest) throw new Error(`shipped file ${p} changed since the bundle was compiled (its digest is not ${digest})`);

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { approvalKey, FileRunStore, RunStoreError, resumeState } from '../../runtime/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
-import { executeRun, runsDir, type RunOutputOptions } from './run.js';
+import { executeRun, runsDir, sandboxOption, type RunOutputOptions } from './run.js';
 
 async function journalOf(store: FileRunStore, run: string) {
   try {
@@ -28,6 +28,7 @@ export function registerResume(program: Command): void {
     .option('--repo <path>', 'the repository (default: the current folder)')
     .option('--model <NAME=SCRIPTED>', 'answer calls to Model NAME with scripted Model SCRIPTED (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--no-cache', 'do not read or write the compile cache')
+    .addOption(sandboxOption())
     .addOption(formatOption(['text', 'json'], 'text'))
     .action(
       action(async (run: string, path: string | undefined, opts: SourceOptions & RunOutputOptions) => {

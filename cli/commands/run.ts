@@ -1,19 +1,23 @@
 /**
- * `beacon run <tenant/agent|tenant/workflow> --input JSON [path] [--ref REF] [--repo PATH] [--model NAME=SCRIPTED]... [--format text|json]`
+ * `beacon run <tenant/agent|tenant/workflow> --input JSON [path] [--ref REF] [--repo PATH] [--model NAME=SCRIPTED]... [--sandbox process|gvisor] [--format text|json]`
  *
  * Runs an agent or a workflow once, through the same kernel as a deployment:
- * the user-space program in a child process over the runtime protocol, the
- * kernel here with the model gateway and runtime policy. There is no sandbox
- * (the spec's development mode): the output says isolation is degraded.
+ * the user-space program over the runtime protocol, the kernel here with the
+ * model gateway and runtime policy. With `--sandbox` the program runs in a
+ * runner's sandbox, which must give the isolation the agents ask for (a
+ * gVisor agent is refused a process sandbox); without it, in the spec's
+ * development mode: a plain child process, and the output says isolation is
+ * degraded.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { formatText, type CompiledObject, type CompileResult, type Project } from '../../compiler/index.js';
 import { createDecider } from '../../policy/index.js';
 import { createModelGateway, FileRunStore, KernelBudgets, runInChildProcess, type Json, type ResumeState, type RunStore, type TraceEvent } from '../../runtime/index.js';
+import { GvisorRunner, ProcessRunner, RunnerUnavailable, sandboxNeeds } from '../../runners/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
 import { textReader } from './validate.js';
 
@@ -23,10 +27,22 @@ export function runsDir(repoRoot: string): string {
   return configured !== undefined && configured !== '' ? configured : join(repoRoot, '.beacon', 'runs');
 }
 
-/** How a run's outcome is printed (run and resume). */
+/** How a run's outcome is printed (run and resume), and where it runs. */
 export interface RunOutputOptions {
   model?: string[];
   format: 'text' | 'json';
+  /** A runner's sandbox; without it, development mode (a plain child process, isolation degraded). */
+  sandbox?: 'process' | 'gvisor';
+}
+
+/** Where local runners keep their state for a project: `.beacon/sandboxes` beside the runs. */
+export function sandboxesDir(repoRoot: string): string {
+  return join(repoRoot, '.beacon', 'sandboxes');
+}
+
+/** The --sandbox option (run and resume). */
+export function sandboxOption(): Option {
+  return new Option('--sandbox <runner>', 'run in a sandbox of this runner, with the kernel here (default: development mode, no sandbox)').choices(['process', 'gvisor']);
 }
 
 interface Options extends SourceOptions, RunOutputOptions {
@@ -75,7 +91,7 @@ function traceLine(e: TraceEvent): string {
 export function registerRun(program: Command): void {
   program
     .command('run')
-    .description('run an agent or a workflow once, on the kernel, without a sandbox (development mode)')
+    .description('run an agent or a workflow once, on the kernel: in a sandbox with --sandbox, else in development mode')
     .argument('<target>', 'tenant/agent or tenant/workflow')
     .argument('[path]', 'folder of the manifests (default: the current folder, or the repository with --repo)')
     .requiredOption('--input <json>', 'the run\'s input, as JSON')
@@ -83,6 +99,7 @@ export function registerRun(program: Command): void {
     .option('--repo <path>', 'the repository (default: the current folder)')
     .option('--model <NAME=SCRIPTED>', 'answer calls to Model NAME with scripted Model SCRIPTED (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--no-cache', 'do not read or write the compile cache')
+    .addOption(sandboxOption())
     .addOption(formatOption(['text', 'json'], 'text'))
     .action(
       action(async (target: string, path: string | undefined, opts: Options) => {
@@ -110,27 +127,54 @@ export async function executeRun(project: Project, result: CompileResult, id: st
     result.policies.map((p) => p.compiled),
     { resolve: { agent: (t, n) => byId.get(`Agent/${t}/${n}`)?.object, tenant: (n) => byId.get(`Tenant/${n}`)?.object } },
   ).decide;
-  process.stderr.write('beacon: development mode: no sandbox, isolation is degraded\n');
+  const isolation = opts.sandbox ?? 'degraded';
+  if (opts.sandbox === undefined) process.stderr.write('beacon: development mode: no sandbox, isolation is degraded\n');
   const traces: TraceEvent[] = [];
   const run = journal.run ?? randomUUID();
   // stdio Tools run over their shipped files: the folder on disk, or (from a commit) the bundle's files written out.
   const shipped = project.source.kind === 'git' ? await materializeFiles(project, result) : undefined;
   const filesRoot = shipped ?? project.root;
-  const outcome = await runInChildProcess({
-    bundle: { objects, graphs: result.bundle.graphs },
-    target: id,
+  const services = { gateway: createModelGateway({ models: objects }), decide, budgets: new KernelBudgets(objects), onTrace: (e: unknown) => traces.push(e as TraceEvent) };
+  const invocation = {
     input,
     bundleDigest: result.bundle.digest,
     store: journal.store,
     run,
     ...(journal.resume !== undefined ? { resume: journal.resume } : {}),
-    filesRoot,
-    services: { gateway: createModelGateway({ models: objects }), decide, budgets: new KernelBudgets(objects), onTrace: (e) => traces.push(e as TraceEvent) },
-  });
-  if (shipped !== undefined) rmSync(shipped, { recursive: true, force: true });
-  if (opts.format === 'json') write(JSON.stringify({ version: 1, target: id, isolation: 'degraded', ...outcome, trace: traces }));
+  };
+  let outcome;
+  try {
+    if (opts.sandbox === undefined) {
+      outcome = await runInChildProcess({ bundle: { objects, graphs: result.bundle.graphs }, target: id, filesRoot, services, ...invocation });
+    } else {
+      const needs = sandboxNeeds({ objects, graphs: result.bundle.graphs }, id);
+      if (opts.sandbox === 'process' && needs.isolation === 'gvisor') {
+        throw new UsageError(`${id} asks for isolation gvisor, which --sandbox process cannot give: use --sandbox gvisor, or leave --sandbox out to run in development mode`);
+      }
+      const state = { stateDir: sandboxesDir(project.repoRoot), dataDirs: [runsDir(project.repoRoot)] };
+      let runner;
+      try {
+        runner = opts.sandbox === 'gvisor' ? new GvisorRunner(state) : new ProcessRunner(state);
+      } catch (err) {
+        if (err instanceof RunnerUnavailable) throw new UsageError(err.message);
+        throw err;
+      }
+      // Sandboxes an earlier, killed `beacon run` left behind go first.
+      await runner.cleanup();
+      const sandbox = await runner.start({ bundle: { objects, graphs: result.bundle.graphs }, target: id, digest: result.bundle.digest, services, filesRoot });
+      process.stderr.write(`beacon: running in ${opts.sandbox} sandbox ${sandbox.id}\n`);
+      try {
+        outcome = await sandbox.invoke(invocation);
+      } finally {
+        await sandbox.stop({ drainMs: 0 });
+      }
+    }
+  } finally {
+    if (shipped !== undefined) rmSync(shipped, { recursive: true, force: true });
+  }
+  if (opts.format === 'json') write(JSON.stringify({ version: 1, target: id, isolation, ...outcome, trace: traces }));
   else {
-    write(`${id}: ${outcome.status} (run ${outcome.run})`);
+    write(`${id}: ${outcome.status} (run ${outcome.run}, isolation ${isolation})`);
     for (const t of traces.filter((x) => x.type !== 'node')) write(traceLine(t));
     write(`tokens ${outcome.usage.inputTokens + outcome.usage.outputTokens}, cost $${outcome.costUsd.toFixed(4)}`);
     if (outcome.error !== undefined) write(`error: ${outcome.error.message}`);

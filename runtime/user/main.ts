@@ -320,6 +320,11 @@ async function putFiles(params: unknown, into: string): Promise<{ files: number 
     if (!isRecord(f) || typeof f.path !== 'string' || typeof f.data !== 'string') throw Object.assign(new Error('files.put: each file needs path and data (base64)'), { code: 'invalid_params' });
     const target = resolve(into, f.path);
     if (f.path === '' || isAbsolute(f.path) || relative(into, target).startsWith('..')) throw Object.assign(new Error(`files.put: ${JSON.stringify(f.path)} is not a relative path inside the files folder`), { code: 'invalid_params' });
+    if (f.path.endsWith('/')) {
+      // A folder (a Tool's working folder that holds no file of its own).
+      await mkdir(target, { recursive: true });
+      continue;
+    }
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, Buffer.from(f.data, 'base64'), { mode: 0o444, flag: 'wx' });
     n++;

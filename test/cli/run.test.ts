@@ -11,7 +11,7 @@ describe('beacon run', () => {
     const r = await beacon(['run', 'acme-support/triage', 'examples', '--input', input]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/development mode: no sandbox, isolation is degraded/);
-    expect(r.stdout).toMatch(/^Agent\/acme-support\/triage: Succeeded \(run [0-9a-f-]{36}\)/);
+    expect(r.stdout).toMatch(/^Agent\/acme-support\/triage: Succeeded \(run [0-9a-f-]{36}, isolation degraded\)/);
     expect(r.stdout).toMatch(/model support-sim \d+ tokens/);
     expect(r.stdout).toContain('"category": "billing"');
   });

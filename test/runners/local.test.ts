@@ -62,6 +62,7 @@ describe('the same agent under process and gvisor', () => {
       expect(out.status, out.error?.message).toBe('Succeeded');
       const tools = traces.filter((t) => t.type === 'tool').map((t) => [t.tool, t.error ?? 'ok']);
       expect(tools.length).toBeGreaterThan(0);
+      expect(tools.every(([, outcome]) => outcome === 'ok'), JSON.stringify(tools)).toBe(true);
       answers.push({ output: out.output, tools });
       await sandbox.stop();
       expect(sandbox.health()).toMatchObject({ state: 'stopped' });

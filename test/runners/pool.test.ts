@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
-import { createModelGateway } from '../../runtime/index.js';
+import { createModelGateway, type TraceEvent } from '../../runtime/index.js';
 import { GvisorRunner, ProcessRunner, runscVersion, WarmPool, type SandboxSpec } from '../../runners/index.js';
 import { requires } from '../helpers/requires.js';
 
@@ -28,7 +28,15 @@ function stateDir(): string {
   dirs.push(d);
   return d;
 }
-const spec = (target: string): SandboxSpec => ({ bundle: examples.bundle, target, digest: examples.bundle.digest, filesRoot: resolve('examples'), services: { gateway: createModelGateway({ models: examples.bundle.objects }) } });
+const spec = (target: string, traces?: TraceEvent[]): SandboxSpec => ({
+  bundle: examples.bundle,
+  target,
+  digest: examples.bundle.digest,
+  filesRoot: resolve('examples'),
+  services: { gateway: createModelGateway({ models: examples.bundle.objects }), ...(traces !== undefined ? { onTrace: (e: unknown) => traces.push(e as TraceEvent) } : {}) },
+});
+/** The tool calls traced, with their outcome. */
+const toolCalls = (traces: TraceEvent[]) => traces.filter((t) => t.type === 'tool').map((t) => `${t.tool ?? ''} ${t.error ?? 'ok'}`);
 const input = { ticket: 'Please refund the duplicate charge on order A-42.', orderId: 'A-42' };
 
 describe('a warm pool of process sandboxes', () => {
@@ -48,17 +56,21 @@ describe('a warm pool of process sandboxes', () => {
     await pool.ready();
     expect(pool.status()).toMatchObject({ idle: 2, warmHits: 1, coldStarts: 0 });
 
-    // One idle sandbox dies: the next acquire skips it.
-    const listed = await runner.list();
-    const idle = listed.filter((s) => s.labels['beacon.dev/agent'] === undefined);
-    expect(idle).toHaveLength(2);
-    process.kill(idle[0]!.pid!, 'SIGKILL');
-    await expect.poll(async () => (await runner.list()).length, { timeout: 5000 }).toBe(1);
-    const next = await pool.acquire(spec('Agent/acme-support/triage'));
+    await pool.close({ drainMs: 0 });
+
+    // A pool of one whose idle sandbox dies: the next acquire drops it and starts cold.
+    const single = new WarmPool(runner, { size: 1 });
+    closers.push(() => single.close({ drainMs: 0 }));
+    await single.ready();
+    const [idle] = (await runner.list()).filter((s) => s.labels['beacon.dev/agent'] === undefined);
+    process.kill(idle!.pid!, 'SIGKILL');
+    await expect.poll(async () => (await runner.list()).length, { timeout: 5000 }).toBe(0);
+    const next = await single.acquire(spec('Agent/acme-support/triage'));
+    expect(next.id).not.toBe(idle!.id);
     expect(next.health().state).toBe('ready');
     expect((await next.invoke({ input: { ticket: 'I was charged twice.' } })).status).toBe('Succeeded');
     await next.stop();
-    expect(pool.status()).toMatchObject({ warmHits: 2, dropped: 1 });
+    expect(single.status()).toMatchObject({ dropped: 1, coldStarts: 1, warmHits: 0 });
   }, 60_000);
 
   it('an agent that needs more memory than the pool gives gets a cold start', async () => {
@@ -78,11 +90,16 @@ describe('a warm pool of gVisor sandboxes', () => {
     const pool = new WarmPool(runner, { size: 1 });
     closers.push(() => pool.close({ drainMs: 0 }), () => runner.close({ drainMs: 0 }));
     await pool.ready();
-    const warm = await pool.acquire(spec('Agent/acme-support/refund-assessor'));
-    const cold = await runner.start(spec('Agent/acme-support/refund-assessor'));
+    const warmTraces: TraceEvent[] = [];
+    const coldTraces: TraceEvent[] = [];
+    const warm = await pool.acquire(spec('Agent/acme-support/refund-assessor', warmTraces));
+    const cold = await runner.start(spec('Agent/acme-support/refund-assessor', coldTraces));
     const [a, b] = await Promise.all([warm.invoke({ input }), cold.invoke({ input })]);
     expect(a.status, a.error?.message).toBe('Succeeded');
     expect(a.output).toEqual(b.output);
+    // The stdio tool ran in both, over files mounted (cold) and sent (warm).
+    expect(toolCalls(warmTraces)).toEqual(['kb-search/get_article ok']);
+    expect(toolCalls(coldTraces)).toEqual(toolCalls(warmTraces));
     await Promise.all([warm.stop(), cold.stop()]);
   }, 60_000);
 });
