@@ -78,7 +78,7 @@ export class GvisorRunner extends ProcessRunner {
     const masks = [join(INSTALL_ROOT, '.beacon'), join(INSTALL_ROOT, '.git'), this.options.stateDir, ...(this.g.dataDirs ?? [])];
     writeOciBundle(bundle, {
       args: [process.execPath, `--max-old-space-size=${heapLimitMiB(memoryBytes)}`, builtEntry()],
-      env: { BEACON_SANDBOX: id, HOME: '/tmp', ...(filesDir !== undefined ? { BEACON_FILES_ROOT: FILES_IN_SANDBOX } : {}) },
+      env: { BEACON_SANDBOX: id, HOME: '/tmp', TZ: 'UTC', ...(filesDir !== undefined ? { BEACON_FILES_ROOT: FILES_IN_SANDBOX } : {}) },
       cwd: INSTALL_ROOT,
       installRoot: INSTALL_ROOT,
       maskDirs: masks,

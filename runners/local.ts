@@ -256,6 +256,17 @@ export class LocalSandbox implements Sandbox {
     return this.session?.active ?? 0;
   }
 
+  /** Run the runtime's warm-up in the sandbox (an idle one, before it is handed an agent); resolves with how long it took. */
+  async warmup(): Promise<number> {
+    const r = await this.channel.call<{ ms: number }>('sandbox.warmup', {}, { timeoutMs: 60_000 });
+    return r.ms;
+  }
+
+  /** One round trip over the channel (ping/pong), in milliseconds. */
+  ping(timeoutMs = 10_000): Promise<number> {
+    return this.channel.ping(timeoutMs);
+  }
+
   health(): Health {
     return this.state;
   }

@@ -1,6 +1,7 @@
 /**
  * A warm pool for a local runner: a configured number of started, idle
- * sandboxes (the runtime booted, its hello said, no agent yet), handed an
+ * sandboxes (the runtime booted, its hello said, its warm-up run done, no
+ * agent yet), handed an
  * agent version on demand — the kernel session attached and the shipped files
  * sent over the channel — so a scale-up or a canary does not pay a cold
  * start. Every sandbox taken is replaced in the background. A sandbox that
@@ -56,6 +57,11 @@ export class WarmPool {
       this.starting++;
       this.runner
         .startIdle(this.memoryBytes)
+        .then(async (s) => {
+          // Warm means warm: the runtime's code compiled and its heap grown before an agent is handed to it.
+          await s.warmup();
+          return s;
+        })
         .then(
           (s) => {
             if (this.closed) return void s.stop({ drainMs: 0 });

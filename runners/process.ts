@@ -79,7 +79,7 @@ export class ProcessRunner implements Runner {
     const limits = prlimit();
     const argv = limits !== null ? [limits, `--cpu=${this.options.cpuSeconds ?? 3600}`, `--nofile=${this.options.openFiles ?? 1024}`, '--', ...node] : node;
     // Nothing of the host's environment: no secret can reach the sandbox through it.
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: INSTALL_ROOT, env: { BEACON_SANDBOX: id }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: INSTALL_ROOT, env: { BEACON_SANDBOX: id, TZ: 'UTC' }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const pid = child.pid;
     return {
       child,

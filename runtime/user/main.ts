@@ -332,6 +332,30 @@ async function putFiles(params: unknown, into: string): Promise<{ files: number 
   return { files: n };
 }
 
+/**
+ * `sandbox.warmup`: a warm pool's idle sandbox runs a synthetic agent once —
+ * the agent loop, the guardrails, output-schema conformance — against a
+ * model answered here and no tools, so that the first real run does not pay
+ * for compiling that code and growing the heap (dear under gVisor, where
+ * every page the heap takes is a system call to the sandbox's kernel).
+ */
+async function warmup(): Promise<{ ms: number }> {
+  const t0 = performance.now();
+  const schema = { type: 'object', properties: { category: { enum: ['billing', 'technical'] }, summary: { type: 'string' } }, required: ['category'] } as const;
+  const agent: AgentSpec = {
+    metadata: { name: 'warmup', tenant: 'warmup' },
+    spec: { model: 'warmup', instructions: 'Classify the ticket.', output: { schema }, guardrails: { input: ['prompt-injection', 'pii-redaction'], toolResults: ['prompt-injection'], output: ['schema'] } },
+  };
+  const gateway: ModelGateway = {
+    complete: async (request) => ({ content: JSON.stringify({ category: 'billing', summary: `${request.messages.length} messages` }), toolCalls: [], stopReason: 'end', usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, model: 'warmup', attempts: [], latencyMs: 0 }),
+  };
+  const none: ToolProvider = { list: async () => [], call: async () => ({ content: '', isError: true }), close: async () => undefined };
+  for (let i = 0; i < 20; i++) {
+    await runAgent(agent, { ticket: `I was charged twice (call me at +1 415 555 0100, card 4111 1111 1111 1111) #${i}`, orderId: `A-${i}` }, { gateway, tools: none, run: 'warmup' });
+  }
+  return { ms: Math.round(performance.now() - t0) };
+}
+
 /** Serve the runtime protocol on this process's stdio. */
 export function main(): void {
   // stdout is the channel: nothing else may write there.
@@ -347,6 +371,7 @@ export function main(): void {
     defaults.filesRoot = dir;
     return r;
   });
+  channel.handle('sandbox.warmup', () => warmup());
   // The runner's heartbeat: alive, and how much memory this sandbox holds.
   channel.handle('sandbox.health', () => {
     const m = process.memoryUsage();

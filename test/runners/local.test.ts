@@ -123,7 +123,7 @@ describe('inside a gVisor sandbox', () => {
     expect(inside.ownEnv).toEqual(['PROBE_DECLARED']);
     // The runtime's own environment (the MCP server's parent): only what the runner declared.
     expect(Array.isArray(inside.parentEnv)).toBe(true);
-    for (const k of inside.parentEnv as string[]) expect(['BEACON_SANDBOX', 'BEACON_FILES_ROOT', 'HOME']).toContain(k);
+    for (const k of inside.parentEnv as string[]) expect(['BEACON_SANDBOX', 'BEACON_FILES_ROOT', 'HOME', 'TZ']).toContain(k);
     expect(inside.files.map((f) => [f.path, f.read])).toEqual(paths.map((p) => [p, false]));
 
     // The probe is not blind: as a plain process, the same agent reads the host's files and reaches the host's port.
