@@ -1,0 +1,191 @@
+/**
+ * The Kubernetes runner against a local API server (fake-kube.ts) that
+ * validates every object it is sent with kubernetes-models: the objects of
+ * an agent version (what they must say about isolation), and the apply /
+ * readiness / list / watch / drain-and-delete flow, with a 409 conflict and
+ * 5xx answers retried with backoff.
+ */
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { ConfigMap, Namespace } from 'kubernetes-models/v1';
+import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
+import { createModelGateway } from '../../runtime/index.js';
+import { KubeConfig, KubernetesApiError, KubernetesRunner, objectsFor, shippedFiles, type KubeLayout, type KubeObject, type SandboxInfo, type SandboxSpec } from '../../runners/index.js';
+import { FakeKube } from './fake-kube.js';
+
+let examples: CompileResult;
+let kube: FakeKube;
+const layout: KubeLayout = { image: 'registry.example/beacon-runtime:0.1.0', kernel: { address: 'beacon-kernel.beacon-system.svc', port: 7443, namespace: 'beacon-system', podLabels: { 'app.kubernetes.io/name': 'beacon-kernel' } } };
+
+beforeAll(async () => {
+  examples = await compile(new DirSource(resolve('examples')));
+});
+beforeEach(async () => {
+  kube = await new FakeKube().start();
+});
+afterAll(async () => {
+  await kube?.stop();
+});
+
+function kubeConfig(url: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({ clusters: [{ name: 'fake', server: url, skipTLSVerify: true }], users: [{ name: 'beacon', token: 'test-token' }], contexts: [{ name: 'fake', cluster: 'fake', user: 'beacon' }], currentContext: 'fake' });
+  return kc;
+}
+
+const spec = (target: string, bundle = examples.bundle): SandboxSpec => ({ bundle, target, digest: examples.bundle.digest, filesRoot: resolve('examples'), services: { gateway: createModelGateway({ models: bundle.objects }) } });
+
+/** The examples with one tenant's isolation changed. */
+function withTenant(tenant: string, isolation: 'silo' | 'pool') {
+  return { ...examples.bundle, objects: examples.bundle.objects.map((o) => (o.id === `Tenant/${tenant}` ? { ...o, object: { ...o.object, spec: { ...(o.object.spec as object), isolation } } } : o)) };
+}
+
+describe('the objects of an agent version', () => {
+  it('validate against the Kubernetes schemas and say what the isolation needs', async () => {
+    const s = spec('Agent/acme-support/refund-assessor');
+    const objects = objectsFor(s, layout, await shippedFiles(s));
+    expect(objects.map((o) => o.kind)).toEqual(['Namespace', 'ConfigMap', 'Deployment', 'NetworkPolicy']);
+    const models: Record<string, (o: KubeObject) => { validate(): void }> = {
+      Namespace: (o) => new Namespace(o as never),
+      ConfigMap: (o) => new ConfigMap(o as never),
+      Deployment: (o) => new Deployment(o as never),
+      NetworkPolicy: (o) => new NetworkPolicy(o as never),
+    };
+    for (const o of objects) expect(() => models[o.kind]!(o).validate(), o.kind).not.toThrow();
+
+    const d = objects.find((o) => o.kind === 'Deployment') as KubeObject & { spec: any };
+    expect(d.metadata.labels).toMatchObject({ 'beacon.dev/tenant': 'acme-support', 'beacon.dev/agent': 'refund-assessor', 'beacon.dev/digest': examples.bundle.digest.replace('sha256:', '').slice(0, 63), 'app.kubernetes.io/managed-by': 'beacon' });
+    const pod = d.spec.template.spec;
+    expect(pod.runtimeClassName).toBe('gvisor');
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    const c = pod.containers[0];
+    expect(c.image).toBe(layout.image);
+    expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    const asked = (examples.bundle.objects.find((o) => o.id === 'Agent/acme-support/refund-assessor')!.object.spec as { sandbox: { cpu: string; memory: string } }).sandbox;
+    expect(c.resources).toEqual({ requests: { cpu: asked.cpu, memory: asked.memory }, limits: { cpu: asked.cpu, memory: asked.memory } });
+    // The token the pod shows the kernel: projected, bound to the kernel's audience, short-lived.
+    const token = pod.volumes.find((v: any) => v.projected !== undefined).projected.sources[0].serviceAccountToken;
+    expect(token).toMatchObject({ audience: 'beacon-kernel', expirationSeconds: 3600 });
+    // Nothing of the host's environment, no secret: only what the runtime needs.
+    expect(c.env.map((e: any) => e.name).sort()).toEqual(['BEACON_FILES_ROOT', 'BEACON_SANDBOX', 'HOME', 'TZ']);
+    // The shipped files, with their paths; the Tool's working folder exists through a marker.
+    const files = pod.volumes.find((v: any) => v.configMap !== undefined).configMap.items.map((i: any) => i.path);
+    expect(files).toEqual(['acme-support/tools/.beacon-folder', 'tools/kb-server.mjs', 'tools/kb.json']);
+
+    const np = objects.find((o) => o.kind === 'NetworkPolicy') as KubeObject & { spec: any };
+    expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(np.spec.ingress).toEqual([]);
+    expect(np.spec.egress).toHaveLength(2);
+    expect(np.spec.egress[0]).toEqual({ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'beacon-system' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'beacon-kernel' } } }], ports: [{ protocol: 'TCP', port: 7443 }] });
+    expect(np.spec.egress[1].ports).toEqual([{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }]);
+  });
+
+  it('silo tenants get their own namespace, pool tenants share one; process isolation has no runtime class', async () => {
+    const silo = spec('Agent/acme-support/triage', withTenant('acme-support', 'silo'));
+    const pool = spec('Agent/acme-support/triage', withTenant('acme-support', 'pool'));
+    const ns = (s: SandboxSpec) => objectsFor(s, layout, []).find((o) => o.kind === 'Deployment')!.metadata.namespace;
+    expect(ns(silo)).toBe('beacon-acme-support');
+    expect(ns(pool)).toBe('beacon-agents');
+    const processAgent = { ...examples.bundle, objects: examples.bundle.objects.map((o) => (o.id === 'Agent/acme-support/triage' ? { ...o, object: { ...o.object, spec: { ...(o.object.spec as object), sandbox: { isolation: 'process', cpu: '250m', memory: '256Mi', replicas: 3 } } } } : o)) };
+    const d = objectsFor(spec('Agent/acme-support/triage', processAgent), layout, []).find((o) => o.kind === 'Deployment') as KubeObject & { spec: any };
+    expect(d.spec.template.spec.runtimeClassName).toBeUndefined();
+    expect(d.spec.replicas).toBe(3);
+    expect(d.spec.template.spec.containers[0].resources.limits).toEqual({ cpu: '250m', memory: '256Mi' });
+    expect(() => new Deployment(d as never).validate()).not.toThrow();
+  });
+});
+
+describe('against the API server', () => {
+  it('applies with server-side apply, waits for readiness, lists, watches, drains and deletes', async () => {
+    const notices: string[] = [];
+    const runner = new KubernetesRunner({ ...layout, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 10 }, onNotice: (m) => notices.push(m) });
+    const events: [string, SandboxInfo][] = [];
+    const stopWatching = await runner.watch((phase, info) => events.push([phase, info]));
+
+    const sandbox = await runner.start(spec('Agent/acme-support/refund-assessor'));
+    expect(sandbox.health()).toEqual({ state: 'ready' });
+    expect(kube.invalid).toEqual([]);
+    expect(kube.applied.map((o) => o.kind)).toEqual(['Namespace', 'ConfigMap', 'Deployment', 'NetworkPolicy']);
+    const patches = kube.requests.filter((r) => r.method === 'PATCH');
+    expect(patches.every((r) => r.contentType === 'application/apply-patch+yaml' && r.fieldManager === 'beacon' && r.force === false)).toBe(true);
+
+    const listed = await runner.list();
+    expect(listed).toEqual([{ id: sandbox.id, runner: 'kubernetes', labels: expect.objectContaining({ 'beacon.dev/agent': 'refund-assessor' }), health: { state: 'ready' }, attached: true }]);
+    await expect.poll(() => events.map(([p, i]) => `${p} ${i.health.state}`)).toEqual(expect.arrayContaining(['ADDED starting', 'MODIFIED ready']));
+
+    await sandbox.stop({ drainMs: 5000 });
+    expect(kube.list('deployments')).toEqual([]);
+    expect(kube.list('networkpolicies')).toEqual([]);
+    expect(kube.list('configmaps')).toEqual([]);
+    expect(kube.list('pods')).toEqual([]);
+    // The drain scaled it to zero before deleting it.
+    const lastApplied = kube.applied.filter((o) => o.kind === 'Deployment').at(-1) as KubeObject & { spec: { replicas: number } };
+    expect(lastApplied.spec.replicas).toBe(0);
+    expect(lastApplied.metadata.labels).toMatchObject({ 'beacon.dev/agent': 'refund-assessor' });
+    await expect.poll(() => events.some(([p, i]) => p === 'DELETED' && i.id === sandbox.id)).toBe(true);
+    expect(await runner.list()).toEqual([]);
+    expect(kube.invalid).toEqual([]);
+    stopWatching();
+    expect(notices).toEqual([]);
+  }, 30_000);
+
+  it('a 409 conflict with another field manager is taken over with force, and said', async () => {
+    const notices: string[] = [];
+    const runner = new KubernetesRunner({ ...layout, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 10 }, onNotice: (m) => notices.push(m) });
+    const first = await runner.start(spec('Agent/acme-support/triage'));
+    kube.ownBy('deployments', first.namespace, first.name, 'kubectl-edit');
+    await runner.start(spec('Agent/acme-support/triage'));
+    const deploymentPatches = kube.requests.filter((r) => r.method === 'PATCH' && r.path.includes('/deployments/'));
+    expect(deploymentPatches.map((r) => [r.status, r.force])).toEqual([
+      [201, false],
+      [409, false],
+      [200, true],
+    ]);
+    expect(notices).toEqual([expect.stringMatching(/apply Deployment .*: HTTP 409: Apply failed with 1 conflict: conflict with "kubectl-edit".*taking the fields over \(force\)/)]);
+  }, 30_000);
+
+  it('5xx answers are retried with backoff (honouring Retry-After) until they pass, or fail after the last try', async () => {
+    const notices: string[] = [];
+    const runner = new KubernetesRunner({ ...layout, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 20, attempts: 4 }, onNotice: (m) => notices.push(m) });
+    kube.failNext(2, 503);
+    const t0 = Date.now();
+    const sandbox = await runner.start(spec('Agent/acme-support/triage'));
+    expect(sandbox.health().state).toBe('ready');
+    expect(kube.requests.slice(0, 3).map((r) => r.status)).toEqual([503, 503, 200]);
+    expect(notices.slice(0, 2)).toEqual([expect.stringMatching(/HTTP 503: the API server is overloaded; retrying in \d+ ms \(try 2 of 4\)/), expect.stringMatching(/try 3 of 4/)]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(10 + 20);
+
+    kube.failNext(1, 503, '1');
+    const before = Date.now();
+    await runner.list();
+    expect(Date.now() - before).toBeGreaterThanOrEqual(900);
+
+    kube.failNext(10, 500);
+    const err = await runner.list().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KubernetesApiError);
+    expect((err as Error).message).toMatch(/list Deployments: HTTP 500: .* \(after 4 tries\)/);
+    kube.failNext(0);
+  }, 30_000);
+
+  it('a 4xx other than a conflict is not retried; a Deployment that never becomes ready is reported unhealthy', async () => {
+    const runner = new KubernetesRunner({ ...layout, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 10 }, readyTimeoutMs: 5000 });
+    const s = spec('Agent/acme-support/triage');
+    const name = objectsFor(s, layout, []).find((o) => o.kind === 'Deployment')!.metadata.name;
+    kube.neverReady.add(name);
+    await expect(runner.start(s)).rejects.toThrow(/is unhealthy: ProgressDeadlineExceeded/);
+    const [info] = await runner.list();
+    expect(info!.health).toMatchObject({ state: 'unhealthy', detail: expect.stringMatching(/ProgressDeadlineExceeded/) });
+
+    // A grace period that is not a whole number of seconds: the API server refuses the Deployment (422).
+    const bad = { ...layout, drainSeconds: 1.5 };
+    const invalid = new KubernetesRunner({ ...bad, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 10 } });
+    const before = kube.requests.length;
+    await expect(invalid.start(spec('Agent/acme-support/resolver'))).rejects.toThrow(/HTTP 422/);
+    // Refused once, not retried.
+    expect(kube.requests.slice(before).filter((r) => r.path.includes('/deployments/')).map((r) => [r.method, r.status])).toEqual([['PATCH', 422]]);
+    expect(kube.invalid.length).toBeGreaterThan(0);
+  }, 30_000);
+});
