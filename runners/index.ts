@@ -7,3 +7,4 @@ export { writeOciBundle, FILES_IN_SANDBOX, type OciOptions } from './oci.js';
 export { WarmPool, type WarmPoolOptions, type PoolStats } from './pool.js';
 export { KubernetesRunner, KubeSandbox, KubernetesApiError, deploymentHealth, KubeConfig, type KubernetesRunnerOptions, type RetryPolicy, type PodStreams } from './kubernetes/runner.js';
 export { objectsFor, namespaceOf, deploymentName, podLabels, dnsLabel, MANAGED_BY, TOKEN_PATH, DEFAULT_AUDIENCE, type KubeLayout, type KubeObject, type KernelEndpoint } from './kubernetes/objects.js';
+export { KernelStreamServer, type StreamServerOptions } from './kubernetes/streams.js';

@@ -34,6 +34,9 @@ export interface PodStreams {
   invoke(namespace: string, deployment: string, options: InvokeOptions & { input: Json }): Promise<RunOutcome & { run: string }>;
   /** Runs in progress on the Deployment's pods. */
   active(namespace: string, deployment: string): number;
+  /** Pods of this Deployment run this agent version: the only ones whose streams are served. */
+  register?(namespace: string, deployment: string, spec: SandboxSpec): void;
+  unregister?(namespace: string, deployment: string): void;
 }
 
 export interface KubernetesRunnerOptions extends KubeLayout {
@@ -156,6 +159,7 @@ export class KubernetesRunner implements Runner {
     for (const obj of objects) await this.apply(obj);
     const ns = namespaceOf(spec, this.o);
     const name = deploymentName(spec);
+    this.o.streams?.register?.(ns, name, spec);
     const health = await this.waitReady(ns, name, this.o.readyTimeoutMs ?? 120_000);
     return new KubeSandbox(this, ns, name, sandboxLabels(spec), health);
   }
@@ -244,6 +248,7 @@ export class KubernetesRunner implements Runner {
         if (!(err instanceof KubernetesApiError && err.code === 404)) throw err;
       }
     };
+    this.o.streams?.unregister?.(ns, name);
     await gone('NetworkPolicy', 'networking.k8s.io/v1', name);
     await gone('Deployment', 'apps/v1', name);
     await gone('ConfigMap', 'v1', `${name}-files`);

@@ -6,7 +6,9 @@
  * agent or a workflow, making every model call and HTTP tool call a system
  * call to the kernel. It exits when the channel closes.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { CompiledObject, ExecutionGraph } from '../../compiler/index.js';
@@ -356,11 +358,44 @@ async function warmup(): Promise<{ ms: number }> {
   return { ms: Math.round(performance.now() - t0) };
 }
 
-/** Serve the runtime protocol on this process's stdio. */
-export function main(): void {
-  // stdout is the channel: nothing else may write there.
+/** The first line a pod sends on its stream to the kernel, before the protocol's hello: who it is, as its projected token says. */
+export const AUTH_PREAMBLE = 'beacon.runtime/auth';
+
+/**
+ * Serve the runtime protocol: on this process's stdio (a local sandbox), or,
+ * with `--connect host:port --token-file F` (a pod), on one TCP stream it
+ * opens to the kernel, after a first line carrying the pod's projected
+ * service-account token. Exits when the channel closes.
+ */
+export function main(argv: string[] = process.argv.slice(2)): void {
+  // stdout is the channel (or unused): nothing else may write there.
   console.log = console.info = console.debug = (...args: unknown[]) => process.stderr.write(`${args.map(String).join(' ')}\n`);
-  const channel = new Channel(process.stdin, process.stdout, { role: 'user', agent: `beacon-runtime pid ${process.pid}` });
+  const at = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    return i === -1 ? undefined : argv[i + 1];
+  };
+  const connect = at('--connect');
+  if (connect === undefined) return serve(process.stdin, process.stdout);
+  const tokenFile = at('--token-file');
+  const m = /^(.+):(\d+)$/.exec(connect);
+  if (m === null || tokenFile === undefined) {
+    process.stderr.write('beacon-runtime: --connect needs host:port and --token-file\n');
+    process.exit(2);
+  }
+  // Read at each connection: the kubelet rotates the projected token.
+  const token = readFileSync(tokenFile, 'utf8').trim();
+  const socket = createConnection({ host: m[1]!, port: Number(m[2]) }, () => {
+    socket.write(`${JSON.stringify({ t: AUTH_PREAMBLE, token })}\n`);
+    serve(socket, socket);
+  });
+  socket.on('error', (err) => {
+    process.stderr.write(`beacon-runtime: the stream to the kernel failed: ${err.message}\n`);
+    process.exit(1);
+  });
+}
+
+function serve(input: NodeJS.ReadableStream, output: NodeJS.WritableStream): void {
+  const channel = new Channel(input as never, output as never, { role: 'user', agent: `beacon-runtime pid ${process.pid}` });
   const defaults: { filesRoot?: string } = {};
   if (process.env.BEACON_FILES_ROOT) defaults.filesRoot = process.env.BEACON_FILES_ROOT;
   channel.handle('run.start', (params, { signal }) => runStart(params, channel, signal, defaults));
@@ -377,5 +412,14 @@ export function main(): void {
     const m = process.memoryUsage();
     return { pid: process.pid, rss: m.rss, heapUsed: m.heapUsed, uptimeMs: Math.round(process.uptime() * 1000) };
   });
-  channel.onClose(() => process.exit(0));
+  // Closed before the kernel said hello: refused (a pod whose token was not accepted), which is a failure.
+  let greeted = false;
+  channel.ready().then(
+    () => (greeted = true),
+    () => undefined,
+  );
+  channel.onClose((reason) => {
+    if (!greeted) process.stderr.write(`beacon-runtime: the kernel closed the channel before its hello: ${reason}\n`);
+    process.exit(greeted ? 0 : 1);
+  });
 }

@@ -51,6 +51,7 @@ export class FakeKube {
   private readonly store = new Map<string, Obj>();
   private readonly owners = new Map<string, string>();
   private readonly watchers = new Set<{ res: ServerResponse; plural: string; ns?: string; selector: (labels: Record<string, string>) => boolean }>();
+  private readonly tokens = new Map<string, { namespace: string; pod: string; serviceAccount: string; audiences: string[] }>();
   private faults: { status: number; count: number; retryAfter?: string } = { status: 0, count: 0 };
   private server: Server | undefined;
   private rv = 1;
@@ -81,6 +82,13 @@ export class FakeKube {
   /** Give an object's fields to another manager: the next non-forced apply by anyone else conflicts (409). */
   ownBy(plural: string, ns: string | undefined, name: string, manager: string): void {
     this.owners.set(this.key(plural, ns, name), manager);
+  }
+
+  /** A projected service-account token for a pod, bound to `audiences` (what the kubelet would mount). */
+  issueToken(namespace: string, pod: string, serviceAccount: string, audiences: string[]): string {
+    const token = `tok-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+    this.tokens.set(token, { namespace, pod, serviceAccount, audiences });
+    return token;
   }
 
   get(plural: string, ns: string | undefined, name: string): Obj | undefined {
@@ -213,6 +221,17 @@ export class FakeKube {
       record.status = status;
       this.send(res, status, body);
     };
+    if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') {
+      const review = JSON.parse(await this.body(req)) as { spec?: { token?: string; audiences?: string[] } };
+      const t = this.tokens.get(review.spec?.token ?? '');
+      const wanted = review.spec?.audiences ?? [];
+      const audiences = t === undefined ? [] : t.audiences.filter((a) => wanted.length === 0 || wanted.includes(a));
+      const status =
+        t === undefined || audiences.length === 0
+          ? { authenticated: false, error: t === undefined ? 'invalid bearer token' : 'token audiences is invalid for the target audiences' }
+          : { authenticated: true, audiences, user: { username: `system:serviceaccount:${t.namespace}:${t.serviceAccount}`, uid: 'u', groups: ['system:serviceaccounts'], extra: { 'authentication.kubernetes.io/pod-name': [t.pod] } } };
+      return send(201, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: review.spec, status });
+    }
     const route = this.route(url.pathname);
     if (route === undefined) return reply(404, 'NotFound', `no route ${url.pathname}`);
     if ('discovery' in route) {

@@ -5,14 +5,17 @@
  * readiness / list / watch / drain-and-delete flow, with a 409 conflict and
  * 5xx answers retried with backoff.
  */
-import { resolve } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ConfigMap, Namespace } from 'kubernetes-models/v1';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
 import { createModelGateway } from '../../runtime/index.js';
-import { KubeConfig, KubernetesApiError, KubernetesRunner, objectsFor, shippedFiles, type KubeLayout, type KubeObject, type SandboxInfo, type SandboxSpec } from '../../runners/index.js';
+import { builtEntry, KernelStreamServer, KubeConfig, KubernetesApiError, KubernetesRunner, objectsFor, shippedFiles, type KubeLayout, type KubeObject, type SandboxInfo, type SandboxSpec } from '../../runners/index.js';
 import { FakeKube } from './fake-kube.js';
 
 let examples: CompileResult;
@@ -188,4 +191,55 @@ describe('against the API server', () => {
     expect(kube.requests.slice(before).filter((r) => r.path.includes('/deployments/')).map((r) => [r.method, r.status])).toEqual([['PATCH', 422]]);
     expect(kube.invalid.length).toBeGreaterThan(0);
   }, 30_000);
+});
+
+describe("a pod's stream to the kernel", () => {
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  /** What a pod does: the runtime with --connect and its projected token, here as a local process. */
+  function pod(port: number, token: string): ChildProcess {
+    const dir = mkdtempSync(join(tmpdir(), 'beacon-pod-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, 'token'), token);
+    return spawn(process.execPath, [builtEntry(), '--connect', `127.0.0.1:${port}`, '--token-file', join(dir, 'token')], { env: { TZ: 'UTC', BEACON_FILES_ROOT: resolve('examples') }, stdio: ['ignore', 'ignore', 'pipe'] });
+  }
+
+  it('a pod with a token bound to the kernel gets a session for its Deployment; forged, misbound and foreign tokens are refused', async () => {
+    const notices: string[] = [];
+    const streams = new KernelStreamServer({ kubeConfig: kubeConfig(kube.url), authTimeoutMs: 2000, onNotice: (m) => notices.push(m) });
+    const port = await streams.listen(0, '127.0.0.1');
+    const runner = new KubernetesRunner({ ...layout, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 10 }, streams });
+    try {
+      const sandbox = await runner.start(spec('Agent/acme-support/refund-assessor'));
+      await expect(sandbox.invoke({ input: { ticket: 'refund A-42' } })).rejects.toThrow(/no pod of .* is connected/);
+      const [podName] = kube.list('pods').map((p) => p.metadata.name as string);
+
+      const good = pod(port, kube.issueToken(sandbox.namespace, podName!, 'beacon-sandbox', ['beacon-kernel']));
+      await expect.poll(() => streams.connected(sandbox.namespace, sandbox.name), { timeout: 10_000 }).toEqual([podName]);
+      const out = await sandbox.invoke({ input: { ticket: 'Please refund the duplicate charge on order A-42.', orderId: 'A-42' } });
+      expect(out.status, out.error?.message).toBe('Succeeded');
+      expect(out.output).toMatchObject({ orderId: expect.any(String), eligible: expect.any(Boolean) });
+
+      const refused = async (token: string, why: RegExp) => {
+        const before = notices.length;
+        const p = pod(port, token);
+        const code = await new Promise((r) => p.once('exit', r));
+        expect(code).not.toBe(0);
+        expect(notices.slice(before)).toEqual([expect.stringMatching(why)]);
+      };
+      await refused('forged-token', /refused a stream .*the token was not accepted: invalid bearer token/);
+      await refused(kube.issueToken(sandbox.namespace, podName!, 'beacon-sandbox', ['https://kubernetes.default.svc']), /token audiences is invalid/);
+      await refused(kube.issueToken(sandbox.namespace, 'someone-else', 'beacon-sandbox', ['beacon-kernel']), /pods "someone-else" not found|not found/);
+      await refused(kube.issueToken(sandbox.namespace, podName!, 'default', ['beacon-kernel']), /runs as beacon-sandbox, not default/);
+      expect(streams.connected(sandbox.namespace, sandbox.name)).toEqual([podName]);
+
+      // Stopping the agent version closes its pods' streams: the pod's runtime exits.
+      const exited = new Promise((r) => good.once('exit', r));
+      await sandbox.stop({ drainMs: 2000 });
+      expect(await exited).toBe(0);
+    } finally {
+      await streams.close();
+    }
+  }, 60_000);
 });
