@@ -41,6 +41,7 @@ const work = mkdtempSync(join(tmpdir(), 'beacon-bench-runners-'));
 const examples = await compile(new DirSource(join(ROOT, 'examples')));
 const TARGET = 'Agent/acme-support/triage';
 const INPUT = { ticket: 'I was charged twice for my subscription this month.' };
+// The triage agent asks for gVisor: the process figures run it in development mode (the process runner refuses it otherwise).
 // One gateway, as a kernel has: its scripted Model's rules are compiled once, not per sandbox.
 const gateway = createModelGateway({ models: examples.bundle.objects });
 const spec = () => ({ bundle: examples.bundle, target: TARGET, digest: examples.bundle.digest, filesRoot: join(ROOT, 'examples'), services: { gateway } });
@@ -80,7 +81,7 @@ async function firstAnswer(get) {
 }
 
 const samples = { coldProcess: [], coldGvisor: [], warmProcess: [], warmGvisor: [], pingInProcess: [], pingProcess: [], pingGvisor: [] };
-const runners = { process: new ProcessRunner({ stateDir: join(work, 'p') }), gvisor: new GvisorRunner({ stateDir: join(work, 'g') }) };
+const runners = { process: new ProcessRunner({ stateDir: join(work, 'p'), developmentMode: true }), gvisor: new GvisorRunner({ stateDir: join(work, 'g') }) };
 const pools = { process: new WarmPool(runners.process, { size: 1 }), gvisor: new WarmPool(runners.gvisor, { size: 1 }) };
 for (let i = 0; i < N; i++) {
   for (const kind of ['process', 'gvisor']) {

@@ -26,6 +26,12 @@ export interface LocalRunnerOptions {
   idleMemoryBytes?: number;
   heartbeatMs?: number;
   heartbeatTimeoutMs?: number;
+  /**
+   * The spec's development mode: run agents that ask for gVisor isolation as
+   * plain processes, labelled `beacon.dev/isolation: degraded`. Without it
+   * the process runner refuses them: it never gives less isolation silently.
+   */
+  developmentMode?: boolean;
 }
 
 /** The built user-space entry a sandbox runs: runners start the build, never the TypeScript sources. */
@@ -131,6 +137,7 @@ export class ProcessRunner implements Runner {
 
   async start(spec: SandboxSpec): Promise<LocalSandbox> {
     const needs = sandboxNeeds(spec.bundle, spec.target);
+    this.checkIsolation(spec);
     const sandbox = await this.startIdle(needs.memoryBytes);
     try {
       await this.assign(sandbox, spec);
@@ -141,9 +148,17 @@ export class ProcessRunner implements Runner {
     return sandbox;
   }
 
-  /** Hand an idle sandbox its agent. A process sandbox reads the shipped files where they are. */
+  /** Refuse an agent that needs more isolation than this runner gives (unless in development mode, where it is labelled degraded). */
+  protected checkIsolation(spec: SandboxSpec): void {
+    if (this.kind !== 'process' || sandboxNeeds(spec.bundle, spec.target).isolation !== 'gvisor' || this.options.developmentMode === true) return;
+    throw new RunnerUnavailable(`${spec.target} asks for gVisor isolation, which the process runner cannot give (use the gvisor runner, or development mode)`);
+  }
+
+  /** Hand an idle sandbox its agent (its files sent over the channel). */
   async assign(sandbox: LocalSandbox, spec: SandboxSpec): Promise<void> {
-    await sandbox.assign(spec, { sendFiles: true });
+    this.checkIsolation(spec);
+    const degraded = this.kind === 'process' && sandboxNeeds(spec.bundle, spec.target).isolation === 'gvisor';
+    await sandbox.assign(degraded ? { ...spec, labels: { ...spec.labels, 'beacon.dev/isolation': 'degraded' } } : spec, { sendFiles: true });
     this.relabel(sandbox);
   }
 

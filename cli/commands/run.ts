@@ -17,7 +17,7 @@ import { Option, type Command } from 'commander';
 import { formatText, type CompiledObject, type CompileResult, type Project } from '../../compiler/index.js';
 import { createDecider } from '../../policy/index.js';
 import { createModelGateway, FileRunStore, KernelBudgets, runInChildProcess, type Json, type ResumeState, type RunStore, type TraceEvent } from '../../runtime/index.js';
-import { GvisorRunner, ProcessRunner, RunnerUnavailable, sandboxNeeds } from '../../runners/index.js';
+import { GvisorRunner, ProcessRunner, RunnerUnavailable } from '../../runners/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
 import { textReader } from './validate.js';
 
@@ -147,21 +147,19 @@ export async function executeRun(project: Project, result: CompileResult, id: st
     if (opts.sandbox === undefined) {
       outcome = await runInChildProcess({ bundle: { objects, graphs: result.bundle.graphs }, target: id, filesRoot, services, ...invocation });
     } else {
-      const needs = sandboxNeeds({ objects, graphs: result.bundle.graphs }, id);
-      if (opts.sandbox === 'process' && needs.isolation === 'gvisor') {
-        throw new UsageError(`${id} asks for isolation gvisor, which --sandbox process cannot give: use --sandbox gvisor, or leave --sandbox out to run in development mode`);
-      }
       const state = { stateDir: sandboxesDir(project.repoRoot), dataDirs: [runsDir(project.repoRoot)] };
       let runner;
+      let sandbox;
+      // A runner that cannot give what the agents ask for refuses (no runsc; a gVisor agent on --sandbox process): a usage error, never a degraded run.
       try {
         runner = opts.sandbox === 'gvisor' ? new GvisorRunner(state) : new ProcessRunner(state);
+        // Sandboxes an earlier, killed `beacon run` left behind go first.
+        await runner.cleanup();
+        sandbox = await runner.start({ bundle: { objects, graphs: result.bundle.graphs }, target: id, digest: result.bundle.digest, services, filesRoot });
       } catch (err) {
         if (err instanceof RunnerUnavailable) throw new UsageError(err.message);
         throw err;
       }
-      // Sandboxes an earlier, killed `beacon run` left behind go first.
-      await runner.cleanup();
-      const sandbox = await runner.start({ bundle: { objects, graphs: result.bundle.graphs }, target: id, digest: result.bundle.digest, services, filesRoot });
       process.stderr.write(`beacon: running in ${opts.sandbox} sandbox ${sandbox.id}\n`);
       try {
         outcome = await sandbox.invoke(invocation);

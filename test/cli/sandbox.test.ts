@@ -28,10 +28,18 @@ describe('beacon run --sandbox', () => {
     expect(readdirSync(join(ROOT, '.beacon', 'sandboxes', 'gvisor', 'bundles'))).toEqual([]);
   }, 60_000);
 
+  it('process: runs an agent that asks for process isolation, and says so', async () => {
+    const r = await beacon(['run', 'acme-research/summary-critic', 'examples', '--input', JSON.stringify({ draft: 'Churn rose 3% after the price change.' }), '--sandbox', 'process', '--format', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as Doc;
+    expect(doc).toMatchObject({ status: 'Succeeded', isolation: 'process' });
+    expect(r.stderr).toMatch(/running in process sandbox bx-/);
+  }, 30_000);
+
   it('process: refused for an agent that asks for gVisor isolation', async () => {
     const r = await beacon(['run', 'acme-support/refund-assessor', 'examples', '--input', input, '--sandbox', 'process']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/asks for isolation gvisor, which --sandbox process cannot give/);
+    expect(r.stderr).toMatch(/asks for gVisor isolation, which the process runner cannot give/);
   });
 
   it('gvisor without runsc: refused, never run as a plain process', async () => {

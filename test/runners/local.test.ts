@@ -52,12 +52,14 @@ describe('the same agent under process and gvisor', () => {
   gvisor('answers identically, calling its stdio MCP tool in both', async () => {
     const answers = [];
     for (const Runner of [ProcessRunner, GvisorRunner]) {
-      const runner = new Runner({ stateDir: temp('beacon-runner-') });
+      // The agent asks for gVisor: the process runner runs it only in development mode, and says so.
+      const runner = new Runner({ stateDir: temp('beacon-runner-'), developmentMode: true });
       cleanups.push(() => runner.close({ drainMs: 0 }));
       const traces: TraceEvent[] = [];
       const sandbox = await runner.start(spec(examples, 'Agent/acme-support/refund-assessor', resolve('examples'), traces));
       expect(sandbox.runner).toBe(runner.kind);
       expect(sandbox.labels).toMatchObject({ 'beacon.dev/tenant': 'acme-support', 'beacon.dev/agent': 'refund-assessor' });
+      expect(sandbox.labels['beacon.dev/isolation']).toBe(runner.kind === 'process' ? 'degraded' : undefined);
       const out = await sandbox.invoke({ input: refund });
       expect(out.status, out.error?.message).toBe('Succeeded');
       const tools = traces.filter((t) => t.type === 'tool').map((t) => [t.tool, t.error ?? 'ok']);
@@ -127,7 +129,7 @@ describe('inside a gVisor sandbox', () => {
     expect(inside.files.map((f) => [f.path, f.read])).toEqual(paths.map((p) => [p, false]));
 
     // The probe is not blind: as a plain process, the same agent reads the host's files and reaches the host's port.
-    const outside = await probeWith(new ProcessRunner({ stateDir: temp('beacon-runner-') }), paths);
+    const outside = await probeWith(new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true }), paths);
     expect(outside.files.filter((f) => f.read).map((f) => f.path)).toEqual(expect.arrayContaining([home, data, installData]));
     expect(outside.network[0]).toMatchObject({ connected: true });
   }, 90_000);
@@ -146,7 +148,7 @@ describe('inside a gVisor sandbox', () => {
 
 describe('health', () => {
   it('a sandbox that exits, hangs or holds more memory than its limit is reported unhealthy with the reason', async () => {
-    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-'), heartbeatMs: 100, heartbeatTimeoutMs: 400 });
+    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-'), heartbeatMs: 100, heartbeatTimeoutMs: 400, developmentMode: true });
     cleanups.push(() => runner.close({ drainMs: 0, graceMs: 100 }));
     const target = 'Agent/acme-support/refund-assessor';
 
@@ -174,7 +176,7 @@ describe('health', () => {
 
 describe('one sandbox, many runs', () => {
   it('serves runs at once, each with its own output, and drains them on stop', async () => {
-    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-') });
+    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true });
     const sandbox = await runner.start(spec(examples, 'Agent/acme-support/triage', resolve('examples')));
     const tickets = ['I was charged twice this month.', 'The desktop app says Sync failed since the update.', 'Password reset email never arrives.'];
     const runs = tickets.map((ticket) => sandbox.invoke({ input: { ticket } }));
@@ -187,6 +189,14 @@ describe('one sandbox, many runs', () => {
     expect(new Set(outs.map((o) => o.run)).size).toBe(3);
     await expect(sandbox.invoke({ input: { ticket: 'x' } })).rejects.toThrow(/stopping|unhealthy/);
   }, 30_000);
+});
+
+describe('isolation is never given silently', () => {
+  it('the process runner refuses an agent that asks for gVisor, unless in development mode', async () => {
+    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-') });
+    await expect(runner.start(spec(examples, 'Agent/acme-support/triage', resolve('examples')))).rejects.toThrow(/asks for gVisor isolation, which the process runner cannot give/);
+    expect(await runner.list()).toEqual([]);
+  });
 });
 
 describe('without runsc', () => {

@@ -41,7 +41,7 @@ const input = { ticket: 'Please refund the duplicate charge on order A-42.', ord
 
 describe('a warm pool of process sandboxes', () => {
   it('hands out an idle sandbox, refills behind it, and never hands out one that died while idle', async () => {
-    const runner = new ProcessRunner({ stateDir: stateDir() });
+    const runner = new ProcessRunner({ stateDir: stateDir(), developmentMode: true });
     const pool = new WarmPool(runner, { size: 2 });
     closers.push(() => pool.close({ drainMs: 0 }), () => runner.close({ drainMs: 0 }));
     await pool.ready();
@@ -74,7 +74,7 @@ describe('a warm pool of process sandboxes', () => {
   }, 60_000);
 
   it('an agent that needs more memory than the pool gives gets a cold start', async () => {
-    const runner = new ProcessRunner({ stateDir: stateDir() });
+    const runner = new ProcessRunner({ stateDir: stateDir(), developmentMode: true });
     const pool = new WarmPool(runner, { size: 1, memoryBytes: 128 * 2 ** 20 });
     closers.push(() => pool.close({ drainMs: 0 }), () => runner.close({ drainMs: 0 }));
     await pool.ready();
