@@ -36,6 +36,7 @@ export interface PodStreams {
   active(namespace: string, deployment: string): number;
   /** Pods of this Deployment run this agent version: the only ones whose streams are served. */
   register?(namespace: string, deployment: string, spec: SandboxSpec): void;
+  onEvent?(namespace: string, deployment: string, listener: (event: string, data: unknown) => void): () => void;
   unregister?(namespace: string, deployment: string): void;
 }
 
@@ -302,9 +303,9 @@ export class KubeSandbox implements Sandbox {
     return this.state;
   }
 
-  onEvent(): () => void {
-    // Events come over the pods' streams (the kernel's stream server reports them).
-    return () => undefined;
+  /** Events from the Deployment's pods, over their streams to the kernel. */
+  onEvent(listener: (event: string, data: unknown) => void): () => void {
+    return this.r.streams?.onEvent?.(this.namespace, this.name, listener) ?? (() => undefined);
   }
 
   async invoke(options: InvokeOptions & { input: Json }): Promise<RunOutcome & { run: string }> {

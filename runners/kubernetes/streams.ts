@@ -42,6 +42,7 @@ export class KernelStreamServer implements PodStreams {
   private server: Server | undefined;
   private readonly specs = new Map<string, SandboxSpec>();
   private readonly pods = new Map<string, Set<PodSession>>();
+  private readonly listeners = new Map<string, Set<(event: string, data: unknown) => void>>();
   private readonly auth: AuthenticationV1Api;
   private readonly core: CoreV1Api;
 
@@ -64,6 +65,15 @@ export class KernelStreamServer implements PodStreams {
     this.specs.delete(key);
     for (const p of this.pods.get(key) ?? []) p.channel.close('the agent version was stopped');
     this.pods.delete(key);
+  }
+
+  /** Events (traces, steps) from every pod of a Deployment, connected now or later; returns an unsubscribe. */
+  onEvent(ns: string, deployment: string, listener: (event: string, data: unknown) => void): () => void {
+    const key = KernelStreamServer.key(ns, deployment);
+    let set = this.listeners.get(key);
+    if (set === undefined) this.listeners.set(key, (set = new Set()));
+    set.add(listener);
+    return () => set!.delete(listener);
   }
 
   /** Connected pods of a Deployment. */
@@ -167,6 +177,9 @@ export class KernelStreamServer implements PodStreams {
       let set = this.pods.get(key);
       if (set === undefined) this.pods.set(key, (set = new Set()));
       set.add(entry);
+      channel.onEvent((event, data) => {
+        for (const l of this.listeners.get(key) ?? []) l(event, data);
+      });
       channel.onClose(() => {
         set!.delete(entry);
         void session.close();

@@ -217,9 +217,13 @@ describe("a pod's stream to the kernel", () => {
 
       const good = pod(port, kube.issueToken(sandbox.namespace, podName!, 'beacon-sandbox', ['beacon-kernel']));
       await expect.poll(() => streams.connected(sandbox.namespace, sandbox.name), { timeout: 10_000 }).toEqual([podName]);
+      const events: string[] = [];
+      sandbox.onEvent((event, data) => events.push(`${event} ${(data as { type?: string }).type ?? ''}`));
       const out = await sandbox.invoke({ input: { ticket: 'Please refund the duplicate charge on order A-42.', orderId: 'A-42' } });
       expect(out.status, out.error?.message).toBe('Succeeded');
       expect(out.output).toMatchObject({ orderId: expect.any(String), eligible: expect.any(Boolean) });
+      // The pod's trace came over its stream: model calls and the stdio tool it ran.
+      expect(events).toEqual(['trace model', 'trace tool', 'trace model', 'trace node']);
 
       const refused = async (token: string, why: RegExp) => {
         const before = notices.length;
