@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -246,4 +247,32 @@ describe("a pod's stream to the kernel", () => {
       await streams.close();
     }
   }, 60_000);
+
+  it('a connection that does not start with the auth line, sends too much, or says nothing is refused', async () => {
+    const notices: string[] = [];
+    const streams = new KernelStreamServer({ kubeConfig: kubeConfig(kube.url), authTimeoutMs: 300, onNotice: (m) => notices.push(m) });
+    const port = await streams.listen(0, '127.0.0.1');
+    try {
+      const attempt = (payload: string | Buffer | null) =>
+        new Promise<void>((res) => {
+          const socket = connect(port, '127.0.0.1', () => {
+            if (payload !== null) socket.write(payload);
+          });
+          socket.on('error', () => undefined);
+          socket.on('close', () => res());
+        });
+      await attempt('{"t":"hello","protocol":"beacon.runtime/1","role":"user"}\n');
+      await attempt(Buffer.alloc(20_000, 0x61));
+      await attempt(null);
+      await attempt('{"t":"beacon.runtime/auth","token":""}\n');
+      expect(notices).toEqual([
+        expect.stringMatching(/the first line is not the runtime's auth line/),
+        expect.stringMatching(/the first line passed 16384 bytes/),
+        expect.stringMatching(/no token within 300 ms/),
+        expect.stringMatching(/no token$/),
+      ]);
+    } finally {
+      await streams.close();
+    }
+  });
 });
