@@ -10,13 +10,13 @@
  * time kills and deletes it. Without `runsc` the runner refuses: it never
  * falls back to a plain process.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { INSTALL_ROOT } from '../runtime/index.js';
-import { readStates, shippedFiles } from './local.js';
+import { killGroup, readStates, shippedFiles } from './local.js';
 import { FILES_IN_SANDBOX, writeOciBundle } from './oci.js';
-import { builtEntry, ProcessRunner, type Launch, type LocalRunnerOptions } from './process.js';
+import { builtEntry, ProcessRunner, which, type Launch, type LocalRunnerOptions } from './process.js';
 import { heapLimitMiB, sandboxNeeds } from './resources.js';
 import { RunnerUnavailable, type RunnerKind, type SandboxInfo, type SandboxSpec } from './types.js';
 import type { LocalSandbox } from './local.js';
@@ -32,7 +32,9 @@ export interface GvisorRunnerOptions extends LocalRunnerOptions {
 
 /** Whether runsc can be run, and its version line; null when it is missing. */
 export function runscVersion(runsc = 'runsc'): string | null {
-  const r = spawnSync(runsc, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  const path = which(runsc);
+  if (path === null) return null;
+  const r = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 10_000 });
   if (r.error !== undefined || r.status !== 0) return null;
   return r.stdout.split('\n')[0] ?? 'runsc';
 }
@@ -46,8 +48,11 @@ export class GvisorRunner extends ProcessRunner {
 
   constructor(private readonly g: GvisorRunnerOptions) {
     super(g);
-    this.runsc = g.runsc ?? 'runsc';
-    if (runscVersion(this.runsc) === null) throw new RunnerUnavailable(`gVisor is not available: '${this.runsc}' cannot be run (Debian: apt-get install runsc). The gvisor runner refuses to run sandboxes without it.`);
+    const wanted = g.runsc ?? 'runsc';
+    // Resolved once, here: runsc itself runs with an empty environment (no PATH).
+    const path = which(wanted);
+    if (path === null || runscVersion(path) === null) throw new RunnerUnavailable(`gVisor is not available: '${wanted}' cannot be run (Debian: apt-get install runsc). The gvisor runner refuses to run sandboxes without it.`);
+    this.runsc = path;
     this.runscRoot = join(this.stateDir, 'runsc');
     this.bundles = join(this.stateDir, 'bundles');
     mkdirSync(this.runscRoot, { recursive: true, mode: 0o700 });
@@ -61,15 +66,17 @@ export class GvisorRunner extends ProcessRunner {
     return ['--rootless', '--network=none', `--root=${this.runscRoot}`, ...args];
   }
 
-  private runscSync(...args: string[]): { ok: boolean; out: string } {
-    const r = spawnSync(this.runsc, this.runscArgs(...args), { encoding: 'utf8', timeout: 30_000, env: {} });
-    return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+  /** Run runsc without blocking the event loop (other sandboxes' heartbeats and channels go on meanwhile). */
+  private runscAsync(...args: string[]): Promise<{ ok: boolean; out: string }> {
+    return new Promise((resolve) => {
+      execFile(this.runsc, this.runscArgs(...args), { encoding: 'utf8', timeout: 30_000, env: {} }, (err, stdout, stderr) => resolve({ ok: err === null, out: `${stdout ?? ''}${stderr ?? ''}` }));
+    });
   }
 
   /** Kill and delete a container, and remove its bundle. */
-  private remove(id: string): void {
-    this.runscSync('kill', id, 'KILL');
-    this.runscSync('delete', '--force', id);
+  private async remove(id: string): Promise<void> {
+    await this.runscAsync('kill', id, 'KILL');
+    await this.runscAsync('delete', '--force', id);
     rmSync(join(this.bundles, id), { recursive: true, force: true });
   }
 
@@ -93,7 +100,12 @@ export class GvisorRunner extends ProcessRunner {
     const child = spawn(this.runsc, this.runscArgs('run', '--bundle', bundle, id), { cwd: bundle, env: {}, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     return {
       child,
-      kill: () => this.runscSync('kill', id, 'KILL'),
+      // The container, and the `runsc run` that waits on it (when runsc cannot kill a container it never registered).
+      kill: () => {
+        void this.runscAsync('kill', id, 'KILL').then(() => {
+          if (child.pid !== undefined) killGroup(child.pid);
+        });
+      },
       cleanup: () => this.remove(id),
     };
   }
@@ -131,7 +143,7 @@ export class GvisorRunner extends ProcessRunner {
     const known = await super.list();
     const ids = new Set(known.map((s) => s.id));
     // Containers runsc knows that no record names (a host that died between starting one and recording it).
-    for (const c of this.containers()) {
+    for (const c of await this.containers()) {
       if (ids.has(c.id)) {
         const s = known.find((k) => k.id === c.id)!;
         if (!s.attached && c.status === 'running') s.health = { state: 'unhealthy', reason: 'exited', detail: 'its host is gone: the container runs with nobody holding its channel' };
@@ -146,9 +158,9 @@ export class GvisorRunner extends ProcessRunner {
     const removed = await super.cleanup();
     const mine = new Set([...this.sandboxes.keys()]);
     const live = new Set(readStates(this.stateDir).map((r) => r.id));
-    for (const c of this.containers()) {
+    for (const c of await this.containers()) {
       if (mine.has(c.id) || live.has(c.id)) continue;
-      this.remove(c.id);
+      await this.remove(c.id);
       if (!removed.includes(c.id)) removed.push(c.id);
     }
     for (const id of removed) rmSync(join(this.bundles, id), { recursive: true, force: true });
@@ -156,8 +168,8 @@ export class GvisorRunner extends ProcessRunner {
   }
 
   /** What runsc lists under this runner's root. */
-  containers(): { id: string; status: string; pid?: number }[] {
-    const r = this.runscSync('list', '--format=json');
+  async containers(): Promise<{ id: string; status: string; pid?: number }[]> {
+    const r = await this.runscAsync('list', '--format=json');
     if (!r.ok) return [];
     try {
       const parsed = JSON.parse(r.out.trim() || '[]') as { id: string; status: string; pid?: number }[] | null;

@@ -14,7 +14,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { Channel, KernelSession, runObjects, type InvokeOptions, type Json, type RunOutcome } from '../runtime/index.js';
@@ -31,10 +31,16 @@ export interface LocalSandboxOptions {
   /** How often to ask the sandbox for its health, and how long it may take to answer. @default 2000 / 5000 */
   heartbeatMs?: number;
   heartbeatTimeoutMs?: number;
-  /** Called after the sandbox is gone (the runner removes its leftovers). */
-  onExit?: () => void;
+  /** Called after the sandbox is gone (the runner removes its leftovers); `exited` resolves once it has. */
+  onExit?: () => void | Promise<void>;
   /** Kill what is left of the sandbox (its process group, its container). */
   kill: () => void;
+  /**
+   * The sandbox's processes share the host's process ids (a process sandbox):
+   * the stdio servers' groups it reports are ended with it, and recorded for
+   * a later host's cleanup.
+   */
+  hostPids?: boolean;
 }
 
 /** What a state record holds: enough to find the sandbox again after the host died. */
@@ -49,6 +55,8 @@ export interface StateRecord {
   startedAt: number;
   /** The sandbox process's start time in clock ticks since boot (/proc/<pid>/stat): a reused pid is not mistaken for it. */
   procStart?: string;
+  /** Process groups of its stdio servers (host pids, process sandboxes only), as its last heartbeat reported. */
+  groups?: { pid: number; start?: string }[];
 }
 
 /** A process's start time since boot (field 22 of /proc/<pid>/stat), or undefined where there is no /proc. */
@@ -67,9 +75,12 @@ export function stillRunning(r: Pick<StateRecord, 'pid' | 'procStart'>): boolean
   return r.procStart === undefined || procStart(r.pid) === r.procStart;
 }
 
+/** Write a state record whole or not at all (a temporary file renamed over it): a concurrent reader never sees half of one. */
 export function writeState(file: string, record: StateRecord): void {
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+  renameSync(tmp, file);
 }
 
 export function readStates(dir: string): StateRecord[] {
@@ -84,8 +95,7 @@ export function readStates(dir: string): StateRecord[] {
     try {
       out.push(JSON.parse(readFileSync(join(dir, n), 'utf8')) as StateRecord);
     } catch {
-      // A record torn by a crash while it was written: its sandbox had not started.
-      rmSync(join(dir, n), { force: true });
+      // Unreadable (records are renamed into place, so not half-written): left alone, never deleted on a guess.
     }
   }
   return out;
@@ -158,6 +168,8 @@ export class LocalSandbox implements Sandbox {
   private exitReason: string | undefined;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private inFlightBeat = false;
+  /** The stdio servers' process groups the last heartbeat reported (host pids only). */
+  private groups: { pid: number; start?: string }[] = [];
   private readonly stderrTail: string[] = [];
 
   constructor(private readonly o: LocalSandboxOptions) {
@@ -170,10 +182,19 @@ export class LocalSandbox implements Sandbox {
       this.stderrTail.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
       this.stderrTail.splice(0, Math.max(0, this.stderrTail.length - 20));
     });
-    this.exited = once(child, 'exit').then(
-      ([code, signal]: unknown[]) => this.onExit(code as number | null, signal as NodeJS.Signals | null),
-      () => this.onExit(null, null),
-    );
+    this.exited = once(child, 'exit')
+      .then(
+        ([code, signal]: unknown[]) => this.onExit(code as number | null, signal as NodeJS.Signals | null),
+        () => this.onExit(null, null),
+      )
+      .then(async (why) => {
+        try {
+          await this.o.onExit?.();
+        } catch {
+          // Leftovers that could not be removed now are a later cleanup()'s.
+        }
+        return why;
+      });
     this.channel.onClose((reason) => {
       if (!this.stopping && this.state.state !== 'unhealthy') this.unhealthy('protocol', `the channel closed: ${reason}`);
     });
@@ -187,10 +208,20 @@ export class LocalSandbox implements Sandbox {
     // The channel closes with the process: the exit, not the closed stream, is why it is unhealthy.
     else if (this.state.state !== 'unhealthy' || this.state.reason === 'protocol') this.state = { state: 'unhealthy', reason: oom ? 'memory' : 'exited', detail: `the sandbox exited: ${why}${this.stderrTail.length > 0 ? ` (${this.stderrTail.at(-1)!.slice(0, 300)})` : ''}` };
     this.channel.close(`sandbox exited: ${why}`);
+    // Stdio servers that ignored their closed stdin go with the sandbox (each leads its own group).
+    for (const g of this.groups) if (stillRunning({ pid: g.pid, ...(g.start !== undefined ? { procStart: g.start } : {}) })) killGroup(g.pid);
     void this.session?.close();
     rmSync(this.o.stateFile, { force: true });
-    this.o.onExit?.();
     return why;
+  }
+
+  /** Keep the stdio servers' groups, in memory and in the state record (for a later host's cleanup). */
+  private recordGroups(groups: { pid: number; start?: string }[]): void {
+    const valid = groups.filter((g) => Number.isInteger(g.pid) && g.pid > 1);
+    if (JSON.stringify(valid) === JSON.stringify(this.groups)) return;
+    this.groups = valid;
+    const record = readStates(dirname(this.o.stateFile)).find((r) => r.id === this.id);
+    if (record !== undefined) writeState(this.o.stateFile, { ...record, groups: valid });
   }
 
   private unhealthy(reason: 'exited' | 'hung' | 'memory' | 'protocol', detail: string): void {
@@ -222,7 +253,8 @@ export class LocalSandbox implements Sandbox {
     if (this.inFlightBeat || this.state.state === 'unhealthy' || this.state.state === 'stopped') return this.state;
     this.inFlightBeat = true;
     try {
-      const h = await this.channel.call<{ rss: number }>('sandbox.health', {}, { timeoutMs: this.o.heartbeatTimeoutMs ?? 5000 });
+      const h = await this.channel.call<{ rss: number; groups?: { pid: number; start?: string }[] }>('sandbox.health', {}, { timeoutMs: this.o.heartbeatTimeoutMs ?? 5000 });
+      if (this.o.hostPids === true) this.recordGroups(h.groups ?? []);
       const limit = this.o.memoryLimitBytes;
       if (limit !== undefined && h.rss > limit) {
         this.unhealthy('memory', `the sandbox holds ${Math.round(h.rss / 2 ** 20)} MiB, over its limit of ${Math.round(limit / 2 ** 20)} MiB`);

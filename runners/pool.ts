@@ -59,12 +59,18 @@ export class WarmPool {
         .startIdle(this.memoryBytes)
         .then(async (s) => {
           // Warm means warm: the runtime's code compiled and its heap grown before an agent is handed to it.
-          await s.warmup();
+          try {
+            await s.warmup();
+          } catch (err) {
+            await s.stop({ drainMs: 0, graceMs: 500 });
+            throw err;
+          }
           return s;
         })
         .then(
-          (s) => {
-            if (this.closed) return void s.stop({ drainMs: 0 });
+          async (s) => {
+            // Closed meanwhile: stopped before this start counts as ended, so close() waits for it.
+            if (this.closed) return s.stop({ drainMs: 0, graceMs: 500 });
             this.idleSandboxes.push(s);
           },
           (err: unknown) => {

@@ -8,8 +8,8 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, rmSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { INSTALL_ROOT, userProgramArgs } from '../runtime/index.js';
 import { alive, killGroup, LocalSandbox, procStart, readStates, stillRunning, writeState } from './local.js';
 import { heapLimitMiB, sandboxNeeds } from './resources.js';
@@ -41,12 +41,28 @@ export function builtEntry(): string {
   return entry;
 }
 
+/** The absolute path of a program on this process's PATH, or null: sandboxes start with no PATH, so programs are resolved here. */
+export function which(name: string): string | null {
+  if (isAbsolute(name)) return existsSync(name) ? name : null;
+  for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
 let prlimitPath: string | null | undefined;
-/** `prlimit` (util-linux), or null where the OS has none: the limits it sets are then not applied. */
+/** `prlimit` (util-linux), or null where the OS has none: the limits it sets are then not applied (the heap limit and the heartbeat's memory check still are). */
 export function prlimit(): string | null {
   if (prlimitPath === undefined) {
-    const r = spawnSync('prlimit', ['--version'], { stdio: 'ignore' });
-    prlimitPath = r.status === 0 ? 'prlimit' : null;
+    const found = which('prlimit');
+    prlimitPath = found !== null && spawnSync(found, ['--version'], { stdio: 'ignore' }).status === 0 ? found : null;
   }
   return prlimitPath;
 }
@@ -57,7 +73,7 @@ export interface Launch {
   /** Kill the sandbox now (a hung or oversized one, or one that did not exit on stop). */
   kill: () => void;
   /** After it exited: remove what is left of it. */
-  cleanup: () => void;
+  cleanup: () => void | Promise<void>;
 }
 
 export class ProcessRunner implements Runner {
@@ -114,9 +130,10 @@ export class ProcessRunner implements Runner {
       ...(this.options.heartbeatMs !== undefined ? { heartbeatMs: this.options.heartbeatMs } : {}),
       ...(this.options.heartbeatTimeoutMs !== undefined ? { heartbeatTimeoutMs: this.options.heartbeatTimeoutMs } : {}),
       kill,
+      hostPids: this.kind === 'process',
       onExit: () => {
         this.sandboxes.delete(id);
-        cleanup();
+        return cleanup();
       },
     });
     if (pid === undefined) {
@@ -196,7 +213,9 @@ export class ProcessRunner implements Runner {
       if (this.sandboxes.has(r.id)) continue;
       // Another live host's sandboxes are its own.
       if (r.hostPid !== process.pid && alive(r.hostPid)) continue;
-      if (stillRunning(r)) killGroup(r.pid);
+      // The leader gone, its group may live on (the group id is not reused while any member lives); a reused pid is not ours.
+      if (stillRunning(r) || !alive(r.pid)) killGroup(r.pid);
+      for (const g of r.groups ?? []) if (stillRunning({ pid: g.pid, ...(g.start !== undefined ? { procStart: g.start } : {}) })) killGroup(g.pid);
       removed.push(r.id);
       rmSync(join(this.stateDir, `${r.id}.json`), { force: true });
     }

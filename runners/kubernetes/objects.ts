@@ -35,6 +35,8 @@ export interface KernelEndpoint {
   cidr?: string;
   /** The audience of the projected token the pod presents. @default 'beacon-kernel' */
   audience?: string;
+  /** The ConfigMap (in each sandbox namespace) holding the CA that signed the kernel's certificate, under the key `ca.crt`: pods dial with TLS and check the kernel's name. Without it the stream is plain TCP (a mesh that encrypts, or tests). */
+  caConfigMap?: string;
 }
 
 export interface KubeLayout {
@@ -55,6 +57,10 @@ export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'beacon' };
 export const DEFAULT_AUDIENCE = 'beacon-kernel';
 /** Where the pod's projected token is. */
 export const TOKEN_PATH = '/var/run/beacon/token';
+/** The file the runtime writes once the kernel has said hello on its stream (the readiness probe looks for it). */
+export const READY_FILE = '/tmp/beacon-ready';
+/** Where the kernel's CA certificate is mounted, when the stream uses TLS. */
+export const CA_DIR = '/var/run/beacon-ca';
 
 /** A DNS-1123 label (lowercase alphanumerics and '-', at most 63, alphanumeric at both ends). */
 export function dnsLabel(text: string, max = 63): string {
@@ -62,21 +68,27 @@ export function dnsLabel(text: string, max = 63): string {
   return (s.length > max ? s.slice(0, max) : s).replace(/-+$/g, '') || 'x';
 }
 
-/** The namespace an agent version of `tenant` runs in. */
+const hash6 = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 6);
+
+/** The namespace an agent version of `tenant` runs in (a silo tenant's own; hashed when the name does not fit, so two tenants never share one). */
 export function namespaceOf(spec: Pick<SandboxSpec, 'bundle' | 'target'>, layout: KubeLayout): string {
   const tenant = spec.target.split('/')[1] ?? '';
   const t = spec.bundle.objects.find((o) => o.id === `Tenant/${tenant}`)?.object.spec as { isolation?: string } | undefined;
-  return t?.isolation === 'silo' ? dnsLabel(`${layout.siloPrefix ?? 'beacon-'}${tenant}`) : (layout.sharedNamespace ?? 'beacon-agents');
+  if (t?.isolation !== 'silo') return layout.sharedNamespace ?? 'beacon-agents';
+  const wanted = `${layout.siloPrefix ?? 'beacon-'}${tenant}`;
+  const label = dnsLabel(wanted);
+  return label === wanted ? label : `${dnsLabel(wanted, 56)}-${hash6(tenant)}`;
 }
 
-/** The Deployment's name: the target's kind and name and the version's short digest (the tenant is the namespace's, or a label in a shared one). */
+/**
+ * The Deployment's name: readable parts (the tenant and name, cut to fit), a
+ * hash of the whole target (so `a-b/c` and `a/b-c`, or an Agent and a
+ * Workflow, never collide) and the version's short digest.
+ */
 export function deploymentName(spec: Pick<SandboxSpec, 'target' | 'digest'>): string {
   const [kind = '', tenant = '', name = ''] = spec.target.split('/');
   const short = spec.digest.replace(/^sha256:/, '').slice(0, 10);
-  // Tenant and name hashed in when they do not fit, so two long names never collide.
-  const base = dnsLabel(`${tenant}-${name}`, 40);
-  const suffix = base.length < `${tenant}-${name}`.length ? `-${createHash('sha256').update(`${tenant}/${name}`).digest('hex').slice(0, 6)}` : '';
-  return dnsLabel(`${kind === 'Workflow' ? 'wf-' : ''}${base}${suffix}-${short}`);
+  return dnsLabel(`${kind === 'Workflow' ? 'wf-' : ''}${dnsLabel(`${tenant}-${name}`, 40)}-${hash6(spec.target)}-${short}`);
 }
 
 /** Kubernetes label values: at most 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends. */
@@ -154,18 +166,21 @@ export function objectsFor(spec: SandboxSpec, layout: KubeLayout, files: { path:
               name: 'runtime',
               image: layout.image,
               imagePullPolicy: 'IfNotPresent',
-              args: ['--connect', `${layout.kernel.address}:${layout.kernel.port}`, '--token-file', TOKEN_PATH],
+              args: ['--connect', `${layout.kernel.address}:${layout.kernel.port}`, '--token-file', TOKEN_PATH, ...(layout.kernel.caConfigMap !== undefined ? ['--tls-ca', `${CA_DIR}/ca.crt`] : [])],
               env: [
                 { name: 'TZ', value: 'UTC' },
                 { name: 'HOME', value: '/tmp' },
                 ...(configMap !== undefined ? [{ name: 'BEACON_FILES_ROOT', value: '/beacon/files' }] : []),
                 { name: 'BEACON_SANDBOX', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
               ],
+              // Ready once the runtime has said hello to the kernel over its stream (it writes the file then).
+              readinessProbe: { exec: { command: ['node', '-e', `require('fs').accessSync('${READY_FILE}')`] }, periodSeconds: 5, failureThreshold: 3 },
               resources: { requests: { cpu: needs.cpu, memory: needs.memory }, limits: { cpu: needs.cpu, memory: needs.memory } },
               securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
               volumeMounts: [
                 { name: 'kernel-token', mountPath: '/var/run/beacon', readOnly: true },
                 { name: 'scratch', mountPath: '/tmp' },
+                ...(layout.kernel.caConfigMap !== undefined ? [{ name: 'kernel-ca', mountPath: CA_DIR, readOnly: true }] : []),
                 ...(configMap !== undefined ? [{ name: 'files', mountPath: '/beacon/files', readOnly: true }] : []),
               ],
             },
@@ -173,6 +188,7 @@ export function objectsFor(spec: SandboxSpec, layout: KubeLayout, files: { path:
           volumes: [
             { name: 'kernel-token', projected: { sources: [{ serviceAccountToken: { audience, expirationSeconds: 3600, path: 'token' } }] } },
             { name: 'scratch', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } },
+            ...(layout.kernel.caConfigMap !== undefined ? [{ name: 'kernel-ca', configMap: { name: layout.kernel.caConfigMap, items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] : []),
             ...(configMap !== undefined ? [{ name: 'files', configMap: { name: `${name}-files`, defaultMode: 0o444, items: shipped.map((f, i) => ({ key: fileKey(i, f.path), path: f.path })) } }] : []),
           ],
         },
@@ -200,5 +216,10 @@ export function objectsFor(spec: SandboxSpec, layout: KubeLayout, files: { path:
     },
   };
   const namespace: KubeObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...MANAGED_BY, 'pod-security.kubernetes.io/enforce': 'restricted' } } };
-  return [namespace, ...(configMap !== undefined ? [configMap] : []), deployment, networkPolicy];
+  // The pods' identity towards the kernel: a service account with no rights and no automounted token.
+  const serviceAccount: KubeObject = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: layout.serviceAccount ?? 'beacon-sandbox', namespace: ns, labels: { ...MANAGED_BY } }, automountServiceAccountToken: false };
+  // Everything in the namespace is denied by default; each agent version's policy then allows the kernel and DNS (policies add up).
+  const defaultDeny: KubeObject = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'beacon-default-deny', namespace: ns, labels: { ...MANAGED_BY } }, spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } };
+  // The network is closed before any pod can start: policies first, the Deployment last.
+  return [namespace, serviceAccount, defaultDeny, networkPolicy, ...(configMap !== undefined ? [configMap] : []), deployment];
 }

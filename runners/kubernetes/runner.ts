@@ -157,10 +157,12 @@ export class KubernetesRunner implements Runner {
   async start(spec: SandboxSpec): Promise<KubeSandbox> {
     const files = await shippedFiles(spec);
     const objects = objectsFor(spec, this.o, files);
-    for (const obj of objects) await this.apply(obj);
     const ns = namespaceOf(spec, this.o);
     const name = deploymentName(spec);
+    // Registered before its pods can exist, so that none is refused for dialling early.
     this.o.streams?.register?.(ns, name, spec);
+    for (const obj of objects) await this.apply(obj);
+    // On failure the objects stay, shown unhealthy by list() for an operator to look at; stopDeployment removes them.
     const health = await this.waitReady(ns, name, this.o.readyTimeoutMs ?? 120_000);
     return new KubeSandbox(this, ns, name, sandboxLabels(spec), health);
   }
@@ -231,17 +233,22 @@ export class KubernetesRunner implements Runner {
    * to `drainMs`, then delete its objects.
    */
   async stopDeployment(ns: string, name: string, options: StopOptions = {}): Promise<void> {
-    const d = await this.readDeployment(ns, name);
-    if (d === undefined) return;
-    // The whole object as applied, replicas zero: with server-side apply a field left out is a field given up.
-    const { labels, annotations } = d.metadata;
-    await this.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: ns, ...(labels !== undefined ? { labels } : {}), ...(annotations !== undefined ? { annotations } : {}) }, spec: { ...(d.spec as object), replicas: 0 } });
     const until = Date.now() + (options.drainMs ?? 60_000);
-    for (;;) {
-      const pods = await this.call(`list Pods of ${ns}/${name}`, () => this.api.list('v1', 'Pod', ns, undefined, undefined, undefined, undefined, `beacon.dev/sandbox=${name}`));
-      if (pods.items.length === 0 || Date.now() >= until) break;
-      await sleep(100);
+    // The drain: runs in progress on its pods (the kernel sees them on their streams) finish first.
+    while ((this.o.streams?.active(ns, name) ?? 0) > 0 && Date.now() < until) await sleep(100);
+    const d = await this.readDeployment(ns, name);
+    if (d !== undefined) {
+      // The whole object as applied, replicas zero: with server-side apply a field left out is a field given up.
+      const { labels, annotations } = d.metadata;
+      await this.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: ns, ...(labels !== undefined ? { labels } : {}), ...(annotations !== undefined ? { annotations } : {}) }, spec: { ...(d.spec as object), replicas: 0 } });
+      // Pods get SIGTERM: the runtime finishes what it runs and exits, within the grace period.
+      for (;;) {
+        const pods = await this.call(`list Pods of ${ns}/${name}`, () => this.api.list('v1', 'Pod', ns, undefined, undefined, undefined, undefined, `beacon.dev/sandbox=${name}`));
+        if (pods.items.length === 0 || Date.now() >= until) break;
+        await sleep(100);
+      }
     }
+    this.o.streams?.unregister?.(ns, name);
     const gone = async (kind: string, apiVersion: string, n: string): Promise<void> => {
       try {
         await this.call(`delete ${kind} ${ns}/${n}`, () => this.api.delete({ apiVersion, kind, metadata: { name: n, namespace: ns } }, undefined, undefined, undefined, undefined, 'Foreground'));
@@ -249,10 +256,10 @@ export class KubernetesRunner implements Runner {
         if (!(err instanceof KubernetesApiError && err.code === 404)) throw err;
       }
     };
-    this.o.streams?.unregister?.(ns, name);
-    await gone('NetworkPolicy', 'networking.k8s.io/v1', name);
     await gone('Deployment', 'apps/v1', name);
     await gone('ConfigMap', 'v1', `${name}-files`);
+    // The network stays closed until the pods are gone: the policy goes last.
+    await gone('NetworkPolicy', 'networking.k8s.io/v1', name);
   }
 
   /** Nothing is left behind by a host crash: the cluster keeps the Deployments, which `list` shows. */

@@ -4,17 +4,20 @@
  * projected service-account token, then speaks the runtime protocol. The
  * kernel trusts nothing the pod says about itself: the token is checked with
  * a TokenReview for the kernel's audience, the pod it names is read from the
- * API server, and only a pod of a Deployment this kernel started (and the
- * service account it runs as) gets a kernel session — for that Deployment's
- * agent version, whatever the pod would claim. Anything else is refused and
- * the connection closed, with the reason reported.
+ * API server (the very pod the token was issued to, by uid), and only a pod
+ * running as the sandbox service account, of a Deployment this kernel
+ * started, at the version registered, gets a kernel session — for that
+ * Deployment's agent version, whatever the pod would claim. Anything else is
+ * refused and the connection closed, with the reason reported. Who may create
+ * pods under the sandbox service account is for RBAC to restrict: that is
+ * the trust boundary. The stream is TLS unless explicitly insecure.
  */
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { Channel, KernelSession, type InvokeOptions, type Json, type RunOutcome } from '../../runtime/index.js';
 import type { SandboxSpec } from '../types.js';
-import { DEFAULT_AUDIENCE } from './objects.js';
+import { DEFAULT_AUDIENCE, podLabels } from './objects.js';
 import type { PodStreams } from './runner.js';
 
 /** The first line of a pod's stream (runtime/user/main.ts AUTH_PREAMBLE). */
@@ -25,8 +28,12 @@ export interface StreamServerOptions {
   kubeConfig: KubeConfig;
   /** The audience pods' tokens must be bound to. @default 'beacon-kernel' */
   audience?: string;
-  /** Serve TLS with these options (production); plain TCP without (tests, a mesh that encrypts). */
+  /** Serve TLS with these options (a certificate for the kernel's address; pods check it against the CA they are given). */
   tls?: TlsOptions;
+  /** Serve plain TCP: only where something else encrypts the pod network (a mesh), or in tests. One of tls and insecure is required. */
+  insecure?: boolean;
+  /** The service account sandbox pods run as (KubeLayout.serviceAccount): a pod running as any other is refused. @default 'beacon-sandbox' */
+  serviceAccount?: string;
   /** How long a new connection may take to present its token. @default 5000 */
   authTimeoutMs?: number;
   onNotice?: (message: string) => void;
@@ -47,6 +54,7 @@ export class KernelStreamServer implements PodStreams {
   private readonly core: CoreV1Api;
 
   constructor(private readonly o: StreamServerOptions) {
+    if (o.tls === undefined && o.insecure !== true) throw new Error('the kernel stream server needs tls (or insecure: true where the network is encrypted by other means): pods send their tokens over it');
     this.auth = o.kubeConfig.makeApiClient(AuthenticationV1Api);
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
   }
@@ -138,7 +146,7 @@ export class KernelStreamServer implements PodStreams {
   }
 
   /** Who the token belongs to: the pod and its service account, if the API server vouches for it for our audience. */
-  private async identify(token: string): Promise<{ namespace: string; pod: string; serviceAccount: string }> {
+  private async identify(token: string): Promise<{ namespace: string; pod: string; podUid?: string; serviceAccount: string }> {
     const audience = this.o.audience ?? DEFAULT_AUDIENCE;
     const review = await this.auth.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [audience] } } });
     const status = review.status;
@@ -146,8 +154,9 @@ export class KernelStreamServer implements PodStreams {
     if (!(status.audiences ?? []).includes(audience)) throw new Error(`the token is not bound to the audience ${audience}`);
     const m = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(status.user?.username ?? '');
     const pod = status.user?.extra?.['authentication.kubernetes.io/pod-name']?.[0];
+    const podUid = status.user?.extra?.['authentication.kubernetes.io/pod-uid']?.[0];
     if (m === null || pod === undefined) throw new Error(`the token is ${status.user?.username ?? 'nobody'}'s, not a pod's service account`);
-    return { namespace: m[1]!, serviceAccount: m[2]!, pod };
+    return { namespace: m[1]!, serviceAccount: m[2]!, pod, ...(podUid !== undefined ? { podUid } : {}) };
   }
 
   private async accept(socket: Socket): Promise<void> {
@@ -165,11 +174,19 @@ export class KernelStreamServer implements PodStreams {
       }
       if (typeof token !== 'string' || token === '') throw new Error('no token');
       const who = await this.identify(token);
+      // Only the sandbox service account: a pod under any other (whatever its labels say) is not a sandbox of ours.
+      const expected = this.o.serviceAccount ?? 'beacon-sandbox';
+      if (who.serviceAccount !== expected) throw new Error(`the token is for service account ${who.namespace}/${who.serviceAccount}, not ${expected}`);
       const pod = await this.core.readNamespacedPod({ name: who.pod, namespace: who.namespace });
+      // The pod the token was issued to, not a later one of the same name.
+      if (who.podUid !== undefined && pod.metadata?.uid !== who.podUid) throw new Error(`pod ${who.namespace}/${who.pod} is not the pod the token was issued to (uid ${who.podUid})`);
+      if ((pod.spec?.serviceAccountName ?? 'default') !== expected) throw new Error(`pod ${who.namespace}/${who.pod} runs as ${pod.spec?.serviceAccountName ?? 'default'}, not ${expected}`);
       const deployment = pod.metadata?.labels?.['beacon.dev/sandbox'];
       const spec = deployment !== undefined ? this.specs.get(KernelStreamServer.key(who.namespace, deployment)) : undefined;
       if (deployment === undefined || spec === undefined) throw new Error(`pod ${who.namespace}/${who.pod} is not a sandbox this kernel started`);
-      if ((pod.spec?.serviceAccountName ?? 'default') !== who.serviceAccount) throw new Error(`pod ${who.namespace}/${who.pod} runs as ${pod.spec?.serviceAccountName ?? 'default'}, not ${who.serviceAccount}`);
+      // Its version is the one registered (a pod of an older template of the same name is not).
+      const digest = podLabels(spec)['beacon.dev/digest'];
+      if (pod.metadata?.labels?.['beacon.dev/digest'] !== digest) throw new Error(`pod ${who.namespace}/${who.pod} runs version ${pod.metadata?.labels?.['beacon.dev/digest'] ?? 'unknown'}, not ${digest}`);
       const channel = new Channel(socket, socket, { role: 'kernel' });
       const session = new KernelSession(channel, { bundle: spec.bundle, target: spec.target, services: spec.services, ...(spec.secret !== undefined ? { secret: spec.secret } : {}) });
       const key = KernelStreamServer.key(who.namespace, deployment);

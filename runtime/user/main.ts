@@ -6,9 +6,10 @@
  * agent or a workflow, making every model call and HTTP tool call a system
  * call to the kernel. It exits when the channel closes.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { CompiledObject, ExecutionGraph } from '../../compiler/index.js';
@@ -18,7 +19,7 @@ import { isRecord, type AgentInvoker, type AgentResult, type ApprovalDecision, t
 import { runAgent, type AgentSpec } from './agent-loop.js';
 import { executeWorkflow, schemasFromObjects } from './executor.js';
 import { createMcpToolProvider, listedToolName, type McpToolServer } from '../mcp.js';
-import { stdioMcpServer } from './mcp-stdio.js';
+import { serverGroups, stdioMcpServer } from './mcp-stdio.js';
 import { kernelGateway, kernelTools } from './syscalls.js';
 
 /** What the kernel sends to start a run: the target and only the objects it needs (never Models: they hold credentials). */
@@ -358,6 +359,17 @@ async function warmup(): Promise<{ ms: number }> {
   return { ms: Math.round(performance.now() - t0) };
 }
 
+/** A process's resident bytes and start time (clock ticks since boot), from /proc; empty where there is none. */
+function residentOf(pid: number): { rss?: number; start?: string } {
+  try {
+    const pages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return { rss: pages * 4096, start: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] };
+  } catch {
+    return {};
+  }
+}
+
 /** The first line a pod sends on its stream to the kernel, before the protocol's hello: who it is, as its projected token says. */
 export const AUTH_PREAMBLE = 'beacon.runtime/auth';
 
@@ -384,21 +396,45 @@ export function main(argv: string[] = process.argv.slice(2)): void {
   }
   // Read at each connection: the kubelet rotates the projected token.
   const token = readFileSync(tokenFile, 'utf8').trim();
-  const socket = createConnection({ host: m[1]!, port: Number(m[2]) }, () => {
+  const host = m[1]!;
+  const port = Number(m[2]);
+  const caFile = at('--tls-ca');
+  const onConnect = (): void => {
     socket.write(`${JSON.stringify({ t: AUTH_PREAMBLE, token })}\n`);
-    serve(socket, socket);
-  });
+    serve(socket, socket, { readyFile: join(tmpdir(), 'beacon-ready') });
+  };
+  // With a CA, TLS to the kernel, its certificate checked for the name dialled: the token goes to the kernel and nobody else.
+  const socket = caFile !== undefined ? tlsConnect({ host, port, ca: readFileSync(caFile), servername: host }, onConnect) : createConnection({ host, port }, onConnect);
   socket.on('error', (err) => {
     process.stderr.write(`beacon-runtime: the stream to the kernel failed: ${err.message}\n`);
     process.exit(1);
   });
 }
 
-function serve(input: NodeJS.ReadableStream, output: NodeJS.WritableStream): void {
+function serve(input: NodeJS.ReadableStream, output: NodeJS.WritableStream, options: { readyFile?: string } = {}): void {
   const channel = new Channel(input as never, output as never, { role: 'user', agent: `beacon-runtime pid ${process.pid}` });
   const defaults: { filesRoot?: string } = {};
   if (process.env.BEACON_FILES_ROOT) defaults.filesRoot = process.env.BEACON_FILES_ROOT;
-  channel.handle('run.start', (params, { signal }) => runStart(params, channel, signal, defaults));
+  // SIGTERM (a pod being stopped) drains: no new run starts, the ones in progress finish, then the runtime exits.
+  let running = 0;
+  let draining = false;
+  const exitIfDrained = (): void => {
+    if (draining && running === 0) channel.close('drained');
+  };
+  process.once('SIGTERM', () => {
+    draining = true;
+    exitIfDrained();
+  });
+  channel.handle('run.start', async (params, { signal }) => {
+    if (draining) throw Object.assign(new Error('this sandbox is stopping: it takes no new run'), { code: 'unavailable' });
+    running++;
+    try {
+      return await runStart(params, channel, signal, defaults);
+    } finally {
+      running--;
+      setImmediate(exitIfDrained);
+    }
+  });
   channel.handle('files.put', async (params) => {
     if (defaults.filesRoot !== undefined) throw Object.assign(new Error('this sandbox has its files already'), { code: 'invalid_params' });
     const dir = await mkdtemp(join(tmpdir(), 'beacon-files-'));
@@ -410,12 +446,19 @@ function serve(input: NodeJS.ReadableStream, output: NodeJS.WritableStream): voi
   // The runner's heartbeat: alive, and how much memory this sandbox holds.
   channel.handle('sandbox.health', () => {
     const m = process.memoryUsage();
-    return { pid: process.pid, rss: m.rss, heapUsed: m.heapUsed, uptimeMs: Math.round(process.uptime() * 1000) };
+    // The sandbox's memory is the runtime's and its stdio servers' (each a group leader, read from /proc).
+    const groups = serverGroups().map((pid) => ({ pid, ...residentOf(pid) }));
+    const rss = m.rss + groups.reduce((sum, g) => sum + (g.rss ?? 0), 0);
+    return { pid: process.pid, rss, runtimeRss: m.rss, heapUsed: m.heapUsed, uptimeMs: Math.round(process.uptime() * 1000), groups: groups.map(({ pid, start }) => ({ pid, ...(start !== undefined ? { start } : {}) })) };
   });
   // Closed before the kernel said hello: refused (a pod whose token was not accepted), which is a failure.
   let greeted = false;
   channel.ready().then(
-    () => (greeted = true),
+    () => {
+      greeted = true;
+      // A pod is ready (its readiness probe) once the kernel has said hello.
+      if (options.readyFile !== undefined) writeFileSync(options.readyFile, `${process.pid}\n`);
+    },
     () => undefined,
   );
   channel.onClose((reason) => {

@@ -118,6 +118,13 @@ function exists(path: string): boolean {
 /** The last characters of a server's stderr kept for error messages. */
 const STDERR_TAIL = 2_000;
 
+/** The process groups of the stdio servers running now (each leads its own): what a sandbox reports, so that its runner can end them if it dies. */
+const liveGroups = new Set<number>();
+
+export function serverGroups(): number[] {
+  return [...liveGroups];
+}
+
 /**
  * An MCP client transport over a child process's stdin/stdout with exactly
  * the given environment. The child leads its own process group: close() ends
@@ -164,8 +171,10 @@ export class CleanStdioTransport implements Transport {
     return new Promise((resolveStart, rejectStart) => {
       const child = spawn(command, args, { env, cwd, stdio: ['pipe', 'pipe', 'pipe'], detached: true, shell: false, windowsHide: true });
       this.child = child;
+      if (child.pid !== undefined) liveGroups.add(child.pid);
       this.exited = new Promise((done) => {
         child.once('exit', (code, signal) => {
+          if (child.pid !== undefined) liveGroups.delete(child.pid);
           this.exitDescription = `exited with ${signal !== null ? `signal ${signal}` : `code ${code}`}`;
           this.killGroup('SIGKILL');
           done();

@@ -11,7 +11,7 @@
  * requests answer 5xx, or an object gets a foreign field manager.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ConfigMap, Namespace, Pod } from 'kubernetes-models/v1';
+import { ConfigMap, Namespace, Pod, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 
@@ -29,6 +29,7 @@ interface Resource {
 const RESOURCES: Resource[] = [
   { group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false, validate: (o) => new Namespace(o as never).validate() },
   { group: '', version: 'v1', plural: 'configmaps', kind: 'ConfigMap', namespaced: true, validate: (o) => new ConfigMap(o as never).validate() },
+  { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true, validate: (o) => new ServiceAccount(o as never).validate() },
   { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true, validate: (o) => new Pod(o as never).validate() },
   { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true, validate: (o) => new Deployment(o as never).validate() },
   { group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', kind: 'NetworkPolicy', namespaced: true, validate: (o) => new NetworkPolicy(o as never).validate() },
@@ -51,7 +52,7 @@ export class FakeKube {
   private readonly store = new Map<string, Obj>();
   private readonly owners = new Map<string, string>();
   private readonly watchers = new Set<{ res: ServerResponse; plural: string; ns?: string; selector: (labels: Record<string, string>) => boolean }>();
-  private readonly tokens = new Map<string, { namespace: string; pod: string; serviceAccount: string; audiences: string[] }>();
+  private readonly tokens = new Map<string, { namespace: string; pod: string; podUid?: string; serviceAccount: string; audiences: string[] }>();
   private faults: { status: number; count: number; retryAfter?: string } = { status: 0, count: 0 };
   private server: Server | undefined;
   private rv = 1;
@@ -87,8 +88,15 @@ export class FakeKube {
   /** A projected service-account token for a pod, bound to `audiences` (what the kubelet would mount). */
   issueToken(namespace: string, pod: string, serviceAccount: string, audiences: string[]): string {
     const token = `tok-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
-    this.tokens.set(token, { namespace, pod, serviceAccount, audiences });
+    const uid = this.get('pods', namespace, pod)?.metadata.uid as string | undefined;
+    this.tokens.set(token, { namespace, pod, serviceAccount, audiences, ...(uid !== undefined ? { podUid: uid } : {}) });
     return token;
+  }
+
+  /** Replace a pod (same name, new uid), as a controller would after the old one died. */
+  recreatePod(ns: string, name: string): void {
+    const pod = this.get('pods', ns, name);
+    if (pod !== undefined) pod.metadata.uid = `pod-uid-${++this.rv}`;
   }
 
   get(plural: string, ns: string | undefined, name: string): Obj | undefined {
@@ -172,7 +180,7 @@ export class FakeKube {
     const existing = this.list('pods').filter((p) => p.metadata.namespace === ns && p.metadata.labels?.['beacon.dev/sandbox'] === d.metadata.name);
     existing.slice(count).forEach((p) => this.remove(pods, ns, p.metadata.name));
     for (let i = existing.length; i < count; i++) {
-      const pod: Obj = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${d.metadata.name}-${i}`, namespace: ns, labels: { ...d.spec.template.metadata.labels } }, spec: d.spec.template.spec, status: { phase: 'Running' } };
+      const pod: Obj = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${d.metadata.name}-${i}`, namespace: ns, uid: `pod-uid-${++this.rv}`, labels: { ...d.spec.template.metadata.labels } }, spec: d.spec.template.spec, status: { phase: 'Running' } };
       pods.validate(pod);
       this.put(pods, pod, 'ADDED');
     }
@@ -229,7 +237,7 @@ export class FakeKube {
       const status =
         t === undefined || audiences.length === 0
           ? { authenticated: false, error: t === undefined ? 'invalid bearer token' : 'token audiences is invalid for the target audiences' }
-          : { authenticated: true, audiences, user: { username: `system:serviceaccount:${t.namespace}:${t.serviceAccount}`, uid: 'u', groups: ['system:serviceaccounts'], extra: { 'authentication.kubernetes.io/pod-name': [t.pod] } } };
+          : { authenticated: true, audiences, user: { username: `system:serviceaccount:${t.namespace}:${t.serviceAccount}`, uid: 'u', groups: ['system:serviceaccounts'], extra: { 'authentication.kubernetes.io/pod-name': [t.pod], ...(t.podUid !== undefined ? { 'authentication.kubernetes.io/pod-uid': [t.podUid] } : {}) } } };
       return send(201, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: review.spec, status });
     }
     const route = this.route(url.pathname);

@@ -80,9 +80,9 @@ describe('after the host is killed with SIGKILL', () => {
 
     const listed = await runner.list();
     expect(listed.find((s) => s.id === id)).toMatchObject({ attached: false, labels: { 'beacon.dev/agent': 'triage' } });
-    expect(runner.containers().map((c) => [c.id, c.status])).toEqual([[id, 'paused']]);
+    expect((await runner.containers()).map((c) => [c.id, c.status])).toEqual([[id, 'paused']]);
     expect(await runner.cleanup()).toContain(id);
-    expect(runner.containers()).toEqual([]);
+    expect(await runner.containers()).toEqual([]);
     expect(readdirSync(join(stateDir, 'gvisor', 'bundles'))).toEqual([]);
     await expect.poll(() => processesMentioning(id), { timeout: 10_000 }).toEqual([]);
     expect(await runner.list()).toEqual([]);
@@ -95,9 +95,9 @@ describe('after the host is killed with SIGKILL', () => {
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     const runner = new GvisorRunner({ stateDir });
-    await expect.poll(() => runner.containers().filter((c) => c.status === 'running'), { timeout: 10_000 }).toEqual([]);
+    await expect.poll(async () => (await runner.containers()).filter((c) => c.status === 'running'), { timeout: 10_000 }).toEqual([]);
     await runner.cleanup();
-    expect(runner.containers()).toEqual([]);
+    expect(await runner.containers()).toEqual([]);
     await expect.poll(() => processesMentioning(id), { timeout: 10_000 }).toEqual([]);
   }, 60_000);
 });

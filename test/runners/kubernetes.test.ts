@@ -5,19 +5,22 @@
  * readiness / list / watch / drain-and-delete flow, with a 409 conflict and
  * 5xx answers retried with backoff.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
-import { ConfigMap, Namespace } from 'kubernetes-models/v1';
+import { ConfigMap, Namespace, ServiceAccount } from 'kubernetes-models/v1';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
 import { createModelGateway } from '../../runtime/index.js';
-import { builtEntry, KernelStreamServer, KubeConfig, KubernetesApiError, KubernetesRunner, objectsFor, shippedFiles, type KubeLayout, type KubeObject, type SandboxInfo, type SandboxSpec } from '../../runners/index.js';
+import { builtEntry, deploymentName, KernelStreamServer, KubeConfig, KubernetesApiError, KubernetesRunner, namespaceOf, objectsFor, shippedFiles, type KubeLayout, type KubeObject, type SandboxInfo, type SandboxSpec } from '../../runners/index.js';
 import { FakeKube } from './fake-kube.js';
+import { requires } from '../helpers/requires.js';
+
+const tls = requires(spawnSync('openssl', ['version']).status === 0 ? null : 'openssl (to make a test certificate)');
 
 let examples: CompileResult;
 let kube: FakeKube;
@@ -50,9 +53,11 @@ describe('the objects of an agent version', () => {
   it('validate against the Kubernetes schemas and say what the isolation needs', async () => {
     const s = spec('Agent/acme-support/refund-assessor');
     const objects = objectsFor(s, layout, await shippedFiles(s));
-    expect(objects.map((o) => o.kind)).toEqual(['Namespace', 'ConfigMap', 'Deployment', 'NetworkPolicy']);
+    // The network is closed before a pod can start: the default deny and the agent's policy come before the Deployment.
+    expect(objects.map((o) => o.kind)).toEqual(['Namespace', 'ServiceAccount', 'NetworkPolicy', 'NetworkPolicy', 'ConfigMap', 'Deployment']);
     const models: Record<string, (o: KubeObject) => { validate(): void }> = {
       Namespace: (o) => new Namespace(o as never),
+      ServiceAccount: (o) => new ServiceAccount(o as never),
       ConfigMap: (o) => new ConfigMap(o as never),
       Deployment: (o) => new Deployment(o as never),
       NetworkPolicy: (o) => new NetworkPolicy(o as never),
@@ -79,12 +84,27 @@ describe('the objects of an agent version', () => {
     const files = pod.volumes.find((v: any) => v.configMap !== undefined).configMap.items.map((i: any) => i.path);
     expect(files).toEqual(['acme-support/tools/.beacon-folder', 'tools/kb-server.mjs', 'tools/kb.json']);
 
-    const np = objects.find((o) => o.kind === 'NetworkPolicy') as KubeObject & { spec: any };
+    expect(objects.find((o) => o.metadata.name === 'beacon-default-deny')).toMatchObject({ spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } });
+    expect(objects.find((o) => o.kind === 'ServiceAccount')).toMatchObject({ metadata: { name: 'beacon-sandbox' }, automountServiceAccountToken: false });
+    expect(c.readinessProbe.exec.command.join(' ')).toContain('/tmp/beacon-ready');
+    const np = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === d.metadata.name) as KubeObject & { spec: any };
     expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
     expect(np.spec.ingress).toEqual([]);
     expect(np.spec.egress).toHaveLength(2);
     expect(np.spec.egress[0]).toEqual({ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'beacon-system' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'beacon-kernel' } } }], ports: [{ protocol: 'TCP', port: 7443 }] });
     expect(np.spec.egress[1].ports).toEqual([{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }]);
+  });
+
+  it('names never collide: tenant and name split differently, an Agent and a Workflow, long tenant names', () => {
+    const digest = examples.bundle.digest;
+    const names = ['Agent/a-b/c', 'Agent/a/b-c', 'Workflow/x/y', 'Agent/wf/x-y', 'Workflow/wf/x-y'].map((target) => deploymentName({ target, digest }));
+    expect(new Set(names).size).toBe(names.length);
+    for (const n of names) expect(n).toMatch(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+    const long = (t: string) => ({ bundle: { objects: [{ id: `Tenant/${t}`, object: { spec: { isolation: 'silo' } } }], graphs: [] }, target: `Agent/${t}/agent` }) as never;
+    const a = namespaceOf(long(`${'t'.repeat(60)}-one`), layout);
+    const b = namespaceOf(long(`${'t'.repeat(60)}-two`), layout);
+    expect(a).not.toBe(b);
+    expect(a.length).toBeLessThanOrEqual(63);
   });
 
   it('silo tenants get their own namespace, pool tenants share one; process isolation has no runtime class', async () => {
@@ -112,7 +132,7 @@ describe('against the API server', () => {
     const sandbox = await runner.start(spec('Agent/acme-support/refund-assessor'));
     expect(sandbox.health()).toEqual({ state: 'ready' });
     expect(kube.invalid).toEqual([]);
-    expect(kube.applied.map((o) => o.kind)).toEqual(['Namespace', 'ConfigMap', 'Deployment', 'NetworkPolicy']);
+    expect(kube.applied.map((o) => o.kind)).toEqual(['Namespace', 'ServiceAccount', 'NetworkPolicy', 'NetworkPolicy', 'ConfigMap', 'Deployment']);
     const patches = kube.requests.filter((r) => r.method === 'PATCH');
     expect(patches.every((r) => r.contentType === 'application/apply-patch+yaml' && r.fieldManager === 'beacon' && r.force === false)).toBe(true);
 
@@ -122,7 +142,8 @@ describe('against the API server', () => {
 
     await sandbox.stop({ drainMs: 5000 });
     expect(kube.list('deployments')).toEqual([]);
-    expect(kube.list('networkpolicies')).toEqual([]);
+    // What the namespace keeps (its service account and default deny); nothing of the agent version.
+    expect(kube.list('networkpolicies').map((o) => o.metadata.name)).toEqual(['beacon-default-deny']);
     expect(kube.list('configmaps')).toEqual([]);
     expect(kube.list('pods')).toEqual([]);
     // The drain scaled it to zero before deleting it.
@@ -199,16 +220,17 @@ describe("a pod's stream to the kernel", () => {
   afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
   /** What a pod does: the runtime with --connect and its projected token, here as a local process. */
-  function pod(port: number, token: string): ChildProcess {
+  function pod(port: number, token: string, ca?: string): ChildProcess {
     const dir = mkdtempSync(join(tmpdir(), 'beacon-pod-'));
     dirs.push(dir);
     writeFileSync(join(dir, 'token'), token);
-    return spawn(process.execPath, [builtEntry(), '--connect', `127.0.0.1:${port}`, '--token-file', join(dir, 'token')], { env: { TZ: 'UTC', BEACON_FILES_ROOT: resolve('examples') }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const tls = ca !== undefined ? ['--tls-ca', ca] : [];
+    return spawn(process.execPath, [builtEntry(), '--connect', `127.0.0.1:${port}`, '--token-file', join(dir, 'token'), ...tls], { env: { TZ: 'UTC', BEACON_FILES_ROOT: resolve('examples'), TMPDIR: dir }, stdio: ['ignore', 'ignore', 'pipe'] });
   }
 
   it('a pod with a token bound to the kernel gets a session for its Deployment; forged, misbound and foreign tokens are refused', async () => {
     const notices: string[] = [];
-    const streams = new KernelStreamServer({ kubeConfig: kubeConfig(kube.url), authTimeoutMs: 2000, onNotice: (m) => notices.push(m) });
+    const streams = new KernelStreamServer({ kubeConfig: kubeConfig(kube.url), insecure: true, authTimeoutMs: 2000, onNotice: (m) => notices.push(m) });
     const port = await streams.listen(0, '127.0.0.1');
     const runner = new KubernetesRunner({ ...layout, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 10 }, streams });
     try {
@@ -236,7 +258,12 @@ describe("a pod's stream to the kernel", () => {
       await refused('forged-token', /refused a stream .*the token was not accepted: invalid bearer token/);
       await refused(kube.issueToken(sandbox.namespace, podName!, 'beacon-sandbox', ['https://kubernetes.default.svc']), /token audiences is invalid/);
       await refused(kube.issueToken(sandbox.namespace, 'someone-else', 'beacon-sandbox', ['beacon-kernel']), /pods "someone-else" not found|not found/);
-      await refused(kube.issueToken(sandbox.namespace, podName!, 'default', ['beacon-kernel']), /runs as beacon-sandbox, not default/);
+      await refused(kube.issueToken(sandbox.namespace, podName!, 'default', ['beacon-kernel']), /the token is for service account .*\/default, not beacon-sandbox/);
+      // A token of a pod that has since been replaced (same name, another uid).
+      const stale = kube.issueToken(sandbox.namespace, podName!, 'beacon-sandbox', ['beacon-kernel']);
+      const uid = kube.get('pods', sandbox.namespace, podName!)!.metadata.uid;
+      kube.recreatePod(sandbox.namespace, podName!);
+      await refused(stale, new RegExp(`is not the pod the token was issued to \\(uid ${uid}\\)`));
       expect(streams.connected(sandbox.namespace, sandbox.name)).toEqual([podName]);
 
       // Stopping the agent version closes its pods' streams: the pod's runtime exits.
@@ -250,7 +277,7 @@ describe("a pod's stream to the kernel", () => {
 
   it('a connection that does not start with the auth line, sends too much, or says nothing is refused', async () => {
     const notices: string[] = [];
-    const streams = new KernelStreamServer({ kubeConfig: kubeConfig(kube.url), authTimeoutMs: 300, onNotice: (m) => notices.push(m) });
+    const streams = new KernelStreamServer({ kubeConfig: kubeConfig(kube.url), insecure: true, authTimeoutMs: 300, onNotice: (m) => notices.push(m) });
     const port = await streams.listen(0, '127.0.0.1');
     try {
       const attempt = (payload: string | Buffer | null) =>
@@ -275,4 +302,32 @@ describe("a pod's stream to the kernel", () => {
       await streams.close();
     }
   });
+
+  tls('over TLS: a pod given the CA connects; one without it, or a server refusing plain TCP, does not', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'beacon-tls-'));
+    dirs.push(dir);
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    expect(() => new KernelStreamServer({ kubeConfig: kubeConfig(kube.url) })).toThrow(/needs tls/);
+    const notices: string[] = [];
+    const streams = new KernelStreamServer({ kubeConfig: kubeConfig(kube.url), tls: { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, onNotice: (m) => notices.push(m) });
+    const port = await streams.listen(0, '127.0.0.1');
+    const runner = new KubernetesRunner({ ...layout, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 10 }, streams });
+    try {
+      const sandbox = await runner.start(spec('Agent/acme-support/triage'));
+      const [podName] = kube.list('pods').map((p) => p.metadata.name as string);
+      const token = kube.issueToken(sandbox.namespace, podName!, 'beacon-sandbox', ['beacon-kernel']);
+      // Without the CA the pod dials plain TCP, which the TLS server does not accept.
+      const plain = pod(port, token);
+      expect(await new Promise((r) => plain.once('exit', r))).not.toBe(0);
+      const good = pod(port, token, join(dir, 'cert.pem'));
+      await expect.poll(() => streams.connected(sandbox.namespace, sandbox.name), { timeout: 10_000 }).toEqual([podName]);
+      expect((await sandbox.invoke({ input: { ticket: 'I was charged twice.' } })).status).toBe('Succeeded');
+      const exited = new Promise((r) => good.once('exit', r));
+      await sandbox.stop({ drainMs: 2000 });
+      expect(await exited).toBe(0);
+    } finally {
+      await streams.close();
+    }
+  }, 60_000);
 });

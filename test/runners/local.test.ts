@@ -6,7 +6,7 @@
  * refusing to run without runsc.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -139,9 +139,9 @@ describe('inside a gVisor sandbox', () => {
     const sandbox = await runner.start(spec(examples, 'Agent/acme-support/refund-assessor', resolve('examples')));
     const [listed] = await runner.list();
     expect(listed).toMatchObject({ id: sandbox.id, attached: true, health: { state: 'ready' } });
-    expect(runner.containers().map((c) => c.id)).toEqual([sandbox.id]);
+    expect((await runner.containers()).map((c) => c.id)).toEqual([sandbox.id]);
     await sandbox.stop();
-    expect(runner.containers()).toEqual([]);
+    expect(await runner.containers()).toEqual([]);
     expect(await runner.list()).toEqual([]);
   }, 60_000);
 });
@@ -173,6 +173,49 @@ describe('health', () => {
     expect(big.health()).toMatchObject({ state: 'unhealthy', reason: 'memory', detail: expect.stringMatching(/over its limit of 40 MiB/) });
   }, 60_000);
 });
+
+describe('a stdio server that ignores its closed stdin and SIGTERM', () => {
+  it('is killed with its process sandbox, and a later host cleans it up after a crash', async () => {
+    const stateDir = temp('beacon-runner-');
+    const runner = new ProcessRunner({ stateDir, heartbeatMs: 100, developmentMode: true });
+    const probeSpec = spec(probe, 'Agent/probe/prober', resolve('test/fixtures/sandbox-probe'));
+    /** The groups the sandbox's state record holds (its heartbeats put them there). */
+    const groups = (id: string): { pid: number }[] => (JSON.parse(readFileSync(join(stateDir, 'process', `${id}.json`), 'utf8')) as { groups?: { pid: number }[] }).groups ?? [];
+
+    const sandbox = await runner.start(probeSpec);
+    void sandbox.invoke({ input: { hang: true } }).catch(() => undefined);
+    await expect.poll(() => groups(sandbox.id).length, { timeout: 10_000 }).toBe(1);
+    const [server] = groups(sandbox.id);
+    const pid = (await runner.list()).find((s) => s.id === sandbox.id)!.pid!;
+    process.kill(pid, 'SIGKILL');
+    await sandbox.exited;
+    await expect.poll(() => isAlive(server!.pid), { timeout: 5000 }).toBe(false);
+
+    // The host dies instead: a later host's cleanup ends the server from the record.
+    const second = await runner.start(probeSpec);
+    void second.invoke({ input: { hang: true } }).catch(() => undefined);
+    await expect.poll(() => groups(second.id).length, { timeout: 10_000 }).toBe(1);
+    const [orphan] = groups(second.id);
+    const record = JSON.parse(readFileSync(join(stateDir, 'process', `${second.id}.json`), 'utf8')) as { hostPid: number };
+    // As if written by a host that is gone: the next runner's cleanup takes it.
+    writeFileSync(join(stateDir, 'process', `${second.id}.json`), JSON.stringify({ ...record, hostPid: 2 ** 22 + 1 }));
+    const secondPid = (await runner.list()).find((s) => s.id === second.id)!.pid!;
+    process.kill(secondPid, 'SIGSTOP');
+    const later = new ProcessRunner({ stateDir, developmentMode: true });
+    expect(await later.cleanup()).toEqual([second.id]);
+    await expect.poll(() => isAlive(orphan!.pid) || isAlive(secondPid), { timeout: 5000 }).toBe(false);
+    await second.exited;
+  }, 60_000);
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe('one sandbox, many runs', () => {
   it('serves runs at once, each with its own output, and drains them on stop', async () => {
