@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { INSTALL_ROOT } from '../../runtime/index.js';
 import { GvisorRunner, ProcessRunner, runscVersion } from '../../runners/index.js';
+import { isAlive } from '../helpers/process.js';
 import { requires } from '../helpers/requires.js';
 
 const gvisor = requires(runscVersion() === null ? 'runsc (gVisor; Debian package runsc)' : null);
@@ -102,11 +103,3 @@ describe('after the host is killed with SIGKILL', () => {
   }, 60_000);
 });
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -220,6 +220,13 @@ describe("a pod's stream to the kernel", () => {
   afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
   /** What a pod does: the runtime with --connect and its projected token, here as a local process. */
+  /** Stopping the agent version closes its pods' streams: the pod's runtime exits cleanly. */
+  async function stopsWith(sandbox: { stop(o: { drainMs: number }): Promise<void> }, running: ChildProcess): Promise<void> {
+    const exited = new Promise((r) => running.once('exit', r));
+    await sandbox.stop({ drainMs: 2000 });
+    expect(await exited).toBe(0);
+  }
+
   function pod(port: number, token: string, ca?: string): ChildProcess {
     const dir = mkdtempSync(join(tmpdir(), 'beacon-pod-'));
     dirs.push(dir);
@@ -266,10 +273,7 @@ describe("a pod's stream to the kernel", () => {
       await refused(stale, new RegExp(`is not the pod the token was issued to \\(uid ${uid}\\)`));
       expect(streams.connected(sandbox.namespace, sandbox.name)).toEqual([podName]);
 
-      // Stopping the agent version closes its pods' streams: the pod's runtime exits.
-      const exited = new Promise((r) => good.once('exit', r));
-      await sandbox.stop({ drainMs: 2000 });
-      expect(await exited).toBe(0);
+      await stopsWith(sandbox, good);
     } finally {
       await streams.close();
     }
@@ -323,9 +327,7 @@ describe("a pod's stream to the kernel", () => {
       const good = pod(port, token, join(dir, 'cert.pem'));
       await expect.poll(() => streams.connected(sandbox.namespace, sandbox.name), { timeout: 10_000 }).toEqual([podName]);
       expect((await sandbox.invoke({ input: { ticket: 'I was charged twice.' } })).status).toBe('Succeeded');
-      const exited = new Promise((r) => good.once('exit', r));
-      await sandbox.stop({ drainMs: 2000 });
-      expect(await exited).toBe(0);
+      await stopsWith(sandbox, good);
     } finally {
       await streams.close();
     }

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
 import { createModelGateway, INSTALL_ROOT, type TraceEvent } from '../../runtime/index.js';
 import { GvisorRunner, ProcessRunner, runscVersion, RunnerUnavailable, type SandboxSpec } from '../../runners/index.js';
+import { isAlive } from '../helpers/process.js';
 import { requires } from '../helpers/requires.js';
 
 const gvisor = requires(runscVersion() === null ? 'runsc (gVisor; Debian package runsc)' : null);
@@ -208,14 +209,6 @@ describe('a stdio server that ignores its closed stdin and SIGTERM', () => {
   }, 60_000);
 });
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('one sandbox, many runs', () => {
   it('serves runs at once, each with its own output, and drains them on stop', async () => {
