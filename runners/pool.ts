@@ -102,12 +102,14 @@ export class WarmPool {
           void s.stop({ drainMs: 0, graceMs: 500 });
           continue;
         }
-        this.refill();
         try {
           await this.runner.assign(s, spec);
         } catch (err) {
           await s.stop({ drainMs: 0, graceMs: 500 });
           throw err;
+        } finally {
+          // The replacement starts behind the hand-over, not before it (a spawn holds the event loop for a moment).
+          setImmediate(() => this.refill());
         }
         this.stats.warmHits++;
         return s;
