@@ -524,7 +524,9 @@ export interface ResumeState {
   approvalsGiven: Map<string, string[]>;
   /** Decisions journaled by `approvalKey` (also those whose gate step completed). */
   decisions: Map<string, ApprovalDecision>;
-  /** Set when the last record ended the run: nothing to resume (a `WaitingForApproval` end followed by a decision is not final). */
+  /** When the run started (epoch ms, its first record's `at`): a resumed run's deadline counts from here. */
+  startedAt?: number;
+  /** Set when the run ended: nothing to resume. Only a `WaitingForApproval` end is undone by the records after it (a decision, say); any other end is final. */
   finished?: Omit<RunFinishedRecord, 'type'>;
 }
 
@@ -559,12 +561,15 @@ export function resumeState(records: readonly RunRecord[]): ResumeState {
     approvalsGiven: new Map(),
     decisions: new Map(),
   };
+  const at = (first as { at?: unknown }).at;
+  if (typeof at === 'number') state.startedAt = at;
   const started = new Map<string, ToolCallStart>();
   const requested = new Map<string, ApprovalRequest>();
   let finished: RunFinishedRecord | undefined;
   for (let i = 1; i < records.length; i++) {
     const r = records[i]!;
-    finished = undefined;
+    // A run that ended, other than waiting for a person, stays ended whatever is appended after.
+    if (finished?.status === 'WaitingForApproval') finished = undefined;
     switch (r.type) {
       case 'node-completed': {
         const step = withoutMeta(r);
@@ -600,7 +605,7 @@ export function resumeState(records: readonly RunRecord[]): ResumeState {
         break;
       }
       case 'run-finished':
-        finished = r;
+        if (finished === undefined) finished = r;
         break;
       case 'run-started':
         throw bad(i, 'a second run-started record');

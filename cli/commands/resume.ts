@@ -57,6 +57,7 @@ export function registerResume(program: Command): void {
       action(async (run: string, opts: { by: string[]; reject?: boolean; reason?: string; node?: string; repo?: string }) => {
         const store = new FileRunStore(runsDir(opts.repo ?? process.cwd()));
         const state = resumeState(await journalOf(store, run));
+        if (state.finished !== undefined && state.finished.status !== 'WaitingForApproval') throw new UsageError(`run ${run} has finished (${state.finished.status}); there is nothing to approve`);
         const pending = state.pendingApprovals.filter((a) => opts.node === undefined || a.node === opts.node);
         if (pending.length === 0) throw new UsageError(`run ${run} waits at no approval${opts.node !== undefined ? ` named ${opts.node}` : ''}`);
         if (pending.length > 1) throw new UsageError(`run ${run} waits at ${pending.length} approvals (${pending.map((a) => a.node).join(', ')}): name one with --node`);

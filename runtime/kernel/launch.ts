@@ -16,7 +16,9 @@ import type { Bundle, CompiledObject } from '../../compiler/index.js';
 import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import { Channel } from '../channel.js';
 import { createMcpToolProvider, listedToolName } from '../mcp.js';
-import { isRecord, type ApprovalDecision, type ApprovalRequest, type Json, type RunOutcome, type ToolProvider } from '../types.js';
+import { isRecord, type ApprovalDecision, type ApprovalRequest, type Json, type RunOutcome, type ToolCall, type ToolProvider } from '../types.js';
+import { CHANNEL_ERRORS, ProtocolError } from '../protocol.js';
+import { canonicalJson } from '../../compiler/index.js';
 import { httpMcpServer } from './mcp-http.js';
 import { approvalKey, resumeState, type ResumeState, type RunStore } from '../runstore.js';
 import { RunTracer } from '../trace.js';
@@ -162,7 +164,13 @@ export class KernelSession {
     this.tools = options.services.httpTools ?? httpTools(objects, tenant, name, options, onPolicy);
     const runs = new Set<string>();
     this.runIds = runs;
-    serveKernel(channel, { tenant, agent: name, runs }, { ...options.services, onPolicy, ...(this.tools !== undefined ? { httpTools: this.tools } : {}) });
+    const gated = gatedTools(objects, tenant);
+    serveKernel(channel, { tenant, agent: name, runs }, {
+      ...options.services,
+      onPolicy,
+      ...(this.tools !== undefined ? { httpTools: this.tools } : {}),
+      approveToolCall: (run, call) => (gated.has(call.tool) ? this.toolCallApproved(run, call) : undefined),
+    });
     this.serveJournal();
     channel.onEvent((event, data) => {
       if (event !== 'step' || !isRecord(data) || typeof data.run !== 'string') return;
@@ -209,11 +217,15 @@ export class KernelSession {
                 inFlight: resume.inFlight.map((c) => [c.callId, c.idempotencyKey]),
                 modelCalls: [...resume.modelCalls],
                 waiting: resume.pendingApprovals,
+                ...(resume.startedAt !== undefined ? { startedAt: resume.startedAt } : {}),
               }
             : {}),
         },
         { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) },
       );
+      // Closed to the sandbox before its end is written: a late record of a step still running cannot follow the end.
+      this.runs.delete(run);
+      this.runIds.delete(run);
       if (store !== undefined) {
         await store.append(run, { type: 'run-finished', status: outcome.status, ...(outcome.output !== undefined ? { output: outcome.output } : {}), ...(outcome.error !== undefined ? { error: outcome.error } : {}) } as never);
       }
@@ -237,43 +249,121 @@ export class KernelSession {
   }
 
   /**
-   * The journal's system calls: user space's records, acknowledged once
-   * stored; approvals answered from the journal. A gate reached for the first
-   * time is journaled with its deadline; reached again (a resumed run), it
-   * keeps the deadline it was first given. Past the deadline with nobody's
-   * decision, `onTimeout` decides, and that decision is journaled like a
-   * person's.
+   * The journal's system calls. User space may journal only what it does
+   * (finished steps, tool calls, model answers); decisions are the kernel's
+   * and `beacon approve`'s, so a sandbox can neither approve its own gates nor
+   * end or reopen its run. A finished approval step is accepted only when the
+   * journal holds an approving decision for it.
    */
   private serveJournal(): void {
     this.channel.handle('journal.append', async (params) => {
       const { run, record } = isRecord(params) ? params : {};
       const r = this.active_(run);
+      if (!isRecord(record) || typeof record.type !== 'string' || !USER_RECORDS.has(record.type)) {
+        throw invalid(`journal.append: a sandbox journals ${[...USER_RECORDS].join(', ')}; not ${JSON.stringify(isRecord(record) ? record.type : record)}`);
+      }
+      if (record.type === 'node-completed' && record.kind === 'approval') {
+        const decided = resumeState(await r.store!.read(r.id)).decisions.get(approvalKey(String(record.node), Number(record.traversal)));
+        if (decided?.approved !== true) throw invalid(`journal.append: gate ${String(record.node)} has no approving decision`);
+      }
       await r.store!.append(r.id, record as never);
       return {};
     });
     this.channel.handle('approval.decide', async (params) => {
-      const request = { ...(params as ApprovalRequest) };
-      const r = this.active_(request.run);
+      if (!isRecord(params)) throw invalid('approval.decide needs an ApprovalRequest');
+      const r = this.active_(params.run);
       const store = r.store!;
-      const key = approvalKey(request.node, request.traversal);
+      const node = typeof params.node === 'string' ? params.node : '';
+      const traversal = typeof params.traversal === 'number' && Number.isInteger(params.traversal) && params.traversal >= 0 ? params.traversal : -1;
+      if (node === '' || traversal < 0) throw invalid('approval.decide: node and traversal are required');
+      const key = approvalKey(node, traversal);
       // `beacon approve` journals decisions while the run waits: read them fresh.
       const known = resumeState(await store.read(r.id)).decisions.get(key);
       if (known !== undefined) return known;
-      const first = r.requested.get(key);
-      if (first !== undefined) {
-        request.requestedAt = first.requestedAt;
-        request.expiresAt = first.expiresAt;
-      } else {
-        if (request.approvers.length === 0) request.approvers = this.approvers;
+      // Who may approve, the quorum and the deadline are the kernel's: from the graph's gate, or the fixed policy of tool gates; once asked, as first asked.
+      let request = r.requested.get(key);
+      if (request === undefined) {
+        request = this.gateRequest(r.id, node, traversal, params.subject as Json);
         await store.append(r.id, { type: 'approval-requested', ...request } as never);
         r.requested.set(key, request);
       }
       if (Date.now() < request.expiresAt) return 'pending';
       const timedOut: ApprovalDecision = { approved: request.onTimeout === 'approve', by: ['timeout'], reason: `no decision within ${request.timeoutSeconds} s; onTimeout is ${request.onTimeout}`, timedOut: true };
-      await store.append(r.id, { type: 'approval-decided', node: request.node, traversal: request.traversal, ...timedOut } as never);
+      await store.append(r.id, { type: 'approval-decided', node, traversal, ...timedOut } as never);
       return timedOut;
     });
   }
+
+  /** A gate's request as the kernel knows it: an approval node of the graph, or a tool call's gate (tenant approvers, quorum 1, rejected after an hour). */
+  private gateRequest(run: string, node: string, traversal: number, subject: Json): ApprovalRequest {
+    const now = Date.now();
+    const gate = this.graph?.nodes.find((n) => n.id === node && n.approval !== undefined)?.approval;
+    const spec = gate ?? { approvers: this.approvers, quorum: 1, timeoutSeconds: TOOL_GATE_TIMEOUT_S, onTimeout: 'reject' as const };
+    return {
+      run,
+      workflow: this.options.target,
+      node,
+      traversal,
+      approvers: spec.approvers.length > 0 ? [...spec.approvers] : [...this.approvers],
+      quorum: spec.quorum,
+      timeoutSeconds: spec.timeoutSeconds,
+      onTimeout: spec.onTimeout,
+      subject: subject === undefined ? null : subject,
+      requestedAt: now,
+      expiresAt: now + spec.timeoutSeconds * 1000,
+    };
+  }
+
+  /**
+   * Whether a run may call a Tool that needs a person's approval (the kernel
+   * does not take user space's word for it): as many approved gates for
+   * exactly this call (tool, name, arguments) as calls of it journaled, this
+   * one included.
+   */
+  async toolCallApproved(run: string, call: ToolCall): Promise<string | undefined> {
+    const r = this.runs.get(run);
+    if (r?.store === undefined) return `the call to ${call.tool}/${call.name} needs an approval, and run ${run} is not journaled, so none can be given`;
+    const journal = await r.store.read(run);
+    const state = resumeState(journal);
+    const same = (t: unknown, n: unknown, a: unknown): boolean => t === call.tool && n === call.name && canonicalJson(a) === canonicalJson(call.arguments);
+    let approved = 0;
+    let calls = 0;
+    for (const rec of journal) {
+      if (rec.type === 'approval-requested') {
+        const subject = rec.subject as { tool?: unknown; name?: unknown; arguments?: unknown } | null;
+        if (subject !== null && typeof subject === 'object' && same(subject.tool, subject.name, subject.arguments) && state.decisions.get(approvalKey(rec.node, rec.traversal))?.approved === true) approved++;
+      } else if (rec.type === 'tool-call-started' && same(rec.tool, rec.name, rec.arguments)) calls++;
+    }
+    return calls > 0 && approved >= calls ? undefined : `the call to ${call.tool}/${call.name} needs a person's approval, and the journal holds none for it`;
+  }
+}
+
+/**
+ * The Tools (as agents list them) whose calls need a person's approval in
+ * this sandbox: listed with `approval: required` by any of its agents, or
+ * high-risk under an agent whose oversight is in-the-loop. The kernel cannot
+ * tell which of a workflow's agents is calling, so the strictest holds.
+ */
+function gatedTools(objects: CompiledObject[], tenant: string): Set<string> {
+  const risk = new Map(objects.filter((o) => o.kind === 'Tool').map((o) => [listedToolName(o, tenant), (o.object.spec as { risk?: string }).risk]));
+  const out = new Set<string>();
+  for (const a of objects.filter((o) => o.kind === 'Agent')) {
+    const spec = a.object.spec as { tools?: ({ name: string; approval?: string } | string)[]; oversight?: string };
+    for (const t of spec.tools ?? []) {
+      const entry = typeof t === 'string' ? { name: t } : t;
+      if (entry.approval === 'required' || (spec.oversight === 'in-the-loop' && risk.get(entry.name) === 'high')) out.add(entry.name);
+    }
+  }
+  return out;
+}
+
+/** What a sandbox may journal: what it does, never a decision. */
+const USER_RECORDS = new Set(['node-completed', 'tool-call-started', 'tool-call-finished', 'model-call-finished']);
+/** How long a tool call's gate waits for a person before it is rejected. */
+const TOOL_GATE_TIMEOUT_S = 3600;
+
+function invalid(message: string): ProtocolError {
+  return new ProtocolError({ code: CHANNEL_ERRORS.invalidParams, message });
 }
 
 /** The user-space program's command line (node flags first): what a runner starts in its sandbox. */

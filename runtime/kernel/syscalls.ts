@@ -54,6 +54,12 @@ export interface KernelServices {
   onTrace?: (data: unknown) => void;
   /** Tenant quotas and model rate limits (budgets.ts); without it nothing is counted. */
   budgets?: KernelBudgets;
+  /**
+   * For an HTTP tool call that needs a person's approval: undefined when the
+   * run's journal holds one for it, else why not (the call is refused). The
+   * kernel decides this, not user space. Without it, no call needs one.
+   */
+  approveToolCall?: (run: string, call: ToolCall) => Promise<string | undefined> | string | undefined;
 }
 
 
@@ -74,11 +80,11 @@ function modelRequest(params: unknown, who: SandboxIdentity): ModelRequest {
   return { ...(params as unknown as ModelRequest), caller: { tenant: who.tenant, agent: who.agent, run: runOf(caller.run, who), ...(node !== undefined ? { node } : {}) } };
 }
 
-function toolCall(params: unknown): { call: ToolCall; idempotencyKey?: string } {
+function toolCall(params: unknown): { call: ToolCall; idempotencyKey?: string; run?: unknown } {
   if (!isRecord(params) || !isRecord(params.call)) throw invalid('tool.call needs {call}');
   const c = params.call;
   if (typeof c.id !== 'string' || typeof c.tool !== 'string' || typeof c.name !== 'string' || !isRecord(c.arguments)) throw invalid('tool.call: call needs id, tool, name and arguments');
-  return { call: c as unknown as ToolCall, ...(typeof params.idempotencyKey === 'string' ? { idempotencyKey: params.idempotencyKey } : {}) };
+  return { call: c as unknown as ToolCall, ...(typeof params.idempotencyKey === 'string' ? { idempotencyKey: params.idempotencyKey } : {}), run: params.run };
 }
 
 /** Serve the system calls of the sandbox at the other end of `channel`. */
@@ -108,12 +114,19 @@ export function serveKernel(channel: Channel, who: SandboxIdentity, services: Ke
   channel.handle('tool.list', async (_params, { signal }) => (services.httpTools !== undefined ? services.httpTools.list({ signal }) : []));
 
   channel.handle('tool.call', async (params, { signal }) => {
-    const { call, idempotencyKey } = toolCall(params);
+    const { call, idempotencyKey, run: requested } = toolCall(params);
+    // Only within a run the kernel started on this sandbox (an idle sandbox has no business with HTTP Tools and their secrets).
+    const run = runOf(requested, who);
     if (services.httpTools === undefined) throw invalid(`tool ${call.tool} is not an HTTP tool of this agent`);
     try {
       check({ type: 'tool', tenant: who.tenant, agent: who.agent, tool: call.tool, arguments: call.arguments }, 'before');
     } catch (err) {
       return { content: `error: ${(err as Error).message}`, isError: true };
+    }
+    const refusal = await services.approveToolCall?.(run, call);
+    if (refusal !== undefined) {
+      services.onPolicy?.({ request: { type: 'tool', tenant: who.tenant, agent: who.agent, tool: call.tool, arguments: call.arguments }, decision: { allowed: false, denials: [{ policy: 'human-approval', message: refusal, action: 'deny' } as never], warnings: [], audits: [] }, when: 'before' });
+      return { content: `error: ${refusal}`, isError: true };
     }
     return services.httpTools.call(call, { signal, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) });
   });

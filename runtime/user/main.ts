@@ -40,6 +40,8 @@ export interface RunStart {
   modelCalls?: [string, ModelResponse][];
   /** Approvals the run waited for when it stopped: their deadlines count from when they were first asked. */
   waiting?: ApprovalRequest[];
+  /** When the run first started (a resumed run's deadline counts from here). */
+  startedAt?: number;
   /**
    * Journal through the kernel (`journal.append`, `approval.decide`): every
    * finished node and every tool call before and after it happens is
@@ -241,7 +243,8 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
                 expiresAt: now + TOOL_APPROVAL_TIMEOUT_S * 1000,
               };
               const answer = await channel.call<ApprovalDecision | ApprovalRequest | 'pending'>('approval.decide', request, { timeoutMs: Infinity, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
-              if (answer === 'pending') return { waiting: request };
+              // Waiting: report the gate as the kernel journaled it (its approvers, its first deadline), when known.
+              if (answer === 'pending') return { waiting: start.waiting?.find((w) => w.node === request.node && w.traversal === request.traversal) ?? request };
               const decision = answer as ApprovalDecision;
               return decision.approved ? undefined : `${decision.timedOut === true ? 'nobody decided in time' : `rejected by ${decision.by.join(', ')}`}${decision.reason !== undefined ? `: ${decision.reason}` : ''}`;
             }
@@ -275,7 +278,7 @@ export async function runStart(params: unknown, channel: Channel, signal: AbortS
   // In a sandbox the files are where the runner put them (mounted, or sent with files.put), not at a host path.
   if (start.filesRoot === undefined && defaults.filesRoot !== undefined) start.filesRoot = defaults.filesRoot;
   const tracer = new RunTracer(start.run, (event) => channel.emit('trace', event));
-  const agents = invoker(start, channel, tracer, kernelTools(channel));
+  const agents = invoker(start, channel, tracer, kernelTools(channel, start.run));
   if (start.target.kind === 'Agent') {
     const r = await agents.invoke(start.target.id, start.input, { run: start.run, node: 'agent', replica: 0, round: 0, signal });
     const ok = r.stopReason === 'final';
@@ -300,6 +303,7 @@ export async function runStart(params: unknown, channel: Channel, signal: AbortS
     signal,
     ...(start.completed !== undefined ? { completed: start.completed } : {}),
     ...(start.waiting !== undefined ? { waiting: start.waiting } : {}),
+    ...(typeof start.startedAt === 'number' ? { startedAt: start.startedAt } : {}),
     ...(start.durable === true ? { approvals: kernelApprovals(channel) } : {}),
     onNodeCompleted: async (record) => {
       channel.emit('step', { run: start.run, record });

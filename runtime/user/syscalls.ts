@@ -31,12 +31,12 @@ export function kernelGateway(channel: Channel): ModelGateway {
   };
 }
 
-/** The agent's HTTP tools, through the kernel. */
-export function kernelTools(channel: Channel): ToolProvider {
+/** The agent's HTTP tools, through the kernel, within run `run` (the kernel serves tool calls only within a run it started). */
+export function kernelTools(channel: Channel, run?: string): ToolProvider {
   return {
     list: (options) => channel.call<ToolDefinition[]>('tool.list', {}, options?.signal !== undefined ? { signal: options.signal } : {}),
     call: (call, options) =>
-      channel.call<ToolResult>('tool.call', { call, ...(options?.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}) }, { ...(options?.signal !== undefined ? { signal: options.signal } : {}), timeoutMs: Infinity }),
+      channel.call<ToolResult>('tool.call', { call, ...(run !== undefined ? { run } : {}), ...(options?.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}) }, { ...(options?.signal !== undefined ? { signal: options.signal } : {}), timeoutMs: Infinity }),
     close: async () => undefined,
   };
 }

@@ -148,8 +148,13 @@ describe('a high-risk tool call under oversight in-the-loop', () => {
     const { gate } = await suspended(runs, 'pay-2', unreachable);
     await runs.append('pay-2', { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: true, by: ['lead@acme.example'] });
     await runInChildProcess({ bundle: unreachable, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-2', resume: resumeState(await runs.read('pay-2')) });
-    const started = (await runs.read('pay-2')).filter((r) => r.type === 'tool-call-started');
+    const journal = await runs.read('pay-2');
+    const started = journal.filter((r) => r.type === 'tool-call-started');
     expect(started).toMatchObject([{ tool: 'refunds', name: 'issue_refund' }]);
+    // The kernel found the approval and let the call through: it failed at the (unreachable) server, not at the gate.
+    const finished = journal.find((r) => r.type === 'tool-call-finished') as unknown as { result: { content: string } };
+    expect(finished.result.content).not.toMatch(/approval/);
+    expect(finished.result.content).toMatch(/127\.0\.0\.1:9|ECONNREFUSED|unavailable|fetch failed|connect/i);
   }, 30_000);
 
   it('past its deadline, onTimeout decides: the call is refused, and the decision is journaled as a timeout', async () => {

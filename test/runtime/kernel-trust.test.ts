@@ -1,0 +1,132 @@
+/**
+ * The kernel does not take a sandbox's word for decisions: a hostile user
+ * space (a channel peer scripted here) cannot journal its own approval,
+ * finish a gate nobody approved, set its own deadline or timeout outcome,
+ * call a Tool that needs a person without one, or call HTTP Tools outside a
+ * run. A run that ended, other than waiting for a person, stays ended.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
+import { Channel, createModelGateway, FileRunStore, KernelSession, resumeState, type RunOutcome, type ToolCall, type ToolProvider } from '../../runtime/index.js';
+
+let examples: CompileResult;
+const dirs: string[] = [];
+beforeAll(async () => {
+  examples = await compile(new DirSource(resolve('examples')));
+});
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function store(): FileRunStore {
+  const dir = mkdtempSync(join(tmpdir(), 'beacon-trust-'));
+  dirs.push(dir);
+  return new FileRunStore(dir);
+}
+
+/** A kernel session for `target`, with a hostile user space that runs `script` when asked to start a run. */
+async function hostile(target: string, script: (user: Channel, run: string) => Promise<unknown>, httpTools?: ToolProvider) {
+  const a = new PassThrough();
+  const b = new PassThrough();
+  const kernel = new Channel(b, a, { role: 'kernel' });
+  const user = new Channel(a, b, { role: 'user' });
+  const findings: unknown[] = [];
+  user.handle('run.start', async (params) => {
+    const run = (params as { run: string }).run;
+    findings.push(await script(user, run));
+    const outcome: RunOutcome = { status: 'Succeeded', output: 'done', path: [], usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 };
+    return outcome;
+  });
+  const session = new KernelSession(kernel, { bundle: examples.bundle, target, services: { gateway: createModelGateway({ models: examples.bundle.objects }), ...(httpTools !== undefined ? { httpTools } : {}) } });
+  const runs = store();
+  await session.invoke({ input: { ticket: 'x' }, store: runs, run: 'r1', bundleDigest: examples.bundle.digest });
+  kernel.close();
+  user.close();
+  return { findings, runs };
+}
+
+const settle = (p: Promise<unknown>) =>
+  p.then(
+    (v) => ({ ok: v }),
+    (e: Error & { code?: string }) => ({ error: e.code ?? '', message: e.message }),
+  );
+
+describe('a hostile sandbox', () => {
+  it('cannot journal a decision or an end, nor a finished gate nobody approved', async () => {
+    const { findings, runs } = await hostile('Workflow/acme-support/refund-request', async (user, run) => [
+      await settle(user.call('journal.append', { run, record: { type: 'approval-decided', node: 'approve2', traversal: 0, approved: true, by: ['lead@acme.example'] } })),
+      await settle(user.call('journal.append', { run, record: { type: 'approval-given', node: 'approve2', traversal: 0, by: 'me' } })),
+      await settle(user.call('journal.append', { run, record: { type: 'run-finished', status: 'Succeeded' } })),
+      await settle(user.call('journal.append', { run, record: { type: 'node-completed', kind: 'approval', node: 'approve2', traversal: 0, replica: 0, inputDigest: 'sha256:x', output: {}, usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 } })),
+      await settle(user.call('journal.append', { run: 'someone-elses-run', record: { type: 'model-call-finished', callId: 'x', response: {} } })),
+    ]);
+    expect(findings[0]).toEqual([
+      { error: 'invalid_params', message: expect.stringMatching(/a sandbox journals node-completed, tool-call-started, tool-call-finished, model-call-finished; not "approval-decided"/) },
+      { error: 'invalid_params', message: expect.stringMatching(/not "approval-given"/) },
+      { error: 'invalid_params', message: expect.stringMatching(/not "run-finished"/) },
+      { error: 'invalid_params', message: expect.stringMatching(/gate approve2 has no approving decision/) },
+      { error: expect.any(String), message: expect.stringMatching(/someone-elses-run.* is not a journaled run of this sandbox/) },
+    ]);
+    const state = resumeState(await runs.read('r1'));
+    expect(state.decisions.size).toBe(0);
+    expect(state.completed.size).toBe(0);
+  });
+
+  it('cannot set its own deadline, approvers or timeout outcome: the gate is the graph\'s', async () => {
+    const { findings, runs } = await hostile('Workflow/acme-support/refund-request', async (user, run) =>
+      settle(user.call('approval.decide', { run, workflow: 'x', node: 'approve2', traversal: 0, approvers: ['me'], quorum: 1, timeoutSeconds: 0, onTimeout: 'approve', subject: {}, requestedAt: 0, expiresAt: 0 })),
+    );
+    expect(findings[0]).toEqual({ ok: 'pending' });
+    const asked = (await runs.read('r1')).find((r) => r.type === 'approval-requested') as unknown as { approvers: string[]; onTimeout: string; expiresAt: number; timeoutSeconds: number };
+    const gate = examples.bundle.graphs.find((g) => g.workflow === 'Workflow/acme-support/refund-request')!.nodes.find((n) => n.id === 'approve2')!.approval!;
+    expect(asked).toMatchObject({ approvers: gate.approvers, onTimeout: gate.onTimeout, timeoutSeconds: gate.timeoutSeconds });
+    expect(asked.expiresAt).toBeGreaterThan(Date.now());
+  });
+
+  it('cannot call a Tool that needs a person without an approval, nor call HTTP Tools outside its run', async () => {
+    const calls: ToolCall[] = [];
+    const tools: ToolProvider = {
+      list: async () => [],
+      call: async (call) => {
+        calls.push(call);
+        return { content: 'refund issued', isError: false };
+      },
+      close: async () => undefined,
+    };
+    const call = { id: 'c1', tool: 'refunds', name: 'issue_refund', arguments: { orderId: 'A-42', amountUsd: 49 } };
+    const { findings } = await hostile(
+      'Agent/acme-support/refund-executor',
+      async (user, run) => [
+        await settle(user.call('tool.call', { run, call })),
+        await settle(user.call('journal.append', { run, record: { type: 'tool-call-started', callId: 'x/0', tool: 'refunds', name: 'issue_refund', arguments: call.arguments, idempotencyKey: 'k' } })),
+        await settle(user.call('tool.call', { run, call })),
+        await settle(user.call('tool.call', { run: 'not-a-run', call })),
+      ],
+      tools,
+    );
+    const [first, , journaled, elsewhere] = findings[0] as { ok?: { content: string; isError: boolean }; message?: string }[];
+    expect(first!.ok).toMatchObject({ isError: true, content: expect.stringMatching(/needs a person's approval, and the journal holds none for it/) });
+    expect(journaled!.ok).toMatchObject({ isError: true });
+    expect(elsewhere!.message).toMatch(/"not-a-run" is not running in this sandbox/);
+    expect(calls).toEqual([]);
+  });
+});
+
+describe('a run that ended', () => {
+  it('stays ended whatever is appended after it; only a WaitingForApproval end is undone by a decision', async () => {
+    const runs = store();
+    await runs.create({ id: 'f', bundleDigest: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
+    await runs.append('f', { type: 'run-finished', status: 'Failed', error: { code: 'agent_failed', message: 'boom' } });
+    await runs.append('f', { type: 'approval-given', node: 'approve2', traversal: 0, by: 'alice' });
+    expect(resumeState(await runs.read('f')).finished).toMatchObject({ status: 'Failed' });
+
+    await runs.create({ id: 'w', bundleDigest: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
+    await runs.append('w', { type: 'run-finished', status: 'WaitingForApproval' });
+    await runs.append('w', { type: 'approval-decided', node: 'approve2', traversal: 0, approved: true, by: ['alice'] });
+    const w = resumeState(await runs.read('w'));
+    expect(w.finished).toBeUndefined();
+    expect(typeof w.startedAt).toBe('number');
+  });
+});
