@@ -5,26 +5,19 @@
  * journaled tool calls; a call in flight at the interruption is repeated only
  * when its Tool is idempotent.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
+import { tempStores } from '../helpers/runs.js';
 import { createModelGateway, FileRunStore, resumeState, type JournalEntry } from '../../runtime/index.js';
 import { runInChildProcess } from '../../runtime/kernel/launch.js';
 
 let examples: CompileResult;
-const dirs: string[] = [];
+const store = tempStores();
 beforeAll(async () => {
   examples = await compile(new DirSource(resolve('examples')));
 });
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-function store(): FileRunStore {
-  const dir = mkdtempSync(join(tmpdir(), 'beacon-runs-'));
-  dirs.push(dir);
-  return new FileRunStore(dir);
-}
 
 const services = () => ({ gateway: createModelGateway({ models: examples.bundle.objects }) });
 const types = (journal: JournalEntry[]) => journal.map((r) => r.type);

@@ -5,26 +5,18 @@
  * call a Tool that needs a person without one, or call HTTP Tools outside a
  * run. A run that ended, other than waiting for a person, stays ended.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
-import { Channel, createModelGateway, FileRunStore, KernelSession, resumeState, type RunOutcome, type ToolCall, type ToolProvider } from '../../runtime/index.js';
+import { tempStores } from '../helpers/runs.js';
+import { Channel, createModelGateway, KernelSession, resumeState, type RunOutcome, type ToolCall, type ToolProvider } from '../../runtime/index.js';
 
 let examples: CompileResult;
-const dirs: string[] = [];
+const store = tempStores();
 beforeAll(async () => {
   examples = await compile(new DirSource(resolve('examples')));
 });
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-function store(): FileRunStore {
-  const dir = mkdtempSync(join(tmpdir(), 'beacon-trust-'));
-  dirs.push(dir);
-  return new FileRunStore(dir);
-}
 
 /** A kernel session for `target`, with a hostile user space that runs `script` when asked to start a run. */
 async function hostile(target: string, script: (user: Channel, run: string) => Promise<unknown>, httpTools?: ToolProvider) {
