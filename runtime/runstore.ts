@@ -592,13 +592,23 @@ export function resumeState(records: readonly RunRecord[]): ResumeState {
         break;
       case 'approval-given': {
         const key = approvalKey(r.node, r.traversal);
+        if (state.decisions.has(key)) break;
         const given = state.approvalsGiven.get(key) ?? [];
         if (!given.includes(r.by)) given.push(r.by);
         state.approvalsGiven.set(key, given);
+        // Enough distinct approvers decide the gate, even when no one wrote the decision (two approvers at the same moment each saw the other's missing).
+        const quorum = requested.get(key)?.quorum;
+        if (quorum !== undefined && given.length >= quorum) {
+          state.decisions.set(key, { approved: true, by: [...given] });
+          state.approvalsGiven.delete(key);
+          requested.delete(key);
+        }
         break;
       }
       case 'approval-decided': {
         const key = approvalKey(r.node, r.traversal);
+        // The first decision stands (a written one after a quorum reached by approvals given changes nothing).
+        if (state.decisions.has(key)) break;
         state.approvalsGiven.delete(key);
         state.decisions.set(key, { approved: r.approved, by: r.by, ...(r.reason === undefined ? {} : { reason: r.reason }), ...(r.timedOut === true ? { timedOut: true } : {}) });
         requested.delete(key);

@@ -89,6 +89,8 @@ export interface ModelResponse {
   /** Every attempt, in order, with why it failed: what the trace shows. */
   attempts: { model: string; error?: string; status?: number; latencyMs: number }[];
   latencyMs: number;
+  /** Taken from the run's journal on resume, not asked again (its tokens were traced when it was asked). */
+  replayed?: boolean;
 }
 
 /** Why a model call failed, in a form the agent loop and the trace can act on. */

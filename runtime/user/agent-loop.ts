@@ -41,7 +41,7 @@ export interface AgentSpec {
 
 /** One step of the loop, for traces. */
 export type AgentStep =
-  | { type: 'model'; turn: number; model: string; usage: TokenUsage; costUsd: number; latencyMs: number; toolCalls: number }
+  | { type: 'model'; turn: number; model: string; usage: TokenUsage; costUsd: number; latencyMs: number; toolCalls: number; replayed?: boolean }
   | { type: 'tool'; turn: number; tool: string; name: string; isError: boolean; latencyMs: number; refused?: string; /** The ToolError code of a failed call (never its content, which may hold data). */ errorCode?: string }
   | { type: 'guardrail'; turn: number; point: 'input' | 'toolResult' | 'output'; action: 'block' | 'redact' | 'wrap' | 'repair'; reasons: string[] };
 
@@ -172,7 +172,7 @@ export async function runAgent(agent: AgentSpec, input: Json, options: AgentLoop
       const denied = err instanceof ModelError && err.code === 'policy_denied';
       return end(denied ? 'denied' : 'error', null, `model call failed: ${message(err)}`);
     }
-    options.onStep?.({ type: 'model', turn, model: response.model, usage: response.usage, costUsd: response.costUsd, latencyMs: response.latencyMs, toolCalls: response.toolCalls.length });
+    options.onStep?.({ type: 'model', turn, model: response.model, usage: response.usage, costUsd: response.costUsd, latencyMs: response.latencyMs, toolCalls: response.toolCalls.length, ...(response.replayed === true ? { replayed: true } : {}) });
     if (usage.inputTokens + usage.outputTokens > limits.tokensPerRun) {
       return end('tokens', null, `the run used ${usage.inputTokens + usage.outputTokens} tokens, over its limit of ${limits.tokensPerRun}`);
     }

@@ -178,7 +178,7 @@ class JournaledGateway implements ModelGateway {
   async complete(request: Parameters<ModelGateway['complete']>[0], options?: Parameters<ModelGateway['complete']>[1]): Promise<ModelResponse> {
     const callId = `${this.step}/model/${this.seq++}`;
     const recorded = this.replay.get(callId);
-    if (recorded !== undefined) return recorded;
+    if (recorded !== undefined) return { ...recorded, replayed: true };
     const response = await this.inner.complete(request, options);
     await journal(this.channel, this.start, { type: 'model-call-finished', callId, response });
     return response;
@@ -261,6 +261,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
         round: ctx.round,
         ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
         onStep: (step) => {
+          if (step.type === 'model' && step.replayed === true) return;
           if (step.type === 'model') tracer.step({ type: 'model', node: ctx.node, agent: agentId, model: step.model, tokens: step.usage.inputTokens + step.usage.outputTokens, costUsd: step.costUsd, latencyMs: step.latencyMs });
           else if (step.type === 'tool') tracer.step({ type: 'tool', node: ctx.node, agent: agentId, tool: `${step.tool}/${step.name}`, latencyMs: step.latencyMs, ...(step.isError ? { error: step.refused ?? step.errorCode ?? 'tool error' } : {}) });
           else tracer.step({ type: 'decision', node: ctx.node, agent: agentId, decision: { outcome: `guardrail ${step.point}: ${step.action}`, policies: step.reasons.map((r) => r.slice(0, 200)) } });

@@ -124,7 +124,8 @@ describe('a high-risk tool call under oversight in-the-loop', () => {
     const askedBefore = journal.filter((r) => r.type === 'model-call-finished').map((r) => (r as { callId: string }).callId);
 
     await runs.append('pay-1', { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: false, by: ['lead@acme.example'], reason: 'not today' });
-    const out = await runInChildProcess({ bundle: examples.bundle, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-1', resume: resumeState(await runs.read('pay-1')) });
+    const traces: { type: string }[] = [];
+    const out = await runInChildProcess({ bundle: examples.bundle, target: 'Agent/acme-support/refund-executor', input, services: { ...services(), onTrace: (e) => traces.push(e as { type: string }) }, store: runs, run: 'pay-1', resume: resumeState(await runs.read('pay-1')) });
     expect(out).toMatchObject({ status: 'Succeeded', output: { status: 'failed' } });
     const after = await runs.read('pay-1');
     expect(after.some((r) => r.type === 'tool-call-started')).toBe(false);
@@ -132,6 +133,8 @@ describe('a high-risk tool call under oversight in-the-loop', () => {
     const asked = after.filter((r) => r.type === 'model-call-finished').map((r) => (r as { callId: string }).callId);
     expect(asked.slice(0, askedBefore.length)).toEqual(askedBefore);
     expect(new Set(asked).size).toBe(asked.length);
+    // Replayed answers are not traced again: only the calls asked now are.
+    expect(traces.filter((t) => t.type === 'model')).toHaveLength(asked.length - askedBefore.length);
     expect(after.filter((r) => r.type === 'approval-requested')).toHaveLength(1);
   }, 30_000);
 

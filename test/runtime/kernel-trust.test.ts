@@ -121,4 +121,21 @@ describe('a run that ended', () => {
     expect(w.finished).toBeUndefined();
     expect(typeof w.startedAt).toBe('number');
   });
+
+  it('a quorum reached by approvals given decides the gate, even when nobody wrote the decision', async () => {
+    const runs = store();
+    await runs.create({ id: 'q', bundleDigest: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
+    const now = Date.now();
+    await runs.append('q', { type: 'approval-requested', run: 'q', workflow: 'Workflow/acme-support/refund-request', node: 'approve2', traversal: 0, approvers: ['alice', 'bob'], quorum: 2, timeoutSeconds: 60, onTimeout: 'reject', subject: {}, requestedAt: now, expiresAt: now + 60_000 });
+    await runs.append('q', { type: 'run-finished', status: 'WaitingForApproval' });
+    // Two `beacon approve` at the same moment: each saw only its own approval, and wrote no decision.
+    await runs.append('q', { type: 'approval-given', node: 'approve2', traversal: 0, by: 'alice' });
+    await runs.append('q', { type: 'approval-given', node: 'approve2', traversal: 0, by: 'bob' });
+    const state = resumeState(await runs.read('q'));
+    expect([...state.decisions.values()]).toEqual([{ approved: true, by: ['alice', 'bob'] }]);
+    expect(state.pendingApprovals).toEqual([]);
+    // A decision written after it changes nothing: the first stands.
+    await runs.append('q', { type: 'approval-decided', node: 'approve2', traversal: 0, approved: false, by: ['mallory'] });
+    expect([...resumeState(await runs.read('q')).decisions.values()]).toEqual([{ approved: true, by: ['alice', 'bob'] }]);
+  });
 });
