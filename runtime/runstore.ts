@@ -13,7 +13,7 @@
  * error that names the file and line. One writer per run (its executor).
  */
 import { randomUUID } from 'node:crypto';
-import { constants, mkdir, open, readFile, readdir, type FileHandle } from 'node:fs/promises';
+import { constants, mkdir, open, readFile, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ApprovalDecision, ApprovalRequest, Json, JsonObject, JsonSchema, ModelResponse, RunError, RunStatus, StepRecord, ToolResult } from './types.js';
 import { schemaMismatch } from './user/schemas.js';
@@ -212,7 +212,7 @@ function entryProblem(value: unknown): string | null {
 // ---------------------------------------------------------------------------
 // The store
 
-export type RunStoreErrorCode = 'invalid_run_id' | 'unknown_run' | 'run_exists' | 'invalid_record' | 'corrupt_journal' | 'invalid_journal' | 'io_failed';
+export type RunStoreErrorCode = 'invalid_run_id' | 'unknown_run' | 'run_exists' | 'run_locked' | 'invalid_record' | 'corrupt_journal' | 'invalid_journal' | 'io_failed';
 
 export class RunStoreError extends Error {
   override readonly name = 'RunStoreError';
@@ -255,9 +255,25 @@ export interface RunStore {
   /** The run's records in order (a torn last record left by a crash is not one of them). */
   read(id: string): Promise<JournalEntry[]>;
   list(): Promise<RunSummary[]>;
+  /**
+   * Hold run `id` for one attempt, so that two hosts never run it at once
+   * (both would make its unfinished calls). Throws `run_locked` while another
+   * live holder has it. Returns the release.
+   */
+  lease?(id: string): Promise<() => Promise<void>>;
 }
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Whether a process exists (signal 0; EPERM: it exists, as another user's). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /** Throws `invalid_run_id` unless `id` is safe as a file name (no separators, no `..`, no leading dot). */
 export function checkRunId(id: unknown): string {
@@ -441,6 +457,47 @@ export class FileRunStore implements RunStore {
       await fh.datasync();
     }
     return { size, nextSeq: entries.length + 1 };
+  }
+
+  /**
+   * An exclusive lock file beside the journal naming this process. A lock
+   * whose process is gone (a host killed mid-run) is taken over.
+   */
+  async lease(id: string): Promise<() => Promise<void>> {
+    checkRunId(id);
+    const file = join(this.dir, `${id}.lock`);
+    const mine = JSON.stringify({ pid: process.pid, at: Date.now(), token: randomUUID() });
+    await mkdir(this.dir, { recursive: true }).catch((err: unknown) => {
+      throw ioError(err, `creating ${this.dir}`);
+    });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+        try {
+          await fh.writeFile(mine);
+        } finally {
+          await fh.close();
+        }
+        return async () => {
+          // Only our own lock: one taken over after we were presumed dead is not ours to remove.
+          if ((await readFile(file, 'utf8').catch(() => '')) === mine) await rm(file, { force: true });
+        };
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw ioError(err, `locking run ${id}`);
+      }
+      let holder: { pid?: unknown } | undefined;
+      try {
+        holder = JSON.parse(await readFile(file, 'utf8')) as { pid?: unknown };
+      } catch {
+        holder = undefined; // being written right now, or torn by a crash: look again
+      }
+      if (holder !== undefined && typeof holder.pid === 'number' && processExists(holder.pid)) {
+        throw new RunStoreError('run_locked', `run ${id} is being run by process ${holder.pid} (if that process is not BeaconOS, remove ${file})`, false);
+      }
+      if (holder !== undefined) await rm(file, { force: true });
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new RunStoreError('run_locked', `run ${id}: its lock ${file} could not be taken`, false);
   }
 
   async read(id: string): Promise<JournalEntry[]> {

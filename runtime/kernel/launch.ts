@@ -191,6 +191,17 @@ export class KernelSession {
     const { store, resume } = options;
     if (resume !== undefined && (store === undefined || options.run === undefined)) throw new Error('resuming a run needs its store and its id');
     if (this.runs.has(run)) throw new Error(`run ${run} is already running on this sandbox`);
+    // One attempt at a time, whichever host or sandbox makes it.
+    const release = store?.lease !== undefined ? await store.lease(run) : undefined;
+    try {
+      return await this.attempt(run, options);
+    } finally {
+      await release?.();
+    }
+  }
+
+  private async attempt(run: string, options: InvokeOptions): Promise<RunOutcome & { run: string }> {
+    const { store, resume } = options;
     if (store !== undefined && resume === undefined) await store.create({ id: run, bundleDigest: options.bundleDigest ?? 'unknown', target: this.options.target, input: options.input });
     this.runs.set(run, {
       ...(store !== undefined ? { store } : {}),

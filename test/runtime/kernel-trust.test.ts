@@ -106,6 +106,37 @@ describe('a hostile sandbox', () => {
   });
 });
 
+describe('one attempt at a time', () => {
+  it('a second host resuming a run that is running is refused (it would repeat its unfinished calls)', async () => {
+    const runs = store();
+    const session = () => {
+      const a = new PassThrough();
+      const b = new PassThrough();
+      const kernel = new Channel(b, a, { role: 'kernel' });
+      const user = new Channel(a, b, { role: 'user' });
+      return { kernel, user, s: new KernelSession(kernel, { bundle: examples.bundle, target: 'Agent/acme-support/triage', services: { gateway: createModelGateway({ models: examples.bundle.objects }) } }) };
+    };
+    const first = session();
+    let second: unknown;
+    first.user.handle('run.start', async () => {
+      // While the first attempt runs, another host resumes the same run.
+      const other = session();
+      second = await other.s.invoke({ input: {}, store: runs, run: 'r1', resume: resumeState(await runs.read('r1')) }).catch((e: Error & { code?: string }) => e.code);
+      other.kernel.close();
+      other.user.close();
+      return { status: 'Succeeded', output: 'ok', path: [], usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 } satisfies RunOutcome;
+    });
+    const out = await first.s.invoke({ input: {}, store: runs, run: 'r1', bundleDigest: 'sha256:x' });
+    expect(out.status).toBe('Succeeded');
+    expect(second).toBe('run_locked');
+    first.kernel.close();
+    first.user.close();
+    // Released with the attempt: a later resume may take it.
+    const release = await runs.lease('r1');
+    await release();
+  });
+});
+
 describe('a run that ended', () => {
   it('stays ended whatever is appended after it; only a WaitingForApproval end is undone by a decision', async () => {
     const runs = store();

@@ -237,6 +237,31 @@ function writer(runsDir: string, id: string, count: number | 'forever'): Writer 
   };
 }
 
+describe('FileRunStore leases', () => {
+  it('one holder at a time; a lock whose process is gone is taken over; a release frees only its own lock', async () => {
+    const release = await store.lease('r1');
+    await expectCode(store.lease('r1'), 'run_locked', new RegExp(`run r1 is being run by process ${process.pid}`));
+    // Another run is free.
+    const other = await store.lease('r2');
+    await other();
+    await release();
+    const again = await store.lease('r1');
+    await again();
+
+    // A host killed mid-run left its lock: nobody holds it any more.
+    const dead = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => dead.once('exit', r));
+    writeFileSync(join(dir, 'runs', 'r3.lock'), JSON.stringify({ pid: dead.pid, at: 1, token: 'x' }));
+    const taken = await store.lease('r3');
+    expect(JSON.parse(readFileSync(join(dir, 'runs', 'r3.lock'), 'utf8'))).toMatchObject({ pid: process.pid });
+    // Someone took it over meanwhile (we were presumed dead): our release leaves their lock alone.
+    writeFileSync(join(dir, 'runs', 'r3.lock'), JSON.stringify({ pid: process.pid, at: 2, token: 'theirs' }));
+    await taken();
+    expect(readdirSync(join(dir, 'runs'))).toContain('r3.lock');
+    await expectCode(store.lease('../x'), 'invalid_run_id');
+  });
+});
+
 describe('FileRunStore across processes', () => {
   it('keeps every record a writer killed with SIGKILL reported written, and stays writable', async () => {
     const runsDir = join(dir, 'runs');
