@@ -17,7 +17,7 @@ import { once } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import { Channel, KernelSession, runObjects, type InvokeOptions, type Json, type RunOutcome } from '../runtime/index.js';
+import { Channel, KernelSession, processExists, processStartTime, runObjects, type InvokeOptions, type Json, type RunOutcome } from '../runtime/index.js';
 import { sandboxLabels, type Health, type RunnerKind, type Sandbox, type SandboxSpec, type StopOptions } from './types.js';
 
 export interface LocalSandboxOptions {
@@ -56,23 +56,19 @@ export interface StateRecord {
   /** The sandbox process's start time in clock ticks since boot (/proc/<pid>/stat): a reused pid is not mistaken for it. */
   procStart?: string;
   /** Process groups of its stdio servers (host pids, process sandboxes only), as its last heartbeat reported. */
-  groups?: { pid: number; start?: string }[];
+  groups?: ProcessName[];
 }
 
-/** A process's start time since boot (field 22 of /proc/<pid>/stat), or undefined where there is no /proc. */
-export function procStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
+/** A process by pid and start time (a reused pid is not mistaken for it). */
+export interface ProcessName {
+  pid: number;
+  procStart?: string;
 }
 
 /** Whether the process a record names is still the one it started (not a reused pid). */
-export function stillRunning(r: Pick<StateRecord, 'pid' | 'procStart'>): boolean {
-  if (!alive(r.pid)) return false;
-  return r.procStart === undefined || procStart(r.pid) === r.procStart;
+export function stillRunning(r: ProcessName): boolean {
+  if (!processExists(r.pid)) return false;
+  return r.procStart === undefined || processStartTime(r.pid) === r.procStart;
 }
 
 /** Write a state record whole or not at all (a temporary file renamed over it): a concurrent reader never sees half of one. */
@@ -83,6 +79,15 @@ export function writeState(file: string, record: StateRecord): void {
   renameSync(tmp, file);
 }
 
+/** One state record, or undefined when it is gone or unreadable (records are renamed into place, so never half-written: an unreadable one is left alone, never deleted on a guess). */
+export function readState(file: string): StateRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as StateRecord;
+  } catch {
+    return undefined;
+  }
+}
+
 export function readStates(dir: string): StateRecord[] {
   let names: string[];
   try {
@@ -90,25 +95,7 @@ export function readStates(dir: string): StateRecord[] {
   } catch {
     return [];
   }
-  const out: StateRecord[] = [];
-  for (const n of names) {
-    try {
-      out.push(JSON.parse(readFileSync(join(dir, n), 'utf8')) as StateRecord);
-    } catch {
-      // Unreadable (records are renamed into place, so not half-written): left alone, never deleted on a guess.
-    }
-  }
-  return out;
-}
-
-/** Whether a process exists (signal 0). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return names.map((n) => readState(join(dir, n))).filter((r): r is StateRecord => r !== undefined);
 }
 
 /** Kill a process group, ignoring one that is gone. */
@@ -169,7 +156,7 @@ export class LocalSandbox implements Sandbox {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private inFlightBeat = false;
   /** The stdio servers' process groups the last heartbeat reported (host pids only). */
-  private groups: { pid: number; start?: string }[] = [];
+  private groups: ProcessName[] = [];
   private readonly stderrTail: string[] = [];
 
   constructor(private readonly o: LocalSandboxOptions) {
@@ -209,18 +196,18 @@ export class LocalSandbox implements Sandbox {
     else if (this.state.state !== 'unhealthy' || this.state.reason === 'protocol') this.state = { state: 'unhealthy', reason: oom ? 'memory' : 'exited', detail: `the sandbox exited: ${why}${this.stderrTail.length > 0 ? ` (${this.stderrTail.at(-1)!.slice(0, 300)})` : ''}` };
     this.channel.close(`sandbox exited: ${why}`);
     // Stdio servers that ignored their closed stdin go with the sandbox (each leads its own group).
-    for (const g of this.groups) if (stillRunning({ pid: g.pid, ...(g.start !== undefined ? { procStart: g.start } : {}) })) killGroup(g.pid);
+    for (const g of this.groups) if (stillRunning(g)) killGroup(g.pid);
     void this.session?.close();
     rmSync(this.o.stateFile, { force: true });
     return why;
   }
 
   /** Keep the stdio servers' groups, in memory and in the state record (for a later host's cleanup). */
-  private recordGroups(groups: { pid: number; start?: string }[]): void {
+  private recordGroups(groups: ProcessName[]): void {
     const valid = groups.filter((g) => Number.isInteger(g.pid) && g.pid > 1);
     if (JSON.stringify(valid) === JSON.stringify(this.groups)) return;
     this.groups = valid;
-    const record = readStates(dirname(this.o.stateFile)).find((r) => r.id === this.id);
+    const record = readState(this.o.stateFile);
     if (record !== undefined) writeState(this.o.stateFile, { ...record, groups: valid });
   }
 
@@ -253,7 +240,7 @@ export class LocalSandbox implements Sandbox {
     if (this.inFlightBeat || this.state.state === 'unhealthy' || this.state.state === 'stopped') return this.state;
     this.inFlightBeat = true;
     try {
-      const h = await this.channel.call<{ rss: number; groups?: { pid: number; start?: string }[] }>('sandbox.health', {}, { timeoutMs: this.o.heartbeatTimeoutMs ?? 5000 });
+      const h = await this.channel.call<{ rss: number; groups?: ProcessName[] }>('sandbox.health', {}, { timeoutMs: this.o.heartbeatTimeoutMs ?? 5000 });
       if (this.o.hostPids === true) this.recordGroups(h.groups ?? []);
       const limit = this.o.memoryLimitBytes;
       if (limit !== undefined && h.rss > limit) {

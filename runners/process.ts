@@ -10,8 +10,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, rmSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { INSTALL_ROOT, userProgramArgs } from '../runtime/index.js';
-import { alive, killGroup, LocalSandbox, procStart, readStates, stillRunning, writeState } from './local.js';
+import { INSTALL_ROOT, processExists, processStartTime, userProgramArgs } from '../runtime/index.js';
+import { killGroup, LocalSandbox, readState, readStates, stillRunning, writeState } from './local.js';
 import { heapLimitMiB, sandboxNeeds } from './resources.js';
 import { RunnerUnavailable, type Runner, type RunnerKind, type SandboxInfo, type SandboxSpec, type StopOptions } from './types.js';
 
@@ -140,7 +140,7 @@ export class ProcessRunner implements Runner {
       const why = await sandbox.exited;
       throw new Error(`the sandbox could not be started: ${why}`);
     }
-    const started = procStart(pid);
+    const started = processStartTime(pid);
     writeState(stateFile, { id, runner: this.kind, hostPid: process.pid, pid, labels: {}, startedAt: Date.now(), ...(started !== undefined ? { procStart: started } : {}) });
     this.sandboxes.set(id, sandbox);
     try {
@@ -181,7 +181,7 @@ export class ProcessRunner implements Runner {
 
   protected relabel(sandbox: LocalSandbox): void {
     const file = join(this.stateDir, `${sandbox.id}.json`);
-    const record = readStates(this.stateDir).find((r) => r.id === sandbox.id);
+    const record = readState(file);
     if (record !== undefined) writeState(file, { ...record, labels: sandbox.labels });
   }
 
@@ -194,7 +194,7 @@ export class ProcessRunner implements Runner {
         continue;
       }
       const running = stillRunning(r);
-      const hostGone = !alive(r.hostPid) || r.hostPid === process.pid;
+      const hostGone = !processExists(r.hostPid) || r.hostPid === process.pid;
       out.push({
         id: r.id,
         runner: this.kind,
@@ -212,10 +212,10 @@ export class ProcessRunner implements Runner {
     for (const r of readStates(this.stateDir)) {
       if (this.sandboxes.has(r.id)) continue;
       // Another live host's sandboxes are its own.
-      if (r.hostPid !== process.pid && alive(r.hostPid)) continue;
+      if (r.hostPid !== process.pid && processExists(r.hostPid)) continue;
       // The leader gone, its group may live on (the group id is not reused while any member lives); a reused pid is not ours.
-      if (stillRunning(r) || !alive(r.pid)) killGroup(r.pid);
-      for (const g of r.groups ?? []) if (stillRunning({ pid: g.pid, ...(g.start !== undefined ? { procStart: g.start } : {}) })) killGroup(g.pid);
+      if (stillRunning(r) || !processExists(r.pid)) killGroup(r.pid);
+      for (const g of r.groups ?? []) if (stillRunning(g)) killGroup(g.pid);
       removed.push(r.id);
       rmSync(join(this.stateDir, `${r.id}.json`), { force: true });
     }

@@ -59,3 +59,4 @@ export {
 } from './user/guardrails.js';
 export { FileRunStore, resumeState, stepKey, approvalKey, checkRunId, RunStoreError, RECORD_TYPES, type RunStore, type RunRecord, type AppendRecord, type JournalEntry, type NewRun, type RunSummary, type ResumeState, type ToolCallStart } from './runstore.js';
 export { KernelBudgets, type BudgetRefusal } from './kernel/budgets.js';
+export { processExists, processStartTime, residentBytes } from './proc.js';

@@ -18,6 +18,7 @@ import { join, resolve } from 'node:path';
 import type { ApprovalDecision, ApprovalRequest, Json, JsonObject, JsonSchema, ModelResponse, RunError, RunStatus, StepRecord, ToolResult } from './types.js';
 import { schemaMismatch } from './user/schemas.js';
 import { notJson } from './user/values.js';
+import { processExists } from './proc.js';
 
 // ---------------------------------------------------------------------------
 // Records
@@ -264,16 +265,6 @@ export interface RunStore {
 }
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-/** Whether a process exists (signal 0; EPERM: it exists, as another user's). */
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Throws `invalid_run_id` unless `id` is safe as a file name (no separators, no `..`, no leading dot). */
 export function checkRunId(id: unknown): string {

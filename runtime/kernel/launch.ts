@@ -162,10 +162,8 @@ export class KernelSession {
     };
     this.ownsTools = options.services.httpTools === undefined;
     this.tools = options.services.httpTools ?? httpTools(objects, tenant, name, options, onPolicy);
-    const runs = new Set<string>();
-    this.runIds = runs;
     const gated = gatedTools(objects, tenant);
-    serveKernel(channel, { tenant, agent: name, runs }, {
+    serveKernel(channel, { tenant, agent: name, runs: this.runs }, {
       ...options.services,
       onPolicy,
       ...(this.tools !== undefined ? { httpTools: this.tools } : {}),
@@ -178,7 +176,6 @@ export class KernelSession {
     });
   }
 
-  private readonly runIds: Set<string>;
 
   /** Runs in progress on this sandbox. */
   get active(): number {
@@ -208,7 +205,6 @@ export class KernelSession {
       requested: new Map((resume?.pendingApprovals ?? []).map((a) => [approvalKey(a.node, a.traversal), a])),
       ...(options.onStep !== undefined ? { onStep: options.onStep } : {}),
     });
-    this.runIds.add(run);
     try {
       await this.channel.ready();
       const outcome = await this.channel.call<RunOutcome>(
@@ -236,14 +232,12 @@ export class KernelSession {
       );
       // Closed to the sandbox before its end is written: a late record of a step still running cannot follow the end.
       this.runs.delete(run);
-      this.runIds.delete(run);
       if (store !== undefined) {
         await store.append(run, { type: 'run-finished', status: outcome.status, ...(outcome.output !== undefined ? { output: outcome.output } : {}), ...(outcome.error !== undefined ? { error: outcome.error } : {}) } as never);
       }
       return { ...outcome, run };
     } finally {
       this.runs.delete(run);
-      this.runIds.delete(run);
       this.tracers.delete(run);
     }
   }

@@ -24,14 +24,15 @@ export interface SandboxIdentity {
   tenant: string;
   agent: string;
   run?: string;
-  runs?: ReadonlySet<string>;
+  /** The runs in progress on it (a set, or a map keyed by run). */
+  runs?: { has(run: string): boolean; readonly size: number; keys(): IterableIterator<string> };
 }
 
 /** The run a request belongs to: one the kernel started on this sandbox. */
 function runOf(requested: unknown, who: SandboxIdentity): string {
   if (who.runs === undefined) return who.run ?? '';
   if (typeof requested === 'string' && who.runs.has(requested)) return requested;
-  if (requested === undefined && who.runs.size === 1) return [...who.runs][0]!;
+  if (requested === undefined && who.runs.size === 1) return who.runs.keys().next().value!;
   throw invalid(`run ${JSON.stringify(requested) ?? 'undefined'} is not running in this sandbox`);
 }
 

@@ -20,6 +20,7 @@ import { runAgent, type AgentSpec } from './agent-loop.js';
 import { executeWorkflow, schemasFromObjects } from './executor.js';
 import { createMcpToolProvider, listedToolName, type McpToolServer } from '../mcp.js';
 import { serverGroups, stdioMcpServer } from './mcp-stdio.js';
+import { processStartTime, residentBytes } from '../proc.js';
 import { kernelGateway, kernelTools } from './syscalls.js';
 
 /** What the kernel sends to start a run: the target and only the objects it needs (never Models: they hold credentials). */
@@ -364,17 +365,6 @@ async function warmup(): Promise<{ ms: number }> {
   return { ms: Math.round(performance.now() - t0) };
 }
 
-/** A process's resident bytes and start time (clock ticks since boot), from /proc; empty where there is none. */
-function residentOf(pid: number): { rss?: number; start?: string } {
-  try {
-    const pages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return { rss: pages * 4096, start: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] };
-  } catch {
-    return {};
-  }
-}
-
 /** The first line a pod sends on its stream to the kernel, before the protocol's hello: who it is, as its projected token says. */
 export const AUTH_PREAMBLE = 'beacon.runtime/auth';
 
@@ -452,9 +442,14 @@ function serve(input: NodeJS.ReadableStream, output: NodeJS.WritableStream, opti
   channel.handle('sandbox.health', () => {
     const m = process.memoryUsage();
     // The sandbox's memory is the runtime's and its stdio servers' (each a group leader, read from /proc).
-    const groups = serverGroups().map((pid) => ({ pid, ...residentOf(pid) }));
-    const rss = m.rss + groups.reduce((sum, g) => sum + (g.rss ?? 0), 0);
-    return { pid: process.pid, rss, runtimeRss: m.rss, heapUsed: m.heapUsed, uptimeMs: Math.round(process.uptime() * 1000), groups: groups.map(({ pid, start }) => ({ pid, ...(start !== undefined ? { start } : {}) })) };
+    const groups = serverGroups();
+    const rss = m.rss + groups.reduce((sum, pid) => sum + (residentBytes(pid) ?? 0), 0);
+    // Each group named as the runner's state records name processes: pid and start time.
+    const named = groups.map((pid) => {
+      const procStart = processStartTime(pid);
+      return { pid, ...(procStart !== undefined ? { procStart } : {}) };
+    });
+    return { pid: process.pid, rss, runtimeRss: m.rss, heapUsed: m.heapUsed, uptimeMs: Math.round(process.uptime() * 1000), groups: named };
   });
   // Closed before the kernel said hello: refused (a pod whose token was not accepted), which is a failure.
   let greeted = false;

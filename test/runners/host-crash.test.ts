@@ -11,9 +11,8 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { INSTALL_ROOT } from '../../runtime/index.js';
+import { INSTALL_ROOT, processExists } from '../../runtime/index.js';
 import { GvisorRunner, ProcessRunner, runscVersion } from '../../runners/index.js';
-import { isAlive } from '../helpers/process.js';
 import { requires } from '../helpers/requires.js';
 
 const gvisor = requires(runscVersion() === null ? 'runsc (gVisor; Debian package runsc)' : null);
@@ -66,7 +65,7 @@ describe('after the host is killed with SIGKILL', () => {
     const [left] = await next.list();
     expect(left).toMatchObject({ id, attached: false, labels: { 'beacon.dev/agent': 'triage' }, health: { state: 'unhealthy', detail: expect.stringMatching(/host is gone/) } });
     expect(await next.cleanup()).toEqual([id]);
-    await expect.poll(() => processesMentioning(`BEACON_SANDBOX=${id}`).length + (isAlive(pid) ? 1 : 0), { timeout: 5000 }).toBe(0);
+    await expect.poll(() => processesMentioning(`BEACON_SANDBOX=${id}`).length + (processExists(pid) ? 1 : 0), { timeout: 5000 }).toBe(0);
     expect(await next.list()).toEqual([]);
   }, 60_000);
 

@@ -12,9 +12,8 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
-import { createModelGateway, INSTALL_ROOT, type TraceEvent } from '../../runtime/index.js';
+import { createModelGateway, INSTALL_ROOT, processExists, type TraceEvent } from '../../runtime/index.js';
 import { GvisorRunner, ProcessRunner, runscVersion, RunnerUnavailable, type SandboxSpec } from '../../runners/index.js';
-import { isAlive } from '../helpers/process.js';
 import { requires } from '../helpers/requires.js';
 
 const gvisor = requires(runscVersion() === null ? 'runsc (gVisor; Debian package runsc)' : null);
@@ -190,7 +189,7 @@ describe('a stdio server that ignores its closed stdin and SIGTERM', () => {
     const pid = (await runner.list()).find((s) => s.id === sandbox.id)!.pid!;
     process.kill(pid, 'SIGKILL');
     await sandbox.exited;
-    await expect.poll(() => isAlive(server!.pid), { timeout: 5000 }).toBe(false);
+    await expect.poll(() => processExists(server!.pid), { timeout: 5000 }).toBe(false);
 
     // The host dies instead: a later host's cleanup ends the server from the record.
     const second = await runner.start(probeSpec);
@@ -204,7 +203,7 @@ describe('a stdio server that ignores its closed stdin and SIGTERM', () => {
     process.kill(secondPid, 'SIGSTOP');
     const later = new ProcessRunner({ stateDir, developmentMode: true });
     expect(await later.cleanup()).toEqual([second.id]);
-    await expect.poll(() => isAlive(orphan!.pid) || isAlive(secondPid), { timeout: 5000 }).toBe(false);
+    await expect.poll(() => processExists(orphan!.pid) || processExists(secondPid), { timeout: 5000 }).toBe(false);
     await second.exited;
   }, 60_000);
 });
