@@ -6,8 +6,8 @@
  */
 import type { Command } from 'commander';
 import { approvalKey, FileRunStore, RunStoreError, resumeState } from '../../runtime/index.js';
-import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
-import { executeRun, runsDir, sandboxOption, type RunOutputOptions } from './run.js';
+import { action, compileFolder, EXIT, UsageError, write, type SourceOptions } from '../common.js';
+import { executeRun, runsDir, withRunOptions, type RunOutputOptions } from './run.js';
 
 async function journalOf(store: FileRunStore, run: string) {
   try {
@@ -19,17 +19,12 @@ async function journalOf(store: FileRunStore, run: string) {
 }
 
 export function registerResume(program: Command): void {
-  program
+  const resume = program
     .command('resume')
     .description('continue a journaled run: interrupted, or waiting for an approval that has been decided')
     .argument('<run>', 'the run id `beacon run` printed')
-    .argument('[path]', 'folder of the manifests (default: the current folder, or the repository with --repo)')
-    .option('--ref <ref>', 'the manifests of this commit')
-    .option('--repo <path>', 'the repository (default: the current folder)')
-    .option('--model <NAME=SCRIPTED>', 'answer calls to Model NAME with scripted Model SCRIPTED (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('--no-cache', 'do not read or write the compile cache')
-    .addOption(sandboxOption())
-    .addOption(formatOption(['text', 'json'], 'text'))
+    .argument('[path]', 'folder of the manifests (default: the current folder, or the repository with --repo)');
+  withRunOptions(resume)
     .action(
       action(async (run: string, path: string | undefined, opts: SourceOptions & RunOutputOptions) => {
         const { project, result } = await compileFolder(path, opts);

@@ -40,9 +40,18 @@ export function sandboxesDir(repoRoot: string): string {
   return join(repoRoot, '.beacon', 'sandboxes');
 }
 
-/** The --sandbox option (run and resume). */
-export function sandboxOption(): Option {
-  return new Option('--sandbox <runner>', 'run in a sandbox of this runner, with the kernel here (default: development mode, no sandbox)').choices(['process', 'gvisor']);
+/**
+ * The options `run` and `resume` share: which manifests (a folder, a commit,
+ * a repository), scripted stand-ins for Models, the sandbox and the output.
+ */
+export function withRunOptions(command: Command): Command {
+  return command
+    .option('--ref <ref>', 'the manifests of this commit')
+    .option('--repo <path>', 'the repository (default: the current folder)')
+    .option('--model <NAME=SCRIPTED>', 'answer calls to Model NAME with scripted Model SCRIPTED (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--no-cache', 'do not read or write the compile cache')
+    .addOption(new Option('--sandbox <runner>', 'run in a sandbox of this runner, with the kernel here (default: development mode, no sandbox)').choices(['process', 'gvisor']))
+    .addOption(formatOption(['text', 'json'], 'text'));
 }
 
 interface Options extends SourceOptions, RunOutputOptions {
@@ -89,18 +98,13 @@ function traceLine(e: TraceEvent): string {
 }
 
 export function registerRun(program: Command): void {
-  program
+  const command = program
     .command('run')
     .description('run an agent or a workflow once, on the kernel: in a sandbox with --sandbox, else in development mode')
     .argument('<target>', 'tenant/agent or tenant/workflow')
     .argument('[path]', 'folder of the manifests (default: the current folder, or the repository with --repo)')
-    .requiredOption('--input <json>', 'the run\'s input, as JSON')
-    .option('--ref <ref>', 'run the manifests of this commit')
-    .option('--repo <path>', 'the repository (default: the current folder)')
-    .option('--model <NAME=SCRIPTED>', 'answer calls to Model NAME with scripted Model SCRIPTED (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('--no-cache', 'do not read or write the compile cache')
-    .addOption(sandboxOption())
-    .addOption(formatOption(['text', 'json'], 'text'))
+    .requiredOption('--input <json>', 'the run\'s input, as JSON');
+  withRunOptions(command)
     .action(
       action(async (target: string, path: string | undefined, opts: Options) => {
         const input = parseInput(opts.input);
