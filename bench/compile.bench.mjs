@@ -13,10 +13,9 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, 
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { commitChange, generateRepo } from './gen-repo.mjs';
 import { measureFloor } from './floor.mjs';
-import { benchTmp, median, timeCommand, writeSection } from './measure.mjs';
+import { benchArgs, benchTmp, median, timeCommand, writeSection } from './measure.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -348,26 +347,17 @@ function report(results, { machine, cliReady, runs }) {
 // ---------------------------------------------------------------- main
 
 function main() {
-  let args;
-  try {
-    args = parseArgs({
-      options: {
-        sizes: { type: 'string', multiple: true },
-        runs: { type: 'string' },
-        seed: { type: 'string' },
-        out: { type: 'string' },
-        'no-write': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (err) {
-    process.stderr.write(`${err.message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+  const args = benchArgs(
+    {
+      sizes: { type: 'string', multiple: true },
+      runs: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      'no-write': { type: 'boolean' },
+    },
+    USAGE,
+  );
+  if (args === null) return;
   const sizes = (args.sizes ?? ['1000,10000']).flatMap((s) => s.split(',')).map((s) => Number(s.trim().replace(/_/g, '')));
   const runs = args.runs === undefined ? undefined : Number(args.runs);
   if (sizes.some((s) => !Number.isInteger(s) || s < 60) || (runs !== undefined && (!Number.isInteger(runs) || runs < 1))) {

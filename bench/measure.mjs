@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 export const TIME_BIN = '/usr/bin/time';
 
@@ -108,4 +109,24 @@ export function writeSection(file, section, { after } = {}) {
   const rest = lines.slice(end).join('\n').trim();
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${before ? `${before}\n\n` : ''}${section.trimEnd()}\n${rest ? `\n${rest}\n` : ''}`);
+}
+
+/**
+ * A benchmark's command line: `options` as node:util parseArgs takes them,
+ * plus --help. Bad arguments print the error and `usage` and exit 2; --help
+ * prints `usage` and returns null (the caller ends).
+ */
+export function benchArgs(options, usage) {
+  let values;
+  try {
+    values = parseArgs({ options: { ...options, help: { type: 'boolean', short: 'h' } } }).values;
+  } catch (err) {
+    process.stderr.write(`${err.message}\n${usage}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(usage);
+    return null;
+  }
+  return values;
 }

@@ -30,11 +30,10 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Environment } from '@marcbachmann/cel-js';
 import { commitChange, generateRepo, rng } from './gen-repo.mjs';
 import { measureFloor } from './floor.mjs';
-import { benchTmp, median, timeCommand, writeSection } from './measure.mjs';
+import { benchArgs, benchTmp, median, timeCommand, writeSection } from './measure.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -577,29 +576,20 @@ function report(parts, machine, opts) {
 // ---------------------------------------------------------------- main
 
 async function main() {
-  let args;
-  try {
-    args = parseArgs({
-      options: {
-        only: { type: 'string' },
-        runs: { type: 'string' },
-        'min-ms': { type: 'string' },
-        manifests: { type: 'string' },
-        seed: { type: 'string' },
-        impl: { type: 'string' },
-        out: { type: 'string' },
-        'no-write': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (err) {
-    process.stderr.write(`${err.message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+  const args = benchArgs(
+    {
+      only: { type: 'string' },
+      runs: { type: 'string' },
+      'min-ms': { type: 'string' },
+      manifests: { type: 'string' },
+      seed: { type: 'string' },
+      impl: { type: 'string' },
+      out: { type: 'string' },
+      'no-write': { type: 'boolean' },
+    },
+    USAGE,
+  );
+  if (args === null) return;
   const opts = {
     runs: Number(args.runs ?? 3),
     minMs: Number(args['min-ms'] ?? 500),
