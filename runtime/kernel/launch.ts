@@ -292,7 +292,8 @@ export class KernelSession {
         await store.append(r.id, { type: 'approval-requested', ...request } as never);
         r.requested.set(key, request);
       }
-      if (Date.now() < request.expiresAt) return 'pending';
+      // Waiting: the gate as journaled (its approvers, its first deadline), for user space to report.
+      if (Date.now() < request.expiresAt) return { pending: request };
       const timedOut: ApprovalDecision = { approved: request.onTimeout === 'approve', by: ['timeout'], reason: `no decision within ${request.timeoutSeconds} s; onTimeout is ${request.onTimeout}`, timedOut: true };
       await store.append(r.id, { type: 'approval-decided', node, traversal, ...timedOut } as never);
       return timedOut;

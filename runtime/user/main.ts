@@ -198,12 +198,14 @@ function journal(channel: Channel, start: RunStart, record: Record<string, unkno
   return channel.call('journal.append', { run: start.run, record });
 }
 
-/** How long a tool call waits for a person before it is refused. */
-const TOOL_APPROVAL_TIMEOUT_S = 3600;
-
 /** Approvals through the kernel: it journals the request and answers with a journaled decision, or 'pending'. */
 function kernelApprovals(channel: Channel): ApprovalGate {
-  return { decide: (request, { signal }) => channel.call<ApprovalDecision | 'pending'>('approval.decide', request, { signal, timeoutMs: Infinity }) };
+  return {
+    decide: async (request, { signal }) => {
+      const answer = await channel.call<ApprovalDecision | { pending: ApprovalRequest }>('approval.decide', request, { signal, timeoutMs: Infinity });
+      return 'pending' in answer ? 'pending' : answer;
+    },
+  };
 }
 
 /** An AgentInvoker that runs each agent's loop here, with the kernel as its gateway and tool proxy. */
@@ -229,23 +231,10 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
       const approve =
         start.durable === true
           ? async (call: ToolCall): Promise<string | undefined | { waiting: ApprovalRequest }> => {
-              const now = Date.now();
-              const request: ApprovalRequest = {
-                run: start.run,
-                workflow: start.target.id,
-                node: `${step}:${call.tool}/${call.name}:${approvals++}`,
-                traversal: 0,
-                approvers: [],
-                quorum: 1,
-                timeoutSeconds: TOOL_APPROVAL_TIMEOUT_S,
-                onTimeout: 'reject',
-                subject: { agent: agentId, tool: call.tool, name: call.name, arguments: call.arguments },
-                requestedAt: now,
-                expiresAt: now + TOOL_APPROVAL_TIMEOUT_S * 1000,
-              };
-              const answer = await channel.call<ApprovalDecision | ApprovalRequest | 'pending'>('approval.decide', request, { timeoutMs: Infinity, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
-              // Waiting: report the gate as the kernel journaled it (its approvers, its first deadline), when known.
-              if (answer === 'pending') return { waiting: start.waiting?.find((w) => w.node === request.node && w.traversal === request.traversal) ?? request };
+              // The kernel makes the gate (who may approve, the quorum, the deadline): user space names it and says what it is for.
+              const gate = { run: start.run, node: `${step}:${call.tool}/${call.name}:${approvals++}`, traversal: 0, subject: { agent: agentId, tool: call.tool, name: call.name, arguments: call.arguments } };
+              const answer = await channel.call<ApprovalDecision | { pending: ApprovalRequest }>('approval.decide', gate, { timeoutMs: Infinity, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
+              if ('pending' in answer) return { waiting: answer.pending };
               const decision = answer as ApprovalDecision;
               return decision.approved ? undefined : `${decision.timedOut === true ? 'nobody decided in time' : `rejected by ${decision.by.join(', ')}`}${decision.reason !== undefined ? `: ${decision.reason}` : ''}`;
             }
