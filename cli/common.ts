@@ -1,13 +1,17 @@
 /** What the commands share: exit codes, output helpers, the error boundary. */
 import { Option } from 'commander';
+import { BeaconError } from '../common/index.js';
 import { compileProject, openProject, SourceError } from '../compiler/index.js';
 import { MSG } from './messages.js';
 
 export const EXIT = { ok: 0, findings: 1, usage: 2 } as const;
 
 /** Raised for bad command-line usage; exits 2 with its message. */
-export class UsageError extends Error {
+export class UsageError extends BeaconError {
   override readonly name = 'UsageError';
+  constructor(message: string) {
+    super('usage', message);
+  }
 }
 
 export function formatOption(formats: readonly string[], fallback: string): Option {

@@ -5,6 +5,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
+import { BeaconError } from '../common/index.js';
 import { gitBlobId } from './digest.js';
 import { GitRepository } from './git.js';
 
@@ -116,7 +117,10 @@ export class EmptySource implements Source {
 }
 
 /** A source that cannot be read (no such folder, ref or repository): a usage error, exit code 2. */
-export class SourceError extends Error {
-  readonly code = 'SOURCE';
+export class SourceError extends BeaconError {
   override readonly name = 'SourceError';
+  declare readonly code: 'source_unavailable';
+  constructor(message: string) {
+    super('source_unavailable', message);
+  }
 }

@@ -9,6 +9,7 @@
  * exhausted heap, never an exception out of `evaluate`.
  */
 import type { Environment, TypeCheckResult } from '@marcbachmann/cel-js';
+import { BeaconError, errorLine } from '../common/index.js';
 import { callParts, instrument, type CelNode, type Evaluate, type EvaluatedNode } from './ast.js';
 import { CEL_COST_LIMITS, CEL_RUNTIME_CAPS, PATTERN_COMPILE_COST, chargeOf, chargeRuntime, formatCount, matchCost, weightOfValue, type Charge } from './cost.js';
 import { compilePattern, PatternError, testPattern, type CompiledPattern } from './regex.js';
@@ -51,8 +52,11 @@ export interface BoundedProgram {
 }
 
 /** Thrown inside an evaluation that went over a limit; `evaluate` turns it into its result. */
-class BudgetExceeded extends Error {
+class BudgetExceeded extends BeaconError {
   override readonly name = 'BudgetExceeded';
+  constructor(message: string) {
+    super('cel_budget_exceeded', message);
+  }
 }
 
 const { maxStringLength, maxListSize } = CEL_RUNTIME_CAPS;
@@ -207,11 +211,6 @@ function matchesNode(n: EvaluatedNode, subject: CelNode, pattern: CelNode): Eval
   };
 }
 
-/** The first line of an error (or of any thrown value, or a message), trimmed: what a diagnostic or a decision quotes. */
-export function errorLine(err: unknown): string {
-  const m = err instanceof Error ? err.message : String(err);
-  return (m.split('\n')[0] ?? m).trim();
-}
 
 /**
  * Parse `source` in `env` (throws cel-js' ParseError like `env.parse`) into a

@@ -13,7 +13,8 @@
  */
 import { Environment } from '@marcbachmann/cel-js';
 import { callParts, walk, type CelNode } from './ast.js';
-import { boundedProgram, errorLine, re2Matches, type BoundedProgram, type CelEvaluation, type EvaluateOptions } from './budget.js';
+import { errorLine } from '../common/index.js';
+import { boundedProgram, re2Matches, type BoundedProgram, type CelEvaluation, type EvaluateOptions } from './budget.js';
 import { CEL_COST_LIMITS, estimateCost, formatCount, shapeOfCelType, type CostEstimate, type EstimateOptions, type Shape } from './cost.js';
 import { compilePattern } from './regex.js';
 

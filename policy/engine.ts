@@ -24,7 +24,8 @@
 import type { Environment } from '@marcbachmann/cel-js';
 import { KINDS, isKind, type Kind } from '../schema/index.js';
 import { analyzeExpression, baseEnvironment, isBoolish, type CelAnalysis, type CelType } from './cel.js';
-import { boundedProgram, createBudget, errorLine, type CelBudget } from './budget.js';
+import { errorLine } from '../common/index.js';
+import { boundedProgram, createBudget, type CelBudget } from './budget.js';
 import { DYN_SIZE, joinAll, mapShape, structShape, type CostEstimate, type EstimateOptions, type Shape } from './cost.js';
 import { admissionCelBindings, type AdmissionContext } from './bindings.js';
 import { walk, type CelNode } from './ast.js';

@@ -1,5 +1,4 @@
 /** Public surface of policy/: the CEL environment, the CEL types of the normalized objects and the policy engine. */
-export { errorLine } from './budget.js';
 export {
   baseEnvironment,
   celTypeOfSchema,

@@ -7,6 +7,7 @@
  * (policy/budget.ts), and rejected there when invalid (policy/cel.ts).
  */
 import { RE2JS } from 're2js';
+import { BeaconError } from '../common/index.js';
 
 /** How many distinct non-literal patterns stay compiled. */
 const CACHE_SIZE = 256;
@@ -45,8 +46,11 @@ export function testPattern(re: RE2JS, s: string): boolean {
 }
 
 /** The error of an invalid pattern, thrown by `matches` at evaluation. */
-export class PatternError extends Error {
+export class PatternError extends BeaconError {
   override readonly name = 'PatternError';
+  constructor(message: string) {
+    super('invalid_pattern', message);
+  }
 }
 
 function abbreviate(s: string): string {

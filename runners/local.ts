@@ -18,7 +18,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import { readFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { Channel, KernelSession, processExists, processStartTime, runObjects, type InvokeOptions, type Json, type RunOutcome } from '../runtime/index.js';
-import { sandboxLabels, type Health, type RunnerKind, type Sandbox, type SandboxSpec, type StopOptions } from './types.js';
+import { SandboxError, sandboxLabels, type Health, type RunnerKind, type Sandbox, type SandboxSpec, type StopOptions } from './types.js';
 
 export interface LocalSandboxOptions {
   id: string;
@@ -127,17 +127,17 @@ export async function shippedFiles(spec: Pick<SandboxSpec, 'bundle' | 'target' |
       wanted.set(posix.normalize(posix.join(posix.dirname(o.file), path)), digest);
     }
   }
-  if (wanted.size > 0 && spec.filesRoot === undefined) throw new Error(`${spec.target} ships files for its stdio Tools, but the sandbox was given no filesRoot to take them from`);
+  if (wanted.size > 0 && spec.filesRoot === undefined) throw new SandboxError('invalid_files', `${spec.target} ships files for its stdio Tools, but the sandbox was given no filesRoot to take them from`);
   const out: { path: string; data: Buffer }[] = [];
   for (const [p, digest] of [...wanted].sort(([a], [b]) => a.localeCompare(b))) {
-    if (p.startsWith('../') || posix.isAbsolute(p)) throw new Error(`shipped file ${p} is outside the manifests' folder`);
+    if (p.startsWith('../') || posix.isAbsolute(p)) throw new SandboxError('invalid_files', `shipped file ${p} is outside the manifests' folder`);
     if (p.endsWith('/')) {
       out.push({ path: p, data: Buffer.alloc(0) });
       continue;
     }
     const data = await readFile(join(spec.filesRoot!, p));
     // What ships is what was compiled: a file changed on disk since is refused, not shipped.
-    if (digest !== undefined && `sha256:${createHash('sha256').update(data).digest('hex')}` !== digest) throw new Error(`shipped file ${p} changed since the bundle was compiled (its digest is not ${digest})`);
+    if (digest !== undefined && `sha256:${createHash('sha256').update(data).digest('hex')}` !== digest) throw new SandboxError('invalid_files', `shipped file ${p} changed since the bundle was compiled (its digest is not ${digest})`);
     out.push({ path: p, data });
   }
   return out;
@@ -219,10 +219,10 @@ export class LocalSandbox implements Sandbox {
   async ready(timeoutMs = 30_000): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the sandbox did not say hello within ${timeoutMs} ms${this.stderrTail.length > 0 ? `: ${this.stderrTail.at(-1)}` : ''}`)), timeoutMs);
+      timer = setTimeout(() => reject(new SandboxError('start_failed', `the sandbox did not say hello within ${timeoutMs} ms${this.stderrTail.length > 0 ? `: ${this.stderrTail.at(-1)}` : ''}`)), timeoutMs);
     });
     const died = this.exited.then((why) => {
-      throw new Error(`the sandbox exited before it said hello: ${why}${this.stderrTail.length > 0 ? ` — ${this.stderrTail.slice(-3).join(' | ')}` : ''}`);
+      throw new SandboxError('start_failed', `the sandbox exited before it said hello: ${why}${this.stderrTail.length > 0 ? ` — ${this.stderrTail.slice(-3).join(' | ')}` : ''}`);
     });
     try {
       await Promise.race([this.channel.ready(), timeout, died]);
@@ -262,7 +262,7 @@ export class LocalSandbox implements Sandbox {
 
   /** Hand the sandbox its target: attach the kernel session, and send the shipped files unless the runner mounted them. */
   async assign(spec: SandboxSpec, options: { sendFiles: boolean }): Promise<void> {
-    if (this.session !== undefined) throw new Error(`sandbox ${this.id} already runs ${this.labels['beacon.dev/agent']}`);
+    if (this.session !== undefined) throw new SandboxError('already_assigned', `sandbox ${this.id} already runs ${this.labels['beacon.dev/agent']}`);
     this.labels = sandboxLabels(spec);
     if (options.sendFiles) {
       const files = await shippedFiles(spec);
@@ -295,9 +295,9 @@ export class LocalSandbox implements Sandbox {
   }
 
   async invoke(options: InvokeOptions & { input: Json }): Promise<RunOutcome & { run: string }> {
-    if (this.session === undefined) throw new Error(`sandbox ${this.id} has no agent yet`);
-    if (this.stopping) throw new Error(`sandbox ${this.id} is stopping`);
-    if (this.state.state === 'unhealthy') throw new Error(`sandbox ${this.id} is unhealthy: ${this.state.detail}`);
+    if (this.session === undefined) throw new SandboxError('not_assigned', `sandbox ${this.id} has no agent yet`);
+    if (this.stopping) throw new SandboxError('stopping', `sandbox ${this.id} is stopping`);
+    if (this.state.state === 'unhealthy') throw new SandboxError('unhealthy', `sandbox ${this.id} is unhealthy: ${this.state.detail}`);
     return this.session.invoke(options);
   }
 

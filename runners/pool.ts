@@ -12,7 +12,7 @@
 import type { LocalSandbox } from './local.js';
 import type { ProcessRunner } from './process.js';
 import { sandboxNeeds } from './resources.js';
-import type { SandboxSpec, StopOptions } from './types.js';
+import { SandboxError, type SandboxSpec, type StopOptions } from './types.js';
 
 export interface WarmPoolOptions {
   /** Idle sandboxes to keep. */
@@ -44,7 +44,7 @@ export class WarmPool {
     private readonly runner: ProcessRunner,
     private readonly options: WarmPoolOptions,
   ) {
-    if (!Number.isInteger(options.size) || options.size < 0) throw new Error(`a warm pool's size must be a whole number >= 0, not ${options.size}`);
+    if (!Number.isInteger(options.size) || options.size < 0) throw new SandboxError('invalid_option', `a warm pool's size must be a whole number >= 0, not ${options.size}`);
   }
 
   private get memoryBytes(): number {
@@ -93,7 +93,7 @@ export class WarmPool {
 
   /** A sandbox for `spec`: an idle one handed the agent, or a cold start when none is idle or it needs more memory. */
   async acquire(spec: SandboxSpec): Promise<LocalSandbox> {
-    if (this.closed) throw new Error('the warm pool is closed');
+    if (this.closed) throw new SandboxError('stopping', 'the warm pool is closed', { retryable: false });
     const needs = sandboxNeeds(spec.bundle, spec.target);
     if (needs.memoryBytes <= this.memoryBytes) {
       for (let s = this.idleSandboxes.shift(); s !== undefined; s = this.idleSandboxes.shift()) {

@@ -13,7 +13,7 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { INSTALL_ROOT, processExists, processStartTime, userProgramArgs } from '../runtime/index.js';
 import { killGroup, LocalSandbox, readState, readStates, stillRunning, writeState } from './local.js';
 import { heapLimitMiB, sandboxNeeds } from './resources.js';
-import { RunnerUnavailable, type Runner, type RunnerKind, type SandboxInfo, type SandboxSpec, type StopOptions } from './types.js';
+import { RunnerUnavailable, SandboxError, type Runner, type RunnerKind, type SandboxInfo, type SandboxSpec, type StopOptions } from './types.js';
 
 export interface LocalRunnerOptions {
   /** The runner's state root: records of the sandboxes it started, found again after a crash. */
@@ -138,7 +138,7 @@ export class ProcessRunner implements Runner {
     });
     if (pid === undefined) {
       const why = await sandbox.exited;
-      throw new Error(`the sandbox could not be started: ${why}`);
+      throw new SandboxError('start_failed', `the sandbox could not be started: ${why}`);
     }
     const started = processStartTime(pid);
     writeState(stateFile, { id, runner: this.kind, hostPid: process.pid, pid, labels: {}, startedAt: Date.now(), ...(started !== undefined ? { procStart: started } : {}) });

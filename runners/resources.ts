@@ -4,20 +4,21 @@
  * needs the strictest isolation and the most memory and CPU any of them asks for.
  */
 import { runObjects, type LaunchOptions } from '../runtime/index.js';
+import { SandboxError } from './types.js';
 
 const UNITS: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
 
 /** Bytes of a Kubernetes memory quantity (`512Mi`, `1G`, `1073741824`); throws on anything else. */
 export function memoryBytes(quantity: string): number {
   const m = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(quantity);
-  if (m === null) throw new Error(`'${quantity}' is not a memory quantity (512Mi, 1Gi, 1G, bytes)`);
+  if (m === null) throw new SandboxError('invalid_option', `'${quantity}' is not a memory quantity (512Mi, 1Gi, 1G, bytes)`);
   return Math.round(Number(m[1]) * UNITS[m[2] ?? '']!);
 }
 
 /** Millicores of a Kubernetes CPU quantity (`500m`, `1`, `1.5`). */
 export function cpuMillis(quantity: string): number {
   const m = /^([0-9]+)m$|^([0-9]+(?:\.[0-9]{1,3})?)$/.exec(quantity);
-  if (m === null) throw new Error(`'${quantity}' is not a CPU quantity (500m, 1, 1.5)`);
+  if (m === null) throw new SandboxError('invalid_option', `'${quantity}' is not a CPU quantity (500m, 1, 1.5)`);
   return m[1] !== undefined ? Number(m[1]) : Math.round(Number(m[2]) * 1000);
 }
 

@@ -7,6 +7,7 @@
  * stops with a drain, and is listed with its labels and health — the same way
  * whether it is a child process, a gVisor container or a Kubernetes pod.
  */
+import { BeaconError, type BeaconErrorOptions } from '../common/index.js';
 import type { Bundle } from '../compiler/index.js';
 import type { InvokeOptions, KernelServices } from '../runtime/index.js';
 import type { Json, RunOutcome } from '../runtime/index.js';
@@ -95,7 +96,33 @@ export function sandboxLabels(spec: Pick<SandboxSpec, 'target' | 'digest' | 'lab
   return { ...spec.labels, 'beacon.dev/tenant': tenant, 'beacon.dev/kind': kind.toLowerCase(), 'beacon.dev/agent': name, 'beacon.dev/digest': spec.digest.replace(/^sha256:/, '').slice(0, 63) };
 }
 
+/**
+ * What a runner or a sandbox refuses with, coded for the reconciler to act
+ * on without reading text: `runner_unavailable` (it cannot give what was
+ * asked — runsc missing, gVisor isolation from a process runner — and never
+ * falls back), `start_failed` (the sandbox did not come up), `not_ready` (not
+ * ready in time: try later), `unhealthy` (replace it), `stopping` (route
+ * elsewhere), `not_assigned` / `already_assigned` (a warm sandbox's target),
+ * `unreachable` (no kernel stream to its pods), `invalid_files` (shipped files
+ * missing or changed since the bundle was compiled), `invalid_option`.
+ */
+export type SandboxErrorCode = 'runner_unavailable' | 'start_failed' | 'not_ready' | 'unhealthy' | 'stopping' | 'not_assigned' | 'already_assigned' | 'unreachable' | 'invalid_files' | 'invalid_option';
+
+/** Worth trying again later, unchanged (the sandbox or another may serve then). */
+const RETRYABLE_SANDBOX = new Set<SandboxErrorCode>(['start_failed', 'not_ready', 'stopping', 'unreachable']);
+
+export class SandboxError extends BeaconError {
+  override readonly name: string = 'SandboxError';
+  declare readonly code: SandboxErrorCode;
+  constructor(code: SandboxErrorCode, message: string, options: BeaconErrorOptions = {}) {
+    super(code, message, { retryable: RETRYABLE_SANDBOX.has(code), ...options });
+  }
+}
+
 /** Thrown when a runner cannot give what was asked (runsc missing, say): it refuses, it never falls back. */
-export class RunnerUnavailable extends Error {
+export class RunnerUnavailable extends SandboxError {
   override readonly name = 'RunnerUnavailable';
+  constructor(message: string) {
+    super('runner_unavailable', message);
+  }
 }

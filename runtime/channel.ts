@@ -7,10 +7,12 @@
  * Failure is explicit: a malformed or oversized frame, a peer of another
  * protocol version, or the stream ending closes the channel with a reason,
  * and every call in flight fails with `channel_closed`. A handler's thrown
- * error crosses as an `error` frame with its `code` (when it has one) and
- * message — never a stack.
+ * error crosses as an `error` frame with its `code` (when it has one), its
+ * first line of message and its retry semantics (`retryable`,
+ * `retryAfterMs`) — never a stack.
  */
 import type { Readable, Writable } from 'node:stream';
+import { errorBody } from '../common/index.js';
 import {
   CHANNEL_ERRORS,
   FrameDecoder,
@@ -270,7 +272,7 @@ export class Channel {
         const result = await handler(params, { signal: controller.signal, method });
         frame = { t: 'result', id, result: result ?? null };
       } catch (err) {
-        frame = { t: 'error', id, error: errorBody(err, controller.signal.aborted) };
+        frame = { t: 'error', id, error: frameError(err, controller.signal.aborted) };
       }
       this.serving.delete(id);
       if (this.closedReason !== undefined) return;
@@ -285,13 +287,8 @@ export class Channel {
 }
 
 /** A thrown value as an error frame's body: its `code` (when a string), its message, its public `data`. */
-function errorBody(err: unknown, cancelled: boolean): ProtocolErrorBody {
+function frameError(err: unknown, cancelled: boolean): ProtocolErrorBody {
   if (cancelled) return { code: CHANNEL_ERRORS.cancelled, message: 'cancelled by the caller' };
-  const e = err as { code?: unknown; message?: unknown; retryable?: unknown; status?: unknown; data?: unknown };
-  const code = typeof e?.code === 'string' && /^[a-z][a-z0-9_]{0,63}$/.test(e.code) ? e.code : CHANNEL_ERRORS.internal;
-  const message = typeof e?.message === 'string' ? e.message.split('\n')[0]!.slice(0, 2000) : String(err).slice(0, 2000);
-  const data: Record<string, unknown> = {};
-  if (typeof e?.retryable === 'boolean') data.retryable = e.retryable;
-  if (typeof e?.status === 'number') data.status = e.status;
-  return { code, message, ...(Object.keys(data).length > 0 ? { data } : {}) };
+  const status = (err as { status?: unknown } | null)?.status;
+  return { ...errorBody(err, CHANNEL_ERRORS.internal), ...(typeof status === 'number' ? { data: { status } } : {}) };
 }

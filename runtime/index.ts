@@ -6,7 +6,7 @@ export { serveKernel, type KernelServices, type PolicyEvent, type SandboxIdentit
 export { kernelGateway, kernelTools } from './user/syscalls.js';
 export { inputText, runAgent, type AgentLoopOptions, type AgentSpec, type AgentStep } from './user/agent-loop.js';
 export { RunTracer, type TraceEvent } from './trace.js';
-export { createModelGateway, ModelCallError, realClock, type GatewayClock, type ModelAttempt, type ModelGatewayOptions } from './kernel/gateway.js';
+export { createModelGateway, ModelCallError, type ModelAttempt, type ModelGatewayOptions } from './kernel/gateway.js';
 export { executeWorkflow, schemasFromObjects, type AgentSchemas, type ExecutorDeps, type SchemaSource } from './user/executor.js';
 export { runInChildProcess, runObjects, KernelSession, userProgramArgs, INSTALL_ROOT, type LaunchOptions, type InvokeOptions } from './kernel/launch.js';
 export { runStart, type RunStart } from './user/main.js';

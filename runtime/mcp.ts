@@ -17,6 +17,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { BeaconError } from '../common/index.js';
 import { PACKAGE_VERSION, type CompiledObject } from '../compiler/index.js';
 import { raceAbort } from './abort.js';
 import { isRecord, type JsonObject, type JsonSchema, type ToolCall, type ToolDefinition, type ToolError, type ToolErrorCode, type ToolProvider, type ToolResult } from './types.js';
@@ -25,10 +26,12 @@ import { isRecord, type JsonObject, type JsonSchema, type ToolCall, type ToolDef
 export const IDEMPOTENCY_META_KEY = 'beacon.dev/idempotencyKey';
 
 /** A Tool object that cannot be served (it should not have compiled), or a bad provider setup. */
-export class McpConfigError extends Error {
+export class McpConfigError extends BeaconError {
   override readonly name = 'McpConfigError';
-  readonly code = 'invalid_tool';
-  readonly retryable = false;
+  declare readonly code: 'invalid_tool';
+  constructor(message: string) {
+    super('invalid_tool', message);
+  }
 }
 
 /** Time, injectable so that rate limit and circuit breaker tests never wait. */

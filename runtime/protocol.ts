@@ -11,7 +11,7 @@
  * same id), `cancel` a call it made, send `event`s (never answered) and
  * `ping`s (answered by `pong`, for liveness).
  */
-import { isRecord } from './types.js';
+import { BeaconError, isRecord, type ErrorBody } from '../common/index.js';
 
 export const PROTOCOL = 'beacon.runtime';
 export const PROTOCOL_VERSION = 1;
@@ -61,11 +61,9 @@ export interface PingFrame {
 }
 export type Frame = HelloFrame | CallFrame | ResultFrame | ErrorFrame | CancelFrame | EventFrame | PingFrame;
 
-/** An error as it crosses the channel: a stable code, a message, optional data. */
-export interface ProtocolErrorBody {
-  code: string;
-  message: string;
-  /** e.g. `{retryable: true}` for a model error. */
+/** An error as it crosses the channel: a stable code, one line of message, its retry semantics, optional data. */
+export interface ProtocolErrorBody extends ErrorBody {
+  /** e.g. `{status: 429}` for a model error. */
   data?: Record<string, unknown>;
 }
 
@@ -80,14 +78,15 @@ export const CHANNEL_ERRORS = {
   protocol: 'protocol_error',
 } as const;
 
-/** An error a call ends with, on the side that made the call. */
-export class ProtocolError extends Error {
+/** An error a call ends with, on the side that made the call: the handler's code and retry semantics, whole. */
+export class ProtocolError extends BeaconError {
   override readonly name = 'ProtocolError';
-  readonly code: string;
   readonly data: Record<string, unknown> | undefined;
   constructor(body: ProtocolErrorBody) {
-    super(body.message);
-    this.code = body.code;
+    super(body.code, body.message, {
+      ...(typeof body.retryable === 'boolean' ? { retryable: body.retryable } : {}),
+      ...(typeof body.retryAfterMs === 'number' ? { retryAfterMs: body.retryAfterMs } : {}),
+    });
     this.data = body.data;
   }
 }

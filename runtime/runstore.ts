@@ -13,6 +13,7 @@
  * error that names the file and line. One writer per run (its executor).
  */
 import { randomUUID } from 'node:crypto';
+import { BeaconError, type BeaconErrorOptions } from '../common/index.js';
 import { constants, mkdir, open, readFile, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ApprovalDecision, ApprovalRequest, Json, JsonObject, JsonSchema, ModelResponse, RunError, RunStatus, StepRecord, ToolResult } from './types.js';
@@ -215,15 +216,12 @@ function entryProblem(value: unknown): string | null {
 
 export type RunStoreErrorCode = 'invalid_run_id' | 'unknown_run' | 'run_exists' | 'run_locked' | 'invalid_record' | 'corrupt_journal' | 'invalid_journal' | 'io_failed';
 
-export class RunStoreError extends Error {
+export class RunStoreError extends BeaconError {
   override readonly name = 'RunStoreError';
-  constructor(
-    readonly code: RunStoreErrorCode,
-    message: string,
-    /** Worth another attempt: the file system failed (full disk, I/O error), not the data. */
-    readonly retryable = code === 'io_failed',
-  ) {
-    super(message);
+  declare readonly code: RunStoreErrorCode;
+  /** Retryable when the storage failed (full disk, I/O error, a lost connection), not the data. */
+  constructor(code: RunStoreErrorCode, message: string, options: BeaconErrorOptions = {}) {
+    super(code, message, { retryable: code === 'io_failed', ...options });
   }
 }
 
@@ -280,7 +278,7 @@ function errnoOf(err: unknown): string | undefined {
 
 function ioError(err: unknown, doing: string): RunStoreError {
   if (err instanceof RunStoreError) return err;
-  return new RunStoreError('io_failed', `${doing}: ${err instanceof Error ? err.message : String(err)}`);
+  return new RunStoreError('io_failed', `${doing}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 
 /** One record as one journal line, checked both as JSON and against its type's schema. */
@@ -364,7 +362,7 @@ export class FileRunStore implements RunStore {
   readonly #tails = new Map<string, { size: number; nextSeq: number }>();
 
   constructor(dir: string) {
-    if (typeof dir !== 'string' || dir === '') throw new RunStoreError('io_failed', 'FileRunStore needs a directory path', false);
+    if (typeof dir !== 'string' || dir === '') throw new RunStoreError('io_failed', 'FileRunStore needs a directory path', { retryable: false });
     this.dir = resolve(dir);
   }
 
@@ -483,12 +481,12 @@ export class FileRunStore implements RunStore {
         holder = undefined; // being written right now, or torn by a crash: look again
       }
       if (holder !== undefined && typeof holder.pid === 'number' && processExists(holder.pid)) {
-        throw new RunStoreError('run_locked', `run ${id} is being run by process ${holder.pid} (if that process is not BeaconOS, remove ${file})`, false);
+        throw new RunStoreError('run_locked', `run ${id} is being run by process ${holder.pid} (if that process is not BeaconOS, remove ${file})`);
       }
       if (holder !== undefined) await rm(file, { force: true });
       else await new Promise((r) => setTimeout(r, 50));
     }
-    throw new RunStoreError('run_locked', `run ${id}: its lock ${file} could not be taken`, false);
+    throw new RunStoreError('run_locked', `run ${id}: its lock ${file} could not be taken`);
   }
 
   async read(id: string): Promise<JournalEntry[]> {

@@ -7,14 +7,13 @@
  * tested alone with the other faked.
  */
 
+import { BeaconError, type BeaconErrorOptions } from '../common/index.js';
+
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
 export type JsonSchema = Record<string, unknown>;
 
-/** A value that is an object (a JSON object's shape), not null, not a list. */
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
+export { isRecord } from '../common/index.js';
 
 // ---------------------------------------------------------------------------
 // Model calls
@@ -94,30 +93,26 @@ export interface ModelResponse {
 }
 
 /** Why a model call failed, in a form the agent loop and the trace can act on. */
-export type ModelErrorCode =
-  | 'rate_limited'
-  | 'server_error'
-  | 'timeout'
-  | 'bad_response'
-  | 'unauthorized'
-  | 'bad_request'
-  | 'script_exhausted'
-  | 'policy_denied'
-  | 'budget_exceeded'
-  | 'no_credentials';
+export const MODEL_ERROR_CODES = ['rate_limited', 'server_error', 'timeout', 'bad_response', 'unauthorized', 'bad_request', 'script_exhausted', 'policy_denied', 'budget_exceeded', 'no_credentials'] as const;
+export type ModelErrorCode = (typeof MODEL_ERROR_CODES)[number];
 
-export class ModelError extends Error {
-  override readonly name = 'ModelError';
-  constructor(
-    readonly code: ModelErrorCode,
-    message: string,
-    /** Worth another attempt (or the next fallback): 429, 5xx, timeouts, malformed bodies. */
-    readonly retryable: boolean,
-    readonly status?: number,
-    /** Seconds the server asked to wait (`Retry-After`). */
-    readonly retryAfterSeconds?: number,
-  ) {
-    super(message);
+export function isModelErrorCode(code: unknown): code is ModelErrorCode {
+  return (MODEL_ERROR_CODES as readonly unknown[]).includes(code);
+}
+
+/**
+ * A model call that failed. `retryable`: worth another attempt (or the next
+ * fallback) — 429, 5xx, timeouts, malformed bodies; `retryAfterMs`: how long
+ * the server (or a budget's window) asked to wait.
+ */
+export class ModelError extends BeaconError {
+  override readonly name: string = 'ModelError';
+  declare readonly code: ModelErrorCode;
+  /** The HTTP status of the answer that failed, when there was one. */
+  readonly status: number | undefined;
+  constructor(code: ModelErrorCode, message: string, options: BeaconErrorOptions & { status?: number | undefined } = {}) {
+    super(code, message, options);
+    this.status = options.status;
   }
 }
 

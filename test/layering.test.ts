@@ -12,15 +12,16 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Which of our folders each folder may import (ARCHITECTURE.md, "Layout"). */
 export const ALLOWED: Record<string, readonly string[]> = {
+  common: [],
   schema: [],
-  policy: ['schema'],
-  compiler: ['schema', 'policy'],
-  runtime: ['schema', 'policy', 'compiler'],
-  runners: ['schema', 'compiler', 'runtime'],
-  registry: ['schema', 'compiler', 'runtime'],
-  reconciler: ['schema', 'policy', 'compiler', 'runtime', 'runners', 'registry'],
-  'github-action': ['schema', 'compiler', 'policy', 'runtime'],
-  cli: ['schema', 'policy', 'compiler', 'runtime', 'runners', 'registry', 'reconciler', 'github-action'],
+  policy: ['common', 'schema'],
+  compiler: ['common', 'schema', 'policy'],
+  runtime: ['common', 'schema', 'policy', 'compiler'],
+  runners: ['common', 'schema', 'compiler', 'runtime'],
+  registry: ['common', 'schema', 'compiler', 'runtime'],
+  reconciler: ['common', 'schema', 'policy', 'compiler', 'runtime', 'runners', 'registry'],
+  'github-action': ['common', 'schema', 'compiler', 'policy', 'runtime'],
+  cli: ['common', 'schema', 'policy', 'compiler', 'runtime', 'runners', 'registry', 'reconciler', 'github-action'],
 };
 
 function sources(dir: string): string[] {
@@ -80,6 +81,8 @@ describe('layering', () => {
     ['schema/x.ts', '../policy/index.js', 'may not import policy'],
     ['policy/x.ts', '../compiler/index.js', 'may not import compiler'],
     ['cli/x.ts', '../compiler/link.js', 'only through their index'],
+    ['common/x.ts', '../runtime/index.js', 'may not import runtime'],
+    ['schema/x.ts', '../common/index.js', 'may not import common'],
   ])('rejects %s importing %s', (from, spec, why) => {
     expect(checkImport(join(root, from), spec)).toContain(why);
   });

@@ -16,9 +16,10 @@
  * Deployment's pods, when the kernel's stream server is given.
  */
 import { KubeConfig, KubernetesObjectApi, PatchStrategy, Watch, type KubernetesObject } from '@kubernetes/client-node';
+import { backoffDelay, BeaconError, type BeaconErrorOptions } from '../../common/index.js';
 import type { InvokeOptions, Json, RunOutcome } from '../../runtime/index.js';
 import { shippedFiles } from '../local.js';
-import { sandboxLabels, type Health, type Runner, type Sandbox, type SandboxInfo, type SandboxSpec, type StopOptions } from '../types.js';
+import { SandboxError, sandboxLabels, type Health, type Runner, type Sandbox, type SandboxInfo, type SandboxSpec, type StopOptions } from '../types.js';
 import { deploymentName, MANAGED_BY, namespaceOf, objectsFor, type KubeLayout, type KubeObject } from './objects.js';
 
 export interface RetryPolicy {
@@ -53,13 +54,16 @@ export interface KubernetesRunnerOptions extends KubeLayout {
   onNotice?: (message: string) => void;
 }
 
-export class KubernetesApiError extends Error {
+/** A Kubernetes API call that failed (after its retries): `not_found` (404), `conflict` (409), `forbidden` (401/403), else `kubernetes_api_failed`; `status` is the HTTP status. */
+export class KubernetesApiError extends BeaconError {
   override readonly name = 'KubernetesApiError';
+  declare readonly code: 'not_found' | 'conflict' | 'forbidden' | 'kubernetes_api_failed';
   constructor(
     message: string,
-    readonly code: number | undefined,
+    readonly status: number | undefined,
+    options: BeaconErrorOptions = {},
   ) {
-    super(message);
+    super(status === 404 ? 'not_found' : status === 409 ? 'conflict' : status === 401 || status === 403 ? 'forbidden' : 'kubernetes_api_failed', message, options);
   }
 }
 
@@ -131,9 +135,8 @@ export class KubernetesRunner implements Runner {
       try {
         return await fn();
       } catch (err) {
-        if (i >= attempts || !retryable(err)) throw new KubernetesApiError(`${what}: ${describe(err)}${i > 1 ? ` (after ${i} tries)` : ''}`, (err as ApiFailure).code);
-        const backoff = Math.min(max, base * 2 ** (i - 1));
-        const wait = retryAfterMs(err) ?? backoff / 2 + Math.random() * (backoff / 2);
+        if (i >= attempts || !retryable(err)) throw new KubernetesApiError(`${what}: ${describe(err)}${i > 1 ? ` (after ${i} tries)` : ''}`, (err as ApiFailure).code, { retryable: retryable(err), cause: err });
+        const wait = backoffDelay(i, { initialMs: base, maxMs: max, maxRetryAfterMs: Number.POSITIVE_INFINITY }, { retryAfterMs: retryAfterMs(err) });
         this.o.onNotice?.(`${what}: ${describe(err)}; retrying in ${Math.round(wait)} ms (try ${i + 1} of ${attempts})`);
         await sleep(wait);
       }
@@ -147,7 +150,7 @@ export class KubernetesRunner implements Runner {
     try {
       return await patch(false);
     } catch (err) {
-      if (!(err instanceof KubernetesApiError) || err.code !== 409) throw err;
+      if (!(err instanceof KubernetesApiError) || err.code !== 'conflict') throw err;
       this.o.onNotice?.(`${what}: ${err.message.replace(`${what}: `, '')}; taking the fields over (force), as ${this.fieldManager} owns this object`);
       return patch(true);
     }
@@ -171,7 +174,7 @@ export class KubernetesRunner implements Runner {
     try {
       return (await this.call(`read Deployment ${ns}/${name}`, () => this.api.read({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: ns } }))) as KubeObject;
     } catch (err) {
-      if (err instanceof KubernetesApiError && err.code === 404) return undefined;
+      if (err instanceof KubernetesApiError && err.code === 'not_found') return undefined;
       throw err;
     }
   }
@@ -184,10 +187,10 @@ export class KubernetesRunner implements Runner {
       const d = await this.readDeployment(ns, name);
       const h: Health = d === undefined ? { state: 'unhealthy', reason: 'exited', detail: 'the Deployment is gone' } : deploymentHealth(d);
       if (h.state === 'ready' || h.state === 'unhealthy' || h.state === 'stopped') {
-        if (h.state === 'unhealthy') throw new Error(`Deployment ${ns}/${name} is unhealthy: ${h.detail}`);
+        if (h.state === 'unhealthy') throw new SandboxError('unhealthy', `Deployment ${ns}/${name} is unhealthy: ${h.detail}`);
         return h;
       }
-      if (Date.now() >= until) throw new Error(`Deployment ${ns}/${name} was not ready within ${timeoutMs} ms`);
+      if (Date.now() >= until) throw new SandboxError('not_ready', `Deployment ${ns}/${name} was not ready within ${timeoutMs} ms`);
       await sleep(wait);
       wait = Math.min(1000, wait * 2);
     }
@@ -253,7 +256,7 @@ export class KubernetesRunner implements Runner {
       try {
         await this.call(`delete ${kind} ${ns}/${n}`, () => this.api.delete({ apiVersion, kind, metadata: { name: n, namespace: ns } }, undefined, undefined, undefined, undefined, 'Foreground'));
       } catch (err) {
-        if (!(err instanceof KubernetesApiError && err.code === 404)) throw err;
+        if (!(err instanceof KubernetesApiError && err.code === 'not_found')) throw err;
       }
     };
     await gone('Deployment', 'apps/v1', name);
@@ -316,8 +319,8 @@ export class KubeSandbox implements Sandbox {
   }
 
   async invoke(options: InvokeOptions & { input: Json }): Promise<RunOutcome & { run: string }> {
-    if (this.stopping) throw new Error(`sandbox ${this.id} is stopping`);
-    if (this.r.streams === undefined) throw new Error(`sandbox ${this.id}: no kernel stream server is configured, so its pods cannot be reached`);
+    if (this.stopping) throw new SandboxError('stopping', `sandbox ${this.id} is stopping`);
+    if (this.r.streams === undefined) throw new SandboxError('unreachable', `sandbox ${this.id}: no kernel stream server is configured, so its pods cannot be reached`, { retryable: false });
     return this.r.streams.invoke(this.namespace, this.name, options);
   }
 

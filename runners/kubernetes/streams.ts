@@ -16,7 +16,7 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { Channel, KernelSession, type InvokeOptions, type Json, type RunOutcome } from '../../runtime/index.js';
-import type { SandboxSpec } from '../types.js';
+import { SandboxError, type SandboxSpec } from '../types.js';
 import { DEFAULT_AUDIENCE, podLabels } from './objects.js';
 import type { PodStreams } from './runner.js';
 
@@ -54,7 +54,7 @@ export class KernelStreamServer implements PodStreams {
   private readonly core: CoreV1Api;
 
   constructor(private readonly o: StreamServerOptions) {
-    if (o.tls === undefined && o.insecure !== true) throw new Error('the kernel stream server needs tls (or insecure: true where the network is encrypted by other means): pods send their tokens over it');
+    if (o.tls === undefined && o.insecure !== true) throw new SandboxError('invalid_option', 'the kernel stream server needs tls (or insecure: true where the network is encrypted by other means): pods send their tokens over it');
     this.auth = o.kubeConfig.makeApiClient(AuthenticationV1Api);
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
   }
@@ -111,7 +111,7 @@ export class KernelStreamServer implements PodStreams {
   /** Invoke the agent version on its least busy connected pod. */
   async invoke(ns: string, deployment: string, options: InvokeOptions & { input: Json }): Promise<RunOutcome & { run: string }> {
     const sessions = [...(this.pods.get(KernelStreamServer.key(ns, deployment)) ?? [])];
-    if (sessions.length === 0) throw new Error(`no pod of ${ns}/${deployment} is connected to the kernel`);
+    if (sessions.length === 0) throw new SandboxError('unreachable', `no pod of ${ns}/${deployment} is connected to the kernel`);
     sessions.sort((a, b) => a.session.active - b.session.active);
     return sessions[0]!.session.invoke(options);
   }

@@ -12,8 +12,8 @@
 export interface BudgetRefusal {
   code: 'rate_limited' | 'budget_exceeded';
   message: string;
-  /** Seconds until the window that refused ends. */
-  retryAfterSeconds: number;
+  /** Milliseconds until the window that refused ends. */
+  retryAfterMs: number;
 }
 
 interface Limits {
@@ -81,7 +81,7 @@ export class KernelBudgets {
     const minute = Math.floor(now / MINUTE);
     const day = Math.floor(now / DAY);
     const month = monthOf(now);
-    const toMinute = Math.ceil(((minute + 1) * MINUTE - now) / 1000);
+    const toMinute = (minute + 1) * MINUTE - now;
     const checks: [Limits | undefined, string, string][] = [
       [this.tenants.get(tenant), `t:${tenant}`, `tenant ${tenant}`],
       [this.models.get(model), `m:${model}`, `model ${model}`],
@@ -89,16 +89,16 @@ export class KernelBudgets {
     for (const [limits, key, who] of checks) {
       if (limits === undefined) continue;
       if (limits.requestsPerMinute !== undefined && this.counter(`${key}:rpm`, minute).value >= limits.requestsPerMinute) {
-        return { code: 'rate_limited', message: `${who} is at its limit of ${limits.requestsPerMinute} requests per minute`, retryAfterSeconds: toMinute };
+        return { code: 'rate_limited', message: `${who} is at its limit of ${limits.requestsPerMinute} requests per minute`, retryAfterMs: toMinute };
       }
       if (limits.tokensPerMinute !== undefined && this.counter(`${key}:tpm`, minute).value >= limits.tokensPerMinute) {
-        return { code: 'rate_limited', message: `${who} is at its limit of ${limits.tokensPerMinute} tokens per minute`, retryAfterSeconds: toMinute };
+        return { code: 'rate_limited', message: `${who} is at its limit of ${limits.tokensPerMinute} tokens per minute`, retryAfterMs: toMinute };
       }
       if (limits.tokensPerDay !== undefined && this.counter(`${key}:tpd`, day).value >= limits.tokensPerDay) {
-        return { code: 'budget_exceeded', message: `${who} has used its ${limits.tokensPerDay} tokens for today (UTC)`, retryAfterSeconds: Math.ceil(((day + 1) * DAY - now) / 1000) };
+        return { code: 'budget_exceeded', message: `${who} has used its ${limits.tokensPerDay} tokens for today (UTC)`, retryAfterMs: (day + 1) * DAY - now };
       }
       if (limits.monthlyBudgetUsd !== undefined && this.counter(`${key}:usd`, month).value >= limits.monthlyBudgetUsd) {
-        return { code: 'budget_exceeded', message: `${who} has spent its monthly budget of $${limits.monthlyBudgetUsd}`, retryAfterSeconds: Math.ceil((monthEnd(now) - now) / 1000) };
+        return { code: 'budget_exceeded', message: `${who} has spent its monthly budget of $${limits.monthlyBudgetUsd}`, retryAfterMs: monthEnd(now) - now };
       }
     }
     for (const [limits, key] of checks) if (limits?.requestsPerMinute !== undefined) this.counter(`${key}:rpm`, minute).value++;

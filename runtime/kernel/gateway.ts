@@ -8,6 +8,7 @@
  * `spec.credentials.secretRef` through `secret()`, and are redacted from
  * every text the gateway produces: attempts, errors, messages.
  */
+import { backoffDelay, systemClock, type Clock } from '../../common/index.js';
 import { canonicalJson, type CompiledObject } from '../../compiler/index.js';
 import type { Model } from '../../schema/index.js';
 import { ModelError, type ModelErrorCode, type ModelGateway, type ModelRequest, type ModelResponse, type TokenUsage } from '../types.js';
@@ -19,13 +20,6 @@ import { raceAbort } from '../abort.js';
 
 export type ModelAttempt = ModelResponse['attempts'][number];
 
-/** Time, injectable so that backoff tests never wait. */
-export interface GatewayClock {
-  /** Wall-clock milliseconds (latencies, `Retry-After` HTTP dates). */
-  now(): number;
-  /** Resolves after `ms`; rejects with the signal's reason when it aborts first. */
-  sleep(ms: number, signal: AbortSignal): Promise<void>;
-}
 
 export interface ModelGatewayOptions {
   /** The compiled Models: `CompiledObject`s or their normalized objects; other kinds are skipped, so `bundle.objects` will do. */
@@ -52,22 +46,21 @@ export interface ModelGatewayOptions {
    */
   dedupe?: boolean;
   /** @default real time */
-  clock?: GatewayClock;
+  clock?: Clock;
   /** Jitter source in [0, 1). @default Math.random */
   random?: () => number;
 }
 
 /** A failed model call: the last attempt's code and retry semantics, and every attempt (what the trace shows). */
 export class ModelCallError extends ModelError {
+  override readonly name = 'ModelCallError';
   constructor(
     code: ModelErrorCode,
     message: string,
-    retryable: boolean,
     readonly attempts: ModelAttempt[],
-    status?: number,
-    retryAfterSeconds?: number,
+    options: ConstructorParameters<typeof ModelError>[2] = {},
   ) {
-    super(code, message, retryable, status, retryAfterSeconds);
+    super(code, message, options);
   }
 }
 
@@ -82,23 +75,6 @@ const DEFAULTS = {
 
 /** How much of one attempt's error goes into the final message. */
 const ATTEMPT_ERROR_CHARS = 400;
-
-export const realClock: GatewayClock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve, reject) => {
-      if (signal.aborted) return reject(signal.reason as Error);
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        reject(signal.reason as Error);
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal.addEventListener('abort', onAbort, { once: true });
-    }),
-};
 
 /** Marks an attempt's abort as its timeout (not the caller's). */
 const TIMED_OUT = Symbol('timed out');
@@ -126,7 +102,7 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
     maxResponseBytes: positive(options.maxResponseBytes, 'maxResponseBytes', DEFAULTS.maxResponseBytes),
   };
   const secret = options.secret ?? ((name: string) => process.env[name]);
-  const clock = options.clock ?? realClock;
+  const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const stream = options.stream ?? false;
   const dedupe = options.dedupe ?? true;
@@ -143,7 +119,7 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
     let apiKey: string | undefined;
     if (model.secretRef !== undefined) {
       apiKey = resolveSecret(secret, model.secretRef);
-      if (apiKey === undefined) throw new ModelError('no_credentials', `Model ${model.name}: the secret ${model.secretRef} (spec.credentials.secretRef) is not set`, false);
+      if (apiKey === undefined) throw new ModelError('no_credentials', `Model ${model.name}: the secret ${model.secretRef} (spec.credentials.secretRef) is not set`);
       secrets.add(apiKey);
     }
     const controller = new AbortController();
@@ -156,7 +132,7 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
       return await raceAbort(providers[model.provider].complete(call), controller.signal);
     } catch (err) {
       if (controller.signal.reason === TIMED_OUT && !signal.aborted) {
-        throw new ModelError('timeout', `no complete answer within ${settings.timeoutMs} ms; the request was aborted`, true);
+        throw new ModelError('timeout', `no complete answer within ${settings.timeoutMs} ms; the request was aborted`, { retryable: true });
       }
       throw err;
     } finally {
@@ -165,11 +141,7 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
     }
   };
 
-  const backoff = (retry: number, error: ModelError): number => {
-    if (error.retryAfterSeconds !== undefined) return Math.min(error.retryAfterSeconds * 1000, settings.maxRetryAfterMs);
-    const ceiling = Math.min(settings.maxBackoffMs, settings.initialBackoffMs * 2 ** (retry - 1));
-    return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-  };
+  const backoff = (retry: number, error: ModelError): number => backoffDelay(retry, { initialMs: settings.initialBackoffMs, maxMs: settings.maxBackoffMs, maxRetryAfterMs: settings.maxRetryAfterMs, random }, error);
 
   /** The whole call: every model of the chain, each with its retries. */
   const call = async (request: ModelRequest, signal: AbortSignal): Promise<ModelResponse> => {
@@ -180,7 +152,7 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
     for (const name of [request.model, ...(models.get(request.model)?.fallbacks ?? [])]) {
       const model = models.get(name);
       if (model === undefined) {
-        last = new ModelError('bad_request', `fallback '${name}' is not a Model the gateway knows`, false);
+        last = new ModelError('bad_request', `fallback '${name}' is not a Model the gateway knows`);
         attempts.push({ model: name, error: describe(last), latencyMs: 0 });
         continue;
       }
@@ -199,9 +171,9 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
         }
       }
     }
-    const failed = last ?? new ModelError('bad_request', 'no model to call', false);
+    const failed = last ?? new ModelError('bad_request', 'no model to call');
     const list = attempts.map((a, i) => `[${i + 1}] ${a.model}: ${a.error ?? 'ok'}`).join('; ');
-    throw new ModelCallError(failed.code, `model call to ${request.model} failed after ${attempts.length} attempt(s): ${list}`, failed.retryable, attempts, failed.status, failed.retryAfterSeconds);
+    throw new ModelCallError(failed.code, `model call to ${request.model} failed after ${attempts.length} attempt(s): ${list}`, attempts, { retryable: failed.retryable, status: failed.status, retryAfterMs: failed.retryAfterMs, cause: failed });
   };
 
   /** A new upstream call, registered until it settles. */
@@ -265,9 +237,9 @@ function asModelError(err: unknown, secrets: ReadonlySet<string>): ModelError {
     for (const s of secrets) out = out.split(s).join('[redacted]');
     return out;
   };
-  if (err instanceof ModelError) return new ModelError(err.code, redact(err.message), err.retryable, err.status, err.retryAfterSeconds);
+  if (err instanceof ModelError) return new ModelError(err.code, redact(err.message), { retryable: err.retryable, status: err.status, retryAfterMs: err.retryAfterMs });
   const message = err instanceof Error ? err.message : String(err);
-  return new ModelError('server_error', `unexpected failure: ${redact(message).slice(0, ATTEMPT_ERROR_CHARS)}`, true);
+  return new ModelError('server_error', `unexpected failure: ${redact(message).slice(0, ATTEMPT_ERROR_CHARS)}`, { retryable: true });
 }
 
 function describe(e: ModelError): string {
@@ -283,7 +255,7 @@ function costOf(model: ModelConfig, usage: TokenUsage): number {
 // Checking what comes in
 
 function configError(message: string): ModelError {
-  return new ModelError('bad_request', `createModelGateway: ${message}`, false);
+  return new ModelError('bad_request', `createModelGateway: ${message}`);
 }
 
 function positive(value: number | undefined, name: string, fallback: number): number {
@@ -350,7 +322,7 @@ function modelConfig(object: Record<string, unknown>, where: string): ModelConfi
 
 /** Checks a request's shape (ModelError `bad_request`, before any attempt) and returns its de-duplication key. */
 function checkRequest(request: ModelRequest, models: ReadonlyMap<string, ModelConfig>): string {
-  const bad = (what: string): ModelCallError => new ModelCallError('bad_request', `invalid model request: ${what}`, false, []);
+  const bad = (what: string): ModelCallError => new ModelCallError('bad_request', `invalid model request: ${what}`, []);
   if (!isObject(request)) throw bad('not an object');
   if (typeof request.model !== 'string' || !models.has(request.model)) {
     const known = [...models.keys()].sort().join(', ') || 'none';

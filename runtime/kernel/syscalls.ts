@@ -96,7 +96,7 @@ export function serveKernel(channel: Channel, who: SandboxIdentity, services: Ke
     if (decision.denials.length > 0 || decision.warnings.length > 0 || decision.audits.length > 0) services.onPolicy?.({ request, decision, when });
     if (!decision.allowed) {
       const why = decision.denials.map((d) => `${d.policy}: ${d.message}`).join('; ');
-      throw new ModelError('policy_denied', `denied by runtime policy — ${why}`, false);
+      throw new ModelError('policy_denied', `denied by runtime policy — ${why}`);
     }
   };
 
@@ -105,7 +105,7 @@ export function serveKernel(channel: Channel, who: SandboxIdentity, services: Ke
     const base: RuntimeRequest = { type: 'model', tenant: who.tenant, agent: who.agent, model: request.model };
     check({ ...base, tokensUsed: 0, costUsd: 0 }, 'before');
     const refusal = services.budgets?.admit(who.tenant, request.model);
-    if (refusal !== undefined) throw new ModelError(refusal.code, refusal.message, refusal.code === 'rate_limited', 429, refusal.retryAfterSeconds);
+    if (refusal !== undefined) throw new ModelError(refusal.code, refusal.message, { retryable: refusal.code === 'rate_limited', status: 429, retryAfterMs: refusal.retryAfterMs });
     const response = await services.gateway.complete(request, { signal });
     services.budgets?.record(who.tenant, response.model, response.usage.inputTokens + response.usage.outputTokens, response.costUsd);
     check({ ...base, model: response.model, tokensUsed: response.usage.inputTokens + response.usage.outputTokens, costUsd: response.costUsd }, 'after');

@@ -23,7 +23,7 @@ import {
   type ToolProvider,
   type ToolResult,
 } from '../types.js';
-import { errorLine } from '../../policy/index.js';
+import { BeaconError, errorLine } from '../../common/index.js';
 import { conformOutput, guardInput, guardToolResult, type GuardrailSettings } from './guardrails.js';
 
 /** The parts of a normalized Agent the loop reads (compiler CompiledObject.object, kind Agent). */
@@ -226,9 +226,10 @@ async function callTool(call: ToolCall, allowed: Map<string, { name: string; app
 }
 
 /** A tool call waits for a person: unwinds the loop, which stops with `waiting`. */
-class AwaitingApproval extends Error {
+class AwaitingApproval extends BeaconError {
+  override readonly name = 'AwaitingApproval';
   constructor(readonly request: ApprovalRequest) {
-    super(`waiting for approval of ${request.node}`);
+    super('waiting_for_approval', `waiting for approval of ${request.node}`);
   }
 }
 

@@ -13,16 +13,19 @@
  * the candidate it found.
  */
 import { createHash } from 'node:crypto';
+import { BeaconError } from '../../common/index.js';
 import type { Guardrails } from '../../schema/index.js';
 import type { Json, JsonSchema } from '../types.js';
 import { schemaMismatch } from './schemas.js';
 import { notJson } from './values.js';
 
 /** Bad arguments to a guardrail (not bad text: any text is fine). */
-export class GuardrailError extends Error {
+export class GuardrailError extends BeaconError {
   override readonly name = 'GuardrailError';
-  readonly code = 'invalid_guardrail';
-  readonly retryable = false;
+  declare readonly code: 'invalid_guardrail';
+  constructor(message: string) {
+    super('invalid_guardrail', message);
+  }
 }
 
 function requireText(text: unknown, what: string): string {

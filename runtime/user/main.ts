@@ -12,6 +12,7 @@ import { createConnection } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { BeaconError } from '../../common/index.js';
 import type { CompiledObject, ExecutionGraph } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
 import { RunTracer } from '../trace.js';
@@ -58,10 +59,10 @@ export interface RunStart {
 
 
 function checkStart(params: unknown): RunStart {
-  if (!isRecord(params) || typeof params.run !== 'string' || !isRecord(params.target) || !Array.isArray(params.objects)) throw Object.assign(new Error('run.start needs {run, target, input, objects}'), { code: 'invalid_params' });
+  if (!isRecord(params) || typeof params.run !== 'string' || !isRecord(params.target) || !Array.isArray(params.objects)) throw new BeaconError('invalid_params', 'run.start needs {run, target, input, objects}');
   const kind = params.target.kind;
-  if ((kind !== 'Agent' && kind !== 'Workflow') || typeof params.target.id !== 'string') throw Object.assign(new Error('run.start: target must be {kind: Agent | Workflow, id}'), { code: 'invalid_params' });
-  if (kind === 'Workflow' && !isRecord(params.graph)) throw Object.assign(new Error('run.start: a Workflow target needs its graph'), { code: 'invalid_params' });
+  if ((kind !== 'Agent' && kind !== 'Workflow') || typeof params.target.id !== 'string') throw new BeaconError('invalid_params', 'run.start: target must be {kind: Agent | Workflow, id}');
+  if (kind === 'Workflow' && !isRecord(params.graph)) throw new BeaconError('invalid_params', 'run.start: a Workflow target needs its graph');
   return params as unknown as RunStart;
 }
 
@@ -187,10 +188,13 @@ class JournaledGateway implements ModelGateway {
 }
 
 /** A tool call whose effect is unknown after a crash, on a Tool that may not repeat it. */
-class IndeterminateCall extends Error {
+class IndeterminateCall extends BeaconError {
   override readonly name = 'IndeterminateCall';
   /** Ends the agent's run instead of going back to the model as a tool error (runtime/user/agent-loop.ts). */
   readonly fatal = true;
+  constructor(message: string) {
+    super('indeterminate_call', message);
+  }
 }
 
 /** Append a record to the run's journal through the kernel; resolves once it is stored. */
@@ -312,12 +316,12 @@ export async function runStart(params: unknown, channel: Channel, signal: AbortS
  * Written under a private folder of the sandbox's scratch space, read-only.
  */
 async function putFiles(params: unknown, into: string): Promise<{ files: number }> {
-  if (!isRecord(params) || !Array.isArray(params.files)) throw Object.assign(new Error('files.put needs {files: [{path, data}]}'), { code: 'invalid_params' });
+  if (!isRecord(params) || !Array.isArray(params.files)) throw new BeaconError('invalid_params', 'files.put needs {files: [{path, data}]}');
   let n = 0;
   for (const f of params.files as unknown[]) {
-    if (!isRecord(f) || typeof f.path !== 'string' || typeof f.data !== 'string') throw Object.assign(new Error('files.put: each file needs path and data (base64)'), { code: 'invalid_params' });
+    if (!isRecord(f) || typeof f.path !== 'string' || typeof f.data !== 'string') throw new BeaconError('invalid_params', 'files.put: each file needs path and data (base64)');
     const target = resolve(into, f.path);
-    if (f.path === '' || isAbsolute(f.path) || relative(into, target).startsWith('..')) throw Object.assign(new Error(`files.put: ${JSON.stringify(f.path)} is not a relative path inside the files folder`), { code: 'invalid_params' });
+    if (f.path === '' || isAbsolute(f.path) || relative(into, target).startsWith('..')) throw new BeaconError('invalid_params', `files.put: ${JSON.stringify(f.path)} is not a relative path inside the files folder`);
     if (f.path.endsWith('/')) {
       // A folder (a Tool's working folder that holds no file of its own).
       await mkdir(target, { recursive: true });
@@ -410,7 +414,7 @@ function serve(input: NodeJS.ReadableStream, output: NodeJS.WritableStream, opti
     exitIfDrained();
   });
   channel.handle('run.start', async (params, { signal }) => {
-    if (draining) throw Object.assign(new Error('this sandbox is stopping: it takes no new run'), { code: 'unavailable' });
+    if (draining) throw new BeaconError('unavailable', 'this sandbox is stopping: it takes no new run');
     running++;
     try {
       return await runStart(params, channel, signal, defaults);
@@ -420,7 +424,7 @@ function serve(input: NodeJS.ReadableStream, output: NodeJS.WritableStream, opti
     }
   });
   channel.handle('files.put', async (params) => {
-    if (defaults.filesRoot !== undefined) throw Object.assign(new Error('this sandbox has its files already'), { code: 'invalid_params' });
+    if (defaults.filesRoot !== undefined) throw new BeaconError('invalid_params', 'this sandbox has its files already');
     const dir = await mkdtemp(join(tmpdir(), 'beacon-files-'));
     const r = await putFiles(params, dir);
     defaults.filesRoot = dir;

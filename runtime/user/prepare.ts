@@ -9,6 +9,7 @@
  * source.
  */
 import type { ExecutionGraph, GraphEdge, GraphNode } from '../../compiler/index.js';
+import { BeaconError, isRecord } from '../../common/index.js';
 import { celTypeOfSchema, compileExpression, type CelType, type CompiledExpression } from '../../policy/index.js';
 import type { Json, JsonSchema } from '../types.js';
 import { brief, fromCel, toCel } from './values.js';
@@ -48,19 +49,21 @@ export interface PreparedGraph {
 }
 
 /** A problem with the graph itself, found before anything runs. */
-export class GraphError extends Error {
+export class GraphError extends BeaconError {
   override readonly name = 'GraphError';
+  constructor(message: string) {
+    super('invalid_graph', message);
+  }
 }
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const NODE_TYPES = new Set(['agent', 'approval', 'reduce', 'fork']);
 const REDUCERS = new Set(['concat', 'merge', 'first', 'vote', 'board']);
 
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1;
 
 function checkNode(n: unknown, i: number): GraphNode {
-  if (!isObject(n) || typeof n.id !== 'string' || n.id === '') throw new GraphError(`nodes[${i}] has no id`);
+  if (!isRecord(n) || typeof n.id !== 'string' || n.id === '') throw new GraphError(`nodes[${i}] has no id`);
   const at = `node '${n.id}'`;
   if (typeof n.type !== 'string' || !NODE_TYPES.has(n.type)) throw new GraphError(`${at} has type ${brief(n.type)}; expected agent, approval, reduce or fork`);
   if (n.type === 'agent') {
@@ -71,7 +74,7 @@ function checkNode(n: unknown, i: number): GraphNode {
   if (n.type === 'approval') {
     const a = n.approval;
     const ok =
-      isObject(a) &&
+      isRecord(a) &&
       Array.isArray(a.approvers) &&
       a.approvers.every((x) => typeof x === 'string') &&
       isPositiveInt(a.quorum) &&
@@ -86,12 +89,12 @@ function checkNode(n: unknown, i: number): GraphNode {
 }
 
 function checkShape(graph: unknown): ExecutionGraph {
-  if (!isObject(graph)) throw new GraphError(`the execution graph is ${brief(graph)}, not an object`);
+  if (!isRecord(graph)) throw new GraphError(`the execution graph is ${brief(graph)}, not an object`);
   if (typeof graph.workflow !== 'string' || !/^Workflow\/[^/]+\/[^/]+$/.test(graph.workflow)) throw new GraphError(`graph.workflow must be 'Workflow/<tenant>/<name>', got ${brief(graph.workflow)}`);
   if (!Array.isArray(graph.nodes) || graph.nodes.length === 0) throw new GraphError('the graph has no nodes');
   if (!Array.isArray(graph.edges)) throw new GraphError('graph.edges must be a list');
-  if (!isObject(graph.params)) throw new GraphError('graph.params must be an object');
-  if (graph.limits !== undefined && !isObject(graph.limits)) throw new GraphError('graph.limits must be an object');
+  if (!isRecord(graph.params)) throw new GraphError('graph.params must be an object');
+  if (graph.limits !== undefined && !isRecord(graph.limits)) throw new GraphError('graph.limits must be an object');
   const ids = new Set<string>();
   graph.nodes.forEach((n, i) => {
     const node = checkNode(n, i);
@@ -99,7 +102,7 @@ function checkShape(graph: unknown): ExecutionGraph {
     ids.add(node.id);
   });
   graph.edges.forEach((e, i) => {
-    if (!isObject(e) || typeof e.from !== 'string' || typeof e.to !== 'string') throw new GraphError(`edges[${i}] must be {from, to}`);
+    if (!isRecord(e) || typeof e.from !== 'string' || typeof e.to !== 'string') throw new GraphError(`edges[${i}] must be {from, to}`);
     for (const end of [e.from, e.to]) if (!ids.has(end)) throw new GraphError(`edge ${e.from} → ${e.to}: '${end}' is not a node (nodes: ${[...ids].join(', ')})`);
     if (e.when !== undefined && typeof e.when !== 'string') throw new GraphError(`edge ${e.from} → ${e.to}: when must be a CEL expression`);
   });
@@ -214,7 +217,7 @@ const cache = new WeakMap<object, { schemas: SchemaSource; prepared: PreparedGra
 
 /** Check and compile a graph once (per graph object and schema source); throws GraphError on a bad graph. */
 export function prepareGraph(graph: unknown, schemas: SchemaSource): PreparedGraph {
-  const hit = isObject(graph) ? cache.get(graph) : undefined;
+  const hit = isRecord(graph) ? cache.get(graph) : undefined;
   if (hit !== undefined && hit.schemas === schemas) return hit.prepared;
   const prepared = prepare(checkShape(graph), schemas);
   cache.set(prepared.graph, { schemas, prepared });

@@ -14,17 +14,17 @@ import type { PreparedGraph } from './prepare.js';
 import { schemaMismatch } from './schemas.js';
 import { brief, digestJson, notJson } from './values.js';
 import { raceAbort } from '../abort.js';
-import { errorLine } from '../../policy/index.js';
+import { BeaconError, errorLine } from '../../common/index.js';
 
 /** Ends a run early: thrown to unwind, turned into the outcome by the executor. */
-export class RunHalt extends Error {
+export class RunHalt extends BeaconError {
   override readonly name = 'RunHalt';
   constructor(
     readonly status: Exclude<RunStatus, 'Succeeded' | 'WaitingForApproval'>,
     readonly error?: RunError,
     readonly rejection?: RunOutcome['rejection'],
   ) {
-    super(error?.message ?? status);
+    super(error?.code ?? 'run_halted', error?.message ?? status);
   }
 }
 
@@ -34,10 +34,10 @@ export class RunHalt extends Error {
  * then the run suspends `WaitingForApproval` (the graph engine parks the node
  * like an approval node and keeps running what does not depend on it).
  */
-export class StepSuspended extends Error {
+export class StepSuspended extends BeaconError {
   override readonly name = 'StepSuspended';
   constructor(readonly request: ApprovalRequest) {
-    super(`waiting for approval of ${request.node}`);
+    super('waiting_for_approval', `waiting for approval of ${request.node}`);
   }
 }
 

@@ -6,16 +6,13 @@
  */
 import type { Channel } from '../channel.js';
 import { ProtocolError } from '../protocol.js';
-import { ModelError, type ModelErrorCode, type ModelGateway, type ModelResponse, type ToolDefinition, type ToolProvider, type ToolResult } from '../types.js';
-
-const MODEL_CODES = new Set<string>(['rate_limited', 'server_error', 'timeout', 'bad_response', 'unauthorized', 'bad_request', 'script_exhausted', 'policy_denied', 'budget_exceeded', 'no_credentials']);
+import { isModelErrorCode, ModelError, type ModelGateway, type ModelResponse, type ToolDefinition, type ToolProvider, type ToolResult } from '../types.js';
 
 function asModelError(err: unknown): unknown {
   if (!(err instanceof ProtocolError)) return err;
-  const code = (MODEL_CODES.has(err.code) ? err.code : 'server_error') as ModelErrorCode;
-  const retryable = err.data?.retryable === true;
+  const code = isModelErrorCode(err.code) ? err.code : 'server_error';
   const status = typeof err.data?.status === 'number' ? err.data.status : undefined;
-  return new ModelError(code, err.message, retryable, status);
+  return new ModelError(code, err.message, { retryable: err.retryable, status, retryAfterMs: err.retryAfterMs, cause: err });
 }
 
 /** `model.complete` through the kernel. */

@@ -103,7 +103,7 @@ describe('the agent loop', () => {
     const r2 = await runAgent(agent({ limits: { tokensPerRun: 1000 } }), 'x', { gateway: hungry, tools: tools({ 'kb/search': 'more' }), run: 'r' });
     expect(r2).toMatchObject({ stopReason: 'tokens', usage: { inputTokens: 1200, outputTokens: 200 } });
 
-    const denied = gateway([() => Promise.reject(new ModelError('policy_denied', 'egress-allowlist: not allowed', false))]);
+    const denied = gateway([() => Promise.reject(new ModelError('policy_denied', 'egress-allowlist: not allowed'))]);
     const r3 = await runAgent(agent(), 'x', { gateway: denied, tools: tools(), run: 'r' });
     expect(r3).toMatchObject({ stopReason: 'denied', error: expect.stringContaining('egress-allowlist: not allowed') });
   });

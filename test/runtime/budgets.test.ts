@@ -5,7 +5,7 @@ import { Channel } from '../../runtime/channel.js';
 import { KernelBudgets } from '../../runtime/kernel/budgets.js';
 import { serveKernel } from '../../runtime/kernel/syscalls.js';
 import { kernelGateway } from '../../runtime/user/syscalls.js';
-import type { ModelResponse } from '../../runtime/types.js';
+import { ModelError, type ModelResponse } from '../../runtime/types.js';
 
 const tenant = (quotas: Record<string, number>) => ({ kind: 'Tenant', name: 'acme', object: { spec: { quotas } } });
 const model = (limits: Record<string, number>) => ({ kind: 'Model', name: 'gpt', object: { spec: { limits } } });
@@ -16,7 +16,7 @@ describe('KernelBudgets', () => {
     const b = new KernelBudgets([tenant({ requestsPerMinute: 2 })], () => now);
     expect(b.admit('acme', 'gpt')).toBeUndefined();
     expect(b.admit('acme', 'gpt')).toBeUndefined();
-    expect(b.admit('acme', 'gpt')).toEqual({ code: 'rate_limited', message: 'tenant acme is at its limit of 2 requests per minute', retryAfterSeconds: 15 });
+    expect(b.admit('acme', 'gpt')).toEqual({ code: 'rate_limited', message: 'tenant acme is at its limit of 2 requests per minute', retryAfterMs: 15_000 });
     expect(b.admit('other', 'gpt')).toBeUndefined();
     now += 15_000;
     expect(b.admit('acme', 'gpt')).toBeUndefined();
@@ -44,7 +44,7 @@ describe('KernelBudgets', () => {
     const now = Date.UTC(2026, 10, 30, 12, 0, 0);
     const b = new KernelBudgets([tenant({ monthlyBudgetUsd: 5 })], () => now);
     b.record('acme', 'gpt', 10, 5.2);
-    expect(b.admit('acme', 'gpt')).toEqual({ code: 'budget_exceeded', message: 'tenant acme has spent its monthly budget of $5', retryAfterSeconds: 12 * 3600 });
+    expect(b.admit('acme', 'gpt')).toEqual({ code: 'budget_exceeded', message: 'tenant acme has spent its monthly budget of $5', retryAfterMs: 12 * 3600_000 });
   });
 });
 
@@ -68,7 +68,12 @@ describe('budgets in the kernel', () => {
     const g = kernelGateway(user);
     const req = { model: 'gpt', messages: [], tools: [], script: { input: '', turn: 0, lastToolResult: null, agent: 'a', replica: 0, round: 0 }, caller: { tenant: 'acme', agent: 'a', run: 'r' } };
     await g.complete(req);
-    await expect(g.complete(req)).rejects.toMatchObject({ code: 'rate_limited', retryable: true, message: expect.stringContaining('1 requests per minute') });
+    const refused = await g.complete(req).catch((e: unknown) => e);
+    // The refusal reaches user space whole: its code, its retry semantics and when to try again.
+    expect(refused).toBeInstanceOf(ModelError);
+    expect(refused).toMatchObject({ code: 'rate_limited', retryable: true, message: expect.stringContaining('1 requests per minute') });
+    expect((refused as ModelError).retryAfterMs).toBeGreaterThan(0);
+    expect((refused as ModelError).retryAfterMs).toBeLessThanOrEqual(60_000);
     expect(calls).toBe(1);
   });
 });

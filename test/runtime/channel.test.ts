@@ -57,17 +57,17 @@ describe('the channel', () => {
     expect(answers).toEqual(Array.from({ length: 500 }, (_, i) => i * 2));
   });
 
-  it('carries a handler\'s error code, message and retryable flag, never its stack', async () => {
+  it('carries a handler\'s error code, message and retry semantics, never its stack', async () => {
     const { kernel, user } = pair();
     kernel.handle('model.complete', () => {
-      throw new ModelError('rate_limited', 'openai answered 429 three times', true, 429, 2);
+      throw new ModelError('rate_limited', 'openai answered 429 three times', { retryable: true, status: 429, retryAfterMs: 2000 });
     });
     kernel.handle('boom', () => {
       throw new Error('first line\n    at secret/path.js:1:1');
     });
     const err = await user.call('model.complete', {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProtocolError);
-    expect(err).toMatchObject({ code: 'rate_limited', message: 'openai answered 429 three times', data: { retryable: true, status: 429 } });
+    expect(err).toMatchObject({ code: 'rate_limited', message: 'openai answered 429 three times', retryable: true, retryAfterMs: 2000, data: { status: 429 } });
     const boom = (await user.call('boom', {}).catch((e: unknown) => e)) as ProtocolError;
     expect(boom.code).toBe('internal_error');
     expect(boom.message).toBe('first line');

@@ -51,7 +51,7 @@ function fakeGateway(usage = { inputTokens: 100, outputTokens: 20 }) {
     seen,
     complete: async (req: ModelRequest): Promise<ModelResponse> => {
       seen.push(req);
-      if (req.model === 'flaky') throw new ModelError('rate_limited', 'upstream answered 429', true, 429);
+      if (req.model === 'flaky') throw new ModelError('rate_limited', 'upstream answered 429', { retryable: true, status: 429 });
       return { content: `answer from ${req.model}`, toolCalls: [], stopReason: 'end', usage, costUsd: 0.01, model: req.model, attempts: [], latencyMs: 3 };
     },
   };

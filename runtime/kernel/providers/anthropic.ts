@@ -168,8 +168,8 @@ function apiError(error: unknown): ModelError {
   const e = isObject(error) ? error : {};
   const type = typeof e.type === 'string' ? e.type : 'error';
   const message = `the server reported ${type}: ${typeof e.message === 'string' ? e.message.slice(0, 300) : 'no message'}`;
-  if (type === 'rate_limit_error') return new ModelError('rate_limited', message, true);
-  if (type === 'invalid_request_error') return new ModelError('bad_request', message, false);
-  if (type === 'authentication_error' || type === 'permission_error') return new ModelError('unauthorized', `the server reported ${type}`, false);
-  return new ModelError('server_error', message, true);
+  if (type === 'rate_limit_error') return new ModelError('rate_limited', message, { retryable: true });
+  if (type === 'invalid_request_error') return new ModelError('bad_request', message);
+  if (type === 'authentication_error' || type === 'permission_error') return new ModelError('unauthorized', `the server reported ${type}`);
+  return new ModelError('server_error', message, { retryable: true });
 }

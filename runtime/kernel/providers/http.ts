@@ -192,11 +192,11 @@ function failure(err: unknown, options: PostOptions): unknown {
   if (err instanceof ModelError) return err;
   const cause = isObject(err) && isObject(err.cause) ? err.cause : undefined;
   const code = typeof cause?.code === 'string' ? cause.code : err instanceof Error ? err.message : 'unknown error';
-  return new ModelError('server_error', `connection to ${new URL(options.url).origin} failed: ${code.slice(0, 120)}`, true);
+  return new ModelError('server_error', `connection to ${new URL(options.url).origin} failed: ${code.slice(0, 120)}`, { retryable: true });
 }
 
 function tooLarge(limit: number): ModelError {
-  return new ModelError('bad_response', `response body is larger than the limit of ${limit} bytes; refused`, false);
+  return new ModelError('bad_response', `response body is larger than the limit of ${limit} bytes; refused`);
 }
 
 /** An HTTP error status → a ModelError (429/408/5xx retryable; 401/403 unauthorized; other 4xx bad_request). */
@@ -204,13 +204,13 @@ export function statusError(status: number, headers: Headers, body: string, now:
   const secretive = status === 401 || status === 403;
   const detail = secretive ? '' : errorDetail(body);
   const message = `HTTP ${status}${detail ? `: ${detail}` : ''}`;
-  const retryAfter = retryAfterSeconds(headers, now);
-  if (status === 429) return new ModelError('rate_limited', message, true, status, retryAfter);
-  if (status === 408) return new ModelError('timeout', message, true, status, retryAfter);
-  if (status >= 500) return new ModelError('server_error', message, true, status, retryAfter);
-  if (secretive) return new ModelError('unauthorized', `${message}: the API key was refused (check the secret the Model's spec.credentials.secretRef names)`, false, status);
-  if (status >= 300 && status < 400) return new ModelError('bad_request', `${message}: the endpoint redirects (to ${JSON.stringify((headers.get('location') ?? '').slice(0, 200))}); set the Model's spec.endpoint to the final URL`, false, status);
-  return new ModelError('bad_request', message, false, status);
+  const retryAfter = retryAfterMs(headers, now);
+  if (status === 429) return new ModelError('rate_limited', message, { retryable: true, status, retryAfterMs: retryAfter });
+  if (status === 408) return new ModelError('timeout', message, { retryable: true, status, retryAfterMs: retryAfter });
+  if (status >= 500) return new ModelError('server_error', message, { retryable: true, status, retryAfterMs: retryAfter });
+  if (secretive) return new ModelError('unauthorized', `${message}: the API key was refused (check the secret the Model's spec.credentials.secretRef names)`, { status });
+  if (status >= 300 && status < 400) return new ModelError('bad_request', `${message}: the endpoint redirects (to ${JSON.stringify((headers.get('location') ?? '').slice(0, 200))}); set the Model's spec.endpoint to the final URL`, { status });
+  return new ModelError('bad_request', message, { status });
 }
 
 /** The provider's own error message (`{error: {message}}` in both formats), or the start of the body. */
@@ -228,13 +228,13 @@ function errorDetail(body: string): string {
   return detail.length > ERROR_DETAIL_CHARS ? `${detail.slice(0, ERROR_DETAIL_CHARS)}…` : detail;
 }
 
-/** `Retry-After` (seconds or an HTTP date) or `retry-after-ms`, in seconds; undefined when absent or unreadable. */
-export function retryAfterSeconds(headers: Headers, now: number): number | undefined {
+/** `Retry-After` (seconds or an HTTP date) or `retry-after-ms`, in milliseconds; undefined when absent or unreadable. */
+export function retryAfterMs(headers: Headers, now: number): number | undefined {
   const ms = headers.get('retry-after-ms');
-  if (ms !== null && /^\d+(?:\.\d+)?$/.test(ms.trim())) return Number(ms) / 1000;
+  if (ms !== null && /^\d+(?:\.\d+)?$/.test(ms.trim())) return Number(ms);
   const value = headers.get('retry-after')?.trim();
   if (value === undefined || value === '') return undefined;
-  if (/^\d+(?:\.\d+)?$/.test(value)) return Number(value);
+  if (/^\d+(?:\.\d+)?$/.test(value)) return Number(value) * 1000;
   const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, (date - now) / 1000);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }

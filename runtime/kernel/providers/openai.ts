@@ -136,5 +136,5 @@ function addDelta(calls: PartialCall[], delta: unknown): void {
 /** An `error` object inside a 200 (mid-stream, or a compatible server's body): a retryable server error. */
 function streamError(error: unknown): ModelError {
   const message = isObject(error) && typeof error.message === 'string' ? error.message.slice(0, 300) : 'no message';
-  return new ModelError('server_error', `the server reported an error: ${message}`, true);
+  return new ModelError('server_error', `the server reported an error: ${message}`, { retryable: true });
 }

@@ -51,7 +51,7 @@ export interface Provider {
 
 /** A 200 whose body is not what the wire format promises: worth another attempt. */
 export function badResponse(what: string): ModelError {
-  return new ModelError('bad_response', `malformed response: ${what}`, true);
+  return new ModelError('bad_response', `malformed response: ${what}`, { retryable: true });
 }
 
 export function isObject(v: unknown): v is Record<string, unknown> {

@@ -41,15 +41,15 @@ export function scriptedProvider(): Provider {
 }
 
 function compileScript(model: ModelConfig): Rule[] | ModelError {
-  if (model.script.length === 0) return new ModelError('bad_request', `Model ${model.name}: spec.script is empty; a scripted model needs at least one entry`, false);
+  if (model.script.length === 0) return new ModelError('bad_request', `Model ${model.name}: spec.script is empty; a scripted model needs at least one entry`);
   const rules: Rule[] = [];
   for (const [i, entry] of model.script.entries()) {
     const when = typeof entry.when === 'string' ? compileExpression(entry.when, SCRIPT_VARIABLES) : undefined;
     if (when === undefined || !when.ok) {
-      return new ModelError('bad_request', `Model ${model.name}: spec.script[${i}].when does not compile: ${when?.message ?? 'not a string'}`, false);
+      return new ModelError('bad_request', `Model ${model.name}: spec.script[${i}].when does not compile: ${when?.message ?? 'not a string'}`);
     }
     if ((entry.reply === undefined) === (entry.toolCall === undefined)) {
-      return new ModelError('bad_request', `Model ${model.name}: spec.script[${i}] needs exactly one of reply and toolCall`, false);
+      return new ModelError('bad_request', `Model ${model.name}: spec.script[${i}] needs exactly one of reply and toolCall`);
     }
     rules.push({ entry, when });
   }
@@ -71,7 +71,7 @@ function answer(modelName: string, rules: Rule[], request: ModelRequest): Provid
     const r = rule.when.evaluate(context);
     if (!r.ok) {
       // A limit is not the script's intent: answering with a later entry would depend on the input's size.
-      if (r.exceeded) throw new ModelError('bad_request', `Model ${modelName}: spec.script[${i}].when could not be evaluated: ${r.error.slice(0, 200)}`, false);
+      if (r.exceeded) throw new ModelError('bad_request', `Model ${modelName}: spec.script[${i}].when could not be evaluated: ${r.error.slice(0, 200)}`);
       // An entry whose condition fails (null.startsWith, ...) does not hold; the errors are quoted if nothing matches.
       if (errors.length < QUOTED_ERRORS) errors.push(`script[${i}].when: ${r.error.slice(0, 200)}`);
       continue;
@@ -93,11 +93,7 @@ function answer(modelName: string, rules: Rule[], request: ModelRequest): Provid
     return { content, toolCalls: [], stopReason: 'end', usage: { inputTokens, outputTokens: estimateTokens(content) } };
   }
   const why = errors.length === 0 ? '' : `; entries that could not be evaluated: ${errors.join('; ')}`;
-  throw new ModelError(
-    'script_exhausted',
-    `ScriptExhausted: no entry of Model ${modelName}'s script holds for agent '${script.agent}' at turn ${script.turn} (replica ${script.replica}, round ${script.round})${why}`,
-    false,
-  );
+  throw new ModelError('script_exhausted', `ScriptExhausted: no entry of Model ${modelName}'s script holds for agent '${script.agent}' at turn ${script.turn} (replica ${script.replica}, round ${script.round})${why}`);
 }
 
 /** Every string of a JSON value substituted (one pass per string: substituted text is not substituted again). */
@@ -110,8 +106,8 @@ function deepSubstitute(value: unknown, substitute: (s: string) => string): Json
 
 /** The request's script context, checked: a scripted model cannot answer without it. */
 function scriptContext(modelName: string, value: unknown): ScriptContext {
-  const bad = (what: string): ModelError => new ModelError('bad_request', `Model ${modelName} is scripted: request.script.${what}`, false);
-  if (!isObject(value)) throw new ModelError('bad_request', `Model ${modelName} is scripted: the request has no script context (input, turn, lastToolResult, agent, replica, round)`, false);
+  const bad = (what: string): ModelError => new ModelError('bad_request', `Model ${modelName} is scripted: request.script.${what}`);
+  if (!isObject(value)) throw new ModelError('bad_request', `Model ${modelName} is scripted: the request has no script context (input, turn, lastToolResult, agent, replica, round)`);
   if (typeof value.input !== 'string') throw bad('input must be a string');
   if (typeof value.agent !== 'string') throw bad('agent must be a string');
   if (value.lastToolResult !== null && typeof value.lastToolResult !== 'string') throw bad('lastToolResult must be a string or null');

@@ -1,5 +1,5 @@
 /** Model objects, requests and a clock for the gateway tests. */
-import type { GatewayClock } from '../../../runtime/kernel/gateway.js';
+import type { Clock } from '../../../common/index.js';
 import type { ModelRequest } from '../../../runtime/types.js';
 
 /** A normalized Model object, as the compiler produces it. */
@@ -22,14 +22,14 @@ export function request(model: string, overrides: Partial<ModelRequest> = {}): M
 }
 
 /** A clock whose sleeps return at once and are recorded; time moves only by what was slept. */
-export function fakeClock(start = Date.parse('2025-06-01T12:00:00Z')): GatewayClock & { sleeps: number[] } {
+export function fakeClock(start = Date.parse('2025-06-01T12:00:00Z')): Clock & { sleeps: number[] } {
   let now = start;
   const sleeps: number[] = [];
   return {
     sleeps,
     now: () => now,
     sleep: (ms, signal) => {
-      if (signal.aborted) return Promise.reject(signal.reason as Error);
+      if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
       sleeps.push(ms);
       now += ms;
       return Promise.resolve();
