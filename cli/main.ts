@@ -1,6 +1,7 @@
 /** The `beacon` command: registers one file per subcommand. */
 import { Command, CommanderError } from 'commander';
 import { PACKAGE_VERSION } from '../compiler/index.js';
+import { registerApprove } from './commands/approve.js';
 import { registerGraph } from './commands/graph.js';
 import { registerInit } from './commands/init.js';
 import { registerPlan } from './commands/plan.js';
@@ -30,6 +31,7 @@ registerPlan(program);
 registerPolicy(program);
 registerRun(program);
 registerResume(program);
+registerApprove(program);
 registerInit(program);
 
 try {

@@ -1,6 +1,7 @@
 /**
  * One interface for every sandbox backend. A runner starts a sandbox for an
- * agent version (a target of a bundle: an Agent or a Workflow at a digest),
+ * agent version (a target of a bundle: an Agent or a Workflow at its
+ * effective digest),
  * which runs the user-space half of the runtime and speaks the runtime
  * protocol with the kernel half on this host. The kernel's session is
  * attached at start, so a sandbox is invoked through it, streams its events,
@@ -9,7 +10,7 @@
  */
 import { BeaconError, type BeaconErrorOptions } from '../common/index.js';
 import type { Bundle } from '../compiler/index.js';
-import type { InvokeOptions, KernelServices } from '../runtime/index.js';
+import { targetVersion, type InvokeOptions, type KernelServices } from '../runtime/index.js';
 import type { Json, RunOutcome } from '../runtime/index.js';
 
 export type RunnerKind = 'process' | 'gvisor' | 'kubernetes';
@@ -20,8 +21,6 @@ export interface SandboxSpec {
   bundle: Pick<Bundle, 'objects' | 'graphs'>;
   /** `Agent/tenant/name` or `Workflow/tenant/name`. */
   target: string;
-  /** The bundle digest (or the agent's effective digest): the version. */
-  digest: string;
   /** The kernel's services for this sandbox: gateway, policy, budgets, traces. */
   services: KernelServices;
   /** Secrets for HTTP Tools' headers (kernel side only). */
@@ -32,7 +31,7 @@ export interface SandboxSpec {
    * read-only into a gVisor sandbox; a process sandbox reads them in place.
    */
   filesRoot?: string;
-  /** Extra labels (tenant, agent and digest are always set). */
+  /** Extra labels (tenant, kind, agent and version are always set). */
   labels?: Record<string, string>;
 }
 
@@ -90,10 +89,19 @@ export interface Runner {
   close(options?: StopOptions): Promise<void>;
 }
 
-/** The labels every sandbox carries. */
-export function sandboxLabels(spec: Pick<SandboxSpec, 'target' | 'digest' | 'labels'>): Record<string, string> {
+/**
+ * The version a sandbox runs: its target's effective digest, taken from the
+ * bundle — never the bundle's digest, which every commit changes — so that a
+ * commit that does not change what an agent uses leaves its sandboxes alone.
+ */
+export function sandboxVersion(spec: Pick<SandboxSpec, 'bundle' | 'target'>): string {
+  return targetVersion(spec.bundle, spec.target);
+}
+
+/** The labels every sandbox carries; `beacon.dev/version` is the version's digest (hex, cut to a label's 63 characters). */
+export function sandboxLabels(spec: Pick<SandboxSpec, 'bundle' | 'target' | 'labels'>): Record<string, string> {
   const [kind = '', tenant = '', name = ''] = spec.target.split('/');
-  return { ...spec.labels, 'beacon.dev/tenant': tenant, 'beacon.dev/kind': kind.toLowerCase(), 'beacon.dev/agent': name, 'beacon.dev/digest': spec.digest.replace(/^sha256:/, '').slice(0, 63) };
+  return { ...spec.labels, 'beacon.dev/tenant': tenant, 'beacon.dev/kind': kind.toLowerCase(), 'beacon.dev/agent': name, 'beacon.dev/version': sandboxVersion(spec).replace(/^sha256:/, '').slice(0, 63) };
 }
 
 /**

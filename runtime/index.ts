@@ -8,7 +8,10 @@ export { inputText, runAgent, type AgentLoopOptions, type AgentSpec, type AgentS
 export { RunTracer, type TraceEvent } from './trace.js';
 export { createModelGateway, ModelCallError, type ModelAttempt, type ModelGatewayOptions } from './kernel/gateway.js';
 export { executeWorkflow, schemasFromObjects, type AgentSchemas, type ExecutorDeps, type SchemaSource } from './user/executor.js';
-export { runInChildProcess, runObjects, KernelSession, userProgramArgs, INSTALL_ROOT, type LaunchOptions, type InvokeOptions } from './kernel/launch.js';
+export { runInChildProcess, userProgramArgs, INSTALL_ROOT, type LaunchOptions } from './kernel/launch.js';
+export { runObjects, targetVersion, UnknownTarget } from './kernel/targets.js';
+export { composeKernel, SubstitutionError, type Kernel, type KernelOptions, type ModelSubstitution } from './kernel/compose.js';
+export { KernelSession, VersionMismatch, type InvokeOptions, type SessionOptions } from './kernel/session.js';
 export { runStart, type RunStart } from './user/main.js';
 export {
   IDEMPOTENCY_META_KEY,
@@ -16,6 +19,7 @@ export {
   McpToolServer,
   CircuitBreaker,
   TokenBucket,
+  MemoryRateLimits,
   createMcpToolProvider,
   readToolConfig,
   resultText,
@@ -29,7 +33,6 @@ export {
   type McpConnector,
   type McpToolConfig,
   type McpClock,
-  type RateLimiter,
   type CircuitBreakerOptions,
   type BreakerState,
   type BreakerOutcome,
@@ -57,6 +60,9 @@ export {
   type GuardResult,
   type GuardOptions,
 } from './user/guardrails.js';
-export { FileRunStore, resumeState, stepKey, approvalKey, checkRunId, RunStoreError, RECORD_TYPES, type RunStore, type RunRecord, type AppendRecord, type JournalEntry, type NewRun, type RunSummary, type ResumeState, type ToolCallStart } from './runstore.js';
+export { FileRunStore, resumeState, stepKey, approvalKey, checkRunId, RunStoreError, RECORD_TYPES, type RunStore, type RunLease, type LeaseOptions, type WriteOptions, type RunRecord, type AppendRecord, type JournalEntry, type NewRun, type RunSummary, type ResumeState, type ToolCallStart, type RunStoreErrorCode } from './runstore.js';
+export { MemoryRunStore } from './runstore-memory.js';
+export { MemoryCounters, type CounterStore, type RateLimits, type Admission } from './counters.js';
+export { JournalApprovals, castVote, ApprovalError, type ApprovalStore, type ApprovalErrorCode, type GateKey, type RunGates, type Vote, type VoteResult } from './approvals.js';
 export { KernelBudgets, type BudgetRefusal } from './kernel/budgets.js';
 export { processExists, processStartTime, residentBytes } from './proc.js';

@@ -18,6 +18,7 @@ import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamable
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { BeaconError } from '../common/index.js';
+import type { Admission, RateLimits } from './counters.js';
 import { PACKAGE_VERSION, type CompiledObject } from '../compiler/index.js';
 import { raceAbort } from './abort.js';
 import { isRecord, type JsonObject, type JsonSchema, type ToolCall, type ToolDefinition, type ToolError, type ToolErrorCode, type ToolProvider, type ToolResult } from './types.js';
@@ -104,20 +105,20 @@ export function readToolConfig(name: string, tool: ToolObject): McpToolConfig {
   };
 }
 
+/** A Tool's rate limit is the Tool's, whichever agent or sandbox calls it: counted under its tenant and name. */
+function rateKey(config: McpToolConfig): string {
+  return `tool:${config.tenant ?? ''}/${config.name.split('/').pop() ?? config.name}`;
+}
+
 // ---------------------------------------------------------------------------
 // Rate limit and circuit breaker: small pure state machines over a clock.
-
-/** Lets a call through now, or says how long until one can pass. */
-export interface RateLimiter {
-  take(): { ok: true } | { ok: false; retryAfterMs: number };
-}
 
 /**
  * A token bucket: `requestsPerMinute` tokens a minute, refilled continuously,
  * holding at most `burst` (@default requestsPerMinute: a minute's allowance may
  * be spent at once, as a per-minute limit promises, then calls pass at the rate).
  */
-export class TokenBucket implements RateLimiter {
+export class TokenBucket {
   private tokens: number;
   private last: number;
   private readonly perMs: number;
@@ -136,7 +137,7 @@ export class TokenBucket implements RateLimiter {
     this.last = clock.now();
   }
 
-  take(): { ok: true } | { ok: false; retryAfterMs: number } {
+  take(): Admission {
     const now = this.clock.now();
     this.tokens = Math.min(this.burst, this.tokens + Math.max(0, now - this.last) * this.perMs);
     this.last = now;
@@ -145,6 +146,22 @@ export class TokenBucket implements RateLimiter {
       return { ok: true };
     }
     return { ok: false, retryAfterMs: Math.ceil((1 - this.tokens) / this.perMs) };
+  }
+}
+
+/** Rate limits in this process's memory: one token bucket per key (a changed rate starts a new bucket). */
+export class MemoryRateLimits implements RateLimits {
+  readonly #buckets = new Map<string, { perMinute: number; bucket: TokenBucket }>();
+
+  constructor(private readonly clock: McpClock = realMcpClock) {}
+
+  async take(key: string, perMinute: number): Promise<Admission> {
+    let b = this.#buckets.get(key);
+    if (b === undefined || b.perMinute !== perMinute) {
+      b = { perMinute, bucket: new TokenBucket(perMinute, this.clock) };
+      this.#buckets.set(key, b);
+    }
+    return b.bucket.take();
   }
 }
 
@@ -307,8 +324,8 @@ export interface McpServerOptions {
   /** Longest result text (UTF-16 units) handed back; longer results are cut and marked `truncated`. @default 65_536 */
   maxResultChars?: number;
   breaker?: CircuitBreakerOptions;
-  /** The limiter of a Tool with a `rateLimit` (share one across agents by returning the same one). @default a TokenBucket per server */
-  rateLimiter?: (tool: McpToolConfig, requestsPerMinute: number) => RateLimiter;
+  /** Where a Tool's `rateLimit` is counted, by the Tool's identity (one store shared by servers, sandboxes or replicas shares the limit). @default a token bucket of this server's own */
+  rateLimits?: RateLimits;
   /** @default monotonic real time */
   clock?: McpClock;
   /** Discovery outcomes, server exits, stderr lines: already redacted. */
@@ -354,7 +371,7 @@ export class McpToolServer {
   /** Transports being closed: `close()` waits for them, so no server outlives it. */
   private readonly closing = new Set<Promise<void>>();
   private readonly breaker: CircuitBreaker;
-  private readonly limiter: RateLimiter | undefined;
+  private readonly limits: RateLimits;
   private readonly discoveryTimeoutMs: number;
   private readonly maxResultChars: number;
   private readonly redact: (text: string) => string;
@@ -368,8 +385,7 @@ export class McpToolServer {
     this.maxResultChars = positive(options.maxResultChars, 'maxResultChars', 65_536);
     const clock = options.clock ?? realMcpClock;
     this.breaker = new CircuitBreaker(options.breaker, clock);
-    const rpm = config.requestsPerMinute;
-    this.limiter = rpm === undefined ? undefined : (options.rateLimiter?.(config, rpm) ?? new TokenBucket(rpm, clock));
+    this.limits = options.rateLimits ?? new MemoryRateLimits(clock);
     this.redact = connector.redact ?? ((t) => t);
   }
 
@@ -421,7 +437,8 @@ export class McpToolServer {
     if (denial !== null) return toolError('policy_denied', this.redact(`${who}: ${name} denied by policy: ${denial}`));
     const permit = this.breaker.acquire();
     if (!permit.ok) return toolError('circuit_open', `${who}: the server failed repeatedly; calls fail fast for ${Math.ceil(permit.retryAfterMs / 1000)} s more`, { retryAfterMs: permit.retryAfterMs });
-    const rate = this.limiter?.take() ?? { ok: true };
+    const rpm = this.config.requestsPerMinute;
+    const rate = rpm === undefined ? { ok: true as const } : await this.limits.take(rateKey(this.config), rpm);
     if (!rate.ok) {
       permit.settle('neutral');
       return toolError('rate_limited', `${who}: rate limit of ${this.config.requestsPerMinute} calls a minute reached; retry in ${Math.ceil(rate.retryAfterMs / 1000)} s`, { retryAfterMs: rate.retryAfterMs });

@@ -26,8 +26,8 @@ import { processExists } from './proc.js';
 
 export interface RunStartedRecord {
   type: 'run-started';
-  /** The bundle the run is pinned to: a resumed run uses it, whatever is deployed now. */
-  bundleDigest: string;
+  /** The version the run is pinned to (its target's effective digest): a resumed run needs the same, whatever is deployed now. */
+  version: string;
   /** What runs: `Workflow/tenant/name` or `Agent/tenant/name`. */
   target: string;
   input: Json;
@@ -116,7 +116,7 @@ const USAGE = { type: 'object', required: ['inputTokens', 'outputTokens'], prope
 
 /** Each record type's fields beyond `type`, `seq` and `at`: required ones, and all. */
 const RECORD_FIELDS: Record<RunRecord['type'], { required: string[]; properties: Record<string, unknown> }> = {
-  'run-started': { required: ['bundleDigest', 'target', 'input'], properties: { bundleDigest: NAME, target: NAME, input: {} } },
+  'run-started': { required: ['version', 'target', 'input'], properties: { version: NAME, target: NAME, input: {} } },
   'node-completed': {
     required: ['kind', 'node', 'traversal', 'replica', 'inputDigest', 'output', 'usage', 'costUsd'],
     properties: {
@@ -211,10 +211,17 @@ function entryProblem(value: unknown): string | null {
   return mismatch === null ? null : `${String(type)}: ${mismatch}`;
 }
 
+/** A record `append` takes: a known type other than `run-started`, with its fields as its schema says. */
+export function isAppendRecord(value: unknown): value is AppendRecord {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || 'seq' in value || 'at' in value) return false;
+  return (value as { type?: unknown }).type !== 'run-started' && entryProblem({ seq: 1, at: 0, ...value }) === null;
+}
+
 // ---------------------------------------------------------------------------
 // The store
 
-export type RunStoreErrorCode = 'invalid_run_id' | 'unknown_run' | 'run_exists' | 'run_locked' | 'invalid_record' | 'corrupt_journal' | 'invalid_journal' | 'io_failed';
+/** `lease_lost`: a write carried a lease that is no longer the run's (another holder took it over). */
+export type RunStoreErrorCode = 'invalid_run_id' | 'unknown_run' | 'run_exists' | 'run_locked' | 'lease_lost' | 'invalid_record' | 'corrupt_journal' | 'invalid_journal' | 'io_failed';
 
 export class RunStoreError extends BeaconError {
   override readonly name = 'RunStoreError';
@@ -228,7 +235,8 @@ export class RunStoreError extends BeaconError {
 export interface NewRun {
   /** @default a random UUID */
   id?: string;
-  bundleDigest: string;
+  /** The target's effective digest: what a resume must run again. */
+  version: string;
   target: string;
   input: Json;
 }
@@ -237,7 +245,7 @@ export interface RunSummary {
   id: string;
   /** `Running`: no final `run-finished` (running, or interrupted and resumable). `Unreadable`: see `problem`. */
   status: RunStatus | 'Running' | 'Unreadable';
-  bundleDigest?: string;
+  version?: string;
   target?: string;
   startedAt?: number;
   updatedAt?: number;
@@ -245,21 +253,52 @@ export interface RunSummary {
   problem?: string;
 }
 
-/** Where runs are journaled (this file store; the registry's Postgres store). */
+/**
+ * One holder's hold on a run (`RunStore.lease`). `token` is a fencing token:
+ * it grows with every grant of the run's lease, and a write made with it
+ * (`{fence: token}`) is refused (`lease_lost`) once a later holder has the
+ * run — so a holder that was presumed dead (paused, partitioned) and wakes
+ * up cannot write over the attempt that replaced it.
+ */
+export interface RunLease {
+  readonly run: string;
+  readonly token: number;
+  /** Keep holding it (a lease with a time to live expires unless renewed); throws `lease_lost` when it was taken over. */
+  renew(): Promise<void>;
+  /** Let go; a lease taken over meanwhile is left to its new holder. */
+  release(): Promise<void>;
+}
+
+/** Writes made under a lease: refused with `lease_lost` unless `fence` is still the run's current lease token. */
+export interface WriteOptions {
+  fence?: number;
+}
+
+/**
+ * Where runs are journaled: the embedded file store and the in-memory one
+ * here, the registry's Postgres store. test/contracts/run-store.ts is the
+ * contract every implementation passes.
+ */
 export interface RunStore {
   /** Journals `run-started` (durably) and returns the run's id. */
   create(run: NewRun): Promise<string>;
   /** Resolves once the record is durable. Appends to one run are journaled in call order. */
-  append(id: string, record: AppendRecord): Promise<void>;
+  append(id: string, record: AppendRecord, options?: WriteOptions): Promise<void>;
   /** The run's records in order (a torn last record left by a crash is not one of them). */
   read(id: string): Promise<JournalEntry[]>;
   list(): Promise<RunSummary[]>;
   /**
    * Hold run `id` for one attempt, so that two hosts never run it at once
    * (both would make its unfinished calls). Throws `run_locked` while another
-   * live holder has it. Returns the release.
+   * live holder has it; a holder that is gone (its process, or its lease's
+   * time to live) is taken over with a larger token.
    */
-  lease?(id: string): Promise<() => Promise<void>>;
+  lease(id: string, options?: LeaseOptions): Promise<RunLease>;
+}
+
+export interface LeaseOptions {
+  /** How long the lease holds without `renew` (stores that cannot see their holder's process). @default 30000 */
+  ttlMs?: number;
 }
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -281,8 +320,8 @@ function ioError(err: unknown, doing: string): RunStoreError {
   return new RunStoreError('io_failed', `${doing}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 
-/** One record as one journal line, checked both as JSON and against its type's schema. */
-function serialize(id: string, record: unknown, seq: number): Buffer {
+/** One record as one journal line (no newline), checked both as JSON and against its type's schema: what every store writes. */
+export function journalLine(id: string, record: unknown, seq: number): string {
   const bad = (why: string): RunStoreError => new RunStoreError('invalid_record', `run ${id}: ${why}`);
   if (record === null || typeof record !== 'object' || Array.isArray(record)) throw bad('a record must be an object');
   if ('seq' in record || 'at' in record) throw bad("'seq' and 'at' are set by the store");
@@ -294,7 +333,11 @@ function serialize(id: string, record: unknown, seq: number): Buffer {
   const line = JSON.stringify({ seq, at: Date.now(), ...record });
   const problem = entryProblem(JSON.parse(line) as unknown);
   if (problem !== null) throw bad(problem);
-  return Buffer.from(`${line}\n`, 'utf8');
+  return line;
+}
+
+function serialize(id: string, record: unknown, seq: number): Buffer {
+  return Buffer.from(`${journalLine(id, record, seq)}\n`, 'utf8');
 }
 
 /**
@@ -349,6 +392,15 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** The last lease token this process issued. */
+let lastToken = 0;
+
+/** A token above `previous` and every one this process issued: microseconds since the epoch when that is larger. */
+function nextToken(previous: number): number {
+  lastToken = Math.max(Date.now() * 1000, previous + 1, lastToken + 1);
+  return lastToken;
+}
+
 /**
  * Runs journaled as `<dir>/<id>.jsonl`, one JSON record a line. Appends to one
  * run are serialized in call order; appends to different runs run in
@@ -384,9 +436,9 @@ export class FileRunStore implements RunStore {
   }
 
   async create(run: NewRun): Promise<string> {
-    if (run === null || typeof run !== 'object') throw new RunStoreError('invalid_record', 'create needs {bundleDigest, target, input}');
+    if (run === null || typeof run !== 'object') throw new RunStoreError('invalid_record', 'create needs {version, target, input}');
     const id = checkRunId(run.id === undefined ? randomUUID() : run.id);
-    const bytes = serialize(id, { type: 'run-started', bundleDigest: run.bundleDigest, target: run.target, input: run.input }, 1);
+    const bytes = serialize(id, { type: 'run-started', version: run.version, target: run.target, input: run.input }, 1);
     return this.#serial(id, async () => {
       try {
         await mkdir(this.dir, { recursive: true });
@@ -407,10 +459,11 @@ export class FileRunStore implements RunStore {
     });
   }
 
-  async append(id: string, record: AppendRecord): Promise<void> {
+  async append(id: string, record: AppendRecord, options: WriteOptions = {}): Promise<void> {
     checkRunId(id);
     if ((record as { type?: unknown } | null)?.type === 'run-started') throw new RunStoreError('invalid_record', `run ${id}: run-started is written by create, not append`);
     return this.#serial(id, async () => {
+      if (options.fence !== undefined) await this.#checkFence(id, options.fence);
       let fh: FileHandle;
       try {
         fh = await open(this.#file(id), constants.O_WRONLY | constants.O_APPEND);
@@ -448,45 +501,90 @@ export class FileRunStore implements RunStore {
     return { size, nextSeq: entries.length + 1 };
   }
 
+  /** The token of run `id`'s lock, or undefined when nobody holds it (no lock, or one being written). */
+  async #holderToken(id: string): Promise<number | undefined> {
+    const text = await readFile(join(this.dir, `${id}.lock`), 'utf8').catch(() => '');
+    try {
+      const token = (JSON.parse(text) as { token?: unknown }).token;
+      return typeof token === 'number' ? token : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #checkFence(id: string, token: number): Promise<void> {
+    const current = await this.#holderToken(id);
+    if (current !== token) throw new RunStoreError('lease_lost', `run ${id}: lease ${token} is no longer the run's (${current === undefined ? 'nobody holds it now' : `lease ${current} holds it now`}); this attempt must stop`);
+  }
+
   /**
-   * An exclusive lock file beside the journal naming this process. A lock
-   * whose process is gone (a host killed mid-run) is taken over.
+   * An exclusive lock file beside the journal naming this process and its
+   * token. A lock whose process is gone (a host killed mid-run) is taken
+   * over with a larger token, and a write fenced with an older one is
+   * refused: the lock file is the lease, so nothing is left behind once it
+   * is released. Tokens grow with time (microseconds since the epoch, and
+   * above the last one this process or the lock taken over issued), so a
+   * later grant's is always larger. `ttlMs` does not apply: the holder's
+   * process is what keeps the lease.
    */
-  async lease(id: string): Promise<() => Promise<void>> {
+  async lease(id: string): Promise<RunLease> {
     checkRunId(id);
     const file = join(this.dir, `${id}.lock`);
-    const mine = JSON.stringify({ pid: process.pid, at: Date.now(), token: randomUUID() });
     await mkdir(this.dir, { recursive: true }).catch((err: unknown) => {
       throw ioError(err, `creating ${this.dir}`);
     });
+    let previous = 0;
     for (let attempt = 0; attempt < 3; attempt++) {
+      let fh: FileHandle | undefined;
       try {
-        const fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-        try {
-          await fh.writeFile(mine);
-        } finally {
-          await fh.close();
-        }
-        return async () => {
-          // Only our own lock: one taken over after we were presumed dead is not ours to remove.
-          if ((await readFile(file, 'utf8').catch(() => '')) === mine) await rm(file, { force: true });
-        };
+        fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
       } catch (err) {
         if (errnoOf(err) !== 'EEXIST') throw ioError(err, `locking run ${id}`);
       }
-      let holder: { pid?: unknown } | undefined;
+      if (fh !== undefined) {
+        const token = nextToken(previous);
+        const mine = JSON.stringify({ pid: process.pid, at: Date.now(), token });
+        try {
+          await fh.writeFile(mine);
+          await fh.datasync();
+        } catch (err) {
+          await rm(file, { force: true });
+          throw ioError(err, `locking run ${id}`);
+        } finally {
+          await fh.close();
+        }
+        return this.#heldLease(id, token, file, mine);
+      }
+      let holder: { pid?: unknown; token?: unknown } | undefined;
       try {
-        holder = JSON.parse(await readFile(file, 'utf8')) as { pid?: unknown };
+        holder = JSON.parse(await readFile(file, 'utf8')) as { pid?: unknown; token?: unknown };
       } catch {
         holder = undefined; // being written right now, or torn by a crash: look again
       }
       if (holder !== undefined && typeof holder.pid === 'number' && processExists(holder.pid)) {
         throw new RunStoreError('run_locked', `run ${id} is being run by process ${holder.pid} (if that process is not BeaconOS, remove ${file})`);
       }
-      if (holder !== undefined) await rm(file, { force: true });
-      else await new Promise((r) => setTimeout(r, 50));
+      if (holder !== undefined) {
+        if (typeof holder.token === 'number') previous = Math.max(previous, holder.token);
+        await rm(file, { force: true });
+      } else await new Promise((r) => setTimeout(r, 50));
     }
     throw new RunStoreError('run_locked', `run ${id}: its lock ${file} could not be taken`);
+  }
+
+  #heldLease(id: string, token: number, file: string, mine: string): RunLease {
+    const ours = async (): Promise<boolean> => (await readFile(file, 'utf8').catch(() => '')) === mine;
+    return {
+      run: id,
+      token,
+      renew: async () => {
+        if (!(await ours())) throw new RunStoreError('lease_lost', `run ${id}: lease ${token} was taken over`);
+      },
+      release: async () => {
+        // Only our own lock: one taken over after we were presumed dead is not ours to remove.
+        if (await ours()) await rm(file, { force: true });
+      },
+    };
   }
 
   async read(id: string): Promise<JournalEntry[]> {
@@ -511,29 +609,37 @@ export class FileRunStore implements RunStore {
     }
     const ids = names.filter((n) => n.endsWith('.jsonl')).map((n) => n.slice(0, -'.jsonl'.length)).filter((id) => RUN_ID.test(id));
     const summaries = await Promise.all(ids.map((id) => this.#summary(id)));
-    return summaries.sort((a, b) => (a.startedAt ?? 0) - (b.startedAt ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return summaries.sort(byStart);
   }
 
   async #summary(id: string): Promise<RunSummary> {
     try {
-      const entries = await this.read(id);
-      const first = entries[0];
-      if (first?.type !== 'run-started') return { id, status: 'Unreadable', records: 0, problem: "no run-started record (the run's creation was interrupted)" };
-      const state = resumeState(entries);
-      return {
-        id,
-        status: state.finished?.status ?? 'Running',
-        bundleDigest: first.bundleDigest,
-        target: first.target,
-        startedAt: first.at,
-        updatedAt: entries[entries.length - 1]!.at,
-        records: entries.length,
-      };
+      return summarize(id, await this.read(id));
     } catch (err) {
       if (!(err instanceof RunStoreError)) throw err;
       return { id, status: 'Unreadable', records: 0, problem: err.message };
     }
   }
+}
+
+/** A run's summary from its entries (a store's `list`). */
+export function summarize(id: string, entries: readonly JournalEntry[]): RunSummary {
+  const first = entries[0];
+  if (first?.type !== 'run-started') return { id, status: 'Unreadable', records: 0, problem: "no run-started record (the run's creation was interrupted)" };
+  return {
+    id,
+    status: resumeState(entries).finished?.status ?? 'Running',
+    version: first.version,
+    target: first.target,
+    startedAt: first.at,
+    updatedAt: entries[entries.length - 1]!.at,
+    records: entries.length,
+  };
+}
+
+/** Runs by start time, then id: the order every store lists them in. */
+export function byStart(a: RunSummary, b: RunSummary): number {
+  return (a.startedAt ?? 0) - (b.startedAt ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -552,8 +658,8 @@ export function approvalKey(node: string, traversal: number): string {
 export type ToolCallStart = Omit<ToolCallStartedRecord, 'type'>;
 
 export interface ResumeState {
-  /** The run is pinned to this bundle. */
-  bundleDigest: string;
+  /** The run is pinned to this version (its target's effective digest). */
+  version: string;
   target: string;
   input: Json;
   /** Finished steps by `stepKey`: taken from here, never run again. */
@@ -596,7 +702,7 @@ export function resumeState(records: readonly RunRecord[]): ResumeState {
   const first = records[0];
   if (first?.type !== 'run-started') throw bad(0, first === undefined ? 'the journal is empty' : `the first record is ${String(first.type)}, not run-started`);
   const state: ResumeState = {
-    bundleDigest: first.bundleDigest,
+    version: first.version,
     target: first.target,
     input: first.input,
     completed: new Map(),

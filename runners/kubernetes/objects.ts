@@ -4,7 +4,7 @@
  *
  * - a Namespace: one per tenant for `silo` isolation, a shared one for `pool`;
  * - a ConfigMap of the target's shipped files (mounted read-only);
- * - a Deployment: labels for tenant, agent and digest; `runtimeClassName:
+ * - a Deployment: labels for tenant, agent and version (its effective digest); `runtimeClassName:
  *   gvisor` for gVisor isolation; the manifest's CPU and memory; the runtime
  *   image from the installation's configuration; no automounted
  *   service-account token but a projected, audience-bound one for the
@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { sandboxNeeds } from '../resources.js';
-import { sandboxLabels, type SandboxSpec } from '../types.js';
+import { sandboxLabels, sandboxVersion, type SandboxSpec } from '../types.js';
 
 export interface KubeObject {
   apiVersion: string;
@@ -85,9 +85,9 @@ export function namespaceOf(spec: Pick<SandboxSpec, 'bundle' | 'target'>, layout
  * hash of the whole target (so `a-b/c` and `a/b-c`, or an Agent and a
  * Workflow, never collide) and the version's short digest.
  */
-export function deploymentName(spec: Pick<SandboxSpec, 'target' | 'digest'>): string {
+export function deploymentName(spec: Pick<SandboxSpec, 'bundle' | 'target'>): string {
   const [kind = '', tenant = '', name = ''] = spec.target.split('/');
-  const short = spec.digest.replace(/^sha256:/, '').slice(0, 10);
+  const short = sandboxVersion(spec).replace(/^sha256:/, '').slice(0, 10);
   return dnsLabel(`${kind === 'Workflow' ? 'wf-' : ''}${dnsLabel(`${tenant}-${name}`, 40)}-${hash6(spec.target)}-${short}`);
 }
 
@@ -97,7 +97,7 @@ function labelValue(v: string): string {
   return s.replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
 }
 
-export function podLabels(spec: Pick<SandboxSpec, 'target' | 'digest' | 'labels'>): Record<string, string> {
+export function podLabels(spec: Pick<SandboxSpec, 'bundle' | 'target' | 'labels'>): Record<string, string> {
   const out: Record<string, string> = { ...MANAGED_BY, 'app.kubernetes.io/name': 'beacon-sandbox' };
   for (const [k, v] of Object.entries(sandboxLabels(spec))) out[k] = labelValue(v);
   return out;
@@ -123,7 +123,7 @@ export function objectsFor(spec: SandboxSpec, layout: KubeLayout, files: { path:
     ...spec.bundle.objects.filter((o) => o.id === spec.target && o.kind === 'Agent').map((o) => (o.object.spec as { sandbox?: { replicas?: number } }).sandbox?.replicas ?? 1),
     spec.target.startsWith('Workflow/') ? 1 : 0,
   );
-  const annotations = { 'beacon.dev/target': spec.target, 'beacon.dev/digest': spec.digest };
+  const annotations = { 'beacon.dev/target': spec.target, 'beacon.dev/version': sandboxVersion(spec) };
   const audience = layout.kernel.audience ?? DEFAULT_AUDIENCE;
   // A folder (a stdio Tool's working folder) exists in a ConfigMap volume only through a file in it: an empty marker.
   const shipped = files.map((f) => (f.path.endsWith('/') ? { path: `${f.path}.beacon-folder`, data: Buffer.alloc(0) } : f));

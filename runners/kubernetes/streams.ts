@@ -185,8 +185,8 @@ export class KernelStreamServer implements PodStreams {
       const spec = deployment !== undefined ? this.specs.get(KernelStreamServer.key(who.namespace, deployment)) : undefined;
       if (deployment === undefined || spec === undefined) throw new Error(`pod ${who.namespace}/${who.pod} is not a sandbox this kernel started`);
       // Its version is the one registered (a pod of an older template of the same name is not).
-      const digest = podLabels(spec)['beacon.dev/digest'];
-      if (pod.metadata?.labels?.['beacon.dev/digest'] !== digest) throw new Error(`pod ${who.namespace}/${who.pod} runs version ${pod.metadata?.labels?.['beacon.dev/digest'] ?? 'unknown'}, not ${digest}`);
+      const version = podLabels(spec)['beacon.dev/version'];
+      if (pod.metadata?.labels?.['beacon.dev/version'] !== version) throw new Error(`pod ${who.namespace}/${who.pod} runs version ${pod.metadata?.labels?.['beacon.dev/version'] ?? 'unknown'}, not ${version}`);
       const channel = new Channel(socket, socket, { role: 'kernel' });
       const session = new KernelSession(channel, { bundle: spec.bundle, target: spec.target, services: spec.services, ...(spec.secret !== undefined ? { secret: spec.secret } : {}) });
       const key = KernelStreamServer.key(who.namespace, deployment);

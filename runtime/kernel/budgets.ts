@@ -5,9 +5,11 @@
  * tokensPerMinute). A call is admitted before it is made when no window is
  * already spent, and its tokens and cost are recorded after; a refusal says
  * which limit and when to try again. Windows are fixed: the current minute,
- * UTC day and UTC month. Counters live in this process (one kernel); a
- * shared store is the registry's business.
+ * UTC day and UTC month. The counters live in a `CounterStore`
+ * (runtime/counters.ts): this process's memory by default, Redis when
+ * replicas share them.
  */
+import { MemoryCounters, type CounterStore } from '../counters.js';
 
 export interface BudgetRefusal {
   code: 'rate_limited' | 'budget_exceeded';
@@ -21,11 +23,6 @@ interface Limits {
   tokensPerMinute?: number;
   tokensPerDay?: number;
   monthlyBudgetUsd?: number;
-}
-
-interface Counter {
-  window: number;
-  value: number;
 }
 
 const MINUTE = 60_000;
@@ -52,16 +49,28 @@ function numbers(v: unknown): Limits {
   return out;
 }
 
+/** A counter that a limit reads: its key and when its window ends. */
+interface Window {
+  key: string;
+  end: number;
+}
+
+/**
+ * The kernel's budgets over a `CounterStore`: one kernel's memory by
+ * default, Redis when replicas share them. A call is admitted when no window
+ * is spent; its request is then counted (and uncounted again when another
+ * replica took the last one meanwhile), its tokens and cost once known.
+ */
 export class KernelBudgets {
   private readonly tenants = new Map<string, Limits>();
   private readonly models = new Map<string, Limits>();
-  private readonly counters = new Map<string, Counter>();
+  private readonly counters: CounterStore;
+  private readonly now: () => number;
 
   /** From the bundle's Tenants (`spec.quotas`) and Models (`spec.limits`). */
-  constructor(
-    objects: Iterable<{ kind: string; name: string; object: Record<string, unknown> }>,
-    private readonly now: () => number = Date.now,
-  ) {
+  constructor(objects: Iterable<{ kind: string; name: string; object: Record<string, unknown> }>, options: { counters?: CounterStore; now?: () => number } = {}) {
+    this.now = options.now ?? Date.now;
+    this.counters = options.counters ?? new MemoryCounters({ now: this.now });
     for (const o of objects) {
       const spec = o.object.spec as Record<string, unknown> | undefined;
       if (o.kind === 'Tenant') this.tenants.set(o.name, numbers(spec?.quotas));
@@ -69,50 +78,68 @@ export class KernelBudgets {
     }
   }
 
-  private counter(key: string, window: number): Counter {
-    let c = this.counters.get(key);
-    if (c === undefined || c.window !== window) this.counters.set(key, (c = { window, value: 0 }));
-    return c;
+  /** The windows of `who` (`t:<tenant>` or `m:<model>`) at `now`. */
+  private windows(who: string, now: number): Record<'rpm' | 'tpm' | 'tpd' | 'usd', Window> {
+    const minute = Math.floor(now / MINUTE);
+    const day = Math.floor(now / DAY);
+    return {
+      rpm: { key: `budget:${who}:rpm:${minute}`, end: (minute + 1) * MINUTE },
+      tpm: { key: `budget:${who}:tpm:${minute}`, end: (minute + 1) * MINUTE },
+      tpd: { key: `budget:${who}:tpd:${day}`, end: (day + 1) * DAY },
+      usd: { key: `budget:${who}:usd:${monthOf(now)}`, end: monthEnd(now) },
+    };
   }
 
   /** May `tenant` call `model` now? Counts the request when it may. */
-  admit(tenant: string, model: string): BudgetRefusal | undefined {
+  async admit(tenant: string, model: string): Promise<BudgetRefusal | undefined> {
     const now = this.now();
-    const minute = Math.floor(now / MINUTE);
-    const day = Math.floor(now / DAY);
-    const month = monthOf(now);
-    const toMinute = (minute + 1) * MINUTE - now;
-    const checks: [Limits | undefined, string, string][] = [
-      [this.tenants.get(tenant), `t:${tenant}`, `tenant ${tenant}`],
-      [this.models.get(model), `m:${model}`, `model ${model}`],
-    ];
-    for (const [limits, key, who] of checks) {
-      if (limits === undefined) continue;
-      if (limits.requestsPerMinute !== undefined && this.counter(`${key}:rpm`, minute).value >= limits.requestsPerMinute) {
-        return { code: 'rate_limited', message: `${who} is at its limit of ${limits.requestsPerMinute} requests per minute`, retryAfterMs: toMinute };
-      }
-      if (limits.tokensPerMinute !== undefined && this.counter(`${key}:tpm`, minute).value >= limits.tokensPerMinute) {
-        return { code: 'rate_limited', message: `${who} is at its limit of ${limits.tokensPerMinute} tokens per minute`, retryAfterMs: toMinute };
-      }
-      if (limits.tokensPerDay !== undefined && this.counter(`${key}:tpd`, day).value >= limits.tokensPerDay) {
-        return { code: 'budget_exceeded', message: `${who} has used its ${limits.tokensPerDay} tokens for today (UTC)`, retryAfterMs: (day + 1) * DAY - now };
-      }
-      if (limits.monthlyBudgetUsd !== undefined && this.counter(`${key}:usd`, month).value >= limits.monthlyBudgetUsd) {
-        return { code: 'budget_exceeded', message: `${who} has spent its monthly budget of $${limits.monthlyBudgetUsd}`, retryAfterMs: monthEnd(now) - now };
+    const checks = [
+      { limits: this.tenants.get(tenant), w: this.windows(`t:${tenant}`, now), who: `tenant ${tenant}` },
+      { limits: this.models.get(model), w: this.windows(`m:${model}`, now), who: `model ${model}` },
+    ].filter((c): c is typeof c & { limits: Limits } => c.limits !== undefined);
+    const keys = checks.flatMap((c) => [c.w.rpm.key, c.w.tpm.key, c.w.tpd.key, c.w.usd.key]);
+    const values = await this.counters.get(keys);
+    const value = (key: string): number => values[keys.indexOf(key)] ?? 0;
+    for (const { limits, w, who } of checks) {
+      const refusal = refusalOf(limits, who, { rpm: value(w.rpm.key), tpm: value(w.tpm.key), tpd: value(w.tpd.key), usd: value(w.usd.key) }, w, now);
+      if (refusal !== undefined) return refusal;
+    }
+    // Counted, then checked again: another replica may have taken the last request of the minute meanwhile.
+    const counted: Window[] = [];
+    for (const { limits, w, who } of checks) {
+      if (limits.requestsPerMinute === undefined) continue;
+      counted.push(w.rpm);
+      if ((await this.counters.add(w.rpm.key, 1, w.rpm.end)) > limits.requestsPerMinute) {
+        for (const c of counted) await this.counters.add(c.key, -1, c.end);
+        return { code: 'rate_limited', message: `${who} is at its limit of ${limits.requestsPerMinute} requests per minute`, retryAfterMs: w.rpm.end - now };
       }
     }
-    for (const [limits, key] of checks) if (limits?.requestsPerMinute !== undefined) this.counter(`${key}:rpm`, minute).value++;
     return undefined;
   }
 
   /** A call's usage, once it is known. */
-  record(tenant: string, model: string, tokens: number, costUsd: number): void {
+  async record(tenant: string, model: string, tokens: number, costUsd: number): Promise<void> {
     const now = this.now();
-    const minute = Math.floor(now / MINUTE);
-    for (const key of [`t:${tenant}`, `m:${model}`]) {
-      this.counter(`${key}:tpm`, minute).value += tokens;
-      this.counter(`${key}:tpd`, Math.floor(now / DAY)).value += tokens;
-      this.counter(`${key}:usd`, monthOf(now)).value += costUsd;
+    for (const who of [`t:${tenant}`, `m:${model}`]) {
+      const w = this.windows(who, now);
+      await Promise.all([this.counters.add(w.tpm.key, tokens, w.tpm.end), this.counters.add(w.tpd.key, tokens, w.tpd.end), this.counters.add(w.usd.key, costUsd, w.usd.end)]);
     }
   }
+}
+
+/** The first limit of `limits` that `used` has reached, in the order a refusal names them, or undefined. */
+function refusalOf(limits: Limits, who: string, used: Record<'rpm' | 'tpm' | 'tpd' | 'usd', number>, w: Record<'rpm' | 'tpm' | 'tpd' | 'usd', Window>, now: number): BudgetRefusal | undefined {
+  if (limits.requestsPerMinute !== undefined && used.rpm >= limits.requestsPerMinute) {
+    return { code: 'rate_limited', message: `${who} is at its limit of ${limits.requestsPerMinute} requests per minute`, retryAfterMs: w.rpm.end - now };
+  }
+  if (limits.tokensPerMinute !== undefined && used.tpm >= limits.tokensPerMinute) {
+    return { code: 'rate_limited', message: `${who} is at its limit of ${limits.tokensPerMinute} tokens per minute`, retryAfterMs: w.tpm.end - now };
+  }
+  if (limits.tokensPerDay !== undefined && used.tpd >= limits.tokensPerDay) {
+    return { code: 'budget_exceeded', message: `${who} has used its ${limits.tokensPerDay} tokens for today (UTC)`, retryAfterMs: w.tpd.end - now };
+  }
+  if (limits.monthlyBudgetUsd !== undefined && used.usd >= limits.monthlyBudgetUsd) {
+    return { code: 'budget_exceeded', message: `${who} has spent its monthly budget of $${limits.monthlyBudgetUsd}`, retryAfterMs: w.usd.end - now };
+  }
+  return undefined;
 }

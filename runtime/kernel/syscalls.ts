@@ -13,6 +13,7 @@ import type { Channel } from '../channel.js';
 import { CHANNEL_ERRORS, ProtocolError } from '../protocol.js';
 import { isRecord, ModelError, type ModelGateway, type ModelRequest, type ToolCall, type ToolProvider } from '../types.js';
 import type { KernelBudgets } from './budgets.js';
+import type { RateLimits } from '../counters.js';
 
 /**
  * Who the sandbox at the other end runs as: fixed when the kernel starts it.
@@ -55,6 +56,8 @@ export interface KernelServices {
   onTrace?: (data: unknown) => void;
   /** Tenant quotas and model rate limits (budgets.ts); without it nothing is counted. */
   budgets?: KernelBudgets;
+  /** Where HTTP Tools' rate limits are counted. @default each server's own token bucket */
+  rateLimits?: RateLimits;
   /**
    * For an HTTP tool call that needs a person's approval: undefined when the
    * run's journal holds one for it, else why not (the call is refused). The
@@ -104,10 +107,10 @@ export function serveKernel(channel: Channel, who: SandboxIdentity, services: Ke
     const request = modelRequest(params, who);
     const base: RuntimeRequest = { type: 'model', tenant: who.tenant, agent: who.agent, model: request.model };
     check({ ...base, tokensUsed: 0, costUsd: 0 }, 'before');
-    const refusal = services.budgets?.admit(who.tenant, request.model);
+    const refusal = await services.budgets?.admit(who.tenant, request.model);
     if (refusal !== undefined) throw new ModelError(refusal.code, refusal.message, { retryable: refusal.code === 'rate_limited', status: 429, retryAfterMs: refusal.retryAfterMs });
     const response = await services.gateway.complete(request, { signal });
-    services.budgets?.record(who.tenant, response.model, response.usage.inputTokens + response.usage.outputTokens, response.costUsd);
+    await services.budgets?.record(who.tenant, response.model, response.usage.inputTokens + response.usage.outputTokens, response.costUsd);
     check({ ...base, model: response.model, tokensUsed: response.usage.inputTokens + response.usage.outputTokens, costUsd: response.costUsd }, 'after');
     return response;
   });

@@ -36,7 +36,7 @@ describe('beacon run / approve / resume', () => {
     expect(again.stderr).toMatch(/has finished \(Succeeded\)/);
   }, 60_000);
 
-  it('a run is pinned to its bundle: resuming against changed manifests is refused', async () => {
+  it('a run is pinned to its target\'s version: resuming against manifests that change what it uses is refused', async () => {
     const runs = tempDir('beacon-runs-');
     const env = { BEACON_RUNS_DIR: runs };
     const copy = tempDir('beacon-examples-');
@@ -44,12 +44,20 @@ describe('beacon run / approve / resume', () => {
     const started = await beacon(['run', 'acme-support/refund-request', copy, '--input', JSON.stringify({ ticket: 'refund A-42', orderId: 'A-42' })], { env });
     const run = /beacon approve (\S+) --by/.exec(started.stdout)![1]!;
     await beacon(['approve', run, '--by', 'lead@acme.example'], { env });
-    // A change to a manifest changes the bundle.
-    const triage = join(copy, 'acme-support', 'agents', 'triage.yaml');
-    writeFileSync(triage, readFileSync(triage, 'utf8').replace('name: triage', 'name: triage\n  labels: {changed: "yes"}'));
+    // A change to an agent the workflow uses changes the workflow's version.
+    const assessor = join(copy, 'acme-support', 'agents', 'refund-assessor.yaml');
+    const original = readFileSync(assessor, 'utf8');
+    writeFileSync(assessor, original.replace('name: refund-assessor', 'name: refund-assessor\n  labels: {changed: "yes"}'));
     const r = await beacon(['resume', run, copy], { env });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/is pinned to bundle sha256:[0-9a-f]{64}; these manifests compile to sha256:/);
+    expect(r.stderr).toMatch(/is pinned to version sha256:[0-9a-f]{64}; these manifests compile its target to sha256:[0-9a-f]{64}\. Resume it from the commit it started on/);
+    // A change to an agent it does not use changes the bundle, not the workflow's version: the run goes on.
+    writeFileSync(assessor, original);
+    const triage = join(copy, 'acme-support', 'agents', 'triage.yaml');
+    writeFileSync(triage, readFileSync(triage, 'utf8').replace('name: triage', 'name: triage\n  labels: {changed: "yes"}'));
+    const resumed = await beacon(['resume', run, copy, '--format', 'json'], { env });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ status: 'Succeeded', run });
   }, 60_000);
 
   it('an unknown run is a usage error', async () => {
@@ -62,7 +70,7 @@ describe('beacon run / approve / resume', () => {
   async function waitingRun(gate: { approvers: string[]; quorum: number; expiresAt?: number }) {
     const dir = tempDir('beacon-runs-');
     const store = new FileRunStore(dir);
-    await store.create({ id: 'r1', bundleDigest: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
+    await store.create({ id: 'r1', version: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
     const now = Date.now();
     await store.append('r1', { type: 'approval-requested', run: 'r1', workflow: 'Workflow/acme-support/refund-request', node: 'approve2', traversal: 0, approvers: gate.approvers, quorum: gate.quorum, timeoutSeconds: 3600, onTimeout: 'reject', subject: { amountUsd: 40 }, requestedAt: now, expiresAt: gate.expiresAt ?? now + 3_600_000 });
     await store.append('r1', { type: 'run-finished', status: 'WaitingForApproval' });

@@ -29,7 +29,7 @@ async function host(kind: 'process' | 'gvisor', stateDir: string) {
     import { ProcessRunner, GvisorRunner } from ${JSON.stringify(dist('runners/index.js'))};
     const r = await compile(new DirSource(${JSON.stringify(resolve('examples'))}));
     const runner = new (${kind === 'gvisor' ? 'GvisorRunner' : 'ProcessRunner'})({ stateDir: ${JSON.stringify(stateDir)}, developmentMode: true });
-    const s = await runner.start({ bundle: r.bundle, target: 'Agent/acme-support/triage', digest: r.bundle.digest, filesRoot: ${JSON.stringify(resolve('examples'))}, services: { gateway: createModelGateway({ models: r.bundle.objects }) } });
+    const s = await runner.start({ bundle: r.bundle, target: 'Agent/acme-support/triage', filesRoot: ${JSON.stringify(resolve('examples'))}, services: { gateway: createModelGateway({ models: r.bundle.objects }) } });
     const out = await s.invoke({ input: { ticket: 'I was charged twice.' } });
     console.log('READY ' + s.id + ' ' + out.status);
     setInterval(() => {}, 1000);

@@ -42,7 +42,7 @@ function kubeConfig(url: string): KubeConfig {
   return kc;
 }
 
-const spec = (target: string, bundle = examples.bundle): SandboxSpec => ({ bundle, target, digest: examples.bundle.digest, filesRoot: resolve('examples'), services: { gateway: createModelGateway({ models: bundle.objects }) } });
+const spec = (target: string, bundle = examples.bundle): SandboxSpec => ({ bundle, target, filesRoot: resolve('examples'), services: { gateway: createModelGateway({ models: bundle.objects }) } });
 
 /** The examples with one tenant's isolation changed. */
 function withTenant(tenant: string, isolation: 'silo' | 'pool') {
@@ -65,7 +65,7 @@ describe('the objects of an agent version', () => {
     for (const o of objects) expect(() => models[o.kind]!(o).validate(), o.kind).not.toThrow();
 
     const d = objects.find((o) => o.kind === 'Deployment') as KubeObject & { spec: any };
-    expect(d.metadata.labels).toMatchObject({ 'beacon.dev/tenant': 'acme-support', 'beacon.dev/agent': 'refund-assessor', 'beacon.dev/digest': examples.bundle.digest.replace('sha256:', '').slice(0, 63), 'app.kubernetes.io/managed-by': 'beacon' });
+    expect(d.metadata.labels).toMatchObject({ 'beacon.dev/tenant': 'acme-support', 'beacon.dev/agent': 'refund-assessor', 'beacon.dev/version': examples.bundle.objects.find((o) => o.id === 'Agent/acme-support/refund-assessor')!.effectiveDigest.replace('sha256:', '').slice(0, 63), 'app.kubernetes.io/managed-by': 'beacon' });
     const pod = d.spec.template.spec;
     expect(pod.runtimeClassName).toBe('gvisor');
     expect(pod.automountServiceAccountToken).toBe(false);
@@ -96,8 +96,10 @@ describe('the objects of an agent version', () => {
   });
 
   it('names never collide: tenant and name split differently, an Agent and a Workflow, long tenant names', () => {
-    const digest = examples.bundle.digest;
-    const names = ['Agent/a-b/c', 'Agent/a/b-c', 'Workflow/x/y', 'Agent/wf/x-y', 'Workflow/wf/x-y'].map((target) => deploymentName({ target, digest }));
+    const targets = ['Agent/a-b/c', 'Agent/a/b-c', 'Workflow/x/y', 'Agent/wf/x-y', 'Workflow/wf/x-y'];
+    // One version for all: only the target tells them apart.
+    const bundle = { objects: targets.map((id) => ({ id, effectiveDigest: examples.bundle.digest })), graphs: [] } as never;
+    const names = targets.map((target) => deploymentName({ bundle, target }));
     expect(new Set(names).size).toBe(names.length);
     for (const n of names) expect(n).toMatch(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
     const long = (t: string) => ({ bundle: { objects: [{ id: `Tenant/${t}`, object: { spec: { isolation: 'silo' } } }], graphs: [] }, target: `Agent/${t}/agent` }) as never;

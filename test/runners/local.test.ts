@@ -40,7 +40,6 @@ function spec(result: CompileResult, target: string, root: string, traces?: Trac
   return {
     bundle: result.bundle,
     target,
-    digest: result.bundle.digest,
     filesRoot: root,
     services: { gateway: createModelGateway({ models: result.bundle.objects }), ...(traces !== undefined ? { onTrace: (e) => traces.push(e as TraceEvent) } : {}) },
   };

@@ -31,7 +31,6 @@ function stateDir(): string {
 const spec = (target: string, traces?: TraceEvent[]): SandboxSpec => ({
   bundle: examples.bundle,
   target,
-  digest: examples.bundle.digest,
   filesRoot: resolve('examples'),
   services: { gateway: createModelGateway({ models: examples.bundle.objects }), ...(traces !== undefined ? { onTrace: (e: unknown) => traces.push(e as TraceEvent) } : {}) },
 });

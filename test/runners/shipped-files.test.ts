@@ -46,7 +46,7 @@ describe('shipped files', () => {
       await expect(put('/etc/passwd')).rejects.toThrow(/not a relative path inside the files folder/);
       await expect(put('a/../../escape.txt')).rejects.toThrow(/not a relative path inside the files folder/);
       // The sandbox is still usable: handed an agent, it runs.
-      await runner.assign(sandbox, { bundle: examples.bundle, target: 'Agent/acme-support/triage', digest: examples.bundle.digest, filesRoot: resolve('examples'), services: { gateway: createModelGateway({ models: examples.bundle.objects }) } });
+      await runner.assign(sandbox, { bundle: examples.bundle, target: 'Agent/acme-support/triage', filesRoot: resolve('examples'), services: { gateway: createModelGateway({ models: examples.bundle.objects }) } });
       expect((await sandbox.invoke({ input: { ticket: 'I was charged twice.' } })).status).toBe('Succeeded');
     } finally {
       await sandbox.stop();

@@ -3,6 +3,7 @@ import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Channel } from '../../runtime/channel.js';
 import { KernelBudgets } from '../../runtime/kernel/budgets.js';
+import { MemoryCounters } from '../../runtime/counters.js';
 import { serveKernel } from '../../runtime/kernel/syscalls.js';
 import { kernelGateway } from '../../runtime/user/syscalls.js';
 import { ModelError, type ModelResponse } from '../../runtime/types.js';
@@ -11,40 +12,56 @@ const tenant = (quotas: Record<string, number>) => ({ kind: 'Tenant', name: 'acm
 const model = (limits: Record<string, number>) => ({ kind: 'Model', name: 'gpt', object: { spec: { limits } } });
 
 describe('KernelBudgets', () => {
-  it('requests per minute: refused at the limit, with the seconds to the next minute; a new minute resets', () => {
+  it('requests per minute: refused at the limit, with the time to the next minute; a new minute resets', async () => {
     let now = Date.UTC(2026, 10, 24, 12, 0, 45);
-    const b = new KernelBudgets([tenant({ requestsPerMinute: 2 })], () => now);
-    expect(b.admit('acme', 'gpt')).toBeUndefined();
-    expect(b.admit('acme', 'gpt')).toBeUndefined();
-    expect(b.admit('acme', 'gpt')).toEqual({ code: 'rate_limited', message: 'tenant acme is at its limit of 2 requests per minute', retryAfterMs: 15_000 });
-    expect(b.admit('other', 'gpt')).toBeUndefined();
+    const b = new KernelBudgets([tenant({ requestsPerMinute: 2 })], { now: () => now });
+    expect(await b.admit('acme', 'gpt')).toBeUndefined();
+    expect(await b.admit('acme', 'gpt')).toBeUndefined();
+    expect(await b.admit('acme', 'gpt')).toEqual({ code: 'rate_limited', message: 'tenant acme is at its limit of 2 requests per minute', retryAfterMs: 15_000 });
+    expect(await b.admit('other', 'gpt')).toBeUndefined();
     now += 15_000;
-    expect(b.admit('acme', 'gpt')).toBeUndefined();
+    expect(await b.admit('acme', 'gpt')).toBeUndefined();
   });
 
-  it('tokens per minute and per day count what calls used; the model\'s own limits apply to every tenant', () => {
+  it('tokens per minute and per day count what calls used; the model\'s own limits apply to every tenant', async () => {
     let now = Date.UTC(2026, 10, 24, 23, 59, 0);
-    const b = new KernelBudgets([tenant({ tokensPerDay: 1000 }), model({ tokensPerMinute: 500 })], () => now);
-    expect(b.admit('acme', 'gpt')).toBeUndefined();
-    b.record('acme', 'gpt', 600, 0.01);
-    expect(b.admit('other', 'gpt')).toMatchObject({ code: 'rate_limited', message: 'model gpt is at its limit of 500 tokens per minute' });
+    const b = new KernelBudgets([tenant({ tokensPerDay: 1000 }), model({ tokensPerMinute: 500 })], { now: () => now });
+    expect(await b.admit('acme', 'gpt')).toBeUndefined();
+    await b.record('acme', 'gpt', 600, 0.01);
+    expect(await b.admit('other', 'gpt')).toMatchObject({ code: 'rate_limited', message: 'model gpt is at its limit of 500 tokens per minute' });
     now += 60_000; // a new minute, and a new UTC day
-    b.record('acme', 'gpt', 400, 0.01);
-    expect(b.admit('acme', 'gpt')).toBeUndefined();
-    b.record('acme', 'gpt', 700, 0.01);
+    await b.record('acme', 'gpt', 400, 0.01);
+    expect(await b.admit('acme', 'gpt')).toBeUndefined();
+    await b.record('acme', 'gpt', 700, 0.01);
     // 1,100 tokens today: the tenant's day is spent (checked first), and the model's minute too.
-    expect(b.admit('acme', 'gpt')).toMatchObject({ code: 'budget_exceeded', message: 'tenant acme has used its 1000 tokens for today (UTC)' });
-    expect(b.admit('other', 'gpt')).toMatchObject({ code: 'rate_limited', message: 'model gpt is at its limit of 500 tokens per minute' });
+    expect(await b.admit('acme', 'gpt')).toMatchObject({ code: 'budget_exceeded', message: 'tenant acme has used its 1000 tokens for today (UTC)' });
+    expect(await b.admit('other', 'gpt')).toMatchObject({ code: 'rate_limited', message: 'model gpt is at its limit of 500 tokens per minute' });
     now += 60_000;
-    expect(b.admit('other', 'gpt')).toBeUndefined();
-    expect(b.admit('acme', 'gpt')).toMatchObject({ code: 'budget_exceeded' });
+    expect(await b.admit('other', 'gpt')).toBeUndefined();
+    expect(await b.admit('acme', 'gpt')).toMatchObject({ code: 'budget_exceeded' });
   });
 
-  it('the monthly budget in dollars', () => {
+  it('the monthly budget in dollars', async () => {
     const now = Date.UTC(2026, 10, 30, 12, 0, 0);
-    const b = new KernelBudgets([tenant({ monthlyBudgetUsd: 5 })], () => now);
-    b.record('acme', 'gpt', 10, 5.2);
-    expect(b.admit('acme', 'gpt')).toEqual({ code: 'budget_exceeded', message: 'tenant acme has spent its monthly budget of $5', retryAfterMs: 12 * 3600_000 });
+    const b = new KernelBudgets([tenant({ monthlyBudgetUsd: 5 })], { now: () => now });
+    await b.record('acme', 'gpt', 10, 5.2);
+    expect(await b.admit('acme', 'gpt')).toEqual({ code: 'budget_exceeded', message: 'tenant acme has spent its monthly budget of $5', retryAfterMs: 12 * 3600_000 });
+  });
+});
+
+describe('KernelBudgets over shared counters', () => {
+  it('two kernels sharing one CounterStore share the tenant\'s limit: never more requests than it allows, however they race', async () => {
+    const counters = new MemoryCounters();
+    const objects = [tenant({ requestsPerMinute: 5 })];
+    const replicas = [new KernelBudgets(objects, { counters }), new KernelBudgets(objects, { counters })];
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => replicas[i % 2]!.admit('acme', 'gpt')));
+    expect(answers.filter((a) => a === undefined)).toHaveLength(5);
+    expect(answers.filter((a) => a?.code === 'rate_limited')).toHaveLength(15);
+    // Tokens one replica records count against the other's admissions.
+    const day = [tenant({ tokensPerDay: 100 })];
+    const [a, b] = [new KernelBudgets(day, { counters }), new KernelBudgets(day, { counters })];
+    await a.record('acme', 'gpt', 150, 0);
+    expect(await b.admit('acme', 'gpt')).toMatchObject({ code: 'budget_exceeded' });
   });
 });
 

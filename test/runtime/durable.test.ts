@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
 import { tempStores } from '../helpers/runs.js';
-import { createModelGateway, FileRunStore, resumeState, type JournalEntry } from '../../runtime/index.js';
+import { createModelGateway, FileRunStore, resumeState, targetVersion, type JournalEntry } from '../../runtime/index.js';
 import { runInChildProcess } from '../../runtime/kernel/launch.js';
 
 let examples: CompileResult;
@@ -26,7 +26,7 @@ const refundInput = { ticket: 'I want a refund for order A-42', orderId: 'A-42' 
 describe('durable runs', () => {
   it('an approval suspends the run durably; the decision resumes it without re-running the finished step', async () => {
     const runs = store();
-    const first = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/refund-request', input: refundInput, services: services(), store: runs, run: 'refund-1', bundleDigest: examples.bundle.digest, filesRoot: resolve('examples') });
+    const first = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/refund-request', input: refundInput, services: services(), store: runs, run: 'refund-1', filesRoot: resolve('examples') });
     expect(first.status).toBe('WaitingForApproval');
     const journal = await runs.read('refund-1');
     expect(types(journal).filter((t) => !t.startsWith('tool-call') && t !== 'model-call-finished')).toEqual(['run-started', 'node-completed', 'approval-requested', 'run-finished']);
@@ -45,7 +45,7 @@ describe('durable runs', () => {
 
   it('journals every tool call before and after; on resume a finished call is not made again', async () => {
     const runs = store();
-    const done = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-1', bundleDigest: examples.bundle.digest, filesRoot: resolve('examples') });
+    const done = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-1', filesRoot: resolve('examples') });
     expect(done.status).toBe('Succeeded');
     const journal = await runs.read('pipe-1');
     const started = journal.filter((r) => r.type === 'tool-call-started');
@@ -54,7 +54,7 @@ describe('durable runs', () => {
 
     // An interruption right after the first tool call finished: copy the journal up to there into a new run.
     const cut = journal.findIndex((r) => r.type === 'tool-call-finished');
-    await runs.create({ id: 'pipe-2', bundleDigest: examples.bundle.digest, target: 'Workflow/acme-support/support-pipeline', input: refundInput });
+    await runs.create({ id: 'pipe-2', version: targetVersion(examples.bundle, 'Workflow/acme-support/support-pipeline'), target: 'Workflow/acme-support/support-pipeline', input: refundInput });
     for (const r of journal.slice(1, cut + 1)) {
       const { seq: _s, at: _a, ...record } = r;
       await runs.append('pipe-2', record as never);
@@ -70,11 +70,11 @@ describe('durable runs', () => {
 
   it('a call in flight at the interruption stops the run for a human unless its Tool is idempotent', async () => {
     const runs = store();
-    const done = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-3', bundleDigest: examples.bundle.digest, filesRoot: resolve('examples') });
+    const done = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-3', filesRoot: resolve('examples') });
     const journal = await runs.read('pipe-3');
     const inFlightAt = journal.findIndex((r) => r.type === 'tool-call-started');
     const copy = async (id: string) => {
-      await runs.create({ id, bundleDigest: examples.bundle.digest, target: 'Workflow/acme-support/support-pipeline', input: refundInput });
+      await runs.create({ id, version: targetVersion(examples.bundle, 'Workflow/acme-support/support-pipeline'), target: 'Workflow/acme-support/support-pipeline', input: refundInput });
       for (const r of journal.slice(1, inFlightAt + 1)) {
         const { seq: _s, at: _a, ...record } = r;
         await runs.append(id, record as never);
@@ -104,7 +104,7 @@ describe('a high-risk tool call under oversight in-the-loop', () => {
 
   /** Run the refund executor until it suspends at the tool call's gate; returns the gate. */
   async function suspended(runs: FileRunStore, run: string, bundle = examples.bundle) {
-    const first = await runInChildProcess({ bundle, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run, bundleDigest: examples.bundle.digest });
+    const first = await runInChildProcess({ bundle, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run });
     expect(first.status, first.error?.message).toBe('WaitingForApproval');
     const journal = await runs.read(run);
     const gate = journal.find((r) => r.type === 'approval-requested') as Gate;

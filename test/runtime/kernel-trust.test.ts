@@ -33,7 +33,7 @@ async function hostile(target: string, script: (user: Channel, run: string) => P
   });
   const session = new KernelSession(kernel, { bundle: examples.bundle, target, services: { gateway: createModelGateway({ models: examples.bundle.objects }), ...(httpTools !== undefined ? { httpTools } : {}) } });
   const runs = store();
-  await session.invoke({ input: { ticket: 'x' }, store: runs, run: 'r1', bundleDigest: examples.bundle.digest });
+  await session.invoke({ input: { ticket: 'x' }, store: runs, run: 'r1' });
   kernel.close();
   user.close();
   return { findings, runs };
@@ -127,26 +127,26 @@ describe('one attempt at a time', () => {
       other.user.close();
       return { status: 'Succeeded', output: 'ok', path: [], usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 } satisfies RunOutcome;
     });
-    const out = await first.s.invoke({ input: {}, store: runs, run: 'r1', bundleDigest: 'sha256:x' });
+    const out = await first.s.invoke({ input: {}, store: runs, run: 'r1' });
     expect(out.status).toBe('Succeeded');
     expect(second).toBe('run_locked');
     first.kernel.close();
     first.user.close();
     // Released with the attempt: a later resume may take it.
-    const release = await runs.lease('r1');
-    await release();
+    const lease = await runs.lease('r1');
+    await lease.release();
   });
 });
 
 describe('a run that ended', () => {
   it('stays ended whatever is appended after it; only a WaitingForApproval end is undone by a decision', async () => {
     const runs = store();
-    await runs.create({ id: 'f', bundleDigest: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
+    await runs.create({ id: 'f', version: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
     await runs.append('f', { type: 'run-finished', status: 'Failed', error: { code: 'agent_failed', message: 'boom' } });
     await runs.append('f', { type: 'approval-given', node: 'approve2', traversal: 0, by: 'alice' });
     expect(resumeState(await runs.read('f')).finished).toMatchObject({ status: 'Failed' });
 
-    await runs.create({ id: 'w', bundleDigest: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
+    await runs.create({ id: 'w', version: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
     await runs.append('w', { type: 'run-finished', status: 'WaitingForApproval' });
     await runs.append('w', { type: 'approval-decided', node: 'approve2', traversal: 0, approved: true, by: ['alice'] });
     const w = resumeState(await runs.read('w'));
@@ -156,7 +156,7 @@ describe('a run that ended', () => {
 
   it('a quorum reached by approvals given decides the gate, even when nobody wrote the decision', async () => {
     const runs = store();
-    await runs.create({ id: 'q', bundleDigest: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
+    await runs.create({ id: 'q', version: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
     const now = Date.now();
     await runs.append('q', { type: 'approval-requested', run: 'q', workflow: 'Workflow/acme-support/refund-request', node: 'approve2', traversal: 0, approvers: ['alice', 'bob'], quorum: 2, timeoutSeconds: 60, onTimeout: 'reject', subject: {}, requestedAt: now, expiresAt: now + 60_000 });
     await runs.append('q', { type: 'run-finished', status: 'WaitingForApproval' });

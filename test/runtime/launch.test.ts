@@ -4,7 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
 import { compilePolicy, createDecider } from '../../policy/index.js';
 import { createModelGateway } from '../../runtime/index.js';
-import { runInChildProcess, runObjects } from '../../runtime/kernel/launch.js';
+import { runInChildProcess } from '../../runtime/kernel/launch.js';
+import { runObjects } from '../../runtime/kernel/targets.js';
 import type { TraceEvent } from '../../runtime/trace.js';
 
 let examples: CompileResult;

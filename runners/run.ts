@@ -1,0 +1,145 @@
+/**
+ * One run of an agent or a workflow through a composed kernel
+ * (runtime `composeKernel`), in the isolation asked for: development mode (a
+ * plain child process, isolation degraded), or a sandbox of the process or
+ * gVisor runner, which must give what the agents ask for and refuses
+ * otherwise. The run is journaled in the store given, pinned to its target's
+ * version, and can be resumed from its journal. `beacon run` and `beacon
+ * resume` are this module and a printer; the reconciler keeps sandboxes
+ * running instead (a runner's `start` with the same kernel), and the
+ * Action's evaluations run here.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { BeaconError } from '../common/index.js';
+import type { Bundle, Source } from '../compiler/index.js';
+import { resumeState, runInChildProcess, VersionMismatch, type ApprovalStore, type Json, type Kernel, type ResumeState, type RunOutcome, type RunStore } from '../runtime/index.js';
+import { GvisorRunner } from './gvisor.js';
+import { ProcessRunner } from './process.js';
+import type { Runner } from './types.js';
+
+/** Where a run's user space runs: `development` is a plain child process (isolation degraded). */
+export type Isolation = 'development' | 'process' | 'gvisor';
+
+/** Where the target's shipped files (stdio Tools' files) come from: a folder on disk laid out as the manifests are, or the commit they were compiled from. */
+export type ShippedFrom = { folder: string } | { source: Source };
+
+export interface RunRequest {
+  kernel: Kernel;
+  /** `Agent/tenant/name` or `Workflow/tenant/name` (`kernel.resolveTarget` turns `tenant/name` into one). */
+  target: string;
+  input: Json;
+  /** @default a random UUID */
+  run?: string;
+  /** Journal the run here (it can then wait for approvals and be resumed). */
+  store?: RunStore;
+  approvals?: ApprovalStore;
+  isolation: Isolation;
+  /** A local runner's state folder (its sandboxes' records), and folders of ours a gVisor sandbox must not see (runs). */
+  stateDir?: string;
+  dataDirs?: string[];
+  files?: ShippedFrom;
+  signal?: AbortSignal;
+  /** Told where the run goes before it starts: the sandbox's id, or none in development mode. */
+  onStart?: (where: { isolation: Isolation; sandbox?: string }) => void;
+}
+
+/** How a run went, and where. */
+export type RunReport = RunOutcome & { run: string; target: string; version: string; isolation: Isolation };
+
+/** Run `request.target` once (a new run, or the resumed one when `resume` is given). */
+export async function runTarget(request: RunRequest & { resume?: ResumeState }): Promise<RunReport> {
+  const { kernel, target } = request;
+  const version = kernel.version(target);
+  const files = await shippedFolder(kernel.bundle, request.files);
+  try {
+    const invocation = {
+      input: request.input,
+      run: request.run ?? randomUUID(),
+      ...(request.store !== undefined ? { store: request.store } : {}),
+      ...(request.approvals !== undefined ? { approvals: request.approvals } : {}),
+      ...(request.resume !== undefined ? { resume: request.resume } : {}),
+      ...(request.signal !== undefined ? { signal: request.signal } : {}),
+    };
+    const session = { bundle: kernel.bundle, target, services: kernel.services, ...(kernel.secret !== undefined ? { secret: kernel.secret } : {}) };
+    if (request.isolation === 'development') {
+      request.onStart?.({ isolation: 'development' });
+      return { ...(await runInChildProcess({ ...session, ...invocation, ...(files !== undefined ? { filesRoot: files.folder } : {}) })), target, version, isolation: 'development' };
+    }
+    const runner = localRunner(request.isolation, request);
+    // Sandboxes an earlier, killed run left behind go first.
+    await runner.cleanup();
+    // The runner gives the sandbox its files (mounted, or sent over the channel): the host's folder means nothing inside it.
+    const sandbox = await runner.start({ ...session, ...(files !== undefined ? { filesRoot: files.folder } : {}) });
+    request.onStart?.({ isolation: request.isolation, sandbox: sandbox.id });
+    try {
+      return { ...(await sandbox.invoke(invocation)), target, version, isolation: request.isolation };
+    } finally {
+      await sandbox.stop({ drainMs: 0 });
+    }
+  } finally {
+    files?.dispose();
+  }
+}
+
+/** A run that cannot be resumed: it finished (other than by waiting for a person). */
+export class RunFinished extends BeaconError {
+  override readonly name = 'RunFinished';
+  constructor(
+    readonly run: string,
+    readonly status: string,
+  ) {
+    super('run_finished', `run ${run} has finished (${status}); there is nothing to resume`);
+  }
+}
+
+/**
+ * Continue run `run` from its journal in `store`: interrupted, or waiting at
+ * a gate that has been decided. Finished steps, tool calls and model answers
+ * are not repeated. The kernel must serve the version the run is pinned to
+ * (`VersionMismatch` otherwise: resume it from the commit it started on).
+ */
+export async function resumeTarget(request: Omit<RunRequest, 'target' | 'input' | 'run' | 'store'> & { run: string; store: RunStore }): Promise<RunReport> {
+  const state = resumeState(await request.store.read(request.run));
+  if (state.finished !== undefined && state.finished.status !== 'WaitingForApproval') throw new RunFinished(request.run, state.finished.status);
+  const served = request.kernel.version(state.target);
+  if (served !== state.version) throw new VersionMismatch(request.run, state.version, served);
+  return runTarget({ ...request, target: state.target, input: state.input, resume: state });
+}
+
+function localRunner(isolation: 'process' | 'gvisor', request: Pick<RunRequest, 'stateDir' | 'dataDirs'>): Runner {
+  if (request.stateDir === undefined) throw new BeaconError('invalid_option', `a ${isolation} sandbox needs a state folder (stateDir)`);
+  const state = { stateDir: request.stateDir, dataDirs: request.dataDirs ?? [] };
+  // A runner that cannot give what the agents ask for refuses (no runsc; a gVisor agent on process): RunnerUnavailable, never a degraded run.
+  return isolation === 'gvisor' ? new GvisorRunner(state) : new ProcessRunner(state);
+}
+
+/**
+ * The folder stdio Tools start over: the folder on disk, or — from a
+ * commit — the bundle's shipped files written out of it into a private
+ * temporary folder, read-only, removed after the run.
+ */
+async function shippedFolder(bundle: Pick<Bundle, 'objects' | 'files'>, from: ShippedFrom | undefined): Promise<{ folder: string; dispose(): void } | undefined> {
+  if (from === undefined) return undefined;
+  if ('folder' in from) return { folder: from.folder, dispose: () => undefined };
+  if (from.source.kind === 'dir') return { folder: from.source.path, dispose: () => undefined };
+  const dir = mkdtempSync(join(tmpdir(), 'beacon-run-files-'));
+  try {
+    const entries = new Map((await from.source.list()).map((e) => [e.path, e]));
+    for (const f of bundle.files) {
+      const entry = entries.get(f.path);
+      if (entry === undefined) continue;
+      const target = join(dir, f.path);
+      mkdirSync(dirname(target), { recursive: true });
+      writeFileSync(target, await from.source.read(entry), { mode: 0o444 });
+    }
+    // A stdio Tool's working folder is its manifest's folder: it exists even when it holds no shipped file.
+    for (const o of bundle.objects) if (o.kind === 'Tool') mkdirSync(join(dir, dirname(o.file)), { recursive: true });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return { folder: dir, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
