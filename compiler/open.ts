@@ -54,6 +54,13 @@ function openCache(option: string | false | undefined, repoRoot: string | undefi
 
 const toPosix = (p: string): string => p.split(sep).join('/');
 
+/** `path`, or its nearest ancestor that exists (a folder may exist only in the commit being read). */
+function nearestExisting(path: string): string {
+  let p = path;
+  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
+  return p;
+}
+
 export async function openProject(options: OpenOptions = {}): Promise<Project> {
   const cwd = options.cwd ?? process.cwd();
   if (options.ref === undefined) {
@@ -64,7 +71,9 @@ export async function openProject(options: OpenOptions = {}): Promise<Project> {
     const prefix = repoRoot !== undefined ? toPosix(relative(repoRoot, folder)) : '';
     return { source: new DirSource(folder), cache: openCache(options.cacheDir, repoRoot), root: folder, prefix: prefix ? `${prefix}/` : '', repoRoot: repoRoot ?? folder };
   }
-  const repoDir = resolve(cwd, options.repo ?? '.');
+  // Without --repo, the repository is the one that holds the folder (as `git -C <folder>` finds it), else the current folder's.
+  const named = options.path !== undefined && options.path !== '' ? nearestExisting(resolve(cwd, options.path)) : '.';
+  const repoDir = resolve(cwd, options.repo ?? named);
   const repository = await GitRepository.open(repoDir);
   const cache = openCache(options.cacheDir, repository.dir);
   repository.attachStore(cache);

@@ -6,7 +6,7 @@
  * schema, correctly escaped GitHub workflow commands), and that plan and the
  * compile cache give the answers one can compute independently.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv04 from 'ajv-draft-04';
 import addFormatsModule from 'ajv-formats';
@@ -470,6 +470,18 @@ describe('beacon init', () => {
     expect(fromGit.code, show(fromGit)).toBe(0);
     const gj = parseJson<ValidateJson>(fromGit);
     expect(gj.summary).toMatchObject({ errors: 0, warnings: 0, objects: json.summary.objects, graphs: json.summary.graphs });
+
+    // A folder argument finds its repository, as `git -C` would: from another folder, without --repo.
+    const fromRoot = await beacon(['validate', repo, '--ref', 'HEAD', '--format', 'json'], { cwd: '/' });
+    expect(fromRoot.code, show(fromRoot)).toBe(0);
+    expect(parseJson<ValidateJson>(fromRoot).summary).toEqual(gj.summary);
+    // A folder deleted from the working tree is still read from the commit.
+    rmSync(join(repo, 'tenants'), { recursive: true });
+    const gone = await beacon(['validate', join(repo, 'tenants'), '--ref', 'HEAD', '--format', 'json'], { cwd: '/' });
+    expect(parseJson<ValidateJson>(gone).summary.objects, show(gone)).toBeGreaterThan(0);
+    const outside = await beacon(['validate', join(repo, 'nope'), '--ref', 'HEAD'], { cwd: '/' });
+    expect(outside.code).toBe(2);
+    expect(outside.stderr).toMatch(/nope: no such folder at [0-9a-f]{12}/);
   });
 });
 
