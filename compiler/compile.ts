@@ -12,7 +12,7 @@ import { canonicalJson, sha256 } from './digest.js';
 import { admit, type AdmissionPolicy, type AdmitInput, type AdmitOutput, type AuditEntry } from './admission.js';
 import { findSecretIn, inlineFiles, link, type LinkDoc, type PendingDiagnostic } from './link.js';
 import type { Source, SourceEntry } from './source.js';
-import type { Bundle, CompiledObject, CompileResult, CompileStats, FileUnit, Snapshot } from './types.js';
+import { compiledObject, type Bundle, type CompiledObject, type CompileResult, type CompileStats, type FileUnit, type Snapshot } from './types.js';
 import { compileFile, decodeText, objectId, objectLabel } from './unit.js';
 import { COMPILER_VERSION } from './version.js';
 import { locate, parseWithPositions, positionInScalar, type SlowParse } from './yaml.js';
@@ -245,7 +245,7 @@ export async function resultFromSnapshot(snapshot: Snapshot, head: CompileResult
   for (const o of snapshot.objects) {
     const other = headDigests.get(o.id);
     if (other === undefined || other === o.digest) {
-      objects.push({ ...o, object: {} });
+      objects.push(compiledObject(o, {}));
       continue;
     }
     const doc = cache.getUnit(o.origin.blob)?.docs.find((d) => d.index === o.origin.document);
@@ -258,7 +258,7 @@ export async function resultFromSnapshot(snapshot: Snapshot, head: CompileResult
       return content !== undefined ? { entry: { path: target, oid: oid! }, content } : undefined;
     });
     if (missing) return undefined;
-    objects.push({ ...o, object: inlined.object });
+    objects.push(compiledObject(o, inlined.object));
   }
   const bundle: Bundle = { apiVersion: 'beacon.dev/bundle/v1', compiler: COMPILER_VERSION, source: snapshot.source, objects, graphs: [], files: [], digest: snapshot.bundleDigest };
   return {

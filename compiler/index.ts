@@ -8,7 +8,8 @@ export { DirSource, GitSource, SourceError, type Source, type SourceEntry } from
 export { plan, type Plan, type PlanChange, type PlanConsequence } from './plan.js';
 export { COMPILER_VERSION, PACKAGE_VERSION } from './version.js';
 export { fieldPath } from './pointer.js';
-export type { Bundle, CompiledObject, CompileResult, CompileStats, ExecutionGraph, GraphEdge, GraphNode, NodeType, ApprovalSpec } from './types.js';
+export type { Bundle, CompiledObject, CompiledObjectOf, ObjectOfKind, ShippedFile, CompileResult, CompileStats, ExecutionGraph, GraphEdge, GraphNode, NodeType, ApprovalSpec } from './types.js';
+export { compiledObject, ofKind } from './types.js';
 export { DIAGNOSTIC_FORMATS, formatAudit, formatGithub, formatSarif, formatSummary, formatText, summarize, type DiagnosticFormat, type Summary } from './format/diagnostics.js';
 export { toDot, toMermaid } from './format/graph.js';
 export { planMarkdown, planText } from './format/plan.js';

@@ -16,7 +16,7 @@ import { buildGraph, type AgentInfo } from './graph.js';
 import { stronglyConnected } from './scc.js';
 import { findSecret } from './secrets.js';
 import type { SourceEntry } from './source.js';
-import type { CompiledObject, DocUnit, ExecutionGraph } from './types.js';
+import { compiledObject, type CompiledObject, type DocUnit, type ExecutionGraph } from './types.js';
 import { objectId, objectLabel } from './unit.js';
 import { fieldPath } from './pointer.js';
 import { closestWord as closest } from './validate.js';
@@ -514,19 +514,23 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
   const compiled: CompiledObject[] = [];
   for (const o of all) {
     // `tenant: undefined` for cluster-scoped objects keeps one shape; JSON and JCS leave it out.
-    compiled.push({
-      id: o.id,
-      kind: o.kind,
-      name: o.name,
-      tenant: o.tenant,
-      file: o.file,
-      line: o.doc.line,
-      digest: digests.get(o.id)!,
-      effectiveDigest: effectiveOf(o.id),
-      uses: [...(uses.get(o.id) ?? [])].sort(),
-      origin: { blob: o.oid, document: o.doc.index, files: fileBlobs.get(o.id) },
-      object: objects.get(o.id)!,
-    });
+    compiled.push(
+      compiledObject(
+        {
+          id: o.id,
+          kind: o.kind,
+          name: o.name,
+          tenant: o.tenant,
+          file: o.file,
+          line: o.doc.line,
+          digest: digests.get(o.id)!,
+          effectiveDigest: effectiveOf(o.id),
+          uses: [...(uses.get(o.id) ?? [])].sort(),
+          origin: { blob: o.oid, document: o.doc.index, files: fileBlobs.get(o.id) },
+        },
+        objects.get(o.id)!,
+      ),
+    );
   }
   compiled.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   graphs.sort((a, b) => (a.workflow < b.workflow ? -1 : 1));

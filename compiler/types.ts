@@ -2,7 +2,7 @@
  * The compiler's data: per-file units (what can be cached by blob id), the
  * compiled objects, the execution-graph IR and the Bundle.
  */
-import type { Diagnostic, Kind } from '../schema/index.js';
+import type { Agent, AgentSpec, AgentToolBinding, Annotations, Diagnostic, Evaluation, Kind, Labels, Model, ObjectRef, Policy, Tenant, Tool, ToolSpec, Workflow } from '../schema/index.js';
 import type { AdmissionPolicy, AuditEntry } from './admission.js';
 
 /** A diagnostic found inside one file, before the file's path is attached (units are cached by content). */
@@ -48,10 +48,37 @@ export interface FileContent {
   size: number;
 }
 
-export interface CompiledObject {
+/**
+ * What a compiled object of each kind holds: the kind's manifest type,
+ * generated from its JSON Schema (schema/types.gen.ts), as normalizing and
+ * linking leave it — an Agent's tools always `{name, approval}` and its
+ * evaluations a list, a consensus workflow's voters always `{agent,
+ * replicas}`, a Tool's files `{path, digest}` with their digests, an
+ * Evaluation's dataset file inlined as `cases`, every object's labels and
+ * annotations present.
+ */
+export interface ObjectOfKind {
+  Tenant: Normalized<Tenant>;
+  Model: Normalized<Model>;
+  Tool: Normalized<Omit<Tool, 'spec'> & { spec: Omit<ToolSpec, 'files'> & { files: ShippedFile[] } }>;
+  Agent: Normalized<Omit<Agent, 'spec'> & { spec: Omit<AgentSpec, 'tools' | 'evaluations'> & { tools: Required<AgentToolBinding>[]; evaluations: ObjectRef[] } }>;
+  Workflow: Normalized<Workflow>;
+  Policy: Normalized<Policy>;
+  Evaluation: Normalized<Evaluation>;
+}
+
+/** A Tool's file as compiled: its path (relative to the manifest) and the digest of its content. */
+export interface ShippedFile {
+  path: string;
+  digest: string;
+}
+
+/** Metadata with its labels and annotations present (normalizing defaults them to `{}`). */
+type Normalized<T extends { metadata: object }> = Omit<T, 'metadata'> & { metadata: T['metadata'] & { labels: Labels; annotations: Annotations } };
+
+export interface CompiledBase {
   /** `Kind/tenant/name` or `Kind/name`. */
   id: string;
-  kind: Kind;
   name: string;
   tenant?: string;
   file: string;
@@ -62,8 +89,30 @@ export interface CompiledObject {
   uses: string[];
   /** Where the object comes from: the Git blob of its file, its document index, the blobs of the files it inlines. */
   origin: { blob: string; document: number; files?: Record<string, string> };
-  /** The normalized object, referenced files inlined. Shared with the compile cache: read-only. */
-  object: Record<string, unknown>;
+}
+
+/** A compiled object: a union discriminated by `kind`, so `o.kind === 'Agent'` types `o.object` as an Agent. Its `object` is shared with the compile cache: read-only. */
+export type CompiledObject = { [K in Kind]: CompiledBase & { kind: K; object: ObjectOfKind[K] } }[Kind];
+
+/** A compiled object of kind `K`. */
+export type CompiledObjectOf<K extends Kind> = Extract<CompiledObject, { kind: K }>;
+
+/** A predicate for `filter` and `find`: compiled objects of one kind. */
+export function ofKind<K extends Kind>(kind: K): (o: CompiledObject) => o is CompiledObjectOf<K> {
+  return (o): o is CompiledObjectOf<K> => o.kind === kind;
+}
+
+/**
+ * A compiled object from its identity and its normalized object. The one
+ * place the compiler's untyped data becomes typed: every `object` handed
+ * here passed its kind's JSON Schema (ajv, compiler/validate.ts) and was
+ * normalized (compiler/unit.ts) and inlined (linking), which is what
+ * `ObjectOfKind` describes — or is `{}` for an object a snapshot carries no
+ * content for (a plan reads content only where digests differ).
+ */
+export function compiledObject(base: CompiledBase & { kind: Kind }, object: Record<string, unknown>): CompiledObject {
+  // The schema validated what the types describe; TypeScript cannot see that.
+  return { ...base, object } as CompiledObject;
 }
 
 /** A compiled commit without its objects' content: enough to plan against it (objects are rebuilt from the cache when needed). */

@@ -17,6 +17,7 @@ import { once } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
+import { ofKind } from '../compiler/index.js';
 import { Channel, KernelSession, processExists, processStartTime, runObjects, type InvokeOptions, type Json, type RunOutcome } from '../runtime/index.js';
 import { SandboxError, sandboxLabels, type Health, type RunnerKind, type Sandbox, type SandboxSpec, type StopOptions } from './types.js';
 
@@ -116,16 +117,12 @@ export function killGroup(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void
 export async function shippedFiles(spec: Pick<SandboxSpec, 'bundle' | 'target' | 'filesRoot'>): Promise<{ path: string; data: Buffer }[]> {
   const { objects } = runObjects(spec.bundle, spec.target);
   const wanted = new Map<string, string | undefined>();
-  for (const o of objects) {
-    if (o.kind !== 'Tool') continue;
-    const tool = o.object.spec as { mcp?: { transport?: string }; files?: (string | { path: string; digest?: string })[] };
-    if (tool.mcp?.transport !== 'stdio') continue;
+  for (const o of objects.filter(ofKind('Tool'))) {
+    const tool = o.object.spec;
+    if (tool.mcp.transport !== 'stdio') continue;
     // The server's working folder is its manifest's folder: it must exist even when it holds no shipped file.
     wanted.set(`${posix.dirname(o.file)}/`, undefined);
-    for (const f of tool.files ?? []) {
-      const { path, digest } = typeof f === 'string' ? { path: f, digest: undefined } : f;
-      wanted.set(posix.normalize(posix.join(posix.dirname(o.file), path)), digest);
-    }
+    for (const { path, digest } of tool.files) wanted.set(posix.normalize(posix.join(posix.dirname(o.file), path)), digest);
   }
   if (wanted.size > 0 && spec.filesRoot === undefined) throw new SandboxError('invalid_files', `${spec.target} ships files for its stdio Tools, but the sandbox was given no filesRoot to take them from`);
   const out: { path: string; data: Buffer }[] = [];

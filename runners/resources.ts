@@ -3,6 +3,7 @@
  * isolation, memory and CPU. A Workflow runs its agents in one sandbox, so it
  * needs the strictest isolation and the most memory and CPU any of them asks for.
  */
+import { ofKind } from '../compiler/index.js';
 import { runObjects, type LaunchOptions } from '../runtime/index.js';
 import { SandboxError } from './types.js';
 
@@ -35,10 +36,9 @@ export function sandboxNeeds(bundle: LaunchOptions['bundle'], target: string): S
   const { objects } = runObjects(bundle, target);
   const needs: SandboxNeeds = { isolation: 'process', memoryBytes: 0, memory: '512Mi', cpuMillis: 0, cpu: '500m' };
   let agents = 0;
-  for (const o of objects) {
-    if (o.kind !== 'Agent') continue;
+  for (const o of objects.filter(ofKind('Agent'))) {
     agents++;
-    const s = ((o.object.spec as { sandbox?: { isolation?: string; memory?: string; cpu?: string } }).sandbox ?? {});
+    const s = o.object.spec.sandbox ?? {};
     if ((s.isolation ?? 'gvisor') === 'gvisor') needs.isolation = 'gvisor';
     const mem = memoryBytes(s.memory ?? '512Mi');
     if (mem > needs.memoryBytes) Object.assign(needs, { memoryBytes: mem, memory: s.memory ?? '512Mi' });

@@ -4,7 +4,7 @@ export { Channel, type CallHandler, type ChannelOptions } from './channel.js';
 export { CHANNEL_ERRORS, FrameDecoder, MAX_FRAME_BYTES, PROTOCOL_ID, ProtocolError, encodeFrame, type Frame, type ProtocolErrorBody, type Role } from './protocol.js';
 export { serveKernel, type KernelServices, type PolicyEvent, type SandboxIdentity } from './kernel/syscalls.js';
 export { kernelGateway, kernelTools } from './user/syscalls.js';
-export { inputText, runAgent, type AgentLoopOptions, type AgentSpec, type AgentStep } from './user/agent-loop.js';
+export { inputText, runAgent, type AgentLoopOptions, type LoopAgent, type AgentStep } from './user/agent-loop.js';
 export { RunTracer, type TraceEvent } from './trace.js';
 export { createModelGateway, ModelCallError, type ModelAttempt, type ModelGatewayOptions } from './kernel/gateway.js';
 export { executeWorkflow, schemasFromObjects, type AgentSchemas, type ExecutorDeps, type SchemaSource } from './user/executor.js';

@@ -19,7 +19,8 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { BeaconError } from '../common/index.js';
 import type { Admission, RateLimits } from './counters.js';
-import { PACKAGE_VERSION, type CompiledObject } from '../compiler/index.js';
+import { PACKAGE_VERSION, type CompiledObject, type CompiledObjectOf } from '../compiler/index.js';
+import type { McpServer } from '../schema/index.js';
 import { raceAbort } from './abort.js';
 import { isRecord, type JsonObject, type JsonSchema, type ToolCall, type ToolDefinition, type ToolError, type ToolErrorCode, type ToolProvider, type ToolResult } from './types.js';
 
@@ -46,14 +47,14 @@ export const realMcpClock: McpClock = { now: () => performance.now() };
 // ---------------------------------------------------------------------------
 // Reading a Tool
 
-/** What the runtime needs of one Tool, read from its normalized object. */
+/** What the runtime needs of one Tool, read from its compiled object. */
 export interface McpToolConfig {
   /** The Tool's name as the agent lists it (`kb-search`, `other-tenant/kb-search`): ToolCall.tool. */
   name: string;
   transport: 'stdio' | 'http';
   /** `spec.mcp`, as declared. */
-  mcp: Record<string, unknown>;
-  /** `spec.files`, as paths (the compiler writes `{path, digest}`; raw manifests have strings). */
+  mcp: McpServer;
+  /** `spec.files`, as paths relative to the manifest. */
   files: string[];
   allow: ReadonlySet<string>;
   timeoutMs: number;
@@ -61,47 +62,26 @@ export interface McpToolConfig {
   tenant?: string;
 }
 
-/** A compiled Tool or its normalized object (`bundle.objects` entries will do). */
-export type ToolObject = CompiledObject | Record<string, unknown>;
+/** A compiled Tool (`bundle.objects` entries of kind Tool). */
+export type ToolObject = CompiledObjectOf<'Tool'>;
 
-/** Reads a Tool; throws McpConfigError naming the field when it is not one. */
+/**
+ * What the runtime needs of a compiled Tool, listed by an agent as `name`.
+ * The compiler checked the Tool against its schema (transport, command or
+ * url, allow, files, timeout, rate limit); nothing is checked again here.
+ */
 export function readToolConfig(name: string, tool: ToolObject): McpToolConfig {
   if (typeof name !== 'string' || name === '') throw new McpConfigError(`a Tool needs the name the agent lists it by, got ${JSON.stringify(name)}`);
-  const object: unknown = isRecord(tool) && isRecord(tool.object) && typeof tool.kind === 'string' ? tool.object : tool;
-  const bad = (field: string, want: string): McpConfigError => new McpConfigError(`Tool ${name}: ${field} ${want}`);
-  if (!isRecord(object) || object.kind !== 'Tool') throw bad('kind', "must be 'Tool'");
-  const spec = object.spec;
-  if (!isRecord(spec)) throw bad('spec', 'must be an object');
-  const mcp = spec.mcp;
-  if (!isRecord(mcp)) throw bad('spec.mcp', 'must be an object');
-  if (mcp.transport !== 'stdio' && mcp.transport !== 'http') throw bad('spec.mcp.transport', "must be 'stdio' or 'http'");
-  const allow = spec.allow;
-  if (!Array.isArray(allow) || allow.length === 0 || !allow.every((a) => typeof a === 'string' && a !== '')) throw bad('spec.allow', 'must list at least one MCP tool name');
-  const files = spec.files ?? [];
-  if (!Array.isArray(files)) throw bad('spec.files', 'must be a list');
-  const paths = files.map((f: unknown, i) => {
-    const path = isRecord(f) ? f.path : f;
-    if (typeof path !== 'string' || path === '') throw bad(`spec.files[${i}]`, 'must be a relative path');
-    return path;
-  });
-  const timeoutSeconds = spec.timeoutSeconds ?? 30;
-  if (typeof timeoutSeconds !== 'number' || !Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw bad('spec.timeoutSeconds', 'must be a positive number of seconds');
-  let requestsPerMinute: number | undefined;
-  if (spec.rateLimit !== undefined) {
-    const rpm = isRecord(spec.rateLimit) ? spec.rateLimit.requestsPerMinute : undefined;
-    if (typeof rpm !== 'number' || !Number.isFinite(rpm) || rpm <= 0) throw bad('spec.rateLimit.requestsPerMinute', 'must be a positive number');
-    requestsPerMinute = rpm;
-  }
-  const metadata = isRecord(object.metadata) ? object.metadata : {};
+  const { spec } = tool.object;
   return {
     name,
-    transport: mcp.transport,
-    mcp,
-    files: paths,
-    allow: new Set(allow as string[]),
-    timeoutMs: timeoutSeconds * 1000,
-    ...(requestsPerMinute !== undefined ? { requestsPerMinute } : {}),
-    ...(typeof metadata.tenant === 'string' ? { tenant: metadata.tenant } : {}),
+    transport: spec.mcp.transport,
+    mcp: spec.mcp,
+    files: spec.files.map((f) => f.path),
+    allow: new Set(spec.allow),
+    timeoutMs: (spec.timeoutSeconds ?? 30) * 1000,
+    ...(spec.rateLimit !== undefined ? { requestsPerMinute: spec.rateLimit.requestsPerMinute } : {}),
+    tenant: tool.object.metadata.tenant,
   };
 }
 

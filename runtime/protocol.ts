@@ -100,7 +100,7 @@ export function checkFrame(v: unknown): Frame | string {
   switch (v.t) {
     case 'hello':
       if (typeof v.protocol !== 'string' || (v.role !== 'user' && v.role !== 'kernel')) return 'hello needs protocol and role (user | kernel)';
-      return v as unknown as HelloFrame;
+      return { t: 'hello', protocol: v.protocol, role: v.role, ...(typeof v.agent === 'string' ? { agent: v.agent } : {}) };
     case 'call':
       if (!isId(v.id) || typeof v.method !== 'string' || v.method === '') return 'call needs a numeric id and a method';
       return { t: 'call', id: v.id, method: v.method, params: v.params ?? null };
@@ -109,7 +109,7 @@ export function checkFrame(v: unknown): Frame | string {
       return { t: 'result', id: v.id, result: v.result ?? null };
     case 'error':
       if (!isId(v.id) || !isRecord(v.error) || typeof v.error.code !== 'string' || typeof v.error.message !== 'string') return 'error needs an id and {code, message}';
-      return v as unknown as ErrorFrame;
+      return { t: 'error', id: v.id, error: errorFrameBody(v.error, v.error.code, v.error.message) };
     case 'cancel':
       if (!isId(v.id)) return 'cancel needs a numeric id';
       return { t: 'cancel', id: v.id };
@@ -123,6 +123,17 @@ export function checkFrame(v: unknown): Frame | string {
     default:
       return `unknown frame type ${JSON.stringify(v.t ?? null).slice(0, 40)}`;
   }
+}
+
+/** An error frame's body as the peer sent it: its code and message, and the retry semantics and data when they have the right types. */
+function errorFrameBody(e: Record<string, unknown>, code: string, message: string): ProtocolErrorBody {
+  return {
+    code,
+    message,
+    ...(typeof e.retryable === 'boolean' ? { retryable: e.retryable } : {}),
+    ...(typeof e.retryAfterMs === 'number' ? { retryAfterMs: e.retryAfterMs } : {}),
+    ...(isRecord(e.data) ? { data: e.data } : {}),
+  };
 }
 
 /** The major version a peer's `protocol` names, or undefined when it is not this protocol. */

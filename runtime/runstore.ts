@@ -8,7 +8,7 @@
  *
  * A record is durable before `append` resolves: one write on a file opened
  * with O_APPEND, then fdatasync. A crash can therefore leave at most one torn
- * record, the last, which was never reported written: readers ignore it and
+ * record, the last, which had not been reported written: readers ignore it and
  * the next append cuts it off. Anything else unreadable is corruption and an
  * error that names the file and line. One writer per run (its executor).
  */
@@ -733,7 +733,7 @@ export function resumeState(records: readonly RunRecord[]): ResumeState {
         started.set(r.callId, withoutMeta(r));
         break;
       case 'tool-call-finished':
-        if (!started.has(r.callId)) throw bad(i, `tool call ${r.callId} finished but was never started`);
+        if (!started.has(r.callId)) throw bad(i, `tool call ${r.callId} finished without having started`);
         state.finishedCalls.set(r.callId, r.result);
         break;
       case 'model-call-finished':

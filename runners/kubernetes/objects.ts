@@ -14,6 +14,7 @@
  *   and DNS.
  */
 import { createHash } from 'node:crypto';
+import { ofKind } from '../../compiler/index.js';
 import { sandboxNeeds } from '../resources.js';
 import { sandboxLabels, sandboxVersion, type SandboxSpec } from '../types.js';
 
@@ -73,7 +74,7 @@ const hash6 = (text: string): string => createHash('sha256').update(text).digest
 /** The namespace an agent version of `tenant` runs in (a silo tenant's own; hashed when the name does not fit, so two tenants never share one). */
 export function namespaceOf(spec: Pick<SandboxSpec, 'bundle' | 'target'>, layout: KubeLayout): string {
   const tenant = spec.target.split('/')[1] ?? '';
-  const t = spec.bundle.objects.find((o) => o.id === `Tenant/${tenant}`)?.object.spec as { isolation?: string } | undefined;
+  const t = spec.bundle.objects.filter(ofKind('Tenant')).find((o) => o.name === tenant)?.object.spec;
   if (t?.isolation !== 'silo') return layout.sharedNamespace ?? 'beacon-agents';
   const wanted = `${layout.siloPrefix ?? 'beacon-'}${tenant}`;
   const label = dnsLabel(wanted);
@@ -120,7 +121,7 @@ export function objectsFor(spec: SandboxSpec, layout: KubeLayout, files: { path:
   const needs = sandboxNeeds(spec.bundle, spec.target);
   const replicas = Math.max(
     0,
-    ...spec.bundle.objects.filter((o) => o.id === spec.target && o.kind === 'Agent').map((o) => (o.object.spec as { sandbox?: { replicas?: number } }).sandbox?.replicas ?? 1),
+    ...spec.bundle.objects.filter(ofKind('Agent')).filter((o) => o.id === spec.target).map((o) => o.object.spec.sandbox?.replicas ?? 1),
     spec.target.startsWith('Workflow/') ? 1 : 0,
   );
   const annotations = { 'beacon.dev/target': spec.target, 'beacon.dev/version': sandboxVersion(spec) };

@@ -8,7 +8,7 @@
  * state stores they pass (the embedded defaults, or the registry's).
  */
 import { BeaconError } from '../../common/index.js';
-import type { Bundle, CompiledObject } from '../../compiler/index.js';
+import { ofKind, type Bundle, type CompiledObject } from '../../compiler/index.js';
 import { createDecider, type CompiledPolicy } from '../../policy/index.js';
 import type { CounterStore, RateLimits } from '../counters.js';
 import { KernelBudgets } from './budgets.js';
@@ -99,13 +99,14 @@ function substitute(objects: CompiledObject[], substitutions: readonly ModelSubs
   let out = objects;
   for (const sub of substitutions) {
     const { model, scripted } = sub;
-    const target = out.find((o) => o.id === `Model/${model}`);
-    const replacement = out.find((o) => o.id === `Model/${scripted}`);
+    const models = out.filter(ofKind('Model'));
+    const target = models.find((o) => o.name === model);
+    const replacement = models.find((o) => o.name === scripted);
     if (target === undefined) throw new SubstitutionError('unknown_model', `there is no Model ${model}`, sub);
     if (replacement === undefined) throw new SubstitutionError('unknown_model', `there is no Model ${scripted}`, sub);
-    const spec = replacement.object.spec as { provider?: string };
-    if (spec.provider !== 'scripted') throw new SubstitutionError('not_scripted', `Model ${scripted} is not scripted`, sub);
-    out = out.map((o) => (o === target ? { ...o, object: { ...o.object, spec: { ...spec, fallbacks: [] } } } : o));
+    if (replacement.object.spec.provider !== 'scripted') throw new SubstitutionError('not_scripted', `Model ${scripted} is not scripted`, sub);
+    const standIn: CompiledObject = { ...target, object: { ...target.object, spec: { ...replacement.object.spec, fallbacks: [] } } };
+    out = out.map((o) => (o === target ? standIn : o));
   }
   return out;
 }

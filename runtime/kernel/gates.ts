@@ -4,7 +4,7 @@
  * a tool call's gate), which Tools need a person's approval, and whether the
  * journal holds one for a tool call. User space never decides any of this.
  */
-import { canonicalJson, type Bundle, type CompiledObject } from '../../compiler/index.js';
+import { canonicalJson, ofKind, type Bundle, type CompiledObject } from '../../compiler/index.js';
 import { listedToolName } from '../mcp.js';
 import { approvalKey, type JournalEntry, type ResumeState } from '../runstore.js';
 import type { ApprovalRequest, Json, ToolCall } from '../types.js';
@@ -14,7 +14,7 @@ export const TOOL_GATE_TIMEOUT_S = 3600;
 
 /** Who may approve for a tenant: its members with the approver or admin role, else its sponsors. */
 export function approversOf(bundle: Pick<Bundle, 'objects'>, tenant: string): string[] {
-  const spec = bundle.objects.find((o) => o.id === `Tenant/${tenant}`)?.object.spec as { members?: { subject: string; role: string }[]; sponsors?: string[] } | undefined;
+  const spec = bundle.objects.filter(ofKind('Tenant')).find((o) => o.name === tenant)?.object.spec;
   const members = (spec?.members ?? []).filter((m) => m.role === 'approver' || m.role === 'admin').map((m) => m.subject);
   return members.length > 0 ? members : (spec?.sponsors ?? []);
 }
@@ -43,12 +43,11 @@ export function gateRequest(gate: { run: string; workflow: string; node: string;
  * tell which of a workflow's agents is calling, so the strictest holds.
  */
 export function gatedTools(objects: CompiledObject[], tenant: string): Set<string> {
-  const risk = new Map(objects.filter((o) => o.kind === 'Tool').map((o) => [listedToolName(o, tenant), (o.object.spec as { risk?: string }).risk]));
+  const risk = new Map(objects.filter(ofKind('Tool')).map((o) => [listedToolName(o, tenant), o.object.spec.risk]));
   const out = new Set<string>();
-  for (const a of objects.filter((o) => o.kind === 'Agent')) {
-    const spec = a.object.spec as { tools?: ({ name: string; approval?: string } | string)[]; oversight?: string };
-    for (const t of spec.tools ?? []) {
-      const entry = typeof t === 'string' ? { name: t } : t;
+  for (const a of objects.filter(ofKind('Agent'))) {
+    const { spec } = a.object;
+    for (const entry of spec.tools) {
       if (entry.approval === 'required' || (spec.oversight === 'in-the-loop' && risk.get(entry.name) === 'high')) out.add(entry.name);
     }
   }

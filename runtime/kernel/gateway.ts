@@ -9,8 +9,7 @@
  * every text the gateway produces: attempts, errors, messages.
  */
 import { backoffDelay, systemClock, type Clock } from '../../common/index.js';
-import { canonicalJson, type CompiledObject } from '../../compiler/index.js';
-import type { Model } from '../../schema/index.js';
+import { canonicalJson, type CompiledObject, type CompiledObjectOf } from '../../compiler/index.js';
 import { ModelError, type ModelErrorCode, type ModelGateway, type ModelRequest, type ModelResponse, type TokenUsage } from '../types.js';
 import { anthropicProvider } from './providers/anthropic.js';
 import { openAiProvider } from './providers/openai.js';
@@ -22,8 +21,8 @@ export type ModelAttempt = ModelResponse['attempts'][number];
 
 
 export interface ModelGatewayOptions {
-  /** The compiled Models: `CompiledObject`s or their normalized objects; other kinds are skipped, so `bundle.objects` will do. */
-  models: Iterable<CompiledObject | Model | Record<string, unknown>>;
+  /** The compiled Models; other kinds are skipped, so `bundle.objects` will do. */
+  models: Iterable<CompiledObject>;
   /** Resolves a `secretRef`. @default reads `process.env` */
   secret?: (name: string) => string | undefined;
   /** Per-attempt timeout, covering the whole answer (a stream included). @default 60_000 */
@@ -264,59 +263,34 @@ function positive(value: number | undefined, name: string, fallback: number): nu
   return value;
 }
 
-/** The Models among `items` (CompiledObjects or normalized objects), checked as far as the gateway relies on them. */
-function readModels(items: ModelGatewayOptions['models']): Map<string, ModelConfig> {
+/**
+ * The Models among the compiled objects: what the gateway needs of each. The
+ * compiler validated them against the Model schema (provider, endpoint,
+ * pricing, script, fallbacks); nothing is checked again here.
+ */
+function readModels(items: Iterable<CompiledObject>): Map<string, ModelConfig> {
   const models = new Map<string, ModelConfig>();
-  if (items === null || typeof items !== 'object' || !(Symbol.iterator in items)) throw configError('options.models must be a list of Model objects');
-  let i = -1;
-  for (const item of items as Iterable<unknown>) {
-    i++;
-    const object = isObject(item) && isObject(item.object) ? item.object : item;
-    if (!isObject(object)) throw configError(`models[${i}] is not an object`);
-    if (object.kind !== 'Model') continue;
-    const config = modelConfig(object, `models[${i}]`);
-    if (models.has(config.name)) throw configError(`Model ${config.name} is given twice`);
-    models.set(config.name, config);
+  for (const m of items) {
+    if (m.kind !== 'Model') continue;
+    if (models.has(m.name)) throw configError(`Model ${m.name} is given twice`);
+    models.set(m.name, modelConfig(m));
   }
   return models;
 }
 
-function modelConfig(object: Record<string, unknown>, where: string): ModelConfig {
-  const name = isObject(object.metadata) ? object.metadata.name : undefined;
-  if (typeof name !== 'string' || name === '') throw configError(`${where}: metadata.name must be a non-empty string`);
-  const spec = isObject(object.spec) ? object.spec : undefined;
-  const fail = (field: string, must: string): never => {
-    throw configError(`Model ${name}: spec.${field} ${must}`);
-  };
-  if (spec === undefined) return fail('', 'is missing');
-  const provider = spec.provider;
-  if (!PROVIDERS.includes(provider as ProviderName)) fail('provider', `must be one of ${PROVIDERS.join(', ')} (got ${JSON.stringify(provider)})`);
-  const str = (v: unknown, field: string): string | undefined => (v === undefined ? undefined : typeof v === 'string' && v !== '' ? v : fail(field, 'must be a non-empty string'));
-  const num = (v: unknown, field: string): number | undefined => (v === undefined ? undefined : typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail(field, 'must be a non-negative number'));
-  const endpoint = str(spec.endpoint, 'endpoint');
-  if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) fail('endpoint', 'must be an http(s) URL');
-  if (endpoint === undefined && provider === 'openai-compatible') fail('endpoint', 'is required for provider openai-compatible');
-  const credentials = spec.credentials === undefined ? undefined : isObject(spec.credentials) ? spec.credentials : fail('credentials', 'must be {secretRef: NAME}');
-  const pricing = spec.pricing === undefined ? {} : isObject(spec.pricing) ? spec.pricing : fail('pricing', 'must be an object');
-  const parameters = spec.parameters === undefined ? {} : isObject(spec.parameters) ? spec.parameters : fail('parameters', 'must be an object');
-  const fallbacks = spec.fallbacks ?? [];
-  if (!Array.isArray(fallbacks) || !fallbacks.every((f) => typeof f === 'string')) fail('fallbacks', 'must be a list of Model names');
-  const script = spec.script ?? [];
-  if (!Array.isArray(script) || !script.every(isObject)) fail('script', 'must be a list of entries');
-  if (provider === 'scripted' && (script as unknown[]).length === 0) fail('script', 'is required for provider scripted');
-  const secretRef = str(credentials?.secretRef, 'credentials.secretRef');
-  const temperature = num(parameters.temperature, 'parameters.temperature');
-  const maxTokens = num(parameters.maxTokens, 'parameters.maxTokens');
+function modelConfig(m: CompiledObjectOf<'Model'>): ModelConfig {
+  const { spec } = m.object;
+  const { temperature, maxTokens } = spec.parameters ?? {};
   return {
-    name,
-    provider: provider as ProviderName,
-    modelId: str(spec.model, 'model') ?? name,
-    ...(endpoint === undefined ? {} : { endpoint }),
-    ...(secretRef === undefined ? {} : { secretRef }),
-    pricing: { inputPer1kTokens: num(pricing.inputPer1kTokens, 'pricing.inputPer1kTokens') ?? 0, outputPer1kTokens: num(pricing.outputPer1kTokens, 'pricing.outputPer1kTokens') ?? 0 },
+    name: m.name,
+    provider: spec.provider,
+    modelId: spec.model ?? m.name,
+    ...(spec.endpoint === undefined ? {} : { endpoint: spec.endpoint }),
+    ...(spec.credentials === undefined ? {} : { secretRef: spec.credentials.secretRef }),
+    pricing: { inputPer1kTokens: spec.pricing?.inputPer1kTokens ?? 0, outputPer1kTokens: spec.pricing?.outputPer1kTokens ?? 0 },
     parameters: { ...(temperature === undefined ? {} : { temperature }), ...(maxTokens === undefined ? {} : { maxTokens }) },
-    fallbacks: (fallbacks as string[]).filter((f) => f !== name),
-    script: script as ModelConfig['script'],
+    fallbacks: (spec.fallbacks ?? []).filter((f) => f !== m.name),
+    script: spec.script ?? [],
   };
 }
 

@@ -10,6 +10,7 @@
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
+import type { McpServerHeaders } from '../../schema/index.js';
 import type { JsonObject } from '../types.js';
 import { McpConfigError, McpToolServer, readToolConfig, type McpServerOptions, type ToolObject } from '../mcp.js';
 
@@ -74,10 +75,11 @@ export function httpMcpServer(name: string, tool: ToolObject, options: HttpMcpOp
   );
 }
 
-function parseUrl(value: unknown, where: string): URL {
+/** The Tool's url (the schema requires an http(s) one for an http Tool). */
+function parseUrl(value: string | undefined, where: string): URL {
   let url: URL | undefined;
   try {
-    url = typeof value === 'string' ? new URL(value) : undefined;
+    url = value !== undefined ? new URL(value) : undefined;
   } catch {
     url = undefined;
   }
@@ -85,21 +87,17 @@ function parseUrl(value: unknown, where: string): URL {
   return url;
 }
 
-function readHeaders(value: unknown, where: string): Map<string, Header> {
+/** The Tool's headers (names and value types checked by the schema): a literal must still be one a header can carry. */
+function readHeaders(value: McpServerHeaders | undefined, where: string): Map<string, Header> {
   const out = new Map<string, Header>();
-  if (value === undefined) return out;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new McpConfigError(`${where}: spec.mcp.headers must map header names to values`);
-  for (const [name, v] of Object.entries(value)) {
-    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) throw new McpConfigError(`${where}: spec.mcp.headers: '${name}' is not a valid header name`);
-    if (typeof v === 'string') {
-      // A literal comes from Git, so it may be named; it is still never echoed.
-      if (!validHeaderValue(v)) throw new McpConfigError(`${where}: spec.mcp.headers.${name} holds characters a header cannot carry`);
-      out.set(name, { literal: v });
-    } else if (typeof v === 'object' && v !== null && typeof (v as { secretRef?: unknown }).secretRef === 'string') {
-      out.set(name, { secretRef: (v as { secretRef: string }).secretRef });
-    } else {
-      throw new McpConfigError(`${where}: spec.mcp.headers.${name} must be a string or {secretRef: NAME}`);
+  for (const [name, v] of Object.entries(value ?? {})) {
+    if (typeof v !== 'string') {
+      out.set(name, { secretRef: v.secretRef });
+      continue;
     }
+    // A literal comes from Git, so it may be named; it is still never echoed.
+    if (!validHeaderValue(v)) throw new McpConfigError(`${where}: spec.mcp.headers.${name} holds characters a header cannot carry`);
+    out.set(name, { literal: v });
   }
   return out;
 }

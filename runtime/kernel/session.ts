@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BeaconError, isRecord } from '../../common/index.js';
-import type { Bundle, CompiledObject } from '../../compiler/index.js';
+import { ofKind, type Bundle, type CompiledObject } from '../../compiler/index.js';
 import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import { JournalApprovals, type ApprovalStore } from '../approvals.js';
 import type { Channel } from '../channel.js';
@@ -158,7 +158,8 @@ export class KernelSession {
             return decision;
           };
     const servers = this.objects
-      .filter((o) => o.kind === 'Tool' && (o.object.spec as { mcp?: { transport?: string } }).mcp?.transport === 'http')
+      .filter(ofKind('Tool'))
+      .filter((o) => o.object.spec.mcp.transport === 'http')
       .map((o) =>
         httpMcpServer(listedToolName(o, this.tenant), o, {
           ...(egress !== undefined ? { decide: egress } : {}),

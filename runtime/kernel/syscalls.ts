@@ -11,7 +11,7 @@
 import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import type { Channel } from '../channel.js';
 import { CHANNEL_ERRORS, ProtocolError } from '../protocol.js';
-import { isRecord, ModelError, type ModelGateway, type ModelRequest, type ToolCall, type ToolProvider } from '../types.js';
+import { isRecord, ModelError, type JsonObject, type ModelGateway, type ModelRequest, type ToolCall, type ToolProvider } from '../types.js';
 import type { KernelBudgets } from './budgets.js';
 import type { RateLimits } from '../counters.js';
 
@@ -80,7 +80,8 @@ function modelRequest(params: unknown, who: SandboxIdentity): ModelRequest {
   if (!isRecord(params.script)) throw invalid('model.complete: script context missing');
   const caller = isRecord(params.caller) ? params.caller : {};
   const node = typeof caller.node === 'string' ? caller.node : undefined;
-  // The caller is who the channel belongs to, whatever the request says.
+  // The caller is who the channel belongs to, whatever the request says. Every other field is the gateway's to check
+  // (createModelGateway's checkRequest trusts no caller: messages, tools, schema and limits are validated there).
   return { ...(params as unknown as ModelRequest), caller: { tenant: who.tenant, agent: who.agent, run: runOf(caller.run, who), ...(node !== undefined ? { node } : {}) } };
 }
 
@@ -88,7 +89,9 @@ function toolCall(params: unknown): { call: ToolCall; idempotencyKey?: string; r
   if (!isRecord(params) || !isRecord(params.call)) throw invalid('tool.call needs {call}');
   const c = params.call;
   if (typeof c.id !== 'string' || typeof c.tool !== 'string' || typeof c.name !== 'string' || !isRecord(c.arguments)) throw invalid('tool.call: call needs id, tool, name and arguments');
-  return { call: c as unknown as ToolCall, ...(typeof params.idempotencyKey === 'string' ? { idempotencyKey: params.idempotencyKey } : {}), run: params.run };
+  // The arguments were decoded from a JSON frame, so they are JSON.
+  const call: ToolCall = { id: c.id, tool: c.tool, name: c.name, arguments: c.arguments as JsonObject };
+  return { call, ...(typeof params.idempotencyKey === 'string' ? { idempotencyKey: params.idempotencyKey } : {}), run: params.run };
 }
 
 /** Serve the system calls of the sandbox at the other end of `channel`. */
@@ -129,7 +132,7 @@ export function serveKernel(channel: Channel, who: SandboxIdentity, services: Ke
     }
     const refusal = await services.approveToolCall?.(run, call);
     if (refusal !== undefined) {
-      services.onPolicy?.({ request: { type: 'tool', tenant: who.tenant, agent: who.agent, tool: call.tool, arguments: call.arguments }, decision: { allowed: false, denials: [{ policy: 'human-approval', message: refusal, action: 'deny' } as never], warnings: [], audits: [] }, when: 'before' });
+      services.onPolicy?.({ request: { type: 'tool', tenant: who.tenant, agent: who.agent, tool: call.tool, arguments: call.arguments }, decision: { allowed: false, denials: [{ policy: 'human-approval', message: refusal }], warnings: [], audits: [] }, when: 'before' });
       return { content: `error: ${refusal}`, isError: true };
     }
     return services.httpTools.call(call, { signal, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) });

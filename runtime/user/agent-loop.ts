@@ -24,19 +24,16 @@ import {
   type ToolResult,
 } from '../types.js';
 import { BeaconError, errorLine } from '../../common/index.js';
+import type { ObjectOfKind } from '../../compiler/index.js';
+import type { AgentToolBinding } from '../../schema/index.js';
 import { conformOutput, guardInput, guardToolResult, type GuardrailSettings } from './guardrails.js';
 
-/** The parts of a normalized Agent the loop reads (compiler CompiledObject.object, kind Agent). */
-export interface AgentSpec {
-  metadata: { name: string; tenant?: string };
-  spec: {
-    model: string;
-    instructions?: string;
-    tools?: { name: string; approval?: string }[];
-    output?: { schema?: JsonSchema };
-    limits?: { maxIterations?: number; timeoutSeconds?: number; tokensPerRun?: number };
-    guardrails?: GuardrailSettings;
-  };
+type CompiledAgent = ObjectOfKind['Agent'];
+
+/** The parts of a compiled Agent the loop reads: an Agent's compiled object is one. */
+export interface LoopAgent {
+  metadata: Pick<CompiledAgent['metadata'], 'name'> & { tenant?: string };
+  spec: Pick<CompiledAgent['spec'], 'model' | 'instructions' | 'output' | 'limits'> & { tools?: readonly AgentToolBinding[]; guardrails?: GuardrailSettings };
 }
 
 /** One step of the loop, for traces. */
@@ -94,7 +91,7 @@ function outputOf(content: string, schema: JsonSchema | undefined): { ok: true; 
   }
 }
 
-export async function runAgent(agent: AgentSpec, input: Json, options: AgentLoopOptions): Promise<AgentResult> {
+export async function runAgent(agent: LoopAgent, input: Json, options: AgentLoopOptions): Promise<AgentResult> {
   const limits = { ...DEFAULTS, ...agent.spec.limits };
   const now = options.now ?? Date.now;
   const started = now();

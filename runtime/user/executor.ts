@@ -20,6 +20,7 @@ import { runHierarchical } from './hierarchical.js';
 import { runBlackboard, runRefinement } from './loops.js';
 import { GraphError, prepareGraph, type AgentSchemas, type PreparedGraph, type SchemaSource } from './prepare.js';
 import { Run, RunHalt, StepSuspended, stepKey } from './run.js';
+import { isRecord } from '../../common/index.js';
 import { brief, notJson } from './values.js';
 
 export type { AgentSchemas, SchemaSource } from './prepare.js';
@@ -79,7 +80,8 @@ function journalOf(completed: Iterable<StepRecord> | undefined): Map<string, Ste
   const out = new Map<string, StepRecord>();
   let i = 0;
   for (const r of completed ?? []) {
-    const u = r?.usage as unknown as Record<string, unknown> | undefined;
+    // Handed over by the kernel from a journal: checked field by field, as if it were not typed.
+    const u: unknown = r?.usage;
     const ok =
       r !== null &&
       typeof r === 'object' &&
@@ -89,8 +91,7 @@ function journalOf(completed: Iterable<StepRecord> | undefined): Map<string, Ste
       isCount(r.replica) &&
       typeof r.inputDigest === 'string' &&
       notJson(r.output) === null &&
-      u !== undefined &&
-      typeof u === 'object' &&
+      isRecord(u) &&
       isCount(u.inputTokens) &&
       isCount(u.outputTokens) &&
       typeof r.costUsd === 'number' &&

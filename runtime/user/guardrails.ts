@@ -116,7 +116,7 @@ function validCard(m: RegExpExecArray): boolean {
 
 /** US SSN: area not 000, 666 or 9xx; group not 00; serial not 0000. */
 function validSsn(m: RegExpExecArray): boolean {
-  const [, area, , group, serial] = m as unknown as [string, string, string, string, string];
+  const [area = '', group = '', serial = ''] = [m[1], m[3], m[4]];
   return area !== '000' && area !== '666' && !area.startsWith('9') && group !== '00' && serial !== '0000';
 }
 
@@ -126,7 +126,7 @@ const NINO_UNUSED_PREFIXES = new Set(['BG', 'GB', 'KN', 'NK', 'NT', 'TN', 'ZZ'])
 const DNI_LETTERS = 'TRWAGMYFPDXBNJZSQVHLCKE';
 
 function validDni(m: RegExpExecArray): boolean {
-  const [, prefix, digits, letter] = m as unknown as [string, string, string, string];
+  const [prefix = '', digits = '', letter = ''] = [m[1], m[2], m[3]];
   // DNI: 8 digits; NIE: X/Y/Z (worth 0/1/2) and 7 digits.
   if (prefix === '' ? digits.length !== 8 : digits.length !== 7) return false;
   const n = Number(`${prefix === '' ? '' : 'XYZ'.indexOf(prefix)}${digits}`);

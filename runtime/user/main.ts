@@ -11,13 +11,14 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { BeaconError } from '../../common/index.js';
-import type { CompiledObject, ExecutionGraph } from '../../compiler/index.js';
+import { ofKind, type CompiledObject, type ExecutionGraph } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
 import { RunTracer } from '../trace.js';
 import { isRecord, type AgentInvoker, type AgentResult, type ApprovalDecision, type ApprovalGate, type ApprovalRequest, type Json, type ModelGateway, type ModelResponse, type RunOutcome, type StepRecord, type ToolCall, type ToolProvider, type ToolResult } from '../types.js';
-import { runAgent, type AgentSpec } from './agent-loop.js';
+import { runAgent, type LoopAgent } from './agent-loop.js';
 import { executeWorkflow, schemasFromObjects } from './executor.js';
 import { createMcpToolProvider, listedToolName, type McpToolServer } from '../mcp.js';
 import { serverGroups, stdioMcpServer } from './mcp-stdio.js';
@@ -58,12 +59,13 @@ export interface RunStart {
 }
 
 
-function checkStart(params: unknown): RunStart {
+/** `run.start`'s parameters, as the kernel sends them (the kernel compiled the objects; their shape is checked where they are read). */
+function checkStart(params: unknown): asserts params is RunStart {
   if (!isRecord(params) || typeof params.run !== 'string' || !isRecord(params.target) || !Array.isArray(params.objects)) throw new BeaconError('invalid_params', 'run.start needs {run, target, input, objects}');
+  if (!params.objects.every((o) => isRecord(o) && typeof o.id === 'string' && typeof o.kind === 'string' && isRecord(o.object))) throw new BeaconError('invalid_params', 'run.start: objects must be compiled objects');
   const kind = params.target.kind;
   if ((kind !== 'Agent' && kind !== 'Workflow') || typeof params.target.id !== 'string') throw new BeaconError('invalid_params', 'run.start: target must be {kind: Agent | Workflow, id}');
   if (kind === 'Workflow' && !isRecord(params.graph)) throw new BeaconError('invalid_params', 'run.start: a Workflow target needs its graph');
-  return params as unknown as RunStart;
 }
 
 /**
@@ -99,12 +101,12 @@ class AgentTools implements ToolProvider {
 }
 
 function agentTools(start: RunStart, agentId: string, kernel: ToolProvider): AgentTools {
-  const agent = start.objects.find((o) => o.id === agentId);
-  const listed = new Set(((agent?.object.spec as { tools?: { name: string }[] } | undefined)?.tools ?? []).map((t) => t.name));
+  const agent = start.objects.filter(ofKind('Agent')).find((o) => o.id === agentId);
+  const listed = new Set((agent?.object.spec.tools ?? []).map((t) => t.name));
   const servers: McpToolServer[] = [];
-  for (const tool of start.objects) {
-    if (tool.kind !== 'Tool' || !(agent?.uses ?? []).includes(tool.id)) continue;
-    if ((tool.object.spec as { mcp?: { transport?: string } }).mcp?.transport !== 'stdio' || start.filesRoot === undefined) continue;
+  for (const tool of start.objects.filter(ofKind('Tool'))) {
+    if (!(agent?.uses ?? []).includes(tool.id)) continue;
+    if (tool.object.spec.mcp.transport !== 'stdio' || start.filesRoot === undefined) continue;
     servers.push(stdioMcpServer(listedToolName(tool, agent?.tenant), tool, { filesRoot: join(start.filesRoot, dirname(tool.file)) }));
   }
   return new AgentTools(listed, servers, kernel);
@@ -214,7 +216,7 @@ function kernelApprovals(channel: Channel): ApprovalGate {
 
 /** An AgentInvoker that runs each agent's loop here, with the kernel as its gateway and tool proxy. */
 function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: ToolProvider): AgentInvoker {
-  const agents = new Map(start.objects.filter((o) => o.kind === 'Agent').map((o) => [o.id, o.object as unknown as AgentSpec]));
+  const agents = new Map(start.objects.filter(ofKind('Agent')).map((o) => [o.id, o.object]));
   const gateway = kernelGateway(channel);
   const replay = new Map(start.modelCalls ?? []);
   return {
@@ -226,7 +228,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
       const place = { node: ctx.node, traversal: ctx.traversal ?? 0, replica: ctx.replica };
       // The agent's Tools by the names it lists them by.
       const tenant = start.objects.find((o) => o.id === agentId)?.tenant;
-      const toolSpecs = new Map(start.objects.filter((o) => o.kind === 'Tool').map((o) => [listedToolName(o, tenant), o.object.spec as { risk?: string; idempotent?: boolean }]));
+      const toolSpecs = new Map(start.objects.filter(ofKind('Tool')).map((o) => [listedToolName(o, tenant), o.object.spec]));
       const idempotent = (tool: string): boolean => toolSpecs.get(tool)?.idempotent === true;
       const step = `${ctx.node}#${place.traversal}.${ctx.replica}.${ctx.round}`;
       const tools = start.durable === true ? new JournaledTools(local, channel, start, step, idempotent, place) : local;
@@ -243,7 +245,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
               return decision.approved ? undefined : `${decision.timedOut === true ? 'nobody decided in time' : `rejected by ${decision.by.join(', ')}`}${decision.reason !== undefined ? `: ${decision.reason}` : ''}`;
             }
           : undefined;
-      const needsApproval = (call: ToolCall): boolean => (agent.spec as { oversight?: string }).oversight === 'in-the-loop' && toolSpecs.get(call.tool)?.risk === 'high';
+      const needsApproval = (call: ToolCall): boolean => agent.spec.oversight === 'in-the-loop' && toolSpecs.get(call.tool)?.risk === 'high';
       const result = await runAgent(agent, input, {
         gateway: start.durable === true ? new JournaledGateway(gateway, channel, replay, step, start) : gateway,
         tools,
@@ -269,7 +271,8 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
 
 /** Run what `run.start` asks for. */
 export async function runStart(params: unknown, channel: Channel, signal: AbortSignal, defaults: { filesRoot?: string } = {}): Promise<RunOutcome> {
-  const start = checkStart(params);
+  checkStart(params);
+  const start = params;
   // In a sandbox the files are where the runner put them (mounted, or sent with files.put), not at a host path.
   if (start.filesRoot === undefined && defaults.filesRoot !== undefined) start.filesRoot = defaults.filesRoot;
   const tracer = new RunTracer(start.run, (event) => channel.emit('trace', event));
@@ -344,7 +347,7 @@ async function putFiles(params: unknown, into: string): Promise<{ files: number 
 async function warmup(): Promise<{ ms: number }> {
   const t0 = performance.now();
   const schema = { type: 'object', properties: { category: { enum: ['billing', 'technical'] }, summary: { type: 'string' } }, required: ['category'] } as const;
-  const agent: AgentSpec = {
+  const agent: LoopAgent = {
     metadata: { name: 'warmup', tenant: 'warmup' },
     spec: { model: 'warmup', instructions: 'Classify the ticket.', output: { schema }, guardrails: { input: ['prompt-injection', 'pii-redaction'], toolResults: ['prompt-injection'], output: ['schema'] } },
   };
@@ -399,8 +402,8 @@ export function main(argv: string[] = process.argv.slice(2)): void {
   });
 }
 
-function serve(input: NodeJS.ReadableStream, output: NodeJS.WritableStream, options: { readyFile?: string } = {}): void {
-  const channel = new Channel(input as never, output as never, { role: 'user', agent: `beacon-runtime pid ${process.pid}` });
+function serve(input: Readable, output: Writable, options: { readyFile?: string } = {}): void {
+  const channel = new Channel(input, output, { role: 'user', agent: `beacon-runtime pid ${process.pid}` });
   const defaults: { filesRoot?: string } = {};
   if (process.env.BEACON_FILES_ROOT) defaults.filesRoot = process.env.BEACON_FILES_ROOT;
   // SIGTERM (a pod being stopped) drains: no new run starts, the ones in progress finish, then the runtime exits.

@@ -62,7 +62,7 @@ const REDUCERS = new Set(['concat', 'merge', 'first', 'vote', 'board']);
 
 const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1;
 
-function checkNode(n: unknown, i: number): GraphNode {
+function checkNode(n: unknown, i: number): asserts n is GraphNode {
   if (!isRecord(n) || typeof n.id !== 'string' || n.id === '') throw new GraphError(`nodes[${i}] has no id`);
   const at = `node '${n.id}'`;
   if (typeof n.type !== 'string' || !NODE_TYPES.has(n.type)) throw new GraphError(`${at} has type ${brief(n.type)}; expected agent, approval, reduce or fork`);
@@ -85,10 +85,9 @@ function checkNode(n: unknown, i: number): GraphNode {
   }
   if (n.maxTraversals !== undefined && !isPositiveInt(n.maxTraversals)) throw new GraphError(`${at}: maxTraversals must be a positive integer, got ${brief(n.maxTraversals)}`);
   if (n.input !== undefined && typeof n.input !== 'string') throw new GraphError(`${at}: input must be a CEL expression, got ${brief(n.input)}`);
-  return n as unknown as GraphNode;
 }
 
-function checkShape(graph: unknown): ExecutionGraph {
+function checkShape(graph: unknown): asserts graph is ExecutionGraph {
   if (!isRecord(graph)) throw new GraphError(`the execution graph is ${brief(graph)}, not an object`);
   if (typeof graph.workflow !== 'string' || !/^Workflow\/[^/]+\/[^/]+$/.test(graph.workflow)) throw new GraphError(`graph.workflow must be 'Workflow/<tenant>/<name>', got ${brief(graph.workflow)}`);
   if (!Array.isArray(graph.nodes) || graph.nodes.length === 0) throw new GraphError('the graph has no nodes');
@@ -96,8 +95,8 @@ function checkShape(graph: unknown): ExecutionGraph {
   if (!isRecord(graph.params)) throw new GraphError('graph.params must be an object');
   if (graph.limits !== undefined && !isRecord(graph.limits)) throw new GraphError('graph.limits must be an object');
   const ids = new Set<string>();
-  graph.nodes.forEach((n, i) => {
-    const node = checkNode(n, i);
+  graph.nodes.forEach((node: unknown, i) => {
+    checkNode(node, i);
     if (ids.has(node.id)) throw new GraphError(`node id '${node.id}' is used twice`);
     ids.add(node.id);
   });
@@ -114,7 +113,6 @@ function checkShape(graph: unknown): ExecutionGraph {
     const v = limits[k];
     if (v !== undefined && !(typeof v === 'number' && v > 0 && Number.isFinite(v))) throw new GraphError(`graph.limits.${k} must be a positive number, got ${brief(v)}`);
   }
-  return graph as unknown as ExecutionGraph;
 }
 
 function compile(source: string, where: string, vars: Record<string, CelType>, condition: boolean): Expr {
@@ -219,7 +217,8 @@ const cache = new WeakMap<object, { schemas: SchemaSource; prepared: PreparedGra
 export function prepareGraph(graph: unknown, schemas: SchemaSource): PreparedGraph {
   const hit = isRecord(graph) ? cache.get(graph) : undefined;
   if (hit !== undefined && hit.schemas === schemas) return hit.prepared;
-  const prepared = prepare(checkShape(graph), schemas);
+  checkShape(graph);
+  const prepared = prepare(graph, schemas);
   cache.set(prepared.graph, { schemas, prepared });
   return prepared;
 }

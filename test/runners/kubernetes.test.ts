@@ -19,6 +19,7 @@ import { createModelGateway } from '../../runtime/index.js';
 import { builtEntry, deploymentName, KernelStreamServer, KubeConfig, KubernetesApiError, KubernetesRunner, namespaceOf, objectsFor, shippedFiles, type KubeLayout, type KubeObject, type SandboxInfo, type SandboxSpec } from '../../runners/index.js';
 import { FakeKube } from './fake-kube.js';
 import { requires } from '../helpers/requires.js';
+import { withSpec } from '../helpers/bundles.js';
 
 const tls = requires(spawnSync('openssl', ['version']).status === 0 ? null : 'openssl (to make a test certificate)');
 
@@ -46,7 +47,7 @@ const spec = (target: string, bundle = examples.bundle): SandboxSpec => ({ bundl
 
 /** The examples with one tenant's isolation changed. */
 function withTenant(tenant: string, isolation: 'silo' | 'pool') {
-  return { ...examples.bundle, objects: examples.bundle.objects.map((o) => (o.id === `Tenant/${tenant}` ? { ...o, object: { ...o.object, spec: { ...(o.object.spec as object), isolation } } } : o)) };
+  return withSpec(examples.bundle, `Tenant/${tenant}`, { isolation });
 }
 
 describe('the objects of an agent version', () => {
@@ -102,7 +103,7 @@ describe('the objects of an agent version', () => {
     const names = targets.map((target) => deploymentName({ bundle, target }));
     expect(new Set(names).size).toBe(names.length);
     for (const n of names) expect(n).toMatch(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
-    const long = (t: string) => ({ bundle: { objects: [{ id: `Tenant/${t}`, object: { spec: { isolation: 'silo' } } }], graphs: [] }, target: `Agent/${t}/agent` }) as never;
+    const long = (t: string) => ({ bundle: { objects: [{ id: `Tenant/${t}`, kind: 'Tenant', name: t, object: { spec: { isolation: 'silo' } } }], graphs: [] }, target: `Agent/${t}/agent` }) as never;
     const a = namespaceOf(long(`${'t'.repeat(60)}-one`), layout);
     const b = namespaceOf(long(`${'t'.repeat(60)}-two`), layout);
     expect(a).not.toBe(b);
@@ -115,7 +116,7 @@ describe('the objects of an agent version', () => {
     const ns = (s: SandboxSpec) => objectsFor(s, layout, []).find((o) => o.kind === 'Deployment')!.metadata.namespace;
     expect(ns(silo)).toBe('beacon-acme-support');
     expect(ns(pool)).toBe('beacon-agents');
-    const processAgent = { ...examples.bundle, objects: examples.bundle.objects.map((o) => (o.id === 'Agent/acme-support/triage' ? { ...o, object: { ...o.object, spec: { ...(o.object.spec as object), sandbox: { isolation: 'process', cpu: '250m', memory: '256Mi', replicas: 3 } } } } : o)) };
+    const processAgent = withSpec(examples.bundle, 'Agent/acme-support/triage', { sandbox: { isolation: 'process', cpu: '250m', memory: '256Mi', replicas: 3 } });
     const d = objectsFor(spec('Agent/acme-support/triage', processAgent), layout, []).find((o) => o.kind === 'Deployment') as KubeObject & { spec: any };
     expect(d.spec.template.spec.runtimeClassName).toBeUndefined();
     expect(d.spec.replicas).toBe(3);

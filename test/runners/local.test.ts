@@ -15,6 +15,7 @@ import { compile, DirSource, type CompileResult } from '../../compiler/index.js'
 import { createModelGateway, INSTALL_ROOT, processExists, type TraceEvent } from '../../runtime/index.js';
 import { GvisorRunner, ProcessRunner, runscVersion, RunnerUnavailable, type SandboxSpec } from '../../runners/index.js';
 import { requires } from '../helpers/requires.js';
+import { withSpec } from '../helpers/bundles.js';
 
 const gvisor = requires(runscVersion() === null ? 'runsc (gVisor; Debian package runsc)' : null);
 
@@ -166,7 +167,7 @@ describe('health', () => {
     await hangs.stop({ drainMs: 0, graceMs: 500 });
 
     // 40 MiB is less than a Node.js runtime holds: the first heartbeat finds it over, and it is stopped.
-    const small = { ...examples.bundle, objects: examples.bundle.objects.map((o) => (o.id === target ? { ...o, object: { ...o.object, spec: { ...(o.object.spec as object), sandbox: { isolation: 'process', memory: '40Mi' } } } } : o)) };
+    const small = withSpec(examples.bundle, target, { sandbox: { isolation: 'process', memory: '40Mi' } });
     const big = await runner.start({ ...spec(examples, target, resolve('examples')), bundle: small });
     await big.exited;
     expect(big.health()).toMatchObject({ state: 'unhealthy', reason: 'memory', detail: expect.stringMatching(/over its limit of 40 MiB/) });

@@ -1,6 +1,6 @@
 /** The agent loop against a fake gateway and fake tools: every way a run ends, and what the model sees. */
 import { describe, expect, it } from 'vitest';
-import { runAgent, type AgentSpec } from '../../runtime/user/agent-loop.js';
+import { runAgent, type LoopAgent } from '../../runtime/user/agent-loop.js';
 import { ModelError, type ModelRequest, type ModelResponse, type ToolCall, type ToolProvider } from '../../runtime/types.js';
 
 type Answer = Partial<ModelResponse> | ((req: ModelRequest) => Partial<ModelResponse> | Promise<Partial<ModelResponse>>);
@@ -35,7 +35,7 @@ function tools(results: Record<string, string> = {}): ToolProvider & { calls: To
   };
 }
 
-const agent = (spec: Partial<AgentSpec['spec']> = {}): AgentSpec => ({
+const agent = (spec: Partial<LoopAgent['spec']> = {}): LoopAgent => ({
   metadata: { name: 'helper', tenant: 'acme' },
   spec: { model: 'sim', instructions: 'Be brief.', tools: [{ name: 'kb', approval: 'auto' }, { name: 'refunds', approval: 'required' }], ...spec },
 });

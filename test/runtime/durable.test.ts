@@ -12,6 +12,7 @@ import { compile, DirSource, type CompileResult } from '../../compiler/index.js'
 import { tempStores } from '../helpers/runs.js';
 import { createModelGateway, FileRunStore, resumeState, targetVersion, type JournalEntry } from '../../runtime/index.js';
 import { runInChildProcess } from '../../runtime/kernel/launch.js';
+import { withSpec } from '../helpers/bundles.js';
 
 let examples: CompileResult;
 const store = tempStores();
@@ -82,7 +83,7 @@ describe('durable runs', () => {
       return resumeState(await runs.read(id));
     };
     // kb-search is declared idempotent in the examples; as a Tool that is not, the resumed run stops for a human.
-    const withIdempotent = (value: boolean) => ({ ...examples.bundle, objects: examples.bundle.objects.map((o) => (o.id === 'Tool/acme-support/kb-search' ? { ...o, object: { ...o.object, spec: { ...(o.object.spec as object), idempotent: value } } } : o)) });
+    const withIdempotent = (value: boolean) => withSpec(examples.bundle, 'Tool/acme-support/kb-search', { idempotent: value });
     const state = await copy('pipe-4');
     expect(state.inFlight).toHaveLength(1);
     const stopped = await runInChildProcess({ bundle: withIdempotent(false), target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-4', resume: state, filesRoot: resolve('examples') });
@@ -140,7 +141,7 @@ describe('a high-risk tool call under oversight in-the-loop', () => {
 
   it('an approval lets the call through to the Tool, once', async () => {
     const runs = store();
-    const unreachable = { ...examples.bundle, objects: examples.bundle.objects.map((o) => (o.id === 'Tool/acme-support/refunds' ? { ...o, object: { ...o.object, spec: { ...(o.object.spec as Record<string, unknown>), mcp: { transport: 'http', url: 'http://127.0.0.1:9/mcp' } } } } : o)) };
+    const unreachable = withSpec(examples.bundle, 'Tool/acme-support/refunds', { mcp: { transport: 'http', url: 'http://127.0.0.1:9/mcp' } });
     const { gate } = await suspended(runs, 'pay-2', unreachable);
     await runs.append('pay-2', { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: true, by: ['lead@acme.example'] });
     await runInChildProcess({ bundle: unreachable, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-2', resume: resumeState(await runs.read('pay-2')) });

@@ -12,6 +12,8 @@ import { message, startAnthropic, type AnthropicFake } from './fakes/anthropic.j
 import { fakeClock, modelObject, request } from './fakes/models.js';
 import { completion, completionStream, startOpenAi, type OpenAiFake } from './fakes/openai.js';
 import { FakeServer } from './fakes/server.js';
+import { normalizeManifest, type CompiledObject } from '../../compiler/index.js';
+import { compiled } from '../helpers/compiled.js';
 
 /** Recognisable fake keys: any text that contains one has leaked it. */
 const OPENAI_KEY = 'sk-LEAKCHECK-openai-5f1e9c2a7b3d4e6f';
@@ -31,7 +33,7 @@ afterEach(async () => {
 });
 
 /** gpt-4o (openai) falls back to claude-sonnet (anthropic), then to the scripted `canned`. */
-function models(gptFallbacks: string[] = ['claude-sonnet', 'canned']): Record<string, unknown>[] {
+function models(gptFallbacks: string[] = ['claude-sonnet', 'canned']): CompiledObject[] {
   return [
     modelObject('gpt-4o', { provider: 'openai', endpoint: openai.endpoint, credentials: { secretRef: 'OPENAI_API_KEY' }, pricing: { inputPer1kTokens: 0.0025, outputPer1kTokens: 0.01 }, fallbacks: gptFallbacks }),
     modelObject('claude-sonnet', { provider: 'anthropic', endpoint: anthropic.endpoint, credentials: { secretRef: 'ANTHROPIC_API_KEY' }, pricing: { inputPer1kTokens: 0.003, outputPer1kTokens: 0.015 } }),
@@ -330,18 +332,23 @@ describe('bad input', () => {
     expect(openai.received).toHaveLength(0);
   });
 
+  // The gateway takes compiled Models: the compiler has checked them against the Model schema, once.
   it.each([
-    ['an unknown provider', [modelObject('m', { provider: 'gemini' })], /Model m: spec\.provider must be one of openai, anthropic, openai-compatible, scripted \(got "gemini"\)/],
-    ['openai-compatible without endpoint', [modelObject('m', { provider: 'openai-compatible' })], /Model m: spec\.endpoint is required for provider openai-compatible/],
-    ['an endpoint that is not http(s)', [modelObject('m', { provider: 'openai', endpoint: 'file:///etc/passwd' })], /spec\.endpoint must be an http\(s\) URL/],
-    ['negative pricing', [modelObject('m', { provider: 'openai', pricing: { inputPer1kTokens: -1 } })], /spec\.pricing\.inputPer1kTokens must be a non-negative number/],
-    ['a scripted model without script', [modelObject('m', { provider: 'scripted' })], /spec\.script is required for provider scripted/],
-    ['a model given twice', [modelObject('m', { provider: 'openai' }), modelObject('m', { provider: 'openai' })], /Model m is given twice/],
-    ['a model without a name', [{ kind: 'Model', metadata: {}, spec: { provider: 'openai' } }], /models\[0\]: metadata\.name must be a non-empty string/],
-    ['something that is not an object', [42], /models\[0\] is not an object/],
-  ])('createModelGateway refuses %s with a clear error', (_, list, message) => {
-    expect(() => createModelGateway({ models: list as never })).toThrow(message);
-    expect(() => createModelGateway({ models: list as never })).toThrow(ModelError);
+    ['an unknown provider', { provider: 'gemini' }, '/spec/provider'],
+    ['openai-compatible without endpoint', { provider: 'openai-compatible' }, '/spec'],
+    ['an endpoint that is not http(s)', { provider: 'openai', endpoint: 'file:///etc/passwd' }, '/spec/endpoint'],
+    ['negative pricing', { provider: 'openai', pricing: { inputPer1kTokens: -1 } }, '/spec/pricing/inputPer1kTokens'],
+    ['a scripted model without script', { provider: 'scripted' }, '/spec'],
+  ])('the compiler refuses %s before any gateway sees it', (_, spec, path) => {
+    const { object, problems } = normalizeManifest({ apiVersion: 'beacon.dev/v1alpha1', kind: 'Model', metadata: { name: 'm' }, spec });
+    expect(object).toBeUndefined();
+    expect(problems.map((p) => p.path)).toContain(path);
+  });
+
+  it('createModelGateway refuses a Model given twice', () => {
+    const twice = [modelObject('m', { provider: 'openai' }), modelObject('m', { provider: 'openai' })];
+    expect(() => createModelGateway({ models: twice })).toThrow(/Model m is given twice/);
+    expect(() => createModelGateway({ models: twice })).toThrow(ModelError);
   });
 
   it.each([['timeoutMs', -1], ['maxAttempts', 0], ['maxResponseBytes', Number.NaN]])('createModelGateway refuses options.%s = %s', (name, value) => {
@@ -351,8 +358,8 @@ describe('bad input', () => {
   it('takes CompiledObjects and skips other kinds, so bundle.objects will do', async () => {
     const gw = createModelGateway({
       models: [
-        { id: 'Model/canned', kind: 'Model', name: 'canned', object: modelObject('canned', { provider: 'scripted', script: [{ when: 'true', reply: 'hi' }] }) } as never,
-        { apiVersion: 'beacon.dev/v1alpha1', kind: 'Tenant', metadata: { name: 'acme' }, spec: {} },
+        modelObject('canned', { provider: 'scripted', script: [{ when: 'true', reply: 'hi' }] }),
+        compiled({ kind: 'Tenant', metadata: { name: 'acme' }, spec: { sponsors: ['ann@acme.example'], quotas: { tokensPerDay: 1000, maxSandboxes: 2 }, models: ['canned'] } }),
       ],
     });
     expect((await gw.complete(request('canned'))).content).toBe('hi');

@@ -8,6 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CompiledObjectOf } from '../../compiler/index.js';
+import { compiled } from '../helpers/compiled.js';
 
 export const FAKES = join(dirname(fileURLToPath(import.meta.url)), 'fakes');
 export const EVERYTHING = resolve(FAKES, '../../../node_modules/@modelcontextprotocol/server-everything/dist/index.js');
@@ -18,9 +20,16 @@ export function requireEverything(): string {
   return EVERYTHING;
 }
 
-/** A normalized Tool object. */
-export function toolObject(name: string, spec: Record<string, unknown>, tenant = 'acme'): Record<string, unknown> {
-  return { apiVersion: 'beacon.dev/v1alpha1', kind: 'Tool', metadata: { name, tenant }, spec: { timeoutSeconds: 30, ...spec } };
+/**
+ * A compiled Tool, as the compiler makes it from this spec: checked against
+ * the Tool schema, its files (paths, or `{path, digest}` as compiled) given
+ * digests. Throws when the spec is not a valid Tool.
+ */
+export function toolObject(name: string, spec: Record<string, unknown>, tenant = 'acme'): CompiledObjectOf<'Tool'> {
+  const files = ((spec.files ?? []) as (string | { path: string; digest?: string })[]).map((f) => (typeof f === 'string' ? { path: f, digest: 'sha256:test' } : { digest: 'sha256:test', ...f }));
+  const tool = compiled({ kind: 'Tool', metadata: { name, tenant }, spec: { ...spec, files: files.map((f) => f.path) } });
+  if (tool.kind !== 'Tool') throw new Error('not a Tool');
+  return { ...tool, object: { ...tool.object, spec: { ...tool.object.spec, files } } };
 }
 
 /** The fake server over stdio, as a Tool shipping it (compiled form: files as `{path, digest}`). */

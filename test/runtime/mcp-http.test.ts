@@ -13,6 +13,7 @@ import { compilePolicy, createDecider, type CompiledPolicy, type RuntimeRequest 
 import { httpMcpServer, type HttpMcpOptions } from '../../runtime/kernel/mcp-http.js';
 import { createMcpToolProvider, IDEMPOTENCY_META_KEY, McpConfigError, type McpLogEntry, type McpToolProvider } from '../../runtime/mcp.js';
 import type { ToolResult } from '../../runtime/types.js';
+import type { CompiledObjectOf } from '../../compiler/index.js';
 import { FAKES, freePort, requireEverything, startHttpServer, toolObject, type RunningHttp } from './mcp-helpers.js';
 
 const call = (provider: McpToolProvider, tool: string, name: string, args: Record<string, unknown> = {}, key?: string): Promise<ToolResult> =>
@@ -26,7 +27,7 @@ const json = (r: ToolResult): unknown => {
 const FAKE_SCRIPT = `${FAKES}/mcp-fake.mjs`;
 const FAKE_ALLOW = ['echo_meta', 'headers', 'big', 'calls'];
 
-function httpTool(name: string, url: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+function httpTool(name: string, url: string, extra: Record<string, unknown> = {}): CompiledObjectOf<'Tool'> {
   return toolObject(name, { mcp: { transport: 'http', url }, allow: FAKE_ALLOW, ...extra });
 }
 
@@ -262,13 +263,18 @@ describe('egress denied, and servers that are down', () => {
 
   it.each([
     ['a stdio Tool', { mcp: { transport: 'stdio', command: ['node'] }, allow: ['x'] }, /transport is stdio; http servers only here/],
-    ['a URL that is not http', { mcp: { transport: 'http', url: 'file:///etc/passwd' }, allow: ['x'] }, /spec\.mcp\.url must be an http or https URL/],
-    ['no URL', { mcp: { transport: 'http' }, allow: ['x'] }, /spec\.mcp\.url must be an http or https URL/],
-    ['a header of the wrong type', { mcp: { transport: 'http', url: 'http://127.0.0.1/mcp', headers: { A: 1 } }, allow: ['x'] }, /headers\.A must be a string or \{secretRef: NAME\}/],
-    ['a bad header name', { mcp: { transport: 'http', url: 'http://127.0.0.1/mcp', headers: { 'Bad Name': 'x' } }, allow: ['x'] }, /'Bad Name' is not a valid header name/],
     ['a literal with a newline', { mcp: { transport: 'http', url: 'http://127.0.0.1/mcp', headers: { A: 'x\ny' } }, allow: ['x'] }, /headers\.A holds characters a header cannot carry/],
   ])('refuses %s when the server is made', (_, spec, message) => {
     expect(() => httpMcpServer('t', toolObject('t', spec))).toThrow(McpConfigError);
     expect(() => httpMcpServer('t', toolObject('t', spec))).toThrow(message);
+  });
+
+  it.each([
+    ['a URL that is not http', { mcp: { transport: 'http', url: 'file:///etc/passwd' }, allow: ['x'] }, '/spec/mcp/url'],
+    ['no URL', { mcp: { transport: 'http' }, allow: ['x'] }, '/spec/mcp'],
+    ['a header of the wrong type', { mcp: { transport: 'http', url: 'http://127.0.0.1/mcp', headers: { A: 1 } }, allow: ['x'] }, '/spec/mcp/headers/A'],
+    ['a bad header name', { mcp: { transport: 'http', url: 'http://127.0.0.1/mcp', headers: { 'Bad Name': 'x' } }, allow: ['x'] }, '/spec/mcp/headers'],
+  ])('the compiler refuses %s before any server is made', (_, spec, path) => {
+    expect(() => toolObject('t', spec)).toThrow(path);
   });
 });

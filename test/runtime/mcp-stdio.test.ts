@@ -14,7 +14,7 @@ import { createMcpToolProvider, IDEMPOTENCY_META_KEY, McpConfigError, type McpSe
 import { readToolConfig } from '../../runtime/mcp.js';
 import { stdioLaunch, stdioMcpServer, type StdioMcpOptions } from '../../runtime/user/mcp-stdio.js';
 import type { ToolResult } from '../../runtime/types.js';
-import { compile, DirSource } from '../../compiler/index.js';
+import { compile, DirSource, ofKind } from '../../compiler/index.js';
 import { alive, eventually, FAKES, fakeClock, fakeStdioSpec, requireEverything, toolObject } from './mcp-helpers.js';
 
 const call = (provider: McpToolProvider, tool: string, name: string, args: Record<string, unknown> = {}, key?: string): Promise<ToolResult> =>
@@ -94,7 +94,7 @@ describe('the example kb-search Tool, as compiled', () => {
   it('runs the shipped server with files resolved against the manifest folder', async () => {
     const examples = join(FAKES, '../../../examples');
     const { bundle } = await compile(new DirSource(examples));
-    const kb = bundle.objects.find((o) => o.id === 'Tool/acme-support/kb-search');
+    const kb = bundle.objects.filter(ofKind('Tool')).find((o) => o.id === 'Tool/acme-support/kb-search');
     if (kb === undefined) throw new Error('examples/ has no Tool/acme-support/kb-search');
     const provider = createMcpToolProvider([stdioMcpServer('kb-search', kb, { filesRoot: join(examples, dirname(kb.file)), killGraceMs: 500 })]);
     try {
@@ -327,12 +327,18 @@ describe('stdio servers that cannot run', () => {
 
   it.each([
     ['an http Tool', { mcp: { transport: 'http', url: 'http://127.0.0.1:1/mcp' }, allow: ['x'] }, /transport is http; stdio servers only here/],
-    ['no command', { mcp: { transport: 'stdio' }, allow: ['x'] }, /spec\.mcp\.command must be a non-empty list/],
-    ['a relative command that is not shipped', { mcp: { transport: 'stdio', command: ['bin/server'] }, allow: ['x'] }, /command\[0\] 'bin\/server' is a relative path but not one of the Tool's files/],
-    ['a non-string env value', { mcp: { transport: 'stdio', command: ['node'], env: { A: 1 } }, allow: ['x'] }, /spec\.mcp\.env\.A must be a literal string/],
+    ['a NUL in an env value', { mcp: { transport: 'stdio', command: ['node'], env: { A: 'x\0y' } }, allow: ['x'] }, /spec\.mcp\.env\.A is not a valid environment variable/],
   ])('refuses %s when the server is made', (_, spec, message) => {
     expect(() => stdioMcpServer('t', toolObject('t', spec), { filesRoot: FAKES })).toThrow(McpConfigError);
     expect(() => stdioMcpServer('t', toolObject('t', spec), { filesRoot: FAKES })).toThrow(message);
+  });
+
+  // No command, or an env value that is not a string, never compiles (the Tool schema); nor does a relative command that is not shipped (BCN3012).
+  it.each([
+    ['no command', { mcp: { transport: 'stdio' }, allow: ['x'] }, '/spec/mcp'],
+    ['a non-string env value', { mcp: { transport: 'stdio', command: ['node'], env: { A: 1 } }, allow: ['x'] }, '/spec/mcp/env/A'],
+  ])('the compiler refuses %s before any server is made', (_, spec, path) => {
+    expect(() => toolObject('t', spec)).toThrow(path);
   });
 
   it('needs a files root', () => {

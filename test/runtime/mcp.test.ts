@@ -6,37 +6,36 @@
 import { describe, expect, it } from 'vitest';
 import { CircuitBreaker, createMcpToolProvider, McpConfigError, McpToolServer, readToolConfig, resultText, TokenBucket, toolError, truncate } from '../../runtime/mcp.js';
 import type { ToolCall } from '../../runtime/types.js';
+import { normalizeManifest } from '../../compiler/index.js';
 import { fakeClock, toolObject } from './mcp-helpers.js';
 
 const stdio = { transport: 'stdio', command: ['node', 'server.mjs'] };
 
 describe('readToolConfig', () => {
   it('reads a compiled Tool (files as {path, digest}) and its defaults', () => {
-    const compiled = { id: 'Tool/acme/kb', kind: 'Tool', object: toolObject('kb', { mcp: stdio, files: [{ path: 'server.mjs', digest: 'sha256:1' }], allow: ['search'], rateLimit: { requestsPerMinute: 60 } }) };
-    const c = readToolConfig('kb', compiled as never);
+    const c = readToolConfig('kb', toolObject('kb', { mcp: stdio, files: [{ path: 'server.mjs', digest: 'sha256:1' }], allow: ['search'], rateLimit: { requestsPerMinute: 60 } }));
     expect(c).toMatchObject({ name: 'kb', transport: 'stdio', files: ['server.mjs'], timeoutMs: 30_000, requestsPerMinute: 60, tenant: 'acme' });
     expect([...c.allow]).toEqual(['search']);
   });
 
+  // The runtime takes compiled Tools: the compiler has checked them against the Tool schema, once.
   it.each([
-    ['not an object', null, /kind must be 'Tool'/],
-    ['another kind', { kind: 'Agent', spec: {} }, /kind must be 'Tool'/],
-    ['no spec', { kind: 'Tool' }, /spec must be an object/],
-    ['no mcp', { kind: 'Tool', spec: { allow: ['a'] } }, /spec\.mcp must be an object/],
-    ['unknown transport', { kind: 'Tool', spec: { mcp: { transport: 'ws' }, allow: ['a'] } }, /spec\.mcp\.transport must be 'stdio' or 'http'/],
-    ['empty allow', { kind: 'Tool', spec: { mcp: stdio, allow: [] } }, /spec\.allow must list at least one/],
-    ['allow of numbers', { kind: 'Tool', spec: { mcp: stdio, allow: [1] } }, /spec\.allow/],
-    ['files not a list', { kind: 'Tool', spec: { mcp: stdio, allow: ['a'], files: 'x' } }, /spec\.files must be a list/],
-    ['a bad file', { kind: 'Tool', spec: { mcp: stdio, allow: ['a'], files: [{ digest: 'x' }] } }, /spec\.files\[0\]/],
-    ['zero timeout', { kind: 'Tool', spec: { mcp: stdio, allow: ['a'], timeoutSeconds: 0 } }, /spec\.timeoutSeconds/],
-    ['a string timeout', { kind: 'Tool', spec: { mcp: stdio, allow: ['a'], timeoutSeconds: '5' } }, /spec\.timeoutSeconds/],
-    ['a bad rate limit', { kind: 'Tool', spec: { mcp: stdio, allow: ['a'], rateLimit: { requestsPerMinute: -1 } } }, /spec\.rateLimit\.requestsPerMinute/],
-  ])('refuses %s with a message naming the field', (_, object, message) => {
-    expect(() => readToolConfig('kb', object as never)).toThrow(McpConfigError);
-    expect(() => readToolConfig('kb', object as never)).toThrow(message);
+    ['no mcp', { allow: ['a'] }, '/spec'],
+    ['unknown transport', { mcp: { transport: 'ws' }, allow: ['a'] }, '/spec/mcp/transport'],
+    ['empty allow', { mcp: stdio, allow: [] }, '/spec/allow'],
+    ['allow of numbers', { mcp: stdio, allow: [1] }, '/spec/allow/0'],
+    ['files not a list', { mcp: stdio, allow: ['a'], files: 'x' }, '/spec/files'],
+    ['zero timeout', { mcp: stdio, allow: ['a'], timeoutSeconds: 0 }, '/spec/timeoutSeconds'],
+    ['a string timeout', { mcp: stdio, allow: ['a'], timeoutSeconds: '5' }, '/spec/timeoutSeconds'],
+    ['a bad rate limit', { mcp: stdio, allow: ['a'], rateLimit: { requestsPerMinute: -1 } }, '/spec/rateLimit/requestsPerMinute'],
+  ])('the compiler refuses %s before any runtime sees it', (_, spec, path) => {
+    const { object, problems } = normalizeManifest({ apiVersion: 'beacon.dev/v1alpha1', kind: 'Tool', metadata: { name: 'kb', tenant: 'acme' }, spec });
+    expect(object).toBeUndefined();
+    expect(problems.map((p) => p.path)).toContain(path);
   });
 
   it('needs the name the agent lists the Tool by', () => {
+    expect(() => readToolConfig('', toolObject('kb', { mcp: stdio, allow: ['a'] }))).toThrow(McpConfigError);
     expect(() => readToolConfig('', toolObject('kb', { mcp: stdio, allow: ['a'] }))).toThrow(/needs the name/);
   });
 });

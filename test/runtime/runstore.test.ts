@@ -350,7 +350,7 @@ describe('resumeState', () => {
   it.each([
     [[], /record 1: the journal is empty/],
     [[finished('c1')], /record 1: the first record is tool-call-finished, not run-started/],
-    [[begin, finished('c9')], /record 2: tool call c9 finished but was never started/],
+    [[begin, finished('c9')], /record 2: tool call c9 finished without having started/],
     [[begin, begin], /record 2: a second run-started record/],
     [[begin, { type: 'bogus' }], /record 2: unknown record type "bogus"/],
   ])('rejects a journal that cannot describe a run (%#)', (records, message) => {

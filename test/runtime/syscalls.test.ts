@@ -58,7 +58,7 @@ function fakeGateway(usage = { inputTokens: 100, outputTokens: 20 }) {
 }
 
 const who = { tenant: 'acme', agent: 'helper', run: 'run-1' };
-const agentSpec = (model: string) => ({ metadata: { name: 'helper', tenant: 'acme' }, spec: { model, instructions: 'Be brief.', tools: [{ name: 'refunds', approval: 'auto' }] } });
+const agentSpec = (model: string) => ({ metadata: { name: 'helper', tenant: 'acme' }, spec: { model, instructions: 'Be brief.', tools: [{ name: 'refunds', approval: 'auto' as const }] } });
 
 describe('kernel system calls', () => {
   it('the agent loop runs through the kernel; the caller is who the channel belongs to, not who the request claims', async () => {

@@ -111,9 +111,10 @@ function scriptContext(modelName: string, value: unknown): ScriptContext {
   if (typeof value.input !== 'string') throw bad('input must be a string');
   if (typeof value.agent !== 'string') throw bad('agent must be a string');
   if (value.lastToolResult !== null && typeof value.lastToolResult !== 'string') throw bad('lastToolResult must be a string or null');
-  for (const k of ['turn', 'replica', 'round'] as const) {
+  const count = (k: 'turn' | 'replica' | 'round'): number => {
     const n = value[k];
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw bad(`${k} must be a non-negative integer`);
-  }
-  return value as unknown as ScriptContext;
+    return n;
+  };
+  return { input: value.input, agent: value.agent, lastToolResult: value.lastToolResult, turn: count('turn'), replica: count('replica'), round: count('round') };
 }

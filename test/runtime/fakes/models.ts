@@ -1,10 +1,12 @@
 /** Model objects, requests and a clock for the gateway tests. */
 import type { Clock } from '../../../common/index.js';
+import type { CompiledObject } from '../../../compiler/index.js';
+import { compiled } from '../../helpers/compiled.js';
 import type { ModelRequest } from '../../../runtime/types.js';
 
-/** A normalized Model object, as the compiler produces it. */
-export function modelObject(name: string, spec: Record<string, unknown>): Record<string, unknown> {
-  return { apiVersion: 'beacon.dev/v1alpha1', kind: 'Model', metadata: { name, labels: {}, annotations: {} }, spec: { fallbacks: [], ...spec } };
+/** A compiled Model, as the compiler produces it from this spec (which must pass the Model schema). */
+export function modelObject(name: string, spec: Record<string, unknown>): CompiledObject {
+  return compiled({ kind: 'Model', metadata: { name }, spec });
 }
 
 export function request(model: string, overrides: Partial<ModelRequest> = {}): ModelRequest {
