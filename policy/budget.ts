@@ -225,7 +225,7 @@ export function boundedProgram(env: Environment, source: string): BoundedProgram
     evaluate(context, options = {}) {
       // At the first evaluation: many compiled expressions never run.
       if (!instrumented) {
-        instrument(parsed.ast as CelNode, meteringHook());
+        instrument(parsed.ast, meteringHook());
         instrumented = true;
       }
       const outer = active;
@@ -234,7 +234,7 @@ export function boundedProgram(env: Environment, source: string): BoundedProgram
       active = meter;
       let result: { value: unknown } | { error: unknown };
       try {
-        result = { value: parsed(context as Record<string, unknown>) };
+        result = { value: parsed(context) };
       } catch (error) {
         result = { error };
       } finally {

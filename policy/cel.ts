@@ -150,7 +150,7 @@ function environmentFor(variables: Readonly<Record<string, CelType>>): Environme
     for (const name of Object.keys(variables).sort()) {
       const type = variables[name]!;
       if (typeof type === 'string') env.registerVariable(name, type);
-      else env.registerVariable({ name, schema: type as Record<string, never> });
+      else env.registerVariable({ name, schema: type });
     }
     if (envCache.size > 500) envCache.clear();
     envCache.set(key, env);
@@ -215,7 +215,7 @@ export function analyzeExpression(env: Environment, source: string, options: Ana
   try {
     const r = program.check() as { valid: boolean; type?: unknown; error?: unknown };
     if (!r.valid) return { ok: false, kind: 'type', ...problemOf(r.error, source, 'type error') };
-    type = String(r.type ?? 'dyn');
+    type = typeof r.type === 'string' ? r.type : 'dyn';
   } catch (err) {
     return { ok: false, kind: 'type', ...problemOf(err, source, 'type error') };
   }
@@ -240,7 +240,7 @@ export function analyzeExpression(env: Environment, source: string, options: Ana
 function problemOf(err: unknown, source: string, fallback: string): { message: string; offset: number } {
   if (err instanceof RangeError) return { message: 'expression nests too deeply', offset: 0 };
   const e = (err ?? {}) as CelErrorLike;
-  return { message: errorLine(String(e.message ?? fallback)), offset: errorOffset(e, source) };
+  return { message: errorLine(typeof e.message === 'string' ? e.message : fallback), offset: errorOffset(e, source) };
 }
 
 /** One walk over the parsed tree: a node deeper than CEL_LIMITS.maxDepth, and the string literals given to `matches` as patterns. */

@@ -28,7 +28,7 @@ import { errorLine } from '../common/index.js';
 import { boundedProgram, createBudget, type CelBudget } from './budget.js';
 import { DYN_SIZE, joinAll, mapShape, structShape, type CostEstimate, type EstimateOptions, type Shape } from './cost.js';
 import { admissionCelBindings, type AdmissionContext } from './bindings.js';
-import { walk, type CelNode } from './ast.js';
+import { walk } from './ast.js';
 import { REQUEST_SHAPE, REQUEST_TYPE_NAME, kindTypeName, objectShapeOf, toCelValue, typedEnvironment } from './typing.js';
 
 /** A problem in a policy's expressions, found at compile time. */
@@ -196,7 +196,7 @@ function readSpec(raw: unknown, problems: PolicyProblem[]): Spec | undefined {
   const match = asObject(s.match);
   const validations = Array.isArray(s.validations) ? s.validations.map(asObject) : [];
   if (validations.length === 0) problems.push({ pointer: '/spec/validations', message: 'a policy needs at least one validation', offset: 0, kind: 'spec' });
-  const variables = (Array.isArray(s.variables) ? s.variables.map(asObject) : []).map((v) => ({ name: String(v.name ?? ''), expression: String(v.expression ?? '') }));
+  const variables = (Array.isArray(s.variables) ? s.variables.map(asObject) : []).map((v) => ({ name: str(v.name), expression: str(v.expression) }));
   variables.forEach((v, i) => {
     if (variables.findIndex((w) => w.name === v.name) !== i) {
       problems.push({ pointer: `/spec/variables/${i}/name`, message: `variable '${v.name}' is declared twice`, offset: 0, kind: 'spec' });
@@ -211,7 +211,7 @@ function readSpec(raw: unknown, problems: PolicyProblem[]): Spec | undefined {
     conditions: asStrings(match.conditions),
     variables,
     validations: validations.map((v) => ({
-      expression: String(v.expression ?? ''),
+      expression: str(v.expression),
       message: typeof v.message === 'string' ? v.message : undefined,
       messageExpression: typeof v.messageExpression === 'string' ? v.messageExpression : undefined,
     })),
@@ -277,7 +277,7 @@ function checkEnvironment(declared: Record<string, string>, variableTypes: Recor
   const fields: Record<string, CelType> = {};
   for (const [name, type] of Object.entries(variableTypes)) fields[name] = type;
   try {
-    env.registerVariable({ name: 'variables', schema: fields as Record<string, never> });
+    env.registerVariable({ name: 'variables', schema: fields });
   } catch {
     // A variable whose inferred type cel-js cannot declare again: fall back to dyn for all.
     env.registerVariable('variables', 'map<string, dyn>');
@@ -359,7 +359,7 @@ function variablesUsed(spec: Spec): string[] {
   const sources = [...spec.conditions, ...spec.variables.map((v) => v.expression), ...spec.validations.flatMap((v) => [v.expression, v.messageExpression ?? ''])];
   const names = new Set<string>();
   for (const source of sources) {
-    if (source !== '') walk(evaluationEnvironment().parse(source).ast as CelNode, (node) => {
+    if (source !== '') walk(evaluationEnvironment().parse(source).ast, (node) => {
       if (node.op === 'id' && typeof node.args === 'string' && phase.includes(node.args)) names.add(node.args);
     });
   }
@@ -376,7 +376,7 @@ function matchMiss(spec: Pick<Spec, 'phase' | 'kinds' | 'tenants' | 'requestType
     return null;
   }
   if (!('object' in bindings)) return 'an admission policy needs an object';
-  const kind = String(bindings.object.kind ?? '');
+  const kind = str(bindings.object.kind);
   if (spec.kinds.length > 0 && !spec.kinds.includes(kind)) return `kind ${kind} is not matched`;
   const tenant = tenantOf(bindings.object);
   if (spec.tenants.length > 0 && (tenant === undefined || !spec.tenants.includes(tenant))) return `tenant ${tenant ?? '(none)'} is not matched`;
@@ -586,4 +586,9 @@ function violationMessage(v: Built['validations'][number], ctx: Record<string, u
     if ('value' in r && typeof r.value === 'string' && r.value.length <= MAX_MESSAGE_LENGTH) return r.value;
   }
   return v.message ?? `failed: ${v.expr.source}`;
+}
+
+/** A spec's string field, or '' (the schema makes it a string; anything else reads as empty). */
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
 }

@@ -149,7 +149,7 @@ let typedEnv: Environment | undefined;
 export function typedEnvironment(): Environment {
   if (typedEnv === undefined) {
     const env = baseEnvironment();
-    for (const [name, schema] of celStructTypes()) env.registerType({ name, schema: schema as Record<string, never> });
+    for (const [name, schema] of celStructTypes()) env.registerType({ name, schema: schema });
     typedEnv = env;
   }
   return typedEnv;
@@ -177,7 +177,7 @@ function resolve(schema: Json, ctx: Ctx): [Json, Ctx] {
   let at = ctx;
   for (let i = 0; i < 8 && typeof s.$ref === 'string'; i++) {
     const { $ref, ...rest } = s;
-    const [file, fragment = ''] = ($ref as string).split('#');
+    const [file, fragment = ''] = ($ref).split('#');
     const doc = file === '' ? at.root : file === 'common.schema.json' ? (commonSchema as Json) : undefined;
     const target = doc === undefined ? undefined : atPointer(doc, fragment);
     if (doc === undefined || !isObject(target)) return [{}, at];
@@ -208,7 +208,7 @@ function resolvedType(s: Json, ctx: Ctx, path: string, depth: number): CelType {
   if (Array.isArray(s.enum) && s.enum.length > 0) return same(s.enum.map(scalarType));
   if ('const' in s) return scalarType(s.const);
   if (isObject(s.properties) || s.type === 'object') return objectType(s, ctx, path, depth);
-  const union = (s.oneOf ?? s.anyOf) as unknown;
+  const union = (s.oneOf ?? s.anyOf);
   if (Array.isArray(union) && s.type === undefined) return unionType(union, ctx, path, depth);
   const scalar = typeof s.type === 'string' ? SCALAR_TYPES[s.type] : undefined;
   if (scalar !== undefined) return scalar;
@@ -236,7 +236,7 @@ function objectType(s: Json, ctx: Ctx, path: string, depth: number): CelType {
 /** A `oneOf`: one type when the branches agree, their merged fields when all are structs, else `dyn`. */
 function unionType(branches: unknown[], ctx: Ctx, path: string, depth: number): CelType {
   const types = branches.map((b) => typeOf(b, ctx, path, depth + 1));
-  if (types.every((t) => typeof t !== 'string')) return types.reduce((a, b) => mergeStructs(a as CelStruct, b as CelStruct));
+  if (types.every((t) => typeof t !== 'string')) return types.reduce((a, b) => mergeStructs(a, b));
   return same(types);
 }
 
@@ -286,7 +286,7 @@ function resolvedShape(s: Json, ctx: Ctx, path: string, depth: number): Shape {
   if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum.every((v) => typeof v === 'string') ? stringShape(Math.max(...s.enum.map((v) => String(v).length))) : SCALAR;
   if ('const' in s) return typeof s.const === 'string' ? stringShape(s.const.length) : SCALAR;
   if (isObject(s.properties) || s.type === 'object') return objectShape(s, ctx, path, depth);
-  const union = (s.oneOf ?? s.anyOf) as unknown;
+  const union = (s.oneOf ?? s.anyOf);
   if (Array.isArray(union) && s.type === undefined) return unionShape(union, ctx, path, depth);
   if (s.type === 'string') return stringShape(bound(s, 'maxLength', DYN_SIZE.chars));
   if (typeof s.type === 'string' && SCALAR_TYPES[s.type] !== undefined) return SCALAR;
@@ -356,7 +356,7 @@ export function toCelValue(value: unknown, type: CelType, memoize = true): unkno
   const hit = memo?.get(type);
   if (hit !== undefined) return hit;
   const out = convertObject(value, type, true);
-  if (memo === undefined) converted.set(value, (memo = new Map()));
+  if (memo === undefined) converted.set(value, (memo = new Map<string, unknown>()));
   memo.set(type, out);
   return out;
 }

@@ -184,7 +184,8 @@ function deref(node, file) {
   if (!isObject(node) || typeof node.$ref !== 'string') return { schema: node, file, via: undefined };
   const { stem, pointer } = splitRef(file, node.$ref);
   const target = resolvePointer(schemas[stem], pointer);
-  const { $ref, ...siblings } = node;
+  const siblings = { ...node };
+  delete siblings.$ref;
   const inner = deref(target, stem);
   return { schema: { ...inner.schema, ...siblings }, file: inner.file, via: inner.via ?? { stem, target } };
 }

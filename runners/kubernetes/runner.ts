@@ -172,7 +172,7 @@ export class KubernetesRunner implements Runner {
 
   async readDeployment(ns: string, name: string): Promise<KubeObject | undefined> {
     try {
-      return (await this.call(`read Deployment ${ns}/${name}`, () => this.api.read({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: ns } }))) as KubeObject;
+      return await this.call<KubeObject>(`read Deployment ${ns}/${name}`, () => this.api.read({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: ns } }));
     } catch (err) {
       if (err instanceof KubernetesApiError && err.code === 'not_found') return undefined;
       throw err;

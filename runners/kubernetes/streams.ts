@@ -81,7 +81,7 @@ export class KernelStreamServer implements PodStreams {
     let set = this.listeners.get(key);
     if (set === undefined) this.listeners.set(key, (set = new Set()));
     set.add(listener);
-    return () => set!.delete(listener);
+    return () => set.delete(listener);
   }
 
   /** Connected pods of a Deployment. */
@@ -198,7 +198,7 @@ export class KernelStreamServer implements PodStreams {
         for (const l of this.listeners.get(key) ?? []) l(event, data);
       });
       channel.onClose(() => {
-        set!.delete(entry);
+        set.delete(entry);
         void session.close();
       });
       socket.resume();

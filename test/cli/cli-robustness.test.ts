@@ -81,7 +81,7 @@ describe('validate --format text on a file with very many diagnostics', () => {
 
 describe('formatText', () => {
   function diag(line: number, column: number, more: Partial<Diagnostic> = {}): Diagnostic {
-    return { severity: 'error', code: 'BCN2001', message: `problem at ${line}:${column}`, path: '/spec/x', line, column, file: 'a.yaml', ...more } as Diagnostic;
+    return { severity: 'error', code: 'BCN2001', message: `problem at ${line}:${column}`, path: '/spec/x', line, column, file: 'a.yaml', ...more };
   }
 
   it('reads each file once and splits it once, however many diagnostics it has', () => {
@@ -105,7 +105,7 @@ describe('formatText', () => {
         diag(2, 1, { endLine: 2, endColumn: 2, hint: 'a hint' }),
         diag(10, 4, { endLine: 10, endColumn: 99 }),
         diag(20, 1),
-        { ...diag(1, 1), severity: 'info' } as Diagnostic,
+        { ...diag(1, 1), severity: 'info' },
       ],
       { readText: () => text },
     );

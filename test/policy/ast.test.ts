@@ -13,7 +13,7 @@ function hooked(source: string, context: Record<string, unknown> = {}): { value:
   const env = new Environment({ unlistedVariablesAreDyn: true, enableOptionalTypes: true });
   const program = env.parse(source);
   const ops: string[] = [];
-  instrument(program.ast as CelNode, (n) => {
+  instrument(program.ast, (n) => {
     let own: ((ev: unknown, node: unknown, ctx: unknown) => unknown) | undefined;
     return (ev, node, ctx) => {
       ops.push(n.node.op);

@@ -373,7 +373,7 @@ export function show(v: unknown, depth = 0): string {
   if (entries !== null) return `{${entries.slice(0, 10).map(([k, x]) => `${show(k, depth + 1)}: ${show(x, depth + 1)}`).join(', ')}${entries.length > 10 ? ', …' : ''}}`;
   if (v instanceof Date) return `timestamp(${JSON.stringify(v.toISOString())})`;
   const name = (v as { constructor?: { name?: string } }).constructor?.name ?? typeof v;
-  return `<${name} ${String(v).slice(0, 40)}>`;
+  return `<${name} ${Object.prototype.toString.call(v).slice(0, 40)}>`;
 }
 
 function firstLine(err: unknown): string {
@@ -496,7 +496,7 @@ function versions(): Pick<ConformanceReport, 'celJsVersion' | 'celSpecVersion' |
   return {
     celJsVersion: String(celJs.version),
     celSpecVersion: String(celSpec.version),
-    upstreamCelSpecRef: String(celSpec.upstreamCelSpecRef ?? 'unknown'),
+    upstreamCelSpecRef: typeof celSpec.upstreamCelSpecRef === 'string' ? celSpec.upstreamCelSpecRef : 'unknown',
   };
 }
 

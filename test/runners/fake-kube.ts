@@ -27,12 +27,12 @@ interface Resource {
 }
 
 const RESOURCES: Resource[] = [
-  { group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false, validate: (o) => new Namespace(o as never).validate() },
-  { group: '', version: 'v1', plural: 'configmaps', kind: 'ConfigMap', namespaced: true, validate: (o) => new ConfigMap(o as never).validate() },
-  { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true, validate: (o) => new ServiceAccount(o as never).validate() },
-  { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true, validate: (o) => new Pod(o as never).validate() },
-  { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true, validate: (o) => new Deployment(o as never).validate() },
-  { group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', kind: 'NetworkPolicy', namespaced: true, validate: (o) => new NetworkPolicy(o as never).validate() },
+  { group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false, validate: (o) => new Namespace(o).validate() },
+  { group: '', version: 'v1', plural: 'configmaps', kind: 'ConfigMap', namespaced: true, validate: (o) => new ConfigMap(o).validate() },
+  { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true, validate: (o) => new ServiceAccount(o).validate() },
+  { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true, validate: (o) => new Pod(o).validate() },
+  { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true, validate: (o) => new Deployment(o).validate() },
+  { group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', kind: 'NetworkPolicy', namespaced: true, validate: (o) => new NetworkPolicy(o).validate() },
 ];
 
 export interface Recorded {

@@ -36,7 +36,7 @@ async function host(kind: 'process' | 'gvisor', stateDir: string) {
   `;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((res, rej) => {
-    createInterface({ input: child.stdout! }).once('line', res);
+    createInterface({ input: child.stdout }).once('line', res);
     child.once('exit', (code) => rej(new Error(`the host exited with ${code} before its sandbox ran`)));
   });
   const [, id, status] = line.split(' ');

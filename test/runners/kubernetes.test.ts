@@ -57,11 +57,11 @@ describe('the objects of an agent version', () => {
     // The network is closed before a pod can start: the default deny and the agent's policy come before the Deployment.
     expect(objects.map((o) => o.kind)).toEqual(['Namespace', 'ServiceAccount', 'NetworkPolicy', 'NetworkPolicy', 'ConfigMap', 'Deployment']);
     const models: Record<string, (o: KubeObject) => { validate(): void }> = {
-      Namespace: (o) => new Namespace(o as never),
-      ServiceAccount: (o) => new ServiceAccount(o as never),
-      ConfigMap: (o) => new ConfigMap(o as never),
-      Deployment: (o) => new Deployment(o as never),
-      NetworkPolicy: (o) => new NetworkPolicy(o as never),
+      Namespace: (o) => new Namespace(o),
+      ServiceAccount: (o) => new ServiceAccount(o),
+      ConfigMap: (o) => new ConfigMap(o),
+      Deployment: (o) => new Deployment(o),
+      NetworkPolicy: (o) => new NetworkPolicy(o),
     };
     for (const o of objects) expect(() => models[o.kind]!(o).validate(), o.kind).not.toThrow();
 

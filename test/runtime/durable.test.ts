@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
 import { tempStores } from '../helpers/runs.js';
-import { createModelGateway, FileRunStore, resumeState, targetVersion, type JournalEntry } from '../../runtime/index.js';
+import { createModelGateway, type FileRunStore, resumeState, targetVersion, type JournalEntry } from '../../runtime/index.js';
 import { runInChildProcess } from '../../runtime/kernel/launch.js';
 import { withSpec } from '../helpers/bundles.js';
 

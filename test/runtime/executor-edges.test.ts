@@ -237,7 +237,7 @@ describe('hierarchical', () => {
     [{ plan: [] }, 'must answer {tasks'],
   ])('a malformed plan %j is a clear error', async (plan, message) => {
     const { graph } = await example('acme-research/research-brief');
-    const out = await executeWorkflow(graph, { question: 'q' }, { agents: fakeAgents({ 'research-lead': () => plan as Json }) });
+    const out = await executeWorkflow(graph, { question: 'q' }, { agents: fakeAgents({ 'research-lead': () => plan }) });
     expect(out.error).toMatchObject({ code: 'invalid_plan' });
     expect(out.error!.message).toContain(message);
   });

@@ -80,7 +80,7 @@ export function fakeAgents(script: Record<string, Behaviour>): AgentInvoker & { 
 }
 
 /** A fake approval gate answering from a function; records every request. */
-export function fakeGate(answer: (r: ApprovalRequest) => ApprovalDecision | 'pending' | unknown): ApprovalGate & { requests: ApprovalRequest[] } {
+export function fakeGate(answer: (r: ApprovalRequest) => unknown): ApprovalGate & { requests: ApprovalRequest[] } {
   const requests: ApprovalRequest[] = [];
   return {
     requests,

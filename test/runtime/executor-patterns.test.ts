@@ -49,7 +49,7 @@ describe('coordinator: ticket-router', () => {
     expect(trail(out.path)).toEqual(['coordinator#0', `${node}#0`, 'result#0']);
     expect(agents.calls.map((c) => c.agent)).toEqual(['triage', agent]);
     expect(agents.of(agent)[0]!.input).toEqual(ticket);
-    expect(out.output).toEqual(await specialists[agent as keyof typeof specialists]());
+    expect(out.output).toEqual(specialists[agent as keyof typeof specialists]());
   });
 });
 

@@ -437,7 +437,7 @@ describe('checkOutput', () => {
 });
 
 describe('conformOutput', () => {
-  function repairer(answer: unknown | Error): { repair: (errors: string, output: unknown) => Promise<unknown>; calls: [string, unknown][] } {
+  function repairer(answer: unknown): { repair: (errors: string, output: unknown) => Promise<unknown>; calls: [string, unknown][] } {
     const calls: [string, unknown][] = [];
     return {
       calls,

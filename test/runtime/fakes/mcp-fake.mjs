@@ -50,7 +50,7 @@ function mcpServer() {
       case 'forbidden':
         return text('forbidden ran');
       case 'exit':
-        process.exit(7);
+        return process.exit(7);
       default:
         throw new McpError(ErrorCode.InvalidParams, `no tool ${name}`);
     }

@@ -4,7 +4,7 @@
  * until the test releases it. It records every request, and whether the
  * client went away before the answer was complete.
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface Reply {
@@ -47,7 +47,8 @@ export class FakeServer {
   ) {}
 
   static async start(handle: Handler): Promise<FakeServer> {
-    let fake: FakeServer | undefined;
+    // The server answers before the FakeServer that records its requests exists: it finds it here once it does.
+    const made: { fake?: FakeServer } = {};
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -61,15 +62,15 @@ export class FakeServer {
         }
         const closed = new Promise<{ aborted: boolean }>((resolve) => res.on('close', () => resolve({ aborted: !res.writableFinished })));
         const received: Received = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, text, body, closed };
-        fake!.received.push(received);
-        for (const w of fake!.waiters.splice(0)) w(received);
+        made.fake!.received.push(received);
+        for (const w of made.fake!.waiters.splice(0)) w(received);
         void answer(res, handle(received));
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    fake = new FakeServer(server, `http://127.0.0.1:${port}`);
-    return fake;
+    made.fake = new FakeServer(server, `http://127.0.0.1:${port}`);
+    return made.fake;
   }
 
   /** The next request to arrive (or the `count`-th request overall, if it already has). */
@@ -92,7 +93,7 @@ export class FakeServer {
   }
 }
 
-async function answer(res: import('node:http').ServerResponse, reply: Reply): Promise<void> {
+async function answer(res: ServerResponse, reply: Reply): Promise<void> {
   if (reply.gate !== undefined) await reply.gate;
   if (reply.hang === true && reply.events === undefined) return;
   const headers: Record<string, string> = { ...reply.headers };
