@@ -5,10 +5,9 @@
  * journal; `beacon resume` then continues the run.
  */
 import type { Command } from 'commander';
-import { ApprovalError, castVote, FileRunStore, JournalApprovals, RunStoreError } from '../../runtime/index.js';
 import { action, EXIT, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
-import { runsDir } from './run.js';
+import { runsDir, runtime } from './run.js';
 
 interface Options {
   by: string[];
@@ -30,6 +29,7 @@ export function registerApprove(program: Command): void {
     .option('--repo <path>', MSG.optRepo)
     .action(
       action(async (run: string, opts: Options) => {
+        const { ApprovalError, castVote, FileRunStore, JournalApprovals, RunStoreError } = await runtime();
         const approvals = new JournalApprovals(new FileRunStore(runsDir(opts.repo ?? process.cwd())));
         let vote;
         try {

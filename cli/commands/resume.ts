@@ -5,11 +5,9 @@
  * under $BEACON_RUNS_DIR, by default `.beacon/runs` in the repository.
  */
 import type { Command } from 'commander';
-import { FileRunStore, RunStoreError, VersionMismatch } from '../../runtime/index.js';
-import { resumeTarget, RunFinished } from '../../runners/index.js';
 import { action, compileFolder, EXIT, UsageError, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
-import { kernelFor, placement, printRun, runOrRefuse, runsDir, withRunOptions, type RunOutputOptions } from './run.js';
+import { kernelFor, placement, printRun, runners, runOrRefuse, runsDir, runtime, withRunOptions, type RunOutputOptions } from './run.js';
 
 export function registerResume(program: Command): void {
   const resume = program
@@ -21,7 +19,8 @@ export function registerResume(program: Command): void {
     action(async (run: string, path: string | undefined, opts: SourceOptions & RunOutputOptions) => {
       const { project, result } = await compileFolder(path, opts);
       const traces: unknown[] = [];
-      const kernel = kernelFor(result, opts, traces);
+      const kernel = await kernelFor(result, opts, traces);
+      const [{ FileRunStore, RunStoreError, VersionMismatch }, { resumeTarget, RunFinished }] = await Promise.all([runtime(), runners()]);
       const store = new FileRunStore(runsDir(project.repoRoot));
       try {
         return printRun(await runOrRefuse(() => resumeTarget({ kernel, run, store, ...placement(project, opts) })), traces, opts);

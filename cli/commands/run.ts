@@ -12,11 +12,19 @@ import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { BeaconError, isRecord } from '../../common/index.js';
 import { formatText, type CompileResult, type Project } from '../../compiler/index.js';
-import { composeKernel, FileRunStore, SubstitutionError, type Json, type Kernel, type ModelSubstitution, type RunStore } from '../../runtime/index.js';
-import { RunnerUnavailable, runTarget, type Isolation, type RunReport, type RunRequest } from '../../runners/index.js';
+import type { Json, Kernel, ModelSubstitution, RunStore } from '../../runtime/index.js';
+import type { Isolation, RunReport, RunRequest } from '../../runners/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
 import { textReader } from './validate.js';
+
+/**
+ * The kernel and the runners, loaded when a run needs them: every other
+ * command starts without them (the Kubernetes client and the MCP SDK alone
+ * take most of a second to load).
+ */
+export const runtime = () => import('../../runtime/index.js');
+export const runners = () => import('../../runners/index.js');
 
 /** Where `beacon run` journals runs, for a project rooted at `repoRoot`: $BEACON_RUNS_DIR, or `.beacon/runs` in it. */
 export function runsDir(repoRoot: string): string {
@@ -73,7 +81,8 @@ function substitutions(pairs: string[]): ModelSubstitution[] {
 }
 
 /** The kernel for a compiled folder, with the command line's stand-ins; traces collected for printing. */
-export function kernelFor(result: CompileResult, opts: RunOutputOptions, traces: unknown[]): Kernel {
+export async function kernelFor(result: CompileResult, opts: RunOutputOptions, traces: unknown[]): Promise<Kernel> {
+  const { composeKernel, SubstitutionError } = await runtime();
   try {
     return composeKernel({ bundle: result.bundle, policies: result.policies, substitutions: substitutions(opts.model ?? []), onTrace: (e) => traces.push(e) });
   } catch (err) {
@@ -95,6 +104,7 @@ export function placement(project: Project, opts: RunOutputOptions): Pick<RunReq
 
 /** Run through the runners; a runner that cannot give what the agents ask for is a usage error, never a degraded run. */
 export async function runOrRefuse(run: () => Promise<RunReport>): Promise<RunReport> {
+  const { RunnerUnavailable } = await runners();
   try {
     return await run();
   } catch (err) {
@@ -121,8 +131,9 @@ export function registerRun(program: Command): void {
         return EXIT.findings;
       }
       const traces: unknown[] = [];
-      const kernel = kernelFor(result, opts, traces);
+      const kernel = await kernelFor(result, opts, traces);
       const id = usage(() => kernel.resolveTarget(target));
+      const [{ FileRunStore }, { runTarget }] = await Promise.all([runtime(), runners()]);
       const store: RunStore = new FileRunStore(runsDir(project.repoRoot));
       const report = await runOrRefuse(() => runTarget({ kernel, target: id, input, store, ...placement(project, opts) }));
       return printRun(report, traces, opts);
