@@ -88,7 +88,8 @@ describe('golden corpus through the CLI', () => {
       });
     });
 
-  it.each(cases)('%s exits 1 with one JSON document and no stack trace', async (name) => {
+  // Each case is its own process over its own copy: a few at a time, as they mostly wait for their process.
+  it.concurrent.for(cases)('%s exits 1 with one JSON document and no stack trace', async (name, { expect }) => {
     const { dir, expected } = prepare(name);
     const r = await run(dir);
     const errors = expected.diagnostics.some((e) => (e.severity ?? 'error') === 'error');
