@@ -44,7 +44,7 @@ const INPUT = { ticket: 'I was charged twice for my subscription this month.' };
 // The triage agent asks for gVisor: the process figures run it in development mode (the process runner refuses it otherwise).
 // One gateway, as a kernel has: its scripted Model's rules are compiled once, not per sandbox.
 const gateway = createModelGateway({ models: examples.bundle.objects });
-const spec = () => ({ bundle: examples.bundle, target: TARGET, digest: examples.bundle.digest, filesRoot: join(ROOT, 'examples'), services: { gateway } });
+const spec = () => ({ bundle: examples.bundle, target: TARGET, filesRoot: join(ROOT, 'examples'), services: { gateway } });
 
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const p90 = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length * 0.9)];
