@@ -57,6 +57,7 @@ export const MSG = {
   waitingAt: (node: string, subject: string, quorum: number, approvers: string, until: string, onTimeout: string) => `waiting for approval at ${node} (${subject}): ${quorum} of ${approvers || "the tenant's approvers"}, until ${until} (then ${onTimeout})`,
   decideWith: (run: string, node: string) => `  decide with: beacon approve ${run}${node} --by NAME [--reject], then: beacon resume ${run}`,
   unknownRun: (run: string, why: string) => `run ${run}: ${why}`,
+  pinnedGone: (run: string, pinned: string) => `beacon: run ${run} is pinned to version ${pinned}; its target is not in these manifests. Resume it from the commit it started on (--ref).`,
   pinned: (run: string, pinned: string, served: string) => `beacon: run ${run} is pinned to version ${pinned}; these manifests compile its target to ${served}. Resume it from the commit it started on (--ref).`,
   rejected: (node: string, run: string, by: string[]) => `rejected ${node} of run ${run} by ${by.join(', ')}; the run ends Rejected when it continues: beacon resume ${run}`,
   approvedSome: (node: string, run: string, given: string[], quorum: number) => `approved ${node} of run ${run} by ${given.join(', ')}: ${given.length} of the ${quorum} its quorum needs; waiting for more`,

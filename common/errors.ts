@@ -59,9 +59,10 @@ export function isErrorCode(code: unknown): code is string {
   return typeof code === 'string' && CODE.test(code);
 }
 
-/** The first line of an error's message (stack traces and multi-line library messages stay out of user-facing text). */
+/** The first line of an error's message (stack traces and multi-line library messages stay out of user-facing text); a thrown object's `message` counts too. */
 export function errorLine(err: unknown): string {
-  const m = err instanceof Error ? err.message : String(err);
+  const message = (err as { message?: unknown } | null)?.message;
+  const m = typeof message === 'string' ? message : String(err);
   return (m.split('\n')[0] ?? m).trim();
 }
 

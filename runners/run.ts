@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BeaconError } from '../common/index.js';
 import type { Bundle, Source } from '../compiler/index.js';
-import { resumeState, runInChildProcess, VersionMismatch, type ApprovalStore, type Json, type Kernel, type ResumeState, type RunOutcome, type RunStore } from '../runtime/index.js';
+import { runInChildProcess, RunStoreError, UnknownTarget, VersionMismatch, type Json, type Kernel, type RunOutcome, type RunStore } from '../runtime/index.js';
 import { GvisorRunner } from './gvisor.js';
 import { ProcessRunner } from './process.js';
 import type { Runner } from './types.js';
@@ -35,7 +35,6 @@ export interface RunRequest {
   run?: string;
   /** Journal the run here (it can then wait for approvals and be resumed). */
   store?: RunStore;
-  approvals?: ApprovalStore;
   isolation: Isolation;
   /** A local runner's state folder (its sandboxes' records), and folders of ours a gVisor sandbox must not see (runs). */
   stateDir?: string;
@@ -49,8 +48,8 @@ export interface RunRequest {
 /** How a run went, and where. */
 export type RunReport = RunOutcome & { run: string; target: string; version: string; isolation: Isolation };
 
-/** Run `request.target` once (a new run, or the resumed one when `resume` is given). */
-export async function runTarget(request: RunRequest & { resume?: ResumeState }): Promise<RunReport> {
+/** Run `request.target` once (a new run, or run `request.run` resumed from its journal with `resume`). */
+export async function runTarget(request: RunRequest & { resume?: boolean }): Promise<RunReport> {
   const { kernel, target } = request;
   const version = kernel.version(target);
   const files = await shippedFolder(kernel.bundle, request.files);
@@ -59,8 +58,7 @@ export async function runTarget(request: RunRequest & { resume?: ResumeState }):
       input: request.input,
       run: request.run ?? randomUUID(),
       ...(request.store !== undefined ? { store: request.store } : {}),
-      ...(request.approvals !== undefined ? { approvals: request.approvals } : {}),
-      ...(request.resume !== undefined ? { resume: request.resume } : {}),
+      ...(request.resume === true ? { resume: true } : {}),
       ...(request.signal !== undefined ? { signal: request.signal } : {}),
     };
     const session = { bundle: kernel.bundle, target, services: kernel.services, ...(kernel.secret !== undefined ? { secret: kernel.secret } : {}) };
@@ -73,8 +71,8 @@ export async function runTarget(request: RunRequest & { resume?: ResumeState }):
     await runner.cleanup();
     // The runner gives the sandbox its files (mounted, or sent over the channel): the host's folder means nothing inside it.
     const sandbox = await runner.start({ ...session, ...(files !== undefined ? { filesRoot: files.folder } : {}) });
-    request.onStart?.({ isolation: request.isolation, sandbox: sandbox.id });
     try {
+      request.onStart?.({ isolation: request.isolation, sandbox: sandbox.id });
       return { ...(await sandbox.invoke(invocation)), target, version, isolation: request.isolation };
     } finally {
       await sandbox.stop({ drainMs: 0 });
@@ -84,29 +82,24 @@ export async function runTarget(request: RunRequest & { resume?: ResumeState }):
   }
 }
 
-/** A run that cannot be resumed: it finished (other than by waiting for a person). */
-export class RunFinished extends BeaconError {
-  override readonly name = 'RunFinished';
-  constructor(
-    readonly run: string,
-    readonly status: string,
-  ) {
-    super('run_finished', `run ${run} has finished (${status}); there is nothing to resume`);
-  }
-}
-
 /**
  * Continue run `run` from its journal in `store`: interrupted, or waiting at
  * a gate that has been decided. Finished steps, tool calls and model answers
- * are not repeated. The kernel must serve the version the run is pinned to
- * (`VersionMismatch` otherwise: resume it from the commit it started on).
+ * are not repeated. The journal is read here only for the run's target and
+ * input; what may be resumed is decided under the run's lease
+ * (`RunFinished`, or `VersionMismatch` when the kernel serves another
+ * version of the target — resume it from the commit it started on).
  */
 export async function resumeTarget(request: Omit<RunRequest, 'target' | 'input' | 'run' | 'store'> & { run: string; store: RunStore }): Promise<RunReport> {
-  const state = resumeState(await request.store.read(request.run));
-  if (state.finished !== undefined && state.finished.status !== 'WaitingForApproval') throw new RunFinished(request.run, state.finished.status);
-  const served = request.kernel.version(state.target);
-  if (served !== state.version) throw new VersionMismatch(request.run, state.version, served);
-  return runTarget({ ...request, target: state.target, input: state.input, resume: state });
+  const first = (await request.store.read(request.run))[0];
+  if (first?.type !== 'run-started') throw new RunStoreError('invalid_journal', `run ${request.run} has no run-started record`);
+  try {
+    request.kernel.version(first.target);
+  } catch (err) {
+    if (err instanceof UnknownTarget) throw new VersionMismatch(request.run, first.version, undefined);
+    throw err;
+  }
+  return runTarget({ ...request, target: first.target, input: first.input, resume: true });
 }
 
 function localRunner(isolation: 'process' | 'gvisor', request: Pick<RunRequest, 'stateDir' | 'dataDirs'>): Runner {

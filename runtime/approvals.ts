@@ -56,11 +56,12 @@ export class JournalApprovals implements ApprovalStore {
 
   async request(request: ApprovalRequest, options: WriteOptions = {}): Promise<ApprovalRequest> {
     const key = approvalKey(request.node, request.traversal);
-    const before = await this.gates(request.run);
-    const known = before.pending.find((p) => approvalKey(p.node, p.traversal) === key);
+    const standing = (gates: RunGates): ApprovalRequest | undefined => gates.pending.find((p) => approvalKey(p.node, p.traversal) === key);
+    const known = standing(await this.gates(request.run));
     if (known !== undefined) return known;
     await this.runs.append(request.run, { type: 'approval-requested', ...request }, options);
-    return request;
+    // Another asker may have written first: the journal keeps the first request, and that is the answer.
+    return standing(await this.gates(request.run)) ?? request;
   }
 
   async approve(gate: GateKey, by: string, reason?: string): Promise<ApprovalDecision | undefined> {
@@ -69,10 +70,8 @@ export class JournalApprovals implements ApprovalStore {
     const decided = before.decisions.get(key);
     if (decided !== undefined) return decided;
     if (!(before.given.get(key) ?? []).includes(by)) await this.runs.append(gate.run, { type: 'approval-given', node: gate.node, traversal: gate.traversal, by, ...(reason !== undefined ? { reason } : {}) });
-    // The journal decides by quorum from the approvals given (two approvers at once each count); the decision is written out too.
-    const after = (await this.gates(gate.run)).decisions.get(key);
-    if (after !== undefined && !before.decisions.has(key)) await this.runs.append(gate.run, { type: 'approval-decided', node: gate.node, traversal: gate.traversal, ...after, ...(reason !== undefined ? { reason } : {}) });
-    return after;
+    // The journal decides by quorum from the approvals given (two approvers at once each count).
+    return (await this.gates(gate.run)).decisions.get(key);
   }
 
   async decide(gate: GateKey, decision: ApprovalDecision, options: WriteOptions = {}): Promise<ApprovalDecision> {
@@ -148,9 +147,18 @@ export async function castVote(approvals: ApprovalStore, run: string, vote: Vote
     const decision = await approvals.decide(key, { approved: false, by: vote.by, ...reason });
     return { gate, outcome: decision.approved ? 'approved' : 'rejected', given: decision.by, unverified };
   }
-  let decision: ApprovalDecision | undefined;
-  for (const who of vote.by) decision ??= await approvals.approve(key, who, vote.reason);
+  // Deciders who complete the quorum together decide it together: all of them are named in the decision.
+  const already = gates.given.get(approvalKey(gate.node, gate.traversal)) ?? [];
+  const together = [...new Set([...already, ...vote.by])];
+  const decision = together.length >= gate.quorum ? await approvals.decide(key, { approved: true, by: together, ...reason }) : await approveEach(approvals, key, vote);
   if (decision !== undefined) return { gate, outcome: decision.approved ? 'approved' : 'rejected', given: decision.by, unverified };
   const given = (await approvals.gates(run)).given.get(approvalKey(gate.node, gate.traversal)) ?? [];
   return { gate, outcome: 'counted', given, unverified };
+}
+
+/** Each decider's approval, in turn; the decision once one stands. */
+async function approveEach(approvals: ApprovalStore, key: GateKey, vote: Vote): Promise<ApprovalDecision | undefined> {
+  let decision: ApprovalDecision | undefined;
+  for (const who of vote.by) decision = await approvals.approve(key, who, vote.reason);
+  return decision;
 }

@@ -114,7 +114,7 @@ export class Channel {
       const timeoutMs = options.timeoutMs ?? this.options.callTimeoutMs ?? 120_000;
       const onAbort = (): void => this.abandon(id, { code: CHANNEL_ERRORS.cancelled, message: `call ${method} was cancelled` });
       const entry: Pending = {
-        resolve: resolve as (v: unknown) => void,
+        resolve: resolve,
         reject,
         timer: Number.isFinite(timeoutMs) ? setTimeout(() => this.abandon(id, { code: CHANNEL_ERRORS.timeout, message: `call ${method} got no answer in ${timeoutMs} ms` }), timeoutMs) : undefined,
         cleanup: () => options.signal?.removeEventListener('abort', onAbort),

@@ -11,7 +11,7 @@ export { executeWorkflow, schemasFromObjects, type AgentSchemas, type ExecutorDe
 export { runInChildProcess, userProgramArgs, INSTALL_ROOT, type LaunchOptions } from './kernel/launch.js';
 export { runObjects, targetVersion, UnknownTarget } from './kernel/targets.js';
 export { composeKernel, SubstitutionError, type Kernel, type KernelOptions, type ModelSubstitution } from './kernel/compose.js';
-export { KernelSession, VersionMismatch, type InvokeOptions, type SessionOptions } from './kernel/session.js';
+export { KernelSession, RunFinished, VersionMismatch, type InvokeOptions, type SessionOptions } from './kernel/session.js';
 export { runStart, type RunStart } from './user/main.js';
 export {
   IDEMPOTENCY_META_KEY,

@@ -19,10 +19,10 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { BeaconError } from '../common/index.js';
 import type { Admission, RateLimits } from './counters.js';
-import { PACKAGE_VERSION, type CompiledObject, type CompiledObjectOf } from '../compiler/index.js';
+import { PACKAGE_VERSION, type CompiledObjectOf } from '../compiler/index.js';
 import type { McpServer } from '../schema/index.js';
 import { raceAbort } from './abort.js';
-import { isRecord, type JsonObject, type JsonSchema, type ToolCall, type ToolDefinition, type ToolError, type ToolErrorCode, type ToolProvider, type ToolResult } from './types.js';
+import { isRecord, type JsonObject, type ToolCall, type ToolDefinition, type ToolError, type ToolErrorCode, type ToolProvider, type ToolResult } from './types.js';
 
 /** The `_meta` key that carries a call's idempotency key to the server. */
 export const IDEMPOTENCY_META_KEY = 'beacon.dev/idempotencyKey';
@@ -101,8 +101,8 @@ function rateKey(config: McpToolConfig): string {
 export class TokenBucket {
   private tokens: number;
   private last: number;
-  private readonly perMs: number;
-  private readonly burst: number;
+  private perMs: number;
+  private burst: number;
 
   constructor(
     requestsPerMinute: number,
@@ -117,10 +117,27 @@ export class TokenBucket {
     this.last = clock.now();
   }
 
-  take(): Admission {
+  /**
+   * A new rate from now on (a Tool's `rateLimit` changed, or two versions of it
+   * run at once): what the bucket holds carries over, up to the new burst —
+   * never a fresh, full bucket, so alternating rates cannot add up.
+   */
+  retune(requestsPerMinute: number, burst: number = requestsPerMinute): void {
+    if (!(requestsPerMinute > 0 && Number.isFinite(requestsPerMinute))) throw new McpConfigError(`requestsPerMinute must be a positive number, got ${requestsPerMinute}`);
+    this.refill();
+    this.perMs = requestsPerMinute / 60_000;
+    this.burst = burst;
+    this.tokens = Math.min(this.tokens, burst);
+  }
+
+  private refill(): void {
     const now = this.clock.now();
     this.tokens = Math.min(this.burst, this.tokens + Math.max(0, now - this.last) * this.perMs);
     this.last = now;
+  }
+
+  take(): Admission {
+    this.refill();
     if (this.tokens >= 1) {
       this.tokens -= 1;
       return { ok: true };
@@ -129,7 +146,7 @@ export class TokenBucket {
   }
 }
 
-/** Rate limits in this process's memory: one token bucket per key (a changed rate starts a new bucket). */
+/** Rate limits in this process's memory: one token bucket per key (a changed rate retunes it, keeping what it holds). */
 export class MemoryRateLimits implements RateLimits {
   readonly #buckets = new Map<string, { perMinute: number; bucket: TokenBucket }>();
 
@@ -137,9 +154,10 @@ export class MemoryRateLimits implements RateLimits {
 
   async take(key: string, perMinute: number): Promise<Admission> {
     let b = this.#buckets.get(key);
-    if (b === undefined || b.perMinute !== perMinute) {
-      b = { perMinute, bucket: new TokenBucket(perMinute, this.clock) };
-      this.#buckets.set(key, b);
+    if (b === undefined) this.#buckets.set(key, (b = { perMinute, bucket: new TokenBucket(perMinute, this.clock) }));
+    else if (b.perMinute !== perMinute) {
+      b.bucket.retune(perMinute);
+      b.perMinute = perMinute;
     }
     return b.bucket.take();
   }
@@ -286,7 +304,7 @@ export interface McpConnector {
   /** A denial message when the call may not go out (runtime policy), else null. */
   guard?(name: string, args: JsonObject): Promise<string | null> | string | null;
   /** Removes what must never be shown (secrets) from a text. */
-  redact?(text: string): string;
+  redact?: (text: string) => string;
   /** Text to add to a connection failure (the tail of a stdio server's stderr). */
   describe?(transport: Transport): string | undefined;
 }
@@ -418,7 +436,14 @@ export class McpToolServer {
     const permit = this.breaker.acquire();
     if (!permit.ok) return toolError('circuit_open', `${who}: the server failed repeatedly; calls fail fast for ${Math.ceil(permit.retryAfterMs / 1000)} s more`, { retryAfterMs: permit.retryAfterMs });
     const rpm = this.config.requestsPerMinute;
-    const rate = rpm === undefined ? { ok: true as const } : await this.limits.take(rateKey(this.config), rpm);
+    let rate: Admission;
+    try {
+      rate = rpm === undefined ? { ok: true } : await this.limits.take(rateKey(this.config), rpm);
+    } catch (err) {
+      // The store that counts the limit did not answer (a shared one, down): no call goes out unmetered, and the permit is given back.
+      permit.settle('neutral');
+      return toolError('unavailable', this.redact(`${who}: its rate limit could not be checked: ${errorMessage(err)}`));
+    }
     if (!rate.ok) {
       permit.settle('neutral');
       return toolError('rate_limited', `${who}: rate limit of ${this.config.requestsPerMinute} calls a minute reached; retry in ${Math.ceil(rate.retryAfterMs / 1000)} s`, { retryAfterMs: rate.retryAfterMs });
@@ -530,7 +555,7 @@ export class McpToolServer {
             tool: this.config.name,
             name: t.name,
             ...(t.description !== undefined ? { description: this.redact(t.description) } : {}),
-            inputSchema: t.inputSchema as JsonSchema,
+            inputSchema: t.inputSchema,
           });
         }
         cursor = r.nextCursor;

@@ -19,7 +19,7 @@ const DEFAULT_TTL_MS = 30_000;
 
 export class MemoryRunStore implements RunStore {
   readonly #runs = new Map<string, JournalEntry[]>();
-  /** The last token granted per run (never lowered), and who holds the run now (until released; an expired holder is only replaced by the next grant). */
+  /** The last token granted per run (never lowered), and who holds the run now (until released or expired). */
   readonly #fences = new Map<string, number>();
   readonly #held = new Map<string, Held>();
 
@@ -39,9 +39,10 @@ export class MemoryRunStore implements RunStore {
     if ((record as { type?: unknown } | null)?.type === 'run-started') throw new RunStoreError('invalid_record', `run ${id}: run-started is written by create, not append`);
     const entries = this.#runs.get(id);
     if (entries === undefined) throw new RunStoreError('unknown_run', `no run ${id}`);
-    const holder = this.#held.get(id)?.token;
-    if (options.fence !== undefined && options.fence !== holder) {
-      throw new RunStoreError('lease_lost', `run ${id}: lease ${options.fence} is no longer the run's (${holder === undefined ? 'nobody holds it now' : `lease ${holder} holds it now`}); this attempt must stop`);
+    const held = this.#held.get(id);
+    // A lease past its time to live fences its own writes too, as a key that expired in Redis would.
+    if (options.fence !== undefined && (options.fence !== held?.token || held.expiresAt <= this.clock.now())) {
+      throw new RunStoreError('lease_lost', `run ${id}: lease ${options.fence} is no longer the run's (${held === undefined ? 'nobody holds it now' : held.token === options.fence ? 'it expired' : `lease ${held.token} holds it now`}); this attempt must stop`);
     }
     entries.push(parse(journalLine(id, record, entries.length + 1)));
   }

@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import type { ApprovalDecision, ApprovalRequest, Json, JsonObject, JsonSchema, ModelResponse, RunError, RunStatus, StepRecord, ToolResult } from './types.js';
 import { schemaMismatch } from './user/schemas.js';
 import { notJson } from './user/values.js';
-import { processExists } from './proc.js';
+import { processExists, processStartTime } from './proc.js';
 
 // ---------------------------------------------------------------------------
 // Records
@@ -392,6 +392,18 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** What a run's lock file says of its holder. */
+interface LockHolder {
+  pid: number;
+  token?: number;
+  /** The holder's start time (clock ticks since boot): a reused pid is not mistaken for it. */
+  procStart?: string;
+}
+
+function alive(h: LockHolder): boolean {
+  return processExists(h.pid) && (h.procStart === undefined || processStartTime(h.pid) === h.procStart);
+}
+
 /** The last lease token this process issued. */
 let lastToken = 0;
 
@@ -502,19 +514,23 @@ export class FileRunStore implements RunStore {
   }
 
   /** The token of run `id`'s lock, or undefined when nobody holds it (no lock, or one being written). */
-  async #holderToken(id: string): Promise<number | undefined> {
+  /** Who holds run `id`'s lock, or undefined when nobody does (no lock, or one being written). */
+  async #holder(id: string): Promise<LockHolder | undefined> {
     const text = await readFile(join(this.dir, `${id}.lock`), 'utf8').catch(() => '');
     try {
-      const token = (JSON.parse(text) as { token?: unknown }).token;
-      return typeof token === 'number' ? token : undefined;
+      const h = JSON.parse(text) as Record<string, unknown>;
+      return typeof h.pid === 'number' ? { pid: h.pid, ...(typeof h.token === 'number' ? { token: h.token } : {}), ...(typeof h.procStart === 'string' ? { procStart: h.procStart } : {}) } : undefined;
     } catch {
       return undefined;
     }
   }
 
+  /** A fenced write passes only while this process holds the lock with that token (two takers in one millisecond differ by process). */
   async #checkFence(id: string, token: number): Promise<void> {
-    const current = await this.#holderToken(id);
-    if (current !== token) throw new RunStoreError('lease_lost', `run ${id}: lease ${token} is no longer the run's (${current === undefined ? 'nobody holds it now' : `lease ${current} holds it now`}); this attempt must stop`);
+    const h = await this.#holder(id);
+    if (h?.token !== token || h.pid !== process.pid) {
+      throw new RunStoreError('lease_lost', `run ${id}: lease ${token} is no longer the run's (${h === undefined ? 'nobody holds it now' : `lease ${h.token ?? '?'} of process ${h.pid} holds it now`}); this attempt must stop`);
+    }
   }
 
   /**
@@ -543,7 +559,8 @@ export class FileRunStore implements RunStore {
       }
       if (fh !== undefined) {
         const token = nextToken(previous);
-        const mine = JSON.stringify({ pid: process.pid, at: Date.now(), token });
+        const procStart = processStartTime(process.pid);
+        const mine = JSON.stringify({ pid: process.pid, at: Date.now(), token, ...(procStart !== undefined ? { procStart } : {}) });
         try {
           await fh.writeFile(mine);
           await fh.datasync();
@@ -555,17 +572,13 @@ export class FileRunStore implements RunStore {
         }
         return this.#heldLease(id, token, file, mine);
       }
-      let holder: { pid?: unknown; token?: unknown } | undefined;
-      try {
-        holder = JSON.parse(await readFile(file, 'utf8')) as { pid?: unknown; token?: unknown };
-      } catch {
-        holder = undefined; // being written right now, or torn by a crash: look again
-      }
-      if (holder !== undefined && typeof holder.pid === 'number' && processExists(holder.pid)) {
+      // Undefined: being written right now, or torn by a crash: look again.
+      const holder = await this.#holder(id);
+      if (holder !== undefined && alive(holder)) {
         throw new RunStoreError('run_locked', `run ${id} is being run by process ${holder.pid} (if that process is not BeaconOS, remove ${file})`);
       }
       if (holder !== undefined) {
-        if (typeof holder.token === 'number') previous = Math.max(previous, holder.token);
+        previous = Math.max(previous, holder.token ?? 0);
         await rm(file, { force: true });
       } else await new Promise((r) => setTimeout(r, 50));
     }
@@ -739,9 +752,12 @@ export function resumeState(records: readonly RunRecord[]): ResumeState {
       case 'model-call-finished':
         state.modelCalls.set(r.callId, r.response);
         break;
-      case 'approval-requested':
-        requested.set(approvalKey(r.node, r.traversal), withoutMeta(r));
+      case 'approval-requested': {
+        // The first request of a gate stands (two askers at once each wrote one); a decided gate is not asked again.
+        const key = approvalKey(r.node, r.traversal);
+        if (!requested.has(key) && !state.decisions.has(key)) requested.set(key, withoutMeta(r));
         break;
+      }
       case 'approval-given': {
         const key = approvalKey(r.node, r.traversal);
         if (state.decisions.has(key)) break;

@@ -41,7 +41,7 @@ export function registerApprove(program: Command): void {
         }
         const { gate, outcome, given, unverified } = vote;
         if (outcome === 'rejected') {
-          write(MSG.rejected(gate.node, run, opts.by));
+          write(MSG.rejected(gate.node, run, given));
           return EXIT.ok;
         }
         if (unverified.length > 0) process.stderr.write(`${MSG.unverifiedMembers(unverified, gate.approvers.filter((a) => a.startsWith('group:')))}\n`);

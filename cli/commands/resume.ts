@@ -20,13 +20,13 @@ export function registerResume(program: Command): void {
       const { project, result } = await compileFolder(path, opts);
       const traces: unknown[] = [];
       const kernel = await kernelFor(result, opts, traces);
-      const [{ FileRunStore, RunStoreError, VersionMismatch }, { resumeTarget, RunFinished }] = await Promise.all([runtime(), runners()]);
+      const [{ FileRunStore, RunFinished, RunStoreError, VersionMismatch }, { resumeTarget }] = await Promise.all([runtime(), runners()]);
       const store = new FileRunStore(runsDir(project.repoRoot));
       try {
         return printRun(await runOrRefuse(() => resumeTarget({ kernel, run, store, ...placement(project, opts) })), traces, opts);
       } catch (err) {
         if (err instanceof VersionMismatch) {
-          process.stderr.write(`${MSG.pinned(run, err.pinned, err.served)}\n`);
+          process.stderr.write(`${err.served === undefined ? MSG.pinnedGone(run, err.pinned) : MSG.pinned(run, err.pinned, err.served)}\n`);
           return EXIT.findings;
         }
         if (err instanceof RunFinished) throw new UsageError(err.message);

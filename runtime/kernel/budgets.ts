@@ -9,6 +9,8 @@
  * (runtime/counters.ts): this process's memory by default, Redis when
  * replicas share them.
  */
+import type { CompiledObject } from '../../compiler/index.js';
+import type { TenantQuotas } from '../../schema/index.js';
 import { MemoryCounters, type CounterStore } from '../counters.js';
 
 export interface BudgetRefusal {
@@ -18,12 +20,8 @@ export interface BudgetRefusal {
   retryAfterMs: number;
 }
 
-interface Limits {
-  requestsPerMinute?: number;
-  tokensPerMinute?: number;
-  tokensPerDay?: number;
-  monthlyBudgetUsd?: number;
-}
+/** The limits a Tenant's `quotas` or a Model's `limits` set on model calls. */
+type Limits = Pick<TenantQuotas, 'requestsPerMinute' | 'tokensPerMinute' | 'monthlyBudgetUsd'> & { tokensPerDay?: number };
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
@@ -36,17 +34,6 @@ function monthOf(ms: number): number {
 function monthEnd(ms: number): number {
   const d = new Date(ms);
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
-}
-
-function numbers(v: unknown): Limits {
-  const o = (v ?? {}) as Record<string, unknown>;
-  const pick = (k: keyof Limits): number | undefined => (typeof o[k] === 'number' && Number.isFinite(o[k]) ? (o[k] as number) : undefined);
-  const out: Limits = {};
-  for (const k of ['requestsPerMinute', 'tokensPerMinute', 'tokensPerDay', 'monthlyBudgetUsd'] as const) {
-    const n = pick(k);
-    if (n !== undefined) out[k] = n;
-  }
-  return out;
 }
 
 /** A counter that a limit reads: its key and when its window ends. */
@@ -68,13 +55,12 @@ export class KernelBudgets {
   private readonly now: () => number;
 
   /** From the bundle's Tenants (`spec.quotas`) and Models (`spec.limits`). */
-  constructor(objects: Iterable<{ kind: string; name: string; object: Record<string, unknown> }>, options: { counters?: CounterStore; now?: () => number } = {}) {
+  constructor(objects: Iterable<CompiledObject>, options: { counters?: CounterStore; now?: () => number } = {}) {
     this.now = options.now ?? Date.now;
     this.counters = options.counters ?? new MemoryCounters({ now: this.now });
     for (const o of objects) {
-      const spec = o.object.spec as Record<string, unknown> | undefined;
-      if (o.kind === 'Tenant') this.tenants.set(o.name, numbers(spec?.quotas));
-      else if (o.kind === 'Model') this.models.set(o.name, numbers(spec?.limits));
+      if (o.kind === 'Tenant') this.tenants.set(o.name, o.object.spec.quotas);
+      else if (o.kind === 'Model') this.models.set(o.name, o.object.spec.limits ?? {});
     }
   }
 

@@ -70,13 +70,14 @@ export function composeKernel(options: KernelOptions): Kernel {
   const objects = substitute(options.bundle.objects, options.substitutions ?? []);
   const bundle = { ...options.bundle, objects };
   const byId = new Map(objects.map((o) => [o.id, o]));
-  const decide =
+  const decider =
     options.policies !== undefined && options.policies.length > 0
       ? createDecider(
           options.policies.map((p) => p.compiled),
           { resolve: { agent: (t, n) => byId.get(`Agent/${t}/${n}`)?.object, tenant: (n) => byId.get(`Tenant/${n}`)?.object } },
-        ).decide
+        )
       : undefined;
+  const decide = decider !== undefined ? (request: Parameters<typeof decider.decide>[0]) => decider.decide(request) : undefined;
   const services: KernelServices = {
     gateway: createModelGateway({ ...options.gateway, models: objects, ...(options.secret !== undefined ? { secret: options.secret } : {}) }),
     budgets: new KernelBudgets(objects, options.counters !== undefined ? { counters: options.counters } : {}),

@@ -8,12 +8,12 @@
  * `spec.credentials.secretRef` through `secret()`, and are redacted from
  * every text the gateway produces: attempts, errors, messages.
  */
-import { backoffDelay, systemClock, type Clock } from '../../common/index.js';
+import { backoffDelay, isRecord, systemClock, type Clock } from '../../common/index.js';
 import { canonicalJson, type CompiledObject, type CompiledObjectOf } from '../../compiler/index.js';
 import { ModelError, type ModelErrorCode, type ModelGateway, type ModelRequest, type ModelResponse, type TokenUsage } from '../types.js';
 import { anthropicProvider } from './providers/anthropic.js';
 import { openAiProvider } from './providers/openai.js';
-import { isObject, PROVIDERS, type ModelConfig, type Provider, type ProviderName, type ProviderResult } from './providers/provider.js';
+import type { ModelConfig, Provider, ProviderName, ProviderResult } from './providers/provider.js';
 import { scriptedProvider } from './providers/scripted.js';
 import { raceAbort } from '../abort.js';
 
@@ -196,7 +196,7 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
       try {
         key = checkRequest(request, models);
       } catch (err) {
-        return Promise.reject(err as Error);
+        return Promise.reject(err);
       }
       // Registered synchronously, so that callers arriving in the same tick share the call.
       const joined = (dedupe ? inFlight.get(key) : undefined) ?? start(key, request);
@@ -297,7 +297,7 @@ function modelConfig(m: CompiledObjectOf<'Model'>): ModelConfig {
 /** Checks a request's shape (ModelError `bad_request`, before any attempt) and returns its de-duplication key. */
 function checkRequest(request: ModelRequest, models: ReadonlyMap<string, ModelConfig>): string {
   const bad = (what: string): ModelCallError => new ModelCallError('bad_request', `invalid model request: ${what}`, []);
-  if (!isObject(request)) throw bad('not an object');
+  if (!isRecord(request)) throw bad('not an object');
   if (typeof request.model !== 'string' || !models.has(request.model)) {
     const known = [...models.keys()].sort().join(', ') || 'none';
     throw bad(`model ${JSON.stringify(request.model)} is not a Model the gateway knows (known: ${known})`);
@@ -309,10 +309,10 @@ function checkRequest(request: ModelRequest, models: ReadonlyMap<string, ModelCo
   }
   if (!Array.isArray(request.tools)) throw bad('tools must be a list');
   for (const [i, t] of (request.tools as unknown[]).entries()) {
-    if (!isObject(t) || typeof t.tool !== 'string' || typeof t.name !== 'string' || !isObject(t.inputSchema)) throw bad(`tools[${i}] must be {tool, name, inputSchema}`);
+    if (!isRecord(t) || typeof t.tool !== 'string' || typeof t.name !== 'string' || !isRecord(t.inputSchema)) throw bad(`tools[${i}] must be {tool, name, inputSchema}`);
     if (t.description !== undefined && typeof t.description !== 'string') throw bad(`tools[${i}].description must be a string`);
   }
-  if (request.responseSchema !== undefined && !isObject(request.responseSchema)) throw bad('responseSchema must be an object');
+  if (request.responseSchema !== undefined && !isRecord(request.responseSchema)) throw bad('responseSchema must be an object');
   const max = request.maxOutputTokens;
   if (max !== undefined && (typeof max !== 'number' || !Number.isSafeInteger(max) || max <= 0)) throw bad('maxOutputTokens must be a positive integer');
   const { caller: _caller, ...rest } = request;
@@ -324,7 +324,7 @@ function checkRequest(request: ModelRequest, models: ReadonlyMap<string, ModelCo
 }
 
 function messageProblem(m: unknown): string | null {
-  if (!isObject(m)) return 'not an object';
+  if (!isRecord(m)) return 'not an object';
   if (typeof m.content !== 'string') return 'content must be a string';
   switch (m.role) {
     case 'system':
@@ -335,7 +335,7 @@ function messageProblem(m: unknown): string | null {
     case 'assistant': {
       if (m.toolCalls === undefined) return null;
       if (!Array.isArray(m.toolCalls)) return 'toolCalls must be a list';
-      const ok = m.toolCalls.every((c: unknown) => isObject(c) && typeof c.id === 'string' && typeof c.tool === 'string' && typeof c.name === 'string' && isObject(c.arguments));
+      const ok = m.toolCalls.every((c: unknown) => isRecord(c) && typeof c.id === 'string' && typeof c.tool === 'string' && typeof c.name === 'string' && isRecord(c.arguments));
       return ok ? null : 'each tool call must be {id, tool, name, arguments: object}';
     }
     default:

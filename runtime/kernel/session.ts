@@ -34,7 +34,8 @@ export interface SessionOptions {
 
 /** What one run of a session's target needs. */
 export interface InvokeOptions {
-  input: Json;
+  /** The run's input (a resumed run takes its own from its journal). */
+  input?: Json;
   /** @default a random UUID */
   run?: string;
   signal?: AbortSignal;
@@ -44,25 +45,40 @@ export interface InvokeOptions {
   filesRoot?: string;
   /**
    * Journal the run here (durable: every finished node, every tool call
-   * before and after, approvals, the end), so that it can be resumed. The
-   * run is held under a fenced lease for the attempt.
+   * before and after, approvals — in the run's journal, `JournalApprovals` —
+   * the end), so that it can be resumed. The run is held under a fenced
+   * lease for the attempt.
    */
   store?: RunStore;
-  /** Where its gates are decided. @default the run's own journal (`JournalApprovals` over `store`) */
-  approvals?: ApprovalStore;
-  /** Resume the run `run` from its journal (its resumeState): finished steps and tool calls are not repeated. */
-  resume?: ResumeState;
+  /**
+   * Continue run `run` from its journal in `store`, read once the lease is
+   * held (so no other attempt can change it meanwhile): finished steps, tool
+   * calls and model answers are not repeated. Refused when the run finished
+   * (`RunFinished`) or is pinned to another version (`VersionMismatch`).
+   */
+  resume?: boolean;
 }
 
-/** A resumed run whose journal is pinned to another version of its target than this session serves. */
+/** A resumed run whose journal is pinned to another version of its target than is served (`served` undefined: the target is not there at all). */
 export class VersionMismatch extends BeaconError {
   override readonly name = 'VersionMismatch';
   constructor(
     readonly run: string,
     readonly pinned: string,
-    readonly served: string,
+    readonly served: string | undefined,
   ) {
-    super('version_mismatch', `run ${run} is pinned to version ${pinned}; this sandbox serves ${served}`);
+    super('version_mismatch', `run ${run} is pinned to version ${pinned}; ${served === undefined ? 'its target is not served here' : `this serves ${served}`}`);
+  }
+}
+
+/** A run that cannot be resumed: it finished (other than by waiting for a person). */
+export class RunFinished extends BeaconError {
+  override readonly name = 'RunFinished';
+  constructor(
+    readonly run: string,
+    readonly status: string,
+  ) {
+    super('run_finished', `run ${run} has finished (${status}); there is nothing to resume`);
   }
 }
 
@@ -171,41 +187,64 @@ export class KernelSession {
     return servers.length > 0 ? createMcpToolProvider(servers) : undefined;
   }
 
-  /** Run the target once on `input`; resolves with its outcome (journaled in `store`, resumed from `resume`). */
+  /** Run the target once (on `input`, or resumed from its journal); resolves with its outcome. */
   async invoke(options: InvokeOptions): Promise<RunOutcome & { run: string }> {
     const run = options.run ?? randomUUID();
-    const { store, resume } = options;
-    if (resume !== undefined && (store === undefined || options.run === undefined)) throw new BeaconError('invalid_resume', 'resuming a run needs its store and its id');
-    if (resume !== undefined && resume.version !== this.version) throw new VersionMismatch(run, resume.version, this.version);
+    const { store } = options;
+    if (options.resume === true && (store === undefined || options.run === undefined)) throw new BeaconError('invalid_resume', 'resuming a run needs its store and its id');
     if (this.runs.has(run)) throw new BeaconError('run_active', `run ${run} is already running on this sandbox`);
-    if (store === undefined) return this.attempt(run, options, undefined);
+    if (store === undefined) return this.attempt(run, options, undefined, undefined);
     // One attempt at a time, whichever host or sandbox makes it; its writes are fenced by the lease.
     const lease = await store.lease(run);
     const lost = new AbortController();
-    const renew = setInterval(() => lease.renew().catch((err: unknown) => lost.abort(err)), RENEW_MS);
+    const renew = setInterval(() => void this.renew(lease, lost), RENEW_MS);
     renew.unref();
     try {
+      const resume = options.resume === true ? this.resumable(run, resumeState(await store.read(run))) : undefined;
       const signal = options.signal !== undefined ? AbortSignal.any([options.signal, lost.signal]) : lost.signal;
-      return await this.attempt(run, { ...options, signal }, lease);
+      return await this.attempt(run, { ...options, signal }, lease, resume);
+    } catch (err) {
+      // A lost lease is why the attempt was cancelled: say so, not "cancelled".
+      if (lost.signal.aborted) throw lost.signal.reason;
+      throw err;
     } finally {
       clearInterval(renew);
       await lease.release();
     }
   }
 
-  private async attempt(run: string, options: InvokeOptions, lease: RunLease | undefined): Promise<RunOutcome & { run: string }> {
-    const { store, resume } = options;
+  /** Keep the lease; only its loss (another holder) ends the attempt: a store that failed to answer is asked again next time. */
+  private async renew(lease: RunLease, lost: AbortController): Promise<void> {
+    try {
+      await lease.renew();
+    } catch (err) {
+      if (err instanceof BeaconError && err.code === 'lease_lost') lost.abort(err);
+    }
+  }
+
+  /** The run's state to resume from, as journaled: refused when it ended, or when it is pinned to another version. */
+  private resumable(run: string, state: ResumeState): ResumeState {
+    if (state.target !== this.options.target) throw new BeaconError('wrong_target', `run ${run} runs ${state.target}, not ${this.options.target}`);
+    if (state.finished !== undefined && state.finished.status !== 'WaitingForApproval') throw new RunFinished(run, state.finished.status);
+    if (state.version !== this.version) throw new VersionMismatch(run, state.version, this.version);
+    return state;
+  }
+
+  private async attempt(run: string, options: InvokeOptions, lease: RunLease | undefined, resume: ResumeState | undefined): Promise<RunOutcome & { run: string }> {
+    const { store } = options;
     const fence: WriteOptions = lease !== undefined ? { fence: lease.token } : {};
-    if (store !== undefined && resume === undefined) await store.create({ id: run, version: this.version, target: this.options.target, input: options.input });
+    const input = resume !== undefined ? resume.input : options.input;
+    if (input === undefined) throw new BeaconError('invalid_input', `run ${run} needs an input`);
+    if (store !== undefined && resume === undefined) await store.create({ id: run, version: this.version, target: this.options.target, input });
     this.runs.set(run, {
       id: run,
-      ...(store !== undefined ? { journal: { store, approvals: options.approvals ?? new JournalApprovals(store), fence } } : {}),
+      ...(store !== undefined ? { journal: { store, approvals: new JournalApprovals(store), fence } } : {}),
       requested: new Map((resume?.pendingApprovals ?? []).map((a) => [approvalKey(a.node, a.traversal), a])),
       ...(options.onStep !== undefined ? { onStep: options.onStep } : {}),
     });
     try {
       await this.channel.ready();
-      const outcome = await this.channel.call<RunOutcome>('run.start', this.startParams(run, options), { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) });
+      const outcome = await this.startRun(run, input, options, resume);
       // Closed to the sandbox before its end is written: a late record of a step still running cannot follow the end.
       this.runs.delete(run);
       if (store !== undefined) {
@@ -219,17 +258,29 @@ export class KernelSession {
     }
   }
 
+  /**
+   * `run.start` in the sandbox. Its failure is the sandbox's: the kernel
+   * does not adopt the code or the retry semantics a sandbox put on it.
+   */
+  private async startRun(run: string, input: Json, options: InvokeOptions, resume: ResumeState | undefined): Promise<RunOutcome> {
+    try {
+      return await this.channel.call<RunOutcome>('run.start', this.startParams(run, input, options, resume), { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) });
+    } catch (err) {
+      if (options.signal?.aborted === true || !(err instanceof ProtocolError) || err.code === CHANNEL_ERRORS.closed) throw err;
+      throw new BeaconError('sandbox_failed', `the sandbox failed run ${run}: ${err.message}`, { cause: err });
+    }
+  }
+
   /** `run.start`: the target and only what it needs, and what a resumed run must not do again. */
-  private startParams(run: string, options: InvokeOptions): Record<string, unknown> {
-    const { store, resume } = options;
+  private startParams(run: string, input: Json, options: InvokeOptions, resume: ResumeState | undefined): Record<string, unknown> {
     return {
       run,
       target: { kind: this.kind, id: this.options.target },
-      input: options.input,
+      input,
       objects: this.objects,
       ...(this.graph !== undefined ? { graph: this.graph } : {}),
       ...(options.filesRoot !== undefined ? { filesRoot: options.filesRoot } : {}),
-      ...(store !== undefined ? { durable: true } : {}),
+      ...(options.store !== undefined ? { durable: true } : {}),
       ...(resume !== undefined
         ? {
             completed: [...resume.completed.values()],

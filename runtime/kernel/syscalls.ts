@@ -33,7 +33,8 @@ export interface SandboxIdentity {
 function runOf(requested: unknown, who: SandboxIdentity): string {
   if (who.runs === undefined) return who.run ?? '';
   if (typeof requested === 'string' && who.runs.has(requested)) return requested;
-  if (requested === undefined && who.runs.size === 1) return who.runs.keys().next().value!;
+  const only = who.runs.size === 1 ? [...who.runs.keys()][0] : undefined;
+  if (requested === undefined && only !== undefined) return only;
   throw invalid(`run ${JSON.stringify(requested) ?? 'undefined'} is not running in this sandbox`);
 }
 

@@ -128,7 +128,7 @@ class GraphEngine {
     const target = this.g.nodes.get(to)!;
     if (target.type !== 'reduce') return this.activate(target, input);
     let box = this.inbox.get(to);
-    if (box === undefined) this.inbox.set(to, (box = new Map()));
+    if (box === undefined) this.inbox.set(to, (box = new Map<string, Json>()));
     box.set(from, output);
   }
 

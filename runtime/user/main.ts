@@ -241,7 +241,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
               const gate = { run: start.run, node: `${step}:${call.tool}/${call.name}:${approvals++}`, traversal: 0, subject: { agent: agentId, tool: call.tool, name: call.name, arguments: call.arguments } };
               const answer = await channel.call<ApprovalDecision | { pending: ApprovalRequest }>('approval.decide', gate, { timeoutMs: Infinity, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
               if ('pending' in answer) return { waiting: answer.pending };
-              const decision = answer as ApprovalDecision;
+              const decision = answer;
               return decision.approved ? undefined : `${decision.timedOut === true ? 'nobody decided in time' : `rejected by ${decision.by.join(', ')}`}${decision.reason !== undefined ? `: ${decision.reason}` : ''}`;
             }
           : undefined;
@@ -396,7 +396,7 @@ export function main(argv: string[] = process.argv.slice(2)): void {
   };
   // With a CA, TLS to the kernel, its certificate checked for the name dialled: the token goes to the kernel and nobody else.
   const socket = caFile !== undefined ? tlsConnect({ host, port, ca: readFileSync(caFile), servername: host }, onConnect) : createConnection({ host, port }, onConnect);
-  socket.on('error', (err) => {
+  socket.on('error', (err: Error) => {
     process.stderr.write(`beacon-runtime: the stream to the kernel failed: ${err.message}\n`);
     process.exit(1);
   });

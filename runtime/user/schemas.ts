@@ -5,6 +5,7 @@
  * as a problem of its own, never thrown.
  */
 import { createRequire } from 'node:module';
+import type * as Ajv2020Module from 'ajv/dist/2020.js';
 import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { fieldPath } from '../../compiler/index.js';
 import type { JsonSchema } from '../types.js';
@@ -16,7 +17,7 @@ let ajv: Ajv2020 | undefined;
 
 function getAjv(): Ajv2020 {
   if (ajv === undefined) {
-    const { Ajv2020: AjvClass } = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
+    const { Ajv2020: AjvClass } = require('ajv/dist/2020.js') as typeof Ajv2020Module;
     const formats = require('ajv-formats') as { default?: (a: Ajv2020) => void } & ((a: Ajv2020) => void);
     // addUsedSchema: false — agents' schemas may carry the same `$id`; each is compiled on its own.
     ajv = new AjvClass({ allErrors: true, strict: false, addUsedSchema: false });

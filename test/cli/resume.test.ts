@@ -97,6 +97,14 @@ describe('beacon run / approve / resume', () => {
     expect(state.pendingApprovals).toEqual([]);
   }, 30_000);
 
+  it('several approvers in one command who together complete the quorum are all named in the decision', async () => {
+    const { env, store } = await waitingRun({ approvers: ['ann@acme.example', 'bob@acme.example'], quorum: 1 });
+    const both = await beacon(['approve', 'r1', '--by', 'ann@acme.example', '--by', 'bob@acme.example'], { env });
+    expect(both.code, both.stderr).toBe(0);
+    expect(both.stdout).toMatch(/approved approve2 of run r1 by ann@acme.example, bob@acme.example; continue it with: beacon resume r1/);
+    expect([...resumeState(await store.read('r1')).decisions.values()]).toEqual([{ approved: true, by: ['ann@acme.example', 'bob@acme.example'] }]);
+  }, 30_000);
+
   it('a rejection decides at once; a gate past its deadline cannot be approved (onTimeout decides it)', async () => {
     const rejected = await waitingRun({ approvers: ['group:billing-leads'], quorum: 2 });
     const r = await beacon(['approve', 'r1', '--by', 'dee@acme.example', '--reject', '--reason', 'wrong order'], { env: rejected.env });

@@ -29,7 +29,7 @@ function sources(dir: string): string[] {
 
 /** Classes a file declares that extend a built-in error rather than BeaconError (or one of its subclasses). */
 export function foreignErrorClasses(text: string): string[] {
-  return [...text.matchAll(/class\s+(\w+)\s+extends\s+(Error|TypeError|RangeError|SyntaxError)\b/g)].map((m) => m[1]!);
+  return [...text.matchAll(/class\s+(\w+)\s+extends\s+(?:globalThis\.)?(Error|TypeError|RangeError|SyntaxError|ReferenceError|URIError|EvalError|AggregateError)\b/g)].map((m) => m[1]!);
 }
 
 describe('BeaconError', () => {
@@ -53,7 +53,8 @@ describe('BeaconError', () => {
   it.each([
     [new Error('plain'), { code: 'internal_error', message: 'plain' }],
     ['a string', { code: 'internal_error', message: 'a string' }],
-    [{ code: 'Not A Code', message: 'x' }, { code: 'internal_error', message: '[object Object]' }],
+    [{ code: 'Not A Code', message: 'x' }, { code: 'internal_error', message: 'x' }],
+    [{ code: 'no message' }, { code: 'internal_error', message: '[object Object]' }],
     [null, { code: 'internal_error', message: 'null' }],
   ])('a thrown value that is not ours gets the fallback code: %s', (thrown, want) => {
     expect(errorBody(thrown)).toEqual(want);
@@ -97,7 +98,7 @@ describe('every error class of ours extends BeaconError', () => {
   const files = FOLDERS.flatMap((f) => sources(join(root, f)));
   it('finds the code it guards', () => {
     expect(files.length).toBeGreaterThan(50);
-    expect(foreignErrorClasses('export class X extends Error {}\nclass Y extends BeaconError {}')).toEqual(['X']);
+    expect(foreignErrorClasses('export class X extends Error {}\nclass Y extends BeaconError {}\nclass Z extends globalThis.AggregateError {}')).toEqual(['X', 'Z']);
   });
   it.each(files.map((f) => [relative(root, f)]))('%s', (file) => {
     // The base itself is the one class that extends Error.

@@ -84,6 +84,46 @@ export function approvalStoreContract(name: string, make: () => Promise<Approval
     );
 
     it(
+      'asked twice at once, one request stands, and both askers are told the same one',
+      withRun(async ({ approvals }, run) => {
+        const first = gate(run, 1);
+        const second = { ...gate(run, 2), approvers: ['mallory'], expiresAt: first.expiresAt + 3_600_000 };
+        const [a, b] = await Promise.all([approvals.request(first), approvals.request(second)]);
+        expect(a).toEqual(b);
+        expect((await approvals.gates(run)).pending).toEqual([a]);
+      }),
+    );
+
+    it(
+      'approvals at once count each approver once, and make exactly one decision',
+      withRun(async ({ approvals }, run) => {
+        await approvals.request(gate(run, 2));
+        const key = { run, node: 'approve2', traversal: 0 };
+        const answers = await Promise.all([approvals.approve(key, 'ann'), approvals.approve(key, 'bob'), approvals.approve(key, 'ann')]);
+        const gates = await approvals.gates(run);
+        expect(gates.decisions.size).toBe(1);
+        const decision = [...gates.decisions.values()][0]!;
+        expect(decision).toMatchObject({ approved: true });
+        expect([...decision.by].sort()).toEqual(['ann', 'bob']);
+        // Whoever saw the decision was told the one that stands.
+        for (const a of answers) if (a !== undefined) expect(a).toEqual(decision);
+      }),
+    );
+
+    it(
+      'a rejection racing an approval: one of them decides, and it is the one that stands for everyone',
+      withRun(async ({ approvals }, run) => {
+        await approvals.request(gate(run, 1));
+        const key = { run, node: 'approve2', traversal: 0 };
+        const [rejected, approved] = await Promise.all([approvals.decide(key, { approved: false, by: ['bob'] }), approvals.approve(key, 'ann')]);
+        const standing = [...(await approvals.gates(run)).decisions.values()];
+        expect(standing).toHaveLength(1);
+        expect(rejected).toEqual(standing[0]);
+        if (approved !== undefined) expect(approved).toEqual(standing[0]);
+      }),
+    );
+
+    it(
       'says when the run has finished, other than by waiting for a person',
       withRun(async ({ approvals, runs }, run) => {
         await approvals.request(gate(run, 1));

@@ -90,6 +90,19 @@ export function rateLimitsContract(name: string, make: () => Promise<{ limits: R
       }
     });
 
+    it('a changed rate for the same key never hands out a fresh allowance: alternating rates cannot add up', async () => {
+      const { limits, close } = await make();
+      try {
+        const k = fresh('retuned');
+        let passed = 0;
+        for (let i = 0; i < 100; i++) if ((await limits.take(k, i % 2 === 0 ? 5 : 6)).ok) passed++;
+        expect(passed).toBeLessThanOrEqual(6);
+        expect(passed).toBeGreaterThanOrEqual(5);
+      } finally {
+        await close?.();
+      }
+    });
+
     it('refills continuously', async () => {
       const { limits, close } = await make();
       try {

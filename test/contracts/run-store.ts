@@ -12,6 +12,8 @@ export interface RunStoreHarness {
   store: RunStore;
   /** Make the current holder of run `id`'s lease gone, as a crash would (its process died, or its time to live passed). */
   expire(id: string): Promise<void>;
+  /** For a store whose leases have a time to live: move its clock on by `ms`. */
+  advance?(ms: number): Promise<void>;
   close?(): Promise<void>;
 }
 
@@ -29,7 +31,12 @@ export async function expectCode(promise: Promise<unknown>, code: string, messag
   if (message !== undefined) expect((err as RunStoreError).message).toMatch(message);
 }
 
-export function runStoreContract(name: string, make: () => Promise<RunStoreHarness>): void {
+/**
+ * The contract. `ttl`: the store's leases expire unless renewed (a shared
+ * store's must: nobody sees the holder's process); the embedded file store's
+ * last as long as the holder's process instead, so it runs without that case.
+ */
+export function runStoreContract(name: string, make: () => Promise<RunStoreHarness>, options: { ttl?: boolean } = {}): void {
   describe(`RunStore contract: ${name}`, () => {
     const withStore = (body: (h: RunStoreHarness) => Promise<void>) => async () => {
       const h = await make();
@@ -153,6 +160,27 @@ export function runStoreContract(name: string, make: () => Promise<RunStoreHarne
     );
 
     it(
+      'grants one of two leases asked for at once',
+      withStore(async ({ store }) => {
+        await store.create({ ...NEW_RUN, id: 'race' });
+        const both = await Promise.allSettled([store.lease('race'), store.lease('race'), store.lease('race')]);
+        expect(both.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        for (const r of both) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'run_locked' });
+      }),
+    );
+
+    it(
+      'fences a holder whose lease ended, even before anyone takes it over',
+      withStore(async ({ store, expire }) => {
+        const id = await store.create({ ...NEW_RUN, id: 'gone' });
+        const lease = await store.lease(id);
+        await expire(id);
+        await expectCode(store.append(id, started('late'), { fence: lease.token }), 'lease_lost');
+        expect((await store.read(id)).map((e) => e.type)).toEqual(['run-started']);
+      }),
+    );
+
+    it(
       'fences a holder that was taken over: its writes are refused, the new holder\'s pass',
       withStore(async ({ store, expire }) => {
         const id = await store.create({ ...NEW_RUN, id: 'fenced' });
@@ -173,6 +201,25 @@ export function runStoreContract(name: string, make: () => Promise<RunStoreHarne
         // Released, the lease fences nobody's writes any more: neither holder's.
         await expectCode(store.append(id, started('after'), { fence: taker.token }), 'lease_lost');
         expect((await store.read(id)).map((e) => (e.type === 'tool-call-started' ? e.callId : e.type))).toEqual(['run-started', 'a', 'b', 'approval-given']);
+      }),
+    );
+
+    if (options.ttl !== true) return;
+    it(
+      'keeps a renewed lease past its first time to live, and lets one that was not renewed go',
+      withStore(async ({ store, advance }) => {
+        if (advance === undefined) throw new Error('a store with a time to live needs advance() in its harness');
+        const id = await store.create({ ...NEW_RUN, id: 'ttl' });
+        const lease = await store.lease(id, { ttlMs: 1000 });
+        await advance(800);
+        await lease.renew();
+        await advance(800);
+        await expectCode(store.lease(id), 'run_locked');
+        await store.append(id, started('kept'), { fence: lease.token });
+        await advance(1200);
+        const next = await store.lease(id);
+        expect(next.token).toBeGreaterThan(lease.token);
+        await expectCode(lease.renew(), 'lease_lost');
       }),
     );
   });

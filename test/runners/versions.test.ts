@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileProject, openProject, type CompileResult } from '../../compiler/index.js';
-import { composeKernel, MemoryRunStore, resumeState, type Kernel } from '../../runtime/index.js';
-import { deploymentName, ProcessRunner, runTarget, sandboxLabels, type Sandbox } from '../../runners/index.js';
+import { castVote, composeKernel, JournalApprovals, MemoryRunStore, resumeState, VersionMismatch, type Kernel } from '../../runtime/index.js';
+import { deploymentName, ProcessRunner, resumeTarget, runTarget, sandboxLabels, type Sandbox } from '../../runners/index.js';
 import { commit, newRepo } from '../helpers/git.js';
 import { removeTemps, tempDir } from '../helpers/cli.js';
 
@@ -84,14 +84,24 @@ describe('versions are effective digests', () => {
     }
   }, 60_000);
 
-  it('a run is pinned to its target\'s version, not the bundle\'s: it resumes on the next commit when its target did not change', async () => {
+  it('a run is pinned to its target\'s version, not the bundle\'s: it resumes on the next commit when its target did not change, and only then', async () => {
     const store = new MemoryRunStore();
-    const target = 'Agent/acme-support/refund-assessor';
-    const report = await runTarget({ kernel: composeKernel({ bundle: before.bundle }), target, input: { ticket: 'refund A-42', orderId: 'A-42' }, store, isolation: 'development', files: { folder: resolve('examples') } });
-    expect(report.version).toBe(before.bundle.objects.find((o) => o.id === target)!.effectiveDigest);
-    const state = resumeState(await store.read(report.run));
-    expect(state.version).toBe(report.version);
-    expect(composeKernel({ bundle: after.bundle }).version(target)).toBe(state.version);
-    expect(composeKernel({ bundle: after.bundle }).version(CHANGED)).not.toBe(composeKernel({ bundle: before.bundle }).version(CHANGED));
+    const files = { folder: resolve('examples') };
+    const [kernelA, kernelB] = [composeKernel({ bundle: before.bundle }), composeKernel({ bundle: after.bundle })];
+    // A workflow that does not use the changed agent waits at its gate; approved, it resumes on the next commit.
+    const workflow = 'Workflow/acme-support/refund-request';
+    const waiting = await runTarget({ kernel: kernelA, target: workflow, input: { ticket: 'refund A-42', orderId: 'A-42' }, store, isolation: 'development', files });
+    expect(waiting.status).toBe('WaitingForApproval');
+    expect(waiting.version).toBe(before.bundle.objects.find((o) => o.id === workflow)!.effectiveDigest);
+    expect(resumeState(await store.read(waiting.run)).version).toBe(waiting.version);
+    const gate = waiting.approvals![0]!;
+    await castVote(new JournalApprovals(store), waiting.run, { by: [gate.approvers[0]!] });
+    const resumed = await resumeTarget({ kernel: kernelB, run: waiting.run, store, isolation: 'development', files });
+    expect(resumed).toMatchObject({ status: 'Succeeded', version: waiting.version });
+    // A run of the changed agent, interrupted on the first commit, cannot resume on the commit that changed it.
+    const triage = await store.create({ version: kernelA.version(CHANGED), target: CHANGED, input: { ticket: 'My invoice is wrong' } });
+    const refused = await resumeTarget({ kernel: kernelB, run: triage, store, isolation: 'development', files }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(VersionMismatch);
+    expect(refused).toMatchObject({ code: 'version_mismatch', pinned: kernelA.version(CHANGED), served: kernelB.version(CHANGED) });
   }, 60_000);
 });

@@ -4,12 +4,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Channel } from '../../runtime/channel.js';
 import { KernelBudgets } from '../../runtime/kernel/budgets.js';
 import { MemoryCounters } from '../../runtime/counters.js';
+import { compiled } from '../helpers/compiled.js';
 import { serveKernel } from '../../runtime/kernel/syscalls.js';
 import { kernelGateway } from '../../runtime/user/syscalls.js';
 import { ModelError, type ModelResponse } from '../../runtime/types.js';
 
-const tenant = (quotas: Record<string, number>) => ({ kind: 'Tenant', name: 'acme', object: { spec: { quotas } } });
-const model = (limits: Record<string, number>) => ({ kind: 'Model', name: 'gpt', object: { spec: { limits } } });
+/** Tenant acme with these quotas (a day's tokens and sandboxes are required: unlimited enough unless given). */
+const tenant = (quotas: Record<string, number>) => compiled({ kind: 'Tenant', metadata: { name: 'acme' }, spec: { sponsors: ['ann@acme.example'], models: ['gpt'], quotas: { tokensPerDay: 10 ** 12, maxSandboxes: 10, ...quotas } } });
+const model = (limits: Record<string, number>) => compiled({ kind: 'Model', metadata: { name: 'gpt' }, spec: { provider: 'openai', limits } });
 
 describe('KernelBudgets', () => {
   it('requests per minute: refused at the limit, with the time to the next minute; a new minute resets', async () => {

@@ -36,7 +36,7 @@ describe('durable runs', () => {
 
     await runs.append('refund-1', { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: true, by: ['lead@acme.example'], reason: 'checked the order' });
     const state = resumeState(await runs.read('refund-1'));
-    const second = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/refund-request', input: state.input, services: services(), store: runs, run: 'refund-1', resume: state, filesRoot: resolve('examples') });
+    const second = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/refund-request', input: state.input, services: services(), store: runs, run: 'refund-1', resume: true, filesRoot: resolve('examples') });
     expect(second.status, second.error?.message).toBe('Succeeded');
     expect(second.path[0]).toMatchObject({ node: 'step1', resumed: true });
     expect(second.path.find((p) => p.node === gate.node)?.status).toBe('approved');
@@ -60,7 +60,7 @@ describe('durable runs', () => {
       const { seq: _s, at: _a, ...record } = r;
       await runs.append('pipe-2', record as never);
     }
-    const resumed = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-2', resume: resumeState(await runs.read('pipe-2')), filesRoot: resolve('examples') });
+    const resumed = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-2', resume: true, filesRoot: resolve('examples') });
     expect(resumed.status).toBe('Succeeded');
     expect(resumed.output).toEqual(done.output);
     const after = await runs.read('pipe-2');
@@ -86,12 +86,13 @@ describe('durable runs', () => {
     const withIdempotent = (value: boolean) => withSpec(examples.bundle, 'Tool/acme-support/kb-search', { idempotent: value });
     const state = await copy('pipe-4');
     expect(state.inFlight).toHaveLength(1);
-    const stopped = await runInChildProcess({ bundle: withIdempotent(false), target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-4', resume: state, filesRoot: resolve('examples') });
+    const stopped = await runInChildProcess({ bundle: withIdempotent(false), target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-4', resume: true, filesRoot: resolve('examples') });
     expect(stopped.status).toBe('Failed');
     expect(stopped.error?.message).toMatch(/was in flight when the run stopped, and Tool kb-search is not idempotent: a human must check/);
 
     // Idempotent (as declared): the call is made again with the key it was first sent with, and the run ends as the uninterrupted one did.
-    const retried = await runInChildProcess({ bundle: withIdempotent(true), target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-5', resume: await copy('pipe-5'), filesRoot: resolve('examples') });
+    expect((await copy('pipe-5')).inFlight).toHaveLength(1);
+    const retried = await runInChildProcess({ bundle: withIdempotent(true), target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-5', resume: true, filesRoot: resolve('examples') });
     expect(retried.status).toBe('Succeeded');
     expect(retried.output).toEqual(done.output);
     const keys = (await runs.read('pipe-5')).filter((r) => r.type === 'tool-call-started').map((r) => (r as { idempotencyKey: string }).idempotencyKey);
@@ -126,7 +127,7 @@ describe('a high-risk tool call under oversight in-the-loop', () => {
 
     await runs.append('pay-1', { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: false, by: ['lead@acme.example'], reason: 'not today' });
     const traces: { type: string }[] = [];
-    const out = await runInChildProcess({ bundle: examples.bundle, target: 'Agent/acme-support/refund-executor', input, services: { ...services(), onTrace: (e) => traces.push(e as { type: string }) }, store: runs, run: 'pay-1', resume: resumeState(await runs.read('pay-1')) });
+    const out = await runInChildProcess({ bundle: examples.bundle, target: 'Agent/acme-support/refund-executor', input, services: { ...services(), onTrace: (e) => traces.push(e as { type: string }) }, store: runs, run: 'pay-1', resume: true });
     expect(out).toMatchObject({ status: 'Succeeded', output: { status: 'failed' } });
     const after = await runs.read('pay-1');
     expect(after.some((r) => r.type === 'tool-call-started')).toBe(false);
@@ -144,7 +145,7 @@ describe('a high-risk tool call under oversight in-the-loop', () => {
     const unreachable = withSpec(examples.bundle, 'Tool/acme-support/refunds', { mcp: { transport: 'http', url: 'http://127.0.0.1:9/mcp' } });
     const { gate } = await suspended(runs, 'pay-2', unreachable);
     await runs.append('pay-2', { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: true, by: ['lead@acme.example'] });
-    await runInChildProcess({ bundle: unreachable, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-2', resume: resumeState(await runs.read('pay-2')) });
+    await runInChildProcess({ bundle: unreachable, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-2', resume: true });
     const journal = await runs.read('pay-2');
     const started = journal.filter((r) => r.type === 'tool-call-started');
     expect(started).toMatchObject([{ tool: 'refunds', name: 'issue_refund' }]);
@@ -160,7 +161,7 @@ describe('a high-risk tool call under oversight in-the-loop', () => {
     // Move the deadline into the past, as if an hour went by.
     const lines = readFileSync(join(runs.dir, 'pay-3.jsonl'), 'utf8').replace(`"expiresAt":${gate.expiresAt}`, `"expiresAt":${Date.now() - 1}`);
     writeFileSync(join(runs.dir, 'pay-3.jsonl'), lines);
-    const out = await runInChildProcess({ bundle: examples.bundle, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-3', resume: resumeState(await runs.read('pay-3')) });
+    const out = await runInChildProcess({ bundle: examples.bundle, target: 'Agent/acme-support/refund-executor', input, services: services(), store: runs, run: 'pay-3', resume: true });
     expect(out).toMatchObject({ status: 'Succeeded', output: { status: 'failed' } });
     const decided = (await runs.read('pay-3')).find((r) => r.type === 'approval-decided');
     expect(decided).toMatchObject({ approved: false, by: ['timeout'], timedOut: true });

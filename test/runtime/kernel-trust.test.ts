@@ -5,9 +5,11 @@
  * call a Tool that needs a person without one, or call HTTP Tools outside a
  * run. A run that ended, other than waiting for a person, stays ended.
  */
-import { resolve } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { BeaconError } from '../../common/index.js';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
 import { tempStores } from '../helpers/runs.js';
 import { Channel, createModelGateway, KernelSession, resumeState, type RunOutcome, type ToolCall, type ToolProvider } from '../../runtime/index.js';
@@ -18,12 +20,16 @@ beforeAll(async () => {
   examples = await compile(new DirSource(resolve('examples')));
 });
 
-/** A kernel session for `target`, with a hostile user space that runs `script` when asked to start a run. */
-async function hostile(target: string, script: (user: Channel, run: string) => Promise<unknown>, httpTools?: ToolProvider) {
+/** The kernel's and user space's ends of one channel, in this process. */
+function channelPair(): { kernel: Channel; user: Channel } {
   const a = new PassThrough();
   const b = new PassThrough();
-  const kernel = new Channel(b, a, { role: 'kernel' });
-  const user = new Channel(a, b, { role: 'user' });
+  return { kernel: new Channel(b, a, { role: 'kernel' }), user: new Channel(a, b, { role: 'user' }) };
+}
+
+/** A kernel session for `target`, with a hostile user space that runs `script` when asked to start a run. */
+async function hostile(target: string, script: (user: Channel, run: string) => Promise<unknown>, httpTools?: ToolProvider) {
+  const { kernel, user } = channelPair();
   const findings: unknown[] = [];
   user.handle('run.start', async (params) => {
     const run = (params as { run: string }).run;
@@ -111,10 +117,7 @@ describe('one attempt at a time', () => {
   it('a second host resuming a run that is running is refused (it would repeat its unfinished calls)', async () => {
     const runs = store();
     const session = () => {
-      const a = new PassThrough();
-      const b = new PassThrough();
-      const kernel = new Channel(b, a, { role: 'kernel' });
-      const user = new Channel(a, b, { role: 'user' });
+      const { kernel, user } = channelPair();
       return { kernel, user, s: new KernelSession(kernel, { bundle: examples.bundle, target: 'Agent/acme-support/triage', services: { gateway: createModelGateway({ models: examples.bundle.objects }) } }) };
     };
     const first = session();
@@ -122,7 +125,7 @@ describe('one attempt at a time', () => {
     first.user.handle('run.start', async () => {
       // While the first attempt runs, another host resumes the same run.
       const other = session();
-      second = await other.s.invoke({ input: {}, store: runs, run: 'r1', resume: resumeState(await runs.read('r1')) }).catch((e: Error & { code?: string }) => e.code);
+      second = await other.s.invoke({ input: {}, store: runs, run: 'r1', resume: true }).catch((e: Error & { code?: string }) => e.code);
       other.kernel.close();
       other.user.close();
       return { status: 'Succeeded', output: 'ok', path: [], usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 } satisfies RunOutcome;
@@ -135,6 +138,48 @@ describe('one attempt at a time', () => {
     // Released with the attempt: a later resume may take it.
     const lease = await runs.lease('r1');
     await lease.release();
+  });
+});
+
+describe('an attempt whose lease was taken over', () => {
+  it('can journal nothing more, and ends with lease_lost instead of writing its end', async () => {
+    const { kernel, user } = channelPair();
+    const runs = store();
+    const record = { type: 'model-call-finished', callId: 'c1', response: { content: 'x', toolCalls: [], stopReason: 'end', usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, model: 'm', attempts: [], latencyMs: 1 } };
+    const seen: unknown[] = [];
+    user.handle('run.start', async (params) => {
+      const run = (params as { run: string }).run;
+      seen.push(await settle(user.call('journal.append', { run, record })));
+      // Another host, finding this one presumed dead, takes the run over.
+      const lock = join(runs.dir, `${run}.lock`);
+      const held = JSON.parse(readFileSync(lock, 'utf8')) as { token: number };
+      writeFileSync(lock, JSON.stringify({ pid: process.pid, at: Date.now(), token: held.token + 1 }));
+      seen.push(await settle(user.call('journal.append', { run, record: { ...record, callId: 'c2' } })));
+      return { status: 'Succeeded', output: 'done', path: [], usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 } satisfies RunOutcome;
+    });
+    const session = new KernelSession(kernel, { bundle: examples.bundle, target: 'Agent/acme-support/triage', services: { gateway: createModelGateway({ models: examples.bundle.objects }) } });
+    const out = await settle(session.invoke({ input: { ticket: 'x' }, store: runs, run: 'taken' }));
+    kernel.close();
+    user.close();
+    expect(seen).toEqual([{ ok: {} }, { error: 'lease_lost', message: expect.stringMatching(/lease \d+ is no longer the run's/) }]);
+    expect(out).toMatchObject({ error: 'lease_lost' });
+    // Only what was written under the lease is there; the end belongs to whoever took the run over.
+    expect((await runs.read('taken')).map((e) => e.type)).toEqual(['run-started', 'model-call-finished']);
+  });
+});
+
+describe('a sandbox that fails its run', () => {
+  it('does not hand the kernel its own error code or retry semantics', async () => {
+    const { kernel, user } = channelPair();
+    user.handle('run.start', () => {
+      throw new BeaconError('rate_limited', 'try me again in a million years', { retryable: true, retryAfterMs: 10 ** 15 });
+    });
+    const session = new KernelSession(kernel, { bundle: examples.bundle, target: 'Agent/acme-support/triage', services: { gateway: createModelGateway({ models: examples.bundle.objects }) } });
+    const err = await session.invoke({ input: { ticket: 'x' }, store: store(), run: 'failing' }).catch((e: unknown) => e);
+    kernel.close();
+    user.close();
+    expect(err).toBeInstanceOf(BeaconError);
+    expect(err).toMatchObject({ code: 'sandbox_failed', retryable: false, retryAfterMs: undefined, message: expect.stringContaining('try me again in a million years') });
   });
 });
 

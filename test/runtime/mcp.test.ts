@@ -200,6 +200,35 @@ describe('createMcpToolProvider', () => {
     await provider.close();
   });
 
+  it('a rate-limit store that fails refuses the call as unavailable and gives the breaker\'s permit back', async () => {
+    let opened = 0;
+    const limited = new McpToolServer(
+      readToolConfig('kb', toolObject('kb', { mcp: stdio, allow: ['a'], rateLimit: { requestsPerMinute: 60 } })),
+      {
+        open() {
+          opened++;
+          throw new Error('never reached');
+        },
+      },
+      {
+        rateLimits: {
+          take: () => Promise.reject(new Error('redis: connection refused')),
+        },
+        breaker: { failureThreshold: 1 },
+      },
+    );
+    const provider = createMcpToolProvider([limited]);
+    for (let i = 0; i < 3; i++) {
+      const r = await provider.call({ id: String(i), tool: 'kb', name: 'a', arguments: {} });
+      expect(r.error).toMatchObject({ code: 'unavailable', sent: false });
+      expect(r.content).toMatch(/its rate limit could not be checked: redis: connection refused/);
+    }
+    // Refused before anything was sent: the circuit stays closed, nothing was opened.
+    expect(limited.status().breaker).toBe('closed');
+    expect(opened).toBe(0);
+    await provider.close();
+  });
+
   it('reports a server that cannot be opened as unavailable, and lists nothing for it', async () => {
     const provider = createMcpToolProvider([server('kb')]);
     expect(await provider.list()).toEqual([]);

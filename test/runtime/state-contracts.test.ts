@@ -6,7 +6,7 @@
  * implementations run the same contracts.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileRunStore, JournalApprovals, MemoryCounters, MemoryRateLimits, MemoryRunStore } from '../../runtime/index.js';
@@ -25,21 +25,32 @@ runStoreContract('FileRunStore', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'beacon-contract-runs-'));
   return {
     store: new FileRunStore(dir),
-    expire: async (id) => writeFileSync(join(dir, `${id}.lock`), JSON.stringify({ pid: await deadPid(), at: 1, token: 0 })),
+    // The holder's process died: its lock stays as it was, naming a process that is gone.
+    expire: async (id) => {
+      const lock = JSON.parse(readFileSync(join(dir, `${id}.lock`), 'utf8')) as Record<string, unknown>;
+      writeFileSync(join(dir, `${id}.lock`), JSON.stringify({ ...lock, pid: await deadPid(), procStart: undefined }));
+    },
     close: async () => rmSync(dir, { recursive: true, force: true }),
   };
 });
 
-runStoreContract('MemoryRunStore', async () => {
-  let now = Date.UTC(2026, 11, 6);
-  const store = new MemoryRunStore({ now: () => now });
-  return {
-    store,
-    expire: async () => {
-      now += 60 * 60_000;
-    },
-  };
-});
+runStoreContract(
+  'MemoryRunStore',
+  async () => {
+    let now = Date.UTC(2026, 11, 6);
+    const store = new MemoryRunStore({ now: () => now });
+    return {
+      store,
+      expire: async () => {
+        now += 60 * 60_000;
+      },
+      advance: async (ms) => {
+        now += ms;
+      },
+    };
+  },
+  { ttl: true },
+);
 
 counterStoreContract('MemoryCounters', async () => ({ counters: new MemoryCounters() }));
 

@@ -6,9 +6,10 @@
  * merged, as the API requires alternation), and with streaming on, the same
  * answer assembled from the content-block events.
  */
+import { isRecord } from '../../../common/index.js';
 import { ModelError, type ChatMessage, type JsonSchema } from '../../types.js';
 import { eventJson, postEvents, postFor, postJson, type SseEvent } from './http.js';
-import { badResponse, baseUrl, FunctionNames, isObject, maxOutputTokens, providerResult, type Provider, type ProviderCall, type ProviderResult, type RawToolCall } from './provider.js';
+import { badResponse, baseUrl, FunctionNames, maxOutputTokens, providerResult, type Provider, type ProviderCall, type ProviderResult, type RawToolCall } from './provider.js';
 
 const PUBLIC_URL = 'https://api.anthropic.com';
 export const ANTHROPIC_VERSION = '2023-06-01';
@@ -85,12 +86,12 @@ function counts(usage: Record<string, unknown>): { inputTokens: unknown; outputT
 }
 
 function fromMessage(body: unknown, call: ProviderCall, names: FunctionNames): ProviderResult {
-  if (isObject(body) && body.type === 'error') throw apiError(body.error);
-  if (!isObject(body) || !Array.isArray(body.content)) throw badResponse('expected a message with a content list');
+  if (isRecord(body) && body.type === 'error') throw apiError(body.error);
+  if (!isRecord(body) || !Array.isArray(body.content)) throw badResponse('expected a message with a content list');
   let content = '';
   const raw: RawToolCall[] = [];
   for (const [i, block] of (body.content as unknown[]).entries()) {
-    if (!isObject(block)) throw badResponse(`content[${i}] is not an object`);
+    if (!isRecord(block)) throw badResponse(`content[${i}] is not an object`);
     if (block.type === 'text') {
       if (typeof block.text !== 'string') throw badResponse(`content[${i}].text is not a string`);
       content += block.text;
@@ -100,7 +101,7 @@ function fromMessage(body: unknown, call: ProviderCall, names: FunctionNames): P
     }
     // Other blocks (thinking, ...) are not part of the answer.
   }
-  return providerResult(call, names, { content, toolCalls: raw, length: body.stop_reason === 'max_tokens', ...counts(isObject(body.usage) ? body.usage : {}) });
+  return providerResult(call, names, { content, toolCalls: raw, length: body.stop_reason === 'max_tokens', ...counts(isRecord(body.usage) ? body.usage : {}) });
 }
 
 interface PartialBlock {
@@ -121,29 +122,29 @@ async function fromStream(events: AsyncGenerator<SseEvent>, call: ProviderCall, 
     const index = typeof event.index === 'number' && Number.isInteger(event.index) && event.index >= 0 && event.index < 1024 ? event.index : -1;
     switch (event.type) {
       case 'message_start': {
-        const message = isObject(event.message) ? event.message : {};
-        if (isObject(message.usage)) Object.assign(usage, message.usage);
+        const message = isRecord(event.message) ? event.message : {};
+        if (isRecord(message.usage)) Object.assign(usage, message.usage);
         break;
       }
       case 'content_block_start': {
-        const b = isObject(event.content_block) ? event.content_block : {};
+        const b = isRecord(event.content_block) ? event.content_block : {};
         if (index < 0) throw badResponse('content_block_start without a valid index');
         blocks[index] = { type: String(b.type), text: typeof b.text === 'string' ? b.text : '', id: typeof b.id === 'string' ? b.id : '', name: typeof b.name === 'string' ? b.name : '', json: '' };
         break;
       }
       case 'content_block_delta': {
         const block = blocks[index];
-        const delta = isObject(event.delta) ? event.delta : {};
+        const delta = isRecord(event.delta) ? event.delta : {};
         if (block === undefined) throw badResponse('content_block_delta for a block that was not started');
         if (delta.type === 'text_delta' && typeof delta.text === 'string') block.text += delta.text;
         else if (delta.type === 'input_json_delta' && typeof delta.partial_json === 'string') block.json += delta.partial_json;
         break;
       }
       case 'message_delta': {
-        const delta = isObject(event.delta) ? event.delta : {};
+        const delta = isRecord(event.delta) ? event.delta : {};
         if (typeof delta.stop_reason === 'string') stop = delta.stop_reason;
         // output_tokens here is the running total.
-        if (isObject(event.usage)) Object.assign(usage, event.usage);
+        if (isRecord(event.usage)) Object.assign(usage, event.usage);
         break;
       }
       case 'message_stop':
@@ -165,7 +166,7 @@ async function fromStream(events: AsyncGenerator<SseEvent>, call: ProviderCall, 
 
 /** An error object inside a 200 (an `error` event mid-stream): overloaded/api/rate errors are retryable. */
 function apiError(error: unknown): ModelError {
-  const e = isObject(error) ? error : {};
+  const e = isRecord(error) ? error : {};
   const type = typeof e.type === 'string' ? e.type : 'error';
   const message = `the server reported ${type}: ${typeof e.message === 'string' ? e.message.slice(0, 300) : 'no message'}`;
   if (type === 'rate_limit_error') return new ModelError('rate_limited', message, { retryable: true });

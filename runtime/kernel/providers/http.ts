@@ -5,8 +5,9 @@
  * on. Error bodies are quoted only in part, and never for 401/403 (providers
  * echo key fragments there); the gateway redacts the key from anything else.
  */
+import { isRecord } from '../../../common/index.js';
 import { ModelError } from '../../types.js';
-import { badResponse, isObject, type ProviderCall } from './provider.js';
+import { badResponse, type ProviderCall } from './provider.js';
 
 /** The POST of one provider call: its signal, size limit and clock, with this URL, headers and body. */
 export function postFor(call: ProviderCall, url: string, headers: Record<string, string>, body: unknown): PostOptions {
@@ -66,7 +67,7 @@ export function eventJson(data: string): Record<string, unknown> {
   } catch {
     throw badResponse('an event of the stream is not JSON');
   }
-  if (!isObject(value)) throw badResponse('an event of the stream is not a JSON object');
+  if (!isRecord(value)) throw badResponse('an event of the stream is not a JSON object');
   return value;
 }
 
@@ -156,7 +157,7 @@ async function readText(response: Response, options: PostOptions, cut: boolean):
 
 /** The body's chunks up to the limit: beyond it, refused (or, with `cut`, ended there). The body is released either way. */
 async function* bodyChunks(response: Response, options: PostOptions, cut: boolean): AsyncGenerator<Uint8Array> {
-  const reader = response.body!.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> = response.body!.getReader();
   let left = options.maxResponseBytes;
   try {
     for (;;) {
@@ -190,7 +191,7 @@ async function cancel(response: Response): Promise<void> {
 function failure(err: unknown, options: PostOptions): unknown {
   if (options.signal.aborted) return options.signal.reason;
   if (err instanceof ModelError) return err;
-  const cause = isObject(err) && isObject(err.cause) ? err.cause : undefined;
+  const cause = isRecord(err) && isRecord(err.cause) ? err.cause : undefined;
   const code = typeof cause?.code === 'string' ? cause.code : err instanceof Error ? err.message : 'unknown error';
   return new ModelError('server_error', `connection to ${new URL(options.url).origin} failed: ${code.slice(0, 120)}`, { retryable: true });
 }
@@ -218,8 +219,8 @@ function errorDetail(body: string): string {
   let detail = body;
   try {
     const parsed = JSON.parse(body) as unknown;
-    const error = isObject(parsed) ? parsed.error : undefined;
-    if (isObject(error) && typeof error.message === 'string') detail = error.message;
+    const error = isRecord(parsed) ? parsed.error : undefined;
+    if (isRecord(error) && typeof error.message === 'string') detail = error.message;
     else if (typeof error === 'string') detail = error;
   } catch {
     // not JSON: quote the text

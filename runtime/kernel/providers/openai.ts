@@ -5,9 +5,10 @@
  * under encoded names, `responseSchema` as a `json_schema` response format,
  * and with streaming on, the same answer assembled from the deltas.
  */
+import { isRecord } from '../../../common/index.js';
 import { ModelError, type ChatMessage } from '../../types.js';
 import { eventJson, postEvents, postFor, postJson } from './http.js';
-import { badResponse, baseUrl, FunctionNames, isObject, maxOutputTokens, providerResult, type Provider, type ProviderCall, type ProviderResult, type RawToolCall } from './provider.js';
+import { badResponse, baseUrl, FunctionNames, maxOutputTokens, providerResult, type Provider, type ProviderCall, type ProviderResult, type RawToolCall } from './provider.js';
 
 const PUBLIC_URL = 'https://api.openai.com/v1';
 
@@ -67,23 +68,23 @@ function wireMessage(m: ChatMessage, names: FunctionNames): Record<string, unkno
 
 /** The usage object of either path: prompt and completion tokens. */
 function counts(usage: unknown): { inputTokens: unknown; outputTokens: unknown } {
-  const u = isObject(usage) ? usage : {};
+  const u = isRecord(usage) ? usage : {};
   return { inputTokens: u.prompt_tokens, outputTokens: u.completion_tokens };
 }
 
 function fromCompletion(body: unknown, call: ProviderCall, names: FunctionNames): ProviderResult {
-  if (!isObject(body)) throw badResponse('the body is not a JSON object');
+  if (!isRecord(body)) throw badResponse('the body is not a JSON object');
   if (body.error !== undefined && body.choices === undefined) throw streamError(body.error);
   const choice: unknown = Array.isArray(body.choices) ? body.choices[0] : undefined;
-  const message = isObject(choice) ? choice.message : undefined;
-  if (!isObject(choice) || !isObject(message)) throw badResponse('expected choices[0].message');
+  const message = isRecord(choice) ? choice.message : undefined;
+  if (!isRecord(choice) || !isRecord(message)) throw badResponse('expected choices[0].message');
   const content = message.content ?? message.refusal ?? '';
   if (typeof content !== 'string') throw badResponse('choices[0].message.content is not a string');
   const calls = message.tool_calls ?? [];
   if (!Array.isArray(calls)) throw badResponse('choices[0].message.tool_calls is not a list');
   const raw = calls.map((c: unknown, i): RawToolCall => {
-    const fn = isObject(c) ? c.function : undefined;
-    if (!isObject(c) || !isObject(fn) || typeof fn.name !== 'string') throw badResponse(`tool_calls[${i}] has no function name`);
+    const fn = isRecord(c) ? c.function : undefined;
+    if (!isRecord(c) || !isRecord(fn) || typeof fn.name !== 'string') throw badResponse(`tool_calls[${i}] has no function name`);
     return { id: typeof c.id === 'string' ? c.id : '', function: fn.name, arguments: fn.arguments ?? '' };
   });
   return providerResult(call, names, { content, toolCalls: raw, length: choice.finish_reason === 'length', ...counts(body.usage) });
@@ -108,10 +109,10 @@ async function fromStream(events: AsyncGenerator<{ data: string }>, call: Provid
     }
     const chunk = eventJson(data);
     if (chunk.error !== undefined) throw streamError(chunk.error);
-    if (isObject(chunk.usage)) usage = chunk.usage;
+    if (isRecord(chunk.usage)) usage = chunk.usage;
     const choice: unknown = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined;
-    if (!isObject(choice)) continue;
-    const delta = isObject(choice.delta) ? choice.delta : {};
+    if (!isRecord(choice)) continue;
+    const delta = isRecord(choice.delta) ? choice.delta : {};
     if (typeof delta.content === 'string') content += delta.content;
     if (Array.isArray(delta.tool_calls)) for (const d of delta.tool_calls as unknown[]) addDelta(calls, d);
     if (typeof choice.finish_reason === 'string') finish = choice.finish_reason;
@@ -122,12 +123,12 @@ async function fromStream(events: AsyncGenerator<{ data: string }>, call: Provid
 
 /** A tool-call delta: the first names the call (id, function name), the rest add argument text, keyed by `index`. */
 function addDelta(calls: PartialCall[], delta: unknown): void {
-  if (!isObject(delta)) throw badResponse('a tool_calls delta is not an object');
+  if (!isRecord(delta)) throw badResponse('a tool_calls delta is not an object');
   const index = typeof delta.index === 'number' && Number.isInteger(delta.index) && delta.index >= 0 && delta.index < 128 ? delta.index : undefined;
   if (index === undefined) throw badResponse('a tool_calls delta has no valid index');
   const entry = (calls[index] ??= { id: '', function: '', arguments: '' });
   if (typeof delta.id === 'string' && delta.id !== '') entry.id = delta.id;
-  const fn = isObject(delta.function) ? delta.function : {};
+  const fn = isRecord(delta.function) ? delta.function : {};
   // The name comes whole in the first delta; some servers repeat it in later ones.
   if (typeof fn.name === 'string' && entry.function === '') entry.function = fn.name;
   if (typeof fn.arguments === 'string') entry.arguments += fn.arguments;
@@ -135,6 +136,6 @@ function addDelta(calls: PartialCall[], delta: unknown): void {
 
 /** An `error` object inside a 200 (mid-stream, or a compatible server's body): a retryable server error. */
 function streamError(error: unknown): ModelError {
-  const message = isObject(error) && typeof error.message === 'string' ? error.message.slice(0, 300) : 'no message';
+  const message = isRecord(error) && typeof error.message === 'string' ? error.message.slice(0, 300) : 'no message';
   return new ModelError('server_error', `the server reported an error: ${message}`, { retryable: true });
 }

@@ -4,6 +4,7 @@
  * our tools and the function names a provider sees, the tool-call assembly
  * every wire format ends with, and approximate token counts.
  */
+import { isRecord } from '../../../common/index.js';
 import { createHash } from 'node:crypto';
 import type { ScriptEntry } from '../../../schema/index.js';
 import { ModelError, type ChatMessage, type JsonObject, type ModelRequest, type ModelResponse, type TokenUsage, type ToolCall, type ToolDefinition } from '../../types.js';
@@ -52,10 +53,6 @@ export interface Provider {
 /** A 200 whose body is not what the wire format promises: worth another attempt. */
 export function badResponse(what: string): ModelError {
   return new ModelError('bad_response', `malformed response: ${what}`, { retryable: true });
-}
-
-export function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** The base URL of a provider: the Model's `endpoint` (without trailing slashes) or the public one. */
@@ -118,7 +115,8 @@ export class FunctionNames {
 export interface RawToolCall {
   id: string;
   function: string;
-  arguments: string | unknown;
+  /** A JSON string (OpenAI) or an object (Anthropic). */
+  arguments: unknown;
 }
 
 /** An answer as a wire format delivers it, before tool calls are mapped back and usage is settled. */
@@ -143,7 +141,7 @@ export function providerResult(call: ProviderCall, names: FunctionNames, answer:
         throw badResponse(`the arguments of tool call ${i} are not valid JSON`);
       }
     }
-    if (!isObject(args)) throw badResponse(`the arguments of tool call ${i} are not a JSON object`);
+    if (!isRecord(args)) throw badResponse(`the arguments of tool call ${i} are not a JSON object`);
     return { id: r.id || `call_${i}`, ...names.decode(r.function), arguments: args as JsonObject };
   });
   const { content } = answer;

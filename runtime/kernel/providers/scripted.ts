@@ -5,10 +5,11 @@
  * every string. `when` is compiled once per Model with the product's one
  * bounded CEL evaluator. Usage is approximate: one token per 4 characters.
  */
+import { isRecord } from '../../../common/index.js';
 import { compileExpression, type CompiledExpression } from '../../../policy/index.js';
 import type { ScriptEntry } from '../../../schema/index.js';
 import { ModelError, type Json, type JsonObject, type ModelRequest, type ScriptContext } from '../../types.js';
-import { estimateInputTokens, estimateTokens, isObject, type ModelConfig, type Provider, type ProviderResult } from './provider.js';
+import { estimateInputTokens, estimateTokens, type ModelConfig, type Provider, type ProviderResult } from './provider.js';
 
 /** The variables a `when` sees (the compiler checks scripts against the same declarations). */
 export const SCRIPT_VARIABLES = { input: 'string', turn: 'int', lastToolResult: 'dyn', agent: 'string', replica: 'int', round: 'int' } as const;
@@ -57,7 +58,7 @@ function compileScript(model: ModelConfig): Rule[] | ModelError {
 }
 
 function answer(modelName: string, rules: Rule[], request: ModelRequest): ProviderResult {
-  const script = scriptContext(modelName, request.script as unknown);
+  const script = scriptContext(modelName, request.script);
   const context = {
     input: script.input,
     turn: BigInt(script.turn),
@@ -100,14 +101,14 @@ function answer(modelName: string, rules: Rule[], request: ModelRequest): Provid
 function deepSubstitute(value: unknown, substitute: (s: string) => string): Json {
   if (typeof value === 'string') return substitute(value);
   if (Array.isArray(value)) return value.map((v) => deepSubstitute(v, substitute));
-  if (isObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deepSubstitute(v, substitute)]));
+  if (isRecord(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deepSubstitute(v, substitute)]));
   return value as Json;
 }
 
 /** The request's script context, checked: a scripted model cannot answer without it. */
 function scriptContext(modelName: string, value: unknown): ScriptContext {
   const bad = (what: string): ModelError => new ModelError('bad_request', `Model ${modelName} is scripted: request.script.${what}`);
-  if (!isObject(value)) throw new ModelError('bad_request', `Model ${modelName} is scripted: the request has no script context (input, turn, lastToolResult, agent, replica, round)`);
+  if (!isRecord(value)) throw new ModelError('bad_request', `Model ${modelName} is scripted: the request has no script context (input, turn, lastToolResult, agent, replica, round)`);
   if (typeof value.input !== 'string') throw bad('input must be a string');
   if (typeof value.agent !== 'string') throw bad('agent must be a string');
   if (value.lastToolResult !== null && typeof value.lastToolResult !== 'string') throw bad('lastToolResult must be a string or null');
