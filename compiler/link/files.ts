@@ -1,0 +1,95 @@
+/**
+ * Stage 5, referenced files: each object's prompt, dataset and tool files
+ * are resolved next to its manifest, read from the same source and inlined
+ * (./inline.ts); problems inside a file point into that file. A stdio Tool's
+ * command may run only files the Tool ships (BCN3012).
+ */
+import { posix } from 'node:path';
+import type { CachedFile } from '../cache.js';
+import type { SourceEntry } from '../source.js';
+import { objectLabel } from '../unit.js';
+import { rel, type LinkContext, type ObjOf } from './context.js';
+import { inlineFiles } from './inline.js';
+
+/** A referenced file the bundle ships: tool files need their bytes at run time. */
+export interface ShippedFile {
+  path: string;
+  digest: string;
+  size: number;
+  entry: SourceEntry;
+  role: string;
+}
+
+/** Every valid object's content with its files inlined, and what that content is made of. */
+export interface InlinedObjects {
+  /** The normalized objects, files inlined, by id. */
+  objects: Map<string, Record<string, unknown>>;
+  files: Map<string, ShippedFile>;
+  /** What an inlined object's content is made of (its document and its files' digests): its digest's cache key. */
+  contentKeys: Map<string, string>;
+  /** Blob ids of the files each object inlines, by repository path (so a plan can rebuild the object later). */
+  fileBlobs: Map<string, Record<string, string>>;
+}
+
+export interface FileAccess {
+  /** Every file of the source by path. */
+  entries: Map<string, SourceEntry>;
+  readFile(entry: SourceEntry): Promise<CachedFile>;
+}
+
+export async function files(ctx: LinkContext, source: FileAccess): Promise<InlinedObjects> {
+  const out: InlinedObjects = { objects: new Map(), files: new Map(), contentKeys: new Map(), fileBlobs: new Map() };
+  await Promise.all(
+    ctx.all.map(async (o) => {
+      const label = objectLabel(o.kind, o.name, o.tenant);
+      const inlined = await inlineFiles(o.file, o.doc, async (target) => {
+        const entry = source.entries.get(target);
+        return entry === undefined ? undefined : { entry, content: await source.readFile(entry) };
+      });
+      for (const p of inlined.problems) {
+        if (p.file === undefined) {
+          ctx.report(p.code, o, p.pointer, `${label}: ${p.message}`, p.hint !== undefined ? { hint: p.hint } : {});
+          continue;
+        }
+        // The problem is inside the referenced file: it points there, with the manifest as related.
+        ctx.pending.push({
+          code: p.code,
+          message: p.message.replace('{object}', label),
+          ...(p.hint !== undefined ? { hint: p.hint } : {}),
+          file: p.file,
+          doc: 0,
+          pointer: '',
+          at: 'value',
+          line: p.line ?? 1,
+          column: p.column ?? 1,
+          exact: { line: p.line ?? 1, column: p.column ?? 1 },
+          related: [rel(o, p.pointer, `referenced by ${label}`)],
+          object: o.id,
+        });
+      }
+      for (const f of inlined.toolFiles) out.files.set(f.target, { path: f.target, digest: f.digest, size: f.size, entry: f.entry, role: 'tool-file' });
+      if (o.kind === 'Tool') checkCommand(ctx, o, label);
+      out.objects.set(o.id, inlined.object);
+      if (o.doc.fileRefs.length > 0) {
+        out.contentKeys.set(o.id, `${o.oid}:${o.doc.index}:${inlined.fileKey}`);
+        out.fileBlobs.set(o.id, inlined.fileBlobs);
+      }
+    }),
+  );
+  return out;
+}
+
+/** A stdio Tool's command names relative files only among those it ships (a declared file that is missing is BCN3006 already). */
+function checkCommand(ctx: LinkContext, o: ObjOf<'Tool'>, label: string): void {
+  const { mcp } = o.spec;
+  if (mcp.transport !== 'stdio') return;
+  const shipped = new Set(o.doc.fileRefs.filter((r) => r.role === 'tool-file').map((r) => posix.normalize(r.path)));
+  (mcp.command ?? []).forEach((arg, i) => {
+    if (i === 0 && arg === 'node') return;
+    if (arg.startsWith('-') || posix.isAbsolute(arg) || !/[/.]/.test(arg)) return;
+    if (!/\.(?:m?js|cjs|py|sh|json|ts)$/.test(arg) && !arg.includes('/')) return;
+    if (!shipped.has(posix.normalize(arg))) {
+      ctx.report('BCN3012', o, `/spec/mcp/command/${i}`, `${label}: spec.mcp.command[${i}] '${arg}' is a relative path but not one of the Tool's files`, { hint: `add '${arg}' to spec.files so it is shipped into the sandbox` });
+    }
+  });
+}

@@ -1,0 +1,54 @@
+/**
+ * Stage 6, workflows: each webhook path is served by one workflow (BCN3013),
+ * and each Workflow becomes its execution graph (../graph.ts), its agent
+ * references resolved like any other reference and used by the workflow.
+ */
+import { buildGraph, type AgentInfo } from '../graph.js';
+import type { ExecutionGraph } from '../types.js';
+import { objectLabel } from '../unit.js';
+import { rel, type LinkContext, type ObjOf } from './context.js';
+import { resolveRef } from './references.js';
+
+/** Webhook paths are served by the installation: one workflow per path. */
+export function webhookPaths(ctx: LinkContext): void {
+  const taken = new Map<string, { o: ObjOf<'Workflow'>; pointer: string }>();
+  for (const o of ctx.all) {
+    if (o.kind !== 'Workflow') continue;
+    (o.spec.triggers ?? []).forEach((t, i) => {
+      if (!('webhook' in t)) return;
+      const { path } = t.webhook;
+      const pointer = `/spec/triggers/${i}/webhook/path`;
+      const first = taken.get(path);
+      if (first === undefined) taken.set(path, { o, pointer });
+      else ctx.report('BCN3013', o, pointer, `${objectLabel(o.kind, o.name, o.tenant)}: webhook path ${path} is already taken by ${objectLabel(first.o.kind, first.o.name, first.o.tenant)}`, { related: [rel(first.o, first.pointer, 'first used here')], hint: 'give each workflow its own webhook path' });
+    });
+  }
+}
+
+/** Every Workflow's execution graph, sorted by workflow id. */
+export function graphs(ctx: LinkContext): ExecutionGraph[] {
+  const out: ExecutionGraph[] = [];
+  for (const o of ctx.all) {
+    if (o.kind !== 'Workflow') continue;
+    const graph = workflowGraph(ctx, o);
+    if (graph !== null) out.push(graph);
+  }
+  return out.sort((a, b) => (a.workflow < b.workflow ? -1 : 1));
+}
+
+function workflowGraph(ctx: LinkContext, o: ObjOf<'Workflow'>): ExecutionGraph | null {
+  const label = objectLabel(o.kind, o.name, o.tenant);
+  const resolver = (ref: string, pointer: string): AgentInfo | null => {
+    const id = resolveRef(ctx, o, 'Agent', ref, pointer);
+    if (id === undefined) return null;
+    ctx.use(o, id);
+    // An agent's input and output schemas are its document's (inlining files never touches them).
+    const agent = ctx.valid.get(id);
+    const spec = agent?.kind === 'Agent' ? agent.spec : undefined;
+    return { id, ...(spec?.input?.schema !== undefined ? { inputSchema: spec.input.schema } : {}), ...(spec?.output?.schema !== undefined ? { outputSchema: spec.output.schema } : {}) };
+  };
+  // graph.ts reads a workflow's spec field by field, whatever its pattern.
+  const { graph, problems } = buildGraph(o.id, { ...o.spec }, resolver);
+  for (const p of problems) ctx.report(p.code, o, p.pointer, `${label}: ${p.message}`, { ...(p.hint !== undefined ? { hint: p.hint } : {}), ...(p.celOffset !== undefined ? { celOffset: p.celOffset } : {}) });
+  return graph;
+}
