@@ -251,7 +251,7 @@ export async function resultFromSnapshot(snapshot: Snapshot, head: CompileResult
     const doc = cache.getUnit(o.origin.blob)?.docs.find((d) => d.index === o.origin.document);
     if (doc?.object === undefined) return undefined;
     let missing = false;
-    const inlined = await inlineFiles(o.file, doc, async (target) => {
+    const inlined = inlineFiles(o.file, doc, (target) => {
       const oid = o.origin.files?.[target];
       const content = oid !== undefined ? cache.getFile(oid) : undefined;
       if (content === undefined) missing = true;

@@ -9,7 +9,7 @@ import type { CachedFile } from '../cache.js';
 import type { SourceEntry } from '../source.js';
 import { objectLabel } from '../unit.js';
 import { rel, type LinkContext, type ObjOf } from './context.js';
-import { inlineFiles } from './inline.js';
+import { fileTarget, inlineFiles } from './inline.js';
 
 /** A referenced file the bundle ships: tool files need their bytes at run time. */
 export interface ShippedFile {
@@ -38,45 +38,59 @@ export interface FileAccess {
 }
 
 export async function files(ctx: LinkContext, source: FileAccess): Promise<InlinedObjects> {
+  const found = await readReferenced(ctx, source);
   const out: InlinedObjects = { objects: new Map(), files: new Map(), contentKeys: new Map(), fileBlobs: new Map() };
-  await Promise.all(
-    ctx.all.map(async (o) => {
-      const label = objectLabel(o.kind, o.name, o.tenant);
-      const inlined = await inlineFiles(o.file, o.doc, async (target) => {
-        const entry = source.entries.get(target);
-        return entry === undefined ? undefined : { entry, content: await source.readFile(entry) };
+  for (const o of ctx.all) {
+    if (o.doc.fileRefs.length === 0) {
+      // Nothing to inline (most objects): the unit's object is the object.
+      out.objects.set(o.id, o.doc.object!);
+      if (o.kind === 'Tool') checkCommand(ctx, o, objectLabel(o.kind, o.name, o.tenant));
+      continue;
+    }
+    const label = objectLabel(o.kind, o.name, o.tenant);
+    const inlined = inlineFiles(o.file, o.doc, (target) => found.get(target));
+    for (const p of inlined.problems) {
+      if (p.file === undefined) {
+        ctx.report(p.code, o, p.pointer, `${label}: ${p.message}`, p.hint !== undefined ? { hint: p.hint } : {});
+        continue;
+      }
+      // The problem is inside the referenced file: it points there, with the manifest as related.
+      ctx.pending.push({
+        code: p.code,
+        message: p.message.replace('{object}', label),
+        ...(p.hint !== undefined ? { hint: p.hint } : {}),
+        file: p.file,
+        doc: 0,
+        pointer: '',
+        at: 'value',
+        line: p.line ?? 1,
+        column: p.column ?? 1,
+        exact: { line: p.line ?? 1, column: p.column ?? 1 },
+        related: [rel(o, p.pointer, `referenced by ${label}`)],
+        object: o.id,
       });
-      for (const p of inlined.problems) {
-        if (p.file === undefined) {
-          ctx.report(p.code, o, p.pointer, `${label}: ${p.message}`, p.hint !== undefined ? { hint: p.hint } : {});
-          continue;
-        }
-        // The problem is inside the referenced file: it points there, with the manifest as related.
-        ctx.pending.push({
-          code: p.code,
-          message: p.message.replace('{object}', label),
-          ...(p.hint !== undefined ? { hint: p.hint } : {}),
-          file: p.file,
-          doc: 0,
-          pointer: '',
-          at: 'value',
-          line: p.line ?? 1,
-          column: p.column ?? 1,
-          exact: { line: p.line ?? 1, column: p.column ?? 1 },
-          related: [rel(o, p.pointer, `referenced by ${label}`)],
-          object: o.id,
-        });
-      }
-      for (const f of inlined.toolFiles) out.files.set(f.target, { path: f.target, digest: f.digest, size: f.size, entry: f.entry, role: 'tool-file' });
-      if (o.kind === 'Tool') checkCommand(ctx, o, label);
-      out.objects.set(o.id, inlined.object);
-      if (o.doc.fileRefs.length > 0) {
-        out.contentKeys.set(o.id, `${o.oid}:${o.doc.index}:${inlined.fileKey}`);
-        out.fileBlobs.set(o.id, inlined.fileBlobs);
-      }
-    }),
-  );
+    }
+    for (const f of inlined.toolFiles) out.files.set(f.target, { path: f.target, digest: f.digest, size: f.size, entry: f.entry, role: 'tool-file' });
+    if (o.kind === 'Tool') checkCommand(ctx, o, label);
+    out.objects.set(o.id, inlined.object);
+    out.contentKeys.set(o.id, `${o.oid}:${o.doc.index}:${inlined.fileKey}`);
+    out.fileBlobs.set(o.id, inlined.fileBlobs);
+  }
   return out;
+}
+
+/** Every file some object references, read once, all at a time (nearly all come from the compile cache). */
+async function readReferenced(ctx: LinkContext, source: FileAccess): Promise<Map<string, { entry: SourceEntry; content: CachedFile }>> {
+  const entries = new Map<string, SourceEntry>();
+  for (const o of ctx.all) {
+    for (const ref of o.doc.fileRefs) {
+      const target = fileTarget(o.file, ref.path);
+      const entry = target !== undefined ? source.entries.get(target) : undefined;
+      if (entry !== undefined) entries.set(target!, entry);
+    }
+  }
+  const read = await Promise.all([...entries].map(async ([target, entry]) => [target, { entry, content: await source.readFile(entry) }] as const));
+  return new Map(read);
 }
 
 /** A stdio Tool's command names relative files only among those it ships (a declared file that is missing is BCN3006 already). */

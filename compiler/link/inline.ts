@@ -54,23 +54,19 @@ export interface Inlined {
  * become `{path, digest}` entries. Files are resolved next to the manifest.
  * The cached unit is not modified (inlining writes into a shallow copy).
  */
-export async function inlineFiles(
-  manifest: string,
-  doc: DocUnit,
-  lookup: (target: string) => Promise<{ entry: SourceEntry; content: CachedFile } | undefined>,
-): Promise<Inlined> {
+export function inlineFiles(manifest: string, doc: DocUnit, lookup: (target: string) => { entry: SourceEntry; content: CachedFile } | undefined): Inlined {
   const object = doc.fileRefs.length > 0 ? { ...doc.object!, spec: { ...(doc.object!.spec as object) } } : doc.object!;
   const spec = object.spec as Record<string, unknown>;
   const out: Inlined = { object, problems: [], toolFiles: [], fileKey: '', fileBlobs: {} };
   const key: string[] = [];
   for (const ref of doc.fileRefs) {
-    const target = posix.normalize(posix.join(posix.dirname(manifest), ref.path));
-    if (posix.isAbsolute(ref.path) || target === '..' || target.startsWith('../')) {
+    const target = fileTarget(manifest, ref.path);
+    if (target === undefined) {
       out.problems.push({ code: 'BCN3007', pointer: ref.pointer, message: `${fieldPath(ref.pointer)} '${ref.path}' points outside the repository folder`, hint: 'referenced files are read from the same commit, relative to the manifest, and must stay inside the compiled folder' });
       key.push(`${ref.pointer}=outside`);
       continue;
     }
-    const found = await lookup(target);
+    const found = lookup(target);
     if (found === undefined) {
       out.problems.push({ code: 'BCN3006', pointer: ref.pointer, message: `${fieldPath(ref.pointer)} '${ref.path}' does not exist (looked for ${target})` });
       key.push(`${ref.pointer}=${target}:missing`);
@@ -112,8 +108,15 @@ export async function inlineFiles(
     }
   }
   out.fileKey = key.join(',');
-  if (doc.kind === 'Tool') spec.files = out.toolFiles.map((f) => ({ path: f.path, digest: f.digest })).sort((a, b) => (a.path < b.path ? -1 : 1));
+  // A Tool without files keeps its (default) empty list: the unit's object, shared with the cache, is never written.
+  if (doc.kind === 'Tool' && doc.fileRefs.length > 0) spec.files = out.toolFiles.map((f) => ({ path: f.path, digest: f.digest })).sort((a, b) => (a.path < b.path ? -1 : 1));
   return out;
+}
+
+/** Where a file a manifest names is: relative to the manifest, inside the compiled folder (undefined when it would be outside). */
+export function fileTarget(manifest: string, path: string): string | undefined {
+  const target = posix.normalize(posix.join(posix.dirname(manifest), path));
+  return posix.isAbsolute(path) || target === '..' || target.startsWith('../') ? undefined : target;
 }
 
 /** JSON Lines of `{input, expected?}` → cases, with a problem per bad line. */
