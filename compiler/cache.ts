@@ -1,7 +1,9 @@
 /**
  * The compile cache: per-file results keyed by Git blob id, referenced-file
  * contents keyed by blob id, tree listings keyed by tree id, digests derived
- * from content, and snapshots of compiled commits. It lives in memory and,
+ * from content, what the linker found about each object (kept by its
+ * document, with the facts it read: ./link/objects.ts), and snapshots of
+ * compiled commits. It lives in memory and,
  * when given a folder, on disk under `<dir>/<compiler version>/`, so a
  * compiler upgrade never reads an older compiler's results. What is cached
  * depends only on the content behind the key, so an entry can never be stale:
@@ -20,6 +22,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, 
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import type { TreeStore } from './git.js';
+import type { ObjectLink } from './link/objects.js';
 import type { SourceEntry } from './source.js';
 import type { FileUnit, Snapshot } from './types.js';
 import { COMPILER_VERSION } from './version.js';
@@ -36,24 +39,32 @@ export interface CachedFile {
   secret?: { what: string; line: number; column: number };
 }
 
-const TABLES = ['units', 'files', 'trees', 'derived'] as const;
+const TABLES = ['units', 'files', 'trees', 'derived', 'links'] as const;
 type Table = (typeof TABLES)[number];
+/** Tables kept on disk as JSON text (see Serialized). */
+const JSON_TABLES = ['units', 'links'] as const;
+type JsonTable = (typeof JSON_TABLES)[number];
+const isJsonTable = (t: Table): t is JsonTable => (JSON_TABLES as readonly string[]).includes(t);
 interface Tables {
   units: Map<string, FileUnit>;
   files: Map<string, CachedFile>;
   trees: Map<string, SourceEntry[]>;
   /** Values derived from content only (digests of inlined objects, keyed by what they are made of). */
   derived: Map<string, string>;
+  /** What the per-object link stages found, by document; each holds only while the facts it read do. */
+  links: Map<string, ObjectLink>;
 }
 /**
- * On disk a cache file is a v8-serialized envelope; its units table is JSON
- * text (V8 parses JSON text about 3x faster than it deserializes the same
- * objects). A base keeps that text in a file of its own (`base-units.json`),
- * so saving does not copy 20 MB into a buffer first. Base and units files
- * need not be written together: every entry is a fact about content, so any
- * mix of old and new files is a correct cache.
+ * On disk a cache file is a v8-serialized envelope; its units and links
+ * tables are JSON text (V8 parses JSON text about 3x faster than it
+ * deserializes the same objects). A base keeps each of those in a file of
+ * its own (`base-units.json`, `base-links.json`), so saving does not copy
+ * 20 MB into a buffer first (and V8 does not write the text two bytes a
+ * character, as it may a string in the envelope). Base and JSON files need
+ * not be written together: every entry is a fact about content, or checks
+ * the facts it depends on, so any mix of old and new files is a correct cache.
  */
-type Serialized = { version: string; units: string } & { [T in Exclude<Table, 'units'>]: [string, unknown][] };
+type Serialized = { version: string } & { [T in JsonTable]: string } & { [T in Exclude<Table, JsonTable>]: [string, unknown][] };
 
 /** Fold the deltas into a new base when there are more than this many... */
 const MAX_DELTAS = 8;
@@ -70,7 +81,7 @@ const MAX_SNAPSHOTS = 16;
 const VERSION_DIR = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?\+[0-9a-f]{12}$/;
 
 function emptyTables(): Tables {
-  return { units: new Map(), files: new Map(), trees: new Map(), derived: new Map() };
+  return { units: new Map(), files: new Map(), trees: new Map(), derived: new Map(), links: new Map() };
 }
 
 function count(t: Tables): number {
@@ -112,13 +123,23 @@ function writeJsonArrayAtomic(file: string, entries: Iterable<unknown>): void {
   renameSync(tmp, file);
 }
 
+/** The rows of a JSON table; a torn one (a crash while writing) is empty: what it held is computed again. */
+function parseRows(text: string): [string, unknown][] {
+  try {
+    const rows: unknown = JSON.parse(text || '[]');
+    return Array.isArray(rows) ? (rows as [string, unknown][]) : [];
+  } catch {
+    return [];
+  }
+}
+
 export class CompileCache implements TreeStore {
   private readonly tables: Tables = emptyTables();
   /** Entries added by this run (written as a delta). */
   private readonly added: Tables = emptyTables();
   /** Keys read or written by this run (what compaction keeps when it prunes). */
   /** Keys read or written in this run, per table (no key concatenated per lookup: a warm compile makes tens of thousands). */
-  private readonly used: Record<Table, Set<string>> = { units: new Set(), files: new Set(), trees: new Set(), derived: new Set() };
+  private readonly used: Record<Table, Set<string>> = { units: new Set(), files: new Set(), trees: new Set(), derived: new Set(), links: new Set() };
   private readonly snapshots = new Map<string, Snapshot | null>();
   private readonly newSnapshots = new Map<string, Snapshot>();
   private baseEntries = 0;
@@ -146,7 +167,7 @@ export class CompileCache implements TreeStore {
   private read(file: string): Serialized | undefined {
     try {
       const data = deserialize(readFileSync(file)) as Serialized;
-      return data.version === COMPILER_VERSION && TABLES.every((t) => t === 'units' || Array.isArray(data[t])) ? data : undefined;
+      return data.version === COMPILER_VERSION && TABLES.every((t) => (isJsonTable(t) ? typeof data[t] === 'string' : Array.isArray(data[t]))) ? data : undefined;
     } catch {
       return undefined; // missing, half-written by a crashed run, or from another Node: start without it
     }
@@ -156,7 +177,7 @@ export class CompileCache implements TreeStore {
     let n = 0;
     for (const t of TABLES) {
       const m = this.tables[t] as Map<string, unknown>;
-      const rows = t === 'units' ? (JSON.parse(data.units ?? '[]') as [string, unknown][]) : data[t];
+      const rows = isJsonTable(t) ? parseRows(data[t]) : data[t];
       for (const [k, v] of rows) {
         m.set(k, v);
         n++;
@@ -168,16 +189,14 @@ export class CompileCache implements TreeStore {
   private load(): void {
     const base = this.read(join(this.folder, 'base.bin'));
     if (base !== undefined) {
-      try {
-        base.units = readFileSync(join(this.folder, 'base-units.json'), 'utf8');
-      } catch {
-        base.units = '[]';
+      for (const t of JSON_TABLES) {
+        try {
+          base[t] = readFileSync(join(this.folder, `base-${t}.json`), 'utf8');
+        } catch {
+          base[t] = '[]';
+        }
       }
-      try {
-        this.baseEntries = this.merge(base);
-      } catch {
-        this.baseEntries = this.merge({ ...base, units: '[]' }); // a torn units file: recompile those
-      }
+      this.baseEntries = this.merge(base);
     }
     let names: string[] = [];
     try {
@@ -229,6 +248,12 @@ export class CompileCache implements TreeStore {
   setDerived(key: string, value: string): void {
     this.set('derived', key, value);
   }
+  getLink(key: string): ObjectLink | undefined {
+    return this.get('links', key);
+  }
+  setLink(key: string, link: ObjectLink): void {
+    this.set('links', key, link);
+  }
 
   private snapshotFile(key: string): string {
     return join(this.folder, 'snapshots', `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.bin`);
@@ -278,21 +303,20 @@ export class CompileCache implements TreeStore {
       if (compact) this.compact();
       else {
         const name = `delta-${Date.now().toString(36).padStart(9, '0')}-${process.pid}.bin`;
-        writeAtomic(join(this.folder, name), this.serialize(this.added));
+        writeAtomic(join(this.folder, name), this.serialize(this.added, 'inside'));
         this.deltaFiles.push(name);
         this.deltaEntries += added;
       }
-      this.added.units.clear();
-      this.added.files.clear();
-      this.added.trees.clear();
-      this.added.derived.clear();
+      for (const t of TABLES) this.added[t].clear();
     }
     if (this.newSnapshots.size > 0) this.saveSnapshots();
     this.removeOtherVersions();
   }
 
-  private serialize(t: Tables, units: string = JSON.stringify([...t.units])): Buffer {
-    return serialize({ version: COMPILER_VERSION, units, files: [...t.files], trees: [...t.trees], derived: [...t.derived] } satisfies Serialized);
+  /** The envelope of `t`, with its JSON tables in it (a delta) or left to files of their own (a base). */
+  private serialize(t: Tables, json: 'inside' | 'apart'): Buffer {
+    const text = (table: JsonTable): string => (json === 'inside' ? JSON.stringify([...t[table]]) : '');
+    return serialize({ version: COMPILER_VERSION, units: text('units'), links: text('links'), files: [...t.files], trees: [...t.trees], derived: [...t.derived] } satisfies Serialized);
   }
 
   private compact(): void {
@@ -301,8 +325,8 @@ export class CompileCache implements TreeStore {
     if (total > MAX_UNUSED_FACTOR * Math.max(used, 1)) {
       for (const t of TABLES) for (const k of [...this.tables[t].keys()]) if (!this.used[t].has(k)) this.tables[t].delete(k);
     }
-    writeJsonArrayAtomic(join(this.folder, 'base-units.json'), this.tables.units);
-    writeAtomic(join(this.folder, 'base.bin'), this.serialize(this.tables, ''));
+    for (const t of JSON_TABLES) writeJsonArrayAtomic(join(this.folder, `base-${t}.json`), this.tables[t]);
+    writeAtomic(join(this.folder, 'base.bin'), this.serialize(this.tables, 'apart'));
     for (const n of this.deltaFiles) {
       try {
         unlinkSync(join(this.folder, n));

@@ -1,8 +1,9 @@
 /**
  * The compiler's entry point: a Source (folder or Git commit) in, a Bundle and
  * diagnostics out. Per-file work is cached by blob id; linking runs over the
- * whole set every time (it is cheap, and it is where a change to one object
- * reaches the objects that use it, so nothing stale can be served).
+ * whole set every time, and reuses what it found about an object only while
+ * everything that object's link read of the others is unchanged (ADR 0010),
+ * so a change to one object still reaches every object that uses it.
  */
 import type { Diagnostic } from '../schema/index.js';
 import { CompileCache, type CachedFile } from './cache.js';
@@ -118,7 +119,13 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     cache.setFile(entry.oid!, file);
     return file;
   };
-  const linked = await link({ docs, entries: byPath, readFile, digests: { get: (k) => cache.getDerived(k), set: (k, v) => cache.setDerived(k, v) } });
+  const linked = await link({
+    docs,
+    entries: byPath,
+    readFile,
+    digests: { get: (k) => cache.getDerived(k), set: (k, v) => cache.setDerived(k, v) },
+    links: { get: (k) => cache.getLink(k), set: (k, v) => cache.setLink(k, v) },
+  });
   ms.link = performance.now() - t2;
 
   const t3 = performance.now();

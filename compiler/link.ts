@@ -3,7 +3,10 @@
  * shared context (./link/context.ts), in this order: identities, references,
  * model fallbacks, tenant limits, referenced files, workflows, digests.
  * Problems point at the object's file and line, with the other party as
- * `related`; their order is the stages' order.
+ * `related`; their order is the stages' order. The stages that look at one
+ * object at a time (references, tenant limits, a workflow's graph) are run
+ * for every object first, or taken from the store when nothing they read
+ * changed (./link/objects.ts); their findings are put in their stage's place.
  */
 import type { AdmissionPolicy } from './admission.js';
 import type { CachedFile } from './cache.js';
@@ -11,14 +14,16 @@ import type { SourceEntry } from './source.js';
 import type { CompiledObject, ExecutionGraph } from './types.js';
 import { LinkContext, type LinkDoc, type PendingDiagnostic } from './link/context.js';
 import { compiledObjects, ownDigests, type DigestStore } from './link/digests.js';
-import { fallbacks } from './link/fallbacks.js';
+import { FallbackGraph } from './link/fallbacks.js';
 import { files, type ShippedFile } from './link/files.js';
-import { graphs, webhookPaths } from './link/graphs.js';
+import { webhookPaths } from './link/graphs.js';
 import { identities } from './link/identities.js';
-import { quotas } from './link/quotas.js';
-import { references } from './link/references.js';
+import { linkObjects, type LinkStore } from './link/objects.js';
+import { sandboxQuotas } from './link/quotas.js';
+import { compiledPolicies } from './link/references.js';
 
 export type { LinkDoc, PendingDiagnostic, PendingRelated } from './link/context.js';
+export type { LinkStore, ObjectLink } from './link/objects.js';
 export { findSecretIn, inlineFiles, parseDataset, type InlineProblem, type Inlined } from './link/inline.js';
 
 export interface LinkInput {
@@ -28,6 +33,8 @@ export interface LinkInput {
   readFile(entry: SourceEntry): Promise<CachedFile>;
   /** Digests of inlined objects by content key, kept across compiles (a cache). */
   digests?: DigestStore;
+  /** What the per-object stages found, by document, kept across compiles (a cache). */
+  links?: LinkStore;
 }
 
 export interface LinkOutput {
@@ -43,18 +50,21 @@ export interface LinkOutput {
 export async function link(input: LinkInput): Promise<LinkOutput> {
   const ctx = new LinkContext();
   identities(ctx, input.docs);
-  const policies = references(ctx);
-  const closure = fallbacks(ctx);
-  quotas(ctx, closure);
+  const fallbacks = new FallbackGraph(ctx);
+  const linked = linkObjects(ctx, fallbacks.closure, input.links);
+  linked.report('references');
+  fallbacks.reportCycles();
+  linked.report('quotas');
+  sandboxQuotas(ctx);
   const inlined = await files(ctx, input);
   webhookPaths(ctx);
-  const workflowGraphs = graphs(ctx);
+  linked.report('graphProblems');
   const digests = ownDigests(ctx, inlined, input.digests);
   return {
     objects: compiledObjects(ctx, inlined, digests),
-    graphs: workflowGraphs,
+    graphs: linked.graphs(),
     files: inlined.files,
     pending: ctx.pending,
-    policies: policies.map(({ o, compiled }): AdmissionPolicy => ({ id: o.id, name: o.name, file: o.file, doc: o.doc.index, line: o.doc.line, column: o.doc.column, digest: digests.get(o.id)!, compiled })),
+    policies: compiledPolicies(ctx).map(({ o, compiled }): AdmissionPolicy => ({ id: o.id, name: o.name, file: o.file, doc: o.doc.index, line: o.doc.line, column: o.doc.column, digest: digests.get(o.id)!, compiled })),
   };
 }

@@ -105,19 +105,11 @@ export class LinkContext {
   readonly valid = new Map<string, Obj>();
   /** Valid Tenants by name. */
   readonly tenants = new Map<string, ObjOf<'Tenant'>>();
-  /** Ids of the objects each object uses (its effective digest covers theirs). */
-  readonly uses = new Map<string, Set<string>>();
+  /** Ids of the objects each object uses (its effective digest covers theirs), sorted. */
+  readonly uses = new Map<string, readonly string[]>();
 
   report(code: Code, o: LinkDoc, pointer: string, message: string, opts: ReportOptions = {}): void {
     this.pending.push(pendingAt(code, o, pointer, message, opts));
-  }
-
-  /** Record that `o` uses `id` (nothing when the reference did not resolve). */
-  use(o: Obj, id: string | undefined): void {
-    if (id === undefined) return;
-    let set = this.uses.get(o.id);
-    if (set === undefined) this.uses.set(o.id, (set = new Set()));
-    set.add(id);
   }
 
   /** Names of the documents of `kind` (cluster-scoped, or of `tenant`), sorted: for "known: ..." in messages. */

@@ -38,15 +38,15 @@ export function ownDigests(ctx: LinkContext, inlined: InlinedObjects, store: Dig
  * dependency met again while still open is on a cycle (reported by the fallbacks stage): its own
  * digest stands in.
  */
-export function effectiveDigests(uses: Map<string, Set<string>>, digests: Map<string, string>): (id: string) => string {
+export function effectiveDigests(uses: Map<string, readonly string[]>, digests: Map<string, string>): (id: string) => string {
   const effective = new Map<string, string>();
   const ownDigest = (id: string): string => digests.get(id) ?? sha256(`missing:${id}`);
   return (root) => {
     const open = new Set<string>();
-    const stack: { id: string; deps: string[]; next: number }[] = [];
+    const stack: { id: string; deps: readonly string[]; next: number }[] = [];
     const enter = (id: string): void => {
       open.add(id);
-      stack.push({ id, deps: [...(uses.get(id) ?? [])].sort(), next: 0 });
+      stack.push({ id, deps: uses.get(id) ?? [], next: 0 });
     };
     if (!effective.has(root)) enter(root);
     while (stack.length > 0) {
@@ -75,7 +75,7 @@ export function compiledObjects(ctx: LinkContext, inlined: InlinedObjects, diges
 }
 
 /** The one place a CompiledObject is made. */
-function compiledObject(o: Obj, digest: string, effectiveDigest: string, uses: Set<string> | undefined, inlined: InlinedObjects): CompiledObject {
+function compiledObject(o: Obj, digest: string, effectiveDigest: string, uses: readonly string[] | undefined, inlined: InlinedObjects): CompiledObject {
   // `tenant: undefined` for cluster-scoped objects keeps one shape; JSON and JCS leave it out.
   return {
     id: o.id,
@@ -86,7 +86,7 @@ function compiledObject(o: Obj, digest: string, effectiveDigest: string, uses: S
     line: o.doc.line,
     digest,
     effectiveDigest,
-    uses: [...(uses ?? [])].sort(),
+    uses: uses !== undefined ? [...uses] : [],
     origin: { blob: o.oid, document: o.doc.index, files: inlined.fileBlobs.get(o.id) },
     object: inlined.objects.get(o.id)!,
   };

@@ -11,30 +11,40 @@ import { rel, type LinkContext } from './context.js';
 /** A model and every fallback reachable from it, in breadth-first order. */
 export type ModelClosure = (modelId: string) => string[];
 
-/** Report fallback cycles; returns the closure of each model (memoized: chains are shared). */
-export function fallbacks(ctx: LinkContext): ModelClosure {
-  const models: string[] = [];
-  const edges = new Map<string, string[]>();
-  for (const o of ctx.all) {
-    if (o.kind !== 'Model') continue;
-    models.push(o.id);
-    edges.set(o.id, (o.spec.fallbacks ?? []).map((f) => objectId('Model', f)).filter((id) => ctx.valid.has(id)));
+/** The valid models and their valid fallbacks. */
+export class FallbackGraph {
+  private readonly models: string[] = [];
+  private readonly edges = new Map<string, string[]>();
+  private readonly closures = new Map<string, string[]>();
+
+  constructor(private readonly ctx: LinkContext) {
+    for (const o of ctx.all) {
+      if (o.kind !== 'Model') continue;
+      this.models.push(o.id);
+      this.edges.set(o.id, (o.spec.fallbacks ?? []).map((f) => objectId('Model', f)).filter((id) => ctx.valid.has(id)));
+    }
+    this.models.sort();
   }
-  models.sort();
-  for (const comp of stronglyConnected(models, edges)) {
-    const first = [...comp].sort()[0]!;
-    if (comp.length === 1 && !edges.get(first)!.includes(first)) continue;
-    const cycle = shortestCycle(first, comp, edges);
-    const m = ctx.valid.get(first)!;
-    const others = [...comp].sort().filter((id) => id !== first).map((id) => ctx.valid.get(id)!);
-    ctx.report('BCN3009', m, '/spec/fallbacks', `Model ${m.name}: fallbacks form a cycle ${cycle.map((id) => id.split('/')[1]).join(' → ')}`, {
-      hint: 'a fallback chain must end; remove one of the links',
-      related: others.map((x) => rel(x, '/spec/fallbacks', `Model ${x.name} continues the cycle`)),
-    });
+
+  /** Report each cycle of fallbacks (BCN3009), once per strongly connected component. */
+  reportCycles(): void {
+    const { ctx, edges } = this;
+    for (const comp of stronglyConnected(this.models, edges)) {
+      const first = [...comp].sort()[0]!;
+      if (comp.length === 1 && !edges.get(first)!.includes(first)) continue;
+      const cycle = shortestCycle(first, comp, edges);
+      const m = ctx.valid.get(first)!;
+      const others = [...comp].sort().filter((id) => id !== first).map((id) => ctx.valid.get(id)!);
+      ctx.report('BCN3009', m, '/spec/fallbacks', `Model ${m.name}: fallbacks form a cycle ${cycle.map((id) => id.split('/')[1]).join(' → ')}`, {
+        hint: 'a fallback chain must end; remove one of the links',
+        related: others.map((x) => rel(x, '/spec/fallbacks', `Model ${x.name} continues the cycle`)),
+      });
+    }
   }
-  const closures = new Map<string, string[]>();
-  return (id) => {
-    const known = closures.get(id);
+
+  /** The closure of a model (memoized: chains are shared). */
+  readonly closure: ModelClosure = (id) => {
+    const known = this.closures.get(id);
     if (known !== undefined) return known;
     const seen = new Set<string>();
     const queue = [id];
@@ -42,10 +52,10 @@ export function fallbacks(ctx: LinkContext): ModelClosure {
       const cur = queue[i]!;
       if (seen.has(cur)) continue;
       seen.add(cur);
-      for (const next of edges.get(cur) ?? []) if (!seen.has(next)) queue.push(next);
+      for (const next of this.edges.get(cur) ?? []) if (!seen.has(next)) queue.push(next);
     }
     const out = [...seen];
-    closures.set(id, out);
+    this.closures.set(id, out);
     return out;
   };
 }

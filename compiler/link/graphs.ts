@@ -1,12 +1,14 @@
 /**
  * Stage 6, workflows: each webhook path is served by one workflow (BCN3013),
- * and each Workflow becomes its execution graph (../graph.ts), its agent
- * references resolved like any other reference and used by the workflow.
+ * and each Workflow becomes its execution graph (../graph.ts; per object),
+ * its agent references resolved like any other reference and used by the
+ * workflow.
  */
 import { buildGraph, type AgentInfo } from '../graph.js';
 import type { ExecutionGraph } from '../types.js';
 import { objectLabel } from '../unit.js';
 import { rel, type LinkContext, type ObjOf } from './context.js';
+import type { ObjectScope } from './objects.js';
 import { resolveRef } from './references.js';
 
 /** Webhook paths are served by the installation: one workflow per path. */
@@ -25,30 +27,20 @@ export function webhookPaths(ctx: LinkContext): void {
   }
 }
 
-/** Every Workflow's execution graph, sorted by workflow id. */
-export function graphs(ctx: LinkContext): ExecutionGraph[] {
-  const out: ExecutionGraph[] = [];
-  for (const o of ctx.all) {
-    if (o.kind !== 'Workflow') continue;
-    const graph = workflowGraph(ctx, o);
-    if (graph !== null) out.push(graph);
-  }
-  return out.sort((a, b) => (a.workflow < b.workflow ? -1 : 1));
-}
-
-function workflowGraph(ctx: LinkContext, o: ObjOf<'Workflow'>): ExecutionGraph | null {
+/** A Workflow's execution graph (null when its pattern gives none), its problems reported in its scope. */
+export function graphOf(scope: ObjectScope, o: ObjOf<'Workflow'>): ExecutionGraph | null {
   const label = objectLabel(o.kind, o.name, o.tenant);
   const resolver = (ref: string, pointer: string): AgentInfo | null => {
-    const id = resolveRef(ctx, o, 'Agent', ref, pointer);
+    const id = resolveRef(scope, 'Agent', ref, pointer);
     if (id === undefined) return null;
-    ctx.use(o, id);
+    scope.use(id);
     // An agent's input and output schemas are its document's (inlining files never touches them).
-    const agent = ctx.valid.get(id);
+    const agent = scope.object(id);
     const spec = agent?.kind === 'Agent' ? agent.spec : undefined;
     return { id, ...(spec?.input?.schema !== undefined ? { inputSchema: spec.input.schema } : {}), ...(spec?.output?.schema !== undefined ? { outputSchema: spec.output.schema } : {}) };
   };
   // graph.ts reads a workflow's spec field by field, whatever its pattern.
   const { graph, problems } = buildGraph(o.id, { ...o.spec }, resolver);
-  for (const p of problems) ctx.report(p.code, o, p.pointer, `${label}: ${p.message}`, { ...(p.hint !== undefined ? { hint: p.hint } : {}), ...(p.celOffset !== undefined ? { celOffset: p.celOffset } : {}) });
+  for (const p of problems) scope.report(p.code, p.pointer, `${label}: ${p.message}`, { ...(p.hint !== undefined ? { hint: p.hint } : {}), ...(p.celOffset !== undefined ? { celOffset: p.celOffset } : {}) });
   return graph;
 }

@@ -1,31 +1,37 @@
 /**
  * Stage 4, tenant limits: the models an object names, and their fallbacks,
  * are in its tenant's allow-list (BCN3005); no single run may spend more
- * tokens than the tenant may in a day (BCN6001); the agents of a tenant ask
- * for no more sandboxes than its maxSandboxes (BCN6002).
+ * tokens than the tenant may in a day (BCN6001) — both per object; and the
+ * agents of a tenant ask for no more sandboxes than its maxSandboxes
+ * (BCN6002), over the whole tenant.
  */
 import { fieldPath } from '../pointer.js';
 import { objectId, objectLabel } from '../unit.js';
 import { rel, type LinkContext, type Obj, type ObjOf } from './context.js';
-import type { ModelClosure } from './fallbacks.js';
+import type { ObjectScope } from './objects.js';
 
-/** Check every tenant-scoped object against its tenant's allow-list and quotas. */
-export function quotas(ctx: LinkContext, closure: ModelClosure): void {
-  const replicas = new Map<string, { o: Obj; n: number }[]>();
+/** Check one object against its tenant's allow-list and token quota. */
+export function quotasOf(scope: ObjectScope, o: Obj): void {
+  if (o.tenant === undefined || (o.kind !== 'Agent' && o.kind !== 'Workflow' && o.kind !== 'Evaluation')) return;
+  const t = scope.tenant(o.tenant);
+  if (t === undefined) return;
+  const check = new TenantCheck(scope, t);
+  if (o.kind === 'Agent') {
+    check.model(o.spec.model, '/spec/model');
+    check.tokens('/spec/limits/tokensPerRun', o.spec.limits?.tokensPerRun);
+  }
+  if (o.kind === 'Workflow') check.tokens('/spec/limits/tokensPerRun', o.spec.limits?.tokensPerRun);
+  if (o.kind === 'Evaluation') o.spec.scorers.forEach((sc, i) => sc.type === 'judge' && check.model(sc.model, `/spec/scorers/${i}/model`));
+}
+
+/** The sum of each tenant's agents' sandbox replicas is within its maxSandboxes. */
+export function sandboxQuotas(ctx: LinkContext): void {
+  const replicas = new Map<string, { o: ObjOf<'Agent'>; n: number }[]>();
   for (const o of ctx.all) {
-    if (o.tenant === undefined) continue;
-    const t = ctx.tenants.get(o.tenant);
-    if (t === undefined) continue;
-    const check = new TenantCheck(ctx, closure, o, t);
-    if (o.kind === 'Agent') {
-      check.model(o.spec.model, '/spec/model');
-      check.tokens('/spec/limits/tokensPerRun', o.spec.limits?.tokensPerRun);
-      let list = replicas.get(o.tenant);
-      if (list === undefined) replicas.set(o.tenant, (list = []));
-      list.push({ o, n: Number(o.spec.sandbox?.replicas ?? 1) });
-    }
-    if (o.kind === 'Workflow') check.tokens('/spec/limits/tokensPerRun', o.spec.limits?.tokensPerRun);
-    if (o.kind === 'Evaluation') o.spec.scorers.forEach((sc, i) => sc.type === 'judge' && check.model(sc.model, `/spec/scorers/${i}/model`));
+    if (o.kind !== 'Agent' || o.tenant === undefined || !ctx.tenants.has(o.tenant)) continue;
+    let list = replicas.get(o.tenant);
+    if (list === undefined) replicas.set(o.tenant, (list = []));
+    list.push({ o, n: Number(o.spec.sandbox?.replicas ?? 1) });
   }
   for (const [tenant, list] of [...replicas].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     const t = ctx.tenants.get(tenant)!;
@@ -40,42 +46,41 @@ export function quotas(ctx: LinkContext, closure: ModelClosure): void {
   }
 }
 
-/** One object checked against its tenant's limits. */
+/** The scope's object checked against its tenant's limits. */
 class TenantCheck {
   private readonly allowed: Set<string>;
   private readonly label: string;
 
   constructor(
-    private readonly ctx: LinkContext,
-    private readonly closure: ModelClosure,
-    private readonly o: Obj,
+    private readonly scope: ObjectScope,
     private readonly t: ObjOf<'Tenant'>,
   ) {
     this.allowed = new Set(t.spec.models);
-    this.label = objectLabel(o.kind, o.name, o.tenant);
+    this.label = objectLabel(scope.o.kind, scope.o.name, scope.o.tenant);
   }
 
   /** The model named at `pointer`, and each of its fallbacks, is in the allow-list. */
   model(ref: string, pointer: string): void {
-    if (!this.ctx.valid.has(objectId('Model', ref))) return;
-    const { o, t, allowed } = this;
-    for (const mid of this.closure(objectId('Model', ref))) {
+    const { scope, t, allowed } = this;
+    if (!scope.isValid(objectId('Model', ref))) return;
+    for (const mid of scope.closure(objectId('Model', ref))) {
       const name = mid.split('/')[1]!;
       if (allowed.has(name)) continue;
       const via = name === ref ? '' : ` (a fallback of ${ref})`;
-      this.ctx.report('BCN3005', o, pointer, `${this.label}: model ${name}${via} is not in tenant ${o.tenant}'s allow-list (allowed: ${[...allowed].join(', ') || 'none'})`, {
-        related: [rel(t, '/spec/models', `Tenant ${o.tenant} allows: ${[...allowed].join(', ') || 'no models'}`)],
-        hint: `add '${name}' to spec.models of Tenant ${o.tenant}, or use an allowed model`,
+      scope.report('BCN3005', pointer, `${this.label}: model ${name}${via} is not in tenant ${t.name}'s allow-list (allowed: ${[...allowed].join(', ') || 'none'})`, {
+        related: [scope.rel(t, '/spec/models', `Tenant ${t.name} allows: ${[...allowed].join(', ') || 'no models'}`)],
+        hint: `add '${name}' to spec.models of Tenant ${t.name}, or use an allowed model`,
       });
     }
   }
 
   /** A per-run token limit at `pointer` is within the tenant's tokensPerDay. */
   tokens(pointer: string, value: number | undefined): void {
-    const perDay = this.t.spec.quotas.tokensPerDay;
+    const { scope, t } = this;
+    const perDay = t.spec.quotas.tokensPerDay;
     if (typeof value !== 'number' || typeof perDay !== 'number' || value <= perDay) return;
-    this.ctx.report('BCN6001', this.o, pointer, `${this.label}: ${fieldPath(pointer)} ${value} exceeds tenant ${this.o.tenant}'s tokensPerDay quota ${perDay}`, {
-      related: [rel(this.t, '/spec/quotas/tokensPerDay', `Tenant ${this.o.tenant}: tokensPerDay ${perDay}`)],
+    scope.report('BCN6001', pointer, `${this.label}: ${fieldPath(pointer)} ${value} exceeds tenant ${t.name}'s tokensPerDay quota ${perDay}`, {
+      related: [scope.rel(t, '/spec/quotas/tokensPerDay', `Tenant ${t.name}: tokensPerDay ${perDay}`)],
       hint: 'a single run can never use more tokens than the tenant may spend in a day',
       ifDefault: ` (${value} is the default: set ${fieldPath(pointer)} explicitly)`,
     });
