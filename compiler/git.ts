@@ -17,9 +17,22 @@ import * as realFs from 'node:fs';
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import git, { type CommitObject, type TreeObject } from 'isomorphic-git';
+import { createRequire } from 'node:module';
+import type * as IsoGit from 'isomorphic-git';
+import type { CommitObject, TreeObject } from 'isomorphic-git';
 import { cachedGitFs, useNativeInflate } from './git-fs.js';
 import { SourceError, type SourceEntry } from './source.js';
+
+let isoGit: typeof IsoGit | undefined;
+/**
+ * isomorphic-git, loaded on first use, with require: a compile of a working tree never reads Git,
+ * and importing the package's CommonJS build as ESM has Node scan all 580 kB of it for its export
+ * names first.
+ */
+function git(): typeof IsoGit {
+  isoGit ??= createRequire(import.meta.url)('isomorphic-git') as typeof IsoGit;
+  return isoGit;
+}
 
 type TreeListing = SourceEntry[];
 
@@ -77,7 +90,7 @@ export class GitRepository {
     if (existsSync(join(abs, 'HEAD')) && (existsSync(join(abs, 'objects')) || existsSync(join(abs, 'commondir')))) return GitRepository.at(abs, abs, store);
     let root: string;
     try {
-      root = await git.findRoot({ fs: realFs, filepath: abs });
+      root = await git().findRoot({ fs: realFs, filepath: abs });
     } catch {
       throw new SourceError(`${dir} is not inside a Git repository (use a folder path without --ref to read files from disk)`);
     }
@@ -117,7 +130,7 @@ export class GitRepository {
     const hex = /^[0-9a-f]{4,40}$/i.test(base);
     if (hex) {
       try {
-        return await git.expandOid({ fs: this.fs, gitdir: this.gitdir, oid: base.toLowerCase(), cache: this.cache });
+        return await git().expandOid({ fs: this.fs, gitdir: this.gitdir, oid: base.toLowerCase(), cache: this.cache });
       } catch (err) {
         if (errorCode(err) === 'AmbiguousError') {
           const matches = (err as { data: { matches: string[] } }).data.matches;
@@ -156,7 +169,7 @@ export class GitRepository {
 
   private async resolveShared(ref: string): Promise<string | undefined> {
     try {
-      return await git.resolveRef({ fs: this.fs, gitdir: this.gitdir, ref });
+      return await git().resolveRef({ fs: this.fs, gitdir: this.gitdir, ref });
     } catch {
       return undefined; // not a ref name
     }
@@ -166,7 +179,7 @@ export class GitRepository {
     for (let i = 0; i < 8; i++) {
       let obj;
       try {
-        obj = await git.readObject({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache });
+        obj = await git().readObject({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache });
       } catch (err) {
         throw await this.readError(err, 'object', oid, ref);
       }
@@ -193,7 +206,7 @@ export class GitRepository {
 
   private async readCommit(oid: string, ref?: string): Promise<CommitObject> {
     try {
-      return (await git.readCommit({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).commit;
+      return (await git().readCommit({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).commit;
     } catch (err) {
       throw await this.readError(err, 'commit', oid, ref);
     }
@@ -201,7 +214,7 @@ export class GitRepository {
 
   private async readTree(oid: string): Promise<TreeObject> {
     try {
-      return (await git.readTree({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).tree;
+      return (await git().readTree({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).tree;
     } catch (err) {
       throw await this.readError(err, 'tree', oid);
     }
@@ -303,7 +316,7 @@ export class GitRepository {
 
   async readBlob(oid: string): Promise<Uint8Array> {
     try {
-      return (await git.readBlob({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).blob;
+      return (await git().readBlob({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).blob;
     } catch (err) {
       throw await this.readError(err, 'blob', oid);
     }
