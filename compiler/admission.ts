@@ -2,8 +2,9 @@
  * Admission: every compiled object is checked by the admission policies that
  * match it (policy/engine.ts does the evaluating). `deny` verdicts become
  * errors, `warn` verdicts warnings, `audit` verdicts entries of the audit
- * report. A policy is compiled once per content (a process-wide memo), and a
- * verdict is cached by exactly what it read: the policy set, the object's
+ * report. A policy is compiled once per content (a process-wide memo), and,
+ * when the compile cache knows it, only once it is evaluated; a verdict is
+ * cached by exactly what it read: the policy set, the object's
  * effective digest (which covers everything the object uses), its old
  * version's digest, and the digest of every other object the evaluation
  * looked up in `tenant`, `models`, `tools`, `agents` or `evaluations`. So a
@@ -11,7 +12,7 @@
  * digests change) and every agent whose verdict read that Tool, and nothing
  * else is evaluated again.
  */
-import { compilePolicy, REFERENCE_MAPS, type AdmissionContext, type CompiledPolicy, type PolicyProblem, type ReferenceMapName } from '../policy/index.js';
+import { compilePolicy, REFERENCE_MAPS, type AdmissionContext, type CompiledPolicy, type PolicyDecision, type PolicyProblem, type ReferenceMapName } from '../policy/index.js';
 import type { Kind } from '../schema/index.js';
 import type { Code } from './codes.js';
 import { sha256 } from './digest.js';
@@ -81,6 +82,85 @@ export function compilePolicyOnce(name: string, spec: unknown): ReturnType<typeo
     compiledPolicies.set(key, r);
   }
   return r;
+}
+
+/** What the compile cache keeps of a Policy that compiled: what matching it needs, without compiling it again. */
+type PolicySummary = Pick<CompiledPolicy, 'name' | 'phase' | 'action' | 'failurePolicy' | 'kinds' | 'tenants' | 'requestTypes' | 'uses'>;
+/** The summary of a Policy whose expressions do not compile. */
+const DOES_NOT_COMPILE = '!';
+
+/**
+ * A Policy of the commit, ready to evaluate, or undefined when its expressions do not compile (the
+ * link reports why). Compiled once per content; and when the compile cache knows the policy (by
+ * its digest) it is compiled only when first evaluated, so a warm compile that evaluates a few
+ * objects does not parse and type-check every policy again.
+ */
+export function commitPolicy(name: string, spec: unknown, digest: string, store: VerdictStore | undefined): CompiledPolicy | undefined {
+  const key = `policy:${digest}`;
+  const known = store?.get(key);
+  if (known === DOES_NOT_COMPILE) return undefined;
+  const summary = known !== undefined ? readSummary(known) : undefined;
+  if (summary !== undefined) return new DeferredPolicy(summary, spec);
+  const compiled = compilePolicyOnce(name, spec);
+  const p = compiled.ok ? compiled.policy : undefined;
+  store?.set(key, p !== undefined ? JSON.stringify({ name: p.name, phase: p.phase, action: p.action, failurePolicy: p.failurePolicy, kinds: p.kinds, tenants: p.tenants, requestTypes: p.requestTypes, uses: p.uses } satisfies PolicySummary) : DOES_NOT_COMPILE);
+  return p;
+}
+
+function readSummary(text: string): PolicySummary | undefined {
+  try {
+    const s = JSON.parse(text) as PolicySummary;
+    return typeof s.name === 'string' && Array.isArray(s.kinds) && Array.isArray(s.uses) ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A policy known to compile, compiled when it is first evaluated. */
+class DeferredPolicy implements CompiledPolicy {
+  readonly name: string;
+  readonly phase: CompiledPolicy['phase'];
+  readonly action: CompiledPolicy['action'];
+  readonly failurePolicy: CompiledPolicy['failurePolicy'];
+  readonly kinds: readonly string[];
+  readonly tenants: readonly string[];
+  readonly requestTypes: readonly string[];
+  readonly uses: readonly string[];
+  private compiled: CompiledPolicy | undefined;
+
+  constructor(
+    summary: PolicySummary,
+    private readonly spec: unknown,
+  ) {
+    this.name = summary.name;
+    this.phase = summary.phase;
+    this.action = summary.action;
+    this.failurePolicy = summary.failurePolicy;
+    this.kinds = summary.kinds;
+    this.tenants = summary.tenants;
+    this.requestTypes = summary.requestTypes;
+    this.uses = summary.uses;
+  }
+
+  evaluate(bindings: Parameters<CompiledPolicy['evaluate']>[0]): PolicyDecision {
+    return this.policy().evaluate(bindings);
+  }
+  explain(bindings: Parameters<CompiledPolicy['explain']>[0]): PolicyDecision {
+    return this.policy().explain(bindings);
+  }
+  evaluateAdmission(context: AdmissionContext): PolicyDecision {
+    return this.policy().evaluateAdmission(context);
+  }
+
+  private policy(): CompiledPolicy {
+    if (this.compiled === undefined) {
+      const r = compilePolicyOnce(this.name, this.spec);
+      // The same content compiled before, by this compiler version (the cache is per version).
+      if (!r.ok) throw new Error(`policy ${this.name} compiled before, and now does not`);
+      this.compiled = r.policy;
+    }
+    return this.compiled;
+  }
 }
 
 /** Where verdicts are kept between compiles (the compile cache's derived table). */

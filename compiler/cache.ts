@@ -49,7 +49,7 @@ interface Tables {
   units: Map<string, FileUnit>;
   files: Map<string, CachedFile>;
   trees: Map<string, SourceEntry[]>;
-  /** Values derived from content only (digests of inlined objects, keyed by what they are made of). */
+  /** Values derived from content only (digests of inlined objects, keyed by what they are made of; what matching a compiled policy needs, by its digest). */
   derived: Map<string, string>;
   /** What the per-object link stages found, by document; each holds only while the facts it read do. */
   links: Map<string, ObjectLink>;

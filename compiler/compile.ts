@@ -123,7 +123,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     docs,
     entries: byPath,
     readFile,
-    digests: { get: (k) => cache.getDerived(k), set: (k, v) => cache.setDerived(k, v) },
+    derived: { get: (k) => cache.getDerived(k), set: (k, v) => cache.setDerived(k, v) },
     links: { get: (k) => cache.getLink(k), set: (k, v) => cache.setLink(k, v) },
   });
   ms.link = performance.now() - t2;

@@ -13,7 +13,7 @@ import type { CachedFile } from './cache.js';
 import type { SourceEntry } from './source.js';
 import type { CompiledObject, ExecutionGraph } from './types.js';
 import { LinkContext, type LinkDoc, type PendingDiagnostic } from './link/context.js';
-import { compiledObjects, ownDigests, type DigestStore } from './link/digests.js';
+import { compiledObjects, ownDigests, type DerivedStore } from './link/digests.js';
 import { FallbackGraph } from './link/fallbacks.js';
 import { files, type ShippedFile } from './link/files.js';
 import { webhookPaths } from './link/graphs.js';
@@ -31,8 +31,8 @@ export interface LinkInput {
   /** Every file of the source by path (for referenced files). */
   entries: Map<string, SourceEntry>;
   readFile(entry: SourceEntry): Promise<CachedFile>;
-  /** Digests of inlined objects by content key, kept across compiles (a cache). */
-  digests?: DigestStore;
+  /** Values derived from content alone (digests of inlined objects, summaries of compiled policies), kept across compiles (a cache). */
+  derived?: DerivedStore;
   /** What the per-object stages found, by document, kept across compiles (a cache). */
   links?: LinkStore;
 }
@@ -59,12 +59,12 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
   const inlined = await files(ctx, input);
   webhookPaths(ctx);
   linked.report('graphProblems');
-  const digests = ownDigests(ctx, inlined, input.digests);
+  const digests = ownDigests(ctx, inlined, input.derived);
   return {
     objects: compiledObjects(ctx, inlined, digests),
     graphs: linked.graphs(),
     files: inlined.files,
     pending: ctx.pending,
-    policies: compiledPolicies(ctx).map(({ o, compiled }): AdmissionPolicy => ({ id: o.id, name: o.name, file: o.file, doc: o.doc.index, line: o.doc.line, column: o.doc.column, digest: digests.get(o.id)!, compiled })),
+    policies: compiledPolicies(ctx, digests, input.derived).map(({ o, compiled }): AdmissionPolicy => ({ id: o.id, name: o.name, file: o.file, doc: o.doc.index, line: o.doc.line, column: o.doc.column, digest: digests.get(o.id)!, compiled })),
   };
 }

@@ -9,14 +9,14 @@ import type { CompiledObject } from '../types.js';
 import type { LinkContext, Obj } from './context.js';
 import type { InlinedObjects } from './files.js';
 
-/** Digests of inlined objects by content key, kept across compiles (a cache). */
-export interface DigestStore {
+/** Values derived from content alone (digests of inlined objects, summaries of compiled policies), kept across compiles (a cache). */
+export interface DerivedStore {
   get(key: string): string | undefined;
-  set(key: string, digest: string): void;
+  set(key: string, value: string): void;
 }
 
 /** Own digests by id: from the unit when the object inlines no file, else by its content key. */
-export function ownDigests(ctx: LinkContext, inlined: InlinedObjects, store: DigestStore | undefined): Map<string, string> {
+export function ownDigests(ctx: LinkContext, inlined: InlinedObjects, store: DerivedStore | undefined): Map<string, string> {
   const digests = new Map<string, string>();
   for (const o of ctx.all) {
     let d = o.doc.digest;

@@ -8,12 +8,13 @@
  */
 import { checkExpression, isBoolish, type CelType, type CompiledPolicy } from '../../policy/index.js';
 import { isClusterScoped, type Kind } from '../../schema/index.js';
-import { compilePolicyOnce, policyProblemCode } from '../admission.js';
+import { commitPolicy, compilePolicyOnce, policyProblemCode } from '../admission.js';
 import { CEL_PROBLEM_CODE } from '../codes.js';
 import { fieldPath } from '../pointer.js';
 import { objectId, objectLabel } from '../unit.js';
 import { closestWord } from '../validate.js';
 import type { LinkContext, Obj, ObjOf } from './context.js';
+import type { DerivedStore } from './digests.js';
 import type { ObjectScope } from './objects.js';
 
 /** How a problem in a policy's expressions is introduced in a diagnostic's message. */
@@ -51,13 +52,16 @@ export function referencesOf(scope: ObjectScope, o: Obj): void {
   }
 }
 
-/** The commit's Policies whose expressions compiled, in document order (each compiled once per content). */
-export function compiledPolicies(ctx: LinkContext): LinkedPolicy[] {
+/**
+ * The commit's Policies whose expressions compiled, in document order: compiled once per content,
+ * or, when `derived` knows a policy by its digest, when it is first evaluated.
+ */
+export function compiledPolicies(ctx: LinkContext, digests: Map<string, string>, derived: DerivedStore | undefined): LinkedPolicy[] {
   const out: LinkedPolicy[] = [];
   for (const o of ctx.all) {
     if (o.kind !== 'Policy') continue;
-    const compiled = compilePolicyOnce(o.name, o.spec);
-    if (compiled.ok) out.push({ o, compiled: compiled.policy });
+    const compiled = commitPolicy(o.name, o.spec, digests.get(o.id)!, derived);
+    if (compiled !== undefined) out.push({ o, compiled });
   }
   return out;
 }

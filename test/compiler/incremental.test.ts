@@ -104,7 +104,10 @@ function view(r: CompileResult): unknown {
     bundle: canonicalJson(r.bundle),
     invalid: r.invalid,
     ok: r.ok,
-    policies: r.policies.map((p) => [p.id, p.digest, p.file, p.line]),
+    policies: r.policies.map((p) => {
+      const { name, phase, action, failurePolicy, kinds, tenants, requestTypes, uses } = p.compiled;
+      return [p.id, p.digest, p.file, p.line, { name, phase, action, failurePolicy, kinds, tenants, requestTypes, uses }];
+    }),
     audit: r.audit,
   };
 }
