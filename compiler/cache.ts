@@ -9,18 +9,20 @@
  * depends only on the content behind the key, so an entry can never be stale:
  * a changed file has a new id. See docs/adr/0003-compile-cache.md.
  *
- * On disk: `base.bin` holds everything as of the last compaction; each run
- * that adds entries writes only those, as a small `delta-*.bin` (a one-file
- * change must not rewrite 20 MB). Loading reads the base and every delta;
+ * On disk: `base.bin` holds everything as of the last compaction (its units
+ * in `base-units.lines`, parsed one unit at a time as they are asked for:
+ * ./cache-units.ts); each run that adds entries writes only those, as a small
+ * `delta-*.bin` (a one-file change must not rewrite 20 MB). Loading reads the base and every delta;
  * when the deltas grow large they are folded into a new base. Snapshots are
  * separate files, read only by a plan that needs one. Every write is atomic
  * (temporary file + rename), so a crash or a concurrent run leaves a readable
  * cache; an unreadable file is ignored, never fatal.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
+import { indexLines, unitLine, unitOfLine } from './cache-units.js';
 import type { TreeStore } from './git.js';
 import type { ObjectLink } from './link/objects.js';
 import type { SourceEntry } from './source.js';
@@ -58,11 +60,12 @@ interface Tables {
  * On disk a cache file is a v8-serialized envelope; its units and links
  * tables are JSON text (V8 parses JSON text about 3x faster than it
  * deserializes the same objects). A base keeps each of those in a file of
- * its own (`base-units.json`, `base-links.json`), so saving does not copy
- * 20 MB into a buffer first (and V8 does not write the text two bytes a
- * character, as it may a string in the envelope). Base and JSON files need
- * not be written together: every entry is a fact about content, or checks
- * the facts it depends on, so any mix of old and new files is a correct cache.
+ * its own (`base-units.lines`, one line per unit, and `base-links.json`), so
+ * saving does not copy 20 MB into a buffer first (and V8 does not write the
+ * text two bytes a character, as it may a string in the envelope). Base and
+ * those files need not be written together: every entry is a fact about
+ * content, or checks the facts it depends on, so any mix of old and new files
+ * is a correct cache.
  */
 type Serialized = { version: string } & { [T in JsonTable]: string } & { [T in Exclude<Table, JsonTable>]: [string, unknown][] };
 
@@ -95,32 +98,40 @@ function writeAtomic(file: string, data: Uint8Array | string): void {
 }
 
 /**
- * `JSON.stringify([...entries])` written atomically a few hundred entries at
- * a time: the 20 MB units table never exists as one string (and one buffer)
- * at the peak of a cold compile.
+ * Text and bytes written atomically a few hundred pieces at a time: the 20 MB
+ * units table never exists as one string (and one buffer) at the peak of a
+ * cold compile.
  */
-function writeJsonArrayAtomic(file: string, entries: Iterable<unknown>): void {
+function writePiecesAtomic(file: string, pieces: Iterable<string | Uint8Array>): void {
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
-    let batch: string[] = [];
-    let first = true;
-    const flush = (): void => {
-      if (batch.length === 0) return;
-      writeSync(fd, `${first ? '[' : ','}${batch.join(',')}`);
-      first = false;
+    let batch: Uint8Array[] = [];
+    for (const p of pieces) {
+      if (batch.push(typeof p === 'string' ? Buffer.from(p) : p) < 512) continue;
+      writevSync(fd, batch);
       batch = [];
-    };
-    for (const e of entries) {
-      batch.push(JSON.stringify(e));
-      if (batch.length >= 256) flush();
     }
-    flush();
-    writeSync(fd, first ? '[]' : ']');
+    if (batch.length > 0) writevSync(fd, batch);
   } finally {
     closeSync(fd);
   }
   renameSync(tmp, file);
+}
+
+/** `JSON.stringify([...entries])`, written atomically a few hundred entries at a time. */
+function writeJsonArrayAtomic(file: string, entries: Iterable<unknown>): void {
+  writePiecesAtomic(
+    file,
+    (function* () {
+      let first = true;
+      for (const e of entries) {
+        yield `${first ? '[' : ','}${JSON.stringify(e)}`;
+        first = false;
+      }
+      yield first ? '[]' : ']';
+    })(),
+  );
 }
 
 /** The rows of a JSON table; a torn one (a crash while writing) is empty: what it held is computed again. */
@@ -142,6 +153,8 @@ export class CompileCache implements TreeStore {
   private readonly used: Record<Table, Set<string>> = { units: new Set(), files: new Set(), trees: new Set(), derived: new Set(), links: new Set() };
   private readonly snapshots = new Map<string, Snapshot | null>();
   private readonly newSnapshots = new Map<string, Snapshot>();
+  /** The base's units as their lines, by blob id, parsed into `tables.units` when asked for (and written back as they were). */
+  private stored = new Map<string, Buffer>();
   private baseEntries = 0;
   private deltaFiles: string[] = [];
   private deltaEntries = 0;
@@ -189,14 +202,17 @@ export class CompileCache implements TreeStore {
   private load(): void {
     const base = this.read(join(this.folder, 'base.bin'));
     if (base !== undefined) {
-      for (const t of JSON_TABLES) {
-        try {
-          base[t] = readFileSync(join(this.folder, `base-${t}.json`), 'utf8');
-        } catch {
-          base[t] = '[]';
-        }
+      try {
+        base.links = readFileSync(join(this.folder, 'base-links.json'), 'utf8');
+      } catch {
+        base.links = '[]';
       }
-      this.baseEntries = this.merge(base);
+      try {
+        this.stored = indexLines(readFileSync(join(this.folder, 'base-units.lines')));
+      } catch {
+        // none: those files are compiled again
+      }
+      this.baseEntries = this.merge(base) + this.stored.size;
     }
     let names: string[] = [];
     try {
@@ -225,7 +241,14 @@ export class CompileCache implements TreeStore {
   }
 
   getUnit(oid: string): FileUnit | undefined {
-    return this.get('units', oid);
+    const known = this.get('units', oid);
+    if (known !== undefined) return known;
+    const line = this.stored.get(oid);
+    const unit = line !== undefined ? unitOfLine(line) : undefined;
+    if (unit === undefined) return undefined;
+    this.tables.units.set(oid, unit);
+    this.used.units.add(oid);
+    return unit;
   }
   setUnit(oid: string, unit: FileUnit): void {
     this.set('units', oid, unit);
@@ -320,12 +343,14 @@ export class CompileCache implements TreeStore {
   }
 
   private compact(): void {
-    const total = count(this.tables);
+    const total = this.entries();
     const used = TABLES.reduce((n, t) => n + this.used[t].size, 0);
     if (total > MAX_UNUSED_FACTOR * Math.max(used, 1)) {
       for (const t of TABLES) for (const k of [...this.tables[t].keys()]) if (!this.used[t].has(k)) this.tables[t].delete(k);
+      for (const k of [...this.stored.keys()]) if (!this.used.units.has(k)) this.stored.delete(k);
     }
-    for (const t of JSON_TABLES) writeJsonArrayAtomic(join(this.folder, `base-${t}.json`), this.tables[t]);
+    writePiecesAtomic(join(this.folder, 'base-units.lines'), this.unitLines());
+    writeJsonArrayAtomic(join(this.folder, 'base-links.json'), this.tables.links);
     writeAtomic(join(this.folder, 'base.bin'), this.serialize(this.tables, 'apart'));
     for (const n of this.deltaFiles) {
       try {
@@ -336,7 +361,23 @@ export class CompileCache implements TreeStore {
     }
     this.deltaFiles = [];
     this.deltaEntries = 0;
-    this.baseEntries = count(this.tables);
+    this.baseEntries = this.entries();
+  }
+
+  /** Every unit's line for a new base: a stored unit's as it was read (never parsed for this), the others' made now. */
+  private *unitLines(): Generator<string | Uint8Array> {
+    for (const line of this.stored.values()) {
+      yield line;
+      yield '\n';
+    }
+    for (const [oid, unit] of this.tables.units) if (!this.stored.has(oid)) yield `${unitLine(oid, unit)}\n`;
+  }
+
+  /** Entries in all tables, each unit once whether it is still a line or parsed. */
+  private entries(): number {
+    let parsedStored = 0;
+    for (const oid of this.tables.units.keys()) if (this.stored.has(oid)) parsedStored++;
+    return count(this.tables) + this.stored.size - parsedStored;
   }
 
   private saveSnapshots(): void {

@@ -159,7 +159,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   const compiled = new Set(linked.objects.map((o) => o.id));
   const invalid = [...new Set(docs.filter((d) => d.doc.name !== '' && !d.doc.valid).map((d) => objectId(d.doc.kind, d.doc.name, d.doc.tenant)))].filter((id) => !compiled.has(id)).sort();
   if (source.kind === 'git' && source.commit !== undefined) {
-    cache.setSnapshot(snapshotKey(source.commit, source.path), { bundleDigest: bundle.digest, source: bundle.source, objects: bundle.objects.map(({ object: _, ...rest }) => rest), diagnostics, invalid });
+    cache.setSnapshot(snapshotKey(source.commit, source.path), { bundleDigest: bundle.digest, source: bundle.source, objects: bundle.objects.map(withoutContent), diagnostics, invalid });
   }
   ms.total = performance.now() - t0;
   return {
@@ -233,6 +233,11 @@ export function bundleDigest(body: Omit<Bundle, 'digest'>): string {
   for (const o of body.objects) h.update(`\n${o.id}\t${o.file}\t${o.line}\t${o.digest}\t${o.effectiveDigest}`);
   h.update(`\n${canonicalJson(body.files)}`);
   return `sha256:${h.digest('hex')}`;
+}
+
+/** An object as a snapshot keeps it: field by field, as reading `object` would make it (objects are made on first read). */
+function withoutContent(o: CompiledObject): Snapshot['objects'][number] {
+  return { id: o.id, kind: o.kind, name: o.name, tenant: o.tenant, file: o.file, line: o.line, digest: o.digest, effectiveDigest: o.effectiveDigest, uses: o.uses, origin: o.origin };
 }
 
 export function snapshotKey(commit: string, path: string): string {

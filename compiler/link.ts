@@ -55,9 +55,9 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
   linked.report('references');
   fallbacks.reportCycles();
   linked.report('quotas');
-  sandboxQuotas(ctx);
-  const inlined = await files(ctx, input);
-  webhookPaths(ctx);
+  sandboxQuotas(ctx, linked);
+  const inlined = await files(ctx, input, linked);
+  webhookPaths(ctx, linked);
   linked.report('graphProblems');
   const digests = ownDigests(ctx, inlined, input.derived);
   return {

@@ -24,7 +24,7 @@ export function ownDigests(ctx: LinkContext, inlined: InlinedObjects, store: Der
       const key = inlined.contentKeys.get(o.id);
       d = key !== undefined ? store?.get(key) : undefined;
       if (d === undefined) {
-        d = digestOf(inlined.objects.get(o.id));
+        d = digestOf(inlined.objectOf(o));
         if (key !== undefined) store?.set(key, d);
       }
     }
@@ -88,6 +88,9 @@ function compiledObject(o: Obj, digest: string, effectiveDigest: string, uses: r
     effectiveDigest,
     uses: uses !== undefined ? [...uses] : [],
     origin: { blob: o.oid, document: o.doc.index, files: inlined.fileBlobs.get(o.id) },
-    object: inlined.objects.get(o.id)!,
+    // Made (and its unit's objects parsed) when first read: a validate reads few.
+    get object() {
+      return inlined.objectOf(o);
+    },
   };
 }

@@ -7,24 +7,35 @@
 import { buildGraph, type AgentInfo } from '../graph.js';
 import type { ExecutionGraph } from '../types.js';
 import { objectLabel } from '../unit.js';
-import { rel, type LinkContext, type ObjOf } from './context.js';
-import type { ObjectScope } from './objects.js';
+import { rel, type LinkContext, type Obj, type ObjOf } from './context.js';
+import type { LinkedObjects, ObjectScope } from './objects.js';
 import { resolveRef } from './references.js';
 
-/** Webhook paths are served by the installation: one workflow per path. */
-export function webhookPaths(ctx: LinkContext): void {
-  const taken = new Map<string, { o: ObjOf<'Workflow'>; pointer: string }>();
-  for (const o of ctx.all) {
-    if (o.kind !== 'Workflow') continue;
-    (o.spec.triggers ?? []).forEach((t, i) => {
-      if (!('webhook' in t)) return;
-      const { path } = t.webhook;
-      const pointer = `/spec/triggers/${i}/webhook/path`;
+/** A webhook path a Workflow is triggered by, and where it says so. */
+export interface WebhookPath {
+  path: string;
+  pointer: string;
+}
+
+/** A Workflow's webhook paths. */
+export function webhooksOf(o: ObjOf<'Workflow'>): WebhookPath[] {
+  const out: WebhookPath[] = [];
+  (o.spec.triggers ?? []).forEach((t, i) => {
+    if ('webhook' in t) out.push({ path: t.webhook.path, pointer: `/spec/triggers/${i}/webhook/path` });
+  });
+  return out;
+}
+
+/** Webhook paths (as the link found them) are served by the installation: one workflow per path. */
+export function webhookPaths(ctx: LinkContext, linked: LinkedObjects): void {
+  const taken = new Map<string, { o: Obj; pointer: string }>();
+  ctx.all.forEach((o, i) => {
+    for (const { path, pointer } of linked.at(i).webhooks ?? []) {
       const first = taken.get(path);
       if (first === undefined) taken.set(path, { o, pointer });
       else ctx.report('BCN3013', o, pointer, `${objectLabel(o.kind, o.name, o.tenant)}: webhook path ${path} is already taken by ${objectLabel(first.o.kind, first.o.name, first.o.tenant)}`, { related: [rel(first.o, first.pointer, 'first used here')], hint: 'give each workflow its own webhook path' });
-    });
-  }
+    }
+  });
 }
 
 /** A Workflow's execution graph (null when its pattern gives none), its problems reported in its scope. */

@@ -21,7 +21,8 @@ export function identities(ctx: LinkContext, docs: readonly LinkDoc[]): void {
       continue;
     }
     ctx.byId.set(id, d);
-    if (d.doc.valid && d.doc.object !== undefined) {
+    // A valid document has its object (unit.ts); asking for it here would parse every unit.
+    if (d.doc.valid) {
       const o = validObject(d, id);
       ctx.all.push(o);
       ctx.valid.set(id, o);
@@ -40,9 +41,21 @@ export function identities(ctx: LinkContext, docs: readonly LinkDoc[]): void {
 
 /**
  * A document that passed its kind's schema as an object of that kind. One fixed shape for every
- * object (no conditional spreads): V8 keeps property reads fast.
+ * object (no conditional spreads): V8 keeps property reads fast. Its spec is read from the unit
+ * when a stage first needs it: a warm compile parses few objects (see ../cache-units.ts).
  */
 function validObject(d: LinkDoc, id: string): Obj {
   // The schema of `kind` accepted the document, so its spec has that kind's shape.
-  return { file: d.file, oid: d.oid, doc: d.doc, id, kind: d.doc.kind, name: d.doc.name, tenant: d.doc.tenant, spec: d.doc.object!.spec } as Obj;
+  return {
+    file: d.file,
+    oid: d.oid,
+    doc: d.doc,
+    id,
+    kind: d.doc.kind,
+    name: d.doc.name,
+    tenant: d.doc.tenant,
+    get spec() {
+      return d.doc.object!.spec;
+    },
+  } as Obj;
 }

@@ -39,13 +39,19 @@ export interface InlineProblem {
   column?: number;
 }
 
-export interface Inlined {
-  object: Record<string, unknown>;
+/** What a document's referenced files are, and what they put into its object (nothing of the object itself is read). */
+export interface ResolvedFiles {
   problems: InlineProblem[];
   toolFiles: { path: string; target: string; digest: string; size: number; entry: SourceEntry }[];
   /** What the inlining was made of: each reference, what it resolved to, and that file's digest (or why not). */
   fileKey: string;
   fileBlobs: Record<string, string>;
+  /** The spec's fields the files set (`instructions`, `cases`), in the order of the references. */
+  fields: [string, unknown][];
+}
+
+export interface Inlined extends ResolvedFiles {
+  object: Record<string, unknown>;
 }
 
 /**
@@ -54,10 +60,16 @@ export interface Inlined {
  * become `{path, digest}` entries. Files are resolved next to the manifest.
  * The cached unit is not modified (inlining writes into a shallow copy).
  */
-export function inlineFiles(manifest: string, doc: DocUnit, lookup: (target: string) => { entry: SourceEntry; content: CachedFile } | undefined): Inlined {
-  const object = doc.fileRefs.length > 0 ? { ...doc.object!, spec: { ...(doc.object!.spec as object) } } : doc.object!;
-  const spec = object.spec as Record<string, unknown>;
-  const out: Inlined = { object, problems: [], toolFiles: [], fileKey: '', fileBlobs: {} };
+export function inlineFiles(manifest: string, doc: DocUnit, lookup: FileLookup): Inlined {
+  const resolved = resolveFiles(manifest, doc, lookup);
+  return { ...resolved, object: withFiles(doc, resolved) };
+}
+
+export type FileLookup = (target: string) => { entry: SourceEntry; content: CachedFile } | undefined;
+
+/** A document's referenced files: what they are, what is wrong with them, what they put into the object. */
+export function resolveFiles(manifest: string, doc: DocUnit, lookup: FileLookup): ResolvedFiles {
+  const out: ResolvedFiles = { problems: [], toolFiles: [], fileKey: '', fileBlobs: {}, fields: [] };
   const key: string[] = [];
   for (const ref of doc.fileRefs) {
     const target = fileTarget(manifest, ref.path);
@@ -100,17 +112,24 @@ export function inlineFiles(manifest: string, doc: DocUnit, lookup: (target: str
         out.problems.push({ code: 'BCN2006', pointer: ref.pointer, message: `${ref.path} has ${content.text.length} characters; instructions may have at most ${MAX_INLINE_TEXT}` });
         continue;
       }
-      spec.instructions = content.text;
+      out.fields.push(['instructions', content.text]);
     } else if (ref.role === 'dataset') {
       const parsed = parseDataset(content.text);
       for (const p of parsed.problems) out.problems.push({ code: 'BCN3008', pointer: ref.pointer, file: target, line: p.line, column: p.column ?? 1, message: `${target} (dataset of {object}): ${p.message}` });
-      spec.cases = parsed.cases;
+      out.fields.push(['cases', parsed.cases]);
     }
   }
   out.fileKey = key.join(',');
-  // A Tool without files keeps its (default) empty list: the unit's object, shared with the cache, is never written.
-  if (doc.kind === 'Tool' && doc.fileRefs.length > 0) spec.files = out.toolFiles.map((f) => ({ path: f.path, digest: f.digest })).sort((a, b) => (a.path < b.path ? -1 : 1));
   return out;
+}
+
+/** The document's object with what its files put into it: a shallow copy, so the cached unit is never written. */
+export function withFiles(doc: DocUnit, resolved: ResolvedFiles): Record<string, unknown> {
+  if (doc.fileRefs.length === 0) return doc.object!;
+  const spec: Record<string, unknown> = { ...(doc.object!.spec as object) };
+  for (const [field, value] of resolved.fields) spec[field] = value;
+  if (doc.kind === 'Tool') spec.files = resolved.toolFiles.map((f) => ({ path: f.path, digest: f.digest })).sort((a, b) => (a.path < b.path ? -1 : 1));
+  return { ...doc.object!, spec };
 }
 
 /** Where a file a manifest names is: relative to the manifest, inside the compiled folder (undefined when it would be outside). */

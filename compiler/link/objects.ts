@@ -1,7 +1,8 @@
 /**
  * The stages that look at one object at a time — its references, its
- * tenant's limits, a workflow's graph — and the reuse of what they found
- * between compiles. What they find about an object is a function of its own
+ * tenant's limits, a Tool's command, a workflow's graph — and the reuse of
+ * what they found between compiles (with what the stages over all objects
+ * need of each object, so that they never read it). What they find about an object is a function of its own
  * document and of what they read of the others, and every such read goes
  * through the object's scope, which records it as a fact with its
  * fingerprint (`h:Tool/acme/search` → `1`: a document with that id exists).
@@ -18,9 +19,13 @@ import type { Code } from '../codes.js';
 import type { ExecutionGraph } from '../types.js';
 import { pendingAt, rel, type LinkContext, type Obj, type ObjOf, type PendingDiagnostic, type PendingRelated, type ReportOptions } from './context.js';
 import type { ModelClosure } from './fallbacks.js';
-import { graphOf } from './graphs.js';
-import { quotasOf } from './quotas.js';
+import { commandsOf } from './files.js';
+import { graphOf, webhooksOf, type WebhookPath } from './graphs.js';
+import { quotasOf, sandboxReplicas } from './quotas.js';
 import { referencesOf } from './references.js';
+
+/** The per-object stages whose findings the link puts in their place. */
+type Stage = 'references' | 'quotas' | 'commands' | 'graphProblems';
 
 /** What the per-object stages found about one object. Plain data: the compile cache keeps it (read-only once made). */
 export interface ObjectLink {
@@ -34,6 +39,12 @@ export interface ObjectLink {
   graph?: ExecutionGraph;
   /** Ids of the objects it uses, sorted. */
   uses?: string[];
+  /** A Tool's command, checked against the files it ships (findings of the files stage). */
+  commands?: PendingDiagnostic[];
+  /** What the stages over all objects need of it, so they need not read its object: an Agent's sandbox replicas... */
+  replicas?: number;
+  /** ...and a Workflow's webhook paths. */
+  webhooks?: WebhookPath[];
 }
 
 /** Where object links are kept between compiles (the compile cache). */
@@ -71,12 +82,20 @@ export class LinkedObjects {
     private readonly links: readonly ObjectLink[],
   ) {}
 
+  /** What the per-object stages found about the object at this index of `ctx.all`. */
+  at(i: number): ObjectLink {
+    return this.links[i]!;
+  }
+
   /** One stage's findings, object by object, at the stage's place among the link's diagnostics. */
-  report(stage: 'references' | 'quotas' | 'graphProblems'): void {
-    for (const l of this.links) {
-      const found = l[stage];
-      if (found !== undefined) this.ctx.pending.push(...found);
-    }
+  report(stage: Stage): void {
+    for (let i = 0; i < this.links.length; i++) this.reportOf(i, stage);
+  }
+
+  /** One stage's findings about one object, where a stage over all objects puts them. */
+  reportOf(i: number, stage: Stage): void {
+    const found = this.links[i]![stage];
+    if (found !== undefined) this.ctx.pending.push(...found);
   }
 
   /** The Workflows' execution graphs, sorted by workflow id. */
@@ -93,16 +112,22 @@ function linkObject(facts: Facts, o: Obj): ObjectLink {
   const references = scope.take();
   quotasOf(scope, o);
   const quotas = scope.take();
+  if (o.kind === 'Tool') commandsOf(scope, o);
+  const commands = scope.take();
   const graph = o.kind === 'Workflow' ? graphOf(scope, o) : null;
   const graphProblems = scope.take();
   const uses = scope.usesSorted();
+  const webhooks = o.kind === 'Workflow' ? webhooksOf(o) : [];
   return {
     reads: scope.reads(),
     ...(references.length > 0 ? { references } : {}),
     ...(quotas.length > 0 ? { quotas } : {}),
+    ...(commands.length > 0 ? { commands } : {}),
     ...(graphProblems.length > 0 ? { graphProblems } : {}),
     ...(graph !== null ? { graph } : {}),
     ...(uses.length > 0 ? { uses } : {}),
+    ...(o.kind === 'Agent' ? { replicas: sandboxReplicas(o) } : {}),
+    ...(webhooks.length > 0 ? { webhooks } : {}),
   };
 }
 

@@ -8,7 +8,7 @@
 import { fieldPath } from '../pointer.js';
 import { objectId, objectLabel } from '../unit.js';
 import { rel, type LinkContext, type Obj, type ObjOf } from './context.js';
-import type { ObjectScope } from './objects.js';
+import type { LinkedObjects, ObjectScope } from './objects.js';
 
 /** Check one object against its tenant's allow-list and token quota. */
 export function quotasOf(scope: ObjectScope, o: Obj): void {
@@ -24,15 +24,20 @@ export function quotasOf(scope: ObjectScope, o: Obj): void {
   if (o.kind === 'Evaluation') o.spec.scorers.forEach((sc, i) => sc.type === 'judge' && check.model(sc.model, `/spec/scorers/${i}/model`));
 }
 
-/** The sum of each tenant's agents' sandbox replicas is within its maxSandboxes. */
-export function sandboxQuotas(ctx: LinkContext): void {
-  const replicas = new Map<string, { o: ObjOf<'Agent'>; n: number }[]>();
-  for (const o of ctx.all) {
-    if (o.kind !== 'Agent' || o.tenant === undefined || !ctx.tenants.has(o.tenant)) continue;
+/** How many sandboxes an agent asks for. */
+export function sandboxReplicas(o: ObjOf<'Agent'>): number {
+  return Number(o.spec.sandbox?.replicas ?? 1);
+}
+
+/** The sum of each tenant's agents' sandbox replicas (as the link found them) is within its maxSandboxes. */
+export function sandboxQuotas(ctx: LinkContext, linked: LinkedObjects): void {
+  const replicas = new Map<string, { o: Obj; n: number }[]>();
+  ctx.all.forEach((o, i) => {
+    if (o.kind !== 'Agent' || o.tenant === undefined || !ctx.tenants.has(o.tenant)) return;
     let list = replicas.get(o.tenant);
     if (list === undefined) replicas.set(o.tenant, (list = []));
-    list.push({ o, n: Number(o.spec.sandbox?.replicas ?? 1) });
-  }
+    list.push({ o, n: linked.at(i).replicas ?? 1 });
+  });
   for (const [tenant, list] of [...replicas].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     const t = ctx.tenants.get(tenant)!;
     const max = t.spec.quotas.maxSandboxes;
