@@ -40,15 +40,34 @@ export function ownDigests(ctx: LinkContext, inlined: InlinedObjects, store: Der
  */
 export function effectiveDigests(uses: Map<string, readonly string[]>, digests: Map<string, string>): (id: string) => string {
   const effective = new Map<string, string>();
+  /** `[id,effectiveDigest]` of a finished object, as its users' JCS holds it: written once, used by all of them (a Model by thousands). */
+  const pairs = new Map<string, string>();
   const ownDigest = (id: string): string => digests.get(id) ?? sha256(`missing:${id}`);
+  const pairOf = (d: string): string => {
+    const known = pairs.get(d);
+    if (known !== undefined) return known;
+    const done = effective.get(d);
+    const pair = `[${JSON.stringify(d)},${JSON.stringify(done ?? ownDigest(d))}]`;
+    if (done !== undefined) pairs.set(d, pair);
+    return pair;
+  };
+  const finish = (id: string, deps: readonly string[]): void => {
+    // JCS of {digest, uses: [[id, effectiveDigest], ...]}, written out: keys are already in order.
+    // Hashed even when nothing is used, as the spec defines it, so the two digests never coincide.
+    let json = `{"digest":${JSON.stringify(ownDigest(id))},"uses":[`;
+    for (let i = 0; i < deps.length; i++) json += i === 0 ? pairOf(deps[i]!) : `,${pairOf(deps[i]!)}`;
+    effective.set(id, sha256(`${json}]}`));
+  };
   return (root) => {
+    const known = effective.get(root);
+    if (known !== undefined) return known;
     const open = new Set<string>();
     const stack: { id: string; deps: readonly string[]; next: number }[] = [];
     const enter = (id: string): void => {
       open.add(id);
       stack.push({ id, deps: uses.get(id) ?? [], next: 0 });
     };
-    if (!effective.has(root)) enter(root);
+    enter(root);
     while (stack.length > 0) {
       const top = stack[stack.length - 1]!;
       if (top.next < top.deps.length) {
@@ -58,10 +77,7 @@ export function effectiveDigests(uses: Map<string, readonly string[]>, digests: 
       }
       stack.pop();
       open.delete(top.id);
-      // JCS of {digest, uses: [[id, effectiveDigest], ...]}, written out: keys are already in order.
-      // Hashed even when nothing is used, as the spec defines it, so the two digests never coincide.
-      const parts = top.deps.map((d) => `[${JSON.stringify(d)},${JSON.stringify(effective.get(d) ?? ownDigest(d))}]`);
-      effective.set(top.id, sha256(`{"digest":${JSON.stringify(ownDigest(top.id))},"uses":[${parts.join(',')}]}`));
+      finish(top.id, top.deps);
     }
     return effective.get(root)!;
   };
