@@ -1,6 +1,6 @@
 /**
  * The compile cache: per-file results keyed by Git blob id, referenced-file
- * contents keyed by blob id, tree listings keyed by tree id, digests derived
+ * contents keyed by blob id, trees' own entries keyed by tree id, digests derived
  * from content, what the linker found about each object (kept by its
  * document, with the facts it read: ./link/objects.ts), and snapshots of
  * compiled commits. It lives in memory and,
@@ -23,9 +23,8 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, 
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { indexLines, unitLine, unitOfLine } from './cache-units.js';
-import type { TreeStore } from './git.js';
+import type { TreeEntry, TreeStore } from './git.js';
 import type { ObjectLink } from './link/objects.js';
-import type { SourceEntry } from './source.js';
 import type { FileUnit, Snapshot } from './types.js';
 import { COMPILER_VERSION } from './version.js';
 
@@ -50,7 +49,8 @@ const isJsonTable = (t: Table): t is JsonTable => (JSON_TABLES as readonly strin
 interface Tables {
   units: Map<string, FileUnit>;
   files: Map<string, CachedFile>;
-  trees: Map<string, SourceEntry[]>;
+  /** Each tree's own entries, by tree id. */
+  trees: Map<string, TreeEntry[]>;
   /** Values derived from content only (digests of inlined objects, keyed by what they are made of; what matching a compiled policy needs, by its digest). */
   derived: Map<string, string>;
   /** What the per-object link stages found, by document; each holds only while the facts it read do. */
@@ -259,11 +259,11 @@ export class CompileCache implements TreeStore {
   setFile(oid: string, file: CachedFile): void {
     this.set('files', oid, file);
   }
-  getTree(oid: string): SourceEntry[] | undefined {
+  getTree(oid: string): TreeEntry[] | undefined {
     return this.get('trees', oid);
   }
-  setTree(oid: string, listing: SourceEntry[]): void {
-    this.set('trees', oid, listing);
+  setTree(oid: string, entries: TreeEntry[]): void {
+    this.set('trees', oid, entries);
   }
   getDerived(key: string): string | undefined {
     return this.get('derived', key);

@@ -46,10 +46,21 @@ const UNSHALLOW = 'Fetch the whole history with `git fetch --unshallow` (in GitH
 
 const errorCode = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
 
-/** A persistent store for tree listings (the compile cache provides one). */
+/** A tree's own entries: its files (symbolic links left out) and its subtrees (`tree`), by name. */
+export interface TreeEntry {
+  path: string;
+  oid: string;
+  tree?: true;
+}
+
+/**
+ * A persistent store for trees' own entries (the compile cache provides one). Each tree keeps only
+ * its own: a commit that changes one file adds a few small trees, not another listing of the whole
+ * repository.
+ */
 export interface TreeStore {
-  getTree(oid: string): TreeListing | undefined;
-  setTree(oid: string, listing: TreeListing): void;
+  getTree(oid: string): TreeEntry[] | undefined;
+  setTree(oid: string, entries: TreeEntry[]): void;
 }
 
 export class GitRepository {
@@ -266,26 +277,33 @@ export class GitRepository {
   }
 
   private async listTreeCached(oid: string): Promise<TreeListing> {
-    const hit = this.trees.get(oid) ?? this.store?.getTree(oid);
-    if (hit !== undefined) {
-      this.trees.set(oid, hit);
-      return hit;
-    }
-    const tree = await this.readTree(oid);
+    const known = this.trees.get(oid);
+    if (known !== undefined) return known;
+    const entries = await this.treeEntries(oid);
+    const subtrees = await Promise.all(entries.map((e) => (e.tree ? this.listTreeCached(e.oid) : null)));
     const out: TreeListing = [];
-    const subtrees = await Promise.all(
-      tree.map(async (e) => (e.type === 'tree' ? ([e.path, await this.listTreeCached(e.oid)] as const) : null)),
-    );
-    tree.forEach((e, i) => {
-      // Symbolic links (mode 120000) are not followed, as on disk: a link is no manifest and no shipped file.
-      if (e.type === 'blob' && e.mode !== '120000') out.push({ path: e.path, oid: e.oid });
+    entries.forEach((e, i) => {
       const sub = subtrees[i];
-      if (sub) for (const s of sub[1]) out.push({ path: `${sub[0]}/${s.path}`, oid: s.oid });
+      if (sub === null || sub === undefined) out.push({ path: e.path, oid: e.oid });
+      else for (const s of sub) out.push({ path: `${e.path}/${s.path}`, oid: s.oid });
     });
     out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     this.trees.set(oid, out);
-    this.store?.setTree(oid, out);
     return out;
+  }
+
+  /** A tree's own entries, from the store or read (and stored). */
+  private async treeEntries(oid: string): Promise<TreeEntry[]> {
+    const stored = this.store?.getTree(oid);
+    if (stored !== undefined) return stored;
+    const entries: TreeEntry[] = [];
+    for (const e of await this.readTree(oid)) {
+      // Symbolic links (mode 120000) are not followed, as on disk: a link is no manifest and no shipped file.
+      if (e.type === 'tree') entries.push({ path: e.path, oid: e.oid, tree: true });
+      else if (e.type === 'blob' && e.mode !== '120000') entries.push({ path: e.path, oid: e.oid });
+    }
+    this.store?.setTree(oid, entries);
+    return entries;
   }
 
   /**
