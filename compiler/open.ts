@@ -95,6 +95,8 @@ export async function compileProject(project: Project): Promise<CompileResult & 
 /**
  * Each head object's version at the base. A base read from a snapshot carries
  * no content for objects whose digest did not change: those are the head's.
+ * Its content is read only when asked for: admission needs every old digest
+ * (for its verdicts' keys) but the content only of the objects it evaluates.
  */
 function oldObjects(base: CompileResult, head: CompileResult): (id: string) => { object: Record<string, unknown>; digest: string } | null {
   const before = new Map(base.bundle.objects.map((o) => [o.id, o]));
@@ -103,7 +105,13 @@ function oldObjects(base: CompileResult, head: CompileResult): (id: string) => {
     const b = before.get(id);
     if (b === undefined) return null;
     const h = after.get(id);
-    return { object: h !== undefined && h.digest === b.digest ? h.object : b.object, digest: b.digest };
+    const at = h !== undefined && h.digest === b.digest ? h : b;
+    return {
+      digest: b.digest,
+      get object() {
+        return at.object;
+      },
+    };
   };
 }
 
