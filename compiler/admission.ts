@@ -266,20 +266,22 @@ export function admit(input: AdmitInput): AdmitOutput {
     }
     return byId.get(id)?.effectiveDigest ?? ABSENT;
   };
-  const byKind = new Map<string, AdmissionPolicy[]>();
-  const candidates = (kind: string): AdmissionPolicy[] => {
-    let list = byKind.get(kind);
-    if (list === undefined) byKind.set(kind, (list = policies.filter((p) => p.compiled.kinds.length === 0 || p.compiled.kinds.includes(kind))));
-    return list;
+  const byKind = new Map<string, { matching: AdmissionPolicy[]; readsOld: boolean }>();
+  const candidates = (kind: string): { matching: AdmissionPolicy[]; readsOld: boolean } => {
+    let c = byKind.get(kind);
+    if (c === undefined) {
+      const matching = policies.filter((p) => p.compiled.kinds.length === 0 || p.compiled.kinds.includes(kind));
+      byKind.set(kind, (c = { matching, readsOld: matching.some((p) => p.compiled.uses.includes('oldObject')) }));
+    }
+    return c;
   };
   for (const o of input.objects) {
-    const matching = candidates(o.kind);
+    // The old version is in the key only when a matching policy names `oldObject`: otherwise a plan
+    // finds the verdicts a validate of the same objects left in the cache.
+    const { matching, readsOld } = candidates(o.kind);
     if (matching.length === 0) continue;
     const old = input.oldObject?.(o.id) ?? null;
     const tenantObj = o.kind === 'Tenant' ? o : o.tenant !== undefined ? byId.get(`Tenant/${o.tenant}`) : undefined;
-    // The old version is in the key only when a matching policy names `oldObject`: otherwise a plan
-    // finds the verdicts a validate of the same objects left in the cache.
-    const readsOld = matching.some((p) => p.compiled.uses.includes('oldObject'));
     const key = `a${setKey}${short(o.effectiveDigest)}${readsOld ? (old !== null ? short(old.digest) : '-') : '*'}${tenantObj !== undefined ? short(tenantObj.effectiveDigest) : '-'}`;
     const hit = input.verdicts !== undefined ? cachedVerdict(input.verdicts.get(key), currentDigest) : undefined;
     if (hit !== undefined) {
