@@ -169,11 +169,17 @@ export interface VerdictStore {
   set(key: string, value: string): void;
 }
 
+/** An object's old version: its content (read only when a policy is evaluated) and digest; null when there is none. */
+type OldVersion = { object: Record<string, unknown>; digest: string } | null;
+
 export interface AdmitInput {
   objects: readonly CompiledObject[];
   policies: readonly AdmissionPolicy[];
-  /** The same object at the base commit (plan) or as last applied (reconciler); null/undefined when there is none. */
-  oldObject?: (id: string) => { object: Record<string, unknown>; digest: string } | null | undefined;
+  /**
+   * The same object at the base commit (plan) or as last applied (reconciler); null/undefined when
+   * there is none. Asked for only when a matching policy reads `oldObject`, or to evaluate.
+   */
+  oldObject?: (id: string) => OldVersion | undefined;
   verdicts?: VerdictStore;
 }
 
@@ -280,9 +286,10 @@ export function admit(input: AdmitInput): AdmitOutput {
     // finds the verdicts a validate of the same objects left in the cache.
     const { matching, readsOld } = candidates(o.kind);
     if (matching.length === 0) continue;
-    const old = input.oldObject?.(o.id) ?? null;
+    const oldOf = (): OldVersion => input.oldObject?.(o.id) ?? null;
+    const old = readsOld ? oldOf() : undefined;
     const tenantObj = o.kind === 'Tenant' ? o : o.tenant !== undefined ? byId.get(`Tenant/${o.tenant}`) : undefined;
-    const key = `a${setKey}${short(o.effectiveDigest)}${readsOld ? (old !== null ? short(old.digest) : '-') : '*'}${tenantObj !== undefined ? short(tenantObj.effectiveDigest) : '-'}`;
+    const key = `a${setKey}${short(o.effectiveDigest)}${old !== undefined ? (old !== null ? short(old.digest) : '-') : '*'}${tenantObj !== undefined ? short(tenantObj.effectiveDigest) : '-'}`;
     const hit = input.verdicts !== undefined ? cachedVerdict(input.verdicts.get(key), currentDigest) : undefined;
     if (hit !== undefined) {
       stats.cached++;
@@ -294,7 +301,7 @@ export function admit(input: AdmitInput): AdmitOutput {
     const reads = new Map<string, string>();
     const context: AdmissionContext = {
       object: o.object,
-      oldObject: old?.object ?? null,
+      oldObject: (old ?? oldOf())?.object ?? null,
       tenant: tenantObj?.object ?? null,
       lookup: (variable, name) => {
         const kind = REFERENCE_MAPS[variable];

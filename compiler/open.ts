@@ -10,7 +10,7 @@ import { admitCompiled, compile, resultFromSnapshot, snapshotKey } from './compi
 import { GitRepository } from './git.js';
 import { plan, type Plan } from './plan.js';
 import { DirSource, EmptySource, GitSource, SourceError, type Source } from './source.js';
-import type { CompileResult } from './types.js';
+import type { CompiledObject, CompileResult } from './types.js';
 
 export interface OpenOptions {
   /** Folder to compile: on disk without `ref`, inside the repository with it. @default '.' */
@@ -105,14 +105,20 @@ function oldObjects(base: CompileResult, head: CompileResult): (id: string) => {
     const b = before.get(id);
     if (b === undefined) return null;
     const h = after.get(id);
-    const at = h !== undefined && h.digest === b.digest ? h : b;
-    return {
-      digest: b.digest,
-      get object() {
-        return at.object;
-      },
-    };
+    return new OldVersion(h !== undefined && h.digest === b.digest ? h : b, b.digest);
   };
+}
+
+/** An object's version at the base, its content read from `at` when asked for. */
+class OldVersion {
+  constructor(
+    private readonly at: CompiledObject,
+    readonly digest: string,
+  ) {}
+
+  get object(): Record<string, unknown> {
+    return this.at.object;
+  }
 }
 
 /**
