@@ -99,11 +99,12 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   }
 
   const t2 = performance.now();
-  const readFile = async (entry: SourceEntry): Promise<CachedFile> => {
-    if (entry.oid !== undefined) {
-      const hit = cache.getFile(entry.oid);
-      if (hit !== undefined) return hit;
-    }
+  // A file the cache has comes back at once: the files stage awaits only the others.
+  const readFile = (entry: SourceEntry): CachedFile | Promise<CachedFile> => {
+    const hit = entry.oid !== undefined ? cache.getFile(entry.oid) : undefined;
+    return hit ?? readAndKeep(entry);
+  };
+  const readAndKeep = async (entry: SourceEntry): Promise<CachedFile> => {
     const bytes = await source.read(entry);
     // A folder source learns the blob id only now, by reading.
     const known = cache.getFile(entry.oid!);

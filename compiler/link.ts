@@ -30,7 +30,8 @@ export interface LinkInput {
   docs: LinkDoc[];
   /** Every file of the source by path (for referenced files). */
   entries: Map<string, SourceEntry>;
-  readFile(entry: SourceEntry): Promise<CachedFile>;
+  /** A referenced file's content: at once when the compile cache has it. */
+  readFile(entry: SourceEntry): CachedFile | Promise<CachedFile>;
   /** Values derived from content alone (digests of inlined objects, summaries of compiled policies), kept across compiles (a cache). */
   derived?: DerivedStore;
   /** What the per-object stages found, by document, kept across compiles (a cache). */

@@ -55,7 +55,8 @@ export class InlinedObjects {
 export interface FileAccess {
   /** Every file of the source by path. */
   entries: Map<string, SourceEntry>;
-  readFile(entry: SourceEntry): Promise<CachedFile>;
+  /** A file's content: at once when the compile cache has it (nearly always, warm), else once read. */
+  readFile(entry: SourceEntry): CachedFile | Promise<CachedFile>;
 }
 
 /** Resolve every object's referenced files, reporting their problems (and, at each Tool, what its command runs: `linked`). */
@@ -94,18 +95,22 @@ export async function files(ctx: LinkContext, source: FileAccess, linked: Linked
   return out;
 }
 
-/** Every file some object references, read once, all at a time (nearly all come from the compile cache). */
+/** Every file some object references, once: from the cache at once, the others read all at a time. */
 async function readReferenced(ctx: LinkContext, source: FileAccess): Promise<Map<string, { entry: SourceEntry; content: CachedFile }>> {
-  const entries = new Map<string, SourceEntry>();
+  const found = new Map<string, { entry: SourceEntry; content: CachedFile }>();
+  const reading: Promise<unknown>[] = [];
   for (const o of ctx.all) {
     for (const ref of o.doc.fileRefs) {
       const target = fileTarget(o.file, ref.path);
       const entry = target !== undefined ? source.entries.get(target) : undefined;
-      if (entry !== undefined) entries.set(target!, entry);
+      if (entry === undefined || found.has(target!)) continue;
+      const content = source.readFile(entry);
+      if (content instanceof Promise) reading.push(content.then((c) => found.set(target!, { entry, content: c })));
+      else found.set(target!, { entry, content });
     }
   }
-  const read = await Promise.all([...entries].map(async ([target, entry]) => [target, { entry, content: await source.readFile(entry) }] as const));
-  return new Map(read);
+  await Promise.all(reading);
+  return found;
 }
 
 /** A stdio Tool's command names relative files only among those it ships (a declared file that is missing is BCN3006 already). */

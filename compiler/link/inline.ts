@@ -134,7 +134,7 @@ export function withFiles(doc: DocUnit, resolved: ResolvedFiles): Record<string,
 
 /** Where a file a manifest names is: relative to the manifest, inside the compiled folder (undefined when it would be outside). */
 export function fileTarget(manifest: string, path: string): string | undefined {
-  const target = posix.normalize(posix.join(posix.dirname(manifest), path));
+  const target = posix.join(posix.dirname(manifest), path); // join normalizes
   return posix.isAbsolute(path) || target === '..' || target.startsWith('../') ? undefined : target;
 }
 
