@@ -3,6 +3,8 @@
  * of an id is a duplicate (BCN3001) and takes no further part. Then every
  * tenant-scoped object's tenant must exist (BCN3004).
  */
+import type { Kind } from '../../schema/index.js';
+import type { DocUnit } from '../types.js';
 import { objectId, objectLabel } from '../unit.js';
 import { closestWord } from '../validate.js';
 import { rel, type LinkContext, type LinkDoc, type Obj } from './context.js';
@@ -41,21 +43,35 @@ export function identities(ctx: LinkContext, docs: readonly LinkDoc[]): void {
 
 /**
  * A document that passed its kind's schema as an object of that kind. One fixed shape for every
- * object (no conditional spreads): V8 keeps property reads fast. Its spec is read from the unit
- * when a stage first needs it: a warm compile parses few objects (see ../cache-units.ts).
+ * object (no conditional spreads): V8 keeps property reads fast.
  */
 function validObject(d: LinkDoc, id: string): Obj {
   // The schema of `kind` accepted the document, so its spec has that kind's shape.
-  return {
-    file: d.file,
-    oid: d.oid,
-    doc: d.doc,
-    id,
-    kind: d.doc.kind,
-    name: d.doc.name,
-    tenant: d.doc.tenant,
-    get spec() {
-      return d.doc.object!.spec;
-    },
-  } as Obj;
+  return new ValidObject(d, id) as Obj;
+}
+
+/** A valid object; its spec is read from the unit when a stage first needs it: a warm compile parses few objects (../cache-units.ts). */
+class ValidObject {
+  readonly file: string;
+  readonly oid: string;
+  readonly doc: DocUnit;
+  readonly kind: Kind;
+  readonly name: string;
+  readonly tenant: string | undefined;
+
+  constructor(
+    d: LinkDoc,
+    readonly id: string,
+  ) {
+    this.file = d.file;
+    this.oid = d.oid;
+    this.doc = d.doc;
+    this.kind = d.doc.kind;
+    this.name = d.doc.name;
+    this.tenant = d.doc.tenant;
+  }
+
+  get spec(): unknown {
+    return this.doc.object!.spec;
+  }
 }
