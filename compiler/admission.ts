@@ -272,19 +272,22 @@ export function admit(input: AdmitInput): AdmitOutput {
     }
     return byId.get(id)?.effectiveDigest ?? ABSENT;
   };
-  const byKind = new Map<string, { matching: AdmissionPolicy[]; readsOld: boolean }>();
-  const candidates = (kind: string): { matching: AdmissionPolicy[]; readsOld: boolean } => {
-    let c = byKind.get(kind);
+  // The policies whose kinds and tenants match (as the engine matches them: a policy that does not
+  // would skip, so it is not evaluated, nor compiled for it), by kind and tenant.
+  const byScope = new Map<string, { matching: AdmissionPolicy[]; readsOld: boolean }>();
+  const candidates = (kind: string, tenant: string | undefined): { matching: AdmissionPolicy[]; readsOld: boolean } => {
+    const scope = `${kind}/${tenant ?? ''}`;
+    let c = byScope.get(scope);
     if (c === undefined) {
-      const matching = policies.filter((p) => p.compiled.kinds.length === 0 || p.compiled.kinds.includes(kind));
-      byKind.set(kind, (c = { matching, readsOld: matching.some((p) => p.compiled.uses.includes('oldObject')) }));
+      const matching = policies.filter((p) => (p.compiled.kinds.length === 0 || p.compiled.kinds.includes(kind)) && (p.compiled.tenants.length === 0 || (tenant !== undefined && p.compiled.tenants.includes(tenant))));
+      byScope.set(scope, (c = { matching, readsOld: matching.some((p) => p.compiled.uses.includes('oldObject')) }));
     }
     return c;
   };
   for (const o of input.objects) {
     // The old version is in the key only when a matching policy names `oldObject`: otherwise a plan
     // finds the verdicts a validate of the same objects left in the cache.
-    const { matching, readsOld } = candidates(o.kind);
+    const { matching, readsOld } = candidates(o.kind, o.tenant ?? (o.kind === 'Tenant' ? o.name : undefined));
     if (matching.length === 0) continue;
     const oldOf = (): OldVersion => input.oldObject?.(o.id) ?? null;
     const old = readsOld ? oldOf() : undefined;
