@@ -35,6 +35,7 @@ export class InlinedObjects {
   private readonly resolved = new Map<string, ResolvedFiles>();
   private readonly made = new Map<string, Record<string, unknown>>();
 
+  /** What an object's referenced files are: the bundle ships its tool files, its digest is keyed by them. */
   keep(o: Obj, resolved: ResolvedFiles): void {
     this.resolved.set(o.id, resolved);
     this.contentKeys.set(o.id, `${o.oid}:${o.doc.index}:${resolved.fileKey}`);

@@ -2,10 +2,11 @@
  * The stages that look at one object at a time — its references, its
  * tenant's limits, a Tool's command, a workflow's graph — and the reuse of
  * what they found between compiles (with what the stages over all objects
- * need of each object, so that they never read it). What they find about an object is a function of its own
- * document and of what they read of the others, and every such read goes
- * through the object's scope, which records it as a fact with its
- * fingerprint (`h:Tool/acme/search` → `1`: a document with that id exists).
+ * need of each object, so that they never read it). What they find about an
+ * object is a function of its own document and of what they read of the
+ * others, and every such read goes through the object's scope, which records
+ * it as a fact with its fingerprint (`h:Tool/acme/search` → `1`: a document
+ * with that id exists).
  * The findings are kept by the object's document (blob, index, file); a
  * later compile takes them when every fact read still has its fingerprint,
  * and runs the stages again when one does not. So a change reaches exactly
