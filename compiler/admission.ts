@@ -2,8 +2,9 @@
  * Admission: every compiled object is checked by the admission policies that
  * match it (policy/engine.ts does the evaluating). `deny` verdicts become
  * errors, `warn` verdicts warnings, `audit` verdicts entries of the audit
- * report. A policy is compiled once per content (a process-wide memo), and a
- * verdict is cached by exactly what it read: the policy set, the object's
+ * report. A policy is compiled once per content (a process-wide memo), and,
+ * when the compile cache knows it, only once it is evaluated; a verdict is
+ * cached by exactly what it read: the policy set, the object's
  * effective digest (which covers everything the object uses), its old
  * version's digest, and the digest of every other object the evaluation
  * looked up in `tenant`, `models`, `tools`, `agents` or `evaluations`. So a
@@ -11,7 +12,7 @@
  * digests change) and every agent whose verdict read that Tool, and nothing
  * else is evaluated again.
  */
-import { compilePolicy, REFERENCE_MAPS, type AdmissionContext, type CompiledPolicy, type PolicyProblem, type ReferenceMapName } from '../policy/index.js';
+import { compilePolicy, REFERENCE_MAPS, type AdmissionContext, type CompiledPolicy, type PolicyDecision, type PolicyProblem, type ReferenceMapName } from '../policy/index.js';
 import type { Kind } from '../schema/index.js';
 import type { Code } from './codes.js';
 import { sha256 } from './digest.js';
@@ -83,17 +84,102 @@ export function compilePolicyOnce(name: string, spec: unknown): ReturnType<typeo
   return r;
 }
 
+/** What the compile cache keeps of a Policy that compiled: what matching it needs, without compiling it again. */
+type PolicySummary = Pick<CompiledPolicy, 'name' | 'phase' | 'action' | 'failurePolicy' | 'kinds' | 'tenants' | 'requestTypes' | 'uses'>;
+/** The summary of a Policy whose expressions do not compile. */
+const DOES_NOT_COMPILE = '!';
+
+/**
+ * A Policy of the commit, ready to evaluate, or undefined when its expressions do not compile (the
+ * link reports why). Compiled once per content; and when the compile cache knows the policy (by
+ * its digest) it is compiled only when first evaluated, so a warm compile that evaluates a few
+ * objects does not parse and type-check every policy again.
+ */
+export function commitPolicy(name: string, spec: unknown, digest: string, store: VerdictStore | undefined): CompiledPolicy | undefined {
+  const key = `policy:${digest}`;
+  const known = store?.get(key);
+  if (known === DOES_NOT_COMPILE) return undefined;
+  const summary = known !== undefined ? readSummary(known) : undefined;
+  if (summary !== undefined) return new DeferredPolicy(summary, spec);
+  const compiled = compilePolicyOnce(name, spec);
+  const p = compiled.ok ? compiled.policy : undefined;
+  store?.set(key, p !== undefined ? JSON.stringify({ name: p.name, phase: p.phase, action: p.action, failurePolicy: p.failurePolicy, kinds: p.kinds, tenants: p.tenants, requestTypes: p.requestTypes, uses: p.uses } satisfies PolicySummary) : DOES_NOT_COMPILE);
+  return p;
+}
+
+function readSummary(text: string): PolicySummary | undefined {
+  try {
+    const s = JSON.parse(text) as PolicySummary;
+    return typeof s.name === 'string' && Array.isArray(s.kinds) && Array.isArray(s.uses) ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A policy known to compile, compiled when it is first evaluated. */
+class DeferredPolicy implements CompiledPolicy {
+  readonly name: string;
+  readonly phase: CompiledPolicy['phase'];
+  readonly action: CompiledPolicy['action'];
+  readonly failurePolicy: CompiledPolicy['failurePolicy'];
+  readonly kinds: readonly string[];
+  readonly tenants: readonly string[];
+  readonly requestTypes: readonly string[];
+  readonly uses: readonly string[];
+  private compiled: CompiledPolicy | undefined;
+
+  constructor(
+    summary: PolicySummary,
+    private readonly spec: unknown,
+  ) {
+    this.name = summary.name;
+    this.phase = summary.phase;
+    this.action = summary.action;
+    this.failurePolicy = summary.failurePolicy;
+    this.kinds = summary.kinds;
+    this.tenants = summary.tenants;
+    this.requestTypes = summary.requestTypes;
+    this.uses = summary.uses;
+  }
+
+  evaluate(bindings: Parameters<CompiledPolicy['evaluate']>[0]): PolicyDecision {
+    return this.policy().evaluate(bindings);
+  }
+  explain(bindings: Parameters<CompiledPolicy['explain']>[0]): PolicyDecision {
+    return this.policy().explain(bindings);
+  }
+  evaluateAdmission(context: AdmissionContext): PolicyDecision {
+    return this.policy().evaluateAdmission(context);
+  }
+
+  private policy(): CompiledPolicy {
+    if (this.compiled === undefined) {
+      const r = compilePolicyOnce(this.name, this.spec);
+      // The same content compiled before, by this compiler version (the cache is per version).
+      if (!r.ok) throw new Error(`policy ${this.name} compiled before, and now does not`);
+      this.compiled = r.policy;
+    }
+    return this.compiled;
+  }
+}
+
 /** Where verdicts are kept between compiles (the compile cache's derived table). */
 export interface VerdictStore {
   get(key: string): string | undefined;
   set(key: string, value: string): void;
 }
 
+/** An object's old version: its content (read only when a policy is evaluated) and digest; null when there is none. */
+type OldVersion = { object: Record<string, unknown>; digest: string } | null;
+
 export interface AdmitInput {
   objects: readonly CompiledObject[];
   policies: readonly AdmissionPolicy[];
-  /** The same object at the base commit (plan) or as last applied (reconciler); null/undefined when there is none. */
-  oldObject?: (id: string) => { object: Record<string, unknown>; digest: string } | null | undefined;
+  /**
+   * The same object at the base commit (plan) or as last applied (reconciler); null/undefined when
+   * there is none. Asked for only when a matching policy reads `oldObject`, or to evaluate.
+   */
+  oldObject?: (id: string) => OldVersion | undefined;
   verdicts?: VerdictStore;
 }
 
@@ -186,21 +272,27 @@ export function admit(input: AdmitInput): AdmitOutput {
     }
     return byId.get(id)?.effectiveDigest ?? ABSENT;
   };
-  const byKind = new Map<string, AdmissionPolicy[]>();
-  const candidates = (kind: string): AdmissionPolicy[] => {
-    let list = byKind.get(kind);
-    if (list === undefined) byKind.set(kind, (list = policies.filter((p) => p.compiled.kinds.length === 0 || p.compiled.kinds.includes(kind))));
-    return list;
+  // The policies whose kinds and tenants match (as the engine matches them: a policy that does not
+  // would skip, so it is not evaluated, nor compiled for it), by kind and tenant.
+  const byScope = new Map<string, { matching: AdmissionPolicy[]; readsOld: boolean }>();
+  const candidates = (kind: string, tenant: string | undefined): { matching: AdmissionPolicy[]; readsOld: boolean } => {
+    const scope = `${kind}/${tenant ?? ''}`;
+    let c = byScope.get(scope);
+    if (c === undefined) {
+      const matching = policies.filter((p) => (p.compiled.kinds.length === 0 || p.compiled.kinds.includes(kind)) && (p.compiled.tenants.length === 0 || (tenant !== undefined && p.compiled.tenants.includes(tenant))));
+      byScope.set(scope, (c = { matching, readsOld: matching.some((p) => p.compiled.uses.includes('oldObject')) }));
+    }
+    return c;
   };
   for (const o of input.objects) {
-    const matching = candidates(o.kind);
-    if (matching.length === 0) continue;
-    const old = input.oldObject?.(o.id) ?? null;
-    const tenantObj = o.kind === 'Tenant' ? o : o.tenant !== undefined ? byId.get(`Tenant/${o.tenant}`) : undefined;
     // The old version is in the key only when a matching policy names `oldObject`: otherwise a plan
     // finds the verdicts a validate of the same objects left in the cache.
-    const readsOld = matching.some((p) => p.compiled.uses.includes('oldObject'));
-    const key = `a${setKey}${short(o.effectiveDigest)}${readsOld ? (old !== null ? short(old.digest) : '-') : '*'}${tenantObj !== undefined ? short(tenantObj.effectiveDigest) : '-'}`;
+    const { matching, readsOld } = candidates(o.kind, o.tenant ?? (o.kind === 'Tenant' ? o.name : undefined));
+    if (matching.length === 0) continue;
+    const oldOf = (): OldVersion => input.oldObject?.(o.id) ?? null;
+    const old = readsOld ? oldOf() : undefined;
+    const tenantObj = o.kind === 'Tenant' ? o : o.tenant !== undefined ? byId.get(`Tenant/${o.tenant}`) : undefined;
+    const key = `a${setKey}${short(o.effectiveDigest)}${old !== undefined ? (old !== null ? short(old.digest) : '-') : '*'}${tenantObj !== undefined ? short(tenantObj.effectiveDigest) : '-'}`;
     const hit = input.verdicts !== undefined ? cachedVerdict(input.verdicts.get(key), currentDigest) : undefined;
     if (hit !== undefined) {
       stats.cached++;
@@ -212,7 +304,7 @@ export function admit(input: AdmitInput): AdmitOutput {
     const reads = new Map<string, string>();
     const context: AdmissionContext = {
       object: o.object,
-      oldObject: old?.object ?? null,
+      oldObject: (old ?? oldOf())?.object ?? null,
       tenant: tenantObj?.object ?? null,
       lookup: (variable, name) => {
         const kind = REFERENCE_MAPS[variable];

@@ -1,26 +1,30 @@
 /**
  * The compile cache: per-file results keyed by Git blob id, referenced-file
- * contents keyed by blob id, tree listings keyed by tree id, digests derived
- * from content, and snapshots of compiled commits. It lives in memory and,
+ * contents keyed by blob id, trees' own entries keyed by tree id, digests derived
+ * from content, what the linker found about each object (kept by its
+ * document, with the facts it read: ./link/objects.ts), and snapshots of
+ * compiled commits. It lives in memory and,
  * when given a folder, on disk under `<dir>/<compiler version>/`, so a
  * compiler upgrade never reads an older compiler's results. What is cached
  * depends only on the content behind the key, so an entry can never be stale:
  * a changed file has a new id. See docs/adr/0003-compile-cache.md.
  *
- * On disk: `base.bin` holds everything as of the last compaction; each run
- * that adds entries writes only those, as a small `delta-*.bin` (a one-file
- * change must not rewrite 20 MB). Loading reads the base and every delta;
+ * On disk: `base.bin` holds everything as of the last compaction (its units
+ * in `base-units.lines`, parsed one unit at a time as they are asked for:
+ * ./cache-units.ts); each run that adds entries writes only those, as a small
+ * `delta-*.bin` (a one-file change must not rewrite 20 MB). Loading reads the base and every delta;
  * when the deltas grow large they are folded into a new base. Snapshots are
  * separate files, read only by a plan that needs one. Every write is atomic
  * (temporary file + rename), so a crash or a concurrent run leaves a readable
  * cache; an unreadable file is ignored, never fatal.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import type { TreeStore } from './git.js';
-import type { SourceEntry } from './source.js';
+import { indexLines, unitLine, unitOfLine } from './cache-units.js';
+import type { TreeEntry, TreeStore } from './git.js';
+import type { ObjectLink } from './link/objects.js';
 import type { FileUnit, Snapshot } from './types.js';
 import { COMPILER_VERSION } from './version.js';
 
@@ -36,24 +40,34 @@ export interface CachedFile {
   secret?: { what: string; line: number; column: number };
 }
 
-const TABLES = ['units', 'files', 'trees', 'derived'] as const;
+const TABLES = ['units', 'files', 'trees', 'derived', 'links'] as const;
 type Table = (typeof TABLES)[number];
+/** Tables kept on disk as JSON text (see Serialized). */
+const JSON_TABLES = ['units', 'links'] as const;
+type JsonTable = (typeof JSON_TABLES)[number];
+const isJsonTable = (t: Table): t is JsonTable => (JSON_TABLES as readonly string[]).includes(t);
 interface Tables {
   units: Map<string, FileUnit>;
   files: Map<string, CachedFile>;
-  trees: Map<string, SourceEntry[]>;
-  /** Values derived from content only (digests of inlined objects, keyed by what they are made of). */
+  /** Each tree's own entries, by tree id. */
+  trees: Map<string, TreeEntry[]>;
+  /** Values derived from content only (digests of inlined objects, keyed by what they are made of; what matching a compiled policy needs, by its digest). */
   derived: Map<string, string>;
+  /** What the per-object link stages found, by document; each holds only while the facts it read do. */
+  links: Map<string, ObjectLink>;
 }
 /**
- * On disk a cache file is a v8-serialized envelope; its units table is JSON
- * text (V8 parses JSON text about 3x faster than it deserializes the same
- * objects). A base keeps that text in a file of its own (`base-units.json`),
- * so saving does not copy 20 MB into a buffer first. Base and units files
- * need not be written together: every entry is a fact about content, so any
- * mix of old and new files is a correct cache.
+ * On disk a cache file is a v8-serialized envelope; its units and links
+ * tables are JSON text (V8 parses JSON text about 3x faster than it
+ * deserializes the same objects). A base keeps each of those in a file of
+ * its own (`base-units.lines`, one line per unit, and `base-links.json`), so
+ * saving does not copy 20 MB into a buffer first (and V8 does not write the
+ * text two bytes a character, as it may a string in the envelope). Base and
+ * those files need not be written together: every entry is a fact about
+ * content, or checks the facts it depends on, so any mix of old and new files
+ * is a correct cache.
  */
-type Serialized = { version: string; units: string } & { [T in Exclude<Table, 'units'>]: [string, unknown][] };
+type Serialized = { version: string } & { [T in JsonTable]: string } & { [T in Exclude<Table, JsonTable>]: [string, unknown][] };
 
 /** Fold the deltas into a new base when there are more than this many... */
 const MAX_DELTAS = 8;
@@ -70,7 +84,7 @@ const MAX_SNAPSHOTS = 16;
 const VERSION_DIR = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?\+[0-9a-f]{12}$/;
 
 function emptyTables(): Tables {
-  return { units: new Map(), files: new Map(), trees: new Map(), derived: new Map() };
+  return { units: new Map(), files: new Map(), trees: new Map(), derived: new Map(), links: new Map() };
 }
 
 function count(t: Tables): number {
@@ -84,32 +98,50 @@ function writeAtomic(file: string, data: Uint8Array | string): void {
 }
 
 /**
- * `JSON.stringify([...entries])` written atomically a few hundred entries at
- * a time: the 20 MB units table never exists as one string (and one buffer)
- * at the peak of a cold compile.
+ * Text and bytes written atomically a few hundred pieces at a time: the 20 MB
+ * units table never exists as one string (and one buffer) at the peak of a
+ * cold compile.
  */
-function writeJsonArrayAtomic(file: string, entries: Iterable<unknown>): void {
+function writePiecesAtomic(file: string, pieces: Iterable<string | Uint8Array>): void {
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
-    let batch: string[] = [];
-    let first = true;
-    const flush = (): void => {
-      if (batch.length === 0) return;
-      writeSync(fd, `${first ? '[' : ','}${batch.join(',')}`);
-      first = false;
+    let batch: Uint8Array[] = [];
+    for (const p of pieces) {
+      if (batch.push(typeof p === 'string' ? Buffer.from(p) : p) < 512) continue;
+      writevSync(fd, batch);
       batch = [];
-    };
-    for (const e of entries) {
-      batch.push(JSON.stringify(e));
-      if (batch.length >= 256) flush();
     }
-    flush();
-    writeSync(fd, first ? '[]' : ']');
+    if (batch.length > 0) writevSync(fd, batch);
   } finally {
     closeSync(fd);
   }
   renameSync(tmp, file);
+}
+
+/** `JSON.stringify([...entries])`, written atomically a few hundred entries at a time. */
+function writeJsonArrayAtomic(file: string, entries: Iterable<unknown>): void {
+  writePiecesAtomic(
+    file,
+    (function* () {
+      let first = true;
+      for (const e of entries) {
+        yield `${first ? '[' : ','}${JSON.stringify(e)}`;
+        first = false;
+      }
+      yield first ? '[]' : ']';
+    })(),
+  );
+}
+
+/** The rows of a JSON table; a torn one (a crash while writing) is empty: what it held is computed again. */
+function parseRows(text: string): [string, unknown][] {
+  try {
+    const rows: unknown = JSON.parse(text || '[]');
+    return Array.isArray(rows) ? (rows as [string, unknown][]) : [];
+  } catch {
+    return [];
+  }
 }
 
 export class CompileCache implements TreeStore {
@@ -118,9 +150,11 @@ export class CompileCache implements TreeStore {
   private readonly added: Tables = emptyTables();
   /** Keys read or written by this run (what compaction keeps when it prunes). */
   /** Keys read or written in this run, per table (no key concatenated per lookup: a warm compile makes tens of thousands). */
-  private readonly used: Record<Table, Set<string>> = { units: new Set(), files: new Set(), trees: new Set(), derived: new Set() };
+  private readonly used: Record<Table, Set<string>> = { units: new Set(), files: new Set(), trees: new Set(), derived: new Set(), links: new Set() };
   private readonly snapshots = new Map<string, Snapshot | null>();
   private readonly newSnapshots = new Map<string, Snapshot>();
+  /** The base's units as their lines, by blob id, parsed into `tables.units` when asked for (and written back as they were). */
+  private stored = new Map<string, Buffer>();
   private baseEntries = 0;
   private deltaFiles: string[] = [];
   private deltaEntries = 0;
@@ -146,7 +180,7 @@ export class CompileCache implements TreeStore {
   private read(file: string): Serialized | undefined {
     try {
       const data = deserialize(readFileSync(file)) as Serialized;
-      return data.version === COMPILER_VERSION && TABLES.every((t) => t === 'units' || Array.isArray(data[t])) ? data : undefined;
+      return data.version === COMPILER_VERSION && TABLES.every((t) => (isJsonTable(t) ? typeof data[t] === 'string' : Array.isArray(data[t]))) ? data : undefined;
     } catch {
       return undefined; // missing, half-written by a crashed run, or from another Node: start without it
     }
@@ -156,7 +190,7 @@ export class CompileCache implements TreeStore {
     let n = 0;
     for (const t of TABLES) {
       const m = this.tables[t] as Map<string, unknown>;
-      const rows = t === 'units' ? (JSON.parse(data.units ?? '[]') as [string, unknown][]) : data[t];
+      const rows = isJsonTable(t) ? parseRows(data[t]) : data[t];
       for (const [k, v] of rows) {
         m.set(k, v);
         n++;
@@ -169,15 +203,16 @@ export class CompileCache implements TreeStore {
     const base = this.read(join(this.folder, 'base.bin'));
     if (base !== undefined) {
       try {
-        base.units = readFileSync(join(this.folder, 'base-units.json'), 'utf8');
+        base.links = readFileSync(join(this.folder, 'base-links.json'), 'utf8');
       } catch {
-        base.units = '[]';
+        base.links = '[]';
       }
       try {
-        this.baseEntries = this.merge(base);
+        this.stored = indexLines(readFileSync(join(this.folder, 'base-units.lines')));
       } catch {
-        this.baseEntries = this.merge({ ...base, units: '[]' }); // a torn units file: recompile those
+        // none: those files are compiled again
       }
+      this.baseEntries = this.merge(base) + this.stored.size;
     }
     let names: string[] = [];
     try {
@@ -206,7 +241,14 @@ export class CompileCache implements TreeStore {
   }
 
   getUnit(oid: string): FileUnit | undefined {
-    return this.get('units', oid);
+    const known = this.get('units', oid);
+    if (known !== undefined) return known;
+    const line = this.stored.get(oid);
+    const unit = line !== undefined ? unitOfLine(line) : undefined;
+    if (unit === undefined) return undefined;
+    this.tables.units.set(oid, unit);
+    this.used.units.add(oid);
+    return unit;
   }
   setUnit(oid: string, unit: FileUnit): void {
     this.set('units', oid, unit);
@@ -217,17 +259,23 @@ export class CompileCache implements TreeStore {
   setFile(oid: string, file: CachedFile): void {
     this.set('files', oid, file);
   }
-  getTree(oid: string): SourceEntry[] | undefined {
+  getTree(oid: string): TreeEntry[] | undefined {
     return this.get('trees', oid);
   }
-  setTree(oid: string, listing: SourceEntry[]): void {
-    this.set('trees', oid, listing);
+  setTree(oid: string, entries: TreeEntry[]): void {
+    this.set('trees', oid, entries);
   }
   getDerived(key: string): string | undefined {
     return this.get('derived', key);
   }
   setDerived(key: string, value: string): void {
     this.set('derived', key, value);
+  }
+  getLink(key: string): ObjectLink | undefined {
+    return this.get('links', key);
+  }
+  setLink(key: string, link: ObjectLink): void {
+    this.set('links', key, link);
   }
 
   private snapshotFile(key: string): string {
@@ -278,31 +326,32 @@ export class CompileCache implements TreeStore {
       if (compact) this.compact();
       else {
         const name = `delta-${Date.now().toString(36).padStart(9, '0')}-${process.pid}.bin`;
-        writeAtomic(join(this.folder, name), this.serialize(this.added));
+        writeAtomic(join(this.folder, name), this.serialize(this.added, 'inside'));
         this.deltaFiles.push(name);
         this.deltaEntries += added;
       }
-      this.added.units.clear();
-      this.added.files.clear();
-      this.added.trees.clear();
-      this.added.derived.clear();
+      for (const t of TABLES) this.added[t].clear();
     }
     if (this.newSnapshots.size > 0) this.saveSnapshots();
     this.removeOtherVersions();
   }
 
-  private serialize(t: Tables, units: string = JSON.stringify([...t.units])): Buffer {
-    return serialize({ version: COMPILER_VERSION, units, files: [...t.files], trees: [...t.trees], derived: [...t.derived] } satisfies Serialized);
+  /** The envelope of `t`, with its JSON tables in it (a delta) or left to files of their own (a base). */
+  private serialize(t: Tables, json: 'inside' | 'apart'): Buffer {
+    const text = (table: JsonTable): string => (json === 'inside' ? JSON.stringify([...t[table]]) : '');
+    return serialize({ version: COMPILER_VERSION, units: text('units'), links: text('links'), files: [...t.files], trees: [...t.trees], derived: [...t.derived] } satisfies Serialized);
   }
 
   private compact(): void {
-    const total = count(this.tables);
+    const total = this.entries();
     const used = TABLES.reduce((n, t) => n + this.used[t].size, 0);
     if (total > MAX_UNUSED_FACTOR * Math.max(used, 1)) {
       for (const t of TABLES) for (const k of [...this.tables[t].keys()]) if (!this.used[t].has(k)) this.tables[t].delete(k);
+      for (const k of [...this.stored.keys()]) if (!this.used.units.has(k)) this.stored.delete(k);
     }
-    writeJsonArrayAtomic(join(this.folder, 'base-units.json'), this.tables.units);
-    writeAtomic(join(this.folder, 'base.bin'), this.serialize(this.tables, ''));
+    writePiecesAtomic(join(this.folder, 'base-units.lines'), this.unitLines());
+    writeJsonArrayAtomic(join(this.folder, 'base-links.json'), this.tables.links);
+    writeAtomic(join(this.folder, 'base.bin'), this.serialize(this.tables, 'apart'));
     for (const n of this.deltaFiles) {
       try {
         unlinkSync(join(this.folder, n));
@@ -312,7 +361,23 @@ export class CompileCache implements TreeStore {
     }
     this.deltaFiles = [];
     this.deltaEntries = 0;
-    this.baseEntries = count(this.tables);
+    this.baseEntries = this.entries();
+  }
+
+  /** Every unit's line for a new base: a stored unit's as it was read (never parsed for this), the others' made now. */
+  private *unitLines(): Generator<string | Uint8Array> {
+    for (const line of this.stored.values()) {
+      yield line;
+      yield '\n';
+    }
+    for (const [oid, unit] of this.tables.units) if (!this.stored.has(oid)) yield `${unitLine(oid, unit)}\n`;
+  }
+
+  /** Entries in all tables, each unit once whether it is still a line or parsed. */
+  private entries(): number {
+    let parsedStored = 0;
+    for (const oid of this.tables.units.keys()) if (this.stored.has(oid)) parsedStored++;
+    return count(this.tables) + this.stored.size - parsedStored;
   }
 
   private saveSnapshots(): void {

@@ -1,8 +1,9 @@
 /**
  * The compiler's entry point: a Source (folder or Git commit) in, a Bundle and
  * diagnostics out. Per-file work is cached by blob id; linking runs over the
- * whole set every time (it is cheap, and it is where a change to one object
- * reaches the objects that use it, so nothing stale can be served).
+ * whole set every time, and reuses what it found about an object only while
+ * everything that object's link read of the others is unchanged (ADR 0011),
+ * so a change to one object still reaches every object that uses it.
  */
 import type { Diagnostic } from '../schema/index.js';
 import { CompileCache, type CachedFile } from './cache.js';
@@ -98,11 +99,12 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   }
 
   const t2 = performance.now();
-  const readFile = async (entry: SourceEntry): Promise<CachedFile> => {
-    if (entry.oid !== undefined) {
-      const hit = cache.getFile(entry.oid);
-      if (hit !== undefined) return hit;
-    }
+  // A file the cache has comes back at once: the files stage awaits only the others.
+  const readFile = (entry: SourceEntry): CachedFile | Promise<CachedFile> => {
+    const hit = entry.oid !== undefined ? cache.getFile(entry.oid) : undefined;
+    return hit ?? readAndKeep(entry);
+  };
+  const readAndKeep = async (entry: SourceEntry): Promise<CachedFile> => {
     const bytes = await source.read(entry);
     // A folder source learns the blob id only now, by reading.
     const known = cache.getFile(entry.oid!);
@@ -118,7 +120,13 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     cache.setFile(entry.oid!, file);
     return file;
   };
-  const linked = await link({ docs, entries: byPath, readFile, digests: { get: (k) => cache.getDerived(k), set: (k, v) => cache.setDerived(k, v) } });
+  const linked = await link({
+    docs,
+    entries: byPath,
+    readFile,
+    derived: { get: (k) => cache.getDerived(k), set: (k, v) => cache.setDerived(k, v) },
+    links: { get: (k) => cache.getLink(k), set: (k, v) => cache.setLink(k, v) },
+  });
   ms.link = performance.now() - t2;
 
   const t3 = performance.now();
@@ -152,7 +160,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   const compiled = new Set(linked.objects.map((o) => o.id));
   const invalid = [...new Set(docs.filter((d) => d.doc.name !== '' && !d.doc.valid).map((d) => objectId(d.doc.kind, d.doc.name, d.doc.tenant)))].filter((id) => !compiled.has(id)).sort();
   if (source.kind === 'git' && source.commit !== undefined) {
-    cache.setSnapshot(snapshotKey(source.commit, source.path), { bundleDigest: bundle.digest, source: bundle.source, objects: bundle.objects.map(({ object: _, ...rest }) => rest), diagnostics, invalid });
+    cache.setSnapshot(snapshotKey(source.commit, source.path), { bundleDigest: bundle.digest, source: bundle.source, objects: bundle.objects.map(withoutContent), diagnostics, invalid });
   }
   ms.total = performance.now() - t0;
   return {
@@ -228,6 +236,11 @@ export function bundleDigest(body: Omit<Bundle, 'digest'>): string {
   return `sha256:${h.digest('hex')}`;
 }
 
+/** An object as a snapshot keeps it: field by field, as reading `object` would make it (objects are made on first read). */
+function withoutContent(o: CompiledObject): Snapshot['objects'][number] {
+  return { id: o.id, kind: o.kind, name: o.name, tenant: o.tenant, file: o.file, line: o.line, digest: o.digest, effectiveDigest: o.effectiveDigest, uses: o.uses, origin: o.origin };
+}
+
 export function snapshotKey(commit: string, path: string): string {
   return `${commit}:${path}`;
 }
@@ -251,7 +264,7 @@ export async function resultFromSnapshot(snapshot: Snapshot, head: CompileResult
     const doc = cache.getUnit(o.origin.blob)?.docs.find((d) => d.index === o.origin.document);
     if (doc?.object === undefined) return undefined;
     let missing = false;
-    const inlined = await inlineFiles(o.file, doc, async (target) => {
+    const inlined = inlineFiles(o.file, doc, (target) => {
       const oid = o.origin.files?.[target];
       const content = oid !== undefined ? cache.getFile(oid) : undefined;
       if (content === undefined) missing = true;

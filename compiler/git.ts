@@ -17,9 +17,22 @@ import * as realFs from 'node:fs';
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import git, { type CommitObject, type TreeObject } from 'isomorphic-git';
+import { createRequire } from 'node:module';
+import type * as IsoGit from 'isomorphic-git';
+import type { CommitObject, TreeObject } from 'isomorphic-git';
 import { cachedGitFs, useNativeInflate } from './git-fs.js';
 import { SourceError, type SourceEntry } from './source.js';
+
+let isoGit: typeof IsoGit | undefined;
+/**
+ * isomorphic-git, loaded on first use, with require: a compile of a working tree never reads Git,
+ * and importing the package's CommonJS build as ESM has Node scan all 580 kB of it for its export
+ * names first.
+ */
+function git(): typeof IsoGit {
+  isoGit ??= createRequire(import.meta.url)('isomorphic-git') as typeof IsoGit;
+  return isoGit;
+}
 
 type TreeListing = SourceEntry[];
 
@@ -33,10 +46,21 @@ const UNSHALLOW = 'Fetch the whole history with `git fetch --unshallow` (in GitH
 
 const errorCode = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
 
-/** A persistent store for tree listings (the compile cache provides one). */
+/** A tree's own entries: its files (symbolic links left out) and its subtrees (`tree`), by name. */
+export interface TreeEntry {
+  path: string;
+  oid: string;
+  tree?: true;
+}
+
+/**
+ * A persistent store for trees' own entries (the compile cache provides one). Each tree keeps only
+ * its own: a commit that changes one file adds a few small trees, not another listing of the whole
+ * repository.
+ */
 export interface TreeStore {
-  getTree(oid: string): TreeListing | undefined;
-  setTree(oid: string, listing: TreeListing): void;
+  getTree(oid: string): TreeEntry[] | undefined;
+  setTree(oid: string, entries: TreeEntry[]): void;
 }
 
 export class GitRepository {
@@ -77,7 +101,7 @@ export class GitRepository {
     if (existsSync(join(abs, 'HEAD')) && (existsSync(join(abs, 'objects')) || existsSync(join(abs, 'commondir')))) return GitRepository.at(abs, abs, store);
     let root: string;
     try {
-      root = await git.findRoot({ fs: realFs, filepath: abs });
+      root = await git().findRoot({ fs: realFs, filepath: abs });
     } catch {
       throw new SourceError(`${dir} is not inside a Git repository (use a folder path without --ref to read files from disk)`);
     }
@@ -117,7 +141,7 @@ export class GitRepository {
     const hex = /^[0-9a-f]{4,40}$/i.test(base);
     if (hex) {
       try {
-        return await git.expandOid({ fs: this.fs, gitdir: this.gitdir, oid: base.toLowerCase(), cache: this.cache });
+        return await git().expandOid({ fs: this.fs, gitdir: this.gitdir, oid: base.toLowerCase(), cache: this.cache });
       } catch (err) {
         if (errorCode(err) === 'AmbiguousError') {
           const matches = (err as { data: { matches: string[] } }).data.matches;
@@ -156,7 +180,7 @@ export class GitRepository {
 
   private async resolveShared(ref: string): Promise<string | undefined> {
     try {
-      return await git.resolveRef({ fs: this.fs, gitdir: this.gitdir, ref });
+      return await git().resolveRef({ fs: this.fs, gitdir: this.gitdir, ref });
     } catch {
       return undefined; // not a ref name
     }
@@ -166,7 +190,7 @@ export class GitRepository {
     for (let i = 0; i < 8; i++) {
       let obj;
       try {
-        obj = await git.readObject({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache });
+        obj = await git().readObject({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache });
       } catch (err) {
         throw await this.readError(err, 'object', oid, ref);
       }
@@ -193,7 +217,7 @@ export class GitRepository {
 
   private async readCommit(oid: string, ref?: string): Promise<CommitObject> {
     try {
-      return (await git.readCommit({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).commit;
+      return (await git().readCommit({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).commit;
     } catch (err) {
       throw await this.readError(err, 'commit', oid, ref);
     }
@@ -201,7 +225,7 @@ export class GitRepository {
 
   private async readTree(oid: string): Promise<TreeObject> {
     try {
-      return (await git.readTree({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).tree;
+      return (await git().readTree({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).tree;
     } catch (err) {
       throw await this.readError(err, 'tree', oid);
     }
@@ -253,26 +277,33 @@ export class GitRepository {
   }
 
   private async listTreeCached(oid: string): Promise<TreeListing> {
-    const hit = this.trees.get(oid) ?? this.store?.getTree(oid);
-    if (hit !== undefined) {
-      this.trees.set(oid, hit);
-      return hit;
-    }
-    const tree = await this.readTree(oid);
+    const known = this.trees.get(oid);
+    if (known !== undefined) return known;
+    const entries = await this.treeEntries(oid);
+    const subtrees = await Promise.all(entries.map((e) => (e.tree ? this.listTreeCached(e.oid) : null)));
     const out: TreeListing = [];
-    const subtrees = await Promise.all(
-      tree.map(async (e) => (e.type === 'tree' ? ([e.path, await this.listTreeCached(e.oid)] as const) : null)),
-    );
-    tree.forEach((e, i) => {
-      // Symbolic links (mode 120000) are not followed, as on disk: a link is no manifest and no shipped file.
-      if (e.type === 'blob' && e.mode !== '120000') out.push({ path: e.path, oid: e.oid });
+    entries.forEach((e, i) => {
       const sub = subtrees[i];
-      if (sub) for (const s of sub[1]) out.push({ path: `${sub[0]}/${s.path}`, oid: s.oid });
+      if (sub === null || sub === undefined) out.push({ path: e.path, oid: e.oid });
+      else for (const s of sub) out.push({ path: `${e.path}/${s.path}`, oid: s.oid });
     });
     out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     this.trees.set(oid, out);
-    this.store?.setTree(oid, out);
     return out;
+  }
+
+  /** A tree's own entries, from the store or read (and stored). */
+  private async treeEntries(oid: string): Promise<TreeEntry[]> {
+    const stored = this.store?.getTree(oid);
+    if (stored !== undefined) return stored;
+    const entries: TreeEntry[] = [];
+    for (const e of await this.readTree(oid)) {
+      // Symbolic links (mode 120000) are not followed, as on disk: a link is no manifest and no shipped file.
+      if (e.type === 'tree') entries.push({ path: e.path, oid: e.oid, tree: true });
+      else if (e.type === 'blob' && e.mode !== '120000') entries.push({ path: e.path, oid: e.oid });
+    }
+    this.store?.setTree(oid, entries);
+    return entries;
   }
 
   /**
@@ -303,7 +334,7 @@ export class GitRepository {
 
   async readBlob(oid: string): Promise<Uint8Array> {
     try {
-      return (await git.readBlob({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).blob;
+      return (await git().readBlob({ fs: this.fs, gitdir: this.gitdir, oid, cache: this.cache })).blob;
     } catch (err) {
       throw await this.readError(err, 'blob', oid);
     }

@@ -10,7 +10,7 @@ import { admitCompiled, compile, resultFromSnapshot, snapshotKey } from './compi
 import { GitRepository } from './git.js';
 import { plan, type Plan } from './plan.js';
 import { DirSource, EmptySource, GitSource, SourceError, type Source } from './source.js';
-import type { CompileResult } from './types.js';
+import type { CompiledObject, CompileResult } from './types.js';
 
 export interface OpenOptions {
   /** Folder to compile: on disk without `ref`, inside the repository with it. @default '.' */
@@ -104,6 +104,8 @@ export async function compileProject(project: Project): Promise<CompileResult & 
 /**
  * Each head object's version at the base. A base read from a snapshot carries
  * no content for objects whose digest did not change: those are the head's.
+ * Its content is read only when asked for: admission needs every old digest
+ * (for its verdicts' keys) but the content only of the objects it evaluates.
  */
 function oldObjects(base: CompileResult, head: CompileResult): (id: string) => { object: Record<string, unknown>; digest: string } | null {
   const before = new Map(base.bundle.objects.map((o) => [o.id, o]));
@@ -112,8 +114,20 @@ function oldObjects(base: CompileResult, head: CompileResult): (id: string) => {
     const b = before.get(id);
     if (b === undefined) return null;
     const h = after.get(id);
-    return { object: h !== undefined && h.digest === b.digest ? h.object : b.object, digest: b.digest };
+    return new OldVersion(h !== undefined && h.digest === b.digest ? h : b, b.digest);
   };
+}
+
+/** An object's version at the base, its content read from `at` when asked for. */
+class OldVersion {
+  constructor(
+    private readonly at: CompiledObject,
+    readonly digest: string,
+  ) {}
+
+  get object(): Record<string, unknown> {
+    return this.at.object;
+  }
 }
 
 /**

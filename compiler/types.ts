@@ -111,8 +111,13 @@ export function ofKind<K extends Kind>(kind: K): (o: CompiledObject) => o is Com
  * content for (a plan reads content only where digests differ).
  */
 export function compiledObject(base: CompiledBase & { kind: Kind }, object: Record<string, unknown>): CompiledObject {
+  return asCompiled({ ...base, object });
+}
+
+/** The same for an object already built (its `object` may be a getter that makes it when first read: it is not copied). */
+export function asCompiled(o: CompiledBase & { kind: Kind; readonly object: Record<string, unknown> }): CompiledObject {
   // The schema validated what the types describe; TypeScript cannot see that.
-  return { ...base, object } as CompiledObject;
+  return o as CompiledObject;
 }
 
 /** A compiled commit without its objects' content: enough to plan against it (objects are rebuilt from the cache when needed). */

@@ -16,7 +16,8 @@ const LIBRARIES = ['yaml', 'js-yaml', 'ajv', 'ajv-formats', '@marcbachmann/cel-j
 function fingerprint(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const h = createHash('sha256');
-  for (const folder of [here, join(here, 'format'), join(here, '..', 'schema'), join(here, '..', 'schema', 'kinds'), join(here, '..', 'policy')]) {
+  // Every folder of the compiler (its stages live in subfolders), then the schemas and the policy layer.
+  for (const folder of [here, ...subfolders(here), join(here, '..', 'schema'), join(here, '..', 'schema', 'kinds'), join(here, '..', 'policy')]) {
     let names: string[];
     try {
       names = readdirSync(folder).filter((n) => /\.(?:c?js|ts|json)$/.test(n)).sort();
@@ -46,6 +47,17 @@ function fingerprint(): string {
     }
   }
   return h.digest('hex').slice(0, 12);
+}
+
+function subfolders(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => join(dir, e.name))
+      .sort();
+  } catch {
+    return [];
+  }
 }
 
 function packageVersion(): string {
