@@ -12,6 +12,7 @@
  * digests change) and every agent whose verdict read that Tool, and nothing
  * else is evaluated again.
  */
+import { isRecord } from '../common/index.js';
 import { compilePolicy, REFERENCE_MAPS, type AdmissionContext, type CompiledPolicy, type PolicyDecision, type PolicyProblem, type ReferenceMapName } from '../policy/index.js';
 import type { Kind } from '../schema/index.js';
 import type { Code } from './codes.js';
@@ -220,8 +221,10 @@ export function referenceMaps<T extends Referenceable>(objects: Iterable<T>): (t
     }
   }
   const sharesWith = (owner: string, tenant: string): boolean => {
-    const spec = tenants.get(owner)?.object.spec as { sharing?: { allowTenants?: unknown } } | undefined;
-    const allow = spec?.sharing?.allowTenants;
+    // Objects here may be compiled ones or a policy test's manifests as written: read defensively.
+    const spec = tenants.get(owner)?.object.spec;
+    const sharing = isRecord(spec) ? spec.sharing : undefined;
+    const allow = isRecord(sharing) ? sharing.allowTenants : undefined;
     return Array.isArray(allow) && allow.includes(tenant);
   };
   const memo = new Map<string, ReferenceMaps<T>>();

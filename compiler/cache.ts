@@ -46,16 +46,18 @@ type Table = (typeof TABLES)[number];
 const JSON_TABLES = ['units', 'links'] as const;
 type JsonTable = (typeof JSON_TABLES)[number];
 const isJsonTable = (t: Table): t is JsonTable => (JSON_TABLES as readonly string[]).includes(t);
-interface Tables {
-  units: Map<string, FileUnit>;
-  files: Map<string, CachedFile>;
+/** What each table holds, by key. */
+interface Rows {
+  units: FileUnit;
+  files: CachedFile;
   /** Each tree's own entries, by tree id. */
-  trees: Map<string, TreeEntry[]>;
+  trees: TreeEntry[];
   /** Values derived from content only (digests of inlined objects, keyed by what they are made of; what matching a compiled policy needs, by its digest). */
-  derived: Map<string, string>;
+  derived: string;
   /** What the per-object link stages found, by document; each holds only while the facts it read do. */
-  links: Map<string, ObjectLink>;
+  links: ObjectLink;
 }
+type Tables = { [T in Table]: Map<string, Rows[T]> };
 /**
  * On disk a cache file is a v8-serialized envelope; its units and links
  * tables are JSON text (V8 parses JSON text about 3x faster than it
@@ -228,15 +230,18 @@ export class CompileCache implements TreeStore {
     }
   }
 
-  private get<T extends Table>(t: T, key: string): Tables[T] extends Map<string, infer V> ? V | undefined : never {
-    const v = this.tables[t].get(key);
+  private get<T extends Table>(t: T, key: string): Rows[T] | undefined {
+    const table: Map<string, Rows[T]> = this.tables[t];
+    const v = table.get(key);
     if (v !== undefined) this.used[t].add(key);
-    return v as never;
+    return v;
   }
 
-  private set<T extends Table>(t: T, key: string, value: Tables[T] extends Map<string, infer V> ? V : never): void {
-    (this.tables[t] as Map<string, unknown>).set(key, value);
-    (this.added[t] as Map<string, unknown>).set(key, value);
+  private set<T extends Table>(t: T, key: string, value: Rows[T]): void {
+    const table: Map<string, Rows[T]> = this.tables[t];
+    const added: Map<string, Rows[T]> = this.added[t];
+    table.set(key, value);
+    added.set(key, value);
     this.used[t].add(key);
   }
 

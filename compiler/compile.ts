@@ -70,7 +70,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   let parsed = 0;
   const t1 = performance.now();
   // Cache hits first, synchronously (a warm compile is almost only those); then the rest is read.
-  const units: [SourceEntry, FileUnit][] = new Array(manifests.length);
+  const units = new Array<[SourceEntry, FileUnit]>(manifests.length);
   const misses: number[] = [];
   for (let i = 0; i < manifests.length; i++) {
     const entry = manifests[i]!;

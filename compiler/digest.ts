@@ -30,7 +30,7 @@ export function canonicalJson(value: unknown): string {
         let out = '[';
         for (let i = 0; i < value.length; i++) {
           if (i > 0) out += ',';
-          const v = value[i];
+          const v: unknown = value[i];
           out += v === undefined || typeof v === 'function' || typeof v === 'symbol' ? 'null' : canonicalJson(v);
         }
         return `${out}]`;

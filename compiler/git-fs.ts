@@ -41,7 +41,7 @@ export function cachedGitFs(gitdir: string): PromiseFsClient {
     return p;
   };
   const promises = {
-    async readFile(path: string, options?: unknown) {
+    async readFile(path: string, options?: BufferEncoding | { encoding?: BufferEncoding | null } | null) {
       // isomorphic-git probes every fs it is handed with readFile(undefined): answer without a fresh error.
       if (typeof path !== 'string') throw ENOENT;
       // A loose object: look in the (memoized) listing of its fan-out folder before opening it.
@@ -52,7 +52,9 @@ export function cachedGitFs(gitdir: string): PromiseFsClient {
           if (names.length === 0 || !names.includes(rest.slice(3))) throw ENOENT;
         }
       }
-      return fsp.readFile(path, options as never);
+      // isomorphic-git asks for bytes, or for text with an encoding (as a string or an option).
+      const encoding = typeof options === 'string' ? options : (options?.encoding ?? undefined);
+      return encoding !== undefined ? fsp.readFile(path, { encoding }) : fsp.readFile(path);
     },
     readdir(path: string) {
       return listing(path).then((names) => [...names]);
@@ -115,7 +117,7 @@ export function useNativeInflate(): void {
         byOffset?.clear();
         inflatedBytes = 0;
       }
-      if (byOffset === undefined) inflated.set(buffer.buffer, (byOffset = new Map()));
+      if (byOffset === undefined) inflated.set(buffer.buffer, (byOffset = new Map<number, Uint8Array>()));
       byOffset.set(buffer.byteOffset, out);
       inflatedBytes += out.byteLength;
     }

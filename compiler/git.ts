@@ -280,7 +280,7 @@ export class GitRepository {
     const known = this.trees.get(oid);
     if (known !== undefined) return known;
     const entries = await this.treeEntries(oid);
-    const subtrees = await Promise.all(entries.map((e) => (e.tree ? this.listTreeCached(e.oid) : null)));
+    const subtrees = await Promise.all(entries.map((e) => (e.tree ? this.listTreeCached(e.oid) : Promise.resolve(null))));
     const out: TreeListing = [];
     entries.forEach((e, i) => {
       const sub = subtrees[i];

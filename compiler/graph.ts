@@ -6,6 +6,7 @@
  * entry, every cycle bounded, data edges type-compatible, CEL conditions
  * well-typed.
  */
+import { isRecord } from '../common/index.js';
 import { celTypeOfSchema, checkExpression, isBoolish, type CelType } from '../policy/index.js';
 import { CEL_PROBLEM_CODE, type Code } from './codes.js';
 import { stronglyConnected } from './scc.js';
@@ -221,8 +222,9 @@ function expand(b: Builder, spec: Spec): { entry: string; output: string; params
           ...(to !== undefined && typeof to.input === 'string' ? { flow: 'control' as const } : {}),
         });
       });
-      const entry = typeof spec.entry === 'string' ? spec.entry : String(nodes[0]?.id ?? '');
-      const output = typeof spec.output === 'string' ? spec.output : String(nodes[nodes.length - 1]?.id ?? '');
+      const idOf = (n: unknown): string => (isRecord(n) && typeof n.id === 'string' ? n.id : '');
+      const entry = typeof spec.entry === 'string' ? spec.entry : idOf(nodes[0]);
+      const output = typeof spec.output === 'string' ? spec.output : idOf(nodes[nodes.length - 1]);
       for (const [field, id] of [['entry', entry], ['output', output]] as const) {
         if (!seen.has(id)) b.problems.push({ code: 'BCN5004', pointer: `/spec/${field}`, message: `${field} '${id}' is not a node (nodes: ${[...seen.keys()].join(', ')})` });
       }
@@ -251,7 +253,13 @@ function checkStructure(b: Builder, g: { entry: string; output: string }): void 
   if (ids.has(g.entry)) {
     const reached = new Set([g.entry]);
     const queue = [g.entry];
-    while (queue.length > 0) for (const w of succ.get(queue.shift()!) ?? []) if (!reached.has(w)) (reached.add(w), queue.push(w));
+    while (queue.length > 0) {
+      for (const w of succ.get(queue.shift()!) ?? []) {
+        if (reached.has(w)) continue;
+        reached.add(w);
+        queue.push(w);
+      }
+    }
     for (const n of b.nodes) {
       if (!reached.has(n.id)) b.problems.push({ code: 'BCN5001', pointer: n.source, message: `node '${n.id}' is not reachable from the entry '${g.entry}'`, hint: 'add an edge that leads to it, or remove it' });
     }

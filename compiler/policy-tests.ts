@@ -356,7 +356,7 @@ export function readPolicyTestText(file: string, text: string): PolicyTestFile {
     else names.set(name, i);
     const input = readCaseInput(f, doc, i, c);
     if (input === undefined || seen !== undefined) return;
-    out.cases.push({ name, line: f.at(doc, `/cases/${i}`, 'value').line, input, expected: c.expect as PolicyOutcome, ...(c.message !== undefined ? { message: String(c.message) } : {}) });
+    out.cases.push({ name, line: f.at(doc, `/cases/${i}`, 'value').line, input, expected: c.expect as PolicyOutcome, ...(typeof c.message === 'string' ? { message: c.message } : {}) });
   });
   return out;
 }
@@ -594,11 +594,11 @@ export function evaluatePolicy(ws: PolicyWorkspace, policy: AdmissionPolicy, inp
   const failedAt = /^\/spec\/validations\/(\d+)\/expression:/.exec(d.error ?? '');
   const errorAt = d.error === undefined ? Infinity : failedAt !== null ? Number(failedAt[1]) : -1;
   const violated = new Set(d.violations.map((v) => v.validation));
-  const validations = (spec.validations ?? []).map((v, index) => ({
+  const validations = (spec.validations ?? []).map((v, index): PolicyEvaluation['validations'][number] => ({
     index,
     expression: String(v.expression ?? ''),
     ...(v.message !== undefined ? { message: v.message } : {}),
-    status: (d.outcome === 'skip' || index > errorAt || errorAt === -1 ? 'not evaluated' : index === errorAt ? 'error' : violated.has(index) ? 'violated' : 'held') as ValidationStatus,
+    status: (d.outcome === 'skip' || index > errorAt || errorAt === -1 ? 'not evaluated' : index === errorAt ? 'error' : violated.has(index) ? 'violated' : 'held'),
   }));
   const skipped = d.outcome === 'skip' ? whySkipped(p, input) : undefined;
   return {

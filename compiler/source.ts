@@ -7,7 +7,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { BeaconError } from '../common/index.js';
 import { gitBlobId } from './digest.js';
-import { GitRepository } from './git.js';
+import { type GitRepository } from './git.js';
 
 export interface SourceEntry {
   /** Path relative to the compiled folder, `/`-separated. */

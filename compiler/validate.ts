@@ -3,6 +3,7 @@
  * mapping of ajv's errors to diagnostics with a JSON pointer and a message that
  * names the field and the fix, and the application of schema defaults.
  */
+import type * as Ajv2020Module from 'ajv/dist/2020.js';
 import { createRequire } from 'node:module';
 import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { commonSchema, kindSchemas, type Kind } from '../schema/index.js';
@@ -13,7 +14,7 @@ const require = createRequire(import.meta.url);
 
 /** ajv itself is loaded only when something must be compiled at run time (no precompiled validators, or an embedded schema to check). */
 function newAjv(options: Record<string, unknown>): Ajv2020 {
-  const { Ajv2020: AjvClass } = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
+  const { Ajv2020: AjvClass } = require('ajv/dist/2020.js') as typeof Ajv2020Module;
   const formats = require('ajv-formats') as { default?: (a: Ajv2020) => void } & ((a: Ajv2020) => void);
   const a = new AjvClass(options);
   (formats.default ?? formats)(a);
@@ -62,8 +63,8 @@ function precompiled(): Precompiled {
 function getAjv(): Ajv2020 {
   if (ajv === undefined) {
     ajv = newAjv({ ...ajvOptions });
-    ajv.addSchema(commonSchema as JsonSchema);
-    for (const s of Object.values(kindSchemas)) ajv.addSchema(s as JsonSchema);
+    ajv.addSchema(commonSchema);
+    for (const s of Object.values(kindSchemas)) ajv.addSchema(s);
   }
   return ajv;
 }
@@ -311,7 +312,7 @@ function one(e: ErrorObject): SchemaProblem | null {
     case 'uniqueItems': {
       const later = Math.max(Number(p.i), Number(p.j));
       const earlier = Math.min(Number(p.i), Number(p.j));
-      const value = Array.isArray(e.data) ? e.data[later] : undefined;
+      const value: unknown = Array.isArray(e.data) ? e.data[later] : undefined;
       return { code: 'BCN3011', path: `${path}/${later}`, at: 'value', message: `${fieldPath(path)} lists ${json(value)} twice (entries ${earlier + 1} and ${later + 1})`, hint: 'remove the second one' };
     }
     case 'oneOf': {
@@ -319,7 +320,7 @@ function one(e: ErrorObject): SchemaProblem | null {
       if (Array.isArray(passing)) {
         const branches = (e.schema as unknown[]).map((b) => ((resolveRef(b) as JsonSchema).required as string[] | undefined) ?? []);
         const fields = [...new Set(passing.flatMap((i) => branches[i] ?? []))];
-        const present = fields.filter((f) => e.data !== null && typeof e.data === 'object' && f in (e.data as object));
+        const present = fields.filter((f) => e.data !== null && typeof e.data === 'object' && f in (e.data));
         return {
           code: 'BCN2007',
           // Point at the second of the fields that exclude each other: the one to remove, usually.
@@ -335,16 +336,16 @@ function one(e: ErrorObject): SchemaProblem | null {
     }
     case 'not': {
       // `not: {required: [x]}`: the field x may not be set here; say which, and point at it.
-      const forbidden = ((e.schema as JsonSchema | undefined)?.required as string[] | undefined)?.filter((f) => e.data !== null && typeof e.data === 'object' && f in (e.data as object));
+      const forbidden = ((e.schema as JsonSchema | undefined)?.required as string[] | undefined)?.filter((f) => e.data !== null && typeof e.data === 'object' && f in (e.data));
       if (forbidden !== undefined && forbidden.length > 0) {
         const at = `${path}/${escapeSegment(forbidden[0]!)}`;
-        const why = (e.parentSchema as JsonSchema | undefined)?.description;
+        const why: unknown = e.parentSchema?.description;
         return { code: 'BCN2007', path: at, at: 'key', message: `${fieldPath(at)} is not allowed here${typeof why === 'string' ? ` (${why.split('. ')[0]!.replace(/\.$/, '')})` : ''}` };
       }
       return { code: 'BCN2007', path, at: 'value', message: `${fieldPath(path)} is not allowed in this form` };
     }
     case 'discriminator': {
-      const tag = String(p.tag ?? 'pattern');
+      const tag = typeof p.tag === 'string' ? p.tag : 'pattern';
       if (p.error === 'mapping') {
         return { code: 'BCN2004', path: `${path}/${tag}`, at: 'value', message: `${fieldPath(`${path}/${tag}`)} has an unknown value ${json((e.data as Record<string, unknown>)?.[tag])}` };
       }
@@ -422,7 +423,7 @@ function mapErrors(errors: ErrorObject[]): SchemaProblem[] {
  * matches the value's type or discriminator.
  */
 export function applyDefaults(kind: Kind, doc: unknown): void {
-  walkDefaults(kindSchemas[kind] as JsonSchema, doc, 0, kindSchemas[kind] as JsonSchema);
+  walkDefaults(kindSchemas[kind], doc, 0, kindSchemas[kind] as JsonSchema);
 }
 
 /** The schema file a `$ref` leads into (for resolving that file's own `#/...` refs). */

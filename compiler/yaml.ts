@@ -11,6 +11,7 @@
  *
  * See docs/adr/0002-two-yaml-parsers.md.
  */
+import type * as YamlModule from 'yaml';
 import { createRequire } from 'node:module';
 import type * as JsYaml from 'js-yaml';
 import type { Document, LineCounter, Node as YamlNode } from 'yaml';
@@ -20,9 +21,9 @@ import { segments } from './pointer.js';
  * `yaml` is loaded on first use: a run whose files all come from the compile
  * cache, or all take the fast path, never pays for loading it.
  */
-let yamlModule: typeof import('yaml') | undefined;
-function Y(): typeof import('yaml') {
-  yamlModule ??= createRequire(import.meta.url)('yaml') as typeof import('yaml');
+let yamlModule: typeof YamlModule | undefined;
+function Y(): typeof YamlModule {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as typeof YamlModule;
   return yamlModule;
 }
 
@@ -167,7 +168,7 @@ function tryFast(text: string): ParseResult | null {
   let docs: unknown[];
   try {
     const { jsyaml, schema } = fastParser();
-    docs = jsyaml.loadAll(text, undefined, { schema, json: false }) as unknown[];
+    docs = jsyaml.loadAll(text, undefined, { schema, json: false });
   } catch {
     return null;
   }
@@ -368,7 +369,7 @@ export function locate(parsed: SlowParse, index: number, pointer: string, at: 'k
   const segs = segments(pointer);
   const { isAlias, isMap, isPair, isScalar, isSeq } = Y();
   let node: unknown = doc.contents;
-  let best: YamlNode | null = (doc.contents as YamlNode | null) ?? null;
+  let best: YamlNode | null = (doc.contents) ?? null;
   let lastKey: YamlNode | null = null;
   let complete = true;
   for (let i = 0; i < segs.length; i++) {

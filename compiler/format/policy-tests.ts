@@ -123,7 +123,8 @@ export function celText(value: unknown): string {
     if (typeof v === 'bigint' || typeof v === 'boolean') return put(String(v));
     if (typeof v === 'number') return put(Number.isInteger(v) ? `${v}.0` : Number.isFinite(v) ? String(v) : `double("${v}")`);
     if (typeof v === 'string') return put(JSON.stringify(v));
-    if (typeof v !== 'object') return put(String(v));
+    // A function or a symbol has no CEL form: its type stands in.
+    if (typeof v !== 'object') return put(`<${typeof v}>`);
     if (depth >= MAX_DEPTH) return put('…');
     if (v instanceof Uint8Array) return put(`b"${Buffer.from(v).toString('base64')}"`);
     const optional = asOptional(v);
