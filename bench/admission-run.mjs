@@ -55,7 +55,10 @@ function findings(result) {
     errors: count('error'),
     warnings: count('warning'),
     audit: result.audit.length,
-    first: result.diagnostics.filter((d) => d.severity !== 'info').slice(0, 5).map((d) => `${d.code} ${d.file}:${d.line} ${d.message}`),
+    first: result.diagnostics
+      .filter((d) => d.severity !== 'info')
+      .slice(0, 5)
+      .map((d) => `${d.code} ${d.file}:${d.line} ${d.message}`),
   };
 }
 

@@ -248,8 +248,15 @@ function rowsFor(res, cliReady) {
   const rows = [];
   const fails = [];
   const f = res.floor;
-  rows.push([`floor: git archive + tar -x (${fmtInt(f.archiveMs)} ms, ${fmtInt(f.archiveRssMb)} MB) then parse (${fmtInt(f.parseMs)} ms, ${fmtInt(f.parseRssMb)} MB)`,
-    fmtInt(f.wallMs), fmtInt(f.rssMb), fmtRatio(1), '', '', '']);
+  rows.push([
+    `floor: git archive + tar -x (${fmtInt(f.archiveMs)} ms, ${fmtInt(f.archiveRssMb)} MB) then parse (${fmtInt(f.parseMs)} ms, ${fmtInt(f.parseRssMb)} MB)`,
+    fmtInt(f.wallMs),
+    fmtInt(f.rssMb),
+    fmtRatio(1),
+    '',
+    '',
+    '',
+  ]);
 
   const figure = (name, m, { vsValidate = false, target, check }) => {
     if (!cliReady) {
@@ -306,25 +313,25 @@ function rowsFor(res, cliReady) {
 
 function table(rows) {
   const head = ['figure', 'wall ms', 'peak RSS MB', '× floor', '× cold validate', 'target', 'result'];
-  return [
-    `| ${head.join(' | ')} |`,
-    '|---|---:|---:|---:|---:|---|---|',
-    ...rows.map((r) => `| ${r.join(' | ')} |`),
-  ].join('\n');
+  return [`| ${head.join(' | ')} |`, '|---|---:|---:|---:|---:|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
 function report(results, { machine, cliReady, runs }) {
   const out = [HEADING, ''];
-  out.push(`Measured by \`npm run bench\` (bench/compile.bench.mjs) on ${machine.date}: ${machine.cpu}, nproc ${machine.nproc}, ` +
-    `${machine.memGb} GB RAM, Node ${machine.node}, git ${machine.git} (1-minute load average ${machine.loadStart.toFixed(2)} at the start, ` +
-    `${machine.loadEnd.toFixed(2)} at the end). Each figure is a separate process; wall time is the median of ` +
-    `${runs ? `${runs} run${runs === 1 ? '' : 's'}` : '3 runs (5 when a run takes under 1 s)'}, peak RSS from \`/usr/bin/time -f '%e %M'\`, after one ` +
-    'warm-up that fills the OS file cache; the figures of one size are measured in interleaved rounds, so that a change of load ' +
-    'moves the floor and the figures alike. bench/README.md says what each figure means.');
+  out.push(
+    `Measured by \`npm run bench\` (bench/compile.bench.mjs) on ${machine.date}: ${machine.cpu}, nproc ${machine.nproc}, ` +
+      `${machine.memGb} GB RAM, Node ${machine.node}, git ${machine.git} (1-minute load average ${machine.loadStart.toFixed(2)} at the start, ` +
+      `${machine.loadEnd.toFixed(2)} at the end). Each figure is a separate process; wall time is the median of ` +
+      `${runs ? `${runs} run${runs === 1 ? '' : 's'}` : '3 runs (5 when a run takes under 1 s)'}, peak RSS from \`/usr/bin/time -f '%e %M'\`, after one ` +
+      'warm-up that fills the OS file cache; the figures of one size are measured in interleaved rounds, so that a change of load ' +
+      'moves the floor and the figures alike. bench/README.md says what each figure means.',
+  );
   out.push('');
-  out.push(`Targets: cold validate ≤ ${TARGET.coldVsFloor}× floor and < ${TARGET.coldRssMb} MB; warm validate after a one-file change ` +
-    `≤ ${TARGET.warmVsFloor}× floor; plan of a 10-file change ≤ ${TARGET.planColdVsValidate}× a cold validate, and ≤ ${TARGET.planWarmVsFloor}× ` +
-    `floor when the base was compiled before. The issue sets these for ${fmtInt(TARGET_SIZE)} manifests; smaller repositories are measured for scale.`);
+  out.push(
+    `Targets: cold validate ≤ ${TARGET.coldVsFloor}× floor and < ${TARGET.coldRssMb} MB; warm validate after a one-file change ` +
+      `≤ ${TARGET.warmVsFloor}× floor; plan of a 10-file change ≤ ${TARGET.planColdVsValidate}× a cold validate, and ≤ ${TARGET.planWarmVsFloor}× ` +
+      `floor when the base was compiled before. The issue sets these for ${fmtInt(TARGET_SIZE)} manifests; smaller repositories are measured for scale.`,
+  );
   if (!cliReady) out.push('', '_The CLI was not built (dist/cli/main.js missing): only the generator and the floor were measured._');
   const fails = [];
   for (const res of results) {
@@ -332,17 +339,18 @@ function report(results, { machine, cliReady, runs }) {
     fails.push(...f);
     const m = res.gen.mix;
     out.push('', `### ${fmtInt(res.n)} manifests`, '');
-    out.push(`Generated in ${fmtInt(res.genMs)} ms (seed ${res.seed}): ${fmtInt(res.floor.documents)} documents in ${fmtInt(res.floor.files)} YAML files ` +
-      `(${fmtInt(res.gen.files)} files in all) — ${plural(m.tenants, 'tenant')}, ${plural(m.models, 'model')}, ${plural(m.policies, 'policy', 'policies')}, ${fmtInt(m.tools)} tools, ` +
-      `${fmtInt(m.agents)} agents, ${fmtInt(m.workflows)} workflows, ${fmtInt(m.evaluations)} evaluations.` +
-      (res.cache ? ` Cache after validating A: ${plural(res.cache.files, 'file')}, ${fmtInt(res.cache.bytes / 1024)} KB.` : ''));
+    out.push(
+      `Generated in ${fmtInt(res.genMs)} ms (seed ${res.seed}): ${fmtInt(res.floor.documents)} documents in ${fmtInt(res.floor.files)} YAML files ` +
+        `(${fmtInt(res.gen.files)} files in all) — ${plural(m.tenants, 'tenant')}, ${plural(m.models, 'model')}, ${plural(m.policies, 'policy', 'policies')}, ${fmtInt(m.tools)} tools, ` +
+        `${fmtInt(m.agents)} agents, ${fmtInt(m.workflows)} workflows, ${fmtInt(m.evaluations)} evaluations.` +
+        (res.cache ? ` Cache after validating A: ${plural(res.cache.files, 'file')}, ${fmtInt(res.cache.bytes / 1024)} KB.` : ''),
+    );
     out.push('', table(rows));
   }
   out.push('');
   out.push(fails.length ? `Failures:\n\n${fails.map((f) => `- FAIL ${f}`).join('\n')}` : cliReady ? 'All targets met.' : 'No target could be checked.');
   return { markdown: out.join('\n') + '\n', fails };
 }
-
 
 // ---------------------------------------------------------------- main
 

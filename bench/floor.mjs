@@ -68,7 +68,10 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const f = medianFloor(runs);
   const r = (x) => Math.round(x);
   process.stdout.write(`floor of ${repo} @ ${sha.slice(0, 12)}: ${f.documents} documents in ${f.files} YAML files\n`);
-  process.stdout.write(`  wall ${r(f.wallMs)} ms (archive+unpack ${r(f.archiveMs)} ms, parse ${r(f.parseMs)} ms), ` +
-    `peak RSS ${r(f.rssMb)} MB (archive+unpack ${r(f.archiveRssMb)} MB, parse ${r(f.parseRssMb)} MB)` +
-    (runs.length > 1 ? `, median of ${runs.length}` : '') + '\n');
+  process.stdout.write(
+    `  wall ${r(f.wallMs)} ms (archive+unpack ${r(f.archiveMs)} ms, parse ${r(f.parseMs)} ms), ` +
+      `peak RSS ${r(f.rssMb)} MB (archive+unpack ${r(f.archiveRssMb)} MB, parse ${r(f.parseRssMb)} MB)` +
+      (runs.length > 1 ? `, median of ${runs.length}` : '') +
+      '\n',
+  );
 }

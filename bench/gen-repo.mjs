@@ -73,14 +73,53 @@ const pad = (n, width) => String(n).padStart(width, '0');
 
 // ---------------------------------------------------------------- vocabulary
 
-const COMPANIES = ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark', 'wayne', 'wonka', 'tyrell', 'cyberdyne',
-  'soylent', 'vandelay', 'oscorp', 'aperture', 'gringotts', 'monarch', 'duff', 'nakatomi', 'dunder', 'piedpiper'];
+const COMPANIES = [
+  'acme',
+  'globex',
+  'initech',
+  'umbrella',
+  'hooli',
+  'stark',
+  'wayne',
+  'wonka',
+  'tyrell',
+  'cyberdyne',
+  'soylent',
+  'vandelay',
+  'oscorp',
+  'aperture',
+  'gringotts',
+  'monarch',
+  'duff',
+  'nakatomi',
+  'dunder',
+  'piedpiper',
+];
 const DEPARTMENTS = ['support', 'billing', 'sales', 'legal', 'research', 'ops', 'people', 'marketing', 'security', 'finance'];
 const FIRST_NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy', 'mallory', 'oscar', 'peggy', 'trent', 'victor', 'wendy'];
-const TOPICS = ['billing', 'refund', 'invoice', 'onboarding', 'shipping', 'returns', 'warranty', 'account', 'password', 'outage',
-  'contract', 'pricing', 'compliance', 'churn', 'renewal', 'escalation', 'feedback', 'survey', 'catalog', 'inventory'];
-const ROLES = ['triage', 'resolver', 'summarizer', 'classifier', 'reviewer', 'drafter', 'planner', 'researcher', 'qa', 'router',
-  'extractor', 'translator', 'critic', 'writer', 'analyst'];
+const TOPICS = [
+  'billing',
+  'refund',
+  'invoice',
+  'onboarding',
+  'shipping',
+  'returns',
+  'warranty',
+  'account',
+  'password',
+  'outage',
+  'contract',
+  'pricing',
+  'compliance',
+  'churn',
+  'renewal',
+  'escalation',
+  'feedback',
+  'survey',
+  'catalog',
+  'inventory',
+];
+const ROLES = ['triage', 'resolver', 'summarizer', 'classifier', 'reviewer', 'drafter', 'planner', 'researcher', 'qa', 'router', 'extractor', 'translator', 'critic', 'writer', 'analyst'];
 const TIERS = ['standard', 'gold', 'platinum'];
 const CATEGORIES = ['billing', 'tech', 'account', 'other'];
 
@@ -166,7 +205,7 @@ const POLICY_TEMPLATES = [
     name: 'agent-models-allowed',
     description: "An agent's model, and every model it may fall back to, is one its tenant allows.",
     kinds: ['Agent'],
-    variables: [{ name: 'fallbacks', expression: "object.spec.model in models ? models[object.spec.model].spec.?fallbacks.orValue([]) : []" }],
+    variables: [{ name: 'fallbacks', expression: 'object.spec.model in models ? models[object.spec.model].spec.?fallbacks.orValue([]) : []' }],
     validations: [
       {
         expression: 'object.spec.model in tenant.spec.models',
@@ -176,7 +215,8 @@ const POLICY_TEMPLATES = [
       {
         expression: 'variables.fallbacks.all(f, f in tenant.spec.models)',
         message: "Every fallback of the agent's model must be one of the tenant's models.",
-        messageExpression: "'model ' + object.spec.model + ' falls back to ' + variables.fallbacks.filter(f, !(f in tenant.spec.models)).join(', ') + ', which tenant ' + tenant.metadata.name + ' does not allow'",
+        messageExpression:
+          "'model ' + object.spec.model + ' falls back to ' + variables.fallbacks.filter(f, !(f in tenant.spec.models)).join(', ') + ', which tenant ' + tenant.metadata.name + ' does not allow'",
       },
     ],
     actions: ['deny', 'warn'],
@@ -222,14 +262,15 @@ const POLICY_TEMPLATES = [
     variables: [
       {
         name: 'members',
-        expression: "object.spec.?steps.orValue([]).map(s, s.agent) + object.spec.?branches.orValue([]).map(b, b.agent) + object.spec.?routes.orValue([]).map(r, r.agent) + object.spec.?voters.orValue([]).map(v, v.agent) + [object.spec.?coordinator.orValue(''), object.spec.?generator.orValue(''), object.spec.?critic.orValue('')].filter(a, a != '')",
+        expression:
+          "object.spec.?steps.orValue([]).map(s, s.agent) + object.spec.?branches.orValue([]).map(b, b.agent) + object.spec.?routes.orValue([]).map(r, r.agent) + object.spec.?voters.orValue([]).map(v, v.agent) + [object.spec.?coordinator.orValue(''), object.spec.?generator.orValue(''), object.spec.?critic.orValue('')].filter(a, a != '')",
       },
       { name: 'budget', expression: 'object.spec.?limits.?tokensPerRun.orValue(0)' },
       { name: 'over', expression: 'variables.members.filter(a, a in agents && agents[a].spec.?limits.?tokensPerRun.orValue(0) > variables.budget)' },
     ],
     validations: [
       {
-        expression: "!object.spec.?limits.?tokensPerRun.hasValue() || variables.over.size() == 0",
+        expression: '!object.spec.?limits.?tokensPerRun.hasValue() || variables.over.size() == 0',
         message: "spec.limits.tokensPerRun must cover one run of each of the workflow's agents.",
         messageExpression: "'spec.limits.tokensPerRun ' + string(variables.budget) + ' is less than agent ' + variables.over[0] + ' may use in one run'",
       },
@@ -241,8 +282,14 @@ const POLICY_TEMPLATES = [
     description: "Workflows should carry their own time and token budget, well under the tenant's daily quota.",
     kinds: ['Workflow'],
     validations: [
-      { expression: 'object.spec.?limits.?tokensPerRun.hasValue() && object.spec.?limits.?timeoutSeconds.hasValue()', message: 'Workflows should declare spec.limits.tokensPerRun and spec.limits.timeoutSeconds.' },
-      { expression: 'object.spec.?limits.?tokensPerRun.orValue(0) <= tenant.spec.quotas.tokensPerDay / 10', message: "A single run should not be allowed more than a tenth of the tenant's daily tokens." },
+      {
+        expression: 'object.spec.?limits.?tokensPerRun.hasValue() && object.spec.?limits.?timeoutSeconds.hasValue()',
+        message: 'Workflows should declare spec.limits.tokensPerRun and spec.limits.timeoutSeconds.',
+      },
+      {
+        expression: 'object.spec.?limits.?tokensPerRun.orValue(0) <= tenant.spec.quotas.tokensPerDay / 10',
+        message: "A single run should not be allowed more than a tenth of the tenant's daily tokens.",
+      },
     ],
     actions: ['warn', 'warn'],
   },
@@ -424,7 +471,11 @@ export function generateFiles({ manifests, seed = 1 }) {
     policyDocs.push({ name, doc: renderPolicy(name, template, Math.floor(p / POLICY_TEMPLATES.length), scoped) });
   }
   const sharedPolicies = policyDocs.slice(0, Math.min(5, Math.floor(policyDocs.length / 2)));
-  if (sharedPolicies.length) add('policies/baseline.yaml', sharedPolicies.map((p) => p.doc));
+  if (sharedPolicies.length)
+    add(
+      'policies/baseline.yaml',
+      sharedPolicies.map((p) => p.doc),
+    );
   for (const p of policyDocs.slice(sharedPolicies.length)) add(`policies/${p.name}.yaml`, p.doc);
 
   const perTenant = {
@@ -497,7 +548,10 @@ function planTenant(r, { name, company, dept, env, regulated }, modelNames, coun
     if (pattern === 'coordinator') {
       // The coordinator's output is `dyn` (no output schema), so the routes' CEL reads it freely.
       const coordinator = r.pick(untyped.length ? untyped : agents);
-      const others = r.sample(agents.filter((a) => a !== coordinator), r.int(2, 3) + 1);
+      const others = r.sample(
+        agents.filter((a) => a !== coordinator),
+        r.int(2, 3) + 1,
+      );
       wf.coordinator = coordinator.name;
       wf.routes = others.slice(1).map((a, j) => ({ when: ROUTE_CONDITIONS[j % ROUTE_CONDITIONS.length], agent: a.name }));
       wf.default = others[0].name;
@@ -569,7 +623,11 @@ function emitTenant(r, t, add, files) {
 
   // Evaluations: one file each, except a suite file of three in every other tenant.
   const suite = t.evaluations.length >= 6 && t.name.length % 2 === 0 ? t.evaluations.slice(0, 3) : [];
-  if (suite.length) add(`${t.name}/evaluations/suite.yaml`, suite.map((e) => renderEvaluation(r, t, e)));
+  if (suite.length)
+    add(
+      `${t.name}/evaluations/suite.yaml`,
+      suite.map((e) => renderEvaluation(r, t, e)),
+    );
   for (const e of t.evaluations.slice(suite.length)) add(`${t.name}/evaluations/${e.name}.yaml`, renderEvaluation(r, t, e));
 }
 
@@ -580,7 +638,12 @@ const cap = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 function header(kind, name, tenant, labels) {
   const lines = [`apiVersion: ${API_VERSION}`, `kind: ${kind}`, 'metadata:', `  name: ${name}`];
   if (tenant) lines.push(`  tenant: ${tenant}`);
-  if (labels) lines.push(`  labels: {${Object.entries(labels).map(([k, v]) => `${k}: ${v}`).join(', ')}}`);
+  if (labels)
+    lines.push(
+      `  labels: {${Object.entries(labels)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ')}}`,
+    );
   return lines.join('\n') + '\n';
 }
 
@@ -840,14 +903,17 @@ rl.on('line', (line) => {
 
 function toolData(r, tool) {
   const items = [];
-  for (let i = 0; i < r.int(5, 15); i++) items.push({ id: `${tool.kind.topic}-${i + 1}`, title: `${cap(r.pick(TOPICS))} ${r.pick(['guide', 'policy', 'faq', 'checklist'])} ${i + 1}`, body: r.pick(SENTENCES).replace(/\{\w+\}/g, 'the') });
+  for (let i = 0; i < r.int(5, 15); i++)
+    items.push({ id: `${tool.kind.topic}-${i + 1}`, title: `${cap(r.pick(TOPICS))} ${r.pick(['guide', 'policy', 'faq', 'checklist'])} ${i + 1}`, body: r.pick(SENTENCES).replace(/\{\w+\}/g, 'the') });
   return JSON.stringify({ items }, null, 2) + '\n';
 }
 
 function readme(mix, seed) {
-  return `# Generated BeaconOS repository\n\nMade by bench/gen-repo.mjs (seed ${seed}) for the compile benchmark: ` +
+  return (
+    `# Generated BeaconOS repository\n\nMade by bench/gen-repo.mjs (seed ${seed}) for the compile benchmark: ` +
     `${mix.tenants} tenants, ${mix.models} models, ${mix.policies} policies, ${mix.tools} tools, ${mix.agents} agents, ` +
-    `${mix.workflows} workflows, ${mix.evaluations} evaluations.\n`;
+    `${mix.workflows} workflows, ${mix.evaluations} evaluations.\n`
+  );
 }
 
 // ---------------------------------------------------------------- git
@@ -947,15 +1013,16 @@ function commitEdits(dir, { parent, branch, message, edits }) {
  */
 export function commitChange(dir, { files: k, seed = 1, parent = 'main', branch = 'main' }) {
   const r = rng(`change:${seed}`);
-  const agents = listFiles(dir, parent).filter((p) => /\/agents\/[^/]+\.ya?ml$/.test(p)).sort();
+  const agents = listFiles(dir, parent)
+    .filter((p) => /\/agents\/[^/]+\.ya?ml$/.test(p))
+    .sort();
   if (k > agents.length) throw new Error(`cannot change ${k} files: only ${agents.length} agent manifests`);
   const chosen = r.sample(agents, k).sort();
   const blobs = readBlobs(dir, parent, chosen);
   const edits = new Map();
   for (const path of chosen) {
     const before = blobs.get(path);
-    const after = before.replace(/^( {2}description: )(.*)$/m, (_, lead, text) =>
-      `${lead}${text.replace(/( Revision \d+\.)?$/, '')} Revision ${r.int(2, 999)}.`);
+    const after = before.replace(/^( {2}description: )(.*)$/m, (_, lead, text) => `${lead}${text.replace(/( Revision \d+\.)?$/, '')} Revision ${r.int(2, 999)}.`);
     if (after === before) throw new Error(`no description line to edit in ${path}`);
     edits.set(path, after);
   }
@@ -972,7 +1039,9 @@ export function commitChange(dir, { files: k, seed = 1, parent = 'main', branch 
  */
 export function commitModelChange(dir, { seed = 1, parent = 'main', branch = 'main' } = {}) {
   const r = rng(`model:${seed}`);
-  const candidates = listFiles(dir, parent).filter((p) => /^models\/[^/]+\.ya?ml$/.test(p)).sort();
+  const candidates = listFiles(dir, parent)
+    .filter((p) => /^models\/[^/]+\.ya?ml$/.test(p))
+    .sort();
   const blobs = readBlobs(dir, parent, candidates);
   const openai = candidates.filter((p) => /^ {2}provider: openai$/m.test(blobs.get(p)) && !blobs.get(p).includes('\n---'));
   if (!openai.length) throw new Error('no single-document openai Model to change');
@@ -1001,8 +1070,12 @@ function main(argv) {
     force: argv.includes('--force'),
   });
   const ms = Math.round(performance.now() - t0);
-  process.stdout.write(`${resolve(dir)}: ${res.documents} manifests in ${res.files} files, HEAD ${res.head} (${ms} ms)\n` +
-    `  ${Object.entries(res.mix).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+  process.stdout.write(
+    `${resolve(dir)}: ${res.documents} manifests in ${res.files} files, HEAD ${res.head} (${ms} ms)\n` +
+      `  ${Object.entries(res.mix)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}\n`,
+  );
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -467,14 +467,16 @@ function ratesSection(res, opts) {
   const mReused = median(ok.map((r) => r.reused.median));
   const mAlone = median(ok.map((r) => r.alone.median));
   lines.push('### Evaluations per second of the example policies', '');
-  lines.push(`examples/ compiled by the compiler (${fmtInt(res.objects)} objects); each admission policy is evaluated on every object its kinds and tenants match, ` +
-    `each runtime policy on the requests of its types among ${fmtInt(res.requests)} made from the examples' agents (model calls along each agent's fallback chain, ` +
-    'calls to each of its tools, egress to its tools\' hosts, the model APIs and one host off the list, memory access). One thread; per figure a 0.3 s warm-up, then ' +
-    `${opts.runs} timed runs of at least ${opts.minMs} ms, median reported. Columns: **engine** — \`evaluateAdmission(context)\` with a fresh context per object, as ` +
-    'compiler/admission.ts calls it, or `createDecider([policy]).decide(request)`, as the kernel calls it (match, CEL bindings, conditions, lazy variables, validations, ' +
-    'messages); **engine, bindings reused** — the same context or bindings object every time, so their conversion is memoized: the evaluation alone; **cel-js alone** — ' +
-    'the same conditions, variables, validations and messageExpressions parsed by `@marcbachmann/cel-js` with the same options and run on the same values, already ' +
-    'converted (the peer: what the engine adds on top of its CEL library). "agrees" counts the objects or requests on which the engine and cel-js alone found the same violations.');
+  lines.push(
+    `examples/ compiled by the compiler (${fmtInt(res.objects)} objects); each admission policy is evaluated on every object its kinds and tenants match, ` +
+      `each runtime policy on the requests of its types among ${fmtInt(res.requests)} made from the examples' agents (model calls along each agent's fallback chain, ` +
+      "calls to each of its tools, egress to its tools' hosts, the model APIs and one host off the list, memory access). One thread; per figure a 0.3 s warm-up, then " +
+      `${opts.runs} timed runs of at least ${opts.minMs} ms, median reported. Columns: **engine** — \`evaluateAdmission(context)\` with a fresh context per object, as ` +
+      'compiler/admission.ts calls it, or `createDecider([policy]).decide(request)`, as the kernel calls it (match, CEL bindings, conditions, lazy variables, validations, ' +
+      'messages); **engine, bindings reused** — the same context or bindings object every time, so their conversion is memoized: the evaluation alone; **cel-js alone** — ' +
+      'the same conditions, variables, validations and messageExpressions parsed by `@marcbachmann/cel-js` with the same options and run on the same values, already ' +
+      'converted (the peer: what the engine adds on top of its CEL library). "agrees" counts the objects or requests on which the engine and cel-js alone found the same violations.',
+  );
   lines.push('');
   lines.push('| policy | phase, action | evaluated on | outcomes | engine /s | engine, bindings reused /s | cel-js alone /s | cel-js alone ÷ engine | agrees |');
   lines.push('|---|---|---|---|---:|---:|---:|---:|---:|');
@@ -483,14 +485,20 @@ function ratesSection(res, opts) {
       lines.push(`| ${r.name} | ${r.phase} | — | — | — | — | — | — | ${r.error.replace(/\|/g, '\\|')} |`);
       continue;
     }
-    const outcomes = Object.entries(r.outcomes).map(([k, v]) => `${v} ${k}`).join(', ');
-    lines.push(`| ${r.name} | ${r.phase}, ${r.action} | ${r.items} ${r.phase === 'admission' ? 'objects' : 'requests'} | ${outcomes} | ${fmtK(r.fresh.median)} | ${fmtK(r.reused.median)} | ${fmtK(r.alone.median)} | ${fmtRatio(r.alone.median / r.fresh.median)} | ${r.consistent}/${r.items} |`);
+    const outcomes = Object.entries(r.outcomes)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ');
+    lines.push(
+      `| ${r.name} | ${r.phase}, ${r.action} | ${r.items} ${r.phase === 'admission' ? 'objects' : 'requests'} | ${outcomes} | ${fmtK(r.fresh.median)} | ${fmtK(r.reused.median)} | ${fmtK(r.alone.median)} | ${fmtRatio(r.alone.median / r.fresh.median)} | ${r.consistent}/${r.items} |`,
+    );
   }
   lines.push(`| **median of ${ok.length} policies** | | | | **${fmtK(mFresh)}** | ${fmtK(mReused)} | ${fmtK(mAlone)} | ${fmtRatio(mAlone / mFresh)} | |`);
   lines.push('');
   const pass = mFresh >= TARGET.rate;
-  lines.push(`Target: at least ${fmtInt(TARGET.rate)} evaluations per second on one core for the median example policy: **${fmtInt(mFresh)}/s** as the compiler and the kernel call the engine — ${verdict(pass)}` +
-    ` (${fmtInt(mReused)}/s with the bindings reused; cel-js alone ${fmtInt(mAlone)}/s).`);
+  lines.push(
+    `Target: at least ${fmtInt(TARGET.rate)} evaluations per second on one core for the median example policy: **${fmtInt(mFresh)}/s** as the compiler and the kernel call the engine — ${verdict(pass)}` +
+      ` (${fmtInt(mReused)}/s with the bindings reused; cel-js alone ${fmtInt(mAlone)}/s).`,
+  );
   return { markdown: lines.join('\n'), fails: pass ? [] : [`median example policy: ${fmtInt(mFresh)} evaluations/s (target ≥ ${fmtInt(TARGET.rate)})`], median: mFresh };
 }
 
@@ -501,13 +509,15 @@ function admissionSection(res, opts) {
   const f = m.floor;
   const g = res.gen.mix;
   lines.push(`### Admission of ${fmtInt(opts.manifests)} manifests against ${g.policies} policies`, '');
-  lines.push(`bench/gen-repo.mjs, seed ${opts.seed}: ${fmtInt(g.tenants)} tenants (two in five \`env: prod\`, one in five also \`regulated: "true"\`), ${g.models} models, ` +
-    `${g.policies} admission policies (10 templates modelled on examples/policies, twice: on Agents, Workflows, Tools, Models and Tenants, with variables, ` +
-    '`tools[...]`/`models[...]`/`agents[...]`/`evaluations[...]` lookups, tenant-label conditions, comprehensions and messageExpressions; ' +
-    `deny, warn and audit; every object satisfies the deny and warn ones), ${fmtInt(g.agents)} agents, ${fmtInt(g.workflows)} workflows, ${fmtInt(g.tools)} tools, ${fmtInt(g.evaluations)} evaluations. ` +
-    `Each figure is a separate process (bench/admission-run.mjs: open the project, \`compile\`, save the cache, serialize the result as \`validate --format json\` does; ` +
-    `${IMPL_TEXT[opts.impl]}), ` +
-    `median of ${opts.runs} in interleaved rounds; the floor is bench/floor.mjs on the same commit. A is the generated commit, B changes one agent, C ten.`);
+  lines.push(
+    `bench/gen-repo.mjs, seed ${opts.seed}: ${fmtInt(g.tenants)} tenants (two in five \`env: prod\`, one in five also \`regulated: "true"\`), ${g.models} models, ` +
+      `${g.policies} admission policies (10 templates modelled on examples/policies, twice: on Agents, Workflows, Tools, Models and Tenants, with variables, ` +
+      '`tools[...]`/`models[...]`/`agents[...]`/`evaluations[...]` lookups, tenant-label conditions, comprehensions and messageExpressions; ' +
+      `deny, warn and audit; every object satisfies the deny and warn ones), ${fmtInt(g.agents)} agents, ${fmtInt(g.workflows)} workflows, ${fmtInt(g.tools)} tools, ${fmtInt(g.evaluations)} evaluations. ` +
+      `Each figure is a separate process (bench/admission-run.mjs: open the project, \`compile\`, save the cache, serialize the result as \`validate --format json\` does; ` +
+      `${IMPL_TEXT[opts.impl]}), ` +
+      `median of ${opts.runs} in interleaved rounds; the floor is bench/floor.mjs on the same commit. A is the generated commit, B changes one agent, C ten.`,
+  );
   lines.push('');
   lines.push('| figure | wall ms | peak RSS MB | admission ms (in process) | objects evaluated / verdicts cached | × floor | target | result |');
   lines.push('|---|---:|---:|---:|---:|---:|---|---|');
@@ -517,7 +527,9 @@ function admissionSection(res, opts) {
       return;
     }
     const adm = x.admission ? `${fmtInt(x.admission.evaluated)} / ${fmtInt(x.admission.cached)}` : 'skipped';
-    lines.push(`| ${name} | ${fmtInt(x.wallMs)} | ${fmtInt(x.rssMb)} | ${x.admissionMs === undefined ? '' : fmtInt(x.admissionMs)} | ${x === f ? '' : adm} | ${fmtRatio(x.wallMs / f.wallMs)} | ${target} | ${result} |`);
+    lines.push(
+      `| ${name} | ${fmtInt(x.wallMs)} | ${fmtInt(x.rssMb)} | ${x.admissionMs === undefined ? '' : fmtInt(x.admissionMs)} | ${x === f ? '' : adm} | ${fmtRatio(x.wallMs / f.wallMs)} | ${target} | ${result} |`,
+    );
   };
   row(`floor: git archive + tar -x, then parse (A)`, f);
   const added = m.coldRun && m.coldSkip ? (m.coldRun.wallMs - m.coldSkip.wallMs) / m.coldSkip.wallMs : NaN;
@@ -533,18 +545,25 @@ function admissionSection(res, opts) {
   lines.push('');
   if (m.coldRun) {
     const rate = m.coldRun.policyEvaluations / (m.coldRun.admissionMs / 1000);
-    lines.push(`Cold: admission evaluated ${fmtInt(m.coldRun.admission.evaluated)} objects, ${fmtInt(m.coldRun.policyEvaluations)} policy evaluations (object × policy whose kinds and tenants match), ` +
-      `in ${fmtInt(m.coldRun.admissionMs)} ms in process (${fmtInt(rate)} policy evaluations/s, with the lookups, the reads recorded for the verdict cache and one cached verdict per object), ` +
-      `and found ${fmtInt(m.coldRun.errors)} errors, ${fmtInt(m.coldRun.warnings)} warnings and ${fmtInt(m.coldRun.audit)} audit entries. ` +
-      `It adds ${fmtInt(m.coldRun.wallMs - m.coldSkip.wallMs)} ms of wall time to the ${fmtInt(m.coldSkip.wallMs)} ms of a cold validate without admission (${fmtRatio(added)}; ` +
-      `in process ${fmtRatio(addedInProcess)}), target ≤ ${TARGET.admission}×: ${verdict(coldOk)}.`);
+    lines.push(
+      `Cold: admission evaluated ${fmtInt(m.coldRun.admission.evaluated)} objects, ${fmtInt(m.coldRun.policyEvaluations)} policy evaluations (object × policy whose kinds and tenants match), ` +
+        `in ${fmtInt(m.coldRun.admissionMs)} ms in process (${fmtInt(rate)} policy evaluations/s, with the lookups, the reads recorded for the verdict cache and one cached verdict per object), ` +
+        `and found ${fmtInt(m.coldRun.errors)} errors, ${fmtInt(m.coldRun.warnings)} warnings and ${fmtInt(m.coldRun.audit)} audit entries. ` +
+        `It adds ${fmtInt(m.coldRun.wallMs - m.coldSkip.wallMs)} ms of wall time to the ${fmtInt(m.coldSkip.wallMs)} ms of a cold validate without admission (${fmtRatio(added)}; ` +
+        `in process ${fmtRatio(addedInProcess)}), target ≤ ${TARGET.admission}×: ${verdict(coldOk)}.`,
+    );
   }
   if (m.warmRun) {
     const n = (k, one, many) => `${fmtInt(k)} ${k === 1 ? one : many}`;
-    lines.push('', `Warm after a one-file change, admission took ${fmtInt(m.warmRun.admissionMs)} ms in process (${n(m.warmRun.admission.evaluated, 'object', 'objects')} evaluated, ` +
-      `${n(m.warmRun.admission.cached, 'verdict', 'verdicts')} from the cache) and ${fmtInt(m.warmRun.wallMs - m.warmSkip.wallMs)} ms of wall time with the audit report and the larger cache ` +
-      `(${fmtRatio((m.warmRun.wallMs - m.warmSkip.wallMs) / f.wallMs)} floor).` +
-      (m.planWarm?.admission ? ` The plan's admission of the head (with \`oldObject\` from the base; not timed separately) evaluated ${n(m.planWarm.admission.evaluated, 'object', 'objects')} and took ${n(m.planWarm.admission.cached, 'verdict', 'verdicts')} from the cache.` : ''));
+    lines.push(
+      '',
+      `Warm after a one-file change, admission took ${fmtInt(m.warmRun.admissionMs)} ms in process (${n(m.warmRun.admission.evaluated, 'object', 'objects')} evaluated, ` +
+        `${n(m.warmRun.admission.cached, 'verdict', 'verdicts')} from the cache) and ${fmtInt(m.warmRun.wallMs - m.warmSkip.wallMs)} ms of wall time with the audit report and the larger cache ` +
+        `(${fmtRatio((m.warmRun.wallMs - m.warmSkip.wallMs) / f.wallMs)} floor).` +
+        (m.planWarm?.admission
+          ? ` The plan's admission of the head (with \`oldObject\` from the base; not timed separately) evaluated ${n(m.planWarm.admission.evaluated, 'object', 'objects')} and took ${n(m.planWarm.admission.cached, 'verdict', 'verdicts')} from the cache.`
+          : ''),
+    );
   }
   if (!coldOk) fails.push(`admission adds ${fmtRatio(Math.max(added, addedInProcess))} to a cold validate (target ≤ ${TARGET.admission}×)`);
   if (!warmOk) fails.push(`warm validate after one change with admission: ${m.warmRun ? fmtRatio(m.warmRun.wallMs / f.wallMs) : 'did not run'} floor (target ≤ ${TARGET.warmVsFloor}×)`);
@@ -555,13 +574,17 @@ function admissionSection(res, opts) {
 
 function report(parts, machine, opts) {
   const out = [HEADING, ''];
-  out.push(`Measured by \`node bench/policy.bench.mjs\` on ${machine.date}: ${machine.cpu}, nproc ${machine.nproc}, ${machine.memGb} GB RAM, Node ${machine.node}, ` +
-    `\`@marcbachmann/cel-js\` ${machine.celJs}, ${IMPL_TEXT[opts.impl]}${machine.buildNote ? ` (${machine.buildNote})` : ''} (1-minute load average ${machine.loadStart.toFixed(2)} at the start, ` +
-    `${machine.loadEnd.toFixed(2)} at the end; the machine is shared, so compare ratios).`);
+  out.push(
+    `Measured by \`node bench/policy.bench.mjs\` on ${machine.date}: ${machine.cpu}, nproc ${machine.nproc}, ${machine.memGb} GB RAM, Node ${machine.node}, ` +
+      `\`@marcbachmann/cel-js\` ${machine.celJs}, ${IMPL_TEXT[opts.impl]}${machine.buildNote ? ` (${machine.buildNote})` : ''} (1-minute load average ${machine.loadStart.toFixed(2)} at the start, ` +
+      `${machine.loadEnd.toFixed(2)} at the end; the machine is shared, so compare ratios).`,
+  );
   out.push('');
-  out.push(`Targets (issue 3): at least ${fmtInt(TARGET.rate)} evaluations per second, on one core, for the median example policy; admission of 10,000 objects against ` +
-    `20 policies adds at most ${TARGET.admission}× to a cold validate of the same commit; and issue 2's warm targets still hold with admission on (validate after a ` +
-    `one-file change ≤ ${TARGET.warmVsFloor}× floor, plan with the base compiled before ≤ ${TARGET.planWarmVsFloor}× floor).`);
+  out.push(
+    `Targets (issue 3): at least ${fmtInt(TARGET.rate)} evaluations per second, on one core, for the median example policy; admission of 10,000 objects against ` +
+      `20 policies adds at most ${TARGET.admission}× to a cold validate of the same commit; and issue 2's warm targets still hold with admission on (validate after a ` +
+      `one-file change ≤ ${TARGET.warmVsFloor}× floor, plan with the base compiled before ≤ ${TARGET.planWarmVsFloor}× floor).`,
+  );
   const fails = [];
   for (const p of parts) {
     out.push('', p.markdown);
@@ -571,7 +594,6 @@ function report(parts, machine, opts) {
   out.push(fails.length ? `Failures:\n\n${fails.map((f) => `- FAIL ${f}`).join('\n')}` : 'All targets met.');
   return { markdown: `${out.join('\n')}\n`, fails };
 }
-
 
 // ---------------------------------------------------------------- main
 
@@ -598,8 +620,15 @@ async function main() {
     impl: args.impl ?? 'build',
   };
   const only = args.only;
-  if (!Number.isInteger(opts.runs) || opts.runs < 1 || !(opts.minMs > 0) || !Number.isInteger(opts.manifests) || opts.manifests < 60 ||
-    !['build', 'ts', 'dist'].includes(opts.impl) || (only !== undefined && !['rates', 'admission'].includes(only))) {
+  if (
+    !Number.isInteger(opts.runs) ||
+    opts.runs < 1 ||
+    !(opts.minMs > 0) ||
+    !Number.isInteger(opts.manifests) ||
+    opts.manifests < 60 ||
+    !['build', 'ts', 'dist'].includes(opts.impl) ||
+    (only !== undefined && !['rates', 'admission'].includes(only))
+  ) {
     process.stderr.write(`bad arguments\n${USAGE}`);
     process.exit(2);
   }

@@ -62,7 +62,18 @@ function timeSpawn(argv, options = {}) {
 // Floors.
 const bareBundle = join(work, 'bare');
 mkdirSync(bareBundle, { recursive: true });
-writeOciBundle(bareBundle, { args: ['/usr/bin/true'], env: {}, cwd: '/', installRoot: join(work, 'none'), maskDirs: [], nodeBinary: process.execPath, scratchBytes: 2 ** 20, hostname: 'bare', openFiles: 64, cpuSeconds: 10 });
+writeOciBundle(bareBundle, {
+  args: ['/usr/bin/true'],
+  env: {},
+  cwd: '/',
+  installRoot: join(work, 'none'),
+  maskDirs: [],
+  nodeBinary: process.execPath,
+  scratchBytes: 2 ** 20,
+  hostname: 'bare',
+  openFiles: 64,
+  cpuSeconds: 10,
+});
 mkdirSync(join(work, 'none'), { recursive: true });
 const runscRoot = join(work, 'runsc-root');
 const floors = { node: [], runsc: [] };

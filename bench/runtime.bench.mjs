@@ -51,7 +51,17 @@ const examples = await compile(new DirSource(join(ROOT, 'examples')));
 // The bench model takes the name of a Model the tenant may use, so the examples' runtime policies allow the calls.
 const byId = new Map(examples.bundle.objects.map((o) => [o.id, o]));
 const MODEL = byId.get('Tenant/acme-support').object.spec.models[0];
-const model = { kind: 'Model', id: `Model/${MODEL}`, name: MODEL, object: { apiVersion: 'beacon.dev/v1alpha1', kind: 'Model', metadata: { name: MODEL, labels: {}, annotations: {} }, spec: { provider: 'openai-compatible', model: 'gpt-4o-2024-08-06', endpoint, pricing: { inputPer1kTokens: 0.0025, outputPer1kTokens: 0.01 }, fallbacks: [] } } };
+const model = {
+  kind: 'Model',
+  id: `Model/${MODEL}`,
+  name: MODEL,
+  object: {
+    apiVersion: 'beacon.dev/v1alpha1',
+    kind: 'Model',
+    metadata: { name: MODEL, labels: {}, annotations: {} },
+    spec: { provider: 'openai-compatible', model: 'gpt-4o-2024-08-06', endpoint, pricing: { inputPer1kTokens: 0.0025, outputPer1kTokens: 0.01 }, fallbacks: [] },
+  },
+};
 const gateway = createModelGateway({ models: [model], dedupe: false });
 const runtimePolicies = examples.policies.map((p) => p.compiled).filter((p) => p.phase === 'runtime');
 const decide = createDecider(runtimePolicies, { resolve: { agent: (t, n) => byId.get(`Agent/${t}/${n}`)?.object, tenant: (n) => byId.get(`Tenant/${n}`)?.object } }).decide;

@@ -20,10 +20,7 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-const program = new Command('beacon')
-  .description(MSG.description)
-  .version(PACKAGE_VERSION)
-  .exitOverride();
+const program = new Command('beacon').description(MSG.description).version(PACKAGE_VERSION).exitOverride();
 
 registerValidate(program);
 registerGraph(program);

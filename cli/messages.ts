@@ -23,15 +23,16 @@ export const MSG = {
   initDone: (dir: string) => `Created a BeaconOS repository in ${dir}. Next: cd ${dir} && npx beacon validate`,
   policy: 'Test and debug Policies: run their <name>.test.yaml cases, or evaluate one on an object or a request.',
   policyTest: 'Run every <name>.test.yaml of a folder against its policies and print a table of the results.',
-  policyEval: 'Evaluate one policy on an object (--object) or a runtime request (--request), with every variable\'s value.',
+  policyEval: "Evaluate one policy on an object (--object) or a runtime request (--request), with every variable's value.",
   optObject: 'the object to admit: a manifest (YAML)',
   optOldObject: 'the same object at the base commit (admission policies read it as oldObject)',
   optRequest: 'the runtime request: {type, tenant, agent, model, tool, host, arguments, tokensUsed, costUsd} (YAML or JSON)',
-  optResources: 'manifests that override the folder\'s objects of the same identity (repeat, or list several; a file may hold several documents)',
+  optResources: "manifests that override the folder's objects of the same identity (repeat, or list several; a file may hold several documents)",
   evalNeedsOne: 'give exactly one of --object FILE (admission policies) and --request FILE (runtime policies)',
   evalOldObjectNeedsObject: '--old-object goes with --object (admission policies)',
   evalWrongPhase: (policy: string, phase: string) => `policy ${policy} is a${phase === 'admission' ? 'n' : ''} ${phase} policy: give ${phase === 'admission' ? '--object FILE' : '--request FILE'}`,
-  unknownPolicy: (name: string, known: string[]) => `no policy '${name}'${known.length ? ` (policies: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', ...' : ''})` : ' (the folder has no policies)'}`,
+  unknownPolicy: (name: string, known: string[]) =>
+    `no policy '${name}'${known.length ? ` (policies: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', ...' : ''})` : ' (the folder has no policies)'}`,
   severalPolicies: (file: string, names: string[]) => `${file} holds several policies (${names.join(', ')}): name one`,
   cannotRead: (file: string, why: string) => `cannot read ${file}: ${why}`,
   // run, resume, approve
@@ -54,13 +55,16 @@ export const MSG = {
   runOutcome: (target: string, status: string, run: string, isolation: string) => `${target}: ${status} (run ${run}, isolation ${isolation})`,
   runUsage: (tokens: number, costUsd: number) => `tokens ${tokens}, cost $${costUsd.toFixed(4)}`,
   runError: (message: string) => `error: ${message}`,
-  waitingAt: (node: string, subject: string, quorum: number, approvers: string, until: string, onTimeout: string) => `waiting for approval at ${node} (${subject}): ${quorum} of ${approvers || "the tenant's approvers"}, until ${until} (then ${onTimeout})`,
+  waitingAt: (node: string, subject: string, quorum: number, approvers: string, until: string, onTimeout: string) =>
+    `waiting for approval at ${node} (${subject}): ${quorum} of ${approvers || "the tenant's approvers"}, until ${until} (then ${onTimeout})`,
   decideWith: (run: string, node: string) => `  decide with: beacon approve ${run}${node} --by NAME [--reject], then: beacon resume ${run}`,
   unknownRun: (run: string, why: string) => `run ${run}: ${why}`,
   pinnedGone: (run: string, pinned: string) => `beacon: run ${run} is pinned to version ${pinned}; its target is not in these manifests. Resume it from the commit it started on (--ref).`,
-  pinned: (run: string, pinned: string, served: string) => `beacon: run ${run} is pinned to version ${pinned}; these manifests compile its target to ${served}. Resume it from the commit it started on (--ref).`,
+  pinned: (run: string, pinned: string, served: string) =>
+    `beacon: run ${run} is pinned to version ${pinned}; these manifests compile its target to ${served}. Resume it from the commit it started on (--ref).`,
   rejected: (node: string, run: string, by: string[]) => `rejected ${node} of run ${run} by ${by.join(', ')}; the run ends Rejected when it continues: beacon resume ${run}`,
-  approvedSome: (node: string, run: string, given: string[], quorum: number) => `approved ${node} of run ${run} by ${given.join(', ')}: ${given.length} of the ${quorum} its quorum needs; waiting for more`,
+  approvedSome: (node: string, run: string, given: string[], quorum: number) =>
+    `approved ${node} of run ${run} by ${given.join(', ')}: ${given.length} of the ${quorum} its quorum needs; waiting for more`,
   approved: (node: string, run: string, given: string[]) => `approved ${node} of run ${run} by ${given.join(', ')}; continue it with: beacon resume ${run}`,
   unverifiedMembers: (who: string[], groups: string[]) => `beacon: ${who.join(', ')}: membership of ${groups.join(' or ')} is not verified by the CLI`,
 } as const;

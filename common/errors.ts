@@ -38,7 +38,10 @@ export class BeaconError extends Error {
 
   /** An error read back from its body (as another process sent it). */
   static from(body: ErrorBody): BeaconError {
-    return new BeaconError(body.code, body.message, { ...(body.retryable !== undefined ? { retryable: body.retryable } : {}), ...(body.retryAfterMs !== undefined ? { retryAfterMs: body.retryAfterMs } : {}) });
+    return new BeaconError(body.code, body.message, {
+      ...(body.retryable !== undefined ? { retryable: body.retryable } : {}),
+      ...(body.retryAfterMs !== undefined ? { retryAfterMs: body.retryAfterMs } : {}),
+    });
   }
 }
 

@@ -104,7 +104,21 @@ export function commitPolicy(name: string, spec: unknown, digest: string, store:
   if (summary !== undefined) return new DeferredPolicy(summary, spec);
   const compiled = compilePolicyOnce(name, spec);
   const p = compiled.ok ? compiled.policy : undefined;
-  store?.set(key, p !== undefined ? JSON.stringify({ name: p.name, phase: p.phase, action: p.action, failurePolicy: p.failurePolicy, kinds: p.kinds, tenants: p.tenants, requestTypes: p.requestTypes, uses: p.uses } satisfies PolicySummary) : DOES_NOT_COMPILE);
+  store?.set(
+    key,
+    p !== undefined
+      ? JSON.stringify({
+          name: p.name,
+          phase: p.phase,
+          action: p.action,
+          failurePolicy: p.failurePolicy,
+          kinds: p.kinds,
+          tenants: p.tenants,
+          requestTypes: p.requestTypes,
+          uses: p.uses,
+        } satisfies PolicySummary)
+      : DOES_NOT_COMPILE,
+  );
   return p;
 }
 
@@ -282,7 +296,9 @@ export function admit(input: AdmitInput): AdmitOutput {
     const scope = `${kind}/${tenant ?? ''}`;
     let c = byScope.get(scope);
     if (c === undefined) {
-      const matching = policies.filter((p) => (p.compiled.kinds.length === 0 || p.compiled.kinds.includes(kind)) && (p.compiled.tenants.length === 0 || (tenant !== undefined && p.compiled.tenants.includes(tenant))));
+      const matching = policies.filter(
+        (p) => (p.compiled.kinds.length === 0 || p.compiled.kinds.includes(kind)) && (p.compiled.tenants.length === 0 || (tenant !== undefined && p.compiled.tenants.includes(tenant))),
+      );
       byScope.set(scope, (c = { matching, readsOld: matching.some((p) => p.compiled.uses.includes('oldObject')) }));
     }
     return c;
@@ -333,7 +349,10 @@ export function admit(input: AdmitInput): AdmitOutput {
       for (const v of d.violations) own.push({ policy: p.name, outcome: d.outcome, message: v.message, ...(v.validation !== undefined ? { validation: v.validation } : {}) });
     }
     for (const f of own) findings.push({ ...f, object: o.id });
-    input.verdicts?.set(key, reads.size === 0 && own.length === 0 ? NOTHING : JSON.stringify({ reads: [...reads].map(([id, d]): [string, string] => [id, short(d)]).sort(), findings: own } satisfies CachedVerdict));
+    input.verdicts?.set(
+      key,
+      reads.size === 0 && own.length === 0 ? NOTHING : JSON.stringify({ reads: [...reads].map(([id, d]): [string, string] => [id, short(d)]).sort(), findings: own } satisfies CachedVerdict),
+    );
   }
   return { findings, stats };
 }
@@ -348,7 +367,16 @@ function keysId(variable: string, tenant: string | undefined): string {
 /** The ids behind a map's names, in order: changes when an entry is added, removed or changed. */
 function keysDigest(m: Map<string, CompiledObject>): string {
   let d = keysDigests.get(m);
-  if (d === undefined) keysDigests.set(m, (d = sha256([...m.values()].map((o) => `${o.id}=${o.effectiveDigest}`).sort().join('\n'))));
+  if (d === undefined)
+    keysDigests.set(
+      m,
+      (d = sha256(
+        [...m.values()]
+          .map((o) => `${o.id}=${o.effectiveDigest}`)
+          .sort()
+          .join('\n'),
+      )),
+    );
   return d;
 }
 const keysDigests = new WeakMap<Map<string, CompiledObject>, string>();

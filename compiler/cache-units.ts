@@ -24,7 +24,7 @@ export function unitLine(oid: string, unit: FileUnit): string {
 /** Each unit's line, by blob id: views into `bytes`, nothing parsed. */
 export function indexLines(bytes: Buffer): Map<string, Buffer> {
   const lines = new Map<string, Buffer>();
-  for (let start = 0; start < bytes.length; ) {
+  for (let start = 0; start < bytes.length;) {
     let end = bytes.indexOf(NEWLINE, start);
     if (end < 0) end = bytes.length;
     const tab = bytes.indexOf(TAB, start);

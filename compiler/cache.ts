@@ -218,7 +218,9 @@ export class CompileCache implements TreeStore {
     }
     let names: string[] = [];
     try {
-      names = readdirSync(this.folder).filter((n) => /^delta-.*\.bin$/.test(n)).sort();
+      names = readdirSync(this.folder)
+        .filter((n) => /^delta-.*\.bin$/.test(n))
+        .sort();
     } catch {
       return;
     }

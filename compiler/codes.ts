@@ -40,7 +40,7 @@ export const CODES = {
   BCN3002: { severity: 'error', title: 'Reference to an object that does not exist' },
   BCN3003: { severity: 'error', title: 'Cross-tenant reference not shared' },
   BCN3004: { severity: 'error', title: 'Object belongs to a tenant that does not exist' },
-  BCN3005: { severity: 'error', title: 'Model not in the tenant\'s allow-list' },
+  BCN3005: { severity: 'error', title: "Model not in the tenant's allow-list" },
   BCN3006: { severity: 'error', title: 'Referenced file not found' },
   BCN3007: { severity: 'error', title: 'Referenced file is outside the repository' },
   BCN3008: { severity: 'error', title: 'Dataset file is invalid' },

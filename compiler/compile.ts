@@ -109,7 +109,15 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     // A folder source learns the blob id only now, by reading.
     const known = cache.getFile(entry.oid!);
     if (known !== undefined) return known;
-    const decoded = bytes.length <= MAX_TEXT_BYTES ? decodeText(bytes) : { code: 'BCN1003' as const, message: `file is ${bytes.length.toLocaleString('en-US')} bytes; referenced text files may be at most ${MAX_TEXT_BYTES.toLocaleString('en-US')} bytes (${MAX_TEXT_BYTES / 1048576} MiB)`, line: 1, column: 1 };
+    const decoded =
+      bytes.length <= MAX_TEXT_BYTES
+        ? decodeText(bytes)
+        : {
+            code: 'BCN1003' as const,
+            message: `file is ${bytes.length.toLocaleString('en-US')} bytes; referenced text files may be at most ${MAX_TEXT_BYTES.toLocaleString('en-US')} bytes (${MAX_TEXT_BYTES / 1048576} MiB)`,
+            line: 1,
+            column: 1,
+          };
     const secret = 'text' in decoded ? findSecretIn(decoded.text) : undefined;
     const file: CachedFile = {
       size: bytes.length,
@@ -151,7 +159,12 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   const body = {
     apiVersion: 'beacon.dev/bundle/v1' as const,
     compiler: COMPILER_VERSION,
-    source: { kind: source.kind, ...(source.commit !== undefined ? { commit: source.commit } : {}), ...(source.tree !== undefined ? { tree: source.tree } : {}), path: source.kind === 'git' ? source.path : '.' },
+    source: {
+      kind: source.kind,
+      ...(source.commit !== undefined ? { commit: source.commit } : {}),
+      ...(source.tree !== undefined ? { tree: source.tree } : {}),
+      path: source.kind === 'git' ? source.path : '.',
+    },
     objects: linked.objects,
     graphs: linked.graphs,
     files,
@@ -170,12 +183,25 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     invalid,
     policies: linked.policies,
     audit,
-    stats: { files: entries.length, manifests: manifests.length, documents: docs.length, cachedUnits: manifests.length - parsed, parsedUnits: parsed, ...(admissionStats !== undefined ? { admission: admissionStats } : {}), ms },
+    stats: {
+      files: entries.length,
+      manifests: manifests.length,
+      documents: docs.length,
+      cachedUnits: manifests.length - parsed,
+      parsedUnits: parsed,
+      ...(admissionStats !== undefined ? { admission: admissionStats } : {}),
+      ms,
+    },
   };
 }
 
 /** Admission of compiled objects: verdicts (cached in `cache`) as pending diagnostics and audit entries. */
-function admitObjects(objects: CompiledObject[], policies: AdmissionPolicy[], cache: CompileCache, oldObject: AdmitInput['oldObject']): { pending: PendingDiagnostic[]; audit: AuditEntry[]; stats: AdmitOutput['stats'] } {
+function admitObjects(
+  objects: CompiledObject[],
+  policies: AdmissionPolicy[],
+  cache: CompileCache,
+  oldObject: AdmitInput['oldObject'],
+): { pending: PendingDiagnostic[]; audit: AuditEntry[]; stats: AdmitOutput['stats'] } {
   const { findings, stats } = admit({ objects, policies, ...(oldObject !== undefined ? { oldObject } : {}), verdicts: { get: (k) => cache.getDerived(k), set: (k, v) => cache.setDerived(k, v) } });
   const pending: PendingDiagnostic[] = [];
   const audit: AuditEntry[] = [];
@@ -323,9 +349,7 @@ async function resolvePending(pending: PendingDiagnostic[], source: Source, byPa
   return Promise.all(
     pending.map(async (d): Promise<Diagnostic> => {
       const pos = d.exact !== undefined ? { ...d.exact, complete: true } : await where(d.file, d.doc, d.pointer, d.at, d, d.celOffset);
-      const related = await Promise.all(
-        d.related.map(async (r) => ({ message: r.message, file: r.file, ...pick(await where(r.file, r.doc, r.pointer, 'value', r)) })),
-      );
+      const related = await Promise.all(d.related.map(async (r) => ({ message: r.message, file: r.file, ...pick(await where(r.file, r.doc, r.pointer, 'value', r)) })));
       return {
         severity: CODES[d.code].severity,
         code: d.code,

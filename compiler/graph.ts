@@ -55,7 +55,12 @@ class Builder {
     const spec = approval as ApprovalSpec;
     const individuals = spec.approvers.filter((a) => !a.startsWith('group:'));
     if (individuals.length === spec.approvers.length && spec.quorum > individuals.length) {
-      this.problems.push({ code: 'BCN5010', pointer: `${approvalPointer}/quorum`, message: `approval quorum ${spec.quorum} can never be met: only ${individuals.length} approver${individuals.length === 1 ? ' is' : 's are'} listed`, hint: 'lower the quorum, add approvers, or name a group' });
+      this.problems.push({
+        code: 'BCN5010',
+        pointer: `${approvalPointer}/quorum`,
+        message: `approval quorum ${spec.quorum} can never be met: only ${individuals.length} approver${individuals.length === 1 ? ' is' : 's are'} listed`,
+        hint: 'lower the quorum, add approvers, or name a group',
+      });
     }
     const node: GraphNode = { id, type: 'approval', role: 'approval', approval: spec, source };
     this.nodes.push(node);
@@ -105,7 +110,12 @@ function expand(b: Builder, spec: Spec): { entry: string; output: string; params
       const ends = chainSteps(b, list('steps'), 'step', 'steps');
       if (ends === null) return null;
       if (spec.pattern === 'human-in-the-loop' && !list('steps').some((s) => s.approval !== undefined)) {
-        b.problems.push({ code: 'BCN5008', pointer: '/spec/steps', message: 'a human-in-the-loop workflow needs at least one step with an approval gate', hint: "add 'approval: {approvers: [...]}' to the step a human must sign off, or use pattern: sequential" });
+        b.problems.push({
+          code: 'BCN5008',
+          pointer: '/spec/steps',
+          message: 'a human-in-the-loop workflow needs at least one step with an approval gate',
+          hint: "add 'approval: {approvers: [...]}' to the step a human must sign off, or use pattern: sequential",
+        });
       }
       return { entry: ends[0], output: ends[1], params: {} };
     }
@@ -160,7 +170,11 @@ function expand(b: Builder, spec: Spec): { entry: string; output: string; params
       const info = b.agents.get('planner');
       const out = info?.outputSchema as Spec | undefined;
       if (out !== undefined && !(typeof out.properties === 'object' && out.properties !== null && 'tasks' in (out.properties as Spec))) {
-        b.problems.push({ code: 'BCN5008', pointer: '/spec/planner', message: `planner ${info?.id ?? ''} declares an output schema without 'tasks'; a hierarchical planner must answer {tasks: [{worker, input}]}` });
+        b.problems.push({
+          code: 'BCN5008',
+          pointer: '/spec/planner',
+          message: `planner ${info?.id ?? ''} declares an output schema without 'tasks'; a hierarchical planner must answer {tasks: [{worker, input}]}`,
+        });
       }
       return { entry: 'planner', output: 'final', params: { maxDepth: spec.maxDepth, maxTasks: spec.maxTasks, workers: workers.map((_, i) => `worker${i + 1}`) } };
     }
@@ -225,7 +239,10 @@ function expand(b: Builder, spec: Spec): { entry: string; output: string; params
       const idOf = (n: unknown): string => (isRecord(n) && typeof n.id === 'string' ? n.id : '');
       const entry = typeof spec.entry === 'string' ? spec.entry : idOf(nodes[0]);
       const output = typeof spec.output === 'string' ? spec.output : idOf(nodes[nodes.length - 1]);
-      for (const [field, id] of [['entry', entry], ['output', output]] as const) {
+      for (const [field, id] of [
+        ['entry', entry],
+        ['output', output],
+      ] as const) {
         if (!seen.has(id)) b.problems.push({ code: 'BCN5004', pointer: `/spec/${field}`, message: `${field} '${id}' is not a node (nodes: ${[...seen.keys()].join(', ')})` });
       }
       return { entry, output, params: {} };
@@ -245,7 +262,11 @@ function checkStructure(b: Builder, g: { entry: string; output: string }): void 
       if (!ids.has(end)) {
         ok = false;
         const side = end === e.to ? 'to' : 'from';
-        b.problems.push({ code: 'BCN5004', pointer: e.source.startsWith('/spec/edges/') ? `${e.source}/${side}` : e.source, message: `edge ${e.from} → ${e.to}: '${end}' is not a node (nodes: ${[...ids].join(', ')})` });
+        b.problems.push({
+          code: 'BCN5004',
+          pointer: e.source.startsWith('/spec/edges/') ? `${e.source}/${side}` : e.source,
+          message: `edge ${e.from} → ${e.to}: '${end}' is not a node (nodes: ${[...ids].join(', ')})`,
+        });
       }
     }
     if (ok) succ.get(e.from)!.push(e.to);
@@ -261,7 +282,8 @@ function checkStructure(b: Builder, g: { entry: string; output: string }): void 
       }
     }
     for (const n of b.nodes) {
-      if (!reached.has(n.id)) b.problems.push({ code: 'BCN5001', pointer: n.source, message: `node '${n.id}' is not reachable from the entry '${g.entry}'`, hint: 'add an edge that leads to it, or remove it' });
+      if (!reached.has(n.id))
+        b.problems.push({ code: 'BCN5001', pointer: n.source, message: `node '${n.id}' is not reachable from the entry '${g.entry}'`, hint: 'add an edge that leads to it, or remove it' });
     }
   }
   for (const comp of stronglyConnected([...ids], succ)) {

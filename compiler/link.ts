@@ -66,6 +66,15 @@ export async function link(input: LinkInput): Promise<LinkOutput> {
     graphs: linked.graphs(),
     files: inlined.files,
     pending: ctx.pending,
-    policies: compiledPolicies(ctx, digests, input.derived).map(({ o, compiled }): AdmissionPolicy => ({ id: o.id, name: o.name, file: o.file, doc: o.doc.index, line: o.doc.line, column: o.doc.column, digest: digests.get(o.id)!, compiled })),
+    policies: compiledPolicies(ctx, digests, input.derived).map(({ o, compiled }): AdmissionPolicy => ({
+      id: o.id,
+      name: o.name,
+      file: o.file,
+      doc: o.doc.index,
+      line: o.doc.line,
+      column: o.doc.column,
+      digest: digests.get(o.id)!,
+      compiled,
+    })),
   };
 }

@@ -88,7 +88,10 @@ export async function openProject(options: OpenOptions = {}): Promise<Project> {
     const rel = toPosix(relative(repository.dir, repoDir));
     folder = rel.startsWith('..') ? '' : rel;
   }
-  folder = posix.normalize(folder).replace(/^\.\/?$/, '').replace(/\/$/, '');
+  folder = posix
+    .normalize(folder)
+    .replace(/^\.\/?$/, '')
+    .replace(/\/$/, '');
   if (folder.startsWith('../') || folder === '..') throw new SourceError(`${options.path}: outside the repository ${repository.dir}`);
   const source = await GitSource.open(repository, options.ref, folder);
   return { source, cache, repository, root: join(repository.dir, folder), prefix: folder ? `${folder.replace(/\/$/, '')}/` : '', repoRoot: repository.dir };
@@ -135,7 +138,14 @@ class OldVersion {
  * before is read from its snapshot (`fromSnapshot`), which holds no graphs or content: that is why
  * the base's compile result is not returned.
  */
-export async function planRefs(options: { base: string; head: string; repo?: string; path?: string; cacheDir?: string | false; cwd?: string }): Promise<{ plan: Plan; head: CompileResult; project: Project; fromSnapshot: boolean; cacheError?: string }> {
+export async function planRefs(options: {
+  base: string;
+  head: string;
+  repo?: string;
+  path?: string;
+  cacheDir?: string | false;
+  cwd?: string;
+}): Promise<{ plan: Plan; head: CompileResult; project: Project; fromSnapshot: boolean; cacheError?: string }> {
   const headProject = await openProject({ ...options, ref: options.head });
   // A folder that did not exist at the base is an empty base: everything in it is added.
   const baseSource = await GitSource.open(headProject.repository!, options.base, headProject.source.path).catch(async (err: unknown) => {

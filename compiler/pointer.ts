@@ -10,7 +10,12 @@ export function escapeSegment(s: string): string {
 
 /** The reference tokens of a pointer, unescaped ('' → []). */
 export function segments(pointer: string): string[] {
-  return pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return pointer === ''
+    ? []
+    : pointer
+        .slice(1)
+        .split('/')
+        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 /** `/spec/tools/0/name` → `spec.tools[0].name`, the way users read a field path. */

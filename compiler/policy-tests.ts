@@ -335,7 +335,12 @@ export function readPolicyTestText(file: string, text: string): PolicyTestFile {
   if (f.diagnostics.length > 0) return out;
   if (docs.length !== 1) {
     const where = docs[1] !== undefined ? { line: docs[1].line, column: docs[1].column } : { line: 1, column: 1 };
-    f.report('BCN2003', docs.length === 0 ? 'a policy test file holds one mapping with `cases`; this one is empty' : `a policy test file holds one YAML document; this one has ${docs.length}`, where, 'write every case under one `cases:` list');
+    f.report(
+      'BCN2003',
+      docs.length === 0 ? 'a policy test file holds one mapping with `cases`; this one is empty' : `a policy test file holds one YAML document; this one has ${docs.length}`,
+      where,
+      'write every case under one `cases:` list',
+    );
     return out;
   }
   const { data, index: doc } = docs[0]!;
@@ -352,7 +357,8 @@ export function readPolicyTestText(file: string, text: string): PolicyTestFile {
     if (!f.shaped(CASE_SCHEMA, doc, `/cases/${i}`, c)) return;
     const name = String(c.name);
     const seen = names.get(name);
-    if (seen !== undefined) f.report('BCN3011', `cases[${i}].name '${name}' is used twice (also cases[${seen}])`, { doc, pointer: `/cases/${i}/name` }, 'give every case its own name: the results are reported by name');
+    if (seen !== undefined)
+      f.report('BCN3011', `cases[${i}].name '${name}' is used twice (also cases[${seen}])`, { doc, pointer: `/cases/${i}/name` }, 'give every case its own name: the results are reported by name');
     else names.set(name, i);
     const input = readCaseInput(f, doc, i, c);
     if (input === undefined || seen !== undefined) return;
@@ -372,7 +378,13 @@ function readCaseInput(f: YamlFile, doc: number, i: number, c: JsonObject): Admi
     return undefined;
   }
   const misplaced = (hasObject ? ['agent', 'tenant'] : ['oldObject']).filter((k) => c[k] !== undefined);
-  for (const k of misplaced) f.report('BCN2007', `cases[${i}].${k} goes with ${hasObject ? 'request (runtime cases)' : 'object (admission cases)'}, not with ${hasObject ? 'object' : 'request'}`, at(k), hasObject ? 'give the object\'s Tenant in resources' : undefined);
+  for (const k of misplaced)
+    f.report(
+      'BCN2007',
+      `cases[${i}].${k} goes with ${hasObject ? 'request (runtime cases)' : 'object (admission cases)'}, not with ${hasObject ? 'object' : 'request'}`,
+      at(k),
+      hasObject ? "give the object's Tenant in resources" : undefined,
+    );
   let ok = misplaced.length === 0;
   const manifest = (pointer: string, value: unknown, kind?: string): JsonObject | undefined => {
     const m = f.manifest(doc, pointer, value);
@@ -389,7 +401,11 @@ function readCaseInput(f: YamlFile, doc: number, i: number, c: JsonObject): Admi
     const oldObject = c.oldObject !== undefined && c.oldObject !== null ? manifest(`/cases/${i}/oldObject`, c.oldObject) : null;
     if (object !== undefined && oldObject !== undefined && oldObject !== null && idOf(known(object)) !== idOf(known(oldObject))) {
       const [a, b] = [known(oldObject), known(object)];
-      f.report('BCN2007', `cases[${i}].oldObject is ${objectLabel(a.kind, a.name, a.tenant)} but object is ${objectLabel(b.kind, b.name, b.tenant)}: oldObject is the same object at the base commit`, at('oldObject'));
+      f.report(
+        'BCN2007',
+        `cases[${i}].oldObject is ${objectLabel(a.kind, a.name, a.tenant)} but object is ${objectLabel(b.kind, b.name, b.tenant)}: oldObject is the same object at the base commit`,
+        at('oldObject'),
+      );
       ok = false;
     }
     return ok && object !== undefined ? { object, oldObject: oldObject ?? null, resources } : undefined;
@@ -438,7 +454,8 @@ export interface PolicyTestReport {
 export function checkVerdict(decision: Pick<PolicyDecision, 'outcome' | 'messages'>, expected: PolicyOutcome, message: string | undefined): string | undefined {
   const got = decision.messages.length > 0 ? `: ${decision.messages.join('; ')}` : '';
   if (decision.outcome !== expected) return `got ${decision.outcome}${got}`;
-  if (message !== undefined && !decision.messages.some((m) => m.includes(message))) return `${decision.outcome} as expected, but no message contains ${JSON.stringify(message)}${got ? ` (messages${got})` : ''}`;
+  if (message !== undefined && !decision.messages.some((m) => m.includes(message)))
+    return `${decision.outcome} as expected, but no message contains ${JSON.stringify(message)}${got ? ` (messages${got})` : ''}`;
   return undefined;
 }
 
@@ -472,11 +489,25 @@ export function runPolicyTestFile(ws: PolicyWorkspace, test: PolicyTestFile): { 
     }
   }
   const results = test.cases.map((c): PolicyTestResult => {
-    const base = { file: test.file, policy: test.policy, case: c.name, line: c.line, input: 'object' in c.input ? ('object' as const) : ('request' as const), target: describeInput(c.input), expected: c.expected };
+    const base = {
+      file: test.file,
+      policy: test.policy,
+      case: c.name,
+      line: c.line,
+      input: 'object' in c.input ? ('object' as const) : ('request' as const),
+      target: describeInput(c.input),
+      expected: c.expected,
+    };
     if (policy === undefined) return { ...base, actual: null, messages: [], pass: false, reason: unavailable! };
     if (policy.compiled.phase !== phaseOf(c.input)) {
       const want = policy.compiled.phase === 'admission' ? 'an object' : 'a request';
-      return { ...base, actual: null, messages: [], pass: false, reason: `policy ${policy.name} is a${policy.compiled.phase === 'admission' ? 'n' : ''} ${policy.compiled.phase} policy: its cases give ${want}` };
+      return {
+        ...base,
+        actual: null,
+        messages: [],
+        pass: false,
+        reason: `policy ${policy.name} is a${policy.compiled.phase === 'admission' ? 'n' : ''} ${policy.compiled.phase} policy: its cases give ${want}`,
+      };
     }
     const d = policy.compiled.evaluate(bindingsFor(ws, c.input));
     const reason = checkVerdict(d, c.expected, c.message);
@@ -514,7 +545,12 @@ export async function runPolicyTests(source: Source, result: CompileResult): Pro
     diagnostics.push(...run.diagnostics);
   }
   source.release?.();
-  diagnostics.push(...policyDiagnostics(ws, entries.map((e) => e.path)));
+  diagnostics.push(
+    ...policyDiagnostics(
+      ws,
+      entries.map((e) => e.path),
+    ),
+  );
   diagnostics.sort(compareDiagnostics);
   const passed = results.filter((r) => r.pass).length;
   const errors = diagnostics.filter((d) => d.severity === 'error').length;
@@ -556,7 +592,10 @@ export function policiesInFile(ws: PolicyWorkspace, file: string): string[] {
 }
 
 /** The input files of an evaluation read (diagnostics for every problem), or undefined where they are not usable. */
-export function readEvalInput(files: { object?: InputFile; oldObject?: InputFile; request?: InputFile; resources?: readonly InputFile[] }): { input?: AdmissionInput | RuntimeInput; diagnostics: Diagnostic[] } {
+export function readEvalInput(files: { object?: InputFile; oldObject?: InputFile; request?: InputFile; resources?: readonly InputFile[] }): {
+  input?: AdmissionInput | RuntimeInput;
+  diagnostics: Diagnostic[];
+} {
   const diagnostics: Diagnostic[] = [];
   let ok = true;
   /** Every document of a file; `single` files must hold exactly one. */
@@ -564,7 +603,11 @@ export function readEvalInput(files: { object?: InputFile; oldObject?: InputFile
     const f = new YamlFile(given.file, given.text);
     const docs = f.documents().filter((d) => d.data !== null && d.data !== undefined);
     if (f.diagnostics.length === 0 && (docs.length === 0 || (single && docs.length > 1))) {
-      f.report('BCN2003', docs.length === 0 ? `${given.file} is empty` : `${given.file} holds ${docs.length} documents; give one`, docs[1] !== undefined ? { line: docs[1].line, column: docs[1].column } : { line: 1, column: 1 });
+      f.report(
+        'BCN2003',
+        docs.length === 0 ? `${given.file} is empty` : `${given.file} holds ${docs.length} documents; give one`,
+        docs[1] !== undefined ? { line: docs[1].line, column: docs[1].column } : { line: 1, column: 1 },
+      );
     }
     const out = f.diagnostics.length === 0 ? docs.map((d) => each(f, d.index, d.data)) : [];
     diagnostics.push(...f.diagnostics);
@@ -598,7 +641,7 @@ export function evaluatePolicy(ws: PolicyWorkspace, policy: AdmissionPolicy, inp
     index,
     expression: String(v.expression ?? ''),
     ...(v.message !== undefined ? { message: v.message } : {}),
-    status: (d.outcome === 'skip' || index > errorAt || errorAt === -1 ? 'not evaluated' : index === errorAt ? 'error' : violated.has(index) ? 'violated' : 'held'),
+    status: d.outcome === 'skip' || index > errorAt || errorAt === -1 ? 'not evaluated' : index === errorAt ? 'error' : violated.has(index) ? 'violated' : 'held',
   }));
   const skipped = d.outcome === 'skip' ? whySkipped(p, input) : undefined;
   return {

@@ -52,4 +52,3 @@ export function stronglyConnected(ids: string[], succ: Map<string, string[]>): s
   }
   return out;
 }
-

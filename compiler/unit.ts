@@ -106,7 +106,14 @@ function diag(code: Code, message: string, at: { line: number; column: number; e
 export function compileFile(bytes: Uint8Array): FileUnit {
   const diagnostics: LocalDiagnostic[] = [];
   if (bytes.length > MAX_MANIFEST_BYTES) {
-    diagnostics.push(diag('BCN1003', `file is ${bytes.length.toLocaleString('en-US')} bytes; manifest files may be at most ${MAX_MANIFEST_BYTES.toLocaleString('en-US')} bytes (${MAX_MANIFEST_BYTES / 1048576} MiB)`, { line: 1, column: 1 }, { hint: 'split it into several files, or move large text into a referenced file' }));
+    diagnostics.push(
+      diag(
+        'BCN1003',
+        `file is ${bytes.length.toLocaleString('en-US')} bytes; manifest files may be at most ${MAX_MANIFEST_BYTES.toLocaleString('en-US')} bytes (${MAX_MANIFEST_BYTES / 1048576} MiB)`,
+        { line: 1, column: 1 },
+        { hint: 'split it into several files, or move large text into a referenced file' },
+      ),
+    );
     return { docs: [], diagnostics };
   }
   const decoded = decodeText(bytes);
@@ -137,7 +144,13 @@ export function compileFile(bytes: Uint8Array): FileUnit {
 }
 
 /** Position of a node (or of the character `inner` inside its scalar value). */
-type Where = (index: number, pointer: string, at: 'key' | 'value', fallback: { line: number; column: number }, inner?: number) => { line: number; column: number; endLine?: number; endColumn?: number };
+type Where = (
+  index: number,
+  pointer: string,
+  at: 'key' | 'value',
+  fallback: { line: number; column: number },
+  inner?: number,
+) => { line: number; column: number; endLine?: number; endColumn?: number };
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -150,7 +163,9 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
     // A list that holds BeaconOS manifests, though, is a mistake worth an error.
     const holdsManifests = Array.isArray(data) && data.some((x) => isRecord(x) && typeof x.apiVersion === 'string' && x.apiVersion.startsWith('beacon.dev/'));
     if (holdsManifests) {
-      out.push(diag('BCN1008', `document ${index + 1} is a list, not a mapping with apiVersion, kind, metadata and spec`, start, { hint: "write each manifest as its own document, separated by '---'" }));
+      out.push(
+        diag('BCN1008', `document ${index + 1} is a list, not a mapping with apiVersion, kind, metadata and spec`, start, { hint: "write each manifest as its own document, separated by '---'" }),
+      );
     } else {
       out.push(diag('BCN1009', `document ${index + 1} ignored: it is a ${Array.isArray(data) ? 'list' : typeof data}, not a BeaconOS manifest`, start));
     }
@@ -213,7 +228,8 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
   normalize(kind, object);
   for (const [pointer, schema] of embeddedSchemas(kind, object)) {
     const err = checkEmbeddedSchema(schema);
-    if (err !== null) out.push(diag('BCN2008', `${id}: ${fieldPath(pointer)} is not a valid JSON Schema: ${err.message}`, where(index, pointer + err.path, 'value', start), extra({ path: pointer + err.path })));
+    if (err !== null)
+      out.push(diag('BCN2008', `${id}: ${fieldPath(pointer)} is not a valid JSON Schema: ${err.message}`, where(index, pointer + err.path, 'value', start), extra({ path: pointer + err.path })));
   }
   for (const p of documentRules(kind, object)) out.push(diag(p.code, `${id}: ${p.message}`, where(index, p.path, 'value', start), { ...extra(p), ...(p.hint !== undefined ? { hint: p.hint } : {}) }));
   unit.valid = true;
@@ -243,7 +259,16 @@ export function normalizeManifest(data: unknown): { object?: Record<string, unkn
   const kind = data.kind;
   if (typeof kind !== 'string' || !kindSet.has(kind)) {
     const guess = typeof kind === 'string' ? closestWord(kind, KINDS) : undefined;
-    return { problems: [{ code: 'BCN1011', path: '/kind', message: `kind ${JSON.stringify(kind ?? null)} is not a BeaconOS kind (known: ${KINDS.join(', ')})`, ...(guess !== undefined ? { hint: `did you mean '${guess}'?` } : {}) }] };
+    return {
+      problems: [
+        {
+          code: 'BCN1011',
+          path: '/kind',
+          message: `kind ${JSON.stringify(kind ?? null)} is not a BeaconOS kind (known: ${KINDS.join(', ')})`,
+          ...(guess !== undefined ? { hint: `did you mean '${guess}'?` } : {}),
+        },
+      ],
+    };
   }
   const k = kind as Kind;
   const object = structuredClone(data);
@@ -294,14 +319,24 @@ function documentRules(kind: Kind, obj: Record<string, unknown>): { code: Code; 
     const output = ((spec.guardrails as Record<string, unknown> | undefined)?.output ?? []) as unknown[];
     const i = output.indexOf('schema');
     if (i >= 0 && (spec.output as Record<string, unknown> | undefined)?.schema === undefined) {
-      out.push({ code: 'BCN2009', path: `/spec/guardrails/output/${i}`, message: 'guardrails.output lists schema, but the agent declares no spec.output.schema to check against', hint: 'add spec.output.schema, or remove the guardrail' });
+      out.push({
+        code: 'BCN2009',
+        path: `/spec/guardrails/output/${i}`,
+        message: 'guardrails.output lists schema, but the agent declares no spec.output.schema to check against',
+        hint: 'add spec.output.schema, or remove the guardrail',
+      });
     }
     const steps = ((spec.rollout as Record<string, unknown> | undefined)?.steps ?? []) as { weight?: number }[];
     for (let k = 1; k < steps.length; k++) {
       const prev = steps[k - 1]!.weight ?? 0;
       const cur = steps[k]!.weight ?? 0;
       if (cur <= prev) {
-        out.push({ code: 'BCN2010', path: `/spec/rollout/steps/${k}/weight`, message: `rollout step ${k + 1} sends ${cur}% of traffic to the canary, not more than step ${k}'s ${prev}%`, hint: 'canary weights must increase step by step' });
+        out.push({
+          code: 'BCN2010',
+          path: `/spec/rollout/steps/${k}/weight`,
+          message: `rollout step ${k + 1} sends ${cur}% of traffic to the canary, not more than step ${k}'s ${prev}%`,
+          hint: 'canary weights must increase step by step',
+        });
         break;
       }
     }

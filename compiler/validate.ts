@@ -111,7 +111,10 @@ export function checkEmbeddedSchema(schema: unknown): { path: string; message: s
     if (e === undefined) return { path: '', message: 'invalid schema' };
     const allowed = (e.params as { allowedValues?: unknown[] }).allowedValues;
     const got = e.data !== undefined ? ` (got ${json(e.data)})` : '';
-    return { path: e.instancePath, message: `${fieldPath(e.instancePath) === '(document)' ? 'the schema' : fieldPath(e.instancePath)} ${allowed ? `must be one of ${allowed.map(String).join(', ')}` : e.message ?? 'is invalid'}${got}` };
+    return {
+      path: e.instancePath,
+      message: `${fieldPath(e.instancePath) === '(document)' ? 'the schema' : fieldPath(e.instancePath)} ${allowed ? `must be one of ${allowed.map(String).join(', ')}` : (e.message ?? 'is invalid')}${got}`,
+    };
   };
   try {
     const meta = precompiled().metaSchema2020;
@@ -207,7 +210,12 @@ function propertyNames(schema: unknown): string[] {
 }
 
 const schemaFiles = new Map<string, JsonSchema>(
-  [commonSchema, ...Object.values(kindSchemas)].map((s) => [String((s as JsonSchema).$id).split('/').pop()!, s as JsonSchema]),
+  [commonSchema, ...Object.values(kindSchemas)].map((s) => [
+    String((s as JsonSchema).$id)
+      .split('/')
+      .pop()!,
+    s as JsonSchema,
+  ]),
 );
 
 const resolved = new WeakMap<object, Map<unknown, unknown>>();
@@ -299,8 +307,7 @@ function one(e: ErrorObject): SchemaProblem | null {
     case 'exclusiveMinimum':
     case 'exclusiveMaximum':
     case 'multipleOf': {
-      const what =
-        e.keyword.endsWith('Length') ? 'characters' : e.keyword.endsWith('Items') ? 'entries' : e.keyword.endsWith('Properties') ? 'keys' : '';
+      const what = e.keyword.endsWith('Length') ? 'characters' : e.keyword.endsWith('Items') ? 'entries' : e.keyword.endsWith('Properties') ? 'keys' : '';
       const got = typeof e.data === 'string' ? `${e.data.length} characters` : Array.isArray(e.data) ? `${e.data.length} entries` : json(e.data);
       return {
         code: 'BCN2006',
@@ -313,30 +320,33 @@ function one(e: ErrorObject): SchemaProblem | null {
       const later = Math.max(Number(p.i), Number(p.j));
       const earlier = Math.min(Number(p.i), Number(p.j));
       const value: unknown = Array.isArray(e.data) ? e.data[later] : undefined;
-      return { code: 'BCN3011', path: `${path}/${later}`, at: 'value', message: `${fieldPath(path)} lists ${json(value)} twice (entries ${earlier + 1} and ${later + 1})`, hint: 'remove the second one' };
+      return {
+        code: 'BCN3011',
+        path: `${path}/${later}`,
+        at: 'value',
+        message: `${fieldPath(path)} lists ${json(value)} twice (entries ${earlier + 1} and ${later + 1})`,
+        hint: 'remove the second one',
+      };
     }
     case 'oneOf': {
       const passing = p.passingSchemas as number[] | null | undefined;
       if (Array.isArray(passing)) {
         const branches = (e.schema as unknown[]).map((b) => ((resolveRef(b) as JsonSchema).required as string[] | undefined) ?? []);
         const fields = [...new Set(passing.flatMap((i) => branches[i] ?? []))];
-        const present = fields.filter((f) => e.data !== null && typeof e.data === 'object' && f in (e.data));
+        const present = fields.filter((f) => e.data !== null && typeof e.data === 'object' && f in e.data);
         return {
           code: 'BCN2007',
           // Point at the second of the fields that exclude each other: the one to remove, usually.
           path: present.length > 1 ? `${path}/${escapeSegment(present[present.length - 1]!)}` : path,
           at: present.length > 1 ? 'key' : 'value',
-          message:
-            fields.length > 1
-              ? `${fieldPath(path)} must set exactly one of ${fields.join(', ')}, not several`
-              : `${fieldPath(path)} matches more than one allowed form`,
+          message: fields.length > 1 ? `${fieldPath(path)} must set exactly one of ${fields.join(', ')}, not several` : `${fieldPath(path)} matches more than one allowed form`,
         };
       }
       return { code: 'BCN2007', path, at: 'value', message: `${fieldPath(path)} matches none of the allowed forms` };
     }
     case 'not': {
       // `not: {required: [x]}`: the field x may not be set here; say which, and point at it.
-      const forbidden = ((e.schema as JsonSchema | undefined)?.required as string[] | undefined)?.filter((f) => e.data !== null && typeof e.data === 'object' && f in (e.data));
+      const forbidden = ((e.schema as JsonSchema | undefined)?.required as string[] | undefined)?.filter((f) => e.data !== null && typeof e.data === 'object' && f in e.data);
       if (forbidden !== undefined && forbidden.length > 0) {
         const at = `${path}/${escapeSegment(forbidden[0]!)}`;
         const why: unknown = e.parentSchema?.description;
@@ -384,9 +394,7 @@ function mapErrors(errors: ErrorObject[]): SchemaProblem[] {
     }
     if (byBranch.size === 0) continue;
     // A branch whose very type does not fit the value was not what the user meant.
-    const plausible = [...byBranch.entries()].filter(
-      ([, errs]) => !errs.some((x) => x.instancePath === e.instancePath && (x.keyword === 'type' || x.keyword === 'const' || x.keyword === 'enum')),
-    );
+    const plausible = [...byBranch.entries()].filter(([, errs]) => !errs.some((x) => x.instancePath === e.instancePath && (x.keyword === 'type' || x.keyword === 'const' || x.keyword === 'enum')));
     if (plausible.length === 0) {
       for (const errs of byBranch.values()) for (const x of errs) dropped.add(x);
       const types = [...byBranch.values()].flatMap((errs) => errs.filter((x) => x.keyword === 'type' && x.instancePath === e.instancePath)).map((x) => String((x.params as { type: string }).type));

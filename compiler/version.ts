@@ -20,7 +20,9 @@ function fingerprint(): string {
   for (const folder of [here, ...subfolders(here), join(here, '..', 'schema'), join(here, '..', 'schema', 'kinds'), join(here, '..', 'policy')]) {
     let names: string[];
     try {
-      names = readdirSync(folder).filter((n) => /\.(?:c?js|ts|json)$/.test(n)).sort();
+      names = readdirSync(folder)
+        .filter((n) => /\.(?:c?js|ts|json)$/.test(n))
+        .sort();
     } catch {
       continue;
     }

@@ -340,7 +340,10 @@ function unclosedQuoteStart(text: string, before: number): number | undefined {
 function cleanYamlMessage(message: string): string {
   if (/Maximum call stack/i.test(message)) return 'collections are nested too deeply to read';
   // `yaml` appends "at line L, column C" and sometimes a code frame; we print our own.
-  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '').trim();
+  return message
+    .split('\n')[0]!
+    .replace(/ at line \d+, column \d+:?$/, '')
+    .trim();
 }
 
 export interface Span {
@@ -369,7 +372,7 @@ export function locate(parsed: SlowParse, index: number, pointer: string, at: 'k
   const segs = segments(pointer);
   const { isAlias, isMap, isPair, isScalar, isSeq } = Y();
   let node: unknown = doc.contents;
-  let best: YamlNode | null = (doc.contents) ?? null;
+  let best: YamlNode | null = doc.contents ?? null;
   let lastKey: YamlNode | null = null;
   let complete = true;
   for (let i = 0; i < segs.length; i++) {
@@ -410,7 +413,10 @@ export function locate(parsed: SlowParse, index: number, pointer: string, at: 'k
   if (!range) return null;
   const s = parsed.lineCounter.linePos(range[0]);
   const e = parsed.lineCounter.linePos(Math.max(range[0], range[1]));
-  const scalar = isScalar(best) && typeof (best as { source?: unknown }).source === 'string' ? { type: String((best as { type?: string }).type ?? 'PLAIN'), source: String((best as { source: string }).source) } : undefined;
+  const scalar =
+    isScalar(best) && typeof (best as { source?: unknown }).source === 'string'
+      ? { type: String((best as { type?: string }).type ?? 'PLAIN'), source: String((best as { source: string }).source) }
+      : undefined;
   return { line: s.line, column: s.col, endLine: e.line, endColumn: e.col, offset: range[0], endOffset: range[1], ...(scalar ? { scalar } : {}), complete };
 }
 

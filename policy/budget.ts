@@ -38,9 +38,7 @@ export interface EvaluateOptions {
 }
 
 /** The outcome of one evaluation; `cost` is what it spent, in the units of policy/cost.ts. */
-export type CelEvaluation =
-  | { ok: true; value: unknown; cost: number }
-  | { ok: false; error: string; /** True when a limit, not the expression, stopped it. */ exceeded: boolean; cost: number };
+export type CelEvaluation = { ok: true; value: unknown; cost: number } | { ok: false; error: string; /** True when a limit, not the expression, stopped it. */ exceeded: boolean; cost: number };
 
 /** A parsed expression whose evaluations are bounded. */
 export interface BoundedProgram {
@@ -106,7 +104,8 @@ class Meter {
   }
 
   private over(): never {
-    const which = this.remaining < this.perCall ? `the ${formatCount(this.remaining)} left of the policy's ${formatCount(this.budgetLimit)}` : `the limit of ${formatCount(this.perCall)} per expression`;
+    const which =
+      this.remaining < this.perCall ? `the ${formatCount(this.remaining)} left of the policy's ${formatCount(this.budgetLimit)}` : `the limit of ${formatCount(this.perCall)} per expression`;
     this.fail(`cost over ${which}`);
   }
 
@@ -210,7 +209,6 @@ function matchesNode(n: EvaluatedNode, subject: CelNode, pattern: CelNode): Eval
     return re2Matches(s, literal ?? n.run(pattern, ev, ctx), compiled);
   };
 }
-
 
 /**
  * Parse `source` in `env` (throws cel-js' ParseError like `env.parse`) into a

@@ -283,10 +283,7 @@ export interface EstimateOptions {
 
 const COMPREHENSIONS: Readonly<Record<string, readonly number[]>> = { all: [2], exists: [2], exists_one: [2], filter: [2], map: [2, 3] };
 /** Functions whose result is not a string or a list. */
-const SCALAR_RESULTS = new Set([
-  'size', 'contains', 'startsWith', 'endsWith', 'matches', 'indexOf', 'lastIndexOf', 'hasValue',
-  'int', 'uint', 'double', 'bool', 'type', 'duration', 'timestamp',
-]);
+const SCALAR_RESULTS = new Set(['size', 'contains', 'startsWith', 'endsWith', 'matches', 'indexOf', 'lastIndexOf', 'hasValue', 'int', 'uint', 'double', 'bool', 'type', 'duration', 'timestamp']);
 
 /** Format a cost or size for a message: 1,234,567 (or 1.2e+21 when huge). */
 export function formatCount(n: number): string {
@@ -345,9 +342,25 @@ class Estimator {
 
   /** The charge of an operation over its operands, with a note naming them. */
   private charged(node: CelNode, parts: readonly CostEstimate[], shape: Shape, charge: Charge | undefined): CostEstimate {
-    const own = charge === undefined ? 0 : chargeShapes(charge, parts.map((p) => p.shape));
+    const own =
+      charge === undefined
+        ? 0
+        : chargeShapes(
+            charge,
+            parts.map((p) => p.shape),
+          );
     if (own < 1) return this.combine(node, parts, shape, own);
-    return this.combine(node, parts, shape, own, () => `${this.snippet(node)} over ${parts.map((p) => sizeText(p.shape)).filter((t) => t !== '').join(' and ')}`);
+    return this.combine(
+      node,
+      parts,
+      shape,
+      own,
+      () =>
+        `${this.snippet(node)} over ${parts
+          .map((p) => sizeText(p.shape))
+          .filter((t) => t !== '')
+          .join(' and ')}`,
+    );
   }
 
   private read(variable: string, field: string): void {
@@ -405,7 +418,11 @@ class Estimator {
       }
       case '||':
       case '&&':
-        return this.combine(node, (node.args as CelNode[]).map((n) => this.estimate(n, scope)), SCALAR);
+        return this.combine(
+          node,
+          (node.args as CelNode[]).map((n) => this.estimate(n, scope)),
+          SCALAR,
+        );
       case '!_':
       case '-_':
         return this.combine(node, [this.estimate(node.args as CelNode, scope)], SCALAR);
@@ -457,8 +474,7 @@ class Estimator {
     // step of at most three nodes around the written arguments.
     const step = 3 + parts.reduce((a, p) => a + p.cost, 0);
     const inside = parts.map((p) => p.note).reduce(largest, undefined);
-    const describe = () =>
-      `${name}() over ${this.snippet(range)} (${sizeText(r.shape)})${inside !== undefined && inside.cost * 2 >= step ? ` × ${inside.describe()}` : ''}`;
+    const describe = () => `${name}() over ${this.snippet(range)} (${sizeText(r.shape)})${inside !== undefined && inside.cost * 2 >= step ? ` × ${inside.describe()}` : ''}`;
     const shape = name === 'map' ? capped(listShape(n, parts[parts.length - 1]!.shape)) : name === 'filter' ? capped(listShape(n, element)) : SCALAR;
     const out = this.combine(node, [r], shape, n * step, describe);
     return { ...out, cost: out.cost + 2 };

@@ -48,7 +48,11 @@ const REQUEST_TYPES = new Set<RuntimeRequest['type']>(['model', 'tool', 'egress'
 export function createDecider(policies: readonly CompiledPolicy[], options: DeciderOptions = {}): Decider {
   const runtime = policies.filter((p) => p.phase === 'runtime');
   const byType = new Map<string, CompiledPolicy[]>();
-  for (const type of REQUEST_TYPES) byType.set(type, runtime.filter((p) => p.requestTypes.length === 0 || p.requestTypes.includes(type)));
+  for (const type of REQUEST_TYPES)
+    byType.set(
+      type,
+      runtime.filter((p) => p.requestTypes.length === 0 || p.requestTypes.includes(type)),
+    );
   const { resolve } = options;
   return {
     policies: runtime.map((p) => p.name),

@@ -359,9 +359,10 @@ function variablesUsed(spec: Spec): string[] {
   const sources = [...spec.conditions, ...spec.variables.map((v) => v.expression), ...spec.validations.flatMap((v) => [v.expression, v.messageExpression ?? ''])];
   const names = new Set<string>();
   for (const source of sources) {
-    if (source !== '') walk(evaluationEnvironment().parse(source).ast, (node) => {
-      if (node.op === 'id' && typeof node.args === 'string' && phase.includes(node.args)) names.add(node.args);
-    });
+    if (source !== '')
+      walk(evaluationEnvironment().parse(source).ast, (node) => {
+        if (node.op === 'id' && typeof node.args === 'string' && phase.includes(node.args)) names.add(node.args);
+      });
   }
   return [...names];
 }

@@ -177,7 +177,7 @@ function resolve(schema: Json, ctx: Ctx): [Json, Ctx] {
   let at = ctx;
   for (let i = 0; i < 8 && typeof s.$ref === 'string'; i++) {
     const { $ref, ...rest } = s;
-    const [file, fragment = ''] = ($ref).split('#');
+    const [file, fragment = ''] = $ref.split('#');
     const doc = file === '' ? at.root : file === 'common.schema.json' ? (commonSchema as Json) : undefined;
     const target = doc === undefined ? undefined : atPointer(doc, fragment);
     if (doc === undefined || !isObject(target)) return [{}, at];
@@ -208,7 +208,7 @@ function resolvedType(s: Json, ctx: Ctx, path: string, depth: number): CelType {
   if (Array.isArray(s.enum) && s.enum.length > 0) return same(s.enum.map(scalarType));
   if ('const' in s) return scalarType(s.const);
   if (isObject(s.properties) || s.type === 'object') return objectType(s, ctx, path, depth);
-  const union = (s.oneOf ?? s.anyOf);
+  const union = s.oneOf ?? s.anyOf;
   if (Array.isArray(union) && s.type === undefined) return unionType(union, ctx, path, depth);
   const scalar = typeof s.type === 'string' ? SCALAR_TYPES[s.type] : undefined;
   if (scalar !== undefined) return scalar;
@@ -286,7 +286,7 @@ function resolvedShape(s: Json, ctx: Ctx, path: string, depth: number): Shape {
   if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum.every((v) => typeof v === 'string') ? stringShape(Math.max(...s.enum.map((v) => String(v).length))) : SCALAR;
   if ('const' in s) return typeof s.const === 'string' ? stringShape(s.const.length) : SCALAR;
   if (isObject(s.properties) || s.type === 'object') return objectShape(s, ctx, path, depth);
-  const union = (s.oneOf ?? s.anyOf);
+  const union = s.oneOf ?? s.anyOf;
   if (Array.isArray(union) && s.type === undefined) return unionShape(union, ctx, path, depth);
   if (s.type === 'string') return stringShape(bound(s, 'maxLength', DYN_SIZE.chars));
   if (typeof s.type === 'string' && SCALAR_TYPES[s.type] !== undefined) return SCALAR;

@@ -51,7 +51,8 @@ export class GvisorRunner extends ProcessRunner {
     const wanted = g.runsc ?? 'runsc';
     // Resolved once, here: runsc itself runs with an empty environment (no PATH).
     const path = which(wanted);
-    if (path === null || runscVersion(path) === null) throw new RunnerUnavailable(`gVisor is not available: '${wanted}' cannot be run (Debian: apt-get install runsc). The gvisor runner refuses to run sandboxes without it.`);
+    if (path === null || runscVersion(path) === null)
+      throw new RunnerUnavailable(`gVisor is not available: '${wanted}' cannot be run (Debian: apt-get install runsc). The gvisor runner refuses to run sandboxes without it.`);
     this.runsc = path;
     this.runscRoot = join(this.stateDir, 'runsc');
     this.bundles = join(this.stateDir, 'bundles');

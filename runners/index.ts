@@ -1,7 +1,20 @@
 export { ProcessRunner, builtEntry, type LocalRunnerOptions } from './process.js';
 export { LocalSandbox, shippedFiles } from './local.js';
 export { sandboxNeeds, memoryBytes, cpuMillis, heapLimitMiB, type SandboxNeeds } from './resources.js';
-export { RunnerUnavailable, SandboxError, sandboxLabels, sandboxVersion, type SandboxErrorCode, type Runner, type RunnerKind, type Sandbox, type SandboxSpec, type SandboxInfo, type Health, type StopOptions } from './types.js';
+export {
+  RunnerUnavailable,
+  SandboxError,
+  sandboxLabels,
+  sandboxVersion,
+  type SandboxErrorCode,
+  type Runner,
+  type RunnerKind,
+  type Sandbox,
+  type SandboxSpec,
+  type SandboxInfo,
+  type Health,
+  type StopOptions,
+} from './types.js';
 export { GvisorRunner, runscVersion, type GvisorRunnerOptions } from './gvisor.js';
 export { writeOciBundle, FILES_IN_SANDBOX, type OciOptions } from './oci.js';
 export { WarmPool, type WarmPoolOptions, type PoolStats } from './pool.js';

@@ -124,7 +124,8 @@ export async function shippedFiles(spec: Pick<SandboxSpec, 'bundle' | 'target' |
     wanted.set(`${posix.dirname(o.file)}/`, undefined);
     for (const { path, digest } of tool.files) wanted.set(posix.normalize(posix.join(posix.dirname(o.file), path)), digest);
   }
-  if (wanted.size > 0 && spec.filesRoot === undefined) throw new SandboxError('invalid_files', `${spec.target} ships files for its stdio Tools, but the sandbox was given no filesRoot to take them from`);
+  if (wanted.size > 0 && spec.filesRoot === undefined)
+    throw new SandboxError('invalid_files', `${spec.target} ships files for its stdio Tools, but the sandbox was given no filesRoot to take them from`);
   const out: { path: string; data: Buffer }[] = [];
   for (const [p, digest] of [...wanted].sort(([a], [b]) => a.localeCompare(b))) {
     if (p.startsWith('../') || posix.isAbsolute(p)) throw new SandboxError('invalid_files', `shipped file ${p} is outside the manifests' folder`);
@@ -134,7 +135,8 @@ export async function shippedFiles(spec: Pick<SandboxSpec, 'bundle' | 'target' |
     }
     const data = await readFile(join(spec.filesRoot!, p));
     // What ships is what was compiled: a file changed on disk since is refused, not shipped.
-    if (digest !== undefined && `sha256:${createHash('sha256').update(data).digest('hex')}` !== digest) throw new SandboxError('invalid_files', `shipped file ${p} changed since the bundle was compiled (its digest is not ${digest})`);
+    if (digest !== undefined && `sha256:${createHash('sha256').update(data).digest('hex')}` !== digest)
+      throw new SandboxError('invalid_files', `shipped file ${p} changed since the bundle was compiled (its digest is not ${digest})`);
     out.push({ path: p, data });
   }
   return out;
@@ -163,7 +165,12 @@ export class LocalSandbox implements Sandbox {
     this.channel = new Channel(child.stdout!, child.stdin!, { role: 'kernel' });
     child.stderr?.on('data', (chunk: Buffer) => {
       // The last lines of what the sandbox printed: why it died, when it does.
-      this.stderrTail.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+      this.stderrTail.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
       this.stderrTail.splice(0, Math.max(0, this.stderrTail.length - 20));
     });
     this.exited = once(child, 'exit')
@@ -190,7 +197,8 @@ export class LocalSandbox implements Sandbox {
     const why = this.exitReason ?? (oom ? 'it ran out of memory' : signal !== null ? `killed by ${signal}` : `exit code ${code}`);
     if (this.stopping) this.state = { state: 'stopped', detail: why };
     // The channel closes with the process: the exit, not the closed stream, is why it is unhealthy.
-    else if (this.state.state !== 'unhealthy' || this.state.reason === 'protocol') this.state = { state: 'unhealthy', reason: oom ? 'memory' : 'exited', detail: `the sandbox exited: ${why}${this.stderrTail.length > 0 ? ` (${this.stderrTail.at(-1)!.slice(0, 300)})` : ''}` };
+    else if (this.state.state !== 'unhealthy' || this.state.reason === 'protocol')
+      this.state = { state: 'unhealthy', reason: oom ? 'memory' : 'exited', detail: `the sandbox exited: ${why}${this.stderrTail.length > 0 ? ` (${this.stderrTail.at(-1)!.slice(0, 300)})` : ''}` };
     this.channel.close(`sandbox exited: ${why}`);
     // Stdio servers that ignored their closed stdin go with the sandbox (each leads its own group).
     for (const g of this.groups) if (stillRunning(g)) killGroup(g.pid);
@@ -216,7 +224,10 @@ export class LocalSandbox implements Sandbox {
   async ready(timeoutMs = 30_000): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SandboxError('start_failed', `the sandbox did not say hello within ${timeoutMs} ms${this.stderrTail.length > 0 ? `: ${this.stderrTail.at(-1)}` : ''}`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new SandboxError('start_failed', `the sandbox did not say hello within ${timeoutMs} ms${this.stderrTail.length > 0 ? `: ${this.stderrTail.at(-1)}` : ''}`)),
+        timeoutMs,
+      );
     });
     const died = this.exited.then((why) => {
       throw new SandboxError('start_failed', `the sandbox exited before it said hello: ${why}${this.stderrTail.length > 0 ? ` — ${this.stderrTail.slice(-3).join(' | ')}` : ''}`);

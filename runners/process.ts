@@ -201,7 +201,9 @@ export class ProcessRunner implements Runner {
         labels: r.labels,
         pid: r.pid,
         attached: false,
-        health: running ? { state: 'unhealthy', reason: 'exited', detail: hostGone ? 'its host is gone: nobody holds its channel' : `started by host ${r.hostPid}` } : { state: 'stopped', detail: 'gone' },
+        health: running
+          ? { state: 'unhealthy', reason: 'exited', detail: hostGone ? 'its host is gone: nobody holds its channel' : `started by host ${r.hostPid}` }
+          : { state: 'stopped', detail: 'gone' },
       });
     }
     return out;

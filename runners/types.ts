@@ -101,7 +101,15 @@ export function sandboxVersion(spec: Pick<SandboxSpec, 'bundle' | 'target'>): st
 /** The labels every sandbox carries; `beacon.dev/version` is the version's digest (hex, cut to a label's 63 characters). */
 export function sandboxLabels(spec: Pick<SandboxSpec, 'bundle' | 'target' | 'labels'>): Record<string, string> {
   const [kind = '', tenant = '', name = ''] = spec.target.split('/');
-  return { ...spec.labels, 'beacon.dev/tenant': tenant, 'beacon.dev/kind': kind.toLowerCase(), 'beacon.dev/agent': name, 'beacon.dev/version': sandboxVersion(spec).replace(/^sha256:/, '').slice(0, 63) };
+  return {
+    ...spec.labels,
+    'beacon.dev/tenant': tenant,
+    'beacon.dev/kind': kind.toLowerCase(),
+    'beacon.dev/agent': name,
+    'beacon.dev/version': sandboxVersion(spec)
+      .replace(/^sha256:/, '')
+      .slice(0, 63),
+  };
 }
 
 /**
@@ -114,7 +122,8 @@ export function sandboxLabels(spec: Pick<SandboxSpec, 'bundle' | 'target' | 'lab
  * `unreachable` (no kernel stream to its pods), `invalid_files` (shipped files
  * missing or changed since the bundle was compiled), `invalid_option`.
  */
-export type SandboxErrorCode = 'runner_unavailable' | 'start_failed' | 'not_ready' | 'unhealthy' | 'stopping' | 'not_assigned' | 'already_assigned' | 'unreachable' | 'invalid_files' | 'invalid_option';
+export type SandboxErrorCode =
+  'runner_unavailable' | 'start_failed' | 'not_ready' | 'unhealthy' | 'stopping' | 'not_assigned' | 'already_assigned' | 'unreachable' | 'invalid_files' | 'invalid_option';
 
 /** Worth trying again later, unchanged (the sandbox or another may serve then). */
 const RETRYABLE_SANDBOX = new Set<SandboxErrorCode>(['start_failed', 'not_ready', 'stopping', 'unreachable']);

@@ -69,7 +69,8 @@ export class JournalApprovals implements ApprovalStore {
     const before = await this.gates(gate.run);
     const decided = before.decisions.get(key);
     if (decided !== undefined) return decided;
-    if (!(before.given.get(key) ?? []).includes(by)) await this.runs.append(gate.run, { type: 'approval-given', node: gate.node, traversal: gate.traversal, by, ...(reason !== undefined ? { reason } : {}) });
+    if (!(before.given.get(key) ?? []).includes(by))
+      await this.runs.append(gate.run, { type: 'approval-given', node: gate.node, traversal: gate.traversal, by, ...(reason !== undefined ? { reason } : {}) });
     // The journal decides by quorum from the approvals given (two approvers at once each count).
     return (await this.gates(gate.run)).decisions.get(key);
   }
@@ -133,7 +134,11 @@ export async function castVote(approvals: ApprovalStore, run: string, vote: Vote
   if (pending.length === 0) throw new ApprovalError('no_gate', `run ${run} waits at no approval${vote.node !== undefined ? ` named ${vote.node}` : ''}`);
   if (pending.length > 1) throw new ApprovalError('several_gates', `run ${run} waits at ${pending.length} approvals (${pending.map((a) => a.node).join(', ')}): name one with --node`);
   const gate = pending[0]!;
-  if (now >= gate.expiresAt) throw new ApprovalError('deadline_passed', `${gate.node} of run ${run} passed its deadline (${new Date(gate.expiresAt).toISOString()}): onTimeout (${gate.onTimeout}) decides it when the run continues: beacon resume ${run}`);
+  if (now >= gate.expiresAt)
+    throw new ApprovalError(
+      'deadline_passed',
+      `${gate.node} of run ${run} passed its deadline (${new Date(gate.expiresAt).toISOString()}): onTimeout (${gate.onTimeout}) decides it when the run continues: beacon resume ${run}`,
+    );
   const named = gate.approvers.filter((a) => !a.startsWith('group:'));
   const groups = gate.approvers.filter((a) => a.startsWith('group:'));
   // Named approvers are checked here; membership of a group needs the identity provider.

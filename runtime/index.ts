@@ -60,7 +60,27 @@ export {
   type GuardResult,
   type GuardOptions,
 } from './user/guardrails.js';
-export { FileRunStore, resumeState, stepKey, approvalKey, checkRunId, RunStoreError, RECORD_TYPES, type RunStore, type RunLease, type LeaseOptions, type WriteOptions, type RunRecord, type AppendRecord, type JournalEntry, type NewRun, type RunSummary, type ResumeState, type ToolCallStart, type RunStoreErrorCode } from './runstore.js';
+export {
+  FileRunStore,
+  resumeState,
+  stepKey,
+  approvalKey,
+  checkRunId,
+  RunStoreError,
+  RECORD_TYPES,
+  type RunStore,
+  type RunLease,
+  type LeaseOptions,
+  type WriteOptions,
+  type RunRecord,
+  type AppendRecord,
+  type JournalEntry,
+  type NewRun,
+  type RunSummary,
+  type ResumeState,
+  type ToolCallStart,
+  type RunStoreErrorCode,
+} from './runstore.js';
 export { MemoryRunStore } from './runstore-memory.js';
 export { MemoryCounters, type CounterStore, type RateLimits, type Admission } from './counters.js';
 export { JournalApprovals, castVote, ApprovalError, type ApprovalStore, type ApprovalErrorCode, type GateKey, type RunGates, type Vote, type VoteResult } from './approvals.js';

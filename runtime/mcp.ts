@@ -434,7 +434,8 @@ export class McpToolServer {
     }
     if (denial !== null) return toolError('policy_denied', this.redact(`${who}: ${name} denied by policy: ${denial}`));
     const permit = this.breaker.acquire();
-    if (!permit.ok) return toolError('circuit_open', `${who}: the server failed repeatedly; calls fail fast for ${Math.ceil(permit.retryAfterMs / 1000)} s more`, { retryAfterMs: permit.retryAfterMs });
+    if (!permit.ok)
+      return toolError('circuit_open', `${who}: the server failed repeatedly; calls fail fast for ${Math.ceil(permit.retryAfterMs / 1000)} s more`, { retryAfterMs: permit.retryAfterMs });
     const rpm = this.config.requestsPerMinute;
     let rate: Admission;
     try {
@@ -446,7 +447,9 @@ export class McpToolServer {
     }
     if (!rate.ok) {
       permit.settle('neutral');
-      return toolError('rate_limited', `${who}: rate limit of ${this.config.requestsPerMinute} calls a minute reached; retry in ${Math.ceil(rate.retryAfterMs / 1000)} s`, { retryAfterMs: rate.retryAfterMs });
+      return toolError('rate_limited', `${who}: rate limit of ${this.config.requestsPerMinute} calls a minute reached; retry in ${Math.ceil(rate.retryAfterMs / 1000)} s`, {
+        retryAfterMs: rate.retryAfterMs,
+      });
     }
     let session: Session;
     try {
@@ -495,7 +498,13 @@ export class McpToolServer {
       const session = this.session;
       this.session = undefined;
       this.ready = undefined;
-      if (session !== undefined) this.track(session.then((s) => this.shut(s.client, s.transport), () => {}));
+      if (session !== undefined)
+        this.track(
+          session.then(
+            (s) => this.shut(s.client, s.transport),
+            () => {},
+          ),
+        );
     }
     while (this.closing.size > 0) await Promise.all(this.closing);
   }
@@ -627,7 +636,7 @@ export function createMcpToolProvider(servers: readonly McpToolServer[]): McpToo
       return lists.flat();
     },
     async call(call: ToolCall, options) {
-      if (!isRecord(call) || typeof call.tool !== 'string') return toolError('invalid_call', 'a tool call must be an object with `tool` (one of the agent\'s Tools), `name` and `arguments`');
+      if (!isRecord(call) || typeof call.tool !== 'string') return toolError('invalid_call', "a tool call must be an object with `tool` (one of the agent's Tools), `name` and `arguments`");
       const server = byName.get(call.tool);
       if (server === undefined) return toolError('unknown_tool', `the agent has no Tool '${call.tool}' (its Tools: ${[...byName.keys()].join(', ') || 'none'})`);
       return server.call(call.name, call.arguments, options);
@@ -641,7 +650,6 @@ export function createMcpToolProvider(servers: readonly McpToolServer[]): McpToo
 
 // ---------------------------------------------------------------------------
 // Helpers
-
 
 function positive(value: number | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;

@@ -91,7 +91,6 @@ export class ProtocolError extends BeaconError {
   }
 }
 
-
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /** Check a decoded frame's shape; a message saying what is wrong, or the frame. */

@@ -8,7 +8,21 @@
  */
 import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock } from '../common/index.js';
-import { byStart, checkRunId, journalLine, RunStoreError, summarize, type AppendRecord, type JournalEntry, type LeaseOptions, type NewRun, type RunLease, type RunStore, type RunSummary, type WriteOptions } from './runstore.js';
+import {
+  byStart,
+  checkRunId,
+  journalLine,
+  RunStoreError,
+  summarize,
+  type AppendRecord,
+  type JournalEntry,
+  type LeaseOptions,
+  type NewRun,
+  type RunLease,
+  type RunStore,
+  type RunSummary,
+  type WriteOptions,
+} from './runstore.js';
 
 interface Held {
   token: number;
@@ -42,7 +56,10 @@ export class MemoryRunStore implements RunStore {
     const held = this.#held.get(id);
     // A lease past its time to live fences its own writes too, as a key that expired in Redis would.
     if (options.fence !== undefined && (options.fence !== held?.token || held.expiresAt <= this.clock.now())) {
-      throw new RunStoreError('lease_lost', `run ${id}: lease ${options.fence} is no longer the run's (${held === undefined ? 'nobody holds it now' : held.token === options.fence ? 'it expired' : `lease ${held.token} holds it now`}); this attempt must stop`);
+      throw new RunStoreError(
+        'lease_lost',
+        `run ${id}: lease ${options.fence} is no longer the run's (${held === undefined ? 'nobody holds it now' : held.token === options.fence ? 'it expired' : `lease ${held.token} holds it now`}); this attempt must stop`,
+      );
     }
     entries.push(parse(journalLine(id, record, entries.length + 1)));
   }

@@ -105,7 +105,17 @@ export type AppendRecord = Exclude<RunRecord, RunStartedRecord>;
 /** A record as journaled: its position in the run (1 for `run-started`) and when it was written (epoch ms). */
 export type JournalEntry = RunRecord & { seq: number; at: number };
 
-export const RECORD_TYPES = ['run-started', 'node-completed', 'tool-call-started', 'tool-call-finished', 'model-call-finished', 'approval-requested', 'approval-given', 'approval-decided', 'run-finished'] as const;
+export const RECORD_TYPES = [
+  'run-started',
+  'node-completed',
+  'tool-call-started',
+  'tool-call-finished',
+  'model-call-finished',
+  'approval-requested',
+  'approval-given',
+  'approval-decided',
+  'run-finished',
+] as const;
 
 const NAME = { type: 'string', minLength: 1 };
 const COUNT = { type: 'integer', minimum: 0 };
@@ -153,7 +163,10 @@ const RECORD_FIELDS: Record<RunRecord['type'], { required: string[]; properties:
         required: ['content', 'toolCalls', 'stopReason', 'usage', 'costUsd', 'model'],
         properties: {
           content: { type: 'string' },
-          toolCalls: { type: 'array', items: { type: 'object', required: ['id', 'tool', 'name', 'arguments'], properties: { id: { type: 'string' }, tool: NAME, name: NAME, arguments: { type: 'object' } } } },
+          toolCalls: {
+            type: 'array',
+            items: { type: 'object', required: ['id', 'tool', 'name', 'arguments'], properties: { id: { type: 'string' }, tool: NAME, name: NAME, arguments: { type: 'object' } } },
+          },
           usage: USAGE,
           costUsd: { type: 'number', minimum: 0 },
           model: NAME,
@@ -360,7 +373,8 @@ function parseJournal(file: string, text: string): JournalEntry[] {
     if (problem !== null) throw new RunStoreError('corrupt_journal', `${where}: ${problem}`);
     const entry = value as JournalEntry;
     if (entry.seq !== i + 1) throw new RunStoreError('corrupt_journal', `${where}: record number ${entry.seq} where ${i + 1} was expected (a record is missing or repeated)`);
-    if ((i === 0) !== (entry.type === 'run-started')) throw new RunStoreError('corrupt_journal', `${where}: ${i === 0 ? `the first record is ${entry.type}, not run-started` : 'a second run-started record'}`);
+    if ((i === 0) !== (entry.type === 'run-started'))
+      throw new RunStoreError('corrupt_journal', `${where}: ${i === 0 ? `the first record is ${entry.type}, not run-started` : 'a second run-started record'}`);
     entries.push(entry);
   }
   return entries;
@@ -373,7 +387,7 @@ function completeLength(bytes: Buffer): number {
 
 async function writeAll(fh: FileHandle, bytes: Buffer): Promise<void> {
   // One write; the loop only continues a short write (a full disk or a signal).
-  for (let off = 0; off < bytes.length; ) {
+  for (let off = 0; off < bytes.length;) {
     const { bytesWritten } = await fh.write(bytes, off, bytes.length - off);
     off += bytesWritten;
   }
@@ -529,7 +543,10 @@ export class FileRunStore implements RunStore {
   async #checkFence(id: string, token: number): Promise<void> {
     const h = await this.#holder(id);
     if (h?.token !== token || h.pid !== process.pid) {
-      throw new RunStoreError('lease_lost', `run ${id}: lease ${token} is no longer the run's (${h === undefined ? 'nobody holds it now' : `lease ${h.token ?? '?'} of process ${h.pid} holds it now`}); this attempt must stop`);
+      throw new RunStoreError(
+        'lease_lost',
+        `run ${id}: lease ${token} is no longer the run's (${h === undefined ? 'nobody holds it now' : `lease ${h.token ?? '?'} of process ${h.pid} holds it now`}); this attempt must stop`,
+      );
     }
   }
 
@@ -620,7 +637,10 @@ export class FileRunStore implements RunStore {
       if (errnoOf(err) === 'ENOENT') return [];
       throw ioError(err, `listing runs in ${this.dir}`);
     }
-    const ids = names.filter((n) => n.endsWith('.jsonl')).map((n) => n.slice(0, -'.jsonl'.length)).filter((id) => RUN_ID.test(id));
+    const ids = names
+      .filter((n) => n.endsWith('.jsonl'))
+      .map((n) => n.slice(0, -'.jsonl'.length))
+      .filter((id) => RUN_ID.test(id));
     const summaries = await Promise.all(ids.map((id) => this.#summary(id)));
     return summaries.sort(byStart);
   }

@@ -73,7 +73,11 @@ export class RunTracer {
     const end = this.now();
     const full: TraceEvent = { ...event, run: this.run, status: event.status ?? (event.error !== undefined ? 'error' : 'ok'), at: new Date(end).toISOString() };
     const ctx = trace.setSpan(otelContext.active(), this.runSpan);
-    const span = this.tracer.startSpan(`${full.type}${full.agent !== undefined ? ` ${full.agent}` : ''}${full.model !== undefined ? ` ${full.model}` : ''}${full.tool !== undefined ? ` ${full.tool}` : ''}`, { attributes: attributesOf(full), startTime: end - (full.latencyMs ?? 0) }, ctx);
+    const span = this.tracer.startSpan(
+      `${full.type}${full.agent !== undefined ? ` ${full.agent}` : ''}${full.model !== undefined ? ` ${full.model}` : ''}${full.tool !== undefined ? ` ${full.tool}` : ''}`,
+      { attributes: attributesOf(full), startTime: end - (full.latencyMs ?? 0) },
+      ctx,
+    );
     if (full.status === 'error') span.setStatus({ code: SpanStatusCode.ERROR, message: full.error ?? 'error' });
     span.end(end);
     try {

@@ -93,7 +93,18 @@ export interface ModelResponse {
 }
 
 /** Why a model call failed, in a form the agent loop and the trace can act on. */
-export const MODEL_ERROR_CODES = ['rate_limited', 'server_error', 'timeout', 'bad_response', 'unauthorized', 'bad_request', 'script_exhausted', 'policy_denied', 'budget_exceeded', 'no_credentials'] as const;
+export const MODEL_ERROR_CODES = [
+  'rate_limited',
+  'server_error',
+  'timeout',
+  'bad_response',
+  'unauthorized',
+  'bad_request',
+  'script_exhausted',
+  'policy_denied',
+  'budget_exceeded',
+  'no_credentials',
+] as const;
 export type ModelErrorCode = (typeof MODEL_ERROR_CODES)[number];
 
 export function isModelErrorCode(code: unknown): code is ModelErrorCode {
@@ -195,7 +206,11 @@ export interface AgentResult {
 
 /** Runs one agent on one input (user space: the agent loop; tests: a fake). */
 export interface AgentInvoker {
-  invoke(agent: string, input: Json, context: { run: string; node: string; replica: number; round: number; /** Which pass through the node (0-based). */ traversal?: number; signal?: AbortSignal }): Promise<AgentResult>;
+  invoke(
+    agent: string,
+    input: Json,
+    context: { run: string; node: string; replica: number; round: number; /** Which pass through the node (0-based). */ traversal?: number; signal?: AbortSignal },
+  ): Promise<AgentResult>;
 }
 
 /** How a run ended. */

@@ -41,10 +41,7 @@ const failing = report.results.filter((r) => r.status === 'fail');
 // Pass rates
 
 const pct = (p, t) => (t === 0 ? '-' : `${((100 * p) / t).toFixed(1)}%`);
-const totals = report.sections.reduce(
-  (a, s) => ({ total: a.total + s.total, passed: a.passed + s.passed, skipped: a.skipped + s.skipped }),
-  { total: 0, passed: 0, skipped: 0 },
-);
+const totals = report.sections.reduce((a, s) => ({ total: a.total + s.total, passed: a.passed + s.passed, skipped: a.skipped + s.skipped }), { total: 0, passed: 0, skipped: 0 });
 const rows = report.sections.map((s) => [s.section, String(s.total), String(s.passed), pct(s.passed, s.total), s.skipped ? String(s.skipped) : '']);
 rows.push(['total', String(totals.total), String(totals.passed), pct(totals.passed, totals.total), totals.skipped ? String(totals.skipped) : '']);
 const head = ['section', 'cases', 'passed', 'rate', 'skipped'];
@@ -74,7 +71,7 @@ const GROUPS = [
     key: 'bytes-encoding',
     title: 'bytes encoding',
     fix: 'cel-js',
-    why: 'a non-ASCII character in a bytes literal (`b\'ÿ\'`) becomes one byte instead of its UTF-8 encoding, and `string(b\'\\xff\')` does not reject invalid UTF-8',
+    why: "a non-ASCII character in a bytes literal (`b'ÿ'`) becomes one byte instead of its UTF-8 encoding, and `string(b'\\xff')` does not reject invalid UTF-8",
     test: (r) => /bytes/.test(r.id),
   },
   {
@@ -116,7 +113,7 @@ const GROUPS = [
     key: 'strict-evaluation',
     title: 'unchecked and error-absorbing evaluation',
     fix: 'cel-js',
-    why: 'cel-js type-checks even when a test disables the checker, so `false && 32` and `true ? \'cows\' : 17` fail, and an unbound variable or unknown function is a hard error instead of a runtime error that `|| true` absorbs',
+    why: "cel-js type-checks even when a test disables the checker, so `false && 32` and `true ? 'cows' : 17` fail, and an unbound variable or unknown function is a hard error instead of a runtime error that `|| true` absorbs",
     test: (r) => /unbound_is_runtime_error|short_circuit_type|conditional\/mixed_type/.test(r.id),
   },
   {
@@ -144,7 +141,7 @@ const GROUPS = [
     key: 'empty-list',
     title: 'macros over an empty list literal',
     fix: 'cel-js',
-    why: '`[].all(e, e > 0)` fails to type-check ("Operator overload \'int > int: bool\' overlaps with \'double > int: bool\'")',
+    why: "`[].all(e, e > 0)` fails to type-check (\"Operator overload 'int > int: bool' overlaps with 'double > int: bool'\")",
     test: (r) => /overlaps with/.test(r.actual ?? ''),
   },
 ];
@@ -164,7 +161,12 @@ console.log('');
 console.log(`${failing.length} failing case(s) by cause:`);
 for (const [k, rs] of [...grouped].sort((a, b) => b[1].length - a[1].length)) {
   const g = GROUPS.find((x) => x.key === k);
-  console.log(`  ${String(rs.length).padStart(3)}  ${g ? `${g.title} [fix in ${g.fix === 'policy' ? 'policy/cel.ts' : 'cel-js'}]` : 'other'}  (e.g. ${rs.slice(0, 3).map((r) => r.id).join(', ')})`);
+  console.log(
+    `  ${String(rs.length).padStart(3)}  ${g ? `${g.title} [fix in ${g.fix === 'policy' ? 'policy/cel.ts' : 'cel-js'}]` : 'other'}  (e.g. ${rs
+      .slice(0, 3)
+      .map((r) => r.id)
+      .join(', ')})`,
+  );
 }
 if (args.has('--list')) {
   console.log('');
@@ -217,7 +219,10 @@ if (args.has('--doc')) {
     .sort((a, b) => b[1].length - a[1].length)
     .map(([k, rs]) => {
       const g = GROUPS.find((x) => x.key === k);
-      const eg = rs.slice(0, 2).map((r) => `\`${r.id}\``).join(', ');
+      const eg = rs
+        .slice(0, 2)
+        .map((r) => `\`${r.id}\``)
+        .join(', ');
       return g ? `${g.title} (${rs.length}: ${g.why}; e.g. ${eg})` : `other (${rs.length}; e.g. ${eg})`;
     });
   const fixableCount = [...grouped].filter(([k]) => GROUPS.find((g) => g.key === k)?.fix === 'policy').reduce((a, [, rs]) => a + rs.length, 0);
@@ -239,8 +244,7 @@ if (args.has('--doc')) {
       `and any error passes a case that expects one. Issue 3's "strings" is the package's \`string\` section and its ` +
       `"maps" is \`fields\` (map selection, \`has\`, \`in\`, quoted keys).` +
       (skippedBy.length
-        ? ` Not counted: cases that need protobuf messages (a proto \`container\`, \`TestAllTypes{...}\`, ` +
-          `\`google.protobuf.Any{...}\`), which BeaconOS does not have: ${skippedBy.join(', ')}.`
+        ? ` Not counted: cases that need protobuf messages (a proto \`container\`, \`TestAllTypes{...}\`, ` + `\`google.protobuf.Any{...}\`), which BeaconOS does not have: ${skippedBy.join(', ')}.`
         : ''),
     '',
     ...table,

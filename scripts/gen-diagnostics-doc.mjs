@@ -30,12 +30,24 @@ const CONTEXT = 2;
 
 const FAMILIES = [
   ['1', 'BCN1xxx — Files and YAML', 'A file could not be read as YAML text, or a document in it is not a BeaconOS manifest. Nothing else is checked in a file (or document) with one of these errors.'],
-  ['2', 'BCN2xxx — Schema', 'A document does not have the shape its kind requires (schema/kinds/*.schema.json, described field by field in [reference.md](reference.md)), or breaks a rule about one document that a schema cannot express.'],
+  [
+    '2',
+    'BCN2xxx — Schema',
+    'A document does not have the shape its kind requires (schema/kinds/*.schema.json, described field by field in [reference.md](reference.md)), or breaks a rule about one document that a schema cannot express.',
+  ],
   ['3', 'BCN3xxx — Identity and references', 'Objects taken together: identities, references between objects, tenants and the files manifests refer to.'],
   ['4', 'BCN4xxx — Secrets', 'Credentials never go into Git: they are referenced with `{secretRef: ENV_VAR_NAME}`.'],
-  ['5', 'BCN5xxx — Workflows, graphs and CEL', 'The execution graph a workflow compiles to, and every CEL expression (route conditions, node inputs, stop conditions, scripted-model rules, policies).'],
+  [
+    '5',
+    'BCN5xxx — Workflows, graphs and CEL',
+    'The execution graph a workflow compiles to, and every CEL expression (route conditions, node inputs, stop conditions, scripted-model rules, policies).',
+  ],
   ['6', 'BCN6xxx — Quotas', "What objects ask for, checked against their tenant's `spec.quotas` as inequalities."],
-  ['7', 'BCN7xxx — Policies', 'Verdicts of admission Policies on the compiled objects (`deny` is an error, `warn` a warning; `audit` verdicts are not diagnostics but entries of the audit report, in `--format json` and after the diagnostics in text). Problems in a Policy\'s own expressions are BCN5006, BCN5007, BCN5009 and BCN5011.'],
+  [
+    '7',
+    'BCN7xxx — Policies',
+    "Verdicts of admission Policies on the compiled objects (`deny` is an error, `warn` a warning; `audit` verdicts are not diagnostics but entries of the audit report, in `--format json` and after the diagnostics in text). Problems in a Policy's own expressions are BCN5006, BCN5007, BCN5009 and BCN5011.",
+  ],
 ];
 
 /** What triggers each code and how to fix it. Every code of CODES needs an entry. */
@@ -48,10 +60,8 @@ const ABOUT = {
     'A manifest file is larger than 2 MiB, or a text file a manifest references is larger than 1 MiB; the file is not read at all. Split the manifest into several files, or shorten the referenced file (a long prompt usually belongs in several smaller pieces or in retrieval, not in the instructions).',
   BCN1004:
     'The file is not valid YAML: an unclosed quote or bracket, keys of one mapping at different indentation, a key indented under a plain scalar, and so on. The position is where the parser noticed the problem (for an unclosed quote, where the quote opens); fix the syntax there. The document with the error is not compiled; the other documents of the file still are.',
-  BCN1005:
-    'A mapping has the same key twice. Other YAML loaders silently keep one of the two values, so BeaconOS rejects the file, at the second occurrence. Delete one of them, or merge them.',
-  BCN1006:
-    'A line is indented with a tab character, which YAML forbids (one diagnostic per such line). Indent with spaces.',
+  BCN1005: 'A mapping has the same key twice. Other YAML loaders silently keep one of the two values, so BeaconOS rejects the file, at the second occurrence. Delete one of them, or merge them.',
+  BCN1006: 'A line is indented with a tab character, which YAML forbids (one diagnostic per such line). Indent with spaces.',
   BCN1007:
     'Expanding the YAML anchors and aliases (`&a`, `*a`) of a document would produce more nodes than the loader allows, as in a "billion laughs" file. Write the data out without nested aliases, or use fewer of them.',
   BCN1008:
@@ -61,7 +71,7 @@ const ABOUT = {
   BCN1010:
     'The document says `apiVersion: beacon.dev/...` but with a version this compiler does not read. Use `beacon.dev/v1alpha1`, or upgrade BeaconOS if the repository was written for a newer version.',
   BCN1011:
-    "`kind` is missing or is not one of Tenant, Model, Tool, Agent, Workflow, Policy, Evaluation; the hint suggests the closest kind when it looks like a typo. Correct the kind (kinds are case-sensitive).",
+    '`kind` is missing or is not one of Tenant, Model, Tool, Agent, Workflow, Policy, Evaluation; the hint suggests the closest kind when it looks like a typo. Correct the kind (kinds are case-sensitive).',
   BCN1012:
     'The file holds more than 1000 YAML documents (separated by `---`), which bounds the work one file can cause; nothing in it is read. Split the file into several files, usually one per object or per group of objects.',
   BCN2001:
@@ -69,7 +79,7 @@ const ABOUT = {
   BCN2002:
     'A required field is missing, reported at the key of the mapping that lacks it (or at the document for a missing `apiVersion`). Add the field; for example every Agent needs `spec.sponsor`, `spec.model` and `spec.instructions` or `spec.instructionsFile`, and every tenant-scoped object needs `metadata.tenant`.',
   BCN2003:
-    "A value has the wrong YAML type: a string where an integer is required, a list where a mapping is required, and so on. Values are never coerced; write the value in the type the reference gives (quote numbers that must be strings, such as `cpu: \"1\"`).",
+    'A value has the wrong YAML type: a string where an integer is required, a list where a mapping is required, and so on. Values are never coerced; write the value in the type the reference gives (quote numbers that must be strings, such as `cpu: "1"`).',
   BCN2004:
     'A value is not one of the values allowed at that place (an enum such as `oversight`, `provider` or `pattern`, or a field with one fixed value); the hint suggests the closest allowed value. Use one of the values the message lists.',
   BCN2005:
@@ -79,7 +89,7 @@ const ABOUT = {
   BCN2007:
     'Fields that exclude each other are set together (`instructions` and `instructionsFile`, `cases` and `dataset`), a field belongs to another form of the object (a field of another workflow pattern, `steps` without `strategy: canary`), or a value matches none of the allowed forms. Keep exactly one of the alternatives.',
   BCN2008:
-    'A JSON Schema written inside a manifest (an Agent\'s `spec.input.schema` or `spec.output.schema`, for instance) is not itself a valid JSON Schema, e.g. `type: objekt`. Fix the embedded schema; guardrails and workflow data-edge checks depend on it.',
+    "A JSON Schema written inside a manifest (an Agent's `spec.input.schema` or `spec.output.schema`, for instance) is not itself a valid JSON Schema, e.g. `type: objekt`. Fix the embedded schema; guardrails and workflow data-edge checks depend on it.",
   BCN2009:
     "An Agent's `spec.guardrails.output` lists `schema` (its output must match `spec.output.schema`) but the agent declares no `spec.output.schema`, so there is nothing to check the output against. Add `spec.output.schema`, or remove the guardrail.",
   BCN2010:
@@ -87,11 +97,10 @@ const ABOUT = {
   BCN3001:
     'Two documents declare the same identity (`kind/tenant/name`, or `kind/name` for cluster-scoped kinds), in one file or in two. It is reported on the second in path order, with the first as related. Rename one of them, or delete the copy.',
   BCN3002:
-    "A reference names an object that does not exist: a Model, Tool, Agent, Workflow or Evaluation not in the repository (or not in that tenant), or a cluster-scoped object referred to as `tenant/name`. The hint suggests a close name; fix the reference or add the missing object.",
+    'A reference names an object that does not exist: a Model, Tool, Agent, Workflow or Evaluation not in the repository (or not in that tenant), or a cluster-scoped object referred to as `tenant/name`. The hint suggests a close name; fix the reference or add the missing object.',
   BCN3003:
-    'An object refers to an object of another tenant (`tenant/name`), but that tenant does not list the referring tenant in `spec.sharing.allowTenants`. Add the tenant to the owner\'s `allowTenants`, or use an object of the same tenant.',
-  BCN3004:
-    "An object's `metadata.tenant` names a Tenant that does not exist in the repository. Correct the tenant's name, or add the Tenant manifest.",
+    "An object refers to an object of another tenant (`tenant/name`), but that tenant does not list the referring tenant in `spec.sharing.allowTenants`. Add the tenant to the owner's `allowTenants`, or use an object of the same tenant.",
+  BCN3004: "An object's `metadata.tenant` names a Tenant that does not exist in the repository. Correct the tenant's name, or add the Tenant manifest.",
   BCN3005:
     "A Model is used (by an Agent, as a fallback of the agent's model, or as an Evaluation's judge) but is not in the tenant's `spec.models` allow-list; tokens of every one of these count against the tenant. Add the model to the Tenant's `models`, or use an allowed one.",
   BCN3006:
@@ -100,8 +109,7 @@ const ABOUT = {
     'A referenced file path (relative to the manifest) climbs out of the compiled folder with `..`. Referenced files are read from the same commit, inside the folder the installation tracks; move the file into that folder and fix the path. (An absolute path is a format error, BCN2005.)',
   BCN3008:
     "An Evaluation's dataset file (`dataset: {file}`, JSON Lines) is invalid: a line is not JSON or not a `{input, expected}` case, or it holds more than the 1000 cases allowed. Reported in the dataset file at the bad line; fix the line, or split the dataset.",
-  BCN3009:
-    "Models' `spec.fallbacks` lead back to a model already in the chain, so on a persistent outage the kernel would loop. Remove one fallback of the cycle.",
+  BCN3009: "Models' `spec.fallbacks` lead back to a model already in the chain, so on a persistent outage the kernel would loop. Remove one fallback of the cycle.",
   BCN3010:
     "An Agent's `spec.rollout.analysis.evaluations` names an Evaluation whose `target` is another agent, so the canary would be judged on another agent's results. A warning: the repository still compiles. Name an Evaluation that targets this agent.",
   BCN3011:
@@ -117,19 +125,17 @@ const ABOUT = {
   BCN5002:
     'The execution graph has a cycle in which no node sets `maxTraversals`, so nothing bounds the loop. Set `maxTraversals` on one node of the cycle (the short forms bound their own loops with `maxRounds` or `maxDepth`).',
   BCN5003:
-    "A data edge connects two agents whose schemas do not fit: the output schema of the `from` agent does not satisfy the input schema of the `to` agent (a required property is missing, a type differs). Align the two schemas, or give the step an `input` expression that builds what it needs.",
-  BCN5004:
-    "An edge, `entry` or `output` of a graph workflow names a node id that is not declared in `nodes`. Correct the id, or add the node.",
-  BCN5005:
-    'Two nodes of a graph workflow have the same `id`, which would make edges and `outputs.<id>` ambiguous. Reported at the second node; give it another id.',
+    'A data edge connects two agents whose schemas do not fit: the output schema of the `from` agent does not satisfy the input schema of the `to` agent (a required property is missing, a type differs). Align the two schemas, or give the step an `input` expression that builds what it needs.',
+  BCN5004: 'An edge, `entry` or `output` of a graph workflow names a node id that is not declared in `nodes`. Correct the id, or add the node.',
+  BCN5005: 'Two nodes of a graph workflow have the same `id`, which would make edges and `outputs.<id>` ambiguous. Reported at the second node; give it another id.',
   BCN5006:
-    'A CEL expression (a `when`, `input`, `stopWhen` or `voteOn` of a workflow, a scripted Model\'s `when`, a Policy\'s expressions) does not parse; a frequent cause is `=` instead of `==`. The column points inside the expression; fix the syntax there.',
+    "A CEL expression (a `when`, `input`, `stopWhen` or `voteOn` of a workflow, a scripted Model's `when`, a Policy's expressions) does not parse; a frequent cause is `=` instead of `==`. The column points inside the expression; fix the syntax there.",
   BCN5007:
     "A CEL expression parses but does not type-check against the variables it can see: a misspelt field of a typed `output` or of a policy's `object` (policy variables are typed from the JSON Schemas of the kinds the policy matches, over the normalized object), an operator applied to incompatible types (`turn == '0'`, an integer field compared with a string), an unknown variable, or a result that must be a string but is not. Fix the expression to match the declared schemas ([reference.md](reference.md)).",
   BCN5008:
-    "A workflow breaks a rule of its pattern: a `human-in-the-loop` workflow whose steps carry no `approval`, a `hierarchical` planner whose output schema has no `tasks`, and the like. Change the workflow so it follows the pattern (see the pattern table in the manifest reference), or choose another pattern.",
+    'A workflow breaks a rule of its pattern: a `human-in-the-loop` workflow whose steps carry no `approval`, a `hierarchical` planner whose output schema has no `tasks`, and the like. Change the workflow so it follows the pattern (see the pattern table in the manifest reference), or choose another pattern.',
   BCN5009:
-    'A condition (a route\'s or edge\'s `when`, a `stopWhen`, a scripted Model\'s `when`) does not evaluate to a bool; CEL does not treat non-empty strings or non-zero numbers as true. Write a comparison, e.g. `output.category == \'billing\'`.',
+    "A condition (a route's or edge's `when`, a `stopWhen`, a scripted Model's `when`) does not evaluate to a bool; CEL does not treat non-empty strings or non-zero numbers as true. Write a comparison, e.g. `output.category == 'billing'`.",
   BCN5010:
     "An approval gate's `quorum` is larger than the number of approvers listed, and all of them are individuals (no `group:`), so the gate can never be approved. Lower the quorum, add approvers, or name a group.",
   BCN5011:
@@ -263,7 +269,11 @@ async function example(c, code) {
     const result = await compile(new DirSource(dir));
     const wanted = c.expected.diagnostics.filter((e) => e.code === code);
     const d = wanted
-      .map((e) => result.diagnostics.find((r) => r.code === e.code && r.file === e.file && r.line === e.line && (e.column === undefined || r.column === e.column) && (e.message === undefined || r.message.includes(e.message))))
+      .map((e) =>
+        result.diagnostics.find(
+          (r) => r.code === e.code && r.file === e.file && r.line === e.line && (e.column === undefined || r.column === e.column) && (e.message === undefined || r.message.includes(e.message)),
+        ),
+      )
       .find((r) => r !== undefined);
     if (d === undefined) {
       process.stderr.write(`gen-diagnostics-doc: corpus case ${c.name} no longer reports ${code} as expected\n`);
@@ -285,7 +295,9 @@ async function generate() {
   const stale = Object.keys(ABOUT).filter((c) => !(c in CODES));
   if (undocumented.length || stale.length) {
     throw new Error(
-      [undocumented.length ? `no description in ABOUT for ${undocumented.join(', ')}` : '', stale.length ? `ABOUT describes codes that are not in CODES: ${stale.join(', ')}` : ''].filter(Boolean).join('; '),
+      [undocumented.length ? `no description in ABOUT for ${undocumented.join(', ')}` : '', stale.length ? `ABOUT describes codes that are not in CODES: ${stale.join(', ')}` : '']
+        .filter(Boolean)
+        .join('; '),
     );
   }
   const cases = readCases();

@@ -30,9 +30,7 @@ const CLUSTER_SCOPED = new Set(['Tenant', 'Model', 'Policy']);
 const FILES = ['common', ...KINDS.map(([, stem]) => stem)];
 
 /** @type {Record<string, any>} file stem → parsed schema */
-const schemas = Object.fromEntries(
-  FILES.map((stem) => [stem, JSON.parse(readFileSync(join(kindsDir, `${stem}.schema.json`), 'utf8'))]),
-);
+const schemas = Object.fromEntries(FILES.map((stem) => [stem, JSON.parse(readFileSync(join(kindsDir, `${stem}.schema.json`), 'utf8'))]));
 
 const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -312,14 +310,10 @@ function discriminatedRows(schema, file, prefix, sections, stack) {
   const variants = schema.oneOf.map((b) => deref(b, file));
   const signature = (v, key) => JSON.stringify(v.schema.properties?.[key]);
   const firstProps = Object.keys(variants[0].schema.properties ?? {});
-  const shared = firstProps.filter(
-    (key) => key !== tag && variants.every((v) => signature(v, key) !== undefined && signature(v, key) === signature(variants[0], key)),
-  );
+  const shared = firstProps.filter((key) => key !== tag && variants.every((v) => signature(v, key) !== undefined && signature(v, key) === signature(variants[0], key)));
   const tagPath = prefix ? `${prefix}.${tag}` : tag;
   const values = variants.map((v) => v.schema.properties[tag].const);
-  const rows = [
-    [code(tagPath), 'string', 'yes', '', `one of ${values.map((v) => code(v)).join(', ')}`, 'Selects the variant; the fields of each are listed in the sections below.'],
-  ];
+  const rows = [[code(tagPath), 'string', 'yes', '', `one of ${values.map((v) => code(v)).join(', ')}`, 'Selects the variant; the fields of each are listed in the sections below.']];
   const v0 = variants[0];
   for (const key of shared) {
     const path = prefix ? `${prefix}.${key}` : key;

@@ -56,7 +56,8 @@ export function checkImport(fromFile: string, spec: string): string | null {
   const rel = relative(root, target).split(sep);
   const toFolder = rel[0]!;
   if (toFolder === fromFolder || !(toFolder in ALLOWED)) return null;
-  if (!ALLOWED[fromFolder]!.includes(toFolder)) return `${fromFolder}/ may not import ${toFolder}/ (layers point down: ${fromFolder} may import ${ALLOWED[fromFolder]!.join(', ') || 'nothing of ours'})`;
+  if (!ALLOWED[fromFolder]!.includes(toFolder))
+    return `${fromFolder}/ may not import ${toFolder}/ (layers point down: ${fromFolder} may import ${ALLOWED[fromFolder]!.join(', ') || 'nothing of ours'})`;
   if (rel.length !== 2 || !/^index\.(?:js|ts)$/.test(rel[1]!)) return `${fromFolder}/ imports ${rel.join('/')}: other folders are reached only through their index.ts`;
   return null;
 }

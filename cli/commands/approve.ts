@@ -33,7 +33,12 @@ export function registerApprove(program: Command): void {
         const approvals = new JournalApprovals(new FileRunStore(runsDir(opts.repo ?? process.cwd())));
         let vote;
         try {
-          vote = await castVote(approvals, run, { by: opts.by, ...(opts.reject === true ? { reject: true } : {}), ...(opts.reason !== undefined ? { reason: opts.reason } : {}), ...(opts.node !== undefined ? { node: opts.node } : {}) });
+          vote = await castVote(approvals, run, {
+            by: opts.by,
+            ...(opts.reject === true ? { reject: true } : {}),
+            ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+            ...(opts.node !== undefined ? { node: opts.node } : {}),
+          });
         } catch (err) {
           if (err instanceof ApprovalError) throw new UsageError(err.message);
           if (err instanceof RunStoreError) throw new UsageError(MSG.unknownRun(run, err.message));
@@ -44,7 +49,13 @@ export function registerApprove(program: Command): void {
           write(MSG.rejected(gate.node, run, given));
           return EXIT.ok;
         }
-        if (unverified.length > 0) process.stderr.write(`${MSG.unverifiedMembers(unverified, gate.approvers.filter((a) => a.startsWith('group:')))}\n`);
+        if (unverified.length > 0)
+          process.stderr.write(
+            `${MSG.unverifiedMembers(
+              unverified,
+              gate.approvers.filter((a) => a.startsWith('group:')),
+            )}\n`,
+          );
         write(outcome === 'counted' ? MSG.approvedSome(gate.node, run, given, gate.quorum) : MSG.approved(gate.node, run, given));
         return EXIT.ok;
       }),

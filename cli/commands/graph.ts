@@ -26,11 +26,23 @@ export function registerGraph(program: Command): void {
         const graph = result.bundle.graphs.find((g) => g.workflow === id);
         const mine = result.diagnostics.filter((d) => d.object === id && d.severity === 'error');
         if (mine.length > 0) {
-          process.stderr.write(formatText(mine, { readText: await textReader(project, mine.map((d) => d.file)) }));
+          process.stderr.write(
+            formatText(mine, {
+              readText: await textReader(
+                project,
+                mine.map((d) => d.file),
+              ),
+            }),
+          );
         }
         if (graph === undefined) {
           if (mine.length > 0) return EXIT.findings;
-          throw new UsageError(MSG.unknownWorkflow(workflow, result.bundle.graphs.map((g) => g.workflow.replace(/^Workflow\//, ''))));
+          throw new UsageError(
+            MSG.unknownWorkflow(
+              workflow,
+              result.bundle.graphs.map((g) => g.workflow.replace(/^Workflow\//, '')),
+            ),
+          );
         }
         write(opts.format === 'json' ? JSON.stringify(graph, null, 2) : opts.format === 'dot' ? toDot(graph) : toMermaid(graph));
         return mine.length > 0 ? EXIT.findings : EXIT.ok;

@@ -19,13 +19,27 @@ export function registerPlan(program: Command): void {
     .option('--no-cache', MSG.optNoCache)
     .action(
       action(async (path: string | undefined, opts: { base: string; head: string; repo?: string; format: (typeof FORMATS)[number]; cache: boolean }) => {
-        const { plan, project, cacheError } = await planRefs({ base: opts.base, head: opts.head, ...(path !== undefined ? { path } : {}), ...(opts.repo !== undefined ? { repo: opts.repo } : {}), ...(opts.cache ? {} : { cacheDir: false as const }) });
+        const { plan, project, cacheError } = await planRefs({
+          base: opts.base,
+          head: opts.head,
+          ...(path !== undefined ? { path } : {}),
+          ...(opts.repo !== undefined ? { repo: opts.repo } : {}),
+          ...(opts.cache ? {} : { cacheDir: false as const }),
+        });
         if (cacheError !== undefined) process.stderr.write(`${MSG.cacheNotWritten(cacheError)}\n`);
         if (opts.format === 'json') write(JSON.stringify({ version: 1, ...plan }));
         else if (opts.format === 'markdown') write(planMarkdown(plan));
         else {
           const errors = plan.diagnostics.filter((d) => d.severity !== 'info');
-          if (errors.length > 0) write(formatText(errors, { readText: await textReader(project, errors.map((d) => d.file)) }));
+          if (errors.length > 0)
+            write(
+              formatText(errors, {
+                readText: await textReader(
+                  project,
+                  errors.map((d) => d.file),
+                ),
+              }),
+            );
           write(planText(plan));
         }
         return plan.ok ? EXIT.ok : EXIT.findings;

@@ -30,7 +30,10 @@ type Format = (typeof FORMATS)[number];
 
 /** Diagnostics as text with code frames; `extra` holds the text of files that are not in the project. */
 async function diagnosticsText(project: Project, diagnostics: readonly Diagnostic[], extra: readonly InputFile[] = []): Promise<string> {
-  const projectText = await textReader(project, diagnostics.map((d) => d.file));
+  const projectText = await textReader(
+    project,
+    diagnostics.map((d) => d.file),
+  );
   const given = new Map(extra.map((f) => [f.file, f.text]));
   return formatText(diagnostics, { readText: (file) => given.get(file) ?? projectText(file), color: useColor() });
 }
@@ -42,7 +45,9 @@ function withSourceOptions(command: Command): Command {
 export function registerPolicy(program: Command): void {
   const policy = program.command('policy').description(MSG.policy);
 
-  withSourceOptions(policy.command('test').description(MSG.policyTest).argument('[path]', 'folder of the policies and their tests (default: the current folder, or the repository with --repo)')).action(
+  withSourceOptions(
+    policy.command('test').description(MSG.policyTest).argument('[path]', 'folder of the policies and their tests (default: the current folder, or the repository with --repo)'),
+  ).action(
     action(async (path: string | undefined, opts: SourceOptions & { format: Format }) => {
       const { project, result } = await compileFolder(path, opts);
       const report = await runPolicyTests(project.source, result);

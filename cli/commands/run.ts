@@ -126,7 +126,14 @@ export function registerRun(program: Command): void {
       const { project, result } = await compileFolder(path, opts);
       if (!result.ok) {
         const errors = result.diagnostics.filter((d) => d.severity === 'error');
-        process.stderr.write(formatText(errors, { readText: await textReader(project, errors.map((d) => d.file)) }));
+        process.stderr.write(
+          formatText(errors, {
+            readText: await textReader(
+              project,
+              errors.map((d) => d.file),
+            ),
+          }),
+        );
         process.stderr.write(`${MSG.notRunning(errors.length)}\n`);
         return EXIT.findings;
       }
@@ -155,7 +162,9 @@ export function usage<T>(fn: () => T): T {
 function traceLine(e: Record<string, unknown>): string {
   const str = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
   const what = e.type === 'model' ? `model ${str(e.model)} ${str(e.tokens) || 0} tokens` : e.type === 'tool' ? `tool ${str(e.tool)}` : str(e.type);
-  return `  ${str(e.agent).replace(/^Agent\//, '').padEnd(28)} ${what}${typeof e.latencyMs === 'number' ? ` ${Math.round(e.latencyMs)} ms` : ''}${e.status === 'error' ? `  error: ${str(e.error)}` : ''}`;
+  return `  ${str(e.agent)
+    .replace(/^Agent\//, '')
+    .padEnd(28)} ${what}${typeof e.latencyMs === 'number' ? ` ${Math.round(e.latencyMs)} ms` : ''}${e.status === 'error' ? `  error: ${str(e.error)}` : ''}`;
 }
 
 const isolationLabel = (i: Isolation): string => (i === 'development' ? 'degraded' : i);

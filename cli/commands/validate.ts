@@ -80,7 +80,10 @@ export function registerValidate(program: Command): void {
             break;
           default: {
             const color = useColor();
-            const readText = await textReader(project, result.diagnostics.map((d) => d.file));
+            const readText = await textReader(
+              project,
+              result.diagnostics.map((d) => d.file),
+            );
             const text = formatText(result.diagnostics, { readText, color, verbose: opts.verbose === true });
             if (text) write(text);
             const audit = formatAudit(result.audit, color);

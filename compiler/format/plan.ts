@@ -39,11 +39,18 @@ export function planMarkdown(p: Plan): string {
   const rollouts = toRollOut.length;
   const warnings = p.diagnostics.filter((d) => d.severity === 'warning').length;
   out.push(`### BeaconOS plan \`${p.base.commit?.slice(0, 12) ?? 'base'}..${p.head.commit?.slice(0, 12) ?? 'head'}\``, '');
-  out.push(`${errors === 0 ? '✅' : '❌'} ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'} · ${p.changes.length} object${p.changes.length === 1 ? '' : 's'} changed · ${rollouts} agent rollout${rollouts === 1 ? '' : 's'} · ${p.workflows.length} workflow${p.workflows.length === 1 ? '' : 's'} affected`, '');
+  out.push(
+    `${errors === 0 ? '✅' : '❌'} ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'} · ${p.changes.length} object${p.changes.length === 1 ? '' : 's'} changed · ${rollouts} agent rollout${rollouts === 1 ? '' : 's'} · ${p.workflows.length} workflow${p.workflows.length === 1 ? '' : 's'} affected`,
+    '',
+  );
   if (p.changes.length) {
     out.push('| | object | file | fields |', '|---|---|---|---|');
     for (const c of p.changes) {
-      const fields = c.paths.slice(0, 6).map((x) => `\`${fieldPath(x)}\``).join(', ') + (c.paths.length > 6 ? `, … ${c.paths.length - 6} more` : '');
+      const fields =
+        c.paths
+          .slice(0, 6)
+          .map((x) => `\`${fieldPath(x)}\``)
+          .join(', ') + (c.paths.length > 6 ? `, … ${c.paths.length - 6} more` : '');
       out.push(`| ${SYMBOL[c.action]} ${c.action} | \`${c.id}\` | ${md(c.file)}:${c.line} | ${fields} |`);
     }
     out.push('');

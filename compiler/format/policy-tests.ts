@@ -24,7 +24,8 @@ function plural(n: number, word: string): string {
 function table(header: string[], rows: string[][], color: boolean, paintCell: (row: number, col: number, text: string) => string): string[] {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const rule = `│${widths.map((w) => '─'.repeat(w + 2)).join('│')}│`;
-  const line = (cells: string[], row: number) => `│${cells.map((t, c) => ` ${row < 0 ? paint(color, 'bold', t.padEnd(widths[c]!)) : paintCell(row, c, t) + ' '.repeat(widths[c]! - t.length)} `).join('│')}│`;
+  const line = (cells: string[], row: number) =>
+    `│${cells.map((t, c) => ` ${row < 0 ? paint(color, 'bold', t.padEnd(widths[c]!)) : paintCell(row, c, t) + ' '.repeat(widths[c]! - t.length)} `).join('│')}│`;
   return [rule, line(header, -1), rule, ...rows.map((r, i) => line(r, i)), rule];
 }
 

@@ -21,7 +21,10 @@ export class FallbackGraph {
     for (const o of ctx.all) {
       if (o.kind !== 'Model') continue;
       this.models.push(o.id);
-      this.edges.set(o.id, (o.spec.fallbacks ?? []).map((f) => objectId('Model', f)).filter((id) => ctx.valid.has(id)));
+      this.edges.set(
+        o.id,
+        (o.spec.fallbacks ?? []).map((f) => objectId('Model', f)).filter((id) => ctx.valid.has(id)),
+      );
     }
     this.models.sort();
   }
@@ -34,7 +37,10 @@ export class FallbackGraph {
       if (comp.length === 1 && !edges.get(first)!.includes(first)) continue;
       const cycle = shortestCycle(first, comp, edges);
       const m = ctx.valid.get(first)!;
-      const others = [...comp].sort().filter((id) => id !== first).map((id) => ctx.valid.get(id)!);
+      const others = [...comp]
+        .sort()
+        .filter((id) => id !== first)
+        .map((id) => ctx.valid.get(id)!);
       ctx.report('BCN3009', m, '/spec/fallbacks', `Model ${m.name}: fallbacks form a cycle ${cycle.map((id) => id.split('/')[1]).join(' → ')}`, {
         hint: 'a fallback chain must end; remove one of the links',
         related: others.map((x) => rel(x, '/spec/fallbacks', `Model ${x.name} continues the cycle`)),

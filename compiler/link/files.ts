@@ -125,7 +125,9 @@ export function commandsOf(scope: ObjectScope, o: ObjOf<'Tool'>): void {
     if (arg.startsWith('-') || posix.isAbsolute(arg) || !/[/.]/.test(arg)) return;
     if (!/\.(?:m?js|cjs|py|sh|json|ts)$/.test(arg) && !arg.includes('/')) return;
     if (!shipped.has(posix.normalize(arg))) {
-      scope.report('BCN3012', `/spec/mcp/command/${i}`, `${label}: spec.mcp.command[${i}] '${arg}' is a relative path but not one of the Tool's files`, { hint: `add '${arg}' to spec.files so it is shipped into the sandbox` });
+      scope.report('BCN3012', `/spec/mcp/command/${i}`, `${label}: spec.mcp.command[${i}] '${arg}' is a relative path but not one of the Tool's files`, {
+        hint: `add '${arg}' to spec.files so it is shipped into the sandbox`,
+      });
     }
   });
 }

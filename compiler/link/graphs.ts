@@ -33,7 +33,11 @@ export function webhookPaths(ctx: LinkContext, linked: LinkedObjects): void {
     for (const { path, pointer } of linked.at(i).webhooks ?? []) {
       const first = taken.get(path);
       if (first === undefined) taken.set(path, { o, pointer });
-      else ctx.report('BCN3013', o, pointer, `${objectLabel(o.kind, o.name, o.tenant)}: webhook path ${path} is already taken by ${objectLabel(first.o.kind, first.o.name, first.o.tenant)}`, { related: [rel(first.o, first.pointer, 'first used here')], hint: 'give each workflow its own webhook path' });
+      else
+        ctx.report('BCN3013', o, pointer, `${objectLabel(o.kind, o.name, o.tenant)}: webhook path ${path} is already taken by ${objectLabel(first.o.kind, first.o.name, first.o.tenant)}`, {
+          related: [rel(first.o, first.pointer, 'first used here')],
+          hint: 'give each workflow its own webhook path',
+        });
     }
   });
 }
@@ -52,6 +56,7 @@ export function graphOf(scope: ObjectScope, o: ObjOf<'Workflow'>): ExecutionGrap
   };
   // graph.ts reads a workflow's spec field by field, whatever its pattern.
   const { graph, problems } = buildGraph(o.id, { ...o.spec }, resolver);
-  for (const p of problems) scope.report(p.code, p.pointer, `${label}: ${p.message}`, { ...(p.hint !== undefined ? { hint: p.hint } : {}), ...(p.celOffset !== undefined ? { celOffset: p.celOffset } : {}) });
+  for (const p of problems)
+    scope.report(p.code, p.pointer, `${label}: ${p.message}`, { ...(p.hint !== undefined ? { hint: p.hint } : {}), ...(p.celOffset !== undefined ? { celOffset: p.celOffset } : {}) });
   return graph;
 }

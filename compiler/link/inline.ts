@@ -74,7 +74,12 @@ export function resolveFiles(manifest: string, doc: DocUnit, lookup: FileLookup)
   for (const ref of doc.fileRefs) {
     const target = fileTarget(manifest, ref.path);
     if (target === undefined) {
-      out.problems.push({ code: 'BCN3007', pointer: ref.pointer, message: `${fieldPath(ref.pointer)} '${ref.path}' points outside the repository folder`, hint: 'referenced files are read from the same commit, relative to the manifest, and must stay inside the compiled folder' });
+      out.problems.push({
+        code: 'BCN3007',
+        pointer: ref.pointer,
+        message: `${fieldPath(ref.pointer)} '${ref.path}' points outside the repository folder`,
+        hint: 'referenced files are read from the same commit, relative to the manifest, and must stay inside the compiled folder',
+      });
       key.push(`${ref.pointer}=outside`);
       continue;
     }
@@ -115,7 +120,8 @@ export function resolveFiles(manifest: string, doc: DocUnit, lookup: FileLookup)
       out.fields.push(['instructions', content.text]);
     } else if (ref.role === 'dataset') {
       const parsed = parseDataset(content.text);
-      for (const p of parsed.problems) out.problems.push({ code: 'BCN3008', pointer: ref.pointer, file: target, line: p.line, column: p.column ?? 1, message: `${target} (dataset of {object}): ${p.message}` });
+      for (const p of parsed.problems)
+        out.problems.push({ code: 'BCN3008', pointer: ref.pointer, file: target, line: p.line, column: p.column ?? 1, message: `${target} (dataset of {object}): ${p.message}` });
       out.fields.push(['cases', parsed.cases]);
     }
   }

@@ -83,7 +83,12 @@ export function resolveRef(scope: ObjectScope, kind: Kind, ref: string, pointer:
     if (!scope.has(id)) {
       const known = scope.names(kind);
       const guess = closestWord(ref, known);
-      scope.report('BCN3002', pointer, `${label}: ${fieldPath(pointer)} '${ref}' is not ${article(kind)} in this repository${known.length ? ` (known: ${head(known)})` : ''}`, guess ? { hint: `did you mean '${guess}'?` } : {});
+      scope.report(
+        'BCN3002',
+        pointer,
+        `${label}: ${fieldPath(pointer)} '${ref}' is not ${article(kind)} in this repository${known.length ? ` (known: ${head(known)})` : ''}`,
+        guess ? { hint: `did you mean '${guess}'?` } : {},
+      );
       return undefined;
     }
     return id;
@@ -149,7 +154,9 @@ function agentReferences(scope: ObjectScope, o: ObjOf<'Agent'>): void {
     const target = ref === undefined ? undefined : ref.includes('/') ? objectId('Agent', ref.split('/')[1]!, ref.split('/')[0]) : objectId('Agent', ref, ev.tenant);
     if (target === o.id) return;
     const what = ref !== undefined ? `agent ${ref}` : `workflow ${String(ev.spec.target.workflow)}`;
-    scope.report('BCN3010', pointer, `${label}: rollout analysis uses ${objectLabel(ev.kind, ev.name, ev.tenant)}, which evaluates ${what}, not this agent`, { related: [scope.rel(ev, '/spec/target', 'its target')] });
+    scope.report('BCN3010', pointer, `${label}: rollout analysis uses ${objectLabel(ev.kind, ev.name, ev.tenant)}, which evaluates ${what}, not this agent`, {
+      related: [scope.rel(ev, '/spec/target', 'its target')],
+    });
   });
 }
 
@@ -168,7 +175,8 @@ function policyReferences(scope: ObjectScope, o: ObjOf<'Policy'>): void {
   (o.spec.match.tenants ?? []).forEach((t, i) => resolveRef(scope, 'Tenant', t, `/spec/match/tenants/${i}`));
   const compiled = compilePolicyOnce(o.name, o.spec);
   if (compiled.ok) return;
-  for (const p of compiled.problems) scope.report(policyProblemCode(p), p.pointer, `${objectLabel(o.kind, o.name)}: ${POLICY_PROBLEM[p.kind]}${fieldPath(p.pointer)}: ${p.message}`, { celOffset: p.offset });
+  for (const p of compiled.problems)
+    scope.report(policyProblemCode(p), p.pointer, `${objectLabel(o.kind, o.name)}: ${POLICY_PROBLEM[p.kind]}${fieldPath(p.pointer)}: ${p.message}`, { celOffset: p.offset });
 }
 
 /** Check one CEL field of the scope's object that must be a bool condition. */

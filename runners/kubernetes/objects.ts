@@ -65,7 +65,10 @@ export const CA_DIR = '/var/run/beacon-ca';
 
 /** A DNS-1123 label (lowercase alphanumerics and '-', at most 63, alphanumeric at both ends). */
 export function dnsLabel(text: string, max = 63): string {
-  const s = text.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  const s = text
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
   return (s.length > max ? s.slice(0, max) : s).replace(/-+$/g, '') || 'x';
 }
 
@@ -88,7 +91,9 @@ export function namespaceOf(spec: Pick<SandboxSpec, 'bundle' | 'target'>, layout
  */
 export function deploymentName(spec: Pick<SandboxSpec, 'bundle' | 'target'>): string {
   const [kind = '', tenant = '', name = ''] = spec.target.split('/');
-  const short = sandboxVersion(spec).replace(/^sha256:/, '').slice(0, 10);
+  const short = sandboxVersion(spec)
+    .replace(/^sha256:/, '')
+    .slice(0, 10);
   return dnsLabel(`${kind === 'Workflow' ? 'wf-' : ''}${dnsLabel(`${tenant}-${name}`, 40)}-${hash6(spec.target)}-${short}`);
 }
 
@@ -121,7 +126,10 @@ export function objectsFor(spec: SandboxSpec, layout: KubeLayout, files: { path:
   const needs = sandboxNeeds(spec.bundle, spec.target);
   const replicas = Math.max(
     0,
-    ...spec.bundle.objects.filter(ofKind('Agent')).filter((o) => o.id === spec.target).map((o) => o.object.spec.sandbox?.replicas ?? 1),
+    ...spec.bundle.objects
+      .filter(ofKind('Agent'))
+      .filter((o) => o.id === spec.target)
+      .map((o) => o.object.spec.sandbox?.replicas ?? 1),
     spec.target.startsWith('Workflow/') ? 1 : 0,
   );
   const annotations = { 'beacon.dev/target': spec.target, 'beacon.dev/version': sandboxVersion(spec) };
@@ -138,12 +146,13 @@ export function objectsFor(spec: SandboxSpec, layout: KubeLayout, files: { path:
           immutable: true,
           binaryData: Object.fromEntries(shipped.map((f, i) => [fileKey(i, f.path), f.data.toString('base64')])),
         };
-  const kernelPeer = layout.kernel.cidr !== undefined
-    ? { ipBlock: { cidr: layout.kernel.cidr } }
-    : {
-        ...(layout.kernel.namespace !== undefined ? { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': layout.kernel.namespace } } } : {}),
-        podSelector: { matchLabels: layout.kernel.podLabels ?? { 'app.kubernetes.io/name': 'beacon-kernel' } },
-      };
+  const kernelPeer =
+    layout.kernel.cidr !== undefined
+      ? { ipBlock: { cidr: layout.kernel.cidr } }
+      : {
+          ...(layout.kernel.namespace !== undefined ? { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': layout.kernel.namespace } } } : {}),
+          podSelector: { matchLabels: layout.kernel.podLabels ?? { 'app.kubernetes.io/name': 'beacon-kernel' } },
+        };
   const deployment: KubeObject = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -190,7 +199,9 @@ export function objectsFor(spec: SandboxSpec, layout: KubeLayout, files: { path:
             { name: 'kernel-token', projected: { sources: [{ serviceAccountToken: { audience, expirationSeconds: 3600, path: 'token' } }] } },
             { name: 'scratch', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } },
             ...(layout.kernel.caConfigMap !== undefined ? [{ name: 'kernel-ca', configMap: { name: layout.kernel.caConfigMap, items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] : []),
-            ...(configMap !== undefined ? [{ name: 'files', configMap: { name: `${name}-files`, defaultMode: 0o444, items: shipped.map((f, i) => ({ key: fileKey(i, f.path), path: f.path })) } }] : []),
+            ...(configMap !== undefined
+              ? [{ name: 'files', configMap: { name: `${name}-files`, defaultMode: 0o444, items: shipped.map((f, i) => ({ key: fileKey(i, f.path), path: f.path })) } }]
+              : []),
           ],
         },
       },
@@ -218,9 +229,19 @@ export function objectsFor(spec: SandboxSpec, layout: KubeLayout, files: { path:
   };
   const namespace: KubeObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...MANAGED_BY, 'pod-security.kubernetes.io/enforce': 'restricted' } } };
   // The pods' identity towards the kernel: a service account with no rights and no automounted token.
-  const serviceAccount: KubeObject = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: layout.serviceAccount ?? 'beacon-sandbox', namespace: ns, labels: { ...MANAGED_BY } }, automountServiceAccountToken: false };
+  const serviceAccount: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: layout.serviceAccount ?? 'beacon-sandbox', namespace: ns, labels: { ...MANAGED_BY } },
+    automountServiceAccountToken: false,
+  };
   // Everything in the namespace is denied by default; each agent version's policy then allows the kernel and DNS (policies add up).
-  const defaultDeny: KubeObject = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'beacon-default-deny', namespace: ns, labels: { ...MANAGED_BY } }, spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } };
+  const defaultDeny: KubeObject = {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: 'beacon-default-deny', namespace: ns, labels: { ...MANAGED_BY } },
+    spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] },
+  };
   // The network is closed before any pod can start: policies first, the Deployment last.
   return [namespace, serviceAccount, defaultDeny, networkPolicy, ...(configMap !== undefined ? [configMap] : []), deployment];
 }

@@ -84,7 +84,7 @@ function describe(err: unknown): string {
       // a plain text body
     }
   }
-  const message = (body as { message?: string } | undefined)?.message ?? (typeof e.body === 'string' ? e.body.slice(0, 300) : e.message ?? String(err));
+  const message = (body as { message?: string } | undefined)?.message ?? (typeof e.body === 'string' ? e.body.slice(0, 300) : (e.message ?? String(err)));
   return e.code !== undefined ? `HTTP ${e.code}: ${message}` : message;
 }
 
@@ -107,7 +107,13 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** A Deployment's health from its status. */
 export function deploymentHealth(d: KubeObject & { spec?: { replicas?: number }; status?: Record<string, unknown> }): Health {
   const want = d.spec?.replicas ?? 1;
-  const s = (d.status ?? {}) as { observedGeneration?: number; updatedReplicas?: number; availableReplicas?: number; readyReplicas?: number; conditions?: { type: string; status: string; reason?: string; message?: string }[] };
+  const s = (d.status ?? {}) as {
+    observedGeneration?: number;
+    updatedReplicas?: number;
+    availableReplicas?: number;
+    readyReplicas?: number;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
   const generation = (d.metadata as { generation?: number }).generation ?? 0;
   const stuck = (s.conditions ?? []).find((c) => c.type === 'Progressing' && c.status === 'False');
   if (stuck !== undefined) return { state: 'unhealthy', reason: 'exited', detail: `${stuck.reason ?? 'not progressing'}: ${stuck.message ?? ''}`.trim() };
@@ -135,7 +141,8 @@ export class KubernetesRunner implements Runner {
       try {
         return await fn();
       } catch (err) {
-        if (i >= attempts || !retryable(err)) throw new KubernetesApiError(`${what}: ${describe(err)}${i > 1 ? ` (after ${i} tries)` : ''}`, (err as ApiFailure).code, { retryable: retryable(err), cause: err });
+        if (i >= attempts || !retryable(err))
+          throw new KubernetesApiError(`${what}: ${describe(err)}${i > 1 ? ` (after ${i} tries)` : ''}`, (err as ApiFailure).code, { retryable: retryable(err), cause: err });
         const wait = backoffDelay(i, { initialMs: base, maxMs: max, maxRetryAfterMs: Number.POSITIVE_INFINITY }, { retryAfterMs: retryAfterMs(err) });
         this.o.onNotice?.(`${what}: ${describe(err)}; retrying in ${Math.round(wait)} ms (try ${i + 1} of ${attempts})`);
         await sleep(wait);
@@ -146,7 +153,8 @@ export class KubernetesRunner implements Runner {
   /** Server-side apply; a conflict with another field manager is taken over (these objects are the runner's) and reported. */
   async apply(obj: KubeObject): Promise<KubeObject> {
     const what = `apply ${obj.kind} ${obj.metadata.namespace !== undefined ? `${obj.metadata.namespace}/` : ''}${obj.metadata.name}`;
-    const patch = (force: boolean) => this.call(what, () => this.api.patch(obj as KubernetesObject, undefined, undefined, this.fieldManager, force, PatchStrategy.ServerSideApply)) as Promise<KubeObject>;
+    const patch = (force: boolean) =>
+      this.call(what, () => this.api.patch(obj as KubernetesObject, undefined, undefined, this.fieldManager, force, PatchStrategy.ServerSideApply)) as Promise<KubeObject>;
     try {
       return await patch(false);
     } catch (err) {
@@ -205,7 +213,13 @@ export class KubernetesRunner implements Runner {
   /** The runner's Deployments, in every namespace, with their labels and health. */
   async list(): Promise<SandboxInfo[]> {
     const list = await this.call('list Deployments', () => this.api.list('apps/v1', 'Deployment', undefined, undefined, undefined, undefined, undefined, this.selector()));
-    return (list.items as KubeObject[]).map((d) => ({ id: `${d.metadata.namespace}/${d.metadata.name}`, runner: this.kind, labels: d.metadata.labels ?? {}, health: deploymentHealth(d), attached: true }));
+    return (list.items as KubeObject[]).map((d) => ({
+      id: `${d.metadata.namespace}/${d.metadata.name}`,
+      runner: this.kind,
+      labels: d.metadata.labels ?? {},
+      health: deploymentHealth(d),
+      attached: true,
+    }));
   }
 
   /**
@@ -220,7 +234,13 @@ export class KubernetesRunner implements Runner {
         { labelSelector: this.selector(), allowWatchBookmarks: false },
         (phase: string, d: KubeObject) => {
           if (phase !== 'ADDED' && phase !== 'MODIFIED' && phase !== 'DELETED') return;
-          onChange(phase, { id: `${d.metadata.namespace}/${d.metadata.name}`, runner: this.kind, labels: d.metadata.labels ?? {}, health: phase === 'DELETED' ? { state: 'stopped', detail: 'deleted' } : deploymentHealth(d), attached: true });
+          onChange(phase, {
+            id: `${d.metadata.namespace}/${d.metadata.name}`,
+            runner: this.kind,
+            labels: d.metadata.labels ?? {},
+            health: phase === 'DELETED' ? { state: 'stopped', detail: 'deleted' } : deploymentHealth(d),
+            attached: true,
+          });
         },
         (err: unknown) => {
           if (err !== null && err !== undefined && (err as { name?: string }).name !== 'AbortError') onError?.(err);
@@ -243,7 +263,12 @@ export class KubernetesRunner implements Runner {
     if (d !== undefined) {
       // The whole object as applied, replicas zero: with server-side apply a field left out is a field given up.
       const { labels, annotations } = d.metadata;
-      await this.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: ns, ...(labels !== undefined ? { labels } : {}), ...(annotations !== undefined ? { annotations } : {}) }, spec: { ...(d.spec as object), replicas: 0 } });
+      await this.apply({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name, namespace: ns, ...(labels !== undefined ? { labels } : {}), ...(annotations !== undefined ? { annotations } : {}) },
+        spec: { ...(d.spec as object), replicas: 0 },
+      });
       // Pods get SIGTERM: the runtime finishes what it runs and exits, within the grace period.
       for (;;) {
         const pods = await this.call(`list Pods of ${ns}/${name}`, () => this.api.list('v1', 'Pod', ns, undefined, undefined, undefined, undefined, `beacon.dev/sandbox=${name}`));

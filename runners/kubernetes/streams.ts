@@ -54,7 +54,8 @@ export class KernelStreamServer implements PodStreams {
   private readonly core: CoreV1Api;
 
   constructor(private readonly o: StreamServerOptions) {
-    if (o.tls === undefined && o.insecure !== true) throw new SandboxError('invalid_option', 'the kernel stream server needs tls (or insecure: true where the network is encrypted by other means): pods send their tokens over it');
+    if (o.tls === undefined && o.insecure !== true)
+      throw new SandboxError('invalid_option', 'the kernel stream server needs tls (or insecure: true where the network is encrypted by other means): pods send their tokens over it');
     this.auth = o.kubeConfig.makeApiClient(AuthenticationV1Api);
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
   }
@@ -170,7 +171,7 @@ export class KernelStreamServer implements PodStreams {
         if (first.t !== AUTH) throw new Error();
         token = first.token;
       } catch {
-        throw new Error('the first line is not the runtime\'s auth line');
+        throw new Error("the first line is not the runtime's auth line");
       }
       if (typeof token !== 'string' || token === '') throw new Error('no token');
       const who = await this.identify(token);
@@ -186,7 +187,8 @@ export class KernelStreamServer implements PodStreams {
       if (deployment === undefined || spec === undefined) throw new Error(`pod ${who.namespace}/${who.pod} is not a sandbox this kernel started`);
       // Its version is the one registered (a pod of an older template of the same name is not).
       const version = podLabels(spec)['beacon.dev/version'];
-      if (pod.metadata?.labels?.['beacon.dev/version'] !== version) throw new Error(`pod ${who.namespace}/${who.pod} runs version ${pod.metadata?.labels?.['beacon.dev/version'] ?? 'unknown'}, not ${version}`);
+      if (pod.metadata?.labels?.['beacon.dev/version'] !== version)
+        throw new Error(`pod ${who.namespace}/${who.pod} runs version ${pod.metadata?.labels?.['beacon.dev/version'] ?? 'unknown'}, not ${version}`);
       const channel = new Channel(socket, socket, { role: 'kernel' });
       const session = new KernelSession(channel, { bundle: spec.bundle, target: spec.target, services: spec.services, ...(spec.secret !== undefined ? { secret: spec.secret } : {}) });
       const key = KernelStreamServer.key(who.namespace, deployment);

@@ -23,8 +23,18 @@ export function approversOf(bundle: Pick<Bundle, 'objects'>, tenant: string): st
  * A gate's request as the kernel knows it: an approval node of the graph, or
  * a tool call's gate (the tenant's approvers, quorum 1, rejected after an hour).
  */
-export function gateRequest(gate: { run: string; workflow: string; node: string; traversal: number; subject: Json }, graph: Bundle['graphs'][number] | undefined, tenantApprovers: string[], now: number): ApprovalRequest {
-  const spec = graph?.nodes.find((n) => n.id === gate.node && n.approval !== undefined)?.approval ?? { approvers: tenantApprovers, quorum: 1, timeoutSeconds: TOOL_GATE_TIMEOUT_S, onTimeout: 'reject' as const };
+export function gateRequest(
+  gate: { run: string; workflow: string; node: string; traversal: number; subject: Json },
+  graph: Bundle['graphs'][number] | undefined,
+  tenantApprovers: string[],
+  now: number,
+): ApprovalRequest {
+  const spec = graph?.nodes.find((n) => n.id === gate.node && n.approval !== undefined)?.approval ?? {
+    approvers: tenantApprovers,
+    quorum: 1,
+    timeoutSeconds: TOOL_GATE_TIMEOUT_S,
+    onTimeout: 'reject' as const,
+  };
   return {
     ...gate,
     approvers: spec.approvers.length > 0 ? [...spec.approvers] : [...tenantApprovers],
@@ -67,7 +77,8 @@ export function toolCallApproval(journal: readonly JournalEntry[], state: Resume
   for (const rec of journal) {
     if (rec.type === 'approval-requested') {
       const subject = rec.subject as { tool?: unknown; name?: unknown; arguments?: unknown } | null;
-      if (subject !== null && typeof subject === 'object' && same(subject.tool, subject.name, subject.arguments) && state.decisions.get(approvalKey(rec.node, rec.traversal))?.approved === true) approved++;
+      if (subject !== null && typeof subject === 'object' && same(subject.tool, subject.name, subject.arguments) && state.decisions.get(approvalKey(rec.node, rec.traversal))?.approved === true)
+        approved++;
     } else if (rec.type === 'tool-call-started' && same(rec.tool, rec.name, rec.arguments)) calls++;
   }
   return calls > 0 && approved >= calls ? undefined : `the call to ${call.tool}/${call.name} needs a person's approval, and the journal holds none for it`;

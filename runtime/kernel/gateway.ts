@@ -19,7 +19,6 @@ import { raceAbort } from '../abort.js';
 
 export type ModelAttempt = ModelResponse['attempts'][number];
 
-
 export interface ModelGatewayOptions {
   /** The compiled Models; other kinds are skipped, so `bundle.objects` will do. */
   models: Iterable<CompiledObject>;
@@ -140,7 +139,8 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
     }
   };
 
-  const backoff = (retry: number, error: ModelError): number => backoffDelay(retry, { initialMs: settings.initialBackoffMs, maxMs: settings.maxBackoffMs, maxRetryAfterMs: settings.maxRetryAfterMs, random }, error);
+  const backoff = (retry: number, error: ModelError): number =>
+    backoffDelay(retry, { initialMs: settings.initialBackoffMs, maxMs: settings.maxBackoffMs, maxRetryAfterMs: settings.maxRetryAfterMs, random }, error);
 
   /** The whole call: every model of the chain, each with its retries. */
   const call = async (request: ModelRequest, signal: AbortSignal): Promise<ModelResponse> => {
@@ -172,7 +172,12 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
     }
     const failed = last ?? new ModelError('bad_request', 'no model to call');
     const list = attempts.map((a, i) => `[${i + 1}] ${a.model}: ${a.error ?? 'ok'}`).join('; ');
-    throw new ModelCallError(failed.code, `model call to ${request.model} failed after ${attempts.length} attempt(s): ${list}`, attempts, { retryable: failed.retryable, status: failed.status, retryAfterMs: failed.retryAfterMs, cause: failed });
+    throw new ModelCallError(failed.code, `model call to ${request.model} failed after ${attempts.length} attempt(s): ${list}`, attempts, {
+      retryable: failed.retryable,
+      status: failed.status,
+      retryAfterMs: failed.retryAfterMs,
+      cause: failed,
+    });
   };
 
   /** A new upstream call, registered until it settles. */

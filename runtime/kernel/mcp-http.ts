@@ -59,12 +59,16 @@ export function httpMcpServer(name: string, tool: ToolObject, options: HttpMcpOp
         const denied = await egress();
         if (denied !== null) throw new Error(`egress to ${host} denied by policy: ${denied}`);
         const resolved = resolveHeaders(headers, secret, secrets);
-        return new ClosingHttpTransport(url, {
-          requestInit: { headers: resolved },
-          fetch: cappedFetch(options.fetch ?? fetch, options.maxMessageBytes ?? 16 * 1024 * 1024),
-          // One retry of a broken event stream, quickly: calls have their own timeouts and the breaker.
-          reconnectionOptions: { maxRetries: 1, initialReconnectionDelay: 500, maxReconnectionDelay: 1_000, reconnectionDelayGrowFactor: 1.5 },
-        }, options.closeTimeoutMs ?? 2_000);
+        return new ClosingHttpTransport(
+          url,
+          {
+            requestInit: { headers: resolved },
+            fetch: cappedFetch(options.fetch ?? fetch, options.maxMessageBytes ?? 16 * 1024 * 1024),
+            // One retry of a broken event stream, quickly: calls have their own timeouts and the breaker.
+            reconnectionOptions: { maxRetries: 1, initialReconnectionDelay: 500, maxReconnectionDelay: 1_000, reconnectionDelayGrowFactor: 1.5 },
+          },
+          options.closeTimeoutMs ?? 2_000,
+        );
       },
       async guard(_mcpTool: string, args: JsonObject) {
         return (await decide({ type: 'tool', tool: name, arguments: args })) ?? (await egress());

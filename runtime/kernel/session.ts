@@ -125,12 +125,16 @@ export class KernelSession {
     this.ownsTools = options.services.httpTools === undefined;
     this.tools = options.services.httpTools ?? this.httpTools(onPolicy);
     const gated = gatedTools(objects, tenant);
-    serveKernel(channel, { tenant, agent: name, runs: this.runs }, {
-      ...options.services,
-      onPolicy,
-      ...(this.tools !== undefined ? { httpTools: this.tools } : {}),
-      approveToolCall: (run, call) => (gated.has(call.tool) ? this.toolCallApproved(run, call) : undefined),
-    });
+    serveKernel(
+      channel,
+      { tenant, agent: name, runs: this.runs },
+      {
+        ...options.services,
+        onPolicy,
+        ...(this.tools !== undefined ? { httpTools: this.tools } : {}),
+        approveToolCall: (run, call) => (gated.has(call.tool) ? this.toolCallApproved(run, call) : undefined),
+      },
+    );
     this.serveJournal();
     channel.onEvent((event, data) => {
       if (event !== 'step' || !isRecord(data) || typeof data.run !== 'string') return;
@@ -153,7 +157,15 @@ export class KernelSession {
     const outcome = !d.allowed ? 'deny' : d.warnings.length > 0 ? 'warn' : 'audit';
     const policies = [...new Set([...d.denials, ...d.warnings, ...d.audits].map((v) => v.policy))];
     const { request } = e;
-    tracer.step({ type: 'decision', tenant: this.tenant, agent: request.agent ?? this.name, ...(request.model ? { model: request.model } : {}), ...(request.tool ? { tool: request.tool } : {}), decision: { outcome, policies }, ...(d.allowed ? {} : { error: `denied ${e.when} the call` }) });
+    tracer.step({
+      type: 'decision',
+      tenant: this.tenant,
+      agent: request.agent ?? this.name,
+      ...(request.model ? { model: request.model } : {}),
+      ...(request.tool ? { tool: request.tool } : {}),
+      decision: { outcome, policies },
+      ...(d.allowed ? {} : { error: `denied ${e.when} the call` }),
+    });
   }
 
   /**
@@ -248,7 +260,12 @@ export class KernelSession {
       // Closed to the sandbox before its end is written: a late record of a step still running cannot follow the end.
       this.runs.delete(run);
       if (store !== undefined) {
-        const finished: RunFinishedRecord = { type: 'run-finished', status: outcome.status, ...(outcome.output !== undefined ? { output: outcome.output } : {}), ...(outcome.error !== undefined ? { error: outcome.error } : {}) };
+        const finished: RunFinishedRecord = {
+          type: 'run-finished',
+          status: outcome.status,
+          ...(outcome.output !== undefined ? { output: outcome.output } : {}),
+          ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+        };
         await store.append(run, finished, fence);
       }
       return { ...outcome, run };
@@ -264,7 +281,10 @@ export class KernelSession {
    */
   private async startRun(run: string, input: Json, options: InvokeOptions, resume: ResumeState | undefined): Promise<RunOutcome> {
     try {
-      return await this.channel.call<RunOutcome>('run.start', this.startParams(run, input, options, resume), { timeoutMs: Infinity, ...(options.signal !== undefined ? { signal: options.signal } : {}) });
+      return await this.channel.call<RunOutcome>('run.start', this.startParams(run, input, options, resume), {
+        timeoutMs: Infinity,
+        ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      });
     } catch (err) {
       if (options.signal?.aborted === true || !(err instanceof ProtocolError) || err.code === CHANNEL_ERRORS.closed) throw err;
       throw new BeaconError('sandbox_failed', `the sandbox failed run ${run}: ${err.message}`, { cause: err });
@@ -350,7 +370,12 @@ export class KernelSession {
     }
     // Waiting: the gate as journaled (its approvers, its first deadline), for user space to report.
     if (Date.now() < request.expiresAt) return { pending: request };
-    const timedOut: ApprovalDecision = { approved: request.onTimeout === 'approve', by: ['timeout'], reason: `no decision within ${request.timeoutSeconds} s; onTimeout is ${request.onTimeout}`, timedOut: true };
+    const timedOut: ApprovalDecision = {
+      approved: request.onTimeout === 'approve',
+      by: ['timeout'],
+      reason: `no decision within ${request.timeoutSeconds} s; onTimeout is ${request.onTimeout}`,
+      timedOut: true,
+    };
     return approvals.decide({ run: r.id, node, traversal }, timedOut, fence);
   }
 

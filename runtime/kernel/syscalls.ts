@@ -67,7 +67,6 @@ export interface KernelServices {
   approveToolCall?: (run: string, call: ToolCall) => Promise<string | undefined> | string | undefined;
 }
 
-
 function invalid(message: string): ProtocolError {
   return new ProtocolError({ code: CHANNEL_ERRORS.invalidParams, message });
 }
@@ -133,7 +132,11 @@ export function serveKernel(channel: Channel, who: SandboxIdentity, services: Ke
     }
     const refusal = await services.approveToolCall?.(run, call);
     if (refusal !== undefined) {
-      services.onPolicy?.({ request: { type: 'tool', tenant: who.tenant, agent: who.agent, tool: call.tool, arguments: call.arguments }, decision: { allowed: false, denials: [{ policy: 'human-approval', message: refusal }], warnings: [], audits: [] }, when: 'before' });
+      services.onPolicy?.({
+        request: { type: 'tool', tenant: who.tenant, agent: who.agent, tool: call.tool, arguments: call.arguments },
+        decision: { allowed: false, denials: [{ policy: 'human-approval', message: refusal }], warnings: [], audits: [] },
+        when: 'before',
+      });
       return { content: `error: ${refusal}`, isError: true };
     }
     return services.httpTools.call(call, { signal, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) });

@@ -42,4 +42,3 @@ export function targetVersion(bundle: Pick<Bundle, 'objects'>, target: string): 
   if (t === undefined) throw new UnknownTarget(`${target} is not an object of this bundle`);
   return t.effectiveDigest;
 }
-

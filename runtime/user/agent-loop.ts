@@ -39,7 +39,16 @@ export interface LoopAgent {
 /** One step of the loop, for traces. */
 export type AgentStep =
   | { type: 'model'; turn: number; model: string; usage: TokenUsage; costUsd: number; latencyMs: number; toolCalls: number; replayed?: boolean }
-  | { type: 'tool'; turn: number; tool: string; name: string; isError: boolean; latencyMs: number; refused?: string; /** The ToolError code of a failed call (never its content, which may hold data). */ errorCode?: string }
+  | {
+      type: 'tool';
+      turn: number;
+      tool: string;
+      name: string;
+      isError: boolean;
+      latencyMs: number;
+      refused?: string;
+      /** The ToolError code of a failed call (never its content, which may hold data). */ errorCode?: string;
+    }
   | { type: 'guardrail'; turn: number; point: 'input' | 'toolResult' | 'output'; action: 'block' | 'redact' | 'wrap' | 'repair'; reasons: string[] };
 
 export interface AgentLoopOptions {
@@ -134,7 +143,12 @@ export async function runAgent(agent: LoopAgent, input: Json, options: AgentLoop
     const first = outputOf(content, schema);
     const repair = async (errors: string): Promise<unknown> => {
       options.onStep?.({ type: 'guardrail', turn, point: 'output', action: 'repair', reasons: [errors] });
-      const again = await ask([...messages, { role: 'assistant', content }, { role: 'user', content: `Your answer does not match the required output schema: ${errors}. Answer again with only the JSON.` }], [], turn + 1, schema);
+      const again = await ask(
+        [...messages, { role: 'assistant', content }, { role: 'user', content: `Your answer does not match the required output schema: ${errors}. Answer again with only the JSON.` }],
+        [],
+        turn + 1,
+        schema,
+      );
       const parsed = outputOf(again.content, schema);
       return parsed.ok ? parsed.output : again.content;
     };
@@ -169,7 +183,16 @@ export async function runAgent(agent: LoopAgent, input: Json, options: AgentLoop
       const denied = err instanceof ModelError && err.code === 'policy_denied';
       return end(denied ? 'denied' : 'error', null, `model call failed: ${message(err)}`);
     }
-    options.onStep?.({ type: 'model', turn, model: response.model, usage: response.usage, costUsd: response.costUsd, latencyMs: response.latencyMs, toolCalls: response.toolCalls.length, ...(response.replayed === true ? { replayed: true } : {}) });
+    options.onStep?.({
+      type: 'model',
+      turn,
+      model: response.model,
+      usage: response.usage,
+      costUsd: response.costUsd,
+      latencyMs: response.latencyMs,
+      toolCalls: response.toolCalls.length,
+      ...(response.replayed === true ? { replayed: true } : {}),
+    });
     if (usage.inputTokens + usage.outputTokens > limits.tokensPerRun) {
       return end('tokens', null, `the run used ${usage.inputTokens + usage.outputTokens} tokens, over its limit of ${limits.tokensPerRun}`);
     }
@@ -198,7 +221,16 @@ export async function runAgent(agent: LoopAgent, input: Json, options: AgentLoop
       const content = screened.action === 'block' ? `error: the result of ${call.tool}/${call.name} was withheld by a guardrail: ${screened.reasons.join('; ')}` : screened.text;
       lastToolResult = content;
       messages.push({ role: 'tool', toolCallId: call.id, content, ...(result.isError || screened.action === 'block' ? { isError: true } : {}) });
-      options.onStep?.({ type: 'tool', turn, tool: call.tool, name: call.name, isError: result.isError, latencyMs: now() - t0, ...(result.refused !== undefined ? { refused: result.refused } : {}), ...(result.error !== undefined ? { errorCode: result.error.code } : {}) });
+      options.onStep?.({
+        type: 'tool',
+        turn,
+        tool: call.tool,
+        name: call.name,
+        isError: result.isError,
+        latencyMs: now() - t0,
+        ...(result.refused !== undefined ? { refused: result.refused } : {}),
+        ...(result.error !== undefined ? { errorCode: result.error.code } : {}),
+      });
     }
   }
   return end('max_iterations', null, `no final answer after ${limits.maxIterations} model calls`);

@@ -261,7 +261,8 @@ const EXFIL_DATA =
   '(?:conversation|chat|history|secrets?|credentials?|passwords?|api ?keys?|tokens?|system ?prompt|instructions|memory|context|personal data|user data|customer data|(?:the )?above|previous messages)';
 
 /** What "you are now ..." turns the model into, when it is an override rather than a notice ("you are now subscribed"). */
-const NEW_ROLE = '(?:an? |the |my )?(?:dan\\b|jailbroken|unrestricted|unfiltered|uncensored|evil|free from|no longer|in (?:developer|god|admin|debug|jailbreak) mode|a different|an? (?:ai|assistant|model|bot|hacker|system)\\b)';
+const NEW_ROLE =
+  '(?:an? |the |my )?(?:dan\\b|jailbroken|unrestricted|unfiltered|uncensored|evil|free from|no longer|in (?:developer|god|admin|debug|jailbreak) mode|a different|an? (?:ai|assistant|model|bot|hacker|system)\\b)';
 
 const MARKDOWN_IMAGE = /!\[[^\]\n]{0,100}\]\(https?:\/\/[^)\s]{1,600}/g;
 const IMAGE_QUERY = /[?&][^=&]{1,50}=/;
@@ -281,20 +282,56 @@ const PHRASE_RULES: readonly PhraseRule[] = [
     accept: (m) => STRONG_QUALIFIER.test(m),
   },
   { rule: 'forget-everything', kind: 'override', weight: 0.7, re: /\bforget (?:everything|all)(?: of)? (?:above|before|you (?:were|have been) told|you know|previously)\b/g },
-  { rule: 'do-not-follow', kind: 'override', weight: 0.7, re: new RegExp(`\\b(?:do not|don't|never|stop) (?:follow(?:ing)?|obey(?:ing)?|listen(?:ing)? to) (?:${QUALIFIER}\\s){1,3}${RULE_OBJECT}\\b`, 'g') },
+  {
+    rule: 'do-not-follow',
+    kind: 'override',
+    weight: 0.7,
+    re: new RegExp(`\\b(?:do not|don't|never|stop) (?:follow(?:ing)?|obey(?:ing)?|listen(?:ing)? to) (?:${QUALIFIER}\\s){1,3}${RULE_OBJECT}\\b`, 'g'),
+  },
   { rule: 'new-instructions', kind: 'override', weight: 0.6, re: /\b(?:new|updated|real|actual) (?:system )?instructions ?:/g },
   { rule: 'you-are-now', kind: 'role', weight: 0.6, re: new RegExp(`\\byou are now ${NEW_ROLE}`, 'g') },
   { rule: 'you-are-now-weak', kind: 'role', weight: 0.25, re: new RegExp(`\\byou are now\\b(?! ${NEW_ROLE})`, 'g') },
   { rule: 'from-now-on', kind: 'role', weight: 0.4, re: /\b(?:from now on|henceforth|for the rest of this conversation),? you (?:are|will|must|shall|should)\b/g },
-  { rule: 'pretend', kind: 'role', weight: 0.5, re: /\b(?:pretend|act|behave|roleplay|role-play) (?:to be|as if you (?:are|were)|you are|as) (?:an? )?(?:unrestricted|unfiltered|jailbroken|uncensored|evil|dan\b|ai without|different (?:ai|assistant|model)|system|administrator|admin\b|root\b)/g },
+  {
+    rule: 'pretend',
+    kind: 'role',
+    weight: 0.5,
+    re: /\b(?:pretend|act|behave|roleplay|role-play) (?:to be|as if you (?:are|were)|you are|as) (?:an? )?(?:unrestricted|unfiltered|jailbroken|uncensored|evil|dan\b|ai without|different (?:ai|assistant|model)|system|administrator|admin\b|root\b)/g,
+  },
   { rule: 'jailbreak-mode', kind: 'role', weight: 0.5, re: /\b(?:jailbreak|jailbroken|dan mode|god mode|do anything now)\b/g },
   { rule: 'enable-mode', kind: 'role', weight: 0.25, re: /\b(?:enable|activate|enter|switch to) (?:the )?(?:developer|debug|admin) mode\b/g },
   { rule: 'role-line', kind: 'role', weight: 0.35, repeats: true, re: /(?:^|\n) ?(?:system|developer|assistant) ?:/g },
-  { rule: 'chat-template', kind: 'role', weight: 0.7, re: /<\|(?:im_start|im_end|system|user|assistant|start_header_id|end_header_id|eot_id|endoftext)\|>|\[\/?inst\]|<<\/?sys>>|<\/?(?:system|sys)>/g },
+  {
+    rule: 'chat-template',
+    kind: 'role',
+    weight: 0.7,
+    re: /<\|(?:im_start|im_end|system|user|assistant|start_header_id|end_header_id|eot_id|endoftext)\|>|\[\/?inst\]|<<\/?sys>>|<\/?(?:system|sys)>/g,
+  },
   { rule: 'tool-call-json', kind: 'tool-smuggling', weight: 0.6, re: /"(?:tool_calls|tool_call|function_call|tool_use|functioncall)" ?:/g },
-  { rule: 'tool-call-markup', kind: 'tool-smuggling', weight: 0.6, re: /<\/?(?:tool_call|tool_use|function_calls?|invoke|antml:invoke|tool_result|function_results)\b|<function=|\[tool_calls\]|<\|(?:python_tag|tool_call)\|>/g },
-  { rule: 'reveal-secrets', kind: 'exfiltration', weight: 0.6, re: new RegExp(`\\b(?:reveal|print|show|display|output|repeat|tell|give|share|leak|dump|list|provide|what(?:'s| is| are))(?: (?:me|us|all|the|its|of|full|exact|entire|complete|original|hidden|initial|verbatim|above|your|back)){0,4} ${SECRET_TARGET}\\b`, 'g') },
-  { rule: 'send-data', kind: 'exfiltration', weight: 0.7, re: new RegExp(`\\b(?:send|post|upload|forward|transmit|exfiltrate|leak|share|append|encode)\\s(?:(?:all|the|your|my|this|our|full|entire|user'?s?|of|these|those|any|whole)\\s){0,4}${EXFIL_DATA}\\b[^\\n]{0,120}?(?:https?://|\\b(?:url|endpoint|webhook|attacker)\\b)`, 'g') },
+  {
+    rule: 'tool-call-markup',
+    kind: 'tool-smuggling',
+    weight: 0.6,
+    re: /<\/?(?:tool_call|tool_use|function_calls?|invoke|antml:invoke|tool_result|function_results)\b|<function=|\[tool_calls\]|<\|(?:python_tag|tool_call)\|>/g,
+  },
+  {
+    rule: 'reveal-secrets',
+    kind: 'exfiltration',
+    weight: 0.6,
+    re: new RegExp(
+      `\\b(?:reveal|print|show|display|output|repeat|tell|give|share|leak|dump|list|provide|what(?:'s| is| are))(?: (?:me|us|all|the|its|of|full|exact|entire|complete|original|hidden|initial|verbatim|above|your|back)){0,4} ${SECRET_TARGET}\\b`,
+      'g',
+    ),
+  },
+  {
+    rule: 'send-data',
+    kind: 'exfiltration',
+    weight: 0.7,
+    re: new RegExp(
+      `\\b(?:send|post|upload|forward|transmit|exfiltrate|leak|share|append|encode)\\s(?:(?:all|the|your|my|this|our|full|entire|user'?s?|of|these|those|any|whole)\\s){0,4}${EXFIL_DATA}\\b[^\\n]{0,120}?(?:https?://|\\b(?:url|endpoint|webhook|attacker)\\b)`,
+      'g',
+    ),
+  },
   { rule: 'send-to-url', kind: 'exfiltration', weight: 0.3, re: /\b(?:send|post|upload|forward|transmit|exfiltrate|leak)\b[^\n]{0,120}?https?:\/\//g },
   // A Markdown image the client fetches by itself: with a query it can carry data out, with a template in the query it asks the model to fill it in.
   { rule: 'image-beacon', kind: 'exfiltration', weight: 0.4, re: MARKDOWN_IMAGE, accept: (m) => IMAGE_QUERY.test(m) && !imageTemplate(m) },
@@ -378,7 +415,7 @@ function scanHidden(text: string, hits: Hit[]): void {
   // HTML comments hide text from whoever renders the page, not from the model.
   let comments = 0;
   let first = '';
-  for (let at = text.indexOf('<!--'); at !== -1; ) {
+  for (let at = text.indexOf('<!--'); at !== -1;) {
     const end = text.indexOf('-->', at + 4);
     if (comments === 0) first = excerpt(text, at, (end === -1 ? text.length : end + 3) - at);
     comments++;

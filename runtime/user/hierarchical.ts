@@ -86,7 +86,7 @@ class Hierarchy {
     if (tasks.length > this.maxTasks) fail('too_many_tasks', `the plan has ${tasks.length} tasks; maxTasks is ${this.maxTasks}`);
     if (tasks.length > 0 && depth > this.maxDepth) fail('max_depth', `a plan of ${tasks.length} task${tasks.length === 1 ? '' : 's'} at depth ${depth}, past maxDepth ${this.maxDepth}`);
     return tasks.map((t, i) => {
-      const task = t !== null && typeof t === 'object' && !Array.isArray(t) ? (t) : undefined;
+      const task = t !== null && typeof t === 'object' && !Array.isArray(t) ? t : undefined;
       if (task === undefined || typeof task.worker !== 'string' || !('input' in task)) return fail('invalid_plan', `tasks[${i}] must be {worker, input}, got ${brief(t)}`);
       const node = this.workers.get(task.worker) ?? this.workers.get(task.worker.replace(`${this.run.g.tenant}/`, ''));
       if (node === undefined) return fail('invalid_plan', `tasks[${i}] names the worker '${task.worker}', which is not a worker of this workflow (workers: ${[...this.workers.keys()].join(', ')})`);

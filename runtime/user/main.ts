@@ -17,7 +17,22 @@ import { BeaconError } from '../../common/index.js';
 import { ofKind, type CompiledObject, type ExecutionGraph } from '../../compiler/index.js';
 import { Channel } from '../channel.js';
 import { RunTracer } from '../trace.js';
-import { isRecord, type AgentInvoker, type AgentResult, type ApprovalDecision, type ApprovalGate, type ApprovalRequest, type Json, type ModelGateway, type ModelResponse, type RunOutcome, type StepRecord, type ToolCall, type ToolProvider, type ToolResult } from '../types.js';
+import {
+  isRecord,
+  type AgentInvoker,
+  type AgentResult,
+  type ApprovalDecision,
+  type ApprovalGate,
+  type ApprovalRequest,
+  type Json,
+  type ModelGateway,
+  type ModelResponse,
+  type RunOutcome,
+  type StepRecord,
+  type ToolCall,
+  type ToolProvider,
+  type ToolResult,
+} from '../types.js';
 import { runAgent, type LoopAgent } from './agent-loop.js';
 import { executeWorkflow, schemasFromObjects } from './executor.js';
 import { createMcpToolProvider, listedToolName, type McpToolServer } from '../mcp.js';
@@ -58,11 +73,12 @@ export interface RunStart {
   filesRoot?: string;
 }
 
-
 /** `run.start`'s parameters, as the kernel sends them (the kernel compiled the objects; their shape is checked where they are read). */
 function checkStart(params: unknown): asserts params is RunStart {
-  if (!isRecord(params) || typeof params.run !== 'string' || !isRecord(params.target) || !Array.isArray(params.objects)) throw new BeaconError('invalid_params', 'run.start needs {run, target, input, objects}');
-  if (!params.objects.every((o) => isRecord(o) && typeof o.id === 'string' && typeof o.kind === 'string' && isRecord(o.object))) throw new BeaconError('invalid_params', 'run.start: objects must be compiled objects');
+  if (!isRecord(params) || typeof params.run !== 'string' || !isRecord(params.target) || !Array.isArray(params.objects))
+    throw new BeaconError('invalid_params', 'run.start needs {run, target, input, objects}');
+  if (!params.objects.every((o) => isRecord(o) && typeof o.id === 'string' && typeof o.kind === 'string' && isRecord(o.object)))
+    throw new BeaconError('invalid_params', 'run.start: objects must be compiled objects');
   const kind = params.target.kind;
   if ((kind !== 'Agent' && kind !== 'Workflow') || typeof params.target.id !== 'string') throw new BeaconError('invalid_params', 'run.start: target must be {kind: Agent | Workflow, id}');
   if (kind === 'Workflow' && !isRecord(params.graph)) throw new BeaconError('invalid_params', 'run.start: a Workflow target needs its graph');
@@ -145,7 +161,9 @@ class JournaledTools implements ToolProvider {
     // A retried call carries the key it was first sent with, so the server can recognise it.
     const idempotencyKey = inFlight?.[1] ?? `${this.start.run}/${callId}`;
     if (inFlight !== undefined && !this.idempotent(call.tool)) {
-      throw new IndeterminateCall(`the call ${callId} to ${call.tool}/${call.name} was in flight when the run stopped, and Tool ${call.tool} is not idempotent: a human must check whether it took effect`);
+      throw new IndeterminateCall(
+        `the call ${callId} to ${call.tool}/${call.name} was in flight when the run stopped, and Tool ${call.tool} is not idempotent: a human must check whether it took effect`,
+      );
     }
     await journal(this.channel, this.start, { type: 'tool-call-started', callId, tool: call.tool, name: call.name, arguments: call.arguments, idempotencyKey, ...this.place });
     const result = await this.inner.call(call, { ...options, idempotencyKey });
@@ -238,11 +256,21 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
         start.durable === true
           ? async (call: ToolCall): Promise<string | undefined | { waiting: ApprovalRequest }> => {
               // The kernel makes the gate (who may approve, the quorum, the deadline): user space names it and says what it is for.
-              const gate = { run: start.run, node: `${step}:${call.tool}/${call.name}:${approvals++}`, traversal: 0, subject: { agent: agentId, tool: call.tool, name: call.name, arguments: call.arguments } };
-              const answer = await channel.call<ApprovalDecision | { pending: ApprovalRequest }>('approval.decide', gate, { timeoutMs: Infinity, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) });
+              const gate = {
+                run: start.run,
+                node: `${step}:${call.tool}/${call.name}:${approvals++}`,
+                traversal: 0,
+                subject: { agent: agentId, tool: call.tool, name: call.name, arguments: call.arguments },
+              };
+              const answer = await channel.call<ApprovalDecision | { pending: ApprovalRequest }>('approval.decide', gate, {
+                timeoutMs: Infinity,
+                ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
+              });
               if ('pending' in answer) return { waiting: answer.pending };
               const decision = answer;
-              return decision.approved ? undefined : `${decision.timedOut === true ? 'nobody decided in time' : `rejected by ${decision.by.join(', ')}`}${decision.reason !== undefined ? `: ${decision.reason}` : ''}`;
+              return decision.approved
+                ? undefined
+                : `${decision.timedOut === true ? 'nobody decided in time' : `rejected by ${decision.by.join(', ')}`}${decision.reason !== undefined ? `: ${decision.reason}` : ''}`;
             }
           : undefined;
       const needsApproval = (call: ToolCall): boolean => agent.spec.oversight === 'in-the-loop' && toolSpecs.get(call.tool)?.risk === 'high';
@@ -258,8 +286,25 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
         ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
         onStep: (step) => {
           if (step.type === 'model' && step.replayed === true) return;
-          if (step.type === 'model') tracer.step({ type: 'model', node: ctx.node, agent: agentId, model: step.model, tokens: step.usage.inputTokens + step.usage.outputTokens, costUsd: step.costUsd, latencyMs: step.latencyMs });
-          else if (step.type === 'tool') tracer.step({ type: 'tool', node: ctx.node, agent: agentId, tool: `${step.tool}/${step.name}`, latencyMs: step.latencyMs, ...(step.isError ? { error: step.refused ?? step.errorCode ?? 'tool error' } : {}) });
+          if (step.type === 'model')
+            tracer.step({
+              type: 'model',
+              node: ctx.node,
+              agent: agentId,
+              model: step.model,
+              tokens: step.usage.inputTokens + step.usage.outputTokens,
+              costUsd: step.costUsd,
+              latencyMs: step.latencyMs,
+            });
+          else if (step.type === 'tool')
+            tracer.step({
+              type: 'tool',
+              node: ctx.node,
+              agent: agentId,
+              tool: `${step.tool}/${step.name}`,
+              latencyMs: step.latencyMs,
+              ...(step.isError ? { error: step.refused ?? step.errorCode ?? 'tool error' } : {}),
+            });
           else tracer.step({ type: 'decision', node: ctx.node, agent: agentId, decision: { outcome: `guardrail ${step.point}: ${step.action}`, policies: step.reasons.map((r) => r.slice(0, 200)) } });
         },
       }).finally(() => tools.close());
@@ -324,7 +369,8 @@ async function putFiles(params: unknown, into: string): Promise<{ files: number 
   for (const f of params.files as unknown[]) {
     if (!isRecord(f) || typeof f.path !== 'string' || typeof f.data !== 'string') throw new BeaconError('invalid_params', 'files.put: each file needs path and data (base64)');
     const target = resolve(into, f.path);
-    if (f.path === '' || isAbsolute(f.path) || relative(into, target).startsWith('..')) throw new BeaconError('invalid_params', `files.put: ${JSON.stringify(f.path)} is not a relative path inside the files folder`);
+    if (f.path === '' || isAbsolute(f.path) || relative(into, target).startsWith('..'))
+      throw new BeaconError('invalid_params', `files.put: ${JSON.stringify(f.path)} is not a relative path inside the files folder`);
     if (f.path.endsWith('/')) {
       // A folder (a Tool's working folder that holds no file of its own).
       await mkdir(target, { recursive: true });
@@ -349,10 +395,24 @@ async function warmup(): Promise<{ ms: number }> {
   const schema = { type: 'object', properties: { category: { enum: ['billing', 'technical'] }, summary: { type: 'string' } }, required: ['category'] } as const;
   const agent: LoopAgent = {
     metadata: { name: 'warmup', tenant: 'warmup' },
-    spec: { model: 'warmup', instructions: 'Classify the ticket.', output: { schema }, guardrails: { input: ['prompt-injection', 'pii-redaction'], toolResults: ['prompt-injection'], output: ['schema'] } },
+    spec: {
+      model: 'warmup',
+      instructions: 'Classify the ticket.',
+      output: { schema },
+      guardrails: { input: ['prompt-injection', 'pii-redaction'], toolResults: ['prompt-injection'], output: ['schema'] },
+    },
   };
   const gateway: ModelGateway = {
-    complete: async (request) => ({ content: JSON.stringify({ category: 'billing', summary: `${request.messages.length} messages` }), toolCalls: [], stopReason: 'end', usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, model: 'warmup', attempts: [], latencyMs: 0 }),
+    complete: async (request) => ({
+      content: JSON.stringify({ category: 'billing', summary: `${request.messages.length} messages` }),
+      toolCalls: [],
+      stopReason: 'end',
+      usage: { inputTokens: 1, outputTokens: 1 },
+      costUsd: 0,
+      model: 'warmup',
+      attempts: [],
+      latencyMs: 0,
+    }),
   };
   const none: ToolProvider = { list: async () => [], call: async () => ({ content: '', isError: true }), close: async () => undefined };
   for (let i = 0; i < 20; i++) {

@@ -108,7 +108,7 @@ function checkShape(graph: unknown): asserts graph is ExecutionGraph {
   for (const field of ['entry', 'output'] as const) {
     if (typeof graph[field] !== 'string' || !ids.has(graph[field])) throw new GraphError(`graph.${field} ${brief(graph[field])} is not a node (nodes: ${[...ids].join(', ')})`);
   }
-  const limits = (graph.limits ?? {});
+  const limits = graph.limits ?? {};
   for (const k of ['timeoutSeconds', 'tokensPerRun'] as const) {
     const v = limits[k];
     if (v !== undefined && !(typeof v === 'number' && v > 0 && Number.isFinite(v))) throw new GraphError(`graph.limits.${k} must be a positive number, got ${brief(v)}`);

@@ -405,7 +405,13 @@ export class Run {
       if (!decision.approved) {
         entry.status = 'rejected';
         throw this.stopWith(
-          new RunHalt('Rejected', undefined, { node: node.id, traversal: place.traversal, by: decision.by, ...(decision.reason !== undefined ? { reason: decision.reason } : {}), timedOut: decision.timedOut === true }),
+          new RunHalt('Rejected', undefined, {
+            node: node.id,
+            traversal: place.traversal,
+            by: decision.by,
+            ...(decision.reason !== undefined ? { reason: decision.reason } : {}),
+            timedOut: decision.timedOut === true,
+          }),
         );
       }
       const distinct = new Set(decision.by).size;

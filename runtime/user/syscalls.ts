@@ -33,7 +33,11 @@ export function kernelTools(channel: Channel, run?: string): ToolProvider {
   return {
     list: (options) => channel.call<ToolDefinition[]>('tool.list', {}, options?.signal !== undefined ? { signal: options.signal } : {}),
     call: (call, options) =>
-      channel.call<ToolResult>('tool.call', { call, ...(run !== undefined ? { run } : {}), ...(options?.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}) }, { ...(options?.signal !== undefined ? { signal: options.signal } : {}), timeoutMs: Infinity }),
+      channel.call<ToolResult>(
+        'tool.call',
+        { call, ...(run !== undefined ? { run } : {}), ...(options?.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}) },
+        { ...(options?.signal !== undefined ? { signal: options.signal } : {}), timeoutMs: Infinity },
+      ),
     close: async () => undefined,
   };
 }

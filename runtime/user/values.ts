@@ -87,7 +87,7 @@ export function fromCel(value: unknown, path = '', depth = 0): Json {
         return out;
       }
       const proto = Object.getPrototypeOf(value) as unknown;
-      if (proto !== Object.prototype && proto !== null) throw new Error(`a CEL ${(value).constructor?.name ?? 'value'}${at} has no JSON form`);
+      if (proto !== Object.prototype && proto !== null) throw new Error(`a CEL ${value.constructor?.name ?? 'value'}${at} has no JSON form`);
       const out: Record<string, Json> = {};
       for (const [k, v] of Object.entries(value)) out[k] = fromCel(v, `${path}/${k}`, depth + 1);
       return out;

@@ -43,7 +43,17 @@ describe('validate --format text on a file with very many diagnostics', () => {
     const dir = tempDir('beacon-cli-many-');
     const docs: string[] = [];
     for (let i = 0; i < AGENTS; i++) {
-      const lines = ['apiVersion: beacon.dev/v1alpha1', 'kind: Agent', 'metadata:', `  name: agent-${i}`, '  tenant: demo', 'spec:', '  sponsor: owner@example.com', '  model: echo', '  instructions: Answer.'];
+      const lines = [
+        'apiVersion: beacon.dev/v1alpha1',
+        'kind: Agent',
+        'metadata:',
+        `  name: agent-${i}`,
+        '  tenant: demo',
+        'spec:',
+        '  sponsor: owner@example.com',
+        '  model: echo',
+        '  instructions: Answer.',
+      ];
       for (let j = 0; j < UNKNOWN; j++) lines.push(`  unknown${j}: ${j}`);
       docs.push(lines.join('\n'));
     }
@@ -95,20 +105,16 @@ describe('formatText', () => {
     const out = formatText(diagnostics, { readText });
     expect(Object.fromEntries(calls)).toEqual({ 'a.yaml': 1, 'b.yaml': 1 });
     expect(out.match(/^error\[BCN2001\]/gm)?.length).toBe(2002);
-    expect(out).toContain(['error[BCN2001]: problem at 1000:3', '  --> a.yaml:1000:3', '    999 |   field998: 998', '   1000 |   field999: 999', '        |   ^', '   1001 |   field1000: 1000', ''].join('\n'));
+    expect(out).toContain(
+      ['error[BCN2001]: problem at 1000:3', '  --> a.yaml:1000:3', '    999 |   field998: 998', '   1000 |   field999: 999', '        |   ^', '   1001 |   field1000: 1000', ''].join('\n'),
+    );
   });
 
   it('keeps the exact frame for ordinary files: CRLF, tabs, control characters, line-number width, a range', () => {
     const text = ['a: 1', 'b:\t2\r', 'c: "\u001b[31m"', ...Array.from({ length: 7 }, (_, i) => `d${i}: 0`)].join('\n');
-    const out = formatText(
-      [
-        diag(2, 1, { endLine: 2, endColumn: 2, hint: 'a hint' }),
-        diag(10, 4, { endLine: 10, endColumn: 99 }),
-        diag(20, 1),
-        { ...diag(1, 1), severity: 'info' },
-      ],
-      { readText: () => text },
-    );
+    const out = formatText([diag(2, 1, { endLine: 2, endColumn: 2, hint: 'a hint' }), diag(10, 4, { endLine: 10, endColumn: 99 }), diag(20, 1), { ...diag(1, 1), severity: 'info' }], {
+      readText: () => text,
+    });
     expect(out).toBe(
       [
         'error[BCN2001]: problem at 2:1',
@@ -179,7 +185,11 @@ describe('beacon init --force', () => {
 
     const skipped = r.stdout.split('\n').filter((l) => /skipped/i.test(l));
     expect(skipped).toHaveLength(3);
-    for (const f of ['README.md', '.gitignore', 'agents/assistant.yaml']) expect(skipped.filter((l) => l.includes(f)), f).toHaveLength(1);
+    for (const f of ['README.md', '.gitignore', 'agents/assistant.yaml'])
+      expect(
+        skipped.filter((l) => l.includes(f)),
+        f,
+      ).toHaveLength(1);
   });
 
   it('into an existing starter repository writes nothing and skips every file', async () => {
@@ -263,7 +273,16 @@ describe('planMarkdown', () => {
     changes: [
       { id: 'Agent/acme/old', kind: 'Agent', action: 'removed', file: 'agents/old.yaml', line: 1, paths: [], digestBefore: `sha256:${'1'.repeat(64)}` },
       { id: 'Agent/acme/new', kind: 'Agent', action: 'added', file: 'agents/new.yaml', line: 1, paths: [], digestAfter: `sha256:${'2'.repeat(64)}` },
-      { id: 'Model/acme/sim', kind: 'Model', action: 'modified', file: 'models/sim.yaml', line: 3, paths: ['/spec/temperature'], digestBefore: `sha256:${'3'.repeat(64)}`, digestAfter: `sha256:${'4'.repeat(64)}` },
+      {
+        id: 'Model/acme/sim',
+        kind: 'Model',
+        action: 'modified',
+        file: 'models/sim.yaml',
+        line: 3,
+        paths: ['/spec/temperature'],
+        digestBefore: `sha256:${'3'.repeat(64)}`,
+        digestAfter: `sha256:${'4'.repeat(64)}`,
+      },
     ],
     agents: [
       { id: 'Agent/acme/new', kind: 'Agent', reason: 'added', because: [] },

@@ -267,10 +267,7 @@ describe('beacon validate on the golden corpus', () => {
   it('--format github escapes %, newline, : and , (a file name and field names rich in them)', async () => {
     const dir = corpusCopy('unknown-field-near-miss');
     const odd = 'agents/odd,name:100%.yaml';
-    writeFileSync(
-      join(dir, 'agents', 'triage.yaml'),
-      readFileSync(join(CORPUS, 'unknown-field-near-miss', 'agents', 'triage.yaml'), 'utf8').replace('modle:', 'model:'),
-    );
+    writeFileSync(join(dir, 'agents', 'triage.yaml'), readFileSync(join(CORPUS, 'unknown-field-near-miss', 'agents', 'triage.yaml'), 'utf8').replace('modle:', 'model:'));
     writeFileSync(
       join(dir, odd),
       [

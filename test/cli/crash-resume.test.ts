@@ -60,7 +60,10 @@ describe('a run killed with SIGKILL mid-workflow', () => {
     const [file] = readdirSync(runs);
     expect(file).toMatch(/\.jsonl$/);
     const run = file!.replace(/\.jsonl$/, '');
-    const before = readFileSync(join(runs, file!), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; node?: string });
+    const before = readFileSync(join(runs, file!), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; node?: string });
     // Step 1's model answers and its completion are journaled; nothing of step 2 finished.
     expect(before.map((r) => r.type).filter((t) => t !== 'model-call-finished')).toEqual(['run-started', 'node-completed']);
     expect(before.find((r) => r.type === 'node-completed')!.node).toBe('step1');
@@ -75,9 +78,14 @@ describe('a run killed with SIGKILL mid-workflow', () => {
       ['step3', false],
     ]);
 
-    const uninterrupted = await beacon(['run', 'acme-support/support-pipeline', repo, '--input', input, '--model', 'slow=support-sim', '--format', 'json'], { env: { BEACON_RUNS_DIR: tempDir('beacon-runs-') } });
+    const uninterrupted = await beacon(['run', 'acme-support/support-pipeline', repo, '--input', input, '--model', 'slow=support-sim', '--format', 'json'], {
+      env: { BEACON_RUNS_DIR: tempDir('beacon-runs-') },
+    });
     expect(doc.output).toEqual((JSON.parse(uninterrupted.stdout) as { output: unknown }).output);
-    const after = readFileSync(join(runs, file!), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; node?: string });
+    const after = readFileSync(join(runs, file!), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; node?: string });
     expect(after.filter((r) => r.type === 'node-completed').map((r) => r.node)).toEqual(['step1', 'step2', 'step3']);
     expect(existsSync(join(runs, file!))).toBe(true);
   }, 60_000);

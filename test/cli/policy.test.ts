@@ -81,7 +81,9 @@ describe('beacon policy test', () => {
     });
     const r = await beacon(['policy', 'test', dir]);
     expect(r.code, show(r)).toBe(1);
-    expect(r.stdout).toMatch(/│ 1 +│ sponsor-must-be-tenant-sponsor │ carol is fine +│ Agent acme-support\/faq-bot │ allow +│ Fail +│ got deny: spec\.sponsor carol@acme\.example is not a sponsor of tenant acme-support │/);
+    expect(r.stdout).toMatch(
+      /│ 1 +│ sponsor-must-be-tenant-sponsor │ carol is fine +│ Agent acme-support\/faq-bot │ allow +│ Fail +│ got deny: spec\.sponsor carol@acme\.example is not a sponsor of tenant acme-support │/,
+    );
     expect(r.stdout).toMatch(/│ 2 +│ sponsor-must-be-tenant-sponsor │ alice is fine .*│ Pass +│ Ok/);
     expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('✖ 1 passed, 1 failed (1 file)');
     const json = JSON.parse((await beacon(['policy', 'test', dir, '--format', 'json'])).stdout) as TestJson;
@@ -158,8 +160,11 @@ describe('beacon policy eval', () => {
     expect(json.validations).toEqual([expect.objectContaining({ index: 0, status: 'held' }), expect.objectContaining({ index: 1, status: 'held' })]);
   });
 
-  it('resources override the folder\'s objects', async () => {
-    writeFileSync(join(files, 'tenant.yaml'), 'apiVersion: beacon.dev/v1alpha1\nkind: Tenant\nmetadata: {name: acme-support}\nspec: {sponsors: [carol@acme.example], quotas: {tokensPerDay: 100, maxSandboxes: 1}, models: [support-sim]}\n');
+  it("resources override the folder's objects", async () => {
+    writeFileSync(
+      join(files, 'tenant.yaml'),
+      'apiVersion: beacon.dev/v1alpha1\nkind: Tenant\nmetadata: {name: acme-support}\nspec: {sponsors: [carol@acme.example], quotas: {tokensPerDay: 100, maxSandboxes: 1}, models: [support-sim]}\n',
+    );
     const r = await beacon(['policy', 'eval', 'sponsor-must-be-tenant-sponsor', 'examples', '--object', join(files, 'agent.yaml'), '--resources', join(files, 'tenant.yaml')]);
     expect(r.code, show(r)).toBe(1);
     expect(r.stdout).toContain('spec.sponsor alice@acme.example is not a sponsor of tenant acme-support');
@@ -178,7 +183,11 @@ describe('beacon policy eval', () => {
     ['an unknown policy', () => ['policy', 'eval', 'no-such-policy', 'examples', '--object', join(files, 'agent.yaml')], /no policy 'no-such-policy' \(policies: .*egress-allowlist/],
     ['a request for an admission policy', () => ['policy', 'eval', 'sponsor-must-be-tenant-sponsor', 'examples', '--request', join(files, 'small.yaml')], /admission policy: give --object FILE/],
     ['a missing file', () => ['policy', 'eval', 'egress-allowlist', 'examples', '--request', join(files, 'nope.yaml')], /cannot read .*nope\.yaml: ENOENT/],
-    ['--old-object with --request', () => ['policy', 'eval', 'egress-allowlist', 'examples', '--request', join(files, 'small.yaml'), '--old-object', join(files, 'agent.yaml')], /--old-object goes with --object/],
+    [
+      '--old-object with --request',
+      () => ['policy', 'eval', 'egress-allowlist', 'examples', '--request', join(files, 'small.yaml'), '--old-object', join(files, 'agent.yaml')],
+      /--old-object goes with --object/,
+    ],
     ['a bad --format', () => ['policy', 'test', 'examples', '--format', 'xml'], /xml/],
     ['policy test on a folder that does not exist', () => ['policy', 'test', '/no/such/folder'], /\/no\/such\/folder/],
   ];

@@ -18,7 +18,10 @@ describe('beacon run / approve / resume', () => {
     const [, gate, run] = m as unknown as [string, string, string];
     expect(readdirSync(runs)).toEqual([`${run}.jsonl`]);
 
-    await expect(beacon(['approve', run, '--by', 'lead@acme.example', '--node', 'nope'], { env })).resolves.toMatchObject({ code: 2, stderr: expect.stringMatching(/waits at no approval named nope/) });
+    await expect(beacon(['approve', run, '--by', 'lead@acme.example', '--node', 'nope'], { env })).resolves.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/waits at no approval named nope/),
+    });
     const approved = await beacon(['approve', run, '--by', 'lead@acme.example', '--reason', 'order checked'], { env });
     expect(approved.code, approved.stderr).toBe(0);
     expect(approved.stdout).toContain(`approved ${gate} of run ${run}`);
@@ -36,7 +39,7 @@ describe('beacon run / approve / resume', () => {
     expect(again.stderr).toMatch(/has finished \(Succeeded\)/);
   }, 60_000);
 
-  it('a run is pinned to its target\'s version: resuming against manifests that change what it uses is refused', async () => {
+  it("a run is pinned to its target's version: resuming against manifests that change what it uses is refused", async () => {
     const runs = tempDir('beacon-runs-');
     const env = { BEACON_RUNS_DIR: runs };
     const copy = tempDir('beacon-examples-');
@@ -72,7 +75,20 @@ describe('beacon run / approve / resume', () => {
     const store = new FileRunStore(dir);
     await store.create({ id: 'r1', version: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
     const now = Date.now();
-    await store.append('r1', { type: 'approval-requested', run: 'r1', workflow: 'Workflow/acme-support/refund-request', node: 'approve2', traversal: 0, approvers: gate.approvers, quorum: gate.quorum, timeoutSeconds: 3600, onTimeout: 'reject', subject: { amountUsd: 40 }, requestedAt: now, expiresAt: gate.expiresAt ?? now + 3_600_000 });
+    await store.append('r1', {
+      type: 'approval-requested',
+      run: 'r1',
+      workflow: 'Workflow/acme-support/refund-request',
+      node: 'approve2',
+      traversal: 0,
+      approvers: gate.approvers,
+      quorum: gate.quorum,
+      timeoutSeconds: 3600,
+      onTimeout: 'reject',
+      subject: { amountUsd: 40 },
+      requestedAt: now,
+      expiresAt: gate.expiresAt ?? now + 3_600_000,
+    });
     await store.append('r1', { type: 'run-finished', status: 'WaitingForApproval' });
     return { env: { BEACON_RUNS_DIR: dir }, store };
   }

@@ -25,7 +25,7 @@ describe('beacon run', () => {
     expect(doc.trace.filter((t) => t.type === 'model').length).toBeGreaterThanOrEqual(3);
   });
 
-  it('--model NAME=SCRIPTED answers a Model\'s calls with a scripted one', async () => {
+  it("--model NAME=SCRIPTED answers a Model's calls with a scripted one", async () => {
     // review-sim's script has no rule for the triage agent: with it standing in for support-sim, the run fails where it succeeded.
     const r = await beacon(['run', 'acme-support/triage', 'examples', '--input', input, '--model', 'support-sim=review-sim']);
     expect(r.code).toBe(1);
@@ -36,7 +36,18 @@ describe('beacon run', () => {
   it('from a commit (--ref), stdio Tools start over the files the commit ships', async () => {
     const repo = newRepo(join(ROOT, 'examples'));
     commit(repo, {}, 'examples');
-    const r = await beacon(['run', 'acme-support/resolver', '--repo', repo, '--ref', 'HEAD', '--input', JSON.stringify({ ticket: 'I want a refund for order 42', category: 'billing' }), '--format', 'json']);
+    const r = await beacon([
+      'run',
+      'acme-support/resolver',
+      '--repo',
+      repo,
+      '--ref',
+      'HEAD',
+      '--input',
+      JSON.stringify({ ticket: 'I want a refund for order 42', category: 'billing' }),
+      '--format',
+      'json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout) as { output: unknown; trace: { type: string; tool?: string; status: string }[] };
     expect(doc.trace.filter((t) => t.type === 'tool').map((t) => [t.tool, t.status])).toEqual([['kb-search/search_articles', 'ok']]);

@@ -11,25 +11,39 @@ const input = JSON.stringify({ ticket: 'Please refund the duplicate charge on or
 type Doc = { status: string; isolation: string; output: unknown; trace: { type: string; tool?: string; error?: string }[] };
 
 describe('beacon run --sandbox', () => {
-  gvisor('gvisor: the run answers as in development mode, says its isolation, and leaves no sandbox', async () => {
-    const dev = await beacon(['run', 'acme-support/refund-assessor', 'examples', '--input', input, '--format', 'json']);
-    const boxed = await beacon(['run', 'acme-support/refund-assessor', 'examples', '--input', input, '--sandbox', 'gvisor', '--format', 'json']);
-    expect(boxed.code, boxed.stderr).toBe(0);
-    const [a, b] = [JSON.parse(dev.stdout) as Doc, JSON.parse(boxed.stdout) as Doc];
-    expect(a.isolation).toBe('degraded');
-    expect(b.isolation).toBe('gvisor');
-    expect(b.status).toBe('Succeeded');
-    expect(b.output).toEqual(a.output);
-    const tools = (d: Doc) => d.trace.filter((t) => t.type === 'tool').map((t) => `${t.tool} ${t.error ?? 'ok'}`);
-    expect(tools(b)).toEqual(tools(a));
-    expect(tools(b)).toEqual(['kb-search/get_article ok']);
-    expect(boxed.stderr).toMatch(/running in gvisor sandbox bx-/);
-    expect(boxed.stderr).not.toMatch(/degraded/);
-    expect(readdirSync(join(ROOT, '.beacon', 'sandboxes', 'gvisor', 'bundles'))).toEqual([]);
-  }, 60_000);
+  gvisor(
+    'gvisor: the run answers as in development mode, says its isolation, and leaves no sandbox',
+    async () => {
+      const dev = await beacon(['run', 'acme-support/refund-assessor', 'examples', '--input', input, '--format', 'json']);
+      const boxed = await beacon(['run', 'acme-support/refund-assessor', 'examples', '--input', input, '--sandbox', 'gvisor', '--format', 'json']);
+      expect(boxed.code, boxed.stderr).toBe(0);
+      const [a, b] = [JSON.parse(dev.stdout) as Doc, JSON.parse(boxed.stdout) as Doc];
+      expect(a.isolation).toBe('degraded');
+      expect(b.isolation).toBe('gvisor');
+      expect(b.status).toBe('Succeeded');
+      expect(b.output).toEqual(a.output);
+      const tools = (d: Doc) => d.trace.filter((t) => t.type === 'tool').map((t) => `${t.tool} ${t.error ?? 'ok'}`);
+      expect(tools(b)).toEqual(tools(a));
+      expect(tools(b)).toEqual(['kb-search/get_article ok']);
+      expect(boxed.stderr).toMatch(/running in gvisor sandbox bx-/);
+      expect(boxed.stderr).not.toMatch(/degraded/);
+      expect(readdirSync(join(ROOT, '.beacon', 'sandboxes', 'gvisor', 'bundles'))).toEqual([]);
+    },
+    60_000,
+  );
 
   it('process: runs an agent that asks for process isolation, and says so', async () => {
-    const r = await beacon(['run', 'acme-research/summary-critic', 'examples', '--input', JSON.stringify({ draft: 'Churn rose 3% after the price change.' }), '--sandbox', 'process', '--format', 'json']);
+    const r = await beacon([
+      'run',
+      'acme-research/summary-critic',
+      'examples',
+      '--input',
+      JSON.stringify({ draft: 'Churn rose 3% after the price change.' }),
+      '--sandbox',
+      'process',
+      '--format',
+      'json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout) as Doc;
     expect(doc).toMatchObject({ status: 'Succeeded', isolation: 'process' });

@@ -53,7 +53,10 @@ describe('BeaconError', () => {
   it.each([
     [new Error('plain'), { code: 'internal_error', message: 'plain' }],
     ['a string', { code: 'internal_error', message: 'a string' }],
-    [{ code: 'Not A Code', message: 'x' }, { code: 'internal_error', message: 'x' }],
+    [
+      { code: 'Not A Code', message: 'x' },
+      { code: 'internal_error', message: 'x' },
+    ],
     [{ code: 'no message' }, { code: 'internal_error', message: '[object Object]' }],
     [null, { code: 'internal_error', message: 'null' }],
   ])('a thrown value that is not ours gets the fallback code: %s', (thrown, want) => {
@@ -87,7 +90,7 @@ describe('backoffDelay', () => {
     expect(backoffDelay(retry, { ...options, random: () => jitter })).toBe(want);
   });
 
-  it('honours the failing side\'s retryAfterMs, capped', () => {
+  it("honours the failing side's retryAfterMs, capped", () => {
     expect(backoffDelay(1, options, { retryAfterMs: 1234 })).toBe(1234);
     expect(backoffDelay(1, options, { retryAfterMs: 90_000 })).toBe(30_000);
     expect(backoffDelay(3, { initialMs: 10, maxMs: 100 }, { retryAfterMs: 5000 })).toBe(100);

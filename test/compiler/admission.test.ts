@@ -62,7 +62,7 @@ async function validateHead(repo: string, cacheDir: string) {
 }
 
 describe('admission', () => {
-  it('denies, and flips when only a Tool\'s risk changes — with every cache warm', async () => {
+  it("denies, and flips when only a Tool's risk changes — with every cache warm", async () => {
     const repo = repoWith({ 'policies/high-risk.yaml': HIGH_RISK });
     const cacheDir = tmp();
     const first = await validateHead(repo, cacheDir);
@@ -110,7 +110,11 @@ describe('admission', () => {
     // A new Tool that no agent uses: no agent's effective digest changes, yet the verdicts must.
     commit(repo, { 'tools/wire.yaml': toolWithRisk('high').replace('name: search', 'name: wire') });
     const r = await validateHead(repo, cacheDir);
-    expect(codes(r.diagnostics, 'BCN7001').map((d) => d.object).sort()).toEqual(['Agent/shop/back', 'Agent/shop/front', 'Agent/shop/loner']);
+    expect(
+      codes(r.diagnostics, 'BCN7001')
+        .map((d) => d.object)
+        .sort(),
+    ).toEqual(['Agent/shop/back', 'Agent/shop/front', 'Agent/shop/loner']);
   });
 
   it('a verdict that looked up a name that did not exist is evaluated again when it appears', async () => {
@@ -204,7 +208,11 @@ describe('oldObject in a plan', () => {
     // A plain validate has no base: oldObject is null, nothing is denied.
     expect(codes((await validateHead(repo, cacheDir)).diagnostics, 'BCN7001')).toEqual([]);
 
-    commit(repo, { 'agents/agents.yaml': agents.replace('model: primary', 'model: backup').replace('metadata: {name: front, tenant: shop}', 'metadata: {name: front, tenant: shop, annotations: {approved-by: cto@shop.example}}') });
+    commit(repo, {
+      'agents/agents.yaml': agents
+        .replace('model: primary', 'model: backup')
+        .replace('metadata: {name: front, tenant: shop}', 'metadata: {name: front, tenant: shop, annotations: {approved-by: cto@shop.example}}'),
+    });
     const approved = await planRefs({ repo, base: 'HEAD~2', head: 'HEAD', cacheDir });
     expect(codes(approved.plan.diagnostics, 'BCN7001')).toEqual([]);
   });

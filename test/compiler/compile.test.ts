@@ -38,7 +38,10 @@ describe('compile', () => {
     const tool = obj(r, 'Tool/shop/search').object.spec as { files: { path: string; digest: string }[] };
     expect(tool.files).toEqual([{ path: 'server.mjs', digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }]);
     const pipeline = r.bundle.graphs.find((g) => g.workflow === 'Workflow/shop/pipeline')!;
-    expect(pipeline.nodes.map((n) => [n.id, n.agent])).toEqual([['step1', 'Agent/shop/front'], ['step2', 'Agent/shop/back']]);
+    expect(pipeline.nodes.map((n) => [n.id, n.agent])).toEqual([
+      ['step1', 'Agent/shop/front'],
+      ['step2', 'Agent/shop/back'],
+    ]);
     expect(pipeline.edges).toEqual([{ from: 'step1', to: 'step2', flow: 'data', source: '/spec/steps/1' }]);
     const router = r.bundle.graphs.find((g) => g.workflow === 'Workflow/shop/router')!;
     expect(router.nodes.find((n) => n.id === 'route1')!.agent).toBe('Agent/lab/scientist');
@@ -131,7 +134,10 @@ describe('compile cache', () => {
     temps.push(cacheDir);
     const dir = repoFrom(basic);
     const { readdirSync } = await import('node:fs');
-    const files = () => readdirSync(join(cacheDir, readdirSync(cacheDir)[0]!)).filter((n) => n.endsWith('.bin')).sort();
+    const files = () =>
+      readdirSync(join(cacheDir, readdirSync(cacheDir)[0]!))
+        .filter((n) => n.endsWith('.bin'))
+        .sort();
     let c = CompileCache.open(cacheDir);
     await atRef(dir, 'HEAD', c);
     c.save();

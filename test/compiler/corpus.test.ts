@@ -25,7 +25,9 @@ interface Expected {
   generate?: { file: string; bytes?: number; repeat?: string; base64?: string }[];
 }
 
-const cases = readdirSync(corpus).filter((n) => statSync(join(corpus, n)).isDirectory()).sort();
+const cases = readdirSync(corpus)
+  .filter((n) => statSync(join(corpus, n)).isDirectory())
+  .sort();
 const temps: string[] = [];
 afterAll(() => {
   for (const t of temps) rmSync(t, { recursive: true, force: true });
@@ -58,9 +60,12 @@ describe('golden corpus', () => {
     const { dir, expected } = prepare(name);
     const result = await compile(new DirSource(dir));
     const reported = result.diagnostics.filter((d) => d.severity !== 'info' || expected.diagnostics.some((e) => e.code === d.code));
-    const show = (d: { code: string; file: string; line: number; column?: number; message?: string }) => `${d.code} ${d.file}:${d.line}${d.column !== undefined ? `:${d.column}` : ''} ${d.message ?? ''}`;
+    const show = (d: { code: string; file: string; line: number; column?: number; message?: string }) =>
+      `${d.code} ${d.file}:${d.line}${d.column !== undefined ? `:${d.column}` : ''} ${d.message ?? ''}`;
     for (const e of expected.diagnostics) {
-      const hit = reported.find((d) => d.code === e.code && d.file === e.file && d.line === e.line && (e.column === undefined || d.column === e.column) && (e.message === undefined || d.message.includes(e.message)));
+      const hit = reported.find(
+        (d) => d.code === e.code && d.file === e.file && d.line === e.line && (e.column === undefined || d.column === e.column) && (e.message === undefined || d.message.includes(e.message)),
+      );
       expect(hit, `expected ${show(e)}\nreported:\n${reported.map(show).join('\n')}`).toBeDefined();
     }
     for (const d of reported) {

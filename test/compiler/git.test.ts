@@ -248,7 +248,9 @@ describe('refs', () => {
     let pair: [string, string] | undefined;
     for (let i = 0; pair === undefined; i++) {
       const content = `blob ${i}\n`;
-      const id = createHash('sha1').update(`blob ${Buffer.byteLength(content)}\0${content}`).digest('hex');
+      const id = createHash('sha1')
+        .update(`blob ${Buffer.byteLength(content)}\0${content}`)
+        .digest('hex');
       const other = seen.get(id.slice(0, 4));
       if (other !== undefined) pair = [other, content];
       else seen.set(id.slice(0, 4), content);

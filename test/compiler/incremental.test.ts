@@ -76,25 +76,54 @@ const CHANGES: Change[] = [
   // The agents' findings do not depend on what a Model says, only on whether it is there and what its fallbacks are: they are
   // reused, and their effective digests (computed on every compile) follow the Model.
   { name: "a Model's script changes", files: edit('models/models.yaml', 'reply: "backup"', 'reply: "backup, v2"'), codes: [], relinked: ['Model/backup', 'Model/other', 'Model/primary'] },
-  { name: 'a Model gains a fallback outside an allow-list', files: edit('models/models.yaml', 'metadata: {name: other}\nspec:\n', 'metadata: {name: other}\nspec:\n  fallbacks: [backup]\n'), codes: ['BCN3005'] },
+  {
+    name: 'a Model gains a fallback outside an allow-list',
+    files: edit('models/models.yaml', 'metadata: {name: other}\nspec:\n', 'metadata: {name: other}\nspec:\n  fallbacks: [backup]\n'),
+    codes: ['BCN3005'],
+  },
   { name: 'fallbacks form a cycle', files: edit('models/models.yaml', 'metadata: {name: backup}\nspec:\n', 'metadata: {name: backup}\nspec:\n  fallbacks: [primary]\n'), codes: ['BCN3009'] },
   { name: 'a Model is removed', files: withoutDocument('models/models.yaml', 'name: other'), codes: ['BCN3002'] },
-  { name: 'a Model an agent names outside its allow-list becomes invalid', base: edit('tenants/shop.yaml', 'models: [primary, backup, other]', 'models: [primary, backup]'), files: edit('models/models.yaml', 'metadata: {name: other}\nspec:\n  provider: scripted', 'metadata: {name: other}\nspec:\n  provider: nope'), codes: ['BCN2004'] },
+  {
+    name: 'a Model an agent names outside its allow-list becomes invalid',
+    base: edit('tenants/shop.yaml', 'models: [primary, backup, other]', 'models: [primary, backup]'),
+    files: edit('models/models.yaml', 'metadata: {name: other}\nspec:\n  provider: scripted', 'metadata: {name: other}\nspec:\n  provider: nope'),
+    codes: ['BCN2004'],
+  },
   { name: 'a Tenant stops sharing', files: edit('tenants/shop.yaml', 'sharing: {allowTenants: [shop]}', 'sharing: {allowTenants: []}'), codes: ['BCN3003'] },
-  { name: "a Tenant's file is renamed", base: edit('tenants/shop.yaml', 'sharing: {allowTenants: [shop]}', 'sharing: {allowTenants: []}'), files: { 'tenants/shop.yaml': null, 'tenants/all.yaml': original('tenants/shop.yaml').replace('sharing: {allowTenants: [shop]}', 'sharing: {allowTenants: []}') }, codes: ['BCN3003'] },
+  {
+    name: "a Tenant's file is renamed",
+    base: edit('tenants/shop.yaml', 'sharing: {allowTenants: [shop]}', 'sharing: {allowTenants: []}'),
+    files: { 'tenants/shop.yaml': null, 'tenants/all.yaml': original('tenants/shop.yaml').replace('sharing: {allowTenants: [shop]}', 'sharing: {allowTenants: []}') },
+    codes: ['BCN3003'],
+  },
   { name: 'a Tenant is removed', files: withoutDocument('tenants/shop.yaml', 'name: lab'), codes: ['BCN3003', 'BCN3004'] },
   { name: "a Tenant's allow-list shrinks", files: edit('tenants/shop.yaml', 'models: [primary, backup, other]', 'models: [primary, other]'), codes: ['BCN3005'] },
   { name: "a Tenant's quotas shrink", files: edit('tenants/shop.yaml', '{tokensPerDay: 1000000, maxSandboxes: 10}', '{tokensPerDay: 100, maxSandboxes: 1}'), codes: ['BCN6001', 'BCN6002'] },
-  { name: "an agent's output no longer fits the next step", files: edit('agents/agents.yaml', 'properties: {answer: {type: string}, category', 'properties: {answer: {type: number}, category'), codes: ['BCN5003'] },
+  {
+    name: "an agent's output no longer fits the next step",
+    files: edit('agents/agents.yaml', 'properties: {answer: {type: string}, category', 'properties: {answer: {type: number}, category'),
+    codes: ['BCN5003'],
+  },
   { name: 'an agent a workflow runs is removed', files: withoutDocument('agents/agents.yaml', 'name: back,'), codes: ['BCN3002'] },
   { name: 'an agent is defined twice, the copy first', files: { 'agents/a-copy.yaml': original('agents/agents.yaml').split('---\n')[2]! }, codes: ['BCN3001'] },
   // A prompt is read by inlining (every compile), not by any object's link.
   { name: 'a prompt is edited', files: { 'prompts/front.md': 'You are the front desk. Be very brief.\n' }, codes: [], relinked: [] },
   { name: 'a prompt is removed', files: { 'prompts/front.md': null }, codes: ['BCN3006'], relinked: [] },
   { name: 'a dataset gets a bad line', files: { 'evals/front.jsonl': `${original('evals/front.jsonl')}not json\n` }, codes: ['BCN3008'] },
-  { name: 'an Evaluation in a rollout analysis is retargeted', base: withAnalysis, files: edit('evals/front.yaml', 'target: {agent: front}', 'target: {agent: back}'), codes: ['BCN3010'], relinked: ['Agent/shop/front', 'Evaluation/shop/front-smoke'] },
+  {
+    name: 'an Evaluation in a rollout analysis is retargeted',
+    base: withAnalysis,
+    files: edit('evals/front.yaml', 'target: {agent: front}', 'target: {agent: back}'),
+    codes: ['BCN3010'],
+    relinked: ['Agent/shop/front', 'Evaluation/shop/front-smoke'],
+  },
   { name: 'a Policy names a Tenant that is removed', base: labPolicy, files: withoutDocument('tenants/shop.yaml', 'name: lab'), codes: ['BCN3002', 'BCN3004'] },
-  { name: 'two workflows take one webhook path', base: { 'workflows/hook-a.yaml': hookWorkflow('hook-a', 'loner') }, files: { 'workflows/hook-b.yaml': hookWorkflow('hook-b', 'back') }, codes: ['BCN3013'] },
+  {
+    name: 'two workflows take one webhook path',
+    base: { 'workflows/hook-a.yaml': hookWorkflow('hook-a', 'loner') },
+    files: { 'workflows/hook-b.yaml': hookWorkflow('hook-b', 'back') },
+    codes: ['BCN3013'],
+  },
 ];
 
 /** Everything a compile gives that could differ between a warm and a cold run. */

@@ -69,9 +69,18 @@ describe('the example library', () => {
       const test = readPolicyTestFile(`policies/${name}.test.yaml`, readFileSync(join(POLICIES, `${name}.test.yaml`)));
       expect(test.diagnostics, name).toEqual([]);
       expect(test.cases.length, name).toBeGreaterThanOrEqual(3);
-      expect(test.cases.some((c) => c.expected === 'allow'), `${name} has a case that passes`).toBe(true);
-      expect(test.cases.some((c) => c.expected !== 'allow' && c.expected !== 'skip' && c.message !== undefined), `${name} has a failing case with its message`).toBe(true);
-      expect(test.cases.some((c) => c.expected === 'skip'), `${name} has a case its policy does not apply to`).toBe(true);
+      expect(
+        test.cases.some((c) => c.expected === 'allow'),
+        `${name} has a case that passes`,
+      ).toBe(true);
+      expect(
+        test.cases.some((c) => c.expected !== 'allow' && c.expected !== 'skip' && c.message !== undefined),
+        `${name} has a failing case with its message`,
+      ).toBe(true);
+      expect(
+        test.cases.some((c) => c.expected === 'skip'),
+        `${name} has a case its policy does not apply to`,
+      ).toBe(true);
       expect(examples.results.filter((r) => r.policy === name).length, name).toBe(test.cases.length);
     }
   });
@@ -92,7 +101,16 @@ describe('running a case', () => {
     const { results, diagnostics } = run(`cases:\n  - name: outsider\n    object: ${agent().replace('alice', 'carol')}\n    expect: deny\n    message: "is not a sponsor of tenant acme-support"\n`);
     expect(diagnostics).toEqual([]);
     expect(results).toEqual([
-      expect.objectContaining({ policy: 'sponsor-must-be-tenant-sponsor', case: 'outsider', line: 2, input: 'object', target: 'Agent acme-support/faq-bot', expected: 'deny', actual: 'deny', pass: true }),
+      expect.objectContaining({
+        policy: 'sponsor-must-be-tenant-sponsor',
+        case: 'outsider',
+        line: 2,
+        input: 'object',
+        target: 'Agent acme-support/faq-bot',
+        expected: 'deny',
+        actual: 'deny',
+        pass: true,
+      }),
     ]);
     expect(results[0]!.reason).toBeUndefined();
   });
@@ -115,12 +133,15 @@ describe('running a case', () => {
   });
 
   it('defaults the policy to the file name, wherever the file is', () => {
-    const { results, diagnostics } = run(`cases:\n  - name: a\n    request: {type: egress, tenant: acme-support, agent: resolver, host: evil.example}\n    expect: deny\n`, 'elsewhere/egress-allowlist.test.yml');
+    const { results, diagnostics } = run(
+      `cases:\n  - name: a\n    request: {type: egress, tenant: acme-support, agent: resolver, host: evil.example}\n    expect: deny\n`,
+      'elsewhere/egress-allowlist.test.yml',
+    );
     expect(diagnostics).toEqual([]);
     expect(results[0]).toMatchObject({ policy: 'egress-allowlist', pass: true });
   });
 
-  it('fails a case whose input is not of its policy\'s phase', () => {
+  it("fails a case whose input is not of its policy's phase", () => {
     const [r] = run(`cases:\n  - name: a request\n    request: {type: egress, host: evil.example}\n    expect: deny\n`).results;
     expect(r).toMatchObject({ pass: false, actual: null, reason: 'policy sponsor-must-be-tenant-sponsor is an admission policy: its cases give an object' });
   });
@@ -133,7 +154,7 @@ describe('running a case', () => {
 });
 
 describe('what a case sees', () => {
-  it('resources override the folder\'s objects of the same identity', () => {
+  it("resources override the folder's objects of the same identity", () => {
     const tenant = `{apiVersion: beacon.dev/v1alpha1, kind: Tenant, metadata: {name: acme-support}, spec: {sponsors: [carol@acme.example], quotas: {tokensPerDay: 10, maxSandboxes: 1}, models: [support-sim]}}`;
     const base = `cases:\n  - name: a\n    object: ${agent()}\n    expect: allow\n`;
     expect(run(base).results[0]!.pass).toBe(true);
@@ -160,7 +181,7 @@ describe('what a case sees', () => {
     expect(ghost).toMatchObject({ pass: true, error: expect.stringMatching(/^\/spec\/validations\/0\/expression: /) });
   });
 
-  it('the maps hold the own tenant\'s objects by name, shared ones as owner/name, every Model', () => {
+  it("the maps hold the own tenant's objects by name, shared ones as owner/name, every Model", () => {
     const support = admissionBindings(ws, { object: { kind: 'Agent', metadata: { name: 'x', tenant: 'acme-support' } } });
     expect(Object.keys(support.tools!).sort()).toEqual(['acme-research/paper-search', 'acme-research/warehouse', 'crm', 'kb-search', 'refunds']);
     expect(Object.keys(support.models!).sort()).toEqual(['claude-sonnet', 'gpt-4o', 'llama-70b', 'research-sim', 'review-sim', 'support-sim']);
@@ -191,13 +212,34 @@ describe('malformed test files are diagnostics at their line and column, never e
     ['neither object nor request', `cases:\n  - name: a\n    expect: allow\n`, 'BCN2002', 2, 5, /needs object \(for an admission policy\) or request/],
     ['an unknown field in the object', `cases:\n  - name: a\n    object: ${agent(', modle: x')}\n    expect: allow\n`, 'BCN2001', 3, 188, /cases\[0\]\.object: unknown field spec\.modle/],
     ['an object of no known kind', `cases:\n  - name: a\n    object: {apiVersion: beacon.dev/v1alpha1, kind: Agnet}\n    expect: allow\n`, 'BCN1011', 3, 53, /kind "Agnet" is not a BeaconOS kind/],
-    ['an invalid resource', `cases:\n  - name: a\n    object: ${agent()}\n    resources:\n      - ${agent()}\n      - {apiVersion: beacon.dev/v1alpha1, kind: Tenant, metadata: {name: t}, spec: {}}\n    expect: allow\n`, 'BCN2002', 6, 78, /cases\[0\]\.resources\[1\]: spec\.sponsors is required/],
-    ['an oldObject of another object', `cases:\n  - name: a\n    object: ${agent()}\n    oldObject: ${agent().replace('faq-bot', 'other')}\n    expect: allow\n`, 'BCN2007', 4, 5, /oldObject is Agent acme-support\/other but object is Agent acme-support\/faq-bot/],
+    [
+      'an invalid resource',
+      `cases:\n  - name: a\n    object: ${agent()}\n    resources:\n      - ${agent()}\n      - {apiVersion: beacon.dev/v1alpha1, kind: Tenant, metadata: {name: t}, spec: {}}\n    expect: allow\n`,
+      'BCN2002',
+      6,
+      78,
+      /cases\[0\]\.resources\[1\]: spec\.sponsors is required/,
+    ],
+    [
+      'an oldObject of another object',
+      `cases:\n  - name: a\n    object: ${agent()}\n    oldObject: ${agent().replace('faq-bot', 'other')}\n    expect: allow\n`,
+      'BCN2007',
+      4,
+      5,
+      /oldObject is Agent acme-support\/other but object is Agent acme-support\/faq-bot/,
+    ],
     ['oldObject with a request', `cases:\n  - name: a\n    request: {type: egress}\n    oldObject: null\n    expect: allow\n`, 'BCN2007', 4, 5, /oldObject goes with object/],
     ['a bad request type', `cases:\n  - name: a\n    request: {type: egres}\n    expect: allow\n`, 'BCN2004', 3, 21, /cases\[0\]\.request: type must be one of model, tool, egress, memory/],
     ['an unknown request field', `cases:\n  - name: a\n    request: {type: egress, hots: x}\n    expect: allow\n`, 'BCN2001', 3, 29, /unknown field hots/],
     ['a negative token count', `cases:\n  - name: a\n    request: {type: model, tokensUsed: -1}\n    expect: allow\n`, 'BCN2006', 3, 40, /tokensUsed must be >= 0/],
-    ['an agent that is a Tenant', `cases:\n  - name: a\n    request: {type: egress}\n    agent: {apiVersion: beacon.dev/v1alpha1, kind: Tenant, metadata: {name: t}, spec: {sponsors: [a@b.c], quotas: {tokensPerDay: 1, maxSandboxes: 1}, models: []}}\n    expect: allow\n`, 'BCN2004', 4, 52, /agent must be a manifest of kind Agent \(got Tenant\)/],
+    [
+      'an agent that is a Tenant',
+      `cases:\n  - name: a\n    request: {type: egress}\n    agent: {apiVersion: beacon.dev/v1alpha1, kind: Tenant, metadata: {name: t}, spec: {sponsors: [a@b.c], quotas: {tokensPerDay: 1, maxSandboxes: 1}, models: []}}\n    expect: allow\n`,
+      'BCN2004',
+      4,
+      52,
+      /agent must be a manifest of kind Agent \(got Tenant\)/,
+    ],
     ['a case name used twice', `cases:\n  - name: a\n    object: ${agent()}\n    expect: allow\n  - name: a\n    object: ${agent()}\n    expect: allow\n`, 'BCN3011', 5, 11, /'a' is used twice/],
   ];
 
@@ -227,13 +269,22 @@ describe('malformed test files are diagnostics at their line and column, never e
   });
 
   it('never throws, and every diagnostic has a position, whatever the text', () => {
-    const value = fc.oneof(fc.jsonValue(), fc.record({ cases: fc.array(fc.dictionary(fc.constantFrom('name', 'object', 'request', 'expect', 'message', 'resources', 'agent', 'tenant', 'oldObject'), fc.jsonValue())) }));
+    const value = fc.oneof(
+      fc.jsonValue(),
+      fc.record({ cases: fc.array(fc.dictionary(fc.constantFrom('name', 'object', 'request', 'expect', 'message', 'resources', 'agent', 'tenant', 'oldObject'), fc.jsonValue())) }),
+    );
     fc.assert(
-      fc.property(fc.oneof(fc.string(), value.map((v) => JSON.stringify(v) ?? 'null')), (text) => {
-        const { diagnostics, results } = run(text, 'x.test.yaml');
-        for (const d of diagnostics) expect(d.line >= 1 && d.column >= 1).toBe(true);
-        for (const r of results) expect(typeof r.pass).toBe('boolean');
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          value.map((v) => JSON.stringify(v) ?? 'null'),
+        ),
+        (text) => {
+          const { diagnostics, results } = run(text, 'x.test.yaml');
+          for (const d of diagnostics) expect(d.line >= 1 && d.column >= 1).toBe(true);
+          for (const r of results) expect(typeof r.pass).toBe('boolean');
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -247,7 +298,10 @@ describe('a broken policy', () => {
     cpSync(join(EXAMPLES, 'models'), join(dir, 'models'), { recursive: true });
     mkdirSync(join(dir, 'policies'));
     const policy = (name: string, expression: string, extra = '') =>
-      writeFileSync(join(dir, 'policies', `${name}.yaml`), `apiVersion: beacon.dev/v1alpha1\nkind: Policy\nmetadata: {name: ${name}}\nspec:\n  phase: admission\n  match: {kinds: [Agent]}\n  validations:\n    - expression: "${expression}"\n  action: deny\n${extra}`);
+      writeFileSync(
+        join(dir, 'policies', `${name}.yaml`),
+        `apiVersion: beacon.dev/v1alpha1\nkind: Policy\nmetadata: {name: ${name}}\nspec:\n  phase: admission\n  match: {kinds: [Agent]}\n  validations:\n    - expression: "${expression}"\n  action: deny\n${extra}`,
+      );
     policy('syntax', "object.spec.model = 'x'");
     policy('typo', "object.spec.modle == 'x'");
     policy('unknown', 'true', '  actoin: warn\n');
@@ -298,13 +352,18 @@ function withPolicy(name: string, spec: Record<string, unknown>): { ws: PolicyWo
 }
 
 describe('evaluatePolicy (beacon policy eval)', () => {
-  const object = { apiVersion: 'beacon.dev/v1alpha1', kind: 'Agent', metadata: { name: 'x', tenant: 'acme-support', labels: {}, annotations: {} }, spec: { sponsor: 'alice@acme.example', model: 'support-sim', tools: [{ name: 'refunds', approval: 'auto' }], limits: { tokensPerRun: 7 } } };
+  const object = {
+    apiVersion: 'beacon.dev/v1alpha1',
+    kind: 'Agent',
+    metadata: { name: 'x', tenant: 'acme-support', labels: {}, annotations: {} },
+    spec: { sponsor: 'alice@acme.example', model: 'support-sim', tools: [{ name: 'refunds', approval: 'auto' }], limits: { tokensPerRun: 7 } },
+  };
   const spec = {
     phase: 'admission',
     match: { kinds: ['Agent'] },
     variables: [
       { name: 'runs', expression: 'object.spec.limits.tokensPerRun' },
-      { name: 'unread', expression: "object.spec.tools.map(t, t.name)" },
+      { name: 'unread', expression: 'object.spec.tools.map(t, t.name)' },
       { name: 'broken', expression: "tools['nope'].spec.risk" },
     ],
     validations: [

@@ -34,7 +34,14 @@ const scalar: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom('010', '0b1', '007', '00', '-0', '+0', '0o', '0x', '1_000', '1,000', '0.0.1', '1:20', '1:20:30.5', '2001-12-14', '12e', '.e1', '1e+', '0x_1', '+-1'),
   // floats: .d, d., d.d, with exponents
   fc
-    .tuple(sign, fc.oneof(digits(1, 8).map((d) => `.${d}`), fc.tuple(digits(1, 8), fc.option(digits(0, 8), { nil: undefined })).map(([a, b]) => (b === undefined ? a : `${a}.${b}`))), fc.option(fc.tuple(fc.constantFrom('e', 'E'), sign, digits(1, 3)), { nil: undefined }))
+    .tuple(
+      sign,
+      fc.oneof(
+        digits(1, 8).map((d) => `.${d}`),
+        fc.tuple(digits(1, 8), fc.option(digits(0, 8), { nil: undefined })).map(([a, b]) => (b === undefined ? a : `${a}.${b}`)),
+      ),
+      fc.option(fc.tuple(fc.constantFrom('e', 'E'), sign, digits(1, 3)), { nil: undefined }),
+    )
     .map(([s, m, e]) => s + m + (e ? e.join('') : '')),
   // infinities and NaNs, spelled every way
   fc.tuple(sign, oneOfCase('inf')).map(([s, w]) => `${s}.${w}`),
@@ -224,11 +231,17 @@ describe('compileFile never throws and places every diagnostic', () => {
   });
 
   it('on arbitrary strings encoded as UTF-8', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 2000 }), (s) => checkUnit(utf8(s))), { numRuns: 1500 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 2000 }), (s) => checkUnit(utf8(s))),
+      { numRuns: 1500 },
+    );
   });
 
   it('on manifest-shaped text', () => {
-    fc.assert(fc.property(manifestish, (s) => checkUnit(utf8(s))), { numRuns: 3000 });
+    fc.assert(
+      fc.property(manifestish, (s) => checkUnit(utf8(s))),
+      { numRuns: 3000 },
+    );
   });
 });
 
@@ -325,7 +338,13 @@ function write(s: string, style: Style): { source: string; encode: (c: string) =
     case 'plain':
       return { source: s, encode: (c) => c };
     case 'literal block':
-      return { source: `|-\n${s.split('\n').map((l) => (l === '' ? '' : `    ${l}`)).join('\n')}`, encode: (c) => c };
+      return {
+        source: `|-\n${s
+          .split('\n')
+          .map((l) => (l === '' ? '' : `    ${l}`))
+          .join('\n')}`,
+        encode: (c) => c,
+      };
   }
 }
 
@@ -358,7 +377,10 @@ function checkPositions(s: string, style: Style): boolean {
 
 describe('positionInScalar / locate: a character of a scalar value is placed on that character', () => {
   it.each(['double-quoted', 'single-quoted'] as const)('%s scalars', (style) => {
-    fc.assert(fc.property(celLike, (s) => void checkPositions(s, style)), { numRuns: 1500 });
+    fc.assert(
+      fc.property(celLike, (s) => void checkPositions(s, style)),
+      { numRuns: 1500 },
+    );
   });
 
   it('plain scalars (when a plain scalar can write the text)', () => {
@@ -373,7 +395,12 @@ describe('positionInScalar / locate: a character of a scalar value is placed on 
   });
 
   it('literal block scalars over several lines', () => {
-    const lines = fc.array(celLike.filter((l) => !/^[ \t]|[ \t]$/.test(l)), { minLength: 1, maxLength: 4 }).map((ls) => ls.join('\n'));
+    const lines = fc
+      .array(
+        celLike.filter((l) => !/^[ \t]|[ \t]$/.test(l)),
+        { minLength: 1, maxLength: 4 },
+      )
+      .map((ls) => ls.join('\n'));
     let written = 0;
     fc.assert(
       fc.property(lines, (s) => {

@@ -132,7 +132,21 @@ spec:
 
 describe('positions and encodings', () => {
   it('a CEL error inside a CRLF block scalar points at the character', async () => {
-    const wf = ['apiVersion: beacon.dev/v1alpha1', 'kind: Workflow', 'metadata: {name: w, tenant: acme}', 'spec:', '  pattern: coordinator', '  coordinator: a', '  routes:', '    - when: |', '        true &&', '        output.x = 1', '      agent: a', '  default: a', ''].join('\r\n');
+    const wf = [
+      'apiVersion: beacon.dev/v1alpha1',
+      'kind: Workflow',
+      'metadata: {name: w, tenant: acme}',
+      'spec:',
+      '  pattern: coordinator',
+      '  coordinator: a',
+      '  routes:',
+      '    - when: |',
+      '        true &&',
+      '        output.x = 1',
+      '      agent: a',
+      '  default: a',
+      '',
+    ].join('\r\n');
     const dir = folder({ 'tenant.yaml': TENANT, 'model.yaml': MODEL, 'a.yaml': agent('a'), 'wf.yaml': wf });
     const r = await compile(new DirSource(dir));
     const d = r.diagnostics.find((x) => x.code === 'BCN5006')!;
@@ -160,7 +174,14 @@ describe('hostile input finishes (each of these used to hang or crash)', () => {
   });
 
   it('a dense fallback graph without a cycle (exponential cycle search) and one with a cycle, reported once', async () => {
-    const models = Array.from({ length: 60 }, (_, i) => `apiVersion: beacon.dev/v1alpha1\nkind: Model\nmetadata: {name: m${i}}\nspec:\n  provider: scripted\n  script: [{when: "true", reply: ok}]\n  fallbacks: [${[i + 1, i + 2].filter((j) => j < 60).map((j) => `m${j}`).join(', ')}]\n`);
+    const models = Array.from(
+      { length: 60 },
+      (_, i) =>
+        `apiVersion: beacon.dev/v1alpha1\nkind: Model\nmetadata: {name: m${i}}\nspec:\n  provider: scripted\n  script: [{when: "true", reply: ok}]\n  fallbacks: [${[i + 1, i + 2]
+          .filter((j) => j < 60)
+          .map((j) => `m${j}`)
+          .join(', ')}]\n`,
+    );
     const dir = folder({ 'models.yaml': models.join('---\n') });
     const r = await compile(new DirSource(dir));
     expect(r.diagnostics).toEqual([]);
@@ -170,7 +191,10 @@ describe('hostile input finishes (each of these used to hang or crash)', () => {
   });
 
   it('a fallback chain of 5,000 models (recursion depth)', async () => {
-    const models = Array.from({ length: 5000 }, (_, i) => `apiVersion: beacon.dev/v1alpha1\nkind: Model\nmetadata: {name: m${i}}\nspec: {provider: scripted, script: [{when: "true", reply: ok}]${i < 4999 ? `, fallbacks: [m${i + 1}]` : ''}}\n`);
+    const models = Array.from(
+      { length: 5000 },
+      (_, i) => `apiVersion: beacon.dev/v1alpha1\nkind: Model\nmetadata: {name: m${i}}\nspec: {provider: scripted, script: [{when: "true", reply: ok}]${i < 4999 ? `, fallbacks: [m${i + 1}]` : ''}}\n`,
+    );
     const files: Record<string, string> = {};
     for (let f = 0; f < 5; f++) files[`models-${f}.yaml`] = models.slice(f * 1000, (f + 1) * 1000).join('---\n');
     const dir = folder(files);

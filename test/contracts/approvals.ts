@@ -18,7 +18,19 @@ let seq = 0;
 
 function gate(run: string, quorum: number, node = 'approve2'): ApprovalRequest {
   const now = Date.now();
-  return { run, workflow: 'Workflow/acme/refund', node, traversal: 0, approvers: ['ann', 'bob', 'cy'], quorum, timeoutSeconds: 60, onTimeout: 'reject', subject: { amount: 40 }, requestedAt: now, expiresAt: now + 60_000 };
+  return {
+    run,
+    workflow: 'Workflow/acme/refund',
+    node,
+    traversal: 0,
+    approvers: ['ann', 'bob', 'cy'],
+    quorum,
+    timeoutSeconds: 60,
+    onTimeout: 'reject',
+    subject: { amount: 40 },
+    requestedAt: now,
+    expiresAt: now + 60_000,
+  };
 }
 
 export function approvalStoreContract(name: string, make: () => Promise<ApprovalHarness>): void {
@@ -67,7 +79,7 @@ export function approvalStoreContract(name: string, make: () => Promise<Approval
     );
 
     it(
-      'a rejection, or a deadline\'s onTimeout, decides at once; the first decision stands',
+      "a rejection, or a deadline's onTimeout, decides at once; the first decision stands",
       withRun(async ({ approvals }, run) => {
         await approvals.request(gate(run, 2));
         await approvals.request(gate(run, 1, 'second'));

@@ -61,7 +61,7 @@ export function counterStoreContract(name: string, make: () => Promise<{ counter
 
 export function rateLimitsContract(name: string, make: () => Promise<{ limits: RateLimits; close?(): Promise<void> }>): void {
   describe(`RateLimits contract: ${name}`, () => {
-    it('lets a minute\'s allowance through at once, then refuses with the time until the next call can pass', async () => {
+    it("lets a minute's allowance through at once, then refuses with the time until the next call can pass", async () => {
       const { limits, close } = await make();
       try {
         const k = fresh('tool');

@@ -18,8 +18,29 @@ export interface RunStoreHarness {
 }
 
 export const NEW_RUN = { version: 'sha256:0f00', target: 'Workflow/acme/pipeline', input: { ticket: 'refund please' } };
-export const started = (callId: string): AppendRecord => ({ type: 'tool-call-started', callId, tool: 'kb-search', name: 'search', arguments: { q: callId }, idempotencyKey: `run/${callId}`, node: 'triage', traversal: 0, replica: 0 });
-const step = (node: string): AppendRecord => ({ type: 'node-completed', kind: 'agent', node, traversal: 0, replica: 0, agent: `Agent/acme/${node}`, inputDigest: 'sha256:aa', output: { node }, usage: { inputTokens: 10, outputTokens: 5 }, costUsd: 0.001 });
+export const started = (callId: string): AppendRecord => ({
+  type: 'tool-call-started',
+  callId,
+  tool: 'kb-search',
+  name: 'search',
+  arguments: { q: callId },
+  idempotencyKey: `run/${callId}`,
+  node: 'triage',
+  traversal: 0,
+  replica: 0,
+});
+const step = (node: string): AppendRecord => ({
+  type: 'node-completed',
+  kind: 'agent',
+  node,
+  traversal: 0,
+  replica: 0,
+  agent: `Agent/acme/${node}`,
+  inputDigest: 'sha256:aa',
+  output: { node },
+  usage: { inputTokens: 10, outputTokens: 5 },
+  costUsd: 0.001,
+});
 
 export async function expectCode(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
   const err = await promise.then(
@@ -63,7 +84,9 @@ export function runStoreContract(name: string, make: () => Promise<RunStoreHarne
         ]);
         expect(entries[0]).toMatchObject({ ...NEW_RUN, type: 'run-started' });
         expect(entries.every((e) => typeof e.at === 'number' && e.at > 0)).toBe(true);
-        expect(await store.list()).toEqual([{ id: 'run-1', status: 'Succeeded', version: 'sha256:0f00', target: 'Workflow/acme/pipeline', startedAt: entries[0]!.at, updatedAt: entries[2]!.at, records: 3 }]);
+        expect(await store.list()).toEqual([
+          { id: 'run-1', status: 'Succeeded', version: 'sha256:0f00', target: 'Workflow/acme/pipeline', startedAt: entries[0]!.at, updatedAt: entries[2]!.at, records: 3 },
+        ]);
         const fresh = await store.create(NEW_RUN);
         expect(fresh).toMatch(/^[0-9a-f-]{36}$/);
         expect((await store.list()).find((s) => s.id === fresh)?.status).toBe('Running');
@@ -181,7 +204,7 @@ export function runStoreContract(name: string, make: () => Promise<RunStoreHarne
     );
 
     it(
-      'fences a holder that was taken over: its writes are refused, the new holder\'s pass',
+      "fences a holder that was taken over: its writes are refused, the new holder's pass",
       withStore(async ({ store, expire }) => {
         const id = await store.create({ ...NEW_RUN, id: 'fenced' });
         const old = await store.lease(id);

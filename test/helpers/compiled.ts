@@ -11,5 +11,19 @@ export function compiled(manifest: Record<string, unknown>, extra: { file?: stri
   if (object === undefined || kind === undefined || problems.length > 0) throw new Error(`not a valid manifest: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`);
   const metadata = object.metadata as { name: string; tenant?: string };
   const id = metadata.tenant !== undefined ? `${kind}/${metadata.tenant}/${metadata.name}` : `${kind}/${metadata.name}`;
-  return compiledObject({ id, kind, name: metadata.name, ...(metadata.tenant !== undefined ? { tenant: metadata.tenant } : {}), file: extra.file ?? `${kind.toLowerCase()}s/${metadata.name}.yaml`, line: 1, digest: 'sha256:test', effectiveDigest: 'sha256:test', uses: extra.uses ?? [], origin: { blob: '', document: 0 } }, object);
+  return compiledObject(
+    {
+      id,
+      kind,
+      name: metadata.name,
+      ...(metadata.tenant !== undefined ? { tenant: metadata.tenant } : {}),
+      file: extra.file ?? `${kind.toLowerCase()}s/${metadata.name}.yaml`,
+      line: 1,
+      digest: 'sha256:test',
+      effectiveDigest: 'sha256:test',
+      uses: extra.uses ?? [],
+      origin: { blob: '', document: 0 },
+    },
+    object,
+  );
 }

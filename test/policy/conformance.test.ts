@@ -53,9 +53,7 @@ describe('CEL conformance (@bufbuild/cel-spec)', () => {
 
   it('passes no case listed in the ratchet (tighten it with `node scripts/cel-conformance.mjs --update`)', () => {
     const byId = new Map(report.results.map((r) => [r.id, r]));
-    const stale = ratchet
-      .filter((id) => byId.get(id)?.status !== 'fail')
-      .map((id) => `${id}: ${byId.get(id)?.status ?? 'no longer in the conformance data'}`);
+    const stale = ratchet.filter((id) => byId.get(id)?.status !== 'fail').map((id) => `${id}: ${byId.get(id)?.status ?? 'no longer in the conformance data'}`);
     expect(stale, `listed in the ratchet but no longer failing (remove them: \`node scripts/cel-conformance.mjs --update\`):\n${stale.join('\n')}\n`).toEqual([]);
   });
 });

@@ -40,18 +40,7 @@ import { baseEnvironment, boundedProgram } from '../../policy/index.js';
  * first `string`; map tests (field selection, `has`, `in`, quoted keys) are
  * the `fields` section (map literals are also covered by `comparisons`).
  */
-export const SECTIONS = [
-  'basic',
-  'comparisons',
-  'logic',
-  'macros',
-  'string',
-  'lists',
-  'fields',
-  'conversions',
-  'integer_math',
-  'fp_math',
-] as const;
+export const SECTIONS = ['basic', 'comparisons', 'logic', 'macros', 'string', 'lists', 'fields', 'conversions', 'integer_math', 'fp_math'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /** Milliseconds one case may take before it counts as a failure ("timeout"). */
@@ -368,9 +357,17 @@ export function show(v: unknown, depth = 0): string {
   if (v instanceof CelTypeName) return `type(${v.name})`;
   if (isCelJsType(v)) return `type(${v.name})`;
   if (v instanceof Uint8Array) return `b"${[...v.slice(0, 24)].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('')}${v.length > 24 ? '…' : ''}"`;
-  if (Array.isArray(v)) return `[${v.slice(0, 10).map((x) => show(x, depth + 1)).join(', ')}${v.length > 10 ? ', …' : ''}]`;
+  if (Array.isArray(v))
+    return `[${v
+      .slice(0, 10)
+      .map((x) => show(x, depth + 1))
+      .join(', ')}${v.length > 10 ? ', …' : ''}]`;
   const entries = mapEntries(v);
-  if (entries !== null) return `{${entries.slice(0, 10).map(([k, x]) => `${show(k, depth + 1)}: ${show(x, depth + 1)}`).join(', ')}${entries.length > 10 ? ', …' : ''}}`;
+  if (entries !== null)
+    return `{${entries
+      .slice(0, 10)
+      .map(([k, x]) => `${show(k, depth + 1)}: ${show(x, depth + 1)}`)
+      .join(', ')}${entries.length > 10 ? ', …' : ''}}`;
   if (v instanceof Date) return `timestamp(${JSON.stringify(v.toISOString())})`;
   const name = (v as { constructor?: { name?: string } }).constructor?.name ?? typeof v;
   return `<${name} ${Object.prototype.toString.call(v).slice(0, 40)}>`;
@@ -466,8 +463,7 @@ export async function runConformance(opts: RunOptions = {}): Promise<Conformance
   const started = performance.now();
   const sections = opts.sections ?? SECTIONS;
   const cases = loadCases(sections);
-  const results =
-    opts.guard === 'none' ? cases.map((c) => runCase(c)) : await runGuarded(cases, sections, opts.timeoutMs ?? CASE_TIMEOUT_MS);
+  const results = opts.guard === 'none' ? cases.map((c) => runCase(c)) : await runGuarded(cases, sections, opts.timeoutMs ?? CASE_TIMEOUT_MS);
   return {
     results,
     sections: summarize(sections, results),

@@ -54,8 +54,7 @@ const bigAgent = toCelValue(
 describe('size bounds from the JSON Schemas', () => {
   type Path = readonly string[];
   /** Follow fields ('[]' for a list's or map's items) through a kind's shape. */
-  const at = (kind: Parameters<typeof objectShapeOf>[0], path: Path): Shape | undefined =>
-    path.reduce<Shape | undefined>((s, f) => (f === '[]' ? s?.item : s?.fields?.[f]), objectShapeOf(kind));
+  const at = (kind: Parameters<typeof objectShapeOf>[0], path: Path): Shape | undefined => path.reduce<Shape | undefined>((s, f) => (f === '[]' ? s?.item : s?.fields?.[f]), objectShapeOf(kind));
 
   it.each<[Parameters<typeof objectShapeOf>[0], Path, Partial<Shape>]>([
     ['Agent', ['spec', 'tools'], { kind: 'list', items: 64 }],
@@ -161,8 +160,8 @@ describe('the static cost estimate', () => {
     ["object.spec.tools.filter(t, t.name.startsWith('tool-0')).size() > 0"],
     ["object.spec.instructions.contains('z') || object.spec.instructions.matches('y+z')"],
     ["object.spec.evaluations.exists_one(e, e in object.spec.evaluations) && object.spec.tools.exists(t, t.approval == 'required')"],
-    ["cel.bind(n, object.spec.tools.map(t, t.name), n.all(x, n.exists(y, y == x)))"],
-    ["size(object.spec.instructions + object.spec.instructions.lowerAscii()) > 10"],
+    ['cel.bind(n, object.spec.tools.map(t, t.name), n.all(x, n.exists(y, y == x)))'],
+    ['size(object.spec.instructions + object.spec.instructions.lowerAscii()) > 10'],
   ])('bounds what evaluation spends on values within the schema: %s', (source) => {
     const compiled = compileAgent(source);
     const r = compiled.evaluate({ object: bigAgent }, { costLimit: Infinity, timeoutMs: 10_000 });

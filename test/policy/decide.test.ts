@@ -23,7 +23,12 @@ const bigCalls = compiled('big-model-calls', {
 const regulatedTools = compiled('regulated-tool-calls', {
   phase: 'runtime',
   match: { requestTypes: ['tool'], tenants: ['bank'] },
-  validations: [{ expression: "tenant.metadata.labels.?regulated.orValue('') != 'true' || agent.spec.tools.exists(t, t.name == request.tool && t.approval == 'required')", message: 'regulated tenants call tools only with approval' }],
+  validations: [
+    {
+      expression: "tenant.metadata.labels.?regulated.orValue('') != 'true' || agent.spec.tools.exists(t, t.name == request.tool && t.approval == 'required')",
+      message: 'regulated tenants call tools only with approval',
+    },
+  ],
   action: 'warn',
 });
 const broken = compiled('broken-at-run-time', {
@@ -35,8 +40,25 @@ const broken = compiled('broken-at-run-time', {
 });
 const admissionOnly = compiled('admission-only', { phase: 'admission', match: { kinds: ['Agent'] }, validations: [{ expression: 'false' }], action: 'deny' });
 
-const tenantBank = { apiVersion: 'beacon.dev/v1alpha1', kind: 'Tenant', metadata: { name: 'bank', labels: { regulated: 'true' }, annotations: {} }, spec: { sponsors: ['a@bank.example'], quotas: { tokensPerDay: 1000, maxSandboxes: 1 } } };
-const agentTeller = { apiVersion: 'beacon.dev/v1alpha1', kind: 'Agent', metadata: { name: 'teller', tenant: 'bank', labels: {}, annotations: {} }, spec: { model: 'm', instructions: 'x', tools: [{ name: 'transfer', approval: 'auto' }, { name: 'lookup', approval: 'required' }] } };
+const tenantBank = {
+  apiVersion: 'beacon.dev/v1alpha1',
+  kind: 'Tenant',
+  metadata: { name: 'bank', labels: { regulated: 'true' }, annotations: {} },
+  spec: { sponsors: ['a@bank.example'], quotas: { tokensPerDay: 1000, maxSandboxes: 1 } },
+};
+const agentTeller = {
+  apiVersion: 'beacon.dev/v1alpha1',
+  kind: 'Agent',
+  metadata: { name: 'teller', tenant: 'bank', labels: {}, annotations: {} },
+  spec: {
+    model: 'm',
+    instructions: 'x',
+    tools: [
+      { name: 'transfer', approval: 'auto' },
+      { name: 'lookup', approval: 'required' },
+    ],
+  },
+};
 
 const decider = createDecider([egress, bigCalls, regulatedTools, broken, admissionOnly], {
   resolve: {
@@ -63,7 +85,9 @@ describe('decide', () => {
     expect(d).toEqual({ allowed: true, denials: [], warnings: [], audits: [{ policy: 'big-model-calls', message: 'model call above 50k tokens' }] });
   });
   it('reads the agent and tenant the request names', () => {
-    expect(decider.decide({ type: 'tool', tenant: 'bank', agent: 'teller', tool: 'transfer' }).warnings).toEqual([{ policy: 'regulated-tool-calls', message: 'regulated tenants call tools only with approval' }]);
+    expect(decider.decide({ type: 'tool', tenant: 'bank', agent: 'teller', tool: 'transfer' }).warnings).toEqual([
+      { policy: 'regulated-tool-calls', message: 'regulated tenants call tools only with approval' },
+    ]);
     expect(decider.decide({ type: 'tool', tenant: 'bank', agent: 'teller', tool: 'lookup' }).warnings).toEqual([]);
     // Another tenant: the policy does not match.
     expect(decider.decide({ type: 'tool', tenant: 'acme', agent: 'teller', tool: 'transfer' }).warnings).toEqual([]);
@@ -82,7 +106,12 @@ describe('admission bindings', () => {
   it('looks up map entries only when read, and lists them when iterated', () => {
     const looked: string[] = [];
     const listed: string[] = [];
-    const tool = (risk: string) => ({ apiVersion: 'beacon.dev/v1alpha1', kind: 'Tool', metadata: { name: 't', tenant: 'x', labels: {}, annotations: {} }, spec: { risk, files: [], timeoutSeconds: 30 } });
+    const tool = (risk: string) => ({
+      apiVersion: 'beacon.dev/v1alpha1',
+      kind: 'Tool',
+      metadata: { name: 't', tenant: 'x', labels: {}, annotations: {} },
+      spec: { risk, files: [], timeoutSeconds: 30 },
+    });
     const tools: Record<string, ReturnType<typeof tool>> = { a: tool('low'), b: tool('high') };
     const context = (): AdmissionContext => ({
       object: agentTeller,

@@ -53,7 +53,14 @@ describe('the spec example: high-risk-tools-need-approval', () => {
     ['a prod agent whose high-risk tool requires approval', agent('a', { env: 'prod', tools: [{ name: 'refund', approval: 'required' }] }), 'allow', []],
     [
       'a prod agent with high-risk tools on auto',
-      agent('a', { env: 'prod', tools: [{ name: 'refund', approval: 'auto' }, { name: 'search', approval: 'auto' }, { name: 'wire', approval: 'auto' }] }),
+      agent('a', {
+        env: 'prod',
+        tools: [
+          { name: 'refund', approval: 'auto' },
+          { name: 'search', approval: 'auto' },
+          { name: 'wire', approval: 'auto' },
+        ],
+      }),
       'deny',
       ['tools without approval: refund, wire'],
     ],
@@ -71,7 +78,12 @@ describe('actions, conditions and matching', () => {
   const tokenLimit = (action: string, extra: Spec = {}): Spec => ({
     phase: 'admission',
     match: { kinds: ['Agent'] },
-    validations: [{ expression: 'object.spec.limits.tokensPerRun <= tenant.spec.quotas.tokensPerDay', messageExpression: "'tokensPerRun ' + string(object.spec.limits.tokensPerRun) + ' exceeds the tenant quota'" }],
+    validations: [
+      {
+        expression: 'object.spec.limits.tokensPerRun <= tenant.spec.quotas.tokensPerDay',
+        messageExpression: "'tokensPerRun ' + string(object.spec.limits.tokensPerRun) + ' exceeds the tenant quota'",
+      },
+    ],
     action,
     ...extra,
   });
@@ -96,7 +108,12 @@ describe('actions, conditions and matching', () => {
     ],
     [
       'oldObject: a changed model without an approved-by annotation',
-      { phase: 'admission', match: { kinds: ['Agent'] }, validations: [{ expression: "oldObject == null || oldObject.spec.model == object.spec.model || 'approved-by' in object.metadata.annotations", message: 'model change needs approved-by' }], action: 'deny' },
+      {
+        phase: 'admission',
+        match: { kinds: ['Agent'] },
+        validations: [{ expression: "oldObject == null || oldObject.spec.model == object.spec.model || 'approved-by' in object.metadata.annotations", message: 'model change needs approved-by' }],
+        action: 'deny',
+      },
       { object: agent('a', { model: 'claude' }), oldObject: agent('a') },
       'deny',
       ['model change needs approved-by'],
@@ -158,7 +175,7 @@ describe('failurePolicy on a run-time error (a missing map key)', () => {
   });
 });
 
-describe('failurePolicy applies per expression: an error never hides another validation\'s violation', () => {
+describe("failurePolicy applies per expression: an error never hides another validation's violation", () => {
   const spec = (failurePolicy: string): Spec => ({
     phase: 'admission',
     match: { kinds: ['Agent'] },
@@ -200,9 +217,26 @@ describe('compile problems carry a pointer and the offset inside the expression'
     ['unknown field on a typed object', base({ validations: [{ expression: "object.spec.modle == 'x'" }] }), '/spec/validations/0/expression', 12, /modle/],
     ['unknown field in a list item', base({ variables: [{ name: 'names', expression: 'object.spec.tools.map(t, t.nam)' }] }), '/spec/variables/0/expression', 27, /nam/],
     ['non-bool validation', base({ validations: [{ expression: 'object.spec.model' }] }), '/spec/validations/0/expression', 0, /must evaluate to bool.*string/],
-    ['non-string messageExpression', base({ validations: [{ expression: 'true', messageExpression: 'size(object.spec.tools)' }] }), '/spec/validations/0/messageExpression', 0, /must evaluate to string.*int/],
+    [
+      'non-string messageExpression',
+      base({ validations: [{ expression: 'true', messageExpression: 'size(object.spec.tools)' }] }),
+      '/spec/validations/0/messageExpression',
+      0,
+      /must evaluate to string.*int/,
+    ],
     ['type error', base({ match: { kinds: ['Agent'], conditions: ["object.spec.model == 'a' && object.spec.limits.tokensPerRun + 'x' == 'y'"] } }), '/spec/match/conditions/0', 28, /no such overload/],
-    ['a variable read before it is declared', base({ variables: [{ name: 'a', expression: 'variables.b' }, { name: 'b', expression: '1' }] }), '/spec/variables/0/expression', 10, /No such key: b/],
+    [
+      'a variable read before it is declared',
+      base({
+        variables: [
+          { name: 'a', expression: 'variables.b' },
+          { name: 'b', expression: '1' },
+        ],
+      }),
+      '/spec/variables/0/expression',
+      10,
+      /No such key: b/,
+    ],
     ['a runtime policy cannot read object', { phase: 'runtime', match: {}, validations: [{ expression: "object.kind == 'Agent'" }], action: 'deny' }, '/spec/validations/0/expression', 0, /object/],
   ])('%s', (_, spec, pointer, offset, message) => {
     const r = compilePolicy({ name: 'bad', spec });
@@ -218,7 +252,12 @@ describe('runtime policies', () => {
   const egress = compile({
     phase: 'runtime',
     match: { requestTypes: ['egress'] },
-    validations: [{ expression: "request.host.endsWith('.acme.com') || request.host in agent.metadata.annotations.?egress.orValue('').split(',')", messageExpression: "'egress to ' + request.host + ' is not allowed'" }],
+    validations: [
+      {
+        expression: "request.host.endsWith('.acme.com') || request.host in agent.metadata.annotations.?egress.orValue('').split(',')",
+        messageExpression: "'egress to ' + request.host + ' is not allowed'",
+      },
+    ],
     action: 'deny',
   });
   const a = { ...agent('a'), metadata: { ...agent('a').metadata, annotations: { egress: 'api.stripe.com,example.org' } } };
@@ -232,7 +271,12 @@ describe('runtime policies', () => {
   });
 
   it('reads tokensUsed as int and costUsd as double', () => {
-    const budget = compile({ phase: 'runtime', match: { requestTypes: ['model'] }, validations: [{ expression: 'request.tokensUsed <= agent.spec.limits.tokensPerRun && request.costUsd < 0.5' }], action: 'warn' });
+    const budget = compile({
+      phase: 'runtime',
+      match: { requestTypes: ['model'] },
+      validations: [{ expression: 'request.tokensUsed <= agent.spec.limits.tokensPerRun && request.costUsd < 0.5' }],
+      action: 'warn',
+    });
     expect(budget.evaluate({ request: { type: 'model', tokensUsed: 500, costUsd: 0.1 }, agent: agent('a'), tenant }).outcome).toBe('allow');
     expect(budget.evaluate({ request: { type: 'model', tokensUsed: 5000, costUsd: 0.1 }, agent: agent('a'), tenant }).outcome).toBe('warn');
   });

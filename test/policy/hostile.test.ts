@@ -94,8 +94,7 @@ interface Case {
 const AGENT = { variables: { object: 'dyn' }, shapes: { object: objectShapeOf('Agent') }, context: { object: bigAgent } };
 const ARGS = { variables: { args: 'map<string, dyn>' }, context: { args: bigArguments } };
 const tools = 'object.spec.tools';
-const nest = (depth: number, range: string, body: string) =>
-  ['a', 'b', 'c', 'd'].slice(0, depth).reduceRight((inner, v) => `${range}.all(${v}, ${inner})`, body);
+const nest = (depth: number, range: string, body: string) => ['a', 'b', 'c', 'd'].slice(0, depth).reduceRight((inner, v) => `${range}.all(${v}, ${inner})`, body);
 const digits = (n: number) => `[${Array.from({ length: n }, (_, i) => i % 10).join(',')}]`;
 
 const CASES: Case[] = [
@@ -124,7 +123,7 @@ const CASES: Case[] = [
   { name: '2-deep map() building 1,000,000 items', source: `cel.bind(l, ${digits(1_000)}, l.map(a, l.map(b, a + b)).size())`, expect: { run: 'exceeded' } },
   { name: '2-deep over a list of no schema', source: nest(2, 'args.few', 'a != b'), ...ARGS, expect: { compile: 'cost' } },
   { name: 'exists_one over 200,000 request arguments', source: "args.items.exists_one(x, x == 'item-7')", ...ARGS, expect: { run: 'exceeded' } },
-  { name: 'map() over 200,000 request arguments', source: "args.items.map(x, x + x).size() > 0", ...ARGS, expect: { run: 'exceeded' } },
+  { name: 'map() over 200,000 request arguments', source: 'args.items.map(x, x + x).size() > 0', ...ARGS, expect: { run: 'exceeded' } },
 
   // Huge strings and lists.
   {
@@ -168,7 +167,14 @@ const CASES: Case[] = [
     context: { p: bigArguments.pattern },
     expect: { compile: 'cost' },
   },
-  { name: 'an invalid pattern made at run time', source: "'aa'.matches(p + '\\\\1')", variables: { p: 'string' }, shapes: { p: { kind: 'string', chars: 8 } }, context: { p: '(a)' }, expect: { run: 'error' } },
+  {
+    name: 'an invalid pattern made at run time',
+    source: "'aa'.matches(p + '\\\\1')",
+    variables: { p: 'string' },
+    shapes: { p: { kind: 'string', chars: 8 } },
+    context: { p: '(a)' },
+    expect: { run: 'error' },
+  },
 ];
 
 function evaluate(c: Case): { compiled: ReturnType<typeof compileExpression>; run?: CelEvaluation } {
@@ -209,8 +215,7 @@ function policy(spec: Record<string, unknown>) {
 }
 
 /** v1 = s + s, v2 = v1 + v1, ... */
-const doubling = (n: number, seed: string) =>
-  Array.from({ length: n }, (_, i) => ({ name: `v${i + 1}`, expression: i === 0 ? `${seed} + ${seed}` : `variables.v${i} + variables.v${i}` }));
+const doubling = (n: number, seed: string) => Array.from({ length: n }, (_, i) => ({ name: `v${i + 1}`, expression: i === 0 ? `${seed} + ${seed}` : `variables.v${i} + variables.v${i}` }));
 
 describe('the hostile corpus, through policies', () => {
   it('string doubling through 40 variables is rejected or stops at the string cap', ({ task }) => {

@@ -166,11 +166,20 @@ export class FakeKube {
         readyReplicas: ready,
         availableReplicas: ready,
         conditions: [
-          { type: 'Available', status: ready === replicas ? 'True' : 'False', reason: ready === replicas ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable', message: `${ready} of ${replicas} replicas available` },
+          {
+            type: 'Available',
+            status: ready === replicas ? 'True' : 'False',
+            reason: ready === replicas ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable',
+            message: `${ready} of ${replicas} replicas available`,
+          },
           ...(this.neverReady.has(name) ? [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: `ReplicaSet "${name}" has timed out progressing.` }] : []),
         ],
       };
-      this.put(RESOURCES.find((x) => x.kind === 'Deployment')!, now, 'MODIFIED');
+      this.put(
+        RESOURCES.find((x) => x.kind === 'Deployment')!,
+        now,
+        'MODIFIED',
+      );
     }, this.readyDelayMs);
   }
 
@@ -180,7 +189,13 @@ export class FakeKube {
     const existing = this.list('pods').filter((p) => p.metadata.namespace === ns && p.metadata.labels?.['beacon.dev/sandbox'] === d.metadata.name);
     existing.slice(count).forEach((p) => this.remove(pods, ns, p.metadata.name));
     for (let i = existing.length; i < count; i++) {
-      const pod: Obj = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${d.metadata.name}-${i}`, namespace: ns, uid: `pod-uid-${++this.rv}`, labels: { ...d.spec.template.metadata.labels } }, spec: d.spec.template.spec, status: { phase: 'Running' } };
+      const pod: Obj = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `${d.metadata.name}-${i}`, namespace: ns, uid: `pod-uid-${++this.rv}`, labels: { ...d.spec.template.metadata.labels } },
+        spec: d.spec.template.spec,
+        status: { phase: 'Running' },
+      };
       pods.validate(pod);
       this.put(pods, pod, 'ADDED');
     }
@@ -237,13 +252,33 @@ export class FakeKube {
       const status =
         t === undefined || audiences.length === 0
           ? { authenticated: false, error: t === undefined ? 'invalid bearer token' : 'token audiences is invalid for the target audiences' }
-          : { authenticated: true, audiences, user: { username: `system:serviceaccount:${t.namespace}:${t.serviceAccount}`, uid: 'u', groups: ['system:serviceaccounts'], extra: { 'authentication.kubernetes.io/pod-name': [t.pod], ...(t.podUid !== undefined ? { 'authentication.kubernetes.io/pod-uid': [t.podUid] } : {}) } } };
+          : {
+              authenticated: true,
+              audiences,
+              user: {
+                username: `system:serviceaccount:${t.namespace}:${t.serviceAccount}`,
+                uid: 'u',
+                groups: ['system:serviceaccounts'],
+                extra: { 'authentication.kubernetes.io/pod-name': [t.pod], ...(t.podUid !== undefined ? { 'authentication.kubernetes.io/pod-uid': [t.podUid] } : {}) },
+              },
+            };
       return send(201, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: review.spec, status });
     }
     const route = this.route(url.pathname);
     if (route === undefined) return reply(404, 'NotFound', `no route ${url.pathname}`);
     if ('discovery' in route) {
-      return send(200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: route.groupVersion, resources: route.discovery.map((r) => ({ name: r.plural, singularName: r.kind.toLowerCase(), namespaced: r.namespaced, kind: r.kind, verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'] })) });
+      return send(200, {
+        kind: 'APIResourceList',
+        apiVersion: 'v1',
+        groupVersion: route.groupVersion,
+        resources: route.discovery.map((r) => ({
+          name: r.plural,
+          singularName: r.kind.toLowerCase(),
+          namespaced: r.namespaced,
+          kind: r.kind,
+          verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+        })),
+      });
     }
     const { r, ns, name } = route;
     const selector = parseSelector(url.searchParams.get('labelSelector'));
@@ -278,7 +313,8 @@ export class FakeKube {
       } catch (err) {
         return reply(400, 'BadRequest', `the body is not JSON: ${(err as Error).message}`);
       }
-      if (obj.kind !== r.kind || obj.metadata?.name !== name || (r.namespaced && obj.metadata?.namespace !== ns)) return reply(400, 'BadRequest', `the body names ${obj.kind}/${obj.metadata?.namespace}/${obj.metadata?.name}, not ${r.kind}/${ns}/${name}`);
+      if (obj.kind !== r.kind || obj.metadata?.name !== name || (r.namespaced && obj.metadata?.namespace !== ns))
+        return reply(400, 'BadRequest', `the body names ${obj.kind}/${obj.metadata?.namespace}/${obj.metadata?.name}, not ${r.kind}/${ns}/${name}`);
       try {
         r.validate(obj);
       } catch (err) {
@@ -292,7 +328,11 @@ export class FakeKube {
       this.applied.push(structuredClone(obj));
       const before = this.store.get(k);
       const generation = (before?.metadata.generation ?? 0) + (before === undefined || JSON.stringify(before.spec) !== JSON.stringify(obj.spec) ? 1 : 0);
-      const merged: Obj = { ...obj, metadata: { ...obj.metadata, uid: before?.metadata.uid ?? `uid-${this.rv}`, generation, creationTimestamp: before?.metadata.creationTimestamp ?? new Date().toISOString() }, ...(before?.status !== undefined ? { status: before.status } : {}) };
+      const merged: Obj = {
+        ...obj,
+        metadata: { ...obj.metadata, uid: before?.metadata.uid ?? `uid-${this.rv}`, generation, creationTimestamp: before?.metadata.creationTimestamp ?? new Date().toISOString() },
+        ...(before?.status !== undefined ? { status: before.status } : {}),
+      };
       this.put(r, merged, before === undefined ? 'ADDED' : 'MODIFIED');
       if (r.kind === 'Deployment' && generation !== before?.metadata.generation) this.reconcile(merged);
       return send(before === undefined ? 201 : 200, merged);

@@ -69,36 +69,43 @@ describe('after the host is killed with SIGKILL', () => {
     expect(await next.list()).toEqual([]);
   }, 60_000);
 
-  gvisor('gvisor: a paused container survives, is listed, and cleanup removes it, its bundle and every process of it', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'beacon-crash-'));
-    dirs.push(stateDir);
-    const { child, id } = await host('gvisor', stateDir);
-    const runner = new GvisorRunner({ stateDir });
-    expect(spawnSync('runsc', ['--rootless', `--root=${runner.runscRoot}`, 'pause', id]).status).toBe(0);
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+  gvisor(
+    'gvisor: a paused container survives, is listed, and cleanup removes it, its bundle and every process of it',
+    async () => {
+      const stateDir = mkdtempSync(join(tmpdir(), 'beacon-crash-'));
+      dirs.push(stateDir);
+      const { child, id } = await host('gvisor', stateDir);
+      const runner = new GvisorRunner({ stateDir });
+      expect(spawnSync('runsc', ['--rootless', `--root=${runner.runscRoot}`, 'pause', id]).status).toBe(0);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
 
-    const listed = await runner.list();
-    expect(listed.find((s) => s.id === id)).toMatchObject({ attached: false, labels: { 'beacon.dev/agent': 'triage' } });
-    expect((await runner.containers()).map((c) => [c.id, c.status])).toEqual([[id, 'paused']]);
-    expect(await runner.cleanup()).toContain(id);
-    expect(await runner.containers()).toEqual([]);
-    expect(readdirSync(join(stateDir, 'gvisor', 'bundles'))).toEqual([]);
-    await expect.poll(() => processesMentioning(id), { timeout: 10_000 }).toEqual([]);
-    expect(await runner.list()).toEqual([]);
-  }, 60_000);
+      const listed = await runner.list();
+      expect(listed.find((s) => s.id === id)).toMatchObject({ attached: false, labels: { 'beacon.dev/agent': 'triage' } });
+      expect((await runner.containers()).map((c) => [c.id, c.status])).toEqual([[id, 'paused']]);
+      expect(await runner.cleanup()).toContain(id);
+      expect(await runner.containers()).toEqual([]);
+      expect(readdirSync(join(stateDir, 'gvisor', 'bundles'))).toEqual([]);
+      await expect.poll(() => processesMentioning(id), { timeout: 10_000 }).toEqual([]);
+      expect(await runner.list()).toEqual([]);
+    },
+    60_000,
+  );
 
-  gvisor('gvisor: a live container exits by itself when its host dies (its channel closes)', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'beacon-crash-'));
-    dirs.push(stateDir);
-    const { child, id } = await host('gvisor', stateDir);
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
-    const runner = new GvisorRunner({ stateDir });
-    await expect.poll(async () => (await runner.containers()).filter((c) => c.status === 'running'), { timeout: 10_000 }).toEqual([]);
-    await runner.cleanup();
-    expect(await runner.containers()).toEqual([]);
-    await expect.poll(() => processesMentioning(id), { timeout: 10_000 }).toEqual([]);
-  }, 60_000);
+  gvisor(
+    'gvisor: a live container exits by itself when its host dies (its channel closes)',
+    async () => {
+      const stateDir = mkdtempSync(join(tmpdir(), 'beacon-crash-'));
+      dirs.push(stateDir);
+      const { child, id } = await host('gvisor', stateDir);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const runner = new GvisorRunner({ stateDir });
+      await expect.poll(async () => (await runner.containers()).filter((c) => c.status === 'running'), { timeout: 10_000 }).toEqual([]);
+      await runner.cleanup();
+      expect(await runner.containers()).toEqual([]);
+      await expect.poll(() => processesMentioning(id), { timeout: 10_000 }).toEqual([]);
+    },
+    60_000,
+  );
 });
-

@@ -16,7 +16,21 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ConfigMap, Namespace, ServiceAccount } from 'kubernetes-models/v1';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
 import { createModelGateway } from '../../runtime/index.js';
-import { builtEntry, deploymentName, KernelStreamServer, KubeConfig, KubernetesApiError, KubernetesRunner, namespaceOf, objectsFor, shippedFiles, type KubeLayout, type KubeObject, type SandboxInfo, type SandboxSpec } from '../../runners/index.js';
+import {
+  builtEntry,
+  deploymentName,
+  KernelStreamServer,
+  KubeConfig,
+  KubernetesApiError,
+  KubernetesRunner,
+  namespaceOf,
+  objectsFor,
+  shippedFiles,
+  type KubeLayout,
+  type KubeObject,
+  type SandboxInfo,
+  type SandboxSpec,
+} from '../../runners/index.js';
 import { FakeKube } from './fake-kube.js';
 import { requires } from '../helpers/requires.js';
 import { withSpec } from '../helpers/bundles.js';
@@ -25,7 +39,10 @@ const tls = requires(spawnSync('openssl', ['version']).status === 0 ? null : 'op
 
 let examples: CompileResult;
 let kube: FakeKube;
-const layout: KubeLayout = { image: 'registry.example/beacon-runtime:0.1.0', kernel: { address: 'beacon-kernel.beacon-system.svc', port: 7443, namespace: 'beacon-system', podLabels: { 'app.kubernetes.io/name': 'beacon-kernel' } } };
+const layout: KubeLayout = {
+  image: 'registry.example/beacon-runtime:0.1.0',
+  kernel: { address: 'beacon-kernel.beacon-system.svc', port: 7443, namespace: 'beacon-system', podLabels: { 'app.kubernetes.io/name': 'beacon-kernel' } },
+};
 
 beforeAll(async () => {
   examples = await compile(new DirSource(resolve('examples')));
@@ -39,7 +56,12 @@ afterAll(async () => {
 
 function kubeConfig(url: string): KubeConfig {
   const kc = new KubeConfig();
-  kc.loadFromOptions({ clusters: [{ name: 'fake', server: url, skipTLSVerify: true }], users: [{ name: 'beacon', token: 'test-token' }], contexts: [{ name: 'fake', cluster: 'fake', user: 'beacon' }], currentContext: 'fake' });
+  kc.loadFromOptions({
+    clusters: [{ name: 'fake', server: url, skipTLSVerify: true }],
+    users: [{ name: 'beacon', token: 'test-token' }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: 'beacon' }],
+    currentContext: 'fake',
+  });
   return kc;
 }
 
@@ -66,7 +88,15 @@ describe('the objects of an agent version', () => {
     for (const o of objects) expect(() => models[o.kind]!(o).validate(), o.kind).not.toThrow();
 
     const d = objects.find((o) => o.kind === 'Deployment') as KubeObject & { spec: any };
-    expect(d.metadata.labels).toMatchObject({ 'beacon.dev/tenant': 'acme-support', 'beacon.dev/agent': 'refund-assessor', 'beacon.dev/version': examples.bundle.objects.find((o) => o.id === 'Agent/acme-support/refund-assessor')!.effectiveDigest.replace('sha256:', '').slice(0, 63), 'app.kubernetes.io/managed-by': 'beacon' });
+    expect(d.metadata.labels).toMatchObject({
+      'beacon.dev/tenant': 'acme-support',
+      'beacon.dev/agent': 'refund-assessor',
+      'beacon.dev/version': examples.bundle.objects
+        .find((o) => o.id === 'Agent/acme-support/refund-assessor')!
+        .effectiveDigest.replace('sha256:', '')
+        .slice(0, 63),
+      'app.kubernetes.io/managed-by': 'beacon',
+    });
     const pod = d.spec.template.spec;
     expect(pod.runtimeClassName).toBe('gvisor');
     expect(pod.automountServiceAccountToken).toBe(false);
@@ -92,8 +122,14 @@ describe('the objects of an agent version', () => {
     expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
     expect(np.spec.ingress).toEqual([]);
     expect(np.spec.egress).toHaveLength(2);
-    expect(np.spec.egress[0]).toEqual({ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'beacon-system' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'beacon-kernel' } } }], ports: [{ protocol: 'TCP', port: 7443 }] });
-    expect(np.spec.egress[1].ports).toEqual([{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }]);
+    expect(np.spec.egress[0]).toEqual({
+      to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'beacon-system' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'beacon-kernel' } } }],
+      ports: [{ protocol: 'TCP', port: 7443 }],
+    });
+    expect(np.spec.egress[1].ports).toEqual([
+      { protocol: 'UDP', port: 53 },
+      { protocol: 'TCP', port: 53 },
+    ]);
   });
 
   it('names never collide: tenant and name split differently, an Agent and a Workflow, long tenant names', () => {
@@ -213,7 +249,12 @@ describe('against the API server', () => {
     const before = kube.requests.length;
     await expect(invalid.start(spec('Agent/acme-support/resolver'))).rejects.toThrow(/HTTP 422/);
     // Refused once, not retried.
-    expect(kube.requests.slice(before).filter((r) => r.path.includes('/deployments/')).map((r) => [r.method, r.status])).toEqual([['PATCH', 422]]);
+    expect(
+      kube.requests
+        .slice(before)
+        .filter((r) => r.path.includes('/deployments/'))
+        .map((r) => [r.method, r.status]),
+    ).toEqual([['PATCH', 422]]);
     expect(kube.invalid.length).toBeGreaterThan(0);
   }, 30_000);
 });
@@ -235,7 +276,10 @@ describe("a pod's stream to the kernel", () => {
     dirs.push(dir);
     writeFileSync(join(dir, 'token'), token);
     const tls = ca !== undefined ? ['--tls-ca', ca] : [];
-    return spawn(process.execPath, [builtEntry(), '--connect', `127.0.0.1:${port}`, '--token-file', join(dir, 'token'), ...tls], { env: { TZ: 'UTC', BEACON_FILES_ROOT: resolve('examples'), TMPDIR: dir }, stdio: ['ignore', 'ignore', 'pipe'] });
+    return spawn(process.execPath, [builtEntry(), '--connect', `127.0.0.1:${port}`, '--token-file', join(dir, 'token'), ...tls], {
+      env: { TZ: 'UTC', BEACON_FILES_ROOT: resolve('examples'), TMPDIR: dir },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
   }
 
   it('a pod with a token bound to the kernel gets a session for its Deployment; forged, misbound and foreign tokens are refused', async () => {
@@ -310,29 +354,59 @@ describe("a pod's stream to the kernel", () => {
     }
   });
 
-  tls('over TLS: a pod given the CA connects; one without it, or a server refusing plain TCP, does not', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'beacon-tls-'));
-    dirs.push(dir);
-    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { encoding: 'utf8' });
-    expect(made.status, made.stderr).toBe(0);
-    expect(() => new KernelStreamServer({ kubeConfig: kubeConfig(kube.url) })).toThrow(/needs tls/);
-    const notices: string[] = [];
-    const streams = new KernelStreamServer({ kubeConfig: kubeConfig(kube.url), tls: { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, onNotice: (m) => notices.push(m) });
-    const port = await streams.listen(0, '127.0.0.1');
-    const runner = new KubernetesRunner({ ...layout, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 10 }, streams });
-    try {
-      const sandbox = await runner.start(spec('Agent/acme-support/triage'));
-      const [podName] = kube.list('pods').map((p) => p.metadata.name as string);
-      const token = kube.issueToken(sandbox.namespace, podName!, 'beacon-sandbox', ['beacon-kernel']);
-      // Without the CA the pod dials plain TCP, which the TLS server does not accept.
-      const plain = pod(port, token);
-      expect(await new Promise((r) => plain.once('exit', r))).not.toBe(0);
-      const good = pod(port, token, join(dir, 'cert.pem'));
-      await expect.poll(() => streams.connected(sandbox.namespace, sandbox.name), { timeout: 10_000 }).toEqual([podName]);
-      expect((await sandbox.invoke({ input: { ticket: 'I was charged twice.' } })).status).toBe('Succeeded');
-      await stopsWith(sandbox, good);
-    } finally {
-      await streams.close();
-    }
-  }, 60_000);
+  tls(
+    'over TLS: a pod given the CA connects; one without it, or a server refusing plain TCP, does not',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'beacon-tls-'));
+      dirs.push(dir);
+      const made = spawnSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=127.0.0.1',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(made.status, made.stderr).toBe(0);
+      expect(() => new KernelStreamServer({ kubeConfig: kubeConfig(kube.url) })).toThrow(/needs tls/);
+      const notices: string[] = [];
+      const streams = new KernelStreamServer({
+        kubeConfig: kubeConfig(kube.url),
+        tls: { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+        onNotice: (m) => notices.push(m),
+      });
+      const port = await streams.listen(0, '127.0.0.1');
+      const runner = new KubernetesRunner({ ...layout, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 10 }, streams });
+      try {
+        const sandbox = await runner.start(spec('Agent/acme-support/triage'));
+        const [podName] = kube.list('pods').map((p) => p.metadata.name as string);
+        const token = kube.issueToken(sandbox.namespace, podName!, 'beacon-sandbox', ['beacon-kernel']);
+        // Without the CA the pod dials plain TCP, which the TLS server does not accept.
+        const plain = pod(port, token);
+        expect(await new Promise((r) => plain.once('exit', r))).not.toBe(0);
+        const good = pod(port, token, join(dir, 'cert.pem'));
+        await expect.poll(() => streams.connected(sandbox.namespace, sandbox.name), { timeout: 10_000 }).toEqual([podName]);
+        expect((await sandbox.invoke({ input: { ticket: 'I was charged twice.' } })).status).toBe('Succeeded');
+        await stopsWith(sandbox, good);
+      } finally {
+        await streams.close();
+      }
+    },
+    60_000,
+  );
 });

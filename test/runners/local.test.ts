@@ -49,28 +49,35 @@ function spec(result: CompileResult, target: string, root: string, traces?: Trac
 const refund = { ticket: 'Please refund the duplicate charge on order A-42.', orderId: 'A-42' };
 
 describe('the same agent under process and gvisor', () => {
-  gvisor('answers identically, calling its stdio MCP tool in both', async () => {
-    const answers = [];
-    for (const Runner of [ProcessRunner, GvisorRunner]) {
-      // The agent asks for gVisor: the process runner runs it only in development mode, and says so.
-      const runner = new Runner({ stateDir: temp('beacon-runner-'), developmentMode: true });
-      cleanups.push(() => runner.close({ drainMs: 0 }));
-      const traces: TraceEvent[] = [];
-      const sandbox = await runner.start(spec(examples, 'Agent/acme-support/refund-assessor', resolve('examples'), traces));
-      expect(sandbox.runner).toBe(runner.kind);
-      expect(sandbox.labels).toMatchObject({ 'beacon.dev/tenant': 'acme-support', 'beacon.dev/agent': 'refund-assessor' });
-      expect(sandbox.labels['beacon.dev/isolation']).toBe(runner.kind === 'process' ? 'degraded' : undefined);
-      const out = await sandbox.invoke({ input: refund });
-      expect(out.status, out.error?.message).toBe('Succeeded');
-      const tools = traces.filter((t) => t.type === 'tool').map((t) => [t.tool, t.error ?? 'ok']);
-      expect(tools.length).toBeGreaterThan(0);
-      expect(tools.every(([, outcome]) => outcome === 'ok'), JSON.stringify(tools)).toBe(true);
-      answers.push({ output: out.output, tools });
-      await sandbox.stop();
-      expect(sandbox.health()).toMatchObject({ state: 'stopped' });
-    }
-    expect(answers[1]).toEqual(answers[0]);
-  }, 60_000);
+  gvisor(
+    'answers identically, calling its stdio MCP tool in both',
+    async () => {
+      const answers = [];
+      for (const Runner of [ProcessRunner, GvisorRunner]) {
+        // The agent asks for gVisor: the process runner runs it only in development mode, and says so.
+        const runner = new Runner({ stateDir: temp('beacon-runner-'), developmentMode: true });
+        cleanups.push(() => runner.close({ drainMs: 0 }));
+        const traces: TraceEvent[] = [];
+        const sandbox = await runner.start(spec(examples, 'Agent/acme-support/refund-assessor', resolve('examples'), traces));
+        expect(sandbox.runner).toBe(runner.kind);
+        expect(sandbox.labels).toMatchObject({ 'beacon.dev/tenant': 'acme-support', 'beacon.dev/agent': 'refund-assessor' });
+        expect(sandbox.labels['beacon.dev/isolation']).toBe(runner.kind === 'process' ? 'degraded' : undefined);
+        const out = await sandbox.invoke({ input: refund });
+        expect(out.status, out.error?.message).toBe('Succeeded');
+        const tools = traces.filter((t) => t.type === 'tool').map((t) => [t.tool, t.error ?? 'ok']);
+        expect(tools.length).toBeGreaterThan(0);
+        expect(
+          tools.every(([, outcome]) => outcome === 'ok'),
+          JSON.stringify(tools),
+        ).toBe(true);
+        answers.push({ output: out.output, tools });
+        await sandbox.stop();
+        expect(sandbox.health()).toMatchObject({ state: 'stopped' });
+      }
+      expect(answers[1]).toEqual(answers[0]);
+    },
+    60_000,
+  );
 });
 
 describe('inside a gVisor sandbox', () => {
@@ -98,7 +105,16 @@ describe('inside a gVisor sandbox', () => {
   async function probeWith(runner: ProcessRunner, paths: string[]) {
     const sandbox = await runner.start(spec(probe, 'Agent/probe/prober', resolve('test/fixtures/sandbox-probe')));
     try {
-      const out = await sandbox.invoke({ input: { paths, hosts: [['127.0.0.1', port], ['1.1.1.1', 80], ['10.0.0.1', 443]] } });
+      const out = await sandbox.invoke({
+        input: {
+          paths,
+          hosts: [
+            ['127.0.0.1', port],
+            ['1.1.1.1', 80],
+            ['10.0.0.1', 443],
+          ],
+        },
+      });
       expect(out.status, out.error?.message).toBe('Succeeded');
       return JSON.parse(out.output as string) as {
         ownEnv: string[];
@@ -111,39 +127,47 @@ describe('inside a gVisor sandbox', () => {
     }
   }
 
-  gvisor('no network, nothing undeclared in the environment, no host home, no data folder, no /etc/shadow', async () => {
-    const stateDir = temp('beacon-runner-');
-    const home = plant(join(homedir(), `.beacon-test-secret-${randomBytes(4).toString('hex')}`));
-    const data = plant(join(stateDir, 'secret.txt'));
-    const installData = plant(join(INSTALL_ROOT, '.beacon', `test-secret-${randomBytes(4).toString('hex')}`));
-    const paths = [home, data, installData, '/etc/shadow'];
+  gvisor(
+    'no network, nothing undeclared in the environment, no host home, no data folder, no /etc/shadow',
+    async () => {
+      const stateDir = temp('beacon-runner-');
+      const home = plant(join(homedir(), `.beacon-test-secret-${randomBytes(4).toString('hex')}`));
+      const data = plant(join(stateDir, 'secret.txt'));
+      const installData = plant(join(INSTALL_ROOT, '.beacon', `test-secret-${randomBytes(4).toString('hex')}`));
+      const paths = [home, data, installData, '/etc/shadow'];
 
-    const runner = new GvisorRunner({ stateDir });
-    cleanups.push(() => runner.close({ drainMs: 0 }));
-    const inside = await probeWith(runner, paths);
-    expect(inside.network.map((n) => n.connected)).toEqual([false, false, false]);
-    expect(inside.ownEnv).toEqual(['PROBE_DECLARED']);
-    // The runtime's own environment (the MCP server's parent): only what the runner declared.
-    expect(Array.isArray(inside.parentEnv)).toBe(true);
-    for (const k of inside.parentEnv as string[]) expect(['BEACON_SANDBOX', 'BEACON_FILES_ROOT', 'HOME', 'TZ']).toContain(k);
-    expect(inside.files.map((f) => [f.path, f.read])).toEqual(paths.map((p) => [p, false]));
+      const runner = new GvisorRunner({ stateDir });
+      cleanups.push(() => runner.close({ drainMs: 0 }));
+      const inside = await probeWith(runner, paths);
+      expect(inside.network.map((n) => n.connected)).toEqual([false, false, false]);
+      expect(inside.ownEnv).toEqual(['PROBE_DECLARED']);
+      // The runtime's own environment (the MCP server's parent): only what the runner declared.
+      expect(Array.isArray(inside.parentEnv)).toBe(true);
+      for (const k of inside.parentEnv as string[]) expect(['BEACON_SANDBOX', 'BEACON_FILES_ROOT', 'HOME', 'TZ']).toContain(k);
+      expect(inside.files.map((f) => [f.path, f.read])).toEqual(paths.map((p) => [p, false]));
 
-    // The probe is not blind: as a plain process, the same agent reads the host's files and reaches the host's port.
-    const outside = await probeWith(new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true }), paths);
-    expect(outside.files.filter((f) => f.read).map((f) => f.path)).toEqual(expect.arrayContaining([home, data, installData]));
-    expect(outside.network[0]).toMatchObject({ connected: true });
-  }, 90_000);
+      // The probe is not blind: as a plain process, the same agent reads the host's files and reaches the host's port.
+      const outside = await probeWith(new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true }), paths);
+      expect(outside.files.filter((f) => f.read).map((f) => f.path)).toEqual(expect.arrayContaining([home, data, installData]));
+      expect(outside.network[0]).toMatchObject({ connected: true });
+    },
+    90_000,
+  );
 
-  gvisor('leaves no container, bundle or process behind when stopped', async () => {
-    const runner = new GvisorRunner({ stateDir: temp('beacon-runner-') });
-    const sandbox = await runner.start(spec(examples, 'Agent/acme-support/refund-assessor', resolve('examples')));
-    const [listed] = await runner.list();
-    expect(listed).toMatchObject({ id: sandbox.id, attached: true, health: { state: 'ready' } });
-    expect((await runner.containers()).map((c) => c.id)).toEqual([sandbox.id]);
-    await sandbox.stop();
-    expect(await runner.containers()).toEqual([]);
-    expect(await runner.list()).toEqual([]);
-  }, 60_000);
+  gvisor(
+    'leaves no container, bundle or process behind when stopped',
+    async () => {
+      const runner = new GvisorRunner({ stateDir: temp('beacon-runner-') });
+      const sandbox = await runner.start(spec(examples, 'Agent/acme-support/refund-assessor', resolve('examples')));
+      const [listed] = await runner.list();
+      expect(listed).toMatchObject({ id: sandbox.id, attached: true, health: { state: 'ready' } });
+      expect((await runner.containers()).map((c) => c.id)).toEqual([sandbox.id]);
+      await sandbox.stop();
+      expect(await runner.containers()).toEqual([]);
+      expect(await runner.list()).toEqual([]);
+    },
+    60_000,
+  );
 });
 
 describe('health', () => {
@@ -207,7 +231,6 @@ describe('a stdio server that ignores its closed stdin and SIGTERM', () => {
     await second.exited;
   }, 60_000);
 });
-
 
 describe('one sandbox, many runs', () => {
   it('serves runs at once, each with its own output, and drains them on stop', async () => {

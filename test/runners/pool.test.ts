@@ -42,7 +42,10 @@ describe('a warm pool of process sandboxes', () => {
   it('hands out an idle sandbox, refills behind it, and never hands out one that died while idle', async () => {
     const runner = new ProcessRunner({ stateDir: stateDir(), developmentMode: true });
     const pool = new WarmPool(runner, { size: 2 });
-    closers.push(() => pool.close({ drainMs: 0 }), () => runner.close({ drainMs: 0 }));
+    closers.push(
+      () => pool.close({ drainMs: 0 }),
+      () => runner.close({ drainMs: 0 }),
+    );
     await pool.ready();
     expect(pool.status()).toMatchObject({ idle: 2, starting: 0 });
 
@@ -75,7 +78,10 @@ describe('a warm pool of process sandboxes', () => {
   it('an agent that needs more memory than the pool gives gets a cold start', async () => {
     const runner = new ProcessRunner({ stateDir: stateDir(), developmentMode: true });
     const pool = new WarmPool(runner, { size: 1, memoryBytes: 128 * 2 ** 20 });
-    closers.push(() => pool.close({ drainMs: 0 }), () => runner.close({ drainMs: 0 }));
+    closers.push(
+      () => pool.close({ drainMs: 0 }),
+      () => runner.close({ drainMs: 0 }),
+    );
     await pool.ready();
     const s = await pool.acquire(spec('Agent/acme-support/refund-assessor'));
     expect(pool.status()).toMatchObject({ idle: 1, coldStarts: 1, warmHits: 0 });
@@ -84,21 +90,28 @@ describe('a warm pool of process sandboxes', () => {
 });
 
 describe('a warm pool of gVisor sandboxes', () => {
-  gvisor('hands out a sandbox whose files came over the channel; it answers as a cold one does', async () => {
-    const runner = new GvisorRunner({ stateDir: stateDir() });
-    const pool = new WarmPool(runner, { size: 1 });
-    closers.push(() => pool.close({ drainMs: 0 }), () => runner.close({ drainMs: 0 }));
-    await pool.ready();
-    const warmTraces: TraceEvent[] = [];
-    const coldTraces: TraceEvent[] = [];
-    const warm = await pool.acquire(spec('Agent/acme-support/refund-assessor', warmTraces));
-    const cold = await runner.start(spec('Agent/acme-support/refund-assessor', coldTraces));
-    const [a, b] = await Promise.all([warm.invoke({ input }), cold.invoke({ input })]);
-    expect(a.status, a.error?.message).toBe('Succeeded');
-    expect(a.output).toEqual(b.output);
-    // The stdio tool ran in both, over files mounted (cold) and sent (warm).
-    expect(toolCalls(warmTraces)).toEqual(['kb-search/get_article ok']);
-    expect(toolCalls(coldTraces)).toEqual(toolCalls(warmTraces));
-    await Promise.all([warm.stop(), cold.stop()]);
-  }, 60_000);
+  gvisor(
+    'hands out a sandbox whose files came over the channel; it answers as a cold one does',
+    async () => {
+      const runner = new GvisorRunner({ stateDir: stateDir() });
+      const pool = new WarmPool(runner, { size: 1 });
+      closers.push(
+        () => pool.close({ drainMs: 0 }),
+        () => runner.close({ drainMs: 0 }),
+      );
+      await pool.ready();
+      const warmTraces: TraceEvent[] = [];
+      const coldTraces: TraceEvent[] = [];
+      const warm = await pool.acquire(spec('Agent/acme-support/refund-assessor', warmTraces));
+      const cold = await runner.start(spec('Agent/acme-support/refund-assessor', coldTraces));
+      const [a, b] = await Promise.all([warm.invoke({ input }), cold.invoke({ input })]);
+      expect(a.status, a.error?.message).toBe('Succeeded');
+      expect(a.output).toEqual(b.output);
+      // The stdio tool ran in both, over files mounted (cold) and sent (warm).
+      expect(toolCalls(warmTraces)).toEqual(['kb-search/get_article ok']);
+      expect(toolCalls(coldTraces)).toEqual(toolCalls(warmTraces));
+      await Promise.all([warm.stop(), cold.stop()]);
+    },
+    60_000,
+  );
 });

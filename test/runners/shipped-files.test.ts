@@ -31,7 +31,9 @@ describe('shipped files', () => {
     dirs.push(copy);
     cpSync(resolve('examples'), copy, { recursive: true });
     writeFileSync(join(copy, 'tools', 'kb.json'), '{"articles": []}');
-    await expect(shippedFiles({ bundle: examples.bundle, target: 'Agent/acme-support/refund-assessor', filesRoot: copy })).rejects.toThrow(/shipped file tools\/kb.json changed since the bundle was compiled/);
+    await expect(shippedFiles({ bundle: examples.bundle, target: 'Agent/acme-support/refund-assessor', filesRoot: copy })).rejects.toThrow(
+      /shipped file tools\/kb.json changed since the bundle was compiled/,
+    );
     await expect(shippedFiles({ bundle: examples.bundle, target: 'Agent/acme-support/refund-assessor' })).rejects.toThrow(/no filesRoot/);
   });
 
@@ -41,12 +43,18 @@ describe('shipped files', () => {
     const runner = new ProcessRunner({ stateDir, developmentMode: true });
     const sandbox = await runner.startIdle();
     try {
-      const put = (path: string) => (sandbox as unknown as { channel: { call(m: string, p: unknown): Promise<unknown> } }).channel.call('files.put', { files: [{ path, data: Buffer.from('x').toString('base64') }] });
+      const put = (path: string) =>
+        (sandbox as unknown as { channel: { call(m: string, p: unknown): Promise<unknown> } }).channel.call('files.put', { files: [{ path, data: Buffer.from('x').toString('base64') }] });
       await expect(put('../escape.txt')).rejects.toThrow(/not a relative path inside the files folder/);
       await expect(put('/etc/passwd')).rejects.toThrow(/not a relative path inside the files folder/);
       await expect(put('a/../../escape.txt')).rejects.toThrow(/not a relative path inside the files folder/);
       // The sandbox is still usable: handed an agent, it runs.
-      await runner.assign(sandbox, { bundle: examples.bundle, target: 'Agent/acme-support/triage', filesRoot: resolve('examples'), services: { gateway: createModelGateway({ models: examples.bundle.objects }) } });
+      await runner.assign(sandbox, {
+        bundle: examples.bundle,
+        target: 'Agent/acme-support/triage',
+        filesRoot: resolve('examples'),
+        services: { gateway: createModelGateway({ models: examples.bundle.objects }) },
+      });
       expect((await sandbox.invoke({ input: { ticket: 'I was charged twice.' } })).status).toBe('Succeeded');
     } finally {
       await sandbox.stop();

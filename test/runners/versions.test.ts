@@ -84,7 +84,7 @@ describe('versions are effective digests', () => {
     }
   }, 60_000);
 
-  it('a run is pinned to its target\'s version, not the bundle\'s: it resumes on the next commit when its target did not change, and only then', async () => {
+  it("a run is pinned to its target's version, not the bundle's: it resumes on the next commit when its target did not change, and only then", async () => {
     const store = new MemoryRunStore();
     const files = { folder: resolve('examples') };
     const [kernelA, kernelB] = [composeKernel({ bundle: before.bundle }), composeKernel({ bundle: after.bundle })];

@@ -34,7 +34,10 @@ function repo(tool: string): string {
     mkdirSync(join(dir, path, '..'), { recursive: true });
     writeFileSync(join(dir, path), text);
   };
-  write('tenant.yaml', 'apiVersion: beacon.dev/v1alpha1\nkind: Tenant\nmetadata: {name: lab}\nspec:\n  sponsors: [owner@lab.example]\n  quotas: {tokensPerDay: 1000000, maxSandboxes: 4}\n  models: [sim]\n');
+  write(
+    'tenant.yaml',
+    'apiVersion: beacon.dev/v1alpha1\nkind: Tenant\nmetadata: {name: lab}\nspec:\n  sponsors: [owner@lab.example]\n  quotas: {tokensPerDay: 1000000, maxSandboxes: 4}\n  models: [sim]\n',
+  );
   write(
     'model.yaml',
     `apiVersion: beacon.dev/v1alpha1
@@ -49,7 +52,10 @@ spec:
 `,
   );
   write('tool.yaml', `apiVersion: beacon.dev/v1alpha1\nkind: Tool\nmetadata: {name: everything, tenant: lab}\nspec:\n${tool}  allow: [echo]\n  timeoutSeconds: 10\n`);
-  write('agent.yaml', 'apiVersion: beacon.dev/v1alpha1\nkind: Agent\nmetadata: {name: helper, tenant: lab}\nspec:\n  sponsor: owner@lab.example\n  model: sim\n  instructions: Use your tools.\n  tools: [everything]\n');
+  write(
+    'agent.yaml',
+    'apiVersion: beacon.dev/v1alpha1\nkind: Agent\nmetadata: {name: helper, tenant: lab}\nspec:\n  sponsor: owner@lab.example\n  model: sim\n  instructions: Use your tools.\n  tools: [everything]\n',
+  );
   return dir;
 }
 
@@ -57,7 +63,13 @@ async function run(dir: string, decide?: (r: RuntimeRequest) => RuntimeDecision)
   const compiled = await compile(new DirSource(dir));
   expect(compiled.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   const traces: TraceEvent[] = [];
-  const out = await runInChildProcess({ bundle: compiled.bundle, target: 'Agent/lab/helper', input: 'world', filesRoot: dir, services: { gateway: createModelGateway({ models: compiled.bundle.objects }), onTrace: (e) => traces.push(e as TraceEvent), ...(decide !== undefined ? { decide } : {}) } });
+  const out = await runInChildProcess({
+    bundle: compiled.bundle,
+    target: 'Agent/lab/helper',
+    input: 'world',
+    filesRoot: dir,
+    services: { gateway: createModelGateway({ models: compiled.bundle.objects }), onTrace: (e) => traces.push(e as TraceEvent), ...(decide !== undefined ? { decide } : {}) },
+  });
   return { out, traces, tools: traces.filter((t) => t.type === 'tool').map((t) => [t.tool, t.status, t.error ?? '']) };
 }
 
@@ -81,7 +93,10 @@ describe('an agent with server-everything', () => {
   }, 60_000);
 
   it('over Streamable HTTP, egress to a host off the allow-list is denied by the kernel, once, and traced', async () => {
-    const policy = compilePolicy({ name: 'no-local-egress', spec: { phase: 'runtime', match: { requestTypes: ['egress'] }, validations: [{ expression: "request.host != '127.0.0.1'", message: 'no egress to localhost' }], action: 'deny' } });
+    const policy = compilePolicy({
+      name: 'no-local-egress',
+      spec: { phase: 'runtime', match: { requestTypes: ['egress'] }, validations: [{ expression: "request.host != '127.0.0.1'", message: 'no egress to localhost' }], action: 'deny' },
+    });
     if (!policy.ok) throw new Error(JSON.stringify(policy.problems));
     const { decide } = createDecider([policy.policy]);
     const decided = { egress: 0, tool: 0 };
@@ -102,4 +117,3 @@ describe('an agent with server-everything', () => {
     expect(decided).toEqual({ tool: 2, egress: 2 });
   }, 60_000);
 });
-

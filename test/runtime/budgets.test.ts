@@ -10,7 +10,8 @@ import { kernelGateway } from '../../runtime/user/syscalls.js';
 import { ModelError, type ModelResponse } from '../../runtime/types.js';
 
 /** Tenant acme with these quotas (a day's tokens and sandboxes are required: unlimited enough unless given). */
-const tenant = (quotas: Record<string, number>) => compiled({ kind: 'Tenant', metadata: { name: 'acme' }, spec: { sponsors: ['ann@acme.example'], models: ['gpt'], quotas: { tokensPerDay: 10 ** 12, maxSandboxes: 10, ...quotas } } });
+const tenant = (quotas: Record<string, number>) =>
+  compiled({ kind: 'Tenant', metadata: { name: 'acme' }, spec: { sponsors: ['ann@acme.example'], models: ['gpt'], quotas: { tokensPerDay: 10 ** 12, maxSandboxes: 10, ...quotas } } });
 const model = (limits: Record<string, number>) => compiled({ kind: 'Model', metadata: { name: 'gpt' }, spec: { provider: 'openai', limits } });
 
 describe('KernelBudgets', () => {
@@ -25,7 +26,7 @@ describe('KernelBudgets', () => {
     expect(await b.admit('acme', 'gpt')).toBeUndefined();
   });
 
-  it('tokens per minute and per day count what calls used; the model\'s own limits apply to every tenant', async () => {
+  it("tokens per minute and per day count what calls used; the model's own limits apply to every tenant", async () => {
     let now = Date.UTC(2026, 10, 24, 23, 59, 0);
     const b = new KernelBudgets([tenant({ tokensPerDay: 1000 }), model({ tokensPerMinute: 500 })], { now: () => now });
     expect(await b.admit('acme', 'gpt')).toBeUndefined();
@@ -52,7 +53,7 @@ describe('KernelBudgets', () => {
 });
 
 describe('KernelBudgets over shared counters', () => {
-  it('two kernels sharing one CounterStore share the tenant\'s limit: never more requests than it allows, however they race', async () => {
+  it("two kernels sharing one CounterStore share the tenant's limit: never more requests than it allows, however they race", async () => {
     const counters = new MemoryCounters();
     const objects = [tenant({ requestsPerMinute: 5 })];
     const replicas = [new KernelBudgets(objects, { counters }), new KernelBudgets(objects, { counters })];
@@ -70,7 +71,7 @@ describe('KernelBudgets over shared counters', () => {
 describe('budgets in the kernel', () => {
   const open: Channel[] = [];
   afterEach(() => open.splice(0).forEach((c) => c.close('over')));
-  it('a model call over the tenant\'s rate is refused before it reaches the gateway', async () => {
+  it("a model call over the tenant's rate is refused before it reaches the gateway", async () => {
     const a = new PassThrough();
     const b = new PassThrough();
     const kernel = new Channel(b, a, { role: 'kernel' });

@@ -57,7 +57,7 @@ describe('the channel', () => {
     expect(answers).toEqual(Array.from({ length: 500 }, (_, i) => i * 2));
   });
 
-  it('carries a handler\'s error code, message and retry semantics, never its stack', async () => {
+  it("carries a handler's error code, message and retry semantics, never its stack", async () => {
     const { kernel, user } = pair();
     kernel.handle('model.complete', () => {
       throw new ModelError('rate_limited', 'openai answered 429 three times', { retryable: true, status: 429, retryAfterMs: 2000 });
@@ -85,7 +85,7 @@ describe('the channel', () => {
     await aborted;
   });
 
-  it('cancels a call when the caller\'s signal aborts', async () => {
+  it("cancels a call when the caller's signal aborts", async () => {
     const { kernel, user } = pair();
     let aborted: Promise<unknown> | undefined;
     kernel.handle('hang', (_p, { signal }) => {
@@ -170,12 +170,15 @@ describe('protocol errors close the channel with a reason', () => {
     const decoder = new FrameDecoder();
     const out: unknown[] = [];
     for (let i = 0; i < bytes.length; i++) out.push(...decoder.push(bytes.subarray(i, i + 1)));
-    expect(out).toEqual([{ t: 'hello', protocol: 'beacon.runtime/1', role: 'kernel' }, { t: 'event', event: 'é', data: { s: 'ünïcödé ✓' } }]);
+    expect(out).toEqual([
+      { t: 'hello', protocol: 'beacon.runtime/1', role: 'kernel' },
+      { t: 'event', event: 'é', data: { s: 'ünïcödé ✓' } },
+    ]);
   });
 });
 
-describe('over a child process\'s stdio', () => {
-  it('the kernel serves a child\'s calls and calls into it', async () => {
+describe("over a child process's stdio", () => {
+  it("the kernel serves a child's calls and calls into it", async () => {
     const channelModule = resolve('runtime/channel.ts');
     const script = `
       const { Channel } = await import(${JSON.stringify(channelModule)});

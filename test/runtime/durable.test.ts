@@ -27,7 +27,15 @@ const refundInput = { ticket: 'I want a refund for order A-42', orderId: 'A-42' 
 describe('durable runs', () => {
   it('an approval suspends the run durably; the decision resumes it without re-running the finished step', async () => {
     const runs = store();
-    const first = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/refund-request', input: refundInput, services: services(), store: runs, run: 'refund-1', filesRoot: resolve('examples') });
+    const first = await runInChildProcess({
+      bundle: examples.bundle,
+      target: 'Workflow/acme-support/refund-request',
+      input: refundInput,
+      services: services(),
+      store: runs,
+      run: 'refund-1',
+      filesRoot: resolve('examples'),
+    });
     expect(first.status).toBe('WaitingForApproval');
     const journal = await runs.read('refund-1');
     expect(types(journal).filter((t) => !t.startsWith('tool-call') && t !== 'model-call-finished')).toEqual(['run-started', 'node-completed', 'approval-requested', 'run-finished']);
@@ -36,7 +44,16 @@ describe('durable runs', () => {
 
     await runs.append('refund-1', { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: true, by: ['lead@acme.example'], reason: 'checked the order' });
     const state = resumeState(await runs.read('refund-1'));
-    const second = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/refund-request', input: state.input, services: services(), store: runs, run: 'refund-1', resume: true, filesRoot: resolve('examples') });
+    const second = await runInChildProcess({
+      bundle: examples.bundle,
+      target: 'Workflow/acme-support/refund-request',
+      input: state.input,
+      services: services(),
+      store: runs,
+      run: 'refund-1',
+      resume: true,
+      filesRoot: resolve('examples'),
+    });
     expect(second.status, second.error?.message).toBe('Succeeded');
     expect(second.path[0]).toMatchObject({ node: 'step1', resumed: true });
     expect(second.path.find((p) => p.node === gate.node)?.status).toBe('approved');
@@ -46,7 +63,15 @@ describe('durable runs', () => {
 
   it('journals every tool call before and after; on resume a finished call is not made again', async () => {
     const runs = store();
-    const done = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-1', filesRoot: resolve('examples') });
+    const done = await runInChildProcess({
+      bundle: examples.bundle,
+      target: 'Workflow/acme-support/support-pipeline',
+      input: refundInput,
+      services: services(),
+      store: runs,
+      run: 'pipe-1',
+      filesRoot: resolve('examples'),
+    });
     expect(done.status).toBe('Succeeded');
     const journal = await runs.read('pipe-1');
     const started = journal.filter((r) => r.type === 'tool-call-started');
@@ -60,7 +85,16 @@ describe('durable runs', () => {
       const { seq: _s, at: _a, ...record } = r;
       await runs.append('pipe-2', record as never);
     }
-    const resumed = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-2', resume: true, filesRoot: resolve('examples') });
+    const resumed = await runInChildProcess({
+      bundle: examples.bundle,
+      target: 'Workflow/acme-support/support-pipeline',
+      input: refundInput,
+      services: services(),
+      store: runs,
+      run: 'pipe-2',
+      resume: true,
+      filesRoot: resolve('examples'),
+    });
     expect(resumed.status).toBe('Succeeded');
     expect(resumed.output).toEqual(done.output);
     const after = await runs.read('pipe-2');
@@ -71,7 +105,15 @@ describe('durable runs', () => {
 
   it('a call in flight at the interruption stops the run for a human unless its Tool is idempotent', async () => {
     const runs = store();
-    const done = await runInChildProcess({ bundle: examples.bundle, target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-3', filesRoot: resolve('examples') });
+    const done = await runInChildProcess({
+      bundle: examples.bundle,
+      target: 'Workflow/acme-support/support-pipeline',
+      input: refundInput,
+      services: services(),
+      store: runs,
+      run: 'pipe-3',
+      filesRoot: resolve('examples'),
+    });
     const journal = await runs.read('pipe-3');
     const inFlightAt = journal.findIndex((r) => r.type === 'tool-call-started');
     const copy = async (id: string) => {
@@ -86,13 +128,31 @@ describe('durable runs', () => {
     const withIdempotent = (value: boolean) => withSpec(examples.bundle, 'Tool/acme-support/kb-search', { idempotent: value });
     const state = await copy('pipe-4');
     expect(state.inFlight).toHaveLength(1);
-    const stopped = await runInChildProcess({ bundle: withIdempotent(false), target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-4', resume: true, filesRoot: resolve('examples') });
+    const stopped = await runInChildProcess({
+      bundle: withIdempotent(false),
+      target: 'Workflow/acme-support/support-pipeline',
+      input: refundInput,
+      services: services(),
+      store: runs,
+      run: 'pipe-4',
+      resume: true,
+      filesRoot: resolve('examples'),
+    });
     expect(stopped.status).toBe('Failed');
     expect(stopped.error?.message).toMatch(/was in flight when the run stopped, and Tool kb-search is not idempotent: a human must check/);
 
     // Idempotent (as declared): the call is made again with the key it was first sent with, and the run ends as the uninterrupted one did.
     expect((await copy('pipe-5')).inFlight).toHaveLength(1);
-    const retried = await runInChildProcess({ bundle: withIdempotent(true), target: 'Workflow/acme-support/support-pipeline', input: refundInput, services: services(), store: runs, run: 'pipe-5', resume: true, filesRoot: resolve('examples') });
+    const retried = await runInChildProcess({
+      bundle: withIdempotent(true),
+      target: 'Workflow/acme-support/support-pipeline',
+      input: refundInput,
+      services: services(),
+      store: runs,
+      run: 'pipe-5',
+      resume: true,
+      filesRoot: resolve('examples'),
+    });
     expect(retried.status).toBe('Succeeded');
     expect(retried.output).toEqual(done.output);
     const keys = (await runs.read('pipe-5')).filter((r) => r.type === 'tool-call-started').map((r) => (r as { idempotencyKey: string }).idempotencyKey);
@@ -127,7 +187,15 @@ describe('a high-risk tool call under oversight in-the-loop', () => {
 
     await runs.append('pay-1', { type: 'approval-decided', node: gate.node, traversal: gate.traversal, approved: false, by: ['lead@acme.example'], reason: 'not today' });
     const traces: { type: string }[] = [];
-    const out = await runInChildProcess({ bundle: examples.bundle, target: 'Agent/acme-support/refund-executor', input, services: { ...services(), onTrace: (e) => traces.push(e as { type: string }) }, store: runs, run: 'pay-1', resume: true });
+    const out = await runInChildProcess({
+      bundle: examples.bundle,
+      target: 'Agent/acme-support/refund-executor',
+      input,
+      services: { ...services(), onTrace: (e) => traces.push(e as { type: string }) },
+      store: runs,
+      run: 'pay-1',
+      resume: true,
+    });
     expect(out).toMatchObject({ status: 'Succeeded', output: { status: 'failed' } });
     const after = await runs.read('pay-1');
     expect(after.some((r) => r.type === 'tool-call-started')).toBe(false);

@@ -35,13 +35,23 @@ describe('the example workflows, end to end on scripted models', () => {
     expect(new Set(examples.bundle.graphs.map((g) => g.pattern))).toEqual(new Set(expected.map(([, p]) => p)));
   });
 
-  it.each(expected)('%s (%s) ends %s along its path', async (workflow, pattern, status, path) => {
-    expect(examples.bundle.graphs.find((g) => g.workflow === workflow)?.pattern).toBe(pattern);
-    const out = await runInChildProcess({ bundle: examples.bundle, target: workflow, input, filesRoot: resolve('examples'), services: { gateway: createModelGateway({ models: examples.bundle.objects }) } });
-    expect(out.status, out.error?.message).toBe(status);
-    expect(out.path.map((p) => `${p.node}:${p.status}`).join(' ')).toBe(path);
-    if (status === 'Succeeded') expect(out.output).not.toBeUndefined();
-    if (status === 'WaitingForApproval') expect(out.approvals?.[0]).toMatchObject({ approvers: expect.any(Array), quorum: expect.any(Number) });
-    expect(out.usage.inputTokens).toBeGreaterThan(0);
-  }, 30_000);
+  it.each(expected)(
+    '%s (%s) ends %s along its path',
+    async (workflow, pattern, status, path) => {
+      expect(examples.bundle.graphs.find((g) => g.workflow === workflow)?.pattern).toBe(pattern);
+      const out = await runInChildProcess({
+        bundle: examples.bundle,
+        target: workflow,
+        input,
+        filesRoot: resolve('examples'),
+        services: { gateway: createModelGateway({ models: examples.bundle.objects }) },
+      });
+      expect(out.status, out.error?.message).toBe(status);
+      expect(out.path.map((p) => `${p.node}:${p.status}`).join(' ')).toBe(path);
+      if (status === 'Succeeded') expect(out.output).not.toBeUndefined();
+      if (status === 'WaitingForApproval') expect(out.approvals?.[0]).toMatchObject({ approvers: expect.any(Array), quorum: expect.any(Number) });
+      expect(out.usage.inputTokens).toBeGreaterThan(0);
+    },
+    30_000,
+  );
 });

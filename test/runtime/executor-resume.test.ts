@@ -197,7 +197,19 @@ describe('an agent step whose tool call waits for a person', () => {
       stopReason: 'waiting',
       usage: { inputTokens: 3, outputTokens: 1 },
       costUsd: 0,
-      approval: { run: 'r', workflow: 'w', node: `${node}:tool`, traversal: 0, approvers: ['lead@acme.example'], quorum: 1, timeoutSeconds: 60, onTimeout: 'reject', subject: { tool: 'x' }, requestedAt: 1, expiresAt: 61_000 },
+      approval: {
+        run: 'r',
+        workflow: 'w',
+        node: `${node}:tool`,
+        traversal: 0,
+        approvers: ['lead@acme.example'],
+        quorum: 1,
+        timeoutSeconds: 60,
+        onTimeout: 'reject',
+        subject: { tool: 'x' },
+        requestedAt: 1,
+        expiresAt: 61_000,
+      },
     },
   });
 
@@ -221,9 +233,24 @@ describe('an agent step whose tool call waits for a person', () => {
 
   it('consensus: the other replicas vote before the run suspends; a sequential run stops before the next step', async () => {
     const { graph, schemas } = await example('acme-research/claim-check');
-    const first = await runJournaled(graph, { claim: 'c' }, { agents: fakeAgents({ 'fact-checker': (_, c) => (c.replica === 1 ? waitingAt('voter1') : { verdict: 'supported', rationale: `r${c.replica}` }), 'source-verifier': () => ({ verdict: 'supported', rationale: 's' }) }), schemas });
+    const first = await runJournaled(
+      graph,
+      { claim: 'c' },
+      {
+        agents: fakeAgents({
+          'fact-checker': (_, c) => (c.replica === 1 ? waitingAt('voter1') : { verdict: 'supported', rationale: `r${c.replica}` }),
+          'source-verifier': () => ({ verdict: 'supported', rationale: 's' }),
+        }),
+        schemas,
+      },
+    );
     expect(first.outcome.status).toBe('WaitingForApproval');
-    expect(first.journal.filter((r) => r.node === 'voter1').map((r) => r.replica).sort()).toEqual([0, 2]);
+    expect(
+      first.journal
+        .filter((r) => r.node === 'voter1')
+        .map((r) => r.replica)
+        .sort(),
+    ).toEqual([0, 2]);
 
     const pipeline = await example('acme-support/support-pipeline');
     const agents = fakeAgents({ triage: () => triaged, resolver: () => waitingAt('step2'), 'qa-reviewer': () => qa });

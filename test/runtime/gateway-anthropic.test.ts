@@ -39,7 +39,9 @@ function gateway(options: { stream?: boolean; parameters?: Record<string, unknow
   });
 }
 
-const TOOLS: ModelRequest['tools'] = [{ tool: 'kb-search', name: 'search_articles', description: 'Search the help center.', inputSchema: { type: 'object', properties: { query: { type: 'string' } } } }];
+const TOOLS: ModelRequest['tools'] = [
+  { tool: 'kb-search', name: 'search_articles', description: 'Search the help center.', inputSchema: { type: 'object', properties: { query: { type: 'string' } } } },
+];
 
 /** Two tool calls in one turn, both answered (one with an error), then a user follow-up. */
 const HISTORY: ModelRequest['messages'] = [
@@ -152,11 +154,7 @@ describe('anthropic: streaming', () => {
     fake.replies.push(overloaded, messageStream({ text: ['cut'], complete: false }), messageStream({ text: ['Whole'] }));
     const r = await gateway({ stream: true }).complete(request('claude-sonnet'));
     expect(r.content).toBe('Whole');
-    expect(r.attempts.map((a) => a.error)).toEqual([
-      'server_error: the server reported overloaded_error: Overloaded',
-      expect.stringMatching(/^bad_response: .*ended before message_stop/),
-      undefined,
-    ]);
+    expect(r.attempts.map((a) => a.error)).toEqual(['server_error: the server reported overloaded_error: Overloaded', expect.stringMatching(/^bad_response: .*ended before message_stop/), undefined]);
   });
 
   it('malformed partial JSON of a streamed tool_use is a retryable bad_response', async () => {

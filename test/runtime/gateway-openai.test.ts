@@ -157,7 +157,9 @@ describe('openai: bodies that break the format', () => {
 
   it('gives up after maxAttempts malformed answers with a bad_response that lists them', async () => {
     fake.replies.push({ json: { nope: 1 } }, { json: { nope: 2 } }, { json: { nope: 3 } });
-    const err = await gateway().complete(request('gpt-4o')).catch((e: unknown) => e);
+    const err = await gateway()
+      .complete(request('gpt-4o'))
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelCallError);
     expect(err).toMatchObject({ code: 'bad_response', retryable: true });
     expect((err as ModelCallError).attempts).toHaveLength(3);

@@ -23,7 +23,7 @@ function call(model: string, script: Partial<ScriptContext>) {
   return gateway.complete(request(model, { script: context, messages: [{ role: 'user', content: context.input }] }));
 }
 
-describe('the examples\' scripted models', () => {
+describe("the examples' scripted models", () => {
   it('compile, and every one of them is served', () => {
     expect(compiled.ok).toBe(true);
     const scripted = compiled.bundle.objects.filter((o) => o.kind === 'Model' && (o.object.spec as { provider: string }).provider === 'scripted');
@@ -99,8 +99,13 @@ describe('scripts written inline', () => {
   const gw = (script: unknown[]) => createModelGateway({ models: [modelObject('sim', { provider: 'scripted', script, pricing: { inputPer1kTokens: 1, outputPer1kTokens: 2 } })] });
 
   it('an entry whose when cannot be evaluated does not hold; the error is quoted when nothing matches', async () => {
-    const script = [{ when: "lastToolResult.startsWith('KB')", reply: 'kb' }, { when: 'turn > 5', reply: 'late' }];
-    const err = await gw(script).complete(request('sim')).catch((e: unknown) => e);
+    const script = [
+      { when: "lastToolResult.startsWith('KB')", reply: 'kb' },
+      { when: 'turn > 5', reply: 'late' },
+    ];
+    const err = await gw(script)
+      .complete(request('sim'))
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'script_exhausted' });
     expect((err as Error).message).toMatch(/entries that could not be evaluated: script\[0\]\.when: /);
     const r = await gw([...script, { when: 'true', reply: 'fallthrough' }]).complete(request('sim'));
@@ -109,26 +114,41 @@ describe('scripts written inline', () => {
 
   it('a when that goes over its CEL budget fails the call instead of falling through to a later entry', async () => {
     const input = 'a'.repeat(6_000_000);
-    const script = [{ when: "input.matches('(a|b)*c')", reply: 'matched' }, { when: 'true', reply: 'generic' }];
-    const err = await gw(script).complete(request('sim', { script: { input, turn: 0, lastToolResult: null, agent: 'a', replica: 0, round: 0 } })).catch((e: unknown) => e);
+    const script = [
+      { when: "input.matches('(a|b)*c')", reply: 'matched' },
+      { when: 'true', reply: 'generic' },
+    ];
+    const err = await gw(script)
+      .complete(request('sim', { script: { input, turn: 0, lastToolResult: null, agent: 'a', replica: 0, round: 0 } }))
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'bad_request', retryable: false });
     expect((err as Error).message).toMatch(/Model sim: spec\.script\[0\]\.when could not be evaluated: CEL evaluation exceeded its budget/);
   });
 
   it('a when that does not compile is a bad_request naming the entry', async () => {
-    const err = await gw([{ when: 'true', reply: 'a' }, { when: 'turn ==', reply: 'b' }]).complete(request('sim')).catch((e: unknown) => e);
+    const err = await gw([
+      { when: 'true', reply: 'a' },
+      { when: 'turn ==', reply: 'b' },
+    ])
+      .complete(request('sim'))
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'bad_request', retryable: false });
     expect((err as Error).message).toMatch(/Model sim: spec\.script\[1\]\.when does not compile: /);
   });
 
-  it('prices scripted usage from the Model\'s pricing', async () => {
+  it("prices scripted usage from the Model's pricing", async () => {
     const r = await gw([{ when: 'true', reply: 'x'.repeat(400) }]).complete(request('sim', { messages: [{ role: 'user', content: 'y'.repeat(800) }] }));
     expect(r.usage).toEqual({ inputTokens: 200, outputTokens: 100 });
     expect(r.costUsd).toBeCloseTo(0.2 * 1 + 0.1 * 2, 10);
   });
 
   it('sees ints as CEL ints and a null lastToolResult as null', async () => {
-    const script = [{ when: 'turn == 2 && replica == 1 && round == 3 && lastToolResult == null && agent == "a"', toolCall: { tool: 'other/kb', name: 'get', arguments: { q: ['{{input}}', 1, { deep: '{{lastToolResult}}!' }] } } }];
+    const script = [
+      {
+        when: 'turn == 2 && replica == 1 && round == 3 && lastToolResult == null && agent == "a"',
+        toolCall: { tool: 'other/kb', name: 'get', arguments: { q: ['{{input}}', 1, { deep: '{{lastToolResult}}!' }] } },
+      },
+    ];
     const r = await gw(script).complete(request('sim', { script: { input: 'in', turn: 2, lastToolResult: null, agent: 'a', replica: 1, round: 3 } }));
     expect(r.toolCalls).toEqual([{ id: 'scripted-2', tool: 'other/kb', name: 'get', arguments: { q: ['in', 1, { deep: '!' }] } }]);
   });

@@ -35,8 +35,19 @@ afterEach(async () => {
 /** gpt-4o (openai) falls back to claude-sonnet (anthropic), then to the scripted `canned`. */
 function models(gptFallbacks: string[] = ['claude-sonnet', 'canned']): CompiledObject[] {
   return [
-    modelObject('gpt-4o', { provider: 'openai', endpoint: openai.endpoint, credentials: { secretRef: 'OPENAI_API_KEY' }, pricing: { inputPer1kTokens: 0.0025, outputPer1kTokens: 0.01 }, fallbacks: gptFallbacks }),
-    modelObject('claude-sonnet', { provider: 'anthropic', endpoint: anthropic.endpoint, credentials: { secretRef: 'ANTHROPIC_API_KEY' }, pricing: { inputPer1kTokens: 0.003, outputPer1kTokens: 0.015 } }),
+    modelObject('gpt-4o', {
+      provider: 'openai',
+      endpoint: openai.endpoint,
+      credentials: { secretRef: 'OPENAI_API_KEY' },
+      pricing: { inputPer1kTokens: 0.0025, outputPer1kTokens: 0.01 },
+      fallbacks: gptFallbacks,
+    }),
+    modelObject('claude-sonnet', {
+      provider: 'anthropic',
+      endpoint: anthropic.endpoint,
+      credentials: { secretRef: 'ANTHROPIC_API_KEY' },
+      pricing: { inputPer1kTokens: 0.003, outputPer1kTokens: 0.015 },
+    }),
     modelObject('canned', { provider: 'scripted', script: [{ when: 'true', reply: 'canned answer' }] }),
   ];
 }
@@ -109,10 +120,7 @@ describe('timeouts', () => {
     const gw = gateway({ timeoutMs: 150, maxAttempts: 2, models: models([]) });
     const err = await failure(gw.complete(request('gpt-4o')));
     expect(err).toMatchObject({ code: 'timeout', retryable: true });
-    expect(err.attempts.map((a) => a.error)).toEqual([
-      'timeout: no complete answer within 150 ms; the request was aborted',
-      'timeout: no complete answer within 150 ms; the request was aborted',
-    ]);
+    expect(err.attempts.map((a) => a.error)).toEqual(['timeout: no complete answer within 150 ms; the request was aborted', 'timeout: no complete answer within 150 ms; the request was aborted']);
     const closed = await Promise.all(openai.received.map((r) => r.closed));
     expect(closed).toEqual([{ aborted: true }, { aborted: true }]);
   });
@@ -156,7 +164,7 @@ describe('fallbacks', () => {
     expect(clock.sleeps).toHaveLength(1);
   });
 
-  it('when every model fails, the error lists every attempt and keeps the last one\'s code', async () => {
+  it("when every model fails, the error lists every attempt and keeps the last one's code", async () => {
     openai.replies.push({ status: 403, json: { error: { message: 'forbidden' } } });
     anthropic.replies.push(
       { status: 429, headers: { 'retry-after': '1' }, json: { type: 'error', error: { type: 'rate_limit_error', message: 'slow down' } } },
@@ -184,7 +192,11 @@ describe('fallbacks', () => {
   it('a redirect is not followed (the key would go with it)', async () => {
     const redirecting = await FakeServer.start(() => ({ status: 307, headers: { location: 'http://example.invalid/v1/chat/completions' } }));
     try {
-      const gw = createModelGateway({ models: [modelObject('m', { provider: 'openai', endpoint: redirecting.origin, credentials: { secretRef: 'OPENAI_API_KEY' } })], secret: (n) => SECRETS[n], clock });
+      const gw = createModelGateway({
+        models: [modelObject('m', { provider: 'openai', endpoint: redirecting.origin, credentials: { secretRef: 'OPENAI_API_KEY' } })],
+        secret: (n) => SECRETS[n],
+        clock,
+      });
       const err = await failure(gw.complete(request('m')));
       expect(err).toMatchObject({ code: 'bad_request', status: 307 });
       expect(err.message).toMatch(/the endpoint redirects \(to "http:\/\/example\.invalid\/v1\/chat\/completions"\); set the Model's spec\.endpoint/);
@@ -293,7 +305,7 @@ describe('credentials', () => {
     }
   });
 
-  it('a fallback never receives another Model\'s key', async () => {
+  it("a fallback never receives another Model's key", async () => {
     openai.replies.push({ status: 401, json: { error: { message: 'no' } } });
     anthropic.replies.push(message({ text: 'ok' }));
     await gateway().complete(request('gpt-4o'));
@@ -319,11 +331,19 @@ describe('bad input', () => {
     ['no messages', request('gpt-4o', { messages: [] }), /messages must be a non-empty list/],
     ['a message with an unknown role', request('gpt-4o', { messages: [{ role: 'robot', content: 'x' } as never] }), /messages\[0\]: role must be system, user, assistant or tool \(got "robot"\)/],
     ['a tool message without its call id', request('gpt-4o', { messages: [{ role: 'tool', content: 'x' } as never] }), /messages\[0\]: a tool message needs toolCallId/],
-    ['tool calls with non-object arguments', request('gpt-4o', { messages: [{ role: 'assistant', content: '', toolCalls: [{ id: 'a', tool: 't', name: 'n', arguments: 'x' as never }] }] }), /each tool call must be/],
+    [
+      'tool calls with non-object arguments',
+      request('gpt-4o', { messages: [{ role: 'assistant', content: '', toolCalls: [{ id: 'a', tool: 't', name: 'n', arguments: 'x' as never }] }] }),
+      /each tool call must be/,
+    ],
     ['tools that are not a list', request('gpt-4o', { tools: {} as never }), /tools must be a list/],
     ['a tool without a schema', request('gpt-4o', { tools: [{ tool: 't', name: 'n' } as never] }), /tools\[0\] must be \{tool, name, inputSchema\}/],
     ['a non-integer maxOutputTokens', request('gpt-4o', { maxOutputTokens: 1.5 }), /maxOutputTokens must be a positive integer/],
-    ['a number JSON cannot carry', request('gpt-4o', { messages: [{ role: 'assistant', content: '', toolCalls: [{ id: 'a', tool: 't', name: 'n', arguments: { x: Number.NaN } }] }] }), /not JSON \(NaN cannot be serialized/],
+    [
+      'a number JSON cannot carry',
+      request('gpt-4o', { messages: [{ role: 'assistant', content: '', toolCalls: [{ id: 'a', tool: 't', name: 'n', arguments: { x: Number.NaN } }] }] }),
+      /not JSON \(NaN cannot be serialized/,
+    ],
     ['not an object at all', null as never, /invalid model request: not an object/],
   ])('%s is a bad_request before any attempt', async (_, bad, message) => {
     const err = await failure(gateway().complete(bad));
@@ -351,7 +371,11 @@ describe('bad input', () => {
     expect(() => createModelGateway({ models: twice })).toThrow(ModelError);
   });
 
-  it.each([['timeoutMs', -1], ['maxAttempts', 0], ['maxResponseBytes', Number.NaN]])('createModelGateway refuses options.%s = %s', (name, value) => {
+  it.each([
+    ['timeoutMs', -1],
+    ['maxAttempts', 0],
+    ['maxResponseBytes', Number.NaN],
+  ])('createModelGateway refuses options.%s = %s', (name, value) => {
     expect(() => createModelGateway({ models: [], [name]: value })).toThrow(new RegExp(`options\\.${name} must be a positive number`));
   });
 

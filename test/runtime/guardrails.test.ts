@@ -123,21 +123,29 @@ describe('redactPii', () => {
     });
     const grouped = card.chain((c) => fc.constantFrom(c, c.replace(/(\d{4})(?=\d)/g, '$1 '), c.replace(/(\d{4})(?=\d)/g, '$1-')));
     fc.assert(
-      fc.property(fc.string({ maxLength: 20 }).map((s) => s.replace(/[\w.,+/-]/g, ' ')), grouped, fc.string({ maxLength: 20 }).map((s) => s.replace(/[\w.,/-]/g, ' ')), (before, c, after) => {
-        const r = redactPii(`${before} ${c} ${after}`);
-        expect(r.text).not.toContain(c);
-        expect(r.found).toContainEqual({ kind: 'card', count: 1 });
-      }),
+      fc.property(
+        fc.string({ maxLength: 20 }).map((s) => s.replace(/[\w.,+/-]/g, ' ')),
+        grouped,
+        fc.string({ maxLength: 20 }).map((s) => s.replace(/[\w.,/-]/g, ' ')),
+        (before, c, after) => {
+          const r = redactPii(`${before} ${c} ${after}`);
+          expect(r.text).not.toContain(c);
+          expect(r.found).toContainEqual({ kind: 'card', count: 1 });
+        },
+      ),
     );
   });
 
   it('never throws and is idempotent on arbitrary text (property)', () => {
     const alphabet = fc.constantFrom(...'0123456789 -.()+@aXZ#/:'.split(''), 'example.com', '415', '4111');
     fc.assert(
-      fc.property(fc.array(alphabet, { maxLength: 60 }).map((a) => a.join('')), (text) => {
-        const once = redactPii(text);
-        expect(redactPii(once.text).found).toEqual([]);
-      }),
+      fc.property(
+        fc.array(alphabet, { maxLength: 60 }).map((a) => a.join('')),
+        (text) => {
+          const once = redactPii(text);
+          expect(redactPii(once.text).found).toEqual([]);
+        },
+      ),
     );
   });
 
@@ -309,7 +317,14 @@ describe('guardInput', () => {
 
   it('redacts and says what, never quoting the PII', () => {
     const r = guardInput('Refund order 42 to jane@shop.example, card 4111-1111-1111-1111', both);
-    expect(r).toMatchObject({ action: 'allow', text: 'Refund order 42 to [EMAIL], card [CARD]', pii: [{ kind: 'email', count: 1 }, { kind: 'card', count: 1 }] });
+    expect(r).toMatchObject({
+      action: 'allow',
+      text: 'Refund order 42 to [EMAIL], card [CARD]',
+      pii: [
+        { kind: 'email', count: 1 },
+        { kind: 'card', count: 1 },
+      ],
+    });
     expect(r.reasons).toEqual(['pii-redaction: replaced 1 email, 1 card']);
     expect(r.injection!.score).toBe(0);
   });

@@ -37,7 +37,11 @@ async function hostile(target: string, script: (user: Channel, run: string) => P
     const outcome: RunOutcome = { status: 'Succeeded', output: 'done', path: [], usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 };
     return outcome;
   });
-  const session = new KernelSession(kernel, { bundle: examples.bundle, target, services: { gateway: createModelGateway({ models: examples.bundle.objects }), ...(httpTools !== undefined ? { httpTools } : {}) } });
+  const session = new KernelSession(kernel, {
+    bundle: examples.bundle,
+    target,
+    services: { gateway: createModelGateway({ models: examples.bundle.objects }), ...(httpTools !== undefined ? { httpTools } : {}) },
+  });
   const runs = store();
   await session.invoke({ input: { ticket: 'x' }, store: runs, run: 'r1' });
   kernel.close();
@@ -57,7 +61,12 @@ describe('a hostile sandbox', () => {
       await settle(user.call('journal.append', { run, record: { type: 'approval-decided', node: 'approve2', traversal: 0, approved: true, by: ['lead@acme.example'] } })),
       await settle(user.call('journal.append', { run, record: { type: 'approval-given', node: 'approve2', traversal: 0, by: 'me' } })),
       await settle(user.call('journal.append', { run, record: { type: 'run-finished', status: 'Succeeded' } })),
-      await settle(user.call('journal.append', { run, record: { type: 'node-completed', kind: 'approval', node: 'approve2', traversal: 0, replica: 0, inputDigest: 'sha256:x', output: {}, usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 } })),
+      await settle(
+        user.call('journal.append', {
+          run,
+          record: { type: 'node-completed', kind: 'approval', node: 'approve2', traversal: 0, replica: 0, inputDigest: 'sha256:x', output: {}, usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 },
+        }),
+      ),
       await settle(user.call('journal.append', { run: 'someone-elses-run', record: { type: 'model-call-finished', callId: 'x', response: {} } })),
     ]);
     expect(findings[0]).toEqual([
@@ -72,9 +81,23 @@ describe('a hostile sandbox', () => {
     expect(state.completed.size).toBe(0);
   });
 
-  it('cannot set its own deadline, approvers or timeout outcome: the gate is the graph\'s', async () => {
+  it("cannot set its own deadline, approvers or timeout outcome: the gate is the graph's", async () => {
     const { findings, runs } = await hostile('Workflow/acme-support/refund-request', async (user, run) =>
-      settle(user.call('approval.decide', { run, workflow: 'x', node: 'approve2', traversal: 0, approvers: ['me'], quorum: 1, timeoutSeconds: 0, onTimeout: 'approve', subject: {}, requestedAt: 0, expiresAt: 0 })),
+      settle(
+        user.call('approval.decide', {
+          run,
+          workflow: 'x',
+          node: 'approve2',
+          traversal: 0,
+          approvers: ['me'],
+          quorum: 1,
+          timeoutSeconds: 0,
+          onTimeout: 'approve',
+          subject: {},
+          requestedAt: 0,
+          expiresAt: 0,
+        }),
+      ),
     );
     const asked = (await runs.read('r1')).find((r) => r.type === 'approval-requested') as unknown as { approvers: string[]; onTimeout: string; expiresAt: number; timeoutSeconds: number };
     const gate = examples.bundle.graphs.find((g) => g.workflow === 'Workflow/acme-support/refund-request')!.nodes.find((n) => n.id === 'approve2')!.approval!;
@@ -118,7 +141,11 @@ describe('one attempt at a time', () => {
     const runs = store();
     const session = () => {
       const { kernel, user } = channelPair();
-      return { kernel, user, s: new KernelSession(kernel, { bundle: examples.bundle, target: 'Agent/acme-support/triage', services: { gateway: createModelGateway({ models: examples.bundle.objects }) } }) };
+      return {
+        kernel,
+        user,
+        s: new KernelSession(kernel, { bundle: examples.bundle, target: 'Agent/acme-support/triage', services: { gateway: createModelGateway({ models: examples.bundle.objects }) } }),
+      };
     };
     const first = session();
     let second: unknown;
@@ -145,7 +172,11 @@ describe('an attempt whose lease was taken over', () => {
   it('can journal nothing more, and ends with lease_lost instead of writing its end', async () => {
     const { kernel, user } = channelPair();
     const runs = store();
-    const record = { type: 'model-call-finished', callId: 'c1', response: { content: 'x', toolCalls: [], stopReason: 'end', usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, model: 'm', attempts: [], latencyMs: 1 } };
+    const record = {
+      type: 'model-call-finished',
+      callId: 'c1',
+      response: { content: 'x', toolCalls: [], stopReason: 'end', usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, model: 'm', attempts: [], latencyMs: 1 },
+    };
     const seen: unknown[] = [];
     user.handle('run.start', async (params) => {
       const run = (params as { run: string }).run;
@@ -203,7 +234,20 @@ describe('a run that ended', () => {
     const runs = store();
     await runs.create({ id: 'q', version: 'sha256:x', target: 'Workflow/acme-support/refund-request', input: {} });
     const now = Date.now();
-    await runs.append('q', { type: 'approval-requested', run: 'q', workflow: 'Workflow/acme-support/refund-request', node: 'approve2', traversal: 0, approvers: ['alice', 'bob'], quorum: 2, timeoutSeconds: 60, onTimeout: 'reject', subject: {}, requestedAt: now, expiresAt: now + 60_000 });
+    await runs.append('q', {
+      type: 'approval-requested',
+      run: 'q',
+      workflow: 'Workflow/acme-support/refund-request',
+      node: 'approve2',
+      traversal: 0,
+      approvers: ['alice', 'bob'],
+      quorum: 2,
+      timeoutSeconds: 60,
+      onTimeout: 'reject',
+      subject: {},
+      requestedAt: now,
+      expiresAt: now + 60_000,
+    });
     await runs.append('q', { type: 'run-finished', status: 'WaitingForApproval' });
     // Two `beacon approve` at the same moment: each saw only its own approval, and wrote no decision.
     await runs.append('q', { type: 'approval-given', node: 'approve2', traversal: 0, by: 'alice' });

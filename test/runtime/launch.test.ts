@@ -43,7 +43,7 @@ describe('a run in a child process', () => {
     expect(out.output).toMatchObject({ approved: true });
   }, 30_000);
 
-  it('starts an agent\'s stdio Tool in user space from its shipped files, and the model sees its result', async () => {
+  it("starts an agent's stdio Tool in user space from its shipped files, and the model sees its result", async () => {
     const traces: TraceEvent[] = [];
     const out = await runInChildProcess({
       bundle: examples.bundle,
@@ -69,8 +69,16 @@ describe('a run in a child process', () => {
     expect(JSON.stringify(out)).not.toContain('KB-4001');
   }, 30_000);
 
-  it('enforces runtime policy in the kernel: a denied model call fails the run with the policy\'s message', async () => {
-    const r = compilePolicy({ name: 'no-simulators', spec: { phase: 'runtime', match: { requestTypes: ['model'] }, validations: [{ expression: "!request.model.endsWith('-sim')", messageExpression: "'simulated model ' + request.model + ' is not allowed'" }], action: 'deny' } });
+  it("enforces runtime policy in the kernel: a denied model call fails the run with the policy's message", async () => {
+    const r = compilePolicy({
+      name: 'no-simulators',
+      spec: {
+        phase: 'runtime',
+        match: { requestTypes: ['model'] },
+        validations: [{ expression: "!request.model.endsWith('-sim')", messageExpression: "'simulated model ' + request.model + ' is not allowed'" }],
+        action: 'deny',
+      },
+    });
     if (!r.ok) throw new Error('policy');
     const traces: TraceEvent[] = [];
     const out = await runInChildProcess({
@@ -84,7 +92,7 @@ describe('a run in a child process', () => {
     expect(traces.filter((t) => t.type === 'decision')).toMatchObject([{ decision: { outcome: 'deny', policies: ['no-simulators'] }, model: 'support-sim', status: 'error', run: out.run }]);
   }, 30_000);
 
-  it('sends user space the target\'s agents and tools, never a Model', () => {
+  it("sends user space the target's agents and tools, never a Model", () => {
     const { objects, graph } = runObjects(examples.bundle, 'Workflow/acme-support/support-pipeline');
     expect(graph?.workflow).toBe('Workflow/acme-support/support-pipeline');
     expect(new Set(objects.map((o) => o.kind))).toEqual(new Set(['Agent', 'Tool']));

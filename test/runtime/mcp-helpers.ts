@@ -34,7 +34,12 @@ export function toolObject(name: string, spec: Record<string, unknown>, tenant =
 
 /** The fake server over stdio, as a Tool shipping it (compiled form: files as `{path, digest}`). */
 export function fakeStdioSpec(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { mcp: { transport: 'stdio', command: ['node', 'mcp-fake.mjs'] }, files: [{ path: 'mcp-fake.mjs', digest: 'sha256:0' }], allow: ['echo_meta', 'env', 'fail', 'big', 'slow', 'calls'], ...extra };
+  return {
+    mcp: { transport: 'stdio', command: ['node', 'mcp-fake.mjs'] },
+    files: [{ path: 'mcp-fake.mjs', digest: 'sha256:0' }],
+    allow: ['echo_meta', 'env', 'fail', 'big', 'slow', 'calls'],
+    ...extra,
+  };
 }
 
 export interface FakeClock {

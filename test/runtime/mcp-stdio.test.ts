@@ -80,7 +80,11 @@ describe('server-everything over stdio', () => {
 
   it('cuts a result at the size limit', async () => {
     const small = createMcpToolProvider([
-      stdioMcpServer('everything', toolObject('everything', { mcp: { transport: 'stdio', command: ['node', requireEverything()] }, allow: ['echo'] }), { filesRoot: FAKES, maxResultChars: 12, killGraceMs: 500 }),
+      stdioMcpServer('everything', toolObject('everything', { mcp: { transport: 'stdio', command: ['node', requireEverything()] }, allow: ['echo'] }), {
+        filesRoot: FAKES,
+        maxResultChars: 12,
+        killGraceMs: 500,
+      }),
     ]);
     try {
       expect(await call(small, 'everything', 'echo', { message: 'a long message' })).toEqual({ content: 'Echo: a long', isError: false, truncated: true });
@@ -251,13 +255,17 @@ describe('a hanging stdio server', () => {
     expect(json(await call(provider, 'fast', 'echo_meta', { during: 'discovery' })).arguments).toEqual({ during: 'discovery' });
     expect(listed).toBe(false);
     expect(provider.status().find((s) => s.tool === 'hang')?.state).toBe('connecting');
-    await eventually(() => {
-      try {
-        return pids(pidFile).length === 2;
-      } catch {
-        return false;
-      }
-    }, 20_000, 'the hanging server wrote its pids');
+    await eventually(
+      () => {
+        try {
+          return pids(pidFile).length === 2;
+        } catch {
+          return false;
+        }
+      },
+      20_000,
+      'the hanging server wrote its pids',
+    );
     const [server, child] = pids(pidFile) as [number, number];
     // Closing ends the discovery under way, the server (which ignores SIGTERM) and its child.
     await provider.close();
@@ -319,7 +327,9 @@ describe('stdio servers that cannot run', () => {
   });
 
   it('reports a declared file missing from the files root', async () => {
-    const provider = createMcpToolProvider([stdioMcpServer('gone', toolObject('gone', { mcp: { transport: 'stdio', command: ['node', 'gone.mjs'] }, files: ['gone.mjs'], allow: ['x'] }), { filesRoot: FAKES })]);
+    const provider = createMcpToolProvider([
+      stdioMcpServer('gone', toolObject('gone', { mcp: { transport: 'stdio', command: ['node', 'gone.mjs'] }, files: ['gone.mjs'], allow: ['x'] }), { filesRoot: FAKES }),
+    ]);
     await provider.list();
     expect(provider.status()[0]?.error).toMatch(/gone\.mjs', one of the Tool's files, is not in the files root/);
     await provider.close();
@@ -346,7 +356,14 @@ describe('stdio servers that cannot run', () => {
   });
 
   it('resolves node and shipped files, and leaves other arguments alone', () => {
-    const config = readToolConfig('kb', toolObject('kb', { mcp: { transport: 'stdio', command: ['node', '../../tools/kb-server.mjs', '--index', 'kb.json', '-v'], env: { A: 'b' } }, files: ['../../tools/kb-server.mjs', 'kb.json'], allow: ['x'] }));
+    const config = readToolConfig(
+      'kb',
+      toolObject('kb', {
+        mcp: { transport: 'stdio', command: ['node', '../../tools/kb-server.mjs', '--index', 'kb.json', '-v'], env: { A: 'b' } },
+        files: ['../../tools/kb-server.mjs', 'kb.json'],
+        allow: ['x'],
+      }),
+    );
     expect(stdioLaunch(config, '/sandbox/files/acme/tools')).toEqual({
       command: process.execPath,
       args: ['/sandbox/files/tools/kb-server.mjs', '--index', '/sandbox/files/acme/tools/kb.json', '-v'],

@@ -200,7 +200,7 @@ describe('createMcpToolProvider', () => {
     await provider.close();
   });
 
-  it('a rate-limit store that fails refuses the call as unavailable and gives the breaker\'s permit back', async () => {
+  it("a rate-limit store that fails refuses the call as unavailable and gives the breaker's permit back", async () => {
     let opened = 0;
     const limited = new McpToolServer(
       readToolConfig('kb', toolObject('kb', { mcp: stdio, allow: ['a'], rateLimit: { requestsPerMinute: 60 } })),

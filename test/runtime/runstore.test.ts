@@ -27,11 +27,44 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 const NEW_RUN = { version: 'sha256:0f00', target: 'Workflow/acme/pipeline', input: { ticket: 'refund please' } };
 
 function step(node: string, overrides: Partial<StepRecord> = {}): StepRecord {
-  return { kind: 'agent', node, traversal: 0, replica: 0, agent: `Agent/acme/${node}`, inputDigest: 'sha256:aa', output: { node }, usage: { inputTokens: 10, outputTokens: 5 }, costUsd: 0.001, ...overrides };
+  return {
+    kind: 'agent',
+    node,
+    traversal: 0,
+    replica: 0,
+    agent: `Agent/acme/${node}`,
+    inputDigest: 'sha256:aa',
+    output: { node },
+    usage: { inputTokens: 10, outputTokens: 5 },
+    costUsd: 0.001,
+    ...overrides,
+  };
 }
-const started = (callId: string): AppendRecord => ({ type: 'tool-call-started', callId, tool: 'kb-search', name: 'search', arguments: { q: callId }, idempotencyKey: `run/${callId}`, node: 'triage', traversal: 0, replica: 0 });
+const started = (callId: string): AppendRecord => ({
+  type: 'tool-call-started',
+  callId,
+  tool: 'kb-search',
+  name: 'search',
+  arguments: { q: callId },
+  idempotencyKey: `run/${callId}`,
+  node: 'triage',
+  traversal: 0,
+  replica: 0,
+});
 const finished = (callId: string): AppendRecord => ({ type: 'tool-call-finished', callId, result: { content: `result of ${callId}`, isError: false } });
-const gate: ApprovalRequest = { run: 'r', workflow: 'Workflow/acme/pipeline', node: 'gate', traversal: 0, approvers: ['group:leads'], quorum: 1, timeoutSeconds: 60, onTimeout: 'reject', subject: { amount: 10 }, requestedAt: 1000, expiresAt: 61000 };
+const gate: ApprovalRequest = {
+  run: 'r',
+  workflow: 'Workflow/acme/pipeline',
+  node: 'gate',
+  traversal: 0,
+  approvers: ['group:leads'],
+  quorum: 1,
+  timeoutSeconds: 60,
+  onTimeout: 'reject',
+  subject: { amount: 10 },
+  requestedAt: 1000,
+  expiresAt: 61000,
+};
 
 async function expectCode(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
   const err = await promise.then(

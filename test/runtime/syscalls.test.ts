@@ -68,7 +68,13 @@ describe('kernel system calls', () => {
     const g = kernelGateway(user);
     const r = await runAgent(agentSpec('cheap'), 'hi', { gateway: g, tools: kernelTools(user), run: 'run-1' });
     expect(r).toMatchObject({ stopReason: 'final', output: 'answer from cheap', usage: { inputTokens: 100, outputTokens: 20 } });
-    const lying = { model: 'cheap', messages: [], tools: [], script: { input: '', turn: 0, lastToolResult: null, agent: 'x', replica: 0, round: 0 }, caller: { tenant: 'other-tenant', agent: 'admin', run: 'forged', node: 'n1' } };
+    const lying = {
+      model: 'cheap',
+      messages: [],
+      tools: [],
+      script: { input: '', turn: 0, lastToolResult: null, agent: 'x', replica: 0, round: 0 },
+      caller: { tenant: 'other-tenant', agent: 'admin', run: 'forged', node: 'n1' },
+    };
     await g.complete(lying);
     expect(gateway.seen[1]!.caller).toEqual({ tenant: 'acme', agent: 'helper', run: 'run-1', node: 'n1' });
   });
@@ -133,6 +139,9 @@ describe('kernel system calls', () => {
     await expect(user.call('model.complete', { model: 42 })).rejects.toMatchObject({ code: 'invalid_params' });
     await expect(user.call('model.complete', null)).rejects.toMatchObject({ code: 'invalid_params' });
     await expect(user.call('tool.call', { call: { id: 'x' } })).rejects.toMatchObject({ code: 'invalid_params' });
-    await expect(user.call('tool.call', { call: { id: 'x', tool: 't', name: 'n', arguments: {} } })).rejects.toMatchObject({ code: 'invalid_params', message: expect.stringMatching(/not an HTTP tool/) });
+    await expect(user.call('tool.call', { call: { id: 'x', tool: 't', name: 'n', arguments: {} } })).rejects.toMatchObject({
+      code: 'invalid_params',
+      message: expect.stringMatching(/not an HTTP tool/),
+    });
   });
 });

@@ -48,9 +48,9 @@ function collectingTracer(): { tracer: Tracer; spans: Recorded[] } {
       };
       return span;
     },
-    startActiveSpan: (() => {
+    startActiveSpan: () => {
       throw new Error('not used');
-    }),
+    },
   };
   return { tracer, spans };
 }
@@ -60,7 +60,12 @@ describe('RunTracer', () => {
     const { tracer, spans } = collectingTracer();
     const events: TraceEvent[] = [];
     let clock = 1_000_000;
-    const t = new RunTracer('run-7', (e) => events.push(e), () => clock, tracer);
+    const t = new RunTracer(
+      'run-7',
+      (e) => events.push(e),
+      () => clock,
+      tracer,
+    );
     clock += 250;
     t.step({ type: 'model', agent: 'triage', model: 'gpt-4o', tokens: 1200, costUsd: 0.004, latencyMs: 200, tenant: 'acme' });
     clock += 50;
@@ -76,7 +81,13 @@ describe('RunTracer', () => {
     expect(events[0]!.at).toBe(new Date(1_000_250).toISOString());
     const [run, model, tool, decision] = spans;
     expect(run).toMatchObject({ name: 'run run-7', start: 1_000_000, end: 1_000_300, attributes: { 'beacon.run': 'run-7', 'beacon.status': 'Failed' }, status: { code: SpanStatusCode.ERROR } });
-    expect(model).toMatchObject({ name: 'model triage gpt-4o', start: 1_000_050, end: 1_000_250, parent: '0000000000000001', attributes: { 'gen_ai.request.model': 'gpt-4o', 'gen_ai.usage.total_tokens': 1200, 'beacon.cost_usd': 0.004, 'beacon.tenant': 'acme' } });
+    expect(model).toMatchObject({
+      name: 'model triage gpt-4o',
+      start: 1_000_050,
+      end: 1_000_250,
+      parent: '0000000000000001',
+      attributes: { 'gen_ai.request.model': 'gpt-4o', 'gen_ai.usage.total_tokens': 1200, 'beacon.cost_usd': 0.004, 'beacon.tenant': 'acme' },
+    });
     expect(tool).toMatchObject({ name: 'tool triage kb-search', start: 1_000_260, end: 1_000_300, status: { code: SpanStatusCode.ERROR, message: 'timed out after 30 s' } });
     expect(decision!.attributes).toMatchObject({ 'beacon.decision': 'deny', 'beacon.policies': ['egress-allowlist'] });
   });

@@ -12,17 +12,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import {
-  API_VERSION,
-  CLUSTER_SCOPED_KINDS,
-  KINDS,
-  SCHEMA_BASE_URI,
-  TENANT_SCOPED_KINDS,
-  commonSchema,
-  isClusterScoped,
-  isKind,
-  kindSchemas,
-} from '../../schema/index.js';
+import { API_VERSION, CLUSTER_SCOPED_KINDS, KINDS, SCHEMA_BASE_URI, TENANT_SCOPED_KINDS, commonSchema, isClusterScoped, isKind, kindSchemas } from '../../schema/index.js';
 import type { Kind } from '../../schema/index.js';
 
 // ajv and ajv-formats are CommonJS with a `default` property on module.exports.
@@ -42,10 +32,7 @@ function newAjv() {
 }
 
 const ajv = newAjv();
-const validators = Object.fromEntries(KINDS.map((kind) => [kind, ajv.compile(kindSchemas[kind])])) as Record<
-  Kind,
-  ValidateFunction
->;
+const validators = Object.fromEntries(KINDS.map((kind) => [kind, ajv.compile(kindSchemas[kind])])) as Record<Kind, ValidateFunction>;
 
 function errorsOf(doc: unknown): ErrorObject[] {
   const kind = (doc as { kind?: unknown }).kind;
@@ -93,9 +80,7 @@ describe('schema files', () => {
     const schema = kindSchemas[kind] as { properties: Record<string, SchemaNode>; required: string[] };
     expect(schema.required).toEqual(['apiVersion', 'kind', 'metadata', 'spec']);
     expect(schema.properties.kind!.const).toBe(kind);
-    expect(schema.properties.metadata!.$ref).toBe(
-      `common.schema.json#/$defs/${isClusterScoped(kind) ? 'clusterMetadata' : 'tenantMetadata'}`,
-    );
+    expect(schema.properties.metadata!.$ref).toBe(`common.schema.json#/$defs/${isClusterScoped(kind) ? 'clusterMetadata' : 'tenantMetadata'}`);
   });
 
   it.each([...KINDS])('the %s schema compiles in strict mode with allErrors and discriminator', (kind) => {
@@ -211,13 +196,10 @@ describe('every subschema is bounded', () => {
 });
 
 describe('every field is documented', () => {
-  it.each(properties.map(({ where, schema, target }) => [where, schema, target] as const))(
-    'property %s has a description',
-    (_where, schema, target) => {
-      const text = schema.description ?? target?.description;
-      expect(typeof text === 'string' && text.length > 10).toBe(true);
-    },
-  );
+  it.each(properties.map(({ where, schema, target }) => [where, schema, target] as const))('property %s has a description', (_where, schema, target) => {
+    const text = schema.description ?? target?.description;
+    expect(typeof text === 'string' && text.length > 10).toBe(true);
+  });
 
   it.each(definitions.map(row))('definition %s has a title and a description', (_where, schema) => {
     expect(schema.title).toEqual(expect.any(String));
@@ -935,7 +917,12 @@ describe('generated artifacts', () => {
     const index = readFileSync(join(root, 'schema', 'index.ts'), 'utf8');
     const names = [...generated.matchAll(/^export (?:interface|type) (\w+)/gm)].map((m) => m[1]!);
     const block = /export type \{([^}]*)\} from '\.\/types\.gen\.js';/.exec(index)?.[1] ?? '';
-    const exported = new Set(block.split(',').map((s) => s.trim()).filter(Boolean));
+    const exported = new Set(
+      block
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
     expect(names.filter((n) => !exported.has(n))).toEqual([]);
     expect([...exported].filter((n) => !names.includes(n))).toEqual([]);
     for (const kind of KINDS) expect(names).toContain(kind);

@@ -159,7 +159,10 @@ async function fromStream(events: AsyncGenerator<SseEvent>, call: ProviderCall, 
   }
   if (!done) throw badResponse('the event stream ended before message_stop');
   const present = blocks.filter((b) => b !== undefined);
-  const content = present.filter((b) => b.type === 'text').map((b) => b.text).join('');
+  const content = present
+    .filter((b) => b.type === 'text')
+    .map((b) => b.text)
+    .join('');
   const raw = present.filter((b) => b.type === 'tool_use').map((b): RawToolCall => ({ id: b.id, function: b.name, arguments: b.json }));
   return providerResult(call, names, { content, toolCalls: raw, length: stop === 'max_tokens', ...counts(usage) });
 }

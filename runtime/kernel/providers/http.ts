@@ -210,7 +210,10 @@ export function statusError(status: number, headers: Headers, body: string, now:
   if (status === 408) return new ModelError('timeout', message, { retryable: true, status, retryAfterMs: retryAfter });
   if (status >= 500) return new ModelError('server_error', message, { retryable: true, status, retryAfterMs: retryAfter });
   if (secretive) return new ModelError('unauthorized', `${message}: the API key was refused (check the secret the Model's spec.credentials.secretRef names)`, { status });
-  if (status >= 300 && status < 400) return new ModelError('bad_request', `${message}: the endpoint redirects (to ${JSON.stringify((headers.get('location') ?? '').slice(0, 200))}); set the Model's spec.endpoint to the final URL`, { status });
+  if (status >= 300 && status < 400)
+    return new ModelError('bad_request', `${message}: the endpoint redirects (to ${JSON.stringify((headers.get('location') ?? '').slice(0, 200))}); set the Model's spec.endpoint to the final URL`, {
+      status,
+    });
   return new ModelError('bad_request', message, { status });
 }
 

@@ -94,7 +94,10 @@ function answer(modelName: string, rules: Rule[], request: ModelRequest): Provid
     return { content, toolCalls: [], stopReason: 'end', usage: { inputTokens, outputTokens: estimateTokens(content) } };
   }
   const why = errors.length === 0 ? '' : `; entries that could not be evaluated: ${errors.join('; ')}`;
-  throw new ModelError('script_exhausted', `ScriptExhausted: no entry of Model ${modelName}'s script holds for agent '${script.agent}' at turn ${script.turn} (replica ${script.replica}, round ${script.round})${why}`);
+  throw new ModelError(
+    'script_exhausted',
+    `ScriptExhausted: no entry of Model ${modelName}'s script holds for agent '${script.agent}' at turn ${script.turn} (replica ${script.replica}, round ${script.round})${why}`,
+  );
 }
 
 /** Every string of a JSON value substituted (one pass per string: substituted text is not substituted again). */

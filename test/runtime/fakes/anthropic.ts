@@ -82,7 +82,10 @@ export function message(o: { text?: string; toolUses?: FakeToolUse[]; stop?: str
 /** A streamed message: message_start, text and tool_use blocks (JSON in pieces), message_delta, message_stop. */
 export function messageStream(o: { text?: string[]; toolUses?: { id: string; name: string; json: string[] }[]; stop?: string; usage?: { input: number; output: number }; complete?: boolean }): Reply {
   const event = (type: string, data: Record<string, unknown>): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
-  const events = [event('message_start', { message: { id: 'msg_1', type: 'message', role: 'assistant', content: [], usage: { input_tokens: o.usage?.input ?? 10, output_tokens: 1 } } }), event('ping', {})];
+  const events = [
+    event('message_start', { message: { id: 'msg_1', type: 'message', role: 'assistant', content: [], usage: { input_tokens: o.usage?.input ?? 10, output_tokens: 1 } } }),
+    event('ping', {}),
+  ];
   let index = 0;
   if (o.text !== undefined) {
     events.push(event('content_block_start', { index, content_block: { type: 'text', text: '' } }));

@@ -29,7 +29,7 @@ function invalid(message: string, status = 400): Reply {
 
 function requestProblem(body: any): string | null {
   if (typeof body !== 'object' || body === null) return 'We could not parse the JSON body of your request.';
-  if (typeof body.model !== 'string') return "you must provide a model parameter";
+  if (typeof body.model !== 'string') return 'you must provide a model parameter';
   if (!Array.isArray(body.messages) || body.messages.length === 0) return "'messages' must be a non-empty array";
   const open = new Set<string>();
   for (const [i, m] of body.messages.entries()) {
@@ -44,7 +44,8 @@ function requestProblem(body: any): string | null {
     } else if (typeof m.content !== 'string') return `Invalid 'messages[${i}].content'`;
   }
   for (const [i, t] of (body.tools ?? []).entries()) {
-    if (t.type !== 'function' || !FUNCTION_NAME.test(t.function?.name)) return `Invalid 'tools[${i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.`;
+    if (t.type !== 'function' || !FUNCTION_NAME.test(t.function?.name))
+      return `Invalid 'tools[${i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.`;
   }
   return null;
 }
@@ -67,7 +68,11 @@ export function completion(o: { content?: string | null; toolCalls?: FakeToolCal
       choices: [
         {
           index: 0,
-          message: { role: 'assistant', content: o.content ?? null, ...(toolCalls.length > 0 ? { tool_calls: toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) } : {}) },
+          message: {
+            role: 'assistant',
+            content: o.content ?? null,
+            ...(toolCalls.length > 0 ? { tool_calls: toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) } : {}),
+          },
           finish_reason: o.finish ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop'),
         },
       ],
@@ -77,7 +82,13 @@ export function completion(o: { content?: string | null; toolCalls?: FakeToolCal
 }
 
 /** A streamed chat completion: content deltas, tool-call deltas (arguments in pieces), the usage chunk, [DONE]. */
-export function completionStream(o: { content?: string[]; toolCalls?: { id: string; name: string; arguments: string[] }[]; finish?: string; usage?: { prompt: number; completion: number }; complete?: boolean }): Reply {
+export function completionStream(o: {
+  content?: string[];
+  toolCalls?: { id: string; name: string; arguments: string[] }[];
+  finish?: string;
+  usage?: { prompt: number; completion: number };
+  complete?: boolean;
+}): Reply {
   const chunk = (delta: unknown, finish: string | null = null): string =>
     `data: ${JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
   const events = [chunk({ role: 'assistant', content: '' })];
