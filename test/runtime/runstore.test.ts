@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileRunStore, resumeState, RunStoreError, stepKey, approvalKey, type AppendRecord, type RunRecord } from '../../runtime/runstore.js';
 import type { ApprovalRequest, StepRecord } from '../../runtime/types.js';
+import { expectCode, NEW_RUN, started } from '../contracts/run-store.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MODULE = join(ROOT, 'runtime', 'runstore.ts');
@@ -23,8 +24,6 @@ beforeEach(() => {
   store = new FileRunStore(join(dir, 'runs'));
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-const NEW_RUN = { version: 'sha256:0f00', target: 'Workflow/acme/pipeline', input: { ticket: 'refund please' } };
 
 function step(node: string, overrides: Partial<StepRecord> = {}): StepRecord {
   return {
@@ -40,17 +39,6 @@ function step(node: string, overrides: Partial<StepRecord> = {}): StepRecord {
     ...overrides,
   };
 }
-const started = (callId: string): AppendRecord => ({
-  type: 'tool-call-started',
-  callId,
-  tool: 'kb-search',
-  name: 'search',
-  arguments: { q: callId },
-  idempotencyKey: `run/${callId}`,
-  node: 'triage',
-  traversal: 0,
-  replica: 0,
-});
 const finished = (callId: string): AppendRecord => ({ type: 'tool-call-finished', callId, result: { content: `result of ${callId}`, isError: false } });
 const gate: ApprovalRequest = {
   run: 'r',
@@ -65,16 +53,6 @@ const gate: ApprovalRequest = {
   requestedAt: 1000,
   expiresAt: 61000,
 };
-
-async function expectCode(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RunStoreError);
-  expect((err as RunStoreError).code).toBe(code);
-  if (message !== undefined) expect((err as RunStoreError).message).toMatch(message);
-}
 
 describe('FileRunStore', () => {
   // What every store does (records, ids, ordering, leases) is test/contracts/run-store.ts, run on this store in
