@@ -38,11 +38,16 @@ export class BeaconError extends Error {
 
   /** An error read back from its body (as another process sent it). */
   static from(body: ErrorBody): BeaconError {
-    return new BeaconError(body.code, body.message, {
-      ...(body.retryable !== undefined ? { retryable: body.retryable } : {}),
-      ...(body.retryAfterMs !== undefined ? { retryAfterMs: body.retryAfterMs } : {}),
-    });
+    return new BeaconError(body.code, body.message, retryOf(body));
   }
+}
+
+/** The retry semantics a body states (only fields of the right type: a body may come from another process). */
+export function retryOf(body: { retryable?: unknown; retryAfterMs?: unknown }): BeaconErrorOptions {
+  return {
+    ...(typeof body.retryable === 'boolean' ? { retryable: body.retryable } : {}),
+    ...(typeof body.retryAfterMs === 'number' ? { retryAfterMs: body.retryAfterMs } : {}),
+  };
 }
 
 /** An error as it crosses a process boundary: the code, one line of message, the retry semantics. */

@@ -11,7 +11,7 @@
  * same id), `cancel` a call it made, send `event`s (never answered) and
  * `ping`s (answered by `pong`, for liveness).
  */
-import { BeaconError, isRecord, type ErrorBody } from '../common/index.js';
+import { BeaconError, isRecord, retryOf, type ErrorBody } from '../common/index.js';
 
 export const PROTOCOL = 'beacon.runtime';
 export const PROTOCOL_VERSION = 1;
@@ -83,10 +83,7 @@ export class ProtocolError extends BeaconError {
   override readonly name = 'ProtocolError';
   readonly data: Record<string, unknown> | undefined;
   constructor(body: ProtocolErrorBody) {
-    super(body.code, body.message, {
-      ...(typeof body.retryable === 'boolean' ? { retryable: body.retryable } : {}),
-      ...(typeof body.retryAfterMs === 'number' ? { retryAfterMs: body.retryAfterMs } : {}),
-    });
+    super(body.code, body.message, retryOf(body));
     this.data = body.data;
   }
 }

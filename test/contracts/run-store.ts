@@ -6,7 +6,7 @@
  * its data.
  */
 import { describe, expect, it } from 'vitest';
-import { RunStoreError, type AppendRecord, type RunStore } from '../../runtime/index.js';
+import { RunStoreError, type AppendRecord, type RunStore, type StepRecord } from '../../runtime/index.js';
 
 export interface RunStoreHarness {
   store: RunStore;
@@ -29,18 +29,22 @@ export const started = (callId: string): AppendRecord => ({
   traversal: 0,
   replica: 0,
 });
-const step = (node: string): AppendRecord => ({
-  type: 'node-completed',
-  kind: 'agent',
-  node,
-  traversal: 0,
-  replica: 0,
-  agent: `Agent/acme/${node}`,
-  inputDigest: 'sha256:aa',
-  output: { node },
-  usage: { inputTokens: 10, outputTokens: 5 },
-  costUsd: 0.001,
-});
+/** A finished agent step of node `node`. */
+export function stepRecord(node: string, overrides: Partial<StepRecord> = {}): StepRecord {
+  return {
+    kind: 'agent',
+    node,
+    traversal: 0,
+    replica: 0,
+    agent: `Agent/acme/${node}`,
+    inputDigest: 'sha256:aa',
+    output: { node },
+    usage: { inputTokens: 10, outputTokens: 5 },
+    costUsd: 0.001,
+    ...overrides,
+  };
+}
+const step = (node: string): AppendRecord => ({ type: 'node-completed', ...stepRecord(node) });
 
 export async function expectCode(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
   const err = await promise.then(

@@ -11,8 +11,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileRunStore, resumeState, RunStoreError, stepKey, approvalKey, type AppendRecord, type RunRecord } from '../../runtime/runstore.js';
-import type { ApprovalRequest, StepRecord } from '../../runtime/types.js';
-import { expectCode, NEW_RUN, started } from '../contracts/run-store.js';
+import type { ApprovalRequest } from '../../runtime/types.js';
+import { expectCode, NEW_RUN, started, stepRecord } from '../contracts/run-store.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MODULE = join(ROOT, 'runtime', 'runstore.ts');
@@ -25,20 +25,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-function step(node: string, overrides: Partial<StepRecord> = {}): StepRecord {
-  return {
-    kind: 'agent',
-    node,
-    traversal: 0,
-    replica: 0,
-    agent: `Agent/acme/${node}`,
-    inputDigest: 'sha256:aa',
-    output: { node },
-    usage: { inputTokens: 10, outputTokens: 5 },
-    costUsd: 0.001,
-    ...overrides,
-  };
-}
+const step = stepRecord;
 const finished = (callId: string): AppendRecord => ({ type: 'tool-call-finished', callId, result: { content: `result of ${callId}`, isError: false } });
 const gate: ApprovalRequest = {
   run: 'r',
