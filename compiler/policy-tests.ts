@@ -235,7 +235,9 @@ const REQUEST_SCHEMA = {
   properties: {
     type: { enum: ['model', 'tool', 'egress', 'memory'] },
     tenant: NAME,
-    agent: NAME,
+    agent: { $ref: 'common.schema.json#/$defs/ref' },
+    workflow: NAME,
+    node: NAME,
     model: { type: 'string', maxLength: 256 },
     tool: { type: 'string', maxLength: 256 },
     host: { type: 'string', maxLength: 253 },
