@@ -142,7 +142,8 @@ export function runtimeBindings(ws: PolicyWorkspace, input: RuntimeInput): Runti
   const { tenant, agent } = input.request;
   return {
     request: input.request,
-    agent: input.agent ?? (tenant && agent ? (all.get(objectId('Agent', agent, tenant))?.object ?? null) : null),
+    // As the kernel's decider reads it: the agent's name in the request's tenant, or `tenant/name` for another tenant's.
+    agent: input.agent ?? (tenant && agent ? (all.get(agent.includes('/') ? objectId('Agent', agent) : objectId('Agent', agent, tenant))?.object ?? null) : null),
     tenant: input.tenant ?? (tenant ? (all.get(objectId('Tenant', tenant))?.object ?? null) : null),
   };
 }
