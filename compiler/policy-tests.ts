@@ -142,7 +142,8 @@ export function runtimeBindings(ws: PolicyWorkspace, input: RuntimeInput): Runti
   const { tenant, agent } = input.request;
   return {
     request: input.request,
-    agent: input.agent ?? (tenant && agent ? (all.get(objectId('Agent', agent, tenant))?.object ?? null) : null),
+    // As the kernel's decider reads it: the agent's name in the request's tenant, or `tenant/name` for another tenant's.
+    agent: input.agent ?? (tenant && agent ? (all.get(agent.includes('/') ? objectId('Agent', agent) : objectId('Agent', agent, tenant))?.object ?? null) : null),
     tenant: input.tenant ?? (tenant ? (all.get(objectId('Tenant', tenant))?.object ?? null) : null),
   };
 }
@@ -235,7 +236,9 @@ const REQUEST_SCHEMA = {
   properties: {
     type: { enum: ['model', 'tool', 'egress', 'memory'] },
     tenant: NAME,
-    agent: NAME,
+    agent: { $ref: 'common.schema.json#/$defs/ref' },
+    workflow: NAME,
+    node: NAME,
     model: { type: 'string', maxLength: 256 },
     tool: { type: 'string', maxLength: 256 },
     host: { type: 'string', maxLength: 253 },

@@ -25,7 +25,7 @@ export interface RuntimeDecision {
 }
 
 export interface DeciderOptions {
-  /** The agent and tenant objects a request names (normalized, as compiled); missing ones read as null. */
+  /** The agent and tenant objects a request names (normalized, as compiled); missing ones read as null. An agent named `tenant/name` is looked up in that tenant. */
   resolve?: {
     agent?(tenant: string, name: string): JsonObject | undefined;
     tenant?(name: string): JsonObject | undefined;
@@ -36,6 +36,13 @@ export interface Decider {
   decide(request: RuntimeRequest): RuntimeDecision;
   /** The runtime policies this decider enforces, by name. */
   readonly policies: readonly string[];
+}
+
+/** The Agent a request names: `name` in the request's tenant, or `tenant/name` (a workflow's step run by another tenant's agent). */
+function agentRef(tenant: string, agent: unknown): { tenant: string; name: string } | undefined {
+  if (typeof agent !== 'string' || agent === '') return undefined;
+  const slash = agent.indexOf('/');
+  return slash < 0 ? { tenant, name: agent } : { tenant: agent.slice(0, slash), name: agent.slice(slash + 1) };
 }
 
 const REQUEST_TYPES = new Set<RuntimeRequest['type']>(['model', 'tool', 'egress', 'memory']);
@@ -66,11 +73,11 @@ export function createDecider(policies: readonly CompiledPolicy[], options: Deci
       }
       if (candidates.length === 0) return decision;
       const tenantName = typeof request.tenant === 'string' ? request.tenant : '';
-      const agentName = typeof request.agent === 'string' ? request.agent : '';
+      const agent = agentRef(tenantName, request.agent);
       // One bindings object for every policy: the engine converts it to CEL values once.
       const bindings: RuntimeBindings = {
         request,
-        agent: agentName !== '' ? (resolve?.agent?.(tenantName, agentName) ?? null) : null,
+        agent: agent !== undefined ? (resolve?.agent?.(agent.tenant, agent.name) ?? null) : null,
         tenant: tenantName !== '' ? (resolve?.tenant?.(tenantName) ?? null) : null,
       };
       for (const p of candidates) {

@@ -76,8 +76,13 @@ export interface AdmissionBindings {
 /** A model call, tool call, egress or memory access, as the kernel reports it. Missing fields read as `''`, `{}`, `0`. */
 export interface RuntimeRequest {
   type: 'model' | 'tool' | 'egress' | 'memory';
+  /** The Agent making the call, as its workflow lists it: its name in `tenant`, or `tenant/name` for another tenant's. */
   agent?: string;
+  /** The tenant the call is made for (a workflow's step: the workflow's tenant, which is charged). */
   tenant?: string;
+  /** For a workflow's step: the Workflow (its name in `tenant`) and the graph node the agent runs as. */
+  workflow?: string;
+  node?: string;
   model?: string;
   tool?: string;
   arguments?: JsonObject;
@@ -418,7 +423,7 @@ function celBindings(phase: Spec['phase'], b: AdmissionBindings | RuntimeBinding
 function convertBindings(phase: Spec['phase'], b: AdmissionBindings | RuntimeBindings): Record<string, unknown> {
   if (phase === 'runtime') {
     const r = b as RuntimeBindings;
-    const request = { agent: '', tenant: '', model: '', tool: '', host: '', arguments: {}, tokensUsed: 0, costUsd: 0, ...r.request };
+    const request = { agent: '', tenant: '', workflow: '', node: '', model: '', tool: '', host: '', arguments: {}, tokensUsed: 0, costUsd: 0, ...r.request };
     return { request: toCelValue(request, REQUEST_TYPE_NAME, false) /* new every time: no memo */, agent: asKindObject(r.agent, 'Agent'), tenant: asKindObject(r.tenant, 'Tenant') };
   }
   const a = b as AdmissionBindings;

@@ -22,7 +22,7 @@ import type { Admission, RateLimits } from './counters.js';
 import { PACKAGE_VERSION, type CompiledObjectOf } from '../compiler/index.js';
 import type { McpServer } from '../schema/index.js';
 import { raceAbort } from './abort.js';
-import { isRecord, type JsonObject, type ToolCall, type ToolDefinition, type ToolError, type ToolErrorCode, type ToolProvider, type ToolResult } from './types.js';
+import { isRecord, type Caller, type JsonObject, type ToolCall, type ToolDefinition, type ToolError, type ToolErrorCode, type ToolProvider, type ToolResult } from './types.js';
 
 /** The `_meta` key that carries a call's idempotency key to the server. */
 export const IDEMPOTENCY_META_KEY = 'beacon.dev/idempotencyKey';
@@ -301,8 +301,8 @@ export function toolError(code: ToolErrorCode, message: string, extra: { retryAf
 export interface McpConnector {
   /** An unstarted transport to the server (the MCP client starts it); throw with a clear message when it cannot be made. */
   open(signal: AbortSignal): Promise<Transport> | Transport;
-  /** A denial message when the call may not go out (runtime policy), else null. */
-  guard?(name: string, args: JsonObject): Promise<string | null> | string | null;
+  /** A denial message when the call may not go out (runtime policy, for `caller` when the call names one), else null. */
+  guard?(name: string, args: JsonObject, caller?: Caller): Promise<string | null> | string | null;
   /** Removes what must never be shown (secrets) from a text. */
   redact?: (text: string) => string;
   /** Text to add to a connection failure (the tail of a stdio server's stderr). */
@@ -414,7 +414,7 @@ export class McpToolServer {
     }
   }
 
-  async call(name: string, args: JsonObject, options: { signal?: AbortSignal; idempotencyKey?: string } = {}): Promise<ToolResult> {
+  async call(name: string, args: JsonObject, options: { signal?: AbortSignal; idempotencyKey?: string; caller?: Caller } = {}): Promise<ToolResult> {
     const who = `Tool ${this.config.name}`;
     if (this.closed) return toolError('closed', `${who}: the tool provider is closed`);
     if (typeof name !== 'string' || name === '') return toolError('invalid_call', `${who}: a call needs \`name\`, the MCP tool to call`);
@@ -428,7 +428,7 @@ export class McpToolServer {
     if (key !== undefined && (typeof key !== 'string' || key === '' || key.length > 1024)) return toolError('invalid_call', `${who}: an idempotency key must be a string of 1 to 1024 characters`);
     let denial: string | null;
     try {
-      denial = (await this.connector.guard?.(name, args)) ?? null;
+      denial = (await this.connector.guard?.(name, args, options.caller)) ?? null;
     } catch (err) {
       denial = `the policy check failed: ${errorMessage(err)}`;
     }

@@ -17,6 +17,8 @@ export interface TraceEvent {
   tenant?: string;
   node?: string;
   agent?: string;
+  /** The workflow whose step made a call (a policy decision on it). */
+  workflow?: string;
   model?: string;
   tool?: string;
   /** Input + output tokens of a model call. */
@@ -39,6 +41,7 @@ function attributesOf(e: TraceEvent): Attributes {
   if (e.tenant !== undefined) a['beacon.tenant'] = e.tenant;
   if (e.node !== undefined) a['beacon.node'] = e.node;
   if (e.agent !== undefined) a['beacon.agent'] = e.agent;
+  if (e.workflow !== undefined) a['beacon.workflow'] = e.workflow;
   if (e.model !== undefined) a['gen_ai.request.model'] = e.model;
   if (e.tool !== undefined) a['beacon.tool'] = e.tool;
   if (e.tokens !== undefined) a['gen_ai.usage.total_tokens'] = e.tokens;

@@ -67,7 +67,19 @@ export interface ModelRequest {
   maxOutputTokens?: number;
   script: ScriptContext;
   /** Who is calling, for policy, budgets, metering and traces. */
-  caller: { tenant: string; agent: string; run: string; node?: string };
+  caller: { tenant: string; agent: string; run: string; node?: string; workflow?: string };
+}
+
+/**
+ * Who makes a call, as the kernel knows it and runtime policy reads it: the
+ * Agent (as its workflow lists it: `name`, or `tenant/name` for another
+ * tenant's) and, for a workflow's step, the Workflow and the graph node.
+ */
+export interface Caller {
+  tenant: string;
+  agent?: string;
+  workflow?: string;
+  node?: string;
 }
 
 export interface TokenUsage {
@@ -182,7 +194,8 @@ export interface ToolError {
 export interface ToolProvider {
   /** The allowed MCP tools of the agent's Tools (discovery with a timeout; a hanging server lists nothing). */
   list(options?: { signal?: AbortSignal }): Promise<ToolDefinition[]>;
-  call(call: ToolCall, options?: { signal?: AbortSignal; idempotencyKey?: string }): Promise<ToolResult>;
+  /** `caller`: who makes the call, for the policy checks of a provider that serves several agents (the kernel's HTTP Tools). */
+  call(call: ToolCall, options?: { signal?: AbortSignal; idempotencyKey?: string; caller?: Caller }): Promise<ToolResult>;
   close(): Promise<void>;
 }
 

@@ -17,6 +17,7 @@ import type { Isolation, RunReport, RunRequest } from '../../runners/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
 import { textReader } from './validate.js';
+import { traceLine } from '../render-run.js';
 
 /**
  * The kernel and the runners, loaded when a run needs them: every other
@@ -156,15 +157,6 @@ export function usage<T>(fn: () => T): T {
     if (err instanceof BeaconError) throw new UsageError(err.message);
     throw err;
   }
-}
-
-/** A trace event as printed: what the sandbox reported, read defensively (it is not trusted). */
-function traceLine(e: Record<string, unknown>): string {
-  const str = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
-  const what = e.type === 'model' ? `model ${str(e.model)} ${str(e.tokens) || 0} tokens` : e.type === 'tool' ? `tool ${str(e.tool)}` : str(e.type);
-  return `  ${str(e.agent)
-    .replace(/^Agent\//, '')
-    .padEnd(28)} ${what}${typeof e.latencyMs === 'number' ? ` ${Math.round(e.latencyMs)} ms` : ''}${e.status === 'error' ? `  error: ${str(e.error)}` : ''}`;
 }
 
 const isolationLabel = (i: Isolation): string => (i === 'development' ? 'degraded' : i);

@@ -11,7 +11,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import type { McpServerHeaders } from '../../schema/index.js';
-import type { JsonObject } from '../types.js';
+import type { Caller, JsonObject } from '../types.js';
 import { McpConfigError, McpToolServer, readToolConfig, type McpServerOptions, type ToolObject } from '../mcp.js';
 
 export interface HttpMcpOptions extends McpServerOptions {
@@ -19,8 +19,8 @@ export interface HttpMcpOptions extends McpServerOptions {
   secret?: (name: string) => string | undefined;
   /** Runtime policy (`createDecider(...).decide`), asked before connecting (egress) and before every call (tool, egress). */
   decide?: (request: RuntimeRequest) => RuntimeDecision | Promise<RuntimeDecision>;
-  /** Who calls, as policies see it. @default tenant: the Tool's tenant, agent: none */
-  caller?: { tenant?: string; agent?: string };
+  /** Who calls, as policies see it, unless a call names its own caller. @default tenant: the Tool's tenant, agent: none */
+  caller?: Partial<Caller>;
   /** Largest response body read for one request. @default 16 MiB */
   maxMessageBytes?: number;
   /** How long closing waits for the server to end the session. @default 2_000 */
@@ -39,18 +39,18 @@ export function httpMcpServer(name: string, tool: ToolObject, options: HttpMcpOp
   const url = parseUrl(config.mcp.url, where);
   const headers = readHeaders(config.mcp.headers, where);
   const secret = options.secret ?? ((n: string) => process.env[n]);
-  const caller = { tenant: options.caller?.tenant ?? config.tenant, agent: options.caller?.agent };
+  const tenant = options.caller?.tenant ?? config.tenant;
+  const fallback: Partial<Caller> = { ...options.caller, ...(tenant !== undefined ? { tenant } : {}) };
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const secrets = new Set<string>();
 
-  const decide = async (request: RuntimeRequest): Promise<string | null> => {
+  const decide = async (request: RuntimeRequest, caller: Partial<Caller> = fallback): Promise<string | null> => {
     if (options.decide === undefined) return null;
-    const withCaller: RuntimeRequest = { ...request, ...(caller.tenant !== undefined ? { tenant: caller.tenant } : {}), ...(caller.agent !== undefined ? { agent: caller.agent } : {}) };
-    const d = await options.decide(withCaller);
+    const d = await options.decide({ ...request, ...caller });
     if (d.allowed) return null;
     return d.denials.map((v) => `${v.message} (policy ${v.policy})`).join('; ') || 'denied';
   };
-  const egress = (): Promise<string | null> => decide({ type: 'egress', host });
+  const egress = (caller?: Caller): Promise<string | null> => decide({ type: 'egress', host }, caller);
 
   return new McpToolServer(
     config,
@@ -70,8 +70,8 @@ export function httpMcpServer(name: string, tool: ToolObject, options: HttpMcpOp
           options.closeTimeoutMs ?? 2_000,
         );
       },
-      async guard(_mcpTool: string, args: JsonObject) {
-        return (await decide({ type: 'tool', tool: name, arguments: args })) ?? (await egress());
+      async guard(_mcpTool: string, args: JsonObject, caller?: Caller) {
+        return (await decide({ type: 'tool', tool: name, arguments: args }, caller)) ?? (await egress(caller));
       },
       redact: (text) => redactSecrets(text, secrets),
     },

@@ -20,7 +20,7 @@ import type { ApprovalDecision, ApprovalRequest, Json, RunOutcome, ToolCall, Too
 import { approversOf, gatedTools, gateRequest, toolCallApproval } from './gates.js';
 import { runObjects, targetVersion } from './targets.js';
 import { httpMcpServer } from './mcp-http.js';
-import { serveKernel, type KernelServices, type PolicyEvent } from './syscalls.js';
+import { denialText, serveKernel, type KernelServices, type PolicyEvent } from './syscalls.js';
 
 /** What a session serves: the bundle, its target, and the kernel's services for it. */
 export interface SessionOptions {
@@ -127,7 +127,7 @@ export class KernelSession {
     const gated = gatedTools(objects, tenant);
     serveKernel(
       channel,
-      { tenant, agent: name, runs: this.runs },
+      { tenant, agent: name, runs: this.runs, ...(graph !== undefined ? { workflow: { name, agents: nodeAgents(graph, tenant) } } : {}) },
       {
         ...options.services,
         onPolicy,
@@ -160,11 +160,13 @@ export class KernelSession {
     tracer.step({
       type: 'decision',
       tenant: this.tenant,
-      agent: request.agent ?? this.name,
+      ...(request.agent ? { agent: `Agent/${request.agent.includes('/') ? request.agent : `${this.tenant}/${request.agent}`}` } : {}),
+      ...(request.workflow ? { workflow: request.workflow } : {}),
+      ...(request.node ? { node: request.node } : {}),
       ...(request.model ? { model: request.model } : {}),
       ...(request.tool ? { tool: request.tool } : {}),
       decision: { outcome, policies },
-      ...(d.allowed ? {} : { error: `denied ${e.when} the call` }),
+      ...(d.allowed ? {} : { error: `denied ${e.when} the call by ${denialText(d)}` }),
     });
   }
 
@@ -193,7 +195,8 @@ export class KernelSession {
           ...(egress !== undefined ? { decide: egress } : {}),
           ...(this.options.secret !== undefined ? { secret: this.options.secret } : {}),
           ...(rateLimits !== undefined ? { rateLimits } : {}),
-          caller: { tenant: this.tenant, agent: this.name },
+          // A call names its own caller (serveKernel); this one is for egress on connecting, which serves every agent of the target.
+          caller: this.kind === 'Agent' ? { tenant: this.tenant, agent: this.name } : { tenant: this.tenant, workflow: this.name },
         }),
       );
     return servers.length > 0 ? createMcpToolProvider(servers) : undefined;
@@ -386,6 +389,17 @@ export class KernelSession {
     const journal = await r.journal.store.read(run);
     return toolCallApproval(journal, resumeState(journal), call);
   }
+}
+
+/** The agent of each agent node of a workflow's graph, as the workflow lists it (`name`, or `tenant/name` for another tenant's). */
+function nodeAgents(graph: Bundle['graphs'][number], tenant: string): Map<string, string> {
+  const agents = new Map<string, string>();
+  for (const node of graph.nodes) {
+    if (node.agent === undefined) continue;
+    const [, owner = '', name = ''] = node.agent.split('/');
+    agents.set(node.id, owner === tenant ? name : `${owner}/${name}`);
+  }
+  return agents;
 }
 
 /** What a sandbox may journal: what it does, never a decision. */

@@ -11,7 +11,8 @@
 import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import type { Channel } from '../channel.js';
 import { CHANNEL_ERRORS, ProtocolError } from '../protocol.js';
-import { isRecord, ModelError, type JsonObject, type ModelGateway, type ModelRequest, type ToolCall, type ToolProvider } from '../types.js';
+import { toolError } from '../mcp.js';
+import { isRecord, ModelError, type Caller, type JsonObject, type ModelGateway, type ModelRequest, type ToolCall, type ToolProvider } from '../types.js';
 import type { KernelBudgets } from './budgets.js';
 import type { RateLimits } from '../counters.js';
 
@@ -23,7 +24,15 @@ import type { RateLimits } from '../counters.js';
  */
 export interface SandboxIdentity {
   tenant: string;
+  /** The Agent it runs (for a workflow's sandbox, see `workflow`). */
   agent: string;
+  /**
+   * A workflow's sandbox: the Workflow's name and, by graph node, the agent
+   * each node runs (as the workflow lists it). A call names its node; the
+   * kernel takes the agent from here, so a call can only be made as one of
+   * the workflow's own steps.
+   */
+  workflow?: { name: string; agents: ReadonlyMap<string, string> };
   run?: string;
   /** The runs in progress on it (a set, or a map keyed by run). */
   runs?: { has(run: string): boolean; readonly size: number; keys(): IterableIterator<string> };
@@ -36,6 +45,19 @@ function runOf(requested: unknown, who: SandboxIdentity): string {
   const only = who.runs.size === 1 ? [...who.runs.keys()][0] : undefined;
   if (requested === undefined && only !== undefined) return only;
   throw invalid(`run ${JSON.stringify(requested) ?? 'undefined'} is not running in this sandbox`);
+}
+
+/** Who makes a call from node `node`: the sandbox's agent, or the agent of that node of the sandbox's workflow. */
+function callerOf(who: SandboxIdentity, node: unknown): Caller {
+  if (who.workflow === undefined) return { tenant: who.tenant, agent: who.agent };
+  const agent = typeof node === 'string' ? who.workflow.agents.get(node) : undefined;
+  if (agent === undefined || typeof node !== 'string') throw invalid(`node ${JSON.stringify(node) ?? 'undefined'} is not a step of workflow ${who.workflow.name}`);
+  return { tenant: who.tenant, agent, workflow: who.workflow.name, node };
+}
+
+/** A decision's denials as one line: each policy and its message. */
+export function denialText(decision: RuntimeDecision): string {
+  return decision.denials.map((d) => `${d.policy}: ${d.message}`).join('; ');
 }
 
 /** A policy decision, as the kernel reports it (audit log, dashboard). */
@@ -71,44 +93,55 @@ function invalid(message: string): ProtocolError {
   return new ProtocolError({ code: CHANNEL_ERRORS.invalidParams, message });
 }
 
-/** A model request as sent by user space, checked for shape (the gateway checks the rest). */
-function modelRequest(params: unknown, who: SandboxIdentity): ModelRequest {
+/** A model request as sent by user space, checked for shape (the gateway checks the rest), and who makes it. */
+function modelRequest(params: unknown, who: SandboxIdentity): { request: ModelRequest; caller: Caller } {
   if (!isRecord(params)) throw invalid('model.complete needs a ModelRequest object');
   if (typeof params.model !== 'string' || params.model === '') throw invalid('model.complete: model must be a Model name');
   if (!Array.isArray(params.messages)) throw invalid('model.complete: messages must be a list');
   if (!Array.isArray(params.tools)) throw invalid('model.complete: tools must be a list');
   if (!isRecord(params.script)) throw invalid('model.complete: script context missing');
-  const caller = isRecord(params.caller) ? params.caller : {};
-  const node = typeof caller.node === 'string' ? caller.node : undefined;
-  // The caller is who the channel belongs to, whatever the request says. Every other field is the gateway's to check
+  const claimed = isRecord(params.caller) ? params.caller : {};
+  const node = typeof claimed.node === 'string' ? claimed.node : undefined;
+  // The caller is who the channel belongs to (for a workflow's step, the agent of the node it names), whatever the
+  // request says. Every other field is the gateway's to check
   // (createModelGateway's checkRequest trusts no caller: messages, tools, schema and limits are validated there).
-  return { ...(params as unknown as ModelRequest), caller: { tenant: who.tenant, agent: who.agent, run: runOf(caller.run, who), ...(node !== undefined ? { node } : {}) } };
+  const caller = callerOf(who, node);
+  const run = runOf(claimed.run, who);
+  return {
+    request: {
+      ...(params as unknown as ModelRequest),
+      caller: { tenant: who.tenant, agent: caller.agent ?? who.agent, run, ...(node !== undefined ? { node } : {}), ...(caller.workflow !== undefined ? { workflow: caller.workflow } : {}) },
+    },
+    caller,
+  };
 }
 
-function toolCall(params: unknown): { call: ToolCall; idempotencyKey?: string; run?: unknown } {
+function toolCall(params: unknown): { call: ToolCall; idempotencyKey?: string; run?: unknown; node?: unknown } {
   if (!isRecord(params) || !isRecord(params.call)) throw invalid('tool.call needs {call}');
   const c = params.call;
   if (typeof c.id !== 'string' || typeof c.tool !== 'string' || typeof c.name !== 'string' || !isRecord(c.arguments)) throw invalid('tool.call: call needs id, tool, name and arguments');
   // The arguments were decoded from a JSON frame, so they are JSON.
   const call: ToolCall = { id: c.id, tool: c.tool, name: c.name, arguments: c.arguments as JsonObject };
-  return { call, ...(typeof params.idempotencyKey === 'string' ? { idempotencyKey: params.idempotencyKey } : {}), run: params.run };
+  return { call, ...(typeof params.idempotencyKey === 'string' ? { idempotencyKey: params.idempotencyKey } : {}), run: params.run, node: params.node };
 }
 
 /** Serve the system calls of the sandbox at the other end of `channel`. */
 export function serveKernel(channel: Channel, who: SandboxIdentity, services: KernelServices): void {
-  const check = (request: RuntimeRequest, when: PolicyEvent['when']): void => {
-    if (services.decide === undefined) return;
+  /** Why runtime policy denies `request` (each policy and its message), or undefined when it is allowed. */
+  const denial = (request: RuntimeRequest, when: PolicyEvent['when']): string | undefined => {
+    if (services.decide === undefined) return undefined;
     const decision = services.decide(request);
     if (decision.denials.length > 0 || decision.warnings.length > 0 || decision.audits.length > 0) services.onPolicy?.({ request, decision, when });
-    if (!decision.allowed) {
-      const why = decision.denials.map((d) => `${d.policy}: ${d.message}`).join('; ');
-      throw new ModelError('policy_denied', `denied by runtime policy — ${why}`);
-    }
+    return decision.allowed ? undefined : `denied by runtime policy — ${denialText(decision)}`;
+  };
+  const check = (request: RuntimeRequest, when: PolicyEvent['when']): void => {
+    const why = denial(request, when);
+    if (why !== undefined) throw new ModelError('policy_denied', why);
   };
 
   channel.handle('model.complete', async (params, { signal }) => {
-    const request = modelRequest(params, who);
-    const base: RuntimeRequest = { type: 'model', tenant: who.tenant, agent: who.agent, model: request.model };
+    const { request, caller } = modelRequest(params, who);
+    const base: RuntimeRequest = { type: 'model', ...caller, model: request.model };
     check({ ...base, tokensUsed: 0, costUsd: 0 }, 'before');
     const refusal = await services.budgets?.admit(who.tenant, request.model);
     if (refusal !== undefined) throw new ModelError(refusal.code, refusal.message, { retryable: refusal.code === 'rate_limited', status: 429, retryAfterMs: refusal.retryAfterMs });
@@ -121,25 +154,25 @@ export function serveKernel(channel: Channel, who: SandboxIdentity, services: Ke
   channel.handle('tool.list', async (_params, { signal }) => (services.httpTools !== undefined ? services.httpTools.list({ signal }) : []));
 
   channel.handle('tool.call', async (params, { signal }) => {
-    const { call, idempotencyKey, run: requested } = toolCall(params);
+    const { call, idempotencyKey, run: requested, node } = toolCall(params);
     // Only within a run the kernel started on this sandbox (an idle sandbox has no business with HTTP Tools and their secrets).
     const run = runOf(requested, who);
+    const caller = callerOf(who, node);
     if (services.httpTools === undefined) throw invalid(`tool ${call.tool} is not an HTTP tool of this agent`);
-    try {
-      check({ type: 'tool', tenant: who.tenant, agent: who.agent, tool: call.tool, arguments: call.arguments }, 'before');
-    } catch (err) {
-      return { content: `error: ${(err as Error).message}`, isError: true };
-    }
+    const request: RuntimeRequest = { type: 'tool', ...caller, tool: call.tool, arguments: call.arguments };
+    const denied = denial(request, 'before');
+    // The agent's step ends on it (runtime/user/agent-loop.ts): a call policy denies is not the model's to work around.
+    if (denied !== undefined) return toolError('policy_denied', `${call.tool}/${call.name} ${denied}`);
     const refusal = await services.approveToolCall?.(run, call);
     if (refusal !== undefined) {
       services.onPolicy?.({
-        request: { type: 'tool', tenant: who.tenant, agent: who.agent, tool: call.tool, arguments: call.arguments },
+        request,
         decision: { allowed: false, denials: [{ policy: 'human-approval', message: refusal }], warnings: [], audits: [] },
         when: 'before',
       });
       return { content: `error: ${refusal}`, isError: true };
     }
-    return services.httpTools.call(call, { signal, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) });
+    return services.httpTools.call(call, { signal, caller, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) });
   });
 
   channel.onEvent((event, data) => {

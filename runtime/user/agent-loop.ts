@@ -6,7 +6,9 @@
  * ToolProvider (stdio servers in the sandbox, HTTP servers through the
  * kernel). A tool call the agent may not make, or one that fails, goes back to
  * the model as an error tool result — the model may recover — and is never
- * an exception out of the loop.
+ * an exception out of the loop; but a call runtime policy denies ends the
+ * loop `denied`, as a denied model call does: a policy's verdict is not the
+ * model's to work around, and the step must not pass for a success.
  */
 import {
   ModelError,
@@ -231,6 +233,8 @@ export async function runAgent(agent: LoopAgent, input: Json, options: AgentLoop
         ...(result.refused !== undefined ? { refused: result.refused } : {}),
         ...(result.error !== undefined ? { errorCode: result.error.code } : {}),
       });
+      // Runtime policy refused the call: the step is denied, as when it refuses a model call.
+      if (result.error?.code === 'policy_denied') return end('denied', null, `tool call failed: ${result.content}`);
     }
   }
   return end('max_iterations', null, `no final answer after ${limits.maxIterations} model calls`);

@@ -232,8 +232,8 @@ function kernelApprovals(channel: Channel): ApprovalGate {
   };
 }
 
-/** An AgentInvoker that runs each agent's loop here, with the kernel as its gateway and tool proxy. */
-function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: ToolProvider): AgentInvoker {
+/** An AgentInvoker that runs each agent's loop here, with the kernel as its gateway and tool proxy (each step's calls made as its node). */
+function invoker(start: RunStart, channel: Channel, tracer: RunTracer): AgentInvoker {
   const agents = new Map(start.objects.filter(ofKind('Agent')).map((o) => [o.id, o.object]));
   const gateway = kernelGateway(channel);
   const replay = new Map(start.modelCalls ?? []);
@@ -242,7 +242,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer, kernel: T
       const agent = agents.get(agentId);
       if (agent === undefined) return { output: null, stopReason: 'error', usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0, error: `agent ${agentId} was not sent with the run` };
       const started = Date.now();
-      const local = agentTools(start, agentId, kernel);
+      const local = agentTools(start, agentId, kernelTools(channel, start.run, ctx.node));
       const place = { node: ctx.node, traversal: ctx.traversal ?? 0, replica: ctx.replica };
       // The agent's Tools by the names it lists them by.
       const tenant = start.objects.find((o) => o.id === agentId)?.tenant;
@@ -321,7 +321,7 @@ export async function runStart(params: unknown, channel: Channel, signal: AbortS
   // In a sandbox the files are where the runner put them (mounted, or sent with files.put), not at a host path.
   if (start.filesRoot === undefined && defaults.filesRoot !== undefined) start.filesRoot = defaults.filesRoot;
   const tracer = new RunTracer(start.run, (event) => channel.emit('trace', event));
-  const agents = invoker(start, channel, tracer, kernelTools(channel, start.run));
+  const agents = invoker(start, channel, tracer);
   if (start.target.kind === 'Agent') {
     const r = await agents.invoke(start.target.id, start.input, { run: start.run, node: 'agent', replica: 0, round: 0, signal });
     const ok = r.stopReason === 'final';

@@ -28,14 +28,23 @@ export function kernelGateway(channel: Channel): ModelGateway {
   };
 }
 
-/** The agent's HTTP tools, through the kernel, within run `run` (the kernel serves tool calls only within a run it started). */
-export function kernelTools(channel: Channel, run?: string): ToolProvider {
+/**
+ * The agent's HTTP tools, through the kernel, within run `run` (the kernel
+ * serves tool calls only within a run it started), as the workflow's node
+ * `node` (the kernel calls them as that node's agent).
+ */
+export function kernelTools(channel: Channel, run?: string, node?: string): ToolProvider {
   return {
     list: (options) => channel.call<ToolDefinition[]>('tool.list', {}, options?.signal !== undefined ? { signal: options.signal } : {}),
     call: (call, options) =>
       channel.call<ToolResult>(
         'tool.call',
-        { call, ...(run !== undefined ? { run } : {}), ...(options?.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}) },
+        {
+          call,
+          ...(run !== undefined ? { run } : {}),
+          ...(node !== undefined ? { node } : {}),
+          ...(options?.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
+        },
         { ...(options?.signal !== undefined ? { signal: options.signal } : {}), timeoutMs: Infinity },
       ),
     close: async () => undefined,

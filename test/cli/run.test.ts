@@ -1,12 +1,47 @@
 /** `beacon run`: an agent or a workflow once, through the kernel and the user-space program over the runtime protocol. */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beacon, ROOT } from '../helpers/cli.js';
+import { beacon, removeTemps, ROOT, tempDir } from '../helpers/cli.js';
 import { commit, newRepo } from '../helpers/git.js';
 
 const input = JSON.stringify({ ticket: 'I want a refund for order 42' });
 
+afterAll(removeTemps);
+
 describe('beacon run', () => {
+  it('a step whose call runtime policy denies fails the run, and the output names the policy and its message (issue 11, item 2)', async () => {
+    const dir = tempDir('beacon-run-denied-');
+    cpSync(join(ROOT, 'examples'), dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'policies', 'warehouse-closed.yaml'),
+      [
+        'apiVersion: beacon.dev/v1alpha1',
+        'kind: Policy',
+        'metadata: {name: warehouse-closed}',
+        'spec:',
+        '  phase: runtime',
+        '  match: {requestTypes: [tool]}',
+        '  validations:',
+        `    - expression: "request.tool != 'warehouse'"`,
+        `      messageExpression: "'the warehouse is closed to ' + request.agent"`,
+        '  action: deny',
+        '',
+      ].join('\n'),
+    );
+    const args = ['run', 'acme-research/weekly-insights', dir, '--input', JSON.stringify({ question: 'Why did churn rise?' })];
+    const text = await beacon(args);
+    expect(text.code, text.stderr).toBe(1);
+    expect(text.stdout).toMatch(/^Workflow\/acme-research\/weekly-insights: Failed/);
+    expect(text.stdout).toMatch(/acme-research\/data-analyst +deny tool warehouse \(warehouse-closed\) +error: denied before the call by warehouse-closed: the warehouse is closed to data-analyst/);
+    expect(text.stdout).toMatch(/^error: .*warehouse-closed: the warehouse is closed to data-analyst/m);
+    const json = await beacon([...args, '--format', 'json']);
+    const doc = JSON.parse(json.stdout) as { status: string; error: { message: string }; trace: { type: string; error?: string }[] };
+    expect(doc.status).toBe('Failed');
+    expect(doc.error.message).toContain('warehouse-closed: the warehouse is closed to data-analyst');
+    expect(doc.trace.filter((t) => t.type === 'decision').map((t) => t.error)).toEqual(['denied before the call by warehouse-closed: the warehouse is closed to data-analyst']);
+  });
+
   it('runs an agent on its scripted model, says isolation is degraded, prints the output and the steps', async () => {
     const r = await beacon(['run', 'acme-support/triage', 'examples', '--input', input]);
     expect(r.code, r.stderr).toBe(0);

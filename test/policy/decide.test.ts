@@ -92,6 +92,26 @@ describe('decide', () => {
     // Another tenant: the policy does not match.
     expect(decider.decide({ type: 'tool', tenant: 'acme', agent: 'teller', tool: 'transfer' }).warnings).toEqual([]);
   });
+  it("reads the workflow and node of a workflow's step, and the agent another tenant owns (`tenant/name`)", () => {
+    const stepPolicy = compiled('steps-of-payouts', {
+      phase: 'runtime',
+      match: { requestTypes: ['tool'] },
+      validations: [
+        {
+          expression: "request.workflow != 'payouts' || (request.node == 'pay' && agent.metadata.name == 'teller')",
+          messageExpression: "'step ' + request.node + ' of ' + request.workflow + ' (' + request.agent + ') may not call ' + request.tool",
+        },
+      ],
+      action: 'deny',
+    });
+    const d = createDecider([stepPolicy], { resolve: { agent: (tenant, name) => (tenant === 'bank' && name === 'teller' ? agentTeller : undefined) } });
+    expect(d.decide({ type: 'tool', tenant: 'shop', agent: 'bank/teller', workflow: 'payouts', node: 'pay', tool: 'transfer' }).allowed).toBe(true);
+    expect(d.decide({ type: 'tool', tenant: 'shop', agent: 'bank/teller', workflow: 'payouts', node: 'check', tool: 'transfer' }).denials).toEqual([
+      { policy: 'steps-of-payouts', message: 'step check of payouts (bank/teller) may not call transfer' },
+    ]);
+    // Not a workflow's step: `request.workflow` reads ''.
+    expect(d.decide({ type: 'tool', tenant: 'bank', agent: 'clerk', tool: 'transfer' }).allowed).toBe(true);
+  });
   it('fails closed: a policy that errors denies under failurePolicy fail, and a bad request is denied', () => {
     const d = decider.decide({ type: 'memory', tenant: 'acme', agent: 'a', arguments: {} });
     expect(d.allowed).toBe(false);

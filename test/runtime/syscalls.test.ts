@@ -1,7 +1,7 @@
 /** System calls across the channel: the kernel serves a sandbox, applies runtime policy, and the agent loop runs through it. */
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { compilePolicy, createDecider, type CompiledPolicy } from '../../policy/index.js';
+import { compilePolicy, createDecider, type CompiledPolicy, type RuntimeRequest } from '../../policy/index.js';
 import { Channel } from '../../runtime/channel.js';
 import { serveKernel, type PolicyEvent } from '../../runtime/kernel/syscalls.js';
 import { runAgent } from '../../runtime/user/agent-loop.js';
@@ -111,7 +111,7 @@ describe('kernel system calls', () => {
     expect(err).toMatchObject({ name: 'ModelError', code: 'rate_limited', retryable: true, status: 429 });
   });
 
-  it('HTTP tool calls pass runtime policy; a denial is an error result the model sees, the tool is never called', async () => {
+  it('HTTP tool calls pass runtime policy; a denial is a policy_denied result that ends the agent denied, the tool is never called', async () => {
     const { kernel, user } = channels();
     const calls: ToolCall[] = [];
     serveKernel(kernel, who, {
@@ -129,8 +129,58 @@ describe('kernel system calls', () => {
     const tools = kernelTools(user);
     expect(await tools.list()).toEqual([{ tool: 'refunds', name: 'refund', inputSchema: { type: 'object' } }]);
     const r = await tools.call({ id: 'c1', tool: 'refunds', name: 'refund', arguments: { amount: 10 } });
-    expect(r).toEqual({ content: expect.stringContaining('no-refund-tool: refunds are closed'), isError: true });
+    expect(r).toMatchObject({ content: expect.stringContaining('no-refund-tool: refunds are closed'), isError: true, error: { code: 'policy_denied', sent: false } });
+    const model = {
+      complete: async (): Promise<ModelResponse> => ({
+        content: '',
+        toolCalls: [{ id: 'c2', tool: 'refunds', name: 'refund', arguments: {} }],
+        stopReason: 'tool_calls',
+        usage: { inputTokens: 1, outputTokens: 1 },
+        costUsd: 0,
+        model: 'cheap',
+        attempts: [],
+        latencyMs: 1,
+      }),
+    };
+    const loop = await runAgent(agentSpec('cheap'), 'refund me', { gateway: model, tools, run: 'run-1' });
+    expect(loop).toMatchObject({ stopReason: 'denied', error: expect.stringContaining('no-refund-tool: refunds are closed') });
     expect(calls).toEqual([]);
+  });
+
+  it("a workflow's sandbox calls as the agent of the node it names, with the workflow beside it; a node not in the workflow is refused", async () => {
+    const { kernel, user } = channels();
+    const gateway = fakeGateway();
+    const asked: RuntimeRequest[] = [];
+    const agents = new Map([
+      ['step1', 'triage'],
+      ['sentiment', 'acme-research/sentiment-analyzer'],
+    ]);
+    serveKernel(
+      kernel,
+      { tenant: 'acme', agent: 'pipeline', run: 'run-1', workflow: { name: 'pipeline', agents } },
+      {
+        gateway,
+        decide: (request) => (asked.push(request), { allowed: true, denials: [], warnings: [], audits: [] }),
+        httpTools: { list: async () => [], call: async () => ({ content: 'ok', isError: false }), close: async () => undefined },
+      },
+    );
+    const request = (node?: string): ModelRequest => ({
+      model: 'cheap',
+      messages: [],
+      tools: [],
+      script: { input: '', turn: 0, lastToolResult: null, agent: 'x', replica: 0, round: 0 },
+      caller: { tenant: 'other', agent: 'pipeline', run: 'run-1', ...(node !== undefined ? { node } : {}) },
+    });
+    await kernelGateway(user).complete(request('sentiment'));
+    await kernelTools(user, 'run-1', 'step1').call({ id: 'c1', tool: 'crm', name: 'lookup', arguments: {} });
+    expect(asked).toMatchObject([
+      { type: 'model', tenant: 'acme', agent: 'acme-research/sentiment-analyzer', workflow: 'pipeline', node: 'sentiment' },
+      { type: 'model', tenant: 'acme', agent: 'acme-research/sentiment-analyzer', workflow: 'pipeline', node: 'sentiment' },
+      { type: 'tool', tenant: 'acme', agent: 'triage', workflow: 'pipeline', node: 'step1', tool: 'crm' },
+    ]);
+    expect(gateway.seen[0]!.caller).toEqual({ tenant: 'acme', agent: 'acme-research/sentiment-analyzer', workflow: 'pipeline', run: 'run-1', node: 'sentiment' });
+    await expect(kernelGateway(user).complete(request())).rejects.toMatchObject({ message: expect.stringContaining('is not a step of workflow pipeline') });
+    await expect(kernelTools(user, 'run-1', 'nowhere').call({ id: 'c2', tool: 'crm', name: 'lookup', arguments: {} })).rejects.toMatchObject({ code: 'invalid_params' });
   });
 
   it('malformed system calls are refused with invalid_params', async () => {
