@@ -4,7 +4,8 @@ import { BeaconError } from '../common/index.js';
 import { compileProject, openProject, SourceError } from '../compiler/index.js';
 import { MSG } from './messages.js';
 
-export const EXIT = { ok: 0, findings: 1, usage: 2 } as const;
+/** `waiting`: a run waits for a person's decision (`run`, `resume`). */
+export const EXIT = { ok: 0, findings: 1, usage: 2, waiting: 3 } as const;
 
 /** Raised for bad command-line usage; exits 2 with its message. */
 export class UsageError extends BeaconError {

@@ -8,6 +8,7 @@ import { registerPlan } from './commands/plan.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerResume } from './commands/resume.js';
 import { registerRun } from './commands/run.js';
+import { registerRuns } from './commands/runs.js';
 import { registerValidate } from './commands/validate.js';
 import { EXIT } from './common.js';
 import { MSG } from './messages.js';
@@ -29,7 +30,14 @@ registerPolicy(program);
 registerRun(program);
 registerResume(program);
 registerApprove(program);
+registerRuns(program);
 registerInit(program);
+
+// What each command exits with, at the end of its --help.
+for (const [path, codes] of Object.entries(MSG.exitCodes)) {
+  const command = path.split(' ').reduce<Command | undefined>((c, name) => c?.commands.find((s) => s.name() === name), program);
+  command?.addHelpText('after', `\nExit codes: ${codes}`);
+}
 
 try {
   await program.parseAsync(process.argv);

@@ -15,13 +15,34 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BeaconError } from '../common/index.js';
 import type { Bundle, Source } from '../compiler/index.js';
-import { runInChildProcess, RunStoreError, UnknownTarget, VersionMismatch, type Json, type Kernel, type RunOutcome, type RunStore } from '../runtime/index.js';
+import { runInChildProcess, RunStoreError, UnknownTarget, VersionMismatch, type Json, type Kernel, type RunOrigin, type RunOutcome, type RunStore } from '../runtime/index.js';
 import { GvisorRunner } from './gvisor.js';
 import { ProcessRunner } from './process.js';
 import type { Runner } from './types.js';
 
 /** Where a run's user space runs: `development` is a plain child process (isolation degraded). */
 export type Isolation = 'development' | 'process' | 'gvisor';
+
+const ISOLATIONS: readonly string[] = ['development', 'process', 'gvisor'] satisfies Isolation[];
+
+function isIsolation(value: unknown): value is Isolation {
+  return typeof value === 'string' && ISOLATIONS.includes(value);
+}
+
+/** A resume asked for another runner than the run started in: a run keeps its isolation, never continues with less (or other) than it started with. */
+export class RunnerMismatch extends BeaconError {
+  override readonly name = 'RunnerMismatch';
+  constructor(
+    readonly run: string,
+    readonly recorded: string,
+    readonly asked: Isolation,
+  ) {
+    super(
+      'runner_mismatch',
+      `run ${run} started in ${recorded === 'development' ? 'development mode' : `a ${recorded} sandbox`}; it resumes there, not in ${asked === 'development' ? 'development mode' : `a ${asked} sandbox`}`,
+    );
+  }
+}
 
 /** Where the target's shipped files (stdio Tools' files) come from: a folder on disk laid out as the manifests are, or the commit they were compiled from. */
 export type ShippedFrom = { folder: string } | { source: Source };
@@ -41,6 +62,8 @@ export interface RunRequest {
   dataDirs?: string[];
   files?: ShippedFrom;
   signal?: AbortSignal;
+  /** Journaled with a new run (its runner is `isolation`'s): where its manifests were read, so that a resume reads the same. */
+  origin?: Omit<RunOrigin, 'runner'>;
   /** Told where the run goes before it starts: the sandbox's id, or none in development mode. */
   onStart?: (where: { isolation: Isolation; sandbox?: string }) => void;
 }
@@ -58,7 +81,7 @@ export async function runTarget(request: RunRequest & { resume?: boolean }): Pro
       input: request.input,
       run: request.run ?? randomUUID(),
       ...(request.store !== undefined ? { store: request.store } : {}),
-      ...(request.resume === true ? { resume: true } : {}),
+      ...(request.resume === true ? { resume: true } : { origin: { ...request.origin, runner: request.isolation } }),
       ...(request.signal !== undefined ? { signal: request.signal } : {}),
     };
     const session = { bundle: kernel.bundle, target, services: kernel.services, ...(kernel.secret !== undefined ? { secret: kernel.secret } : {}) };
@@ -82,15 +105,20 @@ export async function runTarget(request: RunRequest & { resume?: boolean }): Pro
   }
 }
 
+/** What `resumeTarget` takes: a run's request without what its journal holds; `isolation` must be the run's own when given. */
+export type ResumeRequest = Omit<RunRequest, 'target' | 'input' | 'run' | 'store' | 'isolation' | 'origin'> & { run: string; store: RunStore; isolation?: Isolation };
+
 /**
  * Continue run `run` from its journal in `store`: interrupted, or waiting at
  * a gate that has been decided. Finished steps, tool calls and model answers
- * are not repeated. The journal is read here only for the run's target and
- * input; what may be resumed is decided under the run's lease
+ * are not repeated. The journal is read here only for the run's target,
+ * input and runner; what may be resumed is decided under the run's lease
  * (`RunFinished`, or `VersionMismatch` when the kernel serves another
- * version of the target — resume it from the commit it started on).
+ * version of the target — resume it from the commit it started on). The run
+ * continues in the runner it started in (`RunnerMismatch` when another is
+ * asked for); a journal that does not say which takes `isolation`.
  */
-export async function resumeTarget(request: Omit<RunRequest, 'target' | 'input' | 'run' | 'store'> & { run: string; store: RunStore }): Promise<RunReport> {
+export async function resumeTarget(request: ResumeRequest): Promise<RunReport> {
   const first = (await request.store.read(request.run))[0];
   if (first?.type !== 'run-started') throw new RunStoreError('invalid_journal', `run ${request.run} has no run-started record`);
   try {
@@ -99,7 +127,16 @@ export async function resumeTarget(request: Omit<RunRequest, 'target' | 'input' 
     if (err instanceof UnknownTarget) throw new VersionMismatch(request.run, first.version, undefined);
     throw err;
   }
-  return runTarget({ ...request, target: first.target, input: first.input, resume: true });
+  const isolation = resumedIsolation(request.run, first.origin?.runner, request.isolation);
+  return runTarget({ ...request, isolation, target: first.target, input: first.input, resume: true });
+}
+
+/** The runner a run resumes in: the one it started in; another asked for is refused. */
+function resumedIsolation(run: string, recorded: string | undefined, asked: Isolation | undefined): Isolation {
+  if (recorded === undefined) return asked ?? 'development';
+  if (!isIsolation(recorded)) throw new RunStoreError('invalid_journal', `run ${run} started in runner ${recorded}, which runs here cannot use`);
+  if (asked !== undefined && asked !== recorded) throw new RunnerMismatch(run, recorded, asked);
+  return recorded;
 }
 
 function localRunner(isolation: 'process' | 'gvisor', request: Pick<RunRequest, 'stateDir' | 'dataDirs'>): Runner {

@@ -89,10 +89,12 @@ export class JournalApprovals implements ApprovalStore {
 
 /**
  * Why a vote cannot be cast: `run_finished` (nothing waits), `no_gate` (the
- * run waits at no such gate), `several_gates` (name one), `deadline_passed`
- * (`onTimeout` decides it when the run continues), `not_an_approver`.
+ * run waits at no such gate), `several_gates` (name one), `already_decided`
+ * (the first decision stands), `deadline_passed` (`onTimeout` decides it when
+ * the run continues), `not_an_approver`, `unverified_group` (the decider is
+ * not named, and membership of the gate's groups needs an identity provider).
  */
-export type ApprovalErrorCode = 'run_finished' | 'no_gate' | 'several_gates' | 'deadline_passed' | 'not_an_approver';
+export type ApprovalErrorCode = 'run_finished' | 'no_gate' | 'several_gates' | 'already_decided' | 'deadline_passed' | 'not_an_approver' | 'unverified_group';
 
 export class ApprovalError extends BeaconError {
   override readonly name = 'ApprovalError';
@@ -103,8 +105,8 @@ export class ApprovalError extends BeaconError {
 }
 
 export interface Vote {
-  /** Who decides (several approve together toward a quorum). */
-  by: string[];
+  /** Who decides: one approver a vote (a quorum of two is two votes). `user:alice@acme.example` and `alice@acme.example` are the same person. */
+  by: string;
   /** Reject instead of approve: decides the gate at once. */
   reject?: boolean;
   reason?: string;
@@ -114,56 +116,74 @@ export interface Vote {
 
 export interface VoteResult {
   gate: ApprovalRequest;
-  /** `counted`: approvals recorded, the quorum not reached yet. */
-  outcome: 'approved' | 'rejected' | 'counted';
+  /** `counted`: the approval recorded, the quorum not reached yet; `repeated`: this approver had already approved (nothing recorded). */
+  outcome: 'approved' | 'rejected' | 'counted' | 'repeated';
   /** The approvers that count toward the quorum so far (all of them once approved). */
   given: string[];
-  /** Deciders accepted as members of a `group:` approver, which only an identity provider can check. */
-  unverified: string[];
+}
+
+/** A person as approvers are compared and recorded: `user:alice@acme.example` is `alice@acme.example`. */
+export function approverName(subject: string): string {
+  return subject.trim().replace(/^user:/, '');
+}
+
+/**
+ * Why `by` may not decide a gate of `approvers`, or null when it may. A
+ * named approver decides; a `group:` member cannot be told from anyone else
+ * without an identity provider, so only a caller that authenticates
+ * approvers (the server's API) decides for a group.
+ */
+export function deciderProblem(approvers: readonly string[], by: string): { code: 'not_an_approver' | 'unverified_group'; why: string } | null {
+  const who = approverName(by);
+  const groups = approvers.filter((a) => a.startsWith('group:'));
+  if (who !== '' && approvers.some((a) => !a.startsWith('group:') && approverName(a) === who)) return null;
+  if (groups.length === 0 || who === '') return { code: 'not_an_approver', why: `its approvers are ${approvers.join(', ')}` };
+  return {
+    code: 'unverified_group',
+    why: `${who} is not named among its approvers (${approvers.join(', ')}), and membership of ${groups.join(' or ')} cannot be checked here, without an identity provider: name the person in the gate's approvers (user:${who}), or decide it through the server's API, which authenticates approvers`,
+  };
+}
+
+/** The gate a vote is for: the one run `run` waits at (named by `node` when it waits at several); a gate decided already says so. */
+function gateFor(run: string, gates: RunGates, node: string | undefined): ApprovalRequest {
+  if (gates.finished !== undefined) throw new ApprovalError('run_finished', `run ${run} has finished (${gates.finished}); there is nothing to approve`);
+  const pending = gates.pending.filter((a) => node === undefined || a.node === node);
+  if (pending.length > 1) throw new ApprovalError('several_gates', `run ${run} waits at ${pending.length} approvals (${pending.map((a) => a.node).join(', ')}): name one with --node`);
+  if (pending.length === 1) return pending[0]!;
+  const decided = [...gates.decisions].filter(([key]) => node === undefined || (JSON.parse(key) as unknown[])[0] === node).pop();
+  if (decided === undefined) throw new ApprovalError('no_gate', `run ${run} waits at no approval${node !== undefined ? ` named ${node}` : ''}`);
+  const [gate] = JSON.parse(decided[0]) as [string];
+  const { approved, by } = decided[1];
+  throw new ApprovalError('already_decided', `${gate} of run ${run} is already ${approved ? 'approved' : 'rejected'} by ${by.join(', ')}; the first decision stands`);
 }
 
 /**
  * Cast a vote on the gate run `run` waits at: the checks every decider passes
  * (the run waits, at exactly that gate, before its deadline, and the decider
- * is one of its approvers), then the approvals or the rejection, recorded.
+ * is one of its approvers), then the approval or the rejection, recorded.
  */
 export async function castVote(approvals: ApprovalStore, run: string, vote: Vote, now: number = Date.now()): Promise<VoteResult> {
   const gates = await approvals.gates(run);
-  if (gates.finished !== undefined) throw new ApprovalError('run_finished', `run ${run} has finished (${gates.finished}); there is nothing to approve`);
-  const pending = gates.pending.filter((a) => vote.node === undefined || a.node === vote.node);
-  if (pending.length === 0) throw new ApprovalError('no_gate', `run ${run} waits at no approval${vote.node !== undefined ? ` named ${vote.node}` : ''}`);
-  if (pending.length > 1) throw new ApprovalError('several_gates', `run ${run} waits at ${pending.length} approvals (${pending.map((a) => a.node).join(', ')}): name one with --node`);
-  const gate = pending[0]!;
+  const gate = gateFor(run, gates, vote.node);
   if (now >= gate.expiresAt)
     throw new ApprovalError(
       'deadline_passed',
-      `${gate.node} of run ${run} passed its deadline (${new Date(gate.expiresAt).toISOString()}): onTimeout (${gate.onTimeout}) decides it when the run continues: beacon resume ${run}`,
+      `${gate.node} of run ${run} passed its deadline (${new Date(gate.expiresAt).toISOString()}): onTimeout (${gate.onTimeout}) decides it when the run continues`,
     );
-  const named = gate.approvers.filter((a) => !a.startsWith('group:'));
-  const groups = gate.approvers.filter((a) => a.startsWith('group:'));
-  // Named approvers are checked here; membership of a group needs the identity provider.
-  for (const who of vote.by) {
-    if (!named.includes(who) && groups.length === 0) throw new ApprovalError('not_an_approver', `${who} may not decide ${gate.node}: its approvers are ${gate.approvers.join(', ')}`);
-  }
-  const unverified = vote.by.filter((w) => !named.includes(w));
+  const problem = deciderProblem(gate.approvers, vote.by);
+  if (problem !== null) throw new ApprovalError(problem.code, `${vote.by} may not decide ${gate.node}: ${problem.why}`);
+  const by = approverName(vote.by);
   const key = { run, node: gate.node, traversal: gate.traversal };
   const reason = vote.reason !== undefined ? { reason: vote.reason } : {};
   if (vote.reject === true) {
-    const decision = await approvals.decide(key, { approved: false, by: vote.by, ...reason });
-    return { gate, outcome: decision.approved ? 'approved' : 'rejected', given: decision.by, unverified };
+    const decision = await approvals.decide(key, { approved: false, by: [by], ...reason });
+    return { gate, outcome: decision.approved ? 'approved' : 'rejected', given: decision.by };
   }
-  // Deciders who complete the quorum together decide it together: all of them are named in the decision.
   const already = gates.given.get(approvalKey(gate.node, gate.traversal)) ?? [];
-  const together = [...new Set([...already, ...vote.by])];
-  const decision = together.length >= gate.quorum ? await approvals.decide(key, { approved: true, by: together, ...reason }) : await approveEach(approvals, key, vote);
-  if (decision !== undefined) return { gate, outcome: decision.approved ? 'approved' : 'rejected', given: decision.by, unverified };
+  if (already.includes(by)) return { gate, outcome: 'repeated', given: already };
+  // The approver who completes the quorum decides it, naming everyone who approved.
+  const decision = already.length + 1 >= gate.quorum ? await approvals.decide(key, { approved: true, by: [...already, by], ...reason }) : await approvals.approve(key, by, vote.reason);
+  if (decision !== undefined) return { gate, outcome: decision.approved ? 'approved' : 'rejected', given: decision.by };
   const given = (await approvals.gates(run)).given.get(approvalKey(gate.node, gate.traversal)) ?? [];
-  return { gate, outcome: 'counted', given, unverified };
-}
-
-/** Each decider's approval, in turn; the decision once one stands. */
-async function approveEach(approvals: ApprovalStore, key: GateKey, vote: Vote): Promise<ApprovalDecision | undefined> {
-  let decision: ApprovalDecision | undefined;
-  for (const who of vote.by) decision = await approvals.approve(key, who, vote.reason);
-  return decision;
+  return { gate, outcome: 'counted', given };
 }

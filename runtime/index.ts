@@ -76,6 +76,7 @@ export {
   type AppendRecord,
   type JournalEntry,
   type NewRun,
+  type RunOrigin,
   type RunSummary,
   type ResumeState,
   type ToolCallStart,
@@ -83,6 +84,18 @@ export {
 } from './runstore.js';
 export { MemoryRunStore } from './runstore-memory.js';
 export { MemoryCounters, type CounterStore, type RateLimits, type Admission } from './counters.js';
-export { JournalApprovals, castVote, ApprovalError, type ApprovalStore, type ApprovalErrorCode, type GateKey, type RunGates, type Vote, type VoteResult } from './approvals.js';
+export {
+  JournalApprovals,
+  castVote,
+  approverName,
+  deciderProblem,
+  ApprovalError,
+  type ApprovalStore,
+  type ApprovalErrorCode,
+  type GateKey,
+  type RunGates,
+  type Vote,
+  type VoteResult,
+} from './approvals.js';
 export { KernelBudgets, type BudgetRefusal } from './kernel/budgets.js';
 export { processExists, processStartTime, residentBytes } from './proc.js';

@@ -13,6 +13,7 @@ import {
   checkRunId,
   journalLine,
   RunStoreError,
+  startedRecord,
   summarize,
   type AppendRecord,
   type JournalEntry,
@@ -42,7 +43,7 @@ export class MemoryRunStore implements RunStore {
   async create(run: NewRun): Promise<string> {
     if (run === null || typeof run !== 'object') throw new RunStoreError('invalid_record', 'create needs {version, target, input}');
     const id = checkRunId(run.id === undefined ? randomUUID() : run.id);
-    const entry = parse(journalLine(id, { type: 'run-started', version: run.version, target: run.target, input: run.input }, 1));
+    const entry = parse(journalLine(id, startedRecord(run), 1));
     if (this.#runs.has(id)) throw new RunStoreError('run_exists', `run ${id} already exists`);
     this.#runs.set(id, [entry]);
     return id;

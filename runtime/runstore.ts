@@ -31,6 +31,18 @@ export interface RunStartedRecord {
   /** What runs: `Workflow/tenant/name` or `Agent/tenant/name`. */
   target: string;
   input: Json;
+  /** Where the run was started from: a resumed run keeps its runner and reads its manifests from the same place. Absent in journals written before it was recorded. */
+  origin?: RunOrigin;
+}
+
+/** Where a run was started from, as its starter recorded it. */
+export interface RunOrigin {
+  /** Where its user space runs: `development` (a plain child process) or a runner's name (`process`, `gvisor`). */
+  runner?: string;
+  /** The folder its manifests were compiled from (absolute). */
+  folder?: string;
+  /** The commit they were read from, when read from Git (a branch, a tag, a sha). */
+  ref?: string;
 }
 
 /** A finished step (`StepRecord`: an agent's output or a gate's decision). */
@@ -126,7 +138,10 @@ const USAGE = { type: 'object', required: ['inputTokens', 'outputTokens'], prope
 
 /** Each record type's fields beyond `type`, `seq` and `at`: required ones, and all. */
 const RECORD_FIELDS: Record<RunRecord['type'], { required: string[]; properties: Record<string, unknown> }> = {
-  'run-started': { required: ['version', 'target', 'input'], properties: { version: NAME, target: NAME, input: {} } },
+  'run-started': {
+    required: ['version', 'target', 'input'],
+    properties: { version: NAME, target: NAME, input: {}, origin: { type: 'object', properties: { runner: NAME, folder: NAME, ref: NAME }, additionalProperties: false } },
+  },
   'node-completed': {
     required: ['kind', 'node', 'traversal', 'replica', 'inputDigest', 'output', 'usage', 'costUsd'],
     properties: {
@@ -252,6 +267,7 @@ export interface NewRun {
   version: string;
   target: string;
   input: Json;
+  origin?: RunOrigin;
 }
 
 export interface RunSummary {
@@ -260,6 +276,8 @@ export interface RunSummary {
   status: RunStatus | 'Running' | 'Unreadable';
   version?: string;
   target?: string;
+  /** Where it was started from (its runner, its manifests). */
+  origin?: RunOrigin;
   startedAt?: number;
   updatedAt?: number;
   records: number;
@@ -315,6 +333,11 @@ export interface LeaseOptions {
 }
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** The `run-started` record of a new run (every store's `create` writes this). */
+export function startedRecord(run: NewRun): RunStartedRecord {
+  return { type: 'run-started', version: run.version, target: run.target, input: run.input, ...(run.origin !== undefined ? { origin: run.origin } : {}) };
+}
 
 /** Throws `invalid_run_id` unless `id` is safe as a file name (no separators, no `..`, no leading dot). */
 export function checkRunId(id: unknown): string {
@@ -464,7 +487,7 @@ export class FileRunStore implements RunStore {
   async create(run: NewRun): Promise<string> {
     if (run === null || typeof run !== 'object') throw new RunStoreError('invalid_record', 'create needs {version, target, input}');
     const id = checkRunId(run.id === undefined ? randomUUID() : run.id);
-    const bytes = serialize(id, { type: 'run-started', version: run.version, target: run.target, input: run.input }, 1);
+    const bytes = serialize(id, startedRecord(run), 1);
     return this.#serial(id, async () => {
       try {
         await mkdir(this.dir, { recursive: true });
@@ -664,6 +687,7 @@ export function summarize(id: string, entries: readonly JournalEntry[]): RunSumm
     status: resumeState(entries).finished?.status ?? 'Running',
     version: first.version,
     target: first.target,
+    ...(first.origin !== undefined ? { origin: first.origin } : {}),
     startedAt: first.at,
     updatedAt: entries[entries.length - 1]!.at,
     records: entries.length,

@@ -1,20 +1,29 @@
 /**
- * `beacon approve <run> --by WHO [--reject] [--reason R] [--node N]`: decide
- * the approval gate a journaled run waits at, through runtime `castVote`
- * (which gate, who may decide, the deadline, the quorum) over the run's
- * journal; `beacon resume` then continues the run.
+ * `beacon approve <run> --by WHO [--reject] [--reason R] [--node N] [--repo PATH]`:
+ * one approver's decision on the approval gate a journaled run waits at,
+ * through runtime `castVote` (which gate, who may decide, the deadline, the
+ * quorum) over the run's journal, found where `beacon run` journals it;
+ * `beacon resume` then continues the run.
  */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { action, EXIT, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
-import { runsDir, runtime } from './run.js';
+import { runtime } from './run.js';
+import { resumeCommand, runsDirOf } from './runs.js';
 
 interface Options {
-  by: string[];
+  by: string;
   reject?: boolean;
   reason?: string;
   node?: string;
   repo?: string;
+}
+
+/** `--by`: one approver, named (a quorum of two is two commands). */
+function oneApprover(value: string, previous: string | undefined): string {
+  if (previous !== undefined) throw new InvalidArgumentError(MSG.oneApprover);
+  if (value.trim() === '') throw new InvalidArgumentError(MSG.emptyApprover);
+  return value;
 }
 
 export function registerApprove(program: Command): void {
@@ -22,7 +31,7 @@ export function registerApprove(program: Command): void {
     .command('approve')
     .description(MSG.approve)
     .argument('<run>', 'the run id')
-    .requiredOption('--by <approver>', MSG.optBy, (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .requiredOption('--by <approver>', MSG.optBy, oneApprover)
     .option('--reject', MSG.optReject)
     .option('--reason <text>', MSG.optReason)
     .option('--node <id>', MSG.optNode)
@@ -30,34 +39,28 @@ export function registerApprove(program: Command): void {
     .action(
       action(async (run: string, opts: Options) => {
         const { ApprovalError, castVote, FileRunStore, JournalApprovals, RunStoreError } = await runtime();
-        const approvals = new JournalApprovals(new FileRunStore(runsDir(opts.repo ?? process.cwd())));
-        let vote;
+        const store = new FileRunStore((await runsDirOf(opts.repo)).dir);
         try {
-          vote = await castVote(approvals, run, {
+          const origin = (await store.read(run))[0];
+          const resume = resumeCommand(run, origin?.type === 'run-started' ? origin.origin : undefined);
+          const { gate, outcome, given } = await castVote(new JournalApprovals(store), run, {
             by: opts.by,
             ...(opts.reject === true ? { reject: true } : {}),
             ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
             ...(opts.node !== undefined ? { node: opts.node } : {}),
+          }).catch((err: unknown) => {
+            if (err instanceof ApprovalError && (err.code === 'deadline_passed' || err.code === 'already_decided')) throw new UsageError(`${err.message}: ${resume}`);
+            throw err;
           });
+          if (outcome === 'rejected') write(MSG.rejected(gate.node, run, given, resume));
+          else if (outcome === 'repeated') write(MSG.approvedAlready(gate.node, run, opts.by, given, gate.quorum));
+          else write(outcome === 'counted' ? MSG.approvedSome(gate.node, run, given, gate.quorum) : MSG.approved(gate.node, run, given, resume));
+          return EXIT.ok;
         } catch (err) {
           if (err instanceof ApprovalError) throw new UsageError(err.message);
           if (err instanceof RunStoreError) throw new UsageError(MSG.unknownRun(run, err.message));
           throw err;
         }
-        const { gate, outcome, given, unverified } = vote;
-        if (outcome === 'rejected') {
-          write(MSG.rejected(gate.node, run, given));
-          return EXIT.ok;
-        }
-        if (unverified.length > 0)
-          process.stderr.write(
-            `${MSG.unverifiedMembers(
-              unverified,
-              gate.approvers.filter((a) => a.startsWith('group:')),
-            )}\n`,
-          );
-        write(outcome === 'counted' ? MSG.approvedSome(gate.node, run, given, gate.quorum) : MSG.approved(gate.node, run, given));
-        return EXIT.ok;
       }),
     );
 }

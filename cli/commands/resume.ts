@@ -1,13 +1,14 @@
 /**
  * `beacon resume <run> [path]`: continue a journaled run (interrupted, or
  * waiting for an approval that has been decided) through runners
- * `resumeTarget`, against the manifests it is pinned to. Runs are journaled
- * under $BEACON_RUNS_DIR, by default `.beacon/runs` in the repository.
+ * `resumeTarget`, against the manifests it is pinned to, in the runner it
+ * started in. Runs are where `beacon run` journals them (cli/commands/runs.ts).
  */
 import type { Command } from 'commander';
 import { action, compileFolder, EXIT, UsageError, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
-import { kernelFor, placement, printRun, runners, runOrRefuse, runsDir, runtime, withRunOptions, type RunOutputOptions } from './run.js';
+import { hintsFor, kernelFor, originOf, placement, printRun, runners, runOrRefuse, runtime, withRunOptions, type RunOutputOptions } from './run.js';
+import { runsDir } from './runs.js';
 
 export function registerResume(program: Command): void {
   const resume = program
@@ -20,16 +21,19 @@ export function registerResume(program: Command): void {
       const { project, result } = await compileFolder(path, opts);
       const traces: unknown[] = [];
       const kernel = await kernelFor(result, opts, traces);
-      const [{ FileRunStore, RunFinished, RunStoreError, VersionMismatch }, { resumeTarget }] = await Promise.all([runtime(), runners()]);
+      const [{ FileRunStore, RunFinished, RunStoreError, VersionMismatch }, { resumeTarget, RunnerMismatch }] = await Promise.all([runtime(), runners()]);
       const store = new FileRunStore(runsDir(project.repoRoot));
+      // Without --sandbox, the runner the run started in.
+      const isolation = opts.sandbox !== undefined ? { isolation: opts.sandbox } : {};
       try {
-        return printRun(await runOrRefuse(() => resumeTarget({ kernel, run, store, ...placement(project, opts) })), traces, opts);
+        const report = await runOrRefuse(() => resumeTarget({ kernel, run, store, ...isolation, ...placement(project) }));
+        return printRun(report, traces, opts, hintsFor(project, originOf(project, opts), opts));
       } catch (err) {
         if (err instanceof VersionMismatch) {
           process.stderr.write(`${err.served === undefined ? MSG.pinnedGone(run, err.pinned) : MSG.pinned(run, err.pinned, err.served)}\n`);
           return EXIT.findings;
         }
-        if (err instanceof RunFinished) throw new UsageError(err.message);
+        if (err instanceof RunFinished || err instanceof RunnerMismatch) throw new UsageError(err.message);
         if (err instanceof RunStoreError) throw new UsageError(MSG.unknownRun(run, err.message));
         throw err;
       }

@@ -8,6 +8,7 @@
  * output says isolation is degraded). This file only reads the command line
  * and prints.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { BeaconError, isRecord } from '../../common/index.js';
@@ -16,6 +17,7 @@ import type { Json, Kernel, ModelSubstitution, RunStore } from '../../runtime/in
 import type { Isolation, RunReport, RunRequest } from '../../runners/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
+import { approveCommand, resumeCommand, runsDir } from './runs.js';
 import { textReader } from './validate.js';
 import { traceLine } from '../render-run.js';
 
@@ -26,12 +28,6 @@ import { traceLine } from '../render-run.js';
  */
 export const runtime = () => import('../../runtime/index.js');
 export const runners = () => import('../../runners/index.js');
-
-/** Where `beacon run` journals runs, for a project rooted at `repoRoot`: $BEACON_RUNS_DIR, or `.beacon/runs` in it. */
-export function runsDir(repoRoot: string): string {
-  const configured = process.env.BEACON_RUNS_DIR;
-  return configured !== undefined && configured !== '' ? configured : join(repoRoot, '.beacon', 'runs');
-}
 
 /** Where local runners keep their state for a project: `.beacon/sandboxes` beside the runs. */
 function sandboxesDir(repoRoot: string): string {
@@ -64,11 +60,26 @@ interface Options extends SourceOptions, RunOutputOptions {
   input: string;
 }
 
-function parseInput(text: string): Json {
+/** `--input`: JSON, `@FILE` (the file's JSON) or `-` (stdin's). */
+function parseInput(arg: string): Json {
+  const [text, from] = arg === '-' ? [readInput(0, arg), MSG.inputStdin] : arg.startsWith('@') ? [readInput(inputFile(arg), arg), arg] : [arg, undefined];
   try {
     return JSON.parse(text) as Json;
   } catch {
-    throw new UsageError(MSG.inputNotJson(text));
+    throw new UsageError(from === undefined ? MSG.inputNotJson(text) : MSG.inputFromNotJson(from, text));
+  }
+}
+
+function inputFile(arg: string): string {
+  if (arg === '@') throw new UsageError(MSG.inputNoFile);
+  return arg.slice(1);
+}
+
+function readInput(from: string | 0, arg: string): string {
+  try {
+    return readFileSync(from, 'utf8');
+  } catch (err) {
+    throw new UsageError(MSG.inputUnreadable(arg, (err as NodeJS.ErrnoException).code ?? String(err)));
   }
 }
 
@@ -92,10 +103,9 @@ export async function kernelFor(result: CompileResult, opts: RunOutputOptions, t
   }
 }
 
-/** What `run` and `resume` pass to the runners: where the sandbox runs and where its files and state are. */
-export function placement(project: Project, opts: RunOutputOptions): Pick<RunRequest, 'isolation' | 'stateDir' | 'dataDirs' | 'files' | 'onStart'> {
+/** What `run` and `resume` pass to the runners: where a sandbox's files and state are, and who is told where it runs. */
+export function placement(project: Project): Pick<RunRequest, 'stateDir' | 'dataDirs' | 'files' | 'onStart'> {
   return {
-    isolation: opts.sandbox ?? 'development',
     stateDir: sandboxesDir(project.repoRoot),
     dataDirs: [runsDir(project.repoRoot)],
     files: { source: project.source },
@@ -143,10 +153,26 @@ export function registerRun(program: Command): void {
       const id = usage(() => kernel.resolveTarget(target));
       const [{ FileRunStore }, { runTarget }] = await Promise.all([runtime(), runners()]);
       const store: RunStore = new FileRunStore(runsDir(project.repoRoot));
-      const report = await runOrRefuse(() => runTarget({ kernel, target: id, input, store, ...placement(project, opts) }));
-      return printRun(report, traces, opts);
+      const origin = originOf(project, opts);
+      const report = await runOrRefuse(() => runTarget({ kernel, target: id, input, store, isolation: opts.sandbox ?? 'development', origin, ...placement(project) }));
+      return printRun(report, traces, opts, hintsFor(project, origin, opts));
     }),
   );
+}
+
+/** Where a run's manifests are read, as journaled for its resume: the folder (absolute) and the commit. */
+export function originOf(project: Project, opts: SourceOptions): { folder: string; ref?: string } {
+  return { folder: project.root, ...(opts.ref !== undefined ? { ref: opts.ref } : {}) };
+}
+
+/** What to type next about a run (decide its gate, resume it), from any folder. */
+export interface RunHints {
+  approve: (node?: string) => string;
+  resume: string;
+}
+
+export function hintsFor(project: Project, origin: { folder: string; ref?: string }, opts: RunOutputOptions): (run: string) => RunHints {
+  return (run) => ({ approve: (node) => approveCommand(run, project.repoRoot, node), resume: resumeCommand(run, origin, opts.model) });
 }
 
 /** A coded failure of the library as a usage error (exit 2, one line). */
@@ -161,12 +187,17 @@ export function usage<T>(fn: () => T): T {
 
 const isolationLabel = (i: Isolation): string => (i === 'development' ? 'degraded' : i);
 
-/** Print a run's outcome; the exit code is 0 when it succeeded. */
-export function printRun(report: RunReport, traces: unknown[], opts: RunOutputOptions): number {
+/** The exit code of a run: 0 succeeded, 3 waiting for a person, 1 otherwise (failed, rejected, ...). */
+function runExit(report: RunReport): number {
+  return report.status === 'Succeeded' ? EXIT.ok : report.status === 'WaitingForApproval' ? EXIT.waiting : EXIT.findings;
+}
+
+/** Print a run's outcome (with what to type next when it waits); its exit code. */
+export function printRun(report: RunReport, traces: unknown[], opts: RunOutputOptions, hints: (run: string) => RunHints): number {
   const { version: targetVersion, isolation, target, ...outcome } = report;
   if (opts.format === 'json') {
     write(JSON.stringify({ version: 1, target, isolation: isolationLabel(isolation), targetVersion, ...outcome, trace: traces }));
-    return report.status === 'Succeeded' ? EXIT.ok : EXIT.findings;
+    return runExit(report);
   }
   write(MSG.runOutcome(target, report.status, report.run, isolationLabel(isolation)));
   for (const t of traces) if (isRecord(t) && t.type !== 'node') write(traceLine(t));
@@ -175,8 +206,9 @@ export function printRun(report: RunReport, traces: unknown[], opts: RunOutputOp
   const waiting = report.approvals ?? [];
   for (const a of waiting) {
     write(MSG.waitingAt(a.node, JSON.stringify(a.subject).slice(0, 200), a.quorum, a.approvers.join(', '), new Date(a.expiresAt).toISOString(), a.onTimeout));
-    write(MSG.decideWith(report.run, waiting.length > 1 ? ` --node '${a.node}'` : ''));
+    const next = hints(report.run);
+    write(MSG.decideWith(next.approve(waiting.length > 1 ? a.node : undefined), next.resume));
   }
   if (report.output !== undefined) write(JSON.stringify(report.output, null, 2));
-  return report.status === 'Succeeded' ? EXIT.ok : EXIT.findings;
+  return runExit(report);
 }

@@ -14,7 +14,7 @@ import { JournalApprovals, type ApprovalStore } from '../approvals.js';
 import type { Channel } from '../channel.js';
 import { createMcpToolProvider, listedToolName } from '../mcp.js';
 import { CHANNEL_ERRORS, ProtocolError } from '../protocol.js';
-import { approvalKey, isAppendRecord, resumeState, type ResumeState, type RunFinishedRecord, type RunLease, type RunStore, type WriteOptions } from '../runstore.js';
+import { approvalKey, isAppendRecord, resumeState, type ResumeState, type RunFinishedRecord, type RunLease, type RunOrigin, type RunStore, type WriteOptions } from '../runstore.js';
 import { RunTracer } from '../trace.js';
 import type { ApprovalDecision, ApprovalRequest, Json, RunOutcome, ToolCall, ToolProvider } from '../types.js';
 import { approversOf, gatedTools, gateRequest, toolCallApproval } from './gates.js';
@@ -57,6 +57,8 @@ export interface InvokeOptions {
    * (`RunFinished`) or is pinned to another version (`VersionMismatch`).
    */
   resume?: boolean;
+  /** Journaled with a new run: where it was started from (its runner, its manifests), which a resume keeps. */
+  origin?: RunOrigin;
 }
 
 /** A resumed run whose journal is pinned to another version of its target than is served (`served` undefined: the target is not there at all). */
@@ -250,7 +252,8 @@ export class KernelSession {
     const fence: WriteOptions = lease !== undefined ? { fence: lease.token } : {};
     const input = resume !== undefined ? resume.input : options.input;
     if (input === undefined) throw new BeaconError('invalid_input', `run ${run} needs an input`);
-    if (store !== undefined && resume === undefined) await store.create({ id: run, version: this.version, target: this.options.target, input });
+    if (store !== undefined && resume === undefined)
+      await store.create({ id: run, version: this.version, target: this.options.target, input, ...(options.origin !== undefined ? { origin: options.origin } : {}) });
     this.runs.set(run, {
       id: run,
       ...(store !== undefined ? { journal: { store, approvals: new JournalApprovals(store), fence } } : {}),

@@ -12,17 +12,17 @@ describe('beacon run / approve / resume', () => {
     const runs = tempDir('beacon-runs-');
     const env = { BEACON_RUNS_DIR: runs };
     const started = await beacon(['run', 'acme-support/refund-request', 'examples', '--input', JSON.stringify({ ticket: 'refund A-42', orderId: 'A-42' })], { env });
-    expect(started.code).toBe(1);
-    const m = /waiting for approval at (\S+) .*\n\s+decide with: beacon approve (\S+) --by NAME/.exec(started.stdout);
+    expect(started.code).toBe(3);
+    const m = /waiting for approval at (\S+) .*\n\s+decide with: beacon approve (\S+) .*--by NAME/.exec(started.stdout);
     expect(m, started.stdout).not.toBeNull();
     const [, gate, run] = m as unknown as [string, string, string];
     expect(readdirSync(runs)).toEqual([`${run}.jsonl`]);
 
-    await expect(beacon(['approve', run, '--by', 'lead@acme.example', '--node', 'nope'], { env })).resolves.toMatchObject({
+    await expect(beacon(['approve', run, '--by', 'alice@acme.example', '--node', 'nope'], { env })).resolves.toMatchObject({
       code: 2,
       stderr: expect.stringMatching(/waits at no approval named nope/),
     });
-    const approved = await beacon(['approve', run, '--by', 'lead@acme.example', '--reason', 'order checked'], { env });
+    const approved = await beacon(['approve', run, '--by', 'alice@acme.example', '--reason', 'order checked'], { env });
     expect(approved.code, approved.stderr).toBe(0);
     expect(approved.stdout).toContain(`approved ${gate} of run ${run}`);
     expect(approved.stdout).toContain(`beacon resume ${run}`);
@@ -45,8 +45,8 @@ describe('beacon run / approve / resume', () => {
     const copy = tempDir('beacon-examples-');
     cpSync(join(ROOT, 'examples'), copy, { recursive: true });
     const started = await beacon(['run', 'acme-support/refund-request', copy, '--input', JSON.stringify({ ticket: 'refund A-42', orderId: 'A-42' })], { env });
-    const run = /beacon approve (\S+) --by/.exec(started.stdout)![1]!;
-    await beacon(['approve', run, '--by', 'lead@acme.example'], { env });
+    const run = /beacon approve (\S+) /.exec(started.stdout)![1]!;
+    await beacon(['approve', run, '--by', 'alice@acme.example'], { env });
     // A change to an agent the workflow uses changes the workflow's version.
     const assessor = join(copy, 'acme-support', 'agents', 'refund-assessor.yaml');
     const original = readFileSync(assessor, 'utf8');
@@ -113,21 +113,52 @@ describe('beacon run / approve / resume', () => {
     expect(state.pendingApprovals).toEqual([]);
   }, 30_000);
 
-  it('several approvers in one command who together complete the quorum are all named in the decision', async () => {
-    const { env, store } = await waitingRun({ approvers: ['ann@acme.example', 'bob@acme.example'], quorum: 1 });
+  it('one approver a command: a second --by, an empty one or none is a usage error, and nothing is journaled (issue 11, item 6)', async () => {
+    const { env, store } = await waitingRun({ approvers: ['ann@acme.example', 'bob@acme.example'], quorum: 2 });
     const both = await beacon(['approve', 'r1', '--by', 'ann@acme.example', '--by', 'bob@acme.example'], { env });
-    expect(both.code, both.stderr).toBe(0);
-    expect(both.stdout).toMatch(/approved approve2 of run r1 by ann@acme.example, bob@acme.example; continue it with: beacon resume r1/);
-    expect([...resumeState(await store.read('r1')).decisions.values()]).toEqual([{ approved: true, by: ['ann@acme.example', 'bob@acme.example'] }]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/one approver a decision: give --by once/);
+    const none = await beacon(['approve', 'r1'], { env });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/required option '--by <approver>' not specified/);
+    const empty = await beacon(['approve', 'r1', '--by', ' '], { env });
+    expect(empty.code).toBe(2);
+    expect(await store.read('r1')).toHaveLength(3);
+  }, 30_000);
+
+  it('a gate naming user:ann@… is decided by --by ann@…; approving twice says so (issue 11, item 6)', async () => {
+    const { env, store } = await waitingRun({ approvers: ['user:ann@acme.example', 'user:bob@acme.example'], quorum: 2 });
+    const one = await beacon(['approve', 'r1', '--by', 'ann@acme.example'], { env });
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toMatch(/approved approve2 of run r1 by ann@acme.example: 1 of the 2/);
+    const again = await beacon(['approve', 'r1', '--by', 'user:ann@acme.example'], { env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/ann@acme.example had already approved approve2 of run r1; nothing recorded: 1 of the 2/);
+    expect(await store.read('r1')).toHaveLength(4);
+    const two = await beacon(['approve', 'r1', '--by', 'bob@acme.example'], { env });
+    expect(two.stdout).toMatch(/approved approve2 of run r1 by ann@acme.example, bob@acme.example; continue it with: beacon resume r1/);
+    const late = await beacon(['approve', 'r1', '--by', 'bob@acme.example'], { env });
+    expect(late.code).toBe(2);
+    expect(late.stderr).toMatch(/approve2 of run r1 is already approved by ann@acme.example, bob@acme.example; the first decision stands: beacon resume r1/);
+  }, 30_000);
+
+  it('a group gate is refused by the CLI, which cannot check membership, and says how to decide it (issue 11, item 6)', async () => {
+    const { env, store } = await waitingRun({ approvers: ['group:billing-leads'], quorum: 1 });
+    const r = await beacon(['approve', 'r1', '--by', 'dee@acme.example'], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /membership of group:billing-leads cannot be checked here, without an identity provider: name the person in the gate's approvers \(user:dee@acme.example\), or decide it through the server's API/,
+    );
+    expect(await store.read('r1')).toHaveLength(3);
   }, 30_000);
 
   it('a rejection decides at once; a gate past its deadline cannot be approved (onTimeout decides it)', async () => {
-    const rejected = await waitingRun({ approvers: ['group:billing-leads'], quorum: 2 });
+    const rejected = await waitingRun({ approvers: ['group:billing-leads', 'dee@acme.example'], quorum: 2 });
     const r = await beacon(['approve', 'r1', '--by', 'dee@acme.example', '--reject', '--reason', 'wrong order'], { env: rejected.env });
     expect(r.code, r.stderr).toBe(0);
     expect([...resumeState(await rejected.store.read('r1')).decisions.values()]).toEqual([{ approved: false, by: ['dee@acme.example'], reason: 'wrong order' }]);
 
-    const late = await waitingRun({ approvers: ['group:billing-leads'], quorum: 1, expiresAt: Date.now() - 1000 });
+    const late = await waitingRun({ approvers: ['dee@acme.example'], quorum: 1, expiresAt: Date.now() - 1000 });
     const l = await beacon(['approve', 'r1', '--by', 'dee@acme.example'], { env: late.env });
     expect(l.code).toBe(2);
     expect(l.stderr).toMatch(/passed its deadline .*onTimeout \(reject\) decides it when the run continues: beacon resume r1/);

@@ -22,6 +22,8 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   /** Kill the child after this many milliseconds. @default 30000 */
   timeoutMs?: number;
+  /** Written to the child's stdin (then closed). @default no stdin */
+  stdin?: string;
 }
 
 /**
@@ -35,7 +37,9 @@ export function beacon(args: string[], options: RunOptions = {}): Promise<RunRes
     if (v !== undefined) env[k] = v;
   }
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // No stdin unless given: closed at once.
+    child.stdin.end(options.stdin);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));

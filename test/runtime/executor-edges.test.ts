@@ -136,7 +136,7 @@ describe('approvals: refund-request', () => {
     let now = 5_000;
     const waiting = await executeWorkflow(graph, input, { agents: agents(), schemas, approvals: fakeGate(() => 'pending'), clock: () => now });
     expect(waiting.status).toBe('WaitingForApproval');
-    expect(waiting.approvals).toMatchObject([{ node: 'approve2', approvers: ['group:billing-leads'], quorum: 1, requestedAt: 5_000, expiresAt: 5_000 + 14_400_000 }]);
+    expect(waiting.approvals).toMatchObject([{ node: 'approve2', approvers: ['group:billing-leads', 'user:alice@acme.example'], quorum: 1, requestedAt: 5_000, expiresAt: 5_000 + 14_400_000 }]);
     expect(waiting.path.at(-1)).toMatchObject({ node: 'approve2', status: 'waiting' });
 
     now = 5_000 + 14_400_000 - 1;

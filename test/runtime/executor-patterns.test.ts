@@ -216,7 +216,7 @@ describe('human-in-the-loop: refund-request', () => {
         workflow: 'Workflow/acme-support/refund-request',
         node: 'approve2',
         traversal: 0,
-        approvers: ['group:billing-leads'],
+        approvers: ['group:billing-leads', 'user:alice@acme.example'],
         quorum: 1,
         timeoutSeconds: 14400,
         onTimeout: 'reject',

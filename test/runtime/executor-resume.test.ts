@@ -132,7 +132,9 @@ describe('approval suspend and resume', () => {
     let now = 1_000;
     const first = await runJournaled(graph, input, { agents: fakeAgents({ 'refund-assessor': () => assessment }), schemas, clock: () => now, runId: 'r1' });
     expect(first.outcome.status).toBe('WaitingForApproval');
-    expect(first.outcome.approvals).toEqual([expect.objectContaining({ run: 'r1', node: 'approve2', approvers: ['group:billing-leads'], quorum: 1, subject: assessment, requestedAt: 1_000 })]);
+    expect(first.outcome.approvals).toEqual([
+      expect.objectContaining({ run: 'r1', node: 'approve2', approvers: ['group:billing-leads', 'user:alice@acme.example'], quorum: 1, subject: assessment, requestedAt: 1_000 }),
+    ]);
     expect(first.journal.map((r) => r.node)).toEqual(['step1']);
 
     now = 2_000;

@@ -1,0 +1,93 @@
+/**
+ * Where runs are, for every command that reads or writes them (`run`,
+ * `resume`, `approve`, `runs`): $BEACON_RUNS_DIR, or `.beacon/runs` in the
+ * repository that holds the folder (as `git -C` finds it), else in the folder
+ * itself — one lookup. The commands it prints for a run name every path they
+ * need, so they work when copied into any folder. `beacon runs` lists them.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { openProject } from '../../compiler/index.js';
+import type { RunOrigin, RunSummary } from '../../runtime/index.js';
+import { action, EXIT, formatOption, UsageError, write } from '../common.js';
+import { MSG } from '../messages.js';
+
+/** Where runs are journaled for a project rooted at `repoRoot`: $BEACON_RUNS_DIR, or `.beacon/runs` in it. */
+export function runsDir(repoRoot: string): string {
+  const configured = process.env.BEACON_RUNS_DIR;
+  return configured !== undefined && configured !== '' ? configured : join(repoRoot, '.beacon', 'runs');
+}
+
+/** The runs of the repository at `repo` (default: the one holding the current folder): the root `beacon run` journals them under. */
+export async function runsDirOf(repo: string | undefined): Promise<{ dir: string; repoRoot: string }> {
+  if (repo !== undefined && !(existsSync(resolve(repo)) && statSync(resolve(repo)).isDirectory())) throw new UsageError(MSG.noSuchRepo(repo));
+  const { repoRoot } = await openProject({ ...(repo !== undefined ? { repo } : {}), cacheDir: false });
+  return { dir: runsDir(repoRoot), repoRoot };
+}
+
+/** A word as a POSIX shell reads it back: quoted unless it is plainly safe. */
+function quote(word: string): string {
+  return /^[A-Za-z0-9_./:@=+,-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+const command = (words: string[]): string => ['beacon', ...words].map(quote).join(' ');
+
+/** `beacon resume` for a run, from any folder: its manifests' folder and commit as journaled, and any stand-in models. */
+export function resumeCommand(run: string, origin: RunOrigin | undefined, models: string[] = []): string {
+  return command(['resume', run, ...(origin?.folder !== undefined ? [origin.folder] : []), ...(origin?.ref !== undefined ? ['--ref', origin.ref] : []), ...models.flatMap((m) => ['--model', m])]);
+}
+
+/** `beacon approve` for a run, from any folder (`--by NAME` left for the decider). */
+export function approveCommand(run: string, repoRoot: string, node?: string): string {
+  return `${command(['approve', run, '--repo', repoRoot, ...(node !== undefined ? ['--node', node] : [])])} --by NAME`;
+}
+
+interface Options {
+  repo?: string;
+  format: 'text' | 'json';
+}
+
+/** A run as listed: its target without the kind, its runner. */
+function row(r: RunSummary): { id: string; status: string; target: string; runner: string; startedAt: string; problem?: string } {
+  return {
+    id: r.id,
+    status: r.status,
+    target: r.target ?? '',
+    runner: r.origin?.runner ?? '',
+    startedAt: r.startedAt !== undefined ? new Date(r.startedAt).toISOString() : '',
+    ...(r.problem !== undefined ? { problem: r.problem } : {}),
+  };
+}
+
+function table(runs: RunSummary[]): string {
+  const rows = runs.map(row).map((r) => [r.id, r.status, r.target.replace(/^(Agent|Workflow)\//, ''), r.runner, r.startedAt, r.problem ?? '']);
+  const all = [['RUN', 'STATUS', 'TARGET', 'RUNNER', 'STARTED', ''], ...rows];
+  const widths = all[0]!.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  return all
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+export function registerRuns(program: Command): void {
+  program
+    .command('runs')
+    .description(MSG.runs)
+    .option('--repo <path>', MSG.optRepo)
+    .addOption(formatOption(['text', 'json'], 'text'))
+    .action(
+      action(async (opts: Options) => {
+        const { dir } = await runsDirOf(opts.repo);
+        const { FileRunStore } = await import('../../runtime/index.js');
+        const runs = await new FileRunStore(dir).list();
+        if (opts.format === 'json') write(JSON.stringify({ version: 1, dir, runs: runs.map(row) }));
+        else write(runs.length === 0 ? MSG.noRuns(dir) : table(runs));
+        return EXIT.ok;
+      }),
+    );
+}
