@@ -113,9 +113,9 @@ describe('the example workflows under their runtime policies', () => {
     const store = new MemoryRunStore();
     const run = { bundle: k.bundle, target: 'Workflow/acme-support/refund-request', filesRoot: resolve('examples'), services: { ...k.services, httpTools: payments }, store };
     let out = await runInChildProcess({ ...run, input: { ticket: 'I was charged twice for invoice INV-2025-0612', orderId: 'A-10482' } });
-    // The workflow's gate, then the payments tool's own: each approved by a billing lead.
+    // The workflow's gate, then the payments tool's own: each approved by alice, a named approver (the CLI and library decide for people, not groups).
     for (let gates = 0; out.status === 'WaitingForApproval' && gates < 3; gates++) {
-      await castVote(new JournalApprovals(store), out.run, { by: ['dana@acme.example'] });
+      await castVote(new JournalApprovals(store), out.run, { by: 'alice@acme.example' });
       out = await runInChildProcess({ ...run, run: out.run, resume: true });
     }
     expect(out.status, out.error?.message).toBe('Succeeded');
