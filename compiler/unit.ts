@@ -123,7 +123,7 @@ export function compileFile(bytes: Uint8Array): FileUnit {
   }
   const text = decoded.text.charCodeAt(0) === 0xfeff ? decoded.text.slice(1) : decoded.text;
   const parsed = parseYaml(text);
-  for (const p of parsed.problems) diagnostics.push(diag(YAML_CODES[p.code], p.message, p));
+  for (const p of parsed.problems) diagnostics.push(diag(YAML_CODES[p.code], p.message, p, p.hint !== undefined ? { hint: p.hint } : {}));
 
   // Positions come from a second, position-keeping parse, done only when some document needs one.
   let slow: SlowParse | undefined;

@@ -59,9 +59,9 @@ const ABOUT = {
   BCN1003:
     'A manifest file is larger than 2 MiB, or a text file a manifest references is larger than 1 MiB; the file is not read at all. Split the manifest into several files, or shorten the referenced file (a long prompt usually belongs in several smaller pieces or in retrieval, not in the instructions).',
   BCN1004:
-    'The file is not valid YAML: an unclosed quote or bracket, keys of one mapping at different indentation, a key indented under a plain scalar, and so on. The position is where the parser noticed the problem (for an unclosed quote, where the quote opens); fix the syntax there. The document with the error is not compiled; the other documents of the file still are.',
+    'The file is not valid YAML: an unclosed quote or bracket, keys of one mapping at different indentation, a key indented under a plain scalar, and so on. The position is where the parser noticed the problem (for an unclosed quote, where the quote opens); for an indentation mistake, one error at the line that is out of line with its siblings, with the indentation that fits in the hint. Fix the syntax there. The document with the error is not compiled; the other documents of the file still are.',
   BCN1005: 'A mapping has the same key twice. Other YAML loaders silently keep one of the two values, so BeaconOS rejects the file, at the second occurrence. Delete one of them, or merge them.',
-  BCN1006: 'A line is indented with a tab character, which YAML forbids (one diagnostic per such line). Indent with spaces.',
+  BCN1006: 'A line is indented with a tab character, which YAML forbids: one diagnostic, at the first such line of the document, naming the others. Indent with spaces.',
   BCN1007:
     'Expanding the YAML anchors and aliases (`&a`, `*a`) of a document would produce more nodes than the loader allows, as in a "billion laughs" file. Write the data out without nested aliases, or use fewer of them.',
   BCN1008:
