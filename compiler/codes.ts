@@ -49,6 +49,7 @@ export const CODES = {
   BCN3011: { severity: 'error', title: 'Same entry listed twice' },
   BCN3012: { severity: 'error', title: 'Stdio tool command refers to a file it does not ship' },
   BCN3013: { severity: 'error', title: 'Webhook path used by two workflows' },
+  BCN3014: { severity: 'info', title: 'Reference to an object that did not load: its file has errors' },
   // Secrets
   BCN4001: { severity: 'error', title: 'Literal secret in a manifest or referenced file' },
   // Workflows and graphs

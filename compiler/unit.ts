@@ -4,7 +4,7 @@
  * itself (syntax, schema, literal secrets). The result depends only on the
  * file's content, so it is cached by blob id (see cache.ts).
  */
-import { API_VERSION, KINDS, TENANT_SCOPED_KINDS, type Kind } from '../schema/index.js';
+import { API_VERSION, KINDS, TENANT_SCOPED_KINDS, isKind, type Kind } from '../schema/index.js';
 import { CODES, type Code } from './codes.js';
 import { digestOf } from './digest.js';
 import { escapeSegment, fieldPath } from './pointer.js';
@@ -140,7 +140,25 @@ export function compileFile(bytes: Uint8Array): FileUnit {
     const unit = compileDocument(d.data, d.index, { line: d.line, column: d.column }, diagnostics, where);
     if (unit !== null) docs.push(unit);
   }
+  for (const d of parsed.unread ?? []) {
+    const unit = unreadDocument(d.data, d.index, { line: d.line, column: d.column });
+    if (unit !== null) docs.push(unit);
+  }
+  docs.sort((a, b) => a.index - b.index);
   return { docs, diagnostics };
+}
+
+/**
+ * A document whose YAML could not be read, as far as its header says what it defines: it exists
+ * (a reference to it is not "not found") but is not valid. Null when the header does not say.
+ */
+function unreadDocument(header: unknown, index: number, start: { line: number; column: number }): DocUnit | null {
+  if (!isRecord(header) || header.apiVersion !== API_VERSION || !isKind(header.kind)) return null;
+  const kind = header.kind;
+  const meta = isRecord(header.metadata) ? header.metadata : {};
+  if (typeof meta.name !== 'string' || meta.name === '') return null;
+  const tenant = tenantScoped.has(kind) && typeof meta.tenant === 'string' ? meta.tenant : undefined;
+  return { index, line: start.line, column: start.column, kind, name: meta.name, ...(tenant !== undefined ? { tenant } : {}), valid: false, fileRefs: [] };
 }
 
 /** Position of a node (or of the character `inner` inside its scalar value). */

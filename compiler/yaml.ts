@@ -102,6 +102,8 @@ export interface YamlProblem {
 export interface ParseResult {
   documents: ParsedDocument[];
   problems: YamlProblem[];
+  /** Documents with syntax errors, as far as their header (apiVersion, kind, metadata name and tenant) reads: what they would have defined. */
+  unread?: ParsedDocument[];
 }
 
 /** Deepest flow nesting (`[`, `{`) and widest indentation read; beyond them a file is refused before parsing. */
@@ -282,11 +284,15 @@ function parseSlow(text: string): ParseResult {
     problems.push({ code: 'too-many-documents', message: `file holds ${docs.length} documents; at most ${MAX_DOCUMENTS_PER_FILE} are allowed`, line: 1, column: 1 });
     return { documents, problems };
   }
+  const unread: ParsedDocument[] = [];
   const lines = text.split('\n');
   docs.forEach((doc, index) => {
-    const bad = doc.errors.length > 0;
     problems.push(...documentProblems(doc, index, text, lines, lineCounter));
-    if (bad) return;
+    if (doc.errors.length > 0) {
+      const start = lineCounter.linePos(doc.contents?.range?.[0] ?? doc.range[0]);
+      unread.push({ index, data: headerOf(doc), line: start.line, column: start.col });
+      return;
+    }
     if (doc.contents === null) return; // an empty document holds nothing to compile
     let data: unknown;
     try {
@@ -305,7 +311,20 @@ function parseSlow(text: string): ParseResult {
     const start = lineCounter.linePos(doc.contents.range?.[0] ?? 0);
     documents.push({ index, data, line: start.line, column: start.col });
   });
-  return { documents, problems };
+  return { documents, problems, ...(unread.length > 0 ? { unread } : {}) };
+}
+
+/** The header of a document `yaml` could not read in full: the scalars it did read there, or null. */
+function headerOf(doc: Document.Parsed): unknown {
+  const scalar = (path: string[]): unknown => {
+    const v: unknown = doc.getIn(path);
+    return typeof v === 'string' ? v : undefined;
+  };
+  try {
+    return { apiVersion: scalar(['apiVersion']), kind: scalar(['kind']), metadata: { name: scalar(['metadata', 'name']), tenant: scalar(['metadata', 'tenant']) } };
+  } catch {
+    return null;
+  }
 }
 
 /** Errors of `yaml` that an indentation mistake causes, often on other lines than the mistake's and several for one. */

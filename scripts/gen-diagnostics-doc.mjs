@@ -118,6 +118,8 @@ const ABOUT = {
     "A stdio Tool's `spec.mcp.command` runs a relative path (a script such as `server.mjs` or `bin/server`) that is not listed in the Tool's `spec.files`, so it would not exist inside the sandbox. Add the file to `spec.files`, or use an absolute path that exists in the sandbox.",
   BCN3013:
     'Two Workflows trigger on the same `webhook.path`; a webhook path is served by exactly one workflow of the installation. Reported on the second in path order, with the first as related; give each workflow its own path.',
+  BCN3014:
+    'A reference names an object whose document exists but did not load, because its file has errors (YAML syntax, or its schema). A note, not an error: the one error is in that file, which the note names. Fix the errors reported there.',
   BCN4001:
     'A string in a manifest, or in a file it references (prompts, datasets, Tool files), looks like a credential: a known API key or token format, a private key, a bearer token, credentials in a URL, or a literal value under a key named like `password` or `token`. Revoke the secret if it was ever pushed, store it in the environment or a Kubernetes Secret, and refer to it with `{secretRef: ENV_VAR_NAME}`.',
   BCN5001:
