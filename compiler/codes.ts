@@ -24,6 +24,7 @@ export const CODES = {
   BCN1010: { severity: 'error', title: 'Unknown BeaconOS apiVersion' },
   BCN1011: { severity: 'error', title: 'Unknown kind' },
   BCN1012: { severity: 'error', title: 'Too many documents in one file' },
+  BCN1013: { severity: 'warning', title: 'Document ignored: its apiVersion is a near miss of beacon.dev/v1alpha1' },
   // Schema
   BCN2001: { severity: 'error', title: 'Unknown field' },
   BCN2002: { severity: 'error', title: 'Missing required field' },

@@ -189,18 +189,10 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
     }
     return null;
   }
-  const apiVersion = data.apiVersion;
   const kindValue = data.kind;
-  if (typeof apiVersion !== 'string' || !apiVersion.startsWith('beacon.dev/')) {
-    if (apiVersion === undefined && typeof kindValue === 'string' && kindSet.has(kindValue)) {
-      out.push(diag('BCN2002', `${kindValue} document has no apiVersion`, start, { hint: `add 'apiVersion: ${API_VERSION}'` }));
-    } else {
-      out.push(diag('BCN1009', `document ${index + 1} ignored: ${apiVersion === undefined ? 'it has no apiVersion' : `apiVersion ${JSON.stringify(apiVersion)} is not beacon.dev/*`}`, start));
-    }
-    return null;
-  }
-  if (apiVersion !== API_VERSION) {
-    out.push(diag('BCN1010', `apiVersion '${apiVersion}' is not supported (this compiler reads ${API_VERSION})`, where(index, '/apiVersion', 'value', start), { path: '/apiVersion' }));
+  const api = apiVersionProblem(data.apiVersion, kindValue, index, start, where);
+  if (api !== null) {
+    out.push(api);
     return null;
   }
   if (typeof kindValue !== 'string' || !kindSet.has(kindValue)) {
@@ -255,6 +247,35 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
   unit.fileRefs = fileRefs(kind, object);
   if (unit.fileRefs.length === 0) unit.digest = digestOf(object);
   return unit;
+}
+
+/**
+ * Why a document is not read as a manifest of this compiler's apiVersion, or null when it is. Other
+ * YAML (not beacon.dev/*) is ignored with a note, unless it is a BeaconOS kind whose apiVersion is
+ * a near miss of ours (`beacon.io/v1alpha1`): a warning naming ours. A beacon.dev/* version this
+ * compiler does not read is an error.
+ */
+function apiVersionProblem(apiVersion: unknown, kind: unknown, index: number, start: { line: number; column: number }, where: Where): LocalDiagnostic | null {
+  if (apiVersion === API_VERSION) return null;
+  const known = typeof kind === 'string' && kindSet.has(kind);
+  if (apiVersion === undefined && known) return diag('BCN2002', `${kind} document has no apiVersion`, start, { hint: `add 'apiVersion: ${API_VERSION}'` });
+  const at = () => where(index, '/apiVersion', 'value', start);
+  const shown = JSON.stringify(apiVersion);
+  if (typeof apiVersion !== 'string' || !apiVersion.startsWith('beacon.dev/')) {
+    if (known && typeof apiVersion === 'string' && nearMiss(apiVersion))
+      return diag('BCN1013', `${kind} document ignored: apiVersion ${shown} is not ${API_VERSION}`, at(), { path: '/apiVersion', hint: `did you mean '${API_VERSION}'?` });
+    return diag('BCN1009', `document ${index + 1} ignored: ${apiVersion === undefined ? 'it has no apiVersion' : `apiVersion ${shown} is not beacon.dev/*`}`, start);
+  }
+  const spaced = apiVersion.trim() === API_VERSION ? `: ${shown} has white space around it` : '';
+  return diag('BCN1010', `apiVersion ${shown} is not supported (this compiler reads ${API_VERSION})${spaced}`, at(), {
+    path: '/apiVersion',
+    ...(nearMiss(apiVersion) ? { hint: `did you mean '${API_VERSION}'?` } : {}),
+  });
+}
+
+/** An apiVersion that looks like a mistyped beacon.dev/v1alpha1: its group names beacon, or it is a few edits away. */
+function nearMiss(apiVersion: string): boolean {
+  return /beacon/i.test(apiVersion.split('/')[0]!) || closestWord(apiVersion.trim(), [API_VERSION]) !== undefined;
 }
 
 /** A problem of a manifest given as a value (no file): a code, a JSON pointer in it and a message. */

@@ -74,6 +74,8 @@ const ABOUT = {
     '`kind` is missing or is not one of Tenant, Model, Tool, Agent, Workflow, Policy, Evaluation; the hint suggests the closest kind when it looks like a typo. Correct the kind (kinds are case-sensitive).',
   BCN1012:
     'The file holds more than 1000 YAML documents (separated by `---`), which bounds the work one file can cause; nothing in it is read. Split the file into several files, usually one per object or per group of objects.',
+  BCN1013:
+    'A document of a BeaconOS kind (`kind: Agent`...) whose apiVersion is not beacon.dev/* but looks like a mistyped `beacon.dev/v1alpha1` (another group with `beacon` in it, such as `beacon.io/v1alpha1`, or a few characters away). It is ignored like other YAML, but with a warning rather than a note, as it was most likely meant to be a manifest. Write `apiVersion: beacon.dev/v1alpha1`.',
   BCN2001:
     'A field is not defined for that kind at that place: unknown fields are errors so that a typo is never silently ignored. The hint names the field it was probably meant to be; rename or move the field (see [reference.md](reference.md)).',
   BCN2002:
