@@ -65,6 +65,7 @@ export const CODES = {
   BCN5009: { severity: 'error', title: 'CEL expression has the wrong result type' },
   BCN5010: { severity: 'error', title: 'Approval quorum cannot be met' },
   BCN5011: { severity: 'error', title: 'CEL expression too expensive' },
+  BCN5012: { severity: 'warning', title: 'CEL compares a field with a value outside its enum' },
   // Quotas
   BCN6001: { severity: 'error', title: 'Token limit above the tenant quota' },
   BCN6002: { severity: 'error', title: 'Sandbox replicas above the tenant quota' },

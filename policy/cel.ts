@@ -16,7 +16,7 @@ import { callParts, walk, type CelNode } from './ast.js';
 import { errorLine } from '../common/index.js';
 import { boundedProgram, re2Matches, type BoundedProgram, type CelEvaluation, type EvaluateOptions } from './budget.js';
 import { CEL_COST_LIMITS, estimateCost, formatCount, shapeOfCelType, type CostEstimate, type EstimateOptions, type Shape } from './cost.js';
-import { missingField, type NamedStructs } from './fields.js';
+import { literalsOutsideEnums, missingField, type EnumMismatch, type NamedStructs } from './fields.js';
 import { compilePattern } from './regex.js';
 
 /**
@@ -303,6 +303,19 @@ export function compileExpression(source: string, variables: Readonly<Record<str
   if (!a.ok) return a;
   const program = evaluationProgram(source, Object.keys(variables));
   return { ok: true, type: a.type, cost: Math.ceil(a.estimate.cost), evaluate: (context, opts) => program.evaluate(context, opts) };
+}
+
+/**
+ * String literals `source` compares with a field whose JSON Schema `enum` does not hold them
+ * (`output.category == 'biling'`), given the variables' JSON Schemas. Empty when it does not parse.
+ */
+export function enumMismatches(source: string, schemas: Readonly<Record<string, unknown>>): EnumMismatch[] {
+  try {
+    const program = environmentFor(Object.fromEntries(Object.keys(schemas).map((n) => [n, 'dyn']))).parse(source);
+    return literalsOutsideEnums(program.ast, schemas);
+  } catch {
+    return [];
+  }
 }
 
 /** True when a checked result type can be used as a condition. */

@@ -93,3 +93,60 @@ function structOf(type: CelType | undefined, structs: NamedStructs): Readonly<Re
   if (type === undefined) return undefined;
   return typeof type === 'string' ? structs.get(type) : type;
 }
+
+/** A string literal compared with a field whose JSON Schema `enum` does not hold it. */
+export interface EnumMismatch {
+  offset: number;
+  message: string;
+}
+
+/**
+ * String literals compared (`==`, `!=`, `in [...]`) with a field whose JSON Schema has a string
+ * `enum` that does not hold them: the comparison has one outcome whatever the data. `schemas` are
+ * the JSON Schemas of the variables (a workflow condition's `output`: its agent's output schema).
+ */
+export function literalsOutsideEnums(root: CelNode, schemas: Readonly<Record<string, unknown>>): EnumMismatch[] {
+  const out: EnumMismatch[] = [];
+  walk(root, (node) => {
+    if (node.op !== '==' && node.op !== '!=' && node.op !== 'in') return;
+    const [left, right] = node.args as [CelNode, CelNode];
+    const pairs = node.op === 'in' ? [[left, right.op === 'list' ? (right.args as CelNode[]) : []] as const] : [[left, [right]] as const, [right, [left]] as const];
+    for (const [field, literals] of pairs) {
+      const chain = chainOf(field);
+      const allowed = chain === undefined ? undefined : enumAt(schemas[chain[0]!], chain.slice(1));
+      if (chain === undefined || allowed === undefined) continue;
+      for (const lit of literals) {
+        if (lit.op !== 'value' || typeof lit.args !== 'string' || allowed.includes(lit.args)) continue;
+        const guess = closestWord(lit.args, allowed);
+        out.push({
+          offset: lit.start,
+          message: `'${lit.args}' is not a value of ${chain.join('.')} (${allowed.join(', ')})${guess !== undefined ? `; did you mean '${guess}'?` : ''}`,
+        });
+      }
+    }
+  });
+  return out.sort((a, b) => a.offset - b.offset);
+}
+
+/** `a.b.c` as its names, or undefined for any other expression. */
+function chainOf(node: CelNode): string[] | undefined {
+  if (node.op === 'id' && typeof node.args === 'string') return [node.args];
+  const s = selected(node);
+  const head = s === undefined ? undefined : chainOf(s.operand);
+  return head === undefined || s === undefined ? undefined : [...head, s.field];
+}
+
+/** The string `enum` of the schema at a path of properties, or undefined. */
+function enumAt(schema: unknown, path: readonly string[]): string[] | undefined {
+  let s = schema;
+  for (const field of path) {
+    const props = isSchema(s) ? s.properties : undefined;
+    s = isSchema(props) ? props[field] : undefined;
+  }
+  const values = isSchema(s) ? s.enum : undefined;
+  return Array.isArray(values) && values.length > 0 && values.every((v): v is string => typeof v === 'string') ? values : undefined;
+}
+
+function isSchema(v: unknown): v is Readonly<Record<string, unknown>> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

@@ -144,6 +144,8 @@ const ABOUT = {
     "An approval gate's `quorum` is larger than the number of approvers listed, and all of them are individuals (no `group:`), so the gate can never be approved. Lower the quorum, add approvers, or name a group.",
   BCN5011:
     "A Policy's expression could cost more to evaluate than the per-expression limit allows, estimated statically from the sizes the schemas permit (every list and string in a manifest has a `maxItems`/`maxLength`), as Kubernetes does for ValidatingAdmissionPolicy: typically comprehensions nested over long lists, or strings built inside a comprehension. The message names what dominates the cost. Iterate over fewer items (filter first, or test membership with `in`), or split the check into variables.",
+  BCN5012:
+    "A workflow condition compares a field of an agent's output whose output schema lists its values (`enum`) with a string that is not one of them (`output.category == 'biling'`, also `!=` and `in [...]`), so the condition has the same outcome whatever the agent answers. Use one of the listed values (the hint names the nearest), or add the value to the schema's enum.",
   BCN6001:
     "An Agent's or Workflow's `limits.tokensPerRun` (the default, 100000, when unset) is larger than its tenant's `quotas.tokensPerDay`, so one run could spend more than the whole day's quota. Lower `tokensPerRun`, or raise the tenant's quota.",
   BCN6002:
