@@ -3,3 +3,4 @@ export { BeaconError, errorBody, errorLine, isErrorCode, retryOf, type BeaconErr
 export { systemClock, type Clock } from './clock.js';
 export { backoffDelay, type BackoffOptions } from './retry.js';
 export { isRecord } from './guards.js';
+export { closestWord } from './words.js';

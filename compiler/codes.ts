@@ -24,6 +24,7 @@ export const CODES = {
   BCN1010: { severity: 'error', title: 'Unknown BeaconOS apiVersion' },
   BCN1011: { severity: 'error', title: 'Unknown kind' },
   BCN1012: { severity: 'error', title: 'Too many documents in one file' },
+  BCN1013: { severity: 'warning', title: 'Document ignored: its apiVersion is a near miss of beacon.dev/v1alpha1' },
   // Schema
   BCN2001: { severity: 'error', title: 'Unknown field' },
   BCN2002: { severity: 'error', title: 'Missing required field' },
@@ -49,6 +50,7 @@ export const CODES = {
   BCN3011: { severity: 'error', title: 'Same entry listed twice' },
   BCN3012: { severity: 'error', title: 'Stdio tool command refers to a file it does not ship' },
   BCN3013: { severity: 'error', title: 'Webhook path used by two workflows' },
+  BCN3014: { severity: 'info', title: 'Reference to an object that did not load: its file has errors' },
   // Secrets
   BCN4001: { severity: 'error', title: 'Literal secret in a manifest or referenced file' },
   // Workflows and graphs
@@ -63,6 +65,7 @@ export const CODES = {
   BCN5009: { severity: 'error', title: 'CEL expression has the wrong result type' },
   BCN5010: { severity: 'error', title: 'Approval quorum cannot be met' },
   BCN5011: { severity: 'error', title: 'CEL expression too expensive' },
+  BCN5012: { severity: 'warning', title: 'CEL compares a field with a value outside its enum' },
   // Quotas
   BCN6001: { severity: 'error', title: 'Token limit above the tenant quota' },
   BCN6002: { severity: 'error', title: 'Sandbox replicas above the tenant quota' },

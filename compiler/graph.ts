@@ -7,7 +7,7 @@
  * well-typed.
  */
 import { isRecord } from '../common/index.js';
-import { celTypeOfSchema, checkExpression, isBoolish, type CelType } from '../policy/index.js';
+import { celTypeOfSchema, checkExpression, enumMismatches, isBoolish, type CelType } from '../policy/index.js';
 import { CEL_PROBLEM_CODE, type Code } from './codes.js';
 import { stronglyConnected } from './scc.js';
 import { incompatibility } from './schema-compat.js';
@@ -319,6 +319,11 @@ function checkCel(b: Builder, source: string, pointer: string, vars: Record<stri
   }
 }
 
+/** A string literal compared with an enum field that can never hold it: the condition has one outcome. */
+function checkEnums(b: Builder, source: string, pointer: string, schemas: Record<string, unknown>): void {
+  for (const m of enumMismatches(source, schemas)) b.problems.push({ code: 'BCN5012', pointer, message: m.message, celOffset: m.offset });
+}
+
 function checkExpressions(b: Builder, spec: Spec): void {
   const structOf = (ids: string[]): CelType => {
     if (ids.length === 0 || !ids.every((id) => IDENT.test(id))) return 'map<string, dyn>';
@@ -333,7 +338,9 @@ function checkExpressions(b: Builder, spec: Spec): void {
   if (spec.pattern === 'coordinator' || spec.pattern === 'graph') {
     for (const e of b.edges) {
       if (e.when === undefined) continue;
-      checkCel(b, e.when, spec.pattern === 'graph' ? `${e.source}/when` : e.source, { output: outputType(b, e.from) }, true);
+      const pointer = spec.pattern === 'graph' ? `${e.source}/when` : e.source;
+      checkCel(b, e.when, pointer, { output: outputType(b, e.from) }, true);
+      checkEnums(b, e.when, pointer, { output: b.agents.get(e.from)?.outputSchema });
     }
   }
   if (spec.pattern === 'consensus' && typeof spec.voteOn === 'string') {

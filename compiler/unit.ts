@@ -4,7 +4,7 @@
  * itself (syntax, schema, literal secrets). The result depends only on the
  * file's content, so it is cached by blob id (see cache.ts).
  */
-import { API_VERSION, KINDS, TENANT_SCOPED_KINDS, type Kind } from '../schema/index.js';
+import { API_VERSION, KINDS, TENANT_SCOPED_KINDS, isKind, type Kind } from '../schema/index.js';
 import { CODES, type Code } from './codes.js';
 import { digestOf } from './digest.js';
 import { escapeSegment, fieldPath } from './pointer.js';
@@ -123,7 +123,7 @@ export function compileFile(bytes: Uint8Array): FileUnit {
   }
   const text = decoded.text.charCodeAt(0) === 0xfeff ? decoded.text.slice(1) : decoded.text;
   const parsed = parseYaml(text);
-  for (const p of parsed.problems) diagnostics.push(diag(YAML_CODES[p.code], p.message, p));
+  for (const p of parsed.problems) diagnostics.push(diag(YAML_CODES[p.code], p.message, p, p.hint !== undefined ? { hint: p.hint } : {}));
 
   // Positions come from a second, position-keeping parse, done only when some document needs one.
   let slow: SlowParse | undefined;
@@ -140,7 +140,25 @@ export function compileFile(bytes: Uint8Array): FileUnit {
     const unit = compileDocument(d.data, d.index, { line: d.line, column: d.column }, diagnostics, where);
     if (unit !== null) docs.push(unit);
   }
+  for (const d of parsed.unread ?? []) {
+    const unit = unreadDocument(d.data, d.index, { line: d.line, column: d.column });
+    if (unit !== null) docs.push(unit);
+  }
+  docs.sort((a, b) => a.index - b.index);
   return { docs, diagnostics };
+}
+
+/**
+ * A document whose YAML could not be read, as far as its header says what it defines: it exists
+ * (a reference to it is not "not found") but is not valid. Null when the header does not say.
+ */
+function unreadDocument(header: unknown, index: number, start: { line: number; column: number }): DocUnit | null {
+  if (!isRecord(header) || header.apiVersion !== API_VERSION || !isKind(header.kind)) return null;
+  const kind = header.kind;
+  const meta = isRecord(header.metadata) ? header.metadata : {};
+  if (typeof meta.name !== 'string' || meta.name === '') return null;
+  const tenant = tenantScoped.has(kind) && typeof meta.tenant === 'string' ? meta.tenant : undefined;
+  return { index, line: start.line, column: start.column, kind, name: meta.name, ...(tenant !== undefined ? { tenant } : {}), valid: false, fileRefs: [] };
 }
 
 /** Position of a node (or of the character `inner` inside its scalar value). */
@@ -171,18 +189,10 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
     }
     return null;
   }
-  const apiVersion = data.apiVersion;
   const kindValue = data.kind;
-  if (typeof apiVersion !== 'string' || !apiVersion.startsWith('beacon.dev/')) {
-    if (apiVersion === undefined && typeof kindValue === 'string' && kindSet.has(kindValue)) {
-      out.push(diag('BCN2002', `${kindValue} document has no apiVersion`, start, { hint: `add 'apiVersion: ${API_VERSION}'` }));
-    } else {
-      out.push(diag('BCN1009', `document ${index + 1} ignored: ${apiVersion === undefined ? 'it has no apiVersion' : `apiVersion ${JSON.stringify(apiVersion)} is not beacon.dev/*`}`, start));
-    }
-    return null;
-  }
-  if (apiVersion !== API_VERSION) {
-    out.push(diag('BCN1010', `apiVersion '${apiVersion}' is not supported (this compiler reads ${API_VERSION})`, where(index, '/apiVersion', 'value', start), { path: '/apiVersion' }));
+  const api = apiVersionProblem(data.apiVersion, kindValue, index, start, where);
+  if (api !== null) {
+    out.push(api);
     return null;
   }
   if (typeof kindValue !== 'string' || !kindSet.has(kindValue)) {
@@ -237,6 +247,35 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
   unit.fileRefs = fileRefs(kind, object);
   if (unit.fileRefs.length === 0) unit.digest = digestOf(object);
   return unit;
+}
+
+/**
+ * Why a document is not read as a manifest of this compiler's apiVersion, or null when it is. Other
+ * YAML (not beacon.dev/*) is ignored with a note, unless it is a BeaconOS kind whose apiVersion is
+ * a near miss of ours (`beacon.io/v1alpha1`): a warning naming ours. A beacon.dev/* version this
+ * compiler does not read is an error.
+ */
+function apiVersionProblem(apiVersion: unknown, kind: unknown, index: number, start: { line: number; column: number }, where: Where): LocalDiagnostic | null {
+  if (apiVersion === API_VERSION) return null;
+  const known = typeof kind === 'string' && kindSet.has(kind);
+  if (apiVersion === undefined && known) return diag('BCN2002', `${kind} document has no apiVersion`, start, { hint: `add 'apiVersion: ${API_VERSION}'` });
+  const at = () => where(index, '/apiVersion', 'value', start);
+  const shown = JSON.stringify(apiVersion);
+  if (typeof apiVersion !== 'string' || !apiVersion.startsWith('beacon.dev/')) {
+    if (known && typeof apiVersion === 'string' && nearMiss(apiVersion))
+      return diag('BCN1013', `${kind} document ignored: apiVersion ${shown} is not ${API_VERSION}`, at(), { path: '/apiVersion', hint: `did you mean '${API_VERSION}'?` });
+    return diag('BCN1009', `document ${index + 1} ignored: ${apiVersion === undefined ? 'it has no apiVersion' : `apiVersion ${shown} is not beacon.dev/*`}`, start);
+  }
+  const spaced = apiVersion.trim() === API_VERSION ? `: ${shown} has white space around it` : '';
+  return diag('BCN1010', `apiVersion ${shown} is not supported (this compiler reads ${API_VERSION})${spaced}`, at(), {
+    path: '/apiVersion',
+    ...(nearMiss(apiVersion) ? { hint: `did you mean '${API_VERSION}'?` } : {}),
+  });
+}
+
+/** An apiVersion that looks like a mistyped beacon.dev/v1alpha1: its group names beacon, or it is a few edits away. */
+function nearMiss(apiVersion: string): boolean {
+  return /beacon/i.test(apiVersion.split('/')[0]!) || closestWord(apiVersion.trim(), [API_VERSION]) !== undefined;
 }
 
 /** A problem of a manifest given as a value (no file): a code, a JSON pointer in it and a message. */

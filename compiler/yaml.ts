@@ -15,6 +15,7 @@ import type * as YamlModule from 'yaml';
 import { createRequire } from 'node:module';
 import type * as JsYaml from 'js-yaml';
 import type { Document, LineCounter, Node as YamlNode } from 'yaml';
+import { indentMistake, type IndentMistake } from './indentation.js';
 import { segments } from './pointer.js';
 
 /**
@@ -94,11 +95,15 @@ export interface YamlProblem {
   endColumn?: number;
   /** Document index the problem belongs to, when known. */
   document?: number;
+  /** How to fix it. */
+  hint?: string;
 }
 
 export interface ParseResult {
   documents: ParsedDocument[];
   problems: YamlProblem[];
+  /** Documents with syntax errors, as far as their header (apiVersion, kind, metadata name and tenant) reads: what they would have defined. */
+  unread?: ParsedDocument[];
 }
 
 /** Deepest flow nesting (`[`, `{`) and widest indentation read; beyond them a file is refused before parsing. */
@@ -279,24 +284,15 @@ function parseSlow(text: string): ParseResult {
     problems.push({ code: 'too-many-documents', message: `file holds ${docs.length} documents; at most ${MAX_DOCUMENTS_PER_FILE} are allowed`, line: 1, column: 1 });
     return { documents, problems };
   }
+  const unread: ParsedDocument[] = [];
+  const lines = text.split('\n');
   docs.forEach((doc, index) => {
-    let bad = false;
-    for (const err of doc.errors) {
-      bad = true;
-      // An unclosed quote is found at the end of the file; the fix is where the quote opens.
-      const at = err.code === 'MISSING_CHAR' && /quote/i.test(err.message) ? (unclosedQuoteStart(text, err.pos[0]) ?? err.pos[0]) : err.pos[0];
-      const start = lineCounter.linePos(at);
-      const end = lineCounter.linePos(err.pos[1]);
-      problems.push({
-        code: problemCode(err.code),
-        message: cleanYamlMessage(err.message),
-        line: start.line,
-        column: start.col,
-        ...(at === err.pos[0] ? { endLine: end.line, endColumn: end.col } : {}),
-        document: index,
-      });
+    problems.push(...documentProblems(doc, index, text, lines, lineCounter));
+    if (doc.errors.length > 0) {
+      const start = lineCounter.linePos(doc.contents?.range?.[0] ?? doc.range[0]);
+      unread.push({ index, data: headerOf(doc), line: start.line, column: start.col });
+      return;
     }
-    if (bad) return;
     if (doc.contents === null) return; // an empty document holds nothing to compile
     let data: unknown;
     try {
@@ -315,7 +311,58 @@ function parseSlow(text: string): ParseResult {
     const start = lineCounter.linePos(doc.contents.range?.[0] ?? 0);
     documents.push({ index, data, line: start.line, column: start.col });
   });
-  return { documents, problems };
+  return { documents, problems, ...(unread.length > 0 ? { unread } : {}) };
+}
+
+/** The header of a document `yaml` could not read in full: the scalars it did read there, or null. */
+function headerOf(doc: Document.Parsed): unknown {
+  const scalar = (path: string[]): unknown => {
+    const v: unknown = doc.getIn(path);
+    return typeof v === 'string' ? v : undefined;
+  };
+  try {
+    return { apiVersion: scalar(['apiVersion']), kind: scalar(['kind']), metadata: { name: scalar(['metadata', 'name']), tenant: scalar(['metadata', 'tenant']) } };
+  } catch {
+    return null;
+  }
+}
+
+/** Errors of `yaml` that an indentation mistake causes, often on other lines than the mistake's and several for one. */
+const INDENTATION_ERRORS = new Set(['BAD_INDENT', 'TAB_AS_INDENT', 'BLOCK_AS_IMPLICIT_KEY', 'MULTILINE_IMPLICIT_KEY']);
+
+/**
+ * A document's syntax problems: one mistake, one problem. When `yaml`'s errors come from an
+ * indentation mistake, they are replaced by that mistake, at the line to fix (./indentation.ts).
+ */
+function documentProblems(doc: Document.Parsed, index: number, text: string, lines: readonly string[], lineCounter: LineCounter): YamlProblem[] {
+  if (doc.errors.length === 0) return [];
+  if (doc.errors.some((e) => INDENTATION_ERRORS.has(e.code))) {
+    const from = lineCounter.linePos(doc.range[0]).line;
+    const to = lineCounter.linePos(doc.range[2]).line;
+    const last = Math.max(...doc.errors.map((e) => lineCounter.linePos(e.pos[0]).line));
+    const m = indentMistake(lines, from, to);
+    if (m !== null && m.line <= last + 1) return [indentProblem(m, index)];
+  }
+  return doc.errors.map((err) => yamlProblem(err, index, text, lineCounter));
+}
+
+function indentProblem(m: IndentMistake, document: number): YamlProblem {
+  return { code: m.kind === 'tab' ? 'tab' : 'syntax', message: m.message, line: m.line, column: m.column, document, hint: m.hint };
+}
+
+function yamlProblem(err: Document.Parsed['errors'][number], document: number, text: string, lineCounter: LineCounter): YamlProblem {
+  // An unclosed quote is found at the end of the file; the fix is where the quote opens.
+  const at = err.code === 'MISSING_CHAR' && /quote/i.test(err.message) ? (unclosedQuoteStart(text, err.pos[0]) ?? err.pos[0]) : err.pos[0];
+  const start = lineCounter.linePos(at);
+  const end = lineCounter.linePos(err.pos[1]);
+  return {
+    code: problemCode(err.code),
+    message: cleanYamlMessage(err.message),
+    line: start.line,
+    column: start.col,
+    ...(at === err.pos[0] ? { endLine: end.line, endColumn: end.col } : {}),
+    document,
+  };
 }
 
 /** Offset of the last quoted scalar before `before` that never closes (found in the CST, which keeps offsets). */

@@ -16,6 +16,7 @@ import { callParts, walk, type CelNode } from './ast.js';
 import { errorLine } from '../common/index.js';
 import { boundedProgram, re2Matches, type BoundedProgram, type CelEvaluation, type EvaluateOptions } from './budget.js';
 import { CEL_COST_LIMITS, estimateCost, formatCount, shapeOfCelType, type CostEstimate, type EstimateOptions, type Shape } from './cost.js';
+import { literalsOutsideEnums, missingField, type EnumMismatch, type NamedStructs } from './fields.js';
 import { compilePattern } from './regex.js';
 
 /**
@@ -170,7 +171,7 @@ export function checkExpression(source: string, variables: Readonly<Record<strin
   const key = `${stableKey(variables)}\u0000${source}`;
   const cached = checkCache.get(key);
   if (cached !== undefined) return cached;
-  const a = analyzeExpression(environmentFor(variables), source, { shapes: shapesOf(variables) });
+  const a = analyzeExpression(environmentFor(variables), source, { shapes: shapesOf(variables), fields: { variables } });
   const result: CelCheckResult = a.ok ? { ok: true, type: a.type, cost: Math.ceil(a.estimate.cost) } : a;
   if (checkCache.size > 20_000) checkCache.clear();
   checkCache.set(key, result);
@@ -185,6 +186,8 @@ function shapesOf(variables: Readonly<Record<string, CelType>>): Record<string, 
 export interface AnalyzeOptions extends EstimateOptions {
   /** @default CEL_COST_LIMITS.estimate (10,000,000) */
   costLimit?: number;
+  /** The declared variables (and the named struct types they use): a field they lack, read or in `has()`, is a type error naming the field meant. */
+  fields?: { variables: Readonly<Record<string, CelType>>; structs?: NamedStructs };
 }
 
 /** An expression that parsed, type-checked and is cheap enough, with its estimate. */
@@ -211,6 +214,8 @@ export function analyzeExpression(env: Environment, source: string, options: Ana
   if (deepest !== undefined) {
     return { ok: false, kind: 'syntax', message: `expression nests deeper than ${CEL_LIMITS.maxDepth} levels`, offset: deepest.start };
   }
+  const missing = options.fields === undefined ? null : missingField(ast, options.fields.variables, options.fields.structs);
+  if (missing !== null) return { ok: false, kind: 'type', ...missing };
   let type: string;
   try {
     const r = program.check() as { valid: boolean; type?: unknown; error?: unknown };
@@ -298,6 +303,19 @@ export function compileExpression(source: string, variables: Readonly<Record<str
   if (!a.ok) return a;
   const program = evaluationProgram(source, Object.keys(variables));
   return { ok: true, type: a.type, cost: Math.ceil(a.estimate.cost), evaluate: (context, opts) => program.evaluate(context, opts) };
+}
+
+/**
+ * String literals `source` compares with a field whose JSON Schema `enum` does not hold them
+ * (`output.category == 'biling'`), given the variables' JSON Schemas. Empty when it does not parse.
+ */
+export function enumMismatches(source: string, schemas: Readonly<Record<string, unknown>>): EnumMismatch[] {
+  try {
+    const program = environmentFor(Object.fromEntries(Object.keys(schemas).map((n) => [n, 'dyn']))).parse(source);
+    return literalsOutsideEnums(program.ast, schemas);
+  } catch {
+    return [];
+  }
 }
 
 /** True when a checked result type can be used as a condition. */

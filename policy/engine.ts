@@ -23,13 +23,13 @@
  */
 import type { Environment } from '@marcbachmann/cel-js';
 import { KINDS, isKind, type Kind } from '../schema/index.js';
-import { analyzeExpression, baseEnvironment, isBoolish, type CelAnalysis, type CelType } from './cel.js';
+import { analyzeExpression, baseEnvironment, isBoolish, type AnalyzeOptions, type CelAnalysis, type CelType } from './cel.js';
 import { errorLine } from '../common/index.js';
 import { boundedProgram, createBudget, type CelBudget } from './budget.js';
 import { DYN_SIZE, joinAll, mapShape, structShape, type CostEstimate, type EstimateOptions, type Shape } from './cost.js';
 import { admissionCelBindings, type AdmissionContext } from './bindings.js';
 import { walk } from './ast.js';
-import { REQUEST_SHAPE, REQUEST_TYPE_NAME, kindTypeName, objectShapeOf, toCelValue, typedEnvironment } from './typing.js';
+import { REQUEST_SHAPE, REQUEST_TYPE_NAME, kindTypeName, namedStructs, objectShapeOf, toCelValue, typedEnvironment } from './typing.js';
 
 /** A problem in a policy's expressions, found at compile time. */
 export interface PolicyProblem {
@@ -170,7 +170,7 @@ export function compilePolicy(policy: { name: string; spec: unknown }): CompileP
   const shapes = phaseShapes(spec);
   const variables = checkVariables(spec, declared, shapes, problems);
   const env = checkEnvironment(declared, variables.types);
-  const sizes = sizesWith(shapes, variables.estimates);
+  const sizes = { ...sizesWith(shapes, variables.estimates), fields: { variables: declared, structs: namedStructs() } };
   const check = (source: string, pointer: string, want: 'bool' | 'string'): void => {
     const r = checkIn(env, source, sizes);
     if (!r.ok) problems.push({ pointer, message: r.message, offset: r.offset, kind: r.kind });
@@ -291,7 +291,7 @@ function checkEnvironment(declared: Record<string, string>, variableTypes: Recor
 }
 
 /** Parse, type-check, and price against CEL_COST_LIMITS.estimate (policy/cel.ts). */
-function checkIn(env: Environment, source: string, sizes: EstimateOptions): CelAnalysis {
+function checkIn(env: Environment, source: string, sizes: AnalyzeOptions): CelAnalysis {
   return analyzeExpression(env, source, sizes);
 }
 

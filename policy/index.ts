@@ -3,6 +3,7 @@ export {
   baseEnvironment,
   celTypeOfSchema,
   checkExpression,
+  enumMismatches,
   compileExpression,
   isBoolish,
   CEL_LIMITS,

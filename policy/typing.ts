@@ -144,6 +144,14 @@ export function celStructTypes(): readonly (readonly [string, CelStruct])[] {
   return getTable().structs;
 }
 
+let structMap: ReadonlyMap<string, CelStruct> | undefined;
+
+/** The named struct types by name (for field checks, policy/fields.ts). */
+export function namedStructs(): ReadonlyMap<string, CelStruct> {
+  structMap ??= new Map(celStructTypes());
+  return structMap;
+}
+
 let typedEnv: Environment | undefined;
 
 /**

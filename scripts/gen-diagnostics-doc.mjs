@@ -59,9 +59,9 @@ const ABOUT = {
   BCN1003:
     'A manifest file is larger than 2 MiB, or a text file a manifest references is larger than 1 MiB; the file is not read at all. Split the manifest into several files, or shorten the referenced file (a long prompt usually belongs in several smaller pieces or in retrieval, not in the instructions).',
   BCN1004:
-    'The file is not valid YAML: an unclosed quote or bracket, keys of one mapping at different indentation, a key indented under a plain scalar, and so on. The position is where the parser noticed the problem (for an unclosed quote, where the quote opens); fix the syntax there. The document with the error is not compiled; the other documents of the file still are.',
+    'The file is not valid YAML: an unclosed quote or bracket, keys of one mapping at different indentation, a key indented under a plain scalar, and so on. The position is where the parser noticed the problem (for an unclosed quote, where the quote opens); for an indentation mistake, one error at the line that is out of line with its siblings, with the indentation that fits in the hint. Fix the syntax there. The document with the error is not compiled; the other documents of the file still are.',
   BCN1005: 'A mapping has the same key twice. Other YAML loaders silently keep one of the two values, so BeaconOS rejects the file, at the second occurrence. Delete one of them, or merge them.',
-  BCN1006: 'A line is indented with a tab character, which YAML forbids (one diagnostic per such line). Indent with spaces.',
+  BCN1006: 'A line is indented with a tab character, which YAML forbids: one diagnostic, at the first such line of the document, naming the others. Indent with spaces.',
   BCN1007:
     'Expanding the YAML anchors and aliases (`&a`, `*a`) of a document would produce more nodes than the loader allows, as in a "billion laughs" file. Write the data out without nested aliases, or use fewer of them.',
   BCN1008:
@@ -74,6 +74,8 @@ const ABOUT = {
     '`kind` is missing or is not one of Tenant, Model, Tool, Agent, Workflow, Policy, Evaluation; the hint suggests the closest kind when it looks like a typo. Correct the kind (kinds are case-sensitive).',
   BCN1012:
     'The file holds more than 1000 YAML documents (separated by `---`), which bounds the work one file can cause; nothing in it is read. Split the file into several files, usually one per object or per group of objects.',
+  BCN1013:
+    'A document of a BeaconOS kind (`kind: Agent`...) whose apiVersion is not beacon.dev/* but looks like a mistyped `beacon.dev/v1alpha1` (another group with `beacon` in it, such as `beacon.io/v1alpha1`, or a few characters away). It is ignored like other YAML, but with a warning rather than a note, as it was most likely meant to be a manifest. Write `apiVersion: beacon.dev/v1alpha1`.',
   BCN2001:
     'A field is not defined for that kind at that place: unknown fields are errors so that a typo is never silently ignored. The hint names the field it was probably meant to be; rename or move the field (see [reference.md](reference.md)).',
   BCN2002:
@@ -118,6 +120,8 @@ const ABOUT = {
     "A stdio Tool's `spec.mcp.command` runs a relative path (a script such as `server.mjs` or `bin/server`) that is not listed in the Tool's `spec.files`, so it would not exist inside the sandbox. Add the file to `spec.files`, or use an absolute path that exists in the sandbox.",
   BCN3013:
     'Two Workflows trigger on the same `webhook.path`; a webhook path is served by exactly one workflow of the installation. Reported on the second in path order, with the first as related; give each workflow its own path.',
+  BCN3014:
+    'A reference names an object whose document exists but did not load, because its file has errors (YAML syntax, or its schema). A note, not an error: the one error is in that file, which the note names. Fix the errors reported there.',
   BCN4001:
     'A string in a manifest, or in a file it references (prompts, datasets, Tool files), looks like a credential: a known API key or token format, a private key, a bearer token, credentials in a URL, or a literal value under a key named like `password` or `token`. Revoke the secret if it was ever pushed, store it in the environment or a Kubernetes Secret, and refer to it with `{secretRef: ENV_VAR_NAME}`.',
   BCN5001:
@@ -140,6 +144,8 @@ const ABOUT = {
     "An approval gate's `quorum` is larger than the number of approvers listed, and all of them are individuals (no `group:`), so the gate can never be approved. Lower the quorum, add approvers, or name a group.",
   BCN5011:
     "A Policy's expression could cost more to evaluate than the per-expression limit allows, estimated statically from the sizes the schemas permit (every list and string in a manifest has a `maxItems`/`maxLength`), as Kubernetes does for ValidatingAdmissionPolicy: typically comprehensions nested over long lists, or strings built inside a comprehension. The message names what dominates the cost. Iterate over fewer items (filter first, or test membership with `in`), or split the check into variables.",
+  BCN5012:
+    "A workflow condition compares a field of an agent's output whose output schema lists its values (`enum`) with a string that is not one of them (`output.category == 'biling'`, also `!=` and `in [...]`), so the condition has the same outcome whatever the agent answers. Use one of the listed values (the hint names the nearest), or add the value to the schema's enum.",
   BCN6001:
     "An Agent's or Workflow's `limits.tokensPerRun` (the default, 100000, when unset) is larger than its tenant's `quotas.tokensPerDay`, so one run could spend more than the whole day's quota. Lower `tokensPerRun`, or raise the tenant's quota.",
   BCN6002:

@@ -223,6 +223,12 @@ export class ObjectScope {
     return this.facts.ctx.valid.has(id);
   }
 
+  /** The file of the document with this id (valid or not). */
+  fileOf(id: string): string | undefined {
+    this.note(`a:${id}`);
+    return this.facts.ctx.byId.get(id)?.file;
+  }
+
   /** The valid object with this id, to read its content. */
   object(id: string): Obj | undefined {
     this.note(`d:${id}`);

@@ -91,6 +91,7 @@ export function resolveRef(scope: ObjectScope, kind: Kind, ref: string, pointer:
       );
       return undefined;
     }
+    noteUnloaded(scope, kind, id, ref, pointer);
     return id;
   }
   const [targetTenant, targetName] = ref.includes('/') ? (ref.split('/', 2) as [string, string]) : [o.tenant ?? '', ref];
@@ -117,7 +118,21 @@ export function resolveRef(scope: ObjectScope, kind: Kind, ref: string, pointer:
       return undefined;
     }
   }
+  noteUnloaded(scope, kind, id, ref, pointer);
   return id;
+}
+
+/**
+ * A reference to a document that exists but did not load (its YAML or its schema has errors) is
+ * not wrong: the one error is in that file, and a note here says so, naming it.
+ */
+function noteUnloaded(scope: ObjectScope, kind: Kind, id: string, ref: string, pointer: string): void {
+  if (scope.isValid(id)) return;
+  const { o } = scope;
+  const file = scope.fileOf(id) ?? '?';
+  scope.report('BCN3014', pointer, `${objectLabel(o.kind, o.name, o.tenant)}: ${fieldPath(pointer)} '${ref}' is ${article(kind)} that did not load: its file ${file} has errors`, {
+    hint: `fix the errors reported in ${file}`,
+  });
 }
 
 function tenantReferences(scope: ObjectScope, o: ObjOf<'Tenant'>): void {
