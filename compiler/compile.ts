@@ -253,12 +253,15 @@ export async function admitCompiled(result: CompileResult, source: Source, cache
  * line per object (id, file, line, digest, effective digest), then the files.
  * An object's digests cover its content and everything it uses, and a graph is
  * a function of its workflow's effective digest, so nothing is serialized twice.
+ * Only content counts (ADR 0005): where the tree was read from (`source`, a
+ * file's Git blob id) is left out, so the same tree read from disk and from
+ * its commit has one digest, and a run started from one resumes from the other.
  */
 export function bundleDigest(body: Omit<Bundle, 'digest'>): string {
   const h = createHash('sha256');
-  h.update(canonicalJson({ apiVersion: body.apiVersion, compiler: body.compiler, source: body.source }));
+  h.update(canonicalJson({ apiVersion: body.apiVersion, compiler: body.compiler }));
   for (const o of body.objects) h.update(`\n${o.id}\t${o.file}\t${o.line}\t${o.digest}\t${o.effectiveDigest}`);
-  h.update(`\n${canonicalJson(body.files)}`);
+  h.update(`\n${canonicalJson(body.files.map((f) => ({ path: f.path, digest: f.digest, size: f.size })))}`);
   return `sha256:${h.digest('hex')}`;
 }
 
