@@ -9,9 +9,9 @@ import type { Diagnostic } from '../schema/index.js';
 import { CompileCache, type CachedFile } from './cache.js';
 import { CODES } from './codes.js';
 import { createHash } from 'node:crypto';
-import { canonicalJson, sha256 } from './digest.js';
+import { canonicalJson } from './digest.js';
 import { admit, type AdmissionPolicy, type AdmitInput, type AdmitOutput, type AuditEntry } from './admission.js';
-import { findSecretIn, inlineFiles, link, type LinkDoc, type PendingDiagnostic } from './link.js';
+import { inlineFiles, link, referencedFile, type LinkDoc, type PendingDiagnostic } from './link.js';
 import type { Source, SourceEntry } from './source.js';
 import { compiledObject, type Bundle, type CompiledObject, type CompileResult, type CompileStats, type FileUnit, type Snapshot } from './types.js';
 import { compileFile, decodeText, objectId, objectLabel } from './unit.js';
@@ -35,9 +35,6 @@ export interface CompileOptions {
 export function isManifestPath(path: string): boolean {
   return /\.ya?ml$/i.test(path) && !/\.test\.ya?ml$/i.test(path);
 }
-
-/** Largest referenced file whose text is inlined. */
-const MAX_TEXT_BYTES = 1024 * 1024;
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
@@ -109,22 +106,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     // A folder source learns the blob id only now, by reading.
     const known = cache.getFile(entry.oid!);
     if (known !== undefined) return known;
-    const decoded =
-      bytes.length <= MAX_TEXT_BYTES
-        ? decodeText(bytes)
-        : {
-            code: 'BCN1003' as const,
-            message: `file is ${bytes.length.toLocaleString('en-US')} bytes; referenced text files may be at most ${MAX_TEXT_BYTES.toLocaleString('en-US')} bytes (${MAX_TEXT_BYTES / 1048576} MiB)`,
-            line: 1,
-            column: 1,
-          };
-    const secret = 'text' in decoded ? findSecretIn(decoded.text) : undefined;
-    const file: CachedFile = {
-      size: bytes.length,
-      digest: sha256(bytes),
-      ...('text' in decoded ? { text: decoded.text } : { problem: { code: decoded.code as 'BCN1001' | 'BCN1002' | 'BCN1003', message: decoded.message, line: decoded.line, column: decoded.column } }),
-      ...(secret !== undefined ? { secret } : {}),
-    };
+    const file = referencedFile(bytes);
     cache.setFile(entry.oid!, file);
     return file;
   };

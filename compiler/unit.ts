@@ -361,7 +361,8 @@ function embeddedSchemas(kind: Kind, obj: Record<string, unknown>): [string, unk
   return out;
 }
 
-function fileRefs(kind: Kind, obj: Record<string, unknown>): FileRef[] {
+/** The files a normalized object names (its prompt, its dataset, a Tool's files), in the order they are inlined. */
+export function fileRefs(kind: Kind, obj: Record<string, unknown>): FileRef[] {
   const spec = obj.spec as Record<string, unknown>;
   const refs: FileRef[] = [];
   if (kind === 'Agent' && typeof spec.instructionsFile === 'string') refs.push({ pointer: '/spec/instructionsFile', path: spec.instructionsFile, role: 'instructions' });

@@ -23,6 +23,7 @@ import {
   readEvalInput,
   readPolicyTestFile,
   readPolicyTestText,
+  referencedFile,
   runPolicyTestFile,
   runPolicyTests,
   type AdmissionPolicy,
@@ -430,5 +431,67 @@ describe('CEL values as text and JSON', () => {
     const text = celText(Array.from({ length: 1000 }, (_, i) => `item-${i}`));
     expect(text.length).toBeLessThan(2100);
     expect(text).toMatch(/… \(cut at 2000 characters\)$/);
+  });
+});
+
+describe('one normalized form: validate, policy test and policy eval see the same object (issue 11, item 3)', () => {
+  let dir: string;
+  const prompt = 'You answer questions.\n';
+  const agentYaml = `apiVersion: beacon.dev/v1alpha1\nkind: Agent\nmetadata: {name: assistant, tenant: acme-support}\nspec:\n  sponsor: alice@acme.example\n  model: support-sim\n  instructionsFile: ../prompts/assistant.md\n`;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'beacon-normal-form-'));
+    cpSync(join(EXAMPLES, 'tenants'), join(dir, 'tenants'), { recursive: true });
+    cpSync(join(EXAMPLES, 'models'), join(dir, 'models'), { recursive: true });
+    for (const sub of ['policies', 'prompts', 'agents']) mkdirSync(join(dir, sub));
+    writeFileSync(join(dir, 'prompts', 'assistant.md'), prompt);
+    writeFileSync(join(dir, 'agents', 'assistant.yaml'), agentYaml);
+    writeFileSync(
+      join(dir, 'policies', 'from-a-file.yaml'),
+      `apiVersion: beacon.dev/v1alpha1\nkind: Policy\nmetadata: {name: from-a-file}\nspec:\n  phase: admission\n  match: {kinds: [Agent]}\n  validations:\n    - expression: "!has(object.spec.instructions) && has(object.spec.instructionsFile)"\n      message: instructions must come from a file\n  action: deny\n`,
+    );
+    writeFileSync(
+      join(dir, 'policies', 'from-a-file.test.yaml'),
+      `cases:\n  - name: the agent as written in the repository\n    object:\n${agentYaml
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => `      ${l}`)
+        .join('\n')}\n    expect: allow\n`,
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('inlines the prompt into spec.instructions and drops instructionsFile, so the object satisfies its own schema', async () => {
+    const result = await compile(new DirSource(dir));
+    const o = result.bundle.objects.find((x) => x.id === 'Agent/acme-support/assistant')!;
+    expect(o.object.spec).toMatchObject({ instructions: prompt });
+    expect(o.object.spec).not.toHaveProperty('instructionsFile');
+    // The policy sees no file: validate denies the agent...
+    expect(result.diagnostics.filter((d) => d.code === 'BCN7001').map((d) => d.file)).toEqual(['agents/assistant.yaml']);
+  });
+
+  it("...and so do the policy's tests, with the case's file read beside the test file", async () => {
+    const source = new DirSource(dir);
+    const report = await runPolicyTests(source, await compile(source));
+    expect(report.diagnostics).toEqual([]);
+    expect(report.results).toEqual([expect.objectContaining({ actual: 'deny', pass: false })]);
+  });
+
+  it('...and so does policy eval, reading the file next to the object it is given', async () => {
+    const result = await compile(new DirSource(dir));
+    const w = policyWorkspace(result);
+    const files = new Map([['prompts/assistant.md', prompt]]);
+    const lookup = (target: string) => {
+      const text = files.get(target);
+      return text !== undefined ? { entry: { path: target }, content: referencedFile(new TextEncoder().encode(text)) } : undefined;
+    };
+    const read = readEvalInput({ object: { file: 'agents/assistant.yaml', text: agentYaml, files: { manifest: 'agents/assistant.yaml', lookup } } });
+    expect(read.diagnostics).toEqual([]);
+    const object = read.input !== undefined && 'object' in read.input ? read.input.object : undefined;
+    expect(object).toEqual(result.bundle.objects.find((x) => x.id === 'Agent/acme-support/assistant')!.object);
+    expect(evaluatePolicy(w, w.policies.get('from-a-file')!, read.input!).outcome).toBe('deny');
+    // A referenced file that is not there is said so, at the field that names it.
+    const missing = readEvalInput({ object: { file: 'agents/assistant.yaml', text: agentYaml, files: { manifest: 'agents/assistant.yaml', lookup: () => undefined } } });
+    expect(missing.input).toBeUndefined();
+    expect(missing.diagnostics).toEqual([expect.objectContaining({ code: 'BCN3006', line: 7, message: expect.stringContaining("spec.instructionsFile '../prompts/assistant.md' does not exist") })]);
   });
 });
