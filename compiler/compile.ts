@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { canonicalJson } from './digest.js';
 import { admit, type AdmissionPolicy, type AdmitInput, type AdmitOutput, type AuditEntry } from './admission.js';
 import { inlineFiles, link, referencedFile, type LinkDoc, type PendingDiagnostic } from './link.js';
+import { redactDiagnostic } from './secrets.js';
 import type { Source, SourceEntry } from './source.js';
 import { compiledObject, type Bundle, type CompiledObject, type CompileResult, type CompileStats, type FileUnit, type Snapshot } from './types.js';
 import { compileFile, decodeText, objectId, objectLabel } from './unit.js';
@@ -91,7 +92,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   const diagnostics: Diagnostic[] = [];
   const docs: LinkDoc[] = [];
   for (const [entry, unit] of units) {
-    for (const d of unit.diagnostics) diagnostics.push({ ...d, file: entry.path });
+    for (const d of unit.diagnostics) diagnostics.push(redactDiagnostic({ ...d, file: entry.path }));
     for (const doc of unit.docs) docs.push({ file: entry.path, oid: entry.oid!, doc });
   }
 
@@ -335,7 +336,7 @@ async function resolvePending(pending: PendingDiagnostic[], source: Source, byPa
     pending.map(async (d): Promise<Diagnostic> => {
       const pos = d.exact !== undefined ? { ...d.exact, complete: true } : await where(d.file, d.doc, d.pointer, d.at, d, d.celOffset);
       const related = await Promise.all(d.related.map(async (r) => ({ message: r.message, file: r.file, ...pick(await where(r.file, r.doc, r.pointer, 'value', r)) })));
-      return {
+      return redactDiagnostic({
         severity: CODES[d.code].severity,
         code: d.code,
         message: !pos.complete && d.ifDefault !== undefined ? `${d.message}${d.ifDefault}` : d.message,
@@ -345,7 +346,7 @@ async function resolvePending(pending: PendingDiagnostic[], source: Source, byPa
         ...(d.hint !== undefined ? { hint: d.hint } : {}),
         ...(d.object !== undefined ? { object: d.object } : {}),
         ...(related.length > 0 ? { related } : {}),
-      };
+      });
     }),
   );
 }

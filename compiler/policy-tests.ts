@@ -36,6 +36,7 @@ import { CODES, type Code } from './codes.js';
 import { compareDiagnostics } from './compile.js';
 import { inlineFiles, referencedFile, type FileLookup } from './link/inline.js';
 import { fieldPath } from './pointer.js';
+import { redactDiagnostic, redactSecrets } from './secrets.js';
 import type { Source, SourceEntry } from './source.js';
 import type { CompileResult } from './types.js';
 import { decodeText, fileRefs, MAX_MANIFEST_BYTES, normalizeManifest, objectId, objectLabel, YAML_CODES } from './unit.js';
@@ -200,7 +201,9 @@ class YamlFile {
 
   report(code: Code, message: string, where: { doc: number; pointer: string; at?: 'key' | 'value' } | Position, hint?: string): void {
     const pos = 'doc' in where ? this.at(where.doc, where.pointer, where.at ?? 'value') : where;
-    this.diagnostics.push({ severity: CODES[code].severity, code, message, file: this.file, ...pos, path: 'pointer' in where ? where.pointer : '', ...(hint !== undefined ? { hint } : {}) });
+    this.diagnostics.push(
+      redactDiagnostic({ severity: CODES[code].severity, code, message, file: this.file, ...pos, path: 'pointer' in where ? where.pointer : '', ...(hint !== undefined ? { hint } : {}) }),
+    );
   }
 
   /** Its documents; YAML problems become diagnostics. */
@@ -546,7 +549,15 @@ export function runPolicyTestFile(ws: PolicyWorkspace, test: PolicyTestFile): { 
     }
     const d = policy.compiled.evaluate(bindingsFor(ws, c.input));
     const reason = checkVerdict(d, c.expected, c.message);
-    return { ...base, actual: d.outcome, messages: d.messages, pass: reason === undefined, ...(reason !== undefined ? { reason } : {}), ...(d.error !== undefined ? { error: d.error } : {}) };
+    // What a policy says may quote the object; a secret in it is not printed in full.
+    return {
+      ...base,
+      actual: d.outcome,
+      messages: d.messages.map(redactSecrets),
+      pass: reason === undefined,
+      ...(reason !== undefined ? { reason: redactSecrets(reason) } : {}),
+      ...(d.error !== undefined ? { error: redactSecrets(d.error) } : {}),
+    };
   });
   return { results, diagnostics };
 }
@@ -710,8 +721,9 @@ export function evaluatePolicy(ws: PolicyWorkspace, policy: AdmissionPolicy, inp
     target: describeInput(input),
     outcome: d.outcome,
     ...(skipped !== undefined ? { skipped } : {}),
-    messages: d.messages,
-    ...(d.error !== undefined ? { error: d.error } : {}),
+    // What a policy says may quote the object; a secret in it is not printed in full.
+    messages: d.messages.map(redactSecrets),
+    ...(d.error !== undefined ? { error: redactSecrets(d.error) } : {}),
     variables: d.variables,
     validations,
   };

@@ -5,6 +5,7 @@
  * one safe line.
  */
 import type { PolicyEvaluation, PolicyTestReport, PolicyTestResult } from '../policy-tests.js';
+import { redactSecrets } from '../secrets.js';
 import { paint, printablePath } from './diagnostics.js';
 
 /** Longest cell shown; the rest becomes `…` (`--format json` has the full text). */
@@ -123,7 +124,7 @@ export function celText(value: unknown): string {
     if (v === null || v === undefined) return put('null');
     if (typeof v === 'bigint' || typeof v === 'boolean') return put(String(v));
     if (typeof v === 'number') return put(Number.isInteger(v) ? `${v}.0` : Number.isFinite(v) ? String(v) : `double("${v}")`);
-    if (typeof v === 'string') return put(JSON.stringify(v));
+    if (typeof v === 'string') return put(JSON.stringify(redactSecrets(v)));
     // A function or a symbol has no CEL form: its type stands in.
     if (typeof v !== 'object') return put(`<${typeof v}>`);
     if (depth >= MAX_DEPTH) return put('…');
@@ -154,12 +155,14 @@ export function celText(value: unknown): string {
 
 /**
  * A CEL value as JSON: ints as numbers (as strings beyond 2^53), maps as
- * objects, optionals as their value or null, bytes as base64.
+ * objects, optionals as their value or null, bytes as base64, a secret in a
+ * string cut to its first characters (as `celText` does).
  */
 export function celJson(value: unknown, depth = 0): unknown {
   if (value === null || value === undefined) return null;
   if (typeof value === 'bigint') return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : String(value);
   if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+  if (typeof value === 'string') return redactSecrets(value);
   if (typeof value !== 'object') return value;
   if (depth >= MAX_DEPTH) return '…';
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');

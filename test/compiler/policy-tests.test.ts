@@ -19,6 +19,7 @@ import {
   compilePolicyOnce,
   DirSource,
   evaluatePolicy,
+  formatPolicyEvaluation,
   policyWorkspace,
   readEvalInput,
   readPolicyTestFile,
@@ -386,6 +387,21 @@ describe('evaluatePolicy (beacon policy eval)', () => {
     expect(e.validations.map((v) => v.status)).toEqual(['held', 'violated', 'error', 'not evaluated']);
     expect(e.error).toMatch(/^\/spec\/validations\/2\/expression: /);
     expect(celJson(e.variables)).toEqual({ runs: 7, unread: ['refunds'], broken: { error: expect.any(String) } });
+  });
+
+  it('never prints a secret-looking value in full: variables, messages, text and JSON (issue 11, item 8)', () => {
+    const key = 'sk-proj-Ab3dEf9hIjK1mNoPqR7sTuVwXyZ2aB4cD6eF8gH0';
+    const { ws: w, policy } = withPolicy('leaky', {
+      phase: 'admission',
+      match: { kinds: ['Agent'] },
+      variables: [{ name: 'prompt', expression: 'object.spec.instructions' }],
+      validations: [{ expression: 'false', messageExpression: "'prompt is ' + variables.prompt" }],
+      action: 'deny',
+    });
+    const e = evaluatePolicy(w, policy, { object: { ...object, spec: { ...object.spec, instructions: `Use ${key} to call.` } } });
+    expect(e.outcome).toBe('deny');
+    expect(e.messages).toEqual(['prompt is Use sk-p… to call.']);
+    for (const out of [formatPolicyEvaluation(e, false), JSON.stringify({ ...e, variables: celJson(e.variables) })]) expect(out).not.toContain(key.slice(0, 12));
   });
 
   it('says why a policy does not apply', () => {
