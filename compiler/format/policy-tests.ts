@@ -9,8 +9,12 @@ import { redactSecrets } from '../secrets.js';
 import { paint, printablePath } from './diagnostics.js';
 
 /** Longest cell shown; the rest becomes `…` (`--format json` has the full text). */
-const MAX_CELL = 72;
+const MAX_CELL = 200;
 const MAX_REASON = 200;
+/** Widest line a table takes: cells wrap to fit it. */
+const MAX_LINE = 120;
+/** Narrowest a wrapped column gets (or its header, when wider). */
+const MIN_COLUMN = 8;
 
 function cell(s: string, max = MAX_CELL): string {
   const one = printablePath(s);
@@ -21,13 +25,50 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-/** A box table: `│` between columns, a rule under the header and at both ends. */
+/** Column widths that fit MAX_LINE: the widest column gives way first, down to MIN_COLUMN or its header. */
+function fitWidths(header: readonly string[], natural: readonly number[]): number[] {
+  const widths = [...natural];
+  let total = widths.reduce((sum, w) => sum + w + 3, 1);
+  while (total > MAX_LINE) {
+    const widest = widths.indexOf(Math.max(...widths));
+    if (widths[widest]! <= Math.max(MIN_COLUMN, header[widest]!.length)) break;
+    widths[widest]!--;
+    total--;
+  }
+  return widths;
+}
+
+/** A cell's text as lines of at most `width` characters, broken after a space where there is one. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let rest = text;
+  while (rest.length > width) {
+    const space = rest.lastIndexOf(' ', width);
+    const cut = space > 0 ? space : width;
+    lines.push(rest.slice(0, cut).trimEnd());
+    rest = rest.slice(cut).trimStart();
+  }
+  lines.push(rest);
+  return lines;
+}
+
+/** A box table: `│` between columns, a rule under the header and at both ends; long cells wrap so it fits MAX_LINE. */
 function table(header: string[], rows: string[][], color: boolean, paintCell: (row: number, col: number, text: string) => string): string[] {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+  const widths = fitWidths(
+    header,
+    header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length))),
+  );
   const rule = `│${widths.map((w) => '─'.repeat(w + 2)).join('│')}│`;
-  const line = (cells: string[], row: number) =>
-    `│${cells.map((t, c) => ` ${row < 0 ? paint(color, 'bold', t.padEnd(widths[c]!)) : paintCell(row, c, t) + ' '.repeat(widths[c]! - t.length)} `).join('│')}│`;
-  return [rule, line(header, -1), rule, ...rows.map((r, i) => line(r, i)), rule];
+  const line = (cells: string[], row: number): string[] => {
+    const wrapped = cells.map((t, c) => wrap(t, widths[c]!));
+    const height = Math.max(...wrapped.map((w) => w.length));
+    return Array.from(
+      { length: height },
+      (_, k) =>
+        `│${wrapped.map((w, c) => ` ${row < 0 ? paint(color, 'bold', (w[k] ?? '').padEnd(widths[c]!)) : paintCell(row, c, w[k] ?? '') + ' '.repeat(widths[c]! - (w[k] ?? '').length)} `).join('│')}│`,
+    );
+  };
+  return [rule, ...line(header, -1), rule, ...rows.flatMap((r, i) => line(r, i)), rule];
 }
 
 function reasonOf(r: PolicyTestResult): string {

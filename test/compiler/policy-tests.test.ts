@@ -20,6 +20,7 @@ import {
   DirSource,
   evaluatePolicy,
   formatPolicyEvaluation,
+  formatPolicyTests,
   policyWorkspace,
   readEvalInput,
   readPolicyTestFile,
@@ -509,5 +510,29 @@ describe('one normalized form: validate, policy test and policy eval see the sam
     const missing = readEvalInput({ object: { file: 'agents/assistant.yaml', text: agentYaml, files: { manifest: 'agents/assistant.yaml', lookup: () => undefined } } });
     expect(missing.input).toBeUndefined();
     expect(missing.diagnostics).toEqual([expect.objectContaining({ code: 'BCN3006', line: 7, message: expect.stringContaining("spec.instructionsFile '../prompts/assistant.md' does not exist") })]);
+  });
+});
+
+describe('the result table (issue 11, item 13)', () => {
+  it('fits 120 columns with long names and messages, wrapping cells instead of cutting them', () => {
+    const long = (word: string, n: number) => Array.from({ length: n }, (_, i) => `${word}${i}`).join(' ');
+    const result = {
+      file: 'policies/p.test.yaml',
+      policy: 'a-policy-with-a-rather-long-name-that-goes-on-and-on',
+      case: long('case', 15),
+      line: 1,
+      input: 'object' as const,
+      target: 'Agent acme-support/an-agent-whose-name-is-also-quite-long-indeed',
+      expected: 'deny' as const,
+      actual: 'allow' as const,
+      messages: [],
+      pass: false,
+      reason: long('reason', 20),
+    };
+    const text = formatPolicyTests({ ok: false, summary: { passed: 0, failed: 1, files: 1, errors: 0 }, results: [result], diagnostics: [] });
+    const lines = text.split('\n');
+    expect(lines.filter((l) => l.length > 120)).toEqual([]);
+    const words = lines.join(' ').split(/[\s│]+/);
+    for (const w of [...result.case.split(' '), ...result.reason.split(' ')]) expect(words).toContain(w);
   });
 });
