@@ -9,9 +9,10 @@ import type { Diagnostic } from '../schema/index.js';
 import { CompileCache, type CachedFile } from './cache.js';
 import { CODES } from './codes.js';
 import { createHash } from 'node:crypto';
-import { canonicalJson, sha256 } from './digest.js';
+import { canonicalJson } from './digest.js';
 import { admit, type AdmissionPolicy, type AdmitInput, type AdmitOutput, type AuditEntry } from './admission.js';
-import { findSecretIn, inlineFiles, link, type LinkDoc, type PendingDiagnostic } from './link.js';
+import { inlineFiles, link, referencedFile, type LinkDoc, type PendingDiagnostic } from './link.js';
+import { redactDiagnostic } from './secrets.js';
 import type { Source, SourceEntry } from './source.js';
 import { compiledObject, type Bundle, type CompiledObject, type CompileResult, type CompileStats, type FileUnit, type Snapshot } from './types.js';
 import { compileFile, decodeText, objectId, objectLabel } from './unit.js';
@@ -35,9 +36,6 @@ export interface CompileOptions {
 export function isManifestPath(path: string): boolean {
   return /\.ya?ml$/i.test(path) && !/\.test\.ya?ml$/i.test(path);
 }
-
-/** Largest referenced file whose text is inlined. */
-const MAX_TEXT_BYTES = 1024 * 1024;
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
@@ -94,7 +92,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   const diagnostics: Diagnostic[] = [];
   const docs: LinkDoc[] = [];
   for (const [entry, unit] of units) {
-    for (const d of unit.diagnostics) diagnostics.push({ ...d, file: entry.path });
+    for (const d of unit.diagnostics) diagnostics.push(redactDiagnostic({ ...d, file: entry.path }));
     for (const doc of unit.docs) docs.push({ file: entry.path, oid: entry.oid!, doc });
   }
 
@@ -109,22 +107,7 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
     // A folder source learns the blob id only now, by reading.
     const known = cache.getFile(entry.oid!);
     if (known !== undefined) return known;
-    const decoded =
-      bytes.length <= MAX_TEXT_BYTES
-        ? decodeText(bytes)
-        : {
-            code: 'BCN1003' as const,
-            message: `file is ${bytes.length.toLocaleString('en-US')} bytes; referenced text files may be at most ${MAX_TEXT_BYTES.toLocaleString('en-US')} bytes (${MAX_TEXT_BYTES / 1048576} MiB)`,
-            line: 1,
-            column: 1,
-          };
-    const secret = 'text' in decoded ? findSecretIn(decoded.text) : undefined;
-    const file: CachedFile = {
-      size: bytes.length,
-      digest: sha256(bytes),
-      ...('text' in decoded ? { text: decoded.text } : { problem: { code: decoded.code as 'BCN1001' | 'BCN1002' | 'BCN1003', message: decoded.message, line: decoded.line, column: decoded.column } }),
-      ...(secret !== undefined ? { secret } : {}),
-    };
+    const file = referencedFile(bytes);
     cache.setFile(entry.oid!, file);
     return file;
   };
@@ -253,12 +236,15 @@ export async function admitCompiled(result: CompileResult, source: Source, cache
  * line per object (id, file, line, digest, effective digest), then the files.
  * An object's digests cover its content and everything it uses, and a graph is
  * a function of its workflow's effective digest, so nothing is serialized twice.
+ * Only content counts (ADR 0005): where the tree was read from (`source`, a
+ * file's Git blob id) is left out, so the same tree read from disk and from
+ * its commit has one digest, and a run started from one resumes from the other.
  */
 export function bundleDigest(body: Omit<Bundle, 'digest'>): string {
   const h = createHash('sha256');
-  h.update(canonicalJson({ apiVersion: body.apiVersion, compiler: body.compiler, source: body.source }));
+  h.update(canonicalJson({ apiVersion: body.apiVersion, compiler: body.compiler }));
   for (const o of body.objects) h.update(`\n${o.id}\t${o.file}\t${o.line}\t${o.digest}\t${o.effectiveDigest}`);
-  h.update(`\n${canonicalJson(body.files)}`);
+  h.update(`\n${canonicalJson(body.files.map((f) => ({ path: f.path, digest: f.digest, size: f.size })))}`);
   return `sha256:${h.digest('hex')}`;
 }
 
@@ -350,7 +336,7 @@ async function resolvePending(pending: PendingDiagnostic[], source: Source, byPa
     pending.map(async (d): Promise<Diagnostic> => {
       const pos = d.exact !== undefined ? { ...d.exact, complete: true } : await where(d.file, d.doc, d.pointer, d.at, d, d.celOffset);
       const related = await Promise.all(d.related.map(async (r) => ({ message: r.message, file: r.file, ...pick(await where(r.file, r.doc, r.pointer, 'value', r)) })));
-      return {
+      return redactDiagnostic({
         severity: CODES[d.code].severity,
         code: d.code,
         message: !pos.complete && d.ifDefault !== undefined ? `${d.message}${d.ifDefault}` : d.message,
@@ -360,7 +346,7 @@ async function resolvePending(pending: PendingDiagnostic[], source: Source, byPa
         ...(d.hint !== undefined ? { hint: d.hint } : {}),
         ...(d.object !== undefined ? { object: d.object } : {}),
         ...(related.length > 0 ? { related } : {}),
-      };
+      });
     }),
   );
 }

@@ -16,6 +16,7 @@ export { planMarkdown, planText } from './format/plan.js';
 export { compileProject, openProject, planRefs, type OpenOptions, type Project } from './open.js';
 export { admit, compilePolicyOnce, type AdmissionFinding, type AdmissionPolicy, type AuditEntry, type AdmitInput, type AdmitOutput } from './admission.js';
 export { admitCompiled } from './compile.js';
+export { referencedFile, type FileLookup } from './link.js';
 export { normalizeManifest, objectId, objectLabel, type ManifestProblem } from './unit.js';
 export { locate, parseWithPositions, positionInScalar } from './yaml.js';
 // Policy tests and evaluation (`beacon policy test`, `beacon policy eval`).
@@ -42,6 +43,7 @@ export {
   type PolicyTestReport,
   type PolicyTestResult,
   type PolicyWorkspace,
+  type ReferencedFiles,
   type RuntimeInput,
   type ValidationStatus,
 } from './policy-tests.js';

@@ -24,7 +24,7 @@ import { compiledPolicies } from './link/references.js';
 
 export type { LinkDoc, PendingDiagnostic, PendingRelated } from './link/context.js';
 export type { LinkStore, ObjectLink } from './link/objects.js';
-export { findSecretIn, inlineFiles, parseDataset, type InlineProblem, type Inlined } from './link/inline.js';
+export { findSecretIn, inlineFiles, parseDataset, referencedFile, type FileLookup, type InlineProblem, type Inlined } from './link/inline.js';
 
 export interface LinkInput {
   docs: LinkDoc[];

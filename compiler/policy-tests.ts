@@ -34,10 +34,12 @@ import { type AdmissionBindings, type CompiledPolicy, type PolicyDecision, type 
 import { referenceMaps, type AdmissionPolicy } from './admission.js';
 import { CODES, type Code } from './codes.js';
 import { compareDiagnostics } from './compile.js';
+import { inlineFiles, referencedFile, type FileLookup } from './link/inline.js';
 import { fieldPath } from './pointer.js';
-import type { Source } from './source.js';
+import { redactDiagnostic, redactSecrets } from './secrets.js';
+import type { Source, SourceEntry } from './source.js';
 import type { CompileResult } from './types.js';
-import { decodeText, MAX_MANIFEST_BYTES, normalizeManifest, objectId, objectLabel, YAML_CODES } from './unit.js';
+import { decodeText, fileRefs, MAX_MANIFEST_BYTES, normalizeManifest, objectId, objectLabel, YAML_CODES } from './unit.js';
 import { validateAgainst } from './validate.js';
 import { locate, parseWithPositions, parseYaml, type ParsedDocument, type SlowParse } from './yaml.js';
 
@@ -164,15 +166,27 @@ export function describeInput(input: AdmissionInput | RuntimeInput): string {
 
 type Position = Pick<Diagnostic, 'line' | 'column' | 'endLine' | 'endColumn'>;
 
+/**
+ * Where the files that manifests in a YAML file name are read: `manifest` is the path they are
+ * relative to (as a repository's manifest's path is), `lookup` finds what that path and a reference
+ * come to (`fileTarget`).
+ */
+export interface ReferencedFiles {
+  manifest: string;
+  lookup: FileLookup;
+}
+
 /** A YAML file being read: its diagnostics, at positions found by a second parse only when one is needed. */
 class YamlFile {
   readonly text: string;
   readonly diagnostics: Diagnostic[] = [];
   #slow: SlowParse | undefined;
 
+  /** `files`: where its manifests' referenced files are; without it, none can be read. */
   constructor(
     readonly file: string,
     text: string,
+    private readonly files: ReferencedFiles = { manifest: file, lookup: () => undefined },
   ) {
     this.text = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   }
@@ -188,7 +202,9 @@ class YamlFile {
 
   report(code: Code, message: string, where: { doc: number; pointer: string; at?: 'key' | 'value' } | Position, hint?: string): void {
     const pos = 'doc' in where ? this.at(where.doc, where.pointer, where.at ?? 'value') : where;
-    this.diagnostics.push({ severity: CODES[code].severity, code, message, file: this.file, ...pos, path: 'pointer' in where ? where.pointer : '', ...(hint !== undefined ? { hint } : {}) });
+    this.diagnostics.push(
+      redactDiagnostic({ severity: CODES[code].severity, code, message, file: this.file, ...pos, path: 'pointer' in where ? where.pointer : '', ...(hint !== undefined ? { hint } : {}) }),
+    );
   }
 
   /** Its documents; YAML problems become diagnostics. */
@@ -198,7 +214,10 @@ class YamlFile {
     return parsed.documents;
   }
 
-  /** Check and normalize the manifest at `pointer`; undefined (with diagnostics) when it is not valid. */
+  /**
+   * The manifest at `pointer` in its normalized form, as the compiler makes a document's: checked,
+   * normalized, its referenced files inlined; undefined (with diagnostics) when it is not valid.
+   */
   manifest(doc: number, pointer: string, value: unknown): JsonObject | undefined {
     const r = normalizeManifest(value);
     const prefix = pointer === '' ? '' : `${fieldPath(pointer)}: `;
@@ -206,6 +225,21 @@ class YamlFile {
       // A missing or unknown field is shown at its key, as `validate` does.
       const at = p.code === 'BCN2001' || p.code === 'BCN2002' ? 'key' : 'value';
       this.report(p.code, `${prefix}${p.message}`, { doc, pointer: pointer + p.path, at }, p.hint);
+    }
+    if (r.problems.some((p) => CODES[p.code].severity === 'error') || r.object === undefined || r.kind === undefined) return undefined;
+    return this.inlined(doc, pointer, { kind: r.kind, object: r.object, fileRefs: fileRefs(r.kind, r.object) });
+  }
+
+  /** A normalized manifest with its referenced files inlined (compiler/link/inline.ts); undefined (with diagnostics) when one cannot be. */
+  private inlined(doc: number, pointer: string, unit: Parameters<typeof inlineFiles>[1]): JsonObject | undefined {
+    if (unit.fileRefs.length === 0) return unit.object;
+    const r = inlineFiles(this.files.manifest, unit, this.files.lookup);
+    const { kind, name, tenant } = known(r.object);
+    const prefix = pointer === '' ? '' : `${fieldPath(pointer)}: `;
+    for (const p of r.problems) {
+      // A problem inside the file is shown at the field that names it, with the file's line.
+      const where = p.file !== undefined ? ` (${p.file}:${p.line ?? 1}:${p.column ?? 1})` : '';
+      this.report(p.code, `${prefix}${p.message.replace('{object}', objectLabel(kind, name, tenant))}${where}`, { doc, pointer: pointer + p.pointer }, p.hint);
     }
     return r.problems.some((p) => CODES[p.code].severity === 'error') ? undefined : r.object;
   }
@@ -315,8 +349,12 @@ function noCases(f: YamlFile): PolicyTestFile {
   return { file: f.file, policy: defaultPolicyName(f.file), policyAt: { line: 1, column: 1 }, cases: [], total: 0, diagnostics: f.diagnostics };
 }
 
-/** Read a test file's bytes: problems (not text, too large, YAML, shape, invalid manifests) are diagnostics, never exceptions. */
-export function readPolicyTestFile(file: string, bytes: Uint8Array): PolicyTestFile {
+/**
+ * Read a test file's bytes: problems (not text, too large, YAML, shape, invalid manifests) are
+ * diagnostics, never exceptions. `lookup` finds the files its manifests name, relative to it in the
+ * compiled folder (none when omitted).
+ */
+export function readPolicyTestFile(file: string, bytes: Uint8Array, lookup?: FileLookup): PolicyTestFile {
   const f = new YamlFile(file, '');
   if (bytes.length > MAX_MANIFEST_BYTES) {
     f.report('BCN1003', `file is ${bytes.length.toLocaleString('en-US')} bytes; a policy test file may be at most ${MAX_MANIFEST_BYTES.toLocaleString('en-US')} bytes`, { line: 1, column: 1 });
@@ -327,12 +365,12 @@ export function readPolicyTestFile(file: string, bytes: Uint8Array): PolicyTestF
     f.report(decoded.code, decoded.message, { line: decoded.line, column: decoded.column });
     return noCases(f);
   }
-  return readPolicyTestText(file, decoded.text);
+  return readPolicyTestText(file, decoded.text, lookup);
 }
 
 /** Read a test file's text (see `readPolicyTestFile`). */
-export function readPolicyTestText(file: string, text: string): PolicyTestFile {
-  const f = new YamlFile(file, text);
+export function readPolicyTestText(file: string, text: string, lookup?: FileLookup): PolicyTestFile {
+  const f = new YamlFile(file, text, lookup !== undefined ? { manifest: file, lookup } : undefined);
   const out = noCases(f);
   const docs = f.documents().filter((d) => d.data !== null && d.data !== undefined);
   if (f.diagnostics.length > 0) return out;
@@ -514,7 +552,15 @@ export function runPolicyTestFile(ws: PolicyWorkspace, test: PolicyTestFile): { 
     }
     const d = policy.compiled.evaluate(bindingsFor(ws, c.input));
     const reason = checkVerdict(d, c.expected, c.message);
-    return { ...base, actual: d.outcome, messages: d.messages, pass: reason === undefined, ...(reason !== undefined ? { reason } : {}), ...(d.error !== undefined ? { error: d.error } : {}) };
+    // What a policy says may quote the object; a secret in it is not printed in full.
+    return {
+      ...base,
+      actual: d.outcome,
+      messages: d.messages.map(redactSecrets),
+      pass: reason === undefined,
+      ...(reason !== undefined ? { reason: redactSecrets(reason) } : {}),
+      ...(d.error !== undefined ? { error: redactSecrets(d.error) } : {}),
+    };
   });
   return { results, diagnostics };
 }
@@ -539,11 +585,14 @@ function policyDiagnostics(ws: PolicyWorkspace, testFiles: readonly string[]): D
  */
 export async function runPolicyTests(source: Source, result: CompileResult): Promise<PolicyTestReport> {
   const ws = policyWorkspace(result);
-  const entries = (await source.list()).filter((e) => isPolicyTestPath(e.path));
+  const all = await source.list();
+  const byPath = new Map(all.map((e) => [e.path, e]));
+  const entries = all.filter((e) => isPolicyTestPath(e.path));
   const results: PolicyTestResult[] = [];
   const diagnostics: Diagnostic[] = [];
   for (const entry of entries) {
-    const run = runPolicyTestFile(ws, readPolicyTestFile(entry.path, await source.read(entry)));
+    const bytes = await source.read(entry);
+    const run = runPolicyTestFile(ws, await withSourceFiles(source, byPath, (lookup) => readPolicyTestFile(entry.path, bytes, lookup)));
     results.push(...run.results);
     diagnostics.push(...run.diagnostics);
   }
@@ -560,13 +609,34 @@ export async function runPolicyTests(source: Source, result: CompileResult): Pro
   return { ok: passed === results.length && errors === 0, summary: { passed, failed: results.length - passed, files: entries.length, errors }, results, diagnostics };
 }
 
+/**
+ * Run a reader that looks files up synchronously over files of an asynchronous source: the files it
+ * asked for and did not get are read, and it runs again (once: it asks for the same files).
+ */
+async function withSourceFiles<T>(source: Source, entries: ReadonlyMap<string, SourceEntry>, run: (lookup: FileLookup) => T): Promise<T> {
+  const read = new Map<string, ReturnType<FileLookup>>();
+  for (;;) {
+    const wanted = new Set<string>();
+    const out = run((target) => {
+      if (!read.has(target)) wanted.add(target);
+      return read.get(target);
+    });
+    if (wanted.size === 0) return out;
+    for (const target of wanted) {
+      const entry = entries.get(target);
+      read.set(target, entry !== undefined ? { entry, content: referencedFile(await source.read(entry)) } : undefined);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Evaluating one policy on one input (`beacon policy eval`)
 
-/** A file given on the command line: its path as shown, and its text. */
+/** A file given on the command line: its path as shown, its text, and where the files its manifests name are read (none when omitted). */
 export interface InputFile {
   file: string;
   text: string;
+  files?: ReferencedFiles;
 }
 
 /** Whether each validation held: `not evaluated` after an error, or when the policy does not apply. */
@@ -603,7 +673,7 @@ export function readEvalInput(files: { object?: InputFile; oldObject?: InputFile
   let ok = true;
   /** Every document of a file; `single` files must hold exactly one. */
   const read = <T>(given: InputFile, single: boolean, each: (f: YamlFile, doc: number, data: unknown) => T | undefined): T[] => {
-    const f = new YamlFile(given.file, given.text);
+    const f = new YamlFile(given.file, given.text, given.files);
     const docs = f.documents().filter((d) => d.data !== null && d.data !== undefined);
     if (f.diagnostics.length === 0 && (docs.length === 0 || (single && docs.length > 1))) {
       f.report(
@@ -654,8 +724,9 @@ export function evaluatePolicy(ws: PolicyWorkspace, policy: AdmissionPolicy, inp
     target: describeInput(input),
     outcome: d.outcome,
     ...(skipped !== undefined ? { skipped } : {}),
-    messages: d.messages,
-    ...(d.error !== undefined ? { error: d.error } : {}),
+    // What a policy says may quote the object; a secret in it is not printed in full.
+    messages: d.messages.map(redactSecrets),
+    ...(d.error !== undefined ? { error: redactSecrets(d.error) } : {}),
     variables: d.variables,
     validations,
   };

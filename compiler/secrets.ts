@@ -1,9 +1,12 @@
 /**
- * Secret-literal detection. Credentials belong in `secretRef`, never in Git:
- * a string that looks like a key or token anywhere in a manifest (or in a
- * prompt or dataset it references) is an error. Each rule is a small pure
- * predicate that returns what it found, or null.
+ * Secret-literal detection and redaction. Credentials belong in `secretRef`,
+ * never in Git: a string that looks like a key or token anywhere in a
+ * manifest (`secretRef` itself included: a key pasted where its name belongs),
+ * or in a prompt or dataset it references, is an error, and no diagnostic or
+ * output prints it in full (`redactSecrets`, `maskSecrets`). Each rule is a
+ * small pure predicate that returns what it found, or null.
  */
+import type { Diagnostic } from '../schema/index.js';
 import { escapeSegment } from './pointer.js';
 
 interface SecretRule {
@@ -50,8 +53,8 @@ function looksRandom(s: string): boolean {
   return entropy >= 3.5 && /\d/.test(s) && /[A-Za-z]/.test(s);
 }
 
-/** What secret a string contains (a phrase for the message) and where it starts, or null. */
-export function findSecretAt(value: string): { what: string; index: number } | null {
+/** What secret a string contains (a phrase for the message), where it starts and how long it is, or null. */
+export function findSecretAt(value: string): { what: string; index: number; length: number } | null {
   if (value.length < 16) return null;
   for (const rule of RULES) {
     if (rule.needs !== undefined && !value.includes(rule.needs)) continue;
@@ -62,9 +65,44 @@ export function findSecretAt(value: string): { what: string; index: number } | n
       rule.check === 'pattern' ||
       // Real keys mix cases and digits; kebab-case names (`sk-learn-based-...-v2`) do not.
       (rule.check === 'mixed' ? /[A-Z]/.test(token) && /[a-z]/.test(token) && /\d/.test(token) && looksRandom(token) : looksRandom(token));
-    if (ok) return { what: rule.name, index: m.index };
+    if (ok) return { what: rule.name, index: m.index, length: m[0].length };
   }
   return null;
+}
+
+/** Characters of a secret that stay readable, so a person can tell which one it was. */
+const KEPT = 4;
+
+/** `text` with every secret in it rewritten by `hide` (which gets the secret, returns what to show). */
+function replaceSecrets(text: string, hide: (secret: string) => string): string {
+  let out = '';
+  let rest = text;
+  for (let found = findSecretAt(rest); found !== null; found = findSecretAt(rest)) {
+    out += rest.slice(0, found.index) + hide(rest.slice(found.index, found.index + found.length));
+    rest = rest.slice(found.index + found.length);
+  }
+  return out + rest;
+}
+
+/** Text to print (a message, a value): every secret in it cut to its first characters and '…'. */
+export function redactSecrets(text: string): string {
+  return replaceSecrets(text, (secret) => `${secret.slice(0, KEPT)}…`);
+}
+
+/** A diagnostic whose texts (message, hint, related messages) quote no secret in full: messages quote what they found. */
+export function redactDiagnostic<D extends Pick<Diagnostic, 'message' | 'hint' | 'related'>>(d: D): D {
+  const related = d.related?.map((r) => ({ ...r, message: redactSecrets(r.message) }));
+  return { ...d, message: redactSecrets(d.message), ...(d.hint !== undefined ? { hint: redactSecrets(d.hint) } : {}), ...(related !== undefined ? { related } : {}) };
+}
+
+/** A source line to show (a code frame): every secret in it masked with '*', its length kept so columns still line up. */
+export function maskSecrets(line: string): string {
+  return replaceSecrets(line, maskValue);
+}
+
+/** A value known to be secret, masked with '*' after its first characters, its length kept. */
+export function maskValue(value: string): string {
+  return value.slice(0, KEPT) + '*'.repeat(Math.max(0, value.length - KEPT));
 }
 
 /** What secret a string contains, as a phrase for the message, or null. */
@@ -88,15 +126,17 @@ export interface SecretFinding {
   index: number;
 }
 
-/** Every string in a document that holds a secret. `secretRef` values are names, not secrets. */
+/**
+ * Every string in a document that holds a secret. A `secretRef` holds a name, so its key says
+ * nothing, but a key pasted into it (`secretRef: sk-proj-...`) is found like anywhere else.
+ */
 export function scanForSecrets(doc: unknown): SecretFinding[] {
   const out: SecretFinding[] = [];
   const walk = (v: unknown, path: string, key: string | null, depth: number): void => {
     if (depth > 64) return;
     if (typeof v === 'string') {
-      if (key === 'secretRef') return;
       const found = findSecretAt(v);
-      if (found !== null) out.push({ path, ...found });
+      if (found !== null) out.push({ path, what: found.what, index: found.index });
       else {
         const byKey = key !== null ? findSecretByKey(key, v) : null;
         if (byKey !== null) out.push({ path, what: byKey, index: 0 });

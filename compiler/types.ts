@@ -2,7 +2,24 @@
  * The compiler's data: per-file units (what can be cached by blob id), the
  * compiled objects, the execution-graph IR and the Bundle.
  */
-import type { Agent, AgentSpec, AgentToolBinding, Annotations, Diagnostic, Evaluation, Kind, Labels, Model, ObjectRef, Policy, Tenant, Tool, ToolSpec, Workflow } from '../schema/index.js';
+import type {
+  Agent,
+  AgentSpec,
+  AgentToolBinding,
+  Annotations,
+  Diagnostic,
+  Evaluation,
+  EvaluationSpec,
+  Kind,
+  Labels,
+  Model,
+  ObjectRef,
+  Policy,
+  Tenant,
+  Tool,
+  ToolSpec,
+  Workflow,
+} from '../schema/index.js';
 import type { AdmissionPolicy, AuditEntry } from './admission.js';
 
 /** A diagnostic found inside one file, before the file's path is attached (units are cached by content). */
@@ -54,17 +71,22 @@ export interface FileContent {
  * linking leave it — an Agent's tools always `{name, approval}` and its
  * evaluations a list, a consensus workflow's voters always `{agent,
  * replicas}`, a Tool's files `{path, digest}` with their digests, an
- * Evaluation's dataset file inlined as `cases`, every object's labels and
- * annotations present.
+ * Agent's prompt file inlined as `instructions` and an Evaluation's dataset
+ * file as `cases` (the references dropped: ADR 0012), every object's labels
+ * and annotations present.
  */
 export interface ObjectOfKind {
   Tenant: Normalized<Tenant>;
   Model: Normalized<Model>;
   Tool: Normalized<Omit<Tool, 'spec'> & { spec: Omit<ToolSpec, 'files'> & { files: ShippedFile[] } }>;
-  Agent: Normalized<Omit<Agent, 'spec'> & { spec: Omit<AgentSpec, 'tools' | 'evaluations'> & { tools: Required<AgentToolBinding>[]; evaluations: ObjectRef[] } }>;
+  Agent: Normalized<
+    Omit<Agent, 'spec'> & {
+      spec: Omit<AgentSpec, 'tools' | 'evaluations' | 'instructions' | 'instructionsFile'> & { instructions: string; tools: Required<AgentToolBinding>[]; evaluations: ObjectRef[] };
+    }
+  >;
   Workflow: Normalized<Workflow>;
   Policy: Normalized<Policy>;
-  Evaluation: Normalized<Evaluation>;
+  Evaluation: Normalized<Omit<Evaluation, 'spec'> & { spec: Omit<EvaluationSpec, 'cases' | 'dataset'> & { cases: NonNullable<EvaluationSpec['cases']> } }>;
 }
 
 /** A Tool's file as compiled: its path (relative to the manifest) and the digest of its content. */

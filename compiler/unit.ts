@@ -8,7 +8,7 @@ import { API_VERSION, KINDS, TENANT_SCOPED_KINDS, isKind, type Kind } from '../s
 import { CODES, type Code } from './codes.js';
 import { digestOf } from './digest.js';
 import { escapeSegment, fieldPath } from './pointer.js';
-import { scanForSecrets } from './secrets.js';
+import { scanForSecrets, type SecretFinding } from './secrets.js';
 import type { DocUnit, FileRef, FileUnit, LocalDiagnostic } from './types.js';
 import { applyDefaults, checkEmbeddedSchema, closestWord, validateDocument, type SchemaProblem } from './validate.js';
 import { locate, parseWithPositions, parseYaml, positionInScalar, type SlowParse, type YamlProblem } from './yaml.js';
@@ -223,7 +223,7 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
   }
   for (const s of scanForSecrets(data)) {
     out.push(
-      diag('BCN4001', `${id}: ${fieldPath(s.path)} holds ${s.what}; secrets never go into Git`, where(index, s.path, 'value', start, s.index), {
+      diag('BCN4001', `${id}: ${fieldPath(s.path)} holds ${s.what}; secrets never go into Git`, secretAt(where, index, s, start), {
         ...extra(s),
         hint: 'store it in the environment or a Kubernetes Secret and refer to it with {secretRef: ENV_VAR_NAME}',
       }),
@@ -276,6 +276,17 @@ function apiVersionProblem(apiVersion: unknown, kind: unknown, index: number, st
 /** An apiVersion that looks like a mistyped beacon.dev/v1alpha1: its group names beacon, or it is a few edits away. */
 function nearMiss(apiVersion: string): boolean {
   return /beacon/i.test(apiVersion.split('/')[0]!) || closestWord(apiVersion.trim(), [API_VERSION]) !== undefined;
+}
+
+/**
+ * Where a secret is: from its first character to the end of its value when it is all of the value
+ * and on one line (so a code frame can mask all of it, `password: ...` too), else its first character.
+ */
+function secretAt(where: Where, index: number, s: SecretFinding, start: { line: number; column: number }): ReturnType<Where> {
+  const at = where(index, s.path, 'value', start, s.index);
+  if (s.index > 0) return at;
+  const value = where(index, s.path, 'value', start);
+  return value.endLine === at.line && value.endColumn !== undefined && value.endColumn > at.column ? { ...at, endLine: value.endLine, endColumn: value.endColumn } : at;
 }
 
 /** A problem of a manifest given as a value (no file): a code, a JSON pointer in it and a message. */
@@ -400,7 +411,8 @@ function embeddedSchemas(kind: Kind, obj: Record<string, unknown>): [string, unk
   return out;
 }
 
-function fileRefs(kind: Kind, obj: Record<string, unknown>): FileRef[] {
+/** The files a normalized object names (its prompt, its dataset, a Tool's files), in the order they are inlined. */
+export function fileRefs(kind: Kind, obj: Record<string, unknown>): FileRef[] {
   const spec = obj.spec as Record<string, unknown>;
   const refs: FileRef[] = [];
   if (kind === 'Agent' && typeof spec.instructionsFile === 'string') refs.push({ pointer: '/spec/instructionsFile', path: spec.instructionsFile, role: 'instructions' });

@@ -123,7 +123,7 @@ const ABOUT = {
   BCN3014:
     'A reference names an object whose document exists but did not load, because its file has errors (YAML syntax, or its schema). A note, not an error: the one error is in that file, which the note names. Fix the errors reported there.',
   BCN4001:
-    'A string in a manifest, or in a file it references (prompts, datasets, Tool files), looks like a credential: a known API key or token format, a private key, a bearer token, credentials in a URL, or a literal value under a key named like `password` or `token`. Revoke the secret if it was ever pushed, store it in the environment or a Kubernetes Secret, and refer to it with `{secretRef: ENV_VAR_NAME}`.',
+    'A string in a manifest, or in a file it references (prompts, datasets, Tool files), looks like a credential: a known API key or token format, a private key, a bearer token, credentials in a URL, or a literal value under a key named like `password` or `token`. Any field counts, `secretRef` itself included (a key pasted where the name of its environment variable belongs). The message names the field and what was found, never the value: no diagnostic quotes more than the first four characters (`sk-p…`), and code frames mask the rest with `*`. Revoke the secret if it was ever pushed, store it in the environment or a Kubernetes Secret, and refer to it with `{secretRef: ENV_VAR_NAME}`.',
   BCN5001:
     "A node of a workflow's execution graph cannot be reached from its entry node, so it would never run; this usually means a forgotten edge. Add an edge that leads to it, or remove the node.",
   BCN5002:

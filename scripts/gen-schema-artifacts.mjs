@@ -355,6 +355,23 @@ function generateReference() {
     'A field shown with a default takes that value in the compiled (normalized) object when it is unset.',
     '',
   );
+  out.push(
+    '## The normalized object',
+    '',
+    'What admission policies see as `object` (in `validate`, `plan`, `policy test` and `policy eval` alike),',
+    'what the runtime runs and what `digest` is computed over is each manifest in one normalized form:',
+    '',
+    '- defaults applied (the Default column below), `metadata.labels` and `metadata.annotations` present;',
+    "- shorthands expanded: an Agent's `tools: [kb-search]` is `[{name: kb-search, approval: auto}]`, a",
+    "  consensus Workflow's `voters: [a]` is `[{agent: a, replicas: 1}]`;",
+    "- referenced files inlined, the reference dropped: an Agent's `instructionsFile` becomes",
+    "  `spec.instructions` (the file's text) and an Evaluation's `dataset` becomes `spec.cases` (its lines),",
+    '  so the object holds exactly one of each pair, as its schema says, and a policy cannot tell a prompt',
+    "  written inline from one read from a file; a Tool's `files` become `{path, digest}` entries.",
+    "  In `policy test`, a case's file is read relative to the test file; in `policy eval`, relative to",
+    '  the file given.',
+    '',
+  );
   out.push('| Kind | Scope | Schema |', '|---|---|---|');
   for (const [kind, stem] of KINDS) {
     out.push(`| [${kind}](#${anchor(kind)}) | ${CLUSTER_SCOPED.has(kind) ? 'cluster' : 'tenant'} | \`schema/kinds/${stem}.schema.json\` |`);

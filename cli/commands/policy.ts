@@ -3,7 +3,7 @@
  * `beacon policy eval <policy> [path] (--object FILE | --request FILE) [--old-object FILE] [--resources FILE...] [--format text|json]`
  */
 import { readFileSync } from 'node:fs';
-import { posix, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, parse, posix, relative, resolve, sep } from 'node:path';
 import type { Command } from 'commander';
 import {
   celJson,
@@ -14,11 +14,13 @@ import {
   policiesInFile,
   policyWorkspace,
   readEvalInput,
+  referencedFile,
   runPolicyTests,
   type AdmissionPolicy,
   type InputFile,
   type PolicyWorkspace,
   type Project,
+  type ReferencedFiles,
 } from '../../compiler/index.js';
 import type { Diagnostic } from '../../schema/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, useColor, write, type SourceOptions } from '../common.js';
@@ -75,9 +77,10 @@ export function registerPolicy(program: Command): void {
     action(async (name: string, path: string | undefined, opts: SourceOptions & { format: Format; object?: string; oldObject?: string; request?: string; resources?: string[] }) => {
       if ((opts.object === undefined) === (opts.request === undefined)) throw new UsageError(MSG.evalNeedsOne);
       if (opts.oldObject !== undefined && opts.object === undefined) throw new UsageError(MSG.evalOldObjectNeedsObject);
+      const { project, result } = await compileFolder(path, opts);
       const read = (file: string): InputFile => {
         try {
-          return { file, text: readFileSync(file, 'utf8') };
+          return { file, text: readFileSync(file, 'utf8'), files: besideOnDisk(file, project.root) };
         } catch (err) {
           throw new UsageError(MSG.cannotRead(file, (err as NodeJS.ErrnoException).code ?? (err as Error).message));
         }
@@ -89,7 +92,6 @@ export function registerPolicy(program: Command): void {
         resources: (opts.resources ?? []).map(read),
       };
       const given = [files.object, files.oldObject, files.request, ...files.resources].filter((f): f is InputFile => f !== undefined);
-      const { project, result } = await compileFolder(path, opts);
       const ws = policyWorkspace(result);
       const found = findPolicy(ws, name, project);
       const fail = async (diagnostics: Diagnostic[], policyName: string): Promise<number> => {
@@ -113,6 +115,27 @@ export function registerPolicy(program: Command): void {
       return ok ? EXIT.ok : EXIT.findings;
     }),
   );
+}
+
+/**
+ * Where the files an input file's manifests name are read: on disk, relative to the input file, as
+ * the compiler reads them relative to a manifest. Inside the compiled folder, paths are the folder's
+ * (so a reference may climb to the folder's top, not out of it); elsewhere, the file system's.
+ */
+function besideOnDisk(file: string, folder: string): ReferencedFiles {
+  const abs = resolve(file);
+  const inFolder = relative(folder, abs);
+  const root = inFolder !== '' && !inFolder.startsWith('..') && !isAbsolute(inFolder) ? folder : parse(abs).root;
+  return {
+    manifest: relative(root, abs).split(sep).join('/'),
+    lookup: (target) => {
+      try {
+        return { entry: { path: target }, content: referencedFile(readFileSync(join(root, target))) };
+      } catch {
+        return undefined; // not there, or not a file: said at the field that names it
+      }
+    },
+  };
 }
 
 /**

@@ -6,6 +6,7 @@
 import type { Diagnostic, Severity } from '../../schema/index.js';
 import type { AuditEntry } from '../admission.js';
 import { CODES, type Code } from '../codes.js';
+import { maskSecrets as maskSecretsIn, maskValue } from '../secrets.js';
 
 export const DIAGNOSTIC_FORMATS = ['text', 'json', 'sarif', 'github'] as const;
 export type DiagnosticFormat = (typeof DIAGNOSTIC_FORMATS)[number];
@@ -67,11 +68,24 @@ function copy(s: string): string {
   return s.length === 0 ? s : Buffer.from(s, 'utf16le').toString('utf16le');
 }
 
+/** Columns (0-based, end excluded) of the value a BCN4001 diagnostic found secret on its own line, whatever its shape (`password: ...`). */
+function secretSpan(d: Diagnostic): { from: number; to: number } | undefined {
+  if (d.code !== 'BCN4001' || d.endLine !== d.line || d.endColumn === undefined) return undefined;
+  return { from: d.column - 1, to: d.endColumn - 1 };
+}
+
+/** A shown line with every secret-looking value masked, and the span a diagnostic found secret. */
+function maskSecrets(shown: string, span: { from: number; to: number } | undefined): string {
+  const masked = maskSecretsIn(shown);
+  return span === undefined ? masked : masked.slice(0, span.from) + maskValue(masked.slice(span.from, span.to)) + masked.slice(span.to);
+}
+
 /**
  * The frame around `d` in `lines` (a file split once on '\n'). Work per
  * diagnostic is bounded by the shown part, however long the line or file.
  */
 function codeFrame(lines: readonly string[], d: Diagnostic, color: boolean): string[] {
+  const span = secretSpan(d);
   const target = d.line - 1;
   if (target < 0 || target >= lines.length) return [];
   const from = Math.max(0, target - 1);
@@ -81,7 +95,7 @@ function codeFrame(lines: readonly string[], d: Diagnostic, color: boolean): str
   for (let i = from; i <= to; i++) {
     const line = lines[i] ?? '';
     const length = line.endsWith('\r') ? line.length - 1 : line.length;
-    const head = copy(line.slice(0, Math.min(length, MAX_SHOWN)));
+    const head = maskSecrets(copy(line.slice(0, Math.min(length, MAX_SHOWN))), i === target ? span : undefined);
     const shown = printable(length > MAX_SHOWN ? `${head}…` : head).replace(/\t/g, ' ');
     out.push(`${paint(color, 'dim', `${String(i + 1).padStart(width)} |`)} ${shown}`);
     if (i === target) {

@@ -5,11 +5,16 @@
  * one safe line.
  */
 import type { PolicyEvaluation, PolicyTestReport, PolicyTestResult } from '../policy-tests.js';
+import { redactSecrets } from '../secrets.js';
 import { paint, printablePath } from './diagnostics.js';
 
 /** Longest cell shown; the rest becomes `…` (`--format json` has the full text). */
-const MAX_CELL = 72;
+const MAX_CELL = 200;
 const MAX_REASON = 200;
+/** Widest line a table takes: cells wrap to fit it. */
+const MAX_LINE = 120;
+/** Narrowest a wrapped column gets (or its header, when wider). */
+const MIN_COLUMN = 8;
 
 function cell(s: string, max = MAX_CELL): string {
   const one = printablePath(s);
@@ -20,13 +25,50 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-/** A box table: `│` between columns, a rule under the header and at both ends. */
+/** Column widths that fit MAX_LINE: the widest column gives way first, down to MIN_COLUMN or its header. */
+function fitWidths(header: readonly string[], natural: readonly number[]): number[] {
+  const widths = [...natural];
+  let total = widths.reduce((sum, w) => sum + w + 3, 1);
+  while (total > MAX_LINE) {
+    const widest = widths.indexOf(Math.max(...widths));
+    if (widths[widest]! <= Math.max(MIN_COLUMN, header[widest]!.length)) break;
+    widths[widest]!--;
+    total--;
+  }
+  return widths;
+}
+
+/** A cell's text as lines of at most `width` characters, broken after a space where there is one. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let rest = text;
+  while (rest.length > width) {
+    const space = rest.lastIndexOf(' ', width);
+    const cut = space > 0 ? space : width;
+    lines.push(rest.slice(0, cut).trimEnd());
+    rest = rest.slice(cut).trimStart();
+  }
+  lines.push(rest);
+  return lines;
+}
+
+/** A box table: `│` between columns, a rule under the header and at both ends; long cells wrap so it fits MAX_LINE. */
 function table(header: string[], rows: string[][], color: boolean, paintCell: (row: number, col: number, text: string) => string): string[] {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+  const widths = fitWidths(
+    header,
+    header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length))),
+  );
   const rule = `│${widths.map((w) => '─'.repeat(w + 2)).join('│')}│`;
-  const line = (cells: string[], row: number) =>
-    `│${cells.map((t, c) => ` ${row < 0 ? paint(color, 'bold', t.padEnd(widths[c]!)) : paintCell(row, c, t) + ' '.repeat(widths[c]! - t.length)} `).join('│')}│`;
-  return [rule, line(header, -1), rule, ...rows.map((r, i) => line(r, i)), rule];
+  const line = (cells: string[], row: number): string[] => {
+    const wrapped = cells.map((t, c) => wrap(t, widths[c]!));
+    const height = Math.max(...wrapped.map((w) => w.length));
+    return Array.from(
+      { length: height },
+      (_, k) =>
+        `│${wrapped.map((w, c) => ` ${row < 0 ? paint(color, 'bold', (w[k] ?? '').padEnd(widths[c]!)) : paintCell(row, c, w[k] ?? '') + ' '.repeat(widths[c]! - (w[k] ?? '').length)} `).join('│')}│`,
+    );
+  };
+  return [rule, ...line(header, -1), rule, ...rows.flatMap((r, i) => line(r, i)), rule];
 }
 
 function reasonOf(r: PolicyTestResult): string {
@@ -123,7 +165,7 @@ export function celText(value: unknown): string {
     if (v === null || v === undefined) return put('null');
     if (typeof v === 'bigint' || typeof v === 'boolean') return put(String(v));
     if (typeof v === 'number') return put(Number.isInteger(v) ? `${v}.0` : Number.isFinite(v) ? String(v) : `double("${v}")`);
-    if (typeof v === 'string') return put(JSON.stringify(v));
+    if (typeof v === 'string') return put(JSON.stringify(redactSecrets(v)));
     // A function or a symbol has no CEL form: its type stands in.
     if (typeof v !== 'object') return put(`<${typeof v}>`);
     if (depth >= MAX_DEPTH) return put('…');
@@ -154,12 +196,14 @@ export function celText(value: unknown): string {
 
 /**
  * A CEL value as JSON: ints as numbers (as strings beyond 2^53), maps as
- * objects, optionals as their value or null, bytes as base64.
+ * objects, optionals as their value or null, bytes as base64, a secret in a
+ * string cut to its first characters (as `celText` does).
  */
 export function celJson(value: unknown, depth = 0): unknown {
   if (value === null || value === undefined) return null;
   if (typeof value === 'bigint') return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : String(value);
   if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+  if (typeof value === 'string') return redactSecrets(value);
   if (typeof value !== 'object') return value;
   if (depth >= MAX_DEPTH) return '…';
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');

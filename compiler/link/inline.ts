@@ -3,18 +3,44 @@
  * `spec.instructions`, a dataset becomes `spec.cases` (JSON Lines, checked
  * line by line), a Tool's files become `{path, digest}` entries; a literal
  * secret in any of them is reported where it is. Pure over a lookup of the
- * source's files, so a plan can rebuild an object from the compile cache.
+ * source's files, so a plan can rebuild an object from the compile cache,
+ * and policy tests and `policy eval` inline a manifest they are given the
+ * same way (ADR 0012: one normalized form).
  */
 import { posix } from 'node:path';
 import type { CachedFile } from '../cache.js';
 import type { Code } from '../codes.js';
+import { sha256 } from '../digest.js';
 import { fieldPath } from '../pointer.js';
 import { findSecret } from '../secrets.js';
 import type { SourceEntry } from '../source.js';
 import type { DocUnit } from '../types.js';
+import { decodeText } from '../unit.js';
 
 const MAX_INLINE_TEXT = 65_536;
 const MAX_DATASET_CASES = 1_000;
+/** Largest referenced file whose text is inlined. */
+const MAX_TEXT_BYTES = 1024 * 1024;
+
+/** What a referenced file is, from its bytes: its digest, its text (or why it has none) and a literal secret in it. */
+export function referencedFile(bytes: Uint8Array): CachedFile {
+  const decoded =
+    bytes.length <= MAX_TEXT_BYTES
+      ? decodeText(bytes)
+      : {
+          code: 'BCN1003' as const,
+          message: `file is ${bytes.length.toLocaleString('en-US')} bytes; referenced text files may be at most ${MAX_TEXT_BYTES.toLocaleString('en-US')} bytes (${MAX_TEXT_BYTES / 1048576} MiB)`,
+          line: 1,
+          column: 1,
+        };
+  const secret = 'text' in decoded ? findSecretIn(decoded.text) : undefined;
+  return {
+    size: bytes.length,
+    digest: sha256(bytes),
+    ...('text' in decoded ? { text: decoded.text } : { problem: { code: decoded.code as 'BCN1001' | 'BCN1002' | 'BCN1003', message: decoded.message, line: decoded.line, column: decoded.column } }),
+    ...(secret !== undefined ? { secret } : {}),
+  };
+}
 
 /** The first literal secret in a referenced file's text, with its line and column. */
 export function findSecretIn(text: string): { what: string; line: number; column: number } | undefined {
@@ -46,9 +72,19 @@ export interface ResolvedFiles {
   /** What the inlining was made of: each reference, what it resolved to, and that file's digest (or why not). */
   fileKey: string;
   fileBlobs: Record<string, string>;
-  /** The spec's fields the files set (`instructions`, `cases`), in the order of the references. */
-  fields: [string, unknown][];
+  /** The spec's fields the files set (`instructions`, `cases`), in the order of the references, each with the reference it replaces. */
+  fields: InlinedField[];
 }
+
+/** A spec field a referenced file sets, and the field that named the file: the normalized form keeps the content, not the reference (ADR 0012). */
+export interface InlinedField {
+  field: 'instructions' | 'cases';
+  value: unknown;
+  replaces: 'instructionsFile' | 'dataset';
+}
+
+/** What inlining reads of a document: its kind, its normalized object and the files it names. */
+export type InlineDoc = Pick<DocUnit, 'kind' | 'object' | 'fileRefs'>;
 
 export interface Inlined extends ResolvedFiles {
   object: Record<string, unknown>;
@@ -60,7 +96,7 @@ export interface Inlined extends ResolvedFiles {
  * become `{path, digest}` entries. Files are resolved next to the manifest.
  * The cached unit is not modified (inlining writes into a shallow copy).
  */
-export function inlineFiles(manifest: string, doc: DocUnit, lookup: FileLookup): Inlined {
+export function inlineFiles(manifest: string, doc: InlineDoc, lookup: FileLookup): Inlined {
   const resolved = resolveFiles(manifest, doc, lookup);
   return { ...resolved, object: withFiles(doc, resolved) };
 }
@@ -68,7 +104,7 @@ export function inlineFiles(manifest: string, doc: DocUnit, lookup: FileLookup):
 export type FileLookup = (target: string) => { entry: SourceEntry; content: CachedFile } | undefined;
 
 /** A document's referenced files: what they are, what is wrong with them, what they put into the object. */
-export function resolveFiles(manifest: string, doc: DocUnit, lookup: FileLookup): ResolvedFiles {
+export function resolveFiles(manifest: string, doc: Pick<DocUnit, 'fileRefs'>, lookup: FileLookup): ResolvedFiles {
   const out: ResolvedFiles = { problems: [], toolFiles: [], fileKey: '', fileBlobs: {}, fields: [] };
   const key: string[] = [];
   for (const ref of doc.fileRefs) {
@@ -117,23 +153,31 @@ export function resolveFiles(manifest: string, doc: DocUnit, lookup: FileLookup)
         out.problems.push({ code: 'BCN2006', pointer: ref.pointer, message: `${ref.path} has ${content.text.length} characters; instructions may have at most ${MAX_INLINE_TEXT}` });
         continue;
       }
-      out.fields.push(['instructions', content.text]);
+      out.fields.push({ field: 'instructions', value: content.text, replaces: 'instructionsFile' });
     } else if (ref.role === 'dataset') {
       const parsed = parseDataset(content.text);
       for (const p of parsed.problems)
         out.problems.push({ code: 'BCN3008', pointer: ref.pointer, file: target, line: p.line, column: p.column ?? 1, message: `${target} (dataset of {object}): ${p.message}` });
-      out.fields.push(['cases', parsed.cases]);
+      out.fields.push({ field: 'cases', value: parsed.cases, replaces: 'dataset' });
     }
   }
   out.fileKey = key.join(',');
   return out;
 }
 
-/** The document's object with what its files put into it: a shallow copy, so the cached unit is never written. */
-export function withFiles(doc: DocUnit, resolved: ResolvedFiles): Record<string, unknown> {
+/**
+ * The document's object with what its files put into it: a shallow copy, so the cached unit is never
+ * written. A file's content takes the place of the field that named it, so the object satisfies its
+ * own schema (`instructions` or `instructionsFile`, `cases` or `dataset`); a file that could not be
+ * read leaves its reference.
+ */
+export function withFiles(doc: InlineDoc, resolved: ResolvedFiles): Record<string, unknown> {
   if (doc.fileRefs.length === 0) return doc.object!;
   const spec: Record<string, unknown> = { ...(doc.object!.spec as object) };
-  for (const [field, value] of resolved.fields) spec[field] = value;
+  for (const f of resolved.fields) {
+    spec[f.field] = f.value;
+    delete spec[f.replaces];
+  }
   if (doc.kind === 'Tool') spec.files = resolved.toolFiles.map((f) => ({ path: f.path, digest: f.digest })).sort((a, b) => (a.path < b.path ? -1 : 1));
   return { ...doc.object!, spec };
 }

@@ -58,6 +58,20 @@ describe('compile', () => {
     expect(g1.bundle.objects.map((o) => [o.id, o.digest, o.effectiveDigest])).toEqual(a.bundle.objects.map((o) => [o.id, o.digest, o.effectiveDigest]));
   });
 
+  it('gives a clean tree the same bundle digest from disk and from its commit: a digest is of content, not of where it was read (issue 11, item 4)', async () => {
+    const dir = repoFrom(basic);
+    const fromDisk = await compile(new DirSource(dir));
+    const fromGit = await atRef(dir, 'HEAD');
+    expect(fromDisk.bundle.source.kind).toBe('dir');
+    expect(fromGit.bundle.source.kind).toBe('git');
+    expect(fromGit.bundle.files.length).toBeGreaterThan(0);
+    expect(fromGit.bundle.objects.map((o) => [o.id, o.digest, o.effectiveDigest])).toEqual(fromDisk.bundle.objects.map((o) => [o.id, o.digest, o.effectiveDigest]));
+    expect(fromGit.bundle.digest).toBe(fromDisk.bundle.digest);
+    // Content still counts: a changed prompt changes the digest.
+    writeFileSync(join(dir, 'prompts/front.md'), 'You are the front desk. Be very brief.\n');
+    expect((await compile(new DirSource(dir))).bundle.digest).not.toBe(fromDisk.bundle.digest);
+  });
+
   it('resolves refs: branch, tag, short sha, ~N and ^; unknown ones are a SourceError', async () => {
     const dir = repoFrom(basic);
     const first = git(dir, 'rev-parse', 'HEAD');

@@ -19,10 +19,13 @@ import {
   compilePolicyOnce,
   DirSource,
   evaluatePolicy,
+  formatPolicyEvaluation,
+  formatPolicyTests,
   policyWorkspace,
   readEvalInput,
   readPolicyTestFile,
   readPolicyTestText,
+  referencedFile,
   runPolicyTestFile,
   runPolicyTests,
   type AdmissionPolicy,
@@ -387,6 +390,21 @@ describe('evaluatePolicy (beacon policy eval)', () => {
     expect(celJson(e.variables)).toEqual({ runs: 7, unread: ['refunds'], broken: { error: expect.any(String) } });
   });
 
+  it('never prints a secret-looking value in full: variables, messages, text and JSON (issue 11, item 8)', () => {
+    const key = 'sk-proj-Ab3dEf9hIjK1mNoPqR7sTuVwXyZ2aB4cD6eF8gH0';
+    const { ws: w, policy } = withPolicy('leaky', {
+      phase: 'admission',
+      match: { kinds: ['Agent'] },
+      variables: [{ name: 'prompt', expression: 'object.spec.instructions' }],
+      validations: [{ expression: 'false', messageExpression: "'prompt is ' + variables.prompt" }],
+      action: 'deny',
+    });
+    const e = evaluatePolicy(w, policy, { object: { ...object, spec: { ...object.spec, instructions: `Use ${key} to call.` } } });
+    expect(e.outcome).toBe('deny');
+    expect(e.messages).toEqual(['prompt is Use sk-p… to call.']);
+    for (const out of [formatPolicyEvaluation(e, false), JSON.stringify({ ...e, variables: celJson(e.variables) })]) expect(out).not.toContain(key.slice(0, 12));
+  });
+
   it('says why a policy does not apply', () => {
     const { ws: w, policy } = withPolicy('explained', spec);
     const e = evaluatePolicy(w, policy, { object: { ...object, kind: 'Tool' } });
@@ -430,5 +448,91 @@ describe('CEL values as text and JSON', () => {
     const text = celText(Array.from({ length: 1000 }, (_, i) => `item-${i}`));
     expect(text.length).toBeLessThan(2100);
     expect(text).toMatch(/… \(cut at 2000 characters\)$/);
+  });
+});
+
+describe('one normalized form: validate, policy test and policy eval see the same object (issue 11, item 3)', () => {
+  let dir: string;
+  const prompt = 'You answer questions.\n';
+  const agentYaml = `apiVersion: beacon.dev/v1alpha1\nkind: Agent\nmetadata: {name: assistant, tenant: acme-support}\nspec:\n  sponsor: alice@acme.example\n  model: support-sim\n  instructionsFile: ../prompts/assistant.md\n`;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'beacon-normal-form-'));
+    cpSync(join(EXAMPLES, 'tenants'), join(dir, 'tenants'), { recursive: true });
+    cpSync(join(EXAMPLES, 'models'), join(dir, 'models'), { recursive: true });
+    for (const sub of ['policies', 'prompts', 'agents']) mkdirSync(join(dir, sub));
+    writeFileSync(join(dir, 'prompts', 'assistant.md'), prompt);
+    writeFileSync(join(dir, 'agents', 'assistant.yaml'), agentYaml);
+    writeFileSync(
+      join(dir, 'policies', 'from-a-file.yaml'),
+      `apiVersion: beacon.dev/v1alpha1\nkind: Policy\nmetadata: {name: from-a-file}\nspec:\n  phase: admission\n  match: {kinds: [Agent]}\n  validations:\n    - expression: "!has(object.spec.instructions) && has(object.spec.instructionsFile)"\n      message: instructions must come from a file\n  action: deny\n`,
+    );
+    writeFileSync(
+      join(dir, 'policies', 'from-a-file.test.yaml'),
+      `cases:\n  - name: the agent as written in the repository\n    object:\n${agentYaml
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => `      ${l}`)
+        .join('\n')}\n    expect: allow\n`,
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('inlines the prompt into spec.instructions and drops instructionsFile, so the object satisfies its own schema', async () => {
+    const result = await compile(new DirSource(dir));
+    const o = result.bundle.objects.find((x) => x.id === 'Agent/acme-support/assistant')!;
+    expect(o.object.spec).toMatchObject({ instructions: prompt });
+    expect(o.object.spec).not.toHaveProperty('instructionsFile');
+    // The policy sees no file: validate denies the agent...
+    expect(result.diagnostics.filter((d) => d.code === 'BCN7001').map((d) => d.file)).toEqual(['agents/assistant.yaml']);
+  });
+
+  it("...and so do the policy's tests, with the case's file read beside the test file", async () => {
+    const source = new DirSource(dir);
+    const report = await runPolicyTests(source, await compile(source));
+    expect(report.diagnostics).toEqual([]);
+    expect(report.results).toEqual([expect.objectContaining({ actual: 'deny', pass: false })]);
+  });
+
+  it('...and so does policy eval, reading the file next to the object it is given', async () => {
+    const result = await compile(new DirSource(dir));
+    const w = policyWorkspace(result);
+    const files = new Map([['prompts/assistant.md', prompt]]);
+    const lookup = (target: string) => {
+      const text = files.get(target);
+      return text !== undefined ? { entry: { path: target }, content: referencedFile(new TextEncoder().encode(text)) } : undefined;
+    };
+    const read = readEvalInput({ object: { file: 'agents/assistant.yaml', text: agentYaml, files: { manifest: 'agents/assistant.yaml', lookup } } });
+    expect(read.diagnostics).toEqual([]);
+    const object = read.input !== undefined && 'object' in read.input ? read.input.object : undefined;
+    expect(object).toEqual(result.bundle.objects.find((x) => x.id === 'Agent/acme-support/assistant')!.object);
+    expect(evaluatePolicy(w, w.policies.get('from-a-file')!, read.input!).outcome).toBe('deny');
+    // A referenced file that is not there is said so, at the field that names it.
+    const missing = readEvalInput({ object: { file: 'agents/assistant.yaml', text: agentYaml, files: { manifest: 'agents/assistant.yaml', lookup: () => undefined } } });
+    expect(missing.input).toBeUndefined();
+    expect(missing.diagnostics).toEqual([expect.objectContaining({ code: 'BCN3006', line: 7, message: expect.stringContaining("spec.instructionsFile '../prompts/assistant.md' does not exist") })]);
+  });
+});
+
+describe('the result table (issue 11, item 13)', () => {
+  it('fits 120 columns with long names and messages, wrapping cells instead of cutting them', () => {
+    const long = (word: string, n: number) => Array.from({ length: n }, (_, i) => `${word}${i}`).join(' ');
+    const result = {
+      file: 'policies/p.test.yaml',
+      policy: 'a-policy-with-a-rather-long-name-that-goes-on-and-on',
+      case: long('case', 15),
+      line: 1,
+      input: 'object' as const,
+      target: 'Agent acme-support/an-agent-whose-name-is-also-quite-long-indeed',
+      expected: 'deny' as const,
+      actual: 'allow' as const,
+      messages: [],
+      pass: false,
+      reason: long('reason', 20),
+    };
+    const text = formatPolicyTests({ ok: false, summary: { passed: 0, failed: 1, files: 1, errors: 0 }, results: [result], diagnostics: [] });
+    const lines = text.split('\n');
+    expect(lines.filter((l) => l.length > 120)).toEqual([]);
+    const words = lines.join(' ').split(/[\s│]+/);
+    for (const w of [...result.case.split(' '), ...result.reason.split(' ')]) expect(words).toContain(w);
   });
 });

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { canonicalJson, compile, CompileCache, DirSource, GitRepository, GitSource, planRefs } from '../../compiler/index.js';
+import { canonicalJson, compile, CompileCache, DirSource, formatGithub, formatSarif, formatText, GitRepository, GitSource, planRefs } from '../../compiler/index.js';
 import { decodeText } from '../../compiler/unit.js';
 import { commit, git, newRepo } from '../helpers/git.js';
 
@@ -218,5 +218,55 @@ describe('the folder with and without --ref is the same', () => {
     expect(fromGit.ok).toBe(true);
     expect(fromGit.bundle.objects.map((o) => o.digest)).toEqual(fromDisk.bundle.objects.map((o) => o.digest));
     expect(git(dir, 'rev-parse', '--show-toplevel')).toBe(resolve(dir));
+  });
+});
+
+describe('a key pasted where a name belongs is BCN4001 and is never printed in full (issue 11, item 8)', () => {
+  const KEY = 'sk-proj-Ab3dEf9hIjK1mNoPqR7sTuVwXyZ2aB4cD6eF8gH0';
+  const PASSWORD = 'hunter2-correct-horse';
+  const model = `apiVersion: beacon.dev/v1alpha1
+kind: Model
+metadata: {name: gpt}
+spec:
+  provider: openai
+  model: gpt-4o
+  credentials:
+    secretRef: ${KEY}
+`;
+  const tool = `apiVersion: beacon.dev/v1alpha1
+kind: Tool
+metadata: {name: kb, tenant: acme}
+spec:
+  mcp: {transport: stdio, command: [kb-server], env: {DB_PASSWORD: ${PASSWORD}}}
+  allow: [search]
+`;
+
+  it('reports the key in secretRef as BCN4001, naming the field, and redacts it in every message and output format', async () => {
+    const dir = folder({ 'models/gpt.yaml': model, 'tools/kb.yaml': tool, 'tenants/acme.yaml': TENANT });
+    const r = await compile(new DirSource(dir));
+    expect(r.diagnostics).toContainEqual(
+      expect.objectContaining({
+        code: 'BCN4001',
+        file: 'models/gpt.yaml',
+        path: '/spec/credentials/secretRef',
+        message: expect.stringContaining('spec.credentials.secretRef holds an OpenAI API key'),
+      }),
+    );
+    expect(r.diagnostics).toContainEqual(expect.objectContaining({ code: 'BCN4001', file: 'tools/kb.yaml' }));
+    // The schema's complaint about the same value quotes only its start.
+    expect(r.diagnostics).toContainEqual(expect.objectContaining({ code: 'BCN2005', message: expect.stringContaining('(got "sk-p…")') }));
+    const texts = { 'models/gpt.yaml': model, 'tools/kb.yaml': tool };
+    const outputs = {
+      text: formatText(r.diagnostics, { readText: (f) => texts[f as keyof typeof texts] ?? null }),
+      json: JSON.stringify(r.diagnostics),
+      sarif: formatSarif(r.diagnostics, { toolVersion: '0', prefix: '', root: dir }),
+      github: formatGithub(r.diagnostics),
+    };
+    for (const [format, out] of Object.entries(outputs)) {
+      expect(out, format).not.toContain(KEY.slice(0, 12));
+      expect(out, format).not.toContain(PASSWORD);
+    }
+    // The code frame still points at the value, masked to its length.
+    expect(outputs.text).toContain(`secretRef: sk-p${'*'.repeat(KEY.length - 4)}`);
   });
 });
