@@ -109,8 +109,8 @@ describe('an agent with server-everything', () => {
       ['everything/get-sum', 'error'],
       ['everything/echo', 'error'],
     ]);
-    // The model's last tool result (which it answers with) is the refusal, with the policy's message.
-    expect(out.output).toEqual(expect.stringContaining('no egress to localhost'));
+    // A denied call ends the step (issue 11): the run fails, naming the policy's message.
+    expect(out).toMatchObject({ status: 'Failed', error: { message: expect.stringContaining('no egress to localhost') as unknown } });
     expect(traces.filter((t) => t.type === 'decision').map((t) => t.decision)).toContainEqual({ outcome: 'deny', policies: ['no-local-egress'] });
     // Each tool call is decided once, by the kernel (not again by the server); egress is decided by the
     // server, at discovery and for echo's call (get-sum is refused by the allow list before any egress).
