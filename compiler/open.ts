@@ -3,13 +3,13 @@
  * compile cache: the shared front door of the CLI, the GitHub Action and the
  * reconciler.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, type Stats } from 'node:fs';
 import { dirname, join, posix, relative, resolve, sep } from 'node:path';
 import { CompileCache } from './cache.js';
 import { admitCompiled, compile, resultFromSnapshot, snapshotKey } from './compile.js';
 import { GitRepository } from './git.js';
 import { plan, type Plan } from './plan.js';
-import { DirSource, EmptySource, GitSource, SourceError, type Source } from './source.js';
+import { DirSource, EmptySource, fsReason, GitSource, SourceError, type Source } from './source.js';
 import type { CompiledObject, CompileResult } from './types.js';
 
 export interface OpenOptions {
@@ -52,6 +52,15 @@ function openCache(option: string | false | undefined, repoRoot: string | undefi
   return dir !== undefined && dir !== '' ? CompileCache.open(dir) : CompileCache.memory();
 }
 
+/** What is at `path` (named `shown` to the user); a SourceError saying why when nothing can be. */
+function folderStat(path: string, shown: string): Stats {
+  try {
+    return statSync(path);
+  } catch (err) {
+    throw new SourceError(`${shown}: ${fsReason(err)}`);
+  }
+}
+
 const toPosix = (p: string): string => p.split(sep).join('/');
 
 /** `path`, or its nearest ancestor that exists (a folder may exist only in the commit being read). */
@@ -66,7 +75,7 @@ export async function openProject(options: OpenOptions = {}): Promise<Project> {
   if (options.ref === undefined) {
     // The working tree: a folder, relative to --repo when that is given.
     const folder = resolve(cwd, options.repo ?? '.', options.path ?? '.');
-    if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new SourceError(`${options.path ?? '.'}: no such folder`);
+    if (!folderStat(folder, options.path ?? '.').isDirectory()) throw new SourceError(`${options.path ?? '.'}: not a folder`);
     const repoRoot = findRepoRoot(folder);
     const prefix = repoRoot !== undefined ? toPosix(relative(repoRoot, folder)) : '';
     return { source: new DirSource(folder), cache: openCache(options.cacheDir, repoRoot), root: folder, prefix: prefix ? `${prefix}/` : '', repoRoot: repoRoot ?? folder };

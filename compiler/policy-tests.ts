@@ -35,7 +35,7 @@ import { referenceMaps, type AdmissionPolicy } from './admission.js';
 import { CODES, type Code } from './codes.js';
 import { compareDiagnostics } from './compile.js';
 import { fieldPath } from './pointer.js';
-import type { Source } from './source.js';
+import type { Source, TooLarge } from './source.js';
 import type { CompileResult } from './types.js';
 import { decodeText, MAX_MANIFEST_BYTES, normalizeManifest, objectId, objectLabel, YAML_CODES } from './unit.js';
 import { validateAgainst } from './validate.js';
@@ -313,10 +313,11 @@ function noCases(f: YamlFile): PolicyTestFile {
 }
 
 /** Read a test file's bytes: problems (not text, too large, YAML, shape, invalid manifests) are diagnostics, never exceptions. */
-export function readPolicyTestFile(file: string, bytes: Uint8Array): PolicyTestFile {
+export function readPolicyTestFile(file: string, bytes: Uint8Array | TooLarge): PolicyTestFile {
   const f = new YamlFile(file, '');
-  if (bytes.length > MAX_MANIFEST_BYTES) {
-    f.report('BCN1003', `file is ${bytes.length.toLocaleString('en-US')} bytes; a policy test file may be at most ${MAX_MANIFEST_BYTES.toLocaleString('en-US')} bytes`, { line: 1, column: 1 });
+  const size = 'tooLarge' in bytes ? bytes.tooLarge : bytes.length;
+  if ('tooLarge' in bytes || size > MAX_MANIFEST_BYTES) {
+    f.report('BCN1003', `file is ${size.toLocaleString('en-US')} bytes; a policy test file may be at most ${MAX_MANIFEST_BYTES.toLocaleString('en-US')} bytes`, { line: 1, column: 1 });
     return noCases(f);
   }
   const decoded = decodeText(bytes);
@@ -540,7 +541,7 @@ export async function runPolicyTests(source: Source, result: CompileResult): Pro
   const results: PolicyTestResult[] = [];
   const diagnostics: Diagnostic[] = [];
   for (const entry of entries) {
-    const run = runPolicyTestFile(ws, readPolicyTestFile(entry.path, await source.read(entry)));
+    const run = runPolicyTestFile(ws, readPolicyTestFile(entry.path, await source.readAtMost(entry, MAX_MANIFEST_BYTES)));
     results.push(...run.results);
     diagnostics.push(...run.diagnostics);
   }
