@@ -9,6 +9,7 @@ import { join, relative, resolve, sep } from 'node:path';
 import { BeaconError } from '../common/index.js';
 import { gitBlobId } from './digest.js';
 import { type GitRepository } from './git.js';
+import { IGNORE_FILE, ignoreTest, type IgnoreTest } from './ignore.js';
 
 export interface SourceEntry {
   /** Path relative to the compiled folder, `/`-separated. */
@@ -63,6 +64,9 @@ export function fsReason(err: unknown): string {
   }
 }
 
+/** A `.beaconignore` larger than this is not read (it would be no list of paths a person wrote). */
+const MAX_IGNORE_BYTES = 1024 * 1024;
+
 /** Folders never compiled, from disk or from Git alike (dependencies, BeaconOS's own cache). */
 const SKIP_DIRS = new Set(['.git', 'node_modules', '.beacon']);
 
@@ -72,30 +76,48 @@ function skipped(path: string): boolean {
   return path.split('/').some((segment) => SKIP_DIRS.has(segment));
 }
 
+/** Is a path (from the repository root) left out of every compile: in a folder never compiled, or excluded by `.beaconignore`? */
+export function isExcluded(repoPath: string, ignored: IgnoreTest): boolean {
+  return skipped(repoPath) || ignored(repoPath);
+}
+
 /** A folder on disk (the working tree, uncommitted changes included). Only regular files are read; links are not followed. */
 export class DirSource implements Source {
   readonly kind = 'dir' as const;
   readonly path: string;
-  constructor(dir: string) {
+  /** The repository's root, whose `.beaconignore` applies. */
+  private readonly repoRoot: string;
+  /** @param repoRoot the repository's root folder. @default `dir` */
+  constructor(dir: string, repoRoot?: string) {
     this.path = resolve(dir);
+    this.repoRoot = repoRoot !== undefined ? resolve(repoRoot) : this.path;
   }
 
   async list(): Promise<SourceEntry[]> {
     const out: SourceEntry[] = [];
     const st = await stat(this.path).catch((err: unknown) => Promise.reject(new SourceError(`${this.path}: ${fsReason(err)}`)));
     if (!st.isDirectory()) throw new SourceError(`${this.path} is not a folder`);
-    await this.walk(this.path, out);
+    await this.walk(this.path, out, await this.ignored());
     return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
+  /** The repository's `.beaconignore` (read as carefully as any file: a FIFO there cannot hang the walk). */
+  async ignored(): Promise<IgnoreTest> {
+    const bytes = await this.readAtMost({ path: relative(this.path, join(this.repoRoot, IGNORE_FILE)) }, MAX_IGNORE_BYTES).catch(() => undefined);
+    if (bytes === undefined || 'tooLarge' in bytes) return ignoreTest(undefined);
+    return ignoreTest(Buffer.from(bytes).toString('utf8'), relative(this.repoRoot, this.path).split(sep).join('/'));
+  }
+
   /** Every regular file under `dir` into `out`; a folder that cannot be listed ends the walk with a SourceError. */
-  private async walk(dir: string, out: SourceEntry[]): Promise<void> {
+  private async walk(dir: string, out: SourceEntry[], ignored: IgnoreTest): Promise<void> {
     const entries = await readdir(dir, { withFileTypes: true }).catch((err: unknown) => Promise.reject(new SourceError(`cannot read the folder ${dir}: ${fsReason(err)}`)));
     for (const e of entries) {
+      const full = join(dir, e.name);
+      const repoPath = relative(this.repoRoot, full).split(sep).join('/');
       if (e.isDirectory()) {
-        if (!SKIP_DIRS.has(e.name)) await this.walk(join(dir, e.name), out);
-      } else if (e.isFile()) {
-        out.push({ path: relative(this.path, join(dir, e.name)).split(sep).join('/') });
+        if (!SKIP_DIRS.has(e.name) && !ignored(`${repoPath}/`)) await this.walk(full, out, ignored);
+      } else if (e.isFile() && !ignored(repoPath)) {
+        out.push({ path: relative(this.path, full).split(sep).join('/') });
       }
     }
   }
@@ -134,17 +156,26 @@ export class GitSource implements Source {
     readonly commit: string,
     readonly tree: string,
     readonly path: string,
+    private readonly ignored: IgnoreTest = ignoreTest(undefined),
   ) {}
 
   /** Resolve `ref` (branch, tag, sha, `HEAD~2`...) in the repository at `repoDir`; `folder` is relative to the repository root. */
   static async open(repo: GitRepository, ref: string, folder = ''): Promise<GitSource> {
     const commit = await repo.resolve(ref);
     const tree = await repo.treeOf(commit, folder);
-    return new GitSource(repo, commit, tree, folder);
+    return new GitSource(repo, commit, tree, folder, await GitSource.ignoredAt(repo, commit, folder));
+  }
+
+  /** The commit's own `.beaconignore`. */
+  static async ignoredAt(repo: GitRepository, commit: string, folder = ''): Promise<IgnoreTest> {
+    const oid = await repo.blobAt(commit, IGNORE_FILE);
+    const bytes = oid !== undefined ? atMost(await repo.readBlob(oid), MAX_IGNORE_BYTES) : undefined;
+    return ignoreTest(bytes !== undefined && !('tooLarge' in bytes) ? Buffer.from(bytes).toString('utf8') : undefined, folder);
   }
 
   async list(): Promise<SourceEntry[]> {
-    return (await this.repo.listTree(this.tree)).filter((e) => !skipped(e.path));
+    const prefix = this.path === '' ? '' : `${this.path}/`;
+    return (await this.repo.listTree(this.tree)).filter((e) => !skipped(e.path) && !this.ignored(prefix + e.path));
   }
 
   read(entry: SourceEntry): Promise<Uint8Array> {

@@ -14,7 +14,7 @@ import {
   summarize,
   type Project,
 } from '../../compiler/index.js';
-import { action, compileFolder, EXIT, formatOption, useColor, write, type SourceOptions } from '../common.js';
+import { action, compileFolder, EXIT, formatOption, pathFromHere, useColor, write, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
 
 interface Options extends SourceOptions {
@@ -84,12 +84,13 @@ export function registerValidate(program: Command): void {
               project,
               result.diagnostics.map((d) => d.file),
             );
-            const text = formatText(result.diagnostics, { readText, color, verbose: opts.verbose === true });
+            const text = formatText(result.diagnostics, { readText, color, verbose: opts.verbose === true, showPath: pathFromHere(project) });
             if (text) write(text);
             const audit = formatAudit(result.audit, color);
             if (audit) write(`${audit}\n`);
             const ms = Math.round(performance.now() - started);
-            write(formatSummary(summary, `in ${result.stats.manifests} files, ${result.bundle.objects.length} objects, ${result.bundle.graphs.length} workflows (${ms} ms)`, color));
+            const counts = `${result.stats.manifests} files, ${result.bundle.objects.length} objects, ${result.bundle.graphs.length} workflows (${ms} ms)`;
+            write(formatSummary(summary, project.file !== undefined ? `in ${pathFromHere(project)(project.file)} (compiled with its repository: ${counts})` : `in ${counts}`, color));
           }
         }
         return result.ok ? EXIT.ok : EXIT.findings;

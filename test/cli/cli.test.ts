@@ -235,7 +235,8 @@ describe('beacon validate on the golden corpus', () => {
     for (const [i, d] of shown.entries()) {
       const b = blocks[i]!;
       expect(b.header.startsWith(`${d.severity}[${d.code}]: `), b.header).toBe(true);
-      expect(b.location).toBe(`  --> ${d.file}:${d.line}:${d.column}`);
+      // Text paths are relative to the current folder (here the project's root), JSON's to the folder validated.
+      expect(b.location).toBe(`  --> ${dir}/${d.file}:${d.line}:${d.column}`);
       expect(b.frameLine, `no code frame for ${b.header}\n${text.stdout}`).toBe(d.line);
       expect(b.caretColumn, `caret of ${b.header}`).toBe(d.column);
     }
@@ -714,7 +715,7 @@ describe('hostile file names', () => {
     cpSync(join(dir, 'agents', 'triage.yaml'), join(dir, name));
     writeFileSync(join(dir, 'agents', 'triage.yaml'), '# moved\n');
 
-    const [text, sarif, { json }] = await Promise.all([beacon(['validate', dir]), beacon(['validate', dir, '--format', 'sarif']), validateJson([dir])]);
+    const [text, sarif, { json }] = await Promise.all([beacon(['validate', '.'], { cwd: dir }), beacon(['validate', dir, '--format', 'sarif']), validateJson([dir])]);
     expect(text.code, show(text)).toBe(1);
     expect(json.diagnostics.filter((d) => d.severity === 'error').every((d) => d.file === name)).toBe(true);
     expect(text.stdout).toContain(`  --> ${name}:8:3`);
