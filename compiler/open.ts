@@ -11,6 +11,7 @@ import { GitRepository } from './git.js';
 import { plan, type Plan } from './plan.js';
 import { DirSource, EmptySource, fsReason, GitSource, isExcluded, SourceError, type Source } from './source.js';
 import type { IgnoreTest } from './ignore.js';
+import { uncommittedFiles } from './worktree.js';
 import type { CompiledObject, CompileResult } from './types.js';
 
 export interface OpenOptions {
@@ -220,8 +221,10 @@ export async function planRefs(options: {
   head ??= await compile(headProject.source, { cache, admission: 'defer' });
   head = await admitCompiled(head, headProject.source, cache, oldObjects(base, head));
   const cacheError = cache.save();
+  const uncommitted = await uncommittedFiles(headProject.repository!, headProject.source, headProject.root);
+  const planned = plan(base, head);
   return {
-    plan: plan(base, head),
+    plan: uncommitted.length > 0 ? { ...planned, uncommitted } : planned,
     head,
     project: headProject,
     fromSnapshot: snapshot !== undefined && base.stats.manifests === 0,
