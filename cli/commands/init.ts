@@ -17,6 +17,11 @@ function templateDir(): string {
   throw new Error('starter template not found in the BeaconOS installation');
 }
 
+/** This installation's root folder (holding bin/beacon.js), to tell a new repository how to run it. */
+function installationRoot(): string {
+  return resolve(templateDir(), '..', '..', '..');
+}
+
 function errorCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
@@ -139,7 +144,8 @@ export function registerInit(program: Command): void {
     .action(
       action(async (dir: string, opts: { force?: boolean }) => {
         for (const line of initRepository(resolve(dir), opts.force === true)) write(line);
-        write(MSG.initDone(dir));
+        const root = installationRoot();
+        write(MSG.initDone(dir, join(root, 'bin', 'beacon.js'), root));
         return EXIT.ok;
       }),
     );
