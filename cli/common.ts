@@ -1,7 +1,8 @@
 /** What the commands share: exit codes, output helpers, the error boundary. */
 import { Option } from 'commander';
 import { BeaconError } from '../common/index.js';
-import { compileProject, openProject, SourceError } from '../compiler/index.js';
+import { join, relative, sep } from 'node:path';
+import { compileProject, openProject, SourceError, type Project } from '../compiler/index.js';
 import { MSG } from './messages.js';
 
 /** `waiting`: a run waits for a person's decision (`run`, `resume`). */
@@ -40,6 +41,12 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number>)
       process.exitCode = EXIT.usage;
     }
   };
+}
+
+/** A project's file as the user can open it: relative to the current folder (as typed paths are). */
+export function pathFromHere(project: Project): (file: string) => string {
+  const here = process.cwd();
+  return (file) => relative(here, join(project.root, file)).split(sep).join('/') || '.';
 }
 
 /** The options of a command that compiles a folder: `--ref`, `--repo`, `--no-cache`. */

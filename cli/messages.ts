@@ -20,7 +20,15 @@ export const MSG = {
   initCannotCreate: (dir: string, why: string) => `cannot create ${dir}: ${why}`,
   initSkipped: (file: string) => `skipped ${file}: it already exists`,
   initSkippedBlocked: (file: string, blocker: string) => `skipped ${file}: ${blocker} exists and is not a folder`,
-  initDone: (dir: string) => `Created a BeaconOS repository in ${dir}. Next: cd ${dir} && npx beacon validate`,
+  initDone: (dir: string, bin: string, checkout: string) =>
+    [
+      `Created a BeaconOS repository in ${dir}.`,
+      'Run the beacon command in it in one of these ways:',
+      `  node ${bin} validate (no setup)`,
+      `  cd ${checkout} && npm link, then: beacon validate (a global 'beacon' from this installation)`,
+      `  npm install --save-dev ${checkout}, then: npx beacon validate (in the repository's package.json)`,
+      `Next: cd ${dir}, validate, and run the policy tests (beacon policy test). Editors that use yaml-language-server check each manifest against schemas/.`,
+    ].join('\n'),
   policy: 'Test and debug Policies: run their <name>.test.yaml cases, or evaluate one on an object or a request.',
   policyTest: 'Run every <name>.test.yaml of a folder against its policies and print a table of the results.',
   policyEval: "Evaluate one policy on an object (--object) or a runtime request (--request), with every variable's value.",

@@ -15,7 +15,7 @@ import { inlineFiles, link, referencedFile, type LinkDoc, type PendingDiagnostic
 import { redactDiagnostic } from './secrets.js';
 import type { Source, SourceEntry } from './source.js';
 import { compiledObject, type Bundle, type CompiledObject, type CompileResult, type CompileStats, type FileUnit, type Snapshot } from './types.js';
-import { compileFile, decodeText, objectId, objectLabel } from './unit.js';
+import { compileFile, decodeText, MAX_MANIFEST_BYTES, objectId, objectLabel, tooLargeUnit } from './unit.js';
 import { COMPILER_VERSION } from './version.js';
 import { locate, parseWithPositions, positionInScalar, type SlowParse } from './yaml.js';
 
@@ -78,7 +78,9 @@ export async function compile(source: Source, options: CompileOptions = {}): Pro
   }
   const read = await mapLimit(misses, options.concurrency ?? 64, async (i): Promise<[SourceEntry, FileUnit]> => {
     const entry = manifests[i]!;
-    const bytes = await source.read(entry);
+    // The size limit applies before reading: a huge file in the folder is never read whole.
+    const bytes = await source.readAtMost(entry, MAX_MANIFEST_BYTES);
+    if ('tooLarge' in bytes) return [entry, tooLargeUnit(bytes.tooLarge)];
     const hit = cache.getUnit(entry.oid!);
     if (hit !== undefined) return [entry, hit];
     const unit = compileFile(bytes);

@@ -270,6 +270,15 @@ export class GitRepository {
     return tree;
   }
 
+  /** The blob id of the file at `path` (from the root) at a commit; undefined when no file is there. */
+  async blobAt(commit: string, path: string): Promise<string | undefined> {
+    const slash = path.lastIndexOf('/');
+    const tree = await this.treeOf(commit, path.slice(0, Math.max(0, slash))).catch((err: unknown) => (err instanceof SourceError ? undefined : Promise.reject(err)));
+    if (tree === undefined) return undefined;
+    const e = (await this.treeEntries(tree)).find((x) => x.path === path.slice(slash + 1));
+    return e !== undefined && e.tree !== true ? e.oid : undefined;
+  }
+
   /** Every file under a tree, recursively, with blob ids; sorted by path. */
   async listTree(oid: string): Promise<TreeListing> {
     const listing = await this.listTreeCached(oid);

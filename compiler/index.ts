@@ -4,7 +4,7 @@ export { CompileCache, type CachedFile } from './cache.js';
 export { CODES, type Code } from './codes.js';
 export { canonicalJson, digestOf, sha256 } from './digest.js';
 export { GitRepository } from './git.js';
-export { DirSource, GitSource, SourceError, type Source, type SourceEntry } from './source.js';
+export { DirSource, fsReason, GitSource, SourceError, type Source, type SourceEntry, type TooLarge } from './source.js';
 export { plan, type Plan, type PlanChange, type PlanConsequence } from './plan.js';
 export { COMPILER_VERSION, PACKAGE_VERSION } from './version.js';
 export { fieldPath } from './pointer.js';
@@ -17,7 +17,7 @@ export { compileProject, openProject, planRefs, type OpenOptions, type Project }
 export { admit, compilePolicyOnce, type AdmissionFinding, type AdmissionPolicy, type AuditEntry, type AdmitInput, type AdmitOutput } from './admission.js';
 export { admitCompiled } from './compile.js';
 export { referencedFile, type FileLookup } from './link.js';
-export { normalizeManifest, objectId, objectLabel, type ManifestProblem } from './unit.js';
+export { MAX_MANIFEST_BYTES, normalizeManifest, objectId, objectLabel, type ManifestProblem } from './unit.js';
 export { locate, parseWithPositions, positionInScalar } from './yaml.js';
 // Policy tests and evaluation (`beacon policy test`, `beacon policy eval`).
 export {

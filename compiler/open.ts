@@ -3,13 +3,15 @@
  * compile cache: the shared front door of the CLI, the GitHub Action and the
  * reconciler.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, type Stats } from 'node:fs';
 import { dirname, join, posix, relative, resolve, sep } from 'node:path';
 import { CompileCache } from './cache.js';
-import { admitCompiled, compile, resultFromSnapshot, snapshotKey } from './compile.js';
+import { admitCompiled, compile, isManifestPath, resultFromSnapshot, snapshotKey } from './compile.js';
 import { GitRepository } from './git.js';
 import { plan, type Plan } from './plan.js';
-import { DirSource, EmptySource, GitSource, SourceError, type Source } from './source.js';
+import { DirSource, EmptySource, fsReason, GitSource, isExcluded, SourceError, type Source } from './source.js';
+import type { IgnoreTest } from './ignore.js';
+import { uncommittedFiles } from './worktree.js';
 import type { CompiledObject, CompileResult } from './types.js';
 
 export interface OpenOptions {
@@ -34,6 +36,8 @@ export interface Project {
   prefix: string;
   /** The repository's root folder (the folder itself when it is in no repository): what `prefix` is relative to. */
   repoRoot: string;
+  /** The one manifest the command named, relative to `root`: the whole repository is compiled, only its findings reported. */
+  file?: string;
 }
 
 function findRepoRoot(from: string): string | undefined {
@@ -52,6 +56,15 @@ function openCache(option: string | false | undefined, repoRoot: string | undefi
   return dir !== undefined && dir !== '' ? CompileCache.open(dir) : CompileCache.memory();
 }
 
+/** What is at `path` (named `shown` to the user); a SourceError saying why when nothing can be. */
+function folderStat(path: string, shown: string): Stats {
+  try {
+    return statSync(path);
+  } catch (err) {
+    throw new SourceError(`${shown}: ${fsReason(err)}`);
+  }
+}
+
 const toPosix = (p: string): string => p.split(sep).join('/');
 
 /** `path`, or its nearest ancestor that exists (a folder may exist only in the commit being read). */
@@ -63,45 +76,86 @@ function nearestExisting(path: string): string {
 
 export async function openProject(options: OpenOptions = {}): Promise<Project> {
   const cwd = options.cwd ?? process.cwd();
-  if (options.ref === undefined) {
-    // The working tree: a folder, relative to --repo when that is given.
-    const folder = resolve(cwd, options.repo ?? '.', options.path ?? '.');
-    if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new SourceError(`${options.path ?? '.'}: no such folder`);
-    const repoRoot = findRepoRoot(folder);
-    const prefix = repoRoot !== undefined ? toPosix(relative(repoRoot, folder)) : '';
-    return { source: new DirSource(folder), cache: openCache(options.cacheDir, repoRoot), root: folder, prefix: prefix ? `${prefix}/` : '', repoRoot: repoRoot ?? folder };
+  return options.ref === undefined ? openOnDisk(options, cwd) : openAtCommit(options, options.ref, cwd);
+}
+
+/** The working tree: a folder (relative to --repo when that is given), or one manifest file in it. */
+async function openOnDisk(options: OpenOptions, cwd: string): Promise<Project> {
+  const shown = options.path ?? '.';
+  const target = resolve(cwd, options.repo ?? '.', shown);
+  const st = folderStat(target, shown);
+  if (st.isFile()) {
+    // One file: compiled with its whole repository, so that its references resolve; reported alone.
+    const repoRoot = findRepoRoot(dirname(target));
+    const root = repoRoot ?? dirname(target);
+    const source = new DirSource(root);
+    return onlyFile({ source, cache: openCache(options.cacheDir, repoRoot), root, prefix: '', repoRoot: root }, toPosix(relative(root, target)), shown, await source.ignored());
   }
+  if (!st.isDirectory()) throw new SourceError(`${shown}: not a folder, nor a manifest file`);
+  const repoRoot = findRepoRoot(target);
+  const prefix = repoRoot !== undefined ? toPosix(relative(repoRoot, target)) : '';
+  return { source: new DirSource(target, repoRoot), cache: openCache(options.cacheDir, repoRoot), root: target, prefix: prefix ? `${prefix}/` : '', repoRoot: repoRoot ?? target };
+}
+
+/** `project` narrowed to one of its files, which must be a manifest that is compiled. */
+function onlyFile(project: Project, file: string, shown: string, ignored: IgnoreTest): Project {
+  if (!isManifestPath(file)) throw new SourceError(`${shown}: not a manifest (a .yaml or .yml file; policy tests run with beacon policy test)`);
+  if (isExcluded(file, ignored)) throw new SourceError(`${shown} is not compiled: .beaconignore excludes it, or it is in a folder that never is (.git, node_modules, .beacon)`);
+  return { ...project, file };
+}
+
+/** A commit: `path` names a folder or a file of it, in the repository that holds it (as `git -C` finds it). */
+async function openAtCommit(options: OpenOptions, ref: string, cwd: string): Promise<Project> {
   // Without --repo, the repository is the one that holds the folder (as `git -C <folder>` finds it), else the current folder's.
   const named = options.path !== undefined && options.path !== '' ? nearestExisting(resolve(cwd, options.path)) : '.';
   const repoDir = resolve(cwd, options.repo ?? named);
   const repository = await GitRepository.open(repoDir);
   const cache = openCache(options.cacheDir, repository.dir);
   repository.attachStore(cache);
-  // A path is taken relative to the current folder when that is inside the repository, else relative to its root.
-  // The folder is the same one a run without --ref reads: `path` (relative to the current folder
-  // when that is inside the repository, else to its root), by default --repo or the current folder.
+  const folder = folderInRepository(options.path, repository.dir, repoDir, cwd);
+  const commit = await repository.resolve(ref);
+  if (folder !== '' && (await repository.blobAt(commit, folder)) !== undefined) {
+    const source = await GitSource.open(repository, commit, '');
+    const project = { source, cache, repository, root: repository.dir, prefix: '', repoRoot: repository.dir };
+    return onlyFile(project, folder, options.path ?? folder, await GitSource.ignoredAt(repository, commit));
+  }
+  const source = await GitSource.open(repository, commit, folder);
+  return { source, cache, repository, root: join(repository.dir, folder), prefix: folder ? `${folder}/` : '', repoRoot: repository.dir };
+}
+
+/**
+ * The folder a run without --ref reads, inside the repository: `path` (relative to the current folder
+ * when that is inside the repository, else to its root), by default --repo or the current folder.
+ */
+function folderInRepository(path: string | undefined, repositoryDir: string, repoDir: string, cwd: string): string {
   let folder: string;
-  if (options.path !== undefined && options.path !== '') {
-    const rel = toPosix(relative(repository.dir, resolve(cwd, options.path)));
-    folder = rel.startsWith('..') ? toPosix(options.path) : rel;
+  if (path !== undefined && path !== '') {
+    const rel = toPosix(relative(repositoryDir, resolve(cwd, path)));
+    folder = rel.startsWith('..') ? toPosix(path) : rel;
   } else {
-    const rel = toPosix(relative(repository.dir, repoDir));
+    const rel = toPosix(relative(repositoryDir, repoDir));
     folder = rel.startsWith('..') ? '' : rel;
   }
   folder = posix
     .normalize(folder)
     .replace(/^\.\/?$/, '')
     .replace(/\/$/, '');
-  if (folder.startsWith('../') || folder === '..') throw new SourceError(`${options.path}: outside the repository ${repository.dir}`);
-  const source = await GitSource.open(repository, options.ref, folder);
-  return { source, cache, repository, root: join(repository.dir, folder), prefix: folder ? `${folder.replace(/\/$/, '')}/` : '', repoRoot: repository.dir };
+  if (folder.startsWith('../') || folder === '..') throw new SourceError(`${path}: outside the repository ${repositoryDir}`);
+  return folder;
 }
 
 /** Compile a project and persist its cache (`cacheError` says why the cache could not be written). */
 export async function compileProject(project: Project): Promise<CompileResult & { cacheError?: string }> {
-  const result = await compile(project.source, { cache: project.cache });
+  const compiled = await compile(project.source, { cache: project.cache });
+  const result = project.file === undefined ? compiled : onlyFileResult(compiled, project.file);
   const cacheError = project.cache.save();
   return cacheError === undefined ? result : { ...result, cacheError };
+}
+
+/** What a compile found in one file: its diagnostics and audit entries alone (the bundle stays whole). */
+function onlyFileResult(result: CompileResult, file: string): CompileResult {
+  const diagnostics = result.diagnostics.filter((d) => d.file === file);
+  return { ...result, diagnostics, audit: result.audit.filter((a) => a.file === file), ok: !diagnostics.some((d) => d.severity === 'error') };
 }
 
 /**
@@ -167,5 +221,13 @@ export async function planRefs(options: {
   head ??= await compile(headProject.source, { cache, admission: 'defer' });
   head = await admitCompiled(head, headProject.source, cache, oldObjects(base, head));
   const cacheError = cache.save();
-  return { plan: plan(base, head), head, project: headProject, fromSnapshot: snapshot !== undefined && base.stats.manifests === 0, ...(cacheError !== undefined ? { cacheError } : {}) };
+  const uncommitted = await uncommittedFiles(headProject.repository!, headProject.source, headProject.root);
+  const planned = plan(base, head);
+  return {
+    plan: uncommitted.length > 0 ? { ...planned, uncommitted } : planned,
+    head,
+    project: headProject,
+    fromSnapshot: snapshot !== undefined && base.stats.manifests === 0,
+    ...(cacheError !== undefined ? { cacheError } : {}),
+  };
 }

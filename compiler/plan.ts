@@ -47,6 +47,8 @@ export interface Plan {
   /** Verdicts of `audit` policies on the head commit. */
   audit: AuditEntry[];
   ok: boolean;
+  /** Files of the planned folder whose working-tree content is not the head's (head is the checked-out commit): not in this plan. */
+  uncommitted?: string[];
 }
 
 /** JSON pointers where two normalized values differ (leaves; a whole subtree when one side lacks it). */

@@ -37,7 +37,7 @@ import { compareDiagnostics } from './compile.js';
 import { inlineFiles, referencedFile, type FileLookup } from './link/inline.js';
 import { fieldPath } from './pointer.js';
 import { redactDiagnostic, redactSecrets } from './secrets.js';
-import type { Source, SourceEntry } from './source.js';
+import type { Source, SourceEntry, TooLarge } from './source.js';
 import type { CompileResult } from './types.js';
 import { decodeText, fileRefs, MAX_MANIFEST_BYTES, normalizeManifest, objectId, objectLabel, YAML_CODES } from './unit.js';
 import { validateAgainst } from './validate.js';
@@ -354,10 +354,11 @@ function noCases(f: YamlFile): PolicyTestFile {
  * diagnostics, never exceptions. `lookup` finds the files its manifests name, relative to it in the
  * compiled folder (none when omitted).
  */
-export function readPolicyTestFile(file: string, bytes: Uint8Array, lookup?: FileLookup): PolicyTestFile {
+export function readPolicyTestFile(file: string, bytes: Uint8Array | TooLarge, lookup?: FileLookup): PolicyTestFile {
   const f = new YamlFile(file, '');
-  if (bytes.length > MAX_MANIFEST_BYTES) {
-    f.report('BCN1003', `file is ${bytes.length.toLocaleString('en-US')} bytes; a policy test file may be at most ${MAX_MANIFEST_BYTES.toLocaleString('en-US')} bytes`, { line: 1, column: 1 });
+  const size = 'tooLarge' in bytes ? bytes.tooLarge : bytes.length;
+  if ('tooLarge' in bytes || size > MAX_MANIFEST_BYTES) {
+    f.report('BCN1003', `file is ${size.toLocaleString('en-US')} bytes; a policy test file may be at most ${MAX_MANIFEST_BYTES.toLocaleString('en-US')} bytes`, { line: 1, column: 1 });
     return noCases(f);
   }
   const decoded = decodeText(bytes);
@@ -591,7 +592,7 @@ export async function runPolicyTests(source: Source, result: CompileResult): Pro
   const results: PolicyTestResult[] = [];
   const diagnostics: Diagnostic[] = [];
   for (const entry of entries) {
-    const bytes = await source.read(entry);
+    const bytes = await source.readAtMost(entry, MAX_MANIFEST_BYTES);
     const run = runPolicyTestFile(ws, await withSourceFiles(source, byPath, (lookup) => readPolicyTestFile(entry.path, bytes, lookup)));
     results.push(...run.results);
     diagnostics.push(...run.diagnostics);

@@ -102,20 +102,16 @@ function diag(code: Code, message: string, at: { line: number; column: number; e
   return { severity: CODES[code].severity, code, message, path: '', line: at.line, column: at.column, ...(at.endLine !== undefined ? { endLine: at.endLine, endColumn: at.endColumn } : {}), ...extra };
 }
 
+/** A manifest file of `size` bytes, over the limit: one diagnostic, nothing parsed. */
+export function tooLargeUnit(size: number): FileUnit {
+  const message = `file is ${size.toLocaleString('en-US')} bytes; manifest files may be at most ${MAX_MANIFEST_BYTES.toLocaleString('en-US')} bytes (${MAX_MANIFEST_BYTES / 1048576} MiB)`;
+  return { docs: [], diagnostics: [diag('BCN1003', message, { line: 1, column: 1 }, { hint: 'split it into several files, or move large text into a referenced file' })] };
+}
+
 /** Compile one file. Never throws on bad input. */
 export function compileFile(bytes: Uint8Array): FileUnit {
+  if (bytes.length > MAX_MANIFEST_BYTES) return tooLargeUnit(bytes.length);
   const diagnostics: LocalDiagnostic[] = [];
-  if (bytes.length > MAX_MANIFEST_BYTES) {
-    diagnostics.push(
-      diag(
-        'BCN1003',
-        `file is ${bytes.length.toLocaleString('en-US')} bytes; manifest files may be at most ${MAX_MANIFEST_BYTES.toLocaleString('en-US')} bytes (${MAX_MANIFEST_BYTES / 1048576} MiB)`,
-        { line: 1, column: 1 },
-        { hint: 'split it into several files, or move large text into a referenced file' },
-      ),
-    );
-    return { docs: [], diagnostics };
-  }
   const decoded = decodeText(bytes);
   if (!('text' in decoded)) {
     diagnostics.push(diag(decoded.code, decoded.message, decoded));

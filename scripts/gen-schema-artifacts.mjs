@@ -398,10 +398,39 @@ function generateReference() {
 }
 
 // ---------------------------------------------------------------------------
+// One self-contained schema per kind, for editors: the starter repository that
+// `beacon init` writes names them in each manifest's `# yaml-language-server:
+// $schema=` line. No `$id` and no reference to another file, so an editor
+// resolves nothing over the network (the `$id`s name a host that serves nothing).
+
+const COMMON_PREFIX = 'common.';
+
+/** `node` with its `$ref`s into common.schema.json (or, inside common, into itself) pointing at the copied `$defs`. */
+function localRefs(node, inCommon) {
+  if (Array.isArray(node)) return node.map((n) => localRefs(n, inCommon));
+  if (!isObject(node)) return node;
+  const out = {};
+  for (const [k, v] of Object.entries(node)) {
+    if (k === '$ref' && typeof v === 'string') {
+      const [file, pointer = ''] = v.split('#');
+      const intoCommon = file === 'common.schema.json' || (file === '' && inCommon);
+      out[k] = intoCommon ? `#/$defs/${COMMON_PREFIX}${pointer.replace(/^\/\$defs\//, '')}` : v;
+    } else out[k] = localRefs(v, inCommon);
+  }
+  return out;
+}
+
+function editorSchema(stem) {
+  const kind = localRefs(schemas[stem], false);
+  delete kind.$id;
+  const common = Object.entries(schemas.common.$defs).map(([name, def]) => [`${COMMON_PREFIX}${name}`, localRefs(def, true)]);
+  return `${JSON.stringify({ ...kind, $comment: HEADER, $defs: { ...kind.$defs, ...Object.fromEntries(common) } }, null, 2)}\n`;
+}
 
 const outputs = [
   ['schema/types.gen.ts', await generateTypes()],
   ['docs/reference.md', generateReference()],
+  ...KINDS.map(([, stem]) => [`cli/templates/starter/schemas/${stem}.schema.json`, editorSchema(stem)]),
 ];
 
 if (process.argv.includes('--check')) {

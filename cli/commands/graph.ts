@@ -1,7 +1,7 @@
 /** `beacon graph <tenant/workflow> [path] [--ref REF] [--format mermaid|dot|json]` */
 import type { Command } from 'commander';
 import { compileProject, formatText, openProject, toDot, toMermaid } from '../../compiler/index.js';
-import { action, EXIT, formatOption, UsageError, write } from '../common.js';
+import { action, EXIT, formatOption, pathFromHere, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
 import { textReader } from './validate.js';
 
@@ -32,6 +32,7 @@ export function registerGraph(program: Command): void {
                 project,
                 mine.map((d) => d.file),
               ),
+              showPath: pathFromHere(project),
             }),
           );
         }

@@ -3,6 +3,7 @@ import { constants, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync,
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { fsReason } from '../../compiler/index.js';
 import { action, EXIT, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
 
@@ -16,23 +17,57 @@ function templateDir(): string {
   throw new Error('starter template not found in the BeaconOS installation');
 }
 
+/** This installation's root folder (holding bin/beacon.js), to tell a new repository how to run it. */
+function installationRoot(): string {
+  return resolve(templateDir(), '..', '..', '..');
+}
+
 function errorCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
-/** `dir`'s stat, or undefined when it does not exist; a usage error when it, or a folder above it, is a file. */
-function folderStat(dir: string): Stats | undefined {
+/** The file a failed file-system call was writing (a copy's destination, else its path). */
+function failedPath(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  if ('dest' in err && typeof err.dest === 'string') return err.dest;
+  return 'path' in err && typeof err.path === 'string' ? err.path : undefined;
+}
+
+/**
+ * `dir`'s stat, or undefined when it does not exist, with the folders to create
+ * (outermost first); a usage error when it, or a folder above it, is a file or
+ * cannot be looked at.
+ */
+function folderStat(dir: string, missing: string[] = []): Stats | undefined {
   for (let p = dir; ; p = dirname(p)) {
     let st: Stats;
     try {
       st = statSync(p);
     } catch (err) {
       const code = errorCode(err);
-      if ((code === 'ENOENT' || code === 'ENOTDIR') && dirname(p) !== p) continue;
-      throw err;
+      if ((code === 'ENOENT' || code === 'ENOTDIR') && dirname(p) !== p) {
+        missing.unshift(p);
+        continue;
+      }
+      throw new UsageError(MSG.initCannotCreate(p, fsReason(err)));
     }
     if (!st.isDirectory()) throw new UsageError(MSG.initNotAFolder(p));
     return p === dir ? st : undefined;
+  }
+}
+
+/**
+ * Create `folders` one level at a time. Not `mkdir -p`: Node's recursive mkdir
+ * retries forever where mkdir fails with ENOENT under a folder that exists
+ * (/proc/x); here every failure is an answer.
+ */
+function createFolders(folders: readonly string[]): void {
+  for (const f of folders) {
+    try {
+      mkdirSync(f);
+    } catch (err) {
+      if (errorCode(err) !== 'EEXIST') throw new UsageError(MSG.initCannotCreate(f, fsReason(err)));
+    }
   }
 }
 
@@ -85,16 +120,18 @@ function copyMissing(from: string, to: string, rel: string, skipped: string[]): 
  * never overwritten. Returns one line per skipped file.
  */
 export function initRepository(dir: string, force = false): string[] {
-  const st = folderStat(dir);
+  const missing: string[] = [];
+  const st = folderStat(dir, missing);
   if (st !== undefined && !force && readdirSync(dir).length > 0) throw new UsageError(MSG.initNotEmpty(dir));
   const template = templateDir();
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (err) {
-    throw new UsageError(MSG.initCannotCreate(dir, (err as Error).message));
-  }
+  createFolders(missing);
   const skipped: string[] = [];
-  copyMissing(template, dir, '', skipped);
+  try {
+    copyMissing(template, dir, '', skipped);
+  } catch (err) {
+    // A read-only or special place (/proc, /sys): say which file could not be written, and why.
+    throw new UsageError(MSG.initCannotCreate(failedPath(err) ?? dir, fsReason(err)));
+  }
   return skipped;
 }
 
@@ -107,7 +144,8 @@ export function registerInit(program: Command): void {
     .action(
       action(async (dir: string, opts: { force?: boolean }) => {
         for (const line of initRepository(resolve(dir), opts.force === true)) write(line);
-        write(MSG.initDone(dir));
+        const root = installationRoot();
+        write(MSG.initDone(dir, join(root, 'bin', 'beacon.js'), root));
         return EXIT.ok;
       }),
     );

@@ -1,7 +1,7 @@
 /** `beacon plan --base REF --head REF [--repo PATH] [path] [--format text|json|markdown]` */
 import type { Command } from 'commander';
 import { formatText, planMarkdown, planRefs, planText } from '../../compiler/index.js';
-import { action, EXIT, formatOption, write } from '../common.js';
+import { action, EXIT, formatOption, pathFromHere, write } from '../common.js';
 import { MSG } from '../messages.js';
 import { textReader } from './validate.js';
 
@@ -38,6 +38,7 @@ export function registerPlan(program: Command): void {
                   project,
                   errors.map((d) => d.file),
                 ),
+                showPath: pathFromHere(project),
               }),
             );
           write(planText(plan));

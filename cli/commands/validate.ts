@@ -1,9 +1,20 @@
 /** `beacon validate [path] [--ref REF] [--format text|json|sarif|github]` */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { canonicalJson, DIAGNOSTIC_FORMATS, formatAudit, formatGithub, formatSarif, formatSummary, formatText, PACKAGE_VERSION, summarize, type Project } from '../../compiler/index.js';
-import { action, compileFolder, EXIT, formatOption, useColor, write, type SourceOptions } from '../common.js';
+import {
+  canonicalJson,
+  DIAGNOSTIC_FORMATS,
+  formatAudit,
+  formatGithub,
+  formatSarif,
+  formatSummary,
+  formatText,
+  MAX_MANIFEST_BYTES,
+  PACKAGE_VERSION,
+  summarize,
+  type Project,
+} from '../../compiler/index.js';
+import { action, compileFolder, EXIT, formatOption, pathFromHere, useColor, write, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
 
 interface Options extends SourceOptions {
@@ -14,28 +25,17 @@ interface Options extends SourceOptions {
 
 /**
  * Text of a file of the project, for code frames (blobs for Git sources).
- * Each file is read at most once, however many diagnostics point into it.
+ * Each file is read at most once, however many diagnostics point into it, and
+ * only up to the manifest size limit: a frame never reads a huge file whole.
  */
 export async function textReader(project: Project, files: string[]): Promise<(file: string) => string | null> {
   const texts = new Map<string, string | null>();
-  if (project.source.kind === 'dir') {
-    return (file) => {
-      let text = texts.get(file);
-      if (text === undefined) {
-        try {
-          text = readFileSync(join(project.root, file), 'utf8');
-        } catch {
-          text = null;
-        }
-        texts.set(file, text);
-      }
-      return text;
-    };
-  }
-  const entries = new Map((await project.source.list()).map((e) => [e.path, e]));
+  // A folder source reads any path; a Git source needs the blob id its listing gives.
+  const entries = project.source.kind === 'git' ? new Map((await project.source.list()).map((e) => [e.path, e])) : undefined;
   for (const f of new Set(files)) {
-    const e = entries.get(f);
-    texts.set(f, e ? Buffer.from(await project.source.read(e)).toString('utf8') : null);
+    const entry = entries !== undefined ? entries.get(f) : { path: f };
+    const bytes = entry !== undefined ? await project.source.readAtMost(entry, MAX_MANIFEST_BYTES).catch(() => null) : null;
+    texts.set(f, bytes !== null && !('tooLarge' in bytes) ? Buffer.from(bytes).toString('utf8') : null);
   }
   return (file) => texts.get(file) ?? null;
 }
@@ -84,12 +84,13 @@ export function registerValidate(program: Command): void {
               project,
               result.diagnostics.map((d) => d.file),
             );
-            const text = formatText(result.diagnostics, { readText, color, verbose: opts.verbose === true });
+            const text = formatText(result.diagnostics, { readText, color, verbose: opts.verbose === true, showPath: pathFromHere(project) });
             if (text) write(text);
             const audit = formatAudit(result.audit, color);
             if (audit) write(`${audit}\n`);
             const ms = Math.round(performance.now() - started);
-            write(formatSummary(summary, `in ${result.stats.manifests} files, ${result.bundle.objects.length} objects, ${result.bundle.graphs.length} workflows (${ms} ms)`, color));
+            const counts = `${result.stats.manifests} files, ${result.bundle.objects.length} objects, ${result.bundle.graphs.length} workflows (${ms} ms)`;
+            write(formatSummary(summary, project.file !== undefined ? `in ${pathFromHere(project)(project.file)} (compiled with its repository: ${counts})` : `in ${counts}`, color));
           }
         }
         return result.ok ? EXIT.ok : EXIT.findings;

@@ -33,6 +33,8 @@ export interface TextOptions {
   color?: boolean;
   /** Include `info` diagnostics. @default false */
   verbose?: boolean;
+  /** How a diagnostic's file is printed (the CLI: relative to the current folder). @default as it is */
+  showPath?: (file: string) => string;
 }
 
 const ANSI = { red: 31, green: 32, yellow: 33, blue: 34, cyan: 36, dim: 2, bold: 1 } as const;
@@ -127,14 +129,15 @@ export function formatText(diagnostics: readonly Diagnostic[], options: TextOpti
     }
     return lines;
   };
+  const show = options.showPath ?? ((file: string) => file);
   for (const d of diagnostics) {
     if (d.severity === 'info' && !options.verbose) continue;
     out.push(`${paint(color, SEVERITY_COLOR[d.severity], `${d.severity}[${d.code}]`)}${paint(color, 'bold', `: ${printable(d.message)}`)}`);
-    out.push(`  ${paint(color, 'cyan', '-->')} ${printablePath(d.file)}:${d.line}:${d.column}`);
+    out.push(`  ${paint(color, 'cyan', '-->')} ${printablePath(show(d.file))}:${d.line}:${d.column}`);
     const lines = linesOf(d.file);
     if (lines) for (const l of codeFrame(lines, d, color)) out.push(`   ${l}`);
     if (d.hint) out.push(`   ${paint(color, 'cyan', '=')} hint: ${printable(d.hint)}`);
-    for (const r of d.related ?? []) out.push(`   ${paint(color, 'cyan', '=')} related: ${printablePath(r.file)}:${r.line}:${r.column}: ${printable(r.message)}`);
+    for (const r of d.related ?? []) out.push(`   ${paint(color, 'cyan', '=')} related: ${printablePath(show(r.file))}:${r.line}:${r.column}: ${printable(r.message)}`);
     out.push('');
   }
   return out.join('\n');

@@ -12,6 +12,8 @@ function short(d?: string): string {
 export function planText(p: Plan): string {
   const out: string[] = [];
   out.push(`Plan ${p.base.commit?.slice(0, 12) ?? 'base'}..${p.head.commit?.slice(0, 12) ?? 'head'}: ${p.changes.length} object${p.changes.length === 1 ? '' : 's'} changed`);
+  const note = uncommittedNote(p);
+  if (note !== undefined) out.push(`note: ${note}`);
   for (const c of p.changes) {
     out.push(`  ${SYMBOL[c.action]} ${c.id}  (${c.file}:${c.line})  ${short(c.digestBefore)} → ${short(c.digestAfter)}`);
     for (const path of c.paths.slice(0, 20)) out.push(`      ${fieldPath(path)}`);
@@ -32,6 +34,33 @@ function md(s: string): string {
   return s.replace(/[|\\`*_<>[\]]/g, (c) => `\\${c}`);
 }
 
+/** Most problems a comment lists; the rest are counted. */
+const MAX_LISTED_PROBLEMS = 50;
+
+/** The errors and warnings the summary line counts, errors first: a reader sees what to fix. */
+function problemsMarkdown(p: Plan): string[] {
+  const problems = [...p.diagnostics.filter((d) => d.severity === 'error'), ...p.diagnostics.filter((d) => d.severity === 'warning')];
+  if (problems.length === 0) return [];
+  const out = ['**Problems**', '', '| | code | where | message |', '|---|---|---|---|'];
+  for (const d of problems.slice(0, MAX_LISTED_PROBLEMS)) out.push(`| ${d.severity === 'error' ? '❌' : '⚠️'} | ${d.code} | ${md(d.file)}:${d.line}:${d.column} | ${md(d.message)} |`);
+  if (problems.length > MAX_LISTED_PROBLEMS) out.push('', `… and ${problems.length - MAX_LISTED_PROBLEMS} more (run \`beacon validate\` on the head for all of them)`);
+  out.push('');
+  return out;
+}
+
+/** Files of the working tree that differ from the head commit: what the plan does not show. */
+function uncommittedNote(p: Plan): string | undefined {
+  const files = p.uncommitted ?? [];
+  if (files.length === 0) return undefined;
+  const shown = files.slice(0, 10).join(', ') + (files.length > 10 ? `, … ${files.length - 10} more` : '');
+  return `${files.length} file${files.length === 1 ? ' has' : 's have'} uncommitted changes, which are not in this plan (it reads commits; commit them to plan them): ${shown}`;
+}
+
+function uncommittedMarkdown(p: Plan): string[] {
+  const note = uncommittedNote(p);
+  return note === undefined ? [] : [`> ⚠️ ${md(note)}`, ''];
+}
+
 export function planMarkdown(p: Plan): string {
   const out: string[] = [];
   const errors = p.diagnostics.filter((d) => d.severity === 'error').length;
@@ -43,6 +72,7 @@ export function planMarkdown(p: Plan): string {
     `${errors === 0 ? '✅' : '❌'} ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'} · ${p.changes.length} object${p.changes.length === 1 ? '' : 's'} changed · ${rollouts} agent rollout${rollouts === 1 ? '' : 's'} · ${p.workflows.length} workflow${p.workflows.length === 1 ? '' : 's'} affected`,
     '',
   );
+  out.push(...uncommittedMarkdown(p), ...problemsMarkdown(p));
   if (p.changes.length) {
     out.push('| | object | file | fields |', '|---|---|---|---|');
     for (const c of p.changes) {

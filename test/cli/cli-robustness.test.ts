@@ -67,7 +67,7 @@ describe('validate --format text on a file with very many diagnostics', () => {
     // A modest heap (as on a small CI runner): a quadratic renderer that keeps a copy of the file per
     // diagnostic dies with "Reached heap limit"; a linear one needs a few tens of megabytes.
     const started = Date.now();
-    const r = await beacon(['validate', dir], { timeoutMs: 20_000, env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=256`.trim() } });
+    const r = await beacon(['validate', '.'], { cwd: dir, timeoutMs: 20_000, env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=256`.trim() } });
     const ms = Date.now() - started;
     expect(r.signal, `killed after ${ms} ms\n${show(r)}`).toBeNull();
     expect(r.code, show(r)).toBe(1);
