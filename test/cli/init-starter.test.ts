@@ -71,7 +71,7 @@ describe('beacon init', () => {
 });
 
 describe('the project stands on its own', () => {
-  it('no tracked file refers to ../shared (a folder beside the checkout that users do not have)', () => {
+  it('no tracked file refers to the shared folder beside the checkout (users do not have it)', () => {
     const files = execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' }).split('\0').filter(Boolean);
     expect(files.length).toBeGreaterThan(100);
     const needle = ['..', 'shared'].join('/');
