@@ -2,7 +2,7 @@
 import { Option } from 'commander';
 import { BeaconError } from '../common/index.js';
 import { join, relative, sep } from 'node:path';
-import { compileProject, openProject, SourceError, type Project } from '../compiler/index.js';
+import { compileProject, openProject, SourceError, type OpenOptions, type Project } from '../compiler/index.js';
 import { MSG } from './messages.js';
 
 /** `waiting`: a run waits for a person's decision (`run`, `resume`). */
@@ -58,8 +58,9 @@ export interface SourceOptions {
 }
 
 /** Open and compile the folder a command names; a cache that cannot be written is a warning on stderr. */
-export async function compileFolder(path: string | undefined, opts: SourceOptions) {
+export async function compileFolder(path: string | undefined, opts: SourceOptions, open: Pick<OpenOptions, 'wholeRepository'> = {}) {
   const project = await openProject({
+    ...open,
     ...(path !== undefined ? { path } : {}),
     ...(opts.ref !== undefined ? { ref: opts.ref } : {}),
     ...(opts.repo !== undefined ? { repo: opts.repo } : {}),

@@ -24,6 +24,13 @@ export interface OpenOptions {
   /** Cache folder; `false` for none. @default $BEACON_CACHE_DIR, else `.beacon/cache` in the repository */
   cacheDir?: string | false;
   cwd?: string;
+  /**
+   * Compile the whole repository that holds the folder (its `.beaconignore` applied), and keep the
+   * folder as the project's `scope`: what `beacon policy test <folder>` needs, since a policy's cases
+   * read objects wherever they live. A folder the `.beaconignore` excludes, or in no repository, is
+   * compiled alone.
+   */
+  wholeRepository?: boolean;
 }
 
 export interface Project {
@@ -38,6 +45,8 @@ export interface Project {
   repoRoot: string;
   /** The one manifest the command named, relative to `root`: the whole repository is compiled, only its findings reported. */
   file?: string;
+  /** The folder the command named, relative to `root` (`sub/dir/`), when the whole repository is compiled for it (`wholeRepository`). */
+  scope?: string;
 }
 
 function findRepoRoot(from: string): string | undefined {
@@ -94,7 +103,18 @@ async function openOnDisk(options: OpenOptions, cwd: string): Promise<Project> {
   if (!st.isDirectory()) throw new SourceError(`${shown}: not a folder, nor a manifest file`);
   const repoRoot = findRepoRoot(target);
   const prefix = repoRoot !== undefined ? toPosix(relative(repoRoot, target)) : '';
-  return { source: new DirSource(target, repoRoot), cache: openCache(options.cacheDir, repoRoot), root: target, prefix: prefix ? `${prefix}/` : '', repoRoot: repoRoot ?? target };
+  const cache = openCache(options.cacheDir, repoRoot);
+  if (options.wholeRepository === true && repoRoot !== undefined && prefix !== '') {
+    const source = new DirSource(repoRoot);
+    const scoped = withScope({ source, cache, root: repoRoot, prefix: '', repoRoot }, prefix, await source.ignored());
+    if (scoped !== undefined) return scoped;
+  }
+  return { source: new DirSource(target, repoRoot), cache, root: target, prefix: prefix ? `${prefix}/` : '', repoRoot: repoRoot ?? target };
+}
+
+/** The whole repository's `project`, scoped to `folder` of it; undefined when its `.beaconignore` excludes the folder. */
+function withScope(project: Project, folder: string, ignored: IgnoreTest): Project | undefined {
+  return isExcluded(`${folder}/`, ignored) ? undefined : { ...project, scope: `${folder}/` };
 }
 
 /** `project` narrowed to one of its files, which must be a manifest that is compiled. */
@@ -118,6 +138,11 @@ async function openAtCommit(options: OpenOptions, ref: string, cwd: string): Pro
     const source = await GitSource.open(repository, commit, '');
     const project = { source, cache, repository, root: repository.dir, prefix: '', repoRoot: repository.dir };
     return onlyFile(project, folder, options.path ?? folder, await GitSource.ignoredAt(repository, commit));
+  }
+  if (options.wholeRepository === true && folder !== '') {
+    const whole = { source: await GitSource.open(repository, commit, ''), cache, repository, root: repository.dir, prefix: '', repoRoot: repository.dir };
+    const scoped = withScope(whole, folder, await GitSource.ignoredAt(repository, commit));
+    if (scoped !== undefined) return scoped;
   }
   const source = await GitSource.open(repository, commit, folder);
   return { source, cache, repository, root: join(repository.dir, folder), prefix: folder ? `${folder}/` : '', repoRoot: repository.dir };

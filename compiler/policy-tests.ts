@@ -551,8 +551,11 @@ export function runPolicyTestFile(ws: PolicyWorkspace, test: PolicyTestFile): { 
         reason: `policy ${policy.name} is a${policy.compiled.phase === 'admission' ? 'n' : ''} ${policy.compiled.phase} policy: its cases give ${want}`,
       };
     }
-    const d = policy.compiled.evaluate(bindingsFor(ws, c.input));
-    const reason = checkVerdict(d, c.expected, c.message);
+    const bindings = bindingsFor(ws, c.input);
+    const d = policy.compiled.evaluate(bindings);
+    const verdict = checkVerdict(d, c.expected, c.message);
+    const missing = verdict !== undefined ? missingObjects(c.input, bindings) : [];
+    const reason = missing.length > 0 ? `${verdict}: cannot be evaluated here, ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not in the repository nor the case's resources` : verdict;
     // What a policy says may quote the object; a secret in it is not printed in full.
     return {
       ...base,
@@ -566,6 +569,19 @@ export function runPolicyTestFile(ws: PolicyWorkspace, test: PolicyTestFile): { 
   return { results, diagnostics };
 }
 
+/** The objects a case's input names that its bindings could not find (`Tenant acme`, `Agent acme/triage`). */
+function missingObjects(input: AdmissionInput | RuntimeInput, bindings: AdmissionBindings | RuntimeBindings): string[] {
+  if ('object' in input) {
+    const self = known(input.object);
+    return self.kind !== 'Tenant' && self.tenant !== undefined && bindings.tenant === null ? [`Tenant ${self.tenant}`] : [];
+  }
+  const { tenant, agent } = input.request;
+  const out: string[] = [];
+  if (tenant !== undefined && bindings.tenant === null) out.push(`Tenant ${tenant}`);
+  if (tenant !== undefined && agent !== undefined && 'agent' in bindings && bindings.agent === null) out.push(`Agent ${agent.includes('/') ? agent : `${tenant}/${agent}`}`);
+  return out;
+}
+
 function bindingsFor(ws: PolicyWorkspace, input: AdmissionInput | RuntimeInput): AdmissionBindings | RuntimeBindings {
   return 'object' in input ? admissionBindings(ws, input) : runtimeBindings(ws, input);
 }
@@ -575,20 +591,21 @@ function bindingsFor(ws: PolicyWorkspace, input: AdmissionInput | RuntimeInput):
  * beside test files where their policies should be): a policy that does not
  * compile fails `beacon policy test` even when it has no tests.
  */
-function policyDiagnostics(ws: PolicyWorkspace, testFiles: readonly string[]): Diagnostic[] {
+function policyDiagnostics(ws: PolicyWorkspace, testFiles: readonly string[], scope: string): Diagnostic[] {
   const siblings = new Set(testFiles.flatMap(policyFilesBeside));
-  return ws.diagnostics.filter((d) => d.severity !== 'info' && (d.object?.startsWith('Policy/') === true || siblings.has(d.file)));
+  return ws.diagnostics.filter((d) => d.severity !== 'info' && ((d.object?.startsWith('Policy/') === true && d.file.startsWith(scope)) || siblings.has(d.file)));
 }
 
 /**
- * Run every `*.test.yaml` of a compiled source. Never throws on bad input:
- * malformed test files are diagnostics; only an unreadable source throws.
+ * Run every `*.test.yaml` of a compiled source, or of its folder `scope` (`sub/dir/`): the cases
+ * read every object the source compiled. Never throws on bad input: malformed test files are
+ * diagnostics; only an unreadable source throws.
  */
-export async function runPolicyTests(source: Source, result: CompileResult): Promise<PolicyTestReport> {
+export async function runPolicyTests(source: Source, result: CompileResult, scope = ''): Promise<PolicyTestReport> {
   const ws = policyWorkspace(result);
   const all = await source.list();
   const byPath = new Map(all.map((e) => [e.path, e]));
-  const entries = all.filter((e) => isPolicyTestPath(e.path));
+  const entries = all.filter((e) => isPolicyTestPath(e.path) && e.path.startsWith(scope));
   const results: PolicyTestResult[] = [];
   const diagnostics: Diagnostic[] = [];
   for (const entry of entries) {
@@ -602,6 +619,7 @@ export async function runPolicyTests(source: Source, result: CompileResult): Pro
     ...policyDiagnostics(
       ws,
       entries.map((e) => e.path),
+      scope,
     ),
   );
   diagnostics.sort(compareDiagnostics);
@@ -665,38 +683,38 @@ export function policiesInFile(ws: PolicyWorkspace, file: string): string[] {
   return inFile.sort();
 }
 
-/** The input files of an evaluation read (diagnostics for every problem), or undefined where they are not usable. */
+/**
+ * The inputs of `beacon policy eval`: each document of the `object` (or `request`) file is one
+ * input, evaluated on its own; an object's `oldObject` is the document of the same identity in the
+ * `oldObject` file (or its only document, when both files hold one); `resources` hold any number.
+ * Problems are diagnostics at their positions, and then there is no input.
+ */
 export function readEvalInput(files: { object?: InputFile; oldObject?: InputFile; request?: InputFile; resources?: readonly InputFile[] }): {
-  input?: AdmissionInput | RuntimeInput;
+  inputs: (AdmissionInput | RuntimeInput)[];
   diagnostics: Diagnostic[];
 } {
   const diagnostics: Diagnostic[] = [];
   let ok = true;
-  /** Every document of a file; `single` files must hold exactly one. */
-  const read = <T>(given: InputFile, single: boolean, each: (f: YamlFile, doc: number, data: unknown) => T | undefined): T[] => {
+  /** Every document of a file (an empty file is a problem). */
+  const read = <T>(given: InputFile, each: (f: YamlFile, doc: number, data: unknown) => T | undefined): T[] => {
     const f = new YamlFile(given.file, given.text, given.files);
     const docs = f.documents().filter((d) => d.data !== null && d.data !== undefined);
-    if (f.diagnostics.length === 0 && (docs.length === 0 || (single && docs.length > 1))) {
-      f.report(
-        'BCN2003',
-        docs.length === 0 ? `${given.file} is empty` : `${given.file} holds ${docs.length} documents; give one`,
-        docs[1] !== undefined ? { line: docs[1].line, column: docs[1].column } : { line: 1, column: 1 },
-      );
-    }
+    if (f.diagnostics.length === 0 && docs.length === 0) f.report('BCN2003', `${given.file} is empty`, { line: 1, column: 1 });
     const out = f.diagnostics.length === 0 ? docs.map((d) => each(f, d.index, d.data)) : [];
     diagnostics.push(...f.diagnostics);
     if (f.diagnostics.some((d) => d.severity === 'error')) ok = false;
     return out.filter((x): x is T => x !== undefined);
   };
   const manifest = (f: YamlFile, doc: number, data: unknown) => f.manifest(doc, '', data);
-  const resources = (files.resources ?? []).flatMap((r) => read(r, false, manifest));
+  const resources = (files.resources ?? []).flatMap((r) => read(r, manifest));
   if (files.request !== undefined) {
-    const [request] = read(files.request, true, (f, doc, data) => f.request(doc, '', data));
-    return ok && request !== undefined ? { input: { request, resources }, diagnostics } : { diagnostics };
+    const requests = read(files.request, (f, doc, data) => f.request(doc, '', data));
+    return { inputs: ok ? requests.map((request) => ({ request, resources })) : [], diagnostics };
   }
-  const [object] = files.object !== undefined ? read(files.object, true, manifest) : [];
-  const [oldObject] = files.oldObject !== undefined ? read(files.oldObject, true, manifest) : [];
-  return ok && object !== undefined ? { input: { object, oldObject: oldObject ?? null, resources }, diagnostics } : { diagnostics };
+  const objects = files.object !== undefined ? read(files.object, manifest) : [];
+  const olds = files.oldObject !== undefined ? read(files.oldObject, manifest) : [];
+  const oldOf = (object: JsonObject): JsonObject | null => (objects.length === 1 && olds.length === 1 ? olds[0]! : (olds.find((o) => idOf(known(o)) === idOf(known(object))) ?? null));
+  return { inputs: ok ? objects.map((object) => ({ object, oldObject: oldOf(object), resources })) : [], diagnostics };
 }
 
 /**

@@ -18,12 +18,13 @@ import {
   runPolicyTests,
   type AdmissionPolicy,
   type InputFile,
+  type PolicyEvaluation,
   type PolicyWorkspace,
   type Project,
   type ReferencedFiles,
 } from '../../compiler/index.js';
 import type { Diagnostic } from '../../schema/index.js';
-import { action, compileFolder, EXIT, formatOption, UsageError, useColor, write, type SourceOptions } from '../common.js';
+import { action, compileFolder, EXIT, formatOption, pathFromHere, UsageError, useColor, write, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
 import { textReader } from './validate.js';
 
@@ -37,7 +38,7 @@ async function diagnosticsText(project: Project, diagnostics: readonly Diagnosti
     diagnostics.map((d) => d.file),
   );
   const given = new Map(extra.map((f) => [f.file, f.text]));
-  return formatText(diagnostics, { readText: (file) => given.get(file) ?? projectText(file), color: useColor() });
+  return formatText(diagnostics, { readText: (file) => given.get(file) ?? projectText(file), color: useColor(), showPath: (file) => (given.has(file) ? file : pathFromHere(project)(file)) });
 }
 
 function withSourceOptions(command: Command): Command {
@@ -51,13 +52,13 @@ export function registerPolicy(program: Command): void {
     policy.command('test').description(MSG.policyTest).argument('[path]', 'folder of the policies and their tests (default: the current folder, or the repository with --repo)'),
   ).action(
     action(async (path: string | undefined, opts: SourceOptions & { format: Format }) => {
-      const { project, result } = await compileFolder(path, opts);
-      const report = await runPolicyTests(project.source, result);
+      const { project, result } = await compileFolder(path, opts, { wholeRepository: true });
+      const report = await runPolicyTests(project.source, result, project.scope);
       if (opts.format === 'json') {
         write(JSON.stringify({ version: 1, ...report }));
       } else {
         if (report.diagnostics.length > 0) write(`${await diagnosticsText(project, report.diagnostics)}\n`);
-        write(formatPolicyTests(report, useColor()));
+        write(formatPolicyTests(report, useColor(), pathFromHere(project)));
       }
       return report.ok ? EXIT.ok : EXIT.findings;
     }),
@@ -102,15 +103,19 @@ export function registerPolicy(program: Command): void {
       if ('broken' in found) return fail(found.broken, found.name);
       const phase = found.compiled.phase;
       if ((phase === 'admission') !== (opts.object !== undefined)) throw new UsageError(MSG.evalWrongPhase(found.name, phase));
-      const { input, diagnostics } = readEvalInput(files);
-      if (input === undefined) return fail(diagnostics, found.name);
-      const e = evaluatePolicy(ws, found, input);
-      const ok = e.outcome === 'allow' || e.outcome === 'skip';
+      const { inputs, diagnostics } = readEvalInput(files);
+      if (inputs.length === 0) return fail(diagnostics, found.name);
+      // Each document of the file on its own: one evaluation each.
+      const evaluations = inputs.map((input) => evaluatePolicy(ws, found, input));
+      const passes = (e: PolicyEvaluation): boolean => e.outcome === 'allow' || e.outcome === 'skip';
+      const ok = evaluations.every(passes);
       if (opts.format === 'json') {
-        write(JSON.stringify({ version: 1, ok, ...e, variables: celJson(e.variables), diagnostics }));
+        const asJson = evaluations.map((e) => ({ ok: passes(e), ...e, variables: celJson(e.variables) }));
+        const [only] = asJson;
+        write(JSON.stringify(asJson.length === 1 && only !== undefined ? { version: 1, ...only, diagnostics } : { version: 1, ok, policy: found.name, evaluations: asJson, diagnostics }));
       } else {
         if (diagnostics.length > 0) write(await diagnosticsText(project, diagnostics, given));
-        write(formatPolicyEvaluation(e, useColor()));
+        write(evaluations.map((e) => formatPolicyEvaluation(e, useColor())).join('\n'));
       }
       return ok ? EXIT.ok : EXIT.findings;
     }),

@@ -76,8 +76,8 @@ function reasonOf(r: PolicyTestResult): string {
   return r.error !== undefined ? cell(`Ok (evaluation error: ${r.error})`, MAX_REASON) : 'Ok';
 }
 
-/** The results as one table per test file, then the summary line. */
-export function formatPolicyTests(report: PolicyTestReport, color = false): string {
+/** The results as one table per test file (named by `showPath`), then the summary line. */
+export function formatPolicyTests(report: PolicyTestReport, color = false, showPath: (file: string) => string = (file) => file): string {
   const out: string[] = [];
   const byFile = new Map<string, PolicyTestResult[]>();
   for (const r of report.results) {
@@ -87,7 +87,7 @@ export function formatPolicyTests(report: PolicyTestReport, color = false): stri
   }
   for (const [file, results] of byFile) {
     const inputs = new Set(results.map((r) => r.input));
-    out.push(`Test results for ${printablePath(file)}:`);
+    out.push(`Test results for ${printablePath(showPath(file))}:`);
     const rows = results.map((r, i) => [String(i + 1), cell(r.policy), cell(r.case), cell(r.target), r.expected, r.pass ? 'Pass' : 'Fail', reasonOf(r)]);
     out.push(
       ...table(['ID', 'POLICY', 'CASE', inputs.size > 1 ? 'OBJECT/REQUEST' : inputs.has('request') ? 'REQUEST' : 'OBJECT', 'EXPECTED', 'RESULT', 'REASON'], rows, color, (row, col, text) =>

@@ -5,7 +5,7 @@
  * table, the JSON documents, the evaluation's variables, and usage errors.
  */
 import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { beacon, removeTemps, ROOT, STACK_TRACE, tempDir, trackTemp, type RunResult } from '../helpers/cli.js';
 import { commit, newRepo } from '../helpers/git.js';
@@ -68,11 +68,11 @@ describe('beacon policy test', () => {
     const r = await beacon(['policy', 'test', 'examples']);
     expect(r.code, show(r)).toBe(0);
     expect(r.stderr).toBe('');
-    for (const p of EXAMPLE_POLICIES) expect(r.stdout, p).toContain(`Test results for policies/${p}.test.yaml:`);
+    for (const p of EXAMPLE_POLICIES) expect(r.stdout, p).toContain(`Test results for examples/policies/${p}.test.yaml:`);
     expect(r.stdout).toMatch(/│ ID │ POLICY +│ CASE +│ OBJECT +│ EXPECTED │ RESULT │ REASON +│/);
     expect(r.stdout).toMatch(/│ ID │ POLICY +│ CASE +│ REQUEST +│ EXPECTED │ RESULT │ REASON +│/);
     expect(r.stdout.split('\n').filter((l) => l.length > 120)).toEqual([]);
-    const egress = r.stdout.slice(r.stdout.indexOf('Test results for policies/egress-allowlist.test.yaml:'));
+    const egress = r.stdout.slice(r.stdout.indexOf('Test results for examples/policies/egress-allowlist.test.yaml:'));
     expect(row(egress, 1)).toEqual(['1', 'egress-allowlist', 'egress to an Acme host is allowed', 'egress acme-support/resolver crm.acme.example', 'allow', 'Pass', 'Ok'].map(squash));
     expect(r.stdout).not.toContain('Fail');
     expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`^✔ \\d+ passed, 0 failed \\(${EXAMPLE_POLICIES.length} files\\)$`));
@@ -86,7 +86,7 @@ describe('beacon policy test', () => {
     expect(json.summary).toEqual({ passed: json.results.length, failed: 0, files: EXAMPLE_POLICIES.length, errors: 0 });
     expect(new Set(json.results.map((x) => x.policy))).toEqual(new Set(EXAMPLE_POLICIES));
     const denied = json.results.find((x) => x.policy === 'egress-allowlist' && x.expected === 'deny')!;
-    expect(denied).toMatchObject({ file: 'policies/egress-allowlist.test.yaml', actual: 'deny', pass: true, messages: [expect.stringContaining('is not on the allow-list')] });
+    expect(denied).toMatchObject({ file: 'examples/policies/egress-allowlist.test.yaml', actual: 'deny', pass: true, messages: [expect.stringContaining('is not on the allow-list')] });
     expect(denied.reason).toBeUndefined();
   });
 
@@ -116,12 +116,59 @@ describe('beacon policy test', () => {
     expect(json.results[0]).toMatchObject({ case: 'carol is fine', expected: 'allow', actual: 'deny', pass: false, reason: expect.stringMatching(/^got deny: /) });
   });
 
+  describe('reads the objects of the repository that holds the folder, wherever the policies live', () => {
+    let repo: string;
+    beforeAll(() => {
+      repo = trackTemp(newRepo());
+      for (const sub of ['tenants', 'models']) cpSync(join(EXAMPLES, sub), join(repo, 'deploy', sub), { recursive: true });
+      mkdirSync(join(repo, 'security', 'policies'), { recursive: true });
+      cpSync(join(EXAMPLES, 'policies', 'sponsor-must-be-tenant-sponsor.yaml'), join(repo, 'security', 'policies', 'sponsor-must-be-tenant-sponsor.yaml'));
+      commit(
+        repo,
+        {
+          'security/policies/sponsor-must-be-tenant-sponsor.test.yaml': `cases:\n  - name: carol is no sponsor\n    object: ${AGENT('carol@acme.example')}\n    expect: deny\n  - name: alice is\n    object: ${AGENT('alice@acme.example')}\n    expect: allow\n`,
+        },
+        'policies apart from the manifests',
+      );
+    });
+
+    it('from another folder, on disk and at a commit; paths from where the command ran', async () => {
+      const elsewhere = tempDir('beacon-elsewhere-');
+      const r = await beacon(['policy', 'test', join(repo, 'security')], { cwd: elsewhere });
+      expect(r.code, show(r)).toBe(0);
+      expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('✔ 2 passed, 0 failed (1 file)');
+      expect(r.stdout).toContain(`Test results for ${relative(elsewhere, join(repo, 'security/policies/sponsor-must-be-tenant-sponsor.test.yaml'))}:`);
+      const atCommit = await beacon(['policy', 'test', 'security', '--ref', 'HEAD', '--format', 'json'], { cwd: repo });
+      expect(atCommit.code, show(atCommit)).toBe(0);
+      expect((JSON.parse(atCommit.stdout) as TestJson).results.map((x) => [x.file, x.pass])).toEqual([
+        ['security/policies/sponsor-must-be-tenant-sponsor.test.yaml', true],
+        ['security/policies/sponsor-must-be-tenant-sponsor.test.yaml', true],
+      ]);
+    });
+
+    it('a case about an object whose tenant is nowhere says in one line why it cannot be evaluated', async () => {
+      const dir = join(repo, 'security', 'ghost');
+      mkdirSync(dir, { recursive: true });
+      cpSync(join(EXAMPLES, 'policies', 'sponsor-must-be-tenant-sponsor.yaml'), join(dir, 'sponsor-must-be-tenant-sponsor.yaml'));
+      writeFileSync(
+        join(dir, 'sponsor-must-be-tenant-sponsor.test.yaml'),
+        `cases:\n  - name: a ghost tenant\n    object: ${AGENT('alice@acme.example').replace('tenant: acme-support', 'tenant: ghost')}\n    expect: allow\n`,
+      );
+      const r = await beacon(['policy', 'test', dir, '--format', 'json'], { cwd: repo });
+      expect(r.code, show(r)).toBe(1);
+      const [only] = (JSON.parse(r.stdout) as TestJson).results.filter((x) => x.case === 'a ghost tenant');
+      expect(only?.reason).toMatch(/cannot be evaluated here, Tenant ghost is not in the repository nor the case's resources$/);
+      expect(only?.reason).not.toContain('\n');
+    });
+  });
+
   it('a malformed test file exits 1 with diagnostics at its line and column, never a stack trace', async () => {
     const dir = folderWith({
       'sponsor-must-be-tenant-sponsor.test.yaml': `cases:\n  - name: typo\n    object: ${AGENT('alice@acme.example')}\n    expect: alow\n`,
       'nothing.test.yaml': 'cases:\n  - name: x\n    expect: [\n',
     });
-    const r = await beacon(['policy', 'test', dir]);
+    // Text paths are relative to where the command runs.
+    const r = await beacon(['policy', 'test', dir], { cwd: dir });
     expect(r.code, show(r)).toBe(1);
     expect(r.stderr).not.toMatch(STACK_TRACE);
     expect(r.stdout).toContain('error[BCN2004]: cases[0]: expect must be one of allow, deny, warn, audit, skip (got "alow")');
@@ -183,6 +230,27 @@ describe('beacon policy eval', () => {
     const json = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(json).toMatchObject({ version: 1, ok: true, policy: 'agent-token-limits-within-quota', outcome: 'allow', variables: { perRun: 100000, perDay: 5000000 }, diagnostics: [] });
     expect(json.validations).toEqual([expect.objectContaining({ index: 0, status: 'held' }), expect.objectContaining({ index: 1, status: 'held' })]);
+  });
+
+  it('evaluates each document of a multi-document file: one evaluation each, exit 1 when any is denied', async () => {
+    writeFileSync(join(files, 'two.yaml'), `${AGENT('alice@acme.example')}\n---\n${AGENT('carol@acme.example').replace('faq-bot', 'other-bot')}\n`);
+    const r = await beacon(['policy', 'eval', 'sponsor-must-be-tenant-sponsor', 'examples', '--object', join(files, 'two.yaml')]);
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stdout).toContain('on Agent acme-support/faq-bot\nOutcome: allow');
+    expect(r.stdout).toContain('on Agent acme-support/other-bot\nOutcome: deny');
+    const json = JSON.parse((await beacon(['policy', 'eval', 'sponsor-must-be-tenant-sponsor', 'examples', '--object', join(files, 'two.yaml'), '--format', 'json'])).stdout) as Record<
+      string,
+      unknown
+    >;
+    expect(json).toMatchObject({
+      version: 1,
+      ok: false,
+      policy: 'sponsor-must-be-tenant-sponsor',
+      evaluations: [
+        { ok: true, outcome: 'allow' },
+        { ok: false, outcome: 'deny' },
+      ],
+    });
   });
 
   it("resources override the folder's objects", async () => {

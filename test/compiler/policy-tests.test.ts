@@ -417,11 +417,19 @@ describe('evaluatePolicy (beacon policy eval)', () => {
     const twoTenants = { file: 'r.yaml', text: `${agent()}\n---\n${agent().replace('faq-bot', 'b')}\n` };
     const read = readEvalInput({ object, resources: [twoTenants] });
     expect(read.diagnostics).toEqual([]);
-    expect(read.input).toMatchObject({ object: { metadata: { name: 'faq-bot' } }, oldObject: null, resources: [{ metadata: { name: 'faq-bot' } }, { metadata: { name: 'b' } }] });
-    const two = readEvalInput({ object: { ...twoTenants, file: 'two.yaml' } });
-    expect(two.input).toBeUndefined();
-    expect(two.diagnostics).toEqual([expect.objectContaining({ file: 'two.yaml', line: 3, message: 'two.yaml holds 2 documents; give one' })]);
+    expect(read.inputs).toMatchObject([{ object: { metadata: { name: 'faq-bot' } }, oldObject: null, resources: [{ metadata: { name: 'faq-bot' } }, { metadata: { name: 'b' } }] }]);
+    // Several objects: one input each, each with the old version of the same identity.
+    const two = readEvalInput({ object: { ...twoTenants, file: 'two.yaml' }, oldObject: { file: 'old.yaml', text: agent().replace('faq-bot', 'b') } });
+    expect(two.diagnostics).toEqual([]);
+    expect(two.inputs).toMatchObject([
+      { object: { metadata: { name: 'faq-bot' } }, oldObject: null },
+      { object: { metadata: { name: 'b' } }, oldObject: { metadata: { name: 'b' } } },
+    ]);
+    const empty = readEvalInput({ object: { file: 'empty.yaml', text: '# nothing\n' } });
+    expect(empty.inputs).toEqual([]);
+    expect(empty.diagnostics).toEqual([expect.objectContaining({ file: 'empty.yaml', message: 'empty.yaml is empty' })]);
     const bad = readEvalInput({ request: { file: 'req.json', text: '{"type": "egress",\n "host": 5}' } });
+    expect(bad.inputs).toEqual([]);
     expect(bad.diagnostics).toEqual([expect.objectContaining({ code: 'BCN2003', file: 'req.json', line: 2, column: 10, message: 'host must be a string (got integer 5)' })]);
   });
 });
@@ -503,12 +511,13 @@ describe('one normalized form: validate, policy test and policy eval see the sam
     };
     const read = readEvalInput({ object: { file: 'agents/assistant.yaml', text: agentYaml, files: { manifest: 'agents/assistant.yaml', lookup } } });
     expect(read.diagnostics).toEqual([]);
-    const object = read.input !== undefined && 'object' in read.input ? read.input.object : undefined;
+    const [input] = read.inputs;
+    const object = input !== undefined && 'object' in input ? input.object : undefined;
     expect(object).toEqual(result.bundle.objects.find((x) => x.id === 'Agent/acme-support/assistant')!.object);
-    expect(evaluatePolicy(w, w.policies.get('from-a-file')!, read.input!).outcome).toBe('deny');
+    expect(evaluatePolicy(w, w.policies.get('from-a-file')!, input!).outcome).toBe('deny');
     // A referenced file that is not there is said so, at the field that names it.
     const missing = readEvalInput({ object: { file: 'agents/assistant.yaml', text: agentYaml, files: { manifest: 'agents/assistant.yaml', lookup: () => undefined } } });
-    expect(missing.input).toBeUndefined();
+    expect(missing.inputs).toEqual([]);
     expect(missing.diagnostics).toEqual([expect.objectContaining({ code: 'BCN3006', line: 7, message: expect.stringContaining("spec.instructionsFile '../prompts/assistant.md' does not exist") })]);
   });
 });
