@@ -214,10 +214,14 @@ function compileDocument(data: unknown, index: number, start: { line: number; co
     // JSON (and so digests, bundles and CEL) has no NaN or Infinity: YAML's .nan and .inf stop here.
     ...nonFinite(data).map((path): SchemaProblem => ({ code: 'BCN2003', path, at: 'value', message: `${fieldPath(path)} must be a finite number (.inf and .nan have no JSON form)` })),
   ];
+  const secrets = scanForSecrets(data);
+  // One mistake, one error: a key pasted into a field is BCN4001, not also that field's format error.
+  const secretPaths = new Set(secrets.map((s) => s.path));
   for (const p of problems) {
+    if (secretPaths.has(p.path)) continue;
     out.push(diag(p.code, `${id}: ${p.message}`, where(index, p.path, p.at, start), { ...extra(p), ...(p.hint !== undefined ? { hint: p.hint } : {}) }));
   }
-  for (const s of scanForSecrets(data)) {
+  for (const s of secrets) {
     out.push(
       diag('BCN4001', `${id}: ${fieldPath(s.path)} holds ${s.what}; secrets never go into Git`, secretAt(where, index, s, start), {
         ...extra(s),
