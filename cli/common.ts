@@ -2,7 +2,7 @@
 import { Option } from 'commander';
 import { BeaconError } from '../common/index.js';
 import { join, relative, sep } from 'node:path';
-import { compileProject, openProject, SourceError, type OpenOptions, type Project } from '../compiler/index.js';
+import { compileProject, openProject, printable, SourceError, type OpenOptions, type Project } from '../compiler/index.js';
 import { MSG } from './messages.js';
 
 /** `waiting`: a run waits for a person's decision (`run`, `resume`). */
@@ -36,7 +36,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number>)
     } catch (err) {
       const e = err as Error;
       const known = e instanceof UsageError || e instanceof SourceError;
-      process.stderr.write(`beacon: ${known ? e.message : `internal error: ${e.message}`}\n`);
+      // A message may quote what a run or a file said: printable (its line breaks kept).
+      process.stderr.write(`beacon: ${printable(known ? e.message : `internal error: ${e.message}`)}\n`);
       if (!known && process.env.BEACON_DEBUG) process.stderr.write(`${e.stack ?? ''}\n`);
       process.exitCode = EXIT.usage;
     }

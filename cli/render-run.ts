@@ -2,9 +2,12 @@
  * How a run's steps print as text (`beacon run`, `beacon resume`): one line
  * per trace event, read defensively (the sandbox's events are not trusted).
  * A policy decision says which policies decided and, for a denial, their
- * messages, as the kernel recorded them.
+ * messages, as the kernel recorded them. Every line is made printable: the
+ * sandbox chooses tool names, errors and agent labels, and a terminal must
+ * not act on what it chose (escape sequences, bidirectional controls).
  */
 import { isRecord } from '../common/index.js';
+import { printablePath } from '../compiler/index.js';
 
 const str = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
 
@@ -20,7 +23,9 @@ function what(e: Record<string, unknown>): string {
 
 /** A trace event as printed. */
 export function traceLine(e: Record<string, unknown>): string {
-  return `  ${str(e.agent)
-    .replace(/^Agent\//, '')
-    .padEnd(28)} ${what(e)}${typeof e.latencyMs === 'number' ? ` ${Math.round(e.latencyMs)} ms` : ''}${e.status === 'error' ? `  error: ${str(e.error)}` : ''}`;
+  return printablePath(
+    `  ${str(e.agent)
+      .replace(/^Agent\//, '')
+      .padEnd(28)} ${what(e)}${typeof e.latencyMs === 'number' ? ` ${Math.round(e.latencyMs)} ms` : ''}${e.status === 'error' ? `  error: ${str(e.error)}` : ''}`,
+  );
 }

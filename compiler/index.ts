@@ -11,6 +11,7 @@ export { fieldPath } from './pointer.js';
 export type { Bundle, CompiledObject, CompiledObjectOf, ObjectOfKind, ShippedFile, CompileResult, CompileStats, ExecutionGraph, GraphEdge, GraphNode, NodeType, ApprovalSpec } from './types.js';
 export { compiledObject, ofKind } from './types.js';
 export { DIAGNOSTIC_FORMATS, formatAudit, formatGithub, formatSarif, formatSummary, formatText, summarize, type DiagnosticFormat, type Summary } from './format/diagnostics.js';
+export { printable, printableJson, printablePath } from './format/diagnostics.js';
 export { toDot, toMermaid } from './format/graph.js';
 export { planMarkdown, planText } from './format/plan.js';
 export { compileProject, openProject, planRefs, type OpenOptions, type Project } from './open.js';

@@ -53,19 +53,47 @@ function looksRandom(s: string): boolean {
   return entropy >= 3.5 && /\d/.test(s) && /[A-Za-z]/.test(s);
 }
 
+/** Each rule's expression, global: every match of a rule is checked, not only its first. */
+const GLOBAL = new Map(RULES.map((r) => [r, new RegExp(r.re.source, `${r.re.flags}g`)]));
+
+/** Whether a rule's match is a credential rather than a word that looks like one. */
+function credible(rule: SecretRule, match: string): boolean {
+  const token = match.replace(/^Bearer\s+/, '');
+  return (
+    rule.check === 'pattern' ||
+    // Real keys mix cases and digits; kebab-case names (`sk-learn-based-...-v2`) do not.
+    (rule.check === 'mixed' ? /[A-Z]/.test(token) && /[a-z]/.test(token) && /\d/.test(token) && looksRandom(token) : looksRandom(token))
+  );
+}
+
 /** What secret a string contains (a phrase for the message), where it starts and how long it is, or null. */
 export function findSecretAt(value: string): { what: string; index: number; length: number } | null {
   if (value.length < 16) return null;
   for (const rule of RULES) {
     if (rule.needs !== undefined && !value.includes(rule.needs)) continue;
-    const m = rule.re.exec(value);
-    if (m === null) continue;
-    const token = m[0].replace(/^Bearer\s+/, '');
-    const ok =
-      rule.check === 'pattern' ||
-      // Real keys mix cases and digits; kebab-case names (`sk-learn-based-...-v2`) do not.
-      (rule.check === 'mixed' ? /[A-Z]/.test(token) && /[a-z]/.test(token) && /\d/.test(token) && looksRandom(token) : looksRandom(token));
-    if (ok) return { what: rule.name, index: m.index, length: m[0].length };
+    for (const m of value.matchAll(GLOBAL.get(rule)!)) {
+      if (credible(rule, m[0])) return { what: rule.name, index: m.index, length: m[0].length };
+    }
+  }
+  return null;
+}
+
+/** How much of a file is scanned at once, and how much two chunks share (longer than any pattern needs to match). */
+const CHUNK_BYTES = 1024 * 1024;
+const OVERLAP_BYTES = 4096;
+
+/**
+ * A secret in a file's bytes, whatever they are (not UTF-8, binary, large):
+ * the bytes read as latin1, so every ASCII key is found where it is, in
+ * chunks that overlap, so memory and each match stay bounded. Its byte
+ * offset, or null.
+ */
+export function findSecretInBytes(bytes: Uint8Array): { what: string; offset: number } | null {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let start = 0; start < buffer.length; start += CHUNK_BYTES - OVERLAP_BYTES) {
+    const found = findSecretAt(buffer.toString('latin1', start, Math.min(buffer.length, start + CHUNK_BYTES)));
+    if (found !== null) return { what: found.what, offset: start + found.index };
+    if (start + CHUNK_BYTES >= buffer.length) break;
   }
   return null;
 }
@@ -126,30 +154,34 @@ export interface SecretFinding {
   index: number;
 }
 
+/** A string that holds a secret, by what it contains or by the key it is under, or null. */
+function findIn(value: string, key: string | null): { what: string; index: number } | null {
+  const found = findSecretAt(value);
+  if (found !== null) return found;
+  const byKey = key !== null ? findSecretByKey(key, value) : null;
+  return byKey !== null ? { what: byKey, index: 0 } : null;
+}
+
 /**
- * Every string in a document that holds a secret. A `secretRef` holds a name, so its key says
- * nothing, but a key pasted into it (`secretRef: sk-proj-...`) is found like anywhere else.
+ * Every string in a document that holds a secret, at any depth (the walk
+ * keeps its own stack: no nesting is too deep to be read), in document order.
+ * A `secretRef` holds a name, so its key says nothing, but a key pasted into
+ * it (`secretRef: sk-proj-...`) is found like anywhere else.
  */
 export function scanForSecrets(doc: unknown): SecretFinding[] {
   const out: SecretFinding[] = [];
-  const walk = (v: unknown, path: string, key: string | null, depth: number): void => {
-    if (depth > 64) return;
+  const stack: { v: unknown; path: string; key: string | null }[] = [{ v: doc, path: '', key: null }];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const { v, path, key } = next;
     if (typeof v === 'string') {
-      const found = findSecretAt(v);
-      if (found !== null) out.push({ path, what: found.what, index: found.index });
-      else {
-        const byKey = key !== null ? findSecretByKey(key, v) : null;
-        if (byKey !== null) out.push({ path, what: byKey, index: 0 });
-      }
-      return;
+      const found = findIn(v, key);
+      if (found !== null) out.push({ path, ...found });
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], path: `${path}/${i}`, key: null });
+    } else if (v !== null && typeof v === 'object') {
+      const entries = Object.entries(v);
+      for (let i = entries.length - 1; i >= 0; i--) stack.push({ v: entries[i]![1], path: `${path}/${escapeSegment(entries[i]![0])}`, key: entries[i]![0] });
     }
-    if (v === null || typeof v !== 'object') return;
-    if (Array.isArray(v)) {
-      v.forEach((x, i) => walk(x, `${path}/${i}`, null, depth + 1));
-      return;
-    }
-    for (const [k, x] of Object.entries(v)) walk(x, `${path}/${escapeSegment(k)}`, k, depth + 1);
-  };
-  walk(doc, '', null, 0);
+  }
   return out;
 }

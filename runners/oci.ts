@@ -2,23 +2,25 @@
  * The OCI bundle of a gVisor sandbox: a read-only root that holds only what
  * the runtime needs — the system's programs and libraries (`/usr`, and
  * `/lib*`, `/bin`, `/sbin` as the host lays them out), a minimal `/etc`
- * written here (no `/etc/shadow`, no host accounts), the BeaconOS
- * installation folder read-only at its own path with its data folders masked,
+ * written here (no `/etc/shadow`, no host accounts), of the BeaconOS
+ * installation folder only what the runtime needs (RUNTIME_PATHS) read-only
+ * at its own path, with any data folder inside them masked (or no sandbox),
  * the target's shipped files read-only at `/beacon/files`, and a private
  * scratch tmpfs at `/tmp`. Never the host's home or data folders, never the
  * host's environment: the process gets exactly `env`.
  */
-import { lstatSync, mkdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { RunnerUnavailable } from './types.js';
 
 export interface OciOptions {
   /** argv of the sandbox's process (absolute program path). */
   args: string[];
   env: Record<string, string>;
   cwd: string;
-  /** The BeaconOS installation folder: mounted read-only at its own path. */
+  /** The BeaconOS installation folder: its RUNTIME_PATHS mounted read-only at their own paths. */
   installRoot: string;
-  /** Folders inside the installation folder that hold data (runs, caches, state): hidden behind an empty read-only tmpfs. */
+  /** Folders that hold data (runs, caches, state): hidden behind an empty read-only tmpfs where a mount would show them. */
   maskDirs: string[];
   /** The target's shipped files on the host: mounted read-only at `/beacon/files`. */
   filesDir?: string;
@@ -50,6 +52,43 @@ interface Mount {
 function isUnder(path: string, dir: string): boolean {
   const r = relative(dir, path);
   return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+}
+
+/** What the runtime needs of the installation folder: its built code, its modules and package.json (ESM, version). Nothing else of it is shown. */
+export const RUNTIME_PATHS = ['package.json', 'dist', 'node_modules'] as const;
+
+/** The runtime's paths in the installation folder, each with its mount point made in `rootfs`. */
+function installationPaths(install: string, rootfs: string): string[] {
+  return RUNTIME_PATHS.map((p) => join(install, p)).filter((path) => {
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      return false;
+    }
+    mkdirSync(join(rootfs, st.isDirectory() ? path : dirname(path)), { recursive: true });
+    if (!st.isDirectory()) writeFileSync(join(rootfs, path), '', { flag: 'a' });
+    return true;
+  });
+}
+
+/**
+ * The data folders to hide that a mount shows, each made a folder on the host
+ * if it is not one yet, so that its mask applies (runsc cannot mount over a
+ * path that does not exist, and a folder made later would be visible). A mask
+ * that cannot be applied refuses the sandbox: it never starts without it.
+ */
+function masks(maskDirs: string[], shown: string[]): string[] {
+  const needed = maskDirs.map((d) => resolve(d)).filter((m) => shown.some((p) => isUnder(m, p) && m !== p));
+  for (const m of needed) {
+    try {
+      mkdirSync(m, { recursive: true });
+      if (!statSync(m).isDirectory()) throw new Error('it is not a folder');
+    } catch (err) {
+      throw new RunnerUnavailable(`cannot hide ${m} from the sandbox (${err instanceof Error ? err.message : String(err)}): refusing to start it`);
+    }
+  }
+  return needed;
 }
 
 /**
@@ -84,11 +123,9 @@ export function writeOciBundle(bundleDir: string, o: OciOptions): Record<string,
   }
   const install = resolve(o.installRoot);
   dirs.add(install.slice(1));
-  mounts.push({ destination: install, type: 'bind', source: install, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
-  for (const m of o.maskDirs.map((d) => resolve(d))) {
-    if (!isUnder(m, install) || m === install) continue;
-    mounts.push({ destination: m, type: 'tmpfs', source: 'tmpfs', options: ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'mode=555'] });
-  }
+  const shown = installationPaths(install, rootfs);
+  mounts.push(...shown.map((p) => ({ destination: p, type: 'bind', source: p, options: ['rbind', 'ro', 'nosuid', 'nodev'] })));
+  for (const m of masks(o.maskDirs, shown)) mounts.push({ destination: m, type: 'tmpfs', source: 'tmpfs', options: ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'mode=555'] });
   const node = resolve(o.nodeBinary);
   if (!SYSTEM.some((s) => isUnder(node, s)) && !isUnder(node, install)) {
     mkdirSync(join(rootfs, dirname(node)), { recursive: true });

@@ -6,6 +6,7 @@
  * `beacon resume` then continues the run.
  */
 import { InvalidArgumentError, type Command } from 'commander';
+import { printablePath } from '../../compiler/index.js';
 import { action, EXIT, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
 import { runtime } from './run.js';
@@ -52,9 +53,11 @@ export function registerApprove(program: Command): void {
             if (err instanceof ApprovalError && (err.code === 'deadline_passed' || err.code === 'already_decided')) throw new UsageError(`${err.message}: ${resume}`);
             throw err;
           });
-          if (outcome === 'rejected') write(MSG.rejected(gate.node, run, given, resume));
-          else if (outcome === 'repeated') write(MSG.approvedAlready(gate.node, run, opts.by, given, gate.quorum));
-          else write(outcome === 'counted' ? MSG.approvedSome(gate.node, run, given, gate.quorum) : MSG.approved(gate.node, run, given, resume));
+          // The gate and its approvers are read from the run's journal: printed as printable text, the hint as shell-quoted words.
+          const [node, id, by, votes] = [printablePath(gate.node), printablePath(run), printablePath(opts.by), given.map(printablePath)];
+          if (outcome === 'rejected') write(MSG.rejected(node, id, votes, resume));
+          else if (outcome === 'repeated') write(MSG.approvedAlready(node, id, by, votes, gate.quorum));
+          else write(outcome === 'counted' ? MSG.approvedSome(node, id, votes, gate.quorum) : MSG.approved(node, id, votes, resume));
           return EXIT.ok;
         } catch (err) {
           if (err instanceof ApprovalError) throw new UsageError(err.message);

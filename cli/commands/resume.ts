@@ -5,6 +5,7 @@
  * started in. Runs are where `beacon run` journals them (cli/commands/runs.ts).
  */
 import type { Command } from 'commander';
+import { printablePath } from '../../compiler/index.js';
 import { action, compileFolder, EXIT, UsageError, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
 import { hintsFor, kernelFor, originOf, placement, printRun, runners, runOrRefuse, runtime, withRunOptions, type RunOutputOptions } from './run.js';
@@ -30,7 +31,7 @@ export function registerResume(program: Command): void {
         return printRun(report, traces, opts, hintsFor(project, originOf(project, opts), opts));
       } catch (err) {
         if (err instanceof VersionMismatch) {
-          process.stderr.write(`${err.served === undefined ? MSG.pinnedGone(run, err.pinned) : MSG.pinned(run, err.pinned, err.served)}\n`);
+          process.stderr.write(`${printablePath(err.served === undefined ? MSG.pinnedGone(run, err.pinned) : MSG.pinned(run, err.pinned, err.served))}\n`);
           return EXIT.findings;
         }
         if (err instanceof RunFinished || err instanceof RunnerMismatch) throw new UsageError(err.message);

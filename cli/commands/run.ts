@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { BeaconError, isRecord } from '../../common/index.js';
-import { formatText, type CompileResult, type Project } from '../../compiler/index.js';
+import { formatText, printableJson, printablePath, type CompileResult, type Project } from '../../compiler/index.js';
 import type { Json, Kernel, ModelSubstitution, RunStore } from '../../runtime/index.js';
 import type { Isolation, RunReport, RunRequest } from '../../runners/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
@@ -192,23 +192,27 @@ function runExit(report: RunReport): number {
   return report.status === 'Succeeded' ? EXIT.ok : report.status === 'WaitingForApproval' ? EXIT.waiting : EXIT.findings;
 }
 
+/** One line of a run's outcome: what the run (and so its sandbox) says, made printable. */
+const say = (line: string): void => write(printablePath(line));
+
 /** Print a run's outcome (with what to type next when it waits); its exit code. */
 export function printRun(report: RunReport, traces: unknown[], opts: RunOutputOptions, hints: (run: string) => RunHints): number {
   const { version: targetVersion, isolation, target, ...outcome } = report;
   if (opts.format === 'json') {
-    write(JSON.stringify({ version: 1, target, isolation: isolationLabel(isolation), targetVersion, ...outcome, trace: traces }));
+    write(printableJson({ version: 1, target, isolation: isolationLabel(isolation), targetVersion, ...outcome, trace: traces }));
     return runExit(report);
   }
-  write(MSG.runOutcome(target, report.status, report.run, isolationLabel(isolation)));
+  say(MSG.runOutcome(target, report.status, report.run, isolationLabel(isolation)));
   for (const t of traces) if (isRecord(t) && t.type !== 'node') write(traceLine(t));
-  write(MSG.runUsage(report.usage.inputTokens + report.usage.outputTokens, report.costUsd));
-  if (report.error !== undefined) write(MSG.runError(report.error.message));
+  say(MSG.runUsage(report.usage.inputTokens + report.usage.outputTokens, report.costUsd));
+  if (report.error !== undefined) say(MSG.runError(report.error.message));
   const waiting = report.approvals ?? [];
   for (const a of waiting) {
-    write(MSG.waitingAt(a.node, JSON.stringify(a.subject).slice(0, 200), a.quorum, a.approvers.join(', '), new Date(a.expiresAt).toISOString(), a.onTimeout));
+    say(MSG.waitingAt(a.node, JSON.stringify(a.subject).slice(0, 200), a.quorum, a.approvers.join(', '), new Date(a.expiresAt).toISOString(), a.onTimeout));
     const next = hints(report.run);
+    // Shell-quoted words, printable by construction: escaping them would change the command.
     write(MSG.decideWith(next.approve(waiting.length > 1 ? a.node : undefined), next.resume));
   }
-  if (report.output !== undefined) write(JSON.stringify(report.output, null, 2));
+  if (report.output !== undefined) write(printableJson(report.output, 2));
   return runExit(report);
 }

@@ -8,7 +8,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { openProject } from '../../compiler/index.js';
+import { openProject, printableJson, printablePath } from '../../compiler/index.js';
 import type { RunOrigin, RunSummary } from '../../runtime/index.js';
 import { action, EXIT, formatOption, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
@@ -26,12 +26,25 @@ export async function runsDirOf(repo: string | undefined): Promise<{ dir: string
   return { dir: runsDir(repoRoot), repoRoot };
 }
 
-/** A word as a POSIX shell reads it back: quoted unless it is plainly safe. */
-function quote(word: string): string {
-  return /^[A-Za-z0-9_./:@=+,-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+/** Characters a terminal acts on (line feed aside, which single quotes carry as it is): printed by `printf`, never raw. */
+// eslint-disable-next-line no-control-regex
+const CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g;
+
+/** Control characters as a POSIX word that makes them: their UTF-8 bytes in octal, through printf. */
+const printed = (controls: string): string => `"$(printf '${[...Buffer.from(controls, 'utf8')].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('')}')"`;
+
+/**
+ * A word as a POSIX shell reads it back, and safe to print: single-quoted
+ * unless it is plainly safe, with control characters made by printf (a
+ * command substitution drops only trailing line feeds, which stay quoted).
+ */
+export function shellQuote(word: string): string {
+  if (/^[A-Za-z0-9_./:@=+,-]+$/.test(word)) return word;
+  const quoted = `'${word.replace(/'/g, `'\\''`).replace(CONTROLS, (c) => `'${printed(c)}'`)}'`;
+  return quoted.length > 2 ? quoted.replace(/^''(?=.)/, '').replace(/(?<=.)''$/, '') : quoted;
 }
 
-const command = (words: string[]): string => ['beacon', ...words].map(quote).join(' ');
+const command = (words: string[]): string => ['beacon', ...words].map(shellQuote).join(' ');
 
 /** `beacon resume` for a run, from any folder: its manifests' folder and commit as journaled, and any stand-in models. */
 export function resumeCommand(run: string, origin: RunOrigin | undefined, models: string[] = []): string {
@@ -61,7 +74,8 @@ function row(r: RunSummary): { id: string; status: string; target: string; runne
 }
 
 function table(runs: RunSummary[]): string {
-  const rows = runs.map(row).map((r) => [r.id, r.status, r.target.replace(/^(Agent|Workflow)\//, ''), r.runner, r.startedAt, r.problem ?? '']);
+  // Cells come from run journals (what a run and its sandbox said): printable, one line each.
+  const rows = runs.map(row).map((r) => [r.id, r.status, r.target.replace(/^(Agent|Workflow)\//, ''), r.runner, r.startedAt, r.problem ?? ''].map(printablePath));
   const all = [['RUN', 'STATUS', 'TARGET', 'RUNNER', 'STARTED', ''], ...rows];
   const widths = all[0]!.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   return all
@@ -85,8 +99,8 @@ export function registerRuns(program: Command): void {
         const { dir } = await runsDirOf(opts.repo);
         const { FileRunStore } = await import('../../runtime/index.js');
         const runs = await new FileRunStore(dir).list();
-        if (opts.format === 'json') write(JSON.stringify({ version: 1, dir, runs: runs.map(row) }));
-        else write(runs.length === 0 ? MSG.noRuns(dir) : table(runs));
+        if (opts.format === 'json') write(printableJson({ version: 1, dir, runs: runs.map(row) }));
+        else write(runs.length === 0 ? MSG.noRuns(printablePath(dir)) : table(runs));
         return EXIT.ok;
       }),
     );

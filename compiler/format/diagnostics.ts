@@ -46,16 +46,39 @@ export function paint(on: boolean, code: keyof typeof ANSI, s: string): string {
 
 const SEVERITY_COLOR: Record<Severity, keyof typeof ANSI> = { error: 'red', warning: 'yellow', info: 'blue' };
 
-/** Make untrusted text safe for a terminal: no control characters (escape sequences) from user files. */
+/**
+ * What a terminal acts on besides showing it: C0 controls (escape sequences
+ * start with ESC), DEL, C1 controls (CSI and OSC have one-character forms),
+ * bidirectional controls (text that reads reversed) and the Unicode line
+ * separators. Untrusted text (user files, anything a sandbox or a run says)
+ * reaches a terminal only with these escaped.
+ */
+const TERMINAL_CONTROLS = '\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069';
+const IN_TEXT = new RegExp(`[${TERMINAL_CONTROLS}]`, 'g');
+const IN_LINE = new RegExp(`[\\t\\n${TERMINAL_CONTROLS}]`, 'g');
+
+const escaped = (c: string): string => {
+  const n = c.charCodeAt(0);
+  return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+};
+
+/** Make untrusted text safe for a terminal: no control characters (escape sequences) from user files; tabs and line breaks kept. */
 export function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return s.replace(IN_TEXT, escaped);
 }
 
 /** A path (or any untrusted text) as one safe line: control characters, line breaks included, escaped. */
 export function printablePath(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return s.replace(IN_LINE, escaped);
+}
+
+/**
+ * JSON for a terminal: `JSON.stringify` escapes C0 controls but leaves DEL,
+ * C1 and bidirectional controls raw; these become `\uXXXX` too, so the
+ * document parses to the very same value.
+ */
+export function printableJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(IN_TEXT, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Longest part of a source line a frame shows; the rest becomes `…`. */

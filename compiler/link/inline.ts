@@ -12,7 +12,7 @@ import type { CachedFile } from '../cache.js';
 import type { Code } from '../codes.js';
 import { sha256 } from '../digest.js';
 import { fieldPath } from '../pointer.js';
-import { findSecret } from '../secrets.js';
+import { findSecret, findSecretInBytes } from '../secrets.js';
 import type { SourceEntry } from '../source.js';
 import type { DocUnit } from '../types.js';
 import { decodeText } from '../unit.js';
@@ -33,13 +33,25 @@ export function referencedFile(bytes: Uint8Array): CachedFile {
           line: 1,
           column: 1,
         };
-  const secret = 'text' in decoded ? findSecretIn(decoded.text) : undefined;
+  // Every file is scanned: text by its lines, anything else (not UTF-8, binary, too large to inline) by its bytes.
+  const secret = 'text' in decoded ? findSecretIn(decoded.text) : findSecretInFile(bytes);
   return {
     size: bytes.length,
     digest: sha256(bytes),
     ...('text' in decoded ? { text: decoded.text } : { problem: { code: decoded.code as 'BCN1001' | 'BCN1002' | 'BCN1003', message: decoded.message, line: decoded.line, column: decoded.column } }),
     ...(secret !== undefined ? { secret } : {}),
   };
+}
+
+/** The first literal secret in a file's bytes, with its line and column (counted in bytes). */
+function findSecretInFile(bytes: Uint8Array): { what: string; line: number; column: number } | undefined {
+  const found = findSecretInBytes(bytes);
+  if (found === null) return undefined;
+  const before = Buffer.from(bytes.buffer, bytes.byteOffset, found.offset);
+  const lineStart = before.lastIndexOf(0x0a) + 1;
+  let line = 1;
+  for (let at = before.indexOf(0x0a); at >= 0; at = before.indexOf(0x0a, at + 1)) line++;
+  return { what: found.what, line, column: found.offset - lineStart + 1 };
 }
 
 /** The first literal secret in a referenced file's text, with its line and column. */
