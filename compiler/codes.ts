@@ -51,6 +51,7 @@ export const CODES = {
   BCN3012: { severity: 'error', title: 'Stdio tool command refers to a file it does not ship' },
   BCN3013: { severity: 'error', title: 'Webhook path used by two workflows' },
   BCN3014: { severity: 'info', title: 'Reference to an object that did not load: its file has errors' },
+  BCN3015: { severity: 'error', title: 'Tool secret not listed by its tenant' },
   // Secrets
   BCN4001: { severity: 'error', title: 'Literal secret in a manifest or referenced file' },
   // Workflows and graphs

@@ -11,6 +11,8 @@ export { executeWorkflow, schemasFromObjects, type AgentSchemas, type ExecutorDe
 export { runInChildProcess, userProgramArgs, INSTALL_ROOT, type LaunchOptions } from './kernel/launch.js';
 export { runObjects, targetVersion, UnknownTarget } from './kernel/targets.js';
 export { composeKernel, SubstitutionError, type Kernel, type KernelOptions, type ModelSubstitution } from './kernel/compose.js';
+export { environmentSecrets, isKernelSetting, KERNEL_SETTINGS, tenantSecrets, type SecretSource } from './kernel/secrets.js';
+export { modelsAllowed, restrictModels } from './kernel/model-access.js';
 export { KernelSession, RunFinished, VersionMismatch, type InvokeOptions, type SessionOptions } from './kernel/session.js';
 export { runStart, type RunStart } from './user/main.js';
 export {

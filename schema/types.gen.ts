@@ -15,6 +15,10 @@ export type HumanSubject = string;
  */
 export type ObjectName = string;
 /**
+ * The name of an environment variable: a letter or '_' followed by letters, digits or '_', at most 128 characters.
+ */
+export type EnvVarName = string;
+/**
  * A reference to another object: its name in the same tenant (`triage`), or `tenant/name` across tenants (allowed only when the target tenant lists the source tenant in `spec.sharing.allowTenants`). At most 127 characters (two DNS-1123 labels and a '/').
  */
 export type ObjectRef = string;
@@ -98,10 +102,6 @@ export type OutputField = string;
  */
 export type ApiVersion = 'beacon.dev/v1alpha1';
 /**
- * The name of an environment variable: a letter or '_' followed by letters, digits or '_', at most 128 characters.
- */
-export type EnvVarName = string;
-/**
  * Who: `user:<id>`, `group:<id>`, `serviceaccount:<id>`, or an e-mail address (a user). At most 256 characters.
  */
 export type Subject = string;
@@ -168,6 +168,12 @@ export interface TenantSpec {
    * @maxItems 256
    */
   models: ObjectName[];
+  /**
+   * The secrets (by name, as `secretRef` gives them) this tenant's Tools may use in their `mcp.headers`; a Tool naming another is a compile error, and the kernel never resolves it. Models are platform-owned: their credentials are not listed here. Empty or unset means none. At most 64.
+   *
+   * @maxItems 64
+   */
+  secrets?: EnvVarName[];
   sharing?: TenantSharing;
 }
 /**

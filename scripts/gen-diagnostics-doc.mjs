@@ -122,6 +122,8 @@ const ABOUT = {
     'Two Workflows trigger on the same `webhook.path`; a webhook path is served by exactly one workflow of the installation. Reported on the second in path order, with the first as related; give each workflow its own path.',
   BCN3014:
     'A reference names an object whose document exists but did not load, because its file has errors (YAML syntax, or its schema). A note, not an error: the one error is in that file, which the note names. Fix the errors reported there.',
+  BCN3015:
+    "An http Tool's `spec.mcp.headers` names a secret (`{secretRef: NAME}`) that its Tenant does not list in `spec.secrets`. The kernel resolves for a Tool only the secrets its tenant lists, so the header would never be sent. Add the name to the Tenant's `spec.secrets` (a tenant's sponsors review that list), or use a secret it lists. The kernel's own settings (`BEACON_*`, `DATABASE_URL`, `PG*`, `REDIS_URL`, ...) are never secrets, listed or not.",
   BCN4001:
     'A string in a manifest, or in a file it references (prompts, datasets, Tool files), looks like a credential: a known API key or token format, a private key, a bearer token, credentials in a URL, or a literal value under a key named like `password` or `token`. Any field counts, `secretRef` itself included (a key pasted where the name of its environment variable belongs). The message names the field and what was found, never the value: no diagnostic quotes more than the first four characters (`sk-p…`), and code frames mask the rest with `*`. Revoke the secret if it was ever pushed, store it in the environment or a Kubernetes Secret, and refer to it with `{secretRef: ENV_VAR_NAME}`.',
   BCN5001:

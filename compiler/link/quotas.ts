@@ -1,18 +1,19 @@
 /**
  * Stage 4, tenant limits: the models an object names, and their fallbacks,
- * are in its tenant's allow-list (BCN3005); no single run may spend more
+ * are in its tenant's allow-list (BCN3005); the secrets a Tool's headers
+ * name are ones its tenant lists (BCN3015); no single run may spend more
  * tokens than the tenant may in a day (BCN6001) — both per object; and the
  * agents of a tenant ask for no more sandboxes than its maxSandboxes
  * (BCN6002), over the whole tenant.
  */
-import { fieldPath } from '../pointer.js';
+import { escapeSegment, fieldPath } from '../pointer.js';
 import { objectId, objectLabel } from '../unit.js';
 import { rel, type LinkContext, type Obj, type ObjOf } from './context.js';
 import type { LinkedObjects, ObjectScope } from './objects.js';
 
 /** Check one object against its tenant's allow-list and token quota. */
 export function quotasOf(scope: ObjectScope, o: Obj): void {
-  if (o.tenant === undefined || (o.kind !== 'Agent' && o.kind !== 'Workflow' && o.kind !== 'Evaluation')) return;
+  if (o.tenant === undefined || (o.kind !== 'Agent' && o.kind !== 'Workflow' && o.kind !== 'Evaluation' && o.kind !== 'Tool')) return;
   const t = scope.tenant(o.tenant);
   if (t === undefined) return;
   const check = new TenantCheck(scope, t);
@@ -21,6 +22,7 @@ export function quotasOf(scope: ObjectScope, o: Obj): void {
     check.tokens('/spec/limits/tokensPerRun', o.spec.limits?.tokensPerRun);
   }
   if (o.kind === 'Workflow') check.tokens('/spec/limits/tokensPerRun', o.spec.limits?.tokensPerRun);
+  if (o.kind === 'Tool') for (const [name, v] of Object.entries(o.spec.mcp.headers ?? {})) if (typeof v !== 'string') check.secret(v.secretRef, `/spec/mcp/headers/${escapeSegment(name)}/secretRef`);
   if (o.kind === 'Evaluation') o.spec.scorers.forEach((sc, i) => sc.type === 'judge' && check.model(sc.model, `/spec/scorers/${i}/model`));
 }
 
@@ -77,6 +79,17 @@ class TenantCheck {
         hint: `add '${name}' to spec.models of Tenant ${t.name}, or use an allowed model`,
       });
     }
+  }
+
+  /** A secret named at `pointer` (a Tool's header) is one the tenant lists in `spec.secrets`. */
+  secret(ref: string, pointer: string): void {
+    const { scope, t } = this;
+    const listed = t.spec.secrets ?? [];
+    if (listed.includes(ref)) return;
+    scope.report('BCN3015', pointer, `${this.label}: secret ${ref} is not one tenant ${t.name} lists in spec.secrets (listed: ${listed.join(', ') || 'none'})`, {
+      related: [scope.rel(t, listed.length > 0 ? '/spec/secrets' : '', `Tenant ${t.name} lists: ${listed.join(', ') || 'no secrets'}`)],
+      hint: `add '${ref}' to spec.secrets of Tenant ${t.name}, or use a secret it lists; the kernel resolves no other for its Tools`,
+    });
   }
 
   /** A per-run token limit at `pointer` is within the tenant's tokensPerDay. */

@@ -2,7 +2,8 @@
  * The kernel composed once for a compiled bundle: the model gateway over its
  * Models (with scripted stand-ins where asked), runtime policy over its
  * Policies, tenant budgets and model limits over shared counters, Tools'
- * rate limits, and where traces and policy events go. `beacon run`,
+ * rate limits, the installation's secret source, and where traces and
+ * policy events go. `beacon run`,
  * `resume`, the reconciler and the GitHub Action all start from here; what
  * differs between them is only where the sandbox runs (runners/) and which
  * state stores they pass (the embedded defaults, or the registry's).
@@ -13,6 +14,8 @@ import { createDecider, type CompiledPolicy } from '../../policy/index.js';
 import type { CounterStore, RateLimits } from '../counters.js';
 import { KernelBudgets } from './budgets.js';
 import { createModelGateway, type ModelGatewayOptions } from './gateway.js';
+import { restrictModels } from './model-access.js';
+import { environmentSecrets, type SecretSource } from './secrets.js';
 import type { KernelServices, PolicyEvent } from './syscalls.js';
 import { targetVersion, UnknownTarget } from './targets.js';
 
@@ -31,13 +34,13 @@ export interface KernelOptions {
   counters?: CounterStore;
   /** Where HTTP Tools' rate limits are counted. @default each server's own token bucket */
   rateLimits?: RateLimits;
-  /** Resolves a `secretRef` (Models' credentials, HTTP Tools' headers). @default process.env */
-  secret?: (name: string) => string | undefined;
+  /** The installation's secrets (Models' credentials, HTTP Tools' headers). @default environmentSecrets(): the environment without the kernel's own settings */
+  secrets?: SecretSource;
   /** Trace events as the sandbox reports them (unverified: the sandbox is not trusted) and the kernel's own decisions. */
   onTrace?: (event: unknown) => void;
   onPolicy?: (event: PolicyEvent) => void;
   /** Timeouts, retries, streaming of the model gateway. */
-  gateway?: Omit<ModelGatewayOptions, 'models' | 'secret'>;
+  gateway?: Omit<ModelGatewayOptions, 'models' | 'secrets' | 'decide'>;
 }
 
 /** The kernel for one bundle. */
@@ -45,7 +48,8 @@ export interface Kernel {
   /** The bundle as this kernel serves it (scripted stand-ins in place). */
   readonly bundle: Pick<Bundle, 'objects' | 'graphs' | 'files'>;
   readonly services: KernelServices;
-  readonly secret?: (name: string) => string | undefined;
+  /** Resolves a `secretRef` from the installation's secret source (what sessions give HTTP Tools). */
+  readonly secret: (name: string) => string | undefined;
   /** The version of a target (`Agent/tenant/name`, `Workflow/tenant/name`): its effective digest. */
   version(target: string): string;
   /** `tenant/name` as the Agent or Workflow of that name (an Agent first). */
@@ -78,8 +82,11 @@ export function composeKernel(options: KernelOptions): Kernel {
         )
       : undefined;
   const decide = decider !== undefined ? (request: Parameters<typeof decider.decide>[0]) => decider.decide(request) : undefined;
+  const secrets = options.secrets ?? environmentSecrets();
+  // Every model call is checked twice before it connects: the caller may call that Model, and egress policy allows its host.
+  const gateway = createModelGateway({ ...options.gateway, models: objects, secrets, ...(decide !== undefined ? { decide } : {}) });
   const services: KernelServices = {
-    gateway: createModelGateway({ ...options.gateway, models: objects, ...(options.secret !== undefined ? { secret: options.secret } : {}) }),
+    gateway: restrictModels(gateway, objects),
     budgets: new KernelBudgets(objects, options.counters !== undefined ? { counters: options.counters } : {}),
     ...(decide !== undefined ? { decide } : {}),
     ...(options.rateLimits !== undefined ? { rateLimits: options.rateLimits } : {}),
@@ -89,7 +96,7 @@ export function composeKernel(options: KernelOptions): Kernel {
   return {
     bundle,
     services,
-    ...(options.secret !== undefined ? { secret: options.secret } : {}),
+    secret: (name) => secrets.resolve(name),
     version: (target) => targetVersion(bundle, target),
     resolveTarget: (name) => resolveTarget(bundle, name),
   };

@@ -4,26 +4,35 @@
  * the provider with a per-attempt timeout, retries what is worth retrying
  * with exponential backoff and jitter (honouring `Retry-After`), falls back
  * in order, shares one upstream call among identical concurrent requests,
- * and meters tokens and cost. Credentials come only from
- * `spec.credentials.secretRef` through `secret()`, and are redacted from
- * every text the gateway produces: attempts, errors, messages.
+ * and meters tokens and cost. Before an attempt connects anywhere, runtime
+ * policy decides the egress to the Model's host (`decide`), like any other
+ * connection the kernel makes; a denial never connects. Credentials come
+ * only from `spec.credentials.secretRef` through the secret source (by
+ * default the environment without the kernel's own settings), and are
+ * redacted from every text the gateway produces: attempts, errors, messages
+ * and the model's own answer (a model that echoes its key).
  */
 import { backoffDelay, isRecord, systemClock, type Clock } from '../../common/index.js';
+import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import { canonicalJson, type CompiledObject, type CompiledObjectOf } from '../../compiler/index.js';
-import { ModelError, type ModelErrorCode, type ModelGateway, type ModelRequest, type ModelResponse, type TokenUsage } from '../types.js';
+import { ModelError, type Json, type JsonObject, type ModelErrorCode, type ModelGateway, type ModelRequest, type ModelResponse, type TokenUsage } from '../types.js';
 import { anthropicProvider } from './providers/anthropic.js';
 import { openAiProvider } from './providers/openai.js';
 import type { ModelConfig, Provider, ProviderName, ProviderResult } from './providers/provider.js';
 import { scriptedProvider } from './providers/scripted.js';
 import { raceAbort } from '../abort.js';
+import { redactSecrets } from './mcp-http.js';
+import { environmentSecrets, whyNoSecret, type SecretSource } from './secrets.js';
 
 export type ModelAttempt = ModelResponse['attempts'][number];
 
 export interface ModelGatewayOptions {
   /** The compiled Models; other kinds are skipped, so `bundle.objects` will do. */
   models: Iterable<CompiledObject>;
-  /** Resolves a `secretRef`. @default reads `process.env` */
-  secret?: (name: string) => string | undefined;
+  /** Resolves a `secretRef`. @default environmentSecrets(): the environment, without the kernel's own settings */
+  secrets?: SecretSource;
+  /** Runtime policy (`createDecider(...).decide`), asked for the egress to a Model's host before each attempt connects. @default every egress allowed */
+  decide?: (request: RuntimeRequest) => RuntimeDecision | Promise<RuntimeDecision>;
   /** Per-attempt timeout, covering the whole answer (a stream included). @default 60_000 */
   timeoutMs?: number;
   /** Attempts per model, before its next fallback. @default 3 */
@@ -99,7 +108,7 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
     maxRetryAfterMs: positive(options.maxRetryAfterMs, 'maxRetryAfterMs', DEFAULTS.maxRetryAfterMs),
     maxResponseBytes: positive(options.maxResponseBytes, 'maxResponseBytes', DEFAULTS.maxResponseBytes),
   };
-  const secret = options.secret ?? ((name: string) => process.env[name]);
+  const secrets = options.secrets ?? environmentSecrets();
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const stream = options.stream ?? false;
@@ -112,13 +121,23 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
   };
   const inFlight = new Map<string, InFlight>();
 
-  /** One attempt at one model: credentials, timeout, the provider. */
-  const attempt = async (model: ModelConfig, request: ModelRequest, signal: AbortSignal, secrets: Set<string>): Promise<ProviderResult> => {
+  /** Why runtime policy denies the egress to `model`'s host for this request, or null (no host, no policy, allowed). */
+  const egressDenial = async (model: ModelConfig, request: ModelRequest): Promise<string | null> => {
+    const host = providers[model.provider].host(model);
+    if (host === undefined || options.decide === undefined) return null;
+    const d = await options.decide({ type: 'egress', ...whoAsks(request.caller), host });
+    return d.allowed ? null : d.denials.map((v) => `${v.policy}: ${v.message}`).join('; ') || 'denied';
+  };
+
+  /** One attempt at one model: egress, credentials, timeout, the provider. */
+  const attempt = async (model: ModelConfig, request: ModelRequest, signal: AbortSignal, resolved: Set<string>): Promise<ProviderResult> => {
+    const denied = await egressDenial(model, request);
+    if (denied !== null) throw new ModelError('policy_denied', `Model ${model.name}: egress to ${providers[model.provider].host(model) ?? ''} denied by runtime policy — ${denied}`);
     let apiKey: string | undefined;
     if (model.secretRef !== undefined) {
-      apiKey = resolveSecret(secret, model.secretRef);
-      if (apiKey === undefined) throw new ModelError('no_credentials', `Model ${model.name}: the secret ${model.secretRef} (spec.credentials.secretRef) is not set`);
-      secrets.add(apiKey);
+      apiKey = resolveSecret(secrets, model.secretRef);
+      if (apiKey === undefined) throw new ModelError('no_credentials', `Model ${model.name}: the secret ${model.secretRef} (spec.credentials.secretRef) ${whyNoSecret(model.secretRef)}`);
+      resolved.add(apiKey);
     }
     const controller = new AbortController();
     const onAbort = (): void => controller.abort(signal.reason);
@@ -158,7 +177,7 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
       for (let n = 1; n <= settings.maxAttempts; n++) {
         const t0 = clock.now();
         try {
-          const result = await attempt(model, request, signal, secrets);
+          const result = redactResult(await attempt(model, request, signal, secrets), secrets);
           attempts.push({ model: name, latencyMs: clock.now() - t0 });
           return { ...result, costUsd: costOf(model, result.usage), model: name, attempts, latencyMs: clock.now() - started };
         } catch (err) {
@@ -225,22 +244,38 @@ export function createModelGateway(options: ModelGatewayOptions): ModelGateway {
   };
 }
 
-function resolveSecret(secret: (name: string) => string | undefined, name: string): string | undefined {
+function resolveSecret(source: SecretSource, name: string): string | undefined {
   try {
-    const value = secret(name);
+    const value = source.resolve(name);
     return typeof value === 'string' && value !== '' ? value : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** A model's answer without the call's secrets: a model (or a server posing as one) may echo the key it was sent. */
+function redactResult(result: ProviderResult, secrets: ReadonlySet<string>): ProviderResult {
+  if (secrets.size === 0) return result;
+  const redact = (text: string): string => redactSecrets(text, secrets);
+  const toolCalls = result.toolCalls.map((c) => ({ ...c, arguments: redactObject(c.arguments, redact) }));
+  return { ...result, content: redact(result.content), toolCalls };
+}
+
+/** Every string of a JSON value (keys included) through `redact`. */
+function redactJson(value: Json, redact: (text: string) => string): Json {
+  if (typeof value === 'string') return redact(value);
+  if (Array.isArray(value)) return value.map((v) => redactJson(v, redact));
+  if (value !== null && typeof value === 'object') return redactObject(value, redact);
+  return value;
+}
+
+function redactObject(value: JsonObject, redact: (text: string) => string): JsonObject {
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [redact(k), redactJson(v, redact)]));
+}
+
 /** Any failure of an attempt as a ModelError whose message holds none of the call's secrets. */
 function asModelError(err: unknown, secrets: ReadonlySet<string>): ModelError {
-  const redact = (text: string): string => {
-    let out = text;
-    for (const s of secrets) out = out.split(s).join('[redacted]');
-    return out;
-  };
+  const redact = (text: string): string => redactSecrets(text, secrets);
   if (err instanceof ModelError) return new ModelError(err.code, redact(err.message), { retryable: err.retryable, status: err.status, retryAfterMs: err.retryAfterMs });
   const message = err instanceof Error ? err.message : String(err);
   return new ModelError('server_error', `unexpected failure: ${redact(message).slice(0, ATTEMPT_ERROR_CHARS)}`, { retryable: true });
@@ -320,12 +355,20 @@ function checkRequest(request: ModelRequest, models: ReadonlyMap<string, ModelCo
   if (request.responseSchema !== undefined && !isRecord(request.responseSchema)) throw bad('responseSchema must be an object');
   const max = request.maxOutputTokens;
   if (max !== undefined && (typeof max !== 'number' || !Number.isSafeInteger(max) || max <= 0)) throw bad('maxOutputTokens must be a positive integer');
-  const { caller: _caller, ...rest } = request;
+  // Shared only among calls made as the same agent (of any run): egress policy and scripted answers depend on who asks.
+  const { caller, ...rest } = request;
   try {
-    return canonicalJson(rest);
+    return canonicalJson({ ...rest, caller: whoAsks(caller) });
   } catch (err) {
     throw bad(`not JSON (${err instanceof Error ? err.message : String(err)})`);
   }
+}
+
+/** Who makes a request, as policies see it: its caller without the run. */
+function whoAsks(caller: ModelRequest['caller'] | undefined): Omit<ModelRequest['caller'], 'run'> | Record<string, never> {
+  if (!isRecord(caller)) return {};
+  const { run: _run, ...who } = caller;
+  return who;
 }
 
 function messageProblem(m: unknown): string | null {

@@ -2,7 +2,9 @@
  * Streamable HTTP MCP servers, reached by the kernel on an agent's behalf:
  * the Tool's `mcp.url` with its `mcp.headers`, whose `{secretRef}` values are
  * resolved here (the agent never sees them) and redacted from every result,
- * error and log line. Before connecting and before every call, runtime policy
+ * error and log line. A header resolves only a secret the Tool's tenant lists
+ * (`spec.secrets`), from the installation's secret source: one naming any
+ * other secret never leaves the kernel. Before connecting and before every call, runtime policy
  * decides the egress to the server's host and the call itself (`decide`);
  * a denial never contacts the server. Response bodies are capped while they
  * are read, so a runaway server cannot exhaust the kernel's memory.
@@ -12,11 +14,14 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import type { McpServerHeaders } from '../../schema/index.js';
 import type { Caller, JsonObject } from '../types.js';
+import { environmentSecrets, whyNoSecret } from './secrets.js';
 import { McpConfigError, McpToolServer, readToolConfig, type McpServerOptions, type ToolObject } from '../mcp.js';
 
 export interface HttpMcpOptions extends McpServerOptions {
-  /** Resolves a header's `secretRef`. @default reads `process.env` */
+  /** Resolves a header's `secretRef`. @default environmentSecrets(): the environment without the kernel's own settings */
   secret?: (name: string) => string | undefined;
+  /** The secrets the Tool's tenant lists (Tenant `spec.secrets`): a header naming another is never resolved. @default none */
+  tenantSecrets?: readonly string[];
   /** Runtime policy (`createDecider(...).decide`), asked before connecting (egress) and before every call (tool, egress). */
   decide?: (request: RuntimeRequest) => RuntimeDecision | Promise<RuntimeDecision>;
   /** Who calls, as policies see it, unless a call names its own caller. @default tenant: the Tool's tenant, agent: none */
@@ -38,7 +43,9 @@ export function httpMcpServer(name: string, tool: ToolObject, options: HttpMcpOp
   if (config.transport !== 'http') throw new McpConfigError(`${where}: its transport is ${config.transport}; http servers only here`);
   const url = parseUrl(config.mcp.url, where);
   const headers = readHeaders(config.mcp.headers, where);
-  const secret = options.secret ?? ((n: string) => process.env[n]);
+  const source = environmentSecrets();
+  const secret = options.secret ?? ((n: string) => source.resolve(n));
+  const listed = new Set(options.tenantSecrets ?? []);
   const tenant = options.caller?.tenant ?? config.tenant;
   const fallback: Partial<Caller> = { ...options.caller, ...(tenant !== undefined ? { tenant } : {}) };
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -58,6 +65,8 @@ export function httpMcpServer(name: string, tool: ToolObject, options: HttpMcpOp
       async open() {
         const denied = await egress();
         if (denied !== null) throw new Error(`egress to ${host} denied by policy: ${denied}`);
+        const unlisted = unlistedSecret(headers, listed);
+        if (unlisted !== undefined) throw new Error(`${unlisted}: it is not a secret Tenant ${tenant ?? '(none)'} lists in spec.secrets, so it is never resolved`);
         const resolved = resolveHeaders(headers, secret, secrets);
         return new ClosingHttpTransport(
           url,
@@ -106,6 +115,12 @@ function readHeaders(value: McpServerHeaders | undefined, where: string): Map<st
   return out;
 }
 
+/** The first header naming a secret not in `listed`, as `header NAME: secret REF`; undefined when there is none. */
+function unlistedSecret(headers: ReadonlyMap<string, Header>, listed: ReadonlySet<string>): string | undefined {
+  for (const [name, h] of headers) if ('secretRef' in h && !listed.has(h.secretRef)) return `header ${name}: secret ${h.secretRef}`;
+  return undefined;
+}
+
 /** Header values for one connection; every secret is remembered for redaction. Errors name the secret, never its value. */
 function resolveHeaders(headers: ReadonlyMap<string, Header>, secret: (name: string) => string | undefined, secrets: Set<string>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -120,7 +135,7 @@ function resolveHeaders(headers: ReadonlyMap<string, Header>, secret: (name: str
     } catch {
       value = undefined;
     }
-    if (value === undefined || value === '') throw new Error(`header ${name}: secret ${h.secretRef} is not set`);
+    if (value === undefined || value === '') throw new Error(`header ${name}: secret ${h.secretRef} ${whyNoSecret(h.secretRef)}`);
     remember(value, secrets);
     if (!validHeaderValue(value)) throw new Error(`header ${name}: secret ${h.secretRef} holds characters a header cannot carry`);
     out[name] = value;

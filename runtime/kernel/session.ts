@@ -20,6 +20,7 @@ import type { ApprovalDecision, ApprovalRequest, Json, RunOutcome, ToolCall, Too
 import { approversOf, gatedTools, gateRequest, toolCallApproval } from './gates.js';
 import { runObjects, targetVersion } from './targets.js';
 import { httpMcpServer } from './mcp-http.js';
+import { tenantSecrets } from './secrets.js';
 import { denialText, serveKernel, type KernelServices, type PolicyEvent } from './syscalls.js';
 
 /** What a session serves: the bundle, its target, and the kernel's services for it. */
@@ -196,6 +197,7 @@ export class KernelSession {
         httpMcpServer(listedToolName(o, this.tenant), o, {
           ...(egress !== undefined ? { decide: egress } : {}),
           ...(this.options.secret !== undefined ? { secret: this.options.secret } : {}),
+          tenantSecrets: tenantSecrets(this.options.bundle.objects, o.tenant),
           ...(rateLimits !== undefined ? { rateLimits } : {}),
           // A call names its own caller (serveKernel); this one is for egress on connecting, which serves every agent of the target.
           caller: this.kind === 'Agent' ? { tenant: this.tenant, agent: this.name } : { tenant: this.tenant, workflow: this.name },

@@ -32,7 +32,7 @@ function gateway(options: { stream?: boolean; parameters?: Record<string, unknow
         parameters: options.parameters ?? { temperature: 0.2, maxTokens: 4096 },
       }),
     ],
-    secret: (name) => (name === 'ANTHROPIC_API_KEY' ? KEY : undefined),
+    secrets: { resolve: (name) => (name === 'ANTHROPIC_API_KEY' ? KEY : undefined) },
     clock: fakeClock(),
     random: () => 0.5,
     ...(options.stream === undefined ? {} : { stream: options.stream }),

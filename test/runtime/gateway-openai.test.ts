@@ -33,7 +33,7 @@ function gateway(options: { stream?: boolean; spec?: Record<string, unknown>; pr
         ...options.spec,
       }),
     ],
-    secret: (name) => (name === 'OPENAI_API_KEY' ? KEY : undefined),
+    secrets: { resolve: (name) => (name === 'OPENAI_API_KEY' ? KEY : undefined) },
     clock: fakeClock(),
     random: () => 0.5,
     ...(options.stream === undefined ? {} : { stream: options.stream }),

@@ -53,7 +53,7 @@ function models(gptFallbacks: string[] = ['claude-sonnet', 'canned']): CompiledO
 }
 
 function gateway(options: Partial<ModelGatewayOptions> = {}) {
-  return createModelGateway({ models: models(), secret: (name) => SECRETS[name], clock, random: () => 0.5, ...options });
+  return createModelGateway({ models: models(), secrets: { resolve: (name) => SECRETS[name] }, clock, random: () => 0.5, ...options });
 }
 
 async function failure(promise: Promise<unknown>): Promise<ModelCallError> {
@@ -183,7 +183,7 @@ describe('fallbacks', () => {
 
   it('a missing secret is no_credentials (the name, not a value), and no request is sent', async () => {
     anthropic.replies.push(message({ text: 'fallback' }));
-    const r = await gateway({ secret: (name) => (name === 'ANTHROPIC_API_KEY' ? ANTHROPIC_KEY : undefined) }).complete(request('gpt-4o'));
+    const r = await gateway({ secrets: { resolve: (name) => (name === 'ANTHROPIC_API_KEY' ? ANTHROPIC_KEY : undefined) } }).complete(request('gpt-4o'));
     expect(r.model).toBe('claude-sonnet');
     expect(r.attempts[0]!.error).toBe('no_credentials: Model gpt-4o: the secret OPENAI_API_KEY (spec.credentials.secretRef) is not set');
     expect(openai.received).toHaveLength(0);
@@ -194,7 +194,7 @@ describe('fallbacks', () => {
     try {
       const gw = createModelGateway({
         models: [modelObject('m', { provider: 'openai', endpoint: redirecting.origin, credentials: { secretRef: 'OPENAI_API_KEY' } })],
-        secret: (n) => SECRETS[n],
+        secrets: { resolve: (n) => SECRETS[n] },
         clock,
       });
       const err = await failure(gw.complete(request('m')));
@@ -314,13 +314,13 @@ describe('credentials', () => {
   });
 
   it('the default resolver reads the environment', async () => {
-    process.env.BEACON_TEST_GATEWAY_KEY = OPENAI_KEY;
+    process.env.ACME_TEST_GATEWAY_KEY = OPENAI_KEY;
     try {
-      const gw = createModelGateway({ models: [modelObject('gpt-4o', { provider: 'openai', endpoint: openai.endpoint, credentials: { secretRef: 'BEACON_TEST_GATEWAY_KEY' } })], clock });
+      const gw = createModelGateway({ models: [modelObject('gpt-4o', { provider: 'openai', endpoint: openai.endpoint, credentials: { secretRef: 'ACME_TEST_GATEWAY_KEY' } })], clock });
       openai.replies.push(completion({ content: 'env' }));
       expect((await gw.complete(request('gpt-4o'))).content).toBe('env');
     } finally {
-      delete process.env.BEACON_TEST_GATEWAY_KEY;
+      delete process.env.ACME_TEST_GATEWAY_KEY;
     }
   });
 });

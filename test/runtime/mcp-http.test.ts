@@ -97,6 +97,7 @@ describe('secrets in headers', () => {
     createMcpToolProvider([
       httpMcpServer('fake', httpTool('fake', server.url, { mcp: { transport: 'http', url: server.url, headers: { Authorization: { secretRef: 'FAKE_MCP_TOKEN' }, 'X-Caller': 'beacon-test' } } }), {
         secret: (name) => (name === 'FAKE_MCP_TOKEN' ? value : undefined),
+        tenantSecrets: ['FAKE_MCP_TOKEN'],
         onLog: (e) => logs.push(e),
         ...extra,
       }),

@@ -9,7 +9,7 @@
 import { isRecord } from '../../../common/index.js';
 import { ModelError, type ChatMessage, type JsonSchema } from '../../types.js';
 import { eventJson, postEvents, postFor, postJson, type SseEvent } from './http.js';
-import { badResponse, baseUrl, FunctionNames, maxOutputTokens, providerResult, type Provider, type ProviderCall, type ProviderResult, type RawToolCall } from './provider.js';
+import { badResponse, baseUrl, FunctionNames, hostOf, maxOutputTokens, providerResult, type Provider, type ProviderCall, type ProviderResult, type RawToolCall } from './provider.js';
 
 const PUBLIC_URL = 'https://api.anthropic.com';
 export const ANTHROPIC_VERSION = '2023-06-01';
@@ -23,6 +23,7 @@ interface Turn {
 }
 
 export const anthropicProvider: Provider = {
+  host: (model) => hostOf(model, PUBLIC_URL),
   async complete(call) {
     const names = new FunctionNames(call.request.tools, call.request.messages);
     const headers = { 'anthropic-version': ANTHROPIC_VERSION, ...(call.apiKey === undefined ? {} : { 'x-api-key': call.apiKey }) };

@@ -8,12 +8,13 @@
 import { isRecord } from '../../../common/index.js';
 import { ModelError, type ChatMessage } from '../../types.js';
 import { eventJson, postEvents, postFor, postJson } from './http.js';
-import { badResponse, baseUrl, FunctionNames, maxOutputTokens, providerResult, type Provider, type ProviderCall, type ProviderResult, type RawToolCall } from './provider.js';
+import { badResponse, baseUrl, FunctionNames, hostOf, maxOutputTokens, providerResult, type Provider, type ProviderCall, type ProviderResult, type RawToolCall } from './provider.js';
 
 const PUBLIC_URL = 'https://api.openai.com/v1';
 
 export function openAiProvider(flavor: 'openai' | 'openai-compatible'): Provider {
   return {
+    host: (model) => hostOf(model, PUBLIC_URL),
     async complete(call) {
       const names = new FunctionNames(call.request.tools, call.request.messages);
       const headers: Record<string, string> = call.apiKey === undefined ? {} : { authorization: `Bearer ${call.apiKey}` };

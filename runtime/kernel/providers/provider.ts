@@ -48,6 +48,8 @@ export type ProviderResult = Pick<ModelResponse, 'content' | 'toolCalls' | 'stop
 export interface Provider {
   /** Answers the call, or throws a ModelError (or the signal's reason when aborted). */
   complete(call: ProviderCall): Promise<ProviderResult>;
+  /** The host a call to `model` connects to, which egress policy decides first; undefined: the provider connects to nothing. */
+  host(model: ModelConfig): string | undefined;
 }
 
 /** A 200 whose body is not what the wire format promises: worth another attempt. */
@@ -58,6 +60,11 @@ export function badResponse(what: string): ModelError {
 /** The base URL of a provider: the Model's `endpoint` (without trailing slashes) or the public one. */
 export function baseUrl(model: ModelConfig, publicUrl: string): string {
   return (model.endpoint ?? publicUrl).replace(/\/+$/, '');
+}
+
+/** The host of a provider's base URL, as egress policy sees it (an IPv6 address without its brackets). */
+export function hostOf(model: ModelConfig, publicUrl: string): string {
+  return new URL(baseUrl(model, publicUrl)).hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
 /** Output-token bound of a call: the request's, else the Model's `parameters.maxTokens`. */

@@ -34,6 +34,8 @@ export function scriptedProvider(): Provider {
     return rules;
   };
   return {
+    // Answers from its script, in the kernel: no connection, so nothing for egress policy to decide.
+    host: () => undefined,
     complete(call) {
       // Synchronous work: a rejected promise, never a throw out of complete().
       return new Promise<ProviderResult>((resolve) => resolve(answer(call.model.name, rulesOf(call.model), call.request)));
