@@ -12,6 +12,7 @@ export { runInChildProcess, userProgramArgs, INSTALL_ROOT, type LaunchOptions } 
 export { runObjects, targetVersion, UnknownTarget } from './kernel/targets.js';
 export { composeKernel, SubstitutionError, type Kernel, type KernelOptions, type ModelSubstitution } from './kernel/compose.js';
 export { KernelSession, RunFinished, VersionMismatch, type InvokeOptions, type SessionOptions } from './kernel/session.js';
+export { DEFAULT_RUN_LIMITS, LimitExceeded, OutcomeRefused, type RunLimits } from './kernel/ledger.js';
 export { runStart, type RunStart } from './user/main.js';
 export {
   IDEMPOTENCY_META_KEY,
