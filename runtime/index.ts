@@ -14,6 +14,7 @@ export { composeKernel, SubstitutionError, type Kernel, type KernelOptions, type
 export { environmentSecrets, isKernelSetting, KERNEL_SETTINGS, tenantSecrets, type SecretSource } from './kernel/secrets.js';
 export { modelsAllowed, restrictModels } from './kernel/model-access.js';
 export { KernelSession, RunFinished, VersionMismatch, type InvokeOptions, type SessionOptions } from './kernel/session.js';
+export { DEFAULT_RUN_LIMITS, LimitExceeded, OutcomeRefused, type RunLimits } from './kernel/ledger.js';
 export { runStart, type RunStart } from './user/main.js';
 export {
   IDEMPOTENCY_META_KEY,

@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { BeaconError, type BeaconErrorOptions } from '../common/index.js';
 import { constants, mkdir, open, readFile, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { ApprovalDecision, ApprovalRequest, Json, JsonObject, JsonSchema, ModelResponse, RunError, RunStatus, StepRecord, ToolResult } from './types.js';
+import type { ApprovalDecision, ApprovalRequest, Json, JsonObject, JsonSchema, ModelResponse, RunError, RunStatus, StepRecord, TokenUsage, ToolResult } from './types.js';
 import { schemaMismatch } from './user/schemas.js';
 import { notJson } from './user/values.js';
 import { processExists, processStartTime } from './proc.js';
@@ -92,6 +92,29 @@ export type ApprovalRequestedRecord = { type: 'approval-requested' } & ApprovalR
 
 export type ApprovalDecidedRecord = { type: 'approval-decided'; node: string; traversal: number } & ApprovalDecision;
 
+/** A model call the kernel made, journaled by the kernel (never by a sandbox) with what it metered: the run's usage and cost are the sum of these. */
+export interface KernelModelCallRecord {
+  type: 'kernel-model-call';
+  /** The graph node the call was made for (`agent` for an Agent's run). */
+  node: string;
+  model: string;
+  usage: TokenUsage;
+  costUsd: number;
+}
+
+/** An HTTP tool call the kernel made, journaled by the kernel before it is made: the key it derived, and the approval it consumed. */
+export interface KernelToolCallRecord {
+  type: 'kernel-tool-call';
+  node: string;
+  /** The model's id for the call (a resumed run replays it). */
+  callId: string;
+  tool: string;
+  name: string;
+  idempotencyKey: string;
+  /** The tool gate whose approval this call used up: one approval, one call. */
+  gate?: { node: string; traversal: number };
+}
+
 /** How an attempt ended. Not final when records follow it (an approved run resumed after `WaitingForApproval`). */
 export interface RunFinishedRecord {
   type: 'run-finished';
@@ -109,6 +132,8 @@ export type RunRecord =
   | ApprovalRequestedRecord
   | ApprovalGivenRecord
   | ApprovalDecidedRecord
+  | KernelModelCallRecord
+  | KernelToolCallRecord
   | RunFinishedRecord;
 
 /** What `append` takes: `run-started` is written by `create`. */
@@ -126,6 +151,8 @@ export const RECORD_TYPES = [
   'approval-requested',
   'approval-given',
   'approval-decided',
+  'kernel-model-call',
+  'kernel-tool-call',
   'run-finished',
 ] as const;
 
@@ -207,6 +234,18 @@ const RECORD_FIELDS: Record<RunRecord['type'], { required: string[]; properties:
   },
   'approval-given': { required: ['node', 'traversal', 'by'], properties: { node: NAME, traversal: COUNT, by: NAME, reason: { type: 'string' } } },
   'approval-decided': { required: ['node', 'traversal', 'approved', 'by'], properties: { node: NAME, traversal: COUNT, ...DECISION } },
+  'kernel-model-call': { required: ['node', 'model', 'usage', 'costUsd'], properties: { node: NAME, model: NAME, usage: USAGE, costUsd: { type: 'number', minimum: 0 } } },
+  'kernel-tool-call': {
+    required: ['node', 'callId', 'tool', 'name', 'idempotencyKey'],
+    properties: {
+      node: NAME,
+      callId: { type: 'string' },
+      tool: NAME,
+      name: NAME,
+      idempotencyKey: NAME,
+      gate: { type: 'object', required: ['node', 'traversal'], properties: { node: NAME, traversal: COUNT }, additionalProperties: false },
+    },
+  },
   'run-finished': {
     required: ['status'],
     properties: {
@@ -733,10 +772,41 @@ export interface ResumeState {
   approvalsGiven: Map<string, string[]>;
   /** Decisions journaled by `approvalKey` (also those whose gate step completed). */
   decisions: Map<string, ApprovalDecision>;
+  /** What the kernel itself journaled of the calls it made: never what a sandbox reports. */
+  kernel: KernelCalls;
   /** When the run started (epoch ms, its first record's `at`): a resumed run's deadline counts from here. */
   startedAt?: number;
   /** Set when the run ended: nothing to resume. Only a `WaitingForApproval` end is undone by the records after it (a decision, say); any other end is final. */
   finished?: Omit<RunFinishedRecord, 'type'>;
+}
+
+/** The kernel's own account of a run's calls, from its `kernel-*` records. */
+export interface KernelCalls {
+  /** Graph nodes the kernel made a model call for. */
+  nodes: Set<string>;
+  usage: TokenUsage;
+  costUsd: number;
+  /** Tool gates' approvals used up, by gate node: how many (the next call needs the next traversal's approval). */
+  consumed: Map<string, number>;
+  /** Tool calls made under an approval, by the model's call id: the gate they used. */
+  approvedCalls: Map<string, { node: string; traversal: number }>;
+}
+
+/** An empty account: a run the kernel has made no call for. */
+export function noKernelCalls(): KernelCalls {
+  return { nodes: new Set(), usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0, consumed: new Map(), approvedCalls: new Map() };
+}
+
+/** Add one of the kernel's records to its account. */
+export function countKernelCall(calls: KernelCalls, r: KernelModelCallRecord | KernelToolCallRecord): void {
+  if (r.type === 'kernel-model-call') {
+    calls.nodes.add(r.node);
+    calls.usage = { inputTokens: calls.usage.inputTokens + r.usage.inputTokens, outputTokens: calls.usage.outputTokens + r.usage.outputTokens };
+    calls.costUsd += r.costUsd;
+  } else if (r.gate !== undefined) {
+    calls.consumed.set(r.gate.node, Math.max(calls.consumed.get(r.gate.node) ?? 0, r.gate.traversal + 1));
+    calls.approvedCalls.set(r.callId, r.gate);
+  }
 }
 
 function withoutMeta<T extends { type: string }>(record: T): Omit<T, 'type' | 'seq' | 'at'> {
@@ -769,6 +839,7 @@ export function resumeState(records: readonly RunRecord[]): ResumeState {
     pendingApprovals: [],
     approvalsGiven: new Map(),
     decisions: new Map(),
+    kernel: noKernelCalls(),
   };
   const at = (first as { at?: unknown }).at;
   if (typeof at === 'number') state.startedAt = at;
@@ -826,6 +897,10 @@ export function resumeState(records: readonly RunRecord[]): ResumeState {
         requested.delete(key);
         break;
       }
+      case 'kernel-model-call':
+      case 'kernel-tool-call':
+        countKernelCall(state.kernel, r);
+        break;
       case 'run-finished':
         if (finished === undefined) finished = r;
         break;

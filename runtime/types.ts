@@ -339,7 +339,11 @@ export type RunErrorCode =
   | 'timeout'
   | 'journal_failed'
   | 'stopped'
-  | 'internal_error';
+  | 'internal_error'
+  /** The kernel cut the sandbox off: the run passed a cap on what it may journal or trace. */
+  | 'limit_exceeded'
+  /** The kernel refused the sandbox's outcome: its own record of the run refutes it. */
+  | 'outcome_refused';
 
 export interface RunError {
   code: RunErrorCode;

@@ -4,10 +4,11 @@
  * a tool call's gate), which Tools need a person's approval, and whether the
  * journal holds one for a tool call. User space never decides any of this.
  */
-import { canonicalJson, ofKind, type Bundle, type CompiledObject } from '../../compiler/index.js';
+import { createHash } from 'node:crypto';
+import { canonicalJson, ofKind, type Bundle, type CompiledObject, type ExecutionGraph } from '../../compiler/index.js';
 import { listedToolName } from '../mcp.js';
-import { approvalKey, type JournalEntry, type ResumeState } from '../runstore.js';
-import type { ApprovalRequest, Json, ToolCall } from '../types.js';
+import { approvalKey, type ResumeState } from '../runstore.js';
+import type { ApprovalDecision, ApprovalRequest, Json, ToolCall } from '../types.js';
 
 /** How long a tool call's gate waits for a person before it is rejected. */
 export const TOOL_GATE_TIMEOUT_S = 3600;
@@ -29,6 +30,7 @@ export function gateRequest(
   tenantApprovers: string[],
   now: number,
 ): ApprovalRequest {
+  // A tool gate's node is never a graph node (toolGateNode), so it always gets the fixed policy, rejected on timeout.
   const spec = graph?.nodes.find((n) => n.id === gate.node && n.approval !== undefined)?.approval ?? {
     approvers: tenantApprovers,
     quorum: 1,
@@ -64,22 +66,73 @@ export function gatedTools(objects: CompiledObject[], tenant: string): Set<strin
   return out;
 }
 
+/** The node a tool gate is journaled under: built by the kernel from the call it guards (the step, the tool, the arguments), never named by a sandbox. */
+export function toolGateNode(node: string, call: Pick<ToolCall, 'tool' | 'name' | 'arguments'>): string {
+  const digest = createHash('sha256').update(canonicalJson(call.arguments)).digest('hex').slice(0, 16);
+  return `${node}:${call.tool}/${call.name}:${digest}`;
+}
+
 /**
- * Whether a journal holds a person's approval for a tool call (the kernel
- * does not take user space's word for it): as many approved gates for
- * exactly this call (tool, name, arguments) as calls of it journaled, this
- * one included. Undefined when it does, else why not.
+ * Whether the journal holds an approval, not yet used, for a call of
+ * `gateNode`: the gate it is to use up, else why not. Each approval is
+ * used up by one call (`kernel-tool-call`), so the next call of the same
+ * gate waits for the next traversal's approval.
  */
-export function toolCallApproval(journal: readonly JournalEntry[], state: ResumeState, call: ToolCall): string | undefined {
-  const same = (t: unknown, n: unknown, a: unknown): boolean => t === call.tool && n === call.name && canonicalJson(a) === canonicalJson(call.arguments);
-  let approved = 0;
-  let calls = 0;
-  for (const rec of journal) {
-    if (rec.type === 'approval-requested') {
-      const subject = rec.subject as { tool?: unknown; name?: unknown; arguments?: unknown } | null;
-      if (subject !== null && typeof subject === 'object' && same(subject.tool, subject.name, subject.arguments) && state.decisions.get(approvalKey(rec.node, rec.traversal))?.approved === true)
-        approved++;
-    } else if (rec.type === 'tool-call-started' && same(rec.tool, rec.name, rec.arguments)) calls++;
+export function unusedApproval(
+  state: { decisions: ReadonlyMap<string, ApprovalDecision>; kernel: ResumeState['kernel'] },
+  gateNode: string,
+  call: ToolCall,
+): { node: string; traversal: number } | string {
+  const traversal = state.kernel.consumed.get(gateNode) ?? 0;
+  if (state.decisions.get(approvalKey(gateNode, traversal))?.approved === true) return { node: gateNode, traversal };
+  return `the call to ${call.tool}/${call.name} needs a person's approval, and the journal holds none for it that a call has not used already`;
+}
+
+/** The approval nodes on every path from the graph's entry to `node` (the gates a call of `node` must be past). */
+export function gatesBefore(graph: ExecutionGraph, node: string): string[] {
+  return graph.nodes.filter((g) => g.approval !== undefined && g.id !== node && !reachableAvoiding(graph, node, g.id)).map((g) => g.id);
+}
+
+/** Whether `node` can be reached from the entry without passing through `avoid`. */
+function reachableAvoiding(graph: ExecutionGraph, node: string, avoid: string): boolean {
+  const seen = new Set<string>([graph.entry]);
+  const queue = graph.entry === avoid ? [] : [graph.entry];
+  while (queue.length > 0) {
+    const at = queue.shift()!;
+    if (at === node) return true;
+    for (const e of graph.edges) {
+      if (e.from !== at || e.to === avoid || seen.has(e.to)) continue;
+      seen.add(e.to);
+      queue.push(e.to);
+    }
   }
-  return calls > 0 && approved >= calls ? undefined : `the call to ${call.tool}/${call.name} needs a person's approval, and the journal holds none for it`;
+  return false;
+}
+
+/** Whether the latest decided traversal of graph gate `gate` approved it. */
+export function gateApproved(decisions: ReadonlyMap<string, ApprovalDecision>, gate: string): boolean {
+  let latest: [number, ApprovalDecision] | undefined;
+  for (const [key, decision] of decisions) {
+    const [node, traversal] = JSON.parse(key) as [string, number];
+    if (node === gate && (latest === undefined || traversal > latest[0])) latest = [traversal, decision];
+  }
+  return latest?.[1].approved === true;
+}
+
+/** Why a call or a step of `node` may not happen yet (a gate before it is not approved in the journal), or undefined. */
+export function closedGate(graph: ExecutionGraph | undefined, node: string, decisions: ReadonlyMap<string, ApprovalDecision>): string | undefined {
+  if (graph === undefined) return undefined;
+  const closed = gatesBefore(graph, node).find((g) => !gateApproved(decisions, g));
+  return closed === undefined ? undefined : `${node} comes after gate ${closed}, which is not approved`;
+}
+
+/**
+ * Why user space may not ask for graph gate `node` at `traversal`, or
+ * undefined: it must be an approval node of the graph, past the gates
+ * before it, and reached in order (traversal n after n - 1 was decided).
+ */
+export function graphGateProblem(graph: ExecutionGraph | undefined, target: string, node: string, traversal: number, decisions: ReadonlyMap<string, ApprovalDecision>): string | undefined {
+  if (graph?.nodes.some((n) => n.id === node && n.approval !== undefined) !== true) return `${node} is not an approval gate of ${target}`;
+  if (traversal > 0 && !decisions.has(approvalKey(node, traversal - 1))) return `gate ${node} is not at traversal ${traversal}: traversal ${traversal - 1} is not decided`;
+  return closedGate(graph, node, decisions);
 }

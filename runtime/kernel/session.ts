@@ -6,18 +6,33 @@
  * sandbox (a runner's, a warm pool's) serves many runs; `beacon run` in
  * development mode serves one.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { BeaconError, isRecord } from '../../common/index.js';
-import { ofKind, type Bundle, type CompiledObject } from '../../compiler/index.js';
+import { canonicalJson, ofKind, type Bundle, type CompiledObject } from '../../compiler/index.js';
 import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import { JournalApprovals, type ApprovalStore } from '../approvals.js';
 import type { Channel } from '../channel.js';
 import { createMcpToolProvider, listedToolName } from '../mcp.js';
 import { CHANNEL_ERRORS, ProtocolError } from '../protocol.js';
-import { approvalKey, isAppendRecord, resumeState, type ResumeState, type RunFinishedRecord, type RunLease, type RunOrigin, type RunStore, type WriteOptions } from '../runstore.js';
+import {
+  approvalKey,
+  isAppendRecord,
+  resumeState,
+  type AppendRecord,
+  type KernelModelCallRecord,
+  type KernelToolCallRecord,
+  type ResumeState,
+  type RunFinishedRecord,
+  type RunLease,
+  type RunOrigin,
+  type RunStore,
+  type WriteOptions,
+} from '../runstore.js';
 import { RunTracer } from '../trace.js';
-import type { ApprovalDecision, ApprovalRequest, Json, RunOutcome, ToolCall, ToolProvider } from '../types.js';
-import { approversOf, gatedTools, gateRequest, toolCallApproval } from './gates.js';
+import type { ApprovalDecision, ApprovalRequest, Json, JsonObject, ModelResponse, RunOutcome, ToolCall, ToolProvider } from '../types.js';
+import { notJson } from '../user/values.js';
+import { approversOf, closedGate, gatedTools, gateRequest, graphGateProblem, toolGateNode, unusedApproval } from './gates.js';
+import { type LimitExceeded, OutcomeRefused, outcomeProblem, RunLedger, stepProblem, type RunLimits } from './ledger.js';
 import { runObjects, targetVersion } from './targets.js';
 import { httpMcpServer } from './mcp-http.js';
 import { tenantSecrets } from './secrets.js';
@@ -31,6 +46,8 @@ export interface SessionOptions {
   services: KernelServices;
   /** Secrets for HTTP Tools' headers. @default process.env */
   secret?: (name: string) => string | undefined;
+  /** Per-run caps on journal bytes, journal records and trace events (ledger.ts `DEFAULT_RUN_LIMITS`); a run past one is Failed. */
+  limits?: RunLimits;
 }
 
 /** What one run of a session's target needs. */
@@ -90,6 +107,10 @@ interface ActiveRun {
   journal?: { store: RunStore; approvals: ApprovalStore; fence: WriteOptions };
   /** Gates journaled for this run, with the deadlines they were first given. */
   requested: Map<string, ApprovalRequest>;
+  /** The kernel's own account of the run's calls, and of what it journaled and traced against its caps. */
+  ledger: RunLedger;
+  /** Aborted when the run passes a cap: the sandbox is cut off. */
+  cutoff: AbortController;
   onStep?: (record: unknown) => void;
 }
 
@@ -110,6 +131,7 @@ export class KernelSession {
   private readonly tools: ToolProvider | undefined;
   private readonly ownsTools: boolean;
   private readonly approvers: string[];
+  private readonly gated: Set<string>;
 
   constructor(
     private readonly channel: Channel,
@@ -127,7 +149,7 @@ export class KernelSession {
     const onPolicy = (e: PolicyEvent): void => this.tracePolicy(e);
     this.ownsTools = options.services.httpTools === undefined;
     this.tools = options.services.httpTools ?? this.httpTools(onPolicy);
-    const gated = gatedTools(objects, tenant);
+    this.gated = gatedTools(objects, tenant);
     serveKernel(
       channel,
       { tenant, agent: name, runs: this.runs, ...(graph !== undefined ? { workflow: { name, agents: nodeAgents(graph, tenant) } } : {}) },
@@ -135,7 +157,12 @@ export class KernelSession {
         ...options.services,
         onPolicy,
         ...(this.tools !== undefined ? { httpTools: this.tools } : {}),
-        approveToolCall: (run, call) => (gated.has(call.tool) ? this.toolCallApproved(run, call) : undefined),
+        onTrace: (data) => this.traceFromSandbox(data),
+        ledger: {
+          refusal: (run, node) => this.refusal(run, node),
+          toolCall: (run, node, call, key) => this.toolCall(run, node, call, key),
+          modelCalled: (run, node, response) => this.modelCalled(run, node, response),
+        },
       },
     );
     this.serveJournal();
@@ -256,15 +283,18 @@ export class KernelSession {
     if (input === undefined) throw new BeaconError('invalid_input', `run ${run} needs an input`);
     if (store !== undefined && resume === undefined)
       await store.create({ id: run, version: this.version, target: this.options.target, input, ...(options.origin !== undefined ? { origin: options.origin } : {}) });
-    this.runs.set(run, {
+    const active: ActiveRun = {
       id: run,
       ...(store !== undefined ? { journal: { store, approvals: new JournalApprovals(store), fence } } : {}),
       requested: new Map((resume?.pendingApprovals ?? []).map((a) => [approvalKey(a.node, a.traversal), a])),
+      ledger: new RunLedger(run, this.options.limits ?? {}, resume !== undefined && store !== undefined ? await store.read(run) : []),
+      cutoff: new AbortController(),
       ...(options.onStep !== undefined ? { onStep: options.onStep } : {}),
-    });
+    };
+    this.runs.set(run, active);
     try {
       await this.channel.ready();
-      const outcome = await this.startRun(run, input, options, resume);
+      const outcome = await this.checkedOutcome(active, this.startRun(run, input, { ...options, signal: signalOf(options.signal, active.cutoff.signal) }, resume));
       // Closed to the sandbox before its end is written: a late record of a step still running cannot follow the end.
       this.runs.delete(run);
       if (store !== undefined) {
@@ -281,6 +311,23 @@ export class KernelSession {
       this.runs.delete(run);
       this.tracers.delete(run);
     }
+  }
+
+  /**
+   * The run's outcome as the kernel stands by it: usage and cost are its own
+   * metered sums; a run cut off at a cap, or a `Succeeded` the kernel's record
+   * refutes, is Failed with the reason.
+   */
+  private async checkedOutcome(r: ActiveRun, started: Promise<RunOutcome>): Promise<RunOutcome> {
+    const reported = await started.catch((err: unknown) => {
+      if (r.ledger.exceeded === undefined) throw err;
+      return undefined;
+    });
+    const metered = { usage: r.ledger.calls.usage, costUsd: r.ledger.calls.costUsd };
+    const failed = (error: LimitExceeded | OutcomeRefused): RunOutcome => ({ status: 'Failed', path: reported?.path ?? [], ...metered, error: { code: error.code, message: error.message } });
+    if (r.ledger.exceeded !== undefined || reported === undefined) return failed(r.ledger.exceeded ?? new OutcomeRefused(r.id, 'the sandbox reported no outcome'));
+    const why = outcomeProblem(reported, this.graph, r.ledger.calls, await this.decisions(r));
+    return why !== undefined ? failed(new OutcomeRefused(r.id, why)) : { ...reported, ...metered };
   }
 
   /**
@@ -337,8 +384,9 @@ export class KernelSession {
    * The journal's system calls. User space may journal only what it does
    * (finished steps, tool calls, model answers); decisions are the kernel's
    * and the deciders', so a sandbox can neither approve its own gates nor
-   * end or reopen its run. A finished approval step is accepted only when a
-   * decision approving it stands.
+   * end or reopen its run. A finished step is accepted only when the kernel's
+   * record bears it out (stepProblem): a gate step approved, an agent step
+   * the kernel made calls for, past the gates before it.
    */
   private serveJournal(): void {
     this.channel.handle('journal.append', async (params) => {
@@ -347,53 +395,166 @@ export class KernelSession {
       if (!isRecord(record) || typeof record.type !== 'string' || !USER_RECORDS.has(record.type) || !isAppendRecord(record)) {
         throw invalid(`journal.append: a sandbox journals ${[...USER_RECORDS].join(', ')}; not ${JSON.stringify(isRecord(record) ? record.type : record)}`);
       }
-      if (record.type === 'node-completed' && record.kind === 'approval') {
-        const decided = (await r.journal.approvals.gates(r.id)).decisions.get(approvalKey(record.node, record.traversal));
-        if (decided?.approved !== true) throw invalid(`journal.append: gate ${record.node} has no approving decision`);
+      if (record.type === 'node-completed') {
+        const decisions = (await r.journal.approvals.gates(r.id)).decisions;
+        const why = stepProblem({ node: record.node, type: record.kind }, this.graph, r.ledger.calls, decisions);
+        if (why !== undefined) throw invalid(`journal.append: ${record.kind === 'approval' ? `gate ${record.node} has no approving decision (${why})` : why}`);
       }
-      await r.journal.store.append(r.id, record, r.journal.fence);
+      await this.append(r, record);
       return {};
     });
     this.channel.handle('approval.decide', async (params) => this.decideGate(params));
   }
 
-  /** A gate user space reached: its decision when one stands, else `{pending}` until its deadline, then `onTimeout`'s. */
+  /** Journal a record of run `r`, counted against its caps: past one, the record is refused and the sandbox cut off. */
+  private async append(r: ActiveRun & { journal: NonNullable<ActiveRun['journal']> }, record: AppendRecord): Promise<void> {
+    try {
+      r.ledger.journal(record);
+    } catch (err) {
+      r.cutoff.abort(err);
+      throw invalid(err instanceof Error ? err.message : String(err));
+    }
+    await r.journal.store.append(r.id, record, r.journal.fence);
+  }
+
+  /** A trace event from the sandbox: passed on only for a run in progress, and only up to the run's cap. */
+  private traceFromSandbox(data: unknown): void {
+    const r = isRecord(data) && typeof data.run === 'string' ? this.runs.get(data.run) : undefined;
+    if (r === undefined || r.cutoff.signal.aborted) return;
+    try {
+      r.ledger.trace();
+    } catch (err) {
+      r.cutoff.abort(err);
+      return;
+    }
+    this.options.services.onTrace?.(data);
+  }
+
+  /**
+   * A gate user space reached: its decision when one stands, else `{pending}`
+   * until its deadline, then `onTimeout`'s. A graph gate is asked by its node
+   * and traversal, and only the gate the run is at (graphGateProblem); a tool
+   * gate by the call it guards (`call`), and the kernel builds it from that
+   * call. A tool gate's deadline never approves.
+   */
   private async decideGate(params: unknown): Promise<ApprovalDecision | { pending: ApprovalRequest }> {
-    if (!isRecord(params)) throw invalid('approval.decide needs an ApprovalRequest');
+    if (!isRecord(params)) throw invalid('approval.decide needs a gate');
     const r = this.journaled(params.run);
-    const node = typeof params.node === 'string' ? params.node : '';
-    const traversal = typeof params.traversal === 'number' && Number.isInteger(params.traversal) && params.traversal >= 0 ? params.traversal : -1;
-    if (node === '' || traversal < 0) throw invalid('approval.decide: node and traversal are required');
     const { approvals, fence } = r.journal;
-    const key = approvalKey(node, traversal);
-    // Deciders record decisions while the run waits: read them fresh.
-    const known = (await approvals.gates(r.id)).decisions.get(key);
+    const decisions = (await approvals.gates(r.id)).decisions;
+    const { tool, ...gate } = isRecord(params.call) ? this.toolGate(r, params) : this.graphGate(params, decisions);
+    const key = approvalKey(gate.node, gate.traversal);
+    // Deciders record decisions while the run waits: read fresh.
+    const known = decisions.get(key);
     if (known !== undefined) return known;
     // Who may approve, the quorum and the deadline are the kernel's; once asked, as first asked.
     let request = r.requested.get(key);
     if (request === undefined) {
-      const subject = (params.subject === undefined ? null : params.subject) as Json;
-      request = await approvals.request(gateRequest({ run: r.id, workflow: this.options.target, node, traversal, subject }, this.graph, this.approvers, Date.now()), fence);
+      request = await approvals.request(gateRequest({ run: r.id, workflow: this.options.target, ...gate }, this.graph, this.approvers, Date.now()), fence);
       r.requested.set(key, request);
     }
     // Waiting: the gate as journaled (its approvers, its first deadline), for user space to report.
     if (Date.now() < request.expiresAt) return { pending: request };
-    const timedOut: ApprovalDecision = {
-      approved: request.onTimeout === 'approve',
-      by: ['timeout'],
-      reason: `no decision within ${request.timeoutSeconds} s; onTimeout is ${request.onTimeout}`,
-      timedOut: true,
-    };
-    return approvals.decide({ run: r.id, node, traversal }, timedOut, fence);
+    const approved = tool !== true && request.onTimeout === 'approve';
+    const timedOut: ApprovalDecision = { approved, by: ['timeout'], reason: `no decision within ${request.timeoutSeconds} s; onTimeout is ${approved ? 'approve' : 'reject'}`, timedOut: true };
+    return approvals.decide({ run: r.id, node: gate.node, traversal: gate.traversal }, timedOut, fence);
   }
 
-  /** Whether a run may make a tool call that needs a person's approval: only with one in its journal, for exactly this call. */
-  async toolCallApproved(run: string, call: ToolCall): Promise<string | undefined> {
-    const r = this.runs.get(run);
-    if (r?.journal === undefined) return `the call to ${call.tool}/${call.name} needs an approval, and run ${run} is not journaled, so none can be given`;
-    const journal = await r.journal.store.read(run);
-    return toolCallApproval(journal, resumeState(journal), call);
+  /** The graph gate `params` names, if the run is at it. */
+  private graphGate(params: Record<string, unknown>, decisions: ReadonlyMap<string, ApprovalDecision>): { node: string; traversal: number; subject: Json; tool?: true } {
+    const node = typeof params.node === 'string' ? params.node : '';
+    const traversal = typeof params.traversal === 'number' && Number.isInteger(params.traversal) && params.traversal >= 0 ? params.traversal : -1;
+    if (node === '' || traversal < 0) throw invalid('approval.decide: node and traversal are required');
+    const why = graphGateProblem(this.graph, this.options.target, node, traversal, decisions);
+    if (why !== undefined) throw invalid(`approval.decide: ${why}`);
+    // What the gate is for, as user space shows it to the approvers: the upstream step's output.
+    const subject: Json = isJson(params.subject) ? params.subject : null;
+    return { node, traversal, subject };
   }
+
+  /** The tool gate of the call `params.call` from step `params.node`: its node, traversal and subject are the kernel's, from the call. */
+  private toolGate(r: ActiveRun, params: Record<string, unknown>): { node: string; traversal: number; subject: Json; tool: true } {
+    const call = toolCallOf(params.call);
+    const node = this.kind === 'Agent' ? 'agent' : typeof params.node === 'string' ? params.node : '';
+    const agent = this.kind === 'Agent' ? this.name : nodeAgents(this.graph!, this.tenant).get(node);
+    if (agent === undefined) throw invalid(`approval.decide: ${node} is not a step of ${this.options.target}`);
+    if (!this.gated.has(call.tool)) throw invalid(`approval.decide: a call to ${call.tool} needs no approval`);
+    const gateNode = toolGateNode(node, call);
+    // A call already made under an approval (a resumed run replaying it) keeps the gate it used.
+    const used = r.ledger.calls.approvedCalls.get(call.id);
+    const traversal = used?.node === gateNode ? used.traversal : (r.ledger.calls.consumed.get(gateNode) ?? 0);
+    return { node: gateNode, traversal, subject: { agent, tool: call.tool, name: call.name, arguments: call.arguments }, tool: true };
+  }
+
+  /** The decisions journaled for run `r` (none for a run without a journal: none can be given). */
+  private async decisions(r: ActiveRun): Promise<ReadonlyMap<string, ApprovalDecision>> {
+    return r.journal !== undefined ? (await r.journal.approvals.gates(r.id)).decisions : new Map();
+  }
+
+  /** Why no call of `node` may be made now in run `run`: a gate before it is not approved. */
+  private async refusal(run: string, node: string): Promise<string | undefined> {
+    const r = this.runs.get(run);
+    if (r === undefined) return `run ${run} is not running in this sandbox`;
+    return closedGate(this.graph, node, await this.decisions(r));
+  }
+
+  /**
+   * A tool call the kernel is about to make: journaled first, with the
+   * idempotency key the kernel derives (scoped to the run; for a gated call,
+   * the approval's), using up the approval a gated Tool needs.
+   */
+  private async toolCall(run: string, node: string, call: ToolCall, sandboxKey: string | undefined): Promise<{ idempotencyKey: string } | { refused: string }> {
+    const r = this.runs.get(run);
+    if (r === undefined) return { refused: `run ${run} is not running in this sandbox` };
+    let gate: { node: string; traversal: number } | undefined;
+    if (this.gated.has(call.tool)) {
+      if (r.journal === undefined) return { refused: `the call to ${call.tool}/${call.name} needs an approval, and run ${run} is not journaled, so none can be given` };
+      const found = unusedApproval({ decisions: await this.decisions(r), kernel: r.ledger.calls }, toolGateNode(node, call), call);
+      if (typeof found === 'string') return { refused: found };
+      gate = found;
+    }
+    const idempotencyKey = derivedKey(run, gate !== undefined ? [gate.node, gate.traversal] : [node, call.tool, call.name, canonicalJson(call.arguments), sandboxKey ?? call.id]);
+    const record: KernelToolCallRecord = { type: 'kernel-tool-call', node, callId: call.id, tool: call.tool, name: call.name, idempotencyKey, ...(gate !== undefined ? { gate } : {}) };
+    if (r.journal !== undefined) await this.append({ ...r, journal: r.journal }, record);
+    else r.ledger.journal(record);
+    r.ledger.count(record);
+    return { idempotencyKey };
+  }
+
+  /** A model call the kernel made: journaled with what it metered. */
+  private async modelCalled(run: string, node: string, response: ModelResponse): Promise<void> {
+    const r = this.runs.get(run);
+    if (r === undefined) return;
+    const record: KernelModelCallRecord = { type: 'kernel-model-call', node, model: response.model, usage: response.usage, costUsd: response.costUsd };
+    r.ledger.count(record);
+    if (r.journal !== undefined) await this.append({ ...r, journal: r.journal }, record);
+  }
+}
+
+/** An idempotency key the kernel derives: scoped to the run, so a sandbox can neither pick one nor reuse another run's. */
+function derivedKey(run: string, parts: (string | number)[]): string {
+  return `${run}/${createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32)}`;
+}
+
+/** Whether a value decoded from a frame is JSON (it always is; this tells the compiler). */
+function isJson(value: unknown): value is Json {
+  return notJson(value) === null;
+}
+
+function isJsonObject(value: unknown): value is JsonObject {
+  return isRecord(value) && isJson(value);
+}
+
+/** The run's signal, and the kernel's when it cuts the sandbox off. */
+function signalOf(signal: AbortSignal | undefined, cutoff: AbortSignal): AbortSignal {
+  return signal !== undefined ? AbortSignal.any([signal, cutoff]) : cutoff;
+}
+
+/** A tool call as `approval.decide` names it. */
+function toolCallOf(value: unknown): ToolCall {
+  const c = isRecord(value) ? value : {};
+  if (typeof c.id !== 'string' || typeof c.tool !== 'string' || typeof c.name !== 'string' || !isJsonObject(c.arguments)) throw invalid('approval.decide: call needs id, tool, name and arguments');
+  return { id: c.id, tool: c.tool, name: c.name, arguments: c.arguments };
 }
 
 /** The agent of each agent node of a workflow's graph, as the workflow lists it (`name`, or `tenant/name` for another tenant's). */

@@ -12,7 +12,7 @@ import type { RuntimeDecision, RuntimeRequest } from '../../policy/index.js';
 import type { Channel } from '../channel.js';
 import { CHANNEL_ERRORS, ProtocolError } from '../protocol.js';
 import { toolError } from '../mcp.js';
-import { isRecord, ModelError, type Caller, type JsonObject, type ModelGateway, type ModelRequest, type ToolCall, type ToolProvider } from '../types.js';
+import { isRecord, ModelError, type Caller, type JsonObject, type ModelGateway, type ModelRequest, type ModelResponse, type ToolCall, type ToolProvider } from '../types.js';
 import type { KernelBudgets } from './budgets.js';
 import type { RateLimits } from '../counters.js';
 
@@ -82,11 +82,24 @@ export interface KernelServices {
   /** Where HTTP Tools' rate limits are counted. @default each server's own token bucket */
   rateLimits?: RateLimits;
   /**
-   * For an HTTP tool call that needs a person's approval: undefined when the
-   * run's journal holds one for it, else why not (the call is refused). The
-   * kernel decides this, not user space. Without it, no call needs one.
+   * The kernel's own record of each run's calls (session.ts): asked before
+   * every call and told of every model call made. Without it nothing is
+   * checked or recorded (a bare kernel serving one agent, in tests).
    */
-  approveToolCall?: (run: string, call: ToolCall) => Promise<string | undefined> | string | undefined;
+  ledger?: CallLedger;
+}
+
+/**
+ * What the kernel knows of a run's calls. `node` is the graph node a call is
+ * for (`agent` for an Agent's run): its calls wait for the gates before it.
+ */
+export interface CallLedger {
+  /** Why no call of `node` may be made now (a gate before it not approved), or undefined. */
+  refusal(run: string, node: string): Promise<string | undefined>;
+  /** Before an HTTP tool call: the idempotency key the kernel derived for it (the call journaled, an approval it needs used up), or why it is refused. */
+  toolCall(run: string, node: string, call: ToolCall, sandboxKey: string | undefined): Promise<{ idempotencyKey: string } | { refused: string }>;
+  /** After a model call: journal what the kernel metered. */
+  modelCalled(run: string, node: string, response: ModelResponse): Promise<void>;
 }
 
 function invalid(message: string): ProtocolError {
@@ -139,14 +152,20 @@ export function serveKernel(channel: Channel, who: SandboxIdentity, services: Ke
     if (why !== undefined) throw new ModelError('policy_denied', why);
   };
 
+  const ledger = services.ledger;
   channel.handle('model.complete', async (params, { signal }) => {
     const { request, caller } = modelRequest(params, who);
+    const run = request.caller.run ?? '';
+    const node = caller.node ?? 'agent';
+    const closed = await ledger?.refusal(run, node);
+    if (closed !== undefined) throw new ModelError('policy_denied', closed);
     const base: RuntimeRequest = { type: 'model', ...caller, model: request.model };
     check({ ...base, tokensUsed: 0, costUsd: 0 }, 'before');
     const refusal = await services.budgets?.admit(who.tenant, request.model);
     if (refusal !== undefined) throw new ModelError(refusal.code, refusal.message, { retryable: refusal.code === 'rate_limited', status: 429, retryAfterMs: refusal.retryAfterMs });
     const response = await services.gateway.complete(request, { signal });
     await services.budgets?.record(who.tenant, response.model, response.usage.inputTokens + response.usage.outputTokens, response.costUsd);
+    await ledger?.modelCalled(run, node, response);
     check({ ...base, model: response.model, tokensUsed: response.usage.inputTokens + response.usage.outputTokens, costUsd: response.costUsd }, 'after');
     return response;
   });
@@ -154,25 +173,24 @@ export function serveKernel(channel: Channel, who: SandboxIdentity, services: Ke
   channel.handle('tool.list', async (_params, { signal }) => (services.httpTools !== undefined ? services.httpTools.list({ signal }) : []));
 
   channel.handle('tool.call', async (params, { signal }) => {
-    const { call, idempotencyKey, run: requested, node } = toolCall(params);
+    const { call, idempotencyKey, run: requested, node: claimed } = toolCall(params);
     // Only within a run the kernel started on this sandbox (an idle sandbox has no business with HTTP Tools and their secrets).
     const run = runOf(requested, who);
-    const caller = callerOf(who, node);
+    const caller = callerOf(who, claimed);
     if (services.httpTools === undefined) throw invalid(`tool ${call.tool} is not an HTTP tool of this agent`);
     const request: RuntimeRequest = { type: 'tool', ...caller, tool: call.tool, arguments: call.arguments };
     const denied = denial(request, 'before');
     // The agent's step ends on it (runtime/user/agent-loop.ts): a call policy denies is not the model's to work around.
     if (denied !== undefined) return toolError('policy_denied', `${call.tool}/${call.name} ${denied}`);
-    const refusal = await services.approveToolCall?.(run, call);
-    if (refusal !== undefined) {
-      services.onPolicy?.({
-        request,
-        decision: { allowed: false, denials: [{ policy: 'human-approval', message: refusal }], warnings: [], audits: [] },
-        when: 'before',
-      });
-      return { content: `error: ${refusal}`, isError: true };
+    const node = caller.node ?? 'agent';
+    const closed = await ledger?.refusal(run, node);
+    const made = closed === undefined ? await ledger?.toolCall(run, node, call, idempotencyKey) : { refused: closed };
+    if (made !== undefined && 'refused' in made) {
+      services.onPolicy?.({ request, decision: { allowed: false, denials: [{ policy: 'human-approval', message: made.refused }], warnings: [], audits: [] }, when: 'before' });
+      return { content: `error: ${made.refused}`, isError: true };
     }
-    return services.httpTools.call(call, { signal, caller, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) });
+    const key = made?.idempotencyKey ?? idempotencyKey;
+    return services.httpTools.call(call, { signal, caller, ...(key !== undefined ? { idempotencyKey: key } : {}) });
   });
 
   channel.onEvent((event, data) => {

@@ -250,22 +250,15 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer): AgentInv
       const idempotent = (tool: string): boolean => toolSpecs.get(tool)?.idempotent === true;
       const step = `${ctx.node}#${place.traversal}.${ctx.replica}.${ctx.round}`;
       const tools = start.durable === true ? new JournaledTools(local, channel, start, step, idempotent, place) : local;
-      let approvals = 0;
-      // A tool call that needs a person's approval: the kernel journals the request and answers with a journaled decision, or the run suspends.
+      // A tool call that needs a person's approval: the kernel builds its gate from the call, journals it, and answers with a journaled decision, or the run suspends.
       const approve =
         start.durable === true
           ? async (call: ToolCall): Promise<string | undefined | { waiting: ApprovalRequest }> => {
-              // The kernel makes the gate (who may approve, the quorum, the deadline): user space names it and says what it is for.
-              const gate = {
-                run: start.run,
-                node: `${step}:${call.tool}/${call.name}:${approvals++}`,
-                traversal: 0,
-                subject: { agent: agentId, tool: call.tool, name: call.name, arguments: call.arguments },
-              };
-              const answer = await channel.call<ApprovalDecision | { pending: ApprovalRequest }>('approval.decide', gate, {
-                timeoutMs: Infinity,
-                ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
-              });
+              const answer = await channel.call<ApprovalDecision | { pending: ApprovalRequest }>(
+                'approval.decide',
+                { run: start.run, node: ctx.node, call },
+                { timeoutMs: Infinity, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) },
+              );
               if ('pending' in answer) return { waiting: answer.pending };
               const decision = answer;
               return decision.approved

@@ -8,11 +8,26 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BeaconError } from '../../common/index.js';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
 import { tempStores } from '../helpers/runs.js';
-import { Channel, createModelGateway, KernelSession, resumeState, type RunOutcome, type ToolCall, type ToolProvider } from '../../runtime/index.js';
+import {
+  castVote,
+  Channel,
+  createModelGateway,
+  type FileRunStore,
+  JournalApprovals,
+  KernelSession,
+  resumeState,
+  type ModelGateway,
+  type ModelRequest,
+  type PathEntry,
+  type RunOutcome,
+  type SessionOptions,
+  type ToolCall,
+  type ToolProvider,
+} from '../../runtime/index.js';
 
 let examples: CompileResult;
 const store = tempStores();
@@ -27,26 +42,42 @@ function channelPair(): { kernel: Channel; user: Channel } {
   return { kernel: new Channel(b, a, { role: 'kernel' }), user: new Channel(a, b, { role: 'user' }) };
 }
 
+interface HostileOptions {
+  httpTools?: ToolProvider;
+  gateway?: ModelGateway;
+  bundle?: CompileResult['bundle'];
+  /** What the sandbox claims at the end. @default Succeeded on an empty path, nothing used */
+  outcome?: RunOutcome;
+  limits?: SessionOptions['limits'];
+  onTrace?: (event: unknown) => void;
+}
+
 /** A kernel session for `target`, with a hostile user space that runs `script` when asked to start a run. */
-async function hostile(target: string, script: (user: Channel, run: string) => Promise<unknown>, httpTools?: ToolProvider) {
+async function hostile(target: string, script: (user: Channel, run: string, runs: FileRunStore) => Promise<unknown>, options: HostileOptions | ToolProvider = {}) {
+  const o: HostileOptions = 'call' in options ? { httpTools: options } : options;
   const { kernel, user } = channelPair();
   const findings: unknown[] = [];
+  const runs = store();
   user.handle('run.start', async (params) => {
     const run = (params as { run: string }).run;
-    findings.push(await script(user, run));
-    const outcome: RunOutcome = { status: 'Succeeded', output: 'done', path: [], usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 };
-    return outcome;
+    findings.push(await script(user, run, runs));
+    return o.outcome ?? ({ status: 'Succeeded', output: 'done', path: [], usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 } satisfies RunOutcome);
   });
+  const bundle = o.bundle ?? examples.bundle;
   const session = new KernelSession(kernel, {
-    bundle: examples.bundle,
+    bundle,
     target,
-    services: { gateway: createModelGateway({ models: examples.bundle.objects }), ...(httpTools !== undefined ? { httpTools } : {}) },
+    services: {
+      gateway: o.gateway ?? createModelGateway({ models: bundle.objects }),
+      ...(o.httpTools !== undefined ? { httpTools: o.httpTools } : {}),
+      ...(o.onTrace !== undefined ? { onTrace: o.onTrace } : {}),
+    },
+    ...(o.limits !== undefined ? { limits: o.limits } : {}),
   });
-  const runs = store();
-  await session.invoke({ input: { ticket: 'x' }, store: runs, run: 'r1' });
+  const result = await session.invoke({ input: { ticket: 'x' }, store: runs, run: 'r1' });
   kernel.close();
   user.close();
-  return { findings, runs };
+  return { findings, runs, result };
 }
 
 const settle = (p: Promise<unknown>) =>
@@ -158,7 +189,7 @@ describe('one attempt at a time', () => {
       return { status: 'Succeeded', output: 'ok', path: [], usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 } satisfies RunOutcome;
     });
     const out = await first.s.invoke({ input: {}, store: runs, run: 'r1' });
-    expect(out.status).toBe('Succeeded');
+    expect(out.run).toBe('r1');
     expect(second).toBe('run_locked');
     first.kernel.close();
     first.user.close();
@@ -258,5 +289,274 @@ describe('a run that ended', () => {
     // A decision written after it changes nothing: the first stands.
     await runs.append('q', { type: 'approval-decided', node: 'approve2', traversal: 0, approved: false, by: ['mallory'] });
     expect([...resumeState(await runs.read('q')).decisions.values()]).toEqual([{ approved: true, by: ['alice', 'bob'] }]);
+  });
+});
+
+/** HTTP Tools that record what reaches them (the payments server's view). */
+function recordingTools() {
+  const reached: { call: ToolCall; idempotencyKey: string | undefined }[] = [];
+  const tools: ToolProvider = {
+    list: async () => [],
+    call: async (call, options) => {
+      reached.push({ call, idempotencyKey: options?.idempotencyKey });
+      return { content: 'done', isError: false };
+    },
+    close: async () => undefined,
+  };
+  return { tools, reached };
+}
+
+/** A gateway that meters every call at 100 + 20 tokens and $0.01, recording the caller. */
+function meteredGateway() {
+  const seen: ModelRequest[] = [];
+  const gateway: ModelGateway = {
+    complete: async (request) => {
+      seen.push(request);
+      return { content: 'ok', toolCalls: [], stopReason: 'end', usage: { inputTokens: 100, outputTokens: 20 }, costUsd: 0.01, model: request.model, attempts: [], latencyMs: 1 };
+    },
+  };
+  return { gateway, seen };
+}
+
+const modelCall = (run: string, node: string) => ({
+  model: 'support-sim',
+  messages: [{ role: 'user', content: 'hi' }],
+  tools: [],
+  script: { input: '', turn: 0, lastToolResult: null, agent: 'x', replica: 0, round: 0 },
+  caller: { run, node },
+});
+
+const refund = { id: 'c1', tool: 'refunds', name: 'issue_refund', arguments: { orderId: 'A-42', amountUsd: 49 } };
+const lookup = { id: 'c9', tool: 'crm', name: 'lookup_order', arguments: { orderId: 'A-42' } };
+type Pending = { ok?: { pending?: { node: string; traversal: number; approvers: string[]; subject: unknown; onTimeout: string } } };
+
+/** The refund-request workflow with its gate approving on timeout after a second: the configuration the attack used. */
+function approvingOnTimeout(): CompileResult['bundle'] {
+  const bundle = structuredClone(examples.bundle);
+  const gate = bundle.graphs.find((g) => g.workflow === 'Workflow/acme-support/refund-request')!.nodes.find((n) => n.id === 'approve2')!.approval!;
+  gate.onTimeout = 'approve';
+  gate.timeoutSeconds = 1;
+  return bundle;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('approvals a hostile sandbox cannot mint (issue 12, items 2 and 3)', () => {
+  it("a tool gate is the kernel's, built from the call it guards: a gate the sandbox names or describes is no gate", async () => {
+    const { tools, reached } = recordingTools();
+    const { findings, runs } = await hostile(
+      'Agent/acme-support/refund-executor',
+      async (user, run) => [
+        await settle(user.call('approval.decide', { run, node: 'anything', traversal: 0, subject: { tool: 'refunds', name: 'issue_refund', arguments: refund.arguments } })),
+        await settle(user.call('approval.decide', { run, node: 'agent', call: refund, subject: { tool: 'crm', note: 'harmless' } })),
+        await settle(user.call('tool.call', { run, call: refund })),
+      ],
+      tools,
+    );
+    const [named, asked, called] = findings[0] as [{ message?: string }, Pending, { ok?: { isError: boolean; content: string } }];
+    expect(named.message).toMatch(/anything is not an approval gate of Agent\/acme-support\/refund-executor/);
+    expect(asked.ok?.pending).toMatchObject({ onTimeout: 'reject', subject: { agent: 'refund-executor', tool: 'refunds', name: 'issue_refund', arguments: refund.arguments } });
+    expect(called.ok).toMatchObject({ isError: true, content: expect.stringMatching(/needs a person's approval/) });
+    expect(reached).toEqual([]);
+    // Nothing the sandbox named was journaled as a gate.
+    const gates = (await runs.read('r1')).filter((r) => r.type === 'approval-requested');
+    expect(gates.map((g) => (g.type === 'approval-requested' ? g.node : ''))).toEqual([asked.ok!.pending!.node]);
+  });
+
+  it("a timeout never approves a tool gate, even one a sandbox dresses up as the graph's gate that approves on timeout", async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const { tools, reached } = recordingTools();
+    const later = (s: number) => vi.setSystemTime(Date.now() + s * 1000);
+    const { findings } = await hostile(
+      'Workflow/acme-support/refund-request',
+      async (user, run) => {
+        const out: unknown[] = [];
+        const decide = (params: object) => settle(user.call('approval.decide', { run, ...params }));
+        out.push(await decide({ node: 'approve2', traversal: 0, subject: { tool: 'refunds', name: 'issue_refund', arguments: refund.arguments } }));
+        later(2);
+        out.push(await decide({ node: 'approve2', traversal: 0 }));
+        out.push(await settle(user.call('tool.call', { run, node: 'step2', call: refund })));
+        out.push(await decide({ node: 'step2', call: refund }));
+        later(3601);
+        out.push(await decide({ node: 'step2', call: refund }));
+        out.push(await settle(user.call('tool.call', { run, node: 'step2', call: refund })));
+        return out;
+      },
+      { httpTools: tools, bundle: approvingOnTimeout() },
+    );
+    const [, graphGate, firstCall, toolGate, timedOut, secondCall] = findings[0] as { ok?: Record<string, unknown> }[];
+    // The graph's own gate does approve on timeout, as its workflow says...
+    expect(graphGate!.ok).toMatchObject({ approved: true, timedOut: true });
+    // ...but that opens no tool call: the call's own gate is asked, and its deadline rejects it.
+    expect(firstCall!.ok).toMatchObject({ isError: true, content: expect.stringMatching(/needs a person's approval/) });
+    expect(toolGate!.ok).toMatchObject({ pending: { onTimeout: 'reject' } });
+    expect(timedOut!.ok).toMatchObject({ approved: false, timedOut: true });
+    expect(secondCall!.ok).toMatchObject({ isError: true });
+    expect(reached).toEqual([]);
+  });
+
+  it('one approval authorises one call, whatever idempotency keys the sandbox picks; the kernel derives the key', async () => {
+    const { tools, reached } = recordingTools();
+    const { findings, runs } = await hostile(
+      'Agent/acme-support/refund-executor',
+      async (user, run, store) => {
+        const asked = (await settle(user.call('approval.decide', { run, node: 'agent', call: refund }))) as Pending;
+        const approver = asked.ok!.pending!.approvers.find((a) => !a.startsWith('group:'))!;
+        await castVote(new JournalApprovals(store), run, { by: approver });
+        return [
+          await settle(user.call('approval.decide', { run, node: 'agent', call: refund })),
+          await settle(user.call('tool.call', { run, call: refund, idempotencyKey: 'k1' })),
+          await settle(user.call('tool.call', { run, call: { ...refund, id: 'c2' }, idempotencyKey: 'k2' })),
+          await settle(user.call('tool.call', { run, call: refund, idempotencyKey: 'k1' })),
+          await settle(user.call('approval.decide', { run, node: 'agent', call: { ...refund, id: 'c3' } })),
+        ];
+      },
+      tools,
+    );
+    const [decided, first, second, again, next] = findings[0] as { ok?: Record<string, unknown> }[];
+    expect(decided!.ok).toMatchObject({ approved: true });
+    expect(first!.ok).toEqual({ content: 'done', isError: false });
+    expect(second!.ok).toMatchObject({ isError: true, content: expect.stringMatching(/needs a person's approval/) });
+    expect(again!.ok).toMatchObject({ isError: true });
+    // A further call needs a new approval: a new gate, pending.
+    expect(next!.ok).toMatchObject({ pending: { traversal: 1 } });
+    expect(reached).toHaveLength(1);
+    expect(reached[0]!.idempotencyKey).not.toMatch(/^k[12]$/);
+    expect(reached[0]!.idempotencyKey).toMatch(/^r1\//);
+    const made = (await runs.read('r1')).filter((r) => r.type === 'kernel-tool-call');
+    expect(made).toEqual([expect.objectContaining({ tool: 'refunds', name: 'issue_refund', idempotencyKey: reached[0]!.idempotencyKey, gate: { node: expect.any(String), traversal: 0 } })]);
+  });
+});
+
+describe("a workflow's gates bind a hostile sandbox (issue 12, item 4)", () => {
+  it("refuses a post-gate step's tool and model calls until the gate before it is approved", async () => {
+    const { tools, reached } = recordingTools();
+    const { gateway, seen } = meteredGateway();
+    const { findings } = await hostile(
+      'Workflow/acme-support/refund-request',
+      async (user, run) => [
+        await settle(user.call('tool.call', { run, node: 'step2', call: lookup })),
+        await settle(user.call('model.complete', modelCall(run, 'step2'))),
+        await settle(user.call('model.complete', modelCall(run, 'step1'))),
+      ],
+      { httpTools: tools, gateway },
+    );
+    const [tool, model, before] = findings[0] as { ok?: Record<string, unknown>; error?: string; message?: string }[];
+    expect(tool!.ok).toMatchObject({ isError: true, content: expect.stringMatching(/step2 comes after gate approve2, which is not approved/) });
+    expect(model).toMatchObject({ error: 'policy_denied', message: expect.stringMatching(/step2 comes after gate approve2, which is not approved/) });
+    expect(before!.ok).toMatchObject({ content: 'ok' });
+    expect(reached).toEqual([]);
+    expect(seen.map((r) => r.caller.node)).toEqual(['step1']);
+  });
+});
+
+describe("the kernel's own record of a run (issue 12, item 6)", () => {
+  it("journals every model call it makes, and the run's usage and cost are its metered sums, not the sandbox's", async () => {
+    const { gateway } = meteredGateway();
+    const { result, runs } = await hostile(
+      'Agent/acme-support/triage',
+      async (user, run) => [await settle(user.call('model.complete', modelCall(run, 'agent'))), await settle(user.call('model.complete', modelCall(run, 'agent')))],
+      {
+        gateway,
+        outcome: { status: 'Succeeded', output: 'done', path: [{ node: 'agent', traversal: 0, type: 'agent', status: 'ok' }], usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0 },
+      },
+    );
+    expect(result).toMatchObject({ status: 'Succeeded', usage: { inputTokens: 200, outputTokens: 40 }, costUsd: 0.02 });
+    const made = (await runs.read('r1')).filter((r) => r.type === 'kernel-model-call');
+    expect(made).toEqual([
+      expect.objectContaining({ node: 'agent', model: 'support-sim', usage: { inputTokens: 100, outputTokens: 20 }, costUsd: 0.01 }),
+      expect.objectContaining({ node: 'agent', model: 'support-sim', usage: { inputTokens: 100, outputTokens: 20 }, costUsd: 0.01 }),
+    ]);
+  });
+
+  const ok = (node: string): PathEntry => ({ node, traversal: 0, type: 'agent', status: 'ok' });
+  it.each([
+    ['names a step the kernel never saw calls for', [] as string[], [ok('step1')], /step1: the kernel made no call for it/],
+    ['skips a gate nobody decided', ['step1'], [ok('step1'), ok('step2')], /step2 comes after gate approve2, which is not approved/],
+    ['names no step at all', ['step1'], [], /its path names no step/],
+  ])('refuses a Succeeded outcome that %s: the run is Failed, with the reason', async (_what, called, path, reason) => {
+    const { gateway } = meteredGateway();
+    const { result, runs } = await hostile('Workflow/acme-support/refund-request', async (user, run) => Promise.all(called.map((node) => settle(user.call('model.complete', modelCall(run, node))))), {
+      gateway,
+      outcome: { status: 'Succeeded', output: { status: 'issued' }, path, usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0 },
+    });
+    expect(result).toMatchObject({ status: 'Failed', error: { code: 'outcome_refused', message: expect.stringMatching(reason) } });
+    expect(resumeState(await runs.read('r1')).finished).toMatchObject({ status: 'Failed', error: { code: 'outcome_refused' } });
+  });
+
+  it('refuses a finished step it saw no call for, or one past a gate not approved', async () => {
+    const step = (node: string) => ({
+      type: 'node-completed',
+      kind: 'agent',
+      node,
+      traversal: 0,
+      replica: 0,
+      inputDigest: 'sha256:x',
+      output: {},
+      usage: { inputTokens: 0, outputTokens: 0 },
+      costUsd: 0,
+    });
+    const { findings } = await hostile('Workflow/acme-support/refund-request', async (user, run) => [
+      await settle(user.call('journal.append', { run, record: step('step1') })),
+      await settle(user.call('journal.append', { run, record: step('step2') })),
+      await settle(user.call('journal.append', { run, record: step('nowhere') })),
+    ]);
+    expect(findings[0]).toEqual([
+      { error: 'invalid_params', message: expect.stringMatching(/step1: the kernel made no call for it/) },
+      { error: 'invalid_params', message: expect.stringMatching(/step2 comes after gate approve2, which is not approved/) },
+      { error: 'invalid_params', message: expect.stringMatching(/nowhere is not a step of/) },
+    ]);
+  });
+});
+
+describe('per-run caps on what a sandbox journals and traces (issue 12, item 7)', () => {
+  const answer = (i: number, size = 10) => ({
+    type: 'model-call-finished',
+    callId: `c${i}`,
+    response: { content: 'x'.repeat(size), toolCalls: [], stopReason: 'end', usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, model: 'm', attempts: [], latencyMs: 1 },
+  });
+
+  it('a sandbox past the journal record cap is cut off: the run is Failed, naming the cap', async () => {
+    const { result, runs } = await hostile(
+      'Agent/acme-support/triage',
+      async (user, run) => {
+        for (let i = 0; i < 50; i++) await settle(user.call('journal.append', { run, record: answer(i) }));
+      },
+      { limits: { journalRecords: 10 } },
+    );
+    expect(result).toMatchObject({ status: 'Failed', error: { code: 'limit_exceeded', message: expect.stringMatching(/cap of 10 journal records \(limits\.journalRecords\)/) } });
+    const journal = await runs.read('r1');
+    // run-started, the ten records within the cap, and the kernel's end.
+    expect(journal.length).toBeLessThanOrEqual(12);
+    expect(journal.at(-1)).toMatchObject({ type: 'run-finished', status: 'Failed' });
+  });
+
+  it('a sandbox past the journal byte cap is cut off', async () => {
+    const { result, runs } = await hostile(
+      'Agent/acme-support/triage',
+      async (user, run) => {
+        for (let i = 0; i < 20; i++) await settle(user.call('journal.append', { run, record: answer(i, 10_000) }));
+      },
+      { limits: { journalBytes: 30_000 } },
+    );
+    expect(result).toMatchObject({ status: 'Failed', error: { code: 'limit_exceeded', message: expect.stringMatching(/cap of 30000 journal bytes \(limits\.journalBytes\)/) } });
+    expect((await runs.read('r1')).filter((r) => r.type === 'model-call-finished').length).toBeLessThanOrEqual(3);
+  });
+
+  it('a sandbox past the trace event cap is cut off, and no more of its events are passed on', async () => {
+    const traced: unknown[] = [];
+    const { result } = await hostile(
+      'Agent/acme-support/triage',
+      async (user, run) => {
+        for (let i = 0; i < 100; i++) user.emit('trace', { type: 'node', run, node: 'agent', status: 'ok', at: new Date().toISOString() });
+        // Let the events reach the kernel before the run ends.
+        await settle(user.call('tool.list', {}));
+      },
+      { limits: { traceEvents: 5 }, onTrace: (e) => traced.push(e) },
+    );
+    expect(result).toMatchObject({ status: 'Failed', error: { code: 'limit_exceeded', message: expect.stringMatching(/cap of 5 trace events \(limits\.traceEvents\)/) } });
+    expect(traced.length).toBeLessThanOrEqual(5);
   });
 });
