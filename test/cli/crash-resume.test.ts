@@ -32,13 +32,16 @@ async function hangingModelServer(): Promise<{ url: string; seen: Promise<void> 
   return { url: `http://127.0.0.1:${address.port}/v1`, seen };
 }
 
-/** examples/ with the resolver (step 2 of support-pipeline) on Model `slow` at `url`. */
+/** examples/ with the resolver (step 2 of support-pipeline) on Model `slow` at `url`, which egress policy allows. */
 function examplesWithSlowResolver(url: string): string {
   const dir = tempDir('beacon-crash-');
   cpSync(join(ROOT, 'examples'), dir, { recursive: true });
   writeFileSync(join(dir, 'models', 'slow.yaml'), `apiVersion: beacon.dev/v1alpha1\nkind: Model\nmetadata: {name: slow}\nspec:\n  provider: openai-compatible\n  model: slow-1\n  endpoint: ${url}\n`);
   const tenant = join(dir, 'tenants', 'acme-support.yaml');
   writeFileSync(tenant, readFileSync(tenant, 'utf8').replace('    - support-sim ', '    - slow\n    - support-sim '));
+  // Model endpoints pass egress policy (issue 12): the examples' allow-list admits this local stand-in.
+  const egress = join(dir, 'policies', 'egress-allowlist.yaml');
+  writeFileSync(egress, readFileSync(egress, 'utf8').replace(`expression: "request.host.endsWith('.acme.example')"`, `expression: "request.host.endsWith('.acme.example') || request.host == '127.0.0.1'"`));
   const resolver = join(dir, 'acme-support', 'agents', 'resolver.yaml');
   writeFileSync(resolver, readFileSync(resolver, 'utf8').replace('model: support-sim', 'model: slow'));
   return dir;
@@ -64,8 +67,8 @@ describe('a run killed with SIGKILL mid-workflow', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { type: string; node?: string });
-    // Step 1's model answers and its completion are journaled; nothing of step 2 finished.
-    expect(before.map((r) => r.type).filter((t) => t !== 'model-call-finished')).toEqual(['run-started', 'node-completed']);
+    // Step 1's model answers (the sandbox's and the kernel's own records of them) and its completion are journaled; nothing of step 2 finished.
+    expect(before.map((r) => r.type).filter((t) => t !== 'model-call-finished' && t !== 'kernel-model-call')).toEqual(['run-started', 'node-completed']);
     expect(before.find((r) => r.type === 'node-completed')!.node).toBe('step1');
 
     const resumed = await beacon(['resume', run, repo, '--model', 'slow=support-sim', '--format', 'json'], { env: { BEACON_RUNS_DIR: runs } });
