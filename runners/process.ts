@@ -26,6 +26,8 @@ export interface LocalRunnerOptions {
   idleMemoryBytes?: number;
   heartbeatMs?: number;
   heartbeatTimeoutMs?: number;
+  /** Heartbeats a sandbox may miss in a row before it is killed. @default 3 */
+  heartbeatMisses?: number;
   /**
    * The spec's development mode: run agents that ask for gVisor isolation as
    * plain processes, labelled `beacon.dev/isolation: degraded`. Without it
@@ -129,6 +131,7 @@ export class ProcessRunner implements Runner {
       memoryLimitBytes: memoryBytes,
       ...(this.options.heartbeatMs !== undefined ? { heartbeatMs: this.options.heartbeatMs } : {}),
       ...(this.options.heartbeatTimeoutMs !== undefined ? { heartbeatTimeoutMs: this.options.heartbeatTimeoutMs } : {}),
+      ...(this.options.heartbeatMisses !== undefined ? { heartbeatMisses: this.options.heartbeatMisses } : {}),
       kill,
       hostPids: this.kind === 'process',
       onExit: () => {
