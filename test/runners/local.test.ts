@@ -316,6 +316,19 @@ describe('isolation is never given silently', () => {
   });
 });
 
+describe('process isolation is for the installation to allow, not for the author (issue 12, item 8)', () => {
+  it('the process runner refuses an agent that asks for process isolation unless the installation allows it', async () => {
+    const target = 'Agent/acme-research/summary-critic';
+    const refuses = new ProcessRunner({ stateDir: temp('beacon-runner-') });
+    await expect(refuses.start(spec(examples, target, resolve('examples')))).rejects.toThrow(/process isolation is not allowed on this installation.*BEACON_ALLOW_PROCESS_ISOLATION/);
+    expect(await refuses.list()).toEqual([]);
+    const allows = new ProcessRunner({ stateDir: temp('beacon-runner-'), allowProcessIsolation: true });
+    const sandbox = await allows.start(spec(examples, target, resolve('examples')));
+    expect(sandbox.health()).toMatchObject({ state: 'ready' });
+    await sandbox.stop({ drainMs: 0 });
+  }, 30_000);
+});
+
 describe('without runsc', () => {
   it('the gvisor runner refuses, saying why; it never falls back to a process', () => {
     expect(() => new GvisorRunner({ stateDir: temp('beacon-runner-'), runsc: '/nonexistent/runsc' })).toThrow(RunnerUnavailable);
