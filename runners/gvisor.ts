@@ -15,7 +15,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { INSTALL_ROOT } from '../runtime/index.js';
 import { killGroup, readStates, shippedFiles } from './local.js';
-import { FILES_IN_SANDBOX, writeOciBundle } from './oci.js';
+import { FILES_IN_SANDBOX, TOOLS_UID, writeOciBundle } from './oci.js';
 import { builtEntry, ProcessRunner, which, type Launch, type LocalRunnerOptions } from './process.js';
 import { heapLimitMiB, sandboxNeeds } from './resources.js';
 import { RunnerUnavailable, type RunnerKind, type SandboxInfo, type SandboxSpec } from './types.js';
@@ -86,7 +86,7 @@ export class GvisorRunner extends ProcessRunner {
     const masks = [join(INSTALL_ROOT, '.beacon'), join(INSTALL_ROOT, '.git'), this.options.stateDir, ...(this.g.dataDirs ?? [])];
     writeOciBundle(bundle, {
       args: [process.execPath, `--max-old-space-size=${heapLimitMiB(memoryBytes)}`, builtEntry()],
-      env: { BEACON_SANDBOX: id, HOME: '/tmp', TZ: 'UTC', ...(filesDir !== undefined ? { BEACON_FILES_ROOT: FILES_IN_SANDBOX } : {}) },
+      env: { BEACON_SANDBOX: id, BEACON_TOOLS_UID: String(TOOLS_UID), HOME: '/tmp', TZ: 'UTC', ...(filesDir !== undefined ? { BEACON_FILES_ROOT: FILES_IN_SANDBOX } : {}) },
       cwd: INSTALL_ROOT,
       installRoot: INSTALL_ROOT,
       maskDirs: masks,

@@ -6,6 +6,11 @@
  * state record under the runner's root, so that a later host can list what
  * an earlier one left behind and clean it up.
  *
+ * Nothing the sandbox says holds its limits: its memory is measured from the
+ * host (the resident size of its process tree, read from /proc), on every
+ * tick, whether or not it answers; one that misses `heartbeatMisses`
+ * heartbeats in a row is killed.
+ *
  * A sandbox may start idle (a warm pool's) and be handed its target later:
  * `assign` attaches the kernel session and sends the shipped files over the
  * channel (`files.put`), since they could not be mounted before the target
@@ -18,7 +23,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import { readFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { ofKind } from '../compiler/index.js';
-import { Channel, KernelSession, processExists, processStartTime, runObjects, type InvokeOptions, type Json, type RunOutcome } from '../runtime/index.js';
+import { Channel, KernelSession, processExists, processStartTime, residentBytes, runObjects, type InvokeOptions, type Json, type RunOutcome } from '../runtime/index.js';
 import { SandboxError, sandboxLabels, type Health, type RunnerKind, type Sandbox, type SandboxSpec, type StopOptions } from './types.js';
 
 export interface LocalSandboxOptions {
@@ -32,6 +37,8 @@ export interface LocalSandboxOptions {
   /** How often to ask the sandbox for its health, and how long it may take to answer. @default 2000 / 5000 */
   heartbeatMs?: number;
   heartbeatTimeoutMs?: number;
+  /** Heartbeats missed in a row after which the sandbox is killed (one missed marks it unhealthy). @default 3 */
+  heartbeatMisses?: number;
   /** Called after the sandbox is gone (the runner removes its leftovers); `exited` resolves once it has. */
   onExit?: () => void | Promise<void>;
   /** Kill what is left of the sandbox (its process group, its container). */
@@ -99,6 +106,50 @@ export function readStates(dir: string): StateRecord[] {
   return names.map((n) => readState(join(dir, n))).filter((r): r is StateRecord => r !== undefined);
 }
 
+/** Parent and process group of every process on this host, from /proc (empty where there is none). */
+function processTable(): { pid: number; ppid: number; pgrp: number }[] {
+  let names: string[];
+  try {
+    names = readdirSync('/proc').filter((n) => /^[0-9]+$/.test(n));
+  } catch {
+    return [];
+  }
+  const table: { pid: number; ppid: number; pgrp: number }[] = [];
+  for (const n of names) {
+    try {
+      const stat = readFileSync(`/proc/${n}/stat`, 'utf8');
+      // After the command name (which may hold spaces and parentheses): state, ppid, pgrp.
+      const [, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      table.push({ pid: Number(n), ppid: Number(ppid), pgrp: Number(pgrp) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return table;
+}
+
+/**
+ * The resident memory, measured on this host, of `root` and all its
+ * descendants, and of every member of `groups` (stdio servers that left the
+ * tree): what a sandbox holds, whatever it reports.
+ */
+export function treeResidentBytes(root: number, groups: number[] = []): number {
+  const table = processTable();
+  const children = new Map<number, number[]>();
+  for (const p of table) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
+  const seen = new Set<number>();
+  const todo = [root, ...table.filter((p) => groups.includes(p.pgrp)).map((p) => p.pid)];
+  while (todo.length > 0) {
+    const pid = todo.pop()!;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    todo.push(...(children.get(pid) ?? []));
+  }
+  let bytes = 0;
+  for (const pid of seen) bytes += residentBytes(pid) ?? 0;
+  return bytes;
+}
+
 /** Kill a process group, ignoring one that is gone. */
 export function killGroup(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
   try {
@@ -154,6 +205,8 @@ export class LocalSandbox implements Sandbox {
   private exitReason: string | undefined;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private inFlightBeat = false;
+  /** Heartbeats missed in a row. */
+  private missed = 0;
   /** The stdio servers' process groups the last heartbeat reported (host pids only). */
   private groups: ProcessName[] = [];
   private readonly stderrTail: string[] = [];
@@ -239,33 +292,68 @@ export class LocalSandbox implements Sandbox {
     }
     this.state = { state: 'ready' };
     const every = this.o.heartbeatMs ?? 2000;
-    this.heartbeat = setInterval(() => void this.beat(), every);
+    this.heartbeat = setInterval(() => {
+      this.checkMemory();
+      void this.beat();
+    }, every);
     this.heartbeat.unref();
   }
 
-  /** One heartbeat: the sandbox answers with its memory, in time, or it is reported hung. */
+  /** What the sandbox holds, measured from the host: its process tree and its stdio servers' groups. */
+  hostMemory(): number | undefined {
+    const pid = this.o.child.pid;
+    return pid === undefined
+      ? undefined
+      : treeResidentBytes(
+          pid,
+          this.groups.map((g) => g.pid),
+        );
+  }
+
+  /** Kill a sandbox over its memory, measured from the host: it runs whether or not the sandbox answers its heartbeat. */
+  checkMemory(): void {
+    const limit = this.o.memoryLimitBytes;
+    if (limit === undefined || this.stopping || this.exitReason !== undefined || this.state.state === 'stopped') return;
+    const rss = this.hostMemory();
+    if (rss !== undefined && rss > limit) this.overMemory(rss, limit);
+  }
+
+  private overMemory(rss: number, limit: number): void {
+    this.unhealthy('memory', `the sandbox holds ${Math.round(rss / 2 ** 20)} MiB, over its limit of ${Math.round(limit / 2 ** 20)} MiB`);
+    this.exitReason = 'stopped for exceeding its memory';
+    this.o.kill();
+  }
+
+  /** One heartbeat: the sandbox answers in time, or it is reported hung, and killed after `heartbeatMisses` in a row. */
   async beat(): Promise<Health> {
-    if (this.inFlightBeat || this.state.state === 'unhealthy' || this.state.state === 'stopped') return this.state;
+    if (this.inFlightBeat || this.stopping || this.exitReason !== undefined || this.state.state === 'stopped' || this.channel.closed !== undefined) return this.state;
     this.inFlightBeat = true;
+    const timeoutMs = this.o.heartbeatTimeoutMs ?? 5000;
     try {
-      const h = await this.channel.call<{ rss: number; groups?: ProcessName[] }>('sandbox.health', {}, { timeoutMs: this.o.heartbeatTimeoutMs ?? 5000 });
+      const h = await this.channel.call<{ rss: number; groups?: ProcessName[] }>('sandbox.health', {}, { timeoutMs });
+      this.missed = 0;
       if (this.o.hostPids === true) this.recordGroups(h.groups ?? []);
+      // What it says it holds counts when it is more than the host sees; never less.
+      const rss = Math.max(h.rss, this.hostMemory() ?? 0);
       const limit = this.o.memoryLimitBytes;
-      if (limit !== undefined && h.rss > limit) {
-        this.unhealthy('memory', `the sandbox holds ${Math.round(h.rss / 2 ** 20)} MiB, over its limit of ${Math.round(limit / 2 ** 20)} MiB`);
-        this.exitReason = 'stopped for exceeding its memory';
-        this.o.kill();
-      } else if (this.state.state === 'ready' || this.state.state === 'starting') this.state = { state: 'ready', rssBytes: h.rss, lastHeartbeat: Date.now() };
+      if (limit !== undefined && rss > limit) this.overMemory(rss, limit);
+      else if (this.state.state === 'ready' || this.state.state === 'starting' || (this.state.state === 'unhealthy' && this.state.reason === 'hung'))
+        this.state = { state: 'ready', rssBytes: rss, lastHeartbeat: Date.now() };
     } catch (err) {
-      const now = this.state as Health;
-      if (now.state !== 'stopped' && !this.stopping && this.exitReason === undefined) {
-        const closed = this.channel.closed !== undefined;
-        if (!closed) this.unhealthy('hung', `no heartbeat within ${this.o.heartbeatTimeoutMs ?? 5000} ms (${(err as Error).message})`);
-      }
+      if (!this.stopping && this.exitReason === undefined && this.channel.closed === undefined) this.missedBeat(timeoutMs, err);
     } finally {
       this.inFlightBeat = false;
     }
     return this.state;
+  }
+
+  private missedBeat(timeoutMs: number, err: unknown): void {
+    this.missed++;
+    const allowed = this.o.heartbeatMisses ?? 3;
+    this.unhealthy('hung', `no heartbeat within ${timeoutMs} ms, ${this.missed} in a row (${err instanceof Error ? err.message : String(err)})`);
+    if (this.missed < allowed) return;
+    this.exitReason = `killed: it missed ${this.missed} heartbeats in a row`;
+    this.o.kill();
   }
 
   /** Hand the sandbox its target: attach the kernel session, and send the shipped files unless the runner mounted them. */

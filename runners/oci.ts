@@ -8,6 +8,11 @@
  * the target's shipped files read-only at `/beacon/files`, and a private
  * scratch tmpfs at `/tmp`. Never the host's home or data folders, never the
  * host's environment: the process gets exactly `env`.
+ *
+ * The runtime is the sandbox's root, holding only the capabilities to change
+ * user (CAP_SETUID, CAP_SETGID) under no_new_privs: it starts its stdio
+ * servers as `TOOLS_UID` (nobody), which cannot signal, trace or read the
+ * memory of the runtime that holds the kernel channel, and has no way back.
  */
 import { lstatSync, mkdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
@@ -32,9 +37,13 @@ export interface OciOptions {
   /** RLIMIT_NOFILE and RLIMIT_CPU. */
   openFiles: number;
   cpuSeconds: number;
-  /** The sandbox's user inside the container. @default 65534 (nobody) */
-  uid?: number;
 }
+
+/** The user the runtime starts its stdio servers as, inside the sandbox (nobody): not the runtime's. */
+export const TOOLS_UID = 65534;
+
+/** All the runtime may do as the sandbox's root: drop to `TOOLS_UID` for its stdio servers. */
+const RUNTIME_CAPABILITIES = ['CAP_SETUID', 'CAP_SETGID'];
 
 /** Where the shipped files are inside the sandbox. */
 export const FILES_IN_SANDBOX = '/beacon/files';
@@ -141,17 +150,16 @@ export function writeOciBundle(bundleDir: string, o: OciOptions): Record<string,
   writeFileSync(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
   writeFileSync(join(rootfs, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
   writeFileSync(join(rootfs, 'etc', 'hosts'), '127.0.0.1 localhost\n::1 localhost\n');
-  const uid = o.uid ?? 65534;
   const config = {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
-      user: { uid, gid: uid },
+      user: { uid: 0, gid: 0 },
       args: o.args,
       env: Object.entries(o.env).map(([k, v]) => `${k}=${v}`),
       cwd: o.cwd,
       noNewPrivileges: true,
-      capabilities: { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] },
+      capabilities: { bounding: RUNTIME_CAPABILITIES, effective: RUNTIME_CAPABILITIES, inheritable: [], permitted: RUNTIME_CAPABILITIES, ambient: [] },
       rlimits: [
         { type: 'RLIMIT_NOFILE', hard: o.openFiles, soft: o.openFiles },
         { type: 'RLIMIT_CPU', hard: o.cpuSeconds, soft: o.cpuSeconds },

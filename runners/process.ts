@@ -26,12 +26,21 @@ export interface LocalRunnerOptions {
   idleMemoryBytes?: number;
   heartbeatMs?: number;
   heartbeatTimeoutMs?: number;
+  /** Heartbeats a sandbox may miss in a row before it is killed. @default 3 */
+  heartbeatMisses?: number;
   /**
    * The spec's development mode: run agents that ask for gVisor isolation as
    * plain processes, labelled `beacon.dev/isolation: degraded`. Without it
    * the process runner refuses them: it never gives less isolation silently.
    */
   developmentMode?: boolean;
+  /**
+   * The installation allows `isolation: process` (an agent's author asks for
+   * it; the installation decides): `BEACON_ALLOW_PROCESS_ISOLATION=1` for the
+   * CLI. Without it, or development mode, the process runner runs nothing.
+   * @default false
+   */
+  allowProcessIsolation?: boolean;
 }
 
 /** The built user-space entry a sandbox runs: runners start the build, never the TypeScript sources. */
@@ -129,6 +138,7 @@ export class ProcessRunner implements Runner {
       memoryLimitBytes: memoryBytes,
       ...(this.options.heartbeatMs !== undefined ? { heartbeatMs: this.options.heartbeatMs } : {}),
       ...(this.options.heartbeatTimeoutMs !== undefined ? { heartbeatTimeoutMs: this.options.heartbeatTimeoutMs } : {}),
+      ...(this.options.heartbeatMisses !== undefined ? { heartbeatMisses: this.options.heartbeatMisses } : {}),
       kill,
       hostPids: this.kind === 'process',
       onExit: () => {
@@ -165,10 +175,20 @@ export class ProcessRunner implements Runner {
     return sandbox;
   }
 
-  /** Refuse an agent that needs more isolation than this runner gives (unless in development mode, where it is labelled degraded). */
+  /**
+   * Refuse an agent that needs more isolation than this runner gives (unless
+   * in development mode, where it is labelled degraded), and any agent when
+   * the installation does not allow process isolation: an author's
+   * `isolation: process` is a request, not a permission.
+   */
   protected checkIsolation(spec: SandboxSpec): void {
-    if (this.kind !== 'process' || sandboxNeeds(spec.bundle, spec.target).isolation !== 'gvisor' || this.options.developmentMode === true) return;
-    throw new RunnerUnavailable(`${spec.target} asks for gVisor isolation, which the process runner cannot give (use the gvisor runner, or development mode)`);
+    if (this.kind !== 'process' || this.options.developmentMode === true) return;
+    if (sandboxNeeds(spec.bundle, spec.target).isolation === 'gvisor')
+      throw new RunnerUnavailable(`${spec.target} asks for gVisor isolation, which the process runner cannot give (use the gvisor runner, or development mode)`);
+    if (this.options.allowProcessIsolation !== true)
+      throw new RunnerUnavailable(
+        `${spec.target} asks for process isolation, but process isolation is not allowed on this installation (set BEACON_ALLOW_PROCESS_ISOLATION=1 to allow it, or use the gvisor runner)`,
+      );
   }
 
   /** Hand an idle sandbox its agent (its files sent over the channel). */

@@ -141,7 +141,8 @@ function resumedIsolation(run: string, recorded: string | undefined, asked: Isol
 
 function localRunner(isolation: 'process' | 'gvisor', request: Pick<RunRequest, 'stateDir' | 'dataDirs'>): Runner {
   if (request.stateDir === undefined) throw new BeaconError('invalid_option', `a ${isolation} sandbox needs a state folder (stateDir)`);
-  const state = { stateDir: request.stateDir, dataDirs: request.dataDirs ?? [] };
+  // Process isolation is the installation's to allow (BEACON_ALLOW_PROCESS_ISOLATION=1), never the agent author's.
+  const state = { stateDir: request.stateDir, dataDirs: request.dataDirs ?? [], allowProcessIsolation: process.env.BEACON_ALLOW_PROCESS_ISOLATION === '1' };
   // A runner that cannot give what the agents ask for refuses (no runsc; a gVisor agent on process): RunnerUnavailable, never a degraded run.
   return isolation === 'gvisor' ? new GvisorRunner(state) : new ProcessRunner(state);
 }

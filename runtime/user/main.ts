@@ -7,7 +7,8 @@
  * call to the kernel. It exits when the channel closes.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import * as inspector from 'node:inspector';
 import { createConnection } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -116,14 +117,14 @@ class AgentTools implements ToolProvider {
   }
 }
 
-function agentTools(start: RunStart, agentId: string, kernel: ToolProvider): AgentTools {
+function agentTools(start: RunStart, agentId: string, kernel: ToolProvider, toolsUid: number | undefined): AgentTools {
   const agent = start.objects.filter(ofKind('Agent')).find((o) => o.id === agentId);
   const listed = new Set((agent?.object.spec.tools ?? []).map((t) => t.name));
   const servers: McpToolServer[] = [];
   for (const tool of start.objects.filter(ofKind('Tool'))) {
     if (!(agent?.uses ?? []).includes(tool.id)) continue;
     if (tool.object.spec.mcp.transport !== 'stdio' || start.filesRoot === undefined) continue;
-    servers.push(stdioMcpServer(listedToolName(tool, agent?.tenant), tool, { filesRoot: join(start.filesRoot, dirname(tool.file)) }));
+    servers.push(stdioMcpServer(listedToolName(tool, agent?.tenant), tool, { filesRoot: join(start.filesRoot, dirname(tool.file)), ...(toolsUid !== undefined ? { uid: toolsUid } : {}) }));
   }
   return new AgentTools(listed, servers, kernel);
 }
@@ -233,7 +234,7 @@ function kernelApprovals(channel: Channel): ApprovalGate {
 }
 
 /** An AgentInvoker that runs each agent's loop here, with the kernel as its gateway and tool proxy (each step's calls made as its node). */
-function invoker(start: RunStart, channel: Channel, tracer: RunTracer): AgentInvoker {
+function invoker(start: RunStart, channel: Channel, tracer: RunTracer, toolsUid: number | undefined): AgentInvoker {
   const agents = new Map(start.objects.filter(ofKind('Agent')).map((o) => [o.id, o.object]));
   const gateway = kernelGateway(channel);
   const replay = new Map(start.modelCalls ?? []);
@@ -242,7 +243,7 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer): AgentInv
       const agent = agents.get(agentId);
       if (agent === undefined) return { output: null, stopReason: 'error', usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0, error: `agent ${agentId} was not sent with the run` };
       const started = Date.now();
-      const local = agentTools(start, agentId, kernelTools(channel, start.run, ctx.node));
+      const local = agentTools(start, agentId, kernelTools(channel, start.run, ctx.node), toolsUid);
       const place = { node: ctx.node, traversal: ctx.traversal ?? 0, replica: ctx.replica };
       // The agent's Tools by the names it lists them by.
       const tenant = start.objects.find((o) => o.id === agentId)?.tenant;
@@ -307,14 +308,20 @@ function invoker(start: RunStart, channel: Channel, tracer: RunTracer): AgentInv
   };
 }
 
+/** What the sandbox, not the run, decides: where its files are, and the user its stdio servers run as (the runner's BEACON_TOOLS_UID). */
+export interface SandboxDefaults {
+  filesRoot?: string;
+  toolsUid?: number;
+}
+
 /** Run what `run.start` asks for. */
-export async function runStart(params: unknown, channel: Channel, signal: AbortSignal, defaults: { filesRoot?: string } = {}): Promise<RunOutcome> {
+export async function runStart(params: unknown, channel: Channel, signal: AbortSignal, defaults: SandboxDefaults = {}): Promise<RunOutcome> {
   checkStart(params);
   const start = params;
   // In a sandbox the files are where the runner put them (mounted, or sent with files.put), not at a host path.
   if (start.filesRoot === undefined && defaults.filesRoot !== undefined) start.filesRoot = defaults.filesRoot;
   const tracer = new RunTracer(start.run, (event) => channel.emit('trace', event));
-  const agents = invoker(start, channel, tracer);
+  const agents = invoker(start, channel, tracer, defaults.toolsUid);
   if (start.target.kind === 'Agent') {
     const r = await agents.invoke(start.target.id, start.input, { run: start.run, node: 'agent', replica: 0, round: 0, signal });
     const ok = r.stopReason === 'final';
@@ -414,6 +421,21 @@ async function warmup(): Promise<{ ms: number }> {
   return { ms: Math.round(performance.now() - t0) };
 }
 
+/**
+ * Node's inspector runs any code in this process, which holds the kernel
+ * channel, for whoever reaches its port: it must never open. Node 20 has no
+ * `--disable-sigusr1`, but a SIGUSR1 listener replaces the handler that would
+ * open it (a `kill -USR1` then leaves nothing listening on 9229). One already
+ * open (`--inspect` in the arguments or NODE_OPTIONS) is refused.
+ */
+function closeInspector(): void {
+  process.on('SIGUSR1', () => undefined);
+  if (inspector.url() === undefined) return;
+  inspector.close();
+  process.stderr.write('beacon-runtime: refusing to run with the inspector open (--inspect): it would hand this process to whoever reaches its port\n');
+  process.exit(2);
+}
+
 /** The first line a pod sends on its stream to the kernel, before the protocol's hello: who it is, as its projected token says. */
 export const AUTH_PREAMBLE = 'beacon.runtime/auth';
 
@@ -424,6 +446,7 @@ export const AUTH_PREAMBLE = 'beacon.runtime/auth';
  * service-account token. Exits when the channel closes.
  */
 export function main(argv: string[] = process.argv.slice(2)): void {
+  closeInspector();
   // stdout is the channel (or unused): nothing else may write there.
   console.log = console.info = console.debug = (...args: unknown[]) => process.stderr.write(`${args.map(String).join(' ')}\n`);
   const at = (flag: string): string | undefined => {
@@ -455,10 +478,21 @@ export function main(argv: string[] = process.argv.slice(2)): void {
   });
 }
 
+/** The sandbox's own settings, from the environment its runner gave it; a tools user that is not a uid is refused, not ignored. */
+export function sandboxDefaults(env: NodeJS.ProcessEnv): SandboxDefaults {
+  const defaults: SandboxDefaults = {};
+  if (env.BEACON_FILES_ROOT) defaults.filesRoot = env.BEACON_FILES_ROOT;
+  const uid = env.BEACON_TOOLS_UID;
+  if (uid !== undefined && uid !== '') {
+    if (!/^[0-9]+$/.test(uid)) throw new BeaconError('invalid_option', `BEACON_TOOLS_UID '${uid}' is not a user id`);
+    defaults.toolsUid = Number(uid);
+  }
+  return defaults;
+}
+
 function serve(input: Readable, output: Writable, options: { readyFile?: string } = {}): void {
   const channel = new Channel(input, output, { role: 'user', agent: `beacon-runtime pid ${process.pid}` });
-  const defaults: { filesRoot?: string } = {};
-  if (process.env.BEACON_FILES_ROOT) defaults.filesRoot = process.env.BEACON_FILES_ROOT;
+  const defaults = sandboxDefaults(process.env);
   // SIGTERM (a pod being stopped) drains: no new run starts, the ones in progress finish, then the runtime exits.
   let running = 0;
   let draining = false;
@@ -482,6 +516,8 @@ function serve(input: Readable, output: Writable, options: { readyFile?: string 
   channel.handle('files.put', async (params) => {
     if (defaults.filesRoot !== undefined) throw new BeaconError('invalid_params', 'this sandbox has its files already');
     const dir = await mkdtemp(join(tmpdir(), 'beacon-files-'));
+    // The stdio servers' user (another than ours) must reach their files; they are read-only.
+    if (defaults.toolsUid !== undefined) await chmod(dir, 0o755);
     const r = await putFiles(params, dir);
     defaults.filesRoot = dir;
     return r;

@@ -23,6 +23,12 @@ export interface StdioMcpOptions extends McpServerOptions {
   killGraceMs?: number;
   /** Largest message a server may send (a line of JSON). @default 16 MiB */
   maxMessageBytes?: number;
+  /**
+   * The user (uid and gid) to start the server as: not the runtime's, so that
+   * it can neither signal nor trace the runtime. Needs the runtime to be
+   * root of its sandbox (the gVisor runner's); without it, the runtime's own.
+   */
+  uid?: number;
 }
 
 /** How a Tool's server is started. */
@@ -33,13 +39,15 @@ export interface StdioLaunch {
   cwd: string;
   /** Absolute paths of the arguments that are the Tool's files. */
   files: string[];
+  /** Started as this user and group (the runtime's own when absent). */
+  uid?: number;
 }
 
 /** A stdio Tool's server, behind the shared call rules. Throws McpConfigError when the Tool cannot be run. */
 export function stdioMcpServer(name: string, tool: ToolObject, options: StdioMcpOptions): McpToolServer {
   const config = readToolConfig(name, tool);
   if (config.transport !== 'stdio') throw new McpConfigError(`Tool ${name}: its transport is ${config.transport}; stdio servers only here`);
-  const launch = stdioLaunch(config, options.filesRoot);
+  const launch = { ...stdioLaunch(config, options.filesRoot), ...(options.uid !== undefined ? { uid: options.uid } : {}) };
   const killGraceMs = options.killGraceMs ?? 2_000;
   const maxMessageBytes = options.maxMessageBytes ?? 16 * 1024 * 1024;
   return new McpToolServer(
@@ -165,9 +173,10 @@ export class CleanStdioTransport implements Transport {
 
   start(): Promise<void> {
     if (this.child !== undefined) return Promise.reject(new Error('the server is already started'));
-    const { command, args, env, cwd } = this.launch;
+    const { command, args, env, cwd, uid } = this.launch;
+    const user = uid !== undefined ? { uid, gid: uid } : {};
     return new Promise((resolveStart, rejectStart) => {
-      const child = spawn(command, args, { env, cwd, stdio: ['pipe', 'pipe', 'pipe'], detached: true, shell: false, windowsHide: true });
+      const child = spawn(command, args, { env, cwd, ...user, stdio: ['pipe', 'pipe', 'pipe'], detached: true, shell: false, windowsHide: true });
       this.child = child;
       if (child.pid !== undefined) liveGroups.add(child.pid);
       this.exited = new Promise((done) => {

@@ -33,22 +33,22 @@ describe('beacon run --sandbox', () => {
   );
 
   it('process: runs an agent that asks for process isolation, and says so', async () => {
-    const r = await beacon([
-      'run',
-      'acme-research/summary-critic',
-      'examples',
-      '--input',
-      JSON.stringify({ draft: 'Churn rose 3% after the price change.' }),
-      '--sandbox',
-      'process',
-      '--format',
-      'json',
-    ]);
+    const r = await beacon(
+      ['run', 'acme-research/summary-critic', 'examples', '--input', JSON.stringify({ draft: 'Churn rose 3% after the price change.' }), '--sandbox', 'process', '--format', 'json'],
+      { env: { BEACON_ALLOW_PROCESS_ISOLATION: '1' } },
+    );
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout) as Doc;
     expect(doc).toMatchObject({ status: 'Succeeded', isolation: 'process' });
     expect(r.stderr).toMatch(/running in process sandbox bx-/);
   }, 30_000);
+
+  it('process: refused unless the installation allows process isolation (BEACON_ALLOW_PROCESS_ISOLATION)', async () => {
+    const r = await beacon(['run', 'acme-research/summary-critic', 'examples', '--input', JSON.stringify({ draft: 'Churn rose 3%.' }), '--sandbox', 'process']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/process isolation is not allowed on this installation/);
+    expect(r.stdout).toBe('');
+  });
 
   it('process: refused for an agent that asks for gVisor isolation', async () => {
     const r = await beacon(['run', 'acme-support/refund-assessor', 'examples', '--input', input, '--sandbox', 'process']);

@@ -143,7 +143,7 @@ describe('inside a gVisor sandbox', () => {
       expect(inside.ownEnv).toEqual(['PROBE_DECLARED']);
       // The runtime's own environment (the MCP server's parent): only what the runner declared.
       expect(Array.isArray(inside.parentEnv)).toBe(true);
-      for (const k of inside.parentEnv as string[]) expect(['BEACON_SANDBOX', 'BEACON_FILES_ROOT', 'HOME', 'TZ']).toContain(k);
+      for (const k of inside.parentEnv as string[]) expect(['BEACON_SANDBOX', 'BEACON_FILES_ROOT', 'BEACON_TOOLS_UID', 'HOME', 'TZ']).toContain(k);
       expect(inside.files.map((f) => [f.path, f.read])).toEqual(paths.map((p) => [p, false]));
 
       // The probe is not blind: as a plain process, the same agent reads the host's files and reaches the host's port.
@@ -168,6 +168,65 @@ describe('inside a gVisor sandbox', () => {
     },
     60_000,
   );
+});
+
+describe('a hostile stdio server against the runtime (issue 12, item 1)', () => {
+  async function attackFrom(runner: ProcessRunner) {
+    cleanups.push(() => runner.close({ drainMs: 0, graceMs: 500 }));
+    const sandbox = await runner.start(spec(probe, 'Agent/probe/prober', resolve('test/fixtures/sandbox-probe')));
+    try {
+      const out = await sandbox.invoke({ input: { attack: true } });
+      expect(out.status, out.error?.message).toBe('Succeeded');
+      return JSON.parse(out.output as string) as { uid: number; parentUid: string; signal: string; memory: string; inspector: string };
+    } finally {
+      await sandbox.stop({ drainMs: 0, graceMs: 500 });
+    }
+  }
+
+  it('cannot open the inspector of the runtime with SIGUSR1, even where it may signal it (the process runner)', async () => {
+    const seen = await attackFrom(new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true }));
+    expect(seen.inspector).toBe('ECONNREFUSED');
+  }, 60_000);
+
+  gvisor(
+    'under gVisor it runs as another user: signalling the runtime is EPERM, its memory EACCES, its inspector ECONNREFUSED',
+    async () => {
+      const seen = await attackFrom(new GvisorRunner({ stateDir: temp('beacon-runner-') }));
+      expect(seen).toMatchObject({ uid: 65534, parentUid: '0', signal: 'EPERM', memory: 'EACCES', inspector: 'ECONNREFUSED' });
+    },
+    90_000,
+  );
+});
+
+describe('limits the sandbox cannot switch off (issue 12, item 7)', () => {
+  it('a sandbox that stops answering heartbeats while holding more than its memory is killed, measured from the host', async () => {
+    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-'), heartbeatMs: 100, heartbeatTimeoutMs: 300, developmentMode: true });
+    cleanups.push(() => runner.close({ drainMs: 0, graceMs: 100 }));
+    const sandbox = await runner.start(spec(probe, 'Agent/probe/prober', resolve('test/fixtures/sandbox-probe')));
+    // Settled at once: the run fails when the sandbox is killed, which is awaited below.
+    const run = sandbox.invoke({ input: { hog: 400 } }).then(
+      () => 'finished',
+      (err: unknown) => err,
+    );
+    const started = Date.now();
+    const why = await sandbox.exited;
+    // Within the heartbeat window (three missed beats of 300 ms), not never.
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(why).toMatch(/memory/);
+    expect(sandbox.health()).toMatchObject({ state: 'unhealthy', reason: 'memory', detail: expect.stringMatching(/over its limit of 256 MiB/) });
+    expect(await run).toBeInstanceOf(Error);
+  }, 60_000);
+
+  it('a sandbox that misses its heartbeats is killed after the allowed number of misses', async () => {
+    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-'), heartbeatMs: 100, heartbeatTimeoutMs: 200, heartbeatMisses: 2, developmentMode: true });
+    cleanups.push(() => runner.close({ drainMs: 0, graceMs: 100 }));
+    const sandbox = await runner.start(spec(examples, 'Agent/acme-support/refund-assessor', resolve('examples')));
+    const pid = (await runner.list()).find((s) => s.id === sandbox.id)!.pid!;
+    process.kill(pid, 'SIGSTOP');
+    const why = await sandbox.exited;
+    expect(why).toMatch(/missed 2 heartbeats/);
+    expect(sandbox.health()).toMatchObject({ state: 'unhealthy', reason: 'hung' });
+  }, 60_000);
 });
 
 describe('health', () => {
@@ -255,6 +314,19 @@ describe('isolation is never given silently', () => {
     await expect(runner.start(spec(examples, 'Agent/acme-support/triage', resolve('examples')))).rejects.toThrow(/asks for gVisor isolation, which the process runner cannot give/);
     expect(await runner.list()).toEqual([]);
   });
+});
+
+describe('process isolation is for the installation to allow, not for the author (issue 12, item 8)', () => {
+  it('the process runner refuses an agent that asks for process isolation unless the installation allows it', async () => {
+    const target = 'Agent/acme-research/summary-critic';
+    const refuses = new ProcessRunner({ stateDir: temp('beacon-runner-') });
+    await expect(refuses.start(spec(examples, target, resolve('examples')))).rejects.toThrow(/process isolation is not allowed on this installation.*BEACON_ALLOW_PROCESS_ISOLATION/);
+    expect(await refuses.list()).toEqual([]);
+    const allows = new ProcessRunner({ stateDir: temp('beacon-runner-'), allowProcessIsolation: true });
+    const sandbox = await allows.start(spec(examples, target, resolve('examples')));
+    expect(sandbox.health()).toMatchObject({ state: 'ready' });
+    await sandbox.stop({ drainMs: 0 });
+  }, 30_000);
 });
 
 describe('without runsc', () => {
