@@ -13,7 +13,7 @@ export { runObjects, targetVersion, UnknownTarget } from './kernel/targets.js';
 export { composeKernel, SubstitutionError, type Kernel, type KernelOptions, type ModelSubstitution } from './kernel/compose.js';
 export { environmentSecrets, isKernelSetting, KERNEL_SETTINGS, tenantSecrets, type SecretSource } from './kernel/secrets.js';
 export { modelsAllowed, restrictModels } from './kernel/model-access.js';
-export { KernelSession, RunFinished, VersionMismatch, type InvokeOptions, type SessionOptions } from './kernel/session.js';
+export { KernelSession, RunFinished, RunTimedOut, VersionMismatch, type InvokeOptions, type SessionOptions } from './kernel/session.js';
 export { DEFAULT_RUN_LIMITS, LimitExceeded, OutcomeRefused, type RunLimits } from './kernel/ledger.js';
 export { runStart, type RunStart } from './user/main.js';
 export {

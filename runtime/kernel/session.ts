@@ -33,7 +33,7 @@ import type { ApprovalDecision, ApprovalRequest, Json, JsonObject, ModelResponse
 import { notJson } from '../user/values.js';
 import { approversOf, closedGate, gatedTools, gateRequest, graphGateProblem, toolGateNode, unusedApproval } from './gates.js';
 import { type LimitExceeded, OutcomeRefused, outcomeProblem, RunLedger, stepProblem, type RunLimits } from './ledger.js';
-import { runObjects, targetVersion } from './targets.js';
+import { runObjects, targetTimeoutSeconds, targetVersion } from './targets.js';
 import { httpMcpServer } from './mcp-http.js';
 import { tenantSecrets } from './secrets.js';
 import { denialText, serveKernel, type KernelServices, type PolicyEvent } from './syscalls.js';
@@ -48,6 +48,23 @@ export interface SessionOptions {
   secret?: (name: string) => string | undefined;
   /** Per-run caps on journal bytes, journal records and trace events (ledger.ts `DEFAULT_RUN_LIMITS`); a run past one is Failed. */
   limits?: RunLimits;
+  /**
+   * How long after the target's `limits.timeoutSeconds` the kernel cuts a run off, whatever its
+   * sandbox does (the sandbox's own timeout, with its better message, comes first). @default 5000
+   */
+  timeoutGraceMs?: number;
+}
+
+/** A run that passed its target's `limits.timeoutSeconds` (plus the grace): the kernel cut its sandbox off. */
+export class RunTimedOut extends BeaconError {
+  override readonly name = 'RunTimedOut';
+  declare readonly code: 'timeout';
+  constructor(
+    readonly run: string,
+    readonly seconds: number,
+  ) {
+    super('timeout', `run ${run} took longer than its limits.timeoutSeconds (${seconds} s); the kernel cut its sandbox off`);
+  }
 }
 
 /** What one run of a session's target needs. */
@@ -109,8 +126,10 @@ interface ActiveRun {
   requested: Map<string, ApprovalRequest>;
   /** The kernel's own account of the run's calls, and of what it journaled and traced against its caps. */
   ledger: RunLedger;
-  /** Aborted when the run passes a cap: the sandbox is cut off. */
+  /** Aborted when the run passes a cap or its timeout: the sandbox is cut off. */
   cutoff: AbortController;
+  /** Set when the kernel's timer ended the run. */
+  timedOut?: RunTimedOut;
   onStep?: (record: unknown) => void;
 }
 
@@ -292,6 +311,7 @@ export class KernelSession {
       ...(options.onStep !== undefined ? { onStep: options.onStep } : {}),
     };
     this.runs.set(run, active);
+    const timer = this.deadline(active, resume);
     try {
       await this.channel.ready();
       const outcome = await this.checkedOutcome(active, this.startRun(run, input, { ...options, signal: signalOf(options.signal, active.cutoff.signal) }, resume));
@@ -308,9 +328,29 @@ export class KernelSession {
       }
       return { ...outcome, run };
     } finally {
+      clearTimeout(timer);
       this.runs.delete(run);
       this.tracers.delete(run);
     }
+  }
+
+  /**
+   * The kernel's own timer on a run: its target's `limits.timeoutSeconds` from when it first
+   * started (a workflow's spans its resumes, approval waits included), plus the grace.
+   */
+  private deadline(r: ActiveRun, resume: ResumeState | undefined): ReturnType<typeof setTimeout> {
+    const seconds = targetTimeoutSeconds(this.options.bundle, this.options.target);
+    const from = this.kind === 'Workflow' ? (resume?.startedAt ?? Date.now()) : Date.now();
+    const at = from + seconds * 1000 + (this.options.timeoutGraceMs ?? 5000);
+    const timer = setTimeout(
+      () => {
+        r.timedOut = new RunTimedOut(r.id, seconds);
+        r.cutoff.abort(r.timedOut);
+      },
+      Math.max(0, at - Date.now()),
+    );
+    timer.unref();
+    return timer;
   }
 
   /**
@@ -319,13 +359,20 @@ export class KernelSession {
    * refutes, is Failed with the reason.
    */
   private async checkedOutcome(r: ActiveRun, started: Promise<RunOutcome>): Promise<RunOutcome> {
+    const cut = (): LimitExceeded | RunTimedOut | undefined => r.ledger.exceeded ?? r.timedOut;
     const reported = await started.catch((err: unknown) => {
-      if (r.ledger.exceeded === undefined) throw err;
+      if (cut() === undefined) throw err;
       return undefined;
     });
     const metered = { usage: r.ledger.calls.usage, costUsd: r.ledger.calls.costUsd };
-    const failed = (error: LimitExceeded | OutcomeRefused): RunOutcome => ({ status: 'Failed', path: reported?.path ?? [], ...metered, error: { code: error.code, message: error.message } });
-    if (r.ledger.exceeded !== undefined || reported === undefined) return failed(r.ledger.exceeded ?? new OutcomeRefused(r.id, 'the sandbox reported no outcome'));
+    const failed = (error: LimitExceeded | RunTimedOut | OutcomeRefused): RunOutcome => ({
+      status: 'Failed',
+      path: reported?.path ?? [],
+      ...metered,
+      error: { code: error.code, message: error.message },
+    });
+    const cutOff = cut();
+    if (cutOff !== undefined || reported === undefined) return failed(cutOff ?? new OutcomeRefused(r.id, 'the sandbox reported no outcome'));
     const why = outcomeProblem(reported, this.graph, r.ledger.calls, await this.decisions(r));
     return why !== undefined ? failed(new OutcomeRefused(r.id, why)) : { ...reported, ...metered };
   }

@@ -42,3 +42,18 @@ export function targetVersion(bundle: Pick<Bundle, 'objects'>, target: string): 
   if (t === undefined) throw new UnknownTarget(`${target} is not an object of this bundle`);
   return t.effectiveDigest;
 }
+
+/**
+ * How long one run of `target` may take, in seconds, as its manifest says: an Agent's
+ * `spec.limits.timeoutSeconds`, a Workflow's (approval waits included, across resumes).
+ * The kernel enforces it whatever the sandbox does.
+ */
+export function targetTimeoutSeconds(bundle: Pick<Bundle, 'objects' | 'graphs'>, target: string): number {
+  const { kind, objects, graph } = runObjects(bundle, target);
+  if (kind === 'Workflow') return graph?.limits.timeoutSeconds ?? DEFAULT_TIMEOUT_S.Workflow;
+  const agent = objects.find((o) => o.id === target);
+  return (agent?.kind === 'Agent' ? agent.object.spec.limits?.timeoutSeconds : undefined) ?? DEFAULT_TIMEOUT_S.Agent;
+}
+
+/** The schema's defaults of `spec.limits.timeoutSeconds` (defaults are applied at compile time: these are for a bundle made by hand). */
+const DEFAULT_TIMEOUT_S = { Agent: 300, Workflow: 3600 } as const;

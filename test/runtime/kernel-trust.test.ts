@@ -10,7 +10,8 @@ import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BeaconError } from '../../common/index.js';
-import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
+import { compile, DirSource, ofKind, type CompileResult } from '../../compiler/index.js';
+import { withSpec } from '../helpers/bundles.js';
 import { tempStores } from '../helpers/runs.js';
 import {
   castVote,
@@ -49,6 +50,7 @@ interface HostileOptions {
   /** What the sandbox claims at the end. @default Succeeded on an empty path, nothing used */
   outcome?: RunOutcome;
   limits?: SessionOptions['limits'];
+  timeoutGraceMs?: number;
   onTrace?: (event: unknown) => void;
 }
 
@@ -73,6 +75,7 @@ async function hostile(target: string, script: (user: Channel, run: string, runs
       ...(o.onTrace !== undefined ? { onTrace: o.onTrace } : {}),
     },
     ...(o.limits !== undefined ? { limits: o.limits } : {}),
+    ...(o.timeoutGraceMs !== undefined ? { timeoutGraceMs: o.timeoutGraceMs } : {}),
   });
   const result = await session.invoke({ input: { ticket: 'x' }, store: runs, run: 'r1' });
   kernel.close();
@@ -516,6 +519,16 @@ describe('per-run caps on what a sandbox journals and traces (issue 12, item 7)'
     type: 'model-call-finished',
     callId: `c${i}`,
     response: { content: 'x'.repeat(size), toolCalls: [], stopReason: 'end', usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, model: 'm', attempts: [], latencyMs: 1 },
+  });
+
+  it("a sandbox that never ends its run is cut off at the target's limits.timeoutSeconds: the timeout is the kernel's", async () => {
+    const triage = examples.bundle.objects.filter(ofKind('Agent')).find((o) => o.id === 'Agent/acme-support/triage')!;
+    const limits = { ...triage.object.spec.limits, timeoutSeconds: 1 };
+    const started = Date.now();
+    const { result, runs } = await hostile('Agent/acme-support/triage', () => new Promise<never>(() => undefined), { bundle: withSpec(examples.bundle, triage.id, { limits }), timeoutGraceMs: 0 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(result).toMatchObject({ status: 'Failed', error: { code: 'timeout', message: expect.stringContaining('took longer than its limits.timeoutSeconds (1 s)') } });
+    expect((await runs.read('r1')).at(-1)).toMatchObject({ type: 'run-finished', status: 'Failed', error: { code: 'timeout' } });
   });
 
   it('a sandbox past the journal record cap is cut off: the run is Failed, naming the cap', async () => {
