@@ -4,3 +4,4 @@ export { systemClock, type Clock } from './clock.js';
 export { backoffDelay, type BackoffOptions } from './retry.js';
 export { isRecord } from './guards.js';
 export { closestWord } from './words.js';
+export { isKernelSetting, KERNEL_SETTINGS } from './settings.js';

@@ -6,6 +6,7 @@
  * agents of a tenant ask for no more sandboxes than its maxSandboxes
  * (BCN6002), over the whole tenant.
  */
+import { isKernelSetting } from '../../common/index.js';
 import { escapeSegment, fieldPath } from '../pointer.js';
 import { objectId, objectLabel } from '../unit.js';
 import { rel, type LinkContext, type Obj, type ObjOf } from './context.js';
@@ -85,6 +86,12 @@ class TenantCheck {
   secret(ref: string, pointer: string): void {
     const { scope, t } = this;
     const listed = t.spec.secrets ?? [];
+    if (isKernelSetting(ref)) {
+      scope.report('BCN3015', pointer, `${this.label}: secret ${ref} names one of the kernel's own settings, which never resolve as secrets`, {
+        hint: "name a variable of the installation's secret source instead (not BEACON_*, DATABASE_URL, PG*, REDIS_URL, KUBECONFIG or KUBERNETES_*)",
+      });
+      return;
+    }
     if (listed.includes(ref)) return;
     scope.report('BCN3015', pointer, `${this.label}: secret ${ref} is not one tenant ${t.name} lists in spec.secrets (listed: ${listed.join(', ') || 'none'})`, {
       related: [scope.rel(t, listed.length > 0 ? '/spec/secrets' : '', `Tenant ${t.name} lists: ${listed.join(', ') || 'no secrets'}`)],

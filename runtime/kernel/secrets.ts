@@ -8,24 +8,14 @@
  * (`KERNEL_SETTINGS`), and a Tool resolves only the names its Tenant lists
  * (`spec.secrets`).
  */
+import { isKernelSetting } from '../../common/index.js';
 import type { CompiledObject } from '../../compiler/index.js';
+
+export { isKernelSetting, KERNEL_SETTINGS } from '../../common/index.js';
 
 /** Resolves a `secretRef` by name: the value, or undefined when there is none (or it may not be given). */
 export interface SecretSource {
   resolve(name: string): string | undefined;
-}
-
-/**
- * The kernel's own settings, never a secret: every `BEACON_*` variable, the
- * PostgreSQL (`DATABASE_URL`, libpq's `PG*`) and Redis (`REDIS_URL`) connection
- * settings, and the Kubernetes client's (`KUBECONFIG`, `KUBERNETES_*`).
- */
-export const KERNEL_SETTINGS: readonly RegExp[] = [/^BEACON_/, /^DATABASE_URL$/, /^PG[A-Z0-9_]*$/, /^REDIS_URL$/, /^KUBECONFIG$/, /^KUBERNETES_/];
-
-/** Whether `name` is one of the kernel's own settings (compared without regard to case: `beacon_database_url` is one too). */
-export function isKernelSetting(name: string): boolean {
-  const upper = name.toUpperCase();
-  return KERNEL_SETTINGS.some((p) => p.test(upper));
 }
 
 /** Why secret `name` resolved to nothing, for an error message (never with a value). */
