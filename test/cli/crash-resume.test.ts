@@ -41,7 +41,10 @@ function examplesWithSlowResolver(url: string): string {
   writeFileSync(tenant, readFileSync(tenant, 'utf8').replace('    - support-sim ', '    - slow\n    - support-sim '));
   // Model endpoints pass egress policy (issue 12): the examples' allow-list admits this local stand-in.
   const egress = join(dir, 'policies', 'egress-allowlist.yaml');
-  writeFileSync(egress, readFileSync(egress, 'utf8').replace(`expression: "request.host.endsWith('.acme.example')"`, `expression: "request.host.endsWith('.acme.example') || request.host == '127.0.0.1'"`));
+  writeFileSync(
+    egress,
+    readFileSync(egress, 'utf8').replace(`expression: "request.host.endsWith('.acme.example')"`, `expression: "request.host.endsWith('.acme.example') || request.host == '127.0.0.1'"`),
+  );
   const resolver = join(dir, 'acme-support', 'agents', 'resolver.yaml');
   writeFileSync(resolver, readFileSync(resolver, 'utf8').replace('model: support-sim', 'model: slow'));
   return dir;
