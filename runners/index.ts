@@ -1,4 +1,4 @@
-export { ProcessRunner, builtEntry, type LocalRunnerOptions } from './process.js';
+export { ProcessRunner, builtEntry, bubblewrap, type LocalRunnerOptions } from './process.js';
 export { LocalSandbox, shippedFiles } from './local.js';
 export { sandboxNeeds, memoryBytes, cpuMillis, heapLimitMiB, type SandboxNeeds } from './resources.js';
 export {

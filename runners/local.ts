@@ -44,9 +44,11 @@ export interface LocalSandboxOptions {
   /** Kill what is left of the sandbox (its process group, its container). */
   kill: () => void;
   /**
-   * The sandbox's processes share the host's process ids (a process sandbox):
-   * the stdio servers' groups it reports are ended with it, and recorded for
-   * a later host's cleanup.
+   * The sandbox's processes share the host's process ids (a process sandbox
+   * without bwrap): the stdio servers' groups it reports are ended with it,
+   * and recorded for a later host's cleanup. In a PID namespace (bwrap,
+   * gVisor) the pids it reports are the namespace's, never used on the host:
+   * its stdio servers are in its process tree and end with it.
    */
   hostPids?: boolean;
 }

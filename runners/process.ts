@@ -2,14 +2,20 @@
  * The `process` runner: the user-space runtime as a plain child process, in
  * its own process group, with the limits the OS gives — the V8 heap
  * (`--max-old-space-size`), CPU time and open files (`prlimit`) — and an
- * explicit environment that holds no secrets. It is what `isolation: process`
- * asks for, and what development mode uses where gVisor is missing. It does
- * not isolate the filesystem or the network: that is the gVisor runner's job.
+ * explicit environment that holds no secrets. Where bubblewrap (`bwrap`)
+ * runs, the process starts in its own PID, IPC and network namespaces, with
+ * no capabilities, over a read-only view of the host's files where $HOME,
+ * /root and /tmp are empty: the kernel's processes are not in its /proc, it
+ * reaches no network (loopback included: its channel is its stdio), and it
+ * dies with its host. It is what `isolation: process` asks for, and what
+ * development mode uses where gVisor is missing. It still reads the host's
+ * other files and shares its kernel: isolating those is the gVisor runner's job.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, rmSync } from 'node:fs';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { INSTALL_ROOT, processExists, processStartTime, userProgramArgs } from '../runtime/index.js';
 import { killGroup, LocalSandbox, readState, readStates, stillRunning, writeState } from './local.js';
 import { heapLimitMiB, sandboxNeeds } from './resources.js';
@@ -41,6 +47,12 @@ export interface LocalRunnerOptions {
    * @default false
    */
   allowProcessIsolation?: boolean;
+  /**
+   * Start each process sandbox under bubblewrap where `bwrap` runs (see
+   * `confinement`); false: as a plain process, as where it is missing.
+   * @default true
+   */
+  bwrap?: boolean;
 }
 
 /** The built user-space entry a sandbox runs: runners start the build, never the TypeScript sources. */
@@ -76,6 +88,43 @@ export function prlimit(): string | null {
   return prlimitPath;
 }
 
+/** Whether `path` is `dir` or inside it. */
+function within(path: string, dir: string): boolean {
+  const r = relative(dir, path);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+}
+
+/**
+ * bwrap's arguments for a process sandbox: its own PID namespace and /proc
+ * (the kernel's processes invisible and unsignalable), IPC and network
+ * namespaces (no loopback: its channel is its stdio), no capabilities, killed
+ * with its host; the host's files read-only, with $HOME, /root and /tmp
+ * empty (a private /tmp for its scratch), and the installation and Node.js
+ * visible at their own paths even when they are in one of those.
+ */
+export function confinement(): string[] {
+  const hidden = [...new Set([homedir(), '/root', '/tmp'])].filter((d) => existsSync(d));
+  const kept = [INSTALL_ROOT, dirname(dirname(process.execPath))].filter((k) => hidden.some((h) => within(k, h)));
+  return [
+    ...['--die-with-parent', '--unshare-pid', '--unshare-ipc', '--unshare-net', '--cap-drop', 'ALL'],
+    ...['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc'],
+    ...hidden.flatMap((d) => ['--tmpfs', d]),
+    ...kept.flatMap((k) => ['--ro-bind', k, k]),
+    ...['--chdir', INSTALL_ROOT],
+  ];
+}
+
+let bwrapPath: string | null | undefined;
+/** `bwrap` (bubblewrap), or null where it is missing or cannot make namespaces here: process sandboxes are then plain processes. */
+export function bubblewrap(): string | null {
+  if (bwrapPath === undefined) {
+    const found = which('bwrap');
+    const works = found !== null && spawnSync(found, [...confinement(), '--', process.execPath, '-e', ''], { stdio: 'ignore', env: {}, timeout: 10_000 }).status === 0;
+    bwrapPath = works ? found : null;
+  }
+  return bwrapPath;
+}
+
 /** A sandbox's process as a runner starts it. */
 export interface Launch {
   child: ChildProcess;
@@ -83,6 +132,8 @@ export interface Launch {
   kill: () => void;
   /** After it exited: remove what is left of it. */
   cleanup: () => void | Promise<void>;
+  /** The process ids its heartbeat reports are the host's (not a PID namespace's): its stdio servers' groups are recorded and ended with it. */
+  hostPids?: boolean;
 }
 
 export class ProcessRunner implements Runner {
@@ -107,8 +158,11 @@ export class ProcessRunner implements Runner {
   /** How this runner starts a sandbox's process: argv, and what killing it and cleaning up after it take. */
   protected launch(id: string, memoryBytes: number, _filesDir: string | undefined): Launch {
     const node = [process.execPath, `--max-old-space-size=${heapLimitMiB(memoryBytes)}`, builtEntry()];
+    const bwrap = this.options.bwrap === false ? null : bubblewrap();
+    // Under bwrap, killing its process (the group leader) ends the whole PID namespace.
+    const confined = bwrap !== null ? [bwrap, ...confinement(), '--', ...node] : node;
     const limits = prlimit();
-    const argv = limits !== null ? [limits, `--cpu=${this.options.cpuSeconds ?? 3600}`, `--nofile=${this.options.openFiles ?? 1024}`, '--', ...node] : node;
+    const argv = limits !== null ? [limits, `--cpu=${this.options.cpuSeconds ?? 3600}`, `--nofile=${this.options.openFiles ?? 1024}`, '--', ...confined] : confined;
     // Nothing of the host's environment: no secret can reach the sandbox through it.
     const child = spawn(argv[0]!, argv.slice(1), { cwd: INSTALL_ROOT, env: { BEACON_SANDBOX: id, TZ: 'UTC' }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const pid = child.pid;
@@ -121,6 +175,7 @@ export class ProcessRunner implements Runner {
       cleanup: () => {
         if (pid !== undefined) killGroup(pid);
       },
+      hostPids: bwrap === null,
     };
   }
 
@@ -128,7 +183,7 @@ export class ProcessRunner implements Runner {
   protected async boot(memoryBytes: number, filesFor?: (id: string) => string): Promise<LocalSandbox> {
     const id = `bx-${randomUUID().slice(0, 8)}`;
     const stateFile = join(this.stateDir, `${id}.json`);
-    const { child, kill, cleanup } = this.launch(id, memoryBytes, filesFor?.(id));
+    const { child, kill, cleanup, hostPids } = this.launch(id, memoryBytes, filesFor?.(id));
     const pid = child.pid;
     const sandbox = new LocalSandbox({
       id,
@@ -140,7 +195,7 @@ export class ProcessRunner implements Runner {
       ...(this.options.heartbeatTimeoutMs !== undefined ? { heartbeatTimeoutMs: this.options.heartbeatTimeoutMs } : {}),
       ...(this.options.heartbeatMisses !== undefined ? { heartbeatMisses: this.options.heartbeatMisses } : {}),
       kill,
-      hostPids: this.kind === 'process',
+      hostPids: hostPids === true,
       onExit: () => {
         this.sandboxes.delete(id);
         return cleanup();

@@ -5,30 +5,41 @@
  * remains.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { INSTALL_ROOT, processExists } from '../../runtime/index.js';
-import { GvisorRunner, ProcessRunner, runscVersion } from '../../runners/index.js';
+import { bubblewrap, GvisorRunner, ProcessRunner, runscVersion } from '../../runners/index.js';
 import { requires } from '../helpers/requires.js';
 
 const gvisor = requires(runscVersion() === null ? 'runsc (gVisor; Debian package runsc)' : null);
+const withBwrap = requires(bubblewrap() === null ? 'bwrap (Debian package bubblewrap)' : null);
+
+/** Whether a process is alive and not a zombie. */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 const dist = (p: string): string => pathToFileURL(join(INSTALL_ROOT, 'dist', p)).href;
 
 /** A host process that starts one sandbox of `kind` under `stateDir` and waits; resolves with the sandbox's id once it runs. */
-async function host(kind: 'process' | 'gvisor', stateDir: string) {
+async function host(kind: 'process' | 'gvisor', stateDir: string, bwrap = true) {
   const script = `
     import { compile, DirSource } from ${JSON.stringify(dist('compiler/index.js'))};
     import { createModelGateway } from ${JSON.stringify(dist('runtime/index.js'))};
     import { ProcessRunner, GvisorRunner } from ${JSON.stringify(dist('runners/index.js'))};
     const r = await compile(new DirSource(${JSON.stringify(resolve('examples'))}));
-    const runner = new (${kind === 'gvisor' ? 'GvisorRunner' : 'ProcessRunner'})({ stateDir: ${JSON.stringify(stateDir)}, developmentMode: true });
+    const runner = new (${kind === 'gvisor' ? 'GvisorRunner' : 'ProcessRunner'})({ stateDir: ${JSON.stringify(stateDir)}, developmentMode: true, bwrap: ${bwrap} });
     const s = await runner.start({ bundle: r.bundle, target: 'Agent/acme-support/triage', filesRoot: ${JSON.stringify(resolve('examples'))}, services: { gateway: createModelGateway({ models: r.bundle.objects }) } });
     const out = await s.invoke({ input: { ticket: 'I was charged twice.' } });
     console.log('READY ' + s.id + ' ' + out.status);
@@ -50,10 +61,10 @@ function processesMentioning(text: string): string[] {
 }
 
 describe('after the host is killed with SIGKILL', () => {
-  it('process: a stopped sandbox survives, is listed with its labels, and cleanup leaves no process of it', async () => {
+  it('process without bwrap: a stopped sandbox survives, is listed with its labels, and cleanup leaves no process of it', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'beacon-crash-'));
     dirs.push(stateDir);
-    const { child, id } = await host('process', stateDir);
+    const { child, id } = await host('process', stateDir, false);
     const before = await new ProcessRunner({ stateDir }).list();
     const pid = before.find((s) => s.id === id)!.pid!;
     // Frozen: it cannot notice its channel closed, so it outlives the host.
@@ -68,6 +79,25 @@ describe('after the host is killed with SIGKILL', () => {
     await expect.poll(() => processesMentioning(`BEACON_SANDBOX=${id}`).length + (processExists(pid) ? 1 : 0), { timeout: 5000 }).toBe(0);
     expect(await next.list()).toEqual([]);
   }, 60_000);
+
+  withBwrap(
+    "process under bwrap: even a stopped sandbox dies with its host, and the next host's cleanup removes its record",
+    async () => {
+      const stateDir = mkdtempSync(join(tmpdir(), 'beacon-crash-'));
+      dirs.push(stateDir);
+      const { child, id } = await host('process', stateDir);
+      const pid = (await new ProcessRunner({ stateDir }).list()).find((s) => s.id === id)!.pid!;
+      process.kill(-pid, 'SIGSTOP');
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      // Gone, or a zombie where nothing reaps orphans: not running either way.
+      await expect.poll(() => running(pid), { timeout: 5000 }).toBe(false);
+      const next = new ProcessRunner({ stateDir });
+      expect(await next.cleanup()).toEqual([id]);
+      expect(await next.list()).toEqual([]);
+    },
+    60_000,
+  );
 
   gvisor(
     'gvisor: a paused container survives, is listed, and cleanup removes it, its bundle and every process of it',

@@ -6,18 +6,18 @@
  * refusing to run without runsc.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile, DirSource, type CompileResult } from '../../compiler/index.js';
 import { createModelGateway, INSTALL_ROOT, processExists, type TraceEvent } from '../../runtime/index.js';
-import { GvisorRunner, ProcessRunner, runscVersion, RunnerUnavailable, type SandboxSpec } from '../../runners/index.js';
+import { GvisorRunner, ProcessRunner, runscVersion, RunnerUnavailable, bubblewrap, type SandboxSpec } from '../../runners/index.js';
 import { requires } from '../helpers/requires.js';
-import { withSpec } from '../helpers/bundles.js';
 
 const gvisor = requires(runscVersion() === null ? 'runsc (gVisor; Debian package runsc)' : null);
+const withBwrap = requires(bubblewrap() === null ? 'bwrap (Debian package bubblewrap)' : null);
 
 let examples: CompileResult;
 let probe: CompileResult;
@@ -147,7 +147,7 @@ describe('inside a gVisor sandbox', () => {
       expect(inside.files.map((f) => [f.path, f.read])).toEqual(paths.map((p) => [p, false]));
 
       // The probe is not blind: as a plain process, the same agent reads the host's files and reaches the host's port.
-      const outside = await probeWith(new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true }), paths);
+      const outside = await probeWith(new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true, bwrap: false }), paths);
       expect(outside.files.filter((f) => f.read).map((f) => f.path)).toEqual(expect.arrayContaining([home, data, installData]));
       expect(outside.network[0]).toMatchObject({ connected: true });
     },
@@ -198,6 +198,45 @@ describe('a hostile stdio server against the runtime (issue 12, item 1)', () => 
   );
 });
 
+describe('a stdio server under the process runner cannot see the kernel (issue 12, item 8)', () => {
+  type Spied = { pid: number; inProc: boolean; environ: string; dirs: { dir: string; entries: string[] | string }[] };
+
+  /** What the probe, as a stdio server in a process sandbox, sees of this process (the kernel) and of $HOME, /root and the installation. */
+  async function spyFrom(runner: ProcessRunner): Promise<Spied> {
+    cleanups.push(() => runner.close({ drainMs: 0, graceMs: 500 }));
+    const sandbox = await runner.start(spec(probe, 'Agent/probe/prober', resolve('test/fixtures/sandbox-probe')));
+    try {
+      const out = await sandbox.invoke({ input: { kernel: { pid: process.pid, dirs: [homedir(), '/root', INSTALL_ROOT] } } });
+      expect(out.status, out.error?.message).toBe('Succeeded');
+      return JSON.parse(out.output as string) as Spied;
+    } finally {
+      await sandbox.stop({ drainMs: 0, graceMs: 500 });
+    }
+  }
+
+  withBwrap(
+    'under bwrap: the kernel is not in its /proc (nor its environment), $HOME and /root list nothing, the installation is there',
+    async () => {
+      const secret = join(homedir(), `.beacon-test-secret-${randomBytes(4).toString('hex')}`);
+      writeFileSync(secret, 'secret\n');
+      cleanups.push(() => rmSync(secret, { force: true }));
+      const seen = await spyFrom(new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true }));
+      expect(seen).toMatchObject({ pid: process.pid, inProc: false, environ: 'ENOENT' });
+      expect(seen.dirs.slice(0, 2)).toEqual([
+        { dir: homedir(), entries: [] },
+        { dir: '/root', entries: [] },
+      ]);
+      expect(seen.dirs[2]!.entries).toEqual(expect.arrayContaining(['package.json', 'dist']));
+
+      // The probe is not blind: without bwrap, the same server sees the kernel, reads its environment and lists the secret.
+      const bare = await spyFrom(new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true, bwrap: false }));
+      expect(bare).toMatchObject({ inProc: true, environ: 'read' });
+      expect(bare.dirs[0]!.entries).toContain(basename(secret));
+    },
+    60_000,
+  );
+});
+
 describe('limits the sandbox cannot switch off (issue 12, item 7)', () => {
   it('a sandbox that stops answering heartbeats while holding more than its memory is killed, measured from the host', async () => {
     const runner = new ProcessRunner({ stateDir: temp('beacon-runner-'), heartbeatMs: 100, heartbeatTimeoutMs: 300, developmentMode: true });
@@ -222,7 +261,8 @@ describe('limits the sandbox cannot switch off (issue 12, item 7)', () => {
     cleanups.push(() => runner.close({ drainMs: 0, graceMs: 100 }));
     const sandbox = await runner.start(spec(examples, 'Agent/acme-support/refund-assessor', resolve('examples')));
     const pid = (await runner.list()).find((s) => s.id === sandbox.id)!.pid!;
-    process.kill(pid, 'SIGSTOP');
+    // The whole group: under bwrap, its leader is bwrap, the runtime a member.
+    process.kill(-pid, 'SIGSTOP');
     const why = await sandbox.exited;
     expect(why).toMatch(/missed 2 heartbeats/);
     expect(sandbox.health()).toMatchObject({ state: 'unhealthy', reason: 'hung' });
@@ -244,23 +284,23 @@ describe('health', () => {
 
     const hangs = await runner.start(spec(examples, target, resolve('examples')));
     const hangsPid = (await runner.list()).find((s) => s.id === hangs.id)!.pid!;
-    process.kill(hangsPid, 'SIGSTOP');
+    process.kill(-hangsPid, 'SIGSTOP');
     await expect.poll(() => hangs.health(), { timeout: 5000, interval: 50 }).toMatchObject({ state: 'unhealthy', reason: 'hung' });
-    process.kill(hangsPid, 'SIGCONT');
+    process.kill(-hangsPid, 'SIGCONT');
     await hangs.stop({ drainMs: 0, graceMs: 500 });
 
     // 40 MiB is less than a Node.js runtime holds: the first heartbeat finds it over, and it is stopped.
-    const small = withSpec(examples.bundle, target, { sandbox: { isolation: 'process', memory: '40Mi' } });
-    const big = await runner.start({ ...spec(examples, target, resolve('examples')), bundle: small });
+    // Idle: an agent's start would race the first heartbeat (the kill may come while it is being assigned).
+    const big = await runner.startIdle(40 * 2 ** 20);
     await big.exited;
     expect(big.health()).toMatchObject({ state: 'unhealthy', reason: 'memory', detail: expect.stringMatching(/over its limit of 40 MiB/) });
   }, 60_000);
 });
 
 describe('a stdio server that ignores its closed stdin and SIGTERM', () => {
-  it('is killed with its process sandbox, and a later host cleans it up after a crash', async () => {
+  it('without bwrap: is killed with its process sandbox, and a later host cleans it up after a crash', async () => {
     const stateDir = temp('beacon-runner-');
-    const runner = new ProcessRunner({ stateDir, heartbeatMs: 100, developmentMode: true });
+    const runner = new ProcessRunner({ stateDir, heartbeatMs: 100, developmentMode: true, bwrap: false });
     const probeSpec = spec(probe, 'Agent/probe/prober', resolve('test/fixtures/sandbox-probe'));
     /** The groups the sandbox's state record holds (its heartbeats put them there). */
     const groups = (id: string): { pid: number }[] => (JSON.parse(readFileSync(join(stateDir, 'process', `${id}.json`), 'utf8')) as { groups?: { pid: number }[] }).groups ?? [];
@@ -284,11 +324,63 @@ describe('a stdio server that ignores its closed stdin and SIGTERM', () => {
     writeFileSync(join(stateDir, 'process', `${second.id}.json`), JSON.stringify({ ...record, hostPid: 2 ** 22 + 1 }));
     const secondPid = (await runner.list()).find((s) => s.id === second.id)!.pid!;
     process.kill(secondPid, 'SIGSTOP');
-    const later = new ProcessRunner({ stateDir, developmentMode: true });
+    const later = new ProcessRunner({ stateDir, developmentMode: true, bwrap: false });
     expect(await later.cleanup()).toEqual([second.id]);
     await expect.poll(() => processExists(orphan!.pid) || processExists(secondPid), { timeout: 5000 }).toBe(false);
     await second.exited;
   }, 60_000);
+});
+
+describe('a stdio server that ignores its closed stdin and SIGTERM, under bwrap', () => {
+  /** The host pid of the probe server among the descendants of `root` (bwrap), from the host's /proc. */
+  function serverUnder(root: number): number | undefined {
+    const parents = new Map<number, number>();
+    for (const n of readdirSync('/proc').filter((n) => /^[0-9]+$/.test(n))) {
+      try {
+        const stat = readFileSync(`/proc/${n}/stat`, 'utf8');
+        parents.set(Number(n), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    const under = (pid: number): boolean => pid === root || (parents.has(pid) && pid > 1 && under(parents.get(pid)!));
+    return [...parents.keys()].find((pid) => under(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('probe-server.mjs'));
+  }
+
+  withBwrap(
+    "ends with its sandbox, and with a later host's cleanup after a crash; no namespace pid is taken for a host pid",
+    async () => {
+      const stateDir = temp('beacon-runner-');
+      const runner = new ProcessRunner({ stateDir, heartbeatMs: 100, developmentMode: true });
+      const probeSpec = spec(probe, 'Agent/probe/prober', resolve('test/fixtures/sandbox-probe'));
+      const record = (id: string): { hostPid: number; groups?: unknown[] } => JSON.parse(readFileSync(join(stateDir, 'process', `${id}.json`), 'utf8')) as { hostPid: number; groups?: unknown[] };
+      async function hanging() {
+        const sandbox = await runner.start(probeSpec);
+        void sandbox.invoke({ input: { hang: true } }).catch(() => undefined);
+        const pid = (await runner.list()).find((s) => s.id === sandbox.id)!.pid!;
+        await expect.poll(() => serverUnder(pid), { timeout: 10_000 }).toBeGreaterThan(1);
+        // Heartbeats went by: the servers' groups they report are the namespace's pids, never recorded.
+        await new Promise((r) => setTimeout(r, 300));
+        expect(record(sandbox.id).groups).toBeUndefined();
+        return { sandbox, pid, server: serverUnder(pid)! };
+      }
+
+      const first = await hanging();
+      process.kill(first.pid, 'SIGKILL');
+      await first.sandbox.exited;
+      await expect.poll(() => processExists(first.server), { timeout: 5000 }).toBe(false);
+
+      // The host dies instead: a later host's cleanup ends the namespace, and the server with it.
+      const second = await hanging();
+      writeFileSync(join(stateDir, 'process', `${second.sandbox.id}.json`), JSON.stringify({ ...record(second.sandbox.id), hostPid: 2 ** 22 + 1 }));
+      process.kill(-second.pid, 'SIGSTOP');
+      const later = new ProcessRunner({ stateDir, developmentMode: true });
+      expect(await later.cleanup()).toEqual([second.sandbox.id]);
+      await expect.poll(() => processExists(second.server) || processExists(second.pid), { timeout: 5000 }).toBe(false);
+      await second.sandbox.exited;
+    },
+    60_000,
+  );
 });
 
 describe('one sandbox, many runs', () => {
