@@ -1,0 +1,4 @@
+/** The registry's migrations, in order. Add a file and a line; never edit an applied one (migrate.ts refuses). */
+import type { Migration } from '../migrate.js';
+
+export const MIGRATIONS: readonly Migration[] = [];

@@ -1,0 +1,39 @@
+/**
+ * PGlite: PostgreSQL compiled to WebAssembly, in this process, its data in a
+ * folder (or in memory). The embedded default of `beacon up`: the same SQL
+ * and migrations as PostgreSQL. One connection, so transactions run one at a
+ * time (PGlite's own `transaction` queues them).
+ */
+import { PGlite } from '@electric-sql/pglite';
+import { databaseError, type Database, type Queryable, type QueryResult, type TransactionOptions } from './db.js';
+
+function wrap(q: Pick<PGlite, 'query'>): Queryable {
+  return {
+    async query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
+      try {
+        const r = await q.query<R>(sql, [...params]);
+        return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+      } catch (err) {
+        throw databaseError(err, 'PGlite');
+      }
+    },
+  };
+}
+
+/** A PGlite database in `dataDir` (created if missing), or in memory without one. */
+export async function openPGlite(dataDir?: string): Promise<Database> {
+  const db = await PGlite.create(dataDir !== undefined ? { dataDir } : {}).catch((err: unknown) => Promise.reject(databaseError(err, 'PGlite')));
+  const top = wrap(db);
+  return {
+    dialect: 'pglite',
+    query: (sql, params) => top.query(sql, params),
+    transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+      return db.transaction(async (t) => {
+        const tx = wrap(t);
+        if (opts.tenant !== undefined) await tx.query("SELECT set_config('beacon.tenant', $1, true)", [opts.tenant]);
+        return fn(tx);
+      });
+    },
+    close: () => db.close(),
+  };
+}
