@@ -70,3 +70,10 @@ export function databaseError(err: unknown, what: string): DatabaseError {
 export function redactUrls(message: string): string {
   return message.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, '$1***@');
 }
+
+/**
+ * The tenant setting of a transaction that acts for every tenant (the
+ * reconciler, migrations of data, `audit verify`): row-level security lets
+ * it see all rows. A transaction with no tenant set sees no tenant-owned row.
+ */
+export const ALL_TENANTS = '*';

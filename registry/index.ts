@@ -1,6 +1,7 @@
 /** Public surface of registry/: the state store of the control plane (PostgreSQL, PGlite embedded). */
-export { DatabaseError, databaseError, isRetryableState, redactUrls, type Database, type Queryable, type QueryResult, type TransactionOptions } from './db.js';
+export { ALL_TENANTS, DatabaseError, databaseError, isRetryableState, redactUrls, type Database, type Queryable, type QueryResult, type TransactionOptions } from './db.js';
 export { openPostgres, type PostgresOptions } from './postgres.js';
 export { openPGlite } from './pglite.js';
 export { checksumOf, migrate, MigrationError, type Migration } from './migrate.js';
 export { MIGRATIONS } from './migrations/index.js';
+export { tenantOwned } from './migrations/tenancy.js';

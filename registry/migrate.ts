@@ -10,7 +10,7 @@ import { BeaconError } from '../common/index.js';
 import type { Database, Queryable } from './db.js';
 
 export interface Migration {
-  /** 1, 2, 3, … in order, never reused. */
+  /** A positive integer, above every earlier migration's; never reused. */
   version: number;
   name: string;
   sql: string;
@@ -44,9 +44,12 @@ export async function migrate(db: Database, migrations: readonly Migration[]): P
     const applied = await appliedOf(tx);
     verifyApplied(applied, migrations);
     const done = new Set(applied.map((a) => a.version));
+    const highest = Math.max(0, ...done);
     const now: number[] = [];
     for (const m of migrations) {
       if (done.has(m.version)) continue;
+      if (m.version < highest)
+        throw new MigrationError(`migration ${m.version} (${m.name}) is older than migration ${highest}, which is applied: a new migration takes a version above every applied one`);
       await tx.query(m.sql);
       await tx.query('INSERT INTO beacon_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, checksumOf(m.sql)]);
       now.push(m.version);
@@ -60,10 +63,11 @@ async function appliedOf(tx: Queryable): Promise<Applied[]> {
   return r.rows;
 }
 
-/** Versions 1…n, each once, in order. */
+/** Versions are positive integers, increasing. */
 function checkOrder(migrations: readonly Migration[]): void {
   migrations.forEach((m, i) => {
-    if (m.version !== i + 1) throw new MigrationError(`migration ${m.name} has version ${m.version}; expected ${i + 1} (versions are 1, 2, 3, … in order)`);
+    const before = i > 0 ? migrations[i - 1]!.version : 0;
+    if (!Number.isInteger(m.version) || m.version <= before) throw new MigrationError(`migration ${m.name} has version ${m.version}: versions are positive integers, increasing (after ${before})`);
   });
 }
 

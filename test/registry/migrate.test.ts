@@ -58,9 +58,16 @@ for (const backend of BACKENDS) {
       });
     });
 
-    test('versions out of order are refused before anything runs', async () => {
+    test('versions out of order are refused before anything runs; a new one below an applied one is refused', async () => {
       await withDb(async (db) => {
-        await expect(migrate(db, [M[1]!])).rejects.toThrow(/has version 2; expected 1/);
+        await expect(migrate(db, [M[1]!, M[0]!])).rejects.toThrow(/has version 1: versions are positive integers, increasing \(after 2\)/);
+        await migrate(
+          db,
+          [M[1]!].map((m) => ({ ...m, sql: 'CREATE TABLE things (id integer PRIMARY KEY, name text)' })),
+        );
+        await expect(migrate(db, [M[0]!, { ...M[1]!, sql: 'CREATE TABLE things (id integer PRIMARY KEY, name text)' }])).rejects.toThrow(
+          /migration 1 \(things\) is older than migration 2, which is applied/,
+        );
       });
     });
   });
