@@ -5,3 +5,24 @@ export { openPGlite } from './pglite.js';
 export { checksumOf, migrate, MigrationError, type Migration } from './migrate.js';
 export { MIGRATIONS } from './migrations/index.js';
 export { tenantOwned } from './migrations/tenancy.js';
+export {
+  commitRecord,
+  getDeployment,
+  putDeployment,
+  putEvaluationResults,
+  putObjects,
+  recordCommit,
+  recordVersions,
+  ROLLOUT_PHASES,
+  StateError,
+  versionsOf,
+  type CommitRecord,
+  type DeployedKind,
+  type Deployment,
+  type DeploymentKey,
+  type DeploymentState,
+  type EvaluationResult,
+  type RolloutPhase,
+  type VersionRecord,
+} from './state.js';
+export { appendEvent, EVENT_TYPES, listEvents, type BeaconEvent, type EventInput, type EventQuery, type EventType } from './events.js';
