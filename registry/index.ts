@@ -5,3 +5,5 @@ export { openPGlite } from './pglite.js';
 export { checksumOf, migrate, MigrationError, type Migration } from './migrate.js';
 export { MIGRATIONS } from './migrations/index.js';
 export { tenantOwned } from './migrations/tenancy.js';
+export { openRedis, RedisError, redisError, type RedisOptions } from './redis.js';
+export { RedisCounters, RedisRateLimits, type RedisStateOptions } from './redis-counters.js';
