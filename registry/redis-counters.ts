@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { McpConfigError, type Admission, type CounterStore, type RateLimits } from '../runtime/index.js';
-import { redisError } from './redis.js';
+import { RedisError, redisError } from './redis.js';
 
 export interface RedisStateOptions {
   /** Put before every key, so installations (and tests) can share one Redis. @default 'beacon:' */
@@ -32,7 +32,7 @@ class Script {
         throw err;
       });
     } catch (err) {
-      throw redisError(err, 'Redis');
+      throw redisError(err, 'Redis', redis);
     }
   }
 }
@@ -67,7 +67,7 @@ export class RedisCounters implements CounterStore {
 
   async get(keys: readonly string[]): Promise<number[]> {
     if (keys.length === 0) return [];
-    const values = await this.redis.mget(keys.map((k) => this.#prefix + k)).catch((err: unknown) => Promise.reject(redisError(err, 'Redis')));
+    const values = await this.redis.mget(keys.map((k) => this.#prefix + k)).catch((err: unknown) => Promise.reject(redisError(err, 'Redis', this.redis)));
     return values.map((v) => (v === null ? 0 : Number(v)));
   }
 }
@@ -113,7 +113,7 @@ export class RedisRateLimits implements RateLimits {
     if (!(perMinute > 0 && Number.isFinite(perMinute))) throw new McpConfigError(`requestsPerMinute must be a positive number, got ${perMinute}`);
     const answer = await TAKE.run(this.redis, [this.#prefix + key], [String(perMinute)]);
     if (!Array.isArray(answer) || typeof answer[0] !== 'number' || typeof answer[1] !== 'number')
-      throw redisError(new Error(`unexpected answer from the rate-limit script: ${JSON.stringify(answer)}`), 'Redis');
+      throw new RedisError(`Redis: unexpected answer from the rate-limit script: ${JSON.stringify(answer)}`, { retryable: false });
     return answer[0] === 1 ? { ok: true } : { ok: false, retryAfterMs: answer[1] };
   }
 }

@@ -35,12 +35,20 @@ export class RedisError extends BeaconError {
 /** Replies from a server that is busy, loading or failing over: worth trying again. Any other reply is a refusal. */
 const RETRYABLE_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|CLUSTERDOWN|READONLY)\b/;
 
-/** `err` as a RedisError: the server's refusals are final, a connection's failures are retryable. */
-export function redisError(err: unknown, what: string): RedisError {
+/** Why each open connection last failed to connect (cleared once it is ready): what a command that gave up waiting names. */
+const connectionFailures = new WeakMap<Redis, string>();
+
+/**
+ * `err` as a RedisError: the server's refusals are final, a connection's
+ * failures are retryable. With `redis`, a command that gave up waiting for a
+ * connection also says why the connection failed.
+ */
+export function redisError(err: unknown, what: string, redis?: Redis): RedisError {
   if (err instanceof RedisError) return err;
   const message = redactUrls(err instanceof Error ? err.message : String(err));
-  const retryable = !(err instanceof ReplyError) || RETRYABLE_REPLY.test(message);
-  return new RedisError(`${what}: ${message}`, { retryable, cause: err });
+  if (err instanceof ReplyError) return new RedisError(`${what}: ${message}`, { retryable: RETRYABLE_REPLY.test(message), cause: err });
+  const failure = redis === undefined ? undefined : connectionFailures.get(redis);
+  return new RedisError(`${what}: ${message}${failure !== undefined ? ` (the connection: ${failure})` : ''}`, { retryable: true, cause: err });
 }
 
 /** A connection to Redis; it connects at once and reconnects for ever, with backoff. Close it with `quit()`. */
@@ -53,6 +61,11 @@ export function openRedis(options: RedisOptions): Redis {
     retryStrategy: (times) => backoffDelay(times, backoff),
   });
   // Without a listener ioredis prints every connection error itself; they reach callers as failed commands.
-  redis.on('error', (err: unknown) => options.onError?.(redisError(err, 'Redis')));
+  redis.on('error', (err: unknown) => {
+    const error = redisError(err, 'Redis');
+    connectionFailures.set(redis, error.message.replace(/^Redis: /, ''));
+    options.onError?.(error);
+  });
+  redis.on('ready', () => connectionFailures.delete(redis));
   return redis;
 }
