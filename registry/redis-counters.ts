@@ -110,7 +110,9 @@ export class RedisRateLimits implements RateLimits {
   }
 
   async take(key: string, perMinute: number): Promise<Admission> {
+    // As TokenBucket: a bucket holds a minute's allowance, and one that cannot hold a whole call would refuse every call.
     if (!(perMinute > 0 && Number.isFinite(perMinute))) throw new McpConfigError(`requestsPerMinute must be a positive number, got ${perMinute}`);
+    if (perMinute < 1) throw new McpConfigError(`burst must be at least 1, got ${perMinute}`);
     const answer = await TAKE.run(this.redis, [this.#prefix + key], [String(perMinute)]);
     if (!Array.isArray(answer) || typeof answer[0] !== 'number' || typeof answer[1] !== 'number')
       throw new RedisError(`Redis: unexpected answer from the rate-limit script: ${JSON.stringify(answer)}`, { retryable: false });

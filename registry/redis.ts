@@ -53,6 +53,12 @@ export function redisError(err: unknown, what: string, redis?: Redis): RedisErro
 
 /** A connection to Redis; it connects at once and reconnects for ever, with backoff. Close it with `quit()`. */
 export function openRedis(options: RedisOptions): Redis {
+  // ioredis takes any other string for a socket path or host, and fails later with a puzzling error.
+  if (!/^rediss?:\/\/[^\s]/.test(options.url)) {
+    // Only its scheme is told: the rest may hold a password, with nothing to tell where it starts.
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(options.url)?.[1];
+    throw new RedisError(`a Redis URL starts with redis:// (or rediss:// for TLS), got ${scheme !== undefined ? `a ${scheme}:// URL` : 'no URL'}`, { retryable: false });
+  }
   const backoff = options.backoff ?? { initialMs: 100, maxMs: 5000 };
   const redis = new Redis(options.url, {
     connectTimeout: options.connectTimeoutMs ?? 5000,

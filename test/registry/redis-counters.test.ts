@@ -8,6 +8,7 @@
 import { afterAll, describe, expect } from 'vitest';
 import { BeaconError } from '../../common/index.js';
 import { openRedis, RedisCounters, RedisError, RedisRateLimits } from '../../registry/index.js';
+import { McpConfigError, MemoryRateLimits } from '../../runtime/index.js';
 import { KernelBudgets } from '../../runtime/kernel/budgets.js';
 import { counterStoreContract, rateLimitsContract } from '../contracts/counters.js';
 import { compiled } from '../helpers/compiled.js';
@@ -80,6 +81,12 @@ describe('RedisCounters and RedisRateLimits: keys', () => {
     expect(await counters.get(['usd'])).toEqual([0.1 + 0.2]);
   });
 
+  it.each([0, -5, NaN, Infinity, 0.5])('a rate of %s a minute is refused as a configuration error, as the in-memory limits refuse it', async (rate) => {
+    const limits = new RedisRateLimits(connect(), { prefix: uniquePrefix() });
+    await expect(new MemoryRateLimits().take('k', rate)).rejects.toBeInstanceOf(McpConfigError);
+    await expect(limits.take('k', rate)).rejects.toBeInstanceOf(McpConfigError);
+  });
+
   it('two prefixes are two separate sets of counters', async () => {
     const redis = connect();
     const [a, b] = [new RedisCounters(redis, { prefix: uniquePrefix() }), new RedisCounters(redis, { prefix: uniquePrefix() })];
@@ -111,6 +118,21 @@ describe('Redis connections', () => {
     expect(err).toMatchObject({ message: expect.stringContaining('ECONNREFUSED') });
     expect(err).not.toMatchObject({ message: expect.stringContaining('s3cret') });
   });
+
+  it.each(['http://127.0.0.1:6379', 'postgres://beacon:s3cret-pass@127.0.0.1:5432/db', 'beacon:s3cret-pass@127.0.0.1:6379'])(
+    '%s is refused at once as not a Redis URL, without its credentials',
+    (url) => {
+      let err: unknown;
+      try {
+        opened.push(openRedis({ url }));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(RedisError);
+      expect(err).toMatchObject({ retryable: false, message: expect.stringContaining('redis://') });
+      expect(err).not.toMatchObject({ message: expect.stringContaining('s3cret') });
+    },
+  );
 
   it('a key of the wrong type is a RedisError that is not retryable', async () => {
     const redis = connect();
