@@ -26,3 +26,5 @@ export {
   type VersionRecord,
 } from './state.js';
 export { appendEvent, EVENT_TYPES, listEvents, type BeaconEvent, type EventInput, type EventQuery, type EventType } from './events.js';
+export { openRedis, RedisError, redisError, type RedisOptions } from './redis.js';
+export { RedisCounters, RedisRateLimits, type RedisStateOptions } from './redis-counters.js';
