@@ -5,3 +5,6 @@ export { openPGlite } from './pglite.js';
 export { checksumOf, migrate, MigrationError, type Migration } from './migrate.js';
 export { MIGRATIONS } from './migrations/index.js';
 export { tenantOwned } from './migrations/tenancy.js';
+export { checkLeaseRequest, LeaseError, MemoryLeaderLease, type HeldLease, type LeaderLease, type LeaseErrorCode, type LeaseRequest, type MemoryLeaderLeaseOptions } from './lease.js';
+export { leaderLeaseFrom, RedisLeaderLease, type RedisLeaseOptions } from './redis-lease.js';
+export { FenceError, fencedTransaction, highestFencingToken, type Fence, type FenceErrorCode } from './fence.js';
