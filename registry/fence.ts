@@ -37,7 +37,8 @@ export interface Fence {
 
 /** Run `fn` in one transaction that commits only if `fence.token` is the newest token of its lease (a FenceError `fenced_out` otherwise). */
 export async function fencedTransaction<T>(db: Database, fence: Fence, fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-  if (!Number.isSafeInteger(fence.token) || fence.token <= 0) throw new FenceError('invalid_fence', `lease ${fence.lease}: a fencing token is a positive integer, not ${String(fence.token)}`);
+  if (!Number.isSafeInteger(fence.token) || fence.token <= 0)
+    throw new FenceError('invalid_fence', `lease ${fence.lease}: a fencing token is a positive integer, not ${JSON.stringify(fence.token) ?? typeof fence.token}`);
   return db.transaction(async (tx) => {
     const raised = await tx.query(
       `INSERT INTO beacon_fencing (lease, token) VALUES ($1, $2)

@@ -43,7 +43,7 @@ export interface LeaderLease {
   close(): Promise<void>;
 }
 
-export type LeaseErrorCode = 'invalid_lease' | 'lease_unavailable';
+export type LeaseErrorCode = 'invalid_lease' | 'invalid_url' | 'lease_unavailable';
 
 /** A lease request that cannot be served: a bad request, or the lease's store (Redis) is out of reach (retryable). */
 export class LeaseError extends BeaconError {
@@ -58,7 +58,8 @@ export class LeaseError extends BeaconError {
 export function checkLeaseRequest(r: LeaseRequest): void {
   if (typeof r.name !== 'string' || r.name === '') throw new LeaseError('invalid_lease', 'a lease needs a name');
   if (typeof r.holder !== 'string' || r.holder === '') throw new LeaseError('invalid_lease', `lease ${r.name}: a holder id is needed`);
-  if (!Number.isSafeInteger(r.ttlMs) || r.ttlMs <= 0) throw new LeaseError('invalid_lease', `lease ${r.name}: ttlMs must be a positive integer of milliseconds, not ${String(r.ttlMs)}`);
+  if (!Number.isSafeInteger(r.ttlMs) || r.ttlMs <= 0)
+    throw new LeaseError('invalid_lease', `lease ${r.name}: ttlMs must be a positive integer of milliseconds, not ${JSON.stringify(r.ttlMs) ?? typeof r.ttlMs}`);
 }
 
 interface Holding {

@@ -45,6 +45,7 @@ export class RedisLeaderLease implements LeaderLease {
 
   constructor(options: RedisLeaseOptions) {
     this.prefix = options.prefix ?? 'beacon:';
+    checkRedisUrl(options.url);
     this.redis = new Redis(options.url, { lazyConnect: true, connectTimeout: options.connectTimeoutMs ?? 5000, maxRetriesPerRequest: 1 });
     // A dropped connection is reconnected by ioredis; the commands it fails report it.
     this.redis.on('error', () => undefined);
@@ -76,9 +77,23 @@ export class RedisLeaderLease implements LeaderLease {
     try {
       return await this.redis.eval(script, keys.length, ...keys, ...args);
     } catch (err) {
-      throw new LeaseError('lease_unavailable', `Redis lease ${what}: ${redactUrls(err instanceof Error ? err.message : String(err))}`, { cause: err });
+      const why = redactUrls(err instanceof Error ? err.message : String(err));
+      throw new LeaseError('lease_unavailable', `Redis lease ${what}: Redis cannot be reached or refused the command (${why})`, { cause: err });
     }
   }
+}
+
+/** Throws a LeaseError unless `url` is a redis:// or rediss:// URL. The URL is not repeated: a malformed one may hide a password anywhere. */
+function checkRedisUrl(url: string): void {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol === 'redis:' || protocol === 'rediss:') return;
+  const found = protocol === undefined ? 'it is not a URL' : `its scheme is ${protocol.slice(0, -1)}`;
+  throw new LeaseError('invalid_url', `the Redis URL is not one: ${found} (expected redis://[user:password@]host[:port][/db], or rediss:// for TLS)`);
 }
 
 /**

@@ -29,6 +29,23 @@ describe('the installation lease', () => {
     await redis.close();
   });
 
+  requires(null).each(['not a url s3cret', 'http://user:s3cret@127.0.0.1:6379', 'redis//user:s3cret@127.0.0.1'])('refuses the Redis URL %s with a LeaseError that names no credential', (url) => {
+    const err: unknown = (() => {
+      try {
+        return new RedisLeaderLease({ url });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toMatchObject({
+      name: 'LeaseError',
+      code: 'invalid_url',
+      retryable: false,
+      message: expect.stringMatching(/^the Redis URL is not one: (it is not a URL|its scheme is http) \(expected redis:\/\//),
+    });
+    expect(String((err as Error).message)).not.toContain('s3cret');
+  });
+
   requires(null)('on an unreachable Redis, fails with a retryable error that names no credential', async () => {
     const lease = new RedisLeaderLease({ url: 'redis://user:s3cret@127.0.0.1:1', connectTimeoutMs: 500 });
     try {
