@@ -28,3 +28,6 @@ export {
 export { appendEvent, EVENT_TYPES, listEvents, type BeaconEvent, type EventInput, type EventQuery, type EventType } from './events.js';
 export { openRedis, RedisError, redisError, type RedisOptions } from './redis.js';
 export { RedisCounters, RedisRateLimits, type RedisStateOptions } from './redis-counters.js';
+export { checkLeaseRequest, LeaseError, MemoryLeaderLease, type HeldLease, type LeaderLease, type LeaseErrorCode, type LeaseRequest, type MemoryLeaderLeaseOptions } from './lease.js';
+export { leaderLeaseFrom, RedisLeaderLease, type RedisLeaseOptions } from './redis-lease.js';
+export { FenceError, fencedTransaction, highestFencingToken, type Fence, type FenceErrorCode } from './fence.js';

@@ -1,5 +1,6 @@
 /** The registry's migrations, in order. Add a file and a line; never edit an applied one (migrate.ts refuses). */
 import type { Migration } from '../migrate.js';
 import { STATE } from './0001-state.js';
+import { leader } from './0003-leader.js';
 
-export const MIGRATIONS: readonly Migration[] = [STATE];
+export const MIGRATIONS: readonly Migration[] = [STATE, leader];
