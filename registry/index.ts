@@ -5,3 +5,4 @@ export { openPGlite } from './pglite.js';
 export { checksumOf, migrate, MigrationError, type Migration } from './migrate.js';
 export { MIGRATIONS } from './migrations/index.js';
 export { tenantOwned } from './migrations/tenancy.js';
+export { openPostgresRunStore, PostgresRunStore, targetTenant, type PostgresRunStoreOptions } from './runstore.js';

@@ -7,12 +7,13 @@
 import { PGlite } from '@electric-sql/pglite';
 import { databaseError, type Database, type Queryable, type QueryResult, type TransactionOptions } from './db.js';
 
-function wrap(q: Pick<PGlite, 'query'>): Queryable {
+function wrap(q: Pick<PGlite, 'query' | 'exec'>): Queryable {
   return {
     async query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
       try {
-        const r = await q.query<R>(sql, [...params]);
-        return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+        // Without parameters, the simple protocol: a migration is many statements, which a prepared statement cannot be (PostgreSQL through pg does the same).
+        const r = params.length > 0 ? await q.query<R>(sql, [...params]) : ((await q.exec(sql)).at(-1) ?? { rows: [], affectedRows: 0 });
+        return { rows: r.rows as R[], rowCount: r.affectedRows ?? r.rows.length };
       } catch (err) {
         throw databaseError(err, 'PGlite');
       }
