@@ -85,6 +85,7 @@ export const MSG = {
   // runs
   runs: 'list the journaled runs of the repository (or --repo) and their states',
   noRuns: (dir: string) => `no runs in ${dir}`,
+  runStoreUnavailable: (why: string) => `cannot journal runs in BEACON_DATABASE_URL: ${why}`,
   exitCodes: {
     validate: '0 no errors (warnings allowed), 1 errors, 2 usage or internal error',
     graph: '0 printed, 1 the manifests have errors, 2 usage or internal error (no such workflow)',

@@ -31,3 +31,4 @@ export { RedisCounters, RedisRateLimits, type RedisStateOptions } from './redis-
 export { checkLeaseRequest, LeaseError, MemoryLeaderLease, type HeldLease, type LeaderLease, type LeaseErrorCode, type LeaseRequest, type MemoryLeaderLeaseOptions } from './lease.js';
 export { leaderLeaseFrom, RedisLeaderLease, type RedisLeaseOptions } from './redis-lease.js';
 export { FenceError, fencedTransaction, highestFencingToken, type Fence, type FenceErrorCode } from './fence.js';
+export { openPostgresRunStore, PostgresRunStore, targetTenant, type PostgresRunStoreOptions } from './runstore.js';

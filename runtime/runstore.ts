@@ -480,6 +480,24 @@ function alive(h: LockHolder): boolean {
   return processExists(h.pid) && (h.procStart === undefined || processStartTime(h.pid) === h.procStart);
 }
 
+/** Tasks by key (a run's id), each started once the one before it with the same key settled: how a store keeps one run's appends in call order. */
+export class KeyedQueue {
+  readonly #tails = new Map<string, Promise<void>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const result = (this.#tails.get(key) ?? Promise.resolve()).then(task);
+    const done = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#tails.set(key, done);
+    void done.then(() => {
+      if (this.#tails.get(key) === done) this.#tails.delete(key);
+    });
+    return result;
+  }
+}
+
 /** The last lease token this process issued. */
 let lastToken = 0;
 
@@ -497,7 +515,7 @@ function nextToken(previous: number): number {
 export class FileRunStore implements RunStore {
   readonly dir: string;
   /** The last append of each run with one in progress: the next waits for it. */
-  readonly #queues = new Map<string, Promise<void>>();
+  readonly #queues = new KeyedQueue();
   /** What this store last left in each journal: its size and the next record number. A size that differs means another writer or a failed write: re-read. */
   readonly #tails = new Map<string, { size: number; nextSeq: number }>();
 
@@ -511,16 +529,7 @@ export class FileRunStore implements RunStore {
   }
 
   #serial<T>(id: string, task: () => Promise<T>): Promise<T> {
-    const result = (this.#queues.get(id) ?? Promise.resolve()).then(task);
-    const done = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#queues.set(id, done);
-    void done.then(() => {
-      if (this.#queues.get(id) === done) this.#queues.delete(id);
-    });
-    return result;
+    return this.#queues.run(id, task);
   }
 
   async create(run: NewRun): Promise<string> {

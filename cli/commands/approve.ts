@@ -10,7 +10,7 @@ import { printablePath } from '../../compiler/index.js';
 import { action, EXIT, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
 import { runtime } from './run.js';
-import { resumeCommand, runsDirOf } from './runs.js';
+import { openRunStore, resumeCommand, runsDirOf } from './runs.js';
 
 interface Options {
   by: string;
@@ -39,8 +39,8 @@ export function registerApprove(program: Command): void {
     .option('--repo <path>', MSG.optRepo)
     .action(
       action(async (run: string, opts: Options) => {
-        const { ApprovalError, castVote, FileRunStore, JournalApprovals, RunStoreError } = await runtime();
-        const store = new FileRunStore((await runsDirOf(opts.repo)).dir);
+        const { ApprovalError, castVote, JournalApprovals, RunStoreError } = await runtime();
+        const { store, close } = await openRunStore((await runsDirOf(opts.repo)).dir);
         try {
           const origin = (await store.read(run))[0];
           const resume = resumeCommand(run, origin?.type === 'run-started' ? origin.origin : undefined);
@@ -63,6 +63,8 @@ export function registerApprove(program: Command): void {
           if (err instanceof ApprovalError) throw new UsageError(err.message);
           if (err instanceof RunStoreError) throw new UsageError(MSG.unknownRun(run, err.message));
           throw err;
+        } finally {
+          await close();
         }
       }),
     );

@@ -9,7 +9,7 @@ import { printablePath } from '../../compiler/index.js';
 import { action, compileFolder, EXIT, UsageError, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
 import { hintsFor, kernelFor, originOf, placement, printRun, runners, runOrRefuse, runtime, withRunOptions, type RunOutputOptions } from './run.js';
-import { runsDir } from './runs.js';
+import { openRunStore, runsDir } from './runs.js';
 
 export function registerResume(program: Command): void {
   const resume = program
@@ -22,8 +22,8 @@ export function registerResume(program: Command): void {
       const { project, result } = await compileFolder(path, opts);
       const traces: unknown[] = [];
       const kernel = await kernelFor(result, opts, traces);
-      const [{ FileRunStore, RunFinished, RunStoreError, VersionMismatch }, { resumeTarget, RunnerMismatch }] = await Promise.all([runtime(), runners()]);
-      const store = new FileRunStore(runsDir(project.repoRoot));
+      const [{ RunFinished, RunStoreError, VersionMismatch }, { resumeTarget, RunnerMismatch }] = await Promise.all([runtime(), runners()]);
+      const { store, close } = await openRunStore(runsDir(project.repoRoot));
       // Without --sandbox, the runner the run started in.
       const isolation = opts.sandbox !== undefined ? { isolation: opts.sandbox } : {};
       try {
@@ -37,6 +37,8 @@ export function registerResume(program: Command): void {
         if (err instanceof RunFinished || err instanceof RunnerMismatch) throw new UsageError(err.message);
         if (err instanceof RunStoreError) throw new UsageError(MSG.unknownRun(run, err.message));
         throw err;
+      } finally {
+        await close();
       }
     }),
   );

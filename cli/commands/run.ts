@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { BeaconError, isRecord } from '../../common/index.js';
 import { formatText, printableJson, printablePath, type CompileResult, type Project } from '../../compiler/index.js';
-import type { Json, Kernel, ModelSubstitution, RunStore } from '../../runtime/index.js';
+import type { Json, Kernel, ModelSubstitution } from '../../runtime/index.js';
 import type { Isolation, RunReport, RunRequest } from '../../runners/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
-import { approveCommand, resumeCommand, runsDir } from './runs.js';
+import { approveCommand, openRunStore, resumeCommand, runsDir } from './runs.js';
 import { textReader } from './validate.js';
 import { traceLine } from '../render-run.js';
 
@@ -151,10 +151,10 @@ export function registerRun(program: Command): void {
       const traces: unknown[] = [];
       const kernel = await kernelFor(result, opts, traces);
       const id = usage(() => kernel.resolveTarget(target));
-      const [{ FileRunStore }, { runTarget }] = await Promise.all([runtime(), runners()]);
-      const store: RunStore = new FileRunStore(runsDir(project.repoRoot));
+      const { runTarget } = await runners();
+      const { store, close } = await openRunStore(runsDir(project.repoRoot));
       const origin = originOf(project, opts);
-      const report = await runOrRefuse(() => runTarget({ kernel, target: id, input, store, isolation: opts.sandbox ?? 'development', origin, ...placement(project) }));
+      const report = await runOrRefuse(() => runTarget({ kernel, target: id, input, store, isolation: opts.sandbox ?? 'development', origin, ...placement(project) })).finally(close);
       return printRun(report, traces, opts, hintsFor(project, origin, opts));
     }),
   );

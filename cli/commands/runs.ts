@@ -9,7 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { openProject, printableJson, printablePath } from '../../compiler/index.js';
-import type { RunOrigin, RunSummary } from '../../runtime/index.js';
+import type { RunOrigin, RunStore, RunSummary } from '../../runtime/index.js';
 import { action, EXIT, formatOption, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
 
@@ -17,6 +17,20 @@ import { MSG } from '../messages.js';
 export function runsDir(repoRoot: string): string {
   const configured = process.env.BEACON_RUNS_DIR;
   return configured !== undefined && configured !== '' ? configured : join(repoRoot, '.beacon', 'runs');
+}
+
+/** Where the CLI journals runs: the PostgreSQL in $BEACON_DATABASE_URL (migrated on open), else the file store in `dir`; `where` names it (no credentials). Close it when done. */
+export async function openRunStore(dir: string): Promise<{ store: RunStore; where: string; close: () => Promise<void> }> {
+  const url = process.env.BEACON_DATABASE_URL;
+  if (url === undefined || url === '') {
+    const { FileRunStore } = await import('../../runtime/index.js');
+    return { store: new FileRunStore(dir), where: dir, close: async () => undefined };
+  }
+  const { openPostgresRunStore, redactUrls } = await import('../../registry/index.js');
+  const opened = await openPostgresRunStore(url).catch((err: unknown) => {
+    throw new UsageError(MSG.runStoreUnavailable(err instanceof Error ? redactUrls(err.message) : String(err)));
+  });
+  return { ...opened, where: redactUrls(url) };
 }
 
 /** The runs of the repository at `repo` (default: the one holding the current folder): the root `beacon run` journals them under. */
@@ -96,11 +110,10 @@ export function registerRuns(program: Command): void {
     .addOption(formatOption(['text', 'json'], 'text'))
     .action(
       action(async (opts: Options) => {
-        const { dir } = await runsDirOf(opts.repo);
-        const { FileRunStore } = await import('../../runtime/index.js');
-        const runs = await new FileRunStore(dir).list();
-        if (opts.format === 'json') write(printableJson({ version: 1, dir, runs: runs.map(row) }));
-        else write(runs.length === 0 ? MSG.noRuns(printablePath(dir)) : table(runs));
+        const { store, where, close } = await openRunStore((await runsDirOf(opts.repo)).dir);
+        const runs = await store.list().finally(close);
+        if (opts.format === 'json') write(printableJson({ version: 1, dir: where, runs: runs.map(row) }));
+        else write(runs.length === 0 ? MSG.noRuns(printablePath(where)) : table(runs));
         return EXIT.ok;
       }),
     );

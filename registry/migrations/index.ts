@@ -1,6 +1,7 @@
 /** The registry's migrations, in order. Add a file and a line; never edit an applied one (migrate.ts refuses). */
 import type { Migration } from '../migrate.js';
 import { STATE } from './0001-state.js';
+import { RUNS_MIGRATION } from './0002-runs.js';
 import { leader } from './0003-leader.js';
 
-export const MIGRATIONS: readonly Migration[] = [STATE, leader];
+export const MIGRATIONS: readonly Migration[] = [STATE, RUNS_MIGRATION, leader];
