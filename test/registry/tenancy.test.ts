@@ -1,6 +1,6 @@
 /**
  * Tenancy in the database (issue 13, item 3): a connection acting for tenant A
- * cannot read or write tenant B's deployments or events by any query, even one
+ * cannot read or write tenant B's deployments, events or runs by any query, even one
  * with no WHERE. On PostgreSQL through a role that is not the tables' owner
  * (as the server connects); on PGlite, single-user, through the owner, which
  * the FORCEd policies hold to the same rule.
@@ -16,6 +16,8 @@ const missingPostgres = await postgresMissing();
 
 const DEPLOYMENT = 'INSERT INTO deployments (tenant, kind, name, stable) VALUES ($1, $2, $3, $4)';
 const EVENT = "INSERT INTO events (type, reason, message, tenant, object) VALUES ('Normal', 'Promoted', $1, $2, $3)";
+const RUN = 'INSERT INTO runs (id, tenant, target, version, started_at, updated_at, records) VALUES ($1, $2, $3, $4, 0, 0, 1)';
+const JOURNAL = "INSERT INTO run_journal (run, seq, tenant, at, type, line) VALUES ($1, 1, $2, 0, 'run-started', '{}')";
 
 /** Two tenants' rows and one cluster-scoped event, written as the system (all tenants). */
 async function seed(owner: Database): Promise<void> {
@@ -26,6 +28,10 @@ async function seed(owner: Database): Promise<void> {
       await tx.query(EVENT, ['a promoted', 'a', 'Agent/a/triage']);
       await tx.query(EVENT, ['b promoted', 'b', 'Agent/b/triage']);
       await tx.query("INSERT INTO events (type, reason, message) VALUES ('Warning', 'CompileFailed', 'Model gpt-4o: 1 error')");
+      for (const t of ['a', 'b']) {
+        await tx.query(RUN, [`run-${t}`, t, `Agent/${t}/triage`, `sha256:${t}1`]);
+        await tx.query(JOURNAL, [`run-${t}`, t]);
+      }
     },
     { tenant: ALL_TENANTS },
   );
@@ -39,7 +45,10 @@ async function expectIsolation(db: Database): Promise<void> {
     async (tx) => {
       expect(await tenantsOf(tx, 'deployments')).toEqual(['a']);
       expect(await tenantsOf(tx, 'events')).toEqual(['a']);
+      expect(await tenantsOf(tx, 'runs')).toEqual(['a']);
+      expect(await tenantsOf(tx, 'run_journal')).toEqual(['a']);
       expect((await tx.query("SELECT count(*)::int AS n FROM deployments WHERE tenant = 'b' OR true")).rows).toEqual([{ n: 1 }]);
+      expect((await tx.query("SELECT r.id FROM runs r JOIN run_journal j ON j.run = r.id WHERE r.id = 'run-b'")).rows).toEqual([]);
       expect((await tx.query("UPDATE deployments SET stable = 'sha256:x' WHERE tenant = 'b'")).rowCount).toBe(0);
       expect((await tx.query("DELETE FROM events WHERE tenant = 'b'")).rowCount).toBe(0);
     },
@@ -48,11 +57,13 @@ async function expectIsolation(db: Database): Promise<void> {
   await expect(db.transaction((tx) => tx.query(DEPLOYMENT, ['b', 'Agent', 'other', 'sha256:b2']), { tenant: 'a' })).rejects.toThrow(/row-level security/);
   await expect(db.transaction((tx) => tx.query(EVENT, ['forged', 'b', 'Agent/b/triage']), { tenant: 'a' })).rejects.toThrow(/row-level security/);
   await expect(db.transaction((tx) => tx.query("UPDATE deployments SET tenant = 'b' WHERE tenant = 'a'"), { tenant: 'a' })).rejects.toThrow(/row-level security/);
+  await expect(db.transaction((tx) => tx.query(RUN, ['run-b2', 'b', 'Agent/b/triage', 'sha256:b1']), { tenant: 'a' })).rejects.toThrow(/row-level security/);
   // A cluster-scoped event (no tenant) is the system's: a tenant can neither read nor write one.
   await expect(db.transaction((tx) => tx.query("INSERT INTO events (type, reason, message) VALUES ('Normal', 'X', 'y')"), { tenant: 'a' })).rejects.toThrow(/row-level security/);
   await db.transaction(async (tx) => {
     expect(await tenantsOf(tx, 'deployments')).toEqual([]);
     expect(await tenantsOf(tx, 'events')).toEqual([]);
+    expect(await tenantsOf(tx, 'runs')).toEqual([]);
   });
   await db.transaction(
     async (tx) => {
