@@ -5,3 +5,17 @@ export { openPGlite } from './pglite.js';
 export { checksumOf, migrate, MigrationError, type Migration } from './migrate.js';
 export { MIGRATIONS } from './migrations/index.js';
 export { tenantOwned } from './migrations/tenancy.js';
+export {
+  appendAudit,
+  AUDIT_GENESIS,
+  auditHash,
+  readAudit,
+  verifyAudit,
+  type AuditBroken,
+  type AuditEntry,
+  type AuditInput,
+  type AuditIntact,
+  type AuditPage,
+  type AuditRange,
+  type AuditVerdict,
+} from './audit.js';

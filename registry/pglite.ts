@@ -7,12 +7,18 @@
 import { PGlite } from '@electric-sql/pglite';
 import { databaseError, type Database, type Queryable, type QueryResult, type TransactionOptions } from './db.js';
 
-function wrap(q: Pick<PGlite, 'query'>): Queryable {
+/**
+ * Without parameters, the simple protocol (`exec`), as `pg` does: a
+ * migration of several statements runs the same on both backends; its last
+ * statement's result is returned.
+ */
+function wrap(q: Pick<PGlite, 'query' | 'exec'>): Queryable {
   return {
     async query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
       try {
-        const r = await q.query<R>(sql, [...params]);
-        return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+        const r = params.length > 0 ? await q.query<R>(sql, [...params]) : (await q.exec(sql)).at(-1);
+        if (r === undefined) return { rows: [], rowCount: 0 };
+        return { rows: r.rows as R[], rowCount: r.affectedRows ?? r.rows.length };
       } catch (err) {
         throw databaseError(err, 'PGlite');
       }
