@@ -85,6 +85,22 @@ export const MSG = {
   // runs
   runs: 'list the journaled runs of the repository (or --repo) and their states',
   noRuns: (dir: string) => `no runs in ${dir}`,
+  // audit
+  audit: 'the audit log of the state store',
+  auditVerify: "recompute the audit log's hash chain from the state store; name the first entry that does not hold",
+  optConfig: 'the installation file (only its state is read)',
+  optDatabaseUrl: 'the PostgreSQL state store (default: BEACON_DATABASE_URL, else PGlite in .beacon/state)',
+  auditIntact: (entries: number, head: string) => `audit log intact: ${entries} entries, the last ${head}`,
+  auditBroken: (why: string) => `audit log broken: ${why}`,
+  auditNotMigrated: (store: string) => `${store} has no audit log: it was never migrated (beacon up and beacon serve migrate it)`,
+  auditUnreadable: (store: string, why: string) => `cannot read the audit log in ${store}: ${why}`,
+  noStateStore: (dir: string) => `no state store at ${dir} (beacon up makes one); give --database-url, BEACON_DATABASE_URL or --config`,
+  noSuchConfig: (file: string) => `--config ${file}: no such file`,
+  configNotYaml: (file: string, why: string) => `--config ${file}: not YAML: ${why}`,
+  configBadState: (file: string) => `--config ${file}: state must be a mapping (databaseUrlRef, dataDir)`,
+  configBadRef: (file: string) => `--config ${file}: state.databaseUrlRef must name an environment variable (BEACON_DATABASE_URL), never hold the URL`,
+  configUnsetRef: (file: string, ref: string) => `--config ${file}: state.databaseUrlRef names ${ref}, which is not set`,
+  configBadDataDir: (file: string) => `--config ${file}: state.dataDir must be a path`,
   exitCodes: {
     validate: '0 no errors (warnings allowed), 1 errors, 2 usage or internal error',
     graph: '0 printed, 1 the manifests have errors, 2 usage or internal error (no such workflow)',
@@ -96,6 +112,7 @@ export const MSG = {
     approve: '0 recorded (or already recorded), 2 usage or internal error (nothing to decide, not an approver, past the deadline)',
     init: '0 created, 2 usage or internal error',
     runs: '0 listed, 2 usage or internal error',
+    'audit verify': '0 the audit log is intact, 1 an entry does not hold (named), 2 usage or internal error',
   },
   noSuchRepo: (repo: string) => `--repo ${repo}: no such folder`,
 } as const;

@@ -4,6 +4,7 @@
  * and migrations as PostgreSQL. One connection, so transactions run one at a
  * time (PGlite's own `transaction` queues them).
  */
+import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { databaseError, type Database, type Queryable, type QueryResult, type TransactionOptions } from './db.js';
 
@@ -28,6 +29,8 @@ function wrap(q: Pick<PGlite, 'query' | 'exec'>): Queryable {
 
 /** A PGlite database in `dataDir` (created if missing), or in memory without one. */
 export async function openPGlite(dataDir?: string): Promise<Database> {
+  // PGlite makes only the last folder of the path.
+  if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir !== undefined ? { dataDir } : {}).catch((err: unknown) => Promise.reject(databaseError(err, 'PGlite')));
   const top = wrap(db);
   return {
