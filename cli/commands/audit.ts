@@ -29,6 +29,12 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** PostgreSQL at `url`, which must be one (`pg` reads anything else as a host name). */
+function postgresAt(url: string, from: string): StateStore {
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new UsageError(MSG.notPostgresUrl(from));
+  return { kind: 'postgres', url };
+}
+
 /** The `state` part of an installation file, checked; undefined when it names neither. */
 function stateOfInstallation(file: string): StateStore | undefined {
   if (!existsSync(file)) throw new UsageError(MSG.noSuchConfig(file));
@@ -38,14 +44,15 @@ function stateOfInstallation(file: string): StateStore | undefined {
   } catch (err) {
     throw new UsageError(MSG.configNotYaml(file, err instanceof Error ? err.message : String(err)));
   }
-  const state = isMapping(doc) ? (doc.state ?? {}) : {};
+  if (!isMapping(doc)) throw new UsageError(MSG.configNotMapping(file));
+  const state = doc.state ?? {};
   if (!isMapping(state)) throw new UsageError(MSG.configBadState(file));
   const { databaseUrlRef: ref, dataDir } = state;
   if (ref !== undefined) {
     if (typeof ref !== 'string' || !ENV_NAME.test(ref)) throw new UsageError(MSG.configBadRef(file));
     const url = process.env[ref];
     if (url === undefined || url === '') throw new UsageError(MSG.configUnsetRef(file, ref));
-    return { kind: 'postgres', url };
+    return postgresAt(url, `state.databaseUrlRef (${ref})`);
   }
   if (dataDir === undefined) return undefined;
   if (typeof dataDir !== 'string') throw new UsageError(MSG.configBadDataDir(file));
@@ -54,11 +61,11 @@ function stateOfInstallation(file: string): StateStore | undefined {
 
 /** The state store these options and this environment name. */
 async function stateStore(opts: Options): Promise<StateStore> {
-  if (opts.databaseUrl !== undefined) return { kind: 'postgres', url: opts.databaseUrl };
+  if (opts.databaseUrl !== undefined) return postgresAt(opts.databaseUrl, '--database-url');
   const installed = opts.config !== undefined ? stateOfInstallation(opts.config) : undefined;
   if (installed !== undefined) return installed;
   const fromEnv = process.env.BEACON_DATABASE_URL;
-  if (fromEnv !== undefined && fromEnv !== '') return { kind: 'postgres', url: fromEnv };
+  if (fromEnv !== undefined && fromEnv !== '') return postgresAt(fromEnv, 'BEACON_DATABASE_URL');
   const { repoRoot } = await openProject({ cacheDir: false });
   return { kind: 'pglite', dir: join(repoRoot, '.beacon', 'state') };
 }

@@ -168,6 +168,14 @@ describe('beacon audit verify: usage', () => {
     ],
     ['a dataDir that is not a string', ['--config', 'bad.yaml'], 'state: {dataDir: 3}\n', /^beacon: --config bad\.yaml: state\.dataDir must be a path\n$/],
     ['a folder that is not a state store', ['--config', 'bad.yaml'], 'state: {dataDir: .}\n', /^beacon: no state store at .*\/state \(beacon up makes one\)/],
+    ['an installation file that is not a mapping', ['--config', 'bad.yaml'], 'just text\n', /^beacon: --config bad\.yaml: not an installation file \(a YAML mapping with state\)\n$/],
+    ['a --database-url that is not a PostgreSQL URL', ['--database-url', 'not a url'], '', /^beacon: --database-url must be a postgres:\/\/ or postgresql:\/\/ URL\n$/],
+    [
+      'a databaseUrlRef whose variable is not a PostgreSQL URL',
+      ['--config', 'bad.yaml'],
+      'state: {databaseUrlRef: HOME}\n',
+      /^beacon: state\.databaseUrlRef \(HOME\) must be a postgres:\/\/ or postgresql:\/\/ URL\n$/,
+    ],
     ['an unknown option', ['--databse-url', 'x'], '', /unknown option '--databse-url'/],
   ])('%s: exit 2', async (_, args, config, message) => {
     const dir = trackTemp(newRepo());
