@@ -85,11 +85,9 @@ export function auditHash(entry: Omit<AuditEntry, 'hash'>): string {
 
 /** Append one entry in `tx` (a transaction acting for the entry's tenant, or ALL_TENANTS); it is on record when `tx` commits. */
 export async function appendAudit(tx: Queryable, input: AuditInput): Promise<AuditEntry> {
-  const head = await tx.query<{ seq: string; hash: string }>('SELECT seq::text AS seq, hash FROM audit_head FOR UPDATE');
-  const last = head.rows[0];
-  if (last === undefined) throw new MigrationError('the audit head is missing: the registry is not migrated (migration 4)');
+  const last = await readHead(tx, 'FOR UPDATE');
   const unhashed = {
-    seq: Number(last.seq) + 1,
+    seq: last.seq + 1,
     time: (input.time ?? new Date()).toISOString(),
     actor: input.actor,
     action: input.action,
@@ -157,7 +155,7 @@ export async function readAudit(tx: Queryable, range: AuditRange = {}): Promise<
 }
 
 /** Why `entry` does not follow `before` (seq, link, hash, in that order), or null when it does. */
-export function auditProblem(before: Link, entry: AuditEntry): AuditBroken | null {
+function auditProblem(before: Link, entry: AuditEntry): AuditBroken | null {
   const expected = before.seq + 1;
   if (entry.seq !== expected) return { ok: false, seq: expected, problem: 'missing', message: `entry ${expected} is missing: the log goes from entry ${before.seq} to entry ${entry.seq} (deleted)` };
   if (entry.prevHash !== before.hash)
@@ -181,8 +179,9 @@ interface Link {
   hash: string;
 }
 
-async function readHead(tx: Queryable): Promise<Link> {
-  const r = await tx.query<{ seq: string; hash: string }>('SELECT seq::text AS seq, hash FROM audit_head');
+/** The head: the last entry appended. Locked `FOR UPDATE` by an append, which serializes appends. */
+async function readHead(tx: Queryable, lock: 'FOR UPDATE' | '' = ''): Promise<Link> {
+  const r = await tx.query<{ seq: string; hash: string }>(`SELECT seq::text AS seq, hash FROM audit_head ${lock}`);
   const h = r.rows[0];
   if (h === undefined) throw new MigrationError('the audit head is missing: the registry is not migrated (migration 4)');
   return { seq: Number(h.seq), hash: h.hash };
