@@ -130,3 +130,16 @@ export function benchArgs(options, usage) {
   }
   return values;
 }
+
+/**
+ * Print a benchmark's `table`, and unless `write` is false, put it in
+ * docs/benchmarks.md under `heading` (replacing that section), saying so on
+ * stderr as `[tag]`.
+ */
+export function publishSection(root, heading, table, { write = true, tag = 'bench' } = {}) {
+  process.stdout.write(`${table}\n`);
+  if (!write) return;
+  const file = join(root, 'docs', 'benchmarks.md');
+  writeSection(file, `${heading}\n\n${table}\n`);
+  process.stderr.write(`[${tag}] wrote ${file} (${heading})\n`);
+}

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { PACKAGE_VERSION } from '../compiler/index.js';
 import { registerApprove } from './commands/approve.js';
+import { registerAudit } from './commands/audit.js';
 import { registerGraph } from './commands/graph.js';
 import { registerInit } from './commands/init.js';
 import { registerPlan } from './commands/plan.js';
@@ -32,6 +33,7 @@ registerResume(program);
 registerApprove(program);
 registerRuns(program);
 registerInit(program);
+registerAudit(program);
 
 // What each command exits with, at the end of its --help.
 for (const [path, codes] of Object.entries(MSG.exitCodes)) {

@@ -32,3 +32,17 @@ export { checkLeaseRequest, LeaseError, MemoryLeaderLease, type HeldLease, type 
 export { leaderLeaseFrom, RedisLeaderLease, type RedisLeaseOptions } from './redis-lease.js';
 export { FenceError, fencedTransaction, highestFencingToken, type Fence, type FenceErrorCode } from './fence.js';
 export { openPostgresRunStore, PostgresRunStore, targetTenant, type PostgresRunStoreOptions } from './runstore.js';
+export {
+  appendAudit,
+  AUDIT_GENESIS,
+  auditHash,
+  readAudit,
+  verifyAudit,
+  type AuditBroken,
+  type AuditEntry,
+  type AuditInput,
+  type AuditIntact,
+  type AuditPage,
+  type AuditRange,
+  type AuditVerdict,
+} from './audit.js';

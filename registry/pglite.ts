@@ -4,6 +4,7 @@
  * and migrations as PostgreSQL. One connection, so transactions run one at a
  * time (PGlite's own `transaction` queues them).
  */
+import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { databaseError, type Database, type Queryable, type QueryResult, type TransactionOptions } from './db.js';
 
@@ -37,16 +38,21 @@ function wrap(q: Pick<PGlite, 'query' | 'exec'>): Queryable {
  * PGlite's one user is a superuser, and a superuser passes every row-level
  * security policy, FORCEd or not. So the session acts as `beacon`, a role
  * that is neither: it owns what the migrations create, and the policies hold
- * it as they hold the server's role on PostgreSQL.
+ * it as they hold the server's role on PostgreSQL. The roles are made here,
+ * as the superuser (migrations run as `beacon`, which may not create roles):
+ * `beacon_server` is the role the audit log's grants name (migration 4).
  */
 const ACT_AS_BEACON = `DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'beacon') THEN CREATE ROLE beacon NOLOGIN NOSUPERUSER NOBYPASSRLS; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'beacon_server') THEN CREATE ROLE beacon_server NOLOGIN NOSUPERUSER NOBYPASSRLS; END IF;
 END $$;
 GRANT ALL ON SCHEMA public TO beacon;
 SET ROLE beacon;`;
 
 /** A PGlite database in `dataDir` (created if missing), or in memory without one. */
 export async function openPGlite(dataDir?: string): Promise<Database> {
+  // PGlite makes only the last folder of the path.
+  if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir !== undefined ? { dataDir } : {}).catch((err: unknown) => Promise.reject(databaseError(err, 'PGlite')));
   const top = wrap(db);
   await top.query(ACT_AS_BEACON);

@@ -3,5 +3,6 @@ import type { Migration } from '../migrate.js';
 import { STATE } from './0001-state.js';
 import { RUNS_MIGRATION } from './0002-runs.js';
 import { leader } from './0003-leader.js';
+import { AUDIT_MIGRATION } from './0004-audit.js';
 
-export const MIGRATIONS: readonly Migration[] = [STATE, RUNS_MIGRATION, leader];
+export const MIGRATIONS: readonly Migration[] = [STATE, RUNS_MIGRATION, leader, AUDIT_MIGRATION];
