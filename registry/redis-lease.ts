@@ -8,9 +8,10 @@
  * still the caller's own acquisition (the same holder, the same token), so an
  * expired holder can neither extend nor delete a successor's lease.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { redactUrls } from './db.js';
 import { checkLeaseRequest, LeaseError, type HeldLease, type LeaderLease, type LeaseRequest } from './lease.js';
+import { openRedis } from './redis.js';
 
 /** KEYS: lease, token counter. ARGV: holder, ttl ms. Returns the new token, or nil while the lease is held. */
 const ACQUIRE = `
@@ -38,7 +39,7 @@ export interface RedisLeaseOptions {
   connectTimeoutMs?: number;
 }
 
-/** The lease on Redis. Connects on first use; a command that cannot reach Redis fails with a retryable LeaseError. */
+/** The lease on Redis. Connects at once; a command that cannot reach Redis fails with a retryable LeaseError. */
 export class RedisLeaderLease implements LeaderLease {
   private readonly redis: Redis;
   private readonly prefix: string;
@@ -46,9 +47,8 @@ export class RedisLeaderLease implements LeaderLease {
   constructor(options: RedisLeaseOptions) {
     this.prefix = options.prefix ?? 'beacon:';
     checkRedisUrl(options.url);
-    this.redis = new Redis(options.url, { lazyConnect: true, connectTimeout: options.connectTimeoutMs ?? 5000, maxRetriesPerRequest: 1 });
-    // A dropped connection is reconnected by ioredis; the commands it fails report it.
-    this.redis.on('error', () => undefined);
+    // The registry's one Redis connection: reconnected with the project's backoff; a command that cannot reach Redis fails (and is reported here as lease_unavailable).
+    this.redis = openRedis({ url: options.url, connectTimeoutMs: options.connectTimeoutMs ?? 5000, maxRetriesPerRequest: 1 });
   }
 
   async acquire(request: LeaseRequest): Promise<HeldLease | null> {
