@@ -1,0 +1,2 @@
+/** Public surface of reconciler/: the control plane (sources, reconcile, the gateway, the HTTP API). */
+export type * from './types.js';
