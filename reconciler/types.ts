@@ -7,9 +7,9 @@
  * none of them does I/O here.
  */
 import type { CompileResult, ExecutionGraph } from '../compiler/index.js';
-import type { BeaconEvent, DeployedKind, DeploymentState, EvaluationResult, EventQuery, AuditEntry } from '../registry/index.js';
-import type { Health, RunnerKind, Sandbox, ShippedFrom } from '../runners/index.js';
-import type { Json, RunStatus, RunSummary, TokenUsage } from '../runtime/index.js';
+import type { AuditEntry, BeaconEvent, Database, DeployedKind, DeploymentState, EvaluationResult, EventQuery, LeaderLease } from '../registry/index.js';
+import type { Health, Runner, RunnerKind, Sandbox, ShippedFrom } from '../runners/index.js';
+import type { CounterStore, Json, ModelSubstitution, RateLimits, RunStatus, RunSummary, SecretSource, TokenUsage } from '../runtime/index.js';
 
 // ─── Sources ────────────────────────────────────────────────────────────────
 
@@ -318,4 +318,50 @@ export interface SandboxDirectory {
   declared(target: TargetId): DesiredTarget | undefined;
   /** The revision a version was compiled in (its bundle: the Tenant's quotas, a Workflow's gates). */
   revisionOf(target: TargetId, version: string): Revision | undefined;
+}
+
+// ─── The server ─────────────────────────────────────────────────────────────
+
+/** Who may call the API (server.md, "Identity and roles"). */
+export interface AuthOptions {
+  /** Subjects that are admin of every tenant and of the installation. */
+  admins: readonly string[];
+  /** Static bearer tokens, kept as the SHA-256 (hex) of the token. */
+  tokens: readonly { subject: string; sha256: string }[];
+  /** OIDC ID or access tokens, verified against the issuer's JWKS. */
+  oidc?: { issuer: string; audience: string; groupsClaim?: string; jwksUri?: string };
+}
+
+/** Everything `startServer` composes; `beacon up` and `beacon serve` build it from the command line or the installation file. */
+export interface ServerOptions {
+  source: RevisionSource;
+  /** The state store (migrated by the server). */
+  db: Database;
+  lease: LeaderLease;
+  counters: CounterStore;
+  rateLimits: RateLimits;
+  runner: Runner;
+  /** `beacon up`: agents run where this host can run them, and the status says when that is less isolation than asked (IsolationDegraded). */
+  development: boolean;
+  auth: AuthOptions;
+  listen: { host: string; port: number };
+  substitutions?: readonly ModelSubstitution[];
+  /** The push webhook's HMAC secret; absent: `POST /hooks/git` answers 404. */
+  webhookSecret?: string;
+  /** The installation's secrets (Models' credentials). @default the environment */
+  secrets?: SecretSource;
+  /** This replica's id. @default hostname and pid */
+  replicaId?: string;
+  telemetry?: { otlpEndpoint?: string };
+  /** The leader lease's time to live. @default 10000 */
+  leaseTtlMs?: number;
+  /** Structured logs, one JSON object per line. @default stderr */
+  log?: (line: Record<string, unknown>) => void;
+}
+
+export interface RunningServer {
+  /** `http://host:port`. */
+  url: string;
+  plane: ControlPlane;
+  close(): Promise<void>;
 }
