@@ -1,2 +1,3 @@
 /** Public surface of reconciler/: the control plane (sources, reconcile, the gateway, the HTTP API). */
 export type * from './types.js';
+export { PlaneError, PLANE_ERROR_STATUS, type PlaneErrorCode } from './errors.js';

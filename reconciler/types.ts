@@ -365,3 +365,14 @@ export interface RunningServer {
   plane: ControlPlane;
   close(): Promise<void>;
 }
+
+// ─── Metrics ────────────────────────────────────────────────────────────────
+
+/** Where the reconciler and the gateway report figures (`/metrics` implements it with prom-client). */
+export interface MetricsSink {
+  reconcile(durationMs: number, result: 'Succeeded' | 'Partial' | 'Failed'): void;
+  objects(counts: InstallationStatus['counts']): void;
+  /** Sandboxes of this replica by runner and health state (`ready`, `starting`, `unhealthy`, `stopped`). */
+  sandboxes(counts: readonly { runner: RunnerKind; state: Health['state']; count: number }[]): void;
+  invocation(i: { tenant: string; target: string; version: string; outcome: string; latencyMs: number; inputTokens: number; outputTokens: number; costUsd: number }): void;
+}
