@@ -16,6 +16,8 @@ export {
   ROLLOUT_PHASES,
   StateError,
   versionsOf,
+  versionHistory,
+  type VersionHistoryEntry,
   type CommitRecord,
   type DeployedKind,
   type Deployment,

@@ -194,3 +194,28 @@ export async function putEvaluationResults(tx: Queryable, results: readonly Eval
   }
   return added;
 }
+
+/** A version as the history lists it: when it was first seen. */
+export interface VersionHistoryEntry extends VersionRecord {
+  /** ISO 8601. */
+  time: string;
+}
+
+/** The versions of one Agent or Workflow, newest first, at most `limit`. */
+export async function versionHistory(tx: Queryable, key: DeploymentKey, limit = 50): Promise<VersionHistoryEntry[]> {
+  const r = await tx.query<{ tenant: string; kind: DeployedKind; name: string; effective_digest: string; digest: string; first_commit: string; author: string; created_at: Date }>(
+    `SELECT tenant, kind, name, effective_digest, digest, first_commit, author, created_at FROM versions
+     WHERE tenant = $1 AND kind = $2 AND name = $3 ORDER BY created_at DESC, effective_digest LIMIT $4`,
+    [key.tenant, key.kind, key.name, limit],
+  );
+  return r.rows.map((v) => ({
+    tenant: v.tenant,
+    kind: v.kind,
+    name: v.name,
+    effectiveDigest: v.effective_digest,
+    digest: v.digest,
+    firstCommit: v.first_commit,
+    author: v.author,
+    time: new Date(v.created_at).toISOString(),
+  }));
+}

@@ -14,6 +14,7 @@ import {
   commitRecord,
   getDeployment,
   listEvents,
+  versionHistory,
   migrate,
   MIGRATIONS,
   putDeployment,
@@ -103,6 +104,9 @@ for (const backend of BACKENDS) {
         expect(again).toEqual([]);
         const rows = await db.transaction((tx) => tx.query("SELECT tenant, first_commit, author FROM versions WHERE tenant = 'a'"), { tenant: 'a' });
         expect(rows.rows).toEqual([{ tenant: 'a', first_commit: 'c1', author: 'alice' }]);
+        const history = await db.transaction((tx) => versionHistory(tx, { tenant: 'a', kind: 'Agent', name: 'triage' }), { tenant: 'a' });
+        expect(history).toMatchObject([{ effectiveDigest: 'sha256:t1-effective', firstCommit: 'c1', author: 'alice' }]);
+        expect(Number.isNaN(Date.parse(history[0]!.time))).toBe(false);
       });
     });
 
@@ -159,6 +163,13 @@ for (const backend of BACKENDS) {
           [undefined, 'cluster'],
         ]);
         expect((await db.transaction((tx) => listEvents(tx, { tenant: 'b' }), system)).map((e) => e.message)).toEqual(['b']);
+        // The API's pages: newest first, before a cursor, by reason, over the tenants a caller may see.
+        expect((await asA({ order: 'desc', limit: 2 })).map((e) => e.message)).toEqual(['step 4', 'step 3']);
+        expect((await asA({ order: 'desc', before: ids[3]!, limit: 2 })).map((e) => e.message)).toEqual(['step 2', 'step 1']);
+        expect((await db.transaction((tx) => listEvents(tx, { reason: 'CompileFailed' }), system)).map((e) => e.message)).toEqual(['cluster']);
+        const someTenants = await db.transaction((tx) => listEvents(tx, { tenants: ['b'], order: 'desc' }), system);
+        expect(someTenants.map((e) => e.message)).toEqual(['b']);
+        expect(await db.transaction((tx) => listEvents(tx, { tenants: [] }), system)).toEqual([]);
       });
     });
 
