@@ -1,3 +1,4 @@
 /** Public surface of reconciler/: the control plane (sources, reconcile, the gateway, the HTTP API). */
 export type * from './types.js';
 export { PlaneError, PLANE_ERROR_STATUS, type PlaneErrorCode } from './errors.js';
+export { desiredState, type DesiredOptions } from './desired.js';
