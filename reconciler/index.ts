@@ -1,3 +1,6 @@
 /** Public surface of reconciler/: the control plane (sources, reconcile, the gateway, the HTTP API). */
 export type * from './types.js';
 export { PlaneError, PLANE_ERROR_STATUS, type PlaneErrorCode } from './errors.js';
+export { desiredState, type DesiredOptions } from './desired.js';
+export { reconcile, deploymentId, DEFAULT_START_TIMEOUT_MS } from './reconcile.js';
+export { targetStatus, countStatuses, type TargetStatusArgs } from './status.js';
