@@ -1,3 +1,8 @@
 /** Public surface of reconciler/: the control plane (sources, reconcile, the gateway, the HTTP API). */
 export type * from './types.js';
 export { PlaneError, PLANE_ERROR_STATUS, type PlaneErrorCode } from './errors.js';
+export { buildApi } from './api/server.js';
+export type { ApiOptions, ApiAuditEntry } from './api/context.js';
+export { Metrics, type MetricsOptions } from './metrics.js';
+export { startTelemetry, inSpan, tracesUrl, type Telemetry, type TelemetryOptions } from './telemetry.js';
+export { jsonLogger, type JsonLoggerOptions, type LogLine } from './log.js';
