@@ -122,6 +122,15 @@ describe('authentication', () => {
     expect(audited.at(-1)).toEqual({ actor: 'anonymous', action: 'request.refused', data: { status: 401, method: 'GET', path: '/v1/tenants', reason } });
   });
 
+  it('refuses before reading the body: no token with an oversized or invalid body is 401, another tenant 404', async () => {
+    const url = '/v1/tenants/acme-research/agents/data-analyst:invoke';
+    expect((await call('POST', url, {}, { input: 'x'.repeat(5000) })).statusCode).toBe(401);
+    expect((await call('POST', url, bearer('viv'), { input: 'x'.repeat(5000) })).statusCode).toBe(404);
+    expect((await call('POST', url, bearer('viv'), { wrong: true })).statusCode).toBe(404);
+    expect((await call('HEAD', '/v1/tenants/acme-research/agents', bearer('viv'))).statusCode).toBe(404);
+    expect((await call('HEAD', '/v1/tenants', {})).statusCode).toBe(401);
+  });
+
   it('accepts a static token and knows its subject', async () => {
     const res = await call('GET', '/v1/tenants', bearer('viv'));
     expect(res.statusCode).toBe(200);
