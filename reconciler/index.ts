@@ -5,3 +5,4 @@ export { worktreeSource, type WorktreeSourceOptions } from './source/worktree.js
 export { branchSource, type BranchSourceOptions } from './source/branch.js';
 export { remoteSource, type RemoteSourceOptions } from './source/remote.js';
 export { warmCompiler, type WarmCompiler, type WarmCompilerOptions } from './source/warm.js';
+export { verifyWebhook, pushedBranch } from './webhook.js';
