@@ -14,7 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import { errorLine } from '../../../common/index.js';
 import { PlaneError } from '../../errors.js';
 // The integrator replaces this import with '../../webhook.js' (branch rc-source) and deletes the stub.
-import { pushedBranch, verifyWebhook } from '../_webhook-stub.js';
+import { pushedBranch, verifyWebhook } from '../../webhook.js';
 import type { Api } from '../context.js';
 import { pathOf } from '../problem.js';
 
