@@ -181,7 +181,10 @@ export class ServerPlane implements ControlPlane {
     return { items: page.entries, ...(page.next !== undefined ? { next: String(page.next) } : {}) };
   }
 
-  async webhook(): Promise<void> {
+  /** A verified push: fetch at once, unless it pushed another branch than the one followed. */
+  async webhook(payload: { ref?: string; after?: string }): Promise<void> {
+    const branch = this.o.source.status().branch;
+    if (payload.ref !== undefined && branch !== undefined && payload.ref !== `refs/heads/${branch}`) return;
     await this.o.source.refresh();
   }
 
