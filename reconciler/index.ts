@@ -14,3 +14,6 @@ export { branchSource, type BranchSourceOptions } from './source/branch.js';
 export { remoteSource, type RemoteSourceOptions } from './source/remote.js';
 export { warmCompiler, type WarmCompiler, type WarmCompilerOptions } from './source/warm.js';
 export { verifyWebhook, pushedBranch } from './webhook.js';
+export { Gateway, type GatewayOptions } from './gateway.js';
+export { routeVersion } from './admission.js';
+export type { RunDetail, StepView, GateView, OutcomeView } from './run-views.js';

@@ -34,6 +34,7 @@ export { checkLeaseRequest, LeaseError, MemoryLeaderLease, type HeldLease, type 
 export { leaderLeaseFrom, RedisLeaderLease, type RedisLeaseOptions } from './redis-lease.js';
 export { FenceError, fencedTransaction, highestFencingToken, type Fence, type FenceErrorCode } from './fence.js';
 export { openPostgresRunStore, PostgresRunStore, targetTenant, type PostgresRunStoreOptions } from './runstore.js';
+export { runsNewestFirst, runsPastGateDeadline, type RunPageQuery, type RunPosition, type TenantRun } from './run-queries.js';
 export {
   appendAudit,
   AUDIT_GENESIS,

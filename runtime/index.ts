@@ -108,4 +108,5 @@ export {
   type VoteResult,
 } from './approvals.js';
 export { KernelBudgets, type BudgetRefusal } from './kernel/budgets.js';
+export { schemaMismatch } from './user/schemas.js';
 export { processExists, processStartTime, residentBytes } from './proc.js';

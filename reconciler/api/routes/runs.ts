@@ -61,7 +61,7 @@ export function runRoutes(app: FastifyInstance, api: Api): void {
         ...(node !== undefined ? { node } : {}),
         reject: reject ?? false,
         ...(reason !== undefined ? { reason } : {}),
-        by: { subject: callerOf(request).subject },
+        by: { subject: callerOf(request).subject, groups: callerOf(request).groups },
       });
     },
   );
