@@ -83,12 +83,12 @@ export async function appendEvent(tx: Queryable, e: EventInput): Promise<BeaconE
   return eventOf(r.rows[0]!);
 }
 
-/** A page of events the transaction's tenant may see, oldest first. */
+/** A page of events the transaction's tenant may see, oldest first (by the column: `id` alone would name the text alias, ordering 10 before 9). */
 export async function listEvents(tx: Queryable, q: EventQuery): Promise<BeaconEvent[]> {
   const r = await tx.query<EventRow>(
     `SELECT ${COLUMNS} FROM events
      WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR object = $2) AND ($3::text IS NULL OR type = $3) AND id > $4
-     ORDER BY id LIMIT $5`,
+     ORDER BY events.id LIMIT $5`,
     [q.tenant ?? null, q.object ?? null, q.type ?? null, q.after ?? 0, q.limit ?? 100],
   );
   return r.rows.map(eventOf);
