@@ -16,15 +16,17 @@
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { ALL_TENANTS, FenceError, listDeployments, type Database, type Deployment, type LeaderLease } from '../registry/index.js';
 import type { Runner, Sandbox } from '../runners/index.js';
-import type { CounterStore, ModelSubstitution, RateLimits, SecretSource } from '../runtime/index.js';
-import { countStatuses, desiredState, reconcile, targetStatus } from './_stub-pure.js';
+import { environmentSecrets, type CounterStore, type ModelSubstitution, type RateLimits, type SecretSource } from '../runtime/index.js';
 import { CompiledVersions } from './compiled.js';
+import { desiredState, type DesiredOptions } from './desired.js';
 import { Executor, type ApplyOutcome } from './executor.js';
 import { StartFailures } from './failures.js';
 import { KernelCache } from './kernels.js';
 import { Leadership } from './leadership.js';
-import { deploymentKey, recordRevision, targetOf } from './records.js';
+import { deploymentId, reconcile } from './reconcile.js';
+import { deploymentKey, recordRevision } from './records.js';
 import { SandboxSet } from './sandboxes.js';
+import { countStatuses, targetStatus } from './status.js';
 import type { DesiredState, DesiredTarget, InstallationStatus, MetricsSink, ObservedSandbox, ReconcileInput, Revision, SandboxDirectory, TargetId, TargetStatus, TenantState } from './types.js';
 
 export interface ReconcilerOptions {
@@ -70,6 +72,8 @@ export class Reconciler implements SandboxDirectory {
   readonly replicaId: string;
   private readonly clock: { now(): number };
   private readonly log: (line: Record<string, unknown>) => void;
+  /** The installation's secrets: what kernels resolve Models' credentials from, and what the desired state checks them against. */
+  private readonly secrets: SecretSource;
   private readonly sandboxes: SandboxSet;
   private readonly kernels: KernelCache;
   private readonly failures = new StartFailures();
@@ -90,11 +94,12 @@ export class Reconciler implements SandboxDirectory {
     this.replicaId = o.replicaId;
     this.clock = o.clock ?? Date;
     this.log = o.log ?? (() => undefined);
+    this.secrets = o.secrets ?? environmentSecrets();
     this.sandboxes = new SandboxSet(o.runner, this.clock);
     this.kernels = new KernelCache({
       counters: o.counters,
       rateLimits: o.rateLimits,
-      ...(o.secrets !== undefined ? { secrets: o.secrets } : {}),
+      secrets: this.secrets,
       ...(o.substitutions !== undefined ? { substitutions: o.substitutions } : {}),
     });
     this.executor = new Executor({
@@ -147,8 +152,8 @@ export class Reconciler implements SandboxDirectory {
     await this.pass();
   }
 
-  private desiredOptions(): { secrets?: SecretSource; substitutions?: readonly ModelSubstitution[] } {
-    return { ...(this.o.secrets !== undefined ? { secrets: this.o.secrets } : {}), ...(this.o.substitutions !== undefined ? { substitutions: this.o.substitutions } : {}) };
+  private desiredOptions(): DesiredOptions {
+    return { secrets: this.secrets, ...(this.o.substitutions !== undefined ? { substitutions: this.o.substitutions } : {}) };
   }
 
   /** One pass; never two at once: a pass asked for during one runs once after it, however often it was asked. */
@@ -187,11 +192,12 @@ export class Reconciler implements SandboxDirectory {
     try {
       await this.recordRevisions();
       for (let round = 0; round < MAX_ROUNDS && !this.closed; round++) {
-        const input = await this.input();
-        const decided = reconcile(input);
+        // One view of leadership per round: what reconcile decides as the leader, it applies with the leader's fence.
+        const fence = this.leadership.fence();
+        const decided = reconcile(await this.input(fence !== undefined));
         if (decided.length === 0) break;
         actions += decided.length;
-        const outcome = await this.executor.apply(decided, { ...this.fenceOption(), head: this.current?.head.commit, revisionOf: (t, v) => this.revisionOf(t, v) });
+        const outcome = await this.executor.apply(decided, { ...(fence !== undefined ? { fence } : {}), head: this.current?.head.commit, revisionOf: (t, v) => this.revisionOf(t, v) });
         this.absorb(outcome);
         failed.push(...outcome.failed);
         if (outcome.applied === 0) break;
@@ -205,11 +211,6 @@ export class Reconciler implements SandboxDirectory {
       this.log({ level: 'error', msg: 'reconcile failed', error: message(err) });
       return { result: 'Failed', message: message(err) };
     }
-  }
-
-  private fenceOption(): { fence?: NonNullable<ReturnType<Leadership['fence']>> } {
-    const fence = this.leadership.fence();
-    return fence !== undefined ? { fence } : {};
   }
 
   /** The leader records the revisions read since the last one recorded (a commit recorded already is not recorded again). */
@@ -229,12 +230,12 @@ export class Reconciler implements SandboxDirectory {
   }
 
   /** What one round of `reconcile` reads: the leader converges on the desired state, a follower on what is deployed. */
-  private async input(): Promise<ReconcileInput> {
+  private async input(leading: boolean): Promise<ReconcileInput> {
     const deployments = await this.o.db.transaction((tx) => listDeployments(tx), { tenant: ALL_TENANTS });
-    this.deployed = new Map(deployments.map((d) => [targetOf(d), d]));
+    this.deployed = new Map(deployments.map((d) => [deploymentId(d), d]));
     const current = this.current;
     // Before its first revision the leader does not know what is declared: it keeps to what is deployed, as a follower does.
-    const leader = this.leadership.isLeader() && current !== undefined;
+    const leader = leading && current !== undefined;
     const desired = leader ? current.targets : this.followed(deployments);
     const sandboxes = await this.sandboxes.observe();
     return {
@@ -251,7 +252,7 @@ export class Reconciler implements SandboxDirectory {
   /** A follower's desired state: the deployed stable versions it has compiled itself. */
   private followed(deployments: readonly Deployment[]): DesiredTarget[] {
     return deployments.flatMap((d) => {
-      const compiled = d.stable !== null ? this.compiled.get(targetOf(d), d.stable) : undefined;
+      const compiled = d.stable !== null ? this.compiled.get(deploymentId(d), d.stable) : undefined;
       return compiled !== undefined ? [compiled.target] : [];
     });
   }

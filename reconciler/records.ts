@@ -38,9 +38,6 @@ export function deploymentKey(target: TargetId): DeploymentKey {
   return { kind: kind satisfies DeployedKind, tenant, name: rest[0]! };
 }
 
-/** The id of a deployment (`Kind/tenant/name`). */
-export const targetOf = (d: DeploymentKey): TargetId => `${d.kind}/${d.tenant}/${d.name}`;
-
 /**
  * Record a revision as read: its commit, its compiled objects and versions,
  * an audit entry `commit.compiled`, and a Warning `CompileFailed` event per
