@@ -19,7 +19,6 @@ import type {
   Page,
   Revision,
   RevisionSource,
-  Role,
   RunQuery,
   RunView,
   TargetDetail,
@@ -95,7 +94,7 @@ export class ServerPlane implements ControlPlane {
     const out: TenantMembers[] = [];
     for (const t of this.o.reconciler.tenantStates()) {
       const tenant = t.revision !== undefined ? tenantObjects(t.revision.result.bundle).find((o) => o.name === t.tenant) : undefined;
-      const members = (tenant?.object.spec.members ?? []).map((m) => ({ subject: m.subject, role: m.role as Role }));
+      const members = (tenant?.object.spec.members ?? []).map((m) => ({ subject: m.subject, role: m.role }));
       out.push({ tenant: t.tenant, members });
     }
     return out;
@@ -136,7 +135,10 @@ export class ServerPlane implements ControlPlane {
       time: v.time,
       outcome: v.effectiveDigest === serving ? 'serving' : v.effectiveDigest === status.version && serving !== status.version ? 'pending' : 'superseded',
     }));
-    const graph = kind === 'Workflow' && status.version !== null ? this.o.reconciler.revisionOf(id, status.version)?.result.bundle.graphs[id] : undefined;
+    const graph =
+      kind === 'Workflow' && status.version !== null
+        ? this.o.reconciler.revisionOf(id, status.version)?.result.bundle.graphs.find((g) => g.workflow === id || g.workflow === `${tenant}/${name}`)
+        : undefined;
     return { ...status, versions, figures: this.o.figures.figures(id), evaluations: [], ...(graph !== undefined ? { graph } : {}) };
   }
 

@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { appendAudit, MIGRATIONS, migrate, ALL_TENANTS } from '../registry/index.js';
-import { buildApi } from './api/index.js';
+import { buildApi } from './api/server.js';
 import { LiveFigureSink } from './figures.js';
 import { Gateway } from './gateway.js';
 import { jsonLogger } from './log.js';
@@ -49,9 +49,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.webhookSecret !== undefined ? { webhookSecret: options.webhookSecret } : {}),
     // Refused requests and webhooks are on record: who, what, never the token.
     audit: (entry) =>
-      options.db.transaction((tx) => appendAudit(tx, entry).then(() => undefined), { tenant: entry.tenant ?? ALL_TENANTS }).catch((err: unknown) => {
-        log({ level: 'error', msg: 'audit of a refused request failed', error: (err as Error).message });
-      }),
+      options.db
+        .transaction((tx) => appendAudit(tx, entry).then(() => undefined), { tenant: entry.tenant ?? ALL_TENANTS })
+        .catch((err: unknown) => {
+          log({ level: 'error', msg: 'audit of a refused request failed', error: (err as Error).message });
+        }),
   });
   const leadership = setInterval(() => gateway.setLeader(reconciler.isLeader()), LEADERSHIP_CHECK_MS);
   leadership.unref();

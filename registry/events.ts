@@ -90,14 +90,14 @@ export async function appendEvent(tx: Queryable, e: EventInput): Promise<BeaconE
   return eventOf(r.rows[0]!);
 }
 
-/** A page of events the transaction's tenant may see, oldest first unless `order: desc`. */
+/** A page of events the transaction's tenant may see, oldest first unless `order: desc` (ordered by the column: `id` alone would name the text alias, ordering 10 before 9). */
 export async function listEvents(tx: Queryable, q: EventQuery): Promise<BeaconEvent[]> {
   const order = q.order === 'desc' ? 'DESC' : 'ASC';
   const r = await tx.query<EventRow>(
     `SELECT ${COLUMNS} FROM events
      WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR object = $2) AND ($3::text IS NULL OR type = $3) AND id > $4
        AND ($6::text IS NULL OR reason = $6) AND ($7::bigint IS NULL OR id < $7) AND ($8::text[] IS NULL OR tenant = ANY($8))
-     ORDER BY id ${order} LIMIT $5`,
+     ORDER BY events.id ${order} LIMIT $5`,
     [q.tenant ?? null, q.object ?? null, q.type ?? null, q.after ?? 0, q.limit ?? 100, q.reason ?? null, q.before ?? null, q.tenants ?? null],
   );
   return r.rows.map(eventOf);

@@ -7,7 +7,9 @@ export { MIGRATIONS } from './migrations/index.js';
 export { tenantOwned } from './migrations/tenancy.js';
 export {
   commitRecord,
+  deleteDeployment,
   getDeployment,
+  listDeployments,
   putDeployment,
   putEvaluationResults,
   putObjects,

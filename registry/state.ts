@@ -161,11 +161,35 @@ export async function putDeployment(tx: Queryable, d: DeploymentState, expected:
   throw await staleGeneration(tx, d, expected);
 }
 
+/** Every deployment the transaction's tenant may see (ALL_TENANTS: all of them), by tenant, kind and name. */
+export async function listDeployments(tx: Queryable): Promise<Deployment[]> {
+  const r = await tx.query<DeploymentRow>(`SELECT ${DEPLOYMENT_COLUMNS} FROM deployments ORDER BY tenant, kind, name`);
+  return r.rows.map(deploymentOf);
+}
+
+/**
+ * Delete a deployment read at generation `expected` (an Agent or Workflow no
+ * longer declared, nothing of it running). Refused with `stale_generation`
+ * when another write came between, or when it is gone already: the caller
+ * reads it again and decides again.
+ */
+export async function deleteDeployment(tx: Queryable, key: DeploymentKey, expected: number): Promise<void> {
+  const r = await tx.query('DELETE FROM deployments WHERE tenant = $1 AND kind = $2 AND name = $3 AND generation = $4', [key.tenant, key.kind, key.name, expected]);
+  if (r.rowCount === 1) return;
+  const now = await getDeployment(tx, key);
+  if (now === undefined) throw new StateError('stale_generation', `deployment ${idOf(key)} does not exist: there is nothing to delete at generation ${expected}`);
+  throw movedOn(key, now.generation, expected);
+}
+
 async function staleGeneration(tx: Queryable, key: DeploymentKey, expected: number): Promise<StateError> {
   const now = await getDeployment(tx, key);
   if (now === undefined) return new StateError('stale_generation', `deployment ${idOf(key)} does not exist: it cannot be written at generation ${expected}; create it at generation 0`);
   if (expected === 0) return new StateError('stale_generation', `deployment ${idOf(key)} already exists (generation ${now.generation}): read it and write at its generation`);
-  return new StateError('stale_generation', `deployment ${idOf(key)} is at generation ${now.generation}, not ${expected}: another write came first; read it again`);
+  return movedOn(key, now.generation, expected);
+}
+
+function movedOn(key: DeploymentKey, generation: number, expected: number): StateError {
+  return new StateError('stale_generation', `deployment ${idOf(key)} is at generation ${generation}, not ${expected}: another write came first; read it again`);
 }
 
 /** One scorer's verdict on one case of an evaluation, for one version, in one repeat. */

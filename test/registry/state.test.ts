@@ -12,7 +12,9 @@ import {
   ALL_TENANTS,
   appendEvent,
   commitRecord,
+  deleteDeployment,
   getDeployment,
+  listDeployments,
   listEvents,
   versionHistory,
   migrate,
@@ -135,6 +137,31 @@ for (const backend of BACKENDS) {
       });
     });
 
+    test('deployments are listed by tenant, kind and name, and deleted only at the generation they were read at', async () => {
+      await withDb(async (db) => {
+        const state = { canary: null, weight: 0, step: 0, phase: 'Promoted' as const, failed: [] };
+        const a = { tenant: 'a', kind: 'Agent' as const, name: 'triage' };
+        const b = { tenant: 'b', kind: 'Workflow' as const, name: 'flow' };
+        await db.transaction((tx) => putDeployment(tx, { ...a, ...state, stable: 'v1' }, 0), { tenant: 'a' });
+        await db.transaction((tx) => putDeployment(tx, { ...b, ...state, stable: 'w1' }, 0), { tenant: 'b' });
+        await db.transaction((tx) => putDeployment(tx, { ...a, ...state, stable: 'v2' }, 1), { tenant: 'a' });
+        const all = await db.transaction((tx) => listDeployments(tx), system);
+        expect(all.map((d) => [d.tenant, d.kind, d.name, d.stable, d.generation])).toEqual([
+          ['a', 'Agent', 'triage', 'v2', 2],
+          ['b', 'Workflow', 'flow', 'w1', 1],
+        ]);
+
+        await expect(db.transaction((tx) => deleteDeployment(tx, a, 1), { tenant: 'a' })).rejects.toMatchObject({
+          code: 'stale_generation',
+          message: expect.stringMatching(/Agent\/a\/triage is at generation 2, not 1/),
+        });
+        await db.transaction((tx) => deleteDeployment(tx, a, 2), { tenant: 'a' });
+        expect(await db.transaction((tx) => getDeployment(tx, a), { tenant: 'a' })).toBeUndefined();
+        await expect(db.transaction((tx) => deleteDeployment(tx, a, 2), { tenant: 'a' })).rejects.toThrow(/does not exist/);
+        expect((await db.transaction((tx) => listDeployments(tx), system)).map((d) => d.name)).toEqual(['flow']);
+      });
+    });
+
     test('events get increasing ids and page by tenant, object, type and after an id', async () => {
       await withDb(async (db) => {
         const ids: number[] = [];
@@ -170,6 +197,15 @@ for (const backend of BACKENDS) {
         const someTenants = await db.transaction((tx) => listEvents(tx, { tenants: ['b'], order: 'desc' }), system);
         expect(someTenants.map((e) => e.message)).toEqual(['b']);
         expect(await db.transaction((tx) => listEvents(tx, { tenants: [] }), system)).toEqual([]);
+      });
+    });
+
+    test('events page in id order past id 9 (numbers, not their text)', async () => {
+      await withDb(async (db) => {
+        for (let i = 0; i < 12; i++) await db.transaction((tx) => appendEvent(tx, { type: 'Normal', reason: 'Step', message: `step ${i}`, tenant: 'a' }), system);
+        const listed = await db.transaction((tx) => listEvents(tx, {}), system);
+        expect(listed.map((e) => e.message)).toEqual(Array.from({ length: 12 }, (_, i) => `step ${i}`));
+        expect((await db.transaction((tx) => listEvents(tx, { after: listed[7]!.id, limit: 3 }), system)).map((e) => e.message)).toEqual(['step 8', 'step 9', 'step 10']);
       });
     });
 
