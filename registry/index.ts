@@ -7,7 +7,9 @@ export { MIGRATIONS } from './migrations/index.js';
 export { tenantOwned } from './migrations/tenancy.js';
 export {
   commitRecord,
+  deleteDeployment,
   getDeployment,
+  listDeployments,
   putDeployment,
   putEvaluationResults,
   putObjects,
@@ -16,6 +18,8 @@ export {
   ROLLOUT_PHASES,
   StateError,
   versionsOf,
+  versionHistory,
+  type VersionHistoryEntry,
   type CommitRecord,
   type DeployedKind,
   type Deployment,

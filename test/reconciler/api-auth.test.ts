@@ -146,7 +146,7 @@ describe('OIDC', () => {
     expect(tenants.json().items.map((t: { name: string }) => t.name)).toEqual(['acme-support']);
     const approve = await call('POST', '/v1/tenants/acme-support/runs/run-2:approve', auth(token), { node: 'lead-signoff' });
     expect(approve.statusCode).toBe(200);
-    expect(plane.approvals.at(-1)?.decision.by).toEqual({ subject: 'oidc-1' });
+    expect(plane.approvals.at(-1)?.decision.by).toEqual({ subject: 'oidc-1', groups: ['group:support-leads'] });
     expect((await call('POST', '/v1/tenants/acme-support/agents/triage:invoke', auth(token), { input: 1 })).statusCode).toBe(403);
     expect((await call('GET', '/v1/tenants/acme-research/agents', auth(token))).statusCode).toBe(404);
     expect(discoveries).toBe(1);

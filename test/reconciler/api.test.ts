@@ -182,7 +182,7 @@ describe('runs and approvals', () => {
     const res = await app.inject({ method: 'POST', url: '/v1/tenants/acme-support/runs/run-2:approve', headers: groupToken, payload: { node: 'lead-signoff', reason: 'ok' } });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ run: 'run-2', decided: ['lead-signoff'] });
-    expect(plane.approvals.at(-1)).toEqual({ tenant: 'acme-support', run: 'run-2', decision: { node: 'lead-signoff', reject: false, reason: 'ok', by: { subject: 'ada' } } });
+    expect(plane.approvals.at(-1)).toEqual({ tenant: 'acme-support', run: 'run-2', decision: { node: 'lead-signoff', reject: false, reason: 'ok', by: { subject: 'ada', groups: [] } } });
   });
 
   it('refuses an approver the gate does not name, and an installation admin it does not name (403)', async () => {
@@ -195,7 +195,7 @@ describe('runs and approvals', () => {
   it('lets any approver decide a gate that names none, with no body at all', async () => {
     const res = await app.inject({ method: 'POST', url: '/v1/tenants/acme-support/runs/run-3:approve', headers: bearer('lena') });
     expect(res.statusCode).toBe(200);
-    expect(plane.approvals.at(-1)?.decision).toEqual({ reject: false, by: { subject: 'lena' } });
+    expect(plane.approvals.at(-1)?.decision).toEqual({ reject: false, by: { subject: 'lena', groups: [] } });
   });
 
   it('answers 409 for a run with no approval waiting, 404 for no run', async () => {
