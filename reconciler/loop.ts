@@ -327,6 +327,11 @@ export class Reconciler implements SandboxDirectory {
     return [...declared.map((t) => of(t.id, t)), ...undeclared.map((id) => of(id, undefined))];
   }
 
+  /** The sandboxes of `target` on this replica, as last observed (ids, versions, health). */
+  sandboxesOf(target: TargetId): ObservedSandbox[] {
+    return this.sandboxes.current().filter((s) => s.target === target);
+  }
+
   private statusOf(id: TargetId, desired: DesiredTarget | undefined, sandboxes: readonly ObservedSandbox[]): TargetStatus {
     const failure = this.failures.reason(id);
     const tenant = this.current?.tenants.find((t) => t.tenant === (desired?.tenant ?? deploymentKey(id).tenant));

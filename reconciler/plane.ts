@@ -16,6 +16,7 @@ import type {
   InvokeRequest,
   InvokeResult,
   LiveFigures,
+  ObservedSandbox,
   Page,
   Revision,
   RevisionSource,
@@ -38,6 +39,7 @@ export interface ReconcilerView {
   statuses(): TargetStatus[];
   tenantStates(): TenantState[];
   revisionOf(target: string, version: string): Revision | undefined;
+  sandboxesOf(target: string): ObservedSandbox[];
 }
 
 /** What the plane asks of the gateway (reconciler/gateway.ts). */
@@ -139,7 +141,11 @@ export class ServerPlane implements ControlPlane {
       kind === 'Workflow' && status.version !== null
         ? this.o.reconciler.revisionOf(id, status.version)?.result.bundle.graphs.find((g) => g.workflow === id || g.workflow === `${tenant}/${name}`)
         : undefined;
-    return { ...status, versions, figures: this.o.figures.figures(id), evaluations: [], ...(graph !== undefined ? { graph } : {}) };
+    const instances = this.o.reconciler
+      .sandboxesOf(id)
+      .filter((s) => s.attached)
+      .map((s) => ({ id: s.id, version: s.version, state: s.health.state, since: new Date(s.since).toISOString(), replica: this.o.reconciler.replicaId }));
+    return { ...status, versions, figures: this.o.figures.figures(id), evaluations: [], instances, ...(graph !== undefined ? { graph } : {}) };
   }
 
   gateApprovers(tenant: string, run: string, node?: string) {

@@ -195,6 +195,8 @@ export interface TargetDetail extends TargetStatus {
   evaluations: EvaluationResult[];
   /** A Workflow's execution graph (the compiler's IR). */
   graph?: ExecutionGraph;
+  /** This replica's sandboxes of it: which version each runs and how it is. */
+  instances: { id: string; version: string; state: Health['state']; since: string; replica: string }[];
 }
 
 /** `GET /v1/status`. */

@@ -194,6 +194,7 @@ export class FakePlane implements ControlPlane {
       versions: [{ digest: t.version!, commit: 'c0ffee1', author: 'Ada <ada@example.com>', time: '2024-01-01T00:00:00.000Z', outcome: 'serving' }],
       figures: [{ version: t.version!, requests: 10, errorRate: 0, latencyP50Ms: 80, latencyP95Ms: 200, tokens: 1234, costUsd: 0.01 }],
       evaluations: [],
+      instances: [{ id: 'sbx-1', version: t.version!, state: 'ready', since: '2024-01-01T00:00:00.000Z', replica: 'test' }],
     };
   }
 
