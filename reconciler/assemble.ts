@@ -7,8 +7,11 @@
  * only reads the command line and prints; the composition is here.
  *
  * The caller owns what is opened here: `close()` it after the server's own
- * `close()` (and when the server failed to start), and it releases the
- * runner's sandboxes, the source, the lease, Redis and the database.
+ * `close()` (and when the server failed to start), and it releases what the
+ * server does not: the database, Redis, the runner (sandboxes the reconciler
+ * did not stop), the kernel's stream server; the source and the lease again,
+ * which is harmless. The server's log (JSON lines on stderr) never carries
+ * the installation's secrets.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -18,8 +21,12 @@ import type { Installation } from '../schema/index.js';
 import type { Database, LeaderLease } from '../registry/index.js';
 import type { Runner, RunnerKind } from '../runners/index.js';
 import type { CounterStore, ModelSubstitution, RateLimits } from '../runtime/index.js';
-import { branchSource, remoteSource, worktreeSource } from './_pending.js';
 import { INSTALLATION_DEFAULTS, type InstallationSecrets } from './installation.js';
+import { jsonLogger } from './log.js';
+import { RECONCILER_LEASE } from './loop.js';
+import { branchSource } from './source/branch.js';
+import { remoteSource } from './source/remote.js';
+import { worktreeSource } from './source/worktree.js';
 import type { AuthOptions, RevisionSource, ServerOptions } from './types.js';
 
 type Log = (line: Record<string, unknown>) => void;
@@ -34,8 +41,8 @@ export interface Assembly {
   close(): Promise<void>;
 }
 
-/** One JSON object per line on stderr: the server's default log, for what happens before it starts. */
-const stderrLog: Log = (line) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
+/** The server's JSON lines on stderr, with the installation's secrets cut out of every line. */
+const logWithout = (secrets: readonly (string | undefined)[]): Log => jsonLogger(undefined, { secrets: secrets.filter((s): s is string => s !== undefined) });
 
 /** `host:port` (an IPv6 host in brackets) as the server listens on it. */
 export function parseListen(listen: string): { host: string; port: number } {
@@ -61,7 +68,12 @@ async function openState(secrets: Pick<InstallationSecrets, 'databaseUrl' | 'red
   const db = secrets.databaseUrl !== undefined ? registry.openPostgres({ url: secrets.databaseUrl }) : await registry.openPGlite(join(dataDir, 'state'));
   if (secrets.redisUrl === undefined) {
     log({ level: 'warn', msg: 'no Redis (state.redisUrlRef): the leader lease, budgets and rate limits are in-process; run one replica only' });
-    const stores = { db, lease: new registry.MemoryLeaderLease(), counters: new MemoryCounters(), rateLimits: new MemoryRateLimits() };
+    // A restarted process counts lease tokens from 1 again while the database remembers the highest that wrote: start above it, or every write of the new leader is fenced out.
+    const after = await guarded(db, async () => {
+      await registry.migrate(db, registry.MIGRATIONS);
+      return registry.highestFencingToken(db, RECONCILER_LEASE);
+    });
+    const stores = { db, lease: new registry.MemoryLeaderLease({ after }), counters: new MemoryCounters(), rateLimits: new MemoryRateLimits() };
     return { stores, leaderElection: 'in-process', close: () => db.close() };
   }
   const url = secrets.redisUrl;
@@ -185,7 +197,7 @@ async function openInOrder<T extends { close(): Promise<void> }>(opened: { close
  * secrets (`resolveSecrets`).
  */
 export async function assembleInstallation(installation: Installation, secrets: InstallationSecrets, options: { env?: NodeJS.ProcessEnv; log?: Log } = {}): Promise<Assembly> {
-  const log = options.log ?? stderrLog;
+  const log = options.log ?? logWithout(Object.values(secrets));
   const dataDir = installation.state.dataDir;
   const opened: { close(): Promise<void> }[] = [];
   const state = await openInOrder(opened, () => openState(secrets, dataDir, log));
@@ -201,7 +213,7 @@ export async function assembleInstallation(installation: Installation, secrets: 
       listen: parseListen(installation.server?.listen ?? INSTALLATION_DEFAULTS.listen),
       ...(secrets.webhookSecret !== undefined ? { webhookSecret: secrets.webhookSecret } : {}),
       ...(installation.telemetry?.otlpEndpoint !== undefined ? { telemetry: { otlpEndpoint: installation.telemetry.otlpEndpoint } } : {}),
-      ...(options.log !== undefined ? { log: options.log } : {}),
+      log,
     },
     leaderElection: state.leaderElection,
     runner: runner.runner.kind,
@@ -231,6 +243,7 @@ export interface DevelopmentOptions {
  */
 export async function assembleDevelopment(o: DevelopmentOptions): Promise<Assembly> {
   const beaconDir = join(o.repoRoot, '.beacon');
+  const log = o.log ?? logWithout([o.token.value]);
   const opened: { close(): Promise<void> }[] = [];
   const state = await openInOrder(opened, () => openState({}, beaconDir, () => undefined));
   const runners = await import('../runners/index.js');
@@ -248,7 +261,7 @@ export async function assembleDevelopment(o: DevelopmentOptions): Promise<Assemb
       auth: { admins: [o.token.subject], tokens: [{ subject: o.token.subject, sha256: tokenHash(o.token.value) }] },
       listen: o.listen,
       ...(o.substitutions !== undefined ? { substitutions: o.substitutions } : {}),
-      ...(o.log !== undefined ? { log: o.log } : {}),
+      log,
     },
     leaderElection: state.leaderElection,
     runner: runner.runner.kind,

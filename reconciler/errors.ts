@@ -2,9 +2,10 @@
  * What the control plane refuses with, coded so that the HTTP API maps each
  * code to one status and a problem+json `code` without reading text:
  * `not_found` 404 (also a tenant the caller may not see), `invalid_request`
- * 400, `unauthenticated` 401, `forbidden` 403, `conflict` 409,
- * `payload_too_large` 413, `rate_limited` 429 (with `retryAfterMs`),
- * `budget_exhausted` 429, `not_implemented` 501, `unavailable` 503.
+ * 400, `unauthenticated` 401, `forbidden` 403, `method_not_allowed` 405,
+ * `conflict` 409, `payload_too_large` 413, `unsupported_media_type` 415,
+ * `rate_limited` 429 (with `retryAfterMs`), `budget_exhausted` 429,
+ * `not_implemented` 501, `unavailable` 503.
  */
 import { BeaconError, type BeaconErrorOptions } from '../common/index.js';
 
@@ -16,6 +17,7 @@ export const PLANE_ERROR_STATUS = {
   method_not_allowed: 405,
   conflict: 409,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   rate_limited: 429,
   budget_exhausted: 429,
   not_implemented: 501,

@@ -1,8 +1,33 @@
 /** Public surface of reconciler/: the control plane (sources, reconcile, the gateway, the HTTP API). */
 export type * from './types.js';
 export { PlaneError, PLANE_ERROR_STATUS, type PlaneErrorCode } from './errors.js';
+export { desiredState, type DesiredOptions } from './desired.js';
+export { reconcile, deploymentId, DEFAULT_START_TIMEOUT_MS } from './reconcile.js';
+export { targetStatus, countStatuses, type TargetStatusArgs } from './status.js';
+export { buildApi } from './api/server.js';
+export type { ApiOptions, ApiAuditEntry } from './api/context.js';
+export { Metrics, type MetricsOptions } from './metrics.js';
+export { startTelemetry, inSpan, tracesUrl, type Telemetry, type TelemetryOptions } from './telemetry.js';
+export { jsonLogger, type JsonLoggerOptions, type LogLine } from './log.js';
+export { worktreeSource, type WorktreeSourceOptions } from './source/worktree.js';
+export { branchSource, type BranchSourceOptions } from './source/branch.js';
+export { remoteSource, type RemoteSourceOptions } from './source/remote.js';
+export { warmCompiler, type WarmCompiler, type WarmCompilerOptions } from './source/warm.js';
+export { verifyWebhook, pushedBranch } from './webhook.js';
+export { Gateway, type GatewayOptions } from './gateway.js';
+export { routeVersion } from './admission.js';
+export type { RunDetail, StepView, GateView, OutcomeView } from './run-views.js';
+export { Reconciler, RECONCILER_LEASE, type ReconcilerOptions, type LastReconcile } from './loop.js';
+export { Executor, type ApplyContext, type ApplyOutcome, type ExecutorOptions } from './executor.js';
+export { SandboxSet, versionLabel, labelledTarget, type AttachedSandbox } from './sandboxes.js';
+export { KernelCache, type KernelCacheOptions, type RevisionKernel } from './kernels.js';
+export { StartFailures, type BackoffOptions } from './failures.js';
+export { CompiledVersions, type CompiledVersion } from './compiled.js';
+export { Leadership, type LeadershipOptions } from './leadership.js';
+export { deploymentKey, recordRevision, recordSandbox, writeDeploy, writeUndeploy, RECONCILER_ACTOR, type DeploymentWrite, type SandboxRecord } from './records.js';
+export { startServer } from './server.js';
+export { ServerPlane, type PlaneOptions, type ReconcilerView, type GatewayView } from './plane.js';
+export { LiveFigureSink } from './figures.js';
 export { loadInstallation, resolveSecrets, INSTALLATION_DEFAULTS, type LoadedInstallation } from './installation.js';
 export { installationVariables, InstallationFileError, MAX_INSTALLATION_BYTES, type InstallationSecrets, type EnvVariable } from './installation.js';
 export { assembleInstallation, assembleDevelopment, parseListen, tokenHash, type Assembly, type DevelopmentOptions } from './assemble.js';
-// TEMPORARY (rc-cli): placeholders until reconciler/server.ts and reconciler/source/ are merged; the integrator deletes this line and reconciler/_pending.ts.
-export { startServer, worktreeSource, branchSource, remoteSource } from './_pending.js';

@@ -219,6 +219,8 @@ export interface TenantView {
 /** Who asks: the authenticated subject (for the journal and the audit log). */
 export interface Caller {
   subject: string;
+  /** The `group:<name>` subjects the API verified the caller belongs to (an OIDC groups claim): a gate of one of them is the caller's to decide. */
+  groups?: readonly string[];
 }
 
 export interface InvokeRequest {
@@ -242,6 +244,8 @@ export interface InvokeResult {
   version: string;
   usage: TokenUsage;
   costUsd: number;
+  /** Why the run failed (`Failed`), as its journal says. */
+  error?: { code: string; message: string };
 }
 
 /** A run in `GET /v1/tenants/{t}/runs`. */

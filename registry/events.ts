@@ -36,10 +36,17 @@ export interface BeaconEvent extends EventInput {
 
 export interface EventQuery {
   tenant?: string;
+  /** Events of any of these tenants (and no others); an empty list matches nothing. */
+  tenants?: readonly string[];
   object?: string;
   type?: EventType;
-  /** Only events with a greater id. */
+  reason?: string;
+  /** Only events with a greater id (oldest first: what a follower of the stream reads). */
   after?: number;
+  /** Only events with a smaller id (newest first: a page of a list). */
+  before?: number;
+  /** `desc`: newest first, as the API lists. @default 'asc' */
+  order?: 'asc' | 'desc';
   /** At most this many. @default 100 */
   limit?: number;
 }
@@ -83,13 +90,15 @@ export async function appendEvent(tx: Queryable, e: EventInput): Promise<BeaconE
   return eventOf(r.rows[0]!);
 }
 
-/** A page of events the transaction's tenant may see, oldest first. */
+/** A page of events the transaction's tenant may see, oldest first unless `order: desc` (ordered by the column: `id` alone would name the text alias, ordering 10 before 9). */
 export async function listEvents(tx: Queryable, q: EventQuery): Promise<BeaconEvent[]> {
+  const order = q.order === 'desc' ? 'DESC' : 'ASC';
   const r = await tx.query<EventRow>(
     `SELECT ${COLUMNS} FROM events
      WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR object = $2) AND ($3::text IS NULL OR type = $3) AND id > $4
-     ORDER BY id LIMIT $5`,
-    [q.tenant ?? null, q.object ?? null, q.type ?? null, q.after ?? 0, q.limit ?? 100],
+       AND ($6::text IS NULL OR reason = $6) AND ($7::bigint IS NULL OR id < $7) AND ($8::text[] IS NULL OR tenant = ANY($8))
+     ORDER BY events.id ${order} LIMIT $5`,
+    [q.tenant ?? null, q.object ?? null, q.type ?? null, q.after ?? 0, q.limit ?? 100, q.reason ?? null, q.before ?? null, q.tenants ?? null],
   );
   return r.rows.map(eventOf);
 }

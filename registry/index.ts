@@ -7,7 +7,9 @@ export { MIGRATIONS } from './migrations/index.js';
 export { tenantOwned } from './migrations/tenancy.js';
 export {
   commitRecord,
+  deleteDeployment,
   getDeployment,
+  listDeployments,
   putDeployment,
   putEvaluationResults,
   putObjects,
@@ -16,6 +18,8 @@ export {
   ROLLOUT_PHASES,
   StateError,
   versionsOf,
+  versionHistory,
+  type VersionHistoryEntry,
   type CommitRecord,
   type DeployedKind,
   type Deployment,
@@ -32,6 +36,7 @@ export { checkLeaseRequest, LeaseError, MemoryLeaderLease, type HeldLease, type 
 export { leaderLeaseFrom, RedisLeaderLease, type RedisLeaseOptions } from './redis-lease.js';
 export { FenceError, fencedTransaction, highestFencingToken, type Fence, type FenceErrorCode } from './fence.js';
 export { openPostgresRunStore, PostgresRunStore, targetTenant, type PostgresRunStoreOptions } from './runstore.js';
+export { runsNewestFirst, runsPastGateDeadline, type RunPageQuery, type RunPosition, type TenantRun } from './run-queries.js';
 export {
   appendAudit,
   AUDIT_GENESIS,

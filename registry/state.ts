@@ -161,11 +161,35 @@ export async function putDeployment(tx: Queryable, d: DeploymentState, expected:
   throw await staleGeneration(tx, d, expected);
 }
 
+/** Every deployment the transaction's tenant may see (ALL_TENANTS: all of them), by tenant, kind and name. */
+export async function listDeployments(tx: Queryable): Promise<Deployment[]> {
+  const r = await tx.query<DeploymentRow>(`SELECT ${DEPLOYMENT_COLUMNS} FROM deployments ORDER BY tenant, kind, name`);
+  return r.rows.map(deploymentOf);
+}
+
+/**
+ * Delete a deployment read at generation `expected` (an Agent or Workflow no
+ * longer declared, nothing of it running). Refused with `stale_generation`
+ * when another write came between, or when it is gone already: the caller
+ * reads it again and decides again.
+ */
+export async function deleteDeployment(tx: Queryable, key: DeploymentKey, expected: number): Promise<void> {
+  const r = await tx.query('DELETE FROM deployments WHERE tenant = $1 AND kind = $2 AND name = $3 AND generation = $4', [key.tenant, key.kind, key.name, expected]);
+  if (r.rowCount === 1) return;
+  const now = await getDeployment(tx, key);
+  if (now === undefined) throw new StateError('stale_generation', `deployment ${idOf(key)} does not exist: there is nothing to delete at generation ${expected}`);
+  throw movedOn(key, now.generation, expected);
+}
+
 async function staleGeneration(tx: Queryable, key: DeploymentKey, expected: number): Promise<StateError> {
   const now = await getDeployment(tx, key);
   if (now === undefined) return new StateError('stale_generation', `deployment ${idOf(key)} does not exist: it cannot be written at generation ${expected}; create it at generation 0`);
   if (expected === 0) return new StateError('stale_generation', `deployment ${idOf(key)} already exists (generation ${now.generation}): read it and write at its generation`);
-  return new StateError('stale_generation', `deployment ${idOf(key)} is at generation ${now.generation}, not ${expected}: another write came first; read it again`);
+  return movedOn(key, now.generation, expected);
+}
+
+function movedOn(key: DeploymentKey, generation: number, expected: number): StateError {
+  return new StateError('stale_generation', `deployment ${idOf(key)} is at generation ${generation}, not ${expected}: another write came first; read it again`);
 }
 
 /** One scorer's verdict on one case of an evaluation, for one version, in one repeat. */
@@ -193,4 +217,29 @@ export async function putEvaluationResults(tx: Queryable, results: readonly Eval
     added += r.rowCount;
   }
   return added;
+}
+
+/** A version as the history lists it: when it was first seen. */
+export interface VersionHistoryEntry extends VersionRecord {
+  /** ISO 8601. */
+  time: string;
+}
+
+/** The versions of one Agent or Workflow, newest first, at most `limit`. */
+export async function versionHistory(tx: Queryable, key: DeploymentKey, limit = 50): Promise<VersionHistoryEntry[]> {
+  const r = await tx.query<{ tenant: string; kind: DeployedKind; name: string; effective_digest: string; digest: string; first_commit: string; author: string; created_at: Date }>(
+    `SELECT tenant, kind, name, effective_digest, digest, first_commit, author, created_at FROM versions
+     WHERE tenant = $1 AND kind = $2 AND name = $3 ORDER BY created_at DESC, effective_digest LIMIT $4`,
+    [key.tenant, key.kind, key.name, limit],
+  );
+  return r.rows.map((v) => ({
+    tenant: v.tenant,
+    kind: v.kind,
+    name: v.name,
+    effectiveDigest: v.effective_digest,
+    digest: v.digest,
+    firstCommit: v.first_commit,
+    author: v.author,
+    time: new Date(v.created_at).toISOString(),
+  }));
 }

@@ -147,12 +147,19 @@ function localRunner(isolation: 'process' | 'gvisor', request: Pick<RunRequest, 
   return isolation === 'gvisor' ? new GvisorRunner(state) : new ProcessRunner(state);
 }
 
+/** A folder of shipped files, and how to remove it once nothing uses it (a folder on disk is left alone). */
+export interface ShippedFolder {
+  folder: string;
+  dispose(): void;
+}
+
 /**
  * The folder stdio Tools start over: the folder on disk, or — from a
  * commit — the bundle's shipped files written out of it into a private
- * temporary folder, read-only, removed after the run.
+ * temporary folder, read-only, removed by `dispose` (after the run; the
+ * reconciler keeps one per revision while its sandboxes may start).
  */
-async function shippedFolder(bundle: Pick<Bundle, 'objects' | 'files'>, from: ShippedFrom | undefined): Promise<{ folder: string; dispose(): void } | undefined> {
+export async function shippedFolder(bundle: Pick<Bundle, 'objects' | 'files'>, from: ShippedFrom | undefined): Promise<ShippedFolder | undefined> {
   if (from === undefined) return undefined;
   if ('folder' in from) return { folder: from.folder, dispose: () => undefined };
   if (from.source.kind === 'dir') return { folder: from.source.path, dispose: () => undefined };

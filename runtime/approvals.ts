@@ -112,6 +112,13 @@ export interface Vote {
   reason?: string;
   /** The gate, when the run waits at more than one. */
   node?: string;
+  /**
+   * The `group:` subjects the decider is known to belong to, as a caller that
+   * authenticates approvers (the server's API, from the identity provider's
+   * groups claim) verified them; a gate of one of these groups is theirs to
+   * decide. @default none
+   */
+  groups?: readonly string[];
 }
 
 export interface VoteResult {
@@ -131,12 +138,14 @@ export function approverName(subject: string): string {
  * Why `by` may not decide a gate of `approvers`, or null when it may. A
  * named approver decides; a `group:` member cannot be told from anyone else
  * without an identity provider, so only a caller that authenticates
- * approvers (the server's API) decides for a group.
+ * approvers (the server's API) decides for a group, by passing the groups
+ * it verified `by` belongs to (`verifiedGroups`).
  */
-export function deciderProblem(approvers: readonly string[], by: string): { code: 'not_an_approver' | 'unverified_group'; why: string } | null {
+export function deciderProblem(approvers: readonly string[], by: string, verifiedGroups: readonly string[] = []): { code: 'not_an_approver' | 'unverified_group'; why: string } | null {
   const who = approverName(by);
   const groups = approvers.filter((a) => a.startsWith('group:'));
   if (who !== '' && approvers.some((a) => !a.startsWith('group:') && approverName(a) === who)) return null;
+  if (who !== '' && groups.some((g) => verifiedGroups.includes(g))) return null;
   if (groups.length === 0 || who === '') return { code: 'not_an_approver', why: `its approvers are ${approvers.join(', ')}` };
   return {
     code: 'unverified_group',
@@ -170,7 +179,7 @@ export async function castVote(approvals: ApprovalStore, run: string, vote: Vote
       'deadline_passed',
       `${gate.node} of run ${run} passed its deadline (${new Date(gate.expiresAt).toISOString()}): onTimeout (${gate.onTimeout}) decides it when the run continues`,
     );
-  const problem = deciderProblem(gate.approvers, vote.by);
+  const problem = deciderProblem(gate.approvers, vote.by, vote.groups);
   if (problem !== null) throw new ApprovalError(problem.code, `${vote.by} may not decide ${gate.node}: ${problem.why}`);
   const by = approverName(vote.by);
   const key = { run, node: gate.node, traversal: gate.traversal };

@@ -12,6 +12,8 @@ export { runInChildProcess, userProgramArgs, INSTALL_ROOT, type LaunchOptions } 
 export { runObjects, targetVersion, UnknownTarget } from './kernel/targets.js';
 export { composeKernel, SubstitutionError, type Kernel, type KernelOptions, type ModelSubstitution } from './kernel/compose.js';
 export { environmentSecrets, isKernelSetting, KERNEL_SETTINGS, tenantSecrets, type SecretSource } from './kernel/secrets.js';
+// Why a secretRef resolved to nothing, for the reconciler's ModelUnavailable reason.
+export { whyNoSecret } from './kernel/secrets.js';
 export { modelsAllowed, restrictModels } from './kernel/model-access.js';
 export { KernelSession, RunFinished, RunTimedOut, VersionMismatch, type InvokeOptions, type SessionOptions } from './kernel/session.js';
 export { DEFAULT_RUN_LIMITS, LimitExceeded, OutcomeRefused, type RunLimits } from './kernel/ledger.js';
@@ -106,4 +108,5 @@ export {
   type VoteResult,
 } from './approvals.js';
 export { KernelBudgets, type BudgetRefusal } from './kernel/budgets.js';
+export { schemaMismatch } from './user/schemas.js';
 export { processExists, processStartTime, residentBytes } from './proc.js';

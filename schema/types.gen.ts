@@ -185,9 +185,9 @@ export interface TenantMember {
    */
   subject: Subject;
   /**
-   * `viewer` reads status; `operator` also runs, rolls back and invokes; `approver` also decides approval gates; `admin` may do everything in the tenant.
+   * `viewer` reads status, versions, events and runs; `invoker` also invokes the tenant's agents and workflows; `approver` is a viewer who also decides approval gates; `operator` is an invoker who also runs rollout commands and resumes runs; `admin` may do everything in the tenant, its audit log included (server.md, "Identity and roles").
    */
-  role: 'viewer' | 'operator' | 'approver' | 'admin';
+  role: 'viewer' | 'invoker' | 'operator' | 'approver' | 'admin';
 }
 /**
  * Limits on everything the tenant's agents and workflows consume. The compiler checks them as inequalities (an agent's or workflow's `tokensPerRun` <= `tokensPerDay`, the sum of agent `replicas` <= `maxSandboxes`); the kernel enforces them at run time. An unset optional quota means no limit of that kind beyond the Models' own.

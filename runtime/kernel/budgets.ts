@@ -103,6 +103,25 @@ export class KernelBudgets {
     return undefined;
   }
 
+  /**
+   * Whether `tenant` has already spent a budget that no run of it can pass
+   * today: its day's tokens or its month's dollars. Counts nothing: what the
+   * invoke gateway asks before it starts a run, so that a run is refused
+   * with when to try again instead of failing at its first model call.
+   */
+  async spent(tenant: string): Promise<BudgetRefusal | undefined> {
+    const limits = this.tenants.get(tenant);
+    if (limits === undefined) return undefined;
+    const now = this.now();
+    const w = this.windows(`t:${tenant}`, now);
+    const [tpd = 0, usd = 0] = await this.counters.get([w.tpd.key, w.usd.key]);
+    const budgets: Limits = {
+      ...(limits.tokensPerDay !== undefined ? { tokensPerDay: limits.tokensPerDay } : {}),
+      ...(limits.monthlyBudgetUsd !== undefined ? { monthlyBudgetUsd: limits.monthlyBudgetUsd } : {}),
+    };
+    return refusalOf(budgets, `tenant ${tenant}`, { rpm: 0, tpm: 0, tpd, usd }, w, now);
+  }
+
   /** A call's usage, once it is known. */
   async record(tenant: string, model: string, tokens: number, costUsd: number): Promise<void> {
     const now = this.now();

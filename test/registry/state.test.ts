@@ -12,8 +12,11 @@ import {
   ALL_TENANTS,
   appendEvent,
   commitRecord,
+  deleteDeployment,
   getDeployment,
+  listDeployments,
   listEvents,
+  versionHistory,
   migrate,
   MIGRATIONS,
   putDeployment,
@@ -103,6 +106,9 @@ for (const backend of BACKENDS) {
         expect(again).toEqual([]);
         const rows = await db.transaction((tx) => tx.query("SELECT tenant, first_commit, author FROM versions WHERE tenant = 'a'"), { tenant: 'a' });
         expect(rows.rows).toEqual([{ tenant: 'a', first_commit: 'c1', author: 'alice' }]);
+        const history = await db.transaction((tx) => versionHistory(tx, { tenant: 'a', kind: 'Agent', name: 'triage' }), { tenant: 'a' });
+        expect(history).toMatchObject([{ effectiveDigest: 'sha256:t1-effective', firstCommit: 'c1', author: 'alice' }]);
+        expect(Number.isNaN(Date.parse(history[0]!.time))).toBe(false);
       });
     });
 
@@ -128,6 +134,31 @@ for (const backend of BACKENDS) {
         expect(rolledBack).toMatchObject({ stable: 'v1', failed: ['v2'], generation: 3 });
         expect(await db.transaction((tx) => getDeployment(tx, { ...key, name: 'other' }), { tenant: 'a' })).toBeUndefined();
         await expect(db.transaction((tx) => putDeployment(tx, { ...moved, weight: 10, canary: null }, 3), { tenant: 'a' })).rejects.toMatchObject({ name: 'DatabaseError' });
+      });
+    });
+
+    test('deployments are listed by tenant, kind and name, and deleted only at the generation they were read at', async () => {
+      await withDb(async (db) => {
+        const state = { canary: null, weight: 0, step: 0, phase: 'Promoted' as const, failed: [] };
+        const a = { tenant: 'a', kind: 'Agent' as const, name: 'triage' };
+        const b = { tenant: 'b', kind: 'Workflow' as const, name: 'flow' };
+        await db.transaction((tx) => putDeployment(tx, { ...a, ...state, stable: 'v1' }, 0), { tenant: 'a' });
+        await db.transaction((tx) => putDeployment(tx, { ...b, ...state, stable: 'w1' }, 0), { tenant: 'b' });
+        await db.transaction((tx) => putDeployment(tx, { ...a, ...state, stable: 'v2' }, 1), { tenant: 'a' });
+        const all = await db.transaction((tx) => listDeployments(tx), system);
+        expect(all.map((d) => [d.tenant, d.kind, d.name, d.stable, d.generation])).toEqual([
+          ['a', 'Agent', 'triage', 'v2', 2],
+          ['b', 'Workflow', 'flow', 'w1', 1],
+        ]);
+
+        await expect(db.transaction((tx) => deleteDeployment(tx, a, 1), { tenant: 'a' })).rejects.toMatchObject({
+          code: 'stale_generation',
+          message: expect.stringMatching(/Agent\/a\/triage is at generation 2, not 1/),
+        });
+        await db.transaction((tx) => deleteDeployment(tx, a, 2), { tenant: 'a' });
+        expect(await db.transaction((tx) => getDeployment(tx, a), { tenant: 'a' })).toBeUndefined();
+        await expect(db.transaction((tx) => deleteDeployment(tx, a, 2), { tenant: 'a' })).rejects.toThrow(/does not exist/);
+        expect((await db.transaction((tx) => listDeployments(tx), system)).map((d) => d.name)).toEqual(['flow']);
       });
     });
 
@@ -159,6 +190,22 @@ for (const backend of BACKENDS) {
           [undefined, 'cluster'],
         ]);
         expect((await db.transaction((tx) => listEvents(tx, { tenant: 'b' }), system)).map((e) => e.message)).toEqual(['b']);
+        // The API's pages: newest first, before a cursor, by reason, over the tenants a caller may see.
+        expect((await asA({ order: 'desc', limit: 2 })).map((e) => e.message)).toEqual(['step 4', 'step 3']);
+        expect((await asA({ order: 'desc', before: ids[3]!, limit: 2 })).map((e) => e.message)).toEqual(['step 2', 'step 1']);
+        expect((await db.transaction((tx) => listEvents(tx, { reason: 'CompileFailed' }), system)).map((e) => e.message)).toEqual(['cluster']);
+        const someTenants = await db.transaction((tx) => listEvents(tx, { tenants: ['b'], order: 'desc' }), system);
+        expect(someTenants.map((e) => e.message)).toEqual(['b']);
+        expect(await db.transaction((tx) => listEvents(tx, { tenants: [] }), system)).toEqual([]);
+      });
+    });
+
+    test('events page in id order past id 9 (numbers, not their text)', async () => {
+      await withDb(async (db) => {
+        for (let i = 0; i < 12; i++) await db.transaction((tx) => appendEvent(tx, { type: 'Normal', reason: 'Step', message: `step ${i}`, tenant: 'a' }), system);
+        const listed = await db.transaction((tx) => listEvents(tx, {}), system);
+        expect(listed.map((e) => e.message)).toEqual(Array.from({ length: 12 }, (_, i) => `step ${i}`));
+        expect((await db.transaction((tx) => listEvents(tx, { after: listed[7]!.id, limit: 3 }), system)).map((e) => e.message)).toEqual(['step 8', 'step 9', 'step 10']);
       });
     });
 

@@ -52,6 +52,22 @@ describe('KernelBudgets', () => {
   });
 });
 
+describe('KernelBudgets.spent: what a run is refused before it starts', () => {
+  it("names the day's tokens or the month's dollars once spent, with when they come back, and counts nothing; minute limits do not refuse a run", async () => {
+    let now = Date.UTC(2026, 10, 30, 18, 0, 0);
+    const b = new KernelBudgets([tenant({ tokensPerDay: 1000, monthlyBudgetUsd: 5, requestsPerMinute: 1 })], { now: () => now });
+    await b.admit('acme', 'gpt');
+    expect(await b.spent('acme')).toBeUndefined();
+    await b.record('acme', 'gpt', 1000, 1);
+    expect(await b.spent('acme')).toEqual({ code: 'budget_exceeded', message: 'tenant acme has used its 1000 tokens for today (UTC)', retryAfterMs: 6 * 3600_000 });
+    now += 6 * 3600_000; // a new day, and a new month
+    expect(await b.spent('acme')).toBeUndefined();
+    await b.record('acme', 'gpt', 10, 5);
+    expect(await b.spent('acme')).toMatchObject({ code: 'budget_exceeded', message: 'tenant acme has spent its monthly budget of $5' });
+    expect(await b.spent('other')).toBeUndefined();
+  });
+});
+
 describe('KernelBudgets over shared counters', () => {
   it("two kernels sharing one CounterStore share the tenant's limit: never more requests than it allows, however they race", async () => {
     const counters = new MemoryCounters();

@@ -1,0 +1,103 @@
+/**
+ * Whether an invocation may start, and where: the target deployed (else
+ * `not_found`), the version it is routed to, an input its Agent accepts
+ * (`invalid_request` naming the field), a ready sandbox of that version
+ * (`unavailable`), the tenant's invocations per minute (`rate_limited`) and
+ * its day's or month's budget (`budget_exhausted`), each refusal a
+ * PlaneError with when to try again. Nothing is journaled before a request
+ * passes all of them.
+ */
+import { ofKind, type Bundle } from '../compiler/index.js';
+import type { DeploymentState } from '../registry/index.js';
+import { KernelBudgets, schemaMismatch, type CounterStore, type Json, type RateLimits } from '../runtime/index.js';
+import type { Sandbox } from '../runners/index.js';
+import { PlaneError } from './errors.js';
+import type { InvokeRequest, Revision, SandboxDirectory, TargetId } from './types.js';
+
+/** How long a caller refused for want of a ready sandbox waits: about one reconcile. */
+export const UNAVAILABLE_RETRY_MS = 1000;
+
+/** What an admitted invocation runs on. */
+export interface Admitted {
+  target: TargetId;
+  version: string;
+  sandbox: Sandbox;
+  /** The revision its version was compiled in (its bundle). */
+  revision: Revision;
+}
+
+export interface AdmissionDeps {
+  directory: SandboxDirectory;
+  rateLimits: RateLimits;
+  counters: CounterStore;
+  now: () => number;
+}
+
+/** `Agent/tenant/name` or `Workflow/tenant/name`. */
+export function targetOf(request: Pick<InvokeRequest, 'kind' | 'tenant' | 'name'>): TargetId {
+  return `${request.kind}/${request.tenant}/${request.name}`;
+}
+
+/**
+ * The version a request runs on. Today the stable one, always; a canary's
+ * weight and a `session` pinned to one version come with issue 15, which
+ * changes this function and nothing else.
+ */
+export function routeVersion(deployment: DeploymentState, session?: string): string | null {
+  void session;
+  return deployment.stable;
+}
+
+/** Admit `request`, or refuse it with the PlaneError the API answers. */
+export async function admit(deps: AdmissionDeps, request: InvokeRequest): Promise<Admitted> {
+  const target = targetOf(request);
+  const deployment = deps.directory.declared(target) !== undefined ? deps.directory.deployment(target) : undefined;
+  const version = deployment !== undefined ? routeVersion(deployment, request.session) : null;
+  if (version === null) throw new PlaneError('not_found', `${target} is not deployed`);
+  const revision = deps.directory.revisionOf(target, version);
+  if (revision === undefined) throw unavailable(`version ${version} of ${target} is not known to this replica yet`);
+  const problem = inputProblem(revision.result.bundle, target, request.input);
+  if (problem !== null) throw new PlaneError('invalid_request', `the input does not match the input schema of ${target}: ${problem}`);
+  const sandbox = deps.directory.pick(target, version);
+  if (sandbox === undefined) throw unavailable(`no sandbox of ${target} at version ${version} is ready`);
+  await checkRate(deps, revision.result.bundle, request.tenant);
+  await checkBudget(deps, revision.result.bundle, request.tenant);
+  return { target, version, sandbox, revision };
+}
+
+function unavailable(message: string): PlaneError {
+  return new PlaneError('unavailable', message, { retryAfterMs: UNAVAILABLE_RETRY_MS });
+}
+
+/**
+ * Why `input` does not fit the Agent's `spec.input.schema`, or null. The
+ * runtime checks a workflow's steps' inputs itself, as they run; an Agent
+ * invoked alone is checked nowhere else, so the gateway does it here.
+ */
+export function inputProblem(bundle: Pick<Bundle, 'objects'>, target: TargetId, input: Json): string | null {
+  const schema = bundle.objects.filter(ofKind('Agent')).find((o) => o.id === target)?.object.spec.input?.schema;
+  return schema === undefined ? null : schemaMismatch(schema, input);
+}
+
+/** The Tenant's quotas, as its version's bundle declares them. */
+function quotasOf(bundle: Pick<Bundle, 'objects'>, tenant: string) {
+  return bundle.objects.filter(ofKind('Tenant')).find((o) => o.name === tenant)?.object.spec.quotas;
+}
+
+/**
+ * The tenant's `requestsPerMinute` applied to invocations, per tenant in
+ * `rateLimits`: shared through Redis, replicas together admit no more than
+ * the limit.
+ */
+async function checkRate(deps: AdmissionDeps, bundle: Pick<Bundle, 'objects'>, tenant: string): Promise<void> {
+  const perMinute = quotasOf(bundle, tenant)?.requestsPerMinute;
+  if (perMinute === undefined) return;
+  const admission = await deps.rateLimits.take(`invoke:${tenant}`, perMinute);
+  if (!admission.ok) throw new PlaneError('rate_limited', `tenant ${tenant} is at its limit of ${perMinute} requests per minute`, { retryAfterMs: admission.retryAfterMs });
+}
+
+/** A budget the kernel's counters say is spent (the day's tokens, the month's dollars) refuses the run before it starts. */
+async function checkBudget(deps: AdmissionDeps, bundle: Pick<Bundle, 'objects'>, tenant: string): Promise<void> {
+  const refusal = await new KernelBudgets(bundle.objects, { counters: deps.counters, now: deps.now }).spent(tenant);
+  if (refusal !== undefined) throw new PlaneError('budget_exhausted', refusal.message, { retryAfterMs: refusal.retryAfterMs });
+}

@@ -1,0 +1,150 @@
+/**
+ * The leader's writes to the state store, each one fenced transaction
+ * (`fencedTransaction`): what it changes, its event and its audit entry
+ * commit together or not at all, and never once a newer leader has written.
+ * A revision read (its commit, objects and versions), a deployment written
+ * or removed, a sandbox started or stopped. Followers call none of these.
+ */
+import {
+  ALL_TENANTS,
+  appendAudit,
+  appendEvent,
+  commitRecord,
+  deleteDeployment,
+  fencedTransaction,
+  getDeployment,
+  putDeployment,
+  putObjects,
+  recordCommit,
+  recordVersions,
+  versionsOf,
+  type Database,
+  type DeployedKind,
+  type Deployment,
+  type DeploymentKey,
+  type EventType,
+  type Fence,
+  type Queryable,
+} from '../registry/index.js';
+import type { Action, DesiredState, Revision, TargetId } from './types.js';
+
+/** Who the reconciler's audit entries name. */
+export const RECONCILER_ACTOR = 'system:reconciler';
+
+/** The deployment key of `Agent/tenant/name` or `Workflow/tenant/name`. */
+export function deploymentKey(target: TargetId): DeploymentKey {
+  const [kind = '', tenant = '', ...rest] = target.split('/');
+  if ((kind !== 'Agent' && kind !== 'Workflow') || tenant === '' || rest.length !== 1 || rest[0] === '') throw new TypeError(`${target} is not an Agent or Workflow id (Kind/tenant/name)`);
+  return { kind: kind satisfies DeployedKind, tenant, name: rest[0]! };
+}
+
+/**
+ * Record a revision as read: its commit, its compiled objects and versions,
+ * an audit entry `commit.compiled`, and a Warning `CompileFailed` event per
+ * tenant its errors hold (one of the installation when they hold no tenant
+ * in particular). False when the commit was recorded already (by this
+ * leader, or by an earlier one): nothing is written twice.
+ */
+export function recordRevision(db: Database, fence: Fence, revision: Revision, desired: DesiredState): Promise<boolean> {
+  return fencedTransaction(
+    db,
+    fence,
+    async (tx) => {
+      const commit = commitRecord(revision.result, { sha: revision.commit, author: revision.author, time: revision.time });
+      if (!(await recordCommit(tx, commit))) return false;
+      await putObjects(tx, revision.result.bundle.objects);
+      await recordVersions(tx, versionsOf(revision.result.bundle, commit));
+      const data = { commit: commit.sha, bundleDigest: commit.bundleDigest, ok: commit.ok, errors: commit.errors, warnings: commit.warnings };
+      await appendAudit(tx, { actor: RECONCILER_ACTOR, action: 'commit.compiled', data });
+      if (commit.errors > 0) await compileFailed(tx, revision.commit, commit.errors, desired);
+      return true;
+    },
+    { tenant: ALL_TENANTS },
+  );
+}
+
+async function compileFailed(tx: Queryable, commit: string, errors: number, desired: DesiredState): Promise<void> {
+  const held = desired.tenants.filter((t) => t.held?.code === 'CompileFailed').map((t) => t.tenant);
+  const message = `commit ${commit.slice(0, 12)} has ${errors} error${errors === 1 ? '' : 's'}`;
+  const data = { errors };
+  if (held.length === 0) await appendEvent(tx, { type: 'Warning', reason: 'CompileFailed', message: `${message}: every tenant keeps its last good version`, commit, data });
+  for (const tenant of held) await appendEvent(tx, { type: 'Warning', reason: 'CompileFailed', message: `${message}: tenant ${tenant} keeps its last good version`, tenant, commit, data });
+}
+
+/** What a deploy or undeploy found: the deployment as it now is, and whether it was written (false: stale, or already so). */
+export interface DeploymentWrite {
+  deployment: Deployment | undefined;
+  written: boolean;
+}
+
+/**
+ * Move `action.target`'s traffic to `action.version` (phase `Promoted`, no
+ * canary), with a `Deployed` event and a `deploy` audit entry. Decided on a
+ * read where the stable version was `action.from`: when it is not that any
+ * more, nothing is written (the next pass decides again).
+ */
+export function writeDeploy(db: Database, fence: Fence, action: Extract<Action, { type: 'deploy' }>): Promise<DeploymentWrite> {
+  return withDeployment(db, fence, action.target, async (tx, key, current) => {
+    const stable = current?.stable ?? null;
+    if (stable !== action.from || (stable === action.version && current?.phase === 'Promoted' && current.canary === null)) return { deployment: current, written: false };
+    const state = { ...key, stable: action.version, canary: null, weight: 0, step: 0, phase: 'Promoted' as const, failed: current?.failed ?? [] };
+    const deployment = await putDeployment(tx, state, current?.generation ?? 0);
+    const common = { tenant: key.tenant, object: action.target };
+    const message = `${action.target} serves ${short(action.version)}${stable !== null ? ` (was ${short(stable)})` : ''}`;
+    await appendEvent(tx, { type: 'Normal', reason: 'Deployed', message, ...common, version: action.version, commit: action.commit, data: { from: stable } });
+    await appendAudit(tx, { actor: RECONCILER_ACTOR, action: 'deploy', ...common, data: { from: stable, to: action.version, commit: action.commit } });
+    return { deployment, written: true };
+  });
+}
+
+/** Remove the deployment of a target no longer declared (`Undeployed` event, `undeploy` audit entry); nothing when it is gone or serves another version than decided on. */
+export function writeUndeploy(db: Database, fence: Fence, action: Extract<Action, { type: 'undeploy' }>, commit: string): Promise<DeploymentWrite> {
+  return withDeployment(db, fence, action.target, async (tx, key, current) => {
+    if (current === undefined || current.stable !== action.version) return { deployment: current, written: false };
+    await deleteDeployment(tx, key, current.generation);
+    const common = { tenant: key.tenant, object: action.target };
+    const message = `${action.target} is no longer declared: its deployment is removed`;
+    await appendEvent(tx, { type: 'Normal', reason: 'Undeployed', message, ...common, ...(current.stable !== null ? { version: current.stable } : {}), commit, data: {} });
+    await appendAudit(tx, { actor: RECONCILER_ACTOR, action: 'undeploy', ...common, data: { from: current.stable, to: null, commit } });
+    return { deployment: undefined, written: true };
+  });
+}
+
+/** `fn` in one fenced transaction of `target`'s tenant, given the deployment as read in it. */
+function withDeployment(db: Database, fence: Fence, target: TargetId, fn: (tx: Queryable, key: DeploymentKey, current: Deployment | undefined) => Promise<DeploymentWrite>): Promise<DeploymentWrite> {
+  const key = deploymentKey(target);
+  return fencedTransaction(db, fence, async (tx) => fn(tx, key, await getDeployment(tx, key)), { tenant: key.tenant });
+}
+
+/** A sandbox started or stopped, or a start that failed, as the leader records it. */
+export interface SandboxRecord {
+  type: EventType;
+  reason: 'SandboxStarted' | 'SandboxStopped' | 'StartFailed' | 'IsolationUnavailable';
+  message: string;
+  target: TargetId;
+  version: string;
+  commit?: string;
+  /** `sandbox.start` / `sandbox.stop`; none for a failure (an event, no change to audit). */
+  audit?: 'sandbox.start' | 'sandbox.stop';
+  data: Record<string, unknown>;
+}
+
+/** Record a sandbox's start, stop or failure to start: its event, and for a start or stop its audit entry. */
+export function recordSandbox(db: Database, fence: Fence, r: SandboxRecord): Promise<void> {
+  const { tenant } = deploymentKey(r.target);
+  return fencedTransaction(
+    db,
+    fence,
+    async (tx) => {
+      const common = { tenant, object: r.target };
+      await appendEvent(tx, { type: r.type, reason: r.reason, message: r.message, ...common, version: r.version, ...(r.commit !== undefined ? { commit: r.commit } : {}), data: r.data });
+      if (r.audit !== undefined) await appendAudit(tx, { actor: RECONCILER_ACTOR, action: r.audit, ...common, data: { version: r.version, ...r.data } });
+    },
+    { tenant },
+  );
+}
+
+/** A version as messages show it: its first 12 hex digits. */
+export function short(version: string): string {
+  return version.replace(/^sha256:/, '').slice(0, 12);
+}
