@@ -145,7 +145,7 @@ export const MSG = {
   unreachable: (url: string, from: string, why: string) => `cannot reach the server at ${url} (from ${from}): ${why}; is it running? (beacon up, or beacon serve --config FILE)`,
   badResponse: "the server answered something that is not the API's JSON",
   noTargets: 'no agents or workflows on the server (none declared, or none in a tenant you may see)',
-  statusSource: (repository: string, at: string, lastGood: string) => `source ${repository} at ${at}${lastGood}`,
+  statusSource: (repository: string, followed: string, head: string, lastGood: string) => `source ${repository} (${followed}) at ${head}${lastGood}`,
   statusReconcile: (time: string, result: string, ms: number) => `last reconcile ${time}: ${result} in ${ms} ms`,
   notConverged: (n: number, total: number) => `${n} of ${total} not Synced and Healthy`,
   noEvents: 'no events',

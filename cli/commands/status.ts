@@ -64,12 +64,16 @@ function row(t: TargetStatus): string[] {
   return cells.map((c) => printablePath(String(c)));
 }
 
+/** A commit as a person reads it: a sha's first 12 hex digits; `worktree:…` as it is. */
+const shortCommit = (c: string): string => (/^[0-9a-f]{40}$/.test(c) ? c.slice(0, 12) : c);
+
 /** The table of `beacon status`: a line on the source and the last reconcile, then one row per agent and workflow. */
 export function statusText(docs: StatusDocuments): string {
   const { source, lastReconcile } = docs.status;
-  const lastGood = source.lastGood !== null && source.lastGood !== source.head ? ` (last good ${shortVersion(source.lastGood)})` : '';
-  const at = [source.branch, source.head !== null ? shortVersion(source.head) : 'nothing read yet'].filter((x) => x !== undefined).join(' ');
-  const lines = [printablePath(MSG.statusSource(source.repository, at, lastGood))];
+  const followed = source.branch !== undefined ? `branch ${source.branch}` : source.kind === 'worktree' ? 'working tree' : source.kind;
+  const head = source.head !== null ? shortCommit(source.head) : 'nothing read yet';
+  const lastGood = source.lastGood !== null && source.lastGood !== source.head ? ` (last good ${shortCommit(source.lastGood)})` : '';
+  const lines = [printablePath(MSG.statusSource(source.repository, followed, head, lastGood))];
   if (source.error !== undefined) lines.push(printablePath(`source error: ${source.error}`));
   if (lastReconcile !== null) lines.push(printablePath(MSG.statusReconcile(lastReconcile.time, lastReconcile.result, lastReconcile.durationMs)));
   lines.push('');

@@ -14,11 +14,12 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { openProject } from '../../compiler/index.js';
+import { ofKind, openProject } from '../../compiler/index.js';
 import type { RunningServer } from '../../reconciler/index.js';
 import { liveUpJson, upJsonPath } from '../client.js';
-import { action, UsageError, write } from '../common.js';
+import { action, compileFolder, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
+import { sampleInput } from '../sample-input.js';
 import { assembled, reconciler, serveUntilStopped, startOrRefuse } from '../serving.js';
 import { substitutions } from './run.js';
 import { shellQuote } from './runs.js';
@@ -58,15 +59,26 @@ async function probe(host: string, at: number): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
-/** A ready-to-paste command: the first agent invoked, or the installation's status when none is deployed yet. */
-function tryCommand(server: RunningServer, token: string): string {
+/** The input schema of each Agent of the compiled folder, by `tenant/name`: what the `curl` line's input must satisfy. */
+async function inputSchemas(path: string | undefined, ref: string | undefined): Promise<Map<string, unknown>> {
+  try {
+    const { result } = await compileFolder(path, { cache: true, ...(ref !== undefined ? { ref } : {}) });
+    return new Map(result.bundle.objects.filter(ofKind('Agent')).map((o) => [`${o.object.metadata.tenant}/${o.object.metadata.name}`, o.object.spec.input?.schema]));
+  } catch {
+    return new Map();
+  }
+}
+
+/** A ready-to-paste command: the first agent invoked with an input its schema accepts, or the installation's status when none is deployed yet. */
+function tryCommand(server: RunningServer, token: string, schemas: ReadonlyMap<string, unknown>): string {
   const auth = ['-H', `Authorization: Bearer ${token}`];
   try {
     for (const tenant of server.plane.tenants()) {
       const agent = server.plane.targets(tenant.name, 'Agent')[0];
       if (agent === undefined) continue;
       const url = `${server.url}/v1/tenants/${encodeURIComponent(tenant.name)}/agents/${encodeURIComponent(agent.name)}:invoke`;
-      return ['curl', '-sS', ...auth, '-H', 'Content-Type: application/json', '-d', '{"input": "Hello"}', url].map(shellQuote).join(' ');
+      const body = JSON.stringify({ input: sampleInput(schemas.get(`${tenant.name}/${agent.name}`)) });
+      return ['curl', '-sS', ...auth, '-H', 'Content-Type: application/json', '-d', body, url].map(shellQuote).join(' ');
     }
   } catch {
     // Nothing compiled yet: the status is what there is to look at.
@@ -121,7 +133,7 @@ export function registerUp(program: Command): void {
           throw new UsageError(MSG.upJsonUnwritable(file, (err as NodeJS.ErrnoException).code ?? String(err)));
         }
         write(MSG.serving(server.url, assembly.leaderElection));
-        write(MSG.upReady(server.url, token, tryCommand(server, token)));
+        write(MSG.upReady(server.url, token, tryCommand(server, token, await inputSchemas(path, opts.ref))));
         return serveUntilStopped(server, assembly);
       }),
     );

@@ -60,7 +60,7 @@ function reset(): void {
 }
 
 const STATUS: InstallationStatus = {
-  source: { kind: 'branch', repository: '/srv/agents', branch: 'main', head: 'f00dfeed1234567890', lastGood: 'f00dfeed1234567890' },
+  source: { kind: 'branch', repository: '/srv/agents', branch: 'main', head: 'f00dfeed1234567890abcdef1234567890abcdef', lastGood: 'c0ffee1234567890abcdef1234567890abcdef12' },
   lastReconcile: { time: '2026-01-01T00:00:00.000Z', durationMs: 42, result: 'Succeeded' },
   replica: { id: 'r1', leader: true },
   counts: { sync: { Synced: 3, OutOfSync: 0, Unknown: 0 }, health: { Healthy: 3, Progressing: 0, Degraded: 0, Suspended: 0, Missing: 0 } },
@@ -170,7 +170,7 @@ describe('beacon status', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines[0]).toBe('source /srv/agents at main f00dfeed1234');
+    expect(lines[0]).toBe('source /srv/agents (branch main) at f00dfeed1234 (last good c0ffee123456)');
     expect(lines[1]).toBe('last reconcile 2026-01-01T00:00:00.000Z: Succeeded in 42 ms');
     expect(lines[3]).toMatch(/^TENANT\s+KIND\s+NAME\s+VERSION\s+SYNC\s+HEALTH\s+SANDBOXES\s+ISOLATION\s+REASONS$/);
     expect(lines.slice(4).map((l) => l.split(/\s+/))).toEqual([

@@ -17,6 +17,7 @@ import addFormatsModule from 'ajv-formats';
 import { afterAll, describe, expect, it } from 'vitest';
 import { installationVariables, loadInstallation, parseListen, resolveSecrets, tokenHash } from '../../reconciler/index.js';
 import { installationSchema } from '../../schema/index.js';
+import { sampleInput } from '../../cli/sample-input.js';
 import { beacon, removeTemps, ROOT, STACK_TRACE, tempDir, trackTemp } from '../helpers/cli.js';
 import { newRepo } from '../helpers/git.js';
 
@@ -375,5 +376,31 @@ describe('what the server is handed', () => {
 
   it('a static token is kept as its SHA-256, as `printf %s TOKEN | sha256sum` prints it', () => {
     expect(tokenHash('password')).toBe('5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8');
+  });
+});
+
+describe("the input of beacon up's curl line", () => {
+  it.each([
+    ['no schema', undefined, 'Hello'],
+    ['text', { type: 'string', minLength: 1 }, 'Hello'],
+    ['required fields only', { type: 'object', properties: { question: { type: 'string' }, lang: { type: 'string' } }, required: ['question'] }, { question: 'Hello' }],
+    [
+      'nested, with an enum and bounds',
+      {
+        type: 'object',
+        properties: { ticket: { type: 'object', properties: { priority: { enum: ['low', 'high'] }, n: { type: 'integer', minimum: 3 } }, required: ['priority', 'n'] } },
+        required: ['ticket'],
+      },
+      { ticket: { priority: 'low', n: 3 } },
+    ],
+    ['a list with a minimum', { type: 'array', items: { type: 'string' }, minItems: 2 }, ['Hello', 'Hello']],
+    ["the schema's own example", { type: 'object', examples: [{ q: 'refund?' }] }, { q: 'refund?' }],
+  ])('%s', (_, schema, expected) => {
+    const input = sampleInput(schema);
+    expect(input).toEqual(expected);
+    if (schema !== undefined) {
+      const ajv = new Ajv2020({ strict: false });
+      expect(ajv.validate(schema, input)).toBe(true);
+    }
   });
 });
