@@ -1,7 +1,8 @@
 /** What the commands share: exit codes, output helpers, the error boundary. */
 import { Option } from 'commander';
 import { BeaconError } from '../common/index.js';
-import { join, relative, sep } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
 import { compileProject, openProject, printable, SourceError, type OpenOptions, type Project } from '../compiler/index.js';
 import { MSG } from './messages.js';
 
@@ -16,12 +17,41 @@ export class UsageError extends BeaconError {
   }
 }
 
+/**
+ * A server could not be reached, refused (its problem's `code`: `unauthenticated`,
+ * `not_found`, ...), or answered something unreadable; exits 2 with its message,
+ * which never holds the token.
+ */
+export class ServerError extends BeaconError {
+  override readonly name = 'ServerError';
+  constructor(
+    code: string,
+    message: string,
+    readonly status?: number,
+  ) {
+    super(code, message);
+  }
+}
+
 export function formatOption(formats: readonly string[], fallback: string): Option {
   return new Option('-f, --format <format>', 'output format').choices([...formats]).default(fallback);
 }
 
 export function write(s: string): void {
   process.stdout.write(s.endsWith('\n') || s === '' ? s : `${s}\n`);
+}
+
+/** Rows (the first the header) as aligned columns, two spaces apart, no trailing blanks. Cells must be printable already. */
+export function columns(rows: readonly (readonly string[])[]): string {
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function useColor(): boolean {
@@ -35,13 +65,19 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number>)
       process.exitCode = await fn(...args);
     } catch (err) {
       const e = err as Error;
-      const known = e instanceof UsageError || e instanceof SourceError;
+      const known = e instanceof UsageError || e instanceof SourceError || e instanceof ServerError;
       // A message may quote what a run or a file said: printable (its line breaks kept).
       process.stderr.write(`beacon: ${printable(known ? e.message : `internal error: ${e.message}`)}\n`);
       if (!known && process.env.BEACON_DEBUG) process.stderr.write(`${e.stack ?? ''}\n`);
       process.exitCode = EXIT.usage;
     }
   };
+}
+
+/** The root of the repository at `repo` (default: the one holding the current folder; a folder in none is its own root). */
+export async function repositoryRoot(repo: string | undefined): Promise<string> {
+  if (repo !== undefined && !(existsSync(resolve(repo)) && statSync(resolve(repo)).isDirectory())) throw new UsageError(MSG.noSuchRepo(repo));
+  return (await openProject({ ...(repo !== undefined ? { repo } : {}), cacheDir: false })).repoRoot;
 }
 
 /** A project's file as the user can open it: relative to the current folder (as typed paths are). */

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { PACKAGE_VERSION } from '../compiler/index.js';
 import { registerApprove } from './commands/approve.js';
 import { registerAudit } from './commands/audit.js';
+import { registerEvents } from './commands/events.js';
 import { registerGraph } from './commands/graph.js';
 import { registerInit } from './commands/init.js';
 import { registerPlan } from './commands/plan.js';
@@ -10,6 +11,9 @@ import { registerPolicy } from './commands/policy.js';
 import { registerResume } from './commands/resume.js';
 import { registerRun } from './commands/run.js';
 import { registerRuns } from './commands/runs.js';
+import { registerServe } from './commands/serve.js';
+import { registerStatus } from './commands/status.js';
+import { registerUp } from './commands/up.js';
 import { registerValidate } from './commands/validate.js';
 import { EXIT } from './common.js';
 import { MSG } from './messages.js';
@@ -34,6 +38,10 @@ registerApprove(program);
 registerRuns(program);
 registerInit(program);
 registerAudit(program);
+registerUp(program);
+registerServe(program);
+registerStatus(program);
+registerEvents(program);
 
 // What each command exits with, at the end of its --help.
 for (const [path, codes] of Object.entries(MSG.exitCodes)) {

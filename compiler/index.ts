@@ -49,3 +49,8 @@ export {
   type ValidationStatus,
 } from './policy-tests.js';
 export { celJson, celText, formatPolicyEvaluation, formatPolicyTests } from './format/policy-tests.js';
+// Reading YAML files that are not manifests (the installation file) with the manifests' diagnostics.
+export { YamlFile, type Position, type Where } from './yaml-file.js';
+export { validateAgainst, type SchemaProblem } from './validate.js';
+export { findSecret, scanForSecrets, type SecretFinding } from './secrets.js';
+export { decodeText } from './unit.js';

@@ -32,16 +32,15 @@
 import type { Diagnostic } from '../schema/index.js';
 import { type AdmissionBindings, type CompiledPolicy, type PolicyDecision, type PolicyOutcome, type ReferenceMapName, type RuntimeBindings, type RuntimeRequest } from '../policy/index.js';
 import { referenceMaps, type AdmissionPolicy } from './admission.js';
-import { CODES, type Code } from './codes.js';
+import { CODES } from './codes.js';
 import { compareDiagnostics } from './compile.js';
 import { inlineFiles, referencedFile, type FileLookup } from './link/inline.js';
 import { fieldPath } from './pointer.js';
-import { redactDiagnostic, redactSecrets } from './secrets.js';
+import { redactSecrets } from './secrets.js';
 import type { Source, SourceEntry, TooLarge } from './source.js';
 import type { CompileResult } from './types.js';
-import { decodeText, fileRefs, MAX_MANIFEST_BYTES, normalizeManifest, objectId, objectLabel, YAML_CODES } from './unit.js';
-import { validateAgainst } from './validate.js';
-import { locate, parseWithPositions, parseYaml, type ParsedDocument, type SlowParse } from './yaml.js';
+import { decodeText, fileRefs, MAX_MANIFEST_BYTES, normalizeManifest, objectId, objectLabel } from './unit.js';
+import { YamlFile, type Position } from './yaml-file.js';
 
 type JsonObject = Record<string, unknown>;
 
@@ -164,8 +163,6 @@ export function describeInput(input: AdmissionInput | RuntimeInput): string {
 // ---------------------------------------------------------------------------
 // Reading YAML with positions
 
-type Position = Pick<Diagnostic, 'line' | 'column' | 'endLine' | 'endColumn'>;
-
 /**
  * Where the files that manifests in a YAML file name are read: `manifest` is the path they are
  * relative to (as a repository's manifest's path is), `lookup` finds what that path and a reference
@@ -176,42 +173,15 @@ export interface ReferencedFiles {
   lookup: FileLookup;
 }
 
-/** A YAML file being read: its diagnostics, at positions found by a second parse only when one is needed. */
-class YamlFile {
-  readonly text: string;
-  readonly diagnostics: Diagnostic[] = [];
-  #slow: SlowParse | undefined;
-
+/** A test or input file: a YAML file whose parts are manifests and runtime requests. */
+class PolicyYamlFile extends YamlFile {
   /** `files`: where its manifests' referenced files are; without it, none can be read. */
   constructor(
-    readonly file: string,
+    file: string,
     text: string,
     private readonly files: ReferencedFiles = { manifest: file, lookup: () => undefined },
   ) {
-    this.text = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  }
-
-  /** The node at `pointer` of document `doc`; a field that is not written: the key of the mapping that lacks it. */
-  at(doc: number, pointer: string, at: 'key' | 'value'): Position {
-    this.#slow ??= parseWithPositions(this.text);
-    let span = locate(this.#slow, doc, pointer, at);
-    if (span !== null && !span.complete && at === 'value') span = locate(this.#slow, doc, pointer, 'key');
-    if (span === null) return { line: 1, column: 1 };
-    return span.complete ? { line: span.line, column: span.column, endLine: span.endLine, endColumn: span.endColumn } : { line: span.line, column: span.column };
-  }
-
-  report(code: Code, message: string, where: { doc: number; pointer: string; at?: 'key' | 'value' } | Position, hint?: string): void {
-    const pos = 'doc' in where ? this.at(where.doc, where.pointer, where.at ?? 'value') : where;
-    this.diagnostics.push(
-      redactDiagnostic({ severity: CODES[code].severity, code, message, file: this.file, ...pos, path: 'pointer' in where ? where.pointer : '', ...(hint !== undefined ? { hint } : {}) }),
-    );
-  }
-
-  /** Its documents; YAML problems become diagnostics. */
-  documents(): ParsedDocument[] {
-    const parsed = parseYaml(this.text);
-    for (const p of parsed.problems) this.report(YAML_CODES[p.code], p.message, { line: p.line, column: p.column, ...(p.endLine !== undefined ? { endLine: p.endLine, endColumn: p.endColumn } : {}) });
-    return parsed.documents;
+    super(file, text);
   }
 
   /**
@@ -247,14 +217,6 @@ class YamlFile {
   /** Check a runtime request at `pointer`. */
   request(doc: number, pointer: string, value: unknown): RuntimeRequest | undefined {
     return this.shaped(REQUEST_SCHEMA, doc, pointer, value) ? (value as RuntimeRequest) : undefined;
-  }
-
-  /** Check `value` against a schema; its problems are diagnostics under `pointer`. */
-  shaped(schema: JsonObject, doc: number, pointer: string, value: unknown): boolean {
-    const problems = validateAgainst(schema, value);
-    const prefix = pointer === '' ? '' : `${fieldPath(pointer)}: `;
-    for (const p of problems) this.report(p.code, `${prefix}${p.message.replace(/^\(document\)/, 'the file')}`, { doc, pointer: pointer + p.path, at: p.at }, p.hint);
-    return problems.length === 0;
   }
 }
 
@@ -345,7 +307,7 @@ export interface PolicyTestFile {
 const defaultPolicyName = (file: string): string => (file.split('/').pop() ?? file).replace(/\.test\.ya?ml$/i, '');
 
 /** A test file with no cases (yet): what a file that cannot be read comes to. */
-function noCases(f: YamlFile): PolicyTestFile {
+function noCases(f: PolicyYamlFile): PolicyTestFile {
   return { file: f.file, policy: defaultPolicyName(f.file), policyAt: { line: 1, column: 1 }, cases: [], total: 0, diagnostics: f.diagnostics };
 }
 
@@ -355,7 +317,7 @@ function noCases(f: YamlFile): PolicyTestFile {
  * compiled folder (none when omitted).
  */
 export function readPolicyTestFile(file: string, bytes: Uint8Array | TooLarge, lookup?: FileLookup): PolicyTestFile {
-  const f = new YamlFile(file, '');
+  const f = new PolicyYamlFile(file, '');
   const size = 'tooLarge' in bytes ? bytes.tooLarge : bytes.length;
   if ('tooLarge' in bytes || size > MAX_MANIFEST_BYTES) {
     f.report('BCN1003', `file is ${size.toLocaleString('en-US')} bytes; a policy test file may be at most ${MAX_MANIFEST_BYTES.toLocaleString('en-US')} bytes`, { line: 1, column: 1 });
@@ -371,7 +333,7 @@ export function readPolicyTestFile(file: string, bytes: Uint8Array | TooLarge, l
 
 /** Read a test file's text (see `readPolicyTestFile`). */
 export function readPolicyTestText(file: string, text: string, lookup?: FileLookup): PolicyTestFile {
-  const f = new YamlFile(file, text, lookup !== undefined ? { manifest: file, lookup } : undefined);
+  const f = new PolicyYamlFile(file, text, lookup !== undefined ? { manifest: file, lookup } : undefined);
   const out = noCases(f);
   const docs = f.documents().filter((d) => d.data !== null && d.data !== undefined);
   if (f.diagnostics.length > 0) return out;
@@ -410,7 +372,7 @@ export function readPolicyTestText(file: string, text: string, lookup?: FileLook
 }
 
 /** A case's object or request, with what goes with it; undefined (with diagnostics) when something is wrong. */
-function readCaseInput(f: YamlFile, doc: number, i: number, c: JsonObject): AdmissionInput | RuntimeInput | undefined {
+function readCaseInput(f: PolicyYamlFile, doc: number, i: number, c: JsonObject): AdmissionInput | RuntimeInput | undefined {
   const at = (field: string) => ({ doc, pointer: `/cases/${i}/${field}`, at: 'key' as const });
   const hasObject = c.object !== undefined;
   const hasRequest = c.request !== undefined;
@@ -696,8 +658,8 @@ export function readEvalInput(files: { object?: InputFile; oldObject?: InputFile
   const diagnostics: Diagnostic[] = [];
   let ok = true;
   /** Every document of a file (an empty file is a problem). */
-  const read = <T>(given: InputFile, each: (f: YamlFile, doc: number, data: unknown) => T | undefined): T[] => {
-    const f = new YamlFile(given.file, given.text, given.files);
+  const read = <T>(given: InputFile, each: (f: PolicyYamlFile, doc: number, data: unknown) => T | undefined): T[] => {
+    const f = new PolicyYamlFile(given.file, given.text, given.files);
     const docs = f.documents().filter((d) => d.data !== null && d.data !== undefined);
     if (f.diagnostics.length === 0 && docs.length === 0) f.report('BCN2003', `${given.file} is empty`, { line: 1, column: 1 });
     const out = f.diagnostics.length === 0 ? docs.map((d) => each(f, d.index, d.data)) : [];
@@ -705,7 +667,7 @@ export function readEvalInput(files: { object?: InputFile; oldObject?: InputFile
     if (f.diagnostics.some((d) => d.severity === 'error')) ok = false;
     return out.filter((x): x is T => x !== undefined);
   };
-  const manifest = (f: YamlFile, doc: number, data: unknown) => f.manifest(doc, '', data);
+  const manifest = (f: PolicyYamlFile, doc: number, data: unknown) => f.manifest(doc, '', data);
   const resources = (files.resources ?? []).flatMap((r) => read(r, manifest));
   if (files.request !== undefined) {
     const requests = read(files.request, (f, doc, data) => f.request(doc, '', data));

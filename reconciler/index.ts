@@ -28,3 +28,6 @@ export { deploymentKey, recordRevision, recordSandbox, writeDeploy, writeUndeplo
 export { startServer } from './server.js';
 export { ServerPlane, type PlaneOptions, type ReconcilerView, type GatewayView } from './plane.js';
 export { LiveFigureSink } from './figures.js';
+export { loadInstallation, resolveSecrets, INSTALLATION_DEFAULTS, type LoadedInstallation } from './installation.js';
+export { installationVariables, InstallationFileError, MAX_INSTALLATION_BYTES, type InstallationSecrets, type EnvVariable } from './installation.js';
+export { assembleInstallation, assembleDevelopment, parseListen, tokenHash, type Assembly, type DevelopmentOptions } from './assemble.js';

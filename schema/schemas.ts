@@ -13,6 +13,7 @@
 import agent from './kinds/agent.schema.json' with { type: 'json' };
 import common from './kinds/common.schema.json' with { type: 'json' };
 import evaluation from './kinds/evaluation.schema.json' with { type: 'json' };
+import installation from './installation.schema.json' with { type: 'json' };
 import model from './kinds/model.schema.json' with { type: 'json' };
 import policy from './kinds/policy.schema.json' with { type: 'json' };
 import tenant from './kinds/tenant.schema.json' with { type: 'json' };
@@ -50,6 +51,12 @@ export const kindSchemas: Readonly<Record<Kind, object>> = Object.freeze({
   Policy: policy,
   Evaluation: evaluation,
 });
+
+/**
+ * The installation file of `beacon serve` (not a manifest: it lives outside
+ * the repository). Self-contained: it references no other schema.
+ */
+export const installationSchema: object = installation;
 
 /** True when `value` names one of the seven kinds (e.g. a document's `kind` field). */
 export function isKind(value: unknown): value is Kind {

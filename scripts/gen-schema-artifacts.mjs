@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Generates the artifacts derived from the JSON Schemas in schema/kinds/, which are
-// the one source of truth for the manifest shape:
-//   schema/types.gen.ts  TypeScript types (json-schema-to-typescript)
-//   docs/reference.md    the field reference of every kind
+// the one source of truth for the manifest shape, and schema/installation.schema.json
+// (the installation file of `beacon serve`):
+//   schema/types.gen.ts         TypeScript types of the manifests (json-schema-to-typescript)
+//   schema/installation.gen.ts  TypeScript types of the installation file
+//   docs/reference.md           the field reference of every kind
 // `--check` writes nothing and exits 1 listing the files that differ from what it
 // would generate (CI and test/schema run it). Output is byte-identical on every run:
 // nothing depends on time, locale or the file system's listing order.
@@ -31,6 +33,8 @@ const FILES = ['common', ...KINDS.map(([, stem]) => stem)];
 
 /** @type {Record<string, any>} file stem → parsed schema */
 const schemas = Object.fromEntries(FILES.map((stem) => [stem, JSON.parse(readFileSync(join(kindsDir, `${stem}.schema.json`), 'utf8'))]));
+// Not a manifest kind: its own types file, no reference section, no editor schema.
+schemas.installation = JSON.parse(readFileSync(join(root, 'schema', 'installation.schema.json'), 'utf8'));
 
 const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -74,7 +78,7 @@ const isConstraintOnly = (s) => isObject(s) && !('type' in s) && !('$ref' in s) 
  * annotations into a copy of the target and emit the type twice (`Approval1`).
  * `unreachableDefinitions` then declares every target.
  */
-function bundleForTypes() {
+function bundleForTypes(stems = FILES, roots = KINDS, union = true) {
   const defs = {};
   const rewrite = (node, file) => {
     if (Array.isArray(node)) return node.map((n) => rewrite(n, file));
@@ -102,10 +106,17 @@ function bundleForTypes() {
     if (out.type === 'object' && !out.properties && !('additionalProperties' in out)) out.additionalProperties = true;
     return out;
   };
-  for (const stem of FILES) {
+  for (const stem of stems) {
     for (const [name, def] of Object.entries(schemas[stem].$defs ?? {})) defs[`${stem}.${name}`] = rewrite(def, stem);
   }
-  for (const [kind, stem] of KINDS) defs[kind] = rewrite(schemas[stem], stem);
+  for (const [kind, stem] of roots) defs[kind] = rewrite(schemas[stem], stem);
+  const manifest = {
+    Manifest: {
+      title: 'Manifest',
+      description: 'Any BeaconOS v1alpha1 manifest document; narrow it on `kind`.',
+      oneOf: roots.map(([kind]) => ({ $ref: `#/$defs/${kind}` })),
+    },
+  };
   // json-schema-to-typescript declares unreachable $defs only below an object root;
   // that root (an empty interface) and its notes on each definition are cut afterwards.
   return {
@@ -113,18 +124,11 @@ function bundleForTypes() {
     type: 'object',
     additionalProperties: false,
     properties: {},
-    $defs: {
-      Manifest: {
-        title: 'Manifest',
-        description: 'Any BeaconOS v1alpha1 manifest document; narrow it on `kind`.',
-        oneOf: KINDS.map(([kind]) => ({ $ref: `#/$defs/${kind}` })),
-      },
-      ...defs,
-    },
+    $defs: { ...(union ? manifest : {}), ...defs },
   };
 }
 
-/** Fails on two different schemas with the same title: they would get numbered names. */
+/** Fails on two different schemas with the same title: they would get numbered names (or clash in schema/index.ts). */
 function assertUniqueTitles() {
   const seen = new Map();
   const visit = (node, where) => {
@@ -136,13 +140,16 @@ function assertUniqueTitles() {
     }
     for (const [k, v] of Object.entries(node)) visit(v, `${where}/${k}`);
   };
-  for (const stem of FILES) visit(schemas[stem], `${stem}.schema.json#`);
+  for (const stem of [...FILES, 'installation']) visit(schemas[stem], `${stem}.schema.json#`);
 }
 
-async function generateTypes() {
+async function generateTypes(
+  bundle = bundleForTypes(),
+  banner = 'Types of the manifest documents as written (shorthands not yet expanded),\n// derived from schema/kinds/*.schema.json by json-schema-to-typescript.',
+) {
   assertUniqueTitles();
-  const raw = await compile(bundleForTypes(), BUNDLE_ROOT, {
-    bannerComment: `// ${HEADER}\n// Types of the manifest documents as written (shorthands not yet expanded),\n// derived from schema/kinds/*.schema.json by json-schema-to-typescript.`,
+  const raw = await compile(bundle, BUNDLE_ROOT, {
+    bannerComment: `// ${HEADER}\n// ${banner}`,
     additionalProperties: false,
     declareExternallyReferenced: true,
     enableConstEnums: false,
@@ -429,6 +436,13 @@ function editorSchema(stem) {
 
 const outputs = [
   ['schema/types.gen.ts', await generateTypes()],
+  [
+    'schema/installation.gen.ts',
+    await generateTypes(
+      bundleForTypes(['installation'], [['Installation', 'installation']], false),
+      'Types of the installation file as written (before defaults and environment overrides),\n// derived from schema/installation.schema.json by json-schema-to-typescript.',
+    ),
+  ],
   ['docs/reference.md', generateReference()],
   ...KINDS.map(([, stem]) => [`cli/templates/starter/schemas/${stem}.schema.json`, editorSchema(stem)]),
 ];

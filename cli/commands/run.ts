@@ -84,7 +84,7 @@ function readInput(from: string | 0, arg: string): string {
 }
 
 /** `NAME=SCRIPTED` pairs as substitutions. */
-function substitutions(pairs: string[]): ModelSubstitution[] {
+export function substitutions(pairs: string[]): ModelSubstitution[] {
   return pairs.map((pair) => {
     const m = /^([^=]+)=([^=]+)$/.exec(pair);
     if (m === null) throw new UsageError(MSG.badModelPair(pair));

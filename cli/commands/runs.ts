@@ -3,14 +3,17 @@
  * `resume`, `approve`, `runs`): $BEACON_RUNS_DIR, or `.beacon/runs` in the
  * repository that holds the folder (as `git -C` finds it), else in the folder
  * itself — one lookup. The commands it prints for a run name every path they
- * need, so they work when copied into any folder. `beacon runs` lists them.
+ * need, so they work when copied into any folder. `beacon runs` lists them,
+ * or — when a server is found (cli/client.ts) — the server's runs, over the
+ * API (`GET /v1/tenants/{t}/runs`), unless `--local`.
  */
-import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
-import { openProject, printableJson, printablePath } from '../../compiler/index.js';
+import { join } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { printableJson, printablePath } from '../../compiler/index.js';
+import type { RunView, TenantView } from '../../reconciler/index.js';
 import type { RunOrigin, RunStore, RunSummary } from '../../runtime/index.js';
-import { action, EXIT, formatOption, UsageError, write } from '../common.js';
+import { itemsOf, optionalServer, withServerOptions, type Client, type ServerOptions } from '../client.js';
+import { action, columns, EXIT, formatOption, repositoryRoot, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
 
 /** Where runs are journaled for a project rooted at `repoRoot`: $BEACON_RUNS_DIR, or `.beacon/runs` in it. */
@@ -35,8 +38,7 @@ export async function openRunStore(dir: string): Promise<{ store: RunStore; wher
 
 /** The runs of the repository at `repo` (default: the one holding the current folder): the root `beacon run` journals them under. */
 export async function runsDirOf(repo: string | undefined): Promise<{ dir: string; repoRoot: string }> {
-  if (repo !== undefined && !(existsSync(resolve(repo)) && statSync(resolve(repo)).isDirectory())) throw new UsageError(MSG.noSuchRepo(repo));
-  const { repoRoot } = await openProject({ ...(repo !== undefined ? { repo } : {}), cacheDir: false });
+  const repoRoot = await repositoryRoot(repo);
   return { dir: runsDir(repoRoot), repoRoot };
 }
 
@@ -70,15 +72,18 @@ export function approveCommand(run: string, repoRoot: string, node?: string): st
   return `${command(['approve', run, '--repo', repoRoot, ...(node !== undefined ? ['--node', node] : [])])} --by NAME`;
 }
 
-interface Options {
-  repo?: string;
+interface Options extends ServerOptions {
   format: 'text' | 'json';
+  tenant?: string;
+  local?: boolean;
+  limit: number;
 }
 
-/** A run as listed: its target without the kind, its runner. */
-function row(r: RunSummary): { id: string; status: string; target: string; runner: string; startedAt: string; problem?: string } {
+/** A run as listed: its target without the kind, its runner (a server's runs also name their tenant). */
+function row(r: RunSummary & { tenant?: string }): { id: string; tenant?: string; status: string; target: string; runner: string; startedAt: string; problem?: string } {
   return {
     id: r.id,
+    ...(r.tenant !== undefined ? { tenant: r.tenant } : {}),
     status: r.status,
     target: r.target ?? '',
     runner: r.origin?.runner ?? '',
@@ -87,29 +92,43 @@ function row(r: RunSummary): { id: string; status: string; target: string; runne
   };
 }
 
-function table(runs: RunSummary[]): string {
-  // Cells come from run journals (what a run and its sandbox said): printable, one line each.
-  const rows = runs.map(row).map((r) => [r.id, r.status, r.target.replace(/^(Agent|Workflow)\//, ''), r.runner, r.startedAt, r.problem ?? ''].map(printablePath));
-  const all = [['RUN', 'STATUS', 'TARGET', 'RUNNER', 'STARTED', ''], ...rows];
-  const widths = all[0]!.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
-  return all
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+function table(runs: (RunSummary & { tenant?: string })[]): string {
+  const tenants = runs.some((r) => r.tenant !== undefined);
+  // Cells come from run journals (what a run and its sandbox said) or a server: printable, one line each.
+  const rows = runs.map(row).map((r) => [...(tenants ? [r.tenant ?? ''] : []), r.id, r.status, r.target.replace(/^(Agent|Workflow)\//, ''), r.runner, r.startedAt, r.problem ?? ''].map(printablePath));
+  return columns([[...(tenants ? ['TENANT'] : []), 'RUN', 'STATUS', 'TARGET', 'RUNNER', 'STARTED', ''], ...rows]);
+}
+
+/** The runs of every tenant the caller may see on the server (or of one), newest first within each. */
+async function serverRuns(client: Client, opts: Options): Promise<RunView[]> {
+  const tenants = opts.tenant !== undefined ? [opts.tenant] : (await client.list<TenantView>('/v1/tenants')).map((t) => t.name);
+  const pages = await Promise.all(tenants.map(async (t) => itemsOf<RunView>(await client.get(`/v1/tenants/${encodeURIComponent(t)}/runs`, { limit: opts.limit })).items));
+  return pages.flat();
+}
+
+/** `--limit`: a page's size as the API takes it. */
+function limit(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 500) throw new InvalidArgumentError('expected a number from 1 to 500');
+  return n;
 }
 
 export function registerRuns(program: Command): void {
-  program
-    .command('runs')
-    .description(MSG.runs)
-    .option('--repo <path>', MSG.optRepo)
+  const command = program.command('runs').description(MSG.runs);
+  withServerOptions(command, MSG.optRepo)
+    .option('--tenant <tenant>', MSG.optTenant)
+    .option('--limit <n>', MSG.optLimit, limit, 100)
+    .option('--local', MSG.optLocal)
     .addOption(formatOption(['text', 'json'], 'text'))
     .action(
       action(async (opts: Options) => {
+        const client = opts.local === true ? undefined : await optionalServer(opts);
+        if (client !== undefined) {
+          const runs = await serverRuns(client, opts);
+          if (opts.format === 'json') write(printableJson({ version: 1, server: client.server.url, runs: runs.map(row) }));
+          else write(runs.length === 0 ? MSG.noRuns(client.server.url) : table(runs));
+          return EXIT.ok;
+        }
         const { store, where, close } = await openRunStore((await runsDirOf(opts.repo)).dir);
         const runs = await store.list().finally(close);
         if (opts.format === 'json') write(printableJson({ version: 1, dir: where, runs: runs.map(row) }));

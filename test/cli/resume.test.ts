@@ -120,7 +120,7 @@ describe('beacon run / approve / resume', () => {
     expect(both.stderr).toMatch(/one approver a decision: give --by once/);
     const none = await beacon(['approve', 'r1'], { env });
     expect(none.code).toBe(2);
-    expect(none.stderr).toMatch(/required option '--by <approver>' not specified/);
+    expect(none.stderr).toMatch(/name the approver with --by \(a run journaled by beacon run\), or reach a server/);
     const empty = await beacon(['approve', 'r1', '--by', ' '], { env });
     expect(empty.code).toBe(2);
     expect(await store.read('r1')).toHaveLength(3);
