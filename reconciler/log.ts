@@ -9,6 +9,7 @@
  * installation's known secrets replaced (runtime's `redactSecrets`), and a
  * bearer token or a `token=` query parameter quoted in a message is masked.
  */
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { isRecord } from '../common/index.js';
 import { redactSecrets } from '../runtime/index.js';
 
@@ -36,8 +37,14 @@ export function jsonLogger(write: (s: string) => void = (s) => void process.stde
   return (line) => {
     const { level, msg, ...rest } = line;
     const head = { time: now().toISOString(), level: typeof level === 'string' ? level : 'info', msg: typeof msg === 'string' ? msg : '' };
-    write(`${JSON.stringify(clean({ ...head, ...rest }, secrets))}\n`);
+    write(`${JSON.stringify(clean({ ...head, ...traceIds(), ...rest }, secrets))}\n`);
   };
+}
+
+/** The ids of the span the line is written in (a reconcile pass, an invocation), so a log line leads to its trace. */
+function traceIds(): { trace_id?: string; span_id?: string } {
+  const context = trace.getActiveSpan()?.spanContext();
+  return context !== undefined && isSpanContextValid(context) ? { trace_id: context.traceId, span_id: context.spanId } : {};
 }
 
 function clean(value: unknown, secrets: ReadonlySet<string>): unknown {

@@ -186,6 +186,16 @@ describe('telemetry', () => {
       expect(byName('model scripted')?.parentSpanId).toBe(run!.spanId);
       expect(byName('invoke Agent/acme-support/triage')).toBeDefined();
       expect(otlp.bodies[0].resourceSpans[0].resource.attributes).toContainEqual({ key: 'service.name', value: { stringValue: 'beacon-test' } });
+      // A log line written inside a span names its trace and span: the line leads to the trace.
+      const out: string[] = [];
+      const log = jsonLogger((s) => void out.push(s));
+      await inSpan('logged', {}, async () => log({ msg: 'inside' }));
+      log({ msg: 'outside' });
+      const [inside, outside] = out.map((l) => JSON.parse(l) as Record<string, unknown>);
+      await telemetry!.forceFlush();
+      const logged = spansOf(otlp.bodies).find((s) => s.name === 'logged');
+      expect(inside).toMatchObject({ msg: 'inside', trace_id: logged!.traceId, span_id: logged!.spanId });
+      expect(outside).not.toHaveProperty('trace_id');
     } finally {
       await telemetry?.shutdown();
       await new Promise((done) => otlp.server.close(done));
