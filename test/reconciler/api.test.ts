@@ -210,7 +210,7 @@ describe('events and audit', () => {
     expect(viv.items.map((e: { tenant?: string }) => e.tenant)).toEqual(['acme-support', 'acme-support']);
     expect(plane.eventQueries.at(-1)?.tenants).toEqual(['acme-support']);
     const root = (await app.inject({ url: '/v1/events', headers: bearer('root') })).json();
-    expect(root.items.map((e: { id: number }) => e.id)).toEqual([1, 2, 3, 4]);
+    expect(root.items.map((e: { id: number }) => e.id)).toEqual([4, 3, 2, 1]);
     expect(plane.eventQueries.at(-1)?.tenants).toBeUndefined();
   });
 
@@ -218,10 +218,16 @@ describe('events and audit', () => {
     const warnings = (await app.inject({ url: '/v1/events?type=Warning&reason=SandboxUnhealthy', headers: bearer('root') })).json();
     expect(warnings.items.map((e: { id: number }) => e.id)).toEqual([4]);
     const page = (await app.inject({ url: '/v1/events?limit=2&after=1', headers: bearer('root') })).json();
-    expect(page).toMatchObject({ items: [{ id: 2 }, { id: 3 }], next: '3' });
+    expect(page).toMatchObject({ items: [{ id: 2 }, { id: 3 }], next: 'a3' });
     const rest = (await app.inject({ url: `/v1/events?limit=2&cursor=${page.next}`, headers: bearer('root') })).json();
     expect(rest.items.map((e: { id: number }) => e.id)).toEqual([4]);
     expect(rest.next).toBeUndefined();
+    // Without after: newest first, the next page before the last id seen.
+    const newest = (await app.inject({ url: '/v1/events?limit=3', headers: bearer('root') })).json();
+    expect(newest).toMatchObject({ items: [{ id: 4 }, { id: 3 }, { id: 2 }], next: 'b2' });
+    const older = (await app.inject({ url: `/v1/events?limit=3&cursor=${newest.next}`, headers: bearer('root') })).json();
+    expect(older.items.map((e: { id: number }) => e.id)).toEqual([1]);
+    expect(older.next).toBeUndefined();
   });
 
   it('serves the audit log to installation admins and tenant admins only', async () => {

@@ -249,17 +249,17 @@ export class FakePlane implements ControlPlane {
 
   async events(query: EventQuery & { reason?: string; tenants?: readonly string[] }): Promise<BeaconEvent[]> {
     this.eventQueries.push(query);
-    return this.eventLog
-      .filter(
-        (e) =>
-          e.id > (query.after ?? 0) &&
-          (query.tenant === undefined || e.tenant === query.tenant) &&
-          (query.object === undefined || e.object === query.object) &&
-          (query.type === undefined || e.type === query.type) &&
-          (query.reason === undefined || e.reason === query.reason) &&
-          (query.tenants === undefined || (e.tenant !== undefined && query.tenants.includes(e.tenant))),
-      )
-      .slice(0, query.limit ?? 100);
+    const page = this.eventLog.filter(
+      (e) =>
+        e.id > (query.after ?? 0) &&
+        e.id < (query.before ?? Infinity) &&
+        (query.tenant === undefined || e.tenant === query.tenant) &&
+        (query.object === undefined || e.object === query.object) &&
+        (query.type === undefined || e.type === query.type) &&
+        (query.reason === undefined || e.reason === query.reason) &&
+        (query.tenants === undefined || (e.tenant !== undefined && query.tenants.includes(e.tenant))),
+    );
+    return (query.order === 'desc' ? page.reverse() : page).slice(0, query.limit ?? 100);
   }
 
   subscribe(listener: (event: BeaconEvent) => void): () => void {

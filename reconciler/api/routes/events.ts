@@ -35,7 +35,7 @@ const FILTER_PROPERTIES = {
   after: { type: 'integer', minimum: 0 },
 } as const;
 
-const LIST_QUERY = { type: 'object', properties: { ...FILTER_PROPERTIES, ...PAGE_PROPERTIES, cursor: { type: 'string', pattern: '^[0-9]{1,15}$' } } } as const;
+const LIST_QUERY = { type: 'object', properties: { ...FILTER_PROPERTIES, ...PAGE_PROPERTIES, cursor: { type: 'string', pattern: '^[ab][0-9]{1,15}$' } } } as const;
 const STREAM_QUERY = { type: 'object', properties: FILTER_PROPERTIES } as const;
 
 export function eventRoutes(app: FastifyInstance, api: Api): void {
@@ -44,10 +44,11 @@ export function eventRoutes(app: FastifyInstance, api: Api): void {
   app.get<{ Querystring: EventFilter & { limit: number; cursor?: string } }>('/v1/events', { onRequest: anyone, schema: { querystring: LIST_QUERY } }, async (request) => {
     const { cursor, limit, ...filter } = request.query;
     const scope = await scopeOf(api, request, filter.tenant);
-    const after = cursor !== undefined ? Number(cursor) : filter.after;
-    const events = await api.plane.events({ ...filter, ...(after !== undefined ? { after } : {}), limit, ...(scope.tenants !== undefined ? { tenants: scope.tenants } : {}) });
+    const page = pageOf(cursor, filter.after);
+    const events = await api.plane.events({ ...filter, ...page, limit, ...(scope.tenants !== undefined ? { tenants: scope.tenants } : {}) });
     const last = events[events.length - 1];
-    return { items: events.filter((e) => scope.allows(e)), ...(events.length >= limit && last !== undefined ? { next: String(last.id) } : {}) };
+    const next = last === undefined || events.length < limit ? undefined : page.order === 'asc' ? `a${last.id}` : `b${last.id}`;
+    return { items: events.filter((e) => scope.allows(e)), ...(next !== undefined ? { next } : {}) };
   });
 
   app.get<{ Querystring: EventFilter }>('/v1/events/stream', { onRequest: anyone, schema: { querystring: STREAM_QUERY } }, async (request, reply) => {
@@ -56,6 +57,16 @@ export function eventRoutes(app: FastifyInstance, api: Api): void {
     const from = lastEventId(request.headers['last-event-id']) ?? after;
     streamEvents(api, reply, { filter, scope: () => scopeNow(api, request), ...(from !== undefined ? { from } : {}), pageSize: MAX_LIMIT });
   });
+}
+
+/**
+ * Which page: newest first (server.md: lists of time-ordered things), the
+ * next page before the last id seen (`b<id>`); with `after`, oldest first
+ * from that id, as a reader catching up reads (`a<id>`).
+ */
+function pageOf(cursor: string | undefined, after: number | undefined): { order: 'asc' | 'desc'; after?: number; before?: number } {
+  if (cursor !== undefined) return cursor.startsWith('a') ? { order: 'asc', after: Number(cursor.slice(1)) } : { order: 'desc', before: Number(cursor.slice(1)) };
+  return after !== undefined ? { order: 'asc', after } : { order: 'desc' };
 }
 
 /** The caller's scope, after refusing (404, audited) a tenant filter it may not see. */
