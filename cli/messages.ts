@@ -148,6 +148,7 @@ export const MSG = {
   statusSource: (repository: string, followed: string, head: string, lastGood: string) => `source ${repository} (${followed}) at ${head}${lastGood}`,
   statusReconcile: (time: string, result: string, ms: number) => `last reconcile ${time}: ${result} in ${ms} ms`,
   notConverged: (n: number, total: number) => `${n} of ${total} not Synced and Healthy`,
+  tenantHeld: (tenant: string, code: string, message: string) => `tenant ${tenant} is held back: ${code}: ${message}`,
   noEvents: 'no events',
   serverRunNotFound: (run: string) => `run ${run} is in no tenant you may see on the server (not_found)`,
   approvedOnServer: (verb: string, run: string, decided: string[]) =>
