@@ -227,6 +227,9 @@ describe('desiredState', async () => {
         { model: 'claude', scripted: 'sim' },
       ];
       expect(desiredState(r1, undefined, { secrets: environmentSecrets({}), substitutions }).targets.flatMap((t) => t.reasons)).toEqual([]);
+      // A stand-in answers alone (the kernel drops its fallbacks): gpt's fallback claude, unreachable, is never called.
+      const gptOnly = desiredState(r1, undefined, { secrets: environmentSecrets({}), substitutions: [{ model: 'gpt', scripted: 'sim' }] });
+      expect(gptOnly.targets.flatMap((t) => t.reasons)).toEqual([]);
       expect(first.targets.flatMap((t) => t.reasons)).toEqual([]);
     });
 
