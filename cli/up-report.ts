@@ -21,39 +21,6 @@ type Print = (text: string) => void;
 /** The same errors again (another file saved, the mistake still there) are not printed twice. */
 const errorsKey = (errors: readonly Diagnostic[]): string => JSON.stringify(errors.map((d) => [d.code, d.file, d.line, d.column, d.message]));
 
-/**
- * `source`, printing each revision's errors when they differ from the last
- * printed, and a line once a revision has none again. Code frames come from
- * the files on disk (`frames`), so only when following the working tree.
- */
-export function reportingErrors(source: RevisionSource, project: Project, print: Print, frames: boolean): RevisionSource {
-  let shown = errorsKey([]);
-  const report = async (commit: string, result: CompileResult): Promise<void> => {
-    const errors = result.diagnostics.filter((d) => d.severity === 'error');
-    const key = errorsKey(errors);
-    if (key === shown) return;
-    shown = key;
-    if (errors.length === 0) return print(`${MSG.upClean(commit)}\n`);
-    const readText = frames
-      ? await textReader(
-          project,
-          errors.map((d) => d.file),
-        )
-      : () => null;
-    print(`${MSG.upErrors(commit, errors.length)}\n${formatText(errors, { readText, color: useColor(), showPath: pathFromHere(project) })}`);
-  };
-  return {
-    status: () => source.status(),
-    start: (onRevision) =>
-      source.start(async (revision) => {
-        await report(revision.commit, revision.result).catch(() => undefined);
-        await onRevision(revision);
-      }),
-    refresh: () => source.refresh(),
-    close: () => source.close(),
-  };
-}
-
 /** Every agent and workflow the server reports, of every tenant. */
 function statuses(server: RunningServer): TargetStatus[] {
   return server.plane.tenants().flatMap((t) => [...server.plane.targets(t.name, 'Agent'), ...server.plane.targets(t.name, 'Workflow')]);
@@ -62,11 +29,72 @@ function statuses(server: RunningServer): TargetStatus[] {
 /** At most this many names after a Model's line; the rest are counted. */
 const NAMES_SHOWN = 4;
 
-/** One line per Model whose secret is not set (its ModelUnavailable reason), naming what calls it. */
-export function missingModelLines(server: RunningServer): string[] {
-  const byReason = new Map<string, string[]>();
-  for (const t of statuses(server)) for (const r of t.reasons) if (r.code === 'ModelUnavailable') byReason.set(r.message, [...(byReason.get(r.message) ?? []), `${t.tenant}/${t.name}`]);
-  return [...byReason].map(([message, names]) => MSG.upModelMissing(message, names.slice(0, NAMES_SHOWN), names.length - NAMES_SHOWN));
+/**
+ * What `beacon up` prints as it follows the source: each revision's errors
+ * when they differ from the last printed (and a line once a revision has
+ * none again), and each Model whose secret is not set, once, when something
+ * first may call it (at the start, or after the revision that made it so).
+ * Code frames come from the files on disk, so only with `frames` (the
+ * working tree).
+ */
+export class UpReport {
+  #errorsShown = errorsKey([]);
+  readonly #modelsShown = new Set<string>();
+  #server: RunningServer | undefined;
+
+  constructor(
+    private readonly project: Project,
+    private readonly print: Print,
+    private readonly frames: boolean,
+  ) {}
+
+  /** `source`, reporting each revision it hands over. */
+  follow(source: RevisionSource): RevisionSource {
+    return {
+      status: () => source.status(),
+      start: (onRevision) =>
+        source.start(async (revision) => {
+          await this.#errors(revision.commit, revision.result).catch(() => undefined);
+          await onRevision(revision);
+          this.#models();
+        }),
+      refresh: () => source.refresh(),
+      close: () => source.close(),
+    };
+  }
+
+  /** The server is up: the Models it found unreachable are said now, later ones after their revision. */
+  serving(server: RunningServer): void {
+    this.#server = server;
+    this.#models();
+  }
+
+  async #errors(commit: string, result: CompileResult): Promise<void> {
+    const errors = result.diagnostics.filter((d) => d.severity === 'error');
+    const key = errorsKey(errors);
+    if (key === this.#errorsShown) return;
+    this.#errorsShown = key;
+    if (errors.length === 0) return this.print(`${MSG.upClean(commit)}\n`);
+    const readText = this.frames
+      ? await textReader(
+          this.project,
+          errors.map((d) => d.file),
+        )
+      : () => null;
+    this.print(`${MSG.upErrors(commit, errors.length)}\n${formatText(errors, { readText, color: useColor(), showPath: pathFromHere(this.project) })}`);
+  }
+
+  /** One line per Model whose secret is not set (its ModelUnavailable reason) not said yet, naming what may call it. */
+  #models(): void {
+    if (this.#server === undefined) return;
+    const byReason = new Map<string, string[]>();
+    for (const t of statuses(this.#server))
+      for (const r of t.reasons) if (r.code === 'ModelUnavailable' && !this.#modelsShown.has(r.message)) byReason.set(r.message, [...(byReason.get(r.message) ?? []), `${t.tenant}/${t.name}`]);
+    for (const [message, names] of byReason) {
+      this.#modelsShown.add(message);
+      this.print(`${MSG.upModelMissing(message, names.slice(0, NAMES_SHOWN), names.length - NAMES_SHOWN)}\n`);
+    }
+  }
 }
 
 /** The names of the secrets an object names (`{secretRef: NAME}`, however deep). */

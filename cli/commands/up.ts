@@ -23,7 +23,7 @@ import { liveUpJson, upJsonPath } from '../client.js';
 import { action, compileFolder, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
 import { assembled, reconciler, serveUntilStopped, startOrRefuse } from '../serving.js';
-import { missingModelLines, reportingErrors, tryTarget } from '../up-report.js';
+import { tryTarget, UpReport } from '../up-report.js';
 import { kernelFor, substitutions } from './run.js';
 import { shellQuote } from './runs.js';
 
@@ -122,8 +122,8 @@ export function registerUp(program: Command): void {
           }),
         );
         process.stderr.write(`${assembly.runner === 'gvisor' ? MSG.runnerGvisor : MSG.runnerProcess}\n`);
-        const print = (text: string): void => void process.stderr.write(text);
-        const source = reportingErrors(assembly.options.source, project, print, opts.ref === undefined);
+        const report = new UpReport(project, (text) => void process.stderr.write(text), opts.ref === undefined);
+        const source = report.follow(assembly.options.source);
         const server = await startOrRefuse({ ...assembly, options: { ...assembly.options, source } }, MSG.portTaken(opts.host, opts.port));
         try {
           writeUpJson(file, { url: server.url, token, pid: process.pid });
@@ -131,7 +131,7 @@ export function registerUp(program: Command): void {
           await server.close().finally(() => assembly.close());
           throw new UsageError(MSG.upJsonUnwritable(file, (err as NodeJS.ErrnoException).code ?? String(err)));
         }
-        for (const line of missingModelLines(server)) print(`${line}\n`);
+        report.serving(server);
         write(MSG.serving(server.url, assembly.leaderElection));
         write(MSG.upReady(server.url, token, tryCommand(server, token, compiled)));
         return serveUntilStopped(server, assembly);

@@ -312,20 +312,22 @@ describe('beacon up examples on a bare clone, with no credentials set', () => {
   }, 90_000);
 });
 
+/** An agent of tenant demo on `model`, in a plain process sandbox. */
+const agentManifest = (name: string, model: string): string =>
+  `apiVersion: beacon.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}, tenant: demo}\nspec:\n  sponsor: owner@example.com\n  model: ${model}\n  instructions: Answer briefly.\n  sandbox: {isolation: process, replicas: 1}\n`;
+
 /** A repository of one tenant: `assistant` on a scripted Model, `asker` on gpt-4o (the examples' Model, its fallback left out). */
 function modelRepo(): string {
   const repo = trackTemp(newRepo());
   const gpt = readFileSync(join(ROOT, 'examples', 'models', 'gpt-4o.yaml'), 'utf8').replace(/^ {2}fallbacks:.*\n/m, '');
-  const agent = (name: string, model: string) =>
-    `apiVersion: beacon.dev/v1alpha1\nkind: Agent\nmetadata: {name: ${name}, tenant: demo}\nspec:\n  sponsor: owner@example.com\n  model: ${model}\n  instructions: Answer briefly.\n  sandbox: {isolation: process, replicas: 1}\n`;
   commit(repo, {
     '.gitignore': '.beacon/\n',
     'tenants/demo.yaml':
       'apiVersion: beacon.dev/v1alpha1\nkind: Tenant\nmetadata: {name: demo}\nspec:\n  sponsors: [owner@example.com]\n  quotas: {tokensPerDay: 1000000, maxSandboxes: 8}\n  models: [echo, gpt-4o]\n',
     'models/echo.yaml': 'apiVersion: beacon.dev/v1alpha1\nkind: Model\nmetadata: {name: echo}\nspec:\n  provider: scripted\n  script:\n    - when: "true"\n      reply: "I heard: {{input}}"\n',
     'models/gpt-4o.yaml': gpt,
-    'agents/assistant.yaml': agent('assistant', 'echo'),
-    'agents/asker.yaml': agent('asker', 'gpt-4o'),
+    'agents/assistant.yaml': agentManifest('assistant', 'echo'),
+    'agents/asker.yaml': agentManifest('asker', 'gpt-4o'),
   });
   expect(gpt).toContain('secretRef: OPENAI_API_KEY');
   return repo;
@@ -366,6 +368,20 @@ describe('a Model whose secret is not set is reported, never faked', () => {
     const runs = await server.get<{ items: { target?: string }[] }>('/v1/tenants/demo/runs');
     expect(runs.items.map((run) => run.target)).toEqual(['Agent/demo/assistant']);
   });
+
+  it(
+    'a Model without its secret that a saved change starts to call is said then',
+    async () => {
+      writeFileSync(join(repo, 'models', 'claude-sonnet.yaml'), readFileSync(join(ROOT, 'examples', 'models', 'claude-sonnet.yaml')));
+      writeFileSync(join(repo, 'tenants', 'demo.yaml'), readFileSync(join(repo, 'tenants', 'demo.yaml'), 'utf8').replace('[echo, gpt-4o]', '[echo, gpt-4o, claude-sonnet]'));
+      writeFileSync(join(repo, 'agents', 'later.yaml'), agentManifest('later', 'claude-sonnet'));
+      const line = 'beacon: Model claude-sonnet: secret ANTHROPIC_API_KEY is not set (start with --model claude-sonnet=<scripted model> to use a scripted stand-in); called by demo/later\n';
+      await eventually(async () => (server.output().includes(line) ? true : undefined), CONVERGE_MS, 'the line on claude-sonnet');
+      // gpt-4o was said once, at the start, however many revisions came since.
+      expect(server.output().split('beacon: Model gpt-4o: secret OPENAI_API_KEY is not set')).toHaveLength(2);
+    },
+    CONVERGE_MS + 30_000,
+  );
 });
 
 describe('beacon up --model gpt-4o=<a scripted Model>', () => {
