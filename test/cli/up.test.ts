@@ -14,7 +14,6 @@
  * it answers. Then the command line's wrong inputs: one line each, exit 2.
  */
 import { appendFileSync, cpSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileProject, openProject, type CompileResult } from '../../compiler/index.js';
@@ -406,31 +405,21 @@ describe('beacon up --model gpt-4o=<a scripted Model>', () => {
   });
 });
 
+/** The port's refusals (out of range, taken) are test/cli/installation.test.ts's. */
 describe('wrong inputs: one clear line, exit 2, nothing left behind', () => {
   let repo: string;
-  let taken: Server;
-  let port: number;
 
-  beforeAll(async () => {
+  beforeAll(() => {
     repo = modelRepo();
-    taken = createServer();
-    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
-    port = (taken.address() as { port: number }).port;
-  });
-
-  afterAll(async () => {
-    await new Promise<void>((r) => taken.close(() => r()));
   });
 
   it.concurrent.for([
-    ['a folder that does not exist', () => ['up', '/nonexistent/agents'], /^beacon: \/nonexistent\/agents: no such file or folder$/],
-    ['a port out of range', () => ['up', '.', '--port', '99999'], /--port 99999: expected a port number from 0 to 65535$/],
-    ['a port taken', () => ['up', '.', '--port', String(port)], /^beacon: port \d+ on 127\.0\.0\.1 is taken: give another with --port N, or --port 0 for a free one$/],
-    ['a stand-in for no Model', () => ['up', '.', '--port', '0', '--model', 'nosuch=echo'], /^beacon: --model nosuch=echo: there is no Model nosuch$/],
-    ['a stand-in that is not scripted', () => ['up', '.', '--port', '0', '--model', 'gpt-4o=gpt-4o'], /^beacon: --model gpt-4o=gpt-4o: Model gpt-4o is not scripted$/],
-    ['a stand-in without =', () => ['up', '.', '--port', '0', '--model', 'gpt-4o'], /^beacon: --model gpt-4o: expected NAME=SCRIPTED$/],
+    ['a folder that does not exist', ['up', '/nonexistent/agents'], /^beacon: \/nonexistent\/agents: no such file or folder$/],
+    ['a stand-in for no Model', ['up', '.', '--port', '0', '--model', 'nosuch=echo'], /^beacon: --model nosuch=echo: there is no Model nosuch$/],
+    ['a stand-in that is not scripted', ['up', '.', '--port', '0', '--model', 'gpt-4o=gpt-4o'], /^beacon: --model gpt-4o=gpt-4o: Model gpt-4o is not scripted$/],
+    ['a stand-in without =', ['up', '.', '--port', '0', '--model', 'gpt-4o'], /^beacon: --model gpt-4o: expected NAME=SCRIPTED$/],
   ] as const)('%s', async ([, args, line], { expect }) => {
-    const r = await beacon(args(), { cwd: repo, env: NO_CREDENTIALS, timeoutMs: 60_000 });
+    const r = await beacon([...args], { cwd: repo, env: NO_CREDENTIALS, timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(2);
     expect(r.stdout).toBe('');
     const lines = r.stderr.trimEnd().split('\n');
