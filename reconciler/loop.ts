@@ -220,7 +220,7 @@ export class Reconciler implements SandboxDirectory {
       if (fence === undefined) return;
       const next = this.unrecorded[0]!;
       try {
-        await recordRevision(this.o.db, fence, next.revision, next.desired);
+        await recordRevision(this.o.db, { fence, replica: this.replicaId }, next.revision, next.desired);
       } catch (err) {
         this.lostOnFence(err);
         throw err;
