@@ -220,6 +220,25 @@ describe('a follower', () => {
     expect(follower.converged()).toBe(false);
     expect(await state()).toEqual(before);
   });
+
+  it('keeps serving the version it runs until it has a ready sandbox of the one the leader deployed, even before it has read that commit', async () => {
+    const old = revisions.at(-1)!;
+    const running = sandboxOf(follower!, ONE, old);
+    expect(running).toBeDefined();
+    const next = await push({ 'agents/one.yaml': agent('alpha', 'one', 'Answer in two sentences.') });
+    expect(leader.deployment(ONE)?.stable).toBe(versionIn(next, ONE));
+
+    // Deployed at a commit this follower has not read: its sandbox stays, and invocations go to it.
+    await follower!.pass();
+    expect(sandboxOf(follower!, ONE, old)).toBe(running);
+    expect(follower!.deployment(ONE)?.stable).toBe(versionIn(old, ONE));
+
+    // Read: the new version's sandbox starts, then traffic moves to it and the old one stops.
+    await follower!.onRevision(next);
+    expect(sandboxOf(follower!, ONE, next)).toBeDefined();
+    expect(follower!.deployment(ONE)?.stable).toBe(versionIn(next, ONE));
+    expect(follower!.pick(ONE, versionIn(old, ONE))).toBeUndefined();
+  });
 });
 
 describe('errors', () => {
