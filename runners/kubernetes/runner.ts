@@ -55,9 +55,9 @@ export interface KubernetesRunnerOptions extends KubeLayout {
   /** Something the runner did that an operator should know (a forced apply, a retry). */
   onNotice?: (message: string) => void;
   /**
-   * Deployments per page of `list` (the API's `limit`): memory stays one page's
-   * worth however many there are, and the API server serves each page from
-   * its watch cache. @default 500 (client-go's pager)
+   * Deployments per page of `list` (the API's `limit`): what is parsed and
+   * held at once stays one page's worth however many there are (the peak RSS
+   * of a pass over 10,000 halves, docs/benchmarks.md). @default 500 (client-go's pager)
    */
   listPageSize?: number;
 }
