@@ -125,7 +125,7 @@ export class Executor {
       version,
       commit,
       audit: 'sandbox.start',
-      data: { sandbox: sandbox.id, runner: sandbox.runner, replica: this.o.replicaId, reason: action.reason },
+      data: { sandbox: sandbox.id, runner: sandbox.runner, reason: action.reason },
     });
     return true;
   }
@@ -162,7 +162,7 @@ export class Executor {
       target,
       version,
       ...(commit !== undefined ? { commit } : {}),
-      data: { replica: this.o.replicaId },
+      data: {},
     }).catch((e: unknown) => this.o.log({ level: 'warn', msg: 'could not record a failed start', target, error: errorMessage(e) }));
   }
 
@@ -172,7 +172,8 @@ export class Executor {
     if (fence === undefined) throw new Error(`${action.type} ${action.target}: only the leader writes deployments`);
     let result: DeploymentWrite;
     try {
-      result = action.type === 'deploy' ? await writeDeploy(this.o.db, fence, action) : await writeUndeploy(this.o.db, fence, action, context.head ?? '');
+      const leader = { fence, replica: this.o.replicaId };
+      result = action.type === 'deploy' ? await writeDeploy(this.o.db, leader, action) : await writeUndeploy(this.o.db, leader, action, context.head ?? '');
     } catch (err) {
       if (!(err instanceof StateError)) throw err;
       this.o.log({ level: 'info', msg: 'deployment moved meanwhile: decided again next pass', target: action.target, error: err.message });
@@ -210,13 +211,13 @@ export class Executor {
       target: action.target,
       version: action.version,
       audit: 'sandbox.stop',
-      data: { sandbox: action.sandbox, replica: this.o.replicaId, reason: action.reason, attached: entry !== undefined },
+      data: { sandbox: action.sandbox, reason: action.reason, attached: entry !== undefined },
     });
     return true;
   }
 
-  /** The leader records; a follower writes nothing. */
+  /** The leader records (its replica id with every record); a follower writes nothing. */
   private async record(context: ApplyContext, r: SandboxRecord): Promise<void> {
-    if (context.fence !== undefined) await recordSandbox(this.o.db, context.fence, r);
+    if (context.fence !== undefined) await recordSandbox(this.o.db, { fence: context.fence, replica: this.o.replicaId }, r);
   }
 }

@@ -25,7 +25,7 @@ export { KernelCache, type KernelCacheOptions, type RevisionKernel } from './ker
 export { StartFailures, type BackoffOptions } from './failures.js';
 export { CompiledVersions, type CompiledVersion } from './compiled.js';
 export { Leadership, type LeadershipOptions } from './leadership.js';
-export { deploymentKey, recordRevision, recordSandbox, writeDeploy, writeUndeploy, RECONCILER_ACTOR, type DeploymentWrite, type SandboxRecord } from './records.js';
+export { deploymentKey, recordRevision, recordSandbox, writeDeploy, writeUndeploy, RECONCILER_ACTOR, type DeploymentWrite, type LeaderWrite, type SandboxRecord } from './records.js';
 export { startServer } from './server.js';
 export { ServerPlane, type PlaneOptions, type ReconcilerView, type GatewayView } from './plane.js';
 export { LiveFigureSink } from './figures.js';

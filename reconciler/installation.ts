@@ -39,6 +39,8 @@ export const INSTALLATION_DEFAULTS = {
   groupsClaim: schemaDefault('auth', 'oidc', 'groupsClaim') as string,
   kernelListen: schemaDefault('runner', 'kernel', 'listen') as string,
   githubApiUrl: schemaDefault('github', 'apiUrl') as string,
+  redisPrefix: schemaDefault('state', 'redisPrefix') as string,
+  leaseSeconds: schemaDefault('server', 'leaseSeconds') as number,
 } as const;
 
 /** What a pattern means, by the field it checks: said instead of the regular expression. */
@@ -51,6 +53,7 @@ const MEANINGS: readonly [RegExp, string][] = [
   [/^\/source\/branch$/, 'must be a branch name'],
   [/^\/source\/folder$/, "must be a folder inside the repository: a relative path with '/' separators, without '..'"],
   [/^\/github\/repository$/, 'must be owner/name'],
+  [/^\/state\/redisPrefix$/, "must be 1 to 64 letters, digits and '.', '_', ':' or '-'"],
   [/^\/runner\/namespace$/, "must be a Kubernetes namespace: lower-case letters, digits and '-', at most 63 characters"],
 ];
 

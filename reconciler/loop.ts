@@ -9,7 +9,8 @@
  * The leader converges on the newest good compile (`desiredState`) and
  * writes deployments, events and audit entries, fenced by its lease. A
  * follower writes nothing: it runs sandboxes for the versions the leader
- * deployed, as far as it has compiled them itself. Errors never escape a
+ * deployed, as far as it has compiled them itself, and keeps serving the
+ * version it runs until those are ready here. Errors never escape a
  * pass: they are logged and make its result `Failed` (a state store outage
  * is tried again next tick), and running sandboxes are left as they are.
  */
@@ -17,7 +18,7 @@ import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { ALL_TENANTS, FenceError, listDeployments, type Database, type Deployment, type LeaderLease } from '../registry/index.js';
 import type { Runner, Sandbox } from '../runners/index.js';
 import { environmentSecrets, type CounterStore, type ModelSubstitution, type RateLimits, type SecretSource } from '../runtime/index.js';
-import { CompiledVersions } from './compiled.js';
+import { CompiledVersions, type CompiledVersion } from './compiled.js';
 import { desiredState, type DesiredOptions } from './desired.js';
 import { Executor, type ApplyOutcome } from './executor.js';
 import { StartFailures } from './failures.js';
@@ -220,7 +221,7 @@ export class Reconciler implements SandboxDirectory {
       if (fence === undefined) return;
       const next = this.unrecorded[0]!;
       try {
-        await recordRevision(this.o.db, fence, next.revision, next.desired);
+        await recordRevision(this.o.db, { fence, replica: this.replicaId }, next.revision, next.desired);
       } catch (err) {
         this.lostOnFence(err);
         throw err;
@@ -249,12 +250,31 @@ export class Reconciler implements SandboxDirectory {
     };
   }
 
-  /** A follower's desired state: the deployed stable versions it has compiled itself. */
+  /**
+   * A follower's desired state: the deployed stable versions it has compiled
+   * itself. One deployed at a version this replica has not compiled yet (the
+   * leader read the commit first) stays at the version it runs here, so that
+   * its sandboxes keep serving until it has.
+   */
   private followed(deployments: readonly Deployment[]): DesiredTarget[] {
     return deployments.flatMap((d) => {
-      const compiled = d.stable !== null ? this.compiled.get(deploymentId(d), d.stable) : undefined;
+      const id = deploymentId(d);
+      const compiled = (d.stable !== null ? this.compiled.get(id, d.stable) : undefined) ?? this.runningCompiled(id);
       return compiled !== undefined ? [compiled.target] : [];
     });
+  }
+
+  /** A version of `target` this replica runs and has compiled: the newest sandbox's. */
+  private runningCompiled(target: TargetId): CompiledVersion | undefined {
+    const running = this.sandboxes
+      .all()
+      .filter((a) => a.target === target)
+      .sort((a, b) => b.since - a.since);
+    for (const a of running) {
+      const compiled = this.compiled.get(target, a.version);
+      if (compiled !== undefined) return compiled;
+    }
+    return undefined;
   }
 
   private neverCompiled(tenant: string): boolean {
@@ -356,8 +376,20 @@ export class Reconciler implements SandboxDirectory {
     return this.statuses().every((s) => !declared.has(`${s.kind}/${s.tenant}/${s.name}`) || s.sync === 'Synced');
   }
 
+  /**
+   * The deployment of `target` as this replica routes to it. A follower with
+   * no ready sandbox yet of the version the leader deployed (starting one, or
+   * not yet compiled) routes to the version it still serves — `reconcile`
+   * keeps that one's sandboxes until then (`servedVersion`) — rather than
+   * refuse invocations while it catches up.
+   */
   deployment(target: TargetId): Deployment | undefined {
-    return this.deployed.get(target);
+    const d = this.deployed.get(target);
+    if (d === undefined || d.stable === null || this.isLeader()) return d;
+    const ready = this.sandboxes.readyVersions(target);
+    if (ready.includes(d.stable)) return d;
+    const before = ready.find((v) => this.compiled.get(target, v) !== undefined);
+    return before !== undefined ? { ...d, stable: before } : d;
   }
 
   pick(target: TargetId, version: string): Sandbox | undefined {

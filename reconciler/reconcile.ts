@@ -65,12 +65,13 @@ export function deploymentId(d: Pick<DeploymentState, 'kind' | 'tenant' | 'name'
 /**
  * One declared target's actions. The version to run is the declared one,
  * unless the deployment marked it failed while another serves (a failed
- * version is never rolled out again: the serving one stays). A follower runs
- * what it is told serves, so for it the declared version is serving.
+ * version is never rolled out again: the serving one stays). A follower is
+ * told what serves (its declared version is the deployed one) and moves its
+ * own traffic there as the leader does (`servedVersion`), with no deploy.
  */
 function converge(d: DesiredTarget, dep: DeploymentState | undefined, sandboxes: readonly ObservedSandbox[], pass: Pass): Action[] {
-  const serving = pass.leader ? (dep?.stable ?? null) : d.version;
-  const version = serving !== null && dep?.failed.includes(d.version) === true ? serving : d.version;
+  const serving = pass.leader ? (dep?.stable ?? null) : servedVersion(d, sandboxes);
+  const version = pass.leader && serving !== null && dep?.failed.includes(d.version) === true ? serving : d.version;
   const moving = serving !== version;
   const next = sandboxes.filter((s) => s.version === version);
   const serves = moving ? sandboxes.filter((s) => s.version === serving) : [];
@@ -78,6 +79,21 @@ function converge(d: DesiredTarget, dep: DeploymentState | undefined, sandboxes:
   const actions = [...others.map((s) => stop(s, 'superseded')), ...repair(d.id, serves, pass), ...fill(d, version, next, moving && serving !== null, pass)];
   if (pass.leader && moving && readyCount(next) >= d.replicas) actions.push({ type: 'deploy', target: d.id, version, from: serving, commit: d.commit });
   return actions;
+}
+
+/**
+ * What a follower serves of `d`, whose declared version is the one the leader
+ * deployed: that version once `d.replicas` of its sandboxes are ready here;
+ * until then the version it served before, while a sandbox of it is ready
+ * here (the newest). So a deploy never leaves a follower with nothing to
+ * serve: it starts the new version's sandboxes beside the old ones, and stops
+ * those once the new ones can take the traffic. The gateway routes by the same
+ * rule (`Reconciler.deployment`).
+ */
+export function servedVersion(d: Pick<DesiredTarget, 'version' | 'replicas'>, sandboxes: readonly ObservedSandbox[]): string {
+  if (readyCount(sandboxes.filter((s) => s.version === d.version)) >= d.replicas) return d.version;
+  const before = sandboxes.filter((s) => s.version !== d.version && s.health.state === 'ready').sort((a, b) => b.since - a.since || compare(a.id, b.id));
+  return before[0]?.version ?? d.version;
 }
 
 /**

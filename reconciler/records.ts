@@ -4,6 +4,8 @@
  * commit together or not at all, and never once a newer leader has written.
  * A revision read (its commit, objects and versions), a deployment written
  * or removed, a sandbox started or stopped. Followers call none of these.
+ * Every event and audit entry names the replica that wrote it (`replica` in
+ * its data): with several replicas, an operator sees which one led when.
  */
 import {
   ALL_TENANTS,
@@ -31,6 +33,12 @@ import type { Action, DesiredState, Revision, TargetId } from './types.js';
 /** Who the reconciler's audit entries name. */
 export const RECONCILER_ACTOR = 'system:reconciler';
 
+/** Who writes as the leader: its lease's fence, and its replica id. */
+export interface LeaderWrite {
+  fence: Fence;
+  replica: string;
+}
+
 /** The deployment key of `Agent/tenant/name` or `Workflow/tenant/name`. */
 export function deploymentKey(target: TargetId): DeploymentKey {
   const [kind = '', tenant = '', ...rest] = target.split('/');
@@ -45,28 +53,28 @@ export function deploymentKey(target: TargetId): DeploymentKey {
  * in particular). False when the commit was recorded already (by this
  * leader, or by an earlier one): nothing is written twice.
  */
-export function recordRevision(db: Database, fence: Fence, revision: Revision, desired: DesiredState): Promise<boolean> {
+export function recordRevision(db: Database, leader: LeaderWrite, revision: Revision, desired: DesiredState): Promise<boolean> {
   return fencedTransaction(
     db,
-    fence,
+    leader.fence,
     async (tx) => {
       const commit = commitRecord(revision.result, { sha: revision.commit, author: revision.author, time: revision.time });
       if (!(await recordCommit(tx, commit))) return false;
       await putObjects(tx, revision.result.bundle.objects);
       await recordVersions(tx, versionsOf(revision.result.bundle, commit));
-      const data = { commit: commit.sha, bundleDigest: commit.bundleDigest, ok: commit.ok, errors: commit.errors, warnings: commit.warnings };
+      const data = { commit: commit.sha, bundleDigest: commit.bundleDigest, ok: commit.ok, errors: commit.errors, warnings: commit.warnings, replica: leader.replica };
       await appendAudit(tx, { actor: RECONCILER_ACTOR, action: 'commit.compiled', data });
-      if (commit.errors > 0) await compileFailed(tx, revision.commit, commit.errors, desired);
+      if (commit.errors > 0) await compileFailed(tx, revision.commit, commit.errors, desired, leader.replica);
       return true;
     },
     { tenant: ALL_TENANTS },
   );
 }
 
-async function compileFailed(tx: Queryable, commit: string, errors: number, desired: DesiredState): Promise<void> {
+async function compileFailed(tx: Queryable, commit: string, errors: number, desired: DesiredState, replica: string): Promise<void> {
   const held = desired.tenants.filter((t) => t.held?.code === 'CompileFailed').map((t) => t.tenant);
   const message = `commit ${commit.slice(0, 12)} has ${errors} error${errors === 1 ? '' : 's'}`;
-  const data = { errors };
+  const data = { errors, replica };
   if (held.length === 0) await appendEvent(tx, { type: 'Warning', reason: 'CompileFailed', message: `${message}: every tenant keeps its last good version`, commit, data });
   for (const tenant of held) await appendEvent(tx, { type: 'Warning', reason: 'CompileFailed', message: `${message}: tenant ${tenant} keeps its last good version`, tenant, commit, data });
 }
@@ -83,29 +91,29 @@ export interface DeploymentWrite {
  * read where the stable version was `action.from`: when it is not that any
  * more, nothing is written (the next pass decides again).
  */
-export function writeDeploy(db: Database, fence: Fence, action: Extract<Action, { type: 'deploy' }>): Promise<DeploymentWrite> {
-  return withDeployment(db, fence, action.target, async (tx, key, current) => {
+export function writeDeploy(db: Database, leader: LeaderWrite, action: Extract<Action, { type: 'deploy' }>): Promise<DeploymentWrite> {
+  return withDeployment(db, leader.fence, action.target, async (tx, key, current) => {
     const stable = current?.stable ?? null;
     if (stable !== action.from || (stable === action.version && current?.phase === 'Promoted' && current.canary === null)) return { deployment: current, written: false };
     const state = { ...key, stable: action.version, canary: null, weight: 0, step: 0, phase: 'Promoted' as const, failed: current?.failed ?? [] };
     const deployment = await putDeployment(tx, state, current?.generation ?? 0);
     const common = { tenant: key.tenant, object: action.target };
     const message = `${action.target} serves ${short(action.version)}${stable !== null ? ` (was ${short(stable)})` : ''}`;
-    await appendEvent(tx, { type: 'Normal', reason: 'Deployed', message, ...common, version: action.version, commit: action.commit, data: { from: stable } });
-    await appendAudit(tx, { actor: RECONCILER_ACTOR, action: 'deploy', ...common, data: { from: stable, to: action.version, commit: action.commit } });
+    await appendEvent(tx, { type: 'Normal', reason: 'Deployed', message, ...common, version: action.version, commit: action.commit, data: { from: stable, replica: leader.replica } });
+    await appendAudit(tx, { actor: RECONCILER_ACTOR, action: 'deploy', ...common, data: { from: stable, to: action.version, commit: action.commit, replica: leader.replica } });
     return { deployment, written: true };
   });
 }
 
 /** Remove the deployment of a target no longer declared (`Undeployed` event, `undeploy` audit entry); nothing when it is gone or serves another version than decided on. */
-export function writeUndeploy(db: Database, fence: Fence, action: Extract<Action, { type: 'undeploy' }>, commit: string): Promise<DeploymentWrite> {
-  return withDeployment(db, fence, action.target, async (tx, key, current) => {
+export function writeUndeploy(db: Database, leader: LeaderWrite, action: Extract<Action, { type: 'undeploy' }>, commit: string): Promise<DeploymentWrite> {
+  return withDeployment(db, leader.fence, action.target, async (tx, key, current) => {
     if (current === undefined || current.stable !== action.version) return { deployment: current, written: false };
     await deleteDeployment(tx, key, current.generation);
     const common = { tenant: key.tenant, object: action.target };
     const message = `${action.target} is no longer declared: its deployment is removed`;
-    await appendEvent(tx, { type: 'Normal', reason: 'Undeployed', message, ...common, ...(current.stable !== null ? { version: current.stable } : {}), commit, data: {} });
-    await appendAudit(tx, { actor: RECONCILER_ACTOR, action: 'undeploy', ...common, data: { from: current.stable, to: null, commit } });
+    await appendEvent(tx, { type: 'Normal', reason: 'Undeployed', message, ...common, ...(current.stable !== null ? { version: current.stable } : {}), commit, data: { replica: leader.replica } });
+    await appendAudit(tx, { actor: RECONCILER_ACTOR, action: 'undeploy', ...common, data: { from: current.stable, to: null, commit, replica: leader.replica } });
     return { deployment: undefined, written: true };
   });
 }
@@ -130,15 +138,16 @@ export interface SandboxRecord {
 }
 
 /** Record a sandbox's start, stop or failure to start: its event, and for a start or stop its audit entry. */
-export function recordSandbox(db: Database, fence: Fence, r: SandboxRecord): Promise<void> {
+export function recordSandbox(db: Database, leader: LeaderWrite, r: SandboxRecord): Promise<void> {
   const { tenant } = deploymentKey(r.target);
+  const data = { ...r.data, replica: leader.replica };
   return fencedTransaction(
     db,
-    fence,
+    leader.fence,
     async (tx) => {
       const common = { tenant, object: r.target };
-      await appendEvent(tx, { type: r.type, reason: r.reason, message: r.message, ...common, version: r.version, ...(r.commit !== undefined ? { commit: r.commit } : {}), data: r.data });
-      if (r.audit !== undefined) await appendAudit(tx, { actor: RECONCILER_ACTOR, action: r.audit, ...common, data: { version: r.version, ...r.data } });
+      await appendEvent(tx, { type: r.type, reason: r.reason, message: r.message, ...common, version: r.version, ...(r.commit !== undefined ? { commit: r.commit } : {}), data });
+      if (r.audit !== undefined) await appendAudit(tx, { actor: RECONCILER_ACTOR, action: r.audit, ...common, data: { version: r.version, ...data } });
     },
     { tenant },
   );

@@ -105,6 +105,12 @@ export class SandboxSet {
     return [{ id: info.id, target, version: this.versions.get(label) ?? label, health: info.health, attached: false, since, active: 0 }];
   }
 
+  /** The versions of `target` with a ready sandbox here, the newest sandbox's first. */
+  readyVersions(target: TargetId): string[] {
+    const ready = this.all().filter((a) => a.target === target && a.sandbox.health().state === 'ready');
+    return [...new Set(ready.sort((x, y) => y.since - x.since).map((a) => a.version))];
+  }
+
   /** A ready sandbox of `target` at `version`: the least busy, round-robin among equally busy ones. */
   pick(target: TargetId, version: string): Sandbox | undefined {
     const ready = this.all().filter((a) => a.target === target && a.version === version && a.sandbox.health().state === 'ready');

@@ -316,7 +316,7 @@ export interface ControlPlane {
 
 /** What the gateway needs of the reconciler: what is deployed, and a sandbox to send a run to. */
 export interface SandboxDirectory {
-  /** The deployment of a target as last read or written (undefined: not deployed). */
+  /** The deployment of a target as last read or written, as this replica routes to it (a follower still catching up: the version it still serves); undefined: not deployed. */
   deployment(target: TargetId): DeploymentState | undefined;
   /** A ready sandbox of `target` at `version`, the least busy first; undefined when none is ready. */
   pick(target: TargetId, version: string): Sandbox | undefined;

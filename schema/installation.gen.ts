@@ -86,6 +86,10 @@ export interface InstallationState {
    * The installation's folder (absolute, or relative to this file): PGlite's database, the runners' state, the remote's clone.
    */
   dataDir: string;
+  /**
+   * Put before every Redis key (the leader lease, budgets, rate limits), so that installations sharing one Redis do not meet. Every replica of an installation has the same one.
+   */
+  redisPrefix?: string;
 }
 /**
  * What starts the agents' sandboxes.
@@ -145,13 +149,17 @@ export interface InstallationKernel {
   insecure?: boolean;
 }
 /**
- * The HTTP server (API, webhook, metrics, dashboard).
+ * The HTTP server (API, webhook, metrics, dashboard), and how its replicas hand the leader's role over.
  */
 export interface InstallationServer {
   /**
    * Where the server listens: `host:port`.
    */
   listen?: HostPort;
+  /**
+   * The leader lease's time to live, renewed every third of it: a leader that stops renewing (killed, cut off) is replaced within it. Every replica of an installation has the same one.
+   */
+  leaseSeconds?: number;
 }
 /**
  * Who may call the API.

@@ -9,7 +9,8 @@
  * generation, updated and available replicas; a ProgressDeadlineExceeded
  * condition is unhealthy). Stop drains: the Deployment is scaled to zero so
  * that pods finish their runs within their grace period, then its objects
- * are deleted. `list` and `watch` select by the runner's labels.
+ * are deleted. `list` and `watch` select by the runner's labels; `list` reads
+ * a page at a time, as plain JSON (json-get.ts says why).
  *
  * Pods reach the kernel over one stream each (the runtime protocol, the pod's
  * projected token first); `invoke` goes through a stream of one of the
@@ -20,6 +21,7 @@ import { backoffDelay, BeaconError, type BeaconErrorOptions } from '../../common
 import type { InvokeOptions, Json, RunOutcome } from '../../runtime/index.js';
 import { shippedFiles } from '../local.js';
 import { SandboxError, sandboxLabels, type Health, type Runner, type Sandbox, type SandboxInfo, type SandboxSpec, type StopOptions } from '../types.js';
+import { JsonGet, type ListPage } from './json-get.js';
 import { deploymentName, MANAGED_BY, namespaceOf, objectsFor, type KubeLayout, type KubeObject } from './objects.js';
 
 export interface RetryPolicy {
@@ -52,7 +54,16 @@ export interface KubernetesRunnerOptions extends KubeLayout {
   streams?: PodStreams;
   /** Something the runner did that an operator should know (a forced apply, a retry). */
   onNotice?: (message: string) => void;
+  /**
+   * Deployments per page of `list` (the API's `limit`): what is parsed and
+   * held at once stays one page's worth however many there are (the peak RSS
+   * of a pass over 10,000 halves, docs/benchmarks.md). @default 500 (client-go's pager)
+   */
+  listPageSize?: number;
 }
+
+/** A Deployment as the runner reads it from a list or a watch. */
+type ListedDeployment = KubeObject & { spec?: { replicas?: number }; status?: Record<string, unknown> };
 
 /** A Kubernetes API call that failed (after its retries): `not_found` (404), `conflict` (409), `forbidden` (401/403), else `kubernetes_api_failed`; `status` is the HTTP status. */
 export class KubernetesApiError extends BeaconError {
@@ -105,7 +116,7 @@ function retryAfterMs(err: unknown): number | undefined {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A Deployment's health from its status. */
-export function deploymentHealth(d: KubeObject & { spec?: { replicas?: number }; status?: Record<string, unknown> }): Health {
+export function deploymentHealth(d: ListedDeployment): Health {
   const want = d.spec?.replicas ?? 1;
   const s = (d.status ?? {}) as {
     observedGeneration?: number;
@@ -125,10 +136,13 @@ export function deploymentHealth(d: KubeObject & { spec?: { replicas?: number };
 export class KubernetesRunner implements Runner {
   readonly kind = 'kubernetes' as const;
   private readonly api: KubernetesObjectApi;
+  private readonly json: JsonGet;
   private readonly fieldManager: string;
 
   constructor(private readonly o: KubernetesRunnerOptions) {
     this.api = KubernetesObjectApi.makeApiClient(o.kubeConfig);
+    // makeApiClient refused a configuration without a current cluster.
+    this.json = new JsonGet(o.kubeConfig, o.kubeConfig.getCurrentCluster()!.server);
     this.fieldManager = o.fieldManager ?? 'beacon';
   }
 
@@ -210,16 +224,39 @@ export class KubernetesRunner implements Runner {
       .join(',');
   }
 
-  /** The runner's Deployments, in every namespace, with their labels and health. */
+  /**
+   * The runner's Deployments, in every namespace, with their labels and
+   * health, `listPageSize` at a time. A continue token that expired (410:
+   * the API server no longer holds the snapshot the first page came from)
+   * starts the list again, once, as client-go's pager does.
+   */
   async list(): Promise<SandboxInfo[]> {
-    const list = await this.call('list Deployments', () => this.api.list('apps/v1', 'Deployment', undefined, undefined, undefined, undefined, undefined, this.selector()));
-    return (list.items as KubeObject[]).map((d) => ({
-      id: `${d.metadata.namespace}/${d.metadata.name}`,
-      runner: this.kind,
-      labels: d.metadata.labels ?? {},
-      health: deploymentHealth(d),
-      attached: true,
-    }));
+    try {
+      return await this.listPages();
+    } catch (err) {
+      if (!(err instanceof KubernetesApiError && err.status === 410)) throw err;
+      this.o.onNotice?.(`${err.message}; listing again from the first page`);
+      return this.listPages();
+    }
+  }
+
+  private async listPages(): Promise<SandboxInfo[]> {
+    const infos: SandboxInfo[] = [];
+    const query = { labelSelector: this.selector(), limit: String(this.o.listPageSize ?? 500) };
+    let next: string | undefined;
+    for (let page = 1; ; page++) {
+      const token = next;
+      const list = await this.call(`list Deployments${page > 1 ? ` (page ${page})` : ''}`, () =>
+        this.json.get<ListPage<ListedDeployment>>('/apis/apps/v1/deployments', token === undefined ? query : { ...query, continue: token }),
+      );
+      for (const d of list.items) infos.push(this.info(d, deploymentHealth(d)));
+      next = list.metadata?.continue;
+      if (next === undefined || next === '') return infos;
+    }
+  }
+
+  private info(d: KubeObject, health: Health): SandboxInfo {
+    return { id: `${d.metadata.namespace}/${d.metadata.name}`, runner: this.kind, labels: d.metadata.labels ?? {}, health, attached: true };
   }
 
   /**
@@ -232,15 +269,9 @@ export class KubernetesRunner implements Runner {
       watcher.watch(
         '/apis/apps/v1/deployments',
         { labelSelector: this.selector(), allowWatchBookmarks: false },
-        (phase: string, d: KubeObject) => {
+        (phase: string, d: ListedDeployment) => {
           if (phase !== 'ADDED' && phase !== 'MODIFIED' && phase !== 'DELETED') return;
-          onChange(phase, {
-            id: `${d.metadata.namespace}/${d.metadata.name}`,
-            runner: this.kind,
-            labels: d.metadata.labels ?? {},
-            health: phase === 'DELETED' ? { state: 'stopped', detail: 'deleted' } : deploymentHealth(d),
-            attached: true,
-          });
+          onChange(phase, this.info(d, phase === 'DELETED' ? { state: 'stopped', detail: 'deleted' } : deploymentHealth(d)));
         },
         (err: unknown) => {
           if (err !== null && err !== undefined && (err as { name?: string }).name !== 'AbortError') onError?.(err);

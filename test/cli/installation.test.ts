@@ -151,6 +151,21 @@ describe('loadInstallation', () => {
   });
 });
 
+describe('several replicas', () => {
+  it('take the Redis prefix and the lease time from the file or the environment, and refuse what would not work', () => {
+    const file = fileWith('replicas.yaml', `${MINIMAL.replace('  dataDir: ./data\n', '  dataDir: ./data\n  redisPrefix: "prod-a:"\n')}server: {leaseSeconds: 3}\n`);
+    const loaded = loadInstallation(file, { BEACON_SERVER_LEASE_SECONDS: '5' });
+    expect(loaded.diagnostics).toEqual([]);
+    expect(loaded.installation?.state.redisPrefix).toBe('prod-a:');
+    expect(loaded.installation?.server?.leaseSeconds).toBe(5);
+    const bad = loadInstallation(file, { BEACON_STATE_REDIS_PREFIX: 'a b', BEACON_SERVER_LEASE_SECONDS: '0' });
+    expect(bad.diagnostics.map((d) => [d.code, d.message])).toEqual([
+      ['BCN2005', `state.redisPrefix must be 1 to 64 letters, digits and '.', '_', ':' or '-' (got "a b") (from BEACON_STATE_REDIS_PREFIX)`],
+      ['BCN2006', 'server.leaseSeconds must be >= 1 (got 0) (from BEACON_SERVER_LEASE_SECONDS)'],
+    ]);
+  });
+});
+
 describe('environment overrides', () => {
   it('follow one rule, BEACON_<SECTION>_<FIELD>, with one variable per field', () => {
     const names = installationVariables().map((v) => v.name);

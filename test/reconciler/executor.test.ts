@@ -175,8 +175,8 @@ describe('deployments', () => {
       tenant: ALL_TENANTS,
     });
     expect(entries.rows).toEqual([
-      { action: 'deploy', data: { from: null, to: v, commit: revision.commit } },
-      { action: 'undeploy', data: { from: v, to: null, commit: revision.commit } },
+      { action: 'deploy', data: { from: null, to: v, commit: revision.commit, replica: 'r1' } },
+      { action: 'undeploy', data: { from: v, to: null, commit: revision.commit, replica: 'r1' } },
     ]);
     expect(await verifyAudit(db)).toMatchObject({ ok: true });
   });

@@ -8,7 +8,7 @@
 import { rmSync } from 'node:fs';
 import { compile, GitRepository, GitSource } from '../../compiler/index.js';
 import type { Revision } from '../../reconciler/index.js';
-import { ALL_TENANTS, listDeployments, listEvents, migrate, MIGRATIONS, openPGlite, readAudit, type BeaconEvent, type Database, type Deployment } from '../../registry/index.js';
+import { ALL_TENANTS, listDeployments, listEvents, migrate, MIGRATIONS, openPGlite, readAudit, type AuditEntry, type BeaconEvent, type Database, type Deployment } from '../../registry/index.js';
 import { commit, git, newRepo } from '../helpers/git.js';
 
 const tenant = (name: string): string => `apiVersion: beacon.dev/v1alpha1
@@ -87,9 +87,12 @@ export function events(db: Database, after = 0): Promise<BeaconEvent[]> {
   return db.transaction((tx) => listEvents(tx, { after, limit: 1000 }), { tenant: ALL_TENANTS });
 }
 
+export async function auditEntries(db: Database): Promise<AuditEntry[]> {
+  return (await db.transaction((tx) => readAudit(tx, { limit: 1000 }), { tenant: ALL_TENANTS })).entries;
+}
+
 export async function auditActions(db: Database): Promise<string[]> {
-  const page = await db.transaction((tx) => readAudit(tx, { limit: 1000 }), { tenant: ALL_TENANTS });
-  return page.entries.map((e) => `${e.action}${e.object !== undefined ? ` ${e.object}` : ''}`);
+  return (await auditEntries(db)).map((e) => `${e.action}${e.object !== undefined ? ` ${e.object}` : ''}`);
 }
 
 export function deployments(db: Database): Promise<Deployment[]> {

@@ -16,7 +16,7 @@ import { Reconciler, type MetricsSink, type Revision, type TargetId } from '../.
 import { DatabaseError, MemoryLeaderLease, verifyAudit, type Database } from '../../registry/index.js';
 import { ProcessRunner } from '../../runners/index.js';
 import { MemoryCounters, MemoryRateLimits } from '../../runtime/index.js';
-import { agent, auditActions, deployments, events, fixtureRepo, ONE, revisionAt, stateStore, THREE, TWO, waitFor } from './loop-fixture.js';
+import { agent, auditActions, auditEntries, deployments, events, fixtureRepo, ONE, revisionAt, stateStore, THREE, TWO, waitFor } from './loop-fixture.js';
 
 const spans = new InMemorySpanExporter();
 const dirs: string[] = [];
@@ -123,6 +123,9 @@ describe('the leader', () => {
     }
     expect((await auditActions(db)).sort()).toEqual(['commit.compiled', ...[ONE, TWO, THREE].flatMap((t) => [`deploy ${t}`, `sandbox.start ${t}`])].sort());
     expect(await verifyAudit(db)).toMatchObject({ ok: true, entries: 7 });
+    // Each record names the replica that wrote it: with several replicas, an operator sees which one led.
+    expect(written.map((e) => e.data.replica)).toEqual(written.map(() => 'leader'));
+    expect((await auditEntries(db)).map((e) => (e.data as { replica?: unknown }).replica)).toEqual(Array(7).fill('leader'));
 
     expect(figures.reconcile.at(-1)).toBe('Succeeded');
     expect(figures.objects.at(-1)).toMatchObject({ sync: { Synced: 3, OutOfSync: 0 } });
@@ -217,6 +220,25 @@ describe('a follower', () => {
     expect(follower.converged()).toBe(false);
     expect(await state()).toEqual(before);
   });
+
+  it('keeps serving the version it runs until it has a ready sandbox of the one the leader deployed, even before it has read that commit', async () => {
+    const old = revisions.at(-1)!;
+    const running = sandboxOf(follower!, ONE, old);
+    expect(running).toBeDefined();
+    const next = await push({ 'agents/one.yaml': agent('alpha', 'one', 'Answer in two sentences.') });
+    expect(leader.deployment(ONE)?.stable).toBe(versionIn(next, ONE));
+
+    // Deployed at a commit this follower has not read: its sandbox stays, and invocations go to it.
+    await follower!.pass();
+    expect(sandboxOf(follower!, ONE, old)).toBe(running);
+    expect(follower!.deployment(ONE)?.stable).toBe(versionIn(old, ONE));
+
+    // Read: the new version's sandbox starts, then traffic moves to it and the old one stops.
+    await follower!.onRevision(next);
+    expect(sandboxOf(follower!, ONE, next)).toBeDefined();
+    expect(follower!.deployment(ONE)?.stable).toBe(versionIn(next, ONE));
+    expect(follower!.pick(ONE, versionIn(old, ONE))).toBeUndefined();
+  });
 });
 
 describe('errors', () => {
@@ -243,7 +265,7 @@ describe('errors', () => {
     expect(three.reasons.map((r) => r.code)).toContain('CompileFailed');
 
     const failed = (await events(db, after)).filter((e) => e.reason === 'CompileFailed');
-    expect(failed.map((e) => [e.type, e.tenant, e.commit, e.data])).toEqual([['Warning', 'beta', broken.commit, { errors: 1 }]]);
+    expect(failed.map((e) => [e.type, e.tenant, e.commit, e.data])).toEqual([['Warning', 'beta', broken.commit, { errors: 1, replica: 'leader' }]]);
     expect((await events(db, after)).filter((e) => e.object === THREE)).toEqual([]);
   });
 

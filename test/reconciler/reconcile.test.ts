@@ -125,6 +125,26 @@ const rows: [string, ReconcileInput, Action[]][] = [
   ['follower, ready: nothing to do', input({ leader: false, sandboxes: [sandbox('s1', 'v1')] }), []],
   ['follower: never undeploys', input({ leader: false, desired: [], deployments: [deployment(GONE, 'v1')] }), []],
   [
+    'follower, a new version deployed: started beside the one it serves, which keeps running',
+    input({ leader: false, desired: [target({ version: 'v2' })], deployments: [deployment(A, 'v2')], sandboxes: [sandbox('s1', 'v1')] }),
+    [start('v2', 'replace')],
+  ],
+  [
+    'follower, the new version starting: the old one still serves',
+    input({ leader: false, desired: [target({ version: 'v2' })], deployments: [deployment(A, 'v2')], sandboxes: [sandbox('s1', 'v1'), sandbox('s2', 'v2', 'starting')] }),
+    [],
+  ],
+  [
+    'follower, the new version ready: the old one is stopped',
+    input({ leader: false, desired: [target({ version: 'v2' })], deployments: [deployment(A, 'v2')], sandboxes: [sandbox('s1', 'v1'), sandbox('s2', 'v2')] }),
+    [stop('s1', 'v1', 'superseded')],
+  ],
+  [
+    'follower, the old version unhealthy meanwhile: nothing to keep, it goes',
+    input({ leader: false, desired: [target({ version: 'v2' })], deployments: [deployment(A, 'v2')], sandboxes: [sandbox('s1', 'v1', 'unhealthy'), sandbox('s2', 'v2', 'starting')] }),
+    [stop('s1', 'v1', 'superseded')],
+  ],
+  [
     'follower: an undeclared sandbox is stopped all the same',
     input({ leader: false, desired: [], sandboxes: [sandbox('s9', 'v1', 'ready', { target: GONE })] }),
     [stop('s9', 'v1', 'undeclared', GONE)],

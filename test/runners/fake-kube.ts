@@ -3,12 +3,14 @@
  * Kubernetes runner uses: API discovery; server-side apply (PATCH with
  * `application/apply-patch+yaml`, `fieldManager`, `force`, with field-owner
  * conflicts as 409 unless forced); get; list with label selectors, in a
- * namespace or across them; watch (`?watch=true`, one JSON event per line);
- * delete; and a Deployment controller that fills in `status` and keeps Pods
- * for the replicas. Every object applied is validated against the
- * Kubernetes schemas with `kubernetes-models` (a failure is a 422, as a real
- * API server answers, and is recorded). Faults can be injected: the next
- * requests answer 5xx, or an object gets a foreign field manager.
+ * namespace or across them, a page at a time (`limit`, `continue`); watch
+ * (`?watch=true`, one JSON event per line); delete; and a Deployment
+ * controller that fills in `status` and keeps Pods for the replicas. Every
+ * object applied is validated against the Kubernetes schemas with
+ * `kubernetes-models` (a failure is a 422, as a real API server answers, and
+ * is recorded). Faults can be injected: the next requests answer 5xx, an
+ * object gets a foreign field manager, continue tokens expire (410). Many
+ * settled objects can be loaded at once (`load`, for benchmarks).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ConfigMap, Namespace, Pod, ServiceAccount } from 'kubernetes-models/v1';
@@ -38,6 +40,8 @@ const RESOURCES: Resource[] = [
 export interface Recorded {
   method: string;
   path: string;
+  /** The query string, `?…` (empty when none). */
+  query: string;
   status: number;
   contentType?: string;
   fieldManager?: string;
@@ -54,6 +58,7 @@ export class FakeKube {
   private readonly watchers = new Set<{ res: ServerResponse; plural: string; ns?: string; selector: (labels: Record<string, string>) => boolean }>();
   private readonly tokens = new Map<string, { namespace: string; pod: string; podUid?: string; serviceAccount: string; audiences: string[] }>();
   private faults: { status: number; count: number; retryAfter?: string } = { status: 0, count: 0 };
+  private expiring = 0;
   private server: Server | undefined;
   private rv = 1;
   /** How long the fake controller takes to make a Deployment's pods ready. */
@@ -80,6 +85,11 @@ export class FakeKube {
     this.faults = { status, count, ...(retryAfter !== undefined ? { retryAfter } : {}) };
   }
 
+  /** The next `count` lists given a continue token answer 410 Expired, as when the snapshot their first page came from was compacted away. */
+  expireContinue(count: number): void {
+    this.expiring = count;
+  }
+
   /** Give an object's fields to another manager: the next non-forced apply by anyone else conflicts (409). */
   ownBy(plural: string, ns: string | undefined, name: string, manager: string): void {
     this.owners.set(this.key(plural, ns, name), manager);
@@ -97,6 +107,67 @@ export class FakeKube {
   recreatePod(ns: string, name: string): void {
     const pod = this.get('pods', ns, name);
     if (pod !== undefined) pod.metadata.uid = `pod-uid-${++this.rv}`;
+  }
+
+  /**
+   * Store objects as a real API server holds them long after they were
+   * applied: each with its uid, generation, resource version and the
+   * managedFields of `fieldManager`'s apply; each Deployment settled (its
+   * controller's status and managedFields, its pods). Validated like an
+   * apply, but without a request each: a benchmark's thousands of objects
+   * would take minutes over HTTP, and the fake's controller is not made for
+   * that many.
+   */
+  load(objects: readonly Obj[], fieldManager = 'beacon'): void {
+    const time = new Date(0).toISOString();
+    for (const object of objects) {
+      const r = RESOURCES.find((x) => x.kind === object.kind && (x.group === '' ? x.version : `${x.group}/${x.version}`) === object.apiVersion);
+      if (r === undefined) throw new Error(`load: no resource ${object.apiVersion} ${object.kind}`);
+      r.validate(object);
+      const applied = managedEntry(object.apiVersion, fieldManager, 'Apply', fieldsOf(appliedFields(object)), time);
+      const stored: Obj = { ...structuredClone(object), metadata: { ...structuredClone(object.metadata), uid: `uid-${++this.rv}`, generation: 1, creationTimestamp: time, managedFields: [applied] } };
+      if (r.kind === 'Deployment') this.settle(stored, time);
+      this.put(r, stored, 'ADDED');
+      this.owners.set(this.key(r.plural, stored.metadata.namespace, stored.metadata.name), fieldManager);
+    }
+  }
+
+  /** A loaded Deployment as its controller leaves it: ready, with its pods (made here, not by setPods, which scans the whole store per Deployment). */
+  private settle(d: Obj, time: string): void {
+    const replicas = (d.spec?.replicas as number | undefined) ?? 1;
+    d.metadata.annotations = { ...d.metadata.annotations, 'deployment.kubernetes.io/revision': '1' };
+    d.status = {
+      observedGeneration: 1,
+      replicas,
+      updatedReplicas: replicas,
+      readyReplicas: replicas,
+      availableReplicas: replicas,
+      conditions: [
+        { type: 'Available', status: 'True', lastUpdateTime: time, lastTransitionTime: time, reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.' },
+        {
+          type: 'Progressing',
+          status: 'True',
+          lastUpdateTime: time,
+          lastTransitionTime: time,
+          reason: 'NewReplicaSetAvailable',
+          message: `ReplicaSet "${d.metadata.name}" has successfully progressed.`,
+        },
+      ],
+    };
+    const statusFields = { 'f:metadata': { 'f:annotations': { 'f:deployment.kubernetes.io/revision': {} } }, 'f:status': fieldsOf(d.status) };
+    (d.metadata.managedFields as unknown[]).push(managedEntry(d.apiVersion, 'kube-controller-manager', 'Update', statusFields, time, 'status'));
+    const pods = RESOURCES.find((x) => x.kind === 'Pod')!;
+    for (let i = 0; i < replicas; i++) {
+      const pod: Obj = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `${d.metadata.name}-${i}`, namespace: d.metadata.namespace, uid: `pod-uid-${++this.rv}`, labels: { ...d.spec.template.metadata.labels } },
+        spec: d.spec.template.spec,
+        status: { phase: 'Running' },
+      };
+      pods.validate(pod);
+      this.put(pods, pod, 'ADDED');
+    }
   }
 
   get(plural: string, ns: string | undefined, name: string): Obj | undefined {
@@ -224,7 +295,7 @@ export class FakeKube {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
-    const record: Recorded = { method: req.method ?? 'GET', path: url.pathname, status: 200 };
+    const record: Recorded = { method: req.method ?? 'GET', path: url.pathname, query: url.search, status: 200 };
     const contentType = req.headers['content-type'];
     if (contentType !== undefined) record.contentType = contentType;
     const fm = url.searchParams.get('fieldManager');
@@ -291,8 +362,14 @@ export class FakeKube {
         req.on('close', () => this.watchers.delete(w));
         return;
       }
+      const continued = url.searchParams.get('continue');
+      if (continued !== null && this.expiring > 0) {
+        this.expiring--;
+        return reply(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+      }
       const items = this.list(r.plural).filter((o) => (ns === undefined || o.metadata.namespace === ns) && selector(o.metadata.labels ?? {}));
-      return send(200, { kind: `${r.kind}List`, apiVersion: r.group === '' ? r.version : `${r.group}/${r.version}`, metadata: { resourceVersion: String(this.rv) }, items });
+      const { page, metadata } = paginate(items, Number(url.searchParams.get('limit') ?? 0), continued);
+      return send(200, { kind: `${r.kind}List`, apiVersion: r.group === '' ? r.version : `${r.group}/${r.version}`, metadata: { resourceVersion: String(this.rv), ...metadata }, items: page });
     }
     if (name === undefined) return reply(405, 'MethodNotAllowed', `${req.method} on a collection`);
     const k = this.key(r.plural, r.namespaced ? ns : undefined, name);
@@ -341,9 +418,50 @@ export class FakeKube {
   }
 }
 
+/**
+ * One page of a list, as the API server serves `limit` and `continue`: in key
+ * order (namespace, then name), at most `limit` items (0: all), a continue
+ * token and the count left while more remain.
+ */
+function paginate(items: Obj[], limit: number, continued: string | null): { page: Obj[]; metadata: { continue?: string; remainingItemCount?: number } } {
+  const after = continued === null ? undefined : (JSON.parse(Buffer.from(continued, 'base64url').toString('utf8')) as { after: string }).after;
+  // Keys made once, not per comparison: a benchmark pages through 10,000 objects.
+  const keyed = items.map((o) => ({ key: `${o.metadata.namespace ?? ''}/${o.metadata.name}`, o })).filter((k) => after === undefined || k.key > after);
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  if (limit <= 0 || keyed.length <= limit) return { page: keyed.map((k) => k.o), metadata: {} };
+  const page = keyed.slice(0, limit);
+  return { page: page.map((k) => k.o), metadata: { continue: Buffer.from(JSON.stringify({ after: page.at(-1)!.key })).toString('base64url'), remainingItemCount: keyed.length - limit } };
+}
+
 /** `a=b,c=d` (equality only, as the runner sends). */
 function parseSelector(text: string | null): (labels: Record<string, string>) => boolean {
   if (text === null || text === '') return () => true;
   const terms = text.split(',').map((t) => t.split('=') as [string, string]);
   return (labels) => terms.every(([k, v]) => labels[k] === v);
+}
+
+/** The fields an applier owns: not the status, nor the object's identity (kind, name, namespace), which the API server leaves out of managedFields. */
+function appliedFields(o: Obj): Record<string, unknown> {
+  const { status: _status, apiVersion: _apiVersion, kind: _kind, metadata, ...rest } = o;
+  const { name: _name, namespace: _namespace, ...meta } = metadata;
+  return { metadata: meta, ...rest };
+}
+
+/**
+ * The `fieldsV1` of a value as the API server records it: `f:<field>` per
+ * field, `k:{"name":…}` per item of a list keyed by name, an atomic list or
+ * a scalar as `{}`.
+ */
+function fieldsOf(value: unknown): Record<string, unknown> {
+  if (Array.isArray(value)) {
+    const keyed = value.every((v) => typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string');
+    if (!keyed || value.length === 0) return {};
+    return Object.fromEntries(value.map((v: { name: string }) => [`k:${JSON.stringify({ name: v.name })}`, { '.': {}, ...fieldsOf(v) }]));
+  }
+  if (typeof value !== 'object' || value === null) return {};
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [`f:${k}`, fieldsOf(v)]));
+}
+
+function managedEntry(apiVersion: string, manager: string, operation: 'Apply' | 'Update', fields: Record<string, unknown>, time: string, subresource?: string): Record<string, unknown> {
+  return { manager, operation, apiVersion, time, fieldsType: 'FieldsV1', fieldsV1: fields, ...(subresource !== undefined ? { subresource } : {}) };
 }

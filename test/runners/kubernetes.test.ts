@@ -196,6 +196,48 @@ describe('against the API server', () => {
     expect(notices).toEqual([]);
   }, 30_000);
 
+  it('lists a page at a time, only its own Deployments, and starts again from the first page when a continue token expired', async () => {
+    const notices: string[] = [];
+    const runner = new KubernetesRunner({ ...layout, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 10 }, listPageSize: 2, onNotice: (m) => notices.push(m) });
+    const objects = ['triage', 'refund-assessor', 'resolver'].flatMap((a) => objectsFor(spec(`Agent/acme-support/${a}`), layout, []));
+    const deployments = objects.filter((o) => o.kind === 'Deployment') as (KubeObject & { spec: { replicas: number } })[];
+    const scaledDown = { ...deployments[2]!, spec: { ...deployments[2]!.spec, replicas: 0 } };
+    const foreign = { ...deployments[0]!, metadata: { ...deployments[0]!.metadata, name: 'not-ours', labels: { app: 'not-ours' } } };
+    kube.load([...objects.filter((o) => o !== deployments[2]), scaledDown, foreign]);
+    const ids = deployments.map((d) => `${d.metadata.namespace}/${d.metadata.name}`);
+    const lists = () => kube.requests.filter((r) => r.method === 'GET' && r.path === '/apis/apps/v1/deployments');
+
+    const listed = await runner.list();
+    expect(listed.map((i) => i.id).sort()).toEqual([...ids].sort());
+    expect(listed.find((i) => i.id === ids[0])).toEqual({
+      id: ids[0],
+      runner: 'kubernetes',
+      labels: expect.objectContaining({ 'beacon.dev/agent': 'triage' }),
+      health: { state: 'ready' },
+      attached: true,
+    });
+    expect(listed.find((i) => i.id === ids[2])!.health).toEqual({ state: 'stopped', detail: 'scaled to zero' });
+    const pages = lists().map((r) => new URLSearchParams(r.query));
+    expect(pages.map((q) => [q.get('limit'), q.get('labelSelector'), q.has('continue')])).toEqual([
+      ['2', 'app.kubernetes.io/managed-by=beacon', false],
+      ['2', 'app.kubernetes.io/managed-by=beacon', true],
+    ]);
+
+    kube.expireContinue(1);
+    const before = lists().length;
+    expect((await runner.list()).map((i) => i.id).sort()).toEqual([...ids].sort());
+    expect(
+      lists()
+        .slice(before)
+        .map((r) => r.status),
+    ).toEqual([200, 410, 200, 200]);
+    expect(notices).toEqual([expect.stringMatching(/^list Deployments \(page 2\): HTTP 410: The provided continue parameter is too old.*; listing again from the first page$/)]);
+
+    // Expired again on the second try: said, not retried for ever.
+    kube.expireContinue(2);
+    await expect(runner.list()).rejects.toMatchObject({ status: 410, code: 'kubernetes_api_failed' });
+  });
+
   it('a 409 conflict with another field manager is taken over with force, and said', async () => {
     const notices: string[] = [];
     const runner = new KubernetesRunner({ ...layout, kubeConfig: kubeConfig(kube.url), retry: { baseMs: 10 }, onNotice: (m) => notices.push(m) });
