@@ -124,6 +124,10 @@ export const MSG = {
   upReady: (url: string, token: string, curl: string) =>
     [`  URL        ${url}`, `  dashboard  ${url}/?token=${encodeURIComponent(token)}`, `  token      ${token}`, `  try        ${curl}`, '  stop       Ctrl-C'].join('\n'),
   stopped: 'beacon: stopped',
+  upErrors: (commit: string, n: number) =>
+    `beacon: ${commit} has ${n} error${n === 1 ? '' : 's'}: what ${n === 1 ? 'it touches' : 'they touch'} keeps its last good version, or does not start (beacon status says which)`,
+  upClean: (commit: string) => `beacon: ${commit} has no errors any more: every tenant follows it`,
+  upModelMissing: (reason: string, names: readonly string[], more: number) => `beacon: ${reason}; called by ${names.join(', ')}${more > 0 ? ` and ${more} more` : ''}`,
   upJsonUnwritable: (file: string, why: string) => `cannot write ${file} (${why}): stopped`,
   // client commands
   status: 'the agents and workflows of every tenant you may see on the server, with their sync, health, sandboxes and isolation',
@@ -148,6 +152,7 @@ export const MSG = {
   statusSource: (repository: string, followed: string, head: string, lastGood: string) => `source ${repository} (${followed}) at ${head}${lastGood}`,
   statusReconcile: (time: string, result: string, ms: number) => `last reconcile ${time}: ${result} in ${ms} ms`,
   notConverged: (n: number, total: number) => `${n} of ${total} not Synced and Healthy`,
+  tenantHeld: (tenant: string, code: string, message: string) => `tenant ${tenant} is held back: ${code}: ${message}`,
   noEvents: 'no events',
   serverRunNotFound: (run: string) => `run ${run} is in no tenant you may see on the server (not_found)`,
   approvedOnServer: (verb: string, run: string, decided: string[]) =>

@@ -2,17 +2,18 @@
  * Whether an invocation may start, and where: the target deployed (else
  * `not_found`), the version it is routed to, an input its Agent accepts
  * (`invalid_request` naming the field), a ready sandbox of that version
- * (`unavailable`), the tenant's invocations per minute (`rate_limited`) and
+ * (`unavailable`), a Model it can call (`unavailable`, naming the secrets
+ * that are not set), the tenant's invocations per minute (`rate_limited`) and
  * its day's or month's budget (`budget_exhausted`), each refusal a
  * PlaneError with when to try again. Nothing is journaled before a request
  * passes all of them.
  */
 import { ofKind, type Bundle } from '../compiler/index.js';
 import type { DeploymentState } from '../registry/index.js';
-import { KernelBudgets, schemaMismatch, type CounterStore, type Json, type RateLimits } from '../runtime/index.js';
+import { KernelBudgets, modelsAllowed, schemaMismatch, type CounterStore, type Json, type RateLimits } from '../runtime/index.js';
 import type { Sandbox } from '../runners/index.js';
 import { PlaneError } from './errors.js';
-import type { InvokeRequest, Revision, SandboxDirectory, TargetId } from './types.js';
+import type { DesiredTarget, InvokeRequest, Revision, SandboxDirectory, TargetId } from './types.js';
 
 /** How long a caller refused for want of a ready sandbox waits: about one reconcile. */
 export const UNAVAILABLE_RETRY_MS = 1000;
@@ -58,6 +59,8 @@ export async function admit(deps: AdmissionDeps, request: InvokeRequest): Promis
   if (revision === undefined) throw unavailable(`version ${version} of ${target} is not known to this replica yet`);
   const problem = inputProblem(revision.result.bundle, target, request.input);
   if (problem !== null) throw new PlaneError('invalid_request', `the input does not match the input schema of ${target}: ${problem}`);
+  const noModel = noModelToCall(deps.directory.declared(target), revision.result.bundle);
+  if (noModel !== undefined) throw new PlaneError('unavailable', noModel);
   const sandbox = deps.directory.pick(target, version);
   if (sandbox === undefined) throw unavailable(`no sandbox of ${target} at version ${version} is ready`);
   await checkRate(deps, revision.result.bundle, request.tenant);
@@ -67,6 +70,24 @@ export async function admit(deps: AdmissionDeps, request: InvokeRequest): Promis
 
 function unavailable(message: string): PlaneError {
   return new PlaneError('unavailable', message, { retryAfterMs: UNAVAILABLE_RETRY_MS });
+}
+
+/**
+ * Why an Agent can answer nothing here, or undefined: its Model and every
+ * fallback it may call lack their secret (each a ModelUnavailable reason of
+ * its status). Its runs could only fail, so none is started: the refusal
+ * names the variables to set (never a value) and `--model` as the way out.
+ * One Model left that can be called (a fallback whose secret is set) admits
+ * the request. A Workflow is not refused here: which of its agents a run
+ * reaches depends on its input.
+ */
+export function noModelToCall(declared: DesiredTarget | undefined, bundle: Pick<Bundle, 'objects'>): string | undefined {
+  if (declared?.kind !== 'Agent') return undefined;
+  const missing = declared.reasons.filter((r) => r.code === 'ModelUnavailable');
+  if (missing.length === 0) return undefined;
+  const callable = modelsAllowed(bundle.objects, { tenant: declared.tenant, agent: `${declared.tenant}/${declared.name}` });
+  if (missing.length < callable.length) return undefined;
+  return `${declared.id} can call no Model here: ${missing.map((r) => r.message).join('; ')}`;
 }
 
 /**

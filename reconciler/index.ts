@@ -16,6 +16,7 @@ export { warmCompiler, type WarmCompiler, type WarmCompilerOptions } from './sou
 export { verifyWebhook, pushedBranch } from './webhook.js';
 export { Gateway, type GatewayOptions } from './gateway.js';
 export { routeVersion } from './admission.js';
+export { noModelToCall } from './admission.js';
 export type { RunDetail, StepView, GateView, OutcomeView } from './run-views.js';
 export { Reconciler, RECONCILER_LEASE, type ReconcilerOptions, type LastReconcile } from './loop.js';
 export { Executor, type ApplyContext, type ApplyOutcome, type ExecutorOptions } from './executor.js';

@@ -34,9 +34,9 @@ export class ModelReasons {
     objects: readonly CompiledObject[],
     private readonly check: ModelCheck,
   ) {
-    this.models = objects.filter(ofKind('Model'));
-    this.tenants = new Map(objects.filter(ofKind('Tenant')).map((t) => [t.name, t]));
     this.substituted = new Set((check.substitutions ?? []).map((s) => s.model));
+    this.models = objects.filter(ofKind('Model')).map((m) => (this.substituted.has(m.name) ? standIn(m) : m));
+    this.tenants = new Map(objects.filter(ofKind('Tenant')).map((t) => [t.name, t]));
   }
 
   /** Why some Model `agents` may call cannot be reached, one reason per Model, sorted by Model name. */
@@ -67,6 +67,11 @@ export class ModelReasons {
     }
     return reason;
   }
+}
+
+/** A Model answered by a scripted stand-in: it answers alone, as the kernel composes it, so its fallbacks are never called. */
+function standIn(m: Model): Model {
+  return { ...m, object: { ...m.object, spec: { ...m.object.spec, fallbacks: [] } } };
 }
 
 /** Why Model `m` cannot be called, or null: scripted and substituted Models need no secret, nor those without credentials. */

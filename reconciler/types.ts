@@ -15,7 +15,7 @@ import type { CounterStore, Json, ModelSubstitution, RateLimits, RunStatus, RunS
 
 /** One compiled state of the source: a commit, or the working tree as saved. */
 export interface Revision {
-  /** The commit's sha; for a working tree `worktree:<first 12 hex of the bundle digest>`. */
+  /** The commit's sha; for a working tree `worktree:<first 12 hex of the bundle digest>` (with errors, of a digest over it and the errors: `worktreeCommit`). */
   commit: string;
   /** The commit's author (`Name <email>`), or `working tree`. */
   author: string;

@@ -1,9 +1,10 @@
 /**
  * `beacon status [--format text|json] [--server URL] [--repo PATH]`: the
  * agents and workflows of every tenant the caller may see, as the server's
- * API reports them (server.md's status vocabulary), in one table. Exit 0 when
- * every one is Synced and Healthy, 1 when one is not (not converged), 2 when
- * no server is reachable. `--format json` prints the API's documents.
+ * API reports them (server.md's status vocabulary), in one table, and the
+ * tenants that errors hold back. Exit 0 when every one is Synced and Healthy
+ * and no tenant is held, 1 when not (not converged), 2 when no server is
+ * reachable. `--format json` prints the API's documents.
  */
 import type { Command } from 'commander';
 import { isRecord } from '../../common/index.js';
@@ -77,13 +78,27 @@ export function statusText(docs: StatusDocuments): string {
   if (source.error !== undefined) lines.push(printablePath(`source error: ${source.error}`));
   if (lastReconcile !== null) lines.push(printablePath(MSG.statusReconcile(lastReconcile.time, lastReconcile.result, lastReconcile.durationMs)));
   lines.push('');
-  if (docs.targets.length === 0) return [...lines, MSG.noTargets].join('\n');
+  if (docs.targets.length === 0) return [...lines, MSG.noTargets, ...heldLines(docs.tenants)].join('\n');
   const sorted = [...docs.targets].sort((a, b) => a.tenant.localeCompare(b.tenant) || a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
   lines.push(columns([['TENANT', 'KIND', 'NAME', 'VERSION', 'SYNC', 'HEALTH', 'SANDBOXES', 'ISOLATION', 'REASONS'], ...sorted.map(row)]));
   const behind = docs.targets.filter((t) => !converged(t)).length;
   if (behind > 0) lines.push('', MSG.notConverged(behind, docs.targets.length));
+  const held = heldLines(docs.tenants);
+  if (held.length > 0) lines.push('', ...held);
   return lines.join('\n');
 }
+
+/**
+ * A tenant the newest commit does not reach (its errors hold it at its last
+ * good version, or at nothing when it never compiled), with why: a tenant
+ * that has no agent running yet would otherwise not show at all.
+ */
+function heldLines(tenants: readonly TenantView[]): string[] {
+  return tenants.flatMap((t) => (t.held !== undefined ? [printablePath(MSG.tenantHeld(t.name, t.held.code, t.held.message))] : []));
+}
+
+/** Every agent and workflow Synced and Healthy, and no tenant held back by errors. */
+export const allConverged = (docs: StatusDocuments): boolean => docs.targets.every(converged) && docs.tenants.every((t) => t.held === undefined);
 
 export function registerStatus(program: Command): void {
   const command = program.command('status').description(MSG.status);
@@ -93,7 +108,7 @@ export function registerStatus(program: Command): void {
       action(async (opts: Options) => {
         const docs = await readStatus(await requireServer(opts));
         write(opts.format === 'json' ? printableJson(docs) : statusText(docs));
-        return docs.targets.every(converged) ? EXIT.ok : EXIT.findings;
+        return allConverged(docs) ? EXIT.ok : EXIT.findings;
       }),
     );
 }

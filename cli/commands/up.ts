@@ -7,21 +7,24 @@
  * may call it: BEACON_TOKEN, else a new random one; its subject `beacon-up`
  * is the admin. `.beacon/up.json` (`{url, token, pid}`, created with mode
  * 0600) tells the client commands of the repository where it is, and goes
- * when it stops.
+ * when it stops. Besides the URL and the token it prints each revision's
+ * errors as they come and go, and the Models whose secret is not set
+ * (up-report.ts); a `--model` stand-in that names no Model, or no scripted
+ * one, is refused before anything starts.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { ofKind, openProject } from '../../compiler/index.js';
+import { openProject, type CompileResult } from '../../compiler/index.js';
 import type { RunningServer } from '../../reconciler/index.js';
 import { liveUpJson, upJsonPath } from '../client.js';
 import { action, compileFolder, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
-import { sampleInput } from '../sample-input.js';
 import { assembled, reconciler, serveUntilStopped, startOrRefuse } from '../serving.js';
-import { substitutions } from './run.js';
+import { tryTarget, UpReport } from '../up-report.js';
+import { kernelFor, substitutions } from './run.js';
 import { shellQuote } from './runs.js';
 
 interface Options {
@@ -59,31 +62,22 @@ async function probe(host: string, at: number): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
-/** The input schema of each Agent of the compiled folder, by `tenant/name`: what the `curl` line's input must satisfy. */
-async function inputSchemas(path: string | undefined, ref: string | undefined): Promise<Map<string, unknown>> {
+/** The folder compiled as the server will first read it, or undefined when it cannot be (the server then says why). */
+async function compiledFolder(path: string | undefined, ref: string | undefined): Promise<CompileResult | undefined> {
   try {
-    const { result } = await compileFolder(path, { cache: true, ...(ref !== undefined ? { ref } : {}) });
-    return new Map(result.bundle.objects.filter(ofKind('Agent')).map((o) => [`${o.object.metadata.tenant}/${o.object.metadata.name}`, o.object.spec.input?.schema]));
+    return (await compileFolder(path, { cache: true, ...(ref !== undefined ? { ref } : {}) })).result;
   } catch {
-    return new Map();
+    return undefined;
   }
 }
 
-/** A ready-to-paste command: the first agent invoked with an input its schema accepts, or the installation's status when none is deployed yet. */
-function tryCommand(server: RunningServer, token: string, schemas: ReadonlyMap<string, unknown>): string {
+/** A ready-to-paste command: an agent that can answer here, invoked with an input its schema accepts; the installation's status when none is deployed. */
+function tryCommand(server: RunningServer, token: string, compiled: CompileResult | undefined): string {
   const auth = ['-H', `Authorization: Bearer ${token}`];
-  try {
-    for (const tenant of server.plane.tenants()) {
-      const agent = server.plane.targets(tenant.name, 'Agent')[0];
-      if (agent === undefined) continue;
-      const url = `${server.url}/v1/tenants/${encodeURIComponent(tenant.name)}/agents/${encodeURIComponent(agent.name)}:invoke`;
-      const body = JSON.stringify({ input: sampleInput(schemas.get(`${tenant.name}/${agent.name}`)) });
-      return ['curl', '-sS', ...auth, '-H', 'Content-Type: application/json', '-d', body, url].map(shellQuote).join(' ');
-    }
-  } catch {
-    // Nothing compiled yet: the status is what there is to look at.
-  }
-  return ['curl', '-sS', ...auth, `${server.url}/v1/status`].map(shellQuote).join(' ');
+  const agent = tryTarget(server, compiled, process.env);
+  if (agent === undefined) return ['curl', '-sS', ...auth, `${server.url}/v1/status`].map(shellQuote).join(' ');
+  const url = `${server.url}/v1/tenants/${encodeURIComponent(agent.tenant)}/agents/${encodeURIComponent(agent.name)}:invoke`;
+  return ['curl', '-sS', ...auth, '-H', 'Content-Type: application/json', '-d', JSON.stringify({ input: agent.input }), url].map(shellQuote).join(' ');
 }
 
 /** `{url, token, pid}`, created with mode 0600 (never readable by others, not even for a moment), removed when the process exits. */
@@ -112,6 +106,9 @@ export function registerUp(program: Command): void {
         // Left by a beacon up that did not stop cleanly.
         rmSync(file, { force: true });
         if (opts.port !== 0) await probe(opts.host, opts.port);
+        const compiled = await compiledFolder(path, opts.ref);
+        // A stand-in that names no Model, or no scripted one, is refused here as `beacon run` refuses it, not at every sandbox's start.
+        if (compiled !== undefined && models.length > 0) await kernelFor(compiled, { model: opts.model, format: 'text' }, []);
         const token = upToken(process.env);
         const { assembleDevelopment } = await reconciler();
         const assembly = await assembled(() =>
@@ -125,15 +122,18 @@ export function registerUp(program: Command): void {
           }),
         );
         process.stderr.write(`${assembly.runner === 'gvisor' ? MSG.runnerGvisor : MSG.runnerProcess}\n`);
-        const server = await startOrRefuse(assembly, MSG.portTaken(opts.host, opts.port));
+        const report = new UpReport(project, (text) => void process.stderr.write(text), opts.ref === undefined);
+        const source = report.follow(assembly.options.source);
+        const server = await startOrRefuse({ ...assembly, options: { ...assembly.options, source } }, MSG.portTaken(opts.host, opts.port));
         try {
           writeUpJson(file, { url: server.url, token, pid: process.pid });
         } catch (err) {
           await server.close().finally(() => assembly.close());
           throw new UsageError(MSG.upJsonUnwritable(file, (err as NodeJS.ErrnoException).code ?? String(err)));
         }
+        report.serving(server);
         write(MSG.serving(server.url, assembly.leaderElection));
-        write(MSG.upReady(server.url, token, tryCommand(server, token, await inputSchemas(path, opts.ref))));
+        write(MSG.upReady(server.url, token, tryCommand(server, token, compiled)));
         return serveUntilStopped(server, assembly);
       }),
     );

@@ -2,12 +2,12 @@
  * The working tree of a folder (`beacon up`): the files as saved, uncommitted
  * changes included, `.beaconignore` applied as in the CLI. A burst of saves
  * is one revision, read `debounceMs` after the last event; a save that
- * changes nothing compiled (the same bundle digest: a file touched, an
- * ignored file edited) is no revision.
+ * changes nothing compiled (the same bundle digest and the same errors: a
+ * file touched, an ignored file edited) is no revision.
  */
 import { existsSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
-import { openProject, SourceError, type Project } from '../../compiler/index.js';
+import { openProject, sha256, SourceError, type CompileResult, type Project } from '../../compiler/index.js';
 import type { Revision, RevisionSource, SourceStatus } from '../types.js';
 import { Follower, type Reader, type StopWatching } from './follow.js';
 import { repositoryCacheDir, warmCompiler, type WarmCompiler } from './warm.js';
@@ -31,9 +31,18 @@ export function worktreeSource(options: WorktreeSourceOptions): RevisionSource {
   return new Follower(new WorktreeReader(resolve(options.path), options.debounceMs ?? 100), { retryMs: RETRY_MS });
 }
 
-/** `worktree:` and the first 12 hex digits of a bundle digest (`sha256:…`). */
-export function worktreeCommit(bundleDigest: string): string {
-  return `worktree:${bundleDigest.replace(/^sha256:/, '').slice(0, 12)}`;
+/**
+ * `worktree:` and the first 12 hex digits of the bundle digest (`sha256:…`)
+ * when the tree compiles without errors; with errors, of a digest over the
+ * bundle's and the errors. The errors are part of what a revision is: a
+ * file that never compiled declares nothing in the bundle, so deleting or
+ * breaking it again changes only the errors, and a tenant it holds back
+ * must still move on when it is gone.
+ */
+export function worktreeCommit(result: Pick<CompileResult, 'bundle' | 'diagnostics'>): string {
+  const errors = result.diagnostics.filter((d) => d.severity === 'error').map((d) => [d.code, d.file, d.line, d.column, d.message]);
+  const digest = errors.length === 0 ? result.bundle.digest : sha256(JSON.stringify([result.bundle.digest, errors]));
+  return `worktree:${digest.replace(/^sha256:/, '').slice(0, 12)}`;
 }
 
 class WorktreeReader implements Reader {
@@ -57,7 +66,7 @@ class WorktreeReader implements Reader {
     this.compiler ??= warmCompiler(existsSync(join(project.repoRoot, '.git')) ? { cacheDir: repositoryCacheDir(project.repoRoot) } : {});
     const time = new Date().toISOString();
     const result = await this.compiler.compile(project.source);
-    const commit = worktreeCommit(result.bundle.digest);
+    const commit = worktreeCommit(result);
     if (commit === head?.commit) return undefined;
     return { commit, author: 'working tree', time, result, files: { folder: this.folder } };
   }

@@ -48,6 +48,8 @@ const state = {
   /** Last-Event-ID of each stream connection. */
   resumedFrom: [] as (string | undefined)[],
   approvals: [] as { path: string; body: unknown }[],
+  /** Tenants held back by errors, with why. */
+  held: new Map<string, TenantView['held']>(),
 };
 
 function reset(): void {
@@ -57,6 +59,7 @@ function reset(): void {
   state.streamed = [[], []];
   state.resumedFrom = [];
   state.approvals = [];
+  state.held = new Map();
 }
 
 const STATUS: InstallationStatus = {
@@ -88,7 +91,11 @@ function json(res: ServerResponse, body: unknown, status = 200): void {
   res.end(JSON.stringify(body));
 }
 
-const tenants = (): TenantView[] => [...new Set(state.targets.map((t) => t.tenant))].map((name) => ({ name, displayName: name, agents: 0, workflows: 0 }));
+const tenants = (): TenantView[] =>
+  [...new Set([...state.targets.map((t) => t.tenant), ...state.held.keys()])].map((name) => {
+    const held = state.held.get(name);
+    return { name, displayName: name, agents: 0, workflows: 0, ...(held !== undefined ? { held } : {}) };
+  });
 
 function stream(req: IncomingMessage, res: ServerResponse): void {
   const from = req.headers['last-event-id'];
@@ -195,6 +202,19 @@ describe('beacon status', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^globex\s+Agent\s+scout\s+ab12cd34ef56\s+OutOfSync\s+Progressing\s+0\/1\s+process \(degraded\)\s+IsolationDegraded,HeldByError$/m);
     expect(r.stdout).toMatch(/^1 of 3 not Synced and Healthy$/m);
+  });
+
+  it('a tenant held back by errors is named with why, exit 1, even one with no agent running yet', async () => {
+    const held = { code: 'HeldByError' as const, message: 'commit worktree:0123456789ab has 1 error that holds every tenant (first: agents/x.yaml:4: bad indentation)' };
+    state.held.set('acme', held);
+    state.held.set('initech', { ...held, code: 'CompileFailed' });
+    const r = await beacon(['status'], { env: withServer(), cwd: outside });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`\ntenant acme is held back: HeldByError: ${held.message}\ntenant initech is held back: CompileFailed: ${held.message}\n`);
+    state.targets = [];
+    const none = await beacon(['status'], { env: withServer(), cwd: outside });
+    expect(none.code).toBe(1);
+    expect(none.stdout).toMatch(/^no agents or workflows on the server .*\ntenant acme is held back: HeldByError: /m);
   });
 
   it.concurrent('--format json prints the API documents', async ({ expect }) => {

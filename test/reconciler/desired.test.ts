@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compile, DirSource } from '../../compiler/index.js';
-import { desiredState, type DesiredState, type Revision } from '../../reconciler/index.js';
+import { desiredState, noModelToCall, type DesiredState, type Revision } from '../../reconciler/index.js';
 import { environmentSecrets } from '../../runtime/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'beacon-desired-'));
@@ -227,7 +227,31 @@ describe('desiredState', async () => {
         { model: 'claude', scripted: 'sim' },
       ];
       expect(desiredState(r1, undefined, { secrets: environmentSecrets({}), substitutions }).targets.flatMap((t) => t.reasons)).toEqual([]);
+      // A stand-in answers alone (the kernel drops its fallbacks): gpt's fallback claude, unreachable, is never called.
+      const gptOnly = desiredState(r1, undefined, { secrets: environmentSecrets({}), substitutions: [{ model: 'gpt', scripted: 'sim' }] });
+      expect(gptOnly.targets.flatMap((t) => t.reasons)).toEqual([]);
       expect(first.targets.flatMap((t) => t.reasons)).toEqual([]);
+    });
+
+    it('refuse an agent at the gateway only when it can call no Model at all, naming each variable', () => {
+      const refusal = (s: DesiredState, id: string) =>
+        noModelToCall(
+          s.targets.find((t) => t.id === id),
+          r1.result.bundle,
+        );
+      const none = desiredState(r1, undefined, { secrets: environmentSecrets({ UNRELATED: VALUE }) });
+      expect(refusal(none, 'Agent/t1/b')).toBe(
+        'Agent/t1/b can call no Model here: Model claude: secret ANTHROPIC_API_KEY is not set (start with --model claude=<scripted model> to use a scripted stand-in); ' +
+          'Model gpt: secret OPENAI_API_KEY is not set (start with --model gpt=<scripted model> to use a scripted stand-in)',
+      );
+      // Its fallback's secret is set: it can still answer.
+      const fallback = desiredState(r1, undefined, { secrets: environmentSecrets({ ANTHROPIC_API_KEY: VALUE }) });
+      expect(fallback.targets.find((t) => t.id === 'Agent/t1/b')!.reasons.map((r) => r.code)).toEqual(['ModelUnavailable']);
+      expect(refusal(fallback, 'Agent/t1/b')).toBeUndefined();
+      // A scripted agent, and a workflow (its run may never reach the agent), are never refused here.
+      expect(refusal(none, 'Agent/t1/a')).toBeUndefined();
+      expect(refusal(none, 'Workflow/t1/wp')).toBeUndefined();
+      expect(refusal(none, 'Agent/t1/missing')).toBeUndefined();
     });
   });
 });

@@ -150,6 +150,25 @@ describe('worktreeSource', () => {
     expect(inbox.seen).toHaveLength(2);
   });
 
+  it('a file that never compiled is part of the revision: breaking it again, then deleting it, are new revisions with their own commit', async () => {
+    const dir = fixtureRepo();
+    const broken = join(dir, 'agents', 'broken.yaml');
+    writeFileSync(broken, 'apiVersion: beacon.dev/v1alpha1\nkind: Agent\nmetadata: {name: broken, tenant: shop\nspec: [\n');
+    const inbox = await started(worktreeSource({ path: join(dir, 'agents') }));
+    const first = await inbox.nth(1);
+    expect(first.result.ok).toBe(false);
+    // It declares nothing the bundle holds: only the errors tell these trees apart.
+    writeFileSync(broken, 'apiVersion: beacon.dev/v1alpha1\nkind: Agent\nmetadata: {name: broken, tenant: shop}\nspec: {bogus: 1}\n');
+    const second = await inbox.nth(2);
+    expect(second.result.bundle.digest).toBe(first.result.bundle.digest);
+    expect(second.commit).not.toBe(first.commit);
+    rmSync(broken);
+    const third = await inbox.nth(3);
+    expect(third.result.ok).toBe(true);
+    expect(third.commit).toBe(`worktree:${third.result.bundle.digest.slice('sha256:'.length, 'sha256:'.length + 12)}`);
+    expect(new Set([first.commit, second.commit, third.commit]).size).toBe(3);
+  });
+
   it('a deleted folder is a status error and no revision; the source goes on when the folder is back', async () => {
     const dir = fixtureRepo();
     const source = worktreeSource({ path: join(dir, 'agents') });
