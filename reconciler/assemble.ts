@@ -61,8 +61,8 @@ interface State {
   close(): Promise<void>;
 }
 
-/** PostgreSQL or PGlite under `dataDir/state`; Redis or in-process leases and limits. */
-async function openState(secrets: Pick<InstallationSecrets, 'databaseUrl' | 'redisUrl'>, dataDir: string, log: Log): Promise<State> {
+/** PostgreSQL or PGlite under `dataDir/state`; Redis (every key under `redisKeyPrefix`) or in-process leases and limits. */
+async function openState(secrets: Pick<InstallationSecrets, 'databaseUrl' | 'redisUrl'>, dataDir: string, log: Log, prefix = INSTALLATION_DEFAULTS.redisKeyPrefix): Promise<State> {
   const registry = await import('../registry/index.js');
   const { MemoryCounters, MemoryRateLimits } = await import('../runtime/index.js');
   const db = secrets.databaseUrl !== undefined ? registry.openPostgres({ url: secrets.databaseUrl }) : await registry.openPGlite(join(dataDir, 'state'));
@@ -81,11 +81,11 @@ async function openState(secrets: Pick<InstallationSecrets, 'databaseUrl' | 'red
   const both = async (): Promise<void> => {
     await Promise.allSettled([redis.quit(), db.close()]);
   };
-  const lease = await guarded({ close: both }, () => new registry.RedisLeaderLease({ url }));
+  const lease = await guarded({ close: both }, () => new registry.RedisLeaderLease({ url, prefix }));
   const close = async (): Promise<void> => {
     await Promise.allSettled([lease.close(), redis.quit(), db.close()]);
   };
-  return { stores: { db, lease, counters: new registry.RedisCounters(redis), rateLimits: new registry.RedisRateLimits(redis) }, leaderElection: 'redis', close };
+  return { stores: { db, lease, counters: new registry.RedisCounters(redis, { prefix }), rateLimits: new registry.RedisRateLimits(redis, { prefix }) }, leaderElection: 'redis', close };
 }
 
 /** `open()`, closing `opened` when it throws: nothing half-opened stays open. */
@@ -200,7 +200,7 @@ export async function assembleInstallation(installation: Installation, secrets: 
   const log = options.log ?? logWithout(Object.values(secrets));
   const dataDir = installation.state.dataDir;
   const opened: { close(): Promise<void> }[] = [];
-  const state = await openInOrder(opened, () => openState(secrets, dataDir, log));
+  const state = await openInOrder(opened, () => openState(secrets, dataDir, log, installation.state.redisKeyPrefix));
   const runner = await openInOrder(opened, () => openRunner(installation.runner, dataDir, options.env ?? process.env));
   const source = await openInOrder(opened, () => sourceOf(installation.source, secrets, dataDir));
   return {
@@ -211,6 +211,7 @@ export async function assembleInstallation(installation: Installation, secrets: 
       development: false,
       auth: authOf(installation.auth),
       listen: parseListen(installation.server?.listen ?? INSTALLATION_DEFAULTS.listen),
+      leaseTtlMs: (installation.server?.leaseSeconds ?? INSTALLATION_DEFAULTS.leaseSeconds) * 1000,
       ...(secrets.webhookSecret !== undefined ? { webhookSecret: secrets.webhookSecret } : {}),
       ...(installation.telemetry?.otlpEndpoint !== undefined ? { telemetry: { otlpEndpoint: installation.telemetry.otlpEndpoint } } : {}),
       log,

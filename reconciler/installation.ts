@@ -36,6 +36,8 @@ export const INSTALLATION_DEFAULTS = {
   branch: schemaDefault('source', 'branch') as string,
   pollSeconds: schemaDefault('source', 'pollSeconds') as number,
   listen: schemaDefault('server', 'listen') as string,
+  leaseSeconds: schemaDefault('server', 'leaseSeconds') as number,
+  redisKeyPrefix: schemaDefault('state', 'redisKeyPrefix') as string,
   groupsClaim: schemaDefault('auth', 'oidc', 'groupsClaim') as string,
   kernelListen: schemaDefault('runner', 'kernel', 'listen') as string,
   githubApiUrl: schemaDefault('github', 'apiUrl') as string,
@@ -51,6 +53,7 @@ const MEANINGS: readonly [RegExp, string][] = [
   [/^\/source\/branch$/, 'must be a branch name'],
   [/^\/source\/folder$/, "must be a folder inside the repository: a relative path with '/' separators, without '..'"],
   [/^\/github\/repository$/, 'must be owner/name'],
+  [/^\/state\/redisKeyPrefix$/, "must be 1 to 64 letters, digits, '_', '.', ':' or '-', starting with a letter or a digit"],
   [/^\/runner\/namespace$/, "must be a Kubernetes namespace: lower-case letters, digits and '-', at most 63 characters"],
 ];
 

@@ -83,6 +83,10 @@ export interface InstallationState {
    */
   redisUrlRef?: EnvVarRef;
   /**
+   * Put before every Redis key of this installation (its leader lease, budgets, rate limits), so that installations sharing one Redis never meet: their replicas elect their own leader and count their own budgets.
+   */
+  redisKeyPrefix?: string;
+  /**
    * The installation's folder (absolute, or relative to this file): PGlite's database, the runners' state, the remote's clone.
    */
   dataDir: string;
@@ -152,6 +156,10 @@ export interface InstallationServer {
    * Where the server listens: `host:port`.
    */
   listen?: HostPort;
+  /**
+   * The leader lease's time to live, renewed every third of it: a leader that dies without a word (killed, its host lost) delays the next one by up to this long, and one cut off from Redis stops acting as the leader after it.
+   */
+  leaseSeconds?: number;
 }
 /**
  * Who may call the API.

@@ -141,6 +141,20 @@ describe('loadInstallation', () => {
     expect(installation?.auth.admins).toEqual(['a@x.example', 'b@x.example']);
   });
 
+  it("takes the Redis key prefix and the leader lease's time to live, and says what a wrong one must be", () => {
+    const file = fileWith('lease.yaml', MINIMAL.replace('  dataDir: ./data\n', '  dataDir: ./data\n  redisKeyPrefix: "staging:"\n').concat('server: {leaseSeconds: 3}\n'));
+    const loaded = loadInstallation(file, {});
+    expect(loaded.diagnostics).toEqual([]);
+    expect([loaded.installation?.state.redisKeyPrefix, loaded.installation?.server?.leaseSeconds]).toEqual(['staging:', 3]);
+    const overridden = loadInstallation(file, { BEACON_STATE_REDIS_KEY_PREFIX: 'prod:', BEACON_SERVER_LEASE_SECONDS: '30' }).installation;
+    expect([overridden?.state.redisKeyPrefix, overridden?.server?.leaseSeconds]).toEqual(['prod:', 30]);
+    const wrong = loadInstallation(file, { BEACON_STATE_REDIS_KEY_PREFIX: 'my prefix', BEACON_SERVER_LEASE_SECONDS: '1' });
+    expect(wrong.diagnostics.map((d) => d.message).sort()).toEqual([
+      'server.leaseSeconds must be >= 2 (got 1) (from BEACON_SERVER_LEASE_SECONDS)',
+      "state.redisKeyPrefix must be 1 to 64 letters, digits, '_', '.', ':' or '-', starting with a letter or a digit (got \"my prefix\") (from BEACON_STATE_REDIS_KEY_PREFIX)",
+    ]);
+  });
+
   it('never puts a secret in a diagnostic: neither a Ref holding one nor the value of a variable a Ref names', () => {
     const file = fileWith('secret.yaml', MINIMAL.replace('  repository: ./repo\n', `  repository: ./repo\n  tokenRef: ${GITHUB_TOKEN_LITERAL}\n`));
     const loaded = loadInstallation(file, {});
