@@ -66,7 +66,7 @@ export function spawnServer(args: string[], options: SpawnOptions = {}): Promise
 }
 
 /** Wait until a launched server's `/readyz` answers 200; it is killed when that does not come in time. */
-export async function whenReady(launched: LaunchedProcess, options: Omit<SpawnOptions, 'cwd' | 'env'> = {}): Promise<ServerProcess> {
+async function whenReady(launched: LaunchedProcess, options: Omit<SpawnOptions, 'cwd' | 'env'> = {}): Promise<ServerProcess> {
   const { child, output, exited } = launched;
   const args = child.spawnargs.slice(2);
   const deadline = Date.now() + (options.readyMs ?? 60_000);
