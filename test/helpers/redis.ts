@@ -28,3 +28,15 @@ export async function redisMissing(): Promise<string | null> {
 export function uniquePrefix(): string {
   return `beacon-test:${randomBytes(6).toString('hex')}:`;
 }
+
+/** Delete every key under `prefix` (a test's own, from `uniquePrefix`) from the shared server. */
+export async function dropKeys(prefix: string): Promise<void> {
+  if (prefix === '') return;
+  const client = new Redis(REDIS_URL);
+  try {
+    const keys = await client.keys(`${prefix}*`);
+    if (keys.length > 0) await client.del(...keys);
+  } finally {
+    client.disconnect();
+  }
+}

@@ -10,12 +10,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, ROOT } from './cli.js';
 
-export interface ServerProcess {
-  url: string;
-  token: string;
+/** A `beacon` server process as started, before it is known to be ready. */
+export interface LaunchedProcess {
   child: ChildProcess;
   /** Everything the process wrote so far. */
   output(): string;
+  /** Resolves when the process has exited (by itself, or killed). */
+  exited: Promise<void>;
+}
+
+export interface ServerProcess extends LaunchedProcess {
+  url: string;
+  token: string;
   /** `fetch` of a path of the API with the token. */
   api(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
   /** The parsed JSON of a GET that must answer 200. */
@@ -33,14 +39,14 @@ export interface SpawnOptions {
   token?: string;
   /** Where `.beacon/up.json` is written (`beacon up`'s repository). */
   repo?: string;
-  /** The URL, when the command prints none that can be told (`beacon serve`). */
+  /** The URL. @default read from `.beacon/up.json`, else the `serving http://…` line the command prints */
   url?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Start `beacon <args>` and wait until `/readyz` answers 200. */
-export async function spawnServer(args: string[], options: SpawnOptions = {}): Promise<ServerProcess> {
+/** Start `beacon <args>` as a user would, without waiting for anything (a test that kills it at a chosen moment). */
+export function launchServer(args: string[], options: Pick<SpawnOptions, 'cwd' | 'env'> = {}): LaunchedProcess {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, BEACON_CACHE_DIR: '', NO_COLOR: '1', ...options.env })) if (v !== undefined) env[k] = v;
   const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -48,10 +54,26 @@ export async function spawnServer(args: string[], options: SpawnOptions = {}): P
   child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
   child.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return { child, output: () => out, exited };
+}
+
+/** What `beacon serve` prints once it listens: `beacon: serving http://host:port (leader election: …)`. */
+const SERVING = /^beacon: serving (http:\/\/\S+)/m;
+
+/** Start `beacon <args>` and wait until `/readyz` answers 200. */
+export function spawnServer(args: string[], options: SpawnOptions = {}): Promise<ServerProcess> {
+  return whenReady(launchServer(args, options), options);
+}
+
+/** Wait until a launched server's `/readyz` answers 200; it is killed when that does not come in time. */
+async function whenReady(launched: LaunchedProcess, options: Omit<SpawnOptions, 'cwd' | 'env'> = {}): Promise<ServerProcess> {
+  const { child, output, exited } = launched;
+  const args = child.spawnargs.slice(2);
   const deadline = Date.now() + (options.readyMs ?? 60_000);
   let url = options.url;
   let token = options.token;
   for (;;) {
+    const out = output();
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`beacon ${args.join(' ')} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${out}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
@@ -67,6 +89,7 @@ export async function spawnServer(args: string[], options: SpawnOptions = {}): P
         // Being written: read it again.
       }
     }
+    url ??= SERVING.exec(out)?.[1];
     if (
       url !== undefined &&
       (await fetch(`${url}/readyz`)
@@ -89,7 +112,8 @@ export async function spawnServer(args: string[], options: SpawnOptions = {}): P
     url: base,
     token: bearer,
     child,
-    output: () => out,
+    output,
+    exited,
     api,
     async get<T>(path: string): Promise<T> {
       const r = await api(path);
