@@ -5,9 +5,9 @@
  * the runner's cleanup), a deploy or an undeploy (the leader's, in one
  * fenced transaction with its event and audit entry). Each target's actions
  * run in the order `reconcile` gave them (its stops first, so that a repair
- * frees its slot), different targets' at once. Traffic moving only to ready
- * sandboxes, and old ones going only after it moved, is `reconcile`'s
- * decision over successive rounds, not an ordering here.
+ * frees its slot), its starts together, different targets' at once. Traffic
+ * moving only to ready sandboxes, and old ones going only after it moved, is
+ * `reconcile`'s decision over successive rounds, not an ordering here.
  *
  * A start that fails is remembered per target (`StartFailures`: shown in its
  * status, tried again after a backoff); one the runner refuses for its
@@ -72,6 +72,22 @@ function byTarget(actions: readonly Action[]): Map<TargetId, Action[]> {
   return groups;
 }
 
+/**
+ * A target's actions in the order given, its consecutive starts in one batch:
+ * the replicas of a version start at once — one after another, three
+ * replicas took three sandbox starts to serve a saved change — while its
+ * stops still end before its starts begin (a repair frees its slot first).
+ */
+function batches(actions: readonly Action[]): Action[][] {
+  const out: Action[][] = [];
+  for (const a of actions) {
+    const last = out.at(-1);
+    if (a.type === 'start' && last?.[0]?.type === 'start') last.push(a);
+    else out.push([a]);
+  }
+  return out;
+}
+
 const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 export class Executor {
@@ -96,7 +112,7 @@ export class Executor {
     };
     await Promise.all(
       [...byTarget(actions).values()].map(async (mine) => {
-        for (const a of mine) await step(a, () => run(a));
+        for (const batch of batches(mine)) await Promise.all(batch.map((a) => step(a, () => run(a))));
       }),
     );
     return outcome;

@@ -37,9 +37,9 @@ interface Pass {
  *
  * The order is stable: by target id, and for each target its stops (by
  * sandbox id), then its starts (by version and reason), then its `deploy` or
- * `undeploy`. The executor may run different targets' actions at once; a
- * target's own stops come before its starts so that a repair frees its slot
- * first.
+ * `undeploy`. The executor may run different targets' actions at once, and
+ * a target's starts together; a target's own stops come before its starts
+ * so that a repair frees its slot first.
  */
 export function reconcile(input: ReconcileInput): Action[] {
   const pass: Pass = { now: input.now, startTimeoutMs: input.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS, leader: input.leader };

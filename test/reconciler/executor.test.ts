@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Executor, KernelCache, SandboxSet, StartFailures, type Action, type ApplyContext, type Revision } from '../../reconciler/index.js';
 import { ALL_TENANTS, getDeployment, MemoryLeaderLease, verifyAudit, type Database, type Fence } from '../../registry/index.js';
-import { ProcessRunner } from '../../runners/index.js';
+import { ProcessRunner, type Runner, type Sandbox } from '../../runners/index.js';
 import { MemoryCounters, MemoryRateLimits, processExists } from '../../runtime/index.js';
 import { auditActions, events, fixtureRepo, ONE, revisionAt, stateStore, THREE, TWO } from './loop-fixture.js';
 
@@ -46,7 +46,7 @@ const versionOf = (target: string, r: Revision = revision): string => r.result.b
 const start = (target: string, version = versionOf(target)): Action => ({ type: 'start', target, version, reason: 'missing' });
 
 /** A fresh executor over the shared runner, its own sandboxes, kernels and failures; a clock the test moves. */
-function setup(options: { runner?: ProcessRunner } = {}) {
+function setup(options: { runner?: Runner } = {}) {
   const clock = { t: 1_000_000, now: () => clock.t };
   const sandboxes = new SandboxSet(options.runner ?? runner, clock);
   executors.push(sandboxes);
@@ -135,6 +135,45 @@ describe('start and stop', () => {
     expect(processExists(pid)).toBe(false);
     expect(await sandboxes.observe()).toEqual([]);
     expect((await events(db, after)).map((e) => [e.reason, e.object, e.data.attached])).toEqual([['SandboxStopped', THREE, false]]);
+  });
+
+  it("starts a version's replicas at once, once the target's stops have ended", async () => {
+    let inFlight = 0;
+    let most = 0;
+    const replaced: Sandbox[] = [];
+    const seenAtStart: string[] = [];
+    const counting: Runner = {
+      kind: runner.kind,
+      start: async (spec) => {
+        seenAtStart.push(replaced[0]?.health().state ?? 'none');
+        most = Math.max(most, ++inFlight);
+        try {
+          return await runner.start(spec);
+        } finally {
+          inFlight--;
+        }
+      },
+      list: () => runner.list(),
+      cleanup: () => runner.cleanup(),
+      close: (options) => runner.close(options),
+    };
+    const { sandboxes, executor } = setup({ runner: counting });
+    await executor.apply([start(ONE)], followerContext());
+    replaced.push(sandboxes.all()[0]!.sandbox);
+    seenAtStart.length = 0;
+    most = 0;
+
+    const repair: Action = { type: 'stop', sandbox: replaced[0]!.id, target: ONE, version: versionOf(ONE), reason: 'unhealthy' };
+    const outcome = await executor.apply([repair, start(ONE), start(ONE), start(ONE)], followerContext());
+    expect(outcome).toMatchObject({ applied: 4, failed: [] });
+    // Three starts in flight together, each begun after the stop before them had ended.
+    expect(most).toBe(3);
+    expect(seenAtStart).toEqual(['stopped', 'stopped', 'stopped']);
+    expect(sandboxes.all().map((a) => [a.target, a.sandbox.health().state])).toEqual([
+      [ONE, 'ready'],
+      [ONE, 'ready'],
+      [ONE, 'ready'],
+    ]);
   });
 });
 
