@@ -1,5 +1,5 @@
 /**
- * The control plane's shared vocabulary (../shared/spec/server.md, in code):
+ * The control plane's shared vocabulary (the server's contract of docs/server.md and docs/api.md, in code):
  * what a source hands the reconciler (a compiled revision), the desired and
  * observed state the pure `reconcile` compares, the actions it returns, the
  * status documents of the HTTP API, and the one interface the API serves
