@@ -2,10 +2,11 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * Tests that measure real time against tight limits (the CEL engine's 50 ms
- * backstop, a sandbox's 100 ms heartbeat): run on their own, after the rest,
+ * backstop, a sandbox's 100 ms heartbeat, a lease handed over within its
+ * time to live): run on their own, after the rest,
  * so that other files' processes never take their CPU.
  */
-const TIMED = ['test/policy/hostile.test.ts', 'test/runners/local.test.ts'];
+const TIMED = ['test/policy/hostile.test.ts', 'test/runners/local.test.ts', 'test/registry/lease-failover.test.ts'];
 
 export default defineConfig({
   test: {

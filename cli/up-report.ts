@@ -104,6 +104,20 @@ function secretRefs(value: unknown): string[] {
   return Object.entries(value).flatMap(([k, v]) => (k === 'secretRef' && typeof v === 'string' ? [v] : secretRefs(v)));
 }
 
+/** Reasons that say how a target runs, not why it does not: such a target is settled once its sandboxes are ready. */
+const INFORMATIONAL = new Set(['IsolationDegraded']);
+
+/**
+ * Every agent and workflow the server reports has settled: running what
+ * its revision declares with every sandbox ready, or held back with a
+ * reason that says why (a Model without its secret, a compile error). Until
+ * then a `curl` line may name an agent whose sandboxes are still starting.
+ */
+export function settled(server: RunningServer): boolean {
+  const all = statuses(server);
+  return all.length > 0 && all.every((t) => t.reasons.some((r) => !INFORMATIONAL.has(r.code)) || (t.sync === 'Synced' && t.sandboxes.ready >= t.sandboxes.desired));
+}
+
 /** An agent the `curl` line may invoke, and an input its schema accepts. */
 export interface TryTarget {
   tenant: string;

@@ -23,7 +23,7 @@ import { liveUpJson, upJsonPath } from '../client.js';
 import { action, compileFolder, UsageError, write } from '../common.js';
 import { MSG } from '../messages.js';
 import { assembled, reconciler, serveUntilStopped, startOrRefuse } from '../serving.js';
-import { tryTarget, UpReport } from '../up-report.js';
+import { settled, tryTarget, UpReport } from '../up-report.js';
 import { kernelFor, substitutions } from './run.js';
 import { shellQuote } from './runs.js';
 
@@ -69,6 +69,15 @@ async function compiledFolder(path: string | undefined, ref: string | undefined)
   } catch {
     return undefined;
   }
+}
+
+/** How long `beacon up` waits for the first sandboxes before it prints its block anyway: gVisor starts dozens of them on a bare laptop. */
+const SETTLE_MS = 120_000;
+
+/** Resolves once every target has settled (`settled`), or after `ms`. */
+async function untilSettled(server: RunningServer, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!settled(server) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100).unref());
 }
 
 /** A ready-to-paste command: an agent that can answer here, invoked with an input its schema accepts; the installation's status when none is deployed. */
@@ -133,8 +142,10 @@ export function registerUp(program: Command): void {
         }
         report.serving(server);
         write(MSG.serving(server.url, assembly.leaderElection));
-        write(MSG.upReady(server.url, token, tryCommand(server, token, compiled)));
-        return serveUntilStopped(server, assembly);
+        const stopped = serveUntilStopped(server, assembly);
+        // The block, with its curl line, once the sandboxes it may name are ready (or after SETTLE_MS, whatever is left starting).
+        void untilSettled(server, SETTLE_MS).then(() => write(MSG.upReady(server.url, token, tryCommand(server, token, compiled))));
+        return stopped;
       }),
     );
 }

@@ -234,7 +234,8 @@ describe('beacon serve on PostgreSQL and Redis', () => {
     const fixed = await eventually(() => convergedAt('b', 'reader', sha), 30_000, 'b/reader converged after the fix');
     expect(fixed.version).not.toBe(reader.version);
     expect(fixed.reasons).toEqual([]);
-    expect(await liveOf('Agent/b/reader')).toEqual([label(fixed.version)]);
+    // The held version's sandbox goes once traffic has moved to the fixed one (stopped after the deploy, as superseded).
+    await eventually(async () => ((await liveOf('Agent/b/reader')).join() === label(fixed.version) ? true : undefined), 10_000, 'only the fixed sandbox of b/reader alive');
     verifyAudit('b fixed');
   });
 
