@@ -117,3 +117,4 @@ export { prepareScorer, parseVerdict, asText, SCORER_VARIABLES, type PreparedSco
 export { parseField, pointerOf, valueAt, type ParsedField } from './eval/field.js';
 export { FileScoreCache, isScore, type FileScoreCacheOptions } from './eval/file-cache.js';
 export { sessionTarget, targetOutputSchema, evaluationTarget, gatewayJudge, unreachableModels, TargetRunFailed, type RunsTarget, type JudgeKernel } from './eval/targets.js';
+export { junitXml, type JunitSuite } from './eval/junit.js';

@@ -139,7 +139,7 @@ function regexScorer(s: RegexScorer): (c: ScoreInput) => Verdict {
 }
 
 function jsonSchemaScorer(s: JsonSchemaScorer, outputSchema: JsonSchema | undefined): (c: ScoreInput) => Verdict {
-  const schema = (s.schema) ?? outputSchema;
+  const schema = s.schema ?? outputSchema;
   if (schema === undefined) return () => fail("there is no schema to check: the target declares no output schema (spec.output.schema); give the scorer a 'schema'");
   return (c) => {
     const mismatch = schemaMismatch(schema, c.output);

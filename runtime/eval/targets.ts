@@ -75,7 +75,7 @@ export function targetOutputSchema(bundle: Pick<Bundle, 'objects' | 'graphs'>, t
     const node = graph?.nodes.find((n) => n.id === graph.output);
     agent = node?.agent !== undefined ? byId.get(node.agent) : undefined;
   }
-  return agent?.kind === 'Agent' ? (agent.object.spec.output?.schema) : undefined;
+  return agent?.kind === 'Agent' ? agent.object.spec.output?.schema : undefined;
 }
 
 /** The id of an Evaluation's target (`Agent/tenant/name`, `Workflow/tenant/name`), its `tenant/name` reference resolved. */

@@ -56,6 +56,8 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
 /** A development-mode child that serves many runs of one target (an evaluation's cases), until closed. */
 export interface ChildSession {
   readonly version: string;
+  /** Resolves once the user-space program has said hello (a run's latency should not count its start). */
+  ready(): Promise<void>;
   invoke(options: InvokeOptions): Promise<RunOutcome & { run: string }>;
   close(): Promise<void>;
 }
@@ -74,6 +76,9 @@ export function startChildSession(options: SessionOptions): ChildSession {
   let closing: Promise<void> | undefined;
   return {
     version: session.version,
+    ready: async () => {
+      await channel.ready();
+    },
     invoke: (invocation) => session.invoke(invocation),
     close: () =>
       (closing ??= (async () => {
