@@ -17,13 +17,13 @@
 //             (user + system of its process, from /proc) at a concurrency;
 //   replicas — two `beacon serve` replicas on PostgreSQL and Redis, the
 //             webhook POSTed to each: from the POSTs to the first `:invoke`
-//             answered by the new version on each replica.
+//             answered by the new version on each replica (a third of the rounds).
 // Goals: a change serving in ≤ 2 s; gateway overhead p99 ≤ 1 ms.
 // Writes `## Server (issue 14)` in docs/benchmarks.md. With --profile DIR the
 // `beacon serve` of the gateway part runs under `node --cpu-prof` and the
 // profile's heaviest functions are printed (figures are then not written).
 //
-//   node bench/server.bench.mjs [--rounds 10] [--invocations 300] [--concurrency 4] [--parts reload,webhook,gateway,replicas] [--profile DIR] [--no-write]   (run `npm run build` first)
+//   node bench/server.bench.mjs [--rounds 10] [--invocations 200] [--concurrency 4] [--parts reload,webhook,gateway,replicas] [--profile DIR] [--no-write]   (run `npm run build` first)
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
@@ -40,11 +40,11 @@ import { topFunctions } from './cpu-profile.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'beacon.js');
-const USAGE = 'usage: node bench/server.bench.mjs [--rounds 10] [--invocations 300] [--concurrency 4] [--parts reload,webhook,gateway,replicas] [--profile DIR] [--no-write]\n';
+const USAGE = 'usage: node bench/server.bench.mjs [--rounds 10] [--invocations 200] [--concurrency 4] [--parts reload,webhook,gateway,replicas] [--profile DIR] [--no-write]\n';
 const args = benchArgs(
   {
     rounds: { type: 'string', default: '10' },
-    invocations: { type: 'string', default: '300' },
+    invocations: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '4' },
     parts: { type: 'string', default: 'reload,webhook,gateway,replicas' },
     profile: { type: 'string' },
@@ -463,7 +463,8 @@ async function replicasPart() {
   for (const name of ['replica 1', 'replica 2']) servers.push(await startServer(['serve', '--config', inst.file], { env, token: inst.token, name }));
   const samples = [];
   let old = (await invoke(servers[0])).version;
-  for (let i = 1; i <= ROUNDS; i++) {
+  // A third of the rounds (4 of 10): each waits for two servers' switch, and the whole benchmark should stay near 3 minutes.
+  for (let i = 1; i <= Math.ceil(ROUNDS / 3); i++) {
     const sha = await commitChange(repo, `Answer the question. (replicated commit ${i})`);
     const t0 = performance.now();
     await Promise.all(servers.map((s) => pushWebhook(s, secret, sha)));
@@ -507,7 +508,7 @@ const changeRow = (what, peer, samples) => {
 };
 if (results.reload) changeRow('saved change → new version serving (`beacon up`, working tree, PGlite)', 'Argo CD: polls Git every 3 min by default', results.reload);
 if (results.webhook)
-  changeRow('pushed commit → new version serving (`beacon serve`, `POST /hooks/git`, remote over HTTP, PostgreSQL, 1 replica)', 'Argo CD: a webhook triggers a refresh', results.webhook);
+  changeRow('pushed commit → new version serving (`beacon serve`, `POST /hooks/git`, remote over HTTPS, PostgreSQL, 1 replica)', 'Argo CD: a webhook triggers a refresh', results.webhook);
 if (results.replicas) {
   changeRow(
     'pushed commit → new version serving on the first of 2 replicas (PostgreSQL + Redis, webhook to each)',
@@ -555,6 +556,6 @@ const table = [
     ? 'No invocation failed while a version replaced another.'
     : `**${failedDuringSwitch.length} invocation(s) failed while a version replaced another** (answered 200 with the run Failed; not counted as the new version serving): ${[...new Set(failedDuringSwitch.map((f) => f.replace(/bx-[0-9a-f]+/g, 'bx-…').replace(/run [0-9a-f-]{36}/g, 'run …')))].join('; ')}.`,
   '',
-  'Run it with `npm run bench:server` (builds, then every part: about 2 minutes); `node bench/server.bench.mjs --parts gateway --no-write` measures one part without touching this file; `--rounds`, `--invocations` and `--concurrency` are the other options, and `--profile DIR` runs the serving server under `node --cpu-prof` and prints its heaviest functions.',
+  'Run it with `npm run bench:server` (builds, then every part: 4 to 5 minutes on these 2 cores at a load average of 15 to 24); `node bench/server.bench.mjs --parts gateway --no-write` measures one part without touching this file; `--rounds`, `--invocations` and `--concurrency` are the other options, and `--profile DIR` runs the serving server under `node --cpu-prof` and prints its heaviest functions.',
 ].join('\n');
 publishSection(ROOT, HEADING, table, { write: !args['no-write'] && args.profile === undefined, tag: 'server-bench' });
