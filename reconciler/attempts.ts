@@ -35,6 +35,8 @@ export interface AttemptResult {
   error?: { code: string; message: string; node?: string };
   usage: TokenUsage;
   costUsd: number;
+  /** A first attempt that no sandbox took (ended Failed, nothing of it ran): the request may be tried again. */
+  untaken?: true;
 }
 
 export interface AttemptsOptions {
@@ -49,6 +51,15 @@ export interface AttemptsOptions {
  * a later one will); anything else ends the run.
  */
 const NOT_STARTED = new Set(['not_assigned', 'stopping', 'unhealthy', 'run_locked', 'run_active', 'run_finished', 'version_mismatch', 'wrong_target']);
+
+/**
+ * Refusals a sandbox gives before it takes a run, never after: it began to
+ * stop (superseded and drained) or turned unhealthy between the gateway's
+ * pick and its call. No step of the run ran (a channel that closes under a
+ * run is not one of these: its model or tool calls may have gone out), so
+ * the gateway may send the request again to another sandbox.
+ */
+const BEFORE_START = new Set(['not_assigned', 'stopping', 'unhealthy']);
 
 const ZERO: TokenUsage = { inputTokens: 0, outputTokens: 0 };
 
@@ -129,7 +140,9 @@ export class Attempts {
     const error: RunError = { code: 'internal_error', message: `sandbox ${a.sandbox.id} failed run ${a.run}: ${errorLine(err)}` };
     try {
       if (a.kind === 'resume' && code !== undefined && NOT_STARTED.has(code)) return await journaled(a.store, a.run, { code, message: errorLine(err) });
-      return await endFailed(a.store, a.run, error);
+      const untaken = a.kind === 'invoke' && code !== undefined && BEFORE_START.has(code) && (await a.store.read(a.run)).length === 1;
+      const ended = await endFailed(a.store, a.run, untaken ? { code: 'stopped', message: `sandbox ${a.sandbox.id} stopped before it took run ${a.run}: ${errorLine(err)}` } : error);
+      return untaken ? { ...ended, untaken: true } : ended;
     } catch (storeErr) {
       // The journal cannot be read or written either: the caller still gets an answer.
       this.o.log({ level: 'warning', msg: 'run not ended', tenant: a.tenant, run: a.run, error: errorLine(storeErr) });

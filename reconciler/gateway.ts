@@ -44,6 +44,8 @@ export interface GatewayOptions {
 
 /** How long `close` waits for runs in progress. */
 const DRAIN_MS = 10_000;
+/** How many times a request goes to a sandbox that stops before it takes the run (a version replaced meanwhile) before its Failed run is the answer. */
+const UNTAKEN_TRIES = 3;
 const ZERO: TokenUsage = { inputTokens: 0, outputTokens: 0 };
 
 export class Gateway {
@@ -63,8 +65,22 @@ export class Gateway {
     this.#deadlines = new DeadlineWatch({ db: options.db, everyMs: options.deadlineCheckMs ?? 1000, now: this.#now, log: this.#log, onExpired: (run) => this.#expired(run) });
   }
 
-  /** Run a target once: answered when it ends, or at once (`async`) once it is journaled. */
+  /**
+   * Run a target once: answered when it ends, or at once (`async`) once it
+   * is journaled. A sandbox that stops between the pick and the call (its
+   * version superseded and drained) never took the run: the request goes
+   * again, as a new run, to what is deployed then (that run ended Failed,
+   * `stopped`, with nothing of it run).
+   */
   async invoke(request: InvokeRequest): Promise<InvokeResult> {
+    for (let attempt = 1; ; attempt++) {
+      const answer = await this.#invokeOnce(request);
+      if (answer.untaken !== true || attempt >= UNTAKEN_TRIES) return answer.result;
+      this.#log({ level: 'info', msg: 'run not taken: invoked again', tenant: request.tenant, run: answer.result.run, attempt });
+    }
+  }
+
+  async #invokeOnce(request: InvokeRequest): Promise<{ result: InvokeResult; untaken?: true }> {
     if (this.#closed) throw new PlaneError('unavailable', 'the server is shutting down', { retryAfterMs: 1000 });
     const admitted = await admit({ ...this.#o, now: this.#now }, request);
     const { target, version, sandbox } = admitted;
@@ -82,11 +98,11 @@ export class Gateway {
       input: request.input,
       ...(request.session !== undefined ? { session: request.session } : {}),
     });
-    if (request.async) return { run, status: 'Running', version, usage: ZERO, costUsd: 0 };
+    if (request.async) return { result: { run, status: 'Running', version, usage: ZERO, costUsd: 0 } };
     const result = await attempt;
     const refused = inputRefusal(result, admitted);
     if (refused !== undefined) throw new PlaneError('invalid_request', refused);
-    return invokeResult(run, version, result);
+    return { result: invokeResult(run, version, result), ...(result.untaken === true ? { untaken: true as const } : {}) };
   }
 
   /** A tenant's runs, newest first, filtered and paged. */

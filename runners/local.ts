@@ -167,6 +167,8 @@ export class LocalSandbox implements Sandbox {
   private exitReason: string | undefined;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private inFlightBeat = false;
+  /** `invoke` calls in progress (see `active`). */
+  private calls = 0;
   /** Heartbeats missed in a row. */
   private missed = 0;
   /** The stdio servers' process groups the last heartbeat reported (host pids only). */
@@ -334,8 +336,9 @@ export class LocalSandbox implements Sandbox {
     this.session = new KernelSession(this.channel, { bundle: spec.bundle, target: spec.target, services: spec.services, ...(spec.secret !== undefined ? { secret: spec.secret } : {}) });
   }
 
+  /** Runs in progress, each from the moment it is handed over (before its session has leased and read its journal): a drain waits for them. */
   get active(): number {
-    return this.session?.active ?? 0;
+    return this.calls;
   }
 
   /** Run the runtime's warm-up in the sandbox (an idle one, before it is handed an agent); resolves with how long it took. */
@@ -361,7 +364,12 @@ export class LocalSandbox implements Sandbox {
     if (this.session === undefined) throw new SandboxError('not_assigned', `sandbox ${this.id} has no agent yet`);
     if (this.stopping) throw new SandboxError('stopping', `sandbox ${this.id} is stopping`);
     if (this.state.state === 'unhealthy') throw new SandboxError('unhealthy', `sandbox ${this.id} is unhealthy: ${this.state.detail}`);
-    return this.session.invoke(options);
+    this.calls++;
+    try {
+      return await this.session.invoke(options);
+    } finally {
+      this.calls--;
+    }
   }
 
   async stop(options: StopOptions = {}): Promise<void> {

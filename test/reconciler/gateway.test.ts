@@ -306,6 +306,40 @@ describe('invoke', () => {
     }
   });
 
+  it('a request whose sandbox begins to stop between the pick and the call goes again to a ready one, as a new run; the untaken run ended Failed', async () => {
+    const [key, ready] = [...directory.sandboxes.entries()].find(([k]) => k.startsWith('Agent/alpha/echo@'))!;
+    const kernel = composeKernel({ bundle: result.bundle });
+    const superseded = await runner.start({ bundle: kernel.bundle, target: 'Agent/alpha/echo', services: kernel.services });
+    let picks = 0;
+    const racing = gatewayWith({
+      directory: {
+        deployment: (target) => directory.deployment(target),
+        declared: (target) => directory.declared(target),
+        revisionOf: (target, version) => directory.revisionOf(target, version),
+        // The first pick hands out a sandbox that the reconciler then drains (its version superseded), as the gateway journals the run.
+        pick: (target, version) => {
+          if (`${target}@${version}` !== key || picks++ > 0) return directory.pick(target, version);
+          void superseded.stop({ drainMs: 10_000 });
+          return superseded;
+        },
+      },
+    });
+    try {
+      const answer = (await gateway.invoke(request('echo', { question: 'hello' }))).output;
+      const r = await racing.invoke(request('echo', { question: 'hello' }));
+      expect(r).toMatchObject({ status: 'Succeeded', output: answer });
+      expect(picks).toBe(2);
+      const runs = (await racing.runs('alpha', { limit: 2 })).items;
+      expect(runs.map((x) => x.status)).toEqual(['Succeeded', 'Failed']);
+      expect(runs[0]!.id).toBe(r.run);
+      expect((await racing.run('alpha', runs[1]!.id))?.outcome).toMatchObject({ status: 'Failed', error: { code: 'stopped', message: expect.stringMatching(/stopped before it took run/) } });
+      expect(ready.health().state).toBe('ready');
+    } finally {
+      await racing.close();
+      await superseded.stop({ drainMs: 0 });
+    }
+  });
+
   it('a run whose sandbox dies under it fails with a clear error instead of hanging', async () => {
     const call = gateway.invoke(request('stuck', 'anything'));
     await modelAsked;
