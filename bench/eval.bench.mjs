@@ -90,7 +90,7 @@ if (cachedReport.computed !== 0) throw new Error(`the cached re-run computed ${c
 const fmt = (x) => `${Math.round(x).toLocaleString('en-US')} cases/s`;
 const m = { c1: median(rate.c1), c8: median(rate.c8), cached: median(rate.cached) };
 const table = [
-  `Measured by \`node bench/eval.bench.mjs\` on ${new Date().toISOString().slice(0, 10)}: ${cpus()[0]?.model.trim() ?? 'cpu'}, ${cpus().length} cores, Node ${process.version}, median of ${ROUNDS} rounds of ${CASES} cases (1-minute load average ${loadavg()[0].toFixed(2)}). The path of \`beacon eval\`: the harness over one development-mode child serving the examples' triage agent on its scripted model (one model call per case), the five scorers of triage-golden (jsonSchema, two exact, regex, CEL) on every answer.`,
+  `Measured by \`node bench/eval.bench.mjs\` on ${new Date().toISOString().slice(0, 10)}: ${cpus()[0]?.model.trim() ?? 'cpu'}, ${cpus().length} cores, Node ${process.version}, median of ${ROUNDS} rounds of ${CASES} cases (1-minute load average ${loadavg()[0].toFixed(2)}). The path of \`beacon eval\`: the harness over one development-mode child serving the examples' sentiment-analyzer on its scripted model (one model call per case, a kernel and a warmed-up child per round), the three scorers of sentiment-golden (jsonSchema, exact, CEL) on every answer; on this machine, shared with other work, the load was high, so read the figures as a floor.`,
   '',
   '| figure | throughput |',
   '|---|---:|',
