@@ -29,6 +29,7 @@ export {
   type RolloutPhase,
   type VersionRecord,
 } from './state.js';
+export { RegistryScoreCache } from './scores.js';
 export { appendEvent, EVENT_TYPES, listEvents, type BeaconEvent, type EventInput, type EventQuery, type EventType } from './events.js';
 export { openRedis, RedisError, redisError, type RedisOptions } from './redis.js';
 export { RedisCounters, RedisRateLimits, type RedisStateOptions } from './redis-counters.js';

@@ -62,7 +62,7 @@ async function evalCommand(path: string | undefined, opts: Options): Promise<num
   const { shippedFolder } = await runners();
   const files = await shippedFolder(kernel.bundle, { source: project.source });
   const { FileScoreCache } = await runtime();
-  const cache = opts.cache ? new FileScoreCache(join(project.repoRoot, '.beacon', 'evals'), { onWarning: (m) => process.stderr.write(`beacon: warning: ${m}\n`) }) : undefined;
+  const cache = opts.cache ? new FileScoreCache(scoresDir(project.repoRoot), { onWarning: (m) => process.stderr.write(`beacon: warning: ${m}\n`) }) : undefined;
   const controller = new AbortController();
   const interrupt = (): void => controller.abort(new UsageError(MSG.evalInterrupted));
   process.once('SIGINT', interrupt);
@@ -99,6 +99,12 @@ async function evalCommand(path: string | undefined, opts: Options): Promise<num
     if (opts.format !== 'text') write(evalText(outcomes));
   } else write(text);
   return outcomes.every((o) => o.report === undefined || o.report.passed) ? EXIT.ok : EXIT.findings;
+}
+
+/** Where scores are kept for a project rooted at `repoRoot`: $BEACON_EVALS_DIR, or `.beacon/evals` in it. */
+function scoresDir(repoRoot: string): string {
+  const configured = process.env.BEACON_EVALS_DIR;
+  return configured !== undefined && configured !== '' ? configured : join(repoRoot, '.beacon', 'evals');
 }
 
 /** The Evaluations `--evaluation` and `--agent` select (all by default), by id. */

@@ -213,7 +213,8 @@ export function parseDataset(text: string): { cases: unknown[]; problems: { line
     } catch (err) {
       // JSON.parse's wording changes between Node versions: say it in our words, keep only the position.
       const at = /position (\d+)/.exec((err as Error).message) ?? /column (\d+)/.exec((err as Error).message);
-      const column = at ? Number(at[1]) + (at[0].startsWith('position') ? 1 : 0) : 1;
+      // Columns count from the line as written: its indentation was trimmed before parsing.
+      const column = (at ? Number(at[1]) + (at[0].startsWith('position') ? 1 : 0) : 1) + (raw.length - raw.trimStart().length);
       problems.push({ line: i + 1, column, message: `line ${i + 1} is not valid JSON (at column ${column})` });
       return;
     }

@@ -6,7 +6,7 @@
  * carries (model scripts, CEL scorers) is type-checked, and Policies are
  * compiled.
  */
-import { checkExpression, isBoolish, type CelType, type CompiledPolicy } from '../../policy/index.js';
+import { checkExpression, compilePattern, isBoolish, type CelType, type CompiledPolicy } from '../../policy/index.js';
 import { isClusterScoped, type Kind } from '../../schema/index.js';
 import { commitPolicy, compilePolicyOnce, policyProblemCode } from '../admission.js';
 import { CEL_PROBLEM_CODE } from '../codes.js';
@@ -177,11 +177,20 @@ function agentReferences(scope: ObjectScope, o: ObjOf<'Agent'>): void {
 
 function evaluationReferences(scope: ObjectScope, o: ObjOf<'Evaluation'>): void {
   const { target } = o.spec;
-  if (target.agent !== undefined) resolveRef(scope, 'Agent', target.agent, '/spec/target/agent');
+  const agentId = target.agent !== undefined ? resolveRef(scope, 'Agent', target.agent, '/spec/target/agent') : undefined;
   if (target.workflow !== undefined) resolveRef(scope, 'Workflow', target.workflow, '/spec/target/workflow');
+  const agent = agentId !== undefined ? scope.object(agentId) : undefined;
+  const label = objectLabel(o.kind, o.name, o.tenant);
   o.spec.scorers.forEach((sc, i) => {
     if (sc.type === 'judge') scope.use(resolveRef(scope, 'Model', sc.model, `/spec/scorers/${i}/model`));
     if (sc.type === 'cel') checkCel(scope, `/spec/scorers/${i}/expression`, sc.expression, SCORER_VARS, `scorers[${i}].expression`);
+    // The harness matches with RE2: a pattern it refuses would fail every case at run time.
+    const pattern = sc.type === 'regex' ? compilePattern(sc.pattern) : undefined;
+    if (pattern?.ok === false) scope.report('BCN2005', `/spec/scorers/${i}/pattern`, `${label}: scorers[${i}].pattern: ${pattern.message}`);
+    if (sc.type === 'jsonSchema' && sc.schema === undefined && agent?.kind === 'Agent' && agent.spec.output?.schema === undefined)
+      scope.report('BCN2007', `/spec/scorers/${i}`, `${label}: scorers[${i}] (jsonSchema) has no schema, and agent ${agent.name} declares no spec.output.schema to check against`, {
+        hint: "give the scorer a 'schema', or declare the agent's spec.output.schema",
+      });
   });
 }
 
