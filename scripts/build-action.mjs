@@ -38,6 +38,7 @@ await build({
   format: 'esm',
   // CommonJS libraries inside an ES module bundle still call require() for Node's own modules.
   banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
+  absWorkingDir: root,
   legalComments: 'none',
   charset: 'utf8',
   logLevel: 'warning',

@@ -6,12 +6,12 @@
 // (batched by 50), one sticky comment across runs and a race, SARIF valid
 // against the 2.1.0 schema, and the same report `beacon plan --format markdown`
 // prints. Changed files are read past GitHub's 100 a page.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv04 from 'ajv-draft-04';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAction, type RunResult } from '../../github-action/index.js';
+import { commentBody, markerFor, MAX_COMMENT, runAction, type RunResult } from '../../github-action/index.js';
 import { beacon, ROOT } from '../helpers/cli.js';
 import { barrier, startGitHubServer, type GitHubServer } from '../helpers/github/index.js';
 import { actionEnv, limitsPolicy, OWNER, prEvent, REPO, testRepo, type TestRepo } from './harness.js';
@@ -179,5 +179,90 @@ describe('GitHub Action on a test repository’s pull requests', () => {
     expect(cli.code).toBe(0);
     const failing = await beacon(['plan', '--base', repo.base, '--head', repo.heads.deny!, '--repo', repo.dir, '--format', 'markdown']);
     expect(failing.code).toBe(1);
+  });
+});
+
+describe('GitHub Action: changed files, long reports and bad input', () => {
+  const many = (n: number, at: number, file: string) =>
+    Array.from({ length: n }, (_, i) => ({ filename: i === at ? file : `src/module-${i}.ts`, status: 'modified' as const, additions: 1, deletions: 0, changes: 1 }));
+
+  it('reads the changed files past the first 100 to see that the reviewed folder changed', async () => {
+    gh.state.pulls.push({
+      number: 6,
+      title: 'wide',
+      body: null,
+      state: 'open',
+      head: { ref: 'clean', sha: repo.heads.clean! },
+      base: { ref: 'main', sha: repo.base },
+      files: many(150, 140, 'agents/agents.yaml'),
+      created_at: '2026-01-02T00:00:00Z',
+    });
+    const before = gh.requests.length;
+    const env = actionEnv(gh, repo.dir, prEvent(6, repo.base, repo.heads.clean!), { path: 'agents', comment: 'false' });
+    const r = await runAction({ env, write: () => {} });
+    const pages = gh.requests.slice(before).filter((q) => q.operation === 'pulls/list-files');
+    expect(pages.map((q) => q.query.page ?? '1')).toEqual(['1', '2']);
+    expect(pages.every((q) => q.query.per_page === '100')).toBe(true);
+    expect(r.untouched).toBeUndefined();
+    expect(r.review).toBeDefined();
+  });
+
+  it('does not compile a pull request that changes nothing under the reviewed folder', async () => {
+    gh.state.pulls.push({
+      number: 7,
+      title: 'code only',
+      body: null,
+      state: 'open',
+      head: { ref: 'clean', sha: repo.heads.clean! },
+      base: { ref: 'main', sha: repo.base },
+      files: many(120, -1, ''),
+      created_at: '2026-01-02T00:00:00Z',
+    });
+    let log = '';
+    const r = await runAction({ env: actionEnv(gh, repo.dir, prEvent(7, repo.base, repo.heads.clean!), { path: 'agents' }), write: (s) => void (log += s) });
+    expect(r).toMatchObject({ untouched: true, conclusion: 'success', exitCode: 0 });
+    expect(log).toContain('changes none of the 120 files under agents');
+  });
+
+  it('shortens a report longer than a comment may be, linking the job summary', () => {
+    const marker = markerFor('.');
+    const long = `### BeaconOS plan\n\n${'| ~ modified | `Agent/shop/x` | agents.yaml:1 | `spec.instructions` |\n'.repeat(2000)}<details><summary>Workflow <code>w</code></summary>\n\n\`\`\`mermaid\nflowchart TD\n\`\`\`\n\n</details>\n\n`;
+    const body = commentBody(long, marker, 'https://github.com/o/r/actions/runs/42');
+    expect(long.length).toBeGreaterThan(MAX_COMMENT);
+    expect(body.length).toBeLessThanOrEqual(MAX_COMMENT);
+    expect(body.startsWith(marker)).toBe(true);
+    expect(body).toContain('[job summary](https://github.com/o/r/actions/runs/42)');
+    expect(body).not.toContain('```mermaid');
+    expect(commentBody('short\n', marker)).toBe(`${marker}\nshort\n`);
+  });
+
+  it.each<[string, Record<string, string>, RegExp]>([
+    ['an event that is not a pull request', { GITHUB_EVENT_NAME: 'push' }, /reviews pull requests: run it on pull_request or pull_request_target, not push/],
+    ['a payload that is not JSON', { GITHUB_EVENT_PATH: '__garbage__' }, /cannot read the event payload/],
+    ['a flag that is not true or false', { INPUT_COMMENT: 'maybe' }, /input comment must be true or false/],
+    ['a folder outside the repository', { INPUT_PATH: '../elsewhere' }, /input path must be a folder inside the repository/],
+    ['an empty token', { 'INPUT_GITHUB-TOKEN': '' }, /input github-token is empty/],
+    ['no repository', { GITHUB_REPOSITORY: 'just-a-name' }, /GITHUB_REPOSITORY must be owner\/repo/],
+  ])('refuses %s: exit 2 with one line, no stack, nothing written to GitHub', async (_name, override, message) => {
+    const env = { ...actionEnv(gh, repo.dir, prEvent(PRS.clean, repo.base, repo.heads.clean!)), ...override };
+    if (override.GITHUB_EVENT_PATH !== undefined) {
+      env.GITHUB_EVENT_PATH = join(repo.dir, 'not-json.txt');
+      writeFileSync(env.GITHUB_EVENT_PATH, '{"pull_request": ');
+    }
+    const before = gh.requests.length;
+    let log = '';
+    const r = await runAction({ env, write: (s) => void (log += s) });
+    expect(r.exitCode).toBe(2);
+    expect(log).toMatch(message);
+    expect(log.trim().split('\n')).toHaveLength(1);
+    expect(log).not.toMatch(/\n\s+at /);
+    expect(gh.requests.slice(before).filter((q) => q.method !== 'GET')).toEqual([]);
+  });
+
+  it('refuses a payload whose head commit is not in the checkout, saying which', async () => {
+    let log = '';
+    const r = await runAction({ env: actionEnv(gh, repo.dir, prEvent(PRS.clean, repo.base, 'f'.repeat(40))), write: (s) => void (log += s) });
+    expect(r.exitCode).toBe(2);
+    expect(log).toMatch(/^::error title=BeaconOS::.*f{40}/);
   });
 });
