@@ -179,6 +179,11 @@ describe('GitHub Action on a test repository’s pull requests', () => {
     expect(cli.code).toBe(0);
     const failing = await beacon(['plan', '--base', repo.base, '--head', repo.heads.deny!, '--repo', repo.dir, '--format', 'markdown']);
     expect(failing.code).toBe(1);
+    // The other way round, the policy is loosened: every workflow it flagged is no longer flagged.
+    const loosened = await beacon(['plan', '--base', repo.heads.tightened!, '--head', repo.base, '--repo', repo.dir, '--format', 'json']);
+    const blast = (JSON.parse(loosened.stdout) as { policyBlast: { newlyFlagged: unknown[]; noLongerFlagged: { object: string }[] }[] }).policyBlast;
+    expect(blast[0]!.newlyFlagged).toEqual([]);
+    expect(blast[0]!.noLongerFlagged.map((e) => e.object).sort()).toEqual(['Workflow/shop/pipeline', 'Workflow/shop/router', 'Workflow/shop/solo']);
   });
 });
 
