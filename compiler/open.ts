@@ -237,6 +237,12 @@ export async function planRefs(options: {
   path?: string;
   cacheDir?: string | false;
   cwd?: string;
+  /**
+   * Compare the working tree with the head (when it is the checked-out commit) to name uncommitted
+   * files. Off for a fresh checkout, as in CI, where it would only read every file again.
+   * @default true
+   */
+  workingTree?: boolean;
 }): Promise<{ plan: Plan; head: CompileResult; project: Project; fromSnapshot: boolean; cacheError?: string }> {
   const headProject = await openProject({ ...options, ref: options.head });
   // A folder that did not exist at the base is an empty base: everything in it is added.
@@ -259,7 +265,7 @@ export async function planRefs(options: {
   head ??= await compile(headProject.source, { cache, admission: 'defer' });
   head = await admitCompiled(head, headProject.source, cache, oldObjects(base, head));
   const cacheError = cache.save();
-  const uncommitted = await uncommittedFiles(headProject.repository!, headProject.source, headProject.root);
+  const uncommitted = options.workingTree === false ? [] : await uncommittedFiles(headProject.repository!, headProject.source, headProject.root);
   const planned = withReview(plan(base, head), base, head);
   return {
     plan: uncommitted.length > 0 ? { ...planned, uncommitted } : planned,

@@ -92,6 +92,8 @@ export async function review(ctx: ActionContext, options: { cacheDir?: string | 
     repo: ctx.workspace,
     path: ctx.inputs.path,
     cwd: ctx.workspace,
+    // A fresh checkout has no uncommitted files: comparing would read every file of it again.
+    workingTree: false,
     ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
   });
   if (cacheError !== undefined) process.stderr.write(`beacon: the compile cache was not written: ${cacheError}\n`);

@@ -78580,7 +78580,7 @@ async function planRefs(options) {
   head2 ??= await compile(headProject.source, { cache: cache2, admission: "defer" });
   head2 = await admitCompiled(head2, headProject.source, cache2, oldObjects(base, head2));
   const cacheError = cache2.save();
-  const uncommitted = await uncommittedFiles(headProject.repository, headProject.source, headProject.root);
+  const uncommitted = options.workingTree === false ? [] : await uncommittedFiles(headProject.repository, headProject.source, headProject.root);
   const planned = withReview(plan(base, head2), base, head2);
   return {
     plan: uncommitted.length > 0 ? { ...planned, uncommitted } : planned,
@@ -78686,6 +78686,8 @@ async function review(ctx, options = {}) {
     repo: ctx.workspace,
     path: ctx.inputs.path,
     cwd: ctx.workspace,
+    // A fresh checkout has no uncommitted files: comparing would read every file of it again.
+    workingTree: false,
     ...options.cacheDir !== void 0 ? { cacheDir: options.cacheDir } : {}
   });
   if (cacheError !== void 0)
