@@ -8,10 +8,11 @@
  * PlaneError with when to try again. Nothing is journaled before a request
  * passes all of them.
  */
-import { ofKind, type Bundle } from '../compiler/index.js';
+import type { Bundle } from '../compiler/index.js';
 import type { DeploymentState } from '../registry/index.js';
-import { KernelBudgets, modelsAllowed, schemaMismatch, type CounterStore, type Json, type RateLimits } from '../runtime/index.js';
+import { modelsAllowed, schemaMismatch, type CounterStore, type Json, type RateLimits } from '../runtime/index.js';
 import type { Sandbox } from '../runners/index.js';
+import { bundleIndex } from './bundle-index.js';
 import { PlaneError } from './errors.js';
 import type { DesiredTarget, InvokeRequest, Revision, SandboxDirectory, TargetId } from './types.js';
 
@@ -96,13 +97,13 @@ export function noModelToCall(declared: DesiredTarget | undefined, bundle: Pick<
  * invoked alone is checked nowhere else, so the gateway does it here.
  */
 export function inputProblem(bundle: Pick<Bundle, 'objects'>, target: TargetId, input: Json): string | null {
-  const schema = bundle.objects.filter(ofKind('Agent')).find((o) => o.id === target)?.object.spec.input?.schema;
+  const schema = bundleIndex(bundle).agents.get(target)?.object.spec.input?.schema;
   return schema === undefined ? null : schemaMismatch(schema, input);
 }
 
 /** The Tenant's quotas, as its version's bundle declares them. */
 function quotasOf(bundle: Pick<Bundle, 'objects'>, tenant: string) {
-  return bundle.objects.filter(ofKind('Tenant')).find((o) => o.name === tenant)?.object.spec.quotas;
+  return bundleIndex(bundle).tenants.get(tenant)?.object.spec.quotas;
 }
 
 /**
@@ -119,6 +120,6 @@ async function checkRate(deps: AdmissionDeps, bundle: Pick<Bundle, 'objects'>, t
 
 /** A budget the kernel's counters say is spent (the day's tokens, the month's dollars) refuses the run before it starts. */
 async function checkBudget(deps: AdmissionDeps, bundle: Pick<Bundle, 'objects'>, tenant: string): Promise<void> {
-  const refusal = await new KernelBudgets(bundle.objects, { counters: deps.counters, now: deps.now }).spent(tenant);
+  const refusal = await bundleIndex(bundle).budgets(deps.counters, deps.now).spent(tenant);
   if (refusal !== undefined) throw new PlaneError('budget_exhausted', refusal.message, { retryAfterMs: refusal.retryAfterMs });
 }

@@ -18,6 +18,7 @@ import { RunStoreError, type CounterStore, type JournalEntry, type RateLimits, t
 import type { Sandbox } from '../runners/index.js';
 import { admit, type Admitted } from './admission.js';
 import { Attempts, type AttemptResult } from './attempts.js';
+import { bundleIndex } from './bundle-index.js';
 import { DeadlineWatch } from './deadlines.js';
 import { PlaneError } from './errors.js';
 import { listRuns, runDetail, waitingGates, type RunDetail } from './run-views.js';
@@ -200,7 +201,7 @@ function invokeResult(run: string, version: string, r: AttemptResult): InvokeRes
  */
 function inputRefusal(r: AttemptResult, admitted: Admitted): string | undefined {
   if (r.status !== 'Failed' || r.error === undefined) return undefined;
-  const entry = admitted.revision.result.bundle.graphs.find((g) => g.workflow === admitted.target)?.entry;
+  const entry = bundleIndex(admitted.revision.result.bundle).graphs.get(admitted.target)?.entry;
   const refused = r.error.code === 'invalid_input' || (r.error.code === 'input_schema' && entry !== undefined && r.error.node === entry);
   return refused ? r.error.message : undefined;
 }

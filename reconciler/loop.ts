@@ -396,8 +396,19 @@ export class Reconciler implements SandboxDirectory {
     return this.sandboxes.pick(target, version);
   }
 
+  /** The declared targets of the current desired state by id (every invocation asks: indexed once per desired state, not searched). */
+  private declaredIndex: { of: DesiredState; byId: Map<TargetId, DesiredTarget> } | undefined;
+
   declared(target: TargetId): DesiredTarget | undefined {
-    return this.current?.targets.find((t) => t.id === target);
+    const current = this.current;
+    if (current === undefined) return undefined;
+    if (this.declaredIndex?.of !== current) {
+      const byId = new Map<TargetId, DesiredTarget>();
+      // The first of an id wins, as a search finds it.
+      for (const t of current.targets) if (!byId.has(t.id)) byId.set(t.id, t);
+      this.declaredIndex = { of: current, byId };
+    }
+    return this.declaredIndex.byId.get(target);
   }
 
   revisionOf(target: TargetId, version: string): Revision | undefined {

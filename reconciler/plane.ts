@@ -5,8 +5,8 @@
  * events, audit). It only reads and delegates: deciding is the reconciler's,
  * routing the gateway's, authorizing the API's.
  */
-import { ofKind, type Bundle } from '../compiler/index.js';
 import { ALL_TENANTS, listEvents, readAudit, versionHistory, type AuditEntry, type BeaconEvent, type Database, type DeployedKind, type EventQuery } from '../registry/index.js';
+import { bundleIndex } from './bundle-index.js';
 import { countStatuses } from './status.js';
 import type {
   ApprovalDecision,
@@ -62,8 +62,6 @@ export interface PlaneOptions {
   log?: (line: Record<string, unknown>) => void;
 }
 
-const tenantObjects = (bundle: Pick<Bundle, 'objects'>) => bundle.objects.filter(ofKind('Tenant'));
-
 export class ServerPlane implements ControlPlane {
   readonly #listeners = new Set<(event: BeaconEvent) => void>();
   #poll: NodeJS.Timeout | undefined;
@@ -95,7 +93,7 @@ export class ServerPlane implements ControlPlane {
   members(): readonly TenantMembers[] {
     const out: TenantMembers[] = [];
     for (const t of this.o.reconciler.tenantStates()) {
-      const tenant = t.revision !== undefined ? tenantObjects(t.revision.result.bundle).find((o) => o.name === t.tenant) : undefined;
+      const tenant = t.revision !== undefined ? bundleIndex(t.revision.result.bundle).tenants.get(t.tenant) : undefined;
       const members = (tenant?.object.spec.members ?? []).map((m) => ({ subject: m.subject, role: m.role }));
       out.push({ tenant: t.tenant, members });
     }
@@ -105,7 +103,7 @@ export class ServerPlane implements ControlPlane {
   tenants(): TenantView[] {
     const statuses = this.o.reconciler.statuses();
     return this.o.reconciler.tenantStates().map((t) => {
-      const declared = t.revision !== undefined ? tenantObjects(t.revision.result.bundle).find((o) => o.name === t.tenant) : undefined;
+      const declared = t.revision !== undefined ? bundleIndex(t.revision.result.bundle).tenants.get(t.tenant) : undefined;
       const mine = statuses.filter((s) => s.tenant === t.tenant);
       return {
         name: t.tenant,
@@ -137,10 +135,7 @@ export class ServerPlane implements ControlPlane {
       time: v.time,
       outcome: v.effectiveDigest === serving ? 'serving' : v.effectiveDigest === status.version && serving !== status.version ? 'pending' : 'superseded',
     }));
-    const graph =
-      kind === 'Workflow' && status.version !== null
-        ? this.o.reconciler.revisionOf(id, status.version)?.result.bundle.graphs.find((g) => g.workflow === id || g.workflow === `${tenant}/${name}`)
-        : undefined;
+    const graph = kind === 'Workflow' && status.version !== null ? graphOf(this.o.reconciler.revisionOf(id, status.version)?.result.bundle, id, `${tenant}/${name}`) : undefined;
     const instances = this.o.reconciler
       .sandboxesOf(id)
       .filter((s) => s.attached)
@@ -234,4 +229,11 @@ export class ServerPlane implements ControlPlane {
       this.#polling = false;
     }
   }
+}
+
+/** A Workflow's graph in `bundle`, named by its id or by `tenant/name`. */
+function graphOf(bundle: Revision['result']['bundle'] | undefined, id: string, short: string) {
+  if (bundle === undefined) return undefined;
+  const graphs = bundleIndex(bundle).graphs;
+  return graphs.get(id) ?? graphs.get(short);
 }

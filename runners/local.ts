@@ -23,8 +23,12 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import { readFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { ofKind } from '../compiler/index.js';
-import { Channel, KernelSession, processExists, processStartTime, residentBytes, runObjects, type InvokeOptions, type Json, type RunOutcome } from '../runtime/index.js';
+import { Channel, KernelSession, processExists, processStartTime, runObjects, type InvokeOptions, type Json, type RunOutcome } from '../runtime/index.js';
+import { treeResidentBytes } from './proc-table.js';
 import { SandboxError, sandboxLabels, type Health, type RunnerKind, type Sandbox, type SandboxSpec, type StopOptions } from './types.js';
+
+/** How often a sandbox's heartbeat ticks unless told. */
+const DEFAULT_HEARTBEAT_MS = 2000;
 
 export interface LocalSandboxOptions {
   id: string;
@@ -106,50 +110,6 @@ export function readStates(dir: string): StateRecord[] {
     return [];
   }
   return names.map((n) => readState(join(dir, n))).filter((r): r is StateRecord => r !== undefined);
-}
-
-/** Parent and process group of every process on this host, from /proc (empty where there is none). */
-function processTable(): { pid: number; ppid: number; pgrp: number }[] {
-  let names: string[];
-  try {
-    names = readdirSync('/proc').filter((n) => /^[0-9]+$/.test(n));
-  } catch {
-    return [];
-  }
-  const table: { pid: number; ppid: number; pgrp: number }[] = [];
-  for (const n of names) {
-    try {
-      const stat = readFileSync(`/proc/${n}/stat`, 'utf8');
-      // After the command name (which may hold spaces and parentheses): state, ppid, pgrp.
-      const [, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      table.push({ pid: Number(n), ppid: Number(ppid), pgrp: Number(pgrp) });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return table;
-}
-
-/**
- * The resident memory, measured on this host, of `root` and all its
- * descendants, and of every member of `groups` (stdio servers that left the
- * tree): what a sandbox holds, whatever it reports.
- */
-export function treeResidentBytes(root: number, groups: number[] = []): number {
-  const table = processTable();
-  const children = new Map<number, number[]>();
-  for (const p of table) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
-  const seen = new Set<number>();
-  const todo = [root, ...table.filter((p) => groups.includes(p.pgrp)).map((p) => p.pid)];
-  while (todo.length > 0) {
-    const pid = todo.pop()!;
-    if (seen.has(pid)) continue;
-    seen.add(pid);
-    todo.push(...(children.get(pid) ?? []));
-  }
-  let bytes = 0;
-  for (const pid of seen) bytes += residentBytes(pid) ?? 0;
-  return bytes;
 }
 
 /** Kill a process group, ignoring one that is gone. */
@@ -293,7 +253,7 @@ export class LocalSandbox implements Sandbox {
       clearTimeout(timer);
     }
     this.state = { state: 'ready' };
-    const every = this.o.heartbeatMs ?? 2000;
+    const every = this.o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.heartbeat = setInterval(() => {
       this.checkMemory();
       void this.beat();
@@ -301,7 +261,11 @@ export class LocalSandbox implements Sandbox {
     this.heartbeat.unref();
   }
 
-  /** What the sandbox holds, measured from the host: its process tree and its stdio servers' groups. */
+  /**
+   * What the sandbox holds, measured from the host: its process tree and its
+   * stdio servers' groups, walked in a process table read at most half a
+   * heartbeat ago (one read serves every sandbox's tick; see proc-table.ts).
+   */
   hostMemory(): number | undefined {
     const pid = this.o.child.pid;
     return pid === undefined
@@ -309,6 +273,7 @@ export class LocalSandbox implements Sandbox {
       : treeResidentBytes(
           pid,
           this.groups.map((g) => g.pid),
+          (this.o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS) / 2,
         );
   }
 
