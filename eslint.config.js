@@ -6,7 +6,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/.work/**', '**/.beacon/**', 'test/fixtures/**', 'schema/types.gen.ts'] },
+  { ignores: ['dist/**', 'github-action/dist/**', 'node_modules/**', 'bench/.work/**', '**/.beacon/**', 'test/fixtures/**', 'schema/types.gen.ts'] },
   js.configs.recommended,
   {
     files: ['**/*.ts'],

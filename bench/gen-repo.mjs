@@ -720,8 +720,16 @@ function renderTenant(t) {
   s += '  quotas:\n';
   for (const [k, v] of Object.entries(t.quotas)) s += `    ${k}: ${v}\n`;
   s += `  models: [${t.models.join(', ')}]\n`;
+  // Every secret its HTTP tools name (BCN3015: a Tool may use only the secrets its tenant lists).
+  const secrets = [...new Set(t.tools.filter((tool) => tool.transport !== 'stdio').map(toolSecret))].sort();
+  if (secrets.length > 0) s += `  secrets: [${secrets.join(', ')}]\n`;
   s += '  sharing: {allowTenants: []}\n';
   return s;
+}
+
+/** The secret an HTTP tool's Authorization header names. */
+function toolSecret(tool) {
+  return `${tool.kind.topic.toUpperCase().replace(/-/g, '_')}_TOKEN`;
 }
 
 function renderTool(r, t, tool) {
@@ -736,7 +744,7 @@ function renderTool(r, t, tool) {
   } else {
     s += '    transport: http\n';
     s += `    url: https://${tool.kind.topic}.${t.name}.internal.example/mcp\n`;
-    s += `    headers: {Authorization: {secretRef: ${tool.kind.topic.toUpperCase().replace(/-/g, '_')}_TOKEN}}\n`;
+    s += `    headers: {Authorization: {secretRef: ${toolSecret(tool)}}}\n`;
   }
   s += `  allow: [${tool.kind.allow.join(', ')}]\n`;
   s += `  risk: ${tool.kind.risk}\n`;

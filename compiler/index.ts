@@ -6,6 +6,7 @@ export { canonicalJson, digestOf, sha256 } from './digest.js';
 export { GitRepository } from './git.js';
 export { DirSource, fsReason, GitSource, SourceError, type Source, type SourceEntry, type TooLarge } from './source.js';
 export { plan, type Plan, type PlanChange, type PlanConsequence } from './plan.js';
+export { policyBlastRadius, type BlastEntry, type PolicyBlast } from './blast.js';
 export { COMPILER_VERSION, PACKAGE_VERSION } from './version.js';
 export { fieldPath } from './pointer.js';
 export type { Bundle, CompiledObject, CompiledObjectOf, ObjectOfKind, ShippedFile, CompileResult, CompileStats, ExecutionGraph, GraphEdge, GraphNode, NodeType, ApprovalSpec } from './types.js';

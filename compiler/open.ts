@@ -8,6 +8,8 @@ import { dirname, join, posix, relative, resolve, sep } from 'node:path';
 import { CompileCache } from './cache.js';
 import { admitCompiled, compile, isManifestPath, resultFromSnapshot, snapshotKey } from './compile.js';
 import { GitRepository } from './git.js';
+import { policyBlastRadius } from './blast.js';
+import { toMermaid } from './format/graph.js';
 import { plan, type Plan } from './plan.js';
 import { DirSource, EmptySource, fsReason, GitSource, isExcluded, SourceError, type Source } from './source.js';
 import type { IgnoreTest } from './ignore.js';
@@ -200,6 +202,17 @@ function oldObjects(base: CompileResult, head: CompileResult): (id: string) => {
   };
 }
 
+/** What a reviewer needs beyond the plan: each changed Policy's blast radius and a drawing of each affected workflow. */
+function withReview(p: Plan, base: CompileResult, head: CompileResult): Plan {
+  const blast = policyBlastRadius(base, head, p.changes);
+  const graphs = new Map(head.bundle.graphs.map((g) => [g.workflow, g]));
+  const diagrams = p.workflows.flatMap((w) => {
+    const g = graphs.get(w.id);
+    return g === undefined ? [] : [{ workflow: w.id, mermaid: toMermaid(g) }];
+  });
+  return { ...p, ...(blast.length > 0 ? { policyBlast: blast } : {}), ...(diagrams.length > 0 ? { diagrams } : {}) };
+}
+
 /** An object's version at the base, its content read from `at` when asked for. */
 class OldVersion {
   constructor(
@@ -224,6 +237,12 @@ export async function planRefs(options: {
   path?: string;
   cacheDir?: string | false;
   cwd?: string;
+  /**
+   * Compare the working tree with the head (when it is the checked-out commit) to name uncommitted
+   * files. Off for a fresh checkout, as in CI, where it would only read every file again.
+   * @default true
+   */
+  workingTree?: boolean;
 }): Promise<{ plan: Plan; head: CompileResult; project: Project; fromSnapshot: boolean; cacheError?: string }> {
   const headProject = await openProject({ ...options, ref: options.head });
   // A folder that did not exist at the base is an empty base: everything in it is added.
@@ -246,8 +265,8 @@ export async function planRefs(options: {
   head ??= await compile(headProject.source, { cache, admission: 'defer' });
   head = await admitCompiled(head, headProject.source, cache, oldObjects(base, head));
   const cacheError = cache.save();
-  const uncommitted = await uncommittedFiles(headProject.repository!, headProject.source, headProject.root);
-  const planned = plan(base, head);
+  const uncommitted = options.workingTree === false ? [] : await uncommittedFiles(headProject.repository!, headProject.source, headProject.root);
+  const planned = withReview(plan(base, head), base, head);
   return {
     plan: uncommitted.length > 0 ? { ...planned, uncommitted } : planned,
     head,

@@ -8,6 +8,7 @@
  */
 import type { Diagnostic } from '../schema/index.js';
 import type { AuditEntry } from './admission.js';
+import type { PolicyBlast } from './blast.js';
 import { escapeSegment } from './pointer.js';
 import type { CompiledObject, CompileResult } from './types.js';
 
@@ -47,6 +48,10 @@ export interface Plan {
   /** Verdicts of `audit` policies on the head commit. */
   audit: AuditEntry[];
   ok: boolean;
+  /** Per changed Policy, the objects its new version newly flags and those it stops flagging (planRefs; absent when no Policy changed). */
+  policyBlast?: PolicyBlast[];
+  /** Mermaid drawings of the head's execution graphs of the workflows affected (planRefs). */
+  diagrams?: { workflow: string; mermaid: string }[];
   /** Files of the planned folder whose working-tree content is not the head's (head is the checked-out commit): not in this plan. */
   uncommitted?: string[];
 }

@@ -26,6 +26,11 @@ export function planText(p: Plan): string {
   if (retired.length) out.push('', `Agents to retire: ${retired.length}`, ...retired.map((a) => `  ${a.id}`));
   out.push('', `Workflows affected: ${p.workflows.length}`);
   for (const w of p.workflows) out.push(`  ${w.id}  [${w.reason}${w.because.length ? `: ${w.because.join(', ')}` : ''}]`);
+  for (const b of p.policyBlast ?? []) {
+    out.push('', `Policy ${b.policy} (${b.action}): ${b.newlyFlagged.length} newly flagged, ${b.noLongerFlagged.length} no longer flagged`);
+    for (const e of b.newlyFlagged) out.push(`  + ${e.object}  ${e.outcome}  (${e.file}:${e.line})  ${e.message}`);
+    for (const e of b.noLongerFlagged) out.push(`  - ${e.object}  ${e.outcome}  (${e.file}:${e.line})`);
+  }
   const audit = formatAudit(p.audit);
   return `${out.join('\n')}\n${audit ? `\n${audit}` : ''}`;
 }
@@ -59,6 +64,43 @@ function uncommittedNote(p: Plan): string | undefined {
 function uncommittedMarkdown(p: Plan): string[] {
   const note = uncommittedNote(p);
   return note === undefined ? [] : [`> ⚠️ ${md(note)}`, ''];
+}
+
+/** Most objects a policy's blast radius lists per direction; the rest are counted. */
+const MAX_LISTED_BLAST = 50;
+
+const OUTCOME = { deny: '⛔ deny', warn: '⚠️ warn', audit: '📝 audit' } as const;
+
+/** Per changed Policy: what its new version newly flags and stops flagging. */
+function blastMarkdown(p: Plan): string[] {
+  const out: string[] = [];
+  for (const b of p.policyBlast ?? []) {
+    out.push(
+      `**Policy blast radius: \`${b.policy}\`** (${b.action}; ${b.newlyFlagged.length} newly flagged, ${b.noLongerFlagged.length} no longer flagged, of ${b.evaluated} object${b.evaluated === 1 ? '' : 's'})`,
+      '',
+    );
+    if (b.newlyFlagged.length + b.noLongerFlagged.length === 0) {
+      out.push('No object changes verdict.', '');
+      continue;
+    }
+    out.push('| | object | verdict | where | message |', '|---|---|---|---|---|');
+    for (const [sign, list] of [
+      ['+', b.newlyFlagged],
+      ['-', b.noLongerFlagged],
+    ] as const) {
+      for (const e of list.slice(0, MAX_LISTED_BLAST)) out.push(`| ${sign} | \`${e.object}\` | ${OUTCOME[e.outcome]} | ${md(e.file)}:${e.line} | ${md(e.message)} |`);
+      if (list.length > MAX_LISTED_BLAST) out.push(`| ${sign} | … ${list.length - MAX_LISTED_BLAST} more | | | |`);
+    }
+    out.push('');
+  }
+  return out;
+}
+
+/** A Mermaid drawing of each affected workflow, folded: GitHub renders them. */
+function diagramsMarkdown(p: Plan): string[] {
+  const out: string[] = [];
+  for (const d of p.diagrams ?? []) out.push(`<details><summary>Workflow <code>${md(d.workflow)}</code></summary>`, '', '```mermaid', d.mermaid.trimEnd(), '```', '', '</details>', '');
+  return out;
 }
 
 export function planMarkdown(p: Plan): string {
@@ -101,6 +143,7 @@ export function planMarkdown(p: Plan): string {
     for (const w of p.workflows) out.push(`| \`${w.id}\` | ${w.reason}${w.because.length ? `: ${w.because.map((b) => `\`${b}\``).join(', ')}` : ''} |`);
     out.push('');
   }
+  out.push(...blastMarkdown(p), ...diagramsMarkdown(p));
   if (p.audit.length) {
     out.push('**Audit** (policies with `action: audit`; not enforced)', '', '| object | policy | message |', '|---|---|---|');
     for (const a of p.audit) out.push(`| \`${a.object}\` | \`${a.policy}\` | ${md(a.message)} |`);
