@@ -57,7 +57,7 @@ function place(graph: ExecutionGraph): Map<string, Placed> {
 
 /** What a node stands for, in words: its agent's name, or its type. */
 export function nodeLabel(node: GraphNode): string {
-  if (node.agent !== undefined) return node.agent.split('/').slice(1).join('/');
+  if (node.agent !== undefined) return node.agent.split('/').pop()!;
   return node.type === 'approval' ? `approval (${node.approval?.approvers.join(', ') ?? 'any approver'})` : node.type;
 }
 

@@ -18,7 +18,7 @@ import type { Api } from '../api/context.js';
 import { streamEvents } from '../api/sse.js';
 import { Unauthenticated } from '../api/auth.js';
 import { pathOf } from '../api/problem.js';
-import type { Principal } from '../api/roles.js';
+import { visibleTenants, type Principal } from '../api/roles.js';
 import { NAME } from '../api/routes/shared.js';
 import { PlaneError } from '../errors.js';
 import { loadAssets } from './assets.js';
@@ -31,7 +31,7 @@ import { policiesPage } from './pages/policies.js';
 import { targetPage } from './pages/target.js';
 import { clearSession, sessionToken, setSession, withoutToken } from './session.js';
 import type { DashboardSources } from './sources.js';
-import { viewOf, type View } from './view.js';
+import { queryStrings, viewOf, type View } from './view.js';
 
 export interface DashboardOptions {
   sources?: DashboardSources;
@@ -111,7 +111,7 @@ const oidc = (o: DashboardOptions): { oidcIssuer?: string } => (o.oidcIssuer !==
 /** Events the viewer may read: as the API's event routes decide it. */
 function scopeOf(api: Api, who: Principal) {
   if (who.admin) return { tenants: undefined, allows: () => true };
-  const tenants = viewOf(api, undefined, who, '/', {}).tenants;
+  const tenants = visibleTenants(who, api.plane.members());
   return { tenants, allows: (e: { tenant?: string }) => e.tenant !== undefined && tenants.includes(e.tenant) };
 }
 
@@ -127,20 +127,22 @@ async function sessionPrincipal(api: Api, request: FastifyRequest): Promise<Prin
   }
 }
 
+/** A refused sign-in comes back to the page with this parameter, never with the token it tried. */
+const REFUSED = 'signin';
+
 async function servePage(api: Api, options: DashboardOptions, request: FastifyRequest, reply: FastifyReply, render: Render): Promise<FastifyReply> {
   const query = request.query as Record<string, unknown>;
+  if (typeof query.token === 'string') return exchange(api, request, reply, query.token);
   const path = pathOf(request.url);
-  if (typeof query.token === 'string') return exchange(api, options, request, reply, query.token);
   let who: Principal | undefined;
   try {
     who = await sessionPrincipal(api, request);
     if (who === undefined) {
-      if (sessionToken(request) !== undefined) clearSession(request, reply);
-      return sendHtml(
-        reply,
-        401,
-        loginPage({ action: path, ...(request.headers.cookie?.includes('beacon_session=') === true ? { problem: 'Your session has ended: sign in again.' } : {}), ...oidc(options) }),
-      );
+      const ended = sessionToken(request) !== undefined;
+      if (ended) clearSession(request, reply);
+      const { [REFUSED]: refused, ...keep } = queryStrings(query);
+      const problem = refused !== undefined ? 'That token is not valid for this installation.' : ended ? 'Your session has ended: sign in again.' : undefined;
+      return sendHtml(reply, 401, loginPage({ action: path, keep, ...(problem !== undefined ? { problem } : {}), ...oidc(options) }));
     }
     return sendHtml(reply, 200, await render(viewOf(api, options.sources, who, path, query), request));
   } catch (err) {
@@ -148,27 +150,41 @@ async function servePage(api: Api, options: DashboardOptions, request: FastifyRe
   }
 }
 
-/** `?token=T`: a valid token becomes the session and the browser goes to the same URL without it; an invalid one gets the login page, and the refusal is audited. */
-async function exchange(api: Api, options: DashboardOptions, request: FastifyRequest, reply: FastifyReply, token: string): Promise<FastifyReply> {
-  const path = pathOf(request.url);
+/**
+ * `?token=T`: a valid token becomes the session and the browser goes to the
+ * same URL without it; an invalid one is audited and the browser goes to the
+ * same URL without it too (marked refused), so a mistyped token never stays
+ * in the address bar or the history.
+ */
+async function exchange(api: Api, request: FastifyRequest, reply: FastifyReply, token: string): Promise<FastifyReply> {
+  void reply.headers({ 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
+  const next = new URL(withoutToken(request.url), 'http://dashboard.invalid');
+  next.searchParams.delete(REFUSED);
   try {
     await api.auth.authenticate(`Bearer ${token}`);
   } catch (err) {
     if (!(err instanceof Unauthenticated)) return sendError(api, reply, request, undefined, err);
-    await api.audit({ actor: 'anonymous', action: 'request.refused', data: { status: 401, method: request.method, path, reason: err.reason, via: 'dashboard' } });
-    return sendHtml(reply, 401, loginPage({ action: path, problem: 'That token is not valid for this installation.', ...oidc(options) }));
+    await api.audit({ actor: 'anonymous', action: 'request.refused', data: { status: 401, method: request.method, path: pathOf(request.url), reason: err.reason, via: 'dashboard' } });
+    next.searchParams.set(REFUSED, 'refused');
+    return reply.redirect(`${next.pathname}${next.search}`, 303);
   }
   setSession(request, reply, token);
-  void reply.headers({ 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
-  return reply.redirect(withoutToken(request.url), 303);
+  return reply.redirect(`${next.pathname}${next.search}`, 303);
 }
 
 function sendHtml(reply: FastifyReply, status: number, body: Html): FastifyReply {
   return reply.code(status).headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(body.text);
 }
 
-function sendError(api: Api, reply: FastifyReply, request: FastifyRequest, who: Principal | undefined, err: unknown): FastifyReply {
+async function sendError(api: Api, reply: FastifyReply, request: FastifyRequest, who: Principal | undefined, err: unknown): Promise<FastifyReply> {
   if (err instanceof PlaneError && err.status < 500) {
+    // Refused as the API's guard refuses (a tenant not visible, a role too small): on record, as there.
+    if (who !== undefined && (err.status === 403 || /^tenant '/.test(err.message)))
+      await api.audit({
+        actor: who.subject,
+        action: 'request.refused',
+        data: { status: err.status, method: request.method, path: pathOf(request.url), reason: err.status === 403 ? 'role' : 'no_role', via: 'dashboard' },
+      });
     const title = err.status === 404 ? 'Not found' : err.status === 403 ? 'Forbidden' : 'Refused';
     return sendHtml(reply, err.status, errorPage(who?.subject, err.status, title, err.message));
   }

@@ -50,10 +50,17 @@ export function clearSession(request: FastifyRequest, reply: FastifyReply): void
   void reply.header('set-cookie', `${SESSION_COOKIE}=; ${attributes.join('; ')}`);
 }
 
-/** The request's URL without its `token` parameter (where the exchange redirects to): a path on this server, never another host. */
+/**
+ * The request's URL without its `token` parameter (where the exchange
+ * redirects to): a path of this server, never another host — leading slashes
+ * and backslashes collapse to one `/`, so `//evil.example/` cannot become a
+ * protocol-relative `Location`.
+ */
 export function withoutToken(url: string): string {
-  const parsed = new URL(url, 'http://dashboard.invalid');
-  parsed.searchParams.delete('token');
-  const query = parsed.searchParams.toString();
-  return `${parsed.pathname}${query !== '' ? `?${query}` : ''}`;
+  const at = url.indexOf('?');
+  const path = `/${(at < 0 ? url : url.slice(0, at)).replace(/^[/\\]+/, '')}`;
+  const params = new URLSearchParams(at < 0 ? '' : url.slice(at + 1));
+  params.delete('token');
+  const query = params.toString();
+  return `${path}${query !== '' ? `?${query}` : ''}`;
 }

@@ -83,12 +83,15 @@ export function policyReport(revision: Revision | undefined): PolicyReport {
     const tenant = tenantOfObject(a.object);
     findings.push({ outcome: 'audit', policy: a.policy, object: a.object, ...(tenant !== undefined ? { tenant } : {}), message: a.message, file: a.file, line: a.line });
   }
-  const policies = result.bundle.objects.filter(ofKind('Policy')).map((p) => ({
-    name: p.name,
-    phase: p.object.spec.phase,
-    action: p.object.spec.action,
-    ...(p.object.spec.description !== undefined ? { description: p.object.spec.description } : {}),
-    file: p.file,
-  }));
+  const policies = result.bundle.objects
+    .filter(ofKind('Policy'))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((p) => ({
+      name: p.name,
+      phase: p.object.spec.phase,
+      action: p.object.spec.action,
+      ...(p.object.spec.description !== undefined ? { description: p.object.spec.description } : {}),
+      file: p.file,
+    }));
   return { commit: revision.commit, policies, findings };
 }

@@ -22,11 +22,11 @@ export interface View {
 
 export function viewOf(api: Api, sources: DashboardSources | undefined, who: Principal, path: string, query: unknown): View {
   const tenants = visibleTenants(who, api.plane.members()).sort();
-  return { api, sources, who, tenants, query: stringsOf(query), path };
+  return { api, sources, who, tenants, query: queryStrings(query), path };
 }
 
 /** fastify's parsed query as plain strings: a repeated parameter counts once, at its first value. */
-function stringsOf(query: unknown): Record<string, string> {
+export function queryStrings(query: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (typeof query !== 'object' || query === null) return out;
   for (const [k, v] of Object.entries(query as Record<string, unknown>)) {

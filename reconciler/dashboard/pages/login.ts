@@ -13,12 +13,15 @@ export interface LoginOptions {
   /** Why the previous attempt failed, in words. */
   problem?: string;
   oidcIssuer?: string;
+  /** The query of the page asked for, sent on with the token (so that signing in lands on the very page, filters and all). */
+  keep?: Record<string, string>;
 }
 
 export function loginPage(o: LoginOptions): Html {
   const body = html`<h1>Sign in</h1>
     ${o.problem !== undefined ? html`<p class="problem" role="alert"><span aria-hidden="true">⚠</span> ${o.problem}</p>` : ''}
     <form method="get" action="${o.action}" class="login">
+      ${Object.entries(o.keep ?? {}).map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}" />`)}
       <p><label for="token">Access token</label> <input id="token" name="token" type="password" autocomplete="off" required maxlength="16384" spellcheck="false" /></p>
       <p><button type="submit">Sign in</button></p>
     </form>

@@ -79,7 +79,8 @@ function countsOf(view: View, targets: readonly TargetStatus[]): Html {
 function errors(view: View, targets: readonly TargetStatus[]): Html {
   const source = view.api.plane.status().source.error;
   const held = view.api.plane.tenants().filter((t) => view.tenants.includes(t.name) && t.held !== undefined);
-  const troubled = targets.filter((t) => t.health === 'Degraded' || t.health === 'Missing' || (t.sync !== 'Synced' && t.reasons.length > 0));
+  // A target starting up is Missing with no reason: not an error. Degraded isolation in `beacon up` is on every target: said in its row, not here.
+  const troubled = targets.filter((t) => t.health === 'Degraded' || t.reasons.some((r) => r.code !== 'IsolationDegraded'));
   const items = [
     ...(source !== undefined && view.who.admin ? [html`<li>${badge('Failed', 'source')} ${source}</li>`] : []),
     ...held.map((t) => html`<li>${badge('Warning', 'held')} tenant <strong>${t.name}</strong>: ${t.held?.code}: ${t.held?.message}</li>`),
