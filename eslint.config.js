@@ -47,4 +47,9 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     languageOptions: { globals: { ...globals.node } },
   },
+  {
+    // The dashboard's page script runs in the browser, not in Node.
+    files: ['reconciler/dashboard/assets/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
 );

@@ -7,6 +7,8 @@
 import { hostname } from 'node:os';
 import { appendAudit, MIGRATIONS, migrate, ALL_TENANTS } from '../registry/index.js';
 import { buildApi } from './api/server.js';
+import { FigureSeries } from './dashboard/series.js';
+import { serverSources } from './dashboard/sources.js';
 import { LiveFigureSink } from './figures.js';
 import { Gateway } from './gateway.js';
 import { jsonLogger } from './log.js';
@@ -25,7 +27,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   await migrate(options.db, MIGRATIONS);
   const telemetry = startTelemetry({ ...options.telemetry, serviceName: 'beacon' });
   const metrics = new Metrics();
-  const figures = new LiveFigureSink(metrics);
+  // Invocations' figures: per version for the API and the canary (LiveFigureSink), over time for the dashboard's charts (FigureSeries), then /metrics.
+  const series = new FigureSeries(metrics);
+  const figures = new LiveFigureSink(series);
   const reconciler = new Reconciler({
     db: options.db,
     lease: options.lease,
@@ -47,6 +51,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     metrics,
     log,
     ...(options.webhookSecret !== undefined ? { webhookSecret: options.webhookSecret } : {}),
+    dashboard: { sources: serverSources({ head: () => reconciler.desired()?.head, series: (target) => series.series(target) }) },
     // Refused requests and webhooks are on record: who, what, never the token.
     audit: (entry) =>
       options.db

@@ -4,6 +4,7 @@
  * by `buildApi`; routes take it as their one argument besides the app.
  */
 import type { Metrics } from '../metrics.js';
+import type { DashboardOptions } from '../dashboard/routes.js';
 import type { AuthOptions, ControlPlane } from '../types.js';
 import type { Authenticator } from './auth.js';
 
@@ -30,6 +31,8 @@ export interface ApiOptions {
   fetch?: typeof globalThis.fetch;
   /** How often the event stream sends a comment line to keep proxies from closing it. @default 15000 */
   heartbeatMs?: number;
+  /** What the dashboard at `/` shows beyond the plane (the server's admission report and figure series). @default the plane only */
+  dashboard?: DashboardOptions;
 }
 
 export interface Api {

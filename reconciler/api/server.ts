@@ -13,6 +13,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { errorLine } from '../../common/index.js';
+import { dashboardRoutes } from '../dashboard/routes.js';
 import { PlaneError } from '../errors.js';
 import type { ControlPlane } from '../types.js';
 import { Authenticator } from './auth.js';
@@ -53,6 +54,7 @@ export async function buildApi(plane: ControlPlane, options: ApiOptions): Promis
   runRoutes(app, api);
   eventRoutes(app, api);
   auditRoutes(app, api);
+  dashboardRoutes(app, api, { ...options.dashboard, ...(options.auth.oidc !== undefined ? { oidcIssuer: options.auth.oidc.issuer } : {}) });
   if (api.webhookSecret !== undefined) await app.register(webhookRoutes, { ...api, webhookSecret: api.webhookSecret });
   methodNotAllowed(app, known);
   return app;
