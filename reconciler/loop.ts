@@ -15,7 +15,7 @@
  * is tried again next tick), and running sandboxes are left as they are.
  */
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
-import { ALL_TENANTS, FenceError, listDeployments, type Database, type Deployment, type LeaderLease } from '../registry/index.js';
+import { ALL_TENANTS, FenceError, listDeployments, versionHistory, type Database, type Deployment, type LeaderLease } from '../registry/index.js';
 import type { Runner, Sandbox } from '../runners/index.js';
 import { environmentSecrets, type CounterStore, type ModelSubstitution, type RateLimits, type SecretSource } from '../runtime/index.js';
 import { CompiledVersions, type CompiledVersion } from './compiled.js';
@@ -25,10 +25,28 @@ import { StartFailures } from './failures.js';
 import { KernelCache } from './kernels.js';
 import { Leadership } from './leadership.js';
 import { deploymentId, reconcile } from './reconcile.js';
-import { deploymentKey, recordRevision } from './records.js';
+import { deploymentKey, recordRevision, short, writeTransition } from './records.js';
+import { commandTransition, matchesCommit, matchesVersion, type RolloutCommand } from './commands.js';
+import { PlaneError } from './errors.js';
+import { interimEvaluator, type Evaluator } from './evaluator.js';
+import type { GithubSettings } from './revert.js';
+import { Rollouts } from './rollouts.js';
 import { SandboxSet } from './sandboxes.js';
 import { countStatuses, targetStatus } from './status.js';
-import type { DesiredState, DesiredTarget, InstallationStatus, MetricsSink, ObservedSandbox, ReconcileInput, Revision, SandboxDirectory, TargetId, TargetStatus, TenantState } from './types.js';
+import type {
+  Caller,
+  DesiredState,
+  DesiredTarget,
+  InstallationStatus,
+  MetricsSink,
+  ObservedSandbox,
+  ReconcileInput,
+  Revision,
+  SandboxDirectory,
+  TargetId,
+  TargetStatus,
+  TenantState,
+} from './types.js';
 
 export interface ReconcilerOptions {
   db: Database;
@@ -53,6 +71,10 @@ export interface ReconcilerOptions {
   log?: (line: Record<string, unknown>) => void;
   /** How long a stopped sandbox's runs in progress may take to finish. @default 10000 */
   drainMs?: number;
+  /** Runs a gate's and a canary step's Evaluations. @default interimEvaluator */
+  evaluator?: Evaluator;
+  /** Where a rollback's revert pull request goes; absent: none is opened. */
+  github?: GithubSettings;
 }
 
 export type LastReconcile = NonNullable<InstallationStatus['lastReconcile']>;
@@ -80,6 +102,7 @@ export class Reconciler implements SandboxDirectory {
   private readonly failures = new StartFailures();
   private readonly compiled = new CompiledVersions();
   private readonly executor: Executor;
+  private readonly rollouts: Rollouts;
   private readonly leadership: Leadership;
   private current: DesiredState | undefined;
   private deployed = new Map<TargetId, Deployment>();
@@ -103,7 +126,17 @@ export class Reconciler implements SandboxDirectory {
       secrets: this.secrets,
       ...(o.substitutions !== undefined ? { substitutions: o.substitutions } : {}),
     });
+    this.rollouts = new Rollouts({
+      db: o.db,
+      replicaId: o.replicaId,
+      evaluator: o.evaluator ?? interimEvaluator,
+      pick: (t, v) => this.sandboxes.pick(t, v),
+      clock: this.clock,
+      log: this.log,
+      ...(o.github !== undefined ? { github: o.github } : {}),
+    });
     this.executor = new Executor({
+      rollouts: this.rollouts,
       db: o.db,
       runner: o.runner,
       replicaId: o.replicaId,
@@ -198,11 +231,17 @@ export class Reconciler implements SandboxDirectory {
         const decided = reconcile(await this.input(fence !== undefined));
         if (decided.length === 0) break;
         actions += decided.length;
-        const outcome = await this.executor.apply(decided, { ...(fence !== undefined ? { fence } : {}), head: this.current?.head.commit, revisionOf: (t, v) => this.revisionOf(t, v) });
+        const outcome = await this.executor.apply(decided, {
+          ...(fence !== undefined ? { fence } : {}),
+          head: this.current?.head.commit,
+          revisionOf: (t, v) => this.revisionOf(t, v),
+          plan: (t) => this.declared(t)?.rollout,
+        });
         this.absorb(outcome);
         failed.push(...outcome.failed);
         if (outcome.applied === 0) break;
       }
+      await this.proposeReverts();
       await this.prune();
       span.setAttribute('beacon.actions', actions);
       if (failed.length === 0) return { result: 'Succeeded' };
@@ -212,6 +251,59 @@ export class Reconciler implements SandboxDirectory {
       this.log({ level: 'error', msg: 'reconcile failed', error: message(err) });
       return { result: 'Failed', message: message(err) };
     }
+  }
+
+  /** The leader opens the revert pull requests its rollbacks (or an earlier leader's) recorded and GitHub does not have yet. */
+  private async proposeReverts(): Promise<void> {
+    const fence = this.leadership.fence();
+    if (fence === undefined || this.o.github === undefined) return;
+    try {
+      await this.rollouts.openReverts(fence, (t, v) => this.revisionOf(t, v), this.deployed);
+    } catch (err) {
+      this.lostOnFence(err);
+      this.log({ level: 'warn', msg: 'revert pull requests not proposed', error: message(err) });
+    }
+  }
+
+  /**
+   * An operator's rollout command on `target`, applied by the leader and
+   * audited with the caller; the deployment as it is after it. A follower
+   * refuses (503, try again: the leader answers).
+   */
+  async command(target: TargetId, command: RolloutCommand, caller: Caller, to?: string): Promise<Deployment> {
+    const fence = this.leadership.fence();
+    if (fence === undefined) throw new PlaneError('unavailable', 'this replica is not the leader: rollout commands are applied by the leader', { retryAfterMs: 1000 });
+    const key = deploymentKey(target);
+    const version = to !== undefined ? await this.resolveVersion(target, to) : undefined;
+    if (command === 'rollback' && to === undefined) {
+      const d = this.deployed.get(target);
+      const previous = d?.canary === null ? d.rollout?.previous : undefined;
+      if (previous !== undefined && this.compiled.get(target, previous) === undefined) throw notCompiled(target, previous);
+    }
+    const result = await writeTransition(this.o.db, { fence, replica: this.replicaId }, target, (d) => commandTransition(target, d, command, caller.subject, this.clock.now(), version), {
+      actor: caller.subject,
+      after: (tx, t, d) => this.rollouts.intentOf(tx, t, d),
+    }).catch((err: unknown) => {
+      this.lostOnFence(err);
+      throw err;
+    });
+    if (result.deployment === undefined) throw new PlaneError('not_found', `${target} is not deployed`);
+    this.deployed.set(target, result.deployment);
+    this.log({ level: 'info', msg: 'rollout command', target, command, by: caller.subject, tenant: key.tenant, phase: result.deployment.phase });
+    void this.pass();
+    return result.deployment;
+  }
+
+  /** A version of `target` named by its digest or by the commit that introduced it, that this replica can start. */
+  private async resolveVersion(target: TargetId, given: string): Promise<string> {
+    const key = deploymentKey(target);
+    const history = await this.o.db.transaction((tx) => versionHistory(tx, key, 500), { tenant: key.tenant });
+    const found = history.filter((v) => matchesVersion(v.effectiveDigest, given) || matchesCommit(v.firstCommit, given));
+    if (found.length === 0) throw new PlaneError('invalid_request', `${target} has no version or commit ${given} (give a version digest or a commit sha, at least 7 hex digits)`);
+    if (found.length > 1) throw new PlaneError('invalid_request', `${given} names ${found.length} versions of ${target}: give more digits`);
+    const version = found[0]!.effectiveDigest;
+    if (this.compiled.get(target, version) === undefined) throw notCompiled(target, version);
+    return version;
   }
 
   /** The leader records the revisions read since the last one recorded (a commit recorded already is not recorded again). */
@@ -300,7 +392,8 @@ export class Reconciler implements SandboxDirectory {
     const declared = this.current?.targets ?? [];
     const keep: [TargetId, string][] = [
       ...declared.map((t): [TargetId, string] => [t.id, t.version]),
-      ...[...this.deployed].flatMap(([t, d]) => [d.stable, d.canary].flatMap((v): [TargetId, string][] => (v !== null ? [[t, v]] : []))),
+      // A rollback returns to the version served before, or to a pinned one: they stay compiled.
+      ...[...this.deployed].flatMap(([t, d]) => [d.stable, d.canary, d.rollout?.previous ?? null, d.rollout?.pin ?? null].flatMap((v): [TargetId, string][] => (v !== null ? [[t, v]] : []))),
       ...this.sandboxes.all().map((a): [TargetId, string] => [a.target, a.version]),
     ];
     const bundles = this.compiled.retain(keep);
@@ -419,4 +512,11 @@ export class Reconciler implements SandboxDirectory {
     );
     await this.kernels.prune(new Set());
   }
+}
+
+function notCompiled(target: TargetId, version: string): PlaneError {
+  return new PlaneError(
+    'conflict',
+    `${target}: version ${short(version)} is not compiled on this server (only the versions it read since it started, the one served before and the ones running can be rolled back to)`,
+  );
 }

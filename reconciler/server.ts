@@ -37,6 +37,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.secrets !== undefined ? { secrets: options.secrets } : {}),
     ...(options.substitutions !== undefined ? { substitutions: options.substitutions } : {}),
     ...(options.leaseTtlMs !== undefined ? { leaseTtlMs: options.leaseTtlMs } : {}),
+    ...(options.github !== undefined ? { github: options.github } : {}),
     metrics: figures,
     log,
   });

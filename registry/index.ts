@@ -27,6 +27,7 @@ export {
   type DeploymentState,
   type EvaluationResult,
   type RolloutPhase,
+  type RolloutRecord,
   type VersionRecord,
 } from './state.js';
 export { appendEvent, EVENT_TYPES, listEvents, type BeaconEvent, type EventInput, type EventQuery, type EventType } from './events.js';
@@ -51,3 +52,5 @@ export {
   type AuditRange,
   type AuditVerdict,
 } from './audit.js';
+export { introducedBy, pendingReverts, recordRevertIntent, revertsOf, settleRevert, windowFigures, type RevertRequest, type WindowFigures } from './rollouts.js';
+export { RegistryScoreCache } from './score-cache.js';

@@ -110,3 +110,5 @@ export {
 export { KernelBudgets, type BudgetRefusal } from './kernel/budgets.js';
 export { schemaMismatch } from './user/schemas.js';
 export { processExists, processStartTime, residentBytes } from './proc.js';
+// The evaluation harness (issue 15): what `beacon eval`, the reconciler's gate and canary, and the Action share.
+export type { CaseResult, CompiledEvaluation, EvalTarget, EvaluationReport, Judge, RunEvaluationOptions, Score, ScoreCache, ScoreKey, TargetAnswer, ThresholdResult } from './eval/types.js';
