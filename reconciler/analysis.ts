@@ -87,7 +87,8 @@ export function figureFailures(plan: AnalysisPlan, w: WindowComparison): Reason[
 /** Worse than `stable` by more than `max`, relative; against a stable figure of 0 any canary figure above 0 is worse. */
 export function regressed(canary: number, stable: number, max: number): boolean {
   if (stable === 0) return canary > 0;
-  return (canary - stable) / stable > max;
+  // A tolerance for floating point: 1.1 against 1 is a regression of exactly 0.10, not above it.
+  return (canary - stable) / stable > max + 1e-9;
 }
 
 /**
