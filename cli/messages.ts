@@ -43,6 +43,31 @@ export const MSG = {
     `no policy '${name}'${known.length ? ` (policies: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', ...' : ''})` : ' (the folder has no policies)'}`,
   severalPolicies: (file: string, names: string[]) => `${file} holds several policies (${names.join(', ')}): name one`,
   cannotRead: (file: string, why: string) => `cannot read ${file}: ${why}`,
+  // eval
+  eval: "run the repository's Evaluations against their agents and workflows (executed as beacon run executes them) and report per case; exit 1 when a threshold is missed",
+  optEvaluation: 'only this Evaluation (name, or tenant/name)',
+  optEvalAgent: 'only the Evaluations of this agent or workflow (tenant/name)',
+  optConcurrency: 'case runs in flight at once, 1 to 64',
+  optEvalOutput: 'write the report (in --format) to this file; the table still goes to the terminal',
+  optEvalNoCache: 'do not read or write the compile cache nor the score cache (.beacon/evals): evaluate everything again',
+  badConcurrency: (v: string) => `--concurrency ${v}: expected a whole number from 1 to 64`,
+  notEvaluating: (errors: number) => `beacon: not evaluating: the manifests have ${errors} error${errors === 1 ? '' : 's'}`,
+  unknownEvaluation: (name: string, known: string[]) =>
+    `no Evaluation '${name}'${known.length ? ` (evaluations: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', ...' : ''})` : ' (the folder has no evaluations)'}`,
+  ambiguousEvaluation: (name: string, matches: string[]) => `--evaluation ${name} names several Evaluations (${matches.join(', ')}): give tenant/name`,
+  badEvalAgent: (agent: string) => `--agent ${agent}: name the agent or workflow as tenant/name`,
+  noEvaluationFor: (agent: string) => `no Evaluation targets ${agent}`,
+  noEvaluations: 'the folder has no Evaluations',
+  nothingEvaluated: 'nothing was evaluated: every Evaluation selected needs a Model that cannot be reached (see above)',
+  evalInterrupted: 'interrupted; the scores computed so far are kept in .beacon/evals',
+  evalModelsUnreachable: (reasons: string[]) => `not run: ${reasons.join('; ')} (set it, or run with --model NAME=<scripted model> to use a scripted stand-in)`,
+  evalHeading: (evaluation: string, target: string, version: string | undefined) => `Evaluation ${evaluation} of ${target}${version !== undefined ? ` (version ${version.slice(0, 19)})` : ''}`,
+  evalSkipped: (why: string) => `skipped: ${why}`,
+  evalVerdict: (passed: boolean, cases: number, cached: number, computed: number) =>
+    `${passed ? 'PASSED' : 'FAILED'}: ${cases} case${cases === 1 ? '' : 's'}; scores: ${computed} computed, ${cached} from the cache`,
+  evalSummary: (passed: number, failed: number, skipped: number) =>
+    `${passed + failed + skipped} evaluation${passed + failed + skipped === 1 ? '' : 's'}: ${passed} passed, ${failed} failed, ${skipped} skipped`,
+  cannotWrite: (file: string, why: string) => `cannot write ${file}: ${why}`,
   // run, resume, approve
   run: 'run an agent or a workflow once, on the kernel: in a sandbox with --sandbox, else in development mode',
   resume: 'continue a journaled run: interrupted, or waiting for an approval that has been decided',

@@ -17,6 +17,7 @@ export {
 } from './cel.js';
 
 // Safety (issue 3): bounded evaluation, cost limits and size bounds.
+export { compilePattern, type CompiledPattern } from './regex.js';
 export { boundedProgram, createBudget, type BoundedProgram, type CelBudget, type CelEvaluation, type EvaluateOptions } from './budget.js';
 export { CEL_COST_LIMITS, CEL_RUNTIME_CAPS, DYN_SIZE, estimateCost, type CostEstimate, type CostNote, type Shape } from './cost.js';
 

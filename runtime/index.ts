@@ -8,7 +8,7 @@ export { inputText, runAgent, type AgentLoopOptions, type LoopAgent, type AgentS
 export { RunTracer, type TraceEvent } from './trace.js';
 export { createModelGateway, ModelCallError, type ModelAttempt, type ModelGatewayOptions } from './kernel/gateway.js';
 export { executeWorkflow, schemasFromObjects, type AgentSchemas, type ExecutorDeps, type SchemaSource } from './user/executor.js';
-export { runInChildProcess, userProgramArgs, INSTALL_ROOT, type LaunchOptions } from './kernel/launch.js';
+export { runInChildProcess, startChildSession, userProgramArgs, INSTALL_ROOT, type ChildSession, type LaunchOptions } from './kernel/launch.js';
 export { runObjects, targetVersion, UnknownTarget } from './kernel/targets.js';
 export { composeKernel, SubstitutionError, type Kernel, type KernelOptions, type ModelSubstitution } from './kernel/compose.js';
 export { environmentSecrets, isKernelSetting, KERNEL_SETTINGS, tenantSecrets, type SecretSource } from './kernel/secrets.js';
@@ -112,3 +112,9 @@ export { schemaMismatch } from './user/schemas.js';
 export { processExists, processStartTime, residentBytes } from './proc.js';
 // The evaluation harness (issue 15): what `beacon eval`, the reconciler's gate and canary, and the Action share.
 export type { CaseResult, CompiledEvaluation, EvalTarget, EvaluationReport, Judge, RunEvaluationOptions, Score, ScoreCache, ScoreKey, TargetAnswer, ThresholdResult } from './eval/types.js';
+export { runEvaluation, checkThresholds, percentile, DEFAULT_CONCURRENCY } from './eval/harness.js';
+export { prepareScorer, parseVerdict, asText, SCORER_VARIABLES, type PreparedScorer, type ScoreInput, type Verdict } from './eval/scorers.js';
+export { parseField, pointerOf, valueAt, type ParsedField } from './eval/field.js';
+export { FileScoreCache, isScore, type FileScoreCacheOptions } from './eval/file-cache.js';
+export { sessionTarget, targetOutputSchema, evaluationTarget, gatewayJudge, unreachableModels, TargetRunFailed, type RunsTarget, type JudgeKernel } from './eval/targets.js';
+export { junitXml, type JunitSuite } from './eval/junit.js';

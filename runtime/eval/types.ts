@@ -26,6 +26,8 @@ export interface TargetAnswer {
 export interface EvalTarget {
   /** The version evaluated: the target's effective digest. Part of every cache key. */
   readonly version: string;
+  /** The target's declared output schema (an Agent's `spec.output.schema`, a Workflow's output agent's): what a `jsonSchema` scorer without its own schema checks. */
+  readonly outputSchema?: Record<string, unknown>;
   invoke(input: unknown, options: { signal?: AbortSignal }): Promise<TargetAnswer>;
 }
 
@@ -55,6 +57,9 @@ export interface Score {
   latencyMs: number;
   costUsd: number;
   tokens: number;
+  /** What the scorer itself cost (a judge's model call), beyond the target's answer that `costUsd` and `tokens` count. */
+  scorerCostUsd?: number;
+  scorerTokens?: number;
 }
 
 /** Where scores are kept between runs. */
@@ -93,9 +98,12 @@ export interface EvaluationReport {
   passed: boolean;
   /** Scores read from the cache rather than computed. */
   cached: number;
+  /** Scores computed by this run (0 when everything came from the cache). */
+  computed?: number;
 }
 
 export interface RunEvaluationOptions {
+  /** Case runs in flight at once. @default 4 */
   concurrency?: number;
   cache?: ScoreCache;
   judge?: Judge;

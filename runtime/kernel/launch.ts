@@ -52,3 +52,41 @@ export async function runInChildProcess(options: LaunchOptions): Promise<RunOutc
     clearTimeout(timer);
   }
 }
+
+/** A development-mode child that serves many runs of one target (an evaluation's cases), until closed. */
+export interface ChildSession {
+  readonly version: string;
+  /** Resolves once the user-space program has said hello (a run's latency should not count its start). */
+  ready(): Promise<void>;
+  invoke(options: InvokeOptions): Promise<RunOutcome & { run: string }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Start the user-space program once for `options.target` (development mode, as `runInChildProcess`)
+ * and keep it: each `invoke` is a run on it, several at once if asked. Starting a child per run
+ * costs more than a scripted run itself; an evaluation runs hundreds.
+ */
+export function startChildSession(options: SessionOptions): ChildSession {
+  runObjects(options.bundle, options.target);
+  const child = spawn(process.execPath, userProgram(), { cwd: ROOT, env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit').catch(() => undefined);
+  const channel = new Channel(child.stdout, child.stdin, { role: 'kernel' });
+  const session = new KernelSession(channel, options);
+  let closing: Promise<void> | undefined;
+  return {
+    version: session.version,
+    ready: async () => {
+      await channel.ready();
+    },
+    invoke: (invocation) => session.invoke(invocation),
+    close: () =>
+      (closing ??= (async () => {
+        channel.close('session over');
+        await session.close();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(timer);
+      })()),
+  };
+}

@@ -144,10 +144,10 @@ function changeRound(round: number): { sha: string; changed: string[] } {
   return { sha: commit(repo, files(touched), `round ${round}`), changed: [...touched] };
 }
 
-/** A random delay of 0–3 s, or (half the time) one of `lines`, waited for at most `capMs`. */
+/** A random delay of 0–2 s (a running server converges on a round's commit in about that), or (half the time) one of `lines`, waited for at most `capMs`. */
 function chooseKill(lines: readonly string[], capMs: number): Kill {
   const on = random() < 0.5 ? pick(lines) : undefined;
-  return on !== undefined ? { on, nth: 1 + Math.floor(random() * 2), delayMs: capMs } : { delayMs: Math.floor(random() * 3000), nth: 0 };
+  return on !== undefined ? { on, nth: 1 + Math.floor(random() * 2), delayMs: capMs } : { delayMs: Math.floor(random() * 2000), nth: 0 };
 }
 
 /** Resolve when `kill` says: its log line has appeared `nth` times after `from` characters of output, or its delay has passed. */
@@ -211,7 +211,7 @@ async function playRound(round: number): Promise<string> {
   // Mostly the running server, killed while it converges on the commit; every fourth round a server started after the commit (which costs one more boot).
   const hot = round % 4 !== 0;
   // A started server boots for seconds before it converges: its log lines are waited for longer.
-  const kill = hot ? chooseKill(KILL_RUNNING_ON, 4000) : chooseKill(KILL_STARTED_ON, 10_000);
+  const kill = hot ? chooseKill(KILL_RUNNING_ON, 3000) : chooseKill(KILL_STARTED_ON, 10_000);
   let victim: LaunchedProcess = serving();
   const from = hot ? victim.output().length : 0;
   if (!hot) await sigkill(victim);

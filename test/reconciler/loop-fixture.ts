@@ -8,8 +8,9 @@
 import { rmSync } from 'node:fs';
 import { compile, GitRepository, GitSource } from '../../compiler/index.js';
 import type { Revision } from '../../reconciler/index.js';
-import { ALL_TENANTS, listDeployments, listEvents, migrate, MIGRATIONS, openPGlite, readAudit, type AuditEntry, type BeaconEvent, type Database, type Deployment } from '../../registry/index.js';
+import { ALL_TENANTS, listDeployments, listEvents, migrate, MIGRATIONS, readAudit, type AuditEntry, type BeaconEvent, type Database, type Deployment } from '../../registry/index.js';
 import { commit, git, newRepo } from '../helpers/git.js';
+import { freshPGlite } from '../helpers/databases.js';
 
 const tenant = (name: string): string => `apiVersion: beacon.dev/v1alpha1
 kind: Tenant
@@ -78,7 +79,7 @@ export async function revisionAt(dir: string, sha = git(dir, 'rev-parse', 'HEAD'
 
 /** An empty, migrated state store in memory. */
 export async function stateStore(): Promise<Database> {
-  const db = await openPGlite();
+  const db = await freshPGlite();
   await migrate(db, MIGRATIONS);
   return db;
 }
