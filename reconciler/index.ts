@@ -22,7 +22,7 @@ export { dataProblem, figureFailures, gateVerdict, regressed, reportFailure, ste
 export { rolloutPlan, DEFAULT_MIN_REQUESTS } from './desired.js';
 export { commandTransition, matchesCommit, matchesVersion, ROLLOUT_COMMANDS, type RolloutCommand } from './commands.js';
 export { openRevert, revertBranch, revertChanges, revertText, type GithubSettings, type RevertPlan, type TreeChange } from './revert.js';
-export { interimEvaluator, sandboxTarget, evaluationsOf, type Evaluator } from './evaluator.js';
+export { harnessEvaluator, sandboxTarget, evaluationsOf, type Evaluator } from './evaluator.js';
 export { noModelToCall } from './admission.js';
 export type { RunDetail, StepView, GateView, OutcomeView } from './run-views.js';
 export { Reconciler, RECONCILER_LEASE, type ReconcilerOptions, type LastReconcile } from './loop.js';

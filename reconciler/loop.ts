@@ -15,9 +15,9 @@
  * is tried again next tick), and running sandboxes are left as they are.
  */
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
-import { ALL_TENANTS, FenceError, listDeployments, versionHistory, type Database, type Deployment, type LeaderLease } from '../registry/index.js';
+import { ALL_TENANTS, FenceError, introducedBy, listDeployments, versionHistory, type Database, type Deployment, type LeaderLease } from '../registry/index.js';
 import type { Runner, Sandbox } from '../runners/index.js';
-import { environmentSecrets, type CounterStore, type ModelSubstitution, type RateLimits, type SecretSource } from '../runtime/index.js';
+import { environmentSecrets, gatewayJudge, type CounterStore, type ModelSubstitution, type RateLimits, type SecretSource } from '../runtime/index.js';
 import { CompiledVersions, type CompiledVersion } from './compiled.js';
 import { desiredState, type DesiredOptions } from './desired.js';
 import { Executor, type ApplyOutcome } from './executor.js';
@@ -28,7 +28,7 @@ import { deploymentId, reconcile } from './reconcile.js';
 import { deploymentKey, recordRevision, short, writeTransition } from './records.js';
 import { commandTransition, matchesCommit, matchesVersion, type RolloutCommand } from './commands.js';
 import { PlaneError } from './errors.js';
-import { interimEvaluator, type Evaluator } from './evaluator.js';
+import { harnessEvaluator, type Evaluator } from './evaluator.js';
 import type { GithubSettings } from './revert.js';
 import { Rollouts } from './rollouts.js';
 import { SandboxSet } from './sandboxes.js';
@@ -71,10 +71,12 @@ export interface ReconcilerOptions {
   log?: (line: Record<string, unknown>) => void;
   /** How long a stopped sandbox's runs in progress may take to finish. @default 10000 */
   drainMs?: number;
-  /** Runs a gate's and a canary step's Evaluations. @default interimEvaluator */
+  /** Runs a gate's and a canary step's Evaluations. @default the harness's runEvaluation */
   evaluator?: Evaluator;
   /** Where a rollback's revert pull request goes; absent: none is opened. */
   github?: GithubSettings;
+  /** An earlier commit of the source compiled: a deployed version this process has not read (after a restart, a rollback's stable) starts from it. */
+  history?: (commit: string) => Promise<Revision | undefined>;
 }
 
 export type LastReconcile = NonNullable<InstallationStatus['lastReconcile']>;
@@ -111,6 +113,10 @@ export class Reconciler implements SandboxDirectory {
   private last: LastReconcile | null = null;
   private ticker: ReturnType<typeof setInterval> | undefined;
   private running: Promise<void> | undefined;
+  /** Versions looked up in the source's history already (found or not): not asked again. */
+  private readonly recalled = new Set<string>();
+  /** Revert pull requests being proposed (proposeReverts). */
+  private reverting: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
   private closed = false;
 
@@ -129,7 +135,8 @@ export class Reconciler implements SandboxDirectory {
     this.rollouts = new Rollouts({
       db: o.db,
       replicaId: o.replicaId,
-      evaluator: o.evaluator ?? interimEvaluator,
+      evaluator: o.evaluator ?? harnessEvaluator,
+      judge: async (revision, tenant) => gatewayJudge((await this.kernels.for(revision)).kernel, tenant),
       pick: (t, v) => this.sandboxes.pick(t, v),
       clock: this.clock,
       log: this.log,
@@ -241,7 +248,7 @@ export class Reconciler implements SandboxDirectory {
         failed.push(...outcome.failed);
         if (outcome.applied === 0) break;
       }
-      await this.proposeReverts();
+      this.proposeReverts();
       await this.prune();
       span.setAttribute('beacon.actions', actions);
       if (failed.length === 0) return { result: 'Succeeded' };
@@ -253,16 +260,22 @@ export class Reconciler implements SandboxDirectory {
     }
   }
 
-  /** The leader opens the revert pull requests its rollbacks (or an earlier leader's) recorded and GitHub does not have yet. */
-  private async proposeReverts(): Promise<void> {
+  /**
+   * The leader opens the revert pull requests its rollbacks (or an earlier
+   * leader's) recorded and GitHub does not have yet — in the background, one
+   * round at a time: a slow or hanging GitHub never holds a reconcile pass
+   * (a rollback's traffic has moved already; the pull request only follows).
+   */
+  private proposeReverts(): void {
     const fence = this.leadership.fence();
-    if (fence === undefined || this.o.github === undefined) return;
-    try {
-      await this.rollouts.openReverts(fence, (t, v) => this.revisionOf(t, v), this.deployed);
-    } catch (err) {
-      this.lostOnFence(err);
-      this.log({ level: 'warn', msg: 'revert pull requests not proposed', error: message(err) });
-    }
+    if (fence === undefined || this.o.github === undefined || this.reverting !== undefined) return;
+    this.reverting = this.rollouts
+      .openReverts(fence, (t, v) => this.revisionOf(t, v), this.deployed)
+      .catch((err: unknown) => {
+        this.lostOnFence(err);
+        this.log({ level: 'warn', msg: 'revert pull requests not proposed', error: message(err) });
+      })
+      .finally(() => (this.reverting = undefined));
   }
 
   /**
@@ -322,9 +335,37 @@ export class Reconciler implements SandboxDirectory {
     }
   }
 
+  /**
+   * Compile, from the commit that introduced it, each deployed version this
+   * process has not read: after a restart only the head is read, and a
+   * rollout's stable version (the one a rollback serves while Git declares
+   * the failed one), its pin or the one before are older. Once per version.
+   */
+  private async recall(deployments: readonly Deployment[]): Promise<void> {
+    const history = this.o.history;
+    if (history === undefined || this.current === undefined) return;
+    for (const d of deployments) {
+      const target = deploymentId(d);
+      if (this.current.targets.every((t) => t.id !== target)) continue;
+      for (const version of [d.stable, d.rollout?.pin ?? null, d.rollout?.previous ?? null]) {
+        if (version === null || this.compiled.get(target, version) !== undefined || this.recalled.has(`${target}@${version}`)) continue;
+        this.recalled.add(`${target}@${version}`);
+        try {
+          const commit = await this.o.db.transaction((tx) => introducedBy(tx, d, version), { tenant: d.tenant });
+          const revision = commit !== undefined ? await history(commit) : undefined;
+          if (revision !== undefined) for (const v of this.compiled.add(desiredState(revision, undefined, this.desiredOptions()))) this.sandboxes.knowVersion(v.target.version);
+          this.log({ level: 'info', msg: 'deployed version read from its commit', target, version, commit, found: this.compiled.get(target, version) !== undefined });
+        } catch (err) {
+          this.log({ level: 'warn', msg: 'deployed version could not be read from its commit', target, version, error: message(err) });
+        }
+      }
+    }
+  }
+
   /** What one round of `reconcile` reads: the leader converges on the desired state, a follower on what is deployed. */
   private async input(leading: boolean): Promise<ReconcileInput> {
     const deployments = await this.o.db.transaction((tx) => listDeployments(tx), { tenant: ALL_TENANTS });
+    await this.recall(deployments);
     this.deployed = new Map(deployments.map((d) => [deploymentId(d), d]));
     const current = this.current;
     // Before its first revision the leader does not know what is declared: it keeps to what is deployed, as a follower does.

@@ -71,18 +71,23 @@ function closure(bundle: Pick<Bundle, 'objects'>, id: string): CompiledObject[] 
  * revision has is removed, one only the serving revision has comes back.
  */
 export function revertChanges(target: string, failed: Pick<Bundle, 'objects'>, serving: Pick<Bundle, 'objects'>, folder = ''): TreeChange[] {
-  const files = (bundle: Pick<Bundle, 'objects'>): Map<string, string> => {
+  const files = (objects: readonly CompiledObject[]): Map<string, string> => {
     const all = new Map<string, string>();
-    for (const o of closure(bundle, target)) for (const [p, b] of filesOf(o)) all.set(p, b);
+    for (const o of objects) for (const [p, b] of filesOf(o)) all.set(p, b);
     return all;
   };
-  const bad = files(failed);
-  const good = files(serving);
+  // What the target uses on each side, against everything each revision has: a file the
+  // serving version uses is set back where the failed revision has it otherwise, and a file
+  // only the failed version brought is removed — another object's file is left alone.
+  const good = files(closure(serving, target));
+  const bad = files(closure(failed, target));
+  const failedAll = files(failed.objects);
+  const servingAll = files(serving.objects);
   const prefix = folder.replace(/^\/+|\/+$/g, '');
   const at = (p: string): string => (prefix === '' ? p : `${prefix}/${p}`);
   const changes: TreeChange[] = [];
-  for (const [path, blob] of good) if (bad.get(path) !== blob) changes.push({ path: at(path), sha: blob });
-  for (const path of bad.keys()) if (!good.has(path)) changes.push({ path: at(path), sha: null });
+  for (const [path, blob] of good) if (failedAll.get(path) !== blob) changes.push({ path: at(path), sha: blob });
+  for (const path of bad.keys()) if (!servingAll.has(path)) changes.push({ path: at(path), sha: null });
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
@@ -105,6 +110,9 @@ export function revertText(r: Pick<RevertRequest, 'tenant' | 'kind' | 'name' | '
   return { title, body };
 }
 
+/** How long opening one revert pull request may take, all its requests together. */
+const OPEN_TIMEOUT_MS = 60_000;
+
 const isStatus = (err: unknown, status: number): boolean => (err as { status?: unknown } | null)?.status === status;
 
 /**
@@ -113,12 +121,9 @@ const isStatus = (err: unknown, status: number): boolean => (err as { status?: u
  */
 export async function openRevert(settings: GithubSettings, r: Pick<RevertRequest, 'branch'>, plan: RevertPlan, fetchImpl?: typeof fetch): Promise<{ number: number; url: string }> {
   const [owner = '', repo = ''] = settings.repository.split('/');
-  const octokit = new Octokit({
-    auth: settings.token,
-    baseUrl: settings.apiUrl.replace(/\/+$/, ''),
-    userAgent: 'beacon-reconciler',
-    ...(fetchImpl !== undefined ? { request: { fetch: fetchImpl } } : {}),
-  });
+  // Bounded: a GitHub that does not answer leaves the intent for a later pass.
+  const request = { signal: AbortSignal.timeout(OPEN_TIMEOUT_MS), ...(fetchImpl !== undefined ? { fetch: fetchImpl } : {}) };
+  const octokit = new Octokit({ auth: settings.token, baseUrl: settings.apiUrl.replace(/\/+$/, ''), userAgent: 'beacon-reconciler', request });
   const existing = await octokit.rest.git.getRef({ owner, repo, ref: `heads/${r.branch}` }).then(
     (res) => res.data.object.sha,
     (err: unknown) => (isStatus(err, 404) ? undefined : Promise.reject(err)),

@@ -31,7 +31,7 @@ import {
   type RevertRequest,
 } from '../registry/index.js';
 import type { Sandbox } from '../runners/index.js';
-import type { EvaluationReport } from '../runtime/index.js';
+import type { EvaluationReport, Judge } from '../runtime/index.js';
 import { gateVerdict, stepVerdict } from './analysis.js';
 import { evaluationsOf, sandboxTarget, type Evaluator } from './evaluator.js';
 import { deploymentKey, short, writeTransition, type TransitionWrite } from './records.js';
@@ -51,6 +51,8 @@ export interface RolloutsOptions {
   log: (line: Record<string, unknown>) => void;
   /** Where revert pull requests go; absent: none is opened. */
   github?: GithubSettings;
+  /** A judge for `judge` scorers, over the Models of the version's revision. */
+  judge?: (revision: Revision, tenant: string) => Promise<Judge | undefined>;
 }
 
 /** What applying a rollout action needs of its pass. */
@@ -129,12 +131,13 @@ export class Rollouts {
     const { tenant } = deploymentKey(action.target);
     const { found, missing } = evaluationsOf(revision.result.bundle, tenant, names);
     const problems: Reason[] = missing.map((n) => ({ code, message: `evaluation ${tenant}/${n} is not in commit ${revision.commit.slice(0, 12)}` }));
-    const target = sandboxTarget(sandbox, action.version);
+    const target = sandboxTarget(sandbox, action.version, revision.result.bundle, action.target);
     const cache = new RegistryScoreCache(this.o.db, tenant);
+    const judge = await this.o.judge?.(revision, tenant);
     const reports: EvaluationReport[] = [];
     for (const evaluation of found) {
       try {
-        reports.push(await this.o.evaluator(evaluation, target, { cache }));
+        reports.push(await this.o.evaluator(evaluation, target, { cache, ...(judge !== undefined ? { judge } : {}) }));
       } catch (err) {
         problems.push({ code, message: `evaluation ${tenant}/${evaluation.name} could not run: ${message(err)}` });
       }

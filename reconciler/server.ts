@@ -38,6 +38,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.substitutions !== undefined ? { substitutions: options.substitutions } : {}),
     ...(options.leaseTtlMs !== undefined ? { leaseTtlMs: options.leaseTtlMs } : {}),
     ...(options.github !== undefined ? { github: options.github } : {}),
+    ...(options.source.revisionAt !== undefined ? { history: (commit: string) => options.source.revisionAt!(commit) } : {}),
     metrics: figures,
     log,
   });

@@ -52,6 +52,8 @@ export interface RevisionSource {
   start(onRevision: (revision: Revision) => Promise<void>): Promise<void>;
   /** Look for a new revision now (a verified push webhook); resolves once it was read. */
   refresh(): Promise<void>;
+  /** An earlier commit compiled, for the sources that have commits: a version still deployed after a restart (a rollback's stable) starts from it. */
+  revisionAt?(commit: string): Promise<Revision | undefined>;
   close(): Promise<void>;
 }
 

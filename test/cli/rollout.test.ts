@@ -15,14 +15,28 @@
  * - `gated` (its new Model answers the evaluation wrongly): fails its gate,
  *   its status says the pass rate, the failing case and the threshold, and
  *   it never receives a request.
+ *
+ * The installation has `github`: the local GitHub server (test/helpers/github,
+ * every request checked against GitHub's OpenAPI description), behind HTTPS
+ * with a certificate the server trusts through NODE_EXTRA_CA_CERTS. `roll`'s
+ * revert pull request is held by that server until the leader is killed; the
+ * next leader finds it and opens no second one.
  */
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Octokit } from '@octokit/rest';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { BeaconEvent } from '../../registry/index.js';
 import type { InvokeResult, TargetStatus } from '../../reconciler/index.js';
 import { beacon, removeTemps, tempDir, trackTemp } from '../helpers/cli.js';
 import { dropDatabases, freshPostgres, postgresMissing } from '../helpers/databases.js';
-import { commit, newRepo } from '../helpers/git.js';
+import { commit, git, newRepo } from '../helpers/git.js';
+import { startGitHubServer, type GitHubServer } from '../helpers/github/index.js';
 import { dropKeys, REDIS_URL, redisMissing, uniquePrefix } from '../helpers/redis.js';
 import { requires } from '../helpers/requires.js';
 import { eventually, type ServerProcess } from '../helpers/server.js';
@@ -96,7 +110,7 @@ spec:
 ${rollout}`;
 }
 
-const STEPS = '[{weight: 20, pauseSeconds: 2}, {weight: 60, pauseSeconds: 6}]';
+const STEPS = '[{weight: 20, pauseSeconds: 2}, {weight: 60, pauseSeconds: 10}]';
 const SHAPES: Record<string, AgentShape> = {
   promo: { model: 'good', instructions: 'v1', strategy: 'canary', steps: STEPS, analysis: '{minRequests: 3, maxErrorRate: 0.2}' },
   roll: { model: 'good', instructions: 'v1', strategy: 'canary', steps: '[{weight: 50, pauseSeconds: 2}, {weight: 80, pauseSeconds: 2}]', analysis: '{minRequests: 3, maxErrorRate: 0.2}' },
@@ -130,6 +144,50 @@ let inst: ServeInstallation;
 let server: ServerProcess | undefined;
 const v1: Record<string, string> = {};
 let changedAt = '';
+let github: GitHubServer | undefined;
+let tls: Server | undefined;
+/** The revert pull request's creation, held by the GitHub server until the leader that asked is killed. */
+let prHeld: () => void = () => undefined;
+const prArrived = new Promise<void>((resolve) => (prHeld = resolve));
+let releasePr: () => void = () => undefined;
+const prReleased = new Promise<void>((resolve) => (releasePr = resolve));
+
+/** The local GitHub server behind HTTPS (the installation file takes https:// only), with a certificate made for 127.0.0.1. */
+async function githubOverTls(dir: string): Promise<{ url: string; ca: string }> {
+  const key = join(dir, 'gh.key');
+  const cert = join(dir, 'gh.crt');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], {
+    stdio: 'ignore',
+  });
+  github = await startGitHubServer({
+    owner: 'acme',
+    repo: 'agents',
+    hold: (r) => {
+      if (r.operation !== 'pulls/create' || r.status !== 0) return;
+      prHeld();
+      return prReleased;
+    },
+  });
+  const target = new URL(github.url);
+  tls = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+    const upstream = httpRequest(
+      { host: target.hostname, port: target.port, path: `${target.pathname.replace(/\/$/, '')}${req.url ?? ''}`, method: req.method, headers: { ...req.headers, host: target.host } },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => tls!.listen(0, '127.0.0.1', resolve));
+  // The followed branch's head on GitHub: what a revert's tree is made over.
+  const octokit = new Octokit({ auth: 'test-token', baseUrl: github.url });
+  const tree = await octokit.rest.git.createTree({ owner: 'acme', repo: 'agents', tree: [{ path: 'README.md', mode: '100644', type: 'blob', content: 'agents' }] });
+  const head = await octokit.rest.git.createCommit({ owner: 'acme', repo: 'agents', message: 'agents', tree: tree.data.sha, parents: [] });
+  await octokit.rest.git.createRef({ owner: 'acme', repo: 'agents', ref: 'refs/heads/main', sha: head.data.sha });
+  return { url: `https://127.0.0.1:${(tls.address() as AddressInfo).port}`, ca: cert };
+}
 
 beforeAll(async () => {
   if (missing !== null) return;
@@ -137,7 +195,11 @@ beforeAll(async () => {
   commit(repo, files(SHAPES), 'four agents, each gated by a smoke evaluation');
   prefix = uniquePrefix();
   databaseUrl = await freshPostgres();
-  inst = serveInstallation({ dir: tempDir('beacon-rollout-'), repo, databaseUrl, redisUrl: REDIS_URL, redisPrefix: prefix, leaseSeconds: 2 });
+  const dir = tempDir('beacon-rollout-');
+  inst = serveInstallation({ dir, repo, databaseUrl, redisUrl: REDIS_URL, redisPrefix: prefix, leaseSeconds: 2 });
+  const gh = await githubOverTls(dir);
+  appendFileSync(inst.file, `github: {tokenRef: ROLLOUT_GITHUB_TOKEN, repository: acme/agents, apiUrl: "${gh.url}"}\n`);
+  inst.env = { ...inst.env, ROLLOUT_GITHUB_TOKEN: 'test-token', NODE_EXTRA_CA_CERTS: gh.ca };
   server = await spawnServe(inst);
   for (const name of Object.keys(SHAPES)) {
     const a = await eventually(
@@ -155,7 +217,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   stopTraffic();
+  releasePr();
   await server?.stop();
+  await new Promise((resolve) => (tls !== undefined ? tls.close(resolve) : resolve(undefined)));
+  await github?.close();
   await dropKeys(prefix);
   await dropDatabases();
   removeTemps();
@@ -234,6 +299,8 @@ describe('rollouts on beacon serve', () => {
         throw new Error(`${(err as Error).message}: ${JSON.stringify((await eventsOf('promo')).map((e) => [e.reason, e.message]))}`);
       });
       expect(second.rollout).toMatchObject({ weight: 60, canary: expect.any(String) });
+      // roll was rolled back meanwhile: its revert pull request waits at GitHub while this leader is killed.
+      await Promise.race([prArrived, new Promise((_, reject) => setTimeout(() => reject(new Error('no revert pull request was asked for')), 30_000))]);
       const before = await deploymentRow('promo');
       expect(before).toMatchObject({ step: 1, weight: 60, phase: 'Canary' });
       const lastEvent = (await eventsOf('promo')).at(-1)!.id;
@@ -241,6 +308,7 @@ describe('rollouts on beacon serve', () => {
       serving().child.kill('SIGKILL');
       await serving().exited;
       const killedAt = Date.now();
+      releasePr();
       server = await spawnServe(inst);
       const row = await deploymentRow('promo');
       // The same step, weight and window, unless the step already ended and was judged.
@@ -271,7 +339,7 @@ describe('rollouts on beacon serve', () => {
       );
       expect(gated).toMatchObject({ version: v1.gated, sync: 'OutOfSync', health: 'Degraded', rollout: { stable: v1.gated, canary: null, weight: 0 } });
       const reason = gated.reasons.find((r) => r.code === 'EvaluationFailed');
-      expect(reason?.message).toMatch(/evaluation t1\/gated-smoke: pass rate 0 \(0\/2\), missed minPassRate 1 \(got 0\); failing case 0: does not contain "pong"/);
+      expect(reason?.message).toMatch(/^evaluation t1\/gated-smoke: pass rate 0 \(0\/2\), missed minPassRate 1 \(got 0\); failing case 0: .*pong.*; case 1: /);
       const failedVersion = (await eventsOf('gated')).find((e) => e.reason === 'EvaluationFailed')?.version;
       expect(failedVersion).toBeDefined();
       const runs = await serving().get<{ items: unknown[] }>(`/v1/tenants/t1/runs?agent=Agent/t1/gated&version=${encodeURIComponent(failedVersion!)}`);
@@ -306,6 +374,16 @@ describe('rollouts on beacon serve', () => {
       const status = await agentOf('roll');
       expect(status).toMatchObject({ version: v1.roll, health: 'Degraded', rollout: { phase: 'RolledBack', canary: null } });
       expect(status!.reasons.map((r) => r.message).join('\n')).toMatch(/rolled back — Git still declares the failed version/);
+      // Exactly one revert pull request, though the leader that asked for it was killed before it heard back.
+      const proposed = await eventually(async () => (await eventsOf('roll')).find((e) => e.reason === 'RevertProposed'), 30_000, 'the revert proposed');
+      const gh = github!;
+      expect(gh.state.pulls).toHaveLength(1);
+      expect(gh.requests.filter((r) => r.operation === 'pulls/create')).toHaveLength(1);
+      const pr = gh.state.pulls[0]!;
+      expect(proposed.message).toContain(`pull request #${pr.number}`);
+      expect(pr).toMatchObject({ head: { ref: expect.stringMatching(/^beacon\/revert-t1-roll-[0-9a-f]{12}$/) }, base: { ref: 'main' }, title: expect.stringMatching(/^Revert Agent t1\/roll to /) });
+      const tree = gh.requests.find((r) => r.operation === 'git/create-tree' && (r.body as { base_tree?: string }).base_tree !== undefined);
+      expect((tree?.body as { tree: unknown[] }).tree).toEqual([{ path: 'agents/roll.yaml', mode: '100644', type: 'blob', sha: git(repo, 'rev-parse', `${changedAt}~1:agents/roll.yaml`) }]);
       const cli = await beacon(['rollout', 'status', 't1/roll', '--server', serving().url], { env: { BEACON_TOKEN: inst.token } });
       expect(cli.code).toBe(1);
       expect(cli.stdout).toMatch(/t1\/roll: rollout RolledBack \(OutOfSync, Degraded\)/);
