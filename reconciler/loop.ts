@@ -295,7 +295,7 @@ export class Reconciler implements SandboxDirectory {
     }
     const result = await writeTransition(this.o.db, { fence, replica: this.replicaId }, target, (d) => commandTransition(target, d, command, caller.subject, this.clock.now(), version), {
       actor: caller.subject,
-      after: (tx, t, d) => this.rollouts.intentOf(tx, t, d),
+      after: (tx, t, d) => this.rollouts.intent(tx, t, d),
     }).catch((err: unknown) => {
       this.lostOnFence(err);
       throw err;

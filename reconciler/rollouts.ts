@@ -153,11 +153,7 @@ export class Rollouts {
   }
 
   /** A rollback that leaves Git declaring the failed version: its revert pull request's intent, in the rollback's transaction. */
-  intentOf(tx: Queryable, t: Transition, d: Deployment): Promise<void> {
-    return this.intent(tx, t, d);
-  }
-
-  private async intent(tx: Queryable, t: Transition, d: Deployment): Promise<void> {
+  async intent(tx: Queryable, t: Transition, d: Deployment): Promise<void> {
     if (t.revert === undefined || this.o.github === undefined) return;
     const key = deploymentKey(`${d.kind}/${d.tenant}/${d.name}`);
     const commit = d.rollout?.commit !== undefined && d.canary === t.revert ? d.rollout.commit : await introducedBy(tx, key, t.revert);
