@@ -18,6 +18,8 @@ export interface DesiredOptions {
   secrets?: ModelCheck['secrets'];
   /** Models answered by a scripted stand-in (`--model NAME=SCRIPTED`): they need no secret. */
   substitutions?: ModelCheck['substitutions'];
+  /** Whether changes roll out as their Agents declare (gate, canary); false (`beacon up`): a saved change is served as soon as it is ready. @default true */
+  rollouts?: boolean;
 }
 
 /** The desired state once `head` is read, `previous` being the one before it (undefined at the first revision). */
@@ -79,13 +81,13 @@ function targetsOf(t: TenantState, options: DesiredOptions): DesiredTarget[] {
   const commit = t.revision.commit;
   return objects
     .filter((o): o is Deployed => (o.kind === 'Agent' || o.kind === 'Workflow') && o.tenant === t.tenant)
-    .map((o) => desiredTarget(o, t.tenant, commit, o.kind === 'Agent' ? [o] : usedAgents(o, agents), reasons))
+    .map((o) => desiredTarget(o, t.tenant, commit, o.kind === 'Agent' ? [o] : usedAgents(o, agents), reasons, options.rollouts !== false))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 /** One declared target: its version is its effective digest, so a commit that changes nothing it uses leaves it as it is. */
-function desiredTarget(o: Deployed, tenant: string, commit: string, uses: readonly Agent[], reasons: ModelReasons | undefined): DesiredTarget {
-  const rollout = o.kind === 'Agent' ? rolloutPlan(o) : undefined;
+function desiredTarget(o: Deployed, tenant: string, commit: string, uses: readonly Agent[], reasons: ModelReasons | undefined, rollouts: boolean): DesiredTarget {
+  const rollout = o.kind === 'Agent' && rollouts ? rolloutPlan(o) : undefined;
   return { id: o.id, tenant, kind: o.kind, name: o.name, version: o.effectiveDigest, commit, ...sandboxOf(o, uses), reasons: reasons?.of(uses) ?? [], ...(rollout !== undefined ? { rollout } : {}) };
 }
 

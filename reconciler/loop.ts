@@ -193,8 +193,9 @@ export class Reconciler implements SandboxDirectory {
     await this.pass();
   }
 
+  /** In development mode (`beacon up`, hot reload) a saved change is served once ready: rollouts are the production server's. */
   private desiredOptions(): DesiredOptions {
-    return { secrets: this.secrets, ...(this.o.substitutions !== undefined ? { substitutions: this.o.substitutions } : {}) };
+    return { secrets: this.secrets, rollouts: !this.o.development, ...(this.o.substitutions !== undefined ? { substitutions: this.o.substitutions } : {}) };
   }
 
   /** One pass; never two at once: a pass asked for during one runs once after it, however often it was asked. */
