@@ -10,6 +10,8 @@ import { registerInit } from './commands/init.js';
 import { registerPlan } from './commands/plan.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerResume } from './commands/resume.js';
+import { registerRollback } from './commands/rollback.js';
+import { registerRollout } from './commands/rollout.js';
 import { registerRun } from './commands/run.js';
 import { registerRuns } from './commands/runs.js';
 import { registerServe } from './commands/serve.js';
@@ -44,6 +46,8 @@ registerUp(program);
 registerServe(program);
 registerStatus(program);
 registerEvents(program);
+registerRollout(program);
+registerRollback(program);
 
 // What each command exits with, at the end of its --help.
 for (const [path, codes] of Object.entries(MSG.exitCodes)) {

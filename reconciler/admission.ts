@@ -9,11 +9,11 @@
  * passes all of them.
  */
 import type { Bundle } from '../compiler/index.js';
-import type { DeploymentState } from '../registry/index.js';
 import { modelsAllowed, schemaMismatch, type CounterStore, type Json, type RateLimits } from '../runtime/index.js';
 import type { Sandbox } from '../runners/index.js';
 import { bundleIndex } from './bundle-index.js';
 import { PlaneError } from './errors.js';
+import { routeVersion } from './split.js';
 import type { DesiredTarget, InvokeRequest, Revision, SandboxDirectory, TargetId } from './types.js';
 
 /** How long a caller refused for want of a ready sandbox waits: about one reconcile. */
@@ -40,22 +40,14 @@ export function targetOf(request: Pick<InvokeRequest, 'kind' | 'tenant' | 'name'
   return `${request.kind}/${request.tenant}/${request.name}`;
 }
 
-/**
- * The version a request runs on. Today the stable one, always; a canary's
- * weight and a `session` pinned to one version come with issue 15, which
- * changes this function and nothing else.
- */
-export function routeVersion(deployment: DeploymentState, session?: string): string | null {
-  void session;
-  return deployment.stable;
-}
-
 /** Admit `request`, or refuse it with the PlaneError the API answers. */
 export async function admit(deps: AdmissionDeps, request: InvokeRequest): Promise<Admitted> {
   const target = targetOf(request);
   const deployment = deps.directory.declared(target) !== undefined ? deps.directory.deployment(target) : undefined;
-  const version = deployment !== undefined ? routeVersion(deployment, request.session) : null;
-  if (version === null) throw new PlaneError('not_found', `${target} is not deployed`);
+  const routed = deployment !== undefined ? routeVersion(deployment, request.session) : null;
+  if (routed === null || deployment === undefined) throw new PlaneError('not_found', `${target} is not deployed`);
+  // A canary with no sandbox ready on this replica (one restarting, a follower catching up) leaves its share on stable rather than refuse it.
+  const version = routed !== deployment.stable && deployment.stable !== null && deps.directory.pick(target, routed) === undefined ? deployment.stable : routed;
   const revision = deps.directory.revisionOf(target, version);
   if (revision === undefined) throw unavailable(`version ${version} of ${target} is not known to this replica yet`);
   const problem = inputProblem(revision.result.bundle, target, request.input);

@@ -23,6 +23,7 @@ import type { Runner, RunnerKind } from '../runners/index.js';
 import type { CounterStore, ModelSubstitution, RateLimits } from '../runtime/index.js';
 import { INSTALLATION_DEFAULTS, type InstallationSecrets } from './installation.js';
 import { jsonLogger } from './log.js';
+import type { GithubSettings } from './revert.js';
 import { RECONCILER_LEASE } from './loop.js';
 import { branchSource } from './source/branch.js';
 import { remoteSource } from './source/remote.js';
@@ -162,6 +163,21 @@ function sourceOf(source: Installation['source'], secrets: InstallationSecrets, 
   });
 }
 
+/** Where revert pull requests go: the installation's `github`, once its token is set (without one, none is opened). */
+function githubOf(installation: Installation, secrets: InstallationSecrets): { github?: GithubSettings } {
+  const github = installation.github;
+  if (github === undefined || secrets.githubToken === undefined) return {};
+  return {
+    github: {
+      token: secrets.githubToken,
+      repository: github.repository,
+      apiUrl: github.apiUrl ?? INSTALLATION_DEFAULTS.githubApiUrl,
+      base: installation.source.branch ?? INSTALLATION_DEFAULTS.branch,
+      folder: installation.source.folder ?? '',
+    },
+  };
+}
+
 function authOf(auth: Installation['auth']): AuthOptions {
   const oidc = auth.oidc;
   return {
@@ -215,6 +231,7 @@ export async function assembleInstallation(installation: Installation, secrets: 
       leaseTtlMs: (installation.server?.leaseSeconds ?? INSTALLATION_DEFAULTS.leaseSeconds) * 1000,
       ...(secrets.webhookSecret !== undefined ? { webhookSecret: secrets.webhookSecret } : {}),
       ...(installation.telemetry?.otlpEndpoint !== undefined ? { telemetry: { otlpEndpoint: installation.telemetry.otlpEndpoint } } : {}),
+      ...githubOf(installation, secrets),
       log,
     },
     leaderElection: state.leaderElection,

@@ -11,13 +11,15 @@ import { ofKind, type CompiledObject, type CompiledObjectOf } from '../compiler/
 import type { Diagnostic } from '../schema/index.js';
 import { blameErrors, holdOf, type ErrorBlame } from './blame.js';
 import { ModelReasons, type ModelCheck } from './model-reasons.js';
-import type { DesiredState, DesiredTarget, Reason, Revision, TenantState } from './types.js';
+import type { DesiredState, DesiredTarget, Reason, Revision, RolloutPlan, TenantState } from './types.js';
 
 export interface DesiredOptions {
   /** The installation's secrets, to tell which Models' credentials are missing (ModelUnavailable). Unset: not checked. */
   secrets?: ModelCheck['secrets'];
   /** Models answered by a scripted stand-in (`--model NAME=SCRIPTED`): they need no secret. */
   substitutions?: ModelCheck['substitutions'];
+  /** Whether changes roll out as their Agents declare (gate, canary); false (`beacon up`): a saved change is served as soon as it is ready. @default true */
+  rollouts?: boolean;
 }
 
 /** The desired state once `head` is read, `previous` being the one before it (undefined at the first revision). */
@@ -79,13 +81,43 @@ function targetsOf(t: TenantState, options: DesiredOptions): DesiredTarget[] {
   const commit = t.revision.commit;
   return objects
     .filter((o): o is Deployed => (o.kind === 'Agent' || o.kind === 'Workflow') && o.tenant === t.tenant)
-    .map((o) => desiredTarget(o, t.tenant, commit, o.kind === 'Agent' ? [o] : usedAgents(o, agents), reasons))
+    .map((o) => desiredTarget(o, t.tenant, commit, o.kind === 'Agent' ? [o] : usedAgents(o, agents), reasons, options.rollouts !== false))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 /** One declared target: its version is its effective digest, so a commit that changes nothing it uses leaves it as it is. */
-function desiredTarget(o: Deployed, tenant: string, commit: string, uses: readonly Agent[], reasons: ModelReasons | undefined): DesiredTarget {
-  return { id: o.id, tenant, kind: o.kind, name: o.name, version: o.effectiveDigest, commit, ...sandboxOf(o, uses), reasons: reasons?.of(uses) ?? [] };
+function desiredTarget(o: Deployed, tenant: string, commit: string, uses: readonly Agent[], reasons: ModelReasons | undefined, rollouts: boolean): DesiredTarget {
+  const rollout = o.kind === 'Agent' && rollouts ? rolloutPlan(o) : undefined;
+  return { id: o.id, tenant, kind: o.kind, name: o.name, version: o.effectiveDigest, commit, ...sandboxOf(o, uses), reasons: reasons?.of(uses) ?? [], ...(rollout !== undefined ? { rollout } : {}) };
+}
+
+/** The analysis's `minRequests` when the manifest leaves it out (the schema's default). */
+export const DEFAULT_MIN_REQUESTS = 5;
+
+/**
+ * How a new version of an Agent rolls out, from `spec.evaluations` and
+ * `spec.rollout`; undefined when nothing gates or stages it (all at once,
+ * no evaluation), which is how a version replaced the last one before.
+ */
+export function rolloutPlan(a: Agent): RolloutPlan | undefined {
+  const spec = a.object.spec;
+  const strategy = spec.rollout?.strategy ?? 'all-at-once';
+  const gate = [...(spec.evaluations ?? [])];
+  if (strategy === 'all-at-once' && gate.length === 0) return undefined;
+  const analysis = spec.rollout?.analysis ?? {};
+  return {
+    strategy,
+    steps: strategy === 'canary' ? (spec.rollout?.steps ?? []).map((s) => ({ weight: s.weight, pauseSeconds: s.pauseSeconds ?? 60 })) : [],
+    gate,
+    analysis: {
+      evaluations: [...(analysis.evaluations ?? [])],
+      minRequests: analysis.minRequests ?? DEFAULT_MIN_REQUESTS,
+      ...(analysis.maxErrorRate !== undefined ? { maxErrorRate: analysis.maxErrorRate } : {}),
+      ...(analysis.maxLatencyP95Ms !== undefined ? { maxLatencyP95Ms: analysis.maxLatencyP95Ms } : {}),
+      ...(analysis.maxCostPerRunUsd !== undefined ? { maxCostPerRunUsd: analysis.maxCostPerRunUsd } : {}),
+      ...(analysis.maxRegression !== undefined ? { maxRegression: analysis.maxRegression } : {}),
+    },
+  };
 }
 
 /** The Agents a Workflow's graph runs (its compiled `uses`), found in the same bundle. */

@@ -21,11 +21,13 @@ import type { StartFailures } from './failures.js';
 import type { KernelCache } from './kernels.js';
 import { recordSandbox, short, writeDeploy, writeUndeploy, type DeploymentWrite, type SandboxRecord } from './records.js';
 import type { SandboxSet } from './sandboxes.js';
-import type { Action, Revision, TargetId } from './types.js';
+import type { Rollouts } from './rollouts.js';
+import type { Action, Revision, RolloutPlan, TargetId } from './types.js';
 
 export type StartAction = Extract<Action, { type: 'start' }>;
 export type StopAction = Extract<Action, { type: 'stop' }>;
 type DeploymentAction = Extract<Action, { type: 'deploy' | 'undeploy' }>;
+type RolloutAction = Extract<Action, { type: 'rollout' }>;
 
 export interface ExecutorOptions {
   db: Database;
@@ -38,6 +40,8 @@ export interface ExecutorOptions {
   log: (line: Record<string, unknown>) => void;
   /** How long a stopped sandbox's runs in progress may take to finish. @default 10000 */
   drainMs?: number;
+  /** Applies rollout actions (gate, canary steps); absent: a rollout action fails. */
+  rollouts?: Rollouts;
 }
 
 /** What one apply needs of its pass. */
@@ -48,6 +52,8 @@ export interface ApplyContext {
   revisionOf(target: TargetId, version: string): Revision | undefined;
   /** The newest revision's commit (what an undeploy is recorded with). */
   head: string | undefined;
+  /** How a declared target rolls out (its DesiredTarget's plan). */
+  plan?(target: TargetId): RolloutPlan | undefined;
 }
 
 /** What an apply did. */
@@ -108,6 +114,7 @@ export class Executor {
     const run = (a: Action): Promise<boolean> => {
       if (a.type === 'start') return this.start(a, context);
       if (a.type === 'stop') return this.stop(a, context, cleanup);
+      if (a.type === 'rollout') return this.rollout(a, context, outcome.deployments);
       return this.writeDeployment(a, context, outcome.deployments);
     };
     await Promise.all(
@@ -197,6 +204,34 @@ export class Executor {
     }
     written.set(action.target, result.deployment);
     if (result.written) this.o.log({ level: 'info', msg: action.type === 'deploy' ? 'deployed' : 'undeployed', target: action.target, version: action.version });
+    return result.written;
+  }
+
+  /** A rollout moves on (the leader only); false when it waits or the deployment moved since it was decided on. */
+  private async rollout(action: RolloutAction, context: ApplyContext, written: Map<TargetId, Deployment | undefined>): Promise<boolean> {
+    const fence = context.fence;
+    if (fence === undefined) throw new Error(`rollout ${action.target}: only the leader moves a rollout`);
+    if (this.o.rollouts === undefined) throw new Error(`rollout ${action.target}: this executor has no rollout controller`);
+    let result;
+    try {
+      result = await this.o.rollouts.apply(action, { fence, plan: (t) => context.plan?.(t), revisionOf: (t, v) => context.revisionOf(t, v) });
+    } catch (err) {
+      if (!(err instanceof StateError)) throw err;
+      this.o.log({ level: 'info', msg: 'deployment moved meanwhile: decided again next pass', target: action.target, error: err.message });
+      return false;
+    }
+    if (result.deployment !== undefined) written.set(action.target, result.deployment);
+    if (result.written)
+      this.o.log({
+        level: 'info',
+        msg: 'rollout moved',
+        target: action.target,
+        version: action.version,
+        stage: action.stage,
+        phase: result.deployment?.phase,
+        step: result.deployment?.step,
+        weight: result.deployment?.weight,
+      });
     return result.written;
   }
 

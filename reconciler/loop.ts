@@ -15,9 +15,9 @@
  * is tried again next tick), and running sandboxes are left as they are.
  */
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
-import { ALL_TENANTS, FenceError, listDeployments, type Database, type Deployment, type LeaderLease } from '../registry/index.js';
+import { ALL_TENANTS, FenceError, introducedBy, listDeployments, versionHistory, type Database, type Deployment, type LeaderLease } from '../registry/index.js';
 import type { Runner, Sandbox } from '../runners/index.js';
-import { environmentSecrets, type CounterStore, type ModelSubstitution, type RateLimits, type SecretSource } from '../runtime/index.js';
+import { environmentSecrets, gatewayJudge, type CounterStore, type ModelSubstitution, type RateLimits, type SecretSource } from '../runtime/index.js';
 import { CompiledVersions, type CompiledVersion } from './compiled.js';
 import { desiredState, type DesiredOptions } from './desired.js';
 import { Executor, type ApplyOutcome } from './executor.js';
@@ -25,10 +25,28 @@ import { StartFailures } from './failures.js';
 import { KernelCache } from './kernels.js';
 import { Leadership } from './leadership.js';
 import { deploymentId, reconcile } from './reconcile.js';
-import { deploymentKey, recordRevision } from './records.js';
+import { deploymentKey, recordRevision, short, writeTransition } from './records.js';
+import { commandTransition, matchesCommit, matchesVersion, type RolloutCommand } from './commands.js';
+import { PlaneError } from './errors.js';
+import { harnessEvaluator, type Evaluator } from './evaluator.js';
+import type { GithubSettings } from './revert.js';
+import { Rollouts } from './rollouts.js';
 import { SandboxSet } from './sandboxes.js';
 import { countStatuses, targetStatus } from './status.js';
-import type { DesiredState, DesiredTarget, InstallationStatus, MetricsSink, ObservedSandbox, ReconcileInput, Revision, SandboxDirectory, TargetId, TargetStatus, TenantState } from './types.js';
+import type {
+  Caller,
+  DesiredState,
+  DesiredTarget,
+  InstallationStatus,
+  MetricsSink,
+  ObservedSandbox,
+  ReconcileInput,
+  Revision,
+  SandboxDirectory,
+  TargetId,
+  TargetStatus,
+  TenantState,
+} from './types.js';
 
 export interface ReconcilerOptions {
   db: Database;
@@ -53,6 +71,12 @@ export interface ReconcilerOptions {
   log?: (line: Record<string, unknown>) => void;
   /** How long a stopped sandbox's runs in progress may take to finish. @default 10000 */
   drainMs?: number;
+  /** Runs a gate's and a canary step's Evaluations. @default the harness's runEvaluation */
+  evaluator?: Evaluator;
+  /** Where a rollback's revert pull request goes; absent: none is opened. */
+  github?: GithubSettings;
+  /** An earlier commit of the source compiled: a deployed version this process has not read (after a restart, a rollback's stable) starts from it. */
+  history?: (commit: string) => Promise<Revision | undefined>;
 }
 
 export type LastReconcile = NonNullable<InstallationStatus['lastReconcile']>;
@@ -80,6 +104,7 @@ export class Reconciler implements SandboxDirectory {
   private readonly failures = new StartFailures();
   private readonly compiled = new CompiledVersions();
   private readonly executor: Executor;
+  private readonly rollouts: Rollouts;
   private readonly leadership: Leadership;
   private current: DesiredState | undefined;
   private deployed = new Map<TargetId, Deployment>();
@@ -88,6 +113,10 @@ export class Reconciler implements SandboxDirectory {
   private last: LastReconcile | null = null;
   private ticker: ReturnType<typeof setInterval> | undefined;
   private running: Promise<void> | undefined;
+  /** Versions looked up in the source's history already (found or not): not asked again. */
+  private readonly recalled = new Set<string>();
+  /** Revert pull requests being proposed (proposeReverts). */
+  private reverting: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
   private closed = false;
 
@@ -103,7 +132,18 @@ export class Reconciler implements SandboxDirectory {
       secrets: this.secrets,
       ...(o.substitutions !== undefined ? { substitutions: o.substitutions } : {}),
     });
+    this.rollouts = new Rollouts({
+      db: o.db,
+      replicaId: o.replicaId,
+      evaluator: o.evaluator ?? harnessEvaluator,
+      judge: async (revision, tenant) => gatewayJudge((await this.kernels.for(revision)).kernel, tenant),
+      pick: (t, v) => this.sandboxes.pick(t, v),
+      clock: this.clock,
+      log: this.log,
+      ...(o.github !== undefined ? { github: o.github } : {}),
+    });
     this.executor = new Executor({
+      rollouts: this.rollouts,
       db: o.db,
       runner: o.runner,
       replicaId: o.replicaId,
@@ -153,8 +193,9 @@ export class Reconciler implements SandboxDirectory {
     await this.pass();
   }
 
+  /** In development mode (`beacon up`, hot reload) a saved change is served once ready: rollouts are the production server's. */
   private desiredOptions(): DesiredOptions {
-    return { secrets: this.secrets, ...(this.o.substitutions !== undefined ? { substitutions: this.o.substitutions } : {}) };
+    return { secrets: this.secrets, rollouts: !this.o.development, ...(this.o.substitutions !== undefined ? { substitutions: this.o.substitutions } : {}) };
   }
 
   /** One pass; never two at once: a pass asked for during one runs once after it, however often it was asked. */
@@ -198,11 +239,17 @@ export class Reconciler implements SandboxDirectory {
         const decided = reconcile(await this.input(fence !== undefined));
         if (decided.length === 0) break;
         actions += decided.length;
-        const outcome = await this.executor.apply(decided, { ...(fence !== undefined ? { fence } : {}), head: this.current?.head.commit, revisionOf: (t, v) => this.revisionOf(t, v) });
+        const outcome = await this.executor.apply(decided, {
+          ...(fence !== undefined ? { fence } : {}),
+          head: this.current?.head.commit,
+          revisionOf: (t, v) => this.revisionOf(t, v),
+          plan: (t) => this.declared(t)?.rollout,
+        });
         this.absorb(outcome);
         failed.push(...outcome.failed);
         if (outcome.applied === 0) break;
       }
+      this.proposeReverts();
       await this.prune();
       span.setAttribute('beacon.actions', actions);
       if (failed.length === 0) return { result: 'Succeeded' };
@@ -212,6 +259,65 @@ export class Reconciler implements SandboxDirectory {
       this.log({ level: 'error', msg: 'reconcile failed', error: message(err) });
       return { result: 'Failed', message: message(err) };
     }
+  }
+
+  /**
+   * The leader opens the revert pull requests its rollbacks (or an earlier
+   * leader's) recorded and GitHub does not have yet — in the background, one
+   * round at a time: a slow or hanging GitHub never holds a reconcile pass
+   * (a rollback's traffic has moved already; the pull request only follows).
+   */
+  private proposeReverts(): void {
+    const fence = this.leadership.fence();
+    if (fence === undefined || this.o.github === undefined || this.reverting !== undefined) return;
+    this.reverting = this.rollouts
+      .openReverts(fence, (t, v) => this.revisionOf(t, v), this.deployed)
+      .catch((err: unknown) => {
+        this.lostOnFence(err);
+        this.log({ level: 'warn', msg: 'revert pull requests not proposed', error: message(err) });
+      })
+      .finally(() => (this.reverting = undefined));
+  }
+
+  /**
+   * An operator's rollout command on `target`, applied by the leader and
+   * audited with the caller; the deployment as it is after it. A follower
+   * refuses (503, try again: the leader answers).
+   */
+  async command(target: TargetId, command: RolloutCommand, caller: Caller, to?: string): Promise<Deployment> {
+    const fence = this.leadership.fence();
+    if (fence === undefined) throw new PlaneError('unavailable', 'this replica is not the leader: rollout commands are applied by the leader', { retryAfterMs: 1000 });
+    const key = deploymentKey(target);
+    const version = to !== undefined ? await this.resolveVersion(target, to) : undefined;
+    if (command === 'rollback' && to === undefined) {
+      const d = this.deployed.get(target);
+      const previous = d?.canary === null ? d.rollout?.previous : undefined;
+      if (previous !== undefined && this.compiled.get(target, previous) === undefined) throw notCompiled(target, previous);
+    }
+    const result = await writeTransition(this.o.db, { fence, replica: this.replicaId }, target, (d) => commandTransition(target, d, command, caller.subject, this.clock.now(), version), {
+      actor: caller.subject,
+      after: (tx, t, d) => this.rollouts.intent(tx, t, d),
+    }).catch((err: unknown) => {
+      this.lostOnFence(err);
+      throw err;
+    });
+    if (result.deployment === undefined) throw new PlaneError('not_found', `${target} is not deployed`);
+    this.deployed.set(target, result.deployment);
+    this.log({ level: 'info', msg: 'rollout command', target, command, by: caller.subject, tenant: key.tenant, phase: result.deployment.phase });
+    void this.pass();
+    return result.deployment;
+  }
+
+  /** A version of `target` named by its digest or by the commit that introduced it, that this replica can start. */
+  private async resolveVersion(target: TargetId, given: string): Promise<string> {
+    const key = deploymentKey(target);
+    const history = await this.o.db.transaction((tx) => versionHistory(tx, key, 500), { tenant: key.tenant });
+    const found = history.filter((v) => matchesVersion(v.effectiveDigest, given) || matchesCommit(v.firstCommit, given));
+    if (found.length === 0) throw new PlaneError('invalid_request', `${target} has no version or commit ${given} (give a version digest or a commit sha, at least 7 hex digits)`);
+    if (found.length > 1) throw new PlaneError('invalid_request', `${given} names ${found.length} versions of ${target}: give more digits`);
+    const version = found[0]!.effectiveDigest;
+    if (this.compiled.get(target, version) === undefined) throw notCompiled(target, version);
+    return version;
   }
 
   /** The leader records the revisions read since the last one recorded (a commit recorded already is not recorded again). */
@@ -230,9 +336,37 @@ export class Reconciler implements SandboxDirectory {
     }
   }
 
+  /**
+   * Compile, from the commit that introduced it, each deployed version this
+   * process has not read: after a restart only the head is read, and a
+   * rollout's stable version (the one a rollback serves while Git declares
+   * the failed one), its pin or the one before are older. Once per version.
+   */
+  private async recall(deployments: readonly Deployment[]): Promise<void> {
+    const history = this.o.history;
+    if (history === undefined || this.current === undefined) return;
+    for (const d of deployments) {
+      const target = deploymentId(d);
+      if (this.current.targets.every((t) => t.id !== target)) continue;
+      for (const version of [d.stable, d.rollout?.pin ?? null, d.rollout?.previous ?? null]) {
+        if (version === null || this.compiled.get(target, version) !== undefined || this.recalled.has(`${target}@${version}`)) continue;
+        this.recalled.add(`${target}@${version}`);
+        try {
+          const commit = await this.o.db.transaction((tx) => introducedBy(tx, d, version), { tenant: d.tenant });
+          const revision = commit !== undefined ? await history(commit) : undefined;
+          if (revision !== undefined) for (const v of this.compiled.add(desiredState(revision, undefined, this.desiredOptions()))) this.sandboxes.knowVersion(v.target.version);
+          this.log({ level: 'info', msg: 'deployed version read from its commit', target, version, commit, found: this.compiled.get(target, version) !== undefined });
+        } catch (err) {
+          this.log({ level: 'warn', msg: 'deployed version could not be read from its commit', target, version, error: message(err) });
+        }
+      }
+    }
+  }
+
   /** What one round of `reconcile` reads: the leader converges on the desired state, a follower on what is deployed. */
   private async input(leading: boolean): Promise<ReconcileInput> {
     const deployments = await this.o.db.transaction((tx) => listDeployments(tx), { tenant: ALL_TENANTS });
+    await this.recall(deployments);
     this.deployed = new Map(deployments.map((d) => [deploymentId(d), d]));
     const current = this.current;
     // Before its first revision the leader does not know what is declared: it keeps to what is deployed, as a follower does.
@@ -300,7 +434,8 @@ export class Reconciler implements SandboxDirectory {
     const declared = this.current?.targets ?? [];
     const keep: [TargetId, string][] = [
       ...declared.map((t): [TargetId, string] => [t.id, t.version]),
-      ...[...this.deployed].flatMap(([t, d]) => [d.stable, d.canary].flatMap((v): [TargetId, string][] => (v !== null ? [[t, v]] : []))),
+      // A rollback returns to the version served before, or to a pinned one: they stay compiled.
+      ...[...this.deployed].flatMap(([t, d]) => [d.stable, d.canary, d.rollout?.previous ?? null, d.rollout?.pin ?? null].flatMap((v): [TargetId, string][] => (v !== null ? [[t, v]] : []))),
       ...this.sandboxes.all().map((a): [TargetId, string] => [a.target, a.version]),
     ];
     const bundles = this.compiled.retain(keep);
@@ -430,4 +565,11 @@ export class Reconciler implements SandboxDirectory {
     );
     await this.kernels.prune(new Set());
   }
+}
+
+function notCompiled(target: TargetId, version: string): PlaneError {
+  return new PlaneError(
+    'conflict',
+    `${target}: version ${short(version)} is not compiled on this server (only the versions it read since it started, the one served before and the ones running can be rolled back to)`,
+  );
 }

@@ -8,8 +8,11 @@
 import { ALL_TENANTS, listEvents, readAudit, versionHistory, type AuditEntry, type BeaconEvent, type Database, type DeployedKind, type EventQuery } from '../registry/index.js';
 import { bundleIndex } from './bundle-index.js';
 import { countStatuses } from './status.js';
+import { PlaneError } from './errors.js';
 import type {
   ApprovalDecision,
+  Caller,
+  RolloutCommandName,
   ControlPlane,
   DesiredState,
   InstallationStatus,
@@ -40,6 +43,7 @@ export interface ReconcilerView {
   tenantStates(): TenantState[];
   revisionOf(target: string, version: string): Revision | undefined;
   sandboxesOf(target: string): ObservedSandbox[];
+  command(target: string, command: RolloutCommandName, caller: Caller, to?: string): Promise<unknown>;
 }
 
 /** What the plane asks of the gateway (reconciler/gateway.ts). */
@@ -182,6 +186,15 @@ export class ServerPlane implements ControlPlane {
     const after = query.cursor !== undefined ? Number(query.cursor) : 0;
     const page = await this.o.db.transaction((tx) => readAudit(tx, { after: Number.isSafeInteger(after) ? after : 0, limit: query.limit }), { tenant: tenant ?? ALL_TENANTS });
     return { items: page.entries, ...(page.next !== undefined ? { next: String(page.next) } : {}) };
+  }
+
+  async rollout(tenant: string, kind: DeployedKind, name: string, command: RolloutCommandName, caller: Caller, to?: string): Promise<TargetStatus> {
+    const id = `${kind}/${tenant}/${name}`;
+    if (this.targets(tenant, kind).find((s) => s.name === name) === undefined) throw new PlaneError('not_found', `${kind} '${name}' not found in tenant '${tenant}'`);
+    await this.o.reconciler.command(id, command, caller, to);
+    const status = this.targets(tenant, kind).find((s) => s.name === name);
+    if (status === undefined) throw new PlaneError('not_found', `${kind} '${name}' not found in tenant '${tenant}'`);
+    return status;
   }
 
   /** A verified push: fetch at once, unless it pushed another branch than the one followed. */

@@ -11,13 +11,15 @@
  * version serving keeps its sandboxes until traffic has moved off it.
  */
 import type { DeploymentState } from '../registry/index.js';
-import type { Action, DesiredTarget, ObservedSandbox, ReconcileInput, TargetId } from './types.js';
+import type { Action, DesiredTarget, ObservedSandbox, ReconcileInput, RolloutPlan, RolloutStage, TargetId } from './types.js';
 
 /** A sandbox still `starting` after this long is taken for hung. */
 export const DEFAULT_START_TIMEOUT_MS = 30_000;
 
 type Start = Extract<Action, { type: 'start' }>;
 type Stop = Extract<Action, { type: 'stop' }>;
+/** A deployment as `reconcile` reads it. */
+type Observed = ReconcileInput['deployments'][number];
 
 /** What every target's decision reads besides its own state. */
 interface Pass {
@@ -69,16 +71,41 @@ export function deploymentId(d: Pick<DeploymentState, 'kind' | 'tenant' | 'name'
  * told what serves (its declared version is the deployed one) and moves its
  * own traffic there as the leader does (`servedVersion`), with no deploy.
  */
-function converge(d: DesiredTarget, dep: DeploymentState | undefined, sandboxes: readonly ObservedSandbox[], pass: Pass): Action[] {
+function converge(d: DesiredTarget, dep: Observed | undefined, sandboxes: readonly ObservedSandbox[], pass: Pass): Action[] {
   const serving = pass.leader ? (dep?.stable ?? null) : servedVersion(d, sandboxes);
-  const version = pass.leader && serving !== null && dep?.failed.includes(d.version) === true ? serving : d.version;
+  const version = pass.leader && serving !== null && dep?.failed.includes(d.version) === true ? (dep.rollout?.pin ?? serving) : d.version;
   const moving = serving !== version;
   const next = sandboxes.filter((s) => s.version === version);
   const serves = moving ? sandboxes.filter((s) => s.version === serving) : [];
   const others = sandboxes.filter((s) => s.version !== version && s.version !== serving);
   const actions = [...others.map((s) => stop(s, 'superseded')), ...repair(d.id, serves, pass), ...fill(d, version, next, moving && serving !== null, pass)];
-  if (pass.leader && moving && readyCount(next) >= d.replicas) actions.push({ type: 'deploy', target: d.id, version, from: serving, commit: d.commit });
+  if (pass.leader && moving && readyCount(next) >= d.replicas) actions.push(...advance(d, dep, version, serving, pass.now));
   return actions;
+}
+
+/**
+ * Moving traffic to `version`, whose sandboxes are ready. A first version,
+ * a target nothing gates or stages, or a return to an earlier version (a
+ * rollback's pin) is deployed at once. A change rolls out: made the canary
+ * with its gate open (`begin`), evaluated with no traffic (`gate`), then
+ * each canary step judged once its pause is over (`analyze`) — and, paused
+ * for want of data, judged again each pass until data comes. A rollout
+ * paused by an operator waits for them.
+ */
+function advance(d: DesiredTarget, dep: Observed | undefined, version: string, serving: string | null, now: number): Action[] {
+  if (serving === null || dep === undefined || d.rollout === undefined || version !== d.version) return [{ type: 'deploy', target: d.id, version, from: serving, commit: d.commit }];
+  const rollout = (stage: RolloutStage): Action[] => [{ type: 'rollout', target: d.id, version, stage, generation: dep.generation ?? 0, commit: d.commit }];
+  if (dep.canary !== version) return rollout('begin');
+  if (dep.phase === 'Evaluating') return rollout('gate');
+  if (dep.phase === 'Canary') return stepOver(dep, d.rollout, now) ? rollout('analyze') : [];
+  if (dep.phase === 'Paused' && dep.rollout?.paused === 'NoData') return rollout('analyze');
+  return [];
+}
+
+/** Whether the current canary step's pause is over (a step the plan does not have is over at once). */
+export function stepOver(dep: Pick<DeploymentState, 'step' | 'rollout'>, plan: RolloutPlan, now: number): boolean {
+  const step = plan.steps[dep.step];
+  return step === undefined || now >= (dep.rollout?.since ?? 0) + step.pauseSeconds * 1000;
 }
 
 /**
@@ -151,7 +178,7 @@ function groupByTarget(sandboxes: readonly ObservedSandbox[]): Map<TargetId, Obs
   return groups;
 }
 
-const RANK: Record<Action['type'], number> = { stop: 0, start: 1, deploy: 2, undeploy: 3 };
+const RANK: Record<Action['type'], number> = { stop: 0, start: 1, deploy: 2, rollout: 2, undeploy: 3 };
 
 /** The order of `reconcile`'s doc comment: by target, then stops, starts, deploy, undeploy; within a kind by sandbox id, or by version and reason. */
 function sortActions(actions: Action[]): Action[] {

@@ -27,7 +27,9 @@ import {
   type EventType,
   type Fence,
   type Queryable,
+  type RolloutRecord,
 } from '../registry/index.js';
+import type { Transition } from './transitions.js';
 import type { Action, DesiredState, Revision, TargetId } from './types.js';
 
 /** Who the reconciler's audit entries name. */
@@ -95,7 +97,8 @@ export function writeDeploy(db: Database, leader: LeaderWrite, action: Extract<A
   return withDeployment(db, leader.fence, action.target, async (tx, key, current) => {
     const stable = current?.stable ?? null;
     if (stable !== action.from || (stable === action.version && current?.phase === 'Promoted' && current.canary === null)) return { deployment: current, written: false };
-    const state = { ...key, stable: action.version, canary: null, weight: 0, step: 0, phase: 'Promoted' as const, failed: current?.failed ?? [] };
+    const phase = current?.rollout?.pin === action.version ? ('RolledBack' as const) : ('Promoted' as const);
+    const state = { ...key, stable: action.version, canary: null, weight: 0, step: 0, phase, failed: current?.failed ?? [], rollout: deployedRecord(current, stable) };
     const deployment = await putDeployment(tx, state, current?.generation ?? 0);
     const common = { tenant: key.tenant, object: action.target };
     const message = `${action.target} serves ${short(action.version)}${stable !== null ? ` (was ${short(stable)})` : ''}`;
@@ -103,6 +106,21 @@ export function writeDeploy(db: Database, leader: LeaderWrite, action: Extract<A
     await appendAudit(tx, { actor: RECONCILER_ACTOR, action: 'deploy', ...common, data: { from: stable, to: action.version, commit: action.commit, replica: leader.replica } });
     return { deployment, written: true };
   });
+}
+
+/**
+ * What a deploy keeps of the rollout record: the version it replaced (what
+ * a rollback returns to) and, while Git still declares a rejected version,
+ * that version, the pin that serves instead and the reasons that say so.
+ */
+function deployedRecord(current: Deployment | undefined, stable: string | null): RolloutRecord {
+  const r = current?.rollout ?? {};
+  return {
+    ...(stable !== null ? { previous: stable } : {}),
+    ...(r.rejected !== undefined ? { rejected: r.rejected } : {}),
+    ...(r.pin !== undefined ? { pin: r.pin } : {}),
+    ...(r.reasons !== undefined && r.rejected !== undefined ? { reasons: r.reasons } : {}),
+  };
 }
 
 /** Remove the deployment of a target no longer declared (`Undeployed` event, `undeploy` audit entry); nothing when it is gone or serves another version than decided on. */
@@ -115,6 +133,54 @@ export function writeUndeploy(db: Database, leader: LeaderWrite, action: Extract
     await appendEvent(tx, { type: 'Normal', reason: 'Undeployed', message, ...common, ...(current.stable !== null ? { version: current.stable } : {}), commit, data: { replica: leader.replica } });
     await appendAudit(tx, { actor: RECONCILER_ACTOR, action: 'undeploy', ...common, data: { from: current.stable, to: null, commit, replica: leader.replica } });
     return { deployment: undefined, written: true };
+  });
+}
+
+/** A rollout's transition as written: the deployment after it, and the transition (undefined: nothing written). */
+export interface TransitionWrite extends DeploymentWrite {
+  transition?: Transition;
+}
+
+/**
+ * Apply a rollout transition to `target`'s deployment in one fenced
+ * transaction with its event and audit entry, named for `actor` (the
+ * reconciler, or the operator who asked). `decide` sees the deployment as
+ * read in the transaction and returns the transition, or undefined when it
+ * no longer applies; with `generation`, nothing is written unless the
+ * deployment is still at the generation it was decided on.
+ */
+export function writeTransition(
+  db: Database,
+  leader: LeaderWrite,
+  target: TargetId,
+  decide: (current: Deployment) => Transition | undefined,
+  o: { generation?: number; actor?: string; commit?: string; after?: (tx: Queryable, t: Transition, current: Deployment) => Promise<void> } = {},
+): Promise<TransitionWrite> {
+  return withDeployment(db, leader.fence, target, async (tx, key, current) => {
+    if (current === undefined || (o.generation !== undefined && current.generation !== o.generation)) return { deployment: current, written: false };
+    const transition = decide(current);
+    if (transition === undefined) return { deployment: current, written: false };
+    const deployment = await putDeployment(tx, transition.next, current.generation);
+    const common = { tenant: key.tenant, object: target };
+    const version = transition.next.canary ?? current.canary ?? transition.next.stable;
+    const data = { ...transition.event.data, replica: leader.replica };
+    await appendEvent(tx, {
+      type: transition.event.type,
+      reason: transition.event.reason,
+      message: transition.event.message,
+      ...common,
+      ...(version !== null ? { version } : {}),
+      ...(o.commit !== undefined ? { commit: o.commit } : {}),
+      data,
+    });
+    await appendAudit(tx, {
+      actor: o.actor ?? RECONCILER_ACTOR,
+      action: transition.audit,
+      ...common,
+      data: { ...data, phase: transition.next.phase, stable: transition.next.stable, canary: transition.next.canary, weight: transition.next.weight, step: transition.next.step },
+    });
+    await o.after?.(tx, transition, current);
+    return { deployment, written: true, transition };
   });
 }
 

@@ -41,6 +41,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.secrets !== undefined ? { secrets: options.secrets } : {}),
     ...(options.substitutions !== undefined ? { substitutions: options.substitutions } : {}),
     ...(options.leaseTtlMs !== undefined ? { leaseTtlMs: options.leaseTtlMs } : {}),
+    ...(options.github !== undefined ? { github: options.github } : {}),
+    ...(options.source.revisionAt !== undefined ? { history: (commit: string) => options.source.revisionAt!(commit) } : {}),
     metrics: figures,
     log,
   });

@@ -76,7 +76,20 @@ function healthOf(args: TargetStatusArgs, running: readonly ObservedSandbox[]): 
 }
 
 function degraded(args: TargetStatusArgs, running: readonly ObservedSandbox[]): boolean {
-  return running.some((s) => s.health.state === 'unhealthy') || (args.failures?.length ?? 0) > 0 || args.unavailable !== undefined || args.deployment?.phase === 'Failed';
+  return running.some((s) => s.health.state === 'unhealthy') || (args.failures?.length ?? 0) > 0 || args.unavailable !== undefined || rejectedDeclared(args);
+}
+
+/** Git still declares the version a rollout failed, rolled back or aborted: the status says so until Git changes the agent. */
+function rejectedDeclared({ desired, deployment }: Pick<TargetStatusArgs, 'desired' | 'deployment'>): boolean {
+  const rejected = deployment?.rollout?.rejected;
+  return rejected !== undefined && rejected === desired?.version && deployment?.canary === null;
+}
+
+/** What the rollout says while it runs, and while Git still declares the version it refused. */
+function rolloutReasons(args: TargetStatusArgs): Reason[] {
+  const d = args.deployment;
+  if (d === undefined || (d.canary === null && !rejectedDeclared(args))) return [];
+  return (d.rollout?.reasons ?? []).map((r) => ({ code: r.code as Reason['code'], message: r.message }));
 }
 
 /**
@@ -94,6 +107,7 @@ function isolationOf(desired: DesiredTarget | undefined, args: TargetStatusArgs)
 function reasonsOf(args: TargetStatusArgs, running: readonly ObservedSandbox[], isolationDegraded: boolean): Reason[] {
   return [
     ...(args.tenant?.held !== undefined ? [args.tenant.held] : []),
+    ...rolloutReasons(args),
     ...(args.unavailable !== undefined ? [args.unavailable] : []),
     ...(args.desired?.reasons ?? []),
     ...(args.failures ?? []),

@@ -9,6 +9,7 @@
 import type { CompileResult, ExecutionGraph } from '../compiler/index.js';
 import type { AuditEntry, BeaconEvent, Database, DeployedKind, DeploymentState, EvaluationResult, EventQuery, LeaderLease } from '../registry/index.js';
 import type { Health, Runner, RunnerKind, Sandbox, ShippedFrom } from '../runners/index.js';
+import type { GithubSettings } from './revert.js';
 import type { CounterStore, Json, ModelSubstitution, RateLimits, RunStatus, RunSummary, SecretSource, TokenUsage } from '../runtime/index.js';
 
 // ─── Sources ────────────────────────────────────────────────────────────────
@@ -51,6 +52,8 @@ export interface RevisionSource {
   start(onRevision: (revision: Revision) => Promise<void>): Promise<void>;
   /** Look for a new revision now (a verified push webhook); resolves once it was read. */
   refresh(): Promise<void>;
+  /** An earlier commit compiled, for the sources that have commits: a version still deployed after a restart (a rollback's stable) starts from it. */
+  revisionAt?(commit: string): Promise<Revision | undefined>;
   close(): Promise<void>;
 }
 
@@ -58,7 +61,19 @@ export interface RevisionSource {
 
 /** Reason codes of server.md's status vocabulary (and a few of ours, documented in docs/server.md). */
 export type ReasonCode =
-  'CompileFailed' | 'HeldByError' | 'IsolationUnavailable' | 'IsolationDegraded' | 'SandboxUnhealthy' | 'StartFailed' | 'ModelUnavailable' | 'EvaluationFailed' | 'NoData' | 'AnalysisFailed';
+  | 'CompileFailed'
+  | 'HeldByError'
+  | 'IsolationUnavailable'
+  | 'IsolationDegraded'
+  | 'SandboxUnhealthy'
+  | 'StartFailed'
+  | 'ModelUnavailable'
+  | 'EvaluationFailed'
+  | 'NoData'
+  | 'AnalysisFailed'
+  | 'RolledBack'
+  | 'Aborted'
+  | 'RolloutPaused';
 
 export interface Reason {
   code: ReasonCode;
@@ -84,6 +99,30 @@ export interface DesiredTarget {
   isolation: 'gvisor' | 'process';
   /** Reasons that stay on its status while it is declared (a Model whose secret is missing). */
   reasons: Reason[];
+  /** How a new version of it replaces the serving one (an Agent's `spec.rollout` and `spec.evaluations`). Absent: at once, ungated. */
+  rollout?: RolloutPlan;
+}
+
+/** What a rollout of a new version runs through: the gate's evaluations, then the strategy's steps, each analysed. */
+export interface RolloutPlan {
+  strategy: 'canary' | 'all-at-once';
+  /** Canary steps in order (empty for all-at-once). */
+  steps: readonly { weight: number; pauseSeconds: number }[];
+  /** The Evaluations of the gate (`spec.evaluations`), by name in the target's tenant. */
+  gate: readonly string[];
+  analysis: AnalysisPlan;
+}
+
+/** What must hold at the end of every canary step (`spec.rollout.analysis`). */
+export interface AnalysisPlan {
+  /** Evaluations run against the canary at every step, by name. */
+  evaluations: readonly string[];
+  /** Fewest canary requests in the window for its figures to be judged. @default 5 */
+  minRequests: number;
+  maxErrorRate?: number;
+  maxLatencyP95Ms?: number;
+  maxCostPerRunUsd?: number;
+  maxRegression?: number;
 }
 
 /** A tenant's place in the desired state: the revision its objects come from, and why it is held back when it is. */
@@ -118,7 +157,8 @@ export interface ObservedSandbox {
 /** Everything `reconcile` reads. */
 export interface ReconcileInput {
   desired: readonly DesiredTarget[];
-  deployments: readonly DeploymentState[];
+  /** As read, with the generation a rollout's step is decided at (absent: 0). */
+  deployments: readonly (DeploymentState & { generation?: number })[];
   sandboxes: readonly ObservedSandbox[];
   /** Epoch ms. */
   now: number;
@@ -137,7 +177,16 @@ export type Action =
   /** Traffic moves to `version` (the deployment's stable version), once its sandboxes are ready. */
   | { type: 'deploy'; target: TargetId; version: string; from: string | null; commit: string }
   /** The target is no longer declared and nothing of it runs: its deployment goes. */
-  | { type: 'undeploy'; target: TargetId; version: string | null };
+  | { type: 'undeploy'; target: TargetId; version: string | null }
+  /**
+   * A rollout of `version` (its sandboxes ready) moves on, decided on the
+   * deployment at `generation`: `begin` makes it the canary and opens its
+   * gate; `gate` runs the gate's evaluations; `analyze` judges the step
+   * that ended (or, paused for no data, whether data came).
+   */
+  | { type: 'rollout'; target: TargetId; version: string; stage: RolloutStage; generation: number; commit: string };
+
+export type RolloutStage = 'begin' | 'gate' | 'analyze';
 
 // ─── Status documents (the HTTP API's JSON) ─────────────────────────────────
 
@@ -310,7 +359,11 @@ export interface ControlPlane {
   audit(tenant: string | undefined, query: { limit: number; cursor?: string }): Promise<Page<AuditEntry>>;
   /** A verified push webhook arrived: look for a new revision now. */
   webhook(payload: { ref?: string; after?: string }): Promise<void>;
+  /** An operator's rollout command (`promote`, `abort`, `pause`, `resume`, `rollback` with an optional version or commit); the target's status after it. */
+  rollout(tenant: string, kind: DeployedKind, name: string, command: RolloutCommandName, caller: Caller, to?: string): Promise<TargetStatus>;
 }
+
+export type RolloutCommandName = 'promote' | 'abort' | 'pause' | 'resume' | 'rollback';
 
 // ─── Between the reconciler and the gateway ─────────────────────────────────
 
@@ -363,6 +416,8 @@ export interface ServerOptions {
   leaseTtlMs?: number;
   /** Structured logs, one JSON object per line. @default stderr */
   log?: (line: Record<string, unknown>) => void;
+  /** The installation's `github`: where a rollback's revert pull request goes. Absent: none is opened. */
+  github?: GithubSettings;
 }
 
 export interface RunningServer {

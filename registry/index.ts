@@ -27,6 +27,7 @@ export {
   type DeploymentState,
   type EvaluationResult,
   type RolloutPhase,
+  type RolloutRecord,
   type VersionRecord,
 } from './state.js';
 export { RegistryScoreCache } from './scores.js';
@@ -52,3 +53,4 @@ export {
   type AuditRange,
   type AuditVerdict,
 } from './audit.js';
+export { introducedBy, pendingReverts, recordRevertIntent, revertsOf, settleRevert, windowFigures, type RevertRequest, type WindowFigures } from './rollouts.js';

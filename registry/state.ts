@@ -118,6 +118,29 @@ export interface DeploymentState extends DeploymentKey {
   phase: RolloutPhase | null;
   /** Versions marked failed: never rolled out again. */
   failed: string[];
+  /** The step in progress and what its status says (migration 5); absent: nothing beyond the columns above. */
+  rollout?: RolloutRecord;
+}
+
+/**
+ * The part of a rollout's state that the columns do not hold, kept with the
+ * deployment so that a new leader resumes the same step and window.
+ */
+export interface RolloutRecord {
+  /** The commit the canary version comes from. */
+  commit?: string;
+  /** Epoch ms the gate or the current step began: the analysis window opens here. */
+  since?: number;
+  /** Why the rollout is paused: no data in the window, or an operator. */
+  paused?: 'NoData' | 'manual';
+  /** What the status says of the rollout (`EvaluationFailed`, `AnalysisFailed`, `NoData`, a rollback). */
+  reasons?: { code: string; message: string }[];
+  /** The version rolled back or failed last, while Git still declares it. */
+  rejected?: string;
+  /** The version to serve instead of a failed declared one (a rollback `--to`, or the one before). */
+  pin?: string;
+  /** The stable version before the last one promoted: what a rollback with no `to` returns to. */
+  previous?: string;
 }
 
 /** A deployment as stored: its state and the generation it is at (1 when created, one more at each write). */
@@ -126,9 +149,9 @@ export interface Deployment extends DeploymentState {
 }
 
 /** A row as read: the generation, a bigint, as text. */
-type DeploymentRow = DeploymentState & { generation: string };
+type DeploymentRow = DeploymentState & { generation: string; rollout: RolloutRecord };
 
-const DEPLOYMENT_COLUMNS = 'tenant, kind, name, stable, canary, weight, step, phase, failed, generation::text AS generation';
+const DEPLOYMENT_COLUMNS = 'tenant, kind, name, stable, canary, weight, step, phase, failed, rollout, generation::text AS generation';
 const deploymentOf = (r: DeploymentRow): Deployment => ({ ...r, generation: Number(r.generation) });
 const idOf = (k: DeploymentKey): string => `${k.kind}/${k.tenant}/${k.name}`;
 
@@ -144,16 +167,16 @@ export async function getDeployment(tx: Queryable, key: DeploymentKey): Promise<
  * the caller reads it again and decides again.
  */
 export async function putDeployment(tx: Queryable, d: DeploymentState, expected: number): Promise<Deployment> {
-  const values = [d.tenant, d.kind, d.name, d.stable, d.canary, d.weight, d.step, d.phase, d.failed];
+  const values = [d.tenant, d.kind, d.name, d.stable, d.canary, d.weight, d.step, d.phase, d.failed, JSON.stringify(d.rollout ?? {})];
   const r =
     expected === 0
       ? await tx.query<DeploymentRow>(
-          `INSERT INTO deployments (tenant, kind, name, stable, canary, weight, step, phase, failed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant, kind, name) DO NOTHING RETURNING ${DEPLOYMENT_COLUMNS}`,
+          `INSERT INTO deployments (tenant, kind, name, stable, canary, weight, step, phase, failed, rollout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant, kind, name) DO NOTHING RETURNING ${DEPLOYMENT_COLUMNS}`,
           values,
         )
       : await tx.query<DeploymentRow>(
-          `UPDATE deployments SET stable = $4, canary = $5, weight = $6, step = $7, phase = $8, failed = $9, generation = generation + 1, updated_at = now()
-           WHERE tenant = $1 AND kind = $2 AND name = $3 AND generation = $10 RETURNING ${DEPLOYMENT_COLUMNS}`,
+          `UPDATE deployments SET stable = $4, canary = $5, weight = $6, step = $7, phase = $8, failed = $9, rollout = $10, generation = generation + 1, updated_at = now()
+           WHERE tenant = $1 AND kind = $2 AND name = $3 AND generation = $11 RETURNING ${DEPLOYMENT_COLUMNS}`,
           [...values, expected],
         );
   const row = r.rows[0];

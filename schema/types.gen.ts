@@ -686,6 +686,10 @@ export interface RolloutAnalysis {
    */
   maxCostPerRunUsd?: number;
   /**
+   * Fewest live canary requests in a step's window for its figures to be judged (1 to 1000000). Fewer is no data: the rollout pauses (`NoData`) and goes on when traffic arrives; it never rolls back for want of data.
+   */
+  minRequests?: number;
+  /**
    * Highest relative regression of the canary against the stable version over the same window (0.10 = 10% worse), on error rate, latency and cost; 0 to 10.
    */
   maxRegression?: number;

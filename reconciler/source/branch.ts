@@ -49,6 +49,10 @@ class BranchReader implements Reader {
     return this.repository.read(this.folder, head, (repository) => this.tip(repository));
   }
 
+  at(commit: string): Promise<Revision | undefined> {
+    return this.repository.read(this.folder, undefined, async () => commit);
+  }
+
   async watch(changed: () => void): Promise<StopWatching> {
     const { gitdir } = await GitRepository.open(this.repo);
     const parts = ['refs', 'heads', ...this.branch.split('/')];

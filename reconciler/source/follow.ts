@@ -30,6 +30,8 @@ export interface Reader {
   read(head: Revision | undefined): Promise<Revision | undefined>;
   /** Call `changed` whenever the source may have changed; resolves once watching. Throws when there is nothing to watch yet. */
   watch(changed: () => void): Promise<StopWatching>;
+  /** An earlier commit compiled (sources that have commits). */
+  at?(commit: string): Promise<Revision | undefined>;
 }
 
 export interface FollowOptions {
@@ -65,6 +67,11 @@ export class Follower implements RevisionSource {
     private readonly reader: Reader,
     private readonly options: FollowOptions,
   ) {}
+
+  /** An earlier commit of the source compiled: what a rollout returns to after a restart, when it is not the head. */
+  async revisionAt(commit: string): Promise<Revision | undefined> {
+    return this.reader.at?.(commit);
+  }
 
   status(): SourceStatus {
     return {

@@ -106,6 +106,11 @@ class RemoteReader implements Reader {
     return this.repository.read(this.folder, head, async () => tip);
   }
 
+  /** A commit already fetched (every version deployed was read from this clone). */
+  at(commit: string): Promise<Revision | undefined> {
+    return this.repository.read(this.folder, undefined, async () => commit);
+  }
+
   /** Nothing to watch: the remote is polled, and a webhook calls `refresh`. */
   async watch(): Promise<StopWatching> {
     return async () => undefined;

@@ -153,18 +153,28 @@ describe('agents and workflows', () => {
     expect(res.body).not.toMatch(/hunter2|ECONNREFUSED|10\.0\.0\.7|at /);
   });
 
-  it.each(['rollout:promote', 'rollout:abort', 'rollout:pause', 'rollout:resume'])('answers %s 501 for an operator', async (command) => {
-    const res = await app.inject({ method: 'POST', url: `/v1/tenants/acme-support/agents/triage/${command}`, headers: bearer('olga') });
-    expectProblem(res, 501, 'not_implemented');
+  it.each(['promote', 'abort', 'pause'] as const)('takes rollout:%s from an operator, as the caller', async (command) => {
+    const res = await app.inject({ method: 'POST', url: `/v1/tenants/acme-support/agents/triage/rollout:${command}`, headers: bearer('olga') });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ name: 'triage', rollout: { phase: 'Promoted' } });
+    expect(plane.commands.at(-1)).toEqual({ tenant: 'acme-support', kind: 'Agent', name: 'triage', command, caller: { subject: 'olga' } });
   });
 
-  it('answers :rollback 501 for an operator, with or without {to}', async () => {
-    expectProblem(await app.inject({ method: 'POST', url: '/v1/tenants/acme-support/agents/triage:rollback', headers: bearer('ada'), payload: { to: 'sha256:aaa' } }), 501, 'not_implemented');
-    expectProblem(
-      await app.inject({ method: 'POST', url: '/v1/tenants/acme-support/agents/triage:rollback', headers: { ...bearer('ada'), 'content-type': 'application/json' }, payload: '' }),
-      501,
-      'not_implemented',
-    );
+  it('answers a command that does not apply now 409 conflict, saying why', async () => {
+    const res = await app.inject({ method: 'POST', url: '/v1/tenants/acme-support/agents/triage/rollout:resume', headers: bearer('olga') });
+    expectProblem(res, 409, 'conflict');
+    expect(res.json().detail).toMatch(/not paused/);
+  });
+
+  it('takes :rollback with or without {to}, and refuses unknown fields', async () => {
+    const withTo = await app.inject({ method: 'POST', url: '/v1/tenants/acme-support/agents/triage:rollback', headers: bearer('ada'), payload: { to: 'sha256:aaa' } });
+    expect(withTo.statusCode).toBe(200);
+    expect(plane.commands.at(-1)).toMatchObject({ command: 'rollback', to: 'sha256:aaa', caller: { subject: 'ada' } });
+    const bare = await app.inject({ method: 'POST', url: '/v1/tenants/acme-support/agents/triage:rollback', headers: { ...bearer('ada'), 'content-type': 'application/json' }, payload: '' });
+    expect(bare.statusCode).toBe(200);
+    expect(plane.commands.at(-1)).not.toHaveProperty('to');
+    expectProblem(await app.inject({ method: 'POST', url: '/v1/tenants/acme-support/agents/triage:rollback', headers: bearer('ada'), payload: { to: 'x', force: true } }), 400, 'invalid_request');
+    expectProblem(await app.inject({ method: 'POST', url: '/v1/tenants/acme-support/agents/nobody/rollout:promote', headers: bearer('ada') }), 404, 'not_found');
   });
 });
 

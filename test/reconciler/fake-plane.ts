@@ -10,6 +10,8 @@
 import { createHash } from 'node:crypto';
 import { PlaneError, type Metrics } from '../../reconciler/index.js';
 import type {
+  Caller,
+  RolloutCommandName,
   ApprovalDecision,
   AuthOptions,
   ControlPlane,
@@ -124,6 +126,7 @@ export class FakePlane implements ControlPlane {
   readonly invocations: InvokeRequest[] = [];
   readonly approvals: { tenant: string; run: string; decision: ApprovalDecision }[] = [];
   readonly webhooks: { ref?: string; after?: string }[] = [];
+  readonly commands: { tenant: string; kind: DeployedKind; name: string; command: RolloutCommandName; caller: Caller; to?: string }[] = [];
   readonly eventQueries: Parameters<ControlPlane['events']>[0][] = [];
   readonly auditQueries: { tenant: string | undefined; limit: number; cursor?: string }[] = [];
   readonly runQueries: { tenant: string; query: RunQuery }[] = [];
@@ -184,6 +187,15 @@ export class FakePlane implements ControlPlane {
 
   targets(tenant: string, kind: DeployedKind): TargetStatus[] {
     return TARGETS.filter((t) => t.tenant === tenant && t.kind === kind);
+  }
+
+  /** A rollout command as the reconciler would take it: recorded; `resume` of a rollout not paused is the reconciler's 409. */
+  async rollout(tenant: string, kind: DeployedKind, name: string, command: RolloutCommandName, caller: Caller, to?: string): Promise<TargetStatus> {
+    const t = TARGETS.find((x) => x.tenant === tenant && x.kind === kind && x.name === name);
+    if (t === undefined) throw new PlaneError('not_found', `${kind} '${name}' not found in tenant '${tenant}'`);
+    if (command === 'resume') throw new PlaneError('conflict', `${kind}/${tenant}/${name}: the rollout is not paused (phase Promoted)`);
+    this.commands.push({ tenant, kind, name, command, caller, ...(to !== undefined ? { to } : {}) });
+    return t;
   }
 
   async target(tenant: string, kind: DeployedKind, name: string): Promise<TargetDetail | undefined> {

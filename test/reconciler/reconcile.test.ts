@@ -8,7 +8,17 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DeploymentState } from '../../registry/index.js';
 import type { Health } from '../../runners/index.js';
-import { DEFAULT_START_TIMEOUT_MS, deploymentId, reconcile, type Action, type DesiredTarget, type ObservedSandbox, type ReconcileInput, type Reason } from '../../reconciler/index.js';
+import {
+  DEFAULT_START_TIMEOUT_MS,
+  deploymentId,
+  reconcile,
+  type Action,
+  type DesiredTarget,
+  type ObservedSandbox,
+  type ReconcileInput,
+  type Reason,
+  type RolloutPlan,
+} from '../../reconciler/index.js';
 import { deployment, HEALTH } from './fixtures.js';
 
 const NOW = 1_000_000;
@@ -160,8 +170,75 @@ const rows: [string, ReconcileInput, Action[]][] = [
   ],
 ];
 
+/** A canary of two steps gated by one evaluation, as an Agent's spec.rollout declares it. */
+const CANARY: RolloutPlan = {
+  strategy: 'canary',
+  steps: [
+    { weight: 20, pauseSeconds: 2 },
+    { weight: 50, pauseSeconds: 2 },
+  ],
+  gate: ['golden'],
+  analysis: { evaluations: ['golden'], minRequests: 5 },
+};
+const GATED: RolloutPlan = { strategy: 'all-at-once', steps: [], gate: ['golden'], analysis: { evaluations: [], minRequests: 5 } };
+const v2 = (over: Partial<DesiredTarget> = {}): DesiredTarget => target({ version: 'v2', commit: 'c2', rollout: CANARY, ...over });
+const rollout = (stage: Extract<Action, { type: 'rollout' }>['stage'], generation = 3): Action => ({ type: 'rollout', target: A, version: 'v2', stage, generation, commit: 'c2' });
+const ready = [sandbox('s1', 'v1'), sandbox('s2', 'v2')];
+const at = (over: Partial<DeploymentState>, generation = 3) => ({ ...deployment(A, 'v1', over), generation });
+
+/** Rollouts: every transition a pass may decide, one row each. */
+const rolloutRows: [string, ReconcileInput, Action[]][] = [
+  ['a first version is deployed at once, gated or not', input({ desired: [v2()], sandboxes: [sandbox('s2', 'v2')] }), [{ type: 'deploy', target: A, version: 'v2', from: null, commit: 'c2' }]],
+  ['a change not ready yet: nothing moves', input({ desired: [v2()], deployments: [at({})], sandboxes: [sandbox('s1', 'v1'), sandbox('s2', 'v2', 'starting')] }), []],
+  ['a change ready: its rollout begins (the canary, with no traffic)', input({ desired: [v2()], deployments: [at({})], sandboxes: ready }), [rollout('begin')]],
+  ['all at once with a gate: begins too', input({ desired: [v2({ rollout: GATED })], deployments: [at({})], sandboxes: ready }), [rollout('begin')]],
+  ['evaluating: the gate runs', input({ desired: [v2()], deployments: [at({ canary: 'v2', phase: 'Evaluating', rollout: { since: NOW } })], sandboxes: ready }), [rollout('gate')]],
+  ['in a step whose pause is not over: waits', input({ desired: [v2()], deployments: [at({ canary: 'v2', phase: 'Canary', weight: 20, rollout: { since: NOW - 1999 } })], sandboxes: ready }), []],
+  [
+    'in a step whose pause is over: analysed',
+    input({ desired: [v2()], deployments: [at({ canary: 'v2', phase: 'Canary', weight: 20, rollout: { since: NOW - 2000 } })], sandboxes: ready }),
+    [rollout('analyze')],
+  ],
+  [
+    'paused for no data: analysed again each pass (traffic may have come)',
+    input({ desired: [v2()], deployments: [at({ canary: 'v2', phase: 'Paused', weight: 20, rollout: { since: NOW - 60_000, paused: 'NoData' } })], sandboxes: ready }),
+    [rollout('analyze')],
+  ],
+  [
+    'paused by an operator: waits for them',
+    input({ desired: [v2()], deployments: [at({ canary: 'v2', phase: 'Paused', weight: 20, rollout: { since: NOW - 60_000, paused: 'manual' } })], sandboxes: ready }),
+    [],
+  ],
+  [
+    'a canary whose sandbox is not ready: no step is judged',
+    input({ desired: [v2()], deployments: [at({ canary: 'v2', phase: 'Canary', weight: 20, rollout: { since: 0 } })], sandboxes: [sandbox('s1', 'v1'), sandbox('s2', 'v2', 'starting')] }),
+    [],
+  ],
+  [
+    'rolled back: the failed canary is stopped (drained), stable keeps serving',
+    input({ desired: [v2()], deployments: [at({ phase: 'RolledBack', failed: ['v2'], rollout: { rejected: 'v2' } })], sandboxes: ready }),
+    [stop('s2', 'v2', 'superseded')],
+  ],
+  [
+    'promoted: the old version is stopped (drained)',
+    input({ desired: [v2()], deployments: [{ ...deployment(A, 'v2', { phase: 'Promoted' }), generation: 4 }], sandboxes: ready }),
+    [stop('s1', 'v1', 'superseded')],
+  ],
+  [
+    'Git changes the agent during a rollout: the old canary is stopped, the new version starts',
+    input({ desired: [target({ version: 'v3', commit: 'c3', rollout: CANARY })], deployments: [at({ canary: 'v2', phase: 'Canary', weight: 20, rollout: { since: NOW } })], sandboxes: ready }),
+    [stop('s2', 'v2', 'superseded'), start('v3', 'replace')],
+  ],
+  [
+    'a rollback pinned to an earlier version: started, then deployed at once, no gate',
+    input({ desired: [v2()], deployments: [{ ...deployment(A, 'v2', { phase: 'RolledBack', failed: ['v2'], rollout: { pin: 'v1', rejected: 'v2' } }), generation: 5 }], sandboxes: ready }),
+    [{ type: 'deploy', target: A, version: 'v1', from: 'v2', commit: 'c2' }],
+  ],
+  ['a follower never moves a rollout', input({ leader: false, desired: [v2()], deployments: [at({ canary: 'v2', phase: 'Evaluating' })], sandboxes: [sandbox('s2', 'v2')] }), []],
+];
+
 describe('reconcile', () => {
-  it.each(rows)('%s', (_name, given, expected) => {
+  it.each([...rows, ...rolloutRows])('%s', (_name, given, expected) => {
     expect(reconcile(given)).toEqual(expected);
   });
 

@@ -46,6 +46,9 @@ const NO_GVISOR: Reason = { code: 'IsolationUnavailable', message: 'this install
 const START_FAILED: Reason = { code: 'StartFailed', message: 'the sandbox did not say hello' };
 const NO_MODEL: Reason = { code: 'ModelUnavailable', message: 'Model gpt: secret OPENAI_API_KEY is not set' };
 const DEGRADED: Reason = { code: 'IsolationDegraded', message: 'asks for gVisor; runs as a plain process (development mode)' };
+const GATE_FAILED: Reason = { code: 'EvaluationFailed', message: 'evaluation t1/golden: pass rate 0.5 (1/2), missed minPassRate 0.9 (got 0.5)' };
+const ROLLED_BACK: Reason = { code: 'RolledBack', message: 'sha256:v3 rolled back — Git still declares the failed version' };
+const NO_DATA: Reason = { code: 'NoData', message: 'canary v3 had 0 finished requests in the window of step 1, fewer than minRequests 5' };
 const UNHEALTHY: Reason = { code: 'SandboxUnhealthy', message: 'sandbox s1 (version v1) is unhealthy (exited): exited with code 1' };
 
 type Row = [string, TargetStatusArgs, Pick<TargetStatus, 'sync' | 'health'> & Partial<TargetStatus>];
@@ -79,7 +82,34 @@ const rows: Row[] = [
     args({ deployment: deployment(A, 'sha256:v2', { phase: 'Paused', canary: 'sha256:v3', weight: 10, step: 1 }) }),
     { sync: 'Synced', health: 'Suspended', rollout: { phase: 'Paused', stable: 'sha256:v2', canary: 'sha256:v3', weight: 10, step: 1 } },
   ],
-  ['rollout failed', args({ deployment: deployment(A, 'sha256:v2', { phase: 'Failed', failed: ['sha256:v3'] }) }), { sync: 'Synced', health: 'Degraded' }],
+  [
+    'gate failed, Git still declares the version: degraded, with what it missed',
+    args({
+      desired: desired({ version: 'sha256:v3' }),
+      deployment: deployment(A, 'sha256:v2', { phase: 'Failed', failed: ['sha256:v3'], rollout: { rejected: 'sha256:v3', reasons: [GATE_FAILED] } }),
+      sandboxes: [sandbox('s1', 'sha256:v2'), sandbox('s2', 'sha256:v2')],
+    }),
+    { sync: 'OutOfSync', health: 'Degraded', version: 'sha256:v2', reasons: [GATE_FAILED] },
+  ],
+  [
+    'rolled back, Git still declares the version: the status says so',
+    args({
+      desired: desired({ version: 'sha256:v3' }),
+      deployment: deployment(A, 'sha256:v2', { phase: 'RolledBack', failed: ['sha256:v3'], rollout: { rejected: 'sha256:v3', reasons: [ROLLED_BACK] } }),
+      sandboxes: [sandbox('s1', 'sha256:v2'), sandbox('s2', 'sha256:v2')],
+    }),
+    { sync: 'OutOfSync', health: 'Degraded', reasons: [ROLLED_BACK] },
+  ],
+  [
+    'a failed rollout once Git changed the agent again: its reasons are gone',
+    args({ deployment: deployment(A, 'sha256:v2', { phase: 'Failed', failed: ['sha256:v3'], rollout: { rejected: 'sha256:v3', reasons: [GATE_FAILED] } }) }),
+    { sync: 'Synced', health: 'Healthy', reasons: [] },
+  ],
+  [
+    'paused for want of data: suspended, with why',
+    args({ deployment: deployment(A, 'sha256:v2', { phase: 'Paused', canary: 'sha256:v3', weight: 10, rollout: { paused: 'NoData', reasons: [NO_DATA] } }) }),
+    { sync: 'Synced', health: 'Suspended', reasons: [NO_DATA] },
+  ],
   ['in a canary', args({ deployment: deployment(A, 'sha256:v2', { phase: 'Canary', canary: 'sha256:v3', weight: 20, step: 0 }) }), { sync: 'Synced', health: 'Progressing' }],
   ['declared with a reason of its own', args({ desired: desired({ reasons: [NO_MODEL] }) }), { sync: 'Synced', health: 'Healthy', reasons: [NO_MODEL] }],
   [
@@ -137,7 +167,7 @@ describe('countStatuses', () => {
   it('counts each status once by sync and once by health', () => {
     const statuses = rows.map(([, given]) => targetStatus(given));
     const counts = countStatuses(statuses);
-    expect(counts.sync).toEqual({ Synced: 6, OutOfSync: 10, Unknown: 1 });
-    expect(counts.health).toEqual({ Healthy: 5, Progressing: 4, Degraded: 5, Suspended: 1, Missing: 2 });
+    expect(counts.sync).toEqual({ Synced: 7, OutOfSync: 12, Unknown: 1 });
+    expect(counts.health).toEqual({ Healthy: 6, Progressing: 4, Degraded: 6, Suspended: 2, Missing: 2 });
   });
 });

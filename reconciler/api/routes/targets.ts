@@ -1,8 +1,8 @@
 /**
  * Agents and Workflows of a tenant: their status lists and details
- * (viewer), `:invoke` (invoker), and the rollout commands (operator), which
- * answer `501 not_implemented` until the rollout controller is built — after
- * the role check, so that what they will refuse is settled now.
+ * (viewer), `:invoke` (invoker), and the rollout commands (operator): the
+ * leader applies each and audits it with the caller; one that does not
+ * apply to the rollout's state now is a 409 `conflict` saying why.
  *
  * server.md lists the rollout commands under agents; a Workflow has a
  * deployment too, so the same commands are routed under workflows.
@@ -10,7 +10,6 @@
 import type { FastifyInstance } from 'fastify';
 import { PlaneError } from '../../errors.js';
 import { inSpan } from '../../telemetry.js';
-import type { DeployedKind } from '../../../registry/index.js';
 import type { TargetStatus } from '../../types.js';
 import type { Json } from '../../../runtime/index.js';
 import type { Api } from '../context.js';
@@ -76,14 +75,16 @@ export function targetRoutes(app: FastifyInstance, api: Api): void {
       return reply.code(202).header('location', runLocation(t, result.run)).header('preference-applied', 'respond-async').send({ run: result.run });
     });
 
-    app.post<{ Params: TargetParams }>(`${one}::rollback`, { onRequest: operate, preValidation: optionalBody, schema: { body: ROLLBACK_BODY } }, async (request) => {
-      throw notYet(kind, request.params, 'rollback');
+    app.post<{ Params: TargetParams; Body: { to?: string } | undefined }>(`${one}::rollback`, { onRequest: operate, preValidation: optionalBody, schema: { body: ROLLBACK_BODY } }, async (request) => {
+      const { t, name } = request.params;
+      const to = request.body?.to;
+      return api.plane.rollout(t, kind, name, 'rollback', { subject: callerOf(request).subject }, to);
     });
 
     for (const command of ROLLOUT_COMMANDS) {
-      app.post<{ Params: TargetParams }>(`${one}/rollout::${command}`, { onRequest: operate, preValidation: optionalBody, schema: { body: NO_FIELDS } }, async (request) => {
-        throw notYet(kind, request.params, `rollout:${command}`);
-      });
+      app.post<{ Params: TargetParams }>(`${one}/rollout::${command}`, { onRequest: operate, preValidation: optionalBody, schema: { body: NO_FIELDS } }, async (request) =>
+        api.plane.rollout(request.params.t, kind, request.params.name, command, { subject: callerOf(request).subject }),
+      );
     }
   }
 }
@@ -95,8 +96,4 @@ export function prefersAsync(header: string | string[] | undefined): boolean {
     .join(',')
     .split(',')
     .some((p) => p.split(';')[0]!.split('=')[0]!.trim().toLowerCase() === 'respond-async');
-}
-
-function notYet(kind: DeployedKind, p: TargetParams, command: string): PlaneError {
-  return new PlaneError('not_implemented', `${command} of ${kind} '${p.name}' in tenant '${p.t}' is not implemented yet`);
 }
