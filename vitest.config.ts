@@ -8,6 +8,14 @@ import { defineConfig } from 'vitest/config';
  */
 const TIMED = ['test/policy/hostile.test.ts', 'test/runners/local.test.ts', 'test/registry/lease-failover.test.ts'];
 
+/**
+ * End-to-end files that each run a whole installation (dozens of gVisor
+ * sandboxes, a server killed and restarted 20 times, a browser): on 2
+ * cores, two of them at once with the rest of the suite starve each
+ * other's heartbeats and deadlines. They run one at a time, after the rest.
+ */
+const HEAVY = ['test/cli/up.test.ts', 'test/cli/serve-kill.test.ts', 'test/cli/rollout.test.ts', 'test/reconciler/dashboard.test.ts'];
+
 export default defineConfig({
   test: {
     testTimeout: 60_000,
@@ -19,7 +27,7 @@ export default defineConfig({
         test: {
           name: 'suite',
           include: ['test/**/*.test.ts'],
-          exclude: TIMED,
+          exclude: [...TIMED, ...HEAVY],
           // Most test time is spent waiting on child processes (the CLI, sandboxes, MCP servers): more files at once than
           // cores keeps both cores busy. vitest's default on a 2-core machine is one file at a time.
           maxWorkers: 3,
@@ -28,7 +36,7 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'timed', include: TIMED, maxWorkers: 1, sequence: { groupOrder: 1 } },
+        test: { name: 'timed', include: [...TIMED, ...HEAVY], maxWorkers: 1, sequence: { groupOrder: 1 } },
       },
     ],
   },

@@ -251,6 +251,6 @@ describe(`beacon serve killed with SIGKILL during convergence (seed ${seed})`, (
       expect(cli.length).toBe(ROUNDS / 5);
       process.stderr.write(`${lines.join('\n')}\n${ROUNDS} rounds in ${Math.round((Date.now() - started) / 1000)} s\n`);
     },
-    Number(process.env.BEACON_KILL_TIMEOUT ?? 300_000),
+    Number(process.env.BEACON_KILL_TIMEOUT ?? 540_000),
   );
 });

@@ -20,7 +20,7 @@ export interface RunOptions {
   cwd?: string;
   /** Extra environment variables; `undefined` removes one. */
   env?: Record<string, string | undefined>;
-  /** Kill the child after this many milliseconds. @default 30000 */
+  /** Kill the child after this many milliseconds. @default 55000 (under the 60 s test timeout: a CLI that hangs still fails its test, a slow one on a busy machine does not) */
   timeoutMs?: number;
   /** Written to the child's stdin (then closed). @default no stdin */
   stdin?: string;
@@ -44,7 +44,7 @@ export function beacon(args: string[], options: RunOptions = {}): Promise<RunRes
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 55_000);
     child.on('error', (err) => {
       clearTimeout(timer);
       fail(err);
