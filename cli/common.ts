@@ -4,6 +4,7 @@ import { BeaconError } from '../common/index.js';
 import { existsSync, statSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { compileProject, openProject, printable, SourceError, type OpenOptions, type Project } from '../compiler/index.js';
+import { SandboxError } from '../runners/index.js';
 import { MSG } from './messages.js';
 
 /** `waiting`: a run waits for a person's decision (`run`, `resume`). */
@@ -65,7 +66,7 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number>)
       process.exitCode = await fn(...args);
     } catch (err) {
       const e = err as Error;
-      const known = e instanceof UsageError || e instanceof SourceError || e instanceof ServerError;
+      const known = e instanceof UsageError || e instanceof SourceError || e instanceof ServerError || e instanceof SandboxError;
       // A message may quote what a run or a file said: printable (its line breaks kept).
       process.stderr.write(`beacon: ${printable(known ? e.message : `internal error: ${e.message}`)}\n`);
       if (!known && process.env.BEACON_DEBUG) process.stderr.write(`${e.stack ?? ''}\n`);

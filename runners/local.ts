@@ -24,11 +24,23 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { ofKind } from '../compiler/index.js';
 import { Channel, KernelSession, processExists, processStartTime, runObjects, type InvokeOptions, type Json, type RunOutcome } from '../runtime/index.js';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { treeResidentBytes } from './proc-table.js';
 import { SandboxError, sandboxLabels, type Health, type RunnerKind, type Sandbox, type SandboxSpec, type StopOptions } from './types.js';
 
 /** How often a sandbox's heartbeat ticks unless told. */
 const DEFAULT_HEARTBEAT_MS = 2000;
+/**
+ * Runs a sandbox works on at once unless told, as Knative's and Cloud Run's
+ * container concurrency. Each run starts its own stdio tool servers (a
+ * Node.js process each, 40–60 MiB under gVisor); unbounded, three requests a
+ * second took a tech-support sandbox of the examples past 1 GiB under load
+ * and it was killed for its memory, again and again. The rest wait here,
+ * in order, counted as active (a drain waits for them).
+ */
+export const DEFAULT_MAX_RUNS = 4;
+/** How long a run lost with its channel waits for the sandbox's exit, to say why. */
+const LOST_EXIT_WAIT_MS = 3000;
 
 export interface LocalSandboxOptions {
   id: string;
@@ -43,6 +55,8 @@ export interface LocalSandboxOptions {
   heartbeatTimeoutMs?: number;
   /** Heartbeats missed in a row after which the sandbox is killed (one missed marks it unhealthy). @default 3 */
   heartbeatMisses?: number;
+  /** Runs the sandbox works on at once; more wait their turn. @default DEFAULT_MAX_RUNS */
+  maxConcurrentRuns?: number;
   /** Called after the sandbox is gone (the runner removes its leftovers); `exited` resolves once it has. */
   onExit?: () => void | Promise<void>;
   /** Kill what is left of the sandbox (its process group, its container). */
@@ -169,6 +183,8 @@ export class LocalSandbox implements Sandbox {
   private inFlightBeat = false;
   /** `invoke` calls in progress (see `active`). */
   private calls = 0;
+  /** Runs handed to the session, at most maxConcurrentRuns at once. */
+  private readonly runs: LimitFunction;
   /** Heartbeats missed in a row. */
   private missed = 0;
   /** The stdio servers' process groups the last heartbeat reported (host pids only). */
@@ -176,6 +192,7 @@ export class LocalSandbox implements Sandbox {
   private readonly stderrTail: string[] = [];
 
   constructor(private readonly o: LocalSandboxOptions) {
+    this.runs = pLimit(o.maxConcurrentRuns ?? DEFAULT_MAX_RUNS);
     this.id = o.id;
     this.runner = o.runner;
     const child = o.child;
@@ -364,12 +381,34 @@ export class LocalSandbox implements Sandbox {
     if (this.session === undefined) throw new SandboxError('not_assigned', `sandbox ${this.id} has no agent yet`);
     if (this.stopping) throw new SandboxError('stopping', `sandbox ${this.id} is stopping`);
     if (this.state.state === 'unhealthy') throw new SandboxError('unhealthy', `sandbox ${this.id} is unhealthy: ${this.state.detail}`);
+    const session = this.session;
+    const waits = this.runs.activeCount + this.runs.pendingCount >= this.runs.concurrency;
     this.calls++;
     try {
-      return await this.session.invoke(options);
+      return await this.runs(() => {
+        // A run that waited its turn while the sandbox began to stop is refused untaken: the gateway sends it elsewhere.
+        if (waits && this.stopping) throw new SandboxError('stopping', `sandbox ${this.id} began to stop while the run waited its turn`);
+        return session.invoke(options);
+      });
+    } catch (err) {
+      throw await this.whyLost(err);
     } finally {
       this.calls--;
     }
+  }
+
+  /**
+   * A run whose channel closed under it: the sandbox's exit (killed for its
+   * heartbeats or memory, or crashed, with its last stderr line) says why,
+   * not the closed stream. The exit is awaited briefly: the stream ends first.
+   */
+  private async whyLost(err: unknown): Promise<unknown> {
+    if (this.stopping || this.channel.closed === undefined) return err;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.exited, new Promise((r) => (timer = setTimeout(r, LOST_EXIT_WAIT_MS)))]);
+    clearTimeout(timer);
+    const detail = this.state.state === 'unhealthy' || this.state.state === 'stopped' ? this.state.detail : this.channel.closed;
+    return new SandboxError('exited', `sandbox ${this.id} ended during the run: ${detail}`, { cause: err });
   }
 
   async stop(options: StopOptions = {}): Promise<void> {

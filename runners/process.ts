@@ -34,6 +34,8 @@ export interface LocalRunnerOptions {
   heartbeatTimeoutMs?: number;
   /** Heartbeats a sandbox may miss in a row before it is killed. @default 3 */
   heartbeatMisses?: number;
+  /** Runs a sandbox works on at once; more wait their turn in it. @default 4 (DEFAULT_MAX_RUNS) */
+  maxConcurrentRuns?: number;
   /**
    * The spec's development mode: run agents that ask for gVisor isolation as
    * plain processes, labelled `beacon.dev/isolation: degraded`. Without it
@@ -156,6 +158,11 @@ export class ProcessRunner implements Runner {
   }
 
   /** How this runner starts a sandbox's process: argv, and what killing it and cleaning up after it take. */
+  /** What the host lets a sandbox of `memoryBytes` hold, measured over its process tree: the agent's own processes only. */
+  protected hostMemoryLimit(memoryBytes: number): number {
+    return memoryBytes;
+  }
+
   protected launch(id: string, memoryBytes: number, _filesDir: string | undefined): Launch {
     const node = [process.execPath, `--max-old-space-size=${heapLimitMiB(memoryBytes)}`, builtEntry()];
     const bwrap = this.options.bwrap === false ? null : bubblewrap();
@@ -190,10 +197,11 @@ export class ProcessRunner implements Runner {
       runner: this.kind,
       child,
       stateFile,
-      memoryLimitBytes: memoryBytes,
+      memoryLimitBytes: this.hostMemoryLimit(memoryBytes),
       ...(this.options.heartbeatMs !== undefined ? { heartbeatMs: this.options.heartbeatMs } : {}),
       ...(this.options.heartbeatTimeoutMs !== undefined ? { heartbeatTimeoutMs: this.options.heartbeatTimeoutMs } : {}),
       ...(this.options.heartbeatMisses !== undefined ? { heartbeatMisses: this.options.heartbeatMisses } : {}),
+      ...(this.options.maxConcurrentRuns !== undefined ? { maxConcurrentRuns: this.options.maxConcurrentRuns } : {}),
       kill,
       hostPids: hostPids === true,
       onExit: () => {

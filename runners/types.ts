@@ -123,7 +123,7 @@ export function sandboxLabels(spec: Pick<SandboxSpec, 'bundle' | 'target' | 'lab
  * missing or changed since the bundle was compiled), `invalid_option`.
  */
 export type SandboxErrorCode =
-  'runner_unavailable' | 'start_failed' | 'not_ready' | 'unhealthy' | 'stopping' | 'not_assigned' | 'already_assigned' | 'unreachable' | 'invalid_files' | 'invalid_option';
+  'runner_unavailable' | 'start_failed' | 'not_ready' | 'unhealthy' | 'stopping' | 'not_assigned' | 'already_assigned' | 'unreachable' | 'invalid_files' | 'invalid_option' | 'exited';
 
 /** Worth trying again later, unchanged (the sandbox or another may serve then). */
 const RETRYABLE_SANDBOX = new Set<SandboxErrorCode>(['start_failed', 'not_ready', 'stopping', 'unreachable']);

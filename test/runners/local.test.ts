@@ -398,6 +398,24 @@ describe('one sandbox, many runs', () => {
     expect(new Set(outs.map((o) => o.run)).size).toBe(3);
     await expect(sandbox.invoke({ input: { ticket: 'x' } })).rejects.toThrow(/stopping|unhealthy/);
   }, 30_000);
+
+  it('works on at most maxConcurrentRuns at once: the rest wait, and are refused untaken when it stops before their turn', async () => {
+    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true, maxConcurrentRuns: 1 });
+    const sandbox = await runner.start(spec(examples, 'Agent/acme-support/triage', resolve('examples')));
+    const tickets = ['I was charged twice this month.', 'The desktop app says Sync failed since the update.', 'Password reset email never arrives.'];
+    const runs = tickets.map((ticket) =>
+      sandbox.invoke({ input: { ticket } }).then(
+        (o) => o.status,
+        (err: { code?: string }) => err.code,
+      ),
+    );
+    // All three are active (a drain waits for them), one is worked on.
+    expect(sandbox.active).toBe(3);
+    const stopping = sandbox.stop({ drainMs: 10_000 });
+    expect(await Promise.all(runs)).toEqual(['Succeeded', 'stopping', 'stopping']);
+    await stopping;
+    expect(sandbox.active).toBe(0);
+  }, 30_000);
 });
 
 describe('isolation is never given silently', () => {
