@@ -26,7 +26,7 @@ export { harnessEvaluator, sandboxTarget, evaluationsOf, type Evaluator } from '
 export { noModelToCall } from './admission.js';
 export type { RunDetail, StepView, GateView, OutcomeView } from './run-views.js';
 export { Reconciler, RECONCILER_LEASE, type ReconcilerOptions, type LastReconcile } from './loop.js';
-export { Executor, type ApplyContext, type ApplyOutcome, type ExecutorOptions } from './executor.js';
+export { Executor, startConcurrency, type ApplyContext, type ApplyOutcome, type ExecutorOptions } from './executor.js';
 export { SandboxSet, versionLabel, labelledTarget, type AttachedSandbox } from './sandboxes.js';
 export { KernelCache, type KernelCacheOptions, type RevisionKernel } from './kernels.js';
 export { StartFailures, type BackoffOptions } from './failures.js';

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Executor, KernelCache, SandboxSet, StartFailures, type Action, type ApplyContext, type Revision } from '../../reconciler/index.js';
+import { Executor, KernelCache, SandboxSet, StartFailures, startConcurrency, type Action, type ApplyContext, type Revision } from '../../reconciler/index.js';
 import { ALL_TENANTS, getDeployment, MemoryLeaderLease, verifyAudit, type Database, type Fence } from '../../registry/index.js';
 import { ProcessRunner, type Runner, type Sandbox } from '../../runners/index.js';
 import { MemoryCounters, MemoryRateLimits, processExists } from '../../runtime/index.js';
@@ -46,14 +46,46 @@ const versionOf = (target: string, r: Revision = revision): string => r.result.b
 const start = (target: string, version = versionOf(target)): Action => ({ type: 'start', target, version, reason: 'missing' });
 
 /** A fresh executor over the shared runner, its own sandboxes, kernels and failures; a clock the test moves. */
-function setup(options: { runner?: Runner } = {}) {
+function setup(options: { runner?: Runner; startConcurrency?: number } = {}) {
   const clock = { t: 1_000_000, now: () => clock.t };
   const sandboxes = new SandboxSet(options.runner ?? runner, clock);
   executors.push(sandboxes);
   const kernels = new KernelCache({ counters: new MemoryCounters(), rateLimits: new MemoryRateLimits() });
   const failures = new StartFailures();
-  const executor = new Executor({ db, runner: options.runner ?? runner, replicaId: 'r1', sandboxes, kernels, failures, clock, log: () => undefined });
+  const executor = new Executor({
+    db,
+    runner: options.runner ?? runner,
+    replicaId: 'r1',
+    sandboxes,
+    kernels,
+    failures,
+    clock,
+    log: () => undefined,
+    ...(options.startConcurrency !== undefined ? { startConcurrency: options.startConcurrency } : {}),
+  });
   return { clock, sandboxes, kernels, failures, executor };
+}
+
+/** The shared runner, counting the most starts in flight at once (`most`, which a test may reset); `onStart` sees each start begin. */
+function countingRunner(onStart: () => void = () => undefined): Runner & { most: number } {
+  let inFlight = 0;
+  const counting: Runner & { most: number } = {
+    most: 0,
+    kind: runner.kind,
+    start: async (spec) => {
+      onStart();
+      counting.most = Math.max(counting.most, ++inFlight);
+      try {
+        return await runner.start(spec);
+      } finally {
+        inFlight--;
+      }
+    },
+    list: () => runner.list(),
+    cleanup: () => runner.cleanup(),
+    close: (options) => runner.close(options),
+  };
+  return counting;
 }
 
 const leaderContext = (r: Revision = revision): ApplyContext => ({ fence, head: r.commit, revisionOf: () => r });
@@ -138,42 +170,46 @@ describe('start and stop', () => {
   });
 
   it("starts a version's replicas at once, once the target's stops have ended", async () => {
-    let inFlight = 0;
-    let most = 0;
     const replaced: Sandbox[] = [];
     const seenAtStart: string[] = [];
-    const counting: Runner = {
-      kind: runner.kind,
-      start: async (spec) => {
-        seenAtStart.push(replaced[0]?.health().state ?? 'none');
-        most = Math.max(most, ++inFlight);
-        try {
-          return await runner.start(spec);
-        } finally {
-          inFlight--;
-        }
-      },
-      list: () => runner.list(),
-      cleanup: () => runner.cleanup(),
-      close: (options) => runner.close(options),
-    };
+    const counting = countingRunner(() => seenAtStart.push(replaced[0]?.health().state ?? 'none'));
     const { sandboxes, executor } = setup({ runner: counting });
     await executor.apply([start(ONE)], followerContext());
     replaced.push(sandboxes.all()[0]!.sandbox);
     seenAtStart.length = 0;
-    most = 0;
+    counting.most = 0;
 
     const repair: Action = { type: 'stop', sandbox: replaced[0]!.id, target: ONE, version: versionOf(ONE), reason: 'unhealthy' };
     const outcome = await executor.apply([repair, start(ONE), start(ONE), start(ONE)], followerContext());
     expect(outcome).toMatchObject({ applied: 4, failed: [] });
     // Three starts in flight together, each begun after the stop before them had ended.
-    expect(most).toBe(3);
+    expect(counting.most).toBe(3);
     expect(seenAtStart).toEqual(['stopped', 'stopped', 'stopped']);
     expect(sandboxes.all().map((a) => [a.target, a.sandbox.health().state])).toEqual([
       [ONE, 'ready'],
       [ONE, 'ready'],
       [ONE, 'ready'],
     ]);
+  });
+
+  it('starts at most startConcurrency sandboxes at once, across targets; the rest wait their turn and start', async () => {
+    const counting = countingRunner();
+    const { sandboxes, executor } = setup({ runner: counting, startConcurrency: 2 });
+    const outcome = await executor.apply([start(ONE), start(ONE), start(TWO), start(TWO), start(THREE)], followerContext());
+    expect(outcome).toMatchObject({ applied: 5, failed: [] });
+    expect(counting.most).toBe(2);
+    expect(
+      sandboxes
+        .all()
+        .map((a) => a.target)
+        .sort(),
+    ).toEqual([ONE, ONE, THREE, TWO, TWO].sort());
+  });
+
+  it('by default, two starts per core for local runners and many for Kubernetes', () => {
+    expect(startConcurrency('gvisor', 2)).toBe(4);
+    expect(startConcurrency('process', 1)).toBe(2);
+    expect(startConcurrency('kubernetes', 2)).toBe(32);
   });
 });
 
