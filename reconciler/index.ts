@@ -18,7 +18,7 @@ export { Gateway, type GatewayOptions } from './gateway.js';
 export { routeVersion, sessionBucket } from './split.js';
 export { stepOver } from './reconcile.js';
 export * as transitions from './transitions.js';
-export { dataProblem, figureFailures, gateVerdict, regressed, reportFailure, stepVerdict, type StepVerdict, type WindowComparison } from './analysis.js';
+export { dataProblem, figureFailures, gateVerdict, LATENCY_SIGNIFICANCE, regressed, reportFailure, slower, stepVerdict, summarize, type StepVerdict, type WindowComparison } from './analysis.js';
 export { rolloutPlan, DEFAULT_MIN_REQUESTS } from './desired.js';
 export { commandTransition, matchesCommit, matchesVersion, ROLLOUT_COMMANDS, type RolloutCommand } from './commands.js';
 export { openRevert, revertBranch, revertChanges, revertText, type GithubSettings, type RevertPlan, type TreeChange } from './revert.js';

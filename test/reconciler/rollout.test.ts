@@ -12,6 +12,8 @@ import {
   commandTransition,
   gateVerdict,
   regressed,
+  slower,
+  summarize,
   revertBranch,
   revertChanges,
   routeVersion,
@@ -133,6 +135,24 @@ describe('the verdicts', () => {
     const v = stepVerdict({ ...plan, maxLatencyP95Ms: undefined }, 0, { canary: figures('v2', 10, { latenciesMs: Array.from({ length: 10 }, () => 400) }), stable: figures('v1', 0) }, []);
     expect(v.kind).toBe('pass');
     expect([regressed(0.1, 0, 0.1), regressed(0, 0, 0.1), regressed(1.2, 1, 0.1), regressed(1.1, 1, 0.1)]).toEqual([true, false, true, false]);
+  });
+
+  it('counts a latency regression only when the canary is slower beyond chance (a rank-sum test), not for a noisy p95', () => {
+    // As a good change of the examples was judged: a dozen requests each, the canary's p95 7.6% above stable's.
+    const stableMs = [1010, 1180, 1050, 990, 1120, 1176, 1030, 1090, 1001, 1150, 1070, 1040];
+    const canaryMs = [1000, 1140, 1266, 1020, 980, 1100, 1060, 1130, 995, 1075, 1045, 1110];
+    const noisy = { canary: figures('v2', 12, { latenciesMs: [...canaryMs].sort((a, b) => a - b) }), stable: figures('v1', 12, { latenciesMs: [...stableMs].sort((a, b) => a - b) }) };
+    expect(summarize(noisy.canary).latencyP95Ms! / summarize(noisy.stable).latencyP95Ms! - 1).toBeGreaterThan(0.05);
+    expect(slower(canaryMs, stableMs)).toBe(false);
+    expect(stepVerdict({ ...plan, maxRegression: 0.05, maxLatencyP95Ms: undefined }, 0, noisy, []).kind).toBe('pass');
+    // Every canary request slower: a regression, named with both figures.
+    const shifted = canaryMs.map((ms) => ms + 300);
+    expect(slower(shifted, stableMs)).toBe(true);
+    const v = stepVerdict({ ...plan, maxRegression: 0.05, maxLatencyP95Ms: undefined }, 0, { ...noisy, canary: figures('v2', 12, { latenciesMs: shifted.sort((a, b) => a - b) }) }, []);
+    expect(v.kind === 'fail' ? v.reasons.map((r) => r.message) : v).toEqual([expect.stringMatching(/latency p95 \(ms\) 1566 vs stable 1180: worse by more than maxRegression 0.05/)]);
+    // Two requests each prove nothing, however far apart.
+    expect(slower([900, 950], [100, 110])).toBe(false);
+    expect(slower([], [100])).toBe(false);
   });
 
   it('fails a gate on any evaluation below its thresholds, naming it', () => {
