@@ -18,13 +18,9 @@ interface Tally {
 
 const percentile = (sorted: readonly number[], p: number): number | null => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
 
-export class LiveFigureSink implements MetricsSink {
-  readonly #tallies = new Map<string, Tally>();
-
-  constructor(
-    private readonly next: MetricsSink,
-    private readonly window = 1000,
-  ) {}
+/** A MetricsSink that passes every figure on to `next`; a sink that keeps some of them extends it and overrides what it keeps. */
+export class ForwardingSink implements MetricsSink {
+  constructor(protected readonly next: MetricsSink) {}
 
   reconcile(durationMs: number, result: 'Succeeded' | 'Partial' | 'Failed'): void {
     this.next.reconcile(durationMs, result);
@@ -40,6 +36,21 @@ export class LiveFigureSink implements MetricsSink {
 
   invocation(i: Parameters<MetricsSink['invocation']>[0]): void {
     this.next.invocation(i);
+  }
+}
+
+export class LiveFigureSink extends ForwardingSink {
+  readonly #tallies = new Map<string, Tally>();
+
+  constructor(
+    next: MetricsSink,
+    private readonly window = 1000,
+  ) {
+    super(next);
+  }
+
+  override invocation(i: Parameters<MetricsSink['invocation']>[0]): void {
+    super.invocation(i);
     const key = `${i.target}@${i.version}`;
     const t = this.#tallies.get(key) ?? { requests: 0, errors: 0, tokens: 0, costUsd: 0, latencies: [] };
     t.requests += 1;

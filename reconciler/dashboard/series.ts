@@ -6,6 +6,7 @@
  * `buckets` of them (an hour). Memory is bounded by what is invoked: a
  * target nobody calls has no series at all.
  */
+import { ForwardingSink } from '../figures.js';
 import type { MetricsSink } from '../types.js';
 
 /** One bucket of one version's invocations. */
@@ -42,35 +43,21 @@ export interface FigureSeriesOptions {
   now?: () => number;
 }
 
-export class FigureSeries implements MetricsSink {
+export class FigureSeries extends ForwardingSink {
   readonly #series = new Map<string, Map<string, Bucket[]>>();
   readonly #bucketMs: number;
   readonly #buckets: number;
   readonly #now: () => number;
 
-  constructor(
-    private readonly next: MetricsSink,
-    options: FigureSeriesOptions = {},
-  ) {
+  constructor(next: MetricsSink, options: FigureSeriesOptions = {}) {
+    super(next);
     this.#bucketMs = options.bucketMs ?? 10_000;
     this.#buckets = options.buckets ?? 360;
     this.#now = options.now ?? Date.now;
   }
 
-  reconcile(durationMs: number, result: 'Succeeded' | 'Partial' | 'Failed'): void {
-    this.next.reconcile(durationMs, result);
-  }
-
-  objects(counts: Parameters<MetricsSink['objects']>[0]): void {
-    this.next.objects(counts);
-  }
-
-  sandboxes(counts: Parameters<MetricsSink['sandboxes']>[0]): void {
-    this.next.sandboxes(counts);
-  }
-
-  invocation(i: Parameters<MetricsSink['invocation']>[0]): void {
-    this.next.invocation(i);
+  override invocation(i: Parameters<MetricsSink['invocation']>[0]): void {
+    super.invocation(i);
     const versions = this.#series.get(i.target) ?? new Map<string, Bucket[]>();
     this.#series.set(i.target, versions);
     const list = versions.get(i.version) ?? [];
