@@ -21,6 +21,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // vitest's summary, then one plain closing line that any CI can read (test/helpers/closing-line.ts).
+    reporters: ['default', './test/helpers/closing-line.ts'],
     projects: [
       {
         extends: true,
