@@ -36,6 +36,7 @@ import {
 } from '../types.js';
 import { runAgent, type LoopAgent } from './agent-loop.js';
 import { executeWorkflow, schemasFromObjects } from './executor.js';
+import { schemaMismatch } from './schemas.js';
 import { createMcpToolProvider, listedToolName, type McpToolServer } from '../mcp.js';
 import { serverGroups, stdioMcpServer } from './mcp-stdio.js';
 import { processStartTime, residentBytes } from '../proc.js';
@@ -314,6 +315,23 @@ export interface SandboxDefaults {
   toolsUid?: number;
 }
 
+/**
+ * A run of one agent whose input the agent's input schema refuses: Failed
+ * before any model is called, as a workflow step with that input is.
+ */
+function refusedInput(start: RunStart): RunOutcome | undefined {
+  const schema = schemasFromObjects(start.objects)(start.target.id)?.input;
+  const why = schema === undefined ? null : schemaMismatch(schema, start.input);
+  if (why === null) return undefined;
+  return {
+    status: 'Failed',
+    path: [{ node: 'agent', traversal: 0, type: 'agent', agent: start.target.id, status: 'failed' }],
+    usage: { inputTokens: 0, outputTokens: 0 },
+    costUsd: 0,
+    error: { code: 'input_schema', message: `the input does not match the agent's input schema: ${why}`, node: 'agent' },
+  };
+}
+
 /** Run what `run.start` asks for. */
 export async function runStart(params: unknown, channel: Channel, signal: AbortSignal, defaults: SandboxDefaults = {}): Promise<RunOutcome> {
   checkStart(params);
@@ -323,6 +341,11 @@ export async function runStart(params: unknown, channel: Channel, signal: AbortS
   const tracer = new RunTracer(start.run, (event) => channel.emit('trace', event));
   const agents = invoker(start, channel, tracer, defaults.toolsUid);
   if (start.target.kind === 'Agent') {
+    const refused = refusedInput(start);
+    if (refused !== undefined) {
+      tracer.end(refused.status, refused.error?.message);
+      return refused;
+    }
     const r = await agents.invoke(start.target.id, start.input, { run: start.run, node: 'agent', replica: 0, round: 0, signal });
     const ok = r.stopReason === 'final';
     const waiting = r.stopReason === 'waiting' && r.approval !== undefined;

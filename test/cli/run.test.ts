@@ -79,7 +79,7 @@ describe('beacon run', () => {
       '--ref',
       'HEAD',
       '--input',
-      JSON.stringify({ ticket: 'I want a refund for order 42', category: 'billing' }),
+      JSON.stringify({ category: 'billing', summary: 'I want a refund for order 42' }),
       '--format',
       'json',
     ]);
@@ -87,6 +87,16 @@ describe('beacon run', () => {
     const doc = JSON.parse(r.stdout) as { output: unknown; trace: { type: string; tool?: string; status: string }[] };
     expect(doc.trace.filter((t) => t.type === 'tool').map((t) => [t.tool, t.status])).toEqual([['kb-search/search_articles', 'ok']]);
     expect(JSON.stringify(doc.output)).toContain('KB-4001');
+  });
+
+  it("an input the agent's input schema refuses fails the run before any model is called; exit 1", async () => {
+    const r = await beacon(['run', 'acme-support/refund-assessor', 'examples', '--input', JSON.stringify({ ticket: 5 }), '--format', 'json']);
+    expect(r.code, r.stderr).toBe(1);
+    const doc = JSON.parse(r.stdout) as { status: string; error: { code: string; message: string }; trace: { type: string }[] };
+    expect(doc.status).toBe('Failed');
+    expect(doc.error.code).toBe('input_schema');
+    expect(doc.error.message).toMatch(/the input does not match the agent's input schema: .*'orderId'.*ticket must be string|ticket must be string.*'orderId'/);
+    expect(doc.trace.filter((t) => t.type === 'model')).toEqual([]);
   });
 
   it.each([

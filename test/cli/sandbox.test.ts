@@ -34,7 +34,7 @@ describe('beacon run --sandbox', () => {
 
   it('process: runs an agent that asks for process isolation, and says so', async () => {
     const r = await beacon(
-      ['run', 'acme-research/summary-critic', 'examples', '--input', JSON.stringify({ draft: 'Churn rose 3% after the price change.' }), '--sandbox', 'process', '--format', 'json'],
+      ['run', 'acme-research/summary-critic', 'examples', '--input', JSON.stringify({ title: 'Churn', body: 'Churn rose 3% after the price change.' }), '--sandbox', 'process', '--format', 'json'],
       { env: { BEACON_ALLOW_PROCESS_ISOLATION: '1' } },
     );
     expect(r.code, r.stderr).toBe(0);
@@ -44,7 +44,7 @@ describe('beacon run --sandbox', () => {
   }, 30_000);
 
   it('process: refused unless the installation allows process isolation (BEACON_ALLOW_PROCESS_ISOLATION)', async () => {
-    const r = await beacon(['run', 'acme-research/summary-critic', 'examples', '--input', JSON.stringify({ draft: 'Churn rose 3%.' }), '--sandbox', 'process']);
+    const r = await beacon(['run', 'acme-research/summary-critic', 'examples', '--input', JSON.stringify({ title: 'Churn', body: 'Churn rose 3%.' }), '--sandbox', 'process']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/process isolation is not allowed on this installation/);
     expect(r.stdout).toBe('');

@@ -48,7 +48,7 @@ describe('a run in a child process', () => {
     const out = await runInChildProcess({
       bundle: examples.bundle,
       target: 'Agent/acme-support/resolver',
-      input: { ticket: 'I want a refund for order 42', category: 'billing' },
+      input: { category: 'billing', summary: 'I want a refund for order 42' },
       filesRoot: resolve('examples'),
       services: { gateway: createModelGateway({ models: examples.bundle.objects }), onTrace: (e) => traces.push(e as TraceEvent) },
     });
@@ -62,7 +62,7 @@ describe('a run in a child process', () => {
     const out = await runInChildProcess({
       bundle: examples.bundle,
       target: 'Agent/acme-support/resolver',
-      input: { ticket: 'I want a refund for order 42', category: 'billing' },
+      input: { category: 'billing', summary: 'I want a refund for order 42' },
       services: { gateway: createModelGateway({ models: examples.bundle.objects }), onTrace: (e) => traces.push(e as TraceEvent) },
     });
     expect(traces.filter((t) => t.type === 'tool').map((t) => t.status)).toEqual(['error']);
@@ -84,7 +84,7 @@ describe('a run in a child process', () => {
     const out = await runInChildProcess({
       bundle: examples.bundle,
       target: 'Agent/acme-support/triage',
-      input: 'hello',
+      input: { ticket: 'hello' },
       services: { gateway: createModelGateway({ models: examples.bundle.objects }), decide: createDecider([r.policy]).decide, onTrace: (e) => traces.push(e as TraceEvent) },
     });
     expect(out).toMatchObject({ status: 'Failed', error: { message: expect.stringContaining('no-simulators: simulated model support-sim is not allowed') } });
