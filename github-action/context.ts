@@ -25,6 +25,12 @@ export interface ActionInputs {
   sarifFile: string;
   /** Fail the step when the conclusion is `failure`. @default true */
   failOnError: boolean;
+  /**
+   * Evaluate the agents the pull request changes, base and head. Never under
+   * `pull_request_target`, whose token may write: evaluating runs the pull
+   * request's agents and tools. @default true
+   */
+  evaluate: boolean;
 }
 
 export interface PullRequestEvent {
@@ -128,6 +134,7 @@ export function readContext(env: Env): ActionContext {
       comment: flag(env, 'comment', true),
       sarifFile: input(env, 'sarif-file') === '' && env['INPUT_SARIF-FILE'] === undefined ? 'beacon.sarif' : input(env, 'sarif-file'),
       failOnError: flag(env, 'fail-on-error', true),
+      evaluate: flag(env, 'evaluate', true),
     },
     event: readEvent(required(env, 'GITHUB_EVENT_NAME'), payload),
     ...(env.GITHUB_STEP_SUMMARY ? { summaryFile: env.GITHUB_STEP_SUMMARY } : {}),

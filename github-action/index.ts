@@ -4,3 +4,5 @@ export { ActionError, readContext, readEvent, type ActionContext, type ActionInp
 export { review, annotationsOf, conclusionOf, type Annotation, type Conclusion, type Review } from './review.js';
 export { batches, publishCheckRun, ANNOTATIONS_PER_REQUEST } from './check-run.js';
 export { commentBody, markerFor, upsertComment, MAX_COMMENT } from './comment.js';
+export { evaluateChanges, changedEvaluations, scoresDirIn, type EvalSide, type EvaluationDelta, type EvaluateOptions } from './evaluate.js';
+export { evaluationConclusion, evaluationMarkdown, reportMarkdown, verdictOf } from './eval-report.js';

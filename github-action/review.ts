@@ -7,9 +7,11 @@
  * a conclusion, the markdown report (the one `beacon plan --format markdown`
  * prints) and SARIF.
  */
-import { COMPILER_VERSION, formatSarif, planMarkdown, planRefs, type Plan } from '../compiler/index.js';
+import { COMPILER_VERSION, formatSarif, planRefs, type Plan } from '../compiler/index.js';
 import type { Diagnostic } from '../schema/index.js';
 import type { ActionContext } from './context.js';
+import { evaluationConclusion, reportMarkdown, verdictOf } from './eval-report.js';
+import { evaluateChanges, scoresDirIn, type EvaluationDelta } from './evaluate.js';
 
 export type Conclusion = 'success' | 'neutral' | 'failure';
 
@@ -26,6 +28,8 @@ export interface Annotation {
 
 export interface Review {
   plan: Plan;
+  /** The evaluations of what the pull request changes, base and head (none when not evaluated). */
+  evaluations: EvaluationDelta[];
   /** Path of the compiled folder inside the repository ('' or 'sub/dir/'): annotation paths start with it. */
   prefix: string;
   annotations: Annotation[];
@@ -76,17 +80,46 @@ export function conclusionOf(plan: Plan): Conclusion {
   return 'success';
 }
 
-function titleOf(plan: Plan): string {
+const RANK: Record<Conclusion, number> = { success: 0, neutral: 1, failure: 2 };
+
+/** The worse of the plan's conclusion and the evaluations'. */
+function combined(plan: Plan, deltas: readonly EvaluationDelta[]): Conclusion {
+  const own = conclusionOf(plan);
+  const evals = evaluationConclusion(deltas);
+  return evals !== undefined && RANK[evals] > RANK[own] ? evals : own;
+}
+
+function titleOf(plan: Plan, deltas: readonly EvaluationDelta[]): string {
   const errors = plan.diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = plan.diagnostics.filter((d) => d.severity === 'warning').length;
   const n = (k: number, word: string) => `${k} ${word}${k === 1 ? '' : 's'}`;
-  return `${n(errors, 'error')}, ${n(warnings, 'warning')} · ${n(plan.changes.length, 'object')} changed`;
+  const failed = deltas.filter((d) => 'report' in d.head && !d.head.report.passed).length;
+  const evals = deltas.length === 0 ? '' : ` · ${n(deltas.length, 'evaluation')}, ${failed} failed`;
+  return `${n(errors, 'error')}, ${n(warnings, 'warning')} · ${n(plan.changes.length, 'object')} changed${evals}`;
+}
+
+/** An evaluation the head fails or could not run, annotated at its Evaluation's manifest. */
+function evaluationAnnotations(deltas: readonly EvaluationDelta[], head: Map<string, { file: string; line: number }>, prefix: string): Annotation[] {
+  return deltas.flatMap((d): Annotation[] => {
+    const at = head.get(`Evaluation/${d.evaluation}`);
+    if (at === undefined || ('report' in d.head && d.head.report.passed)) return [];
+    return [
+      {
+        path: prefix + at.file,
+        start_line: Math.max(1, at.line),
+        end_line: Math.max(1, at.line),
+        annotation_level: 'skipped' in d.head ? 'warning' : 'failure',
+        message: `${d.target}: ${verdictOf(d.head)}`.slice(0, MAX_MESSAGE),
+        title: `evaluation ${d.evaluation}`,
+      },
+    ];
+  });
 }
 
 /** Compile the pull request's base and head in the workspace's repository and review the difference. */
-export async function review(ctx: ActionContext, options: { cacheDir?: string | false } = {}): Promise<Review> {
+export async function review(ctx: ActionContext, options: { cacheDir?: string | false; program?: string } = {}): Promise<Review> {
   const started = performance.now();
-  const { plan, project, cacheError } = await planRefs({
+  const { plan, head, project, cacheError } = await planRefs({
     base: ctx.event.baseSha,
     head: ctx.event.headSha,
     repo: ctx.workspace,
@@ -98,13 +131,20 @@ export async function review(ctx: ActionContext, options: { cacheDir?: string | 
   });
   if (cacheError !== undefined) process.stderr.write(`beacon: the compile cache was not written: ${cacheError}\n`);
   const ms = performance.now() - started;
+  // Under pull_request_target the token may write: nothing of the pull request runs, so its agents are not evaluated.
+  const evaluate = ctx.inputs.evaluate && ctx.event.name === 'pull_request';
+  const deltas = evaluate
+    ? await evaluateChanges({ project, head, baseSha: ctx.event.baseSha, scoresDir: scoresDirIn(ctx.workspace), ...(options.program !== undefined ? { program: options.program } : {}) })
+    : [];
+  const objects = new Map(head.bundle.objects.map((o) => [o.id, o]));
   return {
     plan,
+    evaluations: deltas,
     prefix: project.prefix,
-    annotations: annotationsOf(plan, project.prefix),
-    conclusion: conclusionOf(plan),
-    title: titleOf(plan),
-    markdown: planMarkdown(plan),
+    annotations: [...annotationsOf(plan, project.prefix), ...evaluationAnnotations(deltas, objects, project.prefix)],
+    conclusion: combined(plan, deltas),
+    title: titleOf(plan, deltas),
+    markdown: reportMarkdown(plan, deltas),
     sarif: formatSarif(plan.diagnostics, { toolVersion: COMPILER_VERSION, prefix: project.prefix }),
     ms,
   };

@@ -36,6 +36,8 @@ export interface RunOptions {
   write?: (s: string) => void;
   /** @default the compile cache in the workspace's `.beacon/cache` */
   cacheDir?: string | false;
+  /** The user-space entry file evaluations run (the bundle's own, dist/user.js). @default this installation's */
+  program?: string;
 }
 
 function readOnly(err: unknown): boolean {
@@ -87,7 +89,7 @@ export async function runAction(options: RunOptions = {}): Promise<RunResult> {
       writeOutputs(ctx, { conclusion: 'success', 'changed-objects': '0' });
       return { conclusion: 'success', exitCode: 0, untouched: true, skipped: [] };
     }
-    const r = await review(ctx, options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {});
+    const r = await review(ctx, { ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), ...(options.program !== undefined ? { program: options.program } : {}) });
     logReview(r, write);
     writeSummary(ctx, r.markdown);
     const sarifPath = ctx.inputs.sarifFile === '' ? undefined : join(ctx.workspace, ctx.inputs.sarifFile);

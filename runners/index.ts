@@ -21,4 +21,5 @@ export { WarmPool, type WarmPoolOptions, type PoolStats } from './pool.js';
 export { KubernetesRunner, KubeSandbox, KubernetesApiError, deploymentHealth, KubeConfig, type KubernetesRunnerOptions, type RetryPolicy, type PodStreams } from './kubernetes/runner.js';
 export { objectsFor, namespaceOf, deploymentName, podLabels, dnsLabel, MANAGED_BY, TOKEN_PATH, DEFAULT_AUDIENCE, type KubeLayout, type KubeObject, type KernelEndpoint } from './kubernetes/objects.js';
 export { KernelStreamServer, type StreamServerOptions } from './kubernetes/streams.js';
-export { runTarget, resumeTarget, shippedFolder, RunnerMismatch, type Isolation, type ResumeRequest, type RunRequest, type RunReport, type ShippedFolder, type ShippedFrom } from './run.js';
+export { runTarget, resumeTarget, RunnerMismatch, type Isolation, type ResumeRequest, type RunRequest, type RunReport } from './run.js';
+export { shippedFolder, type ShippedFolder, type ShippedFrom } from '../runtime/index.js';

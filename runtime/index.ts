@@ -8,6 +8,7 @@ export { inputText, runAgent, type AgentLoopOptions, type LoopAgent, type AgentS
 export { RunTracer, type TraceEvent } from './trace.js';
 export { createModelGateway, ModelCallError, type ModelAttempt, type ModelGatewayOptions } from './kernel/gateway.js';
 export { executeWorkflow, schemasFromObjects, type AgentSchemas, type ExecutorDeps, type SchemaSource } from './user/executor.js';
+export { shippedFolder, type ShippedFolder, type ShippedFrom } from './kernel/files.js';
 export { runInChildProcess, startChildSession, userProgramArgs, INSTALL_ROOT, type ChildSession, type LaunchOptions } from './kernel/launch.js';
 export { runObjects, targetVersion, UnknownTarget } from './kernel/targets.js';
 export { composeKernel, SubstitutionError, type Kernel, type KernelOptions, type ModelSubstitution } from './kernel/compose.js';
@@ -118,3 +119,4 @@ export { parseField, pointerOf, valueAt, type ParsedField } from './eval/field.j
 export { FileScoreCache, isScore, type FileScoreCacheOptions } from './eval/file-cache.js';
 export { sessionTarget, targetOutputSchema, evaluationTarget, gatewayJudge, unreachableModels, TargetRunFailed, type RunsTarget, type JudgeKernel } from './eval/targets.js';
 export { junitXml, type JunitSuite } from './eval/junit.js';
+export { evaluateLocally, type LocalEvaluation, type LocalEvaluationOptions } from './eval/local.js';

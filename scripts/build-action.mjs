@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Bundles the GitHub Action into one committed file, github-action/dist/index.js: GitHub runs an
+// Bundles the GitHub Action into committed files, github-action/dist/index.js (and user.js, the
+// user-space program its evaluations run): GitHub runs an
 // action from a plain checkout, with no `npm install`. The bundle is made from dist/ (tsc's output,
 // built first by scripts/build.mjs), so it holds the precompiled schema validators too.
-// `node scripts/build-action.mjs [OUT]` writes elsewhere (the drift test compares the two).
+// `node scripts/build-action.mjs [OUT]` writes elsewhere, user.js beside OUT (the drift test compares them).
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,9 +30,7 @@ const lazyRequires = {
   },
 };
 
-await build({
-  entryPoints: [join(root, 'dist', 'github-action', 'main.js')],
-  outfile: out,
+const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -43,4 +42,8 @@ await build({
   charset: 'utf8',
   logLevel: 'warning',
   plugins: [lazyRequires],
-});
+};
+
+await build({ ...common, entryPoints: [join(root, 'dist', 'github-action', 'main.js')], outfile: out });
+// The user-space program evaluations run in their children (`beacon eval` starts the installation's): user.js beside index.js.
+await build({ ...common, entryPoints: [join(root, 'dist', 'runtime', 'user', 'entry.js')], outfile: join(dirname(out), 'user.js') });

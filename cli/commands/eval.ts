@@ -13,8 +13,8 @@ import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { canonicalJson, formatText, ofKind, printableJson, sha256, type CompiledObjectOf } from '../../compiler/index.js';
-import type { CompiledEvaluation, EvaluationReport, Kernel, ModelSubstitution, ScoreCache } from '../../runtime/index.js';
+import { canonicalJson, formatText, ofKind, printableJson, type CompiledObjectOf } from '../../compiler/index.js';
+import type { CompiledEvaluation, Kernel, ModelSubstitution, ScoreCache } from '../../runtime/index.js';
 import { action, compileFolder, EXIT, formatOption, UsageError, write, type SourceOptions } from '../common.js';
 import { MSG } from '../messages.js';
 import { evalJson, evalText, type EvalOutcome } from '../render-eval.js';
@@ -149,39 +149,21 @@ interface RunOptions {
 /** One Evaluation against its target: skipped when a Model it needs cannot be reached, else run in a child of its own. */
 async function evaluateOne(ev: CompiledEvaluation, kernel: Kernel, o: RunOptions): Promise<EvalOutcome> {
   const rt = await runtime();
-  const target = rt.evaluationTarget(ev);
-  const base = { evaluation: `${ev.tenant ?? ''}/${ev.name}`, target, caseNames: ev.object.spec.cases.map(caseName), scorerNames: ev.object.spec.scorers.map(scorerName), startedAt: new Date() };
-  const unreachable = rt.unreachableModels(kernel.bundle.objects, ev, kernel.secret);
-  if (unreachable.length > 0) return { ...base, seconds: 0, skipped: MSG.evalModelsUnreachable(unreachable) };
-  const child = rt.startChildSession({ bundle: kernel.bundle, target, services: kernel.services, secret: kernel.secret });
+  const base = { evaluation: `${ev.tenant ?? ''}/${ev.name}`, target: rt.evaluationTarget(ev), caseNames: ev.object.spec.cases.map(caseName), scorerNames: ev.object.spec.scorers.map(scorerName), startedAt: new Date() };
   const progress = progressBar(base.evaluation);
-  const started = performance.now();
-  let report: EvaluationReport;
   try {
-    await child.ready();
-    const t = rt.sessionTarget(child, { ...(o.filesRoot !== undefined ? { filesRoot: o.filesRoot } : {}), ...outputSchema(rt.targetOutputSchema(kernel.bundle, target)) });
-    // A stand-in Model answers differently from the real one: its scores are its own, never the real Model's.
-    const version = o.subs.length === 0 ? t.version : `${t.version}+models:${sha256(canonicalJson(o.subs.map((s) => [s.model, s.scripted]).sort()))}`;
-    report = await rt.runEvaluation(
-      ev,
-      { ...t, version, invoke: t.invoke.bind(t) },
-      {
-        concurrency: o.concurrency,
-        judge: rt.gatewayJudge(kernel, ev.tenant ?? ''),
-        signal: o.signal,
-        ...(o.cache !== undefined ? { cache: o.cache } : {}),
-        ...(progress !== undefined ? { onProgress: progress.update } : {}),
-      },
-    );
+    const r = await rt.evaluateLocally(ev, kernel, {
+      substitutions: o.subs,
+      concurrency: o.concurrency,
+      signal: o.signal,
+      ...(o.cache !== undefined ? { cache: o.cache } : {}),
+      ...(o.filesRoot !== undefined ? { filesRoot: o.filesRoot } : {}),
+      ...(progress !== undefined ? { onProgress: progress.update } : {}),
+    });
+    return 'unreachable' in r ? { ...base, seconds: 0, skipped: MSG.evalModelsUnreachable(r.unreachable) } : { ...base, report: r.report, seconds: r.seconds };
   } finally {
     progress?.done();
-    await child.close();
   }
-  return { ...base, report, seconds: (performance.now() - started) / 1000 };
-}
-
-function outputSchema(schema: Record<string, unknown> | undefined): { outputSchema?: Record<string, unknown> } {
-  return schema !== undefined ? { outputSchema: schema } : {};
 }
 
 /** `case 3: {"ticket":"Refund please."}`, cut to fit a table. */

@@ -1,6 +1,7 @@
-/** `beacon plan --base REF --head REF [--repo PATH] [path] [--format text|json|markdown]` */
+/** `beacon plan --base REF --head REF [--repo PATH] [path] [--format text|json|markdown] [--evaluate]` */
 import type { Command } from 'commander';
-import { formatText, planMarkdown, planRefs, planText } from '../../compiler/index.js';
+import { formatText, planRefs, planText } from '../../compiler/index.js';
+import { evaluateChanges, evaluationConclusion, evaluationMarkdown, reportMarkdown, scoresDirIn, type EvaluationDelta } from '../../github-action/index.js';
 import { action, EXIT, formatOption, pathFromHere, write } from '../common.js';
 import { MSG } from '../messages.js';
 import { textReader } from './validate.js';
@@ -17,9 +18,10 @@ export function registerPlan(program: Command): void {
     .option('--repo <path>', MSG.optRepo)
     .addOption(formatOption(FORMATS, 'text'))
     .option('--no-cache', MSG.optNoCache)
+    .option('--evaluate', MSG.optPlanEvaluate)
     .action(
-      action(async (path: string | undefined, opts: { base: string; head: string; repo?: string; format: (typeof FORMATS)[number]; cache: boolean }) => {
-        const { plan, project, cacheError } = await planRefs({
+      action(async (path: string | undefined, opts: { base: string; head: string; repo?: string; format: (typeof FORMATS)[number]; cache: boolean; evaluate?: boolean }) => {
+        const { plan, head, project, cacheError } = await planRefs({
           base: opts.base,
           head: opts.head,
           ...(path !== undefined ? { path } : {}),
@@ -27,8 +29,9 @@ export function registerPlan(program: Command): void {
           ...(opts.cache ? {} : { cacheDir: false as const }),
         });
         if (cacheError !== undefined) process.stderr.write(`${MSG.cacheNotWritten(cacheError)}\n`);
-        if (opts.format === 'json') write(JSON.stringify({ version: 1, ...plan }));
-        else if (opts.format === 'markdown') write(planMarkdown(plan));
+        const deltas: EvaluationDelta[] = opts.evaluate === true ? await evaluateChanges({ project, head, baseSha: opts.base, scoresDir: scoresDirIn(project.repoRoot) }) : [];
+        if (opts.format === 'json') write(JSON.stringify({ version: 1, ...plan, ...(opts.evaluate === true ? { evaluations: deltas } : {}) }));
+        else if (opts.format === 'markdown') write(reportMarkdown(plan, deltas));
         else {
           const errors = plan.diagnostics.filter((d) => d.severity !== 'info');
           if (errors.length > 0)
@@ -42,8 +45,9 @@ export function registerPlan(program: Command): void {
               }),
             );
           write(planText(plan));
+          if (deltas.length > 0) write(`\n${evaluationMarkdown(deltas)}`);
         }
-        return plan.ok ? EXIT.ok : EXIT.findings;
+        return plan.ok && evaluationConclusion(deltas) !== 'failure' ? EXIT.ok : EXIT.findings;
       }),
     );
 }

@@ -140,7 +140,8 @@ function report(
   const runs = units.map((u, i) => {
     const scores = results[i]!.scores;
     const first = scores[0]!;
-    return { ...u, scores, latencyMs: first.latencyMs, costUsd: first.costUsd + scores.reduce((sum, s) => sum + (s.scorerCostUsd ?? 0), 0) };
+    const judged = (f: (s: Score) => number | undefined): number => scores.reduce((sum, s) => sum + (f(s) ?? 0), 0);
+    return { ...u, scores, latencyMs: first.latencyMs, costUsd: first.costUsd + judged((s) => s.scorerCostUsd), tokens: first.tokens + judged((s) => s.scorerTokens) };
   });
   const cases: CaseResult[] = spec.cases.map((_, c) => {
     const mine = runs.filter((r) => r.case === c);
@@ -159,6 +160,7 @@ function report(
     0.95,
   );
   const costPerCaseUsd = runs.reduce((sum, r) => sum + r.costUsd, 0) / runs.length;
+  const tokensPerCase = runs.reduce((sum, r) => sum + r.tokens, 0) / runs.length;
   const thresholds = checkThresholds(spec.thresholds ?? {}, { passRate, latencyP95Ms, costPerCaseUsd });
   return {
     evaluation: `${evaluation.tenant ?? ''}/${evaluation.name}`,
@@ -168,6 +170,7 @@ function report(
     passRate,
     latencyP95Ms,
     costPerCaseUsd,
+    tokensPerCase,
     thresholds,
     passed: thresholds.every((t) => t.passed),
     cached: counts.cached,

@@ -93,6 +93,8 @@ export interface EvaluationReport {
   passRate: number;
   latencyP95Ms: number;
   costPerCaseUsd: number;
+  /** Tokens per case run, the target's and its judges'. */
+  tokensPerCase: number;
   thresholds: ThresholdResult[];
   /** Every threshold met. */
   passed: boolean;

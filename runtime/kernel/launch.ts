@@ -14,6 +14,12 @@ import type { RunOutcome } from '../types.js';
 import { KernelSession, type InvokeOptions, type SessionOptions } from './session.js';
 import { runObjects } from './targets.js';
 
+/** Which user-space program a child runs: a bundle that carries its own (the GitHub Action's) names it. */
+export interface ChildProgram {
+  /** The user-space entry file. @default this installation's (runtime/user/entry) */
+  program?: string;
+}
+
 /** A run in development mode: the session's bundle, target and services, and the run's own options. */
 export type LaunchOptions = SessionOptions & InvokeOptions;
 
@@ -67,9 +73,9 @@ export interface ChildSession {
  * and keep it: each `invoke` is a run on it, several at once if asked. Starting a child per run
  * costs more than a scripted run itself; an evaluation runs hundreds.
  */
-export function startChildSession(options: SessionOptions): ChildSession {
+export function startChildSession(options: SessionOptions & ChildProgram): ChildSession {
   runObjects(options.bundle, options.target);
-  const child = spawn(process.execPath, userProgram(), { cwd: ROOT, env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, options.program !== undefined ? [options.program] : userProgram(), { cwd: ROOT, env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = once(child, 'exit').catch(() => undefined);
   const channel = new Channel(child.stdout, child.stdin, { role: 'kernel' });
   const session = new KernelSession(channel, options);

@@ -1,7 +1,8 @@
 // The GitHub Action, driven by GitHub's own pull_request payloads against a
 // local GitHub that checks every request against GitHub's OpenAPI
 // description: a test repository's pull requests — (a) a schema break,
-// (b) a deny-policy violation, (d) a tightened policy, (e) a clean change —
+// (b) a deny-policy violation, (c) a regressed evaluation, (d) a tightened
+// policy, (e) a clean change —
 // each get the right conclusion, annotations at the right file and line
 // (batched by 50), one sticky comment across runs and a race, SARIF valid
 // against the 2.1.0 schema, and the same report `beacon plan --format markdown`
@@ -14,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commentBody, markerFor, MAX_COMMENT, runAction, type RunResult } from '../../github-action/index.js';
 import { beacon, ROOT } from '../helpers/cli.js';
 import { barrier, startGitHubServer, type GitHubServer } from '../helpers/github/index.js';
-import { actionEnv, limitsPolicy, OWNER, prEvent, REPO, testRepo, type TestRepo } from './harness.js';
+import { actionEnv, GREETER, limitsPolicy, OWNER, prEvent, REGRESSED, REPO, testRepo, type TestRepo } from './harness.js';
 
 const AGENTS = readFileSync(join(ROOT, 'test/fixtures/valid/basic/agents/agents.yaml'), 'utf8');
 
@@ -29,16 +30,28 @@ function manyBroken(): string {
 
 let gh: GitHubServer;
 let repo: TestRepo;
-const PRS = { schema: 1, deny: 2, tightened: 3, clean: 4, many: 5 } as const;
+const PRS = { schema: 1, deny: 2, tightened: 3, clean: 4, many: 5, regressed: 10 } as const;
+const CHANGED: Record<keyof typeof PRS, string> = {
+  schema: 'agents/agents.yaml',
+  deny: 'agents/agents.yaml',
+  tightened: 'policies/limits.yaml',
+  clean: 'agents/agents.yaml',
+  many: 'agents/broken.yaml',
+  regressed: 'models/models.yaml',
+};
 
 beforeAll(async () => {
-  repo = testRepo({
-    schema: { 'agents/agents.yaml': AGENTS.replace('model: backup', 'model: backup\n  replicas: "three"') },
-    deny: { 'agents/agents.yaml': AGENTS.replace('sponsor: lab@shop.example', 'sponsor: intruder@shop.example') },
-    tightened: { 'policies/limits.yaml': limitsPolicy(true) },
-    clean: { 'agents/agents.yaml': AGENTS.replace('instructions: Work alone.', 'instructions: Work alone, carefully.') },
-    many: { 'agents/broken.yaml': manyBroken() },
-  });
+  repo = testRepo(
+    {
+      schema: { 'agents/agents.yaml': AGENTS.replace('model: backup', 'model: backup\n  replicas: "three"') },
+      deny: { 'agents/agents.yaml': AGENTS.replace('sponsor: lab@shop.example', 'sponsor: intruder@shop.example') },
+      tightened: { 'policies/limits.yaml': limitsPolicy(true) },
+      clean: { 'agents/agents.yaml': AGENTS.replace('instructions: Work alone.', 'instructions: Work alone, carefully.') },
+      many: { 'agents/broken.yaml': manyBroken() },
+      regressed: { 'models/models.yaml': REGRESSED },
+    },
+    GREETER,
+  );
   gh = await startGitHubServer({ owner: OWNER, repo: REPO, tokens: { 'test-token': 'write', 'fork-token': 'read' } });
   for (const [name, n] of Object.entries(PRS)) {
     gh.state.pulls.push({
@@ -48,15 +61,15 @@ beforeAll(async () => {
       state: 'open',
       head: { ref: name, sha: repo.heads[name]! },
       base: { ref: 'main', sha: repo.base },
-      files: [{ filename: name === 'tightened' ? 'policies/limits.yaml' : name === 'many' ? 'agents/broken.yaml' : 'agents/agents.yaml', status: 'modified', additions: 1, deletions: 1, changes: 2 }],
+      files: [{ filename: CHANGED[name as keyof typeof PRS], status: 'modified', additions: 1, deletions: 1, changes: 2 }],
       created_at: '2026-01-01T00:00:00Z',
     });
   }
 });
 afterAll(() => gh?.close());
 
-async function run(pr: keyof typeof PRS, inputs: Record<string, string> = {}, options: { fork?: boolean } = {}): Promise<RunResult & { log: string; env: Record<string, string> }> {
-  const env = actionEnv(gh, repo.dir, prEvent(PRS[pr], repo.base, repo.heads[pr]!, options), inputs);
+async function run(pr: keyof typeof PRS, inputs: Record<string, string> = {}, options: { fork?: boolean; eventName?: string } = {}): Promise<RunResult & { log: string; env: Record<string, string> }> {
+  const env = actionEnv(gh, repo.dir, prEvent(PRS[pr], repo.base, repo.heads[pr]!, options), inputs, options.eventName);
   let log = '';
   const result = await runAction({ env, write: (s) => void (log += s) });
   return { ...result, log, env };
@@ -88,6 +101,50 @@ describe('GitHub Action on a test repository’s pull requests', () => {
     const scientist = lines.indexOf('metadata: {name: scientist, tenant: lab}');
     expect(denial!.start_line).toBeGreaterThanOrEqual(scientist);
     expect(denial!.start_line).toBeLessThanOrEqual(lines.length);
+  });
+
+  it('(c) a regressed evaluation: failure, base-versus-head scores and cost in the comment, annotated at the Evaluation', async () => {
+    const r = await run('regressed');
+    expect(r.conclusion, r.log).toBe('failure');
+    expect(r.exitCode).toBe(1);
+    expect(r.review!.plan.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const [delta, ...others] = r.review!.evaluations;
+    expect(others).toEqual([]);
+    expect(delta).toMatchObject({ evaluation: 'shop/greeter-smoke', target: 'Agent/shop/greeter', base: { report: { passRate: 1, passed: true } }, head: { report: { passRate: 0, passed: false } } });
+    expect(delta!.head.version).not.toBe(delta!.base!.version);
+    const headReport = (delta!.head as { report: { costPerCaseUsd: number; tokensPerCase: number } }).report;
+    expect(headReport.tokensPerCase).toBeGreaterThan(0);
+    expect(headReport.costPerCaseUsd).toBeGreaterThan(0);
+    const c = checkRun(r);
+    expect(c.conclusion).toBe('failure');
+    expect(c.annotations).toContainEqual(
+      expect.objectContaining({
+        path: 'evals/greeter.yaml',
+        start_line: 1,
+        annotation_level: 'failure',
+        title: 'evaluation shop/greeter-smoke',
+        message: expect.stringContaining('FAILED: missed minPassRate 1 (got 0)'),
+      }),
+    );
+    const body = commentsOn(PRS.regressed)[0]!.body;
+    expect(body).toMatch(/\| shop\/greeter-smoke \| Agent\/shop\/greeter \| 100% → 0% \(−100 pts\) \|/);
+    expect(body).toMatch(/Failing cases on the head:\n\n- shop\/greeter-smoke, case 1: .*other/);
+    expect(body).toMatch(/- Agent\/shop\/greeter: \$0\.0000 → \$0\.\d+ per evaluated case \(from nothing\)/);
+    expect(c.output.title).toMatch(/1 evaluation, 1 failed/);
+  });
+
+  it('(c) evaluated again, an unchanged version is read from the cache, not run', async () => {
+    const r = await run('regressed');
+    const [delta] = r.review!.evaluations;
+    expect(delta!.head).toMatchObject({ report: { computed: 0, passRate: 0 } });
+    expect(delta!.base).toMatchObject({ report: { computed: 0, passRate: 1 } });
+    expect(commentsOn(PRS.regressed)).toHaveLength(1);
+  });
+
+  it('under pull_request_target nothing of the pull request runs: no evaluation', async () => {
+    const r = await run('regressed', { comment: 'false' }, { eventName: 'pull_request_target' });
+    expect(r.review!.evaluations).toEqual([]);
+    expect(r.conclusion, r.log).toBe('success');
   });
 
   it('(d) a tightened policy: neutral, with its blast radius listing every object it newly flags', async () => {
@@ -184,6 +241,18 @@ describe('GitHub Action on a test repository’s pull requests', () => {
     const blast = (JSON.parse(loosened.stdout) as { policyBlast: { newlyFlagged: unknown[]; noLongerFlagged: { object: string }[] }[] }).policyBlast;
     expect(blast[0]!.newlyFlagged).toEqual([]);
     expect(blast[0]!.noLongerFlagged.map((e) => e.object).sort()).toEqual(['Workflow/shop/pipeline', 'Workflow/shop/router', 'Workflow/shop/solo']);
+  });
+
+  it('beacon plan --evaluate prints the report the Action posts, evaluations included; exit 1 when the head misses a threshold', async () => {
+    const r = await run('regressed', { comment: 'false' });
+    const cli = await beacon(['plan', '--base', repo.base, '--head', repo.heads.regressed!, '--repo', repo.dir, '--format', 'markdown', '--evaluate']);
+    expect(cli.code, cli.stderr).toBe(1);
+    // The same scores: both read them from the workspace's cache, where the first run put them.
+    expect(cli.stdout).toBe(r.review!.markdown);
+    expect(cli.stdout).toMatch(/\| shop\/greeter-smoke \| Agent\/shop\/greeter \| 100% → 0% \(−100 pts\) \|/);
+    const plain = await beacon(['plan', '--base', repo.base, '--head', repo.heads.regressed!, '--repo', repo.dir, '--format', 'markdown']);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).not.toContain('### Evaluations');
   });
 });
 

@@ -6,13 +6,23 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/cli.js';
 import { startGitHubServer, type GitHubServer } from '../helpers/github/index.js';
-import { actionEnv, OWNER, prEvent, REPO, testRepo, type TestRepo } from './harness.js';
+import { actionEnv, GREETER, OWNER, prEvent, REGRESSED, REPO, testRepo, type TestRepo } from './harness.js';
 
 const COMMITTED = join(ROOT, 'github-action', 'dist', 'index.js');
+/** The user-space program the bundle's evaluations run, beside it. */
+const COMMITTED_USER = join(ROOT, 'github-action', 'dist', 'user.js');
+
+/** The committed bundle copied alone into an empty folder, as a plain checkout has it. */
+function bundleAlone(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'beacon-action-'));
+  copyFileSync(COMMITTED, join(dir, 'index.js'));
+  copyFileSync(COMMITTED_USER, join(dir, 'user.js'));
+  return join(dir, 'index.js');
+}
 
 function node(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -29,22 +39,30 @@ let gh: GitHubServer;
 let repo: TestRepo;
 
 beforeAll(async () => {
-  repo = testRepo({
-    deny: {
-      'agents/extra.yaml': 'apiVersion: beacon.dev/v1alpha1\nkind: Agent\nmetadata: {name: extra, tenant: shop}\nspec:\n  sponsor: nobody@shop.example\n  model: primary\n  instructions: Hi.\n',
+  repo = testRepo(
+    {
+      deny: {
+        'agents/extra.yaml': 'apiVersion: beacon.dev/v1alpha1\nkind: Agent\nmetadata: {name: extra, tenant: shop}\nspec:\n  sponsor: nobody@shop.example\n  model: primary\n  instructions: Hi.\n',
+      },
+      regressed: { 'models/models.yaml': REGRESSED },
     },
-  });
+    GREETER,
+  );
   gh = await startGitHubServer({ owner: OWNER, repo: REPO, tokens: { 'fork-token': 'read' } });
-  gh.state.pulls.push({
-    number: 9,
-    title: 'from a fork',
-    body: null,
-    state: 'open',
-    head: { ref: 'deny', sha: repo.heads.deny!, repo: `forker/${REPO}` },
-    base: { ref: 'main', sha: repo.base },
-    files: [{ filename: 'agents/extra.yaml', status: 'added', additions: 7, deletions: 0, changes: 7 }],
-    created_at: '2026-01-01T00:00:00Z',
-  });
+  // Two pull requests from a fork, each changing one file of the base.
+  const fromFork = (number: number, ref: string, file: string, status: 'added' | 'modified'): void =>
+    void gh.state.pulls.push({
+      number,
+      title: `${ref}, from a fork`,
+      body: null,
+      state: 'open',
+      head: { ref, sha: repo.heads[ref]!, repo: `forker/${REPO}` },
+      base: { ref: 'main', sha: repo.base },
+      files: [{ filename: file, status, additions: 1, deletions: 0, changes: 1 }],
+      created_at: '2026-01-01T00:00:00Z',
+    });
+  fromFork(9, 'deny', 'agents/extra.yaml', 'added');
+  fromFork(11, 'regressed', 'models/models.yaml', 'modified');
 });
 afterAll(() => gh?.close());
 
@@ -54,11 +72,12 @@ describe('the committed bundle', () => {
     const built = await node([join(ROOT, 'scripts', 'build-action.mjs'), fresh], { PATH: process.env.PATH ?? '' });
     expect(built.code, built.stderr).toBe(0);
     expect(readFileSync(fresh, 'utf8') === readFileSync(COMMITTED, 'utf8'), 'github-action/dist/index.js differs from the source: rebuild and commit it').toBe(true);
+    const user = join(dirname(fresh), 'user.js');
+    expect(readFileSync(user, 'utf8') === readFileSync(COMMITTED_USER, 'utf8'), 'github-action/dist/user.js differs from the source: rebuild and commit it').toBe(true);
   });
 
   it('runs alone on a fork’s pull request with a read-only token: the report in the log and summary, no writes, the step failed', async () => {
-    const alone = join(mkdtempSync(join(tmpdir(), 'beacon-action-')), 'index.js');
-    copyFileSync(COMMITTED, alone);
+    const alone = bundleAlone();
     const env = actionEnv(gh, repo.dir, prEvent(9, repo.base, repo.heads.deny!, { fork: true }), { 'github-token': 'fork-token' });
     const r = await node([alone], env);
     expect(r.code, r.stdout + r.stderr).toBe(1);
@@ -70,5 +89,14 @@ describe('the committed bundle', () => {
     expect(gh.state.comments).toEqual([]);
     expect(gh.requests.filter((q) => q.method !== 'GET').every((q) => q.status === 403)).toBe(true);
     expect(r.stdout + r.stderr).not.toContain('fork-token');
+  });
+
+  it('evaluates a changed agent with its own user-space program, base against head, on a fork’s pull request', async () => {
+    const env = actionEnv(gh, repo.dir, prEvent(11, repo.base, repo.heads.regressed!, { fork: true }), { 'github-token': 'fork-token' });
+    const r = await node([bundleAlone()], env);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/\| shop\/greeter-smoke \| Agent\/shop\/greeter \| 100% → 0% \(−100 pts\) \|/);
+    expect(r.stdout).toMatch(/FAILED: missed minPassRate 1 \(got 0\)/);
+    expect(readFileSync(env.GITHUB_STEP_SUMMARY!, 'utf8')).toContain('### Evaluations');
   });
 });

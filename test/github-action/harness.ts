@@ -4,7 +4,7 @@
  * environment GitHub gives a JavaScript action, and a test repository with a
  * deny policy and a warn policy whose branches are the pull requests.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,10 +96,10 @@ export interface TestRepo {
   heads: Record<string, string>;
 }
 
-/** The base commit and one branch per pull request, each one commit on the base. */
-export function testRepo(branches: Record<string, Record<string, string | null>>): TestRepo {
+/** The base commit (the basic fixture, two policies and `baseFiles`) and one branch per pull request, each one commit on the base. */
+export function testRepo(branches: Record<string, Record<string, string | null>>, baseFiles: Record<string, string> = {}): TestRepo {
   const dir = newRepo(join(ROOT, 'test', 'fixtures', 'valid', 'basic'));
-  const base = commit(dir, { 'policies/sponsor.yaml': DENY_SPONSOR, 'policies/limits.yaml': limitsPolicy(false), 'README.md': '# agents\n' }, 'base');
+  const base = commit(dir, { 'policies/sponsor.yaml': DENY_SPONSOR, 'policies/limits.yaml': limitsPolicy(false), 'README.md': '# agents\n', ...baseFiles }, 'base');
   const heads: Record<string, string> = {};
   for (const [name, files] of Object.entries(branches)) {
     git(dir, 'checkout', '-q', '-B', name, base);
@@ -108,3 +108,16 @@ export function testRepo(branches: Record<string, Record<string, string | null>>
   git(dir, 'checkout', '-q', 'main');
   return { dir, base, heads };
 }
+
+const MODELS = readFileSync(join(ROOT, 'test/fixtures/valid/basic/models/models.yaml'), 'utf8');
+/** On the base: an agent whose evaluation passes, on Model `other` (which answers "other"). */
+export const GREETER = {
+  'agents/greeter.yaml': 'apiVersion: beacon.dev/v1alpha1\nkind: Agent\nmetadata: {name: greeter, tenant: shop}\nspec:\n  sponsor: owner@shop.example\n  model: other\n  instructions: Greet.\n',
+  'evals/greeter.yaml':
+    'apiVersion: beacon.dev/v1alpha1\nkind: Evaluation\nmetadata: {name: greeter-smoke, tenant: shop}\nspec:\n  target: {agent: greeter}\n  cases: [{input: "hi"}, {input: "hello"}]\n  scorers: [{type: contains, value: other}]\n',
+};
+/** Model `other` now answers greeter's evaluation wrongly, and is priced. */
+export const REGRESSED = MODELS.replace('reply: "other"', 'reply: "none"').replace(
+  'metadata: {name: other}\nspec:',
+  'metadata: {name: other}\nspec:\n  pricing: {inputPer1kTokens: 0.5, outputPer1kTokens: 1.5}',
+);
