@@ -31,6 +31,8 @@ export interface ActionInputs {
    * request's agents and tools. @default true
    */
   evaluate: boolean;
+  /** A BeaconOS server whose recent traffic the cost of changed agents is projected over (`server-url`, `server-token`). */
+  server?: { url: string; token: string };
 }
 
 export interface PullRequestEvent {
@@ -103,6 +105,22 @@ export function readEvent(name: string, payload: unknown): PullRequestEvent {
   return { name, number: pr.number, baseSha: base.sha, headSha: head.sha, headRepo, fork: headRepo !== '' && headRepo !== baseRepo };
 }
 
+/** `server-url` and `server-token`, both or neither; the URL http(s) only. */
+function serverInput(env: Env): { server?: { url: string; token: string } } {
+  const url = input(env, 'server-url');
+  const token = input(env, 'server-token');
+  if (url === '' && token === '') return {};
+  if (url === '' || token === '') throw new ActionError('ACTION_BAD_INPUT', 'inputs server-url and server-token go together: set both, or neither');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ActionError('ACTION_BAD_INPUT', `input server-url is not a URL: ${JSON.stringify(url.slice(0, 200))}`);
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new ActionError('ACTION_BAD_INPUT', `input server-url must be http(s), not ${parsed.protocol}`);
+  return { server: { url: parsed.toString(), token } };
+}
+
 /** The run's context from its environment. */
 export function readContext(env: Env): ActionContext {
   const [owner, repo, ...rest] = required(env, 'GITHUB_REPOSITORY').split('/');
@@ -135,6 +153,7 @@ export function readContext(env: Env): ActionContext {
       sarifFile: input(env, 'sarif-file') === '' && env['INPUT_SARIF-FILE'] === undefined ? 'beacon.sarif' : input(env, 'sarif-file'),
       failOnError: flag(env, 'fail-on-error', true),
       evaluate: flag(env, 'evaluate', true),
+      ...serverInput(env),
     },
     event: readEvent(required(env, 'GITHUB_EVENT_NAME'), payload),
     ...(env.GITHUB_STEP_SUMMARY ? { summaryFile: env.GITHUB_STEP_SUMMARY } : {}),

@@ -8,6 +8,7 @@
 import { planMarkdown, type Plan } from '../compiler/index.js';
 import type { EvaluationReport } from '../runtime/index.js';
 import type { EvalSide, EvaluationDelta } from './evaluate.js';
+import type { CostProjection } from './projection.js';
 
 const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
 const usd = (x: number): string => `$${x < 0.01 && x > 0 ? x.toFixed(6) : x.toFixed(4)}`;
@@ -52,8 +53,8 @@ function failingCases(deltas: readonly EvaluationDelta[]): string[] {
   });
 }
 
-/** Per target: cost per case, base → head, and the change in percent. */
-function costLines(deltas: readonly EvaluationDelta[]): string[] {
+/** Per target, its cost per evaluated case on each side (the most of its evaluations'). */
+export function costPerTarget(deltas: readonly EvaluationDelta[]): Map<string, { base?: number; head?: number }> {
   const byTarget = new Map<string, { base?: number; head?: number }>();
   for (const d of deltas) {
     const h = reportOf(d.head);
@@ -63,16 +64,34 @@ function costLines(deltas: readonly EvaluationDelta[]): string[] {
     if (b !== undefined) entry.base = Math.max(entry.base ?? 0, b.costPerCaseUsd);
     byTarget.set(d.target, entry);
   }
-  return [...byTarget].flatMap(([target, c]) => {
+  return byTarget;
+}
+
+/** At the agent's recent traffic: the monthly change, and against its tenant's budget. */
+function projectionText(p: CostProjection): string {
+  if (p.error !== undefined) return `; its traffic could not be read: ${p.error}`;
+  const sign = p.monthlyChangeUsd >= 0 ? '+' : '−';
+  const at = `at ${Math.round(p.runsPerMonth)} runs a month (its last ${Math.round(p.sampledDays * 10) / 10} days): ${sign}${usd(Math.abs(p.monthlyChangeUsd))} a month, ${usd(p.headMonthlyUsd)} a month in all`;
+  if (p.monthlyBudgetUsd === undefined) return `; ${at}`;
+  const share = p.monthlyBudgetUsd === 0 ? '' : ` (${pct(p.headMonthlyUsd / p.monthlyBudgetUsd)} of it)`;
+  return `; ${at} — ${p.headMonthlyUsd > p.monthlyBudgetUsd ? 'OVER' : 'within'} tenant ${p.tenant}'s monthlyBudgetUsd ${usd(p.monthlyBudgetUsd)}${share}`;
+}
+
+/** Per target: cost per case, base → head, the change in percent, and the monthly projection when a server was asked. */
+function costLines(deltas: readonly EvaluationDelta[], projections: readonly CostProjection[]): string[] {
+  const projected = new Map(projections.map((p) => [p.target, p]));
+  return [...costPerTarget(deltas)].flatMap(([target, c]) => {
     if (c.head === undefined) return [];
-    if (c.base === undefined) return [`- ${target}: ${usd(c.head)} per evaluated case (new)`];
+    const p = projected.get(target);
+    const tail = p === undefined ? '' : projectionText(p);
+    if (c.base === undefined) return [`- ${target}: ${usd(c.head)} per evaluated case (new)${tail}`];
     const change = c.base === 0 ? (c.head === 0 ? 'unchanged' : 'from nothing') : `${c.head >= c.base ? '+' : '−'}${pct(Math.abs(c.head - c.base) / c.base)}`;
-    return [`- ${target}: ${usd(c.base)} → ${usd(c.head)} per evaluated case (${change})`];
+    return [`- ${target}: ${usd(c.base)} → ${usd(c.head)} per evaluated case (${change})${tail}`];
   });
 }
 
 /** The Evaluations section of the report; empty when nothing was evaluated. */
-export function evaluationMarkdown(deltas: readonly EvaluationDelta[]): string {
+export function evaluationMarkdown(deltas: readonly EvaluationDelta[], projections: readonly CostProjection[] = []): string {
   if (deltas.length === 0) return '';
   const rows = deltas.map((d) =>
     [
@@ -102,20 +121,21 @@ export function evaluationMarkdown(deltas: readonly EvaluationDelta[]): string {
     '',
     'Evaluation token usage times each Model’s pricing, per changed agent:',
     '',
-    ...costLines(deltas),
+    ...costLines(deltas, projections),
     '',
   ].join('\n');
 }
 
-/** `failure` when the head misses a threshold, `neutral` when an evaluation could not run, else undefined (no say). */
-export function evaluationConclusion(deltas: readonly EvaluationDelta[]): 'failure' | 'neutral' | undefined {
+/** `failure` when the head misses a threshold, `neutral` when an evaluation could not run or a projection is over its tenant's budget, else undefined (no say). */
+export function evaluationConclusion(deltas: readonly EvaluationDelta[], projections: readonly CostProjection[] = []): 'failure' | 'neutral' | undefined {
   if (deltas.some((d) => 'report' in d.head && !d.head.report.passed)) return 'failure';
   if (deltas.some((d) => 'skipped' in d.head)) return 'neutral';
+  if (projections.some((p) => p.monthlyBudgetUsd !== undefined && p.headMonthlyUsd > p.monthlyBudgetUsd)) return 'neutral';
   return undefined;
 }
 
 /** The whole report: the plan, then the evaluations (what the Action posts and `beacon plan --evaluate --format markdown` prints). */
-export function reportMarkdown(plan: Plan, deltas: readonly EvaluationDelta[]): string {
-  const evals = evaluationMarkdown(deltas);
+export function reportMarkdown(plan: Plan, deltas: readonly EvaluationDelta[], projections: readonly CostProjection[] = []): string {
+  const evals = evaluationMarkdown(deltas, projections);
   return evals === '' ? planMarkdown(plan) : `${planMarkdown(plan).trimEnd()}\n\n${evals}`;
 }

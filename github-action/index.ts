@@ -6,3 +6,5 @@ export { batches, publishCheckRun, ANNOTATIONS_PER_REQUEST } from './check-run.j
 export { commentBody, markerFor, upsertComment, MAX_COMMENT } from './comment.js';
 export { evaluateChanges, changedEvaluations, scoresDirIn, type EvalSide, type EvaluationDelta, type EvaluateOptions } from './evaluate.js';
 export { evaluationConclusion, evaluationMarkdown, reportMarkdown, verdictOf } from './eval-report.js';
+export { projectCosts, type CostProjection } from './projection.js';
+export { recentTraffic, type ServerAccess, type Traffic } from './traffic.js';

@@ -12,6 +12,7 @@ import type { Diagnostic } from '../schema/index.js';
 import type { ActionContext } from './context.js';
 import { evaluationConclusion, reportMarkdown, verdictOf } from './eval-report.js';
 import { evaluateChanges, scoresDirIn, type EvaluationDelta } from './evaluate.js';
+import { projectCosts, type CostProjection } from './projection.js';
 
 export type Conclusion = 'success' | 'neutral' | 'failure';
 
@@ -30,6 +31,8 @@ export interface Review {
   plan: Plan;
   /** The evaluations of what the pull request changes, base and head (none when not evaluated). */
   evaluations: EvaluationDelta[];
+  /** The changed agents' monthly cost at their recent traffic (with `server-url`). */
+  projections: CostProjection[];
   /** Path of the compiled folder inside the repository ('' or 'sub/dir/'): annotation paths start with it. */
   prefix: string;
   annotations: Annotation[];
@@ -83,9 +86,9 @@ export function conclusionOf(plan: Plan): Conclusion {
 const RANK: Record<Conclusion, number> = { success: 0, neutral: 1, failure: 2 };
 
 /** The worse of the plan's conclusion and the evaluations'. */
-function combined(plan: Plan, deltas: readonly EvaluationDelta[]): Conclusion {
+function combined(plan: Plan, deltas: readonly EvaluationDelta[], projections: readonly CostProjection[]): Conclusion {
   const own = conclusionOf(plan);
-  const evals = evaluationConclusion(deltas);
+  const evals = evaluationConclusion(deltas, projections);
   return evals !== undefined && RANK[evals] > RANK[own] ? evals : own;
 }
 
@@ -136,15 +139,17 @@ export async function review(ctx: ActionContext, options: { cacheDir?: string | 
   const deltas = evaluate
     ? await evaluateChanges({ project, head, baseSha: ctx.event.baseSha, scoresDir: scoresDirIn(ctx.workspace), ...(options.program !== undefined ? { program: options.program } : {}) })
     : [];
+  const projections = ctx.inputs.server !== undefined && deltas.length > 0 ? await projectCosts(deltas, head, ctx.inputs.server) : [];
   const objects = new Map(head.bundle.objects.map((o) => [o.id, o]));
   return {
     plan,
     evaluations: deltas,
+    projections,
     prefix: project.prefix,
     annotations: [...annotationsOf(plan, project.prefix), ...evaluationAnnotations(deltas, objects, project.prefix)],
-    conclusion: combined(plan, deltas),
+    conclusion: combined(plan, deltas, projections),
     title: titleOf(plan, deltas),
-    markdown: reportMarkdown(plan, deltas),
+    markdown: reportMarkdown(plan, deltas, projections),
     sarif: formatSarif(plan.diagnostics, { toolVersion: COMPILER_VERSION, prefix: project.prefix }),
     ms,
   };

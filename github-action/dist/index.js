@@ -55044,10 +55044,10 @@ function iterator(octokit, route, parameters) {
           if (!url2 && "total_commits" in normalizedResponse.data) {
             const parsedUrl = new URL(normalizedResponse.url);
             const params = parsedUrl.searchParams;
-            const page = parseInt(params.get("page") || "1", 10);
+            const page2 = parseInt(params.get("page") || "1", 10);
             const per_page = parseInt(params.get("per_page") || "250", 10);
-            if (page * per_page < normalizedResponse.data.total_commits) {
-              params.set("page", String(page + 1));
+            if (page2 * per_page < normalizedResponse.data.total_commits) {
+              params.set("page", String(page2 + 1));
               url2 = parsedUrl.toString();
             }
           }
@@ -57797,6 +57797,23 @@ function readEvent(name, payload) {
   const baseRepo = fullName(base.repo) ?? "";
   return { name, number: pr.number, baseSha: base.sha, headSha: head2.sha, headRepo, fork: headRepo !== "" && headRepo !== baseRepo };
 }
+function serverInput(env) {
+  const url2 = input(env, "server-url");
+  const token = input(env, "server-token");
+  if (url2 === "" && token === "")
+    return {};
+  if (url2 === "" || token === "")
+    throw new ActionError("ACTION_BAD_INPUT", "inputs server-url and server-token go together: set both, or neither");
+  let parsed;
+  try {
+    parsed = new URL(url2);
+  } catch {
+    throw new ActionError("ACTION_BAD_INPUT", `input server-url is not a URL: ${JSON.stringify(url2.slice(0, 200))}`);
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:")
+    throw new ActionError("ACTION_BAD_INPUT", `input server-url must be http(s), not ${parsed.protocol}`);
+  return { server: { url: parsed.toString(), token } };
+}
 function readContext(env) {
   const [owner, repo, ...rest] = required(env, "GITHUB_REPOSITORY").split("/");
   if (owner === void 0 || repo === void 0 || rest.length > 0 || owner === "" || repo === "")
@@ -57830,7 +57847,8 @@ function readContext(env) {
       comment: flag(env, "comment", true),
       sarifFile: input(env, "sarif-file") === "" && env["INPUT_SARIF-FILE"] === void 0 ? "beacon.sarif" : input(env, "sarif-file"),
       failOnError: flag(env, "fail-on-error", true),
-      evaluate: flag(env, "evaluate", true)
+      evaluate: flag(env, "evaluate", true),
+      ...serverInput(env)
     },
     event: readEvent(required(env, "GITHUB_EVENT_NAME"), payload),
     ...env.GITHUB_STEP_SUMMARY ? { summaryFile: env.GITHUB_STEP_SUMMARY } : {},
@@ -78904,7 +78922,7 @@ function failingCases(deltas) {
     return h.cases.filter((c) => !c.passed).slice(0, 5).map((c) => `- ${d.evaluation}, case ${c.case + 1}: ${cell(c.failures.map((f) => f.message).join("; ")).slice(0, 300)}`);
   });
 }
-function costLines(deltas) {
+function costPerTarget(deltas) {
   const byTarget = /* @__PURE__ */ new Map();
   for (const d of deltas) {
     const h = reportOf(d.head);
@@ -78916,16 +78934,32 @@ function costLines(deltas) {
       entry.base = Math.max(entry.base ?? 0, b.costPerCaseUsd);
     byTarget.set(d.target, entry);
   }
-  return [...byTarget].flatMap(([target, c]) => {
+  return byTarget;
+}
+function projectionText(p) {
+  if (p.error !== void 0)
+    return `; its traffic could not be read: ${p.error}`;
+  const sign = p.monthlyChangeUsd >= 0 ? "+" : "−";
+  const at = `at ${Math.round(p.runsPerMonth)} runs a month (its last ${Math.round(p.sampledDays * 10) / 10} days): ${sign}${usd(Math.abs(p.monthlyChangeUsd))} a month, ${usd(p.headMonthlyUsd)} a month in all`;
+  if (p.monthlyBudgetUsd === void 0)
+    return `; ${at}`;
+  const share = p.monthlyBudgetUsd === 0 ? "" : ` (${pct(p.headMonthlyUsd / p.monthlyBudgetUsd)} of it)`;
+  return `; ${at} — ${p.headMonthlyUsd > p.monthlyBudgetUsd ? "OVER" : "within"} tenant ${p.tenant}'s monthlyBudgetUsd ${usd(p.monthlyBudgetUsd)}${share}`;
+}
+function costLines(deltas, projections) {
+  const projected = new Map(projections.map((p) => [p.target, p]));
+  return [...costPerTarget(deltas)].flatMap(([target, c]) => {
     if (c.head === void 0)
       return [];
+    const p = projected.get(target);
+    const tail = p === void 0 ? "" : projectionText(p);
     if (c.base === void 0)
-      return [`- ${target}: ${usd(c.head)} per evaluated case (new)`];
+      return [`- ${target}: ${usd(c.head)} per evaluated case (new)${tail}`];
     const change = c.base === 0 ? c.head === 0 ? "unchanged" : "from nothing" : `${c.head >= c.base ? "+" : "−"}${pct(Math.abs(c.head - c.base) / c.base)}`;
-    return [`- ${target}: ${usd(c.base)} → ${usd(c.head)} per evaluated case (${change})`];
+    return [`- ${target}: ${usd(c.base)} → ${usd(c.head)} per evaluated case (${change})${tail}`];
   });
 }
-function evaluationMarkdown(deltas) {
+function evaluationMarkdown(deltas, projections = []) {
   if (deltas.length === 0)
     return "";
   const rows = deltas.map((d) => [
@@ -78952,19 +78986,21 @@ function evaluationMarkdown(deltas) {
     "",
     "Evaluation token usage times each Model’s pricing, per changed agent:",
     "",
-    ...costLines(deltas),
+    ...costLines(deltas, projections),
     ""
   ].join("\n");
 }
-function evaluationConclusion(deltas) {
+function evaluationConclusion(deltas, projections = []) {
   if (deltas.some((d) => "report" in d.head && !d.head.report.passed))
     return "failure";
   if (deltas.some((d) => "skipped" in d.head))
     return "neutral";
+  if (projections.some((p) => p.monthlyBudgetUsd !== void 0 && p.headMonthlyUsd > p.monthlyBudgetUsd))
+    return "neutral";
   return void 0;
 }
-function reportMarkdown(plan2, deltas) {
-  const evals = evaluationMarkdown(deltas);
+function reportMarkdown(plan2, deltas, projections = []) {
+  const evals = evaluationMarkdown(deltas, projections);
   return evals === "" ? planMarkdown(plan2) : `${planMarkdown(plan2).trimEnd()}
 
 ${evals}`;
@@ -91377,7 +91413,7 @@ var McpToolServer = class {
       const listed = [];
       const seen = /* @__PURE__ */ new Set();
       let cursor;
-      for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      for (let page2 = 0; page2 < MAX_LIST_PAGES; page2++) {
         const r = await client2.listTools(cursor !== void 0 ? { cursor } : void 0, { signal, timeout: this.discoveryTimeoutMs });
         for (const t of r.tools) {
           if (!this.config.allow.has(t.name) || seen.has(t.name))
@@ -95735,6 +95771,67 @@ function scoresDirIn(workspace) {
   return join10(workspace, ".beacon", "evals");
 }
 
+// dist/github-action/traffic.js
+var DAY_MS = 864e5;
+var MAX_PAGES = 20;
+async function page(server, tenant, target, cursor, signal) {
+  const url2 = new URL(`/v1/tenants/${encodeURIComponent(tenant)}/runs`, server.url);
+  url2.searchParams.set("agent", target);
+  url2.searchParams.set("limit", "500");
+  if (cursor !== void 0)
+    url2.searchParams.set("cursor", cursor);
+  const res = await fetch(url2, { headers: { authorization: `Bearer ${server.token}`, accept: "application/json" }, signal });
+  if (!res.ok)
+    throw new ActionError("ACTION_SERVER", `the server answered ${res.status} for the runs of ${target}`);
+  const body = await res.json();
+  if (!Array.isArray(body.items))
+    throw new ActionError("ACTION_SERVER", `the server's runs of ${target} are not a page of runs`);
+  return body;
+}
+async function recentTraffic(server, target, options = {}) {
+  const tenant = target.split("/")[1] ?? "";
+  const days = options.days ?? 7;
+  const now = options.now ?? Date.now();
+  const since = now - days * DAY_MS;
+  const signal = AbortSignal.timeout(options.timeoutMs ?? 3e4);
+  let runs = 0;
+  let oldest = now;
+  let cursor;
+  for (let i = 0; i < MAX_PAGES; i++) {
+    const p = await page(server, tenant, target, cursor, signal);
+    const recent = p.items.filter((r) => typeof r.startedAt === "number" && r.startedAt >= since);
+    runs += recent.length;
+    for (const r of recent)
+      oldest = Math.min(oldest, r.startedAt);
+    if (recent.length < p.items.length || p.next === void 0)
+      return { runs, days, runsPerMonth: runs / days * 30 };
+    cursor = p.next;
+  }
+  const spanDays = Math.max((now - oldest) / DAY_MS, 1 / 24);
+  return { runs, days: spanDays, runsPerMonth: runs / spanDays * 30 };
+}
+
+// dist/github-action/projection.js
+async function projectCosts(deltas, head2, server, options = {}) {
+  const budgets = new Map(head2.bundle.objects.filter(ofKind("Tenant")).map((t) => [t.name, t.object.spec.quotas?.monthlyBudgetUsd]));
+  const out = [];
+  for (const [target, cost] of costPerTarget(deltas)) {
+    if (cost.head === void 0)
+      continue;
+    const tenant = target.split("/")[1] ?? "";
+    const budget = budgets.get(tenant);
+    const base = { target, tenant, ...budget !== void 0 ? { monthlyBudgetUsd: budget } : {} };
+    try {
+      const traffic = await recentTraffic(server, target, options.now !== void 0 ? { now: options.now } : {});
+      const runs = traffic.runsPerMonth;
+      out.push({ ...base, runsPerMonth: runs, sampledDays: traffic.days, monthlyChangeUsd: (cost.head - (cost.base ?? 0)) * runs, headMonthlyUsd: cost.head * runs });
+    } catch (err) {
+      out.push({ ...base, runsPerMonth: 0, sampledDays: 0, monthlyChangeUsd: 0, headMonthlyUsd: 0, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  return out;
+}
+
 // dist/github-action/review.js
 var LEVEL = { error: "failure", warning: "warning", info: "notice" };
 var MAX_MESSAGE = 64 * 1024 - 1;
@@ -95771,9 +95868,9 @@ function conclusionOf(plan2) {
   return "success";
 }
 var RANK = { success: 0, neutral: 1, failure: 2 };
-function combined(plan2, deltas) {
+function combined(plan2, deltas, projections) {
   const own2 = conclusionOf(plan2);
-  const evals = evaluationConclusion(deltas);
+  const evals = evaluationConclusion(deltas, projections);
   return evals !== void 0 && RANK[evals] > RANK[own2] ? evals : own2;
 }
 function titleOf(plan2, deltas) {
@@ -95819,15 +95916,17 @@ async function review(ctx, options = {}) {
   const ms = performance.now() - started;
   const evaluate2 = ctx.inputs.evaluate && ctx.event.name === "pull_request";
   const deltas = evaluate2 ? await evaluateChanges({ project, head: head2, baseSha: ctx.event.baseSha, scoresDir: scoresDirIn(ctx.workspace), ...options.program !== void 0 ? { program: options.program } : {} }) : [];
+  const projections = ctx.inputs.server !== void 0 && deltas.length > 0 ? await projectCosts(deltas, head2, ctx.inputs.server) : [];
   const objects = new Map(head2.bundle.objects.map((o) => [o.id, o]));
   return {
     plan: plan2,
     evaluations: deltas,
+    projections,
     prefix: project.prefix,
     annotations: [...annotationsOf(plan2, project.prefix), ...evaluationAnnotations(deltas, objects, project.prefix)],
-    conclusion: combined(plan2, deltas),
+    conclusion: combined(plan2, deltas, projections),
     title: titleOf(plan2, deltas),
-    markdown: reportMarkdown(plan2, deltas),
+    markdown: reportMarkdown(plan2, deltas, projections),
     sarif: formatSarif(plan2.diagnostics, { toolVersion: COMPILER_VERSION, prefix: project.prefix }),
     ms
   };

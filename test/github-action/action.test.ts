@@ -8,6 +8,8 @@
 // against the 2.1.0 schema, and the same report `beacon plan --format markdown`
 // prints. Changed files are read past GitHub's 100 a page.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Ajv04 from 'ajv-draft-04';
 import addFormats from 'ajv-formats';
@@ -30,7 +32,7 @@ function manyBroken(): string {
 
 let gh: GitHubServer;
 let repo: TestRepo;
-const PRS = { schema: 1, deny: 2, tightened: 3, clean: 4, many: 5, regressed: 10 } as const;
+const PRS = { schema: 1, deny: 2, tightened: 3, clean: 4, many: 5, regressed: 10, pricey: 12 } as const;
 const CHANGED: Record<keyof typeof PRS, string> = {
   schema: 'agents/agents.yaml',
   deny: 'agents/agents.yaml',
@@ -38,7 +40,9 @@ const CHANGED: Record<keyof typeof PRS, string> = {
   clean: 'agents/agents.yaml',
   many: 'agents/broken.yaml',
   regressed: 'models/models.yaml',
+  pricey: 'tenants/shop.yaml',
 };
+const TENANTS = readFileSync(join(ROOT, 'test/fixtures/valid/basic/tenants/shop.yaml'), 'utf8');
 
 beforeAll(async () => {
   repo = testRepo(
@@ -49,6 +53,7 @@ beforeAll(async () => {
       clean: { 'agents/agents.yaml': AGENTS.replace('instructions: Work alone.', 'instructions: Work alone, carefully.') },
       many: { 'agents/broken.yaml': manyBroken() },
       regressed: { 'models/models.yaml': REGRESSED },
+      pricey: { 'models/models.yaml': REGRESSED, 'tenants/shop.yaml': TENANTS.replace('maxSandboxes: 10}', 'maxSandboxes: 10, monthlyBudgetUsd: 1}') },
     },
     GREETER,
   );
@@ -338,5 +343,70 @@ describe('GitHub Action: changed files, long reports and bad input', () => {
     const r = await runAction({ env: actionEnv(gh, repo.dir, prEvent(PRS.clean, repo.base, 'f'.repeat(40))), write: (s) => void (log += s) });
     expect(r.exitCode).toBe(2);
     expect(log).toMatch(/^::error title=BeaconOS::.*f{40}/);
+  });
+});
+
+/** A BeaconOS server's runs route, as much of it as the Action reads: 800 runs of shop/greeter in the last 7 days, 300 older, newest first. */
+async function runsServer(token: string): Promise<{ url: string; asked: string[]; close: () => Promise<void> }> {
+  const now = Date.now();
+  const starts = [...Array.from({ length: 800 }, (_, i) => now - (i + 1) * 700_000), ...Array.from({ length: 300 }, (_, i) => now - 8 * 86_400_000 - i * 1000)];
+  const asked: string[] = [];
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    asked.push(url.pathname + url.search);
+    if (req.headers.authorization !== `Bearer ${token}`) return void res.writeHead(401, { 'content-type': 'application/problem+json' }).end('{"title":"unauthorized"}');
+    if (url.pathname !== '/v1/tenants/shop/runs' || url.searchParams.get('agent') !== 'Agent/shop/greeter') return void res.writeHead(404).end('{}');
+    const from = Number(url.searchParams.get('cursor') ?? 0);
+    const limit = Number(url.searchParams.get('limit'));
+    const items = starts.slice(from, from + limit).map((startedAt, i) => ({ id: `r${from + i}`, status: 'Succeeded', startedAt }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items, ...(from + limit < starts.length ? { next: String(from + limit) } : {}) }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, asked, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+describe('GitHub Action: cost at the recent traffic of a server', () => {
+  it("projects a changed agent's monthly cost over its last 7 days of runs, against its tenant's monthlyBudgetUsd", async () => {
+    const server = await runsServer('viewer-token');
+    try {
+      const r = await run('pricey', { 'server-url': server.url, 'server-token': 'viewer-token' });
+      const [p, ...more] = r.review!.projections;
+      expect(more).toEqual([]);
+      expect(p).toMatchObject({ target: 'Agent/shop/greeter', tenant: 'shop', monthlyBudgetUsd: 1 });
+      expect(p!.runsPerMonth).toBeCloseTo((800 / 7) * 30, 6);
+      const perCase = (r.review!.evaluations[0]!.head as { report: { costPerCaseUsd: number } }).report.costPerCaseUsd;
+      expect(p!.headMonthlyUsd).toBeCloseTo(perCase * (800 / 7) * 30, 9);
+      // Two pages of 500: the second reaches past the 7 days, and no third is asked for.
+      expect(server.asked).toHaveLength(2);
+      const body = commentsOn(PRS.pricey)[0]!.body;
+      expect(body).toMatch(
+        /- Agent\/shop\/greeter: \$0\.0000 → \$0\.\d+ per evaluated case \(from nothing\); at 3429 runs a month \(its last 7 days\): \+\$\d+\.\d+ a month, \$\d+\.\d+ a month in all — OVER tenant shop's monthlyBudgetUsd \$1\.0000 \(\d+(\.\d)?% of it\)/,
+      );
+      expect(r.log + body).not.toContain('viewer-token');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('says why when the server refuses, and reviews all the same', async () => {
+    const server = await runsServer('viewer-token');
+    try {
+      const r = await run('pricey', { 'server-url': server.url, 'server-token': 'wrong-token', comment: 'false' });
+      expect(r.exitCode).toBe(1);
+      expect(r.review!.markdown).toMatch(/its traffic could not be read: the server answered 401 for the runs of Agent\/shop\/greeter/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it.each([
+    [{ 'server-url': 'https://beacon.example' }, /server-url and server-token go together/],
+    [{ 'server-url': 'ftp://beacon.example', 'server-token': 't' }, /server-url must be http\(s\), not ftp:/],
+    [{ 'server-url': 'not a url', 'server-token': 't' }, /server-url is not a URL/],
+  ])('refuses %j: exit 2 with one line', async (inputs, message) => {
+    const r = await run('pricey', inputs);
+    expect(r.exitCode).toBe(2);
+    expect(r.log).toMatch(message);
+    expect(r.log.trim().split('\n')).toHaveLength(1);
   });
 });
