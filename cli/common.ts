@@ -4,7 +4,6 @@ import { BeaconError } from '../common/index.js';
 import { existsSync, statSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { compileProject, openProject, printable, SourceError, type OpenOptions, type Project } from '../compiler/index.js';
-import { SandboxError } from '../runners/index.js';
 import { MSG } from './messages.js';
 
 /** `waiting`: a run waits for a person's decision (`run`, `resume`). */
@@ -59,6 +58,16 @@ export function useColor(): boolean {
   return process.stdout.isTTY === true && process.env.NO_COLOR === undefined && process.env.TERM !== 'dumb';
 }
 
+/**
+ * A sandbox's own error (it says what happened to the sandbox, not a defect).
+ * The runners are loaded here, on the error path only: importing them (and
+ * the Kubernetes client with them) costs every command ~0.8 s at start.
+ */
+async function sandboxError(e: Error): Promise<boolean> {
+  const { SandboxError } = await import('../runners/index.js');
+  return e instanceof SandboxError;
+}
+
 /** Run a command body; bad usage and unreadable sources exit 2 with one line, never a stack trace. */
 export function action<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
   return async (...args: A) => {
@@ -66,7 +75,7 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number>)
       process.exitCode = await fn(...args);
     } catch (err) {
       const e = err as Error;
-      const known = e instanceof UsageError || e instanceof SourceError || e instanceof ServerError || e instanceof SandboxError;
+      const known = e instanceof UsageError || e instanceof SourceError || e instanceof ServerError || (await sandboxError(e));
       // A message may quote what a run or a file said: printable (its line breaks kept).
       process.stderr.write(`beacon: ${printable(known ? e.message : `internal error: ${e.message}`)}\n`);
       if (!known && process.env.BEACON_DEBUG) process.stderr.write(`${e.stack ?? ''}\n`);

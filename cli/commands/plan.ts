@@ -1,7 +1,7 @@
 /** `beacon plan --base REF --head REF [--repo PATH] [path] [--format text|json|markdown] [--evaluate]` */
 import type { Command } from 'commander';
 import { formatText, planRefs, planText } from '../../compiler/index.js';
-import { evaluateChanges, evaluationConclusion, evaluationMarkdown, reportMarkdown, scoresDirIn, type EvaluationDelta } from '../../github-action/index.js';
+import type { EvaluationDelta } from '../../github-action/index.js';
 import { action, EXIT, formatOption, pathFromHere, write } from '../common.js';
 import { MSG } from '../messages.js';
 import { textReader } from './validate.js';
@@ -29,9 +29,11 @@ export function registerPlan(program: Command): void {
           ...(opts.cache ? {} : { cacheDir: false as const }),
         });
         if (cacheError !== undefined) process.stderr.write(`${MSG.cacheNotWritten(cacheError)}\n`);
-        const deltas: EvaluationDelta[] = opts.evaluate === true ? await evaluateChanges({ project, head, baseSha: opts.base, scoresDir: scoresDirIn(project.repoRoot) }) : [];
+        // The Action's report (and through it the runtime) is loaded only when asked for: plain `beacon plan` stays quick to start.
+        const report = await import('../../github-action/index.js');
+        const deltas: EvaluationDelta[] = opts.evaluate === true ? await report.evaluateChanges({ project, head, baseSha: opts.base, scoresDir: report.scoresDirIn(project.repoRoot) }) : [];
         if (opts.format === 'json') write(JSON.stringify({ version: 1, ...plan, ...(opts.evaluate === true ? { evaluations: deltas } : {}) }));
-        else if (opts.format === 'markdown') write(reportMarkdown(plan, deltas));
+        else if (opts.format === 'markdown') write(report.reportMarkdown(plan, deltas));
         else {
           const errors = plan.diagnostics.filter((d) => d.severity !== 'info');
           if (errors.length > 0)
@@ -45,9 +47,9 @@ export function registerPlan(program: Command): void {
               }),
             );
           write(planText(plan));
-          if (deltas.length > 0) write(`\n${evaluationMarkdown(deltas)}`);
+          if (deltas.length > 0) write(`\n${report.evaluationMarkdown(deltas)}`);
         }
-        return plan.ok && evaluationConclusion(deltas) !== 'failure' ? EXIT.ok : EXIT.findings;
+        return plan.ok && report.evaluationConclusion(deltas) !== 'failure' ? EXIT.ok : EXIT.findings;
       }),
     );
 }
