@@ -108,6 +108,8 @@ const actionEnv = () => ({
   INPUT_COMMENT: 'true',
   'INPUT_SARIF-FILE': join('..', 'beacon-bench.sarif'),
   'INPUT_FAIL-ON-ERROR': 'true',
+  // The check without evaluations (issue 16, item 8): they run the agents, whose cost is the Models'.
+  INPUT_EVALUATE: 'false',
   GITHUB_OUTPUT: join(tmp, 'output.txt'),
   BEACON_CACHE_DIR: freshCache(),
 });

@@ -243,7 +243,7 @@ export async function planRefs(options: {
    * @default true
    */
   workingTree?: boolean;
-}): Promise<{ plan: Plan; head: CompileResult; project: Project; fromSnapshot: boolean; cacheError?: string }> {
+}): Promise<{ plan: Plan; base: CompileResult; head: CompileResult; project: Project; fromSnapshot: boolean; cacheError?: string }> {
   const headProject = await openProject({ ...options, ref: options.head });
   // A folder that did not exist at the base is an empty base: everything in it is added.
   const baseSource = await GitSource.open(headProject.repository!, options.base, headProject.source.path).catch(async (err: unknown) => {
@@ -269,6 +269,7 @@ export async function planRefs(options: {
   const planned = withReview(plan(base, head), base, head);
   return {
     plan: uncommitted.length > 0 ? { ...planned, uncommitted } : planned,
+    base,
     head,
     project: headProject,
     fromSnapshot: snapshot !== undefined && base.stats.manifests === 0,

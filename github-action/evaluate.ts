@@ -29,6 +29,11 @@ export interface EvaluationDelta {
 export interface EvaluateOptions {
   project: Project;
   head: CompileResult;
+  /**
+   * The base as the plan compiled it, maybe from a snapshot (digests only): what decides
+   * which evaluations to run, so that a pull request changing none compiles nothing more.
+   */
+  planned?: CompileResult;
   baseSha: string;
   /** Where scores are kept. @default the workspace's .beacon/evals */
   scoresDir: string;
@@ -90,6 +95,7 @@ async function evaluateSide({ result, source }: Side, evaluations: readonly Comp
 /** Evaluate what the pull request changes, head and base. */
 export async function evaluateChanges(o: EvaluateOptions): Promise<EvaluationDelta[]> {
   if (!o.head.ok) return [];
+  if (o.planned !== undefined && changedEvaluations(o.head, o.planned).length === 0) return [];
   const base = await compileBase(o);
   const evaluations = changedEvaluations(o.head, base?.result);
   if (evaluations.length === 0) return [];

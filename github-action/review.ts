@@ -122,7 +122,7 @@ function evaluationAnnotations(deltas: readonly EvaluationDelta[], head: Map<str
 /** Compile the pull request's base and head in the workspace's repository and review the difference. */
 export async function review(ctx: ActionContext, options: { cacheDir?: string | false; program?: string } = {}): Promise<Review> {
   const started = performance.now();
-  const { plan, head, project, cacheError } = await planRefs({
+  const { plan, base, head, project, cacheError } = await planRefs({
     base: ctx.event.baseSha,
     head: ctx.event.headSha,
     repo: ctx.workspace,
@@ -137,7 +137,7 @@ export async function review(ctx: ActionContext, options: { cacheDir?: string | 
   // Under pull_request_target the token may write: nothing of the pull request runs, so its agents are not evaluated.
   const evaluate = ctx.inputs.evaluate && ctx.event.name === 'pull_request';
   const deltas = evaluate
-    ? await evaluateChanges({ project, head, baseSha: ctx.event.baseSha, scoresDir: scoresDirIn(ctx.workspace), ...(options.program !== undefined ? { program: options.program } : {}) })
+    ? await evaluateChanges({ project, head, planned: base, baseSha: ctx.event.baseSha, scoresDir: scoresDirIn(ctx.workspace), ...(options.program !== undefined ? { program: options.program } : {}) })
     : [];
   const projections = ctx.inputs.server !== undefined && deltas.length > 0 ? await projectCosts(deltas, head, ctx.inputs.server) : [];
   const objects = new Map(head.bundle.objects.map((o) => [o.id, o]));

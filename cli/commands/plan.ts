@@ -21,7 +21,7 @@ export function registerPlan(program: Command): void {
     .option('--evaluate', MSG.optPlanEvaluate)
     .action(
       action(async (path: string | undefined, opts: { base: string; head: string; repo?: string; format: (typeof FORMATS)[number]; cache: boolean; evaluate?: boolean }) => {
-        const { plan, head, project, cacheError } = await planRefs({
+        const { plan, base, head, project, cacheError } = await planRefs({
           base: opts.base,
           head: opts.head,
           ...(path !== undefined ? { path } : {}),
@@ -31,7 +31,8 @@ export function registerPlan(program: Command): void {
         if (cacheError !== undefined) process.stderr.write(`${MSG.cacheNotWritten(cacheError)}\n`);
         // The Action's report (and through it the runtime) is loaded only when asked for: plain `beacon plan` stays quick to start.
         const report = await import('../../github-action/index.js');
-        const deltas: EvaluationDelta[] = opts.evaluate === true ? await report.evaluateChanges({ project, head, baseSha: opts.base, scoresDir: report.scoresDirIn(project.repoRoot) }) : [];
+        const deltas: EvaluationDelta[] =
+          opts.evaluate === true ? await report.evaluateChanges({ project, head, planned: base, baseSha: opts.base, scoresDir: report.scoresDirIn(project.repoRoot) }) : [];
         if (opts.format === 'json') write(JSON.stringify({ version: 1, ...plan, ...(opts.evaluate === true ? { evaluations: deltas } : {}) }));
         else if (opts.format === 'markdown') write(report.reportMarkdown(plan, deltas));
         else {

@@ -78832,6 +78832,7 @@ async function planRefs(options) {
   const planned = withReview(plan(base, head2), base, head2);
   return {
     plan: uncommitted.length > 0 ? { ...planned, uncommitted } : planned,
+    base,
     head: head2,
     project: headProject,
     fromSnapshot: snapshot !== void 0 && base.stats.manifests === 0,
@@ -95752,6 +95753,8 @@ async function evaluateSide({ result: result2, source }, evaluations, o, cache2)
 async function evaluateChanges(o) {
   if (!o.head.ok)
     return [];
+  if (o.planned !== void 0 && changedEvaluations(o.head, o.planned).length === 0)
+    return [];
   const base = await compileBase(o);
   const evaluations = changedEvaluations(o.head, base?.result);
   if (evaluations.length === 0)
@@ -95900,7 +95903,7 @@ function evaluationAnnotations(deltas, head2, prefix) {
 }
 async function review(ctx, options = {}) {
   const started = performance.now();
-  const { plan: plan2, head: head2, project, cacheError } = await planRefs({
+  const { plan: plan2, base, head: head2, project, cacheError } = await planRefs({
     base: ctx.event.baseSha,
     head: ctx.event.headSha,
     repo: ctx.workspace,
@@ -95915,7 +95918,7 @@ async function review(ctx, options = {}) {
 `);
   const ms = performance.now() - started;
   const evaluate2 = ctx.inputs.evaluate && ctx.event.name === "pull_request";
-  const deltas = evaluate2 ? await evaluateChanges({ project, head: head2, baseSha: ctx.event.baseSha, scoresDir: scoresDirIn(ctx.workspace), ...options.program !== void 0 ? { program: options.program } : {} }) : [];
+  const deltas = evaluate2 ? await evaluateChanges({ project, head: head2, planned: base, baseSha: ctx.event.baseSha, scoresDir: scoresDirIn(ctx.workspace), ...options.program !== void 0 ? { program: options.program } : {} }) : [];
   const projections = ctx.inputs.server !== void 0 && deltas.length > 0 ? await projectCosts(deltas, head2, ctx.inputs.server) : [];
   const objects = new Map(head2.bundle.objects.map((o) => [o.id, o]));
   return {

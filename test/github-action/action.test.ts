@@ -170,6 +170,9 @@ describe('GitHub Action on a test repository’s pull requests', () => {
     const r = await run('clean');
     expect(r.conclusion, r.log).toBe('success');
     expect(checkRun(r).annotations).toEqual([]);
+    // Agent shop/loner changed, and no Evaluation covers it: nothing is evaluated.
+    expect(r.review!.evaluations).toEqual([]);
+    expect(r.review!.markdown).not.toContain('### Evaluations');
     const body = commentsOn(PRS.clean)[0]!.body;
     expect(body.startsWith('<!-- beacon-os:plan path=. -->')).toBe(true);
     expect(body).toMatch(/~ modified \| `Agent\/shop\/loner`/);
