@@ -129,20 +129,24 @@ export class GvisorRunner extends ProcessRunner {
     const needs = sandboxNeeds(spec.bundle, spec.target);
     const files = await shippedFiles(spec);
     // Inside the sandbox's bundle folder, so the files go when the bundle does.
-    const sandbox = await this.boot(needs.memoryBytes, (id) => {
-      const dir = join(this.bundles, id, 'files');
-      mkdirSync(dir, { recursive: true });
-      for (const f of files) {
-        const target = join(dir, f.path);
-        if (f.path.endsWith('/')) {
-          mkdirSync(target, { recursive: true });
-          continue;
+    const sandbox = await this.boot(
+      needs.memoryBytes,
+      (id) => {
+        const dir = join(this.bundles, id, 'files');
+        mkdirSync(dir, { recursive: true });
+        for (const f of files) {
+          const target = join(dir, f.path);
+          if (f.path.endsWith('/')) {
+            mkdirSync(target, { recursive: true });
+            continue;
+          }
+          mkdirSync(dirname(target), { recursive: true });
+          writeFileSync(target, f.data, { mode: 0o444 });
         }
-        mkdirSync(dirname(target), { recursive: true });
-        writeFileSync(target, f.data, { mode: 0o444 });
-      }
-      return dir;
-    });
+        return dir;
+      },
+      needs.stdioTools,
+    );
     try {
       await sandbox.assign(spec, { sendFiles: false });
       this.relabel(sandbox);

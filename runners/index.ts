@@ -1,5 +1,5 @@
 export { ProcessRunner, builtEntry, bubblewrap, type LocalRunnerOptions } from './process.js';
-export { LocalSandbox, shippedFiles } from './local.js';
+export { DEFAULT_MAX_RUNS, LocalSandbox, runsWithin, shippedFiles } from './local.js';
 export { sandboxNeeds, memoryBytes, cpuMillis, heapLimitMiB, type SandboxNeeds } from './resources.js';
 export {
   RunnerUnavailable,

@@ -39,6 +39,18 @@ const DEFAULT_HEARTBEAT_MS = 2000;
  * in order, counted as active (a drain waits for them).
  */
 export const DEFAULT_MAX_RUNS = 4;
+
+/**
+ * Runs a sandbox of `memoryBytes` works on at once unless told otherwise: one
+ * less than its 128 MiBs, 1 to DEFAULT_MAX_RUNS. Each run starts its own stdio
+ * tool servers (a Node.js process each, about 100 MiB under gVisor, measured
+ * on the examples' kb-search): four runs at once took a 256 MiB
+ * refund-assessor past its limit during its gate and it was killed; one at a
+ * time it stays near 300 MiB.
+ */
+export function runsWithin(memoryBytes: number): number {
+  return Math.max(1, Math.min(DEFAULT_MAX_RUNS, Math.floor(memoryBytes / (128 * 2 ** 20)) - 1));
+}
 /** How long a run lost with its channel waits for the sandbox's exit, to say why. */
 const LOST_EXIT_WAIT_MS = 3000;
 

@@ -17,7 +17,7 @@ import { accessSync, constants, existsSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { INSTALL_ROOT, processExists, processStartTime, userProgramArgs } from '../runtime/index.js';
-import { killGroup, LocalSandbox, readState, readStates, stillRunning, writeState } from './local.js';
+import { killGroup, DEFAULT_MAX_RUNS, LocalSandbox, readState, runsWithin, readStates, stillRunning, writeState } from './local.js';
 import { heapLimitMiB, sandboxNeeds } from './resources.js';
 import { RunnerUnavailable, SandboxError, type Runner, type RunnerKind, type SandboxInfo, type SandboxSpec, type StopOptions } from './types.js';
 
@@ -34,7 +34,7 @@ export interface LocalRunnerOptions {
   heartbeatTimeoutMs?: number;
   /** Heartbeats a sandbox may miss in a row before it is killed. @default 3 */
   heartbeatMisses?: number;
-  /** Runs a sandbox works on at once; more wait their turn in it. @default 4 (DEFAULT_MAX_RUNS) */
+  /** Runs a sandbox works on at once; more wait their turn in it. @default by its memory (runsWithin: 1 for 256 MiB, 3 for 512 MiB) */
   maxConcurrentRuns?: number;
   /**
    * The spec's development mode: run agents that ask for gVisor isolation as
@@ -157,6 +157,11 @@ export class ProcessRunner implements Runner {
     return this.boot(memoryBytes);
   }
 
+  /** Runs a sandbox works on at once: as configured, else as many as its memory holds when each starts stdio tool servers. */
+  protected runsAtOnce(memoryBytes: number, stdioTools: boolean): number {
+    return this.options.maxConcurrentRuns ?? (stdioTools ? runsWithin(memoryBytes) : DEFAULT_MAX_RUNS);
+  }
+
   /** How this runner starts a sandbox's process: argv, and what killing it and cleaning up after it take. */
   /** What the host lets a sandbox of `memoryBytes` hold, measured over its process tree: the agent's own processes only. */
   protected hostMemoryLimit(memoryBytes: number): number {
@@ -187,7 +192,7 @@ export class ProcessRunner implements Runner {
   }
 
   /** Start a sandbox; `filesFor` puts its shipped files in place (a folder to mount) once its id is known. */
-  protected async boot(memoryBytes: number, filesFor?: (id: string) => string): Promise<LocalSandbox> {
+  protected async boot(memoryBytes: number, filesFor?: (id: string) => string, stdioTools = true): Promise<LocalSandbox> {
     const id = `bx-${randomUUID().slice(0, 8)}`;
     const stateFile = join(this.stateDir, `${id}.json`);
     const { child, kill, cleanup, hostPids } = this.launch(id, memoryBytes, filesFor?.(id));
@@ -201,7 +206,7 @@ export class ProcessRunner implements Runner {
       ...(this.options.heartbeatMs !== undefined ? { heartbeatMs: this.options.heartbeatMs } : {}),
       ...(this.options.heartbeatTimeoutMs !== undefined ? { heartbeatTimeoutMs: this.options.heartbeatTimeoutMs } : {}),
       ...(this.options.heartbeatMisses !== undefined ? { heartbeatMisses: this.options.heartbeatMisses } : {}),
-      ...(this.options.maxConcurrentRuns !== undefined ? { maxConcurrentRuns: this.options.maxConcurrentRuns } : {}),
+      maxConcurrentRuns: this.runsAtOnce(memoryBytes, stdioTools),
       kill,
       hostPids: hostPids === true,
       onExit: () => {
@@ -228,7 +233,7 @@ export class ProcessRunner implements Runner {
   async start(spec: SandboxSpec): Promise<LocalSandbox> {
     const needs = sandboxNeeds(spec.bundle, spec.target);
     this.checkIsolation(spec);
-    const sandbox = await this.startIdle(needs.memoryBytes);
+    const sandbox = await this.boot(needs.memoryBytes, undefined, needs.stdioTools);
     try {
       await this.assign(sandbox, spec);
     } catch (err) {

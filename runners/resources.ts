@@ -30,11 +30,14 @@ export interface SandboxNeeds {
   memory: string;
   cpuMillis: number;
   cpu: string;
+  /** Whether a run starts stdio tool servers in the sandbox (a process each, per run). */
+  stdioTools: boolean;
 }
 
 export function sandboxNeeds(bundle: LaunchOptions['bundle'], target: string): SandboxNeeds {
   const { objects } = runObjects(bundle, target);
-  const needs: SandboxNeeds = { isolation: 'process', memoryBytes: 0, memory: '512Mi', cpuMillis: 0, cpu: '500m' };
+  const stdioTools = objects.filter(ofKind('Tool')).some((t) => t.object.spec.mcp.transport === 'stdio');
+  const needs: SandboxNeeds = { isolation: 'process', memoryBytes: 0, memory: '512Mi', cpuMillis: 0, cpu: '500m', stdioTools };
   let agents = 0;
   for (const o of objects.filter(ofKind('Agent'))) {
     agents++;

@@ -11,7 +11,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BeaconError } from '../common/index.js';
-import { runInChildProcess, RunStoreError, shippedFolder, type ShippedFrom, UnknownTarget, VersionMismatch, type Json, type Kernel, type RunOrigin, type RunOutcome, type RunStore } from '../runtime/index.js';
+import {
+  runInChildProcess,
+  RunStoreError,
+  shippedFolder,
+  type ShippedFrom,
+  UnknownTarget,
+  VersionMismatch,
+  type Json,
+  type Kernel,
+  type RunOrigin,
+  type RunOutcome,
+  type RunStore,
+} from '../runtime/index.js';
 import { GvisorRunner } from './gvisor.js';
 import { ProcessRunner } from './process.js';
 import type { Runner } from './types.js';
@@ -141,4 +153,3 @@ function localRunner(isolation: 'process' | 'gvisor', request: Pick<RunRequest, 
   // A runner that cannot give what the agents ask for refuses (no runsc; a gVisor agent on process): RunnerUnavailable, never a degraded run.
   return isolation === 'gvisor' ? new GvisorRunner(state) : new ProcessRunner(state);
 }
-

@@ -385,7 +385,8 @@ describe('a stdio server that ignores its closed stdin and SIGTERM, under bwrap'
 
 describe('one sandbox, many runs', () => {
   it('serves runs at once, each with its own output, and drains them on stop', async () => {
-    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true });
+    // triage (256Mi, with a stdio tool) would work on one at a time by default (runsWithin): four at once here.
+    const runner = new ProcessRunner({ stateDir: temp('beacon-runner-'), developmentMode: true, maxConcurrentRuns: 4 });
     const sandbox = await runner.start(spec(examples, 'Agent/acme-support/triage', resolve('examples')));
     const tickets = ['I was charged twice this month.', 'The desktop app says Sync failed since the update.', 'Password reset email never arrives.'];
     const runs = tickets.map((ticket) => sandbox.invoke({ input: { ticket } }));
