@@ -5,7 +5,7 @@
  * events, audit). It only reads and delegates: deciding is the reconciler's,
  * routing the gateway's, authorizing the API's.
  */
-import { ALL_TENANTS, listEvents, readAudit, versionHistory, type AuditEntry, type BeaconEvent, type Database, type DeployedKind, type EventQuery } from '../registry/index.js';
+import { ALL_TENANTS, listEvents, evaluationResultsOf, readAudit, versionHistory, type AuditEntry, type BeaconEvent, type Database, type DeployedKind, type EventQuery } from '../registry/index.js';
 import { bundleIndex } from './bundle-index.js';
 import { countStatuses } from './status.js';
 import { PlaneError } from './errors.js';
@@ -130,21 +130,27 @@ export class ServerPlane implements ControlPlane {
     const status = this.targets(tenant, kind).find((s) => s.name === name);
     if (status === undefined) return undefined;
     const id = `${kind}/${tenant}/${name}`;
-    const history = await this.o.db.transaction((tx) => versionHistory(tx, { tenant, kind, name }), { tenant });
-    const serving = status.rollout?.stable ?? null;
-    const versions: VersionView[] = history.map((v) => ({
-      digest: v.effectiveDigest,
-      commit: v.firstCommit,
-      author: v.author,
-      time: v.time,
-      outcome: v.effectiveDigest === serving ? 'serving' : v.effectiveDigest === status.version && serving !== status.version ? 'pending' : 'superseded',
-    }));
+    const { history, evaluations } = await this.o.db.transaction(
+      async (tx) => {
+        const history = await versionHistory(tx, { tenant, kind, name });
+        return {
+          history,
+          evaluations: await evaluationResultsOf(
+            tx,
+            tenant,
+            history.map((v) => v.effectiveDigest),
+          ),
+        };
+      },
+      { tenant },
+    );
+    const versions: VersionView[] = history.map((v) => ({ digest: v.effectiveDigest, commit: v.firstCommit, author: v.author, time: v.time, outcome: outcomeOf(v.effectiveDigest, status) }));
     const graph = kind === 'Workflow' && status.version !== null ? graphOf(this.o.reconciler.revisionOf(id, status.version)?.result.bundle, id, `${tenant}/${name}`) : undefined;
     const instances = this.o.reconciler
       .sandboxesOf(id)
       .filter((s) => s.attached)
       .map((s) => ({ id: s.id, version: s.version, state: s.health.state, since: new Date(s.since).toISOString(), replica: this.o.reconciler.replicaId }));
-    return { ...status, versions, figures: this.o.figures.figures(id), evaluations: [], instances, ...(graph !== undefined ? { graph } : {}) };
+    return { ...status, versions, figures: this.o.figures.figures(id), evaluations, instances, ...(graph !== undefined ? { graph } : {}) };
   }
 
   gateApprovers(tenant: string, run: string, node?: string) {
@@ -249,4 +255,14 @@ function graphOf(bundle: Revision['result']['bundle'] | undefined, id: string, s
   if (bundle === undefined) return undefined;
   const graphs = bundleIndex(bundle).graphs;
   return graphs.get(id) ?? graphs.get(short);
+}
+
+/** A version's part now: serving (stable), in a canary, Git's newest waiting for its rollout or failed in it, or superseded. */
+function outcomeOf(digest: string, status: TargetStatus): VersionView['outcome'] {
+  const rollout = status.rollout;
+  const serving = rollout?.stable ?? null;
+  if (digest === serving) return 'serving';
+  if (rollout !== null && digest === rollout.canary) return 'canary';
+  if (digest !== status.version || serving === status.version) return 'superseded';
+  return rollout !== null && (rollout.phase === 'Failed' || rollout.phase === 'RolledBack') ? 'failed' : 'pending';
 }

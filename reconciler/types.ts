@@ -224,7 +224,7 @@ export interface VersionView {
   commit: string;
   author: string;
   time: string;
-  outcome: 'serving' | 'superseded' | 'failed' | 'pending';
+  outcome: 'serving' | 'canary' | 'superseded' | 'failed' | 'pending';
 }
 
 export interface LiveFigures {

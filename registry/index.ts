@@ -12,6 +12,7 @@ export {
   listDeployments,
   putDeployment,
   putEvaluationResults,
+  evaluationResultsOf,
   putObjects,
   recordCommit,
   recordVersions,

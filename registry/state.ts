@@ -242,6 +242,28 @@ export async function putEvaluationResults(tx: Queryable, results: readonly Eval
   return added;
 }
 
+/** The evaluation results kept for `versions` of one tenant's target, at most `limit` (the newest versions' first). */
+export async function evaluationResultsOf(tx: Queryable, tenant: string, versions: readonly string[], limit = 2000): Promise<EvaluationResult[]> {
+  if (versions.length === 0) return [];
+  const r = await tx.query<{ version: string; evaluation_digest: string; case_id: string; scorer: string; repeat: number; score: number; passed: boolean; data: unknown }>(
+    `SELECT version, evaluation_digest, case_id, scorer, repeat, score, passed, data FROM evaluation_results
+     WHERE tenant = $1 AND version = ANY($2::text[])
+     ORDER BY array_position($2::text[], version), evaluation_digest, case_id, scorer, repeat LIMIT $3`,
+    [tenant, versions, limit],
+  );
+  return r.rows.map((row) => ({
+    tenant,
+    version: row.version,
+    evaluationDigest: row.evaluation_digest,
+    case: row.case_id,
+    scorer: row.scorer,
+    repeat: row.repeat,
+    score: Number(row.score),
+    passed: row.passed,
+    data: (typeof row.data === 'string' ? JSON.parse(row.data) : (row.data ?? {})) as Record<string, unknown>,
+  }));
+}
+
 /** A version as the history lists it: when it was first seen. */
 export interface VersionHistoryEntry extends VersionRecord {
   /** ISO 8601. */

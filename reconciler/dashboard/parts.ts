@@ -26,6 +26,7 @@ const GLYPHS: Record<string, string> = {
   Failed: '✕',
   Aborted: '✕',
   serving: '✓',
+  canary: '◐',
   superseded: '·',
   failed: '✕',
   pending: '◐',

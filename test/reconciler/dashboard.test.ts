@@ -15,7 +15,8 @@
  * axe-core reporting no serious or critical violation, and no
  * Content-Security-Policy violation or script error in the console; a new
  * version, committed while the agent's page is open, appears on it without
- * a reload; a viewer of one tenant gets 404 for the other's agents by URL;
+ * a reload, and so does its rollout moving on (the gate, then the canary at
+ * 50%); a viewer of one tenant gets 404 for the other's agents by URL;
  * every other method than GET on every dashboard route is 405; nothing
  * sensitive (the token, what a run produced) is ever in a page.
  */
@@ -331,7 +332,7 @@ describe('the dashboard in Chromium', () => {
   });
 
   needs(
-    'a new version committed while the agent page is open appears on it without a reload',
+    'a new version committed while the agent page is open appears on it without a reload, and so does its canary',
     async () => {
       const { page } = await open('admin', '/tenants/acme-support/agents/refund-assessor');
       await page.waitForFunction(() => (globalThis as any).document.getElementById('live-status').textContent.includes('connected'));
@@ -342,8 +343,33 @@ describe('the dashboard in Chromium', () => {
       await expect(page.locator('#live-status').textContent()).resolves.toMatch(/Updated at/);
       expect(await page.evaluate('window.notReloaded')).toBe(true);
       await page.screenshot({ path: join(SHOTS, 'agent-live-update.png'), fullPage: true });
+      // The rollout moves on in the background — the gate's evaluation, then the canary's first step at 50% — and the page follows it.
+      // A gate that fails on this machine's load (refund-assessment bounds latency p95) ends it instead: the page must show that, with why.
+      await page
+        .waitForFunction(() => /canary 50%, stable 50%|EvaluationFailed/.test((globalThis as any).document.getElementById('rollout').textContent), undefined, { timeout: 150_000 })
+        .catch(async (err: unknown) => {
+          // What the rollout did instead, for whoever reads the failure.
+          const { items } = await server.get<{ items: { reason: string; message: string }[] }>('/v1/events?object=Agent/acme-support/refund-assessor&limit=50');
+          throw new Error(`${(err as Error).message}: ${JSON.stringify(items.map((e) => [e.reason, e.message.slice(0, 300)]))}`);
+        });
+      const shown = (await page.locator('#rollout').textContent()) ?? '';
+      const failed = /EvaluationFailed/.test(shown);
+      if (failed) expect(shown).toMatch(/Phase\s*\S+\s+Failed[\s\S]*EvaluationFailed: evaluation acme-support\/refund-assessment/);
+      else expect(shown).toMatch(/Phase\s*\S+\s+Canary\s+Stable/);
+      // The new version's part (canary, or failed), and its gate's scores beside the versions before it.
+      const row = page.locator('#versions tr', { hasText: sha.slice(0, 10) });
+      expect(await row.textContent(), shown).toMatch(failed ? /failed/ : /canary/);
+      if (!failed) {
+        // The gate's scores of the canary, on the page without a reload.
+        const detail = await server.get<{ rollout: { canary: string } }>('/v1/tenants/acme-support/agents/refund-assessor');
+        const short = detail.rollout.canary.replace(/^sha256:/, '').slice(0, 12);
+        await page.waitForFunction((v) => (globalThis as any).document.getElementById('evaluations').textContent.includes(v), short, { timeout: 30_000 });
+        await expect(page.locator('#evaluations').textContent()).resolves.toMatch(/Mean score/);
+      }
+      expect(await page.evaluate('window.notReloaded')).toBe(true);
+      await page.screenshot({ path: join(SHOTS, 'agent-canary.png'), fullPage: true });
     },
-    90_000,
+    240_000,
   );
 
   needs("a viewer of one tenant cannot see another tenant's agents, by URL or in lists (404, as the API)", async () => {
