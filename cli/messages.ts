@@ -10,7 +10,8 @@ export const MSG = {
   optRepo: 'the Git repository (default: the current folder)',
   optBundle: 'also write the compiled bundle (canonical JSON) to this file',
   optVerbose: 'also print info diagnostics (ignored documents, ...)',
-  optPlanEvaluate: 'also evaluate the agents the change touches, on the base and the head (runs their user space, as beacon eval does), and report how scores and cost move; exit 1 when the head misses a threshold',
+  optPlanEvaluate:
+    'also evaluate the agents the change touches, on the base and the head (runs their user space, as beacon eval does), and report how scores and cost move; exit 1 when the head misses a threshold',
   optNoCache: 'do not read or write the compile cache',
   unknownWorkflow: (id: string, known: string[]) => `no workflow '${id}'${known.length ? ` (workflows: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', ...' : ''})` : ''}`,
   badWorkflowId: (id: string) => `'${id}' is not tenant/workflow`,

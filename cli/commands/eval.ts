@@ -149,7 +149,13 @@ interface RunOptions {
 /** One Evaluation against its target: skipped when a Model it needs cannot be reached, else run in a child of its own. */
 async function evaluateOne(ev: CompiledEvaluation, kernel: Kernel, o: RunOptions): Promise<EvalOutcome> {
   const rt = await runtime();
-  const base = { evaluation: `${ev.tenant ?? ''}/${ev.name}`, target: rt.evaluationTarget(ev), caseNames: ev.object.spec.cases.map(caseName), scorerNames: ev.object.spec.scorers.map(scorerName), startedAt: new Date() };
+  const base = {
+    evaluation: `${ev.tenant ?? ''}/${ev.name}`,
+    target: rt.evaluationTarget(ev),
+    caseNames: ev.object.spec.cases.map(caseName),
+    scorerNames: ev.object.spec.scorers.map(scorerName),
+    startedAt: new Date(),
+  };
   const progress = progressBar(base.evaluation);
   try {
     const r = await rt.evaluateLocally(ev, kernel, {
