@@ -56,6 +56,7 @@ function report(passed: boolean, passRate = passed ? 1 : 0.5): EvaluationReport 
     passRate,
     latencyP95Ms: 5,
     costPerCaseUsd: 0,
+    tokensPerCase: 0,
     thresholds: [{ name: 'minPassRate', limit: 0.9, actual: passRate, passed }],
     passed,
     cached: 0,
