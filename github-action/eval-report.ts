@@ -35,6 +35,11 @@ function passDelta(d: EvaluationDelta): string {
   return points === 0 ? ' (±0)' : ` (${points > 0 ? '+' : '−'}${Math.abs(points)} pts)`;
 }
 
+/** The head ran and missed a threshold. */
+export function headFailed(d: EvaluationDelta): boolean {
+  return 'report' in d.head && !d.head.report.passed;
+}
+
 /** passed, FAILED with the thresholds missed, or not run and why. */
 export function verdictOf(side: EvalSide): string {
   if ('skipped' in side) return `not run: ${side.skipped}`;
@@ -128,7 +133,7 @@ export function evaluationMarkdown(deltas: readonly EvaluationDelta[], projectio
 
 /** `failure` when the head misses a threshold, `neutral` when an evaluation could not run or a projection is over its tenant's budget, else undefined (no say). */
 export function evaluationConclusion(deltas: readonly EvaluationDelta[], projections: readonly CostProjection[] = []): 'failure' | 'neutral' | undefined {
-  if (deltas.some((d) => 'report' in d.head && !d.head.report.passed)) return 'failure';
+  if (deltas.some(headFailed)) return 'failure';
   if (deltas.some((d) => 'skipped' in d.head)) return 'neutral';
   if (projections.some((p) => p.monthlyBudgetUsd !== undefined && p.headMonthlyUsd > p.monthlyBudgetUsd)) return 'neutral';
   return undefined;

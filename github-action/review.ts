@@ -10,7 +10,7 @@
 import { COMPILER_VERSION, formatSarif, planRefs, type Plan } from '../compiler/index.js';
 import type { Diagnostic } from '../schema/index.js';
 import type { ActionContext } from './context.js';
-import { evaluationConclusion, reportMarkdown, verdictOf } from './eval-report.js';
+import { evaluationConclusion, headFailed, reportMarkdown, verdictOf } from './eval-report.js';
 import { evaluateChanges, scoresDirIn, type EvaluationDelta } from './evaluate.js';
 import { projectCosts, type CostProjection } from './projection.js';
 
@@ -96,7 +96,7 @@ function titleOf(plan: Plan, deltas: readonly EvaluationDelta[]): string {
   const errors = plan.diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = plan.diagnostics.filter((d) => d.severity === 'warning').length;
   const n = (k: number, word: string) => `${k} ${word}${k === 1 ? '' : 's'}`;
-  const failed = deltas.filter((d) => 'report' in d.head && !d.head.report.passed).length;
+  const failed = deltas.filter(headFailed).length;
   const evals = deltas.length === 0 ? '' : ` · ${n(deltas.length, 'evaluation')}, ${failed} failed`;
   return `${n(errors, 'error')}, ${n(warnings, 'warning')} · ${n(plan.changes.length, 'object')} changed${evals}`;
 }

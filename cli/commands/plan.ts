@@ -1,6 +1,6 @@
 /** `beacon plan --base REF --head REF [--repo PATH] [path] [--format text|json|markdown] [--evaluate]` */
 import type { Command } from 'commander';
-import { formatText, planRefs, planText } from '../../compiler/index.js';
+import { formatText, planMarkdown, planRefs, planText } from '../../compiler/index.js';
 import type { EvaluationDelta } from '../../github-action/index.js';
 import { action, EXIT, formatOption, pathFromHere, write } from '../common.js';
 import { MSG } from '../messages.js';
@@ -29,12 +29,12 @@ export function registerPlan(program: Command): void {
           ...(opts.cache ? {} : { cacheDir: false as const }),
         });
         if (cacheError !== undefined) process.stderr.write(`${MSG.cacheNotWritten(cacheError)}\n`);
-        // The Action's report (and through it the runtime) is loaded only when asked for: plain `beacon plan` stays quick to start.
-        const report = await import('../../github-action/index.js');
+        // The Action's report (and through it the runtime) is loaded only with --evaluate: plain `beacon plan` stays quick to start.
+        const report = opts.evaluate === true ? await import('../../github-action/index.js') : undefined;
         const deltas: EvaluationDelta[] =
-          opts.evaluate === true ? await report.evaluateChanges({ project, head, planned: base, baseSha: opts.base, scoresDir: report.scoresDirIn(project.repoRoot) }) : [];
-        if (opts.format === 'json') write(JSON.stringify({ version: 1, ...plan, ...(opts.evaluate === true ? { evaluations: deltas } : {}) }));
-        else if (opts.format === 'markdown') write(report.reportMarkdown(plan, deltas));
+          report !== undefined ? await report.evaluateChanges({ project, head, planned: base, baseSha: opts.base, scoresDir: report.scoresDirIn(project.repoRoot) }) : [];
+        if (opts.format === 'json') write(JSON.stringify({ version: 1, ...plan, ...(report !== undefined ? { evaluations: deltas } : {}) }));
+        else if (opts.format === 'markdown') write(report !== undefined ? report.reportMarkdown(plan, deltas) : planMarkdown(plan));
         else {
           const errors = plan.diagnostics.filter((d) => d.severity !== 'info');
           if (errors.length > 0)
@@ -48,9 +48,9 @@ export function registerPlan(program: Command): void {
               }),
             );
           write(planText(plan));
-          if (deltas.length > 0) write(`\n${report.evaluationMarkdown(deltas)}`);
+          if (report !== undefined && deltas.length > 0) write(`\n${report.evaluationMarkdown(deltas)}`);
         }
-        return plan.ok && report.evaluationConclusion(deltas) !== 'failure' ? EXIT.ok : EXIT.findings;
+        return plan.ok && report?.evaluationConclusion(deltas) !== 'failure' ? EXIT.ok : EXIT.findings;
       }),
     );
 }

@@ -78909,6 +78909,9 @@ function passDelta(d) {
   const points = Math.round((h.passRate - b.passRate) * 1e3) / 10;
   return points === 0 ? " (±0)" : ` (${points > 0 ? "+" : "−"}${Math.abs(points)} pts)`;
 }
+function headFailed(d) {
+  return "report" in d.head && !d.head.report.passed;
+}
 function verdictOf(side) {
   if ("skipped" in side)
     return `not run: ${side.skipped}`;
@@ -78992,7 +78995,7 @@ function evaluationMarkdown(deltas, projections = []) {
   ].join("\n");
 }
 function evaluationConclusion(deltas, projections = []) {
-  if (deltas.some((d) => "report" in d.head && !d.head.report.passed))
+  if (deltas.some(headFailed))
     return "failure";
   if (deltas.some((d) => "skipped" in d.head))
     return "neutral";
@@ -95880,7 +95883,7 @@ function titleOf(plan2, deltas) {
   const errors = plan2.diagnostics.filter((d) => d.severity === "error").length;
   const warnings = plan2.diagnostics.filter((d) => d.severity === "warning").length;
   const n = (k, word) => `${k} ${word}${k === 1 ? "" : "s"}`;
-  const failed = deltas.filter((d) => "report" in d.head && !d.head.report.passed).length;
+  const failed = deltas.filter(headFailed).length;
   const evals = deltas.length === 0 ? "" : ` · ${n(deltas.length, "evaluation")}, ${failed} failed`;
   return `${n(errors, "error")}, ${n(warnings, "warning")} · ${n(plan2.changes.length, "object")} changed${evals}`;
 }
